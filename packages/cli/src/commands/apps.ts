@@ -1,0 +1,143 @@
+import { readFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import { parse as parseYaml, YAMLParseError } from 'yaml';
+import { CliError, query } from '../client.ts';
+import { action, ctxOf, examples } from '../context.ts';
+import { emit, table } from '../output.ts';
+
+/** The parts of an app the CLI prints. */
+export type AppView = {
+  name: string;
+  owner: string;
+  department: string | null;
+  state: string;
+  tier: string;
+  revision: number;
+  manifest: Record<string, unknown>;
+  assessment: { score: number; tier: string; rulesVersion: string; factors: { id: string; points: number; explanation: string }[] };
+  approval: { required: { specialty: string | null }[]; missing: { specialty: string | null }[]; reviews: { reviewer: string; decision: string; specialty: string | null; comment: string | null; at: string; revision: number }[] };
+};
+
+const slot = (s: { specialty: string | null }) => `${s.specialty ?? 'any'} review`;
+
+/** The human view of one app: tier with its factors, and where approval stands. */
+export function describeApp(app: AppView): string {
+  const lines = [
+    `${app.name}  (${app.state.replace('_', ' ')})`,
+    `owner:      ${app.owner}   department: ${app.department ?? '-'}   revision: ${app.revision}`,
+    `risk:       ${app.tier} (score ${app.assessment.score}/100, rules ${app.assessment.rulesVersion})`,
+    ...app.assessment.factors.map((f) => `  +${String(f.points).padStart(2)}  ${f.explanation}`),
+  ];
+  if (app.approval.required.length === 0) lines.push('approval:   none needed (low risk: approved by policy)');
+  else lines.push(`approval:   needs ${app.approval.required.map(slot).join(' and ')}`);
+  if (app.state === 'pending_review' && app.approval.missing.length > 0)
+    lines.push(`waiting for: ${app.approval.missing.map(slot).join(' and ')}`);
+  for (const r of app.approval.reviews.filter((x) => x.revision === app.revision))
+    lines.push(`  ${r.at.slice(0, 16).replace('T', ' ')}  ${r.decision}  by ${r.reviewer}${r.specialty ? ` (${r.specialty})` : ''}${r.comment ? `: ${r.comment}` : ''}`);
+  return lines.join('\n');
+}
+
+function readManifest(file: string): { body: string; contentType: string } {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    throw new CliError(`cannot read ${file}; run this in your app's folder or pass --file path/to/microapp.yaml`, { exitCode: 2 });
+  }
+  if (/\.json$/i.test(file)) return { body: text, contentType: 'application/json' };
+  try {
+    // Parse locally first so a YAML mistake is reported with its line before anything is sent.
+    parseYaml(text, { uniqueKeys: true, schema: 'core' });
+  } catch (error) {
+    const pos = error instanceof YAMLParseError && error.linePos ? `${file}:${error.linePos[0].line}:${error.linePos[0].col}: ` : `${file}: `;
+    throw new CliError(`${pos}${(error as Error).message.split('\n')[0]}`, { exitCode: 2 });
+  }
+  return { body: text, contentType: 'application/yaml' };
+}
+
+export function registerAppCommands(program: Command) {
+  examples(
+    program
+      .command('register')
+      .description('register your app from microapp.yaml (or re-register it after a change); prints its risk tier and why')
+      .option('-f, --file <file>', 'the manifest', 'microapp.yaml')
+      .action(
+        action(async (flags: { file: string }, command: Command) => {
+          const ctx = ctxOf(command);
+          const { body, contentType } = readManifest(flags.file);
+          const res = await ctx.client.post<{ outcome: string; reReview: boolean; app: AppView }>('/api/v1/apps', body, { contentType });
+          emit(ctx.json, res, () => {
+            const head =
+              res.outcome === 'created'
+                ? `Registered ${res.app.name}.`
+                : res.outcome === 'unchanged'
+                  ? `${res.app.name} is already registered with this manifest.`
+                  : `Updated ${res.app.name} to revision ${res.app.revision}${res.reReview ? '; the change needs a new review' : ''}.`;
+            return `${head}\n\n${describeApp(res.app)}`;
+          });
+        }),
+      ),
+    ['microapp register', 'microapp register --file apps/recon/microapp.yaml --json'],
+  );
+
+  const apps = program.command('apps').description('the app catalog');
+  examples(
+    apps
+      .command('list')
+      .description('list and search apps you can see')
+      .option('-q, --query <text>', 'search names and manifests')
+      .option('--owner <email>')
+      .option('--department <department>')
+      .option('--tier <tier>', 'low, medium or high')
+      .option('--state <state>', 'pending_review, approved, rejected or changes_requested')
+      .option('--data-class <class>', 'e.g. pii')
+      .option('--limit <n>', 'page size (1-200)', (v) => Number(v), 50)
+      .option('--cursor <cursor>', 'continue from a previous page')
+      .option('--all', 'follow every page')
+      .action(
+        action(async (flags: Record<string, string | number | boolean | undefined>, command: Command) => {
+          const ctx = ctxOf(command);
+          const items: AppView[] = [];
+          let cursor = flags.cursor as string | undefined;
+          for (;;) {
+            const page = await ctx.client.get<{ items: AppView[]; nextCursor: string | null }>(
+              `/api/v1/apps${query({
+                q: flags.query as string,
+                owner: flags.owner as string,
+                department: flags.department as string,
+                tier: flags.tier as string,
+                state: flags.state as string,
+                dataClass: flags.dataClass as string,
+                limit: flags.limit as number,
+                cursor,
+              })}`,
+            );
+            items.push(...page.items);
+            cursor = page.nextCursor ?? undefined;
+            if (!flags.all || !cursor) break;
+          }
+          emit(ctx.json, { items, nextCursor: cursor ?? null }, () =>
+            table(
+              ['NAME', 'TIER', 'STATE', 'OWNER', 'DEPARTMENT', 'DATA'],
+              items.map((a) => [a.name, a.tier, a.state, a.owner, a.department ?? '-', ((a.manifest.dataClasses as string[]) ?? []).join(',')]),
+            ) + (cursor ? `\n(more: --cursor ${cursor})` : ''),
+          );
+        }),
+      ),
+    ['microapp apps list --tier high --state pending_review', 'microapp apps list --data-class pii --all --json'],
+  );
+
+  examples(
+    apps
+      .command('show <name>')
+      .description('one app with its risk factors and approval status')
+      .action(
+        action(async (name: string, _flags: unknown, command: Command) => {
+          const ctx = ctxOf(command);
+          const app = await ctx.client.get<AppView>(`/api/v1/apps/${encodeURIComponent(name)}`);
+          emit(ctx.json, app, () => describeApp(app));
+        }),
+      ),
+    ['microapp apps show bank-reconciliation'],
+  );
+}

@@ -1,0 +1,71 @@
+import { mkdirSync } from 'node:fs';
+import type { Command } from 'commander';
+import { CliError } from '../client.ts';
+import { action, examples } from '../context.ts';
+
+function port(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new CliError(`not a port number: ${value}`, { exitCode: 2 });
+  return n;
+}
+
+type ServerFlags = { dev?: boolean; port?: number; host?: string; dataDir?: string; config?: string; devIdpPort?: number };
+
+async function config(flags: ServerFlags) {
+  const { ConfigError, loadConfig } = await import('@microapp/server');
+  try {
+    return loadConfig(flags, process.env);
+  } catch (error) {
+    if (error instanceof ConfigError) throw new CliError(error.message, { exitCode: 2 });
+    throw error;
+  }
+}
+
+export function registerServerCommands(program: Command) {
+  const server = program
+    .command('server')
+    .description('run the microapp platform server')
+    .option('--dev', 'local trial: SQLite under ./.microapp and a built-in identity provider with seeded users')
+    .option('--port <port>', 'HTTP port (env MICROAPP_PORT, default 8080)', port)
+    .option('--host <host>', 'address to listen on (env MICROAPP_HOST, default 127.0.0.1)')
+    .option('--data-dir <dir>', 'where data lives (env MICROAPP_DATA_DIR, default ./.microapp)')
+    .option('--config <file>', 'JSON config file (env MICROAPP_CONFIG)')
+    .option('--dev-idp-port <port>', 'port of the built-in identity provider in --dev (default 8081)', port)
+    .action(
+      action(async (flags: ServerFlags) => {
+        const { startServer } = await import('@microapp/server');
+        const running = await startServer(await config(flags));
+        process.stderr.write(
+          `microapp ${flags.dev ? '(dev) ' : ''}listening on ${running.url}` +
+            (running.devIdp ? `\n  development sign-in at ${running.devIdp.issuer}; try: microapp login --dev-user alice@example.com\n` : '\n'),
+        );
+        const stop = async () => {
+          await running.close();
+          process.exit(0);
+        };
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+      }),
+    );
+  examples(server, ['microapp server --dev', 'DATABASE_URL=postgres://localhost/microapp microapp server --config /etc/microapp.json']);
+
+  const migrate = server
+    .command('migrate')
+    .description('apply pending database migrations (forward-only) and exit')
+    .option('--data-dir <dir>', 'where the SQLite file lives when DATABASE_URL is not set')
+    .action(
+      action(async (flags: { dataDir?: string }) => {
+        const { loadConfig, migrateToLatest, openDatabase } = await import('@microapp/server');
+        const cfg = loadConfig({ dev: true, dataDir: flags.dataDir }, process.env);
+        if (cfg.database.kind === 'sqlite') mkdirSync(cfg.dataDir, { recursive: true, mode: 0o700 });
+        const db = openDatabase(cfg.database);
+        try {
+          const applied = await migrateToLatest(db);
+          process.stdout.write(applied.length ? `applied: ${applied.join(', ')}\n` : 'database is up to date\n');
+        } finally {
+          await db.destroy();
+        }
+      }),
+    );
+  examples(migrate, ['DATABASE_URL=postgres://localhost/microapp microapp server migrate']);
+}

@@ -1,0 +1,38 @@
+import { Command } from 'commander';
+import { version } from '../../server/src/version.ts';
+import { registerApprovalCommands } from './commands/approvals.ts';
+import { registerAppCommands } from './commands/apps.ts';
+import { registerAuditCommands } from './commands/audit.ts';
+import { registerAuthCommands } from './commands/auth.ts';
+import { registerServerCommands } from './commands/server.ts';
+import { registerTokenCommands } from './commands/tokens.ts';
+
+const program = new Command('microapp')
+  .description('Ship small single-purpose apps, governed: register, approve, build, run, retire.')
+  .version(version)
+  .option('--server <url>', 'platform URL (env MICROAPP_SERVER, default http://localhost:8080)')
+  .option('--json', 'machine-readable output')
+  .showHelpAfterError('(run with --help for usage)')
+  .addHelpText(
+    'after',
+    `
+Getting started:
+  $ microapp server --dev                       # in one terminal
+  $ microapp login --dev-user alice@example.com
+  $ microapp register --file microapp.yaml
+  $ microapp apps show my-app`,
+  );
+
+registerServerCommands(program);
+registerAuthCommands(program);
+registerAppCommands(program);
+registerApprovalCommands(program);
+registerAuditCommands(program);
+registerTokenCommands(program);
+
+program.exitOverride((error) => {
+  // Usage mistakes exit 2; --help and --version exit 0.
+  process.exit(error.exitCode === 0 ? 0 : 2);
+});
+
+await program.parseAsync(process.argv);

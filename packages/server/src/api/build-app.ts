@@ -1,0 +1,78 @@
+import fastifyCookie from '@fastify/cookie';
+import fastifySwagger from '@fastify/swagger';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import { parse as parseYaml, YAMLParseError } from 'yaml';
+import { AppError } from '../errors.ts';
+import { newId } from '../ids.ts';
+import { installAuth } from './auth-hook.ts';
+import { installErrorHandling } from './error-handler.ts';
+import { validatorCompiler } from './validators.ts';
+import type { LoginService } from '../modules/identity/login-service.ts';
+import type { TokenService } from '../modules/tokens/token-service.ts';
+
+export const bodyLimit = 1024 * 1024;
+
+/** The bare HTTP application: parsing, validation, authentication, errors, headers and OpenAPI; no routes. */
+export async function buildHttpApp(deps: {
+  logger: FastifyBaseLogger;
+  tokens: Pick<TokenService, 'authenticate'>;
+  login: Pick<LoginService, 'sessionPrincipal'>;
+  version: string;
+}): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: deps.logger,
+    bodyLimit,
+    genReqId: () => newId('request'),
+    requestIdHeader: false,
+    return503OnClosing: true,
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
+    ajv: { customOptions: { removeAdditional: false } },
+  });
+  app.setValidatorCompiler(validatorCompiler);
+
+  app.addContentTypeParser(
+    ['application/yaml', 'application/x-yaml', 'text/yaml'],
+    { parseAs: 'string', bodyLimit },
+    (_request, body, done) => {
+      try {
+        const value = parseYaml(body as string, { uniqueKeys: true, maxAliasCount: 100, schema: 'core', prettyErrors: true });
+        done(null, value);
+      } catch (error) {
+        const where = error instanceof YAMLParseError && error.linePos ? ` at line ${error.linePos[0].line}, column ${error.linePos[0].col}` : '';
+        done(new AppError('bad_request', `the YAML body is not valid${where}: ${(error as Error).message.split('\n')[0]}`), undefined);
+      }
+    },
+  );
+
+  await app.register(fastifyCookie);
+  await app.register(fastifySwagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'microapp API',
+        version: deps.version,
+        description: 'Register, approve, build, run and retire governed micro apps. Errors are RFC 9457 problem+json.',
+      },
+      components: {
+        securitySchemes: {
+          bearer: { type: 'http', scheme: 'bearer', description: 'An API token (mat_…) from `microapp login` or POST /api/v1/tokens' },
+          session: { type: 'apiKey', in: 'cookie', name: 'microapp_session' },
+        },
+      },
+      security: [{ bearer: [] }, { session: [] }],
+    },
+  });
+
+  installErrorHandling(app);
+  installAuth(app, deps);
+
+  app.addHook('onSend', async (_request, reply) => {
+    reply.header('x-content-type-options', 'nosniff');
+    reply.header('referrer-policy', 'no-referrer');
+    reply.header('x-frame-options', 'DENY');
+    reply.header('cache-control', reply.getHeader('cache-control') ?? 'no-store');
+    reply.header('content-security-policy', "default-src 'self'; frame-ancestors 'none'");
+  });
+
+  return app;
+}

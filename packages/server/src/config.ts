@@ -1,0 +1,178 @@
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { type DatabaseOptions, databaseOptionsFrom } from './db/database.ts';
+import type { Role, Specialty } from './modules/identity/principal.ts';
+import { roles, specialties } from './modules/identity/principal.ts';
+
+/** What an IdP group grants. */
+export type GroupGrant = { roles: Role[]; specialties: Specialty[] };
+
+export type OidcSettings = {
+  issuer: string;
+  clientId: string;
+  clientSecret: string;
+  groupsClaim: string;
+  departmentClaim: string;
+  groupRoles: Record<string, GroupGrant>;
+};
+
+/** Everything the server needs to start; built once by `loadConfig` and passed down. */
+export type ServerConfig = {
+  dev: boolean;
+  host: string;
+  port: number;
+  publicUrl: string | null;
+  dataDir: string;
+  database: DatabaseOptions;
+  devIdpPort: number;
+  /** null in dev mode: the embedded IdP fills it in once it listens. */
+  oidc: OidcSettings | null;
+  sessionTtlHours: number;
+  logLevel: string;
+};
+
+/** Flags from the command line; each wins over the environment, which wins over the config file. */
+export type ConfigFlags = {
+  dev?: boolean;
+  host?: string;
+  port?: number;
+  dataDir?: string;
+  config?: string;
+  devIdpPort?: number;
+};
+
+/** Thrown when the server cannot start; the message lists every problem and how to fix it. */
+export class ConfigError extends Error {
+  constructor(problems: string[]) {
+    super(`microapp server cannot start:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+type FileConfig = {
+  host?: string;
+  port?: number;
+  publicUrl?: string;
+  dataDir?: string;
+  databaseUrl?: string;
+  sessionTtlHours?: number;
+  oidc?: Partial<OidcSettings>;
+};
+
+function readConfigFile(path: string | undefined, problems: string[]): FileConfig {
+  if (!path) return {};
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as FileConfig;
+  } catch (error) {
+    problems.push(`config file ${path} could not be read as JSON: ${(error as Error).message}`);
+    return {};
+  }
+}
+
+function parsePort(value: string | number | undefined, name: string, problems: string[]): number | undefined {
+  if (value === undefined || value === '') return undefined;
+  const port = Number(value);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    problems.push(`${name} must be a port number from 0 to 65535, got "${value}"`);
+    return undefined;
+  }
+  return port;
+}
+
+/** The group mapping used by the embedded development IdP's seeded users. */
+export const devGroupRoles: Record<string, GroupGrant> = {
+  'microapp-creators': { roles: ['creator'], specialties: [] },
+  'microapp-security-reviewers': { roles: ['reviewer'], specialties: ['security'] },
+  'microapp-compliance-reviewers': { roles: ['reviewer'], specialties: ['compliance'] },
+  'microapp-admins': { roles: ['admin'], specialties: [] },
+  'microapp-auditors': { roles: ['auditor'], specialties: [] },
+};
+
+function parseGroupRoles(raw: unknown, problems: string[]): Record<string, GroupGrant> | undefined {
+  if (raw === undefined) return undefined;
+  let value = raw;
+  if (typeof raw === 'string') {
+    try {
+      value = JSON.parse(raw);
+    } catch {
+      problems.push('MICROAPP_OIDC_GROUP_ROLES must be JSON, e.g. {"okta-finance-builders":{"roles":["creator"]}}');
+      return undefined;
+    }
+  }
+  if (!value || typeof value !== 'object') {
+    problems.push('the group-to-role mapping must be an object of group name to {roles, specialties}');
+    return undefined;
+  }
+  const out: Record<string, GroupGrant> = {};
+  for (const [group, grant] of Object.entries(value as Record<string, Partial<GroupGrant>>)) {
+    const r = grant?.roles ?? [];
+    const s = grant?.specialties ?? [];
+    const badRole = r.find((x) => !(roles as readonly string[]).includes(x));
+    const badSpecialty = s.find((x) => !(specialties as readonly string[]).includes(x));
+    if (badRole) problems.push(`group "${group}" maps to unknown role "${badRole}" (known: ${roles.join(', ')})`);
+    if (badSpecialty)
+      problems.push(`group "${group}" maps to unknown specialty "${badSpecialty}" (known: ${specialties.join(', ')})`);
+    out[group] = { roles: r, specialties: s };
+  }
+  return out;
+}
+
+/**
+ * Builds the server configuration from flags, environment and an optional JSON config file.
+ * @example loadConfig({ dev: true, port: 0 }, process.env)
+ */
+export function loadConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv): ServerConfig {
+  const problems: string[] = [];
+  const file = readConfigFile(flags.config ?? env.MICROAPP_CONFIG, problems);
+  const dev = flags.dev ?? env.MICROAPP_DEV === '1';
+  const dataDir = resolve(flags.dataDir ?? env.MICROAPP_DATA_DIR ?? file.dataDir ?? './.microapp');
+  const port = flags.port ?? parsePort(env.MICROAPP_PORT, 'MICROAPP_PORT', problems) ?? file.port ?? 8080;
+  const devIdpPort = flags.devIdpPort ?? parsePort(env.MICROAPP_DEV_IDP_PORT, 'MICROAPP_DEV_IDP_PORT', problems) ?? 8081;
+  const host = flags.host ?? env.MICROAPP_HOST ?? file.host ?? '127.0.0.1';
+  const databaseUrl = env.DATABASE_URL ?? file.databaseUrl;
+  const sessionTtlHours = Number(env.MICROAPP_SESSION_TTL_HOURS ?? file.sessionTtlHours ?? 12);
+  if (!Number.isFinite(sessionTtlHours) || sessionTtlHours <= 0 || sessionTtlHours > 24 * 30)
+    problems.push('MICROAPP_SESSION_TTL_HOURS must be between 0 and 720');
+
+  let oidc: OidcSettings | null = null;
+  if (!dev) {
+    const f = file.oidc ?? {};
+    const issuer = env.MICROAPP_OIDC_ISSUER ?? f.issuer;
+    const clientId = env.MICROAPP_OIDC_CLIENT_ID ?? f.clientId;
+    const clientSecret = env.MICROAPP_OIDC_CLIENT_SECRET ?? f.clientSecret;
+    const groupRoles = parseGroupRoles(env.MICROAPP_OIDC_GROUP_ROLES ?? f.groupRoles, problems);
+    if (!issuer) problems.push('no OIDC issuer: set MICROAPP_OIDC_ISSUER (or oidc.issuer in the config file)');
+    if (!clientId) problems.push('no OIDC client id: set MICROAPP_OIDC_CLIENT_ID (or oidc.clientId)');
+    if (!clientSecret) problems.push('no OIDC client secret: set MICROAPP_OIDC_CLIENT_SECRET (or oidc.clientSecret)');
+    if (!groupRoles || Object.keys(groupRoles).length === 0)
+      problems.push(
+        'no group-to-role mapping: set MICROAPP_OIDC_GROUP_ROLES, e.g. {"finance-builders":{"roles":["creator"]}}',
+      );
+    if (problems.length === 0) {
+      oidc = {
+        issuer: issuer!,
+        clientId: clientId!,
+        clientSecret: clientSecret!,
+        groupsClaim: env.MICROAPP_OIDC_GROUPS_CLAIM ?? f.groupsClaim ?? 'groups',
+        departmentClaim: env.MICROAPP_OIDC_DEPARTMENT_CLAIM ?? f.departmentClaim ?? 'department',
+        groupRoles: groupRoles!,
+      };
+    }
+  }
+  if (problems.length > 0) {
+    if (!dev) problems.push('or run `microapp server --dev` for a local trial with a built-in identity provider');
+    throw new ConfigError(problems);
+  }
+  return {
+    dev,
+    host,
+    port,
+    publicUrl: env.MICROAPP_PUBLIC_URL ?? file.publicUrl ?? null,
+    dataDir,
+    database: databaseOptionsFrom(databaseUrl, resolve(dataDir, 'microapp.sqlite')),
+    devIdpPort,
+    oidc,
+    sessionTtlHours,
+    logLevel: env.MICROAPP_LOG_LEVEL ?? 'info',
+  };
+}

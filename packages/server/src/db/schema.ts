@@ -1,0 +1,130 @@
+
+
+/** Tables and columns, shared by both dialects. JSON is stored as text, timestamps as ISO-8601 UTC text. */
+export interface Database {
+  users: UsersTable;
+  sessions: SessionsTable;
+  login_requests: LoginRequestsTable;
+  cli_codes: CliCodesTable;
+  api_tokens: ApiTokensTable;
+  apps: AppsTable;
+  app_data_classes: AppDataClassesTable;
+  risk_assessments: RiskAssessmentsTable;
+  review_decisions: ReviewDecisionsTable;
+  audit_events: AuditEventsTable;
+}
+
+export interface UsersTable {
+  id: string;
+  subject: string;
+  email: string;
+  name: string;
+  department: string | null;
+  roles: string;
+  specialties: string;
+  created_at: string;
+  last_login_at: string | null;
+}
+
+export interface SessionsTable {
+  id_hash: string;
+  user_id: string;
+  csrf_token: string;
+  created_at: string;
+  expires_at: string;
+  revoked_at: string | null;
+}
+
+export interface LoginRequestsTable {
+  state: string;
+  code_verifier: string;
+  nonce: string;
+  return_to: string;
+  cli_redirect: string | null;
+  cli_challenge: string | null;
+  cli_state: string | null;
+  created_at: string;
+  expires_at: string;
+}
+
+export interface CliCodesTable {
+  code_hash: string;
+  user_id: string;
+  challenge: string;
+  created_at: string;
+  expires_at: string;
+  used_at: string | null;
+}
+
+export interface ApiTokensTable {
+  id: string;
+  user_id: string;
+  name: string;
+  token_hash: string;
+  scopes: string;
+  created_at: string;
+  expires_at: string;
+  revoked_at: string | null;
+  last_used_at: string | null;
+}
+
+export interface AppsTable {
+  id: string;
+  name: string;
+  owner: string;
+  registered_by: string;
+  department: string | null;
+  state: string;
+  tier: string;
+  revision: number;
+  manifest: string;
+  assessment_id: string;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface AppDataClassesTable {
+  app_id: string;
+  data_class: string;
+}
+
+export interface RiskAssessmentsTable {
+  id: string;
+  app_id: string;
+  revision: number;
+  score: number;
+  tier: string;
+  factors: string;
+  inputs: string;
+  rules_version: string;
+  created_at: string;
+}
+
+export interface ReviewDecisionsTable {
+  id: string;
+  app_id: string;
+  revision: number;
+  reviewer_id: string;
+  reviewer_email: string;
+  specialty: string | null;
+  decision: string;
+  comment: string | null;
+  created_at: string;
+}
+
+export interface AuditEventsTable {
+  seq: number | string;
+  id: string;
+  occurred_at: string;
+  actor: string;
+  action: string;
+  target_type: string;
+  target: string;
+  reason: string | null;
+  request_id: string | null;
+  source_ip: string | null;
+  summary: string;
+  prev_hash: string;
+  hash: string;
+}
+

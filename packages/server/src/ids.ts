@@ -1,0 +1,35 @@
+import { randomBytes } from 'node:crypto';
+
+/** Kinds of id; the prefix tells a reader what an id names. */
+export const idPrefixes = {
+  app: 'app',
+  assessment: 'ras',
+  review: 'rev',
+  user: 'usr',
+  token: 'tok',
+  event: 'evt',
+  session: 'ses',
+  request: 'req',
+} as const;
+
+export type IdKind = keyof typeof idPrefixes;
+
+const alphabet = '0123456789abcdefghijklmnopqrstuvwxyz';
+
+/** A new id such as `app_3k9x…`: the kind's prefix and 20 random base-36 characters (~103 bits). */
+export function newId(kind: IdKind): string {
+  const bytes = randomBytes(20);
+  let out = '';
+  for (const b of bytes) out += alphabet[b % 36];
+  return `${idPrefixes[kind]}_${out}`;
+}
+
+/** A random secret in base64url, for tokens, session ids and one-time codes. */
+export function randomSecret(bytes = 32): string {
+  return randomBytes(bytes).toString('base64url');
+}
+
+/** The current time as a UTC ISO-8601 string, the form every timestamp is stored in. */
+export function nowIso(): string {
+  return new Date().toISOString();
+}

@@ -1,0 +1,59 @@
+import { Type } from '@sinclair/typebox';
+import type { FastifyInstance } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { Kysely } from 'kysely';
+import { principalOf } from '../../api/auth-hook.ts';
+import type { Database } from '../../db/schema.ts';
+import { anyUser, rolesOnly } from '../identity/access.ts';
+import { hasRole } from '../identity/principal.ts';
+import type { AuditService } from './audit-service.ts';
+
+/** Read the audit trail (auditors and admins: all; creators: their own apps') and verify its chain. */
+export function registerAuditRoutes(fastify: FastifyInstance, deps: { db: Kysely<Database>; audit: AuditService }) {
+  const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
+  const { audit, db } = deps;
+
+  app.get(
+    '/api/v1/audit/events',
+    {
+      config: { access: anyUser('audit:read') },
+      schema: {
+        tags: ['audit'],
+        summary: 'Audit events in chain order; page with after=<seq of the last event>',
+        querystring: Type.Object(
+          {
+            since: Type.Optional(Type.String({ format: 'date-time' })),
+            after: Type.Optional(Type.Integer({ minimum: 0 })),
+            limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 200 })),
+          },
+          { additionalProperties: false },
+        ),
+      },
+    },
+    async (request) => {
+      const p = principalOf(request);
+      const limit = request.query.limit ?? 200;
+      let targets: { type: string; names: string[] } | undefined;
+      if (!hasRole(p, 'auditor', 'admin')) {
+        const own = await db
+          .selectFrom('apps')
+          .select('name')
+          .where((eb) => eb.or([eb('owner', '=', p.email), eb('registered_by', '=', p.userId)]))
+          .execute();
+        targets = { type: 'app', names: own.map((r) => r.name) };
+      }
+      const since = request.query.since ? new Date(request.query.since).toISOString() : undefined;
+      const items = await audit.list({ afterSeq: request.query.after, since, limit, targets });
+      return { items, next: items.length === limit ? items.at(-1)!.seq : null };
+    },
+  );
+
+  app.get(
+    '/api/v1/audit/verify',
+    {
+      config: { access: rolesOnly(['auditor', 'admin'], 'audit:read') },
+      schema: { tags: ['audit'], summary: 'Check the whole hash chain; names the first event that does not fit' },
+    },
+    async () => audit.verify(),
+  );
+}

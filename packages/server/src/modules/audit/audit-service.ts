@@ -1,0 +1,145 @@
+import { type Kysely, type Transaction, sql } from 'kysely';
+import type { Dialect } from '../../db/database.ts';
+import type { AuditEventsTable, Database } from '../../db/schema.ts';
+import { newId, nowIso } from '../../ids.ts';
+import { type ChainedEvent, checkLink, genesisHash, hashEvent } from './audit-chain.ts';
+
+/** Who did something and from where; every governed change carries one. */
+export type AuditContext = { actor: string; requestId?: string; sourceIp?: string };
+
+/** What happened, to what, and a summary that never holds a secret. */
+export type AuditInput = {
+  action: string;
+  targetType: string;
+  target: string;
+  reason?: string | null;
+  summary?: Record<string, unknown>;
+};
+
+/** An audit event as the API returns it. */
+export type AuditEvent = ChainedEvent & { hash: string };
+
+export type VerifyResult =
+  | { ok: true; checked: number; head: string }
+  | { ok: false; checked: number; broken: { seq: number; id: string | null; reason: string } };
+
+// Key names that would carry a credential. A summary is built field by field, so this only trips on a bug.
+const secretKey = /(secret|password|token|credential|cookie|authorization)s?$/i;
+
+function assertNoSecrets(value: unknown, path = 'summary'): void {
+  if (value === null || typeof value !== 'object') return;
+  for (const [key, inner] of Object.entries(value)) {
+    if (secretKey.test(key)) throw new Error(`audit ${path}.${key} looks like a secret and is refused`);
+    assertNoSecrets(inner, `${path}.${key}`);
+  }
+}
+
+function toEvent(row: AuditEventsTable): AuditEvent {
+  return {
+    seq: Number(row.seq),
+    id: row.id,
+    occurredAt: row.occurred_at,
+    actor: row.actor,
+    action: row.action,
+    targetType: row.target_type,
+    target: row.target,
+    reason: row.reason,
+    requestId: row.request_id,
+    sourceIp: row.source_ip,
+    summary: JSON.parse(row.summary) as Record<string, unknown>,
+    prevHash: row.prev_hash,
+    hash: row.hash,
+  };
+}
+
+/** The tamper-evident audit trail: append inside the caller's transaction, read, and verify the chain. */
+export function createAuditService(deps: { db: Kysely<Database>; dialect: Dialect }) {
+  const { db, dialect } = deps;
+
+  /** Appends one event in the given transaction, so it commits or rolls back with the change it records. */
+  async function record(trx: Transaction<Database>, ctx: AuditContext, input: AuditInput): Promise<AuditEvent> {
+    const summary = input.summary ?? {};
+    assertNoSecrets(summary);
+    // Serialize appends so the chain has one head, across server replicas on PostgreSQL.
+    if (dialect === 'postgres') await sql`select pg_advisory_xact_lock(7305561831)`.execute(trx);
+    const last = await trx
+      .selectFrom('audit_events')
+      .select(['seq', 'hash'])
+      .orderBy('seq', 'desc')
+      .limit(1)
+      .executeTakeFirst();
+    const event: ChainedEvent = {
+      seq: last ? Number(last.seq) + 1 : 1,
+      id: newId('event'),
+      occurredAt: nowIso(),
+      actor: ctx.actor,
+      action: input.action,
+      targetType: input.targetType,
+      target: input.target,
+      reason: input.reason ?? null,
+      requestId: ctx.requestId ?? null,
+      sourceIp: ctx.sourceIp ?? null,
+      summary,
+      prevHash: last ? last.hash : genesisHash,
+    };
+    const hash = hashEvent(event);
+    await trx
+      .insertInto('audit_events')
+      .values({
+        seq: event.seq,
+        id: event.id,
+        occurred_at: event.occurredAt,
+        actor: event.actor,
+        action: event.action,
+        target_type: event.targetType,
+        target: event.target,
+        reason: event.reason,
+        request_id: event.requestId,
+        source_ip: event.sourceIp,
+        summary: JSON.stringify(summary),
+        prev_hash: event.prevHash,
+        hash,
+      })
+      .execute();
+    return { ...event, hash };
+  }
+
+  /** Events in chain order after `afterSeq`, optionally since a time and limited to targets. */
+  async function list(query: {
+    afterSeq?: number;
+    since?: string;
+    limit: number;
+    targets?: { type: string; names: string[] };
+  }): Promise<AuditEvent[]> {
+    let q = db.selectFrom('audit_events').selectAll().orderBy('seq', 'asc').limit(query.limit);
+    if (query.afterSeq !== undefined) q = q.where('seq', '>', query.afterSeq);
+    if (query.since) q = q.where('occurred_at', '>=', query.since);
+    if (query.targets) {
+      const { type, names } = query.targets;
+      if (names.length === 0) return [];
+      q = q.where('target_type', '=', type).where('target', 'in', names);
+    }
+    return (await q.execute()).map(toEvent);
+  }
+
+  /** Walks the whole chain in order and names the first event that does not fit. */
+  async function verify(): Promise<VerifyResult> {
+    let previous: { seq: number; hash: string } | null = null;
+    let checked = 0;
+    for (;;) {
+      const page = await list({ afterSeq: previous?.seq ?? 0, limit: 1000 });
+      if (page.length === 0) break;
+      for (const event of page) {
+        const reason = checkLink(event, previous);
+        if (reason) return { ok: false, checked, broken: { seq: event.seq, id: event.id, reason } };
+        previous = { seq: event.seq, hash: event.hash };
+        checked++;
+      }
+    }
+    return { ok: true, checked, head: previous?.hash ?? genesisHash };
+  }
+
+  return { record, list, verify };
+}
+
+export type AuditService = ReturnType<typeof createAuditService>;

@@ -1,0 +1,79 @@
+import { Type } from '@sinclair/typebox';
+import type { FastifyInstance } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { auditContext, principalOf } from '../../api/auth-hook.ts';
+import { StringEnum } from '../../api/schema-helpers.ts';
+import { anyUser, publicRoute, rolesOnly } from '../identity/access.ts';
+import { tiers } from '../risk/risk-rules.ts';
+import { appStates } from './app-view.ts';
+import type { CatalogService } from './catalog-service.ts';
+import { dataClasses, Manifest } from './manifest-schema.ts';
+
+const AppName = Type.String({ pattern: '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$', maxLength: 63 });
+
+/** Register, list and show apps, and publish the manifest's JSON Schema. */
+export function registerCatalogRoutes(fastify: FastifyInstance, deps: { catalog: CatalogService }) {
+  const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
+  const { catalog } = deps;
+
+  app.post(
+    '/api/v1/apps',
+    {
+      config: { access: rolesOnly(['creator', 'admin'], 'apps:write') },
+      schema: {
+        tags: ['catalog'],
+        summary: 'Register an app, or re-register it with a changed manifest (JSON or YAML body)',
+        body: Manifest,
+      },
+    },
+    async (request, reply) => {
+      const outcome = await catalog.register(principalOf(request), request.body, auditContext(request));
+      const status = outcome.kind === 'created' ? 201 : 200;
+      return reply.status(status).send({ outcome: outcome.kind, reReview: outcome.kind === 'updated' && outcome.reReview, app: outcome.app });
+    },
+  );
+
+  app.get(
+    '/api/v1/apps',
+    {
+      config: { access: anyUser('apps:read') },
+      schema: {
+        tags: ['catalog'],
+        summary: 'List and search the catalog, a page at a time',
+        querystring: Type.Object(
+          {
+            q: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
+            owner: Type.Optional(Type.String({ maxLength: 254 })),
+            department: Type.Optional(Type.String({ maxLength: 63 })),
+            tier: Type.Optional(StringEnum(tiers)),
+            state: Type.Optional(StringEnum(appStates)),
+            dataClass: Type.Optional(StringEnum(dataClasses)),
+            limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 200, default: 50 })),
+            cursor: Type.Optional(Type.String({ maxLength: 200 })),
+          },
+          { additionalProperties: false },
+        ),
+      },
+    },
+    async (request) => catalog.list(principalOf(request), { ...request.query, limit: request.query.limit ?? 50 }),
+  );
+
+  app.get(
+    '/api/v1/apps/:name',
+    {
+      config: { access: anyUser('apps:read') },
+      schema: { tags: ['catalog'], summary: 'One app with its risk assessment and approval status', params: Type.Object({ name: AppName }) },
+    },
+    async (request) => catalog.get(principalOf(request), request.params.name),
+  );
+
+  app.get(
+    '/api/v1/schemas/manifest.json',
+    {
+      config: { access: publicRoute('the manifest schema holds no data; editors fetch it') },
+      schema: { tags: ['catalog'], summary: 'JSON Schema of microapp.yaml' },
+    },
+    async (_request, reply) =>
+      reply.type('application/schema+json').send({ $schema: 'http://json-schema.org/draft-07/schema#', ...Manifest }),
+  );
+}

@@ -1,0 +1,229 @@
+import { canonicalJson } from '../../canonical-json.ts';
+import type { Kysely } from 'kysely';
+import type { AppsTable, Database } from '../../db/schema.ts';
+import { AppError, conflict, forbidden, notFound } from '../../errors.ts';
+import { newId, nowIso } from '../../ids.ts';
+import type { AuditContext, AuditService } from '../audit/audit-service.ts';
+import { hasRole, type Principal } from '../identity/principal.ts';
+import { findUserByEmail } from '../identity/users.ts';
+import { type RiskEvaluator, type RiskInput, riskInputOf, tierRank } from '../risk/risk-evaluator.ts';
+import type { Tier } from '../risk/risk-rules.ts';
+import type { AppState, AppView } from './app-view.ts';
+import type { AppFilter, CatalogRepository } from './catalog-repository.ts';
+import type { Manifest } from './manifest-schema.ts';
+
+/** What a registration did, for the caller to report. */
+export type RegistrationOutcome =
+  | { kind: 'created'; app: AppView }
+  | { kind: 'updated'; app: AppView; reReview: boolean }
+  | { kind: 'unchanged'; app: AppView };
+
+/** Whether a principal may see an app: reviewers, admins and auditors see all; creators their department's and their own. */
+export function canView(principal: Principal, app: Pick<AppsTable, 'department' | 'owner' | 'registered_by'>): boolean {
+  if (hasRole(principal, 'reviewer', 'admin', 'auditor')) return true;
+  return (
+    (app.department !== null && app.department === principal.department) ||
+    app.owner === principal.email ||
+    app.registered_by === principal.userId
+  );
+}
+
+const canonicalRisk = (i: RiskInput) => canonicalJson({ ...i, lifetimeDays: i.lifetimeDays > 90 ? 'long' : 'short' });
+
+/** The state a (re-)registration leaves the app in. */
+function nextState(
+  tier: Tier,
+  previous: { state: AppState; tier: Tier; risk: RiskInput } | null,
+  risk: RiskInput,
+): { state: AppState; carried: boolean } {
+  if (tier === 'low') return { state: 'approved', carried: false };
+  if (
+    previous?.state === 'approved' &&
+    tierRank(tier) <= tierRank(previous.tier) &&
+    canonicalRisk(previous.risk) === canonicalRisk(risk)
+  )
+    return { state: 'approved', carried: true };
+  return { state: 'pending_review', carried: false };
+}
+
+/** The catalog: register and re-register apps from their manifests, score their risk, list and show them. */
+export function createCatalogService(deps: {
+  db: Kysely<Database>;
+  repo: CatalogRepository;
+  audit: Pick<AuditService, 'record'>;
+  risk: RiskEvaluator;
+}) {
+  const { db, repo, audit, risk } = deps;
+
+  async function register(principal: Principal, manifest: Manifest, ctx: AuditContext): Promise<RegistrationOutcome> {
+    const owner = manifest.owner.toLowerCase();
+    const isAdmin = hasRole(principal, 'admin');
+    if (!hasRole(principal, 'creator', 'admin')) throw forbidden('only creators and admins can register apps');
+    if (owner !== principal.email && !isAdmin)
+      throw forbidden(`you can register apps you own (owner: ${principal.email}); ask an admin to register one for ${owner}`);
+    const department =
+      owner === principal.email
+        ? principal.department
+        : ((await findUserByEmail(db, owner))?.department ?? manifest.audience?.department ?? null);
+    const assessment = risk.assess(riskInputOf(manifest));
+    const stored: Manifest = { ...manifest, owner };
+    const manifestJson = canonicalJson(stored);
+
+    return db.transaction().execute(async (trx) => {
+      const existing = await repo.findApp(trx, manifest.name, true);
+      if (existing) {
+        const mayChange =
+          existing.owner === principal.email || existing.registered_by === principal.userId || isAdmin;
+        if (!mayChange)
+          throw conflict(`the name ${manifest.name} is taken by another app; choose another name`);
+        if (existing.owner !== owner && !isAdmin)
+          throw forbidden('only an admin can transfer an app to another owner');
+        if (existing.manifest === manifestJson && !['rejected', 'changes_requested'].includes(existing.state))
+          return { kind: 'unchanged' as const, app: await repo.view(trx, existing) };
+      }
+      const now = nowIso();
+      const appId = existing?.id ?? newId('app');
+      const revision = existing ? Number(existing.revision) + 1 : 1;
+      const previous = existing
+        ? {
+            state: existing.state as AppState,
+            tier: existing.tier as Tier,
+            risk: JSON.parse(
+              (await trx
+                .selectFrom('risk_assessments')
+                .select('inputs')
+                .where('id', '=', existing.assessment_id)
+                .executeTakeFirstOrThrow()).inputs,
+            ) as RiskInput,
+          }
+        : null;
+      const { state, carried } = nextState(assessment.tier, previous, assessment.inputs);
+      const assessmentId = newId('assessment');
+      const row = {
+        owner,
+        department,
+        state,
+        tier: assessment.tier,
+        revision,
+        manifest: manifestJson,
+        assessment_id: assessmentId,
+        updated_at: now,
+      };
+      if (existing) {
+        await trx.updateTable('apps').set(row).where('id', '=', appId).execute();
+      } else {
+        await trx
+          .insertInto('apps')
+          .values({ id: appId, name: manifest.name, registered_by: principal.userId, created_at: now, ...row })
+          .execute();
+      }
+      await trx
+        .insertInto('risk_assessments')
+        .values({
+          id: assessmentId,
+          app_id: appId,
+          revision,
+          score: assessment.score,
+          tier: assessment.tier,
+          factors: JSON.stringify(assessment.factors),
+          inputs: JSON.stringify(assessment.inputs),
+          rules_version: assessment.rulesVersion,
+          created_at: now,
+        })
+        .execute();
+      await repo.setDataClasses(trx, appId, manifest.dataClasses);
+      await audit.record(trx, ctx, {
+        action: existing ? 'app.reregistered' : 'app.registered',
+        targetType: 'app',
+        target: manifest.name,
+        summary: {
+          revision,
+          owner,
+          department,
+          dataClasses: assessment.inputs.dataClasses,
+          egress: assessment.inputs.egress,
+          connectors: assessment.inputs.connectors,
+          state,
+          ...(previous ? { previousState: previous.state, previousTier: previous.tier } : {}),
+          ...(carried ? { approvalCarried: 'no risk-relevant change and no higher tier' } : {}),
+        },
+      });
+      await audit.record(trx, ctx, {
+        action: 'risk.assessed',
+        targetType: 'app',
+        target: manifest.name,
+        summary: {
+          assessmentId,
+          revision,
+          score: assessment.score,
+          tier: assessment.tier,
+          factors: assessment.factors.map((f) => `${f.id} +${f.points}`),
+          rulesVersion: assessment.rulesVersion,
+        },
+      });
+      if (assessment.tier === 'low') {
+        const reviewId = newId('review');
+        await trx
+          .insertInto('review_decisions')
+          .values({
+            id: reviewId,
+            app_id: appId,
+            revision,
+            reviewer_id: 'policy',
+            reviewer_email: `policy:${assessment.rulesVersion}`,
+            specialty: null,
+            decision: 'auto_approve',
+            comment: 'low risk: approved automatically by policy',
+            created_at: now,
+          })
+          .execute();
+        await audit.record(trx, { ...ctx, actor: `policy:${assessment.rulesVersion}` }, {
+          action: 'approval.auto_approved',
+          targetType: 'app',
+          target: manifest.name,
+          reason: 'tier low needs no human review',
+          summary: { revision, reviewId, requestedBy: ctx.actor },
+        });
+      }
+      const app = await repo.viewByName(trx, manifest.name);
+      return existing
+        ? { kind: 'updated' as const, app, reReview: state === 'pending_review' && previous?.state === 'approved' }
+        : { kind: 'created' as const, app };
+    });
+  }
+
+  async function get(principal: Principal, name: string): Promise<AppView> {
+    const app = await repo.findApp(db, name);
+    // An app the caller may not see is reported as missing, so names in other departments do not leak.
+    if (!app || !canView(principal, app)) throw notFound(`app ${name}`);
+    return repo.view(db, app);
+  }
+
+  async function list(
+    principal: Principal,
+    filter: Omit<AppFilter, 'visibleTo' | 'after'> & { cursor?: string },
+  ): Promise<{ items: AppView[]; nextCursor: string | null }> {
+    let after: string | undefined;
+    if (filter.cursor) {
+      after = Buffer.from(filter.cursor, 'base64url').toString('utf8');
+      if (!/^[a-z0-9-]{1,63}$/.test(after)) throw new AppError('bad_request', 'the cursor is not valid; start from the first page');
+    }
+    const restricted = !hasRole(principal, 'reviewer', 'admin', 'auditor');
+    const rows = await repo.list({
+      ...filter,
+      after,
+      limit: filter.limit + 1,
+      ...(restricted
+        ? { visibleTo: { department: principal.department, email: principal.email, userId: principal.userId } }
+        : {}),
+    });
+    const page = rows.slice(0, filter.limit);
+    const items = await repo.viewMany(db, page);
+    const nextCursor = rows.length > filter.limit ? Buffer.from(page.at(-1)!.name).toString('base64url') : null;
+    return { items, nextCursor };
+  }
+
+  return { register, get, list };
+}
+
+export type CatalogService = ReturnType<typeof createCatalogService>;

@@ -1,0 +1,74 @@
+import { type Static, Type } from '@sinclair/typebox';
+import { StringEnum } from '../../api/schema-helpers.ts';
+
+/** Data classes an app may handle, from least to most sensitive. */
+export const dataClasses = ['public', 'internal', 'confidential', 'pii', 'financial', 'health', 'regulated'] as const;
+export type DataClass = (typeof dataClasses)[number];
+
+const dnsLabel = '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$';
+const hostname = '^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$';
+
+/** The app manifest (`microapp.yaml`); the server publishes it as JSON Schema at /api/v1/schemas/manifest.json. */
+export const Manifest = Type.Object(
+  {
+    name: Type.String({
+      pattern: dnsLabel,
+      maxLength: 63,
+      description: 'DNS label: lower-case letters, digits and hyphens, unique in the catalog',
+      examples: ['bank-reconciliation'],
+    }),
+    owner: Type.String({ format: 'email', maxLength: 254, description: 'The accountable owner' }),
+    purpose: Type.String({
+      minLength: 10,
+      maxLength: 2000,
+      description: 'The business justification, in a sentence or two',
+    }),
+    dataClasses: Type.Array(StringEnum(dataClasses), {
+      minItems: 1,
+      uniqueItems: true,
+      description: `What data the app handles: ${dataClasses.join(', ')}`,
+    }),
+    audience: Type.Optional(
+      Type.Object(
+        {
+          department: Type.Optional(Type.String({ pattern: dnsLabel, maxLength: 63 })),
+          maxUsers: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000 })),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    integrations: Type.Optional(
+      Type.Object(
+        {
+          egress: Type.Optional(
+            Type.Array(Type.String({ pattern: hostname, maxLength: 253 }), { maxItems: 50, uniqueItems: true }),
+          ),
+          connectors: Type.Optional(
+            Type.Array(Type.String({ pattern: dnsLabel, maxLength: 63 }), { maxItems: 20, uniqueItems: true }),
+          ),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    secrets: Type.Optional(
+      Type.Array(Type.String({ pattern: '^[A-Z][A-Z0-9_]{0,63}$' }), { maxItems: 50, uniqueItems: true }),
+    ),
+    runtime: Type.Optional(
+      Type.Object(
+        {
+          kind: Type.Literal('node'),
+          entry: Type.Optional(Type.String({ pattern: '^(?!.*\\.\\.)[A-Za-z0-9_][A-Za-z0-9_./-]{0,199}$', maxLength: 200 })),
+          memoryMb: Type.Optional(Type.Integer({ minimum: 32, maximum: 8192 })),
+          cpu: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 8 })),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    lifetime: Type.Optional(
+      Type.Object({ expires: Type.String({ format: 'date' }) }, { additionalProperties: false }),
+    ),
+  },
+  { additionalProperties: false, title: 'microapp.yaml' },
+);
+
+export type Manifest = Static<typeof Manifest>;

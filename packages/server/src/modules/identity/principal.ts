@@ -1,0 +1,25 @@
+/** Platform roles. A user may hold several. */
+export const roles = ['creator', 'reviewer', 'admin', 'auditor'] as const;
+export type Role = (typeof roles)[number];
+
+/** Review specialties a reviewer may hold. */
+export const specialties = ['security', 'compliance'] as const;
+export type Specialty = (typeof specialties)[number];
+
+/** What an API token may be used for. A session carries every scope; roles still apply. */
+export const scopes = ['apps:read', 'apps:write', 'approvals:write', 'audit:read', 'tokens:write'] as const;
+export type Scope = (typeof scopes)[number];
+
+/** The authenticated caller of a request. */
+export type Principal = {
+  userId: string;
+  email: string;
+  name: string;
+  department: string | null;
+  roles: Role[];
+  specialties: Specialty[];
+  scopes: Scope[];
+  via: { kind: 'session'; csrfToken: string } | { kind: 'token'; tokenId: string };
+};
+
+export const hasRole = (p: Principal, ...wanted: Role[]) => wanted.some((r) => p.roles.includes(r));

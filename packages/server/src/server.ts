@@ -1,0 +1,127 @@
+import { mkdirSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import type { FastifyInstance } from 'fastify';
+import pino, { type Logger } from 'pino';
+import { buildHttpApp } from './api/build-app.ts';
+import type { OidcSettings, ServerConfig } from './config.ts';
+import { devGroupRoles } from './config.ts';
+import { type Db, isReachable, openDatabase } from './db/database.ts';
+import { migrateToLatest } from './db/migrations.ts';
+import { registerApprovalRoutes } from './modules/approvals/approval-routes.ts';
+import { createApprovalService } from './modules/approvals/approval-service.ts';
+import { registerAuditRoutes } from './modules/audit/audit-routes.ts';
+import { createAuditService } from './modules/audit/audit-service.ts';
+import { createCatalogRepository } from './modules/catalog/catalog-repository.ts';
+import { registerCatalogRoutes } from './modules/catalog/catalog-routes.ts';
+import { createCatalogService } from './modules/catalog/catalog-service.ts';
+import { publicRoute } from './modules/identity/access.ts';
+import { registerAuthRoutes } from './modules/identity/auth-routes.ts';
+import type { DevIdp } from './modules/identity/dev-idp.ts';
+import { createLoginService } from './modules/identity/login-service.ts';
+import { createRuleEvaluator, type RiskEvaluator } from './modules/risk/risk-evaluator.ts';
+import { registerTokenRoutes } from './modules/tokens/token-routes.ts';
+import { createTokenService } from './modules/tokens/token-service.ts';
+import { version } from './version.ts';
+
+/** A running platform server. */
+export type RunningServer = {
+  url: string;
+  app: FastifyInstance;
+  db: Db;
+  devIdp: DevIdp | null;
+  close(): Promise<void>;
+};
+
+/** Options tests and embedders may add to the configuration. */
+export type StartOptions = { logger?: Logger; risk?: RiskEvaluator; db?: Db };
+
+/**
+ * The composition root: opens the database, migrates, builds every service and route, listens,
+ * and in dev mode starts the embedded IdP.
+ * @example const server = await startServer(loadConfig({ dev: true, port: 0 }, process.env));
+ */
+export async function startServer(config: ServerConfig, options: StartOptions = {}): Promise<RunningServer> {
+  const logger =
+    options.logger ??
+    pino({
+      level: config.logLevel,
+      redact: { paths: ['req.headers.authorization', 'req.headers.cookie', 'res.headers["set-cookie"]'], censor: '[redacted]' },
+    });
+  if (config.database.kind === 'sqlite') mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  const db = options.db ?? openDatabase(config.database);
+  await migrateToLatest(db);
+
+  let oidc: OidcSettings | null = config.oidc;
+  let publicUrl = config.publicUrl;
+  const audit = createAuditService({ db: db.kysely, dialect: db.dialect });
+  const tokens = createTokenService({ db: db.kysely, audit });
+  const login = createLoginService({
+    db: db.kysely,
+    audit,
+    oidc: () => {
+      if (!oidc) throw new Error('identity provider not configured');
+      return oidc;
+    },
+    redirectUri: () => `${publicUrl}/auth/callback`,
+    sessionTtlHours: config.sessionTtlHours,
+  });
+  const repo = createCatalogRepository(db.kysely, db.dialect);
+  const catalog = createCatalogService({ db: db.kysely, repo, audit, risk: options.risk ?? createRuleEvaluator() });
+  const approvals = createApprovalService({ db: db.kysely, repo, audit });
+
+  const app = await buildHttpApp({ logger, tokens, login, version });
+  const secureCookies = Boolean(config.publicUrl?.startsWith('https:'));
+  registerAuthRoutes(app, { db: db.kysely, login, tokens, secureCookies });
+  registerTokenRoutes(app, { tokens });
+  registerCatalogRoutes(app, { catalog });
+  registerApprovalRoutes(app, { approvals });
+  registerAuditRoutes(app, { db: db.kysely, audit });
+
+  app.get('/healthz', { config: { access: publicRoute('liveness probe') }, schema: { hide: true } }, async () => ({ status: 'ok' }));
+  app.get('/readyz', { config: { access: publicRoute('readiness probe') }, schema: { hide: true } }, async (_req, reply) => {
+    const ready = await isReachable(db);
+    return reply.status(ready ? 200 : 503).send({ status: ready ? 'ready' : 'database unreachable' });
+  });
+  app.get('/api/v1/meta', { config: { access: publicRoute('tells clients what kind of server this is') }, schema: { tags: ['meta'] } }, async () => ({
+    name: 'microapp',
+    version,
+    dev: config.dev,
+    database: db.dialect,
+    issuer: oidc?.issuer ?? null,
+  }));
+  app.get('/api/openapi.json', { config: { access: publicRoute('the API description holds no data') }, schema: { hide: true } }, async () => app.swagger());
+
+  await app.listen({ port: config.port, host: config.host });
+  const { port } = app.server.address() as AddressInfo;
+  const host = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host.includes(':') ? `[${config.host}]` : config.host;
+  publicUrl = publicUrl ?? `http://${host}:${port}`;
+
+  let devIdp: DevIdp | null = null;
+  if (config.dev) {
+    // Loaded only in dev mode, so a production server never carries the password-less IdP.
+    const { startDevIdp } = await import('./modules/identity/dev-idp.ts');
+    devIdp = await startDevIdp({ port: config.devIdpPort, host: '127.0.0.1', redirectUri: `${publicUrl}/auth/callback` });
+    oidc = {
+      issuer: devIdp.issuer,
+      clientId: devIdp.clientId,
+      clientSecret: devIdp.clientSecret,
+      groupsClaim: 'groups',
+      departmentClaim: 'department',
+      groupRoles: devGroupRoles,
+    };
+  }
+  const url = publicUrl;
+  logger.info({ url, dev: config.dev, database: db.dialect, issuer: oidc?.issuer }, 'microapp server listening');
+
+  return {
+    url,
+    app,
+    db,
+    devIdp,
+    async close() {
+      await app.close();
+      await devIdp?.close();
+      if (!options.db) await db.destroy();
+    },
+  };
+}
