@@ -9,9 +9,15 @@ import type { TokenService } from '../modules/tokens/token-service.ts';
 export const sessionCookie = 'microapp_session';
 const safeMethods = new Set(['GET', 'HEAD', 'OPTIONS']);
 
+/** A registered route with its declared access rule, for the route-table test and docs. */
+export type DeclaredRoute = { method: string; url: string; access: AccessRule | null };
+
 declare module 'fastify' {
   interface FastifyRequest {
     principal: Principal | null;
+  }
+  interface FastifyInstance {
+    declaredRoutes: DeclaredRoute[];
   }
 }
 
@@ -40,7 +46,12 @@ export function installAuth(
 ) {
   app.decorateRequest('principal', null);
 
+  const table: DeclaredRoute[] = [];
+  app.decorate('declaredRoutes', table);
   app.addHook('onRoute', (route) => {
+    for (const method of [route.method].flat()) {
+      if (method !== 'HEAD') table.push({ method, url: route.url, access: route.config?.access ?? null });
+    }
     const governed = governedPrefixes.some((p) => route.url.startsWith(p)) || route.url === '/api/openapi.json';
     if (governed && !route.config?.access)
       throw new Error(`route ${route.method} ${route.url} declares no access rule (config.access)`);

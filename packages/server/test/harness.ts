@@ -1,0 +1,150 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import pino from 'pino';
+import { devUserLogin, newCliLogin } from '../../cli/src/login-flow.ts';
+import { loadConfig } from '../src/config.ts';
+import { type Db, openDatabase } from '../src/db/database.ts';
+import { type RunningServer, startServer } from '../src/server.ts';
+
+/** The engines database tests run on: SQLite always; PostgreSQL when MICROAPP_TEST_POSTGRES_URL is set. */
+export function engines(): ('sqlite' | 'postgres')[] {
+  return process.env.MICROAPP_TEST_POSTGRES_URL ? ['sqlite', 'postgres'] : ['sqlite'];
+}
+
+export type TestServer = RunningServer & {
+  engine: 'sqlite' | 'postgres';
+  dataDir: string;
+  sqliteFile: string | null;
+  pgSchema: string | null;
+  /** A fresh connection to the same database, for tests that act as an attacker with database access. */
+  rawDb(): Db;
+  stop(): Promise<void>;
+};
+
+/** A real server in dev mode on port 0, with its own database (a temp SQLite file or a new PostgreSQL schema). */
+export async function startTestServer(engine: 'sqlite' | 'postgres'): Promise<TestServer> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'microapp-test-'));
+  let db: Db;
+  let pgSchema: string | null = null;
+  const pgUrl = process.env.MICROAPP_TEST_POSTGRES_URL;
+  if (engine === 'postgres') {
+    if (!pgUrl) throw new Error('MICROAPP_TEST_POSTGRES_URL is not set');
+    pgSchema = `t_${Math.random().toString(36).slice(2, 12)}`;
+    const client = new pg.Client({ connectionString: pgUrl });
+    await client.connect();
+    await client.query(`create schema ${pgSchema}`);
+    await client.end();
+    db = openDatabase({ kind: 'postgres', url: pgUrl, schema: pgSchema, poolSize: 5 });
+  } else {
+    db = openDatabase({ kind: 'sqlite', file: join(dataDir, 'microapp.sqlite') });
+  }
+  const config = loadConfig({ dev: true, port: 0, devIdpPort: 0, dataDir }, { MICROAPP_LOG_LEVEL: 'silent' });
+  const server = await startServer(config, { db, logger: pino({ level: process.env.MICROAPP_TEST_LOG ?? 'silent' }) });
+  const rawDb = () =>
+    engine === 'postgres'
+      ? openDatabase({ kind: 'postgres', url: pgUrl!, schema: pgSchema!, poolSize: 1 })
+      : openDatabase({ kind: 'sqlite', file: join(dataDir, 'microapp.sqlite') });
+  return {
+    ...server,
+    engine,
+    dataDir,
+    sqliteFile: engine === 'sqlite' ? join(dataDir, 'microapp.sqlite') : null,
+    pgSchema,
+    rawDb,
+    async stop() {
+      await server.close();
+      await db.destroy();
+      if (pgSchema) {
+        const client = new pg.Client({ connectionString: pgUrl });
+        await client.connect();
+        await client.query(`drop schema ${pgSchema} cascade`);
+        await client.end();
+      }
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Signs in as a seeded dev user through the real OIDC flow and returns an API token. */
+export async function tokenFor(server: RunningServer, email: string): Promise<string> {
+  const pkce = newCliLogin();
+  const code = await devUserLogin(server.url, email, pkce);
+  const res = await fetch(`${server.url}/api/v1/auth/cli/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ code, codeVerifier: pkce.verifier }),
+  });
+  if (res.status !== 201) throw new Error(`token exchange failed: ${res.status} ${await res.text()}`);
+  return ((await res.json()) as { token: string }).token;
+}
+
+export type ApiResponse<T = any> = { status: number; body: T; headers: Headers; text: string };
+
+/** A plain HTTP call to the server; the body is parsed when it is JSON. */
+export async function call<T = any>(
+  server: RunningServer,
+  method: string,
+  path: string,
+  options: { token?: string; body?: unknown; raw?: string; contentType?: string; headers?: Record<string, string> } = {},
+): Promise<ApiResponse<T>> {
+  const headers: Record<string, string> = { ...(options.headers ?? {}) };
+  if (options.token) headers.authorization = `Bearer ${options.token}`;
+  let body: string | undefined;
+  if (options.raw !== undefined) body = options.raw;
+  else if (options.body !== undefined) body = JSON.stringify(options.body);
+  if (body !== undefined) headers['content-type'] = options.contentType ?? 'application/json';
+  const res = await fetch(server.url + path, { method, headers, body, redirect: 'manual' });
+  const text = await res.text();
+  let parsed: unknown = text;
+  try {
+    parsed = JSON.parse(text);
+  } catch {}
+  return { status: res.status, body: parsed as T, headers: res.headers, text };
+}
+
+/** The seeded users by role, for tests. */
+export const people = {
+  alice: 'alice@example.com',
+  dave: 'dave@example.com',
+  frank: 'frank@example.com',
+  bob: 'bob@example.com',
+  erin: 'erin@example.com',
+  carol: 'carol@example.com',
+  ivan: 'ivan@example.com',
+} as const;
+
+/** Tokens for every seeded user, signed in once per server. */
+export async function signInEveryone(server: RunningServer): Promise<Record<keyof typeof people, string>> {
+  const entries = await Promise.all(
+    Object.entries(people).map(async ([k, email]) => [k, await tokenFor(server, email)] as const),
+  );
+  return Object.fromEntries(entries) as Record<keyof typeof people, string>;
+}
+
+/** The seed's example manifest. */
+export function bankReconciliation(overrides: Record<string, unknown> = {}) {
+  return {
+    name: 'bank-reconciliation',
+    owner: 'alice@example.com',
+    purpose: 'Match bank CSVs to ledger entries',
+    dataClasses: ['internal', 'financial', 'pii'],
+    audience: { department: 'finance', maxUsers: 40 },
+    integrations: { egress: ['api.bank.example.com'], connectors: ['ledger-api'] },
+    secrets: ['LEDGER_READ_TOKEN'],
+    runtime: { kind: 'node', entry: 'server.js', memoryMb: 256, cpu: 0.5 },
+    lifetime: { expires: '2027-03-31' },
+    ...overrides,
+  };
+}
+
+export function lunchPoll(overrides: Record<string, unknown> = {}) {
+  return {
+    name: 'team-lunch-poll',
+    owner: 'dave@example.com',
+    purpose: 'Let the team vote on where to have lunch on Fridays',
+    dataClasses: ['internal'],
+    ...overrides,
+  };
+}

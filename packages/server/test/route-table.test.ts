@@ -1,0 +1,103 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import pino from 'pino';
+import { buildHttpApp } from '../src/api/build-app.ts';
+import { bankReconciliation, call, lunchPoll, signInEveryone, startTestServer, type TestServer } from './harness.ts';
+
+type Who = 'anonymous' | 'creator' | 'otherCreator' | 'reviewer' | 'admin' | 'auditor';
+const everyone: Who[] = ['anonymous', 'creator', 'otherCreator', 'reviewer', 'admin', 'auditor'];
+const users: Who[] = everyone.filter((w) => w !== 'anonymous');
+
+/**
+ * Who may call each route. A principal outside `allowed` must get 401 (anonymous) or 403, or the
+ * status in `denied`; one inside must pass the access gate. A route missing here fails the test.
+ */
+const expectations: Record<string, { allowed: Who[]; denied?: Partial<Record<Who, number>> }> = {
+  'GET /healthz': { allowed: everyone },
+  'GET /readyz': { allowed: everyone },
+  'GET /api/v1/meta': { allowed: everyone },
+  'GET /api/openapi.json': { allowed: everyone },
+  'GET /api/v1/schemas/manifest.json': { allowed: everyone },
+  'GET /auth/login': { allowed: everyone },
+  'GET /auth/callback': { allowed: everyone },
+  'POST /api/v1/auth/cli/token': { allowed: everyone },
+  'POST /auth/logout': { allowed: users },
+  'GET /api/v1/auth/session': { allowed: users },
+  'POST /api/v1/tokens': { allowed: users },
+  'GET /api/v1/tokens': { allowed: users },
+  'DELETE /api/v1/tokens/:id': { allowed: users },
+  'POST /api/v1/apps': { allowed: ['creator', 'otherCreator', 'admin'] },
+  'GET /api/v1/apps': { allowed: users },
+  'GET /api/v1/apps/:name': { allowed: ['creator', 'reviewer', 'admin', 'auditor'], denied: { otherCreator: 404 } },
+  'GET /api/v1/approvals': { allowed: ['reviewer', 'admin', 'auditor'] },
+  'POST /api/v1/apps/:name/reviews': { allowed: ['reviewer'] },
+  'GET /api/v1/audit/events': { allowed: users },
+  'GET /api/v1/audit/verify': { allowed: ['admin', 'auditor'] },
+};
+
+const emails: Record<Exclude<Who, 'anonymous'>, string> = {
+  creator: 'alice@example.com',
+  otherCreator: 'frank@example.com',
+  reviewer: 'bob@example.com',
+  admin: 'carol@example.com',
+  auditor: 'ivan@example.com',
+};
+
+describe('every route declares who may call it', () => {
+  let server: TestServer;
+  let tokens: Record<Exclude<Who, 'anonymous'>, string>;
+  before(async () => {
+    server = await startTestServer('sqlite');
+    const t = await signInEveryone(server);
+    tokens = { creator: t.alice, otherCreator: t.frank, reviewer: t.bob, admin: t.carol, auditor: t.ivan };
+    await call(server, 'POST', '/api/v1/apps', { token: t.alice, body: bankReconciliation() });
+  });
+  after(() => server.stop());
+
+  test('the table covers every registered route, and no more', () => {
+    const registered = server.app.declaredRoutes.map((r) => `${r.method} ${r.url}`).sort();
+    const missing = registered.filter((r) => !(r in expectations));
+    assert.deepEqual(missing, [], `routes without an entry in the access table: ${missing.join(', ')}`);
+    const stale = Object.keys(expectations).filter((k) => !registered.includes(k));
+    assert.deepEqual(stale, [], `table entries for routes that do not exist: ${stale.join(', ')}`);
+  });
+
+  for (const [key, rule] of Object.entries(expectations)) {
+    test(key, async () => {
+      const [method, template] = key.split(' ') as [string, string];
+      for (const who of everyone) {
+        const token = who === 'anonymous' ? undefined : tokens[who];
+        const path = template.replace(':name', 'bank-reconciliation').replace(':id', 'tok_00000000000000000000');
+        let body: unknown;
+        if (method === 'POST') {
+          if (path === '/api/v1/apps')
+            body = lunchPoll({ name: `rt-${who.toLowerCase()}`, owner: who === 'anonymous' ? 'x@example.com' : emails[who] });
+          else if (path.endsWith('/reviews')) body = { decision: 'request_changes', comment: 'route table' };
+          else if (path === '/api/v1/tokens') body = { name: 'route-table' };
+          else body = {};
+        }
+        const res = await call(server, method, path, { token, body });
+        const where = `${key} as ${who}: ${res.status} ${res.text.slice(0, 200)}`;
+        if (rule.allowed.includes(who)) {
+          assert.ok(![401, 403].includes(res.status), `should pass the access gate: ${where}`);
+          assert.ok(res.status < 500, where);
+        } else {
+          const expected = rule.denied?.[who] ?? (who === 'anonymous' ? 401 : 403);
+          assert.equal(res.status, expected, where);
+          assert.equal(res.headers.get('content-type'), 'application/problem+json; charset=utf-8', where);
+        }
+      }
+    });
+  }
+
+  test('a route without an access rule stops the server from starting', async () => {
+    const app = await buildHttpApp({
+      logger: pino({ level: 'silent' }),
+      tokens: { authenticate: async () => null },
+      login: { sessionPrincipal: async () => null },
+      version: 'test',
+    });
+    assert.throws(() => app.get('/api/v1/forgotten', async () => 'oops'), /declares no access rule/);
+    await app.close();
+  });
+});
