@@ -26,15 +26,21 @@ function codeFrom(url: URL, state: string): string {
   return code;
 }
 
+/** Cookies per host, as a minimal browser keeps them (enough for the sign-in redirects). */
+export type CookieJar = Map<string, Map<string, string>>;
+
 /**
- * Signs in as a seeded user of a `--dev` server's built-in IdP without a browser: the same
- * authorization-code + PKCE flow, with the CLI following redirects and picking the user.
+ * Walks a sign-in through the development IdP as a browser would: follows redirects, keeps cookies,
+ * and picks `email` on the IdP's user list. Stops at the first redirect for which `done` is true.
  */
-export async function devUserLogin(server: string, email: string, login = newCliLogin()): Promise<string> {
-  const redirect = 'http://127.0.0.1:9/callback';
-  const jar = new Map<string, Map<string, string>>();
+export async function devSignIn(
+  start: string,
+  email: string,
+  done: (url: URL) => boolean,
+  jar: CookieJar = new Map(),
+): Promise<{ url: URL; jar: CookieJar }> {
   const cookieHeader = (url: URL) => [...(jar.get(url.host) ?? new Map())].map(([k, v]) => `${k}=${v}`).join('; ');
-  let url = new URL(loginUrl(server, redirect, login));
+  let url = new URL(start);
   let init: RequestInit = { method: 'GET' };
   for (let hop = 0; hop < 20; hop++) {
     const res = await fetch(url, { ...init, redirect: 'manual', headers: { ...(init.headers ?? {}), cookie: cookieHeader(url) } });
@@ -42,13 +48,15 @@ export async function devUserLogin(server: string, email: string, login = newCli
     for (const c of res.headers.getSetCookie()) {
       const [pair] = c.split(';');
       const i = pair!.indexOf('=');
-      cookies.set(pair!.slice(0, i).trim(), pair!.slice(i + 1).trim());
+      const value = pair!.slice(i + 1).trim();
+      if (value === '' || /expires=Thu, 01 Jan 1970/i.test(c)) cookies.delete(pair!.slice(0, i).trim());
+      else cookies.set(pair!.slice(0, i).trim(), value);
     }
     jar.set(url.host, cookies);
     const location = res.headers.get('location');
     if (res.status >= 300 && res.status < 400 && location) {
       const next = new URL(location, url);
-      if (next.href.startsWith(redirect)) return codeFrom(next, login.state);
+      if (done(next)) return { url: next, jar };
       url = next;
       init = { method: 'GET' };
       continue;
@@ -72,6 +80,16 @@ export async function devUserLogin(server: string, email: string, login = newCli
     throw new CliError(`sign-in failed at ${url.origin}${url.pathname} (${res.status}): ${detail}`);
   }
   throw new CliError('sign-in went through too many redirects');
+}
+
+/**
+ * Signs in as a seeded user of a `--dev` server's built-in IdP without a browser: the same
+ * authorization-code + PKCE flow, with the CLI following redirects and picking the user.
+ */
+export async function devUserLogin(server: string, email: string, login = newCliLogin()): Promise<string> {
+  const redirect = 'http://127.0.0.1:9/callback';
+  const { url } = await devSignIn(loginUrl(server, redirect, login), email, (u) => u.href.startsWith(redirect));
+  return codeFrom(url, login.state);
 }
 
 /** Browser sign-in: a loopback listener receives the one-time code after the user signs in. */

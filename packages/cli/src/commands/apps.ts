@@ -50,7 +50,7 @@ function readManifest(file: string): { body: string; contentType: string } {
     parseYaml(text, { uniqueKeys: true, schema: 'core' });
   } catch (error) {
     const pos = error instanceof YAMLParseError && error.linePos ? `${file}:${error.linePos[0].line}:${error.linePos[0].col}: ` : `${file}: `;
-    throw new CliError(`${pos}${(error as Error).message.split('\n')[0]}`, { exitCode: 2 });
+    throw new CliError(`${pos}${(error as Error).message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '')}`, { exitCode: 2 });
   }
   return { body: text, contentType: 'application/yaml' };
 }
