@@ -36,6 +36,9 @@ if (files.length === 0) {
 const result = spawnSync(
   process.execPath,
   ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-reporter=spec', ...files],
-  { stdio: 'inherit', env: { ...process.env, MICROAPP_LOG_LEVEL: process.env.MICROAPP_LOG_LEVEL ?? 'silent' } },
+  {
+    stdio: 'inherit',
+    env: { ...process.env, MICROAPP_LOG_LEVEL: process.env.MICROAPP_LOG_LEVEL ?? 'silent' },
+  },
 );
 process.exit(result.status ?? 1);

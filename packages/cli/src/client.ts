@@ -61,7 +61,8 @@ export function createClient(options: ClientOptions) {
       const problem = (data && typeof data === 'object' ? data : {}) as Record<string, unknown>;
       let message = typeof problem.detail === 'string' ? problem.detail : `${res.status} ${res.statusText}`;
       const errors = problem.errors as { path: string; message: string }[] | undefined;
-      if (errors && errors.length > 1) message += `\n${errors.map((e) => `  ${e.path}: ${e.message}`).join('\n')}`;
+      if (errors && errors.length > 1)
+        message += `\n${errors.map((e) => `  ${e.path}: ${e.message}`).join('\n')}`;
       if (res.status === 401) message += '\nrun `microapp login` to sign in again';
       throw new CliError(message, { problem: { status: res.status, ...problem } });
     }

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { type Client, CliError, createClient, serverUrl } from './client.ts';
+import { CliError, type Client, createClient, serverUrl } from './client.ts';
 
 /** What every command gets: the output mode, the server and a client for it. */
 export type Ctx = { json: boolean; server: string; client: Client };
@@ -19,7 +19,10 @@ export function action<A extends unknown[]>(fn: (...args: A) => Promise<void>) {
       const command = args.at(-1) as Command;
       const json = Boolean(command?.optsWithGlobals?.().json);
       const cli = error instanceof CliError ? error : new CliError((error as Error).message);
-      if (json) process.stdout.write(`${JSON.stringify({ error: cli.message, problem: cli.problem ?? null }, null, 2)}\n`);
+      if (json)
+        process.stdout.write(
+          `${JSON.stringify({ error: cli.message, problem: cli.problem ?? null }, null, 2)}\n`,
+        );
       else process.stderr.write(`error: ${cli.message}\n`);
       process.exitCode = cli.exitCode;
     }

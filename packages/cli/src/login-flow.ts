@@ -15,12 +15,17 @@ export function newCliLogin() {
 }
 
 function loginUrl(server: string, redirect: string, login: ReturnType<typeof newCliLogin>) {
-  const q = new URLSearchParams({ cli_redirect: redirect, cli_challenge: login.challenge, cli_state: login.state });
+  const q = new URLSearchParams({
+    cli_redirect: redirect,
+    cli_challenge: login.challenge,
+    cli_state: login.state,
+  });
   return `${server}/auth/login?${q}`;
 }
 
 function codeFrom(url: URL, state: string): string {
-  if (url.searchParams.get('state') !== state) throw new CliError('the sign-in answered with a different state; run `microapp login` again');
+  if (url.searchParams.get('state') !== state)
+    throw new CliError('the sign-in answered with a different state; run `microapp login` again');
   const code = url.searchParams.get('code');
   if (!code) throw new CliError('the sign-in did not return a code; run `microapp login` again');
   return code;
@@ -39,11 +44,16 @@ export async function devSignIn(
   done: (url: URL) => boolean,
   jar: CookieJar = new Map(),
 ): Promise<{ url: URL; jar: CookieJar }> {
-  const cookieHeader = (url: URL) => [...(jar.get(url.host) ?? new Map())].map(([k, v]) => `${k}=${v}`).join('; ');
+  const cookieHeader = (url: URL) =>
+    [...(jar.get(url.host) ?? new Map())].map(([k, v]) => `${k}=${v}`).join('; ');
   let url = new URL(start);
   let init: RequestInit = { method: 'GET' };
   for (let hop = 0; hop < 20; hop++) {
-    const res = await fetch(url, { ...init, redirect: 'manual', headers: { ...(init.headers ?? {}), cookie: cookieHeader(url) } });
+    const res = await fetch(url, {
+      ...init,
+      redirect: 'manual',
+      headers: { ...(init.headers ?? {}), cookie: cookieHeader(url) },
+    });
     const cookies = jar.get(url.host) ?? new Map<string, string>();
     for (const c of res.headers.getSetCookie()) {
       const [pair] = c.split(';');
@@ -64,7 +74,8 @@ export async function devSignIn(
     const text = await res.text();
     const interaction = /^\/interaction\/([\w-]+)$/.exec(url.pathname);
     if (res.status === 200 && interaction) {
-      if (!text.includes(`value="${email}"`)) throw new CliError(`${email} is not a user of the development identity provider`);
+      if (!text.includes(`value="${email}"`))
+        throw new CliError(`${email} is not a user of the development identity provider`);
       url = new URL(`/interaction/${interaction[1]}/login`, url);
       init = {
         method: 'POST',
@@ -88,7 +99,9 @@ export async function devSignIn(
  */
 export async function devUserLogin(server: string, email: string, login = newCliLogin()): Promise<string> {
   const redirect = 'http://127.0.0.1:9/callback';
-  const { url } = await devSignIn(loginUrl(server, redirect, login), email, (u) => u.href.startsWith(redirect));
+  const { url } = await devSignIn(loginUrl(server, redirect, login), email, (u) =>
+    u.href.startsWith(redirect),
+  );
   return codeFrom(url, login.state);
 }
 
@@ -114,19 +127,27 @@ export async function browserLogin(
         try {
           const c = codeFrom(got, login.state);
           res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
-          res.end('<!doctype html><title>microapp</title><p>Signed in. You can close this tab and return to the terminal.</p>');
+          res.end(
+            '<!doctype html><title>microapp</title><p>Signed in. You can close this tab and return to the terminal.</p>',
+          );
           resolve(c);
         } catch (error) {
           res.writeHead(400, { 'content-type': 'text/plain' }).end((error as Error).message);
           reject(error);
         }
       });
-      setTimeout(() => reject(new CliError('no sign-in within 5 minutes; run `microapp login` again')), options.timeoutMs ?? 300_000).unref();
+      setTimeout(
+        () => reject(new CliError('no sign-in within 5 minutes; run `microapp login` again')),
+        options.timeoutMs ?? 300_000,
+      ).unref();
     });
     options.announce(url);
     if (options.open) {
-      const opener = process.platform === 'darwin' ? 'open' : process.platform === 'win32' ? 'explorer' : 'xdg-open';
-      spawn(opener, [url], { stdio: 'ignore', detached: true }).on('error', () => {}).unref();
+      const opener =
+        process.platform === 'darwin' ? 'open' : process.platform === 'win32' ? 'explorer' : 'xdg-open';
+      spawn(opener, [url], { stdio: 'ignore', detached: true })
+        .on('error', () => {})
+        .unref();
     }
     return await code;
   } finally {

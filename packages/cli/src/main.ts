@@ -23,16 +23,16 @@ Getting started:
   $ microapp apps show my-app`,
   );
 
+// Set before the subcommands exist, which copy it: usage mistakes exit 2; --help and --version exit 0.
+program.exitOverride((error) => {
+  process.exit(error.exitCode === 0 ? 0 : 2);
+});
+
 registerServerCommands(program);
 registerAuthCommands(program);
 registerAppCommands(program);
 registerApprovalCommands(program);
 registerAuditCommands(program);
 registerTokenCommands(program);
-
-program.exitOverride((error) => {
-  // Usage mistakes exit 2; --help and --version exit 0.
-  process.exit(error.exitCode === 0 ? 0 : 2);
-});
 
 await program.parseAsync(process.argv);

@@ -95,7 +95,9 @@ function parseGroupRoles(raw: unknown, problems: string[]): Record<string, Group
     try {
       value = JSON.parse(raw);
     } catch {
-      problems.push('MICROAPP_OIDC_GROUP_ROLES must be JSON, e.g. {"okta-finance-builders":{"roles":["creator"]}}');
+      problems.push(
+        'MICROAPP_OIDC_GROUP_ROLES must be JSON, e.g. {"okta-finance-builders":{"roles":["creator"]}}',
+      );
       return undefined;
     }
   }
@@ -109,9 +111,12 @@ function parseGroupRoles(raw: unknown, problems: string[]): Record<string, Group
     const s = grant?.specialties ?? [];
     const badRole = r.find((x) => !(roles as readonly string[]).includes(x));
     const badSpecialty = s.find((x) => !(specialties as readonly string[]).includes(x));
-    if (badRole) problems.push(`group "${group}" maps to unknown role "${badRole}" (known: ${roles.join(', ')})`);
+    if (badRole)
+      problems.push(`group "${group}" maps to unknown role "${badRole}" (known: ${roles.join(', ')})`);
     if (badSpecialty)
-      problems.push(`group "${group}" maps to unknown specialty "${badSpecialty}" (known: ${specialties.join(', ')})`);
+      problems.push(
+        `group "${group}" maps to unknown specialty "${badSpecialty}" (known: ${specialties.join(', ')})`,
+      );
     out[group] = { roles: r, specialties: s };
   }
   return out;
@@ -127,7 +132,8 @@ export function loadConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv): ServerCo
   const dev = flags.dev ?? env.MICROAPP_DEV === '1';
   const dataDir = resolve(flags.dataDir ?? env.MICROAPP_DATA_DIR ?? file.dataDir ?? './.microapp');
   const port = flags.port ?? parsePort(env.MICROAPP_PORT, 'MICROAPP_PORT', problems) ?? file.port ?? 8080;
-  const devIdpPort = flags.devIdpPort ?? parsePort(env.MICROAPP_DEV_IDP_PORT, 'MICROAPP_DEV_IDP_PORT', problems) ?? 8081;
+  const devIdpPort =
+    flags.devIdpPort ?? parsePort(env.MICROAPP_DEV_IDP_PORT, 'MICROAPP_DEV_IDP_PORT', problems) ?? 8081;
   const host = flags.host ?? env.MICROAPP_HOST ?? file.host ?? '127.0.0.1';
   const databaseUrl = env.DATABASE_URL ?? file.databaseUrl;
   const sessionTtlHours = Number(env.MICROAPP_SESSION_TTL_HOURS ?? file.sessionTtlHours ?? 12);
@@ -141,9 +147,11 @@ export function loadConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv): ServerCo
     const clientId = env.MICROAPP_OIDC_CLIENT_ID ?? f.clientId;
     const clientSecret = env.MICROAPP_OIDC_CLIENT_SECRET ?? f.clientSecret;
     const groupRoles = parseGroupRoles(env.MICROAPP_OIDC_GROUP_ROLES ?? f.groupRoles, problems);
-    if (!issuer) problems.push('no OIDC issuer: set MICROAPP_OIDC_ISSUER (or oidc.issuer in the config file)');
+    if (!issuer)
+      problems.push('no OIDC issuer: set MICROAPP_OIDC_ISSUER (or oidc.issuer in the config file)');
     if (!clientId) problems.push('no OIDC client id: set MICROAPP_OIDC_CLIENT_ID (or oidc.clientId)');
-    if (!clientSecret) problems.push('no OIDC client secret: set MICROAPP_OIDC_CLIENT_SECRET (or oidc.clientSecret)');
+    if (!clientSecret)
+      problems.push('no OIDC client secret: set MICROAPP_OIDC_CLIENT_SECRET (or oidc.clientSecret)');
     if (!groupRoles || Object.keys(groupRoles).length === 0)
       problems.push(
         'no group-to-role mapping: set MICROAPP_OIDC_GROUP_ROLES, e.g. {"finance-builders":{"roles":["creator"]}}',
@@ -160,7 +168,8 @@ export function loadConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv): ServerCo
     }
   }
   if (problems.length > 0) {
-    if (!dev) problems.push('or run `microapp server --dev` for a local trial with a built-in identity provider');
+    if (!dev)
+      problems.push('or run `microapp server --dev` for a local trial with a built-in identity provider');
     throw new ConfigError(problems);
   }
   return {

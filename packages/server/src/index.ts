@@ -1,8 +1,8 @@
-export { loadConfig, ConfigError, type ServerConfig, type ConfigFlags } from './config.ts';
-export { startServer, type RunningServer } from './server.ts';
-export { openDatabase, type Db, type DatabaseOptions } from './db/database.ts';
+export { ConfigError, type ConfigFlags, loadConfig, type ServerConfig } from './config.ts';
+export { type DatabaseOptions, type Db, openDatabase } from './db/database.ts';
 export { migrateToLatest } from './db/migrations.ts';
-export { AppError, type Problem, type ErrorCode, errorCatalog } from './errors.ts';
-export { Manifest, dataClasses } from './modules/catalog/manifest-schema.ts';
+export { AppError, type ErrorCode, errorCatalog, type Problem } from './errors.ts';
+export { dataClasses, Manifest } from './modules/catalog/manifest-schema.ts';
 export { devUsers } from './modules/identity/dev-users.ts';
+export { type RunningServer, startServer } from './server.ts';
 export { version } from './version.ts';

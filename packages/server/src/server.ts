@@ -45,7 +45,10 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     options.logger ??
     pino({
       level: config.logLevel,
-      redact: { paths: ['req.headers.authorization', 'req.headers.cookie', 'res.headers["set-cookie"]'], censor: '[redacted]' },
+      redact: {
+        paths: ['req.headers.authorization', 'req.headers.cookie', 'res.headers["set-cookie"]'],
+        censor: '[redacted]',
+      },
     });
   if (config.database.kind === 'sqlite') mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   const db = options.db ?? openDatabase(config.database);
@@ -66,7 +69,12 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     sessionTtlHours: config.sessionTtlHours,
   });
   const repo = createCatalogRepository(db.kysely, db.dialect);
-  const catalog = createCatalogService({ db: db.kysely, repo, audit, risk: options.risk ?? createRuleEvaluator() });
+  const catalog = createCatalogService({
+    db: db.kysely,
+    repo,
+    audit,
+    risk: options.risk ?? createRuleEvaluator(),
+  });
   const approvals = createApprovalService({ db: db.kysely, repo, audit });
 
   const app = await buildHttpApp({ logger, tokens, login, version });
@@ -77,30 +85,58 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   registerApprovalRoutes(app, { approvals });
   registerAuditRoutes(app, { db: db.kysely, audit });
 
-  app.get('/healthz', { config: { access: publicRoute('liveness probe') }, schema: { hide: true } }, async () => ({ status: 'ok' }));
-  app.get('/readyz', { config: { access: publicRoute('readiness probe') }, schema: { hide: true } }, async (_req, reply) => {
-    const ready = await isReachable(db);
-    return reply.status(ready ? 200 : 503).send({ status: ready ? 'ready' : 'database unreachable' });
-  });
-  app.get('/api/v1/meta', { config: { access: publicRoute('tells clients what kind of server this is') }, schema: { tags: ['meta'] } }, async () => ({
-    name: 'microapp',
-    version,
-    dev: config.dev,
-    database: db.dialect,
-    issuer: oidc?.issuer ?? null,
-  }));
-  app.get('/api/openapi.json', { config: { access: publicRoute('the API description holds no data') }, schema: { hide: true } }, async () => app.swagger());
+  app.get(
+    '/healthz',
+    { config: { access: publicRoute('liveness probe') }, schema: { hide: true } },
+    async () => ({ status: 'ok' }),
+  );
+  app.get(
+    '/readyz',
+    { config: { access: publicRoute('readiness probe') }, schema: { hide: true } },
+    async (_req, reply) => {
+      const ready = await isReachable(db);
+      return reply.status(ready ? 200 : 503).send({ status: ready ? 'ready' : 'database unreachable' });
+    },
+  );
+  app.get(
+    '/api/v1/meta',
+    {
+      config: { access: publicRoute('tells clients what kind of server this is') },
+      schema: { tags: ['meta'] },
+    },
+    async () => ({
+      name: 'microapp',
+      version,
+      dev: config.dev,
+      database: db.dialect,
+      issuer: oidc?.issuer ?? null,
+    }),
+  );
+  app.get(
+    '/api/openapi.json',
+    { config: { access: publicRoute('the API description holds no data') }, schema: { hide: true } },
+    async () => app.swagger(),
+  );
 
   await app.listen({ port: config.port, host: config.host });
   const { port } = app.server.address() as AddressInfo;
-  const host = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host.includes(':') ? `[${config.host}]` : config.host;
+  const host =
+    config.host === '0.0.0.0' || config.host === '::'
+      ? 'localhost'
+      : config.host.includes(':')
+        ? `[${config.host}]`
+        : config.host;
   publicUrl = publicUrl ?? `http://${host}:${port}`;
 
   let devIdp: DevIdp | null = null;
   if (config.dev) {
     // Loaded only in dev mode, so a production server never carries the password-less IdP.
     const { startDevIdp } = await import('./modules/identity/dev-idp.ts');
-    devIdp = await startDevIdp({ port: config.devIdpPort, host: '127.0.0.1', redirectUri: `${publicUrl}/auth/callback` });
+    devIdp = await startDevIdp({
+      port: config.devIdpPort,
+      host: '127.0.0.1',
+      redirectUri: `${publicUrl}/auth/callback`,
+    });
     oidc = {
       issuer: devIdp.issuer,
       clientId: devIdp.clientId,
@@ -111,7 +147,10 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     };
   }
   const url = publicUrl;
-  logger.info({ url, dev: config.dev, database: db.dialect, issuer: oidc?.issuer }, 'microapp server listening');
+  logger.info(
+    { url, dev: config.dev, database: db.dialect, issuer: oidc?.issuer },
+    'microapp server listening',
+  );
 
   return {
     url,

@@ -1,7 +1,15 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { sql } from 'kysely';
-import { bankReconciliation, call, engines, lunchPoll, signInEveryone, startTestServer, type TestServer } from './harness.ts';
+import {
+  bankReconciliation,
+  call,
+  engines,
+  lunchPoll,
+  signInEveryone,
+  startTestServer,
+  type TestServer,
+} from './harness.ts';
 
 for (const engine of engines()) {
   describe(`audit trail (${engine})`, () => {
@@ -11,7 +19,10 @@ for (const engine of engines()) {
       server = await startTestServer(engine);
       t = await signInEveryone(server);
       await call(server, 'POST', '/api/v1/apps', { token: t.alice, body: bankReconciliation() });
-      await call(server, 'POST', '/api/v1/apps/bank-reconciliation/reviews', { token: t.bob, body: { decision: 'approve' } });
+      await call(server, 'POST', '/api/v1/apps/bank-reconciliation/reviews', {
+        token: t.bob,
+        body: { decision: 'approve' },
+      });
       await call(server, 'POST', '/api/v1/apps', { token: t.dave, body: lunchPoll() });
     });
     after(() => server.stop());
@@ -19,7 +30,14 @@ for (const engine of engines()) {
     test('every governed change is in the trail, with actor, request id and source', async () => {
       const { body } = await call(server, 'GET', '/api/v1/audit/events?limit=1000', { token: t.ivan });
       const actions = body.items.map((e: { action: string }) => e.action);
-      for (const a of ['auth.login', 'token.issued', 'app.registered', 'risk.assessed', 'approval.approved', 'approval.auto_approved'])
+      for (const a of [
+        'auth.login',
+        'token.issued',
+        'app.registered',
+        'risk.assessed',
+        'approval.approved',
+        'approval.auto_approved',
+      ])
         assert.ok(actions.includes(a), `${a} in ${actions}`);
       const approved = body.items.find((e: { action: string }) => e.action === 'approval.approved');
       assert.equal(approved.actor, 'bob@example.com');
@@ -33,7 +51,8 @@ for (const engine of engines()) {
       try {
         const rows = await raw.kysely.selectFrom('audit_events').selectAll().execute();
         const all = JSON.stringify(rows);
-        for (const token of Object.values(t)) assert.ok(!all.includes(token), 'a token value leaked into the audit table');
+        for (const token of Object.values(t))
+          assert.ok(!all.includes(token), 'a token value leaked into the audit table');
         assert.ok(!all.includes('mat_'), 'no token-like value in the audit table');
       } finally {
         await raw.destroy();
@@ -47,20 +66,27 @@ for (const engine of engines()) {
           raw.kysely.updateTable('audit_events').set({ actor: 'mallory' }).where('seq', '=', 1).execute(),
           /append-only/,
         );
-        await assert.rejects(raw.kysely.deleteFrom('audit_events').where('seq', '=', 2).execute(), /append-only/);
-        if (engine === 'postgres') await assert.rejects(sql`truncate audit_events`.execute(raw.kysely), /append-only/);
+        await assert.rejects(
+          raw.kysely.deleteFrom('audit_events').where('seq', '=', 2).execute(),
+          /append-only/,
+        );
+        if (engine === 'postgres')
+          await assert.rejects(sql`truncate audit_events`.execute(raw.kysely), /append-only/);
       } finally {
         await raw.destroy();
       }
     });
 
-    test('creators read only their own apps\' events; the chain check is for auditors and admins', async () => {
+    test("creators read only their own apps' events; the chain check is for auditors and admins", async () => {
       const mine = await call(server, 'GET', '/api/v1/audit/events?limit=1000', { token: t.dave });
       assert.ok(mine.body.items.length > 0);
       for (const e of mine.body.items) assert.equal(e.target, 'team-lunch-poll');
       assert.equal((await call(server, 'GET', '/api/v1/audit/verify', { token: t.dave })).status, 403);
       const page = await call(server, 'GET', '/api/v1/audit/events?limit=2&after=1', { token: t.carol });
-      assert.deepEqual(page.body.items.map((e: { seq: number }) => e.seq), [2, 3]);
+      assert.deepEqual(
+        page.body.items.map((e: { seq: number }) => e.seq),
+        [2, 3],
+      );
       assert.equal(page.body.next, 3);
     });
 
@@ -80,12 +106,16 @@ for (const engine of engines()) {
         // The attacker owns the database: disable the guard, rewrite history, restore the guard.
         if (engine === 'sqlite') {
           await sql`drop trigger audit_events_no_update`.execute(raw.kysely);
-          await sql`update audit_events set actor = 'mallory@example.com' where id = ${victim.id}`.execute(raw.kysely);
+          await sql`update audit_events set actor = 'mallory@example.com' where id = ${victim.id}`.execute(
+            raw.kysely,
+          );
           await sql`CREATE TRIGGER audit_events_no_update BEFORE UPDATE ON audit_events
             BEGIN SELECT RAISE(ABORT, 'audit_events is append-only'); END`.execute(raw.kysely);
         } else {
           await sql`alter table audit_events disable trigger audit_events_no_change`.execute(raw.kysely);
-          await sql`update audit_events set actor = 'mallory@example.com' where id = ${victim.id}`.execute(raw.kysely);
+          await sql`update audit_events set actor = 'mallory@example.com' where id = ${victim.id}`.execute(
+            raw.kysely,
+          );
           await sql`alter table audit_events enable trigger audit_events_no_change`.execute(raw.kysely);
         }
       } finally {

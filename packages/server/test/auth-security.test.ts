@@ -8,7 +8,11 @@ import { call, engines, lunchPoll, people, startTestServer, type TestServer, tok
 async function browserSession(server: TestServer, email: string, returnTo = '/welcome') {
   const start = `${server.url}/auth/login?return_to=${encodeURIComponent(returnTo)}`;
   const origin = new URL(server.url);
-  const { url, jar } = await devSignIn(start, email, (u) => u.host === origin.host && !u.pathname.startsWith('/auth/'));
+  const { url, jar } = await devSignIn(
+    start,
+    email,
+    (u) => u.host === origin.host && !u.pathname.startsWith('/auth/'),
+  );
   const cookie = jar.get(origin.host)?.get('microapp_session');
   assert.ok(cookie, 'a session cookie was set');
   return { cookie: `microapp_session=${cookie}`, landed: url };
@@ -46,7 +50,10 @@ for (const engine of engines()) {
       const noCsrf = await call(server, 'POST', '/api/v1/apps', { headers: { cookie }, body: lunchPoll() });
       assert.equal(noCsrf.status, 403);
       assert.equal(noCsrf.body.code, 'csrf_failed');
-      const wrong = await call(server, 'POST', '/api/v1/apps', { headers: { cookie, 'x-csrf-token': 'guess' }, body: lunchPoll() });
+      const wrong = await call(server, 'POST', '/api/v1/apps', {
+        headers: { cookie, 'x-csrf-token': 'guess' },
+        body: lunchPoll(),
+      });
       assert.equal(wrong.status, 403);
       const { body } = await call(server, 'GET', '/api/v1/auth/session', { headers: { cookie } });
       const ok = await call(server, 'POST', '/api/v1/apps', {
@@ -55,7 +62,9 @@ for (const engine of engines()) {
       });
       assert.equal(ok.status, 201, ok.text);
 
-      const logout = await call(server, 'POST', '/auth/logout', { headers: { cookie, 'x-csrf-token': body.csrfToken } });
+      const logout = await call(server, 'POST', '/auth/logout', {
+        headers: { cookie, 'x-csrf-token': body.csrfToken },
+      });
       assert.equal(logout.status, 204);
       assert.equal((await call(server, 'GET', '/api/v1/auth/session', { headers: { cookie } })).status, 401);
     });
@@ -89,10 +98,14 @@ for (const engine of engines()) {
         body: { code, codeVerifier: newCliLogin().verifier },
       });
       assert.equal(wrongVerifier.status, 401);
-      const good = await call(server, 'POST', '/api/v1/auth/cli/token', { body: { code, codeVerifier: pkce.verifier } });
+      const good = await call(server, 'POST', '/api/v1/auth/cli/token', {
+        body: { code, codeVerifier: pkce.verifier },
+      });
       assert.equal(good.status, 201, good.text);
       assert.match(good.body.token, /^mat_/);
-      const replay = await call(server, 'POST', '/api/v1/auth/cli/token', { body: { code, codeVerifier: pkce.verifier } });
+      const replay = await call(server, 'POST', '/api/v1/auth/cli/token', {
+        body: { code, codeVerifier: pkce.verifier },
+      });
       assert.equal(replay.status, 401);
       assert.equal(createHash('sha256').update(pkce.verifier).digest('base64url'), pkce.challenge);
     });
@@ -118,7 +131,10 @@ for (const engine of engines()) {
       }
 
       assert.equal((await call(server, 'GET', '/api/v1/apps', { token: readOnly })).status, 200);
-      const write = await call(server, 'POST', '/api/v1/apps', { token: readOnly, body: lunchPoll({ name: 'ro-app', owner: people.alice }) });
+      const write = await call(server, 'POST', '/api/v1/apps', {
+        token: readOnly,
+        body: lunchPoll({ name: 'ro-app', owner: people.alice }),
+      });
       assert.equal(write.status, 403);
       assert.match(write.body.detail, /scope apps:write/);
       const escalate = await call(server, 'POST', '/api/v1/tokens', { token: readOnly, body: { name: 'x' } });
@@ -130,7 +146,10 @@ for (const engine of engines()) {
       const revoked = await call(server, 'DELETE', `/api/v1/tokens/${created.body.id}`, { token: alice });
       assert.equal(revoked.status, 200);
       assert.equal((await call(server, 'GET', '/api/v1/apps', { token: readOnly })).status, 401);
-      assert.equal((await call(server, 'DELETE', `/api/v1/tokens/${created.body.id}`, { token: alice })).status, 409);
+      assert.equal(
+        (await call(server, 'DELETE', `/api/v1/tokens/${created.body.id}`, { token: alice })).status,
+        409,
+      );
 
       const short = await call(server, 'POST', '/api/v1/tokens', { token: alice, body: { name: 'short' } });
       const raw2 = server.rawDb();
@@ -147,15 +166,26 @@ for (const engine of engines()) {
     });
 
     test('forged, malformed and foreign credentials are refused', async () => {
-      for (const header of ['Bearer mat_forged', 'Bearer', 'Basic YWxpY2U6cGFzcw==', `Bearer ${'a'.repeat(5000)}`]) {
+      for (const header of [
+        'Bearer mat_forged',
+        'Bearer',
+        'Basic YWxpY2U6cGFzcw==',
+        `Bearer ${'a'.repeat(5000)}`,
+      ]) {
         const res = await call(server, 'GET', '/api/v1/apps', { headers: { authorization: header } });
         assert.equal(res.status, 401, header.slice(0, 30));
       }
-      const forgedCookie = await call(server, 'GET', '/api/v1/apps', { headers: { cookie: 'microapp_session=forged' } });
+      const forgedCookie = await call(server, 'GET', '/api/v1/apps', {
+        headers: { cookie: 'microapp_session=forged' },
+      });
       assert.equal(forgedCookie.status, 401);
       // A token can be used only by bearer; as a cookie it is nothing.
       const alice = await tokenFor(server, people.alice);
-      assert.equal((await call(server, 'GET', '/api/v1/apps', { headers: { cookie: `microapp_session=${alice}` } })).status, 401);
+      assert.equal(
+        (await call(server, 'GET', '/api/v1/apps', { headers: { cookie: `microapp_session=${alice}` } }))
+          .status,
+        401,
+      );
     });
 
     test('security headers on every answer', async () => {

@@ -7,8 +7,20 @@ async function counts(server: TestServer) {
   const raw = server.rawDb();
   try {
     const n = async (table: 'apps' | 'audit_events' | 'risk_assessments' | 'app_data_classes') =>
-      Number((await raw.kysely.selectFrom(table).select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow()).n);
-    return { apps: await n('apps'), audit: await n('audit_events'), assessments: await n('risk_assessments'), classes: await n('app_data_classes') };
+      Number(
+        (
+          await raw.kysely
+            .selectFrom(table)
+            .select((eb) => eb.fn.countAll().as('n'))
+            .executeTakeFirstOrThrow()
+        ).n,
+      );
+    return {
+      apps: await n('apps'),
+      audit: await n('audit_events'),
+      assessments: await n('risk_assessments'),
+      classes: await n('app_data_classes'),
+    };
   } finally {
     await raw.destroy();
   }
@@ -32,22 +44,82 @@ for (const engine of engines()) {
 
     const cases: [string, { raw?: string; body?: unknown; contentType?: string }, number, RegExp][] = [
       ['malformed JSON', { raw: '{"name": "x",' }, 400, /not valid/],
-      ['malformed YAML', { raw: 'name: [unclosed\nowner: a', contentType: 'application/yaml' }, 400, /YAML.*line/],
-      ['duplicate YAML keys', { raw: `${yamlManifest}name: again\n`, contentType: 'application/yaml' }, 400, /YAML/],
+      [
+        'malformed YAML',
+        { raw: 'name: [unclosed\nowner: a', contentType: 'application/yaml' },
+        400,
+        /YAML.*line/,
+      ],
+      [
+        'duplicate YAML keys',
+        { raw: `${yamlManifest}name: again\n`, contentType: 'application/yaml' },
+        400,
+        /YAML/,
+      ],
       ['an array instead of an object', { body: [1, 2] }, 400, /must be object/],
       ['an unknown field', { body: bankReconciliation({ color: 'blue' }) }, 400, /unknown field "color"/],
-      ['a nested unknown field', { body: bankReconciliation({ runtime: { kind: 'node', shell: '/bin/sh' } }) }, 400, /unknown field "shell"/],
-      ['a wrong type', { body: bankReconciliation({ audience: { maxUsers: '40' } }) }, 400, /\/audience\/maxUsers/],
-      ['a name that is not a DNS label', { body: bankReconciliation({ name: 'Bank_Reconciliation' }) }, 400, /DNS label/],
+      [
+        'a nested unknown field',
+        { body: bankReconciliation({ runtime: { kind: 'node', shell: '/bin/sh' } }) },
+        400,
+        /unknown field "shell"/,
+      ],
+      [
+        'a wrong type',
+        { body: bankReconciliation({ audience: { maxUsers: '40' } }) },
+        400,
+        /\/audience\/maxUsers/,
+      ],
+      [
+        'a name that is not a DNS label',
+        { body: bankReconciliation({ name: 'Bank_Reconciliation' }) },
+        400,
+        /DNS label/,
+      ],
       ['a name with a path', { body: bankReconciliation({ name: '../etc' }) }, 400, /DNS label/],
-      ['an unknown data class', { body: bankReconciliation({ dataClasses: ['secret-sauce'] }) }, 400, /must be one of: public, internal/],
+      [
+        'an unknown data class',
+        { body: bankReconciliation({ dataClasses: ['secret-sauce'] }) },
+        400,
+        /must be one of: public, internal/,
+      ],
       ['no data classes', { body: bankReconciliation({ dataClasses: [] }) }, 400, /dataClasses/],
-      ['a missing owner', { body: { ...bankReconciliation(), owner: undefined } }, 400, /missing required field "owner"/],
-      ['an entry that climbs out of the app', { body: bankReconciliation({ runtime: { kind: 'node', entry: 'a/../../etc/passwd' } }) }, 400, /entry/],
-      ['a bad egress host', { body: bankReconciliation({ integrations: { egress: ['http://x.example.com/'] } }) }, 400, /egress/],
-      ['a bad expiry date', { body: bankReconciliation({ lifetime: { expires: '31/03/2027' } }) }, 400, /expires/],
-      ['an unsupported media type', { raw: 'name=x', contentType: 'application/x-www-form-urlencoded' }, 415, /application\/json/],
-      ['an oversized body', { body: bankReconciliation({ purpose: 'x'.repeat(1024 * 1024 + 10) }) }, 413, /1 MiB/],
+      [
+        'a missing owner',
+        { body: { ...bankReconciliation(), owner: undefined } },
+        400,
+        /missing required field "owner"/,
+      ],
+      [
+        'an entry that climbs out of the app',
+        { body: bankReconciliation({ runtime: { kind: 'node', entry: 'a/../../etc/passwd' } }) },
+        400,
+        /entry/,
+      ],
+      [
+        'a bad egress host',
+        { body: bankReconciliation({ integrations: { egress: ['http://x.example.com/'] } }) },
+        400,
+        /egress/,
+      ],
+      [
+        'a bad expiry date',
+        { body: bankReconciliation({ lifetime: { expires: '31/03/2027' } }) },
+        400,
+        /expires/,
+      ],
+      [
+        'an unsupported media type',
+        { raw: 'name=x', contentType: 'application/x-www-form-urlencoded' },
+        415,
+        /application\/json/,
+      ],
+      [
+        'an oversized body',
+        { body: bankReconciliation({ purpose: 'x'.repeat(1024 * 1024 + 10) }) },
+        413,
+        /1 MiB/,
+      ],
       ['an empty body', { raw: '' }, 400, /empty|not valid/],
     ];
 
@@ -65,7 +137,11 @@ for (const engine of engines()) {
     }
 
     test('a valid YAML body registers', async () => {
-      const res = await call(server, 'POST', '/api/v1/apps', { token: alice, raw: yamlManifest, contentType: 'application/yaml' });
+      const res = await call(server, 'POST', '/api/v1/apps', {
+        token: alice,
+        raw: yamlManifest,
+        contentType: 'application/yaml',
+      });
       assert.equal(res.status, 201, res.text);
       assert.equal(res.body.app.name, 'yaml-app');
     });
@@ -87,7 +163,12 @@ for (const engine of engines()) {
           value: fc.oneof(fc.anything(), fc.string(), fc.integer(), fc.constant(null), fc.array(fc.string())),
         })
         .map(({ key, value }) => JSON.stringify({ ...valid, [key]: value }));
-      const noise = fc.oneof(fc.json(), fc.string(), fc.jsonValue().map((v) => JSON.stringify(v)), mutated);
+      const noise = fc.oneof(
+        fc.json(),
+        fc.string(),
+        fc.jsonValue().map((v) => JSON.stringify(v)),
+        mutated,
+      );
       await fc.assert(
         fc.asyncProperty(noise, async (raw) => {
           const before = await counts(server);

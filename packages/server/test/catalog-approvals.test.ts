@@ -1,6 +1,14 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { bankReconciliation, call, engines, lunchPoll, signInEveryone, startTestServer, type TestServer } from './harness.ts';
+import {
+  bankReconciliation,
+  call,
+  engines,
+  lunchPoll,
+  signInEveryone,
+  startTestServer,
+  type TestServer,
+} from './harness.ts';
 
 for (const engine of engines()) {
   describe(`catalog and approvals (${engine})`, () => {
@@ -12,7 +20,7 @@ for (const engine of engines()) {
     });
     after(() => server.stop());
 
-    test('a high-risk app needs security and compliance review, never its owner\'s', async () => {
+    test("a high-risk app needs security and compliance review, never its owner's", async () => {
       const reg = await call(server, 'POST', '/api/v1/apps', { token: t.alice, body: bankReconciliation() });
       assert.equal(reg.status, 201, reg.text);
       const app = reg.body.app;
@@ -81,7 +89,10 @@ for (const engine of engines()) {
 
       const raised = await call(server, 'POST', '/api/v1/apps', {
         token: t.dave,
-        body: lunchPoll({ dataClasses: ['internal', 'confidential'], integrations: { egress: ['api.weather.example.com'] } }),
+        body: lunchPoll({
+          dataClasses: ['internal', 'confidential'],
+          integrations: { egress: ['api.weather.example.com'] },
+        }),
       });
       assert.equal(raised.status, 200, raised.text);
       assert.equal(raised.body.app.tier, 'medium');
@@ -89,7 +100,10 @@ for (const engine of engines()) {
       assert.equal(raised.body.reReview, true);
       assert.equal(raised.body.app.revision, 2);
 
-      const bob = await call(server, 'POST', '/api/v1/apps/team-lunch-poll/reviews', { token: t.bob, body: { decision: 'approve' } });
+      const bob = await call(server, 'POST', '/api/v1/apps/team-lunch-poll/reviews', {
+        token: t.bob,
+        body: { decision: 'approve' },
+      });
       assert.equal(bob.body.state, 'approved', 'medium needs one reviewer');
 
       // Only the wording changed: the approval carries over.
@@ -108,7 +122,10 @@ for (const engine of engines()) {
     test('reject needs a reason; request-changes sends it back to the owner until re-registered', async () => {
       const m = bankReconciliation({ name: 'payroll-export', dataClasses: ['pii'] });
       assert.equal((await call(server, 'POST', '/api/v1/apps', { token: t.alice, body: m })).status, 201);
-      const noReason = await call(server, 'POST', '/api/v1/apps/payroll-export/reviews', { token: t.bob, body: { decision: 'reject' } });
+      const noReason = await call(server, 'POST', '/api/v1/apps/payroll-export/reviews', {
+        token: t.bob,
+        body: { decision: 'reject' },
+      });
       assert.equal(noReason.status, 400);
       assert.match(noReason.body.detail, /reason/);
       const changes = await call(server, 'POST', '/api/v1/apps/payroll-export/reviews', {
@@ -126,7 +143,7 @@ for (const engine of engines()) {
       assert.equal(reject.body.state, 'rejected');
     });
 
-    test('creators cannot register for someone else, nor take another team\'s name', async () => {
+    test("creators cannot register for someone else, nor take another team's name", async () => {
       const forBob = await call(server, 'POST', '/api/v1/apps', {
         token: t.alice,
         body: lunchPoll({ name: 'for-bob', owner: 'bob@example.com' }),
@@ -150,7 +167,7 @@ for (const engine of engines()) {
       assert.equal(adminFor.body.app.department, 'marketing', 'department of the owner, known from sign-in');
     });
 
-    test('another department\'s creator sees neither the app nor its name in lists', async () => {
+    test("another department's creator sees neither the app nor its name in lists", async () => {
       const hidden = await call(server, 'GET', '/api/v1/apps/bank-reconciliation', { token: t.frank });
       assert.equal(hidden.status, 404);
       const list = await call(server, 'GET', '/api/v1/apps', { token: t.frank });
@@ -163,20 +180,36 @@ for (const engine of engines()) {
 
     test('list filters and cursor pagination', async () => {
       const high = await call(server, 'GET', '/api/v1/apps?tier=high', { token: t.ivan });
-      assert.deepEqual(high.body.items.map((a: { name: string }) => a.name).sort(), ['bank-reconciliation', 'payroll-export']);
+      assert.deepEqual(high.body.items.map((a: { name: string }) => a.name).sort(), [
+        'bank-reconciliation',
+        'payroll-export',
+      ]);
       const pii = await call(server, 'GET', '/api/v1/apps?dataClass=pii&state=approved', { token: t.ivan });
-      assert.deepEqual(pii.body.items.map((a: { name: string }) => a.name), ['bank-reconciliation']);
+      assert.deepEqual(
+        pii.body.items.map((a: { name: string }) => a.name),
+        ['bank-reconciliation'],
+      );
       const search = await call(server, 'GET', '/api/v1/apps?q=LUNCH', { token: t.ivan });
-      assert.deepEqual(search.body.items.map((a: { name: string }) => a.name), ['admin-made', 'team-lunch-poll']);
+      assert.deepEqual(
+        search.body.items.map((a: { name: string }) => a.name),
+        ['admin-made', 'team-lunch-poll'],
+      );
       const percent = await call(server, 'GET', '/api/v1/apps?q=%25', { token: t.ivan });
       assert.deepEqual(percent.body.items, [], 'LIKE wildcards in a search are literal');
-      const byOwner = await call(server, 'GET', '/api/v1/apps?owner=alice@example.com&department=finance', { token: t.carol });
+      const byOwner = await call(server, 'GET', '/api/v1/apps?owner=alice@example.com&department=finance', {
+        token: t.carol,
+      });
       assert.equal(byOwner.body.items.length, 2);
 
       const seen: string[] = [];
       let cursor: string | null = null;
       do {
-        const page: any = await call(server, 'GET', `/api/v1/apps?limit=2${cursor ? `&cursor=${cursor}` : ''}`, { token: t.carol });
+        const page: any = await call(
+          server,
+          'GET',
+          `/api/v1/apps?limit=2${cursor ? `&cursor=${cursor}` : ''}`,
+          { token: t.carol },
+        );
         assert.ok(page.body.items.length <= 2);
         seen.push(...page.body.items.map((a: { name: string }) => a.name));
         cursor = page.body.nextCursor;
@@ -189,14 +222,26 @@ for (const engine of engines()) {
     });
 
     test('the approval queue shows reviewers what they can review', async () => {
-      await call(server, 'POST', '/api/v1/apps', { token: t.alice, body: bankReconciliation({ name: 'kyc-check' }) });
+      await call(server, 'POST', '/api/v1/apps', {
+        token: t.alice,
+        body: bankReconciliation({ name: 'kyc-check' }),
+      });
       const bobQueue = await call(server, 'GET', '/api/v1/approvals?mine=true', { token: t.bob });
-      assert.deepEqual(bobQueue.body.items.map((a: { name: string }) => a.name), ['kyc-check']);
-      await call(server, 'POST', '/api/v1/apps/kyc-check/reviews', { token: t.bob, body: { decision: 'approve' } });
+      assert.deepEqual(
+        bobQueue.body.items.map((a: { name: string }) => a.name),
+        ['kyc-check'],
+      );
+      await call(server, 'POST', '/api/v1/apps/kyc-check/reviews', {
+        token: t.bob,
+        body: { decision: 'approve' },
+      });
       const after = await call(server, 'GET', '/api/v1/approvals?mine=true', { token: t.bob });
       assert.deepEqual(after.body.items, []);
       const erinQueue = await call(server, 'GET', '/api/v1/approvals?mine=true', { token: t.erin });
-      assert.deepEqual(erinQueue.body.items.map((a: { name: string }) => a.name), ['kyc-check']);
+      assert.deepEqual(
+        erinQueue.body.items.map((a: { name: string }) => a.name),
+        ['kyc-check'],
+      );
     });
   });
 }

@@ -41,7 +41,10 @@ export async function startTestServer(engine: 'sqlite' | 'postgres'): Promise<Te
     db = openDatabase({ kind: 'sqlite', file: join(dataDir, 'microapp.sqlite') });
   }
   const config = loadConfig({ dev: true, port: 0, devIdpPort: 0, dataDir }, { MICROAPP_LOG_LEVEL: 'silent' });
-  const server = await startServer(config, { db, logger: pino({ level: process.env.MICROAPP_TEST_LOG ?? 'silent' }) });
+  const server = await startServer(config, {
+    db,
+    logger: pino({ level: process.env.MICROAPP_TEST_LOG ?? 'silent' }),
+  });
   const rawDb = () =>
     engine === 'postgres'
       ? openDatabase({ kind: 'postgres', url: pgUrl!, schema: pgSchema!, poolSize: 1 })
@@ -87,7 +90,13 @@ export async function call<T = any>(
   server: RunningServer,
   method: string,
   path: string,
-  options: { token?: string; body?: unknown; raw?: string; contentType?: string; headers?: Record<string, string> } = {},
+  options: {
+    token?: string;
+    body?: unknown;
+    raw?: string;
+    contentType?: string;
+    headers?: Record<string, string>;
+  } = {},
 ): Promise<ApiResponse<T>> {
   const headers: Record<string, string> = { ...(options.headers ?? {}) };
   if (options.token) headers.authorization = `Bearer ${options.token}`;

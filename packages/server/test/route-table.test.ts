@@ -2,7 +2,14 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import pino from 'pino';
 import { buildHttpApp } from '../src/api/build-app.ts';
-import { bankReconciliation, call, lunchPoll, signInEveryone, startTestServer, type TestServer } from './harness.ts';
+import {
+  bankReconciliation,
+  call,
+  lunchPoll,
+  signInEveryone,
+  startTestServer,
+  type TestServer,
+} from './harness.ts';
 
 type Who = 'anonymous' | 'creator' | 'otherCreator' | 'reviewer' | 'admin' | 'auditor';
 const everyone: Who[] = ['anonymous', 'creator', 'otherCreator', 'reviewer', 'admin', 'auditor'];
@@ -28,7 +35,10 @@ const expectations: Record<string, { allowed: Who[]; denied?: Partial<Record<Who
   'DELETE /api/v1/tokens/:id': { allowed: users },
   'POST /api/v1/apps': { allowed: ['creator', 'otherCreator', 'admin'] },
   'GET /api/v1/apps': { allowed: users },
-  'GET /api/v1/apps/:name': { allowed: ['creator', 'reviewer', 'admin', 'auditor'], denied: { otherCreator: 404 } },
+  'GET /api/v1/apps/:name': {
+    allowed: ['creator', 'reviewer', 'admin', 'auditor'],
+    denied: { otherCreator: 404 },
+  },
   'GET /api/v1/approvals': { allowed: ['reviewer', 'admin', 'auditor'] },
   'POST /api/v1/apps/:name/reviews': { allowed: ['reviewer'] },
   'GET /api/v1/audit/events': { allowed: users },
@@ -67,11 +77,16 @@ describe('every route declares who may call it', () => {
       const [method, template] = key.split(' ') as [string, string];
       for (const who of everyone) {
         const token = who === 'anonymous' ? undefined : tokens[who];
-        const path = template.replace(':name', 'bank-reconciliation').replace(':id', 'tok_00000000000000000000');
+        const path = template
+          .replace(':name', 'bank-reconciliation')
+          .replace(':id', 'tok_00000000000000000000');
         let body: unknown;
         if (method === 'POST') {
           if (path === '/api/v1/apps')
-            body = lunchPoll({ name: `rt-${who.toLowerCase()}`, owner: who === 'anonymous' ? 'x@example.com' : emails[who] });
+            body = lunchPoll({
+              name: `rt-${who.toLowerCase()}`,
+              owner: who === 'anonymous' ? 'x@example.com' : emails[who],
+            });
           else if (path.endsWith('/reviews')) body = { decision: 'request_changes', comment: 'route table' };
           else if (path === '/api/v1/tokens') body = { name: 'route-table' };
           else body = {};

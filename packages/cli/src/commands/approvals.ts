@@ -24,11 +24,18 @@ export function registerApprovalCommands(program: Command) {
       .action(
         action(async (flags: { mine?: boolean }, command: Command) => {
           const ctx = ctxOf(command);
-          const { items } = await ctx.client.get<{ items: AppView[] }>(`/api/v1/approvals${query({ mine: flags.mine })}`);
+          const { items } = await ctx.client.get<{ items: AppView[] }>(
+            `/api/v1/approvals${query({ mine: flags.mine })}`,
+          );
           emit(ctx.json, items, () =>
             table(
               ['NAME', 'TIER', 'OWNER', 'WAITING FOR'],
-              items.map((a) => [a.name, a.tier, a.owner, a.approval.missing.map((s) => `${s.specialty ?? 'any'} review`).join(', ')]),
+              items.map((a) => [
+                a.name,
+                a.tier,
+                a.owner,
+                a.approval.missing.map((s) => `${s.specialty ?? 'any'} review`).join(', '),
+              ]),
             ),
           );
         }),
@@ -39,9 +46,13 @@ export function registerApprovalCommands(program: Command) {
   examples(
     approvals
       .command('approve <name>')
-      .description('approve the app\'s current revision')
+      .description("approve the app's current revision")
       .option('--comment <text>')
-      .action(action(async (name: string, f: { comment?: string }, c: Command) => decide(c, name, 'approve', f.comment))),
+      .action(
+        action(async (name: string, f: { comment?: string }, c: Command) =>
+          decide(c, name, 'approve', f.comment),
+        ),
+      ),
     ['microapp approvals approve bank-reconciliation --comment "egress limited to the bank API"'],
   );
   examples(
@@ -49,7 +60,11 @@ export function registerApprovalCommands(program: Command) {
       .command('reject <name>')
       .description('reject the app; the owner sees your reason')
       .requiredOption('--reason <text>', 'why (required)')
-      .action(action(async (name: string, f: { reason: string }, c: Command) => decide(c, name, 'reject', f.reason))),
+      .action(
+        action(async (name: string, f: { reason: string }, c: Command) =>
+          decide(c, name, 'reject', f.reason),
+        ),
+      ),
     ['microapp approvals reject crypto-bot --reason "moves customer funds"'],
   );
   examples(
@@ -57,7 +72,11 @@ export function registerApprovalCommands(program: Command) {
       .command('request-changes <name>')
       .description('send the app back to its owner with what to change')
       .requiredOption('--comment <text>', 'what to change (required)')
-      .action(action(async (name: string, f: { comment: string }, c: Command) => decide(c, name, 'request_changes', f.comment))),
+      .action(
+        action(async (name: string, f: { comment: string }, c: Command) =>
+          decide(c, name, 'request_changes', f.comment),
+        ),
+      ),
     ['microapp approvals request-changes bank-reconciliation --comment "drop the pii data class"'],
   );
 }

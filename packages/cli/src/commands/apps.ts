@@ -14,8 +14,24 @@ export type AppView = {
   tier: string;
   revision: number;
   manifest: Record<string, unknown>;
-  assessment: { score: number; tier: string; rulesVersion: string; factors: { id: string; points: number; explanation: string }[] };
-  approval: { required: { specialty: string | null }[]; missing: { specialty: string | null }[]; reviews: { reviewer: string; decision: string; specialty: string | null; comment: string | null; at: string; revision: number }[] };
+  assessment: {
+    score: number;
+    tier: string;
+    rulesVersion: string;
+    factors: { id: string; points: number; explanation: string }[];
+  };
+  approval: {
+    required: { specialty: string | null }[];
+    missing: { specialty: string | null }[];
+    reviews: {
+      reviewer: string;
+      decision: string;
+      specialty: string | null;
+      comment: string | null;
+      at: string;
+      revision: number;
+    }[];
+  };
 };
 
 const slot = (s: { specialty: string | null }) => `${s.specialty ?? 'any'} review`;
@@ -28,12 +44,15 @@ export function describeApp(app: AppView): string {
     `risk:       ${app.tier} (score ${app.assessment.score}/100, rules ${app.assessment.rulesVersion})`,
     ...app.assessment.factors.map((f) => `  +${String(f.points).padStart(2)}  ${f.explanation}`),
   ];
-  if (app.approval.required.length === 0) lines.push('approval:   none needed (low risk: approved by policy)');
+  if (app.approval.required.length === 0)
+    lines.push('approval:   none needed (low risk: approved by policy)');
   else lines.push(`approval:   needs ${app.approval.required.map(slot).join(' and ')}`);
   if (app.state === 'pending_review' && app.approval.missing.length > 0)
     lines.push(`waiting for: ${app.approval.missing.map(slot).join(' and ')}`);
   for (const r of app.approval.reviews.filter((x) => x.revision === app.revision))
-    lines.push(`  ${r.at.slice(0, 16).replace('T', ' ')}  ${r.decision}  by ${r.reviewer}${r.specialty ? ` (${r.specialty})` : ''}${r.comment ? `: ${r.comment}` : ''}`);
+    lines.push(
+      `  ${r.at.slice(0, 16).replace('T', ' ')}  ${r.decision}  by ${r.reviewer}${r.specialty ? ` (${r.specialty})` : ''}${r.comment ? `: ${r.comment}` : ''}`,
+    );
   return lines.join('\n');
 }
 
@@ -42,15 +61,24 @@ function readManifest(file: string): { body: string; contentType: string } {
   try {
     text = readFileSync(file, 'utf8');
   } catch {
-    throw new CliError(`cannot read ${file}; run this in your app's folder or pass --file path/to/microapp.yaml`, { exitCode: 2 });
+    throw new CliError(
+      `cannot read ${file}; run this in your app's folder or pass --file path/to/microapp.yaml`,
+      { exitCode: 2 },
+    );
   }
   if (/\.json$/i.test(file)) return { body: text, contentType: 'application/json' };
   try {
     // Parse locally first so a YAML mistake is reported with its line before anything is sent.
     parseYaml(text, { uniqueKeys: true, schema: 'core' });
   } catch (error) {
-    const pos = error instanceof YAMLParseError && error.linePos ? `${file}:${error.linePos[0].line}:${error.linePos[0].col}: ` : `${file}: `;
-    throw new CliError(`${pos}${(error as Error).message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '')}`, { exitCode: 2 });
+    const pos =
+      error instanceof YAMLParseError && error.linePos
+        ? `${file}:${error.linePos[0].line}:${error.linePos[0].col}: `
+        : `${file}: `;
+    throw new CliError(
+      `${pos}${(error as Error).message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '')}`,
+      { exitCode: 2 },
+    );
   }
   return { body: text, contentType: 'application/yaml' };
 }
@@ -59,13 +87,19 @@ export function registerAppCommands(program: Command) {
   examples(
     program
       .command('register')
-      .description('register your app from microapp.yaml (or re-register it after a change); prints its risk tier and why')
+      .description(
+        'register your app from microapp.yaml (or re-register it after a change); prints its risk tier and why',
+      )
       .option('-f, --file <file>', 'the manifest', 'microapp.yaml')
       .action(
         action(async (flags: { file: string }, command: Command) => {
           const ctx = ctxOf(command);
           const { body, contentType } = readManifest(flags.file);
-          const res = await ctx.client.post<{ outcome: string; reReview: boolean; app: AppView }>('/api/v1/apps', body, { contentType });
+          const res = await ctx.client.post<{ outcome: string; reReview: boolean; app: AppView }>(
+            '/api/v1/apps',
+            body,
+            { contentType },
+          );
           emit(ctx.json, res, () => {
             const head =
               res.outcome === 'created'
@@ -116,15 +150,28 @@ export function registerAppCommands(program: Command) {
             cursor = page.nextCursor ?? undefined;
             if (!flags.all || !cursor) break;
           }
-          emit(ctx.json, { items, nextCursor: cursor ?? null }, () =>
-            table(
-              ['NAME', 'TIER', 'STATE', 'OWNER', 'DEPARTMENT', 'DATA'],
-              items.map((a) => [a.name, a.tier, a.state, a.owner, a.department ?? '-', ((a.manifest.dataClasses as string[]) ?? []).join(',')]),
-            ) + (cursor ? `\n(more: --cursor ${cursor})` : ''),
+          emit(
+            ctx.json,
+            { items, nextCursor: cursor ?? null },
+            () =>
+              table(
+                ['NAME', 'TIER', 'STATE', 'OWNER', 'DEPARTMENT', 'DATA'],
+                items.map((a) => [
+                  a.name,
+                  a.tier,
+                  a.state,
+                  a.owner,
+                  a.department ?? '-',
+                  ((a.manifest.dataClasses as string[]) ?? []).join(','),
+                ]),
+              ) + (cursor ? `\n(more: --cursor ${cursor})` : ''),
           );
         }),
       ),
-    ['microapp apps list --tier high --state pending_review', 'microapp apps list --data-class pii --all --json'],
+    [
+      'microapp apps list --tier high --state pending_review',
+      'microapp apps list --data-class pii --all --json',
+    ],
   );
 
   examples(

@@ -42,7 +42,10 @@ export function registerAuditCommands(program: Command) {
           let since: string | undefined;
           if (flags.since) {
             const t = Date.parse(flags.since);
-            if (Number.isNaN(t)) throw new CliError(`--since must be an ISO-8601 date or time, got "${flags.since}"`, { exitCode: 2 });
+            if (Number.isNaN(t))
+              throw new CliError(`--since must be an ISO-8601 date or time, got "${flags.since}"`, {
+                exitCode: 2,
+              });
             since = new Date(t).toISOString();
           }
           const out = flags.out ? createWriteStream(flags.out, { mode: 0o600 }) : process.stdout;

@@ -29,13 +29,20 @@ export function registerAuthCommands(program: Command) {
           let code: string;
           if (flags.devUser) {
             const meta = await ctx.client.get<{ dev: boolean }>('/api/v1/meta', { auth: false });
-            if (!meta.dev) throw new CliError('--dev-user works only against a server started with --dev', { exitCode: 2 });
+            if (!meta.dev)
+              throw new CliError('--dev-user works only against a server started with --dev', {
+                exitCode: 2,
+              });
             code = await devUserLogin(ctx.server, flags.devUser.toLowerCase(), pkce);
           } else {
-            code = await browserLogin(ctx.server, {
-              open: flags.browser,
-              announce: (url) => process.stderr.write(`Sign in in your browser:\n  ${url}\n`),
-            }, pkce);
+            code = await browserLogin(
+              ctx.server,
+              {
+                open: flags.browser,
+                announce: (url) => process.stderr.write(`Sign in in your browser:\n  ${url}\n`),
+              },
+              pkce,
+            );
           }
           const issued = await ctx.client.post<{ token: string; token_info: { expiresAt: string } }>(
             '/api/v1/auth/cli/token',
@@ -45,10 +52,15 @@ export function registerAuthCommands(program: Command) {
           token = issued.token;
           expiresAt = issued.token_info.expiresAt;
         }
-        const session = await createClient({ server: ctx.server, token }).get<Session>('/api/v1/auth/session');
+        const session = await createClient({ server: ctx.server, token }).get<Session>(
+          '/api/v1/auth/session',
+        );
         saveCredential(ctx.server, { token, email: session.user.email, expiresAt });
-        emit(ctx.json, { server: ctx.server, user: session.user }, () =>
-          `Signed in to ${ctx.server} as ${session.user.email} (${session.user.roles.join(', ') || 'no roles'})`,
+        emit(
+          ctx.json,
+          { server: ctx.server, user: session.user },
+          () =>
+            `Signed in to ${ctx.server} as ${session.user.email} (${session.user.roles.join(', ') || 'no roles'})`,
         );
       }),
     );
@@ -61,7 +73,7 @@ export function registerAuthCommands(program: Command) {
   examples(
     program
       .command('logout')
-      .description('forget this server\'s token on this machine (revoke it with `microapp tokens revoke`)')
+      .description("forget this server's token on this machine (revoke it with `microapp tokens revoke`)")
       .action(
         action(async (_flags: unknown, command: Command) => {
           const ctx = ctxOf(command);

@@ -5,11 +5,19 @@ import { action, examples } from '../context.ts';
 
 function port(value: string): number {
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new CliError(`not a port number: ${value}`, { exitCode: 2 });
+  if (!Number.isInteger(n) || n < 0 || n > 65535)
+    throw new CliError(`not a port number: ${value}`, { exitCode: 2 });
   return n;
 }
 
-type ServerFlags = { dev?: boolean; port?: number; host?: string; dataDir?: string; config?: string; devIdpPort?: number };
+type ServerFlags = {
+  dev?: boolean;
+  port?: number;
+  host?: string;
+  dataDir?: string;
+  config?: string;
+  devIdpPort?: number;
+};
 
 async function config(flags: ServerFlags) {
   const { ConfigError, loadConfig } = await import('@microapp/server');
@@ -25,7 +33,10 @@ export function registerServerCommands(program: Command) {
   const server = program
     .command('server')
     .description('run the microapp platform server')
-    .option('--dev', 'local trial: SQLite under ./.microapp and a built-in identity provider with seeded users')
+    .option(
+      '--dev',
+      'local trial: SQLite under ./.microapp and a built-in identity provider with seeded users',
+    )
     .option('--port <port>', 'HTTP port (env MICROAPP_PORT, default 8080)', port)
     .option('--host <host>', 'address to listen on (env MICROAPP_HOST, default 127.0.0.1)')
     .option('--data-dir <dir>', 'where data lives (env MICROAPP_DATA_DIR, default ./.microapp)')
@@ -37,7 +48,9 @@ export function registerServerCommands(program: Command) {
         const running = await startServer(await config(flags));
         process.stderr.write(
           `microapp ${flags.dev ? '(dev) ' : ''}listening on ${running.url}` +
-            (running.devIdp ? `\n  development sign-in at ${running.devIdp.issuer}; try: microapp login --dev-user alice@example.com\n` : '\n'),
+            (running.devIdp
+              ? `\n  development sign-in at ${running.devIdp.issuer}; try: microapp login --dev-user alice@example.com\n`
+              : '\n'),
         );
         const stop = async () => {
           await running.close();
@@ -47,7 +60,10 @@ export function registerServerCommands(program: Command) {
         process.once('SIGTERM', stop);
       }),
     );
-  examples(server, ['microapp server --dev', 'DATABASE_URL=postgres://localhost/microapp microapp server --config /etc/microapp.json']);
+  examples(server, [
+    'microapp server --dev',
+    'DATABASE_URL=postgres://localhost/microapp microapp server --config /etc/microapp.json',
+  ]);
 
   const migrate = server
     .command('migrate')
@@ -61,7 +77,9 @@ export function registerServerCommands(program: Command) {
         const db = openDatabase(cfg.database);
         try {
           const applied = await migrateToLatest(db);
-          process.stdout.write(applied.length ? `applied: ${applied.join(', ')}\n` : 'database is up to date\n');
+          process.stdout.write(
+            applied.length ? `applied: ${applied.join(', ')}\n` : 'database is up to date\n',
+          );
         } finally {
           await db.destroy();
         }

@@ -1,9 +1,9 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { AppError } from '../errors.ts';
+import type { AuditContext } from '../modules/audit/audit-service.ts';
 import type { AccessRule } from '../modules/identity/access.ts';
 import type { LoginService } from '../modules/identity/login-service.ts';
 import type { Principal } from '../modules/identity/principal.ts';
-import type { AuditContext } from '../modules/audit/audit-service.ts';
 import type { TokenService } from '../modules/tokens/token-service.ts';
 
 export const sessionCookie = 'microapp_session';
@@ -29,7 +29,11 @@ export function principalOf(request: FastifyRequest): Principal {
 
 /** Who did it and from where, for the audit trail. */
 export function auditContext(request: FastifyRequest, actor?: string): AuditContext {
-  return { actor: actor ?? request.principal?.email ?? 'anonymous', requestId: request.id, sourceIp: request.ip };
+  return {
+    actor: actor ?? request.principal?.email ?? 'anonymous',
+    requestId: request.id,
+    sourceIp: request.ip,
+  };
 }
 
 /** Routes under these prefixes must declare who may call them. */
@@ -52,7 +56,8 @@ export function installAuth(
     for (const method of [route.method].flat()) {
       if (method !== 'HEAD') table.push({ method, url: route.url, access: route.config?.access ?? null });
     }
-    const governed = governedPrefixes.some((p) => route.url.startsWith(p)) || route.url === '/api/openapi.json';
+    const governed =
+      governedPrefixes.some((p) => route.url.startsWith(p)) || route.url === '/api/openapi.json';
     if (governed && !route.config?.access)
       throw new Error(`route ${route.method} ${route.url} declares no access rule (config.access)`);
   });
@@ -64,7 +69,10 @@ export function installAuth(
       const match = /^Bearer\s+(\S+)$/i.exec(header);
       const principal = match ? await deps.tokens.authenticate(match[1]!) : null;
       if (!principal && rule?.kind !== 'public')
-        throw new AppError('unauthenticated', 'the API token is invalid, expired or revoked; run `microapp login` or create a new token');
+        throw new AppError(
+          'unauthenticated',
+          'the API token is invalid, expired or revoked; run `microapp login` or create a new token',
+        );
       request.principal = principal;
     } else {
       const cookie = request.cookies[sessionCookie];
@@ -72,15 +80,25 @@ export function installAuth(
     }
     if (!rule || rule.kind === 'public') return;
     const principal = request.principal;
-    if (!principal) throw new AppError('unauthenticated', 'sign in first: run `microapp login` or open the console');
+    if (!principal)
+      throw new AppError('unauthenticated', 'sign in first: run `microapp login` or open the console');
     if (principal.via.kind === 'session' && !safeMethods.has(request.method)) {
       const sent = request.headers['x-csrf-token'];
       if (sent !== principal.via.csrfToken)
-        throw new AppError('csrf_failed', 'send the X-CSRF-Token header from GET /api/v1/auth/session with cookie-authenticated writes');
+        throw new AppError(
+          'csrf_failed',
+          'send the X-CSRF-Token header from GET /api/v1/auth/session with cookie-authenticated writes',
+        );
     }
     if (rule.kind === 'roles' && !rule.roles.some((r) => principal.roles.includes(r)))
-      throw new AppError('forbidden', `this needs one of the roles: ${rule.roles.join(', ')}; you have ${principal.roles.join(', ') || 'none'}`);
+      throw new AppError(
+        'forbidden',
+        `this needs one of the roles: ${rule.roles.join(', ')}; you have ${principal.roles.join(', ') || 'none'}`,
+      );
     if (rule.scope && !principal.scopes.includes(rule.scope))
-      throw new AppError('forbidden', `this API token lacks the scope ${rule.scope}; create one with --scope ${rule.scope}`);
+      throw new AppError(
+        'forbidden',
+        `this API token lacks the scope ${rule.scope}; create one with --scope ${rule.scope}`,
+      );
   });
 }

@@ -4,11 +4,11 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { AppError } from '../errors.ts';
 import { newId } from '../ids.ts';
+import type { LoginService } from '../modules/identity/login-service.ts';
+import type { TokenService } from '../modules/tokens/token-service.ts';
 import { installAuth } from './auth-hook.ts';
 import { installErrorHandling } from './error-handler.ts';
 import { validatorCompiler } from './validators.ts';
-import type { LoginService } from '../modules/identity/login-service.ts';
-import type { TokenService } from '../modules/tokens/token-service.ts';
 
 export const bodyLimit = 1024 * 1024;
 
@@ -35,11 +35,25 @@ export async function buildHttpApp(deps: {
     { parseAs: 'string', bodyLimit },
     (_request, body, done) => {
       try {
-        const value = parseYaml(body as string, { uniqueKeys: true, maxAliasCount: 100, schema: 'core', prettyErrors: true });
+        const value = parseYaml(body as string, {
+          uniqueKeys: true,
+          maxAliasCount: 100,
+          schema: 'core',
+          prettyErrors: true,
+        });
         done(null, value);
       } catch (error) {
-        const where = error instanceof YAMLParseError && error.linePos ? ` at line ${error.linePos[0].line}, column ${error.linePos[0].col}` : '';
-        done(new AppError('bad_request', `the YAML body is not valid${where}: ${(error as Error).message.split('\n')[0]}`), undefined);
+        const where =
+          error instanceof YAMLParseError && error.linePos
+            ? ` at line ${error.linePos[0].line}, column ${error.linePos[0].col}`
+            : '';
+        done(
+          new AppError(
+            'bad_request',
+            `the YAML body is not valid${where}: ${(error as Error).message.split('\n')[0]}`,
+          ),
+          undefined,
+        );
       }
     },
   );
@@ -51,11 +65,16 @@ export async function buildHttpApp(deps: {
       info: {
         title: 'microapp API',
         version: deps.version,
-        description: 'Register, approve, build, run and retire governed micro apps. Errors are RFC 9457 problem+json.',
+        description:
+          'Register, approve, build, run and retire governed micro apps. Errors are RFC 9457 problem+json.',
       },
       components: {
         securitySchemes: {
-          bearer: { type: 'http', scheme: 'bearer', description: 'An API token (mat_…) from `microapp login` or POST /api/v1/tokens' },
+          bearer: {
+            type: 'http',
+            scheme: 'bearer',
+            description: 'An API token (mat_…) from `microapp login` or POST /api/v1/tokens',
+          },
           session: { type: 'apiKey', in: 'cookie', name: 'microapp_session' },
         },
       },

@@ -1,7 +1,10 @@
 import { type TUnsafe, Type } from '@sinclair/typebox';
 
 /** A string restricted to a closed set, as one JSON Schema `enum` (one clear error instead of one per member). */
-export function StringEnum<const T extends readonly string[]>(values: T, options: { description?: string } = {}) {
+export function StringEnum<const T extends readonly string[]>(
+  values: T,
+  options: { description?: string } = {},
+) {
   return Type.Unsafe<T[number]>({ type: 'string', enum: [...values], ...options }) as TUnsafe<T[number]>;
 }
 

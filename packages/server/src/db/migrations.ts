@@ -179,7 +179,11 @@ export async function migrateToLatest(db: Db): Promise<string[]> {
       return Object.fromEntries(Object.entries(migrations).map(([name, make]) => [name, make(db.dialect)]));
     },
   };
-  const migrator = new Migrator({ db: db.kysely as unknown as AnyDb, provider, allowUnorderedMigrations: false });
+  const migrator = new Migrator({
+    db: db.kysely as unknown as AnyDb,
+    provider,
+    allowUnorderedMigrations: false,
+  });
   const { error, results } = await migrator.migrateToLatest();
   const failed = results?.find((r) => r.status === 'Error');
   if (error) {

@@ -1,5 +1,3 @@
-
-
 /** Tables and columns, shared by both dialects. JSON is stored as text, timestamps as ISO-8601 UTC text. */
 export interface Database {
   users: UsersTable;
@@ -127,4 +125,3 @@ export interface AuditEventsTable {
   prev_hash: string;
   hash: string;
 }
-

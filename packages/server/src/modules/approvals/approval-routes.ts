@@ -1,6 +1,6 @@
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { auditContext, principalOf } from '../../api/auth-hook.ts';
 import { AppError } from '../../errors.ts';
 import { rolesOnly } from '../identity/access.ts';
@@ -23,7 +23,9 @@ export function registerApprovalRoutes(fastify: FastifyInstance, deps: { approva
         querystring: Type.Object({ mine: Type.Optional(Type.Boolean()) }, { additionalProperties: false }),
       },
     },
-    async (request) => ({ items: await approvals.pending(principalOf(request), request.query.mine ?? false) }),
+    async (request) => ({
+      items: await approvals.pending(principalOf(request), request.query.mine ?? false),
+    }),
   );
 
   app.post(
@@ -53,10 +55,14 @@ export function registerApprovalRoutes(fastify: FastifyInstance, deps: { approva
       else if (!comment?.trim())
         throw new AppError(
           'validation_failed',
-          decision === 'reject' ? 'a rejection needs a reason' : 'a request for changes needs a comment saying what to change',
+          decision === 'reject'
+            ? 'a rejection needs a reason'
+            : 'a request for changes needs a comment saying what to change',
           [{ path: '/comment', message: 'is required for this decision' }],
         );
-      else d = decision === 'reject' ? { kind: 'reject', reason: comment } : { kind: 'request_changes', comment };
+      else
+        d =
+          decision === 'reject' ? { kind: 'reject', reason: comment } : { kind: 'request_changes', comment };
       return approvals.decide(principalOf(request), request.params.name, d, auditContext(request));
     },
   );

@@ -40,5 +40,7 @@ export function slotFor(open: ReviewSlot[], reviewerSpecialties: Specialty[]): R
 
 /** True when a reviewer could fill some slot of the tier at all (filled or not). */
 export function qualifiesFor(tier: Tier, reviewerSpecialties: Specialty[]): boolean {
-  return approvalRules.slots[tier].some((s) => s.specialty === null || reviewerSpecialties.includes(s.specialty));
+  return approvalRules.slots[tier].some(
+    (s) => s.specialty === null || reviewerSpecialties.includes(s.specialty),
+  );
 }

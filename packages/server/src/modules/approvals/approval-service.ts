@@ -36,7 +36,12 @@ export function createApprovalService(deps: {
     );
   }
 
-  async function decide(principal: Principal, name: string, decision: Decision, ctx: AuditContext): Promise<AppView> {
+  async function decide(
+    principal: Principal,
+    name: string,
+    decision: Decision,
+    ctx: AuditContext,
+  ): Promise<AppView> {
     if (!hasRole(principal, 'reviewer')) throw forbidden('only reviewers can decide on apps');
     return db.transaction().execute(async (trx) => {
       const app = await repo.findApp(trx, name, true);
@@ -50,7 +55,9 @@ export function createApprovalService(deps: {
         throw forbidden(
           `${name} is a ${tier}-tier app and needs ${approvalRules.slots[tier]
             .map((s) => `${s.specialty ?? 'any'} review`)
-            .join(' and ')}; you hold ${principal.specialties.length ? principal.specialties.join(', ') : 'no specialty'}`,
+            .join(
+              ' and ',
+            )}; you hold ${principal.specialties.length ? principal.specialties.join(', ') : 'no specialty'}`,
         );
       const revision = Number(app.revision);
       const current = await trx

@@ -1,6 +1,6 @@
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Kysely } from 'kysely';
 import { principalOf } from '../../api/auth-hook.ts';
 import type { Database } from '../../db/schema.ts';
@@ -9,7 +9,10 @@ import { hasRole } from '../identity/principal.ts';
 import type { AuditService } from './audit-service.ts';
 
 /** Read the audit trail (auditors and admins: all; creators: their own apps') and verify its chain. */
-export function registerAuditRoutes(fastify: FastifyInstance, deps: { db: Kysely<Database>; audit: AuditService }) {
+export function registerAuditRoutes(
+  fastify: FastifyInstance,
+  deps: { db: Kysely<Database>; audit: AuditService },
+) {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
   const { audit, db } = deps;
 
@@ -52,7 +55,10 @@ export function registerAuditRoutes(fastify: FastifyInstance, deps: { db: Kysely
     '/api/v1/audit/verify',
     {
       config: { access: rolesOnly(['auditor', 'admin'], 'audit:read') },
-      schema: { tags: ['audit'], summary: 'Check the whole hash chain; names the first event that does not fit' },
+      schema: {
+        tags: ['audit'],
+        summary: 'Check the whole hash chain; names the first event that does not fit',
+      },
     },
     async () => audit.verify(),
   );

@@ -1,4 +1,4 @@
-import { type Kysely, type Transaction, sql } from 'kysely';
+import { type Kysely, sql, type Transaction } from 'kysely';
 import type { Dialect } from '../../db/database.ts';
 import type { AuditEventsTable, Database } from '../../db/schema.ts';
 import { newId, nowIso } from '../../ids.ts';
@@ -57,7 +57,11 @@ export function createAuditService(deps: { db: Kysely<Database>; dialect: Dialec
   const { db, dialect } = deps;
 
   /** Appends one event in the given transaction, so it commits or rolls back with the change it records. */
-  async function record(trx: Transaction<Database>, ctx: AuditContext, input: AuditInput): Promise<AuditEvent> {
+  async function record(
+    trx: Transaction<Database>,
+    ctx: AuditContext,
+    input: AuditInput,
+  ): Promise<AuditEvent> {
     const summary = input.summary ?? {};
     assertNoSecrets(summary);
     // Serialize appends so the chain has one head, across server replicas on PostgreSQL.

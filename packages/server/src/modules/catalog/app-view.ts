@@ -30,7 +30,14 @@ export type AppView = {
   manifest: Manifest;
   createdAt: string;
   updatedAt: string;
-  assessment: { id: string; score: number; tier: Tier; factors: RiskFactor[]; rulesVersion: string; at: string };
+  assessment: {
+    id: string;
+    score: number;
+    tier: Tier;
+    factors: RiskFactor[];
+    rulesVersion: string;
+    at: string;
+  };
   approval: { required: ReviewSlot[]; missing: ReviewSlot[]; reviews: ReviewView[] };
 };
 
@@ -46,7 +53,11 @@ export function toReviewView(r: ReviewDecisionsTable): ReviewView {
   };
 }
 
-export function toAppView(app: AppsTable, assessment: RiskAssessmentsTable, reviews: ReviewDecisionsTable[]): AppView {
+export function toAppView(
+  app: AppsTable,
+  assessment: RiskAssessmentsTable,
+  reviews: ReviewDecisionsTable[],
+): AppView {
   const tier = app.tier as Tier;
   const current = reviews.filter((r) => r.revision === app.revision);
   const approvals = current

@@ -1,6 +1,6 @@
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { auditContext, principalOf } from '../../api/auth-hook.ts';
 import { StringEnum } from '../../api/schema-helpers.ts';
 import { anyUser, publicRoute, rolesOnly } from '../identity/access.ts';
@@ -29,7 +29,11 @@ export function registerCatalogRoutes(fastify: FastifyInstance, deps: { catalog:
     async (request, reply) => {
       const outcome = await catalog.register(principalOf(request), request.body, auditContext(request));
       const status = outcome.kind === 'created' ? 201 : 200;
-      return reply.status(status).send({ outcome: outcome.kind, reReview: outcome.kind === 'updated' && outcome.reReview, app: outcome.app });
+      return reply.status(status).send({
+        outcome: outcome.kind,
+        reReview: outcome.kind === 'updated' && outcome.reReview,
+        app: outcome.app,
+      });
     },
   );
 
@@ -55,14 +59,19 @@ export function registerCatalogRoutes(fastify: FastifyInstance, deps: { catalog:
         ),
       },
     },
-    async (request) => catalog.list(principalOf(request), { ...request.query, limit: request.query.limit ?? 50 }),
+    async (request) =>
+      catalog.list(principalOf(request), { ...request.query, limit: request.query.limit ?? 50 }),
   );
 
   app.get(
     '/api/v1/apps/:name',
     {
       config: { access: anyUser('apps:read') },
-      schema: { tags: ['catalog'], summary: 'One app with its risk assessment and approval status', params: Type.Object({ name: AppName }) },
+      schema: {
+        tags: ['catalog'],
+        summary: 'One app with its risk assessment and approval status',
+        params: Type.Object({ name: AppName }),
+      },
     },
     async (request) => catalog.get(principalOf(request), request.params.name),
   );
@@ -74,6 +83,8 @@ export function registerCatalogRoutes(fastify: FastifyInstance, deps: { catalog:
       schema: { tags: ['catalog'], summary: 'JSON Schema of microapp.yaml' },
     },
     async (_request, reply) =>
-      reply.type('application/schema+json').send({ $schema: 'http://json-schema.org/draft-07/schema#', ...Manifest }),
+      reply
+        .type('application/schema+json')
+        .send({ $schema: 'http://json-schema.org/draft-07/schema#', ...Manifest }),
   );
 }

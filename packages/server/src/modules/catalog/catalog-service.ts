@@ -1,5 +1,5 @@
-import { canonicalJson } from '../../canonical-json.ts';
 import type { Kysely } from 'kysely';
+import { canonicalJson } from '../../canonical-json.ts';
 import type { AppsTable, Database } from '../../db/schema.ts';
 import { AppError, conflict, forbidden, notFound } from '../../errors.ts';
 import { newId, nowIso } from '../../ids.ts';
@@ -19,7 +19,10 @@ export type RegistrationOutcome =
   | { kind: 'unchanged'; app: AppView };
 
 /** Whether a principal may see an app: reviewers, admins and auditors see all; creators their department's and their own. */
-export function canView(principal: Principal, app: Pick<AppsTable, 'department' | 'owner' | 'registered_by'>): boolean {
+export function canView(
+  principal: Principal,
+  app: Pick<AppsTable, 'department' | 'owner' | 'registered_by'>,
+): boolean {
   if (hasRole(principal, 'reviewer', 'admin', 'auditor')) return true;
   return (
     (app.department !== null && app.department === principal.department) ||
@@ -28,7 +31,8 @@ export function canView(principal: Principal, app: Pick<AppsTable, 'department' 
   );
 }
 
-const canonicalRisk = (i: RiskInput) => canonicalJson({ ...i, lifetimeDays: i.lifetimeDays > 90 ? 'long' : 'short' });
+const canonicalRisk = (i: RiskInput) =>
+  canonicalJson({ ...i, lifetimeDays: i.lifetimeDays > 90 ? 'long' : 'short' });
 
 /** The state a (re-)registration leaves the app in. */
 function nextState(
@@ -55,12 +59,19 @@ export function createCatalogService(deps: {
 }) {
   const { db, repo, audit, risk } = deps;
 
-  async function register(principal: Principal, manifest: Manifest, ctx: AuditContext): Promise<RegistrationOutcome> {
+  async function register(
+    principal: Principal,
+    manifest: Manifest,
+    ctx: AuditContext,
+  ): Promise<RegistrationOutcome> {
     const owner = manifest.owner.toLowerCase();
     const isAdmin = hasRole(principal, 'admin');
-    if (!hasRole(principal, 'creator', 'admin')) throw forbidden('only creators and admins can register apps');
+    if (!hasRole(principal, 'creator', 'admin'))
+      throw forbidden('only creators and admins can register apps');
     if (owner !== principal.email && !isAdmin)
-      throw forbidden(`you can register apps you own (owner: ${principal.email}); ask an admin to register one for ${owner}`);
+      throw forbidden(
+        `you can register apps you own (owner: ${principal.email}); ask an admin to register one for ${owner}`,
+      );
     const department =
       owner === principal.email
         ? principal.department
@@ -89,11 +100,13 @@ export function createCatalogService(deps: {
             state: existing.state as AppState,
             tier: existing.tier as Tier,
             risk: JSON.parse(
-              (await trx
-                .selectFrom('risk_assessments')
-                .select('inputs')
-                .where('id', '=', existing.assessment_id)
-                .executeTakeFirstOrThrow()).inputs,
+              (
+                await trx
+                  .selectFrom('risk_assessments')
+                  .select('inputs')
+                  .where('id', '=', existing.assessment_id)
+                  .executeTakeFirstOrThrow()
+              ).inputs,
             ) as RiskInput,
           }
         : null;
@@ -114,7 +127,13 @@ export function createCatalogService(deps: {
       } else {
         await trx
           .insertInto('apps')
-          .values({ id: appId, name: manifest.name, registered_by: principal.userId, created_at: now, ...row })
+          .values({
+            id: appId,
+            name: manifest.name,
+            registered_by: principal.userId,
+            created_at: now,
+            ...row,
+          })
           .execute();
       }
       await trx
@@ -177,17 +196,25 @@ export function createCatalogService(deps: {
             created_at: now,
           })
           .execute();
-        await audit.record(trx, { ...ctx, actor: `policy:${assessment.rulesVersion}` }, {
-          action: 'approval.auto_approved',
-          targetType: 'app',
-          target: manifest.name,
-          reason: 'tier low needs no human review',
-          summary: { revision, reviewId, requestedBy: ctx.actor },
-        });
+        await audit.record(
+          trx,
+          { ...ctx, actor: `policy:${assessment.rulesVersion}` },
+          {
+            action: 'approval.auto_approved',
+            targetType: 'app',
+            target: manifest.name,
+            reason: 'tier low needs no human review',
+            summary: { revision, reviewId, requestedBy: ctx.actor },
+          },
+        );
       }
       const app = await repo.viewByName(trx, manifest.name);
       return existing
-        ? { kind: 'updated' as const, app, reReview: state === 'pending_review' && previous?.state === 'approved' }
+        ? {
+            kind: 'updated' as const,
+            app,
+            reReview: state === 'pending_review' && previous?.state === 'approved',
+          }
         : { kind: 'created' as const, app };
     });
   }
@@ -206,7 +233,8 @@ export function createCatalogService(deps: {
     let after: string | undefined;
     if (filter.cursor) {
       after = Buffer.from(filter.cursor, 'base64url').toString('utf8');
-      if (!/^[a-z0-9-]{1,63}$/.test(after)) throw new AppError('bad_request', 'the cursor is not valid; start from the first page');
+      if (!/^[a-z0-9-]{1,63}$/.test(after))
+        throw new AppError('bad_request', 'the cursor is not valid; start from the first page');
     }
     const restricted = !hasRole(principal, 'reviewer', 'admin', 'auditor');
     const rows = await repo.list({
@@ -214,12 +242,15 @@ export function createCatalogService(deps: {
       after,
       limit: filter.limit + 1,
       ...(restricted
-        ? { visibleTo: { department: principal.department, email: principal.email, userId: principal.userId } }
+        ? {
+            visibleTo: { department: principal.department, email: principal.email, userId: principal.userId },
+          }
         : {}),
     });
     const page = rows.slice(0, filter.limit);
     const items = await repo.viewMany(db, page);
-    const nextCursor = rows.length > filter.limit ? Buffer.from(page.at(-1)!.name).toString('base64url') : null;
+    const nextCursor =
+      rows.length > filter.limit ? Buffer.from(page.at(-1)!.name).toString('base64url') : null;
     return { items, nextCursor };
   }
 

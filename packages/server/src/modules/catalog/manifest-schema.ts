@@ -2,11 +2,20 @@ import { type Static, Type } from '@sinclair/typebox';
 import { StringEnum } from '../../api/schema-helpers.ts';
 
 /** Data classes an app may handle, from least to most sensitive. */
-export const dataClasses = ['public', 'internal', 'confidential', 'pii', 'financial', 'health', 'regulated'] as const;
+export const dataClasses = [
+  'public',
+  'internal',
+  'confidential',
+  'pii',
+  'financial',
+  'health',
+  'regulated',
+] as const;
 export type DataClass = (typeof dataClasses)[number];
 
 const dnsLabel = '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$';
-const hostname = '^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$';
+const hostname =
+  '^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$';
 
 /** The app manifest (`microapp.yaml`); the server publishes it as JSON Schema at /api/v1/schemas/manifest.json. */
 export const Manifest = Type.Object(
@@ -41,10 +50,16 @@ export const Manifest = Type.Object(
       Type.Object(
         {
           egress: Type.Optional(
-            Type.Array(Type.String({ pattern: hostname, maxLength: 253 }), { maxItems: 50, uniqueItems: true }),
+            Type.Array(Type.String({ pattern: hostname, maxLength: 253 }), {
+              maxItems: 50,
+              uniqueItems: true,
+            }),
           ),
           connectors: Type.Optional(
-            Type.Array(Type.String({ pattern: dnsLabel, maxLength: 63 }), { maxItems: 20, uniqueItems: true }),
+            Type.Array(Type.String({ pattern: dnsLabel, maxLength: 63 }), {
+              maxItems: 20,
+              uniqueItems: true,
+            }),
           ),
         },
         { additionalProperties: false },
@@ -57,7 +72,9 @@ export const Manifest = Type.Object(
       Type.Object(
         {
           kind: Type.Literal('node'),
-          entry: Type.Optional(Type.String({ pattern: '^(?!.*\\.\\.)[A-Za-z0-9_][A-Za-z0-9_./-]{0,199}$', maxLength: 200 })),
+          entry: Type.Optional(
+            Type.String({ pattern: '^(?!.*\\.\\.)[A-Za-z0-9_][A-Za-z0-9_./-]{0,199}$', maxLength: 200 }),
+          ),
           memoryMb: Type.Optional(Type.Integer({ minimum: 32, maximum: 8192 })),
           cpu: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 8 })),
         },

@@ -1,14 +1,14 @@
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { auditContext, principalOf, sessionCookie } from '../../api/auth-hook.ts';
-import { findUserById } from './users.ts';
-import { anyUser, publicRoute } from './access.ts';
-import type { LoginService } from './login-service.ts';
-import type { TokenService } from '../tokens/token-service.ts';
 import type { Kysely } from 'kysely';
+import { auditContext, principalOf, sessionCookie } from '../../api/auth-hook.ts';
 import type { Database } from '../../db/schema.ts';
 import { AppError } from '../../errors.ts';
+import type { TokenService } from '../tokens/token-service.ts';
+import { anyUser, publicRoute } from './access.ts';
+import type { LoginService } from './login-service.ts';
+import { findUserById } from './users.ts';
 
 const loginCookie = 'microapp_login';
 
@@ -51,7 +51,10 @@ export function registerAuthRoutes(
           ? { redirect: q.cli_redirect ?? '', challenge: q.cli_challenge ?? '', state: q.cli_state ?? '' }
           : null;
       if (cli && (!cli.redirect || !cli.challenge || !cli.state))
-        throw new AppError('bad_request', 'a CLI sign-in needs cli_redirect, cli_challenge and cli_state together');
+        throw new AppError(
+          'bad_request',
+          'a CLI sign-in needs cli_redirect, cli_challenge and cli_state together',
+        );
       const { url, state } = await login.begin(q.return_to ?? '/', cli);
       reply.setCookie(loginCookie, state, { ...cookieBase, path: '/auth', maxAge: 600 });
       return reply.redirect(url, 302);
@@ -60,7 +63,10 @@ export function registerAuthRoutes(
 
   app.get(
     '/auth/callback',
-    { config: { access: publicRoute('the identity provider returns here') }, schema: { tags: ['auth'], hide: true } },
+    {
+      config: { access: publicRoute('the identity provider returns here') },
+      schema: { tags: ['auth'], hide: true },
+    },
     async (request, reply) => {
       const search = new URL(request.url, 'http://x.invalid').search;
       const { user, request: started } = await login.complete(search, request.cookies[loginCookie], {
@@ -76,7 +82,11 @@ export function registerAuthRoutes(
         return reply.redirect(target.href, 302);
       }
       const session = await login.createSession(user.id);
-      reply.setCookie(sessionCookie, session.cookie, { ...cookieBase, path: '/', expires: new Date(session.expiresAt) });
+      reply.setCookie(sessionCookie, session.cookie, {
+        ...cookieBase,
+        path: '/',
+        expires: new Date(session.expiresAt),
+      });
       return reply.redirect(started.return_to, 302);
     },
   );
@@ -96,12 +106,22 @@ export function registerAuthRoutes(
     '/api/v1/auth/session',
     {
       config: { access: anyUser() },
-      schema: { tags: ['auth'], summary: 'Who is signed in, with the CSRF token for cookie-authenticated writes' },
+      schema: {
+        tags: ['auth'],
+        summary: 'Who is signed in, with the CSRF token for cookie-authenticated writes',
+      },
     },
     async (request) => {
       const p = principalOf(request);
       return {
-        user: { id: p.userId, email: p.email, name: p.name, department: p.department, roles: p.roles, specialties: p.specialties },
+        user: {
+          id: p.userId,
+          email: p.email,
+          name: p.name,
+          department: p.department,
+          roles: p.roles,
+          specialties: p.specialties,
+        },
         via: p.via.kind,
         scopes: p.scopes,
         csrfToken: p.via.kind === 'session' ? p.via.csrfToken : null,
@@ -137,7 +157,13 @@ export function registerAuthRoutes(
       return reply.status(201).send({
         token: issued.token,
         token_info: issued.info,
-        user: { email: user.email, name: user.name, department: user.department, roles: user.roles, specialties: user.specialties },
+        user: {
+          email: user.email,
+          name: user.name,
+          department: user.department,
+          roles: user.roles,
+          specialties: user.specialties,
+        },
       });
     },
   );

@@ -56,7 +56,11 @@ function claimsOf(user: DevUser) {
  * Starts the embedded OIDC provider (oidc-provider) on loopback with the seeded users and one
  * confidential client whose redirect URI is the platform's callback. Authorization code + PKCE only.
  */
-export async function startDevIdp(options: { port: number; host: string; redirectUri: string }): Promise<DevIdp> {
+export async function startDevIdp(options: {
+  port: number;
+  host: string;
+  redirectUri: string;
+}): Promise<DevIdp> {
   const clientId = 'microapp-dev';
   const clientSecret = randomSecret();
   const { privateKey } = await generateKeyPair('RS256', { extractable: true });
@@ -130,9 +134,14 @@ export async function startDevIdp(options: { port: number; host: string; redirec
           res.writeHead(400, { 'content-type': 'text/plain' });
           return res.end('unknown development user');
         }
-        return provider.interactionFinished(req, res, { login: { accountId: user.sub } }, {
-          mergeWithLastSubmission: false,
-        });
+        return provider.interactionFinished(
+          req,
+          res,
+          { login: { accountId: user.sub } },
+          {
+            mergeWithLastSubmission: false,
+          },
+        );
       }
       res.writeHead(405, { 'content-type': 'text/plain' });
       res.end('method not allowed');

@@ -1,5 +1,12 @@
 /** A seeded account of the embedded development IdP. */
-export type DevUser = { sub: string; email: string; name: string; department: string; groups: string[]; about: string };
+export type DevUser = {
+  sub: string;
+  email: string;
+  name: string;
+  department: string;
+  groups: string[];
+  about: string;
+};
 
 /** The people a `--dev` server knows; groups map to roles through `devGroupRoles`. */
 export const devUsers: DevUser[] = [

@@ -6,8 +6,8 @@ import type { Database } from '../../db/schema.ts';
 import { AppError } from '../../errors.ts';
 import { newId, nowIso, randomSecret } from '../../ids.ts';
 import type { AuditContext, AuditService } from '../audit/audit-service.ts';
-import { grantsFor, principalFor, type User, toUser } from './users.ts';
 import { scopes as allScopes, type Principal } from './principal.ts';
+import { grantsFor, principalFor, toUser, type User } from './users.ts';
 
 const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 const minutesFromNow = (m: number) => new Date(Date.now() + m * 60_000).toISOString();
@@ -16,7 +16,9 @@ const minutesFromNow = (m: number) => new Date(Date.now() + m * 60_000).toISOStr
 export function isLoopbackRedirect(value: string): boolean {
   try {
     const url = new URL(value);
-    return url.protocol === 'http:' && ['127.0.0.1', 'localhost', '[::1]'].includes(url.hostname) && !url.username;
+    return (
+      url.protocol === 'http:' && ['127.0.0.1', 'localhost', '[::1]'].includes(url.hostname) && !url.username
+    );
   } catch {
     return false;
   }
@@ -56,14 +58,20 @@ export function createLoginService(deps: {
       discovered = { issuer: settings.issuer, config };
       return config;
     } catch (error) {
-      throw new AppError('unavailable', `the identity provider at ${settings.issuer} cannot be reached: ${(error as Error).message}`);
+      throw new AppError(
+        'unavailable',
+        `the identity provider at ${settings.issuer} cannot be reached: ${(error as Error).message}`,
+      );
     }
   }
 
   /** Starts a sign-in; returns where to send the browser and the state to bind to it in a cookie. */
   async function begin(returnTo: string, cli: CliLogin | null): Promise<{ url: string; state: string }> {
     if (cli && !isLoopbackRedirect(cli.redirect))
-      throw new AppError('bad_request', 'cli_redirect must be an http://127.0.0.1 or http://localhost address');
+      throw new AppError(
+        'bad_request',
+        'cli_redirect must be an http://127.0.0.1 or http://localhost address',
+      );
     const config = await configuration();
     const state = randomSecret();
     const nonce = randomSecret();
@@ -100,8 +108,15 @@ export function createLoginService(deps: {
     callbackUrl.search = search;
     const state = callbackUrl.searchParams.get('state');
     if (!state || !cookieState || state !== cookieState)
-      throw new AppError('bad_request', 'this sign-in was not started in this browser; start again from the login page');
-    const request = await db.deleteFrom('login_requests').where('state', '=', state).returningAll().executeTakeFirst();
+      throw new AppError(
+        'bad_request',
+        'this sign-in was not started in this browser; start again from the login page',
+      );
+    const request = await db
+      .deleteFrom('login_requests')
+      .where('state', '=', state)
+      .returningAll()
+      .executeTakeFirst();
     if (!request || request.expires_at < nowIso())
       throw new AppError('bad_request', 'this sign-in has expired; start again from the login page');
     const error = callbackUrl.searchParams.get('error');
@@ -129,19 +144,32 @@ export function createLoginService(deps: {
     return { user, request };
   }
 
-  async function upsertUser(claims: Record<string, unknown>, ctx: Omit<AuditContext, 'actor'>): Promise<User> {
+  async function upsertUser(
+    claims: Record<string, unknown>,
+    ctx: Omit<AuditContext, 'actor'>,
+  ): Promise<User> {
     const settings = deps.oidc();
     const subject = String(claims.sub ?? '');
     const email = typeof claims.email === 'string' ? claims.email.toLowerCase() : '';
-    if (!subject || !email) throw new AppError('unauthenticated', 'the identity provider did not return a subject and e-mail');
+    if (!subject || !email)
+      throw new AppError('unauthenticated', 'the identity provider did not return a subject and e-mail');
     const rawGroups = claims[settings.groupsClaim];
-    const groups = Array.isArray(rawGroups) ? rawGroups.map(String) : typeof rawGroups === 'string' ? [rawGroups] : [];
+    const groups = Array.isArray(rawGroups)
+      ? rawGroups.map(String)
+      : typeof rawGroups === 'string'
+        ? [rawGroups]
+        : [];
     const grants = grantsFor(groups, settings.groupRoles);
-    const department = typeof claims[settings.departmentClaim] === 'string' ? String(claims[settings.departmentClaim]) : null;
+    const department =
+      typeof claims[settings.departmentClaim] === 'string' ? String(claims[settings.departmentClaim]) : null;
     const name = typeof claims.name === 'string' ? claims.name : email;
     const now = nowIso();
     return db.transaction().execute(async (trx) => {
-      const existing = await trx.selectFrom('users').selectAll().where('subject', '=', subject).executeTakeFirst();
+      const existing = await trx
+        .selectFrom('users')
+        .selectAll()
+        .where('subject', '=', subject)
+        .executeTakeFirst();
       const values = {
         email,
         name,
@@ -156,21 +184,28 @@ export function createLoginService(deps: {
         await trx.updateTable('users').set(values).where('id', '=', id).execute();
       } else {
         id = newId('user');
-        await trx.insertInto('users').values({ id, subject, created_at: now, ...values }).execute();
+        await trx
+          .insertInto('users')
+          .values({ id, subject, created_at: now, ...values })
+          .execute();
       }
       const changed = existing && (existing.roles !== values.roles || existing.department !== department);
-      await audit.record(trx, { ...ctx, actor: email }, {
-        action: 'auth.login',
-        targetType: 'user',
-        target: email,
-        summary: {
-          roles: grants.roles,
-          specialties: grants.specialties,
-          department,
-          firstLogin: !existing,
-          ...(changed ? { rolesChanged: true } : {}),
+      await audit.record(
+        trx,
+        { ...ctx, actor: email },
+        {
+          action: 'auth.login',
+          targetType: 'user',
+          target: email,
+          summary: {
+            roles: grants.roles,
+            specialties: grants.specialties,
+            department,
+            firstLogin: !existing,
+            ...(changed ? { rolesChanged: true } : {}),
+          },
         },
-      });
+      );
       const row = await trx.selectFrom('users').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
       return toUser(row);
     });
@@ -249,7 +284,11 @@ export function createLoginService(deps: {
       .where('challenge', '=', challenge)
       .returning('user_id')
       .executeTakeFirst();
-    if (!used) throw new AppError('unauthenticated', 'the login code is unknown, used, expired or does not match; run `microapp login` again');
+    if (!used)
+      throw new AppError(
+        'unauthenticated',
+        'the login code is unknown, used, expired or does not match; run `microapp login` again',
+      );
     return used.user_id;
   }
 

@@ -38,7 +38,10 @@ export function riskInputOf(manifest: Manifest, today = new Date()): RiskInput {
     egress: [...(manifest.integrations?.egress ?? [])].sort(),
     connectors: [...(manifest.integrations?.connectors ?? [])].sort(),
     secrets: [...(manifest.secrets ?? [])].sort(),
-    audience: { department: manifest.audience?.department ?? null, maxUsers: manifest.audience?.maxUsers ?? null },
+    audience: {
+      department: manifest.audience?.department ?? null,
+      maxUsers: manifest.audience?.maxUsers ?? null,
+    },
     lifetimeDays,
   };
 }
@@ -62,7 +65,12 @@ export function createRuleEvaluator(rules: RiskRules = riskRules): RiskEvaluator
           explanation: `handles ${rule.label}`,
         });
       }
-      const list = (id: string, items: string[], rule: { pointsEach: number; maxPoints: number; minTier: Tier }, what: string) => {
+      const list = (
+        id: string,
+        items: string[],
+        rule: { pointsEach: number; maxPoints: number; minTier: Tier },
+        what: string,
+      ) => {
         if (items.length === 0) return;
         factors.push({
           id,
@@ -96,8 +104,12 @@ export function createRuleEvaluator(rules: RiskRules = riskRules): RiskEvaluator
           minTier: rules.lifetime.minTier,
           explanation: `expected to live ${input.lifetimeDays} days (more than ${rules.lifetime.shortDays})`,
         });
-      const score = Math.min(100, factors.reduce((sum, f) => sum + f.points, 0));
-      let tier: Tier = score >= rules.thresholds.high ? 'high' : score >= rules.thresholds.medium ? 'medium' : 'low';
+      const score = Math.min(
+        100,
+        factors.reduce((sum, f) => sum + f.points, 0),
+      );
+      let tier: Tier =
+        score >= rules.thresholds.high ? 'high' : score >= rules.thresholds.medium ? 'medium' : 'low';
       for (const f of factors) tier = maxTier(tier, f.minTier);
       return { score, tier, factors, rulesVersion: rules.version, inputs: input };
     },

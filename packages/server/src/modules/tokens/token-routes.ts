@@ -1,6 +1,6 @@
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { auditContext, principalOf } from '../../api/auth-hook.ts';
 import { StringEnum } from '../../api/schema-helpers.ts';
 import { AppError } from '../../errors.ts';
@@ -36,7 +36,11 @@ export function registerTokenRoutes(fastify: FastifyInstance, deps: { tokens: To
       const extra = wanted.filter((s) => !p.scopes.includes(s));
       if (extra.length > 0)
         throw new AppError('forbidden', `a token cannot grant scopes its creator lacks: ${extra.join(', ')}`);
-      const issued = await tokens.create(p.userId, { ...request.body, scopes: wanted }, auditContext(request));
+      const issued = await tokens.create(
+        p.userId,
+        { ...request.body, scopes: wanted },
+        auditContext(request),
+      );
       return reply.status(201).send({ token: issued.token, ...issued.info });
     },
   );
@@ -47,7 +51,7 @@ export function registerTokenRoutes(fastify: FastifyInstance, deps: { tokens: To
       config: { access: anyUser() },
       schema: {
         tags: ['tokens'],
-        summary: 'List your API tokens (admins: ?all=true for everyone\'s); values are never returned',
+        summary: "List your API tokens (admins: ?all=true for everyone's); values are never returned",
         querystring: Type.Object({ all: Type.Optional(Type.Boolean()) }, { additionalProperties: false }),
       },
     },

@@ -4,7 +4,7 @@ import type { ApiTokensTable, Database } from '../../db/schema.ts';
 import { AppError, forbidden, notFound } from '../../errors.ts';
 import { newId, nowIso, randomSecret } from '../../ids.ts';
 import type { AuditContext, AuditService } from '../audit/audit-service.ts';
-import { hasRole, type Principal, type Scope, scopes as allScopes } from '../identity/principal.ts';
+import { scopes as allScopes, hasRole, type Principal, type Scope } from '../identity/principal.ts';
 import { findUserById, principalFor } from '../identity/users.ts';
 
 /** Every token starts with this, so leaked tokens are easy to spot in logs and by secret scanners. */
@@ -65,7 +65,12 @@ export function createTokenService(deps: { db: Kysely<Database>; audit: Pick<Aud
         action: 'token.issued',
         targetType: 'token',
         target: row.id,
-        summary: { name: row.name, scopes: JSON.parse(row.scopes), expiresAt: row.expires_at, user: ctx.actor },
+        summary: {
+          name: row.name,
+          scopes: JSON.parse(row.scopes),
+          expiresAt: row.expires_at,
+          user: ctx.actor,
+        },
       });
     });
     return { token, info: toInfo(row, ctx.actor) };
@@ -74,7 +79,11 @@ export function createTokenService(deps: { db: Kysely<Database>; audit: Pick<Aud
   /** The principal a bearer token stands for, or null when it is unknown, expired or revoked. */
   async function authenticate(token: string): Promise<Principal | null> {
     if (!token.startsWith(tokenPrefix) || token.length > 200) return null;
-    const row = await db.selectFrom('api_tokens').selectAll().where('token_hash', '=', sha256(token)).executeTakeFirst();
+    const row = await db
+      .selectFrom('api_tokens')
+      .selectAll()
+      .where('token_hash', '=', sha256(token))
+      .executeTakeFirst();
     const now = nowIso();
     if (!row || row.revoked_at || row.expires_at <= now) return null;
     const user = await findUserById(db, row.user_id);
@@ -87,7 +96,7 @@ export function createTokenService(deps: { db: Kysely<Database>; audit: Pick<Aud
 
   /** The caller's tokens; an admin may ask for everyone's. */
   async function list(principal: Principal, all: boolean): Promise<TokenInfo[]> {
-    if (all && !hasRole(principal, 'admin')) throw forbidden('only admins can list every user\'s tokens');
+    if (all && !hasRole(principal, 'admin')) throw forbidden("only admins can list every user's tokens");
     let q = db
       .selectFrom('api_tokens')
       .innerJoin('users', 'users.id', 'api_tokens.user_id')
@@ -108,8 +117,10 @@ export function createTokenService(deps: { db: Kysely<Database>; audit: Pick<Aud
         .where('api_tokens.id', '=', id)
         .executeTakeFirst();
       // Someone else's token is reported as missing, so ids cannot be probed.
-      if (!row || (row.user_id !== principal.userId && !hasRole(principal, 'admin'))) throw notFound(`token ${id}`);
-      if (row.revoked_at) throw new AppError('conflict', `token ${id} was already revoked at ${row.revoked_at}`);
+      if (!row || (row.user_id !== principal.userId && !hasRole(principal, 'admin')))
+        throw notFound(`token ${id}`);
+      if (row.revoked_at)
+        throw new AppError('conflict', `token ${id} was already revoked at ${row.revoked_at}`);
       const revokedAt = nowIso();
       await trx.updateTable('api_tokens').set({ revoked_at: revokedAt }).where('id', '=', id).execute();
       await audit.record(trx, ctx, {

@@ -1,0 +1,58 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { ConfigError, loadConfig } from '../src/config.ts';
+
+describe('server configuration', () => {
+  test('without --dev the server refuses to start until SSO is configured, and says how', () => {
+    assert.throws(
+      () => loadConfig({}, {}),
+      (error: unknown) => {
+        assert.ok(error instanceof ConfigError);
+        for (const want of [
+          'MICROAPP_OIDC_ISSUER',
+          'MICROAPP_OIDC_CLIENT_ID',
+          'MICROAPP_OIDC_CLIENT_SECRET',
+          'MICROAPP_OIDC_GROUP_ROLES',
+          '--dev',
+        ])
+          assert.match(error.message, new RegExp(want));
+        return true;
+      },
+    );
+  });
+
+  test('a complete OIDC configuration is accepted; the client secret is not in any error', () => {
+    const env = {
+      MICROAPP_OIDC_ISSUER: 'https://login.example.com',
+      MICROAPP_OIDC_CLIENT_ID: 'microapp',
+      MICROAPP_OIDC_CLIENT_SECRET: 's3cr3t-value',
+      MICROAPP_OIDC_GROUP_ROLES:
+        '{"finance-builders":{"roles":["creator"]},"secops":{"roles":["reviewer"],"specialties":["security"]}}',
+      DATABASE_URL: 'postgres://db.example.com/microapp',
+    };
+    const config = loadConfig({ port: 9000 }, env);
+    assert.equal(config.oidc?.groupRoles.secops?.specialties[0], 'security');
+    assert.equal(config.database.kind, 'postgres');
+    assert.equal(config.port, 9000);
+    assert.equal(config.host, '127.0.0.1', 'listens on loopback unless told otherwise');
+    assert.throws(
+      () => loadConfig({}, { ...env, MICROAPP_OIDC_GROUP_ROLES: '{"x":{"roles":["superuser"]}}' }),
+      (e: Error) => /unknown role "superuser"/.test(e.message) && !e.message.includes('s3cr3t-value'),
+    );
+  });
+
+  test('bad ports and settings are named', () => {
+    assert.throws(
+      () => loadConfig({ dev: true }, { MICROAPP_PORT: 'eighty' }),
+      /MICROAPP_PORT must be a port number/,
+    );
+    assert.throws(() => loadConfig({ dev: true }, { MICROAPP_SESSION_TTL_HOURS: '-1' }), /SESSION_TTL/);
+  });
+
+  test('--dev needs nothing else', () => {
+    const config = loadConfig({ dev: true, dataDir: '/tmp/x' }, {});
+    assert.equal(config.database.kind, 'sqlite');
+    assert.equal(config.oidc, null);
+    assert.equal(config.port, 8080);
+  });
+});
