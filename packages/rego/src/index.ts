@@ -1,0 +1,188 @@
+import type { Body, Module } from './ast.ts';
+import { type CompiledModules, compileModules, Resolver, Scope } from './compiler.ts';
+import { RegoError } from './errors.ts';
+import { type Budget, Evaluator } from './eval.ts';
+import { parseModule, parseQuery } from './parser.ts';
+import { fromJSON, RObject, toJSON, type Value } from './value.ts';
+
+export { builtins } from './builtins/index.ts';
+export { BuiltinError, RegoError, type RegoErrorCode } from './errors.ts';
+export { parseModule, parseQuery } from './parser.ts';
+export { fromJSON, toJSON, type Value } from './value.ts';
+
+/** A Rego source file. */
+export type Source = { file: string; source: string };
+
+export type CompileOptions = { regoVersion?: 'v0' | 'v1' };
+
+export type EvaluateOptions = {
+  /** The input document, as JSON. */
+  input?: unknown;
+  /** Base documents under `data`, as JSON (or a value from `toValue` to skip conversion). */
+  data?: unknown;
+  /** Raise builtin errors instead of treating them as undefined, as OPA's strict mode does. */
+  strictBuiltinErrors?: boolean;
+  budget?: Partial<Budget>;
+  /** Receives the output of `print()` calls. */
+  print?: (message: string) => void;
+  /** Fixes time.now_ns (nanoseconds) for reproducible decisions. */
+  nowNs?: bigint;
+};
+
+/** One solution of a query: its variables' values as JSON. */
+export type Bindings = Record<string, unknown>;
+
+export type TestResult = {
+  name: string;
+  package: string;
+  outcome: 'pass' | 'fail' | 'error';
+  error?: string;
+  durationMs: number;
+};
+
+/** Converts JSON once, for data reused across many evaluations. */
+export function toValue(json: unknown): Value {
+  return fromJSON(json);
+}
+
+/**
+ * Parses and compiles modules once; evaluate many times.
+ * @example
+ * const policy = compile([{ file: 'net.rego', source }]);
+ * policy.evaluate('data.microapp.network.deny', { input }); // → ['deployment denied: …']
+ */
+export function compile(sources: Source[], options: CompileOptions = {}): PreparedPolicy {
+  const modules = sources.map((s) => parseModule(s.source, s.file, { regoVersion: options.regoVersion }));
+  return new PreparedPolicy(compileModules(modules));
+}
+
+/** Compiled policy modules. Evaluation never does I/O. */
+export class PreparedPolicy {
+  readonly compiled: CompiledModules;
+  private readonly queries = new Map<string, { body: Body; vars: string[] }>();
+  private readonly functions: Set<string>;
+  private dataCache: { json: unknown; value: Value } | null = null;
+
+  constructor(compiled: CompiledModules) {
+    this.compiled = compiled;
+    this.functions = new Set();
+    for (const r of compiled.rulesById)
+      if (r.args)
+        this.functions.add(['data', ...r.path.map((p) => (p.type === 'string' ? p.value : '?'))].join('.'));
+  }
+
+  get modules(): Module[] {
+    return this.compiled.modules;
+  }
+
+  private prepareQuery(query: string): { body: Body; vars: string[] } {
+    let q = this.queries.get(query);
+    if (!q) {
+      const parsed = parseQuery(query);
+      const scope = new Scope(null);
+      const resolver = new Resolver({
+        globals: new Map(),
+        file: 'query',
+        source: query,
+        keepNames: true,
+        functions: this.functions,
+      });
+      const body = resolver.body(parsed, scope, true);
+      const vars = [...scope.vars.values()].filter((v) => !v.startsWith('_') && !v.includes('$'));
+      q = { body, vars };
+      this.queries.set(query, q);
+    }
+    return q;
+  }
+
+  private evaluator(options: EvaluateOptions): Evaluator {
+    let data: Value;
+    if (options.data === undefined) data = new RObject();
+    else if (options.data instanceof RObject) data = options.data;
+    else if (this.dataCache && this.dataCache.json === options.data) data = this.dataCache.value;
+    else {
+      data = fromJSON(options.data);
+      this.dataCache = { json: options.data, value: data };
+    }
+    return new Evaluator(this.compiled, {
+      input: options.input === undefined ? undefined : fromJSON(options.input),
+      data,
+      strictBuiltinErrors: options.strictBuiltinErrors,
+      budget: options.budget,
+      print: options.print,
+      now: options.nowNs,
+    });
+  }
+
+  /** All solutions of a query such as `data.pkg.allow` or `x := data.pkg.deny[_]`, as bindings of its variables. */
+  query(query: string, options: EvaluateOptions = {}): Bindings[] {
+    const { body, vars } = this.prepareQuery(query);
+    const ev = this.evaluator(options);
+    const out: Bindings[] = [];
+    ev.evalQuery(body, () => {
+      const b: Bindings = {};
+      for (const v of vars) {
+        const value = ev.lookup(v);
+        if (value !== undefined) b[v] = toJSON(value);
+      }
+      out.push(b);
+      return false;
+    });
+    return out;
+  }
+
+  /**
+   * The value of one document: `data.microapp.deploy.deny` or an entrypoint `microapp/deploy/deny`.
+   * Undefined when the document is undefined.
+   */
+  evaluate(entrypoint: string, options: EvaluateOptions = {}): unknown {
+    const ref = entrypoint.startsWith('data')
+      ? entrypoint
+      : `data.${entrypoint
+          .replace(/^\/+/, '')
+          .split('/')
+          .map((s) => (/^[A-Za-z_][A-Za-z0-9_]*$/.test(s) ? s : JSON.stringify(s)))
+          .join('.')}`;
+    const results = this.query(`__result__ = ${ref}`.replace('__result__', 'result'), options);
+    return results[0]?.result;
+  }
+
+  /** Runs every `test_` rule, as `opa test` does. */
+  test(options: EvaluateOptions & { filter?: RegExp } = {}): TestResult[] {
+    const results: TestResult[] = [];
+    const seen = new Set<string>();
+    for (const rule of this.compiled.rulesById) {
+      const name = rule.path
+        .slice(rule.module.pkg.length)
+        .map((p) => (p.type === 'string' ? p.value : ''))
+        .join('.');
+      if (!/^test_/.test(name) || rule.args) continue;
+      const full = `data.${rule.module.pkg.join('.')}.${name}`;
+      if (seen.has(full) || (options.filter && !options.filter.test(full))) continue;
+      seen.add(full);
+      const started = performance.now();
+      try {
+        const value = this.evaluate(full, options);
+        results.push({
+          name,
+          package: rule.module.pkg.join('.'),
+          outcome: value === true ? 'pass' : 'fail',
+          durationMs: performance.now() - started,
+        });
+      } catch (error) {
+        results.push({
+          name,
+          package: rule.module.pkg.join('.'),
+          outcome: 'error',
+          error: (error as Error).message,
+          durationMs: performance.now() - started,
+        });
+      }
+    }
+    return results;
+  }
+}
+
+export function isRegoError(e: unknown): e is RegoError {
+  return e instanceof RegoError;
+}
