@@ -68,8 +68,8 @@ function runCase(c: Case): { outcome: 'pass' | 'fail'; detail?: string } {
     const policy = compile((c.modules ?? []).map((source, i) => ({ file: `test-${i}.rego`, source })));
     let input = c.input;
     if (c.input_term !== undefined) {
-      const bindings = compile([]).query(`__x := ${c.input_term}`);
-      input = bindings[0]?.__x;
+      const bindings = compile([]).query(`term := ${c.input_term}`);
+      input = bindings[0]?.term;
     }
     const results = policy.query(c.query, {
       input,

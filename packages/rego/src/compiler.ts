@@ -418,11 +418,16 @@ function dependencies(rule: CompiledRule): string[][] {
       case 'ref': {
         if (t.head.type === 'var' && t.head.name === 'data') {
           const p: string[] = [];
+          let scalarStop = false;
           for (const seg of t.path) {
-            if (seg.type !== 'string') break;
+            if (seg.type !== 'string') {
+              // A number, boolean or null cannot name a package or rule.
+              scalarStop = seg.type === 'number' || seg.type === 'boolean' || seg.type === 'null';
+              break;
+            }
             p.push(seg.value);
           }
-          out.push(p);
+          if (!scalarStop) out.push(p);
         } else visitTerm(t.head);
         t.path.forEach(visitTerm);
         return;

@@ -141,6 +141,7 @@ export class Evaluator {
         );
       case 'every':
         return this.evalTerm(e.domain, (dom) => {
+          if (!Array.isArray(dom) && !(dom instanceof RSet) && !(dom instanceof RObject)) return false;
           let all = true;
           this.iterate(dom, (key, val) => {
             const mark = this.trail.length;
@@ -479,7 +480,9 @@ export class Evaluator {
       return v === undefined ? false : Boolean(k(v));
     }
     const p = path[i]!;
-    const step = (key: Value): boolean => {
+    const step = (rawKey: Value): boolean => {
+      // The data store's keys are strings; a number names the same key, as OPA's store does.
+      const key = typeof rawKey === 'number' && node.children.size === 0 ? rawKey : typeof rawKey === 'number' ? String(rawKey) : rawKey;
       if (typeof key !== 'string') {
         const next = base === undefined ? undefined : lookupIn(base, key);
         return next === undefined ? false : this.index(next, path, i + 1, k);

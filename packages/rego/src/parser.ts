@@ -5,6 +5,7 @@ import { lex, type Token } from './lexer.ts';
 export type ParseOptions = { regoVersion?: 'v0' | 'v1' };
 
 const keywordsAll = ['if', 'contains', 'in', 'every'];
+const reserved = ['not', 'with', 'some', 'package', 'import', 'default', 'else', 'as'];
 
 /** Parses one module. Without an explicit version, v1 is tried first and v0 second, as the module's syntax decides. */
 export function parseModule(source: string, file: string, options: ParseOptions = {}): Module {
@@ -64,6 +65,10 @@ class Parser {
   private isIdent(word: string, t = this.tok) {
     return t.kind === 'ident' && t.text === word;
   }
+  /** A keyword used as a keyword, not as the head of a reference like `default.foo`. */
+  private isKeywordUse(word: string) {
+    return this.isIdent(word) && !this.isOp('.', this.peek()) && !(this.isOp('[', this.peek()) && !this.peek().nl && word !== 'some');
+  }
   private fail(message: string, at: Location = this.tok.loc): never {
     throw new RegoError('rego_parse_error', message, at, this.source);
   }
@@ -103,10 +108,10 @@ class Parser {
     if (!this.isIdent('package')) this.fail('package expected');
     this.next();
     this.mod.pkg = this.packagePath();
-    while (this.isIdent('import')) this.mod.imports.push(this.importDecl());
+    while (this.isKeywordUse('import')) this.mod.imports.push(this.importDecl());
     while (this.tok.kind !== 'eof') {
-      if (this.isIdent('import')) this.fail('imports must come before rules');
-      if (this.isIdent('package')) this.fail('unexpected package');
+      if (this.isKeywordUse('import')) this.fail('imports must come before rules');
+      if (this.isKeywordUse('package')) this.fail('unexpected package');
       this.mod.rules.push(...this.rule());
     }
     return this.mod;
@@ -162,7 +167,7 @@ class Parser {
 
   private rule(): Rule[] {
     const start = this.tok;
-    const isDefault = this.isIdent('default');
+    const isDefault = this.isKeywordUse('default');
     if (isDefault) this.next();
     if (this.tok.kind !== 'ident') this.fail(`unexpected ${this.describe(this.tok)}: expected a rule`);
     const ref = this.headRef();
@@ -218,7 +223,7 @@ class Parser {
       }
     }
     if (!rule.value && !rule.key) rule.value = { type: 'boolean', value: true, loc: start.loc };
-    while (this.isIdent('else')) {
+    while (this.isKeywordUse('else')) {
       if (rule.kind === 'multi') this.fail('else keyword cannot be used on multi-value rules');
       const at = this.next().loc;
       let value: Term | null = null;
@@ -227,7 +232,10 @@ class Parser {
         value = this.exprTerm();
       }
       const holder = { body: [] as Body };
-      if (!this.ruleBodyInto(holder)) this.fail('else must have a body', at);
+      if (!this.ruleBodyInto(holder)) {
+        if (!value) this.fail('else must have a value or a body', at);
+        holder.body = [{ kind: 'term', term: { type: 'boolean', value: true, loc: at }, negated: false, with: [], loc: at }];
+      }
       rule.elses.push({
         value: value ?? { type: 'boolean', value: true, loc: at },
         body: holder.body,
@@ -335,16 +343,16 @@ class Parser {
       negated = true;
     }
     let e: Expr;
-    if (this.isIdent('some') && this.peek().kind === 'ident' && !negated) {
+    if (this.isIdent('some') && !negated && !this.isOp('.', this.peek()) && !this.isOp('[', this.peek())) {
       e = this.someExpr();
-    } else if (this.isKw('every')) {
+    } else if (this.isKw('every') && this.isKeywordUse('every')) {
       e = this.everyExpr();
     } else {
       const term = this.infixExpr();
       e = { kind: 'term', term, negated, with: [], loc: start.loc };
     }
     if (negated) e.negated = true;
-    while (this.isIdent('with') && !this.lineBreak()) e.with.push(this.withMod());
+    while (this.isKeywordUse('with') && !this.lineBreak()) e.with.push(this.withMod());
     return e;
   }
 
@@ -454,7 +462,11 @@ class Parser {
   }
 
   private inTerm(noOr: boolean): Term {
-    let lhs = this.relationTerm(noOr);
+    return this.inChain(this.relationTerm(noOr), noOr);
+  }
+
+  private inChain(first: Term, noOr: boolean): Term {
+    let lhs = first;
     while (this.isKw('in') && !this.lineBreak()) {
       const at = this.next().loc;
       const rhs = this.relationTerm(noOr);
@@ -537,22 +549,12 @@ class Parser {
         break;
       case 'ident':
         this.next();
-        if (t.text === 'null') base = { type: 'null', loc: t.loc };
-        else if (t.text === 'true' || t.text === 'false')
-          base = { type: 'boolean', value: t.text === 'true', loc: t.loc };
+        // Any name followed by `.` heads a reference, even a keyword: `default.foo`, `false.x`.
+        if (this.isOp('.') && !this.tok.nl) base = { type: 'var', name: t.text, loc: t.loc };
+        else if (t.text === 'null') base = { type: 'null', loc: t.loc };
+        else if (t.text === 'true' || t.text === 'false') base = { type: 'boolean', value: t.text === 'true', loc: t.loc };
         else {
-          if (
-            this.keywords.has(t.text) ||
-            ['not', 'with', 'as', 'some', 'package', 'import', 'default', 'else'].includes(t.text)
-          ) {
-            if (t.text !== 'as' || !this.keywords.has('as')) {
-              if (
-                ['not', 'with', 'some', 'package', 'import', 'default', 'else'].includes(t.text) ||
-                this.keywords.has(t.text)
-              )
-                this.fail(`unexpected ${t.text} keyword`, t.loc);
-            }
-          }
+          if (reserved.includes(t.text) || this.keywords.has(t.text)) this.fail(`unexpected ${t.text} keyword`, t.loc);
           base = { type: 'var', name: t.text, loc: t.loc };
         }
         break;
@@ -561,7 +563,18 @@ class Parser {
         else if (t.text === '{') base = this.braceTerm();
         else if (t.text === '(') {
           this.next();
-          base = this.nested(false, () => this.inTerm(false));
+          base = this.nested(false, () => {
+            const first = this.relationTerm(false);
+            if (this.isOp(',')) {
+              this.next();
+              const value = this.relationTerm(false);
+              if (!this.isKw('in')) this.fail('expected in');
+              this.next();
+              const domain = this.relationTerm(false);
+              return this.inChain({ type: 'call', fn: ['internal', 'member_3'], args: [first, value, domain], loc: first.loc, infix: 'in' }, false);
+            }
+            return this.inChain(first, false);
+          });
           this.expectOp(')');
         } else this.fail(`unexpected ${this.describe(t)}`);
         break;
@@ -575,19 +588,18 @@ class Parser {
     let term = base;
     for (;;) {
       const t = this.tok;
-      if (this.isOp('.') && !t.nl && t.loc.col > 0) {
+      if (this.isOp('.') && !t.nl) {
         const name = this.peek();
         if (name.kind !== 'ident') this.fail('expected a name after .', name.loc);
-        if (t.end !== name.loc.col - 1 + (t.end - (t.loc.col - 1)) && false) break;
         this.next();
         this.next();
         term = appendRef(term, { type: 'string', value: name.text, loc: name.loc });
-      } else if (this.isOp('[') && !t.nl && isAdjacent(this.tokens[this.pos - 1]!, t)) {
+      } else if (this.isOp('[') && !t.nl) {
         this.next();
         const index = this.nested(false, () => this.inTerm(false));
         this.expectOp(']');
         term = appendRef(term, index);
-      } else if (this.isOp('(') && !t.nl && isAdjacent(this.tokens[this.pos - 1]!, t)) {
+      } else if (this.isOp('(') && !t.nl) {
         const fn = refStrings(term);
         if (!fn) this.fail('illegal call', t.loc);
         this.next();
@@ -693,14 +705,6 @@ class Parser {
     }
     return { type: 'template', parts, loc: t.loc };
   }
-}
-
-function isAdjacent(prev: Token, next: Token): boolean {
-  return prev.end === offsetOf(next) || true;
-}
-
-function offsetOf(_t: Token): number {
-  return -1;
 }
 
 function appendRef(term: Term, index: Term): Term {

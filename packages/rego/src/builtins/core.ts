@@ -279,7 +279,17 @@ def('cast_null', 1, (args) => {
 });
 def('cast_object', 1, (args) => obj(args, 0));
 
+def('set', 0, () => new RSet());
+
 // Arrays
+def('array.flatten', 1, (args) => {
+  const out: Value[] = [];
+  const walk = (a: Value[]) => {
+    for (const x of a) Array.isArray(x) ? walk(x) : out.push(x);
+  };
+  walk(arr(args, 0));
+  return out;
+});
 def('array.concat', 2, (args) => [...arr(args, 0), ...arr(args, 1)]);
 def('array.slice', 3, (args) => {
   const a = arr(args, 0);
@@ -306,12 +316,12 @@ def('bits.xor', 2, (args) => normalize(bigOf(args, 0) ^ bigOf(args, 1)));
 def('bits.negate', 1, (args) => normalize(~bigOf(args, 0)));
 def('bits.lsh', 2, (args) => {
   const s = bigOf(args, 1);
-  if (s < 0n) throw builtinError('shift must be non-negative');
+  if (s < 0n) throw typeError('operand 2 must be an unsigned integer number but got a negative integer');
   return normalize(bigOf(args, 0) << s);
 });
 def('bits.rsh', 2, (args) => {
   const s = bigOf(args, 1);
-  if (s < 0n) throw builtinError('shift must be non-negative');
+  if (s < 0n) throw typeError('operand 2 must be an unsigned integer number but got a negative integer');
   return normalize(bigOf(args, 0) >> s);
 });
 

@@ -414,7 +414,7 @@ def('glob.match', 3, (args) => {
   const pattern = str(args, 0);
   const d = args[1];
   let delimiters: string[];
-  if (d === null) delimiters = ['.'];
+  if (d === null) delimiters = [];
   else if (Array.isArray(d)) {
     delimiters = d.map((x) => {
       if (typeof x !== 'string') throw typeError('operand 2 must be array of strings');
