@@ -482,7 +482,12 @@ export class Evaluator {
     const p = path[i]!;
     const step = (rawKey: Value): boolean => {
       // The data store's keys are strings; a number names the same key, as OPA's store does.
-      const key = typeof rawKey === 'number' && node.children.size === 0 ? rawKey : typeof rawKey === 'number' ? String(rawKey) : rawKey;
+      const key =
+        typeof rawKey === 'number' && node.children.size === 0
+          ? rawKey
+          : typeof rawKey === 'number'
+            ? String(rawKey)
+            : rawKey;
       if (typeof key !== 'string') {
         const next = base === undefined ? undefined : lookupIn(base, key);
         return next === undefined ? false : this.index(next, path, i + 1, k);

@@ -67,7 +67,11 @@ class Parser {
   }
   /** A keyword used as a keyword, not as the head of a reference like `default.foo`. */
   private isKeywordUse(word: string) {
-    return this.isIdent(word) && !this.isOp('.', this.peek()) && !(this.isOp('[', this.peek()) && !this.peek().nl && word !== 'some');
+    return (
+      this.isIdent(word) &&
+      !this.isOp('.', this.peek()) &&
+      !(this.isOp('[', this.peek()) && !this.peek().nl && word !== 'some')
+    );
   }
   private fail(message: string, at: Location = this.tok.loc): never {
     throw new RegoError('rego_parse_error', message, at, this.source);
@@ -234,7 +238,15 @@ class Parser {
       const holder = { body: [] as Body };
       if (!this.ruleBodyInto(holder)) {
         if (!value) this.fail('else must have a value or a body', at);
-        holder.body = [{ kind: 'term', term: { type: 'boolean', value: true, loc: at }, negated: false, with: [], loc: at }];
+        holder.body = [
+          {
+            kind: 'term',
+            term: { type: 'boolean', value: true, loc: at },
+            negated: false,
+            with: [],
+            loc: at,
+          },
+        ];
       }
       rule.elses.push({
         value: value ?? { type: 'boolean', value: true, loc: at },
@@ -552,9 +564,11 @@ class Parser {
         // Any name followed by `.` heads a reference, even a keyword: `default.foo`, `false.x`.
         if (this.isOp('.') && !this.tok.nl) base = { type: 'var', name: t.text, loc: t.loc };
         else if (t.text === 'null') base = { type: 'null', loc: t.loc };
-        else if (t.text === 'true' || t.text === 'false') base = { type: 'boolean', value: t.text === 'true', loc: t.loc };
+        else if (t.text === 'true' || t.text === 'false')
+          base = { type: 'boolean', value: t.text === 'true', loc: t.loc };
         else {
-          if (reserved.includes(t.text) || this.keywords.has(t.text)) this.fail(`unexpected ${t.text} keyword`, t.loc);
+          if (reserved.includes(t.text) || this.keywords.has(t.text))
+            this.fail(`unexpected ${t.text} keyword`, t.loc);
           base = { type: 'var', name: t.text, loc: t.loc };
         }
         break;
@@ -571,7 +585,16 @@ class Parser {
               if (!this.isKw('in')) this.fail('expected in');
               this.next();
               const domain = this.relationTerm(false);
-              return this.inChain({ type: 'call', fn: ['internal', 'member_3'], args: [first, value, domain], loc: first.loc, infix: 'in' }, false);
+              return this.inChain(
+                {
+                  type: 'call',
+                  fn: ['internal', 'member_3'],
+                  args: [first, value, domain],
+                  loc: first.loc,
+                  infix: 'in',
+                },
+                false,
+              );
             }
             return this.inChain(first, false);
           });
