@@ -108,18 +108,21 @@ export class Evaluator {
 
   private evalExpr(e: Expr, k: K): boolean {
     this.tick();
-    if (e.with.length > 0) return this.evalWith(e, k);
     if (e.negated) {
       const mark = this.trail.length;
       let found = false;
-      this.evalExprInner(e, () => {
+      this.evalPositive(e, () => {
         found = true;
         return STOP;
       });
       this.undo(mark);
       return found ? false : Boolean(k());
     }
-    return this.evalExprInner(e, k);
+    return this.evalPositive(e, k);
+  }
+
+  private evalPositive(e: Expr, k: K): boolean {
+    return e.with.length > 0 ? this.evalWith(e, k) : this.evalExprInner(e, k);
   }
 
   private evalExprInner(e: Expr, k: K): boolean {
@@ -277,7 +280,6 @@ export class Evaluator {
       return s;
     }) as boolean;
     this.ctx = outer;
-    if (e.negated) return stop;
     return stop;
   }
 
@@ -466,8 +468,9 @@ export class Evaluator {
       if (patched !== undefined) return this.index(patched, path, i, k);
     }
     if (!node || (node.rules.length === 0 && !node.defaultRule && node.children.size === 0)) {
-      if (base === undefined) return false;
-      return this.index(base, path, i, k);
+      const patched = this.ctx.dataPatches.length > 0 ? this.overlayPatches(base, at) : base;
+      if (patched === undefined) return false;
+      return this.index(patched, path, i, k);
     }
     if (node.rules.length > 0 || node.defaultRule) {
       if (node.kind === 'function') return false;
@@ -509,6 +512,15 @@ export class Evaluator {
       return false;
     }
     return this.evalTerm(p, step);
+  }
+
+  /** Base data at `at` with every `with data…` patch below it applied. */
+  private overlayPatches(base: Value | undefined, at: string[]): Value | undefined {
+    let out = base;
+    for (const patch of this.ctx.dataPatches)
+      if (patch.path.length > at.length && at.every((s, j) => patch.path[j] === s))
+        out = setIn(out, patch.path.slice(at.length), patch.value);
+    return out;
   }
 
   private hasPatchUnder(path: string[]) {

@@ -364,7 +364,7 @@ class Parser {
       e = { kind: 'term', term, negated, with: [], loc: start.loc };
     }
     if (negated) e.negated = true;
-    while (this.isKeywordUse('with') && !this.lineBreak()) e.with.push(this.withMod());
+    while (this.isKeywordUse('with')) e.with.push(this.withMod());
     return e;
   }
 

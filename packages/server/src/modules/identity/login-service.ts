@@ -26,7 +26,7 @@ export function isLoopbackRedirect(value: string): boolean {
 
 /** A same-origin path to return to after login; anything else becomes "/". */
 export function safeReturnTo(value: string | undefined): string {
-  if (!value || !value.startsWith('/') || value.startsWith('//') || value.includes('\\')) return '/';
+  if (!value?.startsWith('/') || value.startsWith('//') || value.includes('\\')) return '/';
   return value;
 }
 
