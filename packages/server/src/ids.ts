@@ -10,6 +10,8 @@ export const idPrefixes = {
   event: 'evt',
   session: 'ses',
   request: 'req',
+  policy: 'pol',
+  decision: 'dec',
 } as const;
 
 export type IdKind = keyof typeof idPrefixes;

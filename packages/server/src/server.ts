@@ -8,6 +8,7 @@ import { devGroupRoles } from './config.ts';
 import { type Db, isReachable, openDatabase } from './db/database.ts';
 import { migrateToLatest } from './db/migrations.ts';
 import { registerApprovalRoutes } from './modules/approvals/approval-routes.ts';
+import { interimRouting } from './modules/approvals/approval-rules.ts';
 import { createApprovalService } from './modules/approvals/approval-service.ts';
 import { registerAuditRoutes } from './modules/audit/audit-routes.ts';
 import { createAuditService } from './modules/audit/audit-service.ts';
@@ -18,6 +19,11 @@ import { publicRoute } from './modules/identity/access.ts';
 import { registerAuthRoutes } from './modules/identity/auth-routes.ts';
 import type { DevIdp } from './modules/identity/dev-idp.ts';
 import { createLoginService } from './modules/identity/login-service.ts';
+import { createRegoRiskEvaluator, createRegoRouting } from './modules/policy/policy-decisions.ts';
+import { createPolicyEngine, type Decision } from './modules/policy/policy-engine.ts';
+import { registerPolicyRoutes } from './modules/policy/policy-routes.ts';
+import { createPolicyService } from './modules/policy/policy-service.ts';
+import { builtinPolicyDir, readPolicyDir } from './modules/policy/policy-sources.ts';
 import { createRuleEvaluator, type RiskEvaluator } from './modules/risk/risk-evaluator.ts';
 import { registerTokenRoutes } from './modules/tokens/token-routes.ts';
 import { createTokenService } from './modules/tokens/token-service.ts';
@@ -33,7 +39,13 @@ export type RunningServer = {
 };
 
 /** Options tests and embedders may add to the configuration. */
-export type StartOptions = { logger?: Logger; risk?: RiskEvaluator; db?: Db };
+export type StartOptions = {
+  logger?: Logger;
+  risk?: RiskEvaluator;
+  db?: Db;
+  /** Where the built-in policy packs are; null runs on the interim rules without a policy engine. */
+  policyDir?: string | null;
+};
 
 /**
  * The composition root: opens the database, migrates, builds every service and route, listens,
@@ -69,11 +81,24 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     sessionTtlHours: config.sessionTtlHours,
   });
   const repo = createCatalogRepository(db.kysely, db.dialect);
+  const builtin = options.policyDir === null ? null : readPolicyDir(options.policyDir ?? builtinPolicyDir);
+  const engine = builtin ? createPolicyEngine({ db: db.kysely, builtin }) : null;
   const catalog = createCatalogService({
     db: db.kysely,
     repo,
     audit,
-    risk: options.risk ?? createRuleEvaluator(),
+    risk: options.risk ?? (engine ? createRegoRiskEvaluator(engine) : createRuleEvaluator()),
+    routing: engine ? createRegoRouting(engine) : interimRouting,
+    ...(engine
+      ? {
+          admission: async (input: unknown) => ({
+            ...(await engine.admission(input)),
+            revision: await engine.revision(),
+          }),
+          decisionLog: (trx, decisions, subject, requestId) =>
+            engine.log(trx, decisions as Decision[], subject, requestId),
+        }
+      : {}),
   });
   const approvals = createApprovalService({ db: db.kysely, repo, audit });
 
@@ -84,6 +109,12 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   registerCatalogRoutes(app, { catalog });
   registerApprovalRoutes(app, { approvals });
   registerAuditRoutes(app, { db: db.kysely, audit });
+  if (engine && builtin) {
+    const policies = createPolicyService({ db: db.kysely, audit, engine, builtin, catalog });
+    registerPolicyRoutes(app, { policies });
+    // Compile the packs now: a broken policy must stop the start, not the first registration.
+    await engine.current();
+  }
 
   app.get(
     '/healthz',

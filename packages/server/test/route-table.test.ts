@@ -43,6 +43,11 @@ const expectations: Record<string, { allowed: Who[]; denied?: Partial<Record<Who
   'POST /api/v1/apps/:name/reviews': { allowed: ['reviewer'] },
   'GET /api/v1/audit/events': { allowed: users },
   'GET /api/v1/audit/verify': { allowed: ['admin', 'auditor'] },
+  'POST /api/v1/policies': { allowed: ['admin'] },
+  'GET /api/v1/policies': { allowed: users },
+  'POST /api/v1/policies/evaluate': { allowed: users },
+  'GET /api/v1/policies/decisions': { allowed: ['admin', 'auditor'] },
+  'POST /api/v1/apps/:name/admission': { allowed: ['creator', 'reviewer', 'admin', 'auditor'], denied: { otherCreator: 404 } },
 };
 
 const emails: Record<Exclude<Who, 'anonymous'>, string> = {

@@ -170,6 +170,42 @@ const migrations: Record<string, (dialect: Dialect) => Migration> = {
       }
     },
   }),
+  '0002_policy': () => ({
+    async up(db: AnyDb) {
+      await db.schema
+        .createTable('policy_bundles')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('revision', 'integer', (c) => c.notNull().unique())
+        .addColumn('modules', 'text', (c) => c.notNull())
+        .addColumn('data', 'text', (c) => c.notNull())
+        .addColumn('digest', 'text', (c) => c.notNull())
+        .addColumn('message', 'text')
+        .addColumn('created_by', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('decision_log')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('at', 'text', (c) => c.notNull())
+        .addColumn('entrypoint', 'text', (c) => c.notNull())
+        .addColumn('revision', 'text', (c) => c.notNull())
+        .addColumn('input_digest', 'text', (c) => c.notNull())
+        .addColumn('result', 'text', (c) => c.notNull())
+        .addColumn('duration_ms', 'real', (c) => c.notNull())
+        .addColumn('subject', 'text')
+        .addColumn('request_id', 'text')
+        .execute();
+      await db.schema
+        .createIndex('decision_log_subject_idx')
+        .on('decision_log')
+        .columns(['subject', 'at'])
+        .execute();
+      await db.schema
+        .alterTable('apps')
+        .addColumn('required_reviews', 'text', (c) => c.notNull().defaultTo('[]'))
+        .execute();
+    },
+  }),
 };
 
 /** Applies every pending migration; returns the names applied. Throws with the failing migration's name. */

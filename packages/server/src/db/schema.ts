@@ -10,6 +10,31 @@ export interface Database {
   risk_assessments: RiskAssessmentsTable;
   review_decisions: ReviewDecisionsTable;
   audit_events: AuditEventsTable;
+  policy_bundles: PolicyBundlesTable;
+  decision_log: DecisionLogTable;
+}
+
+export interface PolicyBundlesTable {
+  id: string;
+  revision: number;
+  modules: string;
+  data: string;
+  digest: string;
+  message: string | null;
+  created_by: string;
+  created_at: string;
+}
+
+export interface DecisionLogTable {
+  id: string;
+  at: string;
+  entrypoint: string;
+  revision: string;
+  input_digest: string;
+  result: string;
+  duration_ms: number;
+  subject: string | null;
+  request_id: string | null;
 }
 
 export interface UsersTable {
@@ -77,6 +102,7 @@ export interface AppsTable {
   revision: number;
   manifest: string;
   assessment_id: string;
+  required_reviews: string;
   created_at: string;
   updated_at: string;
 }

@@ -7,7 +7,7 @@ import type { AppView } from '../catalog/app-view.ts';
 import type { CatalogRepository } from '../catalog/catalog-repository.ts';
 import { hasRole, type Principal, type Specialty } from '../identity/principal.ts';
 import type { Tier } from '../risk/risk-rules.ts';
-import { approvalRules, openSlots, qualifiesFor, slotFor } from './approval-rules.ts';
+import { openSlots, qualifiesFor, type ReviewSlot, slotFor } from './approval-rules.ts';
 
 /** A reviewer's decision on the current revision of an app. */
 export type Decision =
@@ -51,14 +51,12 @@ export function createApprovalService(deps: {
       if (app.state !== 'pending_review')
         throw conflict(`${name} is ${app.state.replace('_', ' ')}, not waiting for review`);
       const tier = app.tier as Tier;
-      if (!qualifiesFor(tier, principal.specialties))
-        throw forbidden(
-          `${name} is a ${tier}-tier app and needs ${approvalRules.slots[tier]
-            .map((s) => `${s.specialty ?? 'any'} review`)
-            .join(
-              ' and ',
-            )}; you hold ${principal.specialties.length ? principal.specialties.join(', ') : 'no specialty'}`,
-        );
+      const required = JSON.parse(app.required_reviews) as ReviewSlot[];
+      if (!qualifiesFor(required, principal.specialties)) {
+        const needs = required.map((s) => `${s.specialty ?? 'any'} review`).join(' and ');
+        const holds = principal.specialties.length ? principal.specialties.join(', ') : 'no specialty';
+        throw forbidden(`${name} is a ${tier}-tier app and needs ${needs}; you hold ${holds}`);
+      }
       const revision = Number(app.revision);
       const current = await trx
         .selectFrom('review_decisions')
@@ -77,7 +75,7 @@ export function createApprovalService(deps: {
       let comment: string | null;
       switch (decision.kind) {
         case 'approve': {
-          const open = openSlots(tier, approvals);
+          const open = openSlots(required, approvals);
           const slot = slotFor(open, principal.specialties);
           if (!slot)
             throw conflict(
@@ -124,7 +122,7 @@ export function createApprovalService(deps: {
         targetType: 'app',
         target: name,
         reason: comment,
-        summary: { reviewId: id, revision, tier, specialty, state, rulesVersion: approvalRules.version },
+        summary: { reviewId: id, revision, tier, specialty, state },
       });
       return repo.viewByName(trx, name);
     });

@@ -63,7 +63,7 @@ export function toAppView(
   const approvals = current
     .filter((r) => r.decision === 'approve')
     .map((r) => ({ reviewerId: r.reviewer_id, specialty: r.specialty as Specialty | null }));
-  const required = openSlots(tier, []);
+  const required = JSON.parse(app.required_reviews) as ReviewSlot[];
   return {
     id: app.id,
     name: app.name,
@@ -85,7 +85,7 @@ export function toAppView(
     },
     approval: {
       required,
-      missing: app.state === 'pending_review' ? openSlots(tier, approvals) : [],
+      missing: app.state === 'pending_review' ? openSlots(required, approvals) : [],
       reviews: reviews.map(toReviewView),
     },
   };

@@ -3,6 +3,7 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { auditContext, principalOf } from '../../api/auth-hook.ts';
 import { StringEnum } from '../../api/schema-helpers.ts';
+import { AppError } from '../../errors.ts';
 import { anyUser, publicRoute, rolesOnly } from '../identity/access.ts';
 import { tiers } from '../risk/risk-rules.ts';
 import { appStates } from './app-view.ts';
@@ -28,6 +29,12 @@ export function registerCatalogRoutes(fastify: FastifyInstance, deps: { catalog:
     },
     async (request, reply) => {
       const outcome = await catalog.register(principalOf(request), request.body, auditContext(request));
+      if (outcome.kind === 'denied')
+        throw new AppError(
+          'policy_denied',
+          `policy revision ${outcome.revision} denied the registration: ${outcome.denials.map((d) => d.message).join('; ')}`,
+          outcome.denials.map((d) => ({ path: d.entrypoint, message: d.message })),
+        );
       const status = outcome.kind === 'created' ? 201 : 200;
       return reply.status(status).send({
         outcome: outcome.kind,

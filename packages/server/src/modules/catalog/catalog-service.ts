@@ -1,19 +1,27 @@
-import type { Kysely } from 'kysely';
+import type { Kysely, Transaction } from 'kysely';
 import { canonicalJson } from '../../canonical-json.ts';
 import type { AppsTable, Database } from '../../db/schema.ts';
 import { AppError, conflict, forbidden, notFound } from '../../errors.ts';
 import { newId, nowIso } from '../../ids.ts';
+import type { ApprovalRouting } from '../approvals/approval-rules.ts';
 import type { AuditContext, AuditService } from '../audit/audit-service.ts';
 import { hasRole, type Principal } from '../identity/principal.ts';
 import { findUserByEmail } from '../identity/users.ts';
-import { type RiskEvaluator, type RiskInput, riskInputOf, tierRank } from '../risk/risk-evaluator.ts';
+import {
+  type DecisionRecord,
+  type RiskEvaluator,
+  type RiskInput,
+  riskInputOf,
+  tierRank,
+} from '../risk/risk-evaluator.ts';
 import type { Tier } from '../risk/risk-rules.ts';
 import type { AppState, AppView } from './app-view.ts';
 import type { AppFilter, CatalogRepository } from './catalog-repository.ts';
 import type { Manifest } from './manifest-schema.ts';
 
-/** What a registration did, for the caller to report. */
+/** What a registration did, for the caller to report. A policy denial is an outcome, not an exception. */
 export type RegistrationOutcome =
+  | { kind: 'denied'; denials: { entrypoint: string; message: string }[]; revision: string }
   | { kind: 'created'; app: AppView }
   | { kind: 'updated'; app: AppView; reReview: boolean }
   | { kind: 'unchanged'; app: AppView };
@@ -36,11 +44,12 @@ const canonicalRisk = (i: RiskInput) =>
 
 /** The state a (re-)registration leaves the app in. */
 function nextState(
+  automatic: boolean,
   tier: Tier,
   previous: { state: AppState; tier: Tier; risk: RiskInput } | null,
   risk: RiskInput,
 ): { state: AppState; carried: boolean } {
-  if (tier === 'low') return { state: 'approved', carried: false };
+  if (automatic) return { state: 'approved', carried: false };
   if (
     previous?.state === 'approved' &&
     tierRank(tier) <= tierRank(previous.tier) &&
@@ -56,8 +65,23 @@ export function createCatalogService(deps: {
   repo: CatalogRepository;
   audit: Pick<AuditService, 'record'>;
   risk: RiskEvaluator;
+  routing: ApprovalRouting;
+  /** Deny rules of the policy packs and org bundles, checked before anything is written. */
+  admission?: (
+    input: unknown,
+  ) => Promise<{
+    denials: { entrypoint: string; message: string }[];
+    decisions: DecisionRecord[];
+    revision: string;
+  }>;
+  decisionLog?: (
+    trx: Transaction<Database>,
+    decisions: DecisionRecord[],
+    subject: string,
+    requestId?: string,
+  ) => Promise<void>;
 }) {
-  const { db, repo, audit, risk } = deps;
+  const { db, repo, audit, risk, routing } = deps;
 
   async function register(
     principal: Principal,
@@ -76,8 +100,27 @@ export function createCatalogService(deps: {
       owner === principal.email
         ? principal.department
         : ((await findUserByEmail(db, owner))?.department ?? manifest.audience?.department ?? null);
-    const assessment = risk.assess(riskInputOf(manifest));
     const stored: Manifest = { ...manifest, owner };
+    const decisions: DecisionRecord[] = [];
+    if (deps.admission) {
+      const checked = await deps.admission({
+        request: { method: 'register' },
+        manifest: stored,
+        user: { email: principal.email, department },
+      });
+      decisions.push(...checked.decisions);
+      if (checked.denials.length > 0) {
+        if (deps.decisionLog) {
+          const log = deps.decisionLog;
+          await db.transaction().execute((trx) => log(trx, decisions, manifest.name, ctx.requestId));
+        }
+        return { kind: 'denied', denials: checked.denials, revision: checked.revision };
+      }
+    }
+    const assessment = await risk.assess(riskInputOf(manifest));
+    if (assessment.decision) decisions.push(assessment.decision);
+    const routed = await routing.requiredReviews(assessment.tier);
+    if (routed.decision) decisions.push(routed.decision);
     const manifestJson = canonicalJson(stored);
 
     return db.transaction().execute(async (trx) => {
@@ -110,7 +153,12 @@ export function createCatalogService(deps: {
             ) as RiskInput,
           }
         : null;
-      const { state, carried } = nextState(assessment.tier, previous, assessment.inputs);
+      const { state, carried } = nextState(
+        routed.slots.length === 0,
+        assessment.tier,
+        previous,
+        assessment.inputs,
+      );
       const assessmentId = newId('assessment');
       const row = {
         owner,
@@ -120,6 +168,7 @@ export function createCatalogService(deps: {
         revision,
         manifest: manifestJson,
         assessment_id: assessmentId,
+        required_reviews: JSON.stringify(routed.slots),
         updated_at: now,
       };
       if (existing) {
@@ -180,7 +229,8 @@ export function createCatalogService(deps: {
           rulesVersion: assessment.rulesVersion,
         },
       });
-      if (assessment.tier === 'low') {
+      if (deps.decisionLog) await deps.decisionLog(trx, decisions, manifest.name, ctx.requestId);
+      if (routed.slots.length === 0) {
         const reviewId = newId('review');
         await trx
           .insertInto('review_decisions')
@@ -203,7 +253,7 @@ export function createCatalogService(deps: {
             action: 'approval.auto_approved',
             targetType: 'app',
             target: manifest.name,
-            reason: 'tier low needs no human review',
+            reason: `tier ${assessment.tier} needs no human review (${routed.rulesVersion})`,
             summary: { revision, reviewId, requestedBy: ctx.actor },
           },
         );

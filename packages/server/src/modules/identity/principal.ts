@@ -7,7 +7,14 @@ export const specialties = ['security', 'compliance'] as const;
 export type Specialty = (typeof specialties)[number];
 
 /** What an API token may be used for. A session carries every scope; roles still apply. */
-export const scopes = ['apps:read', 'apps:write', 'approvals:write', 'audit:read', 'tokens:write'] as const;
+export const scopes = [
+  'apps:read',
+  'apps:write',
+  'approvals:write',
+  'audit:read',
+  'tokens:write',
+  'policies:write',
+] as const;
 export type Scope = (typeof scopes)[number];
 
 /** The authenticated caller of a request. */

@@ -23,8 +23,19 @@ export type RiskInput = {
   lifetimeDays: number;
 };
 
-/** Decides risk for a manifest. Implemented by the interim rules now and by the Rego pack later. */
-export type RiskEvaluator = { assess(input: RiskInput): RiskAssessment };
+/** A policy decision that produced a result, for the decision log. */
+export type DecisionRecord = {
+  entrypoint: string;
+  revision: string;
+  inputDigest: string;
+  result: unknown;
+  durationMs: number;
+};
+
+/** Decides risk for a manifest: the interim rules below, or the Rego pack `microapp.risk`. */
+export type RiskEvaluator = {
+  assess(input: RiskInput): Promise<RiskAssessment & { decision?: DecisionRecord }>;
+};
 
 export const tierRank = (t: Tier) => tiers.indexOf(t);
 const maxTier = (a: Tier, b: Tier) => (tierRank(a) >= tierRank(b) ? a : b);
@@ -53,7 +64,7 @@ function capped(count: number, each: number, max: number) {
 /** The rules-as-data evaluator: sums factor points, caps at 100, and takes the highest tier any factor forces. */
 export function createRuleEvaluator(rules: RiskRules = riskRules): RiskEvaluator {
   return {
-    assess(input) {
+    async assess(input) {
       const factors: RiskFactor[] = [];
       for (const dc of input.dataClasses) {
         const rule = rules.dataClasses[dc as keyof RiskRules['dataClasses']];
@@ -111,6 +122,7 @@ export function createRuleEvaluator(rules: RiskRules = riskRules): RiskEvaluator
       let tier: Tier =
         score >= rules.thresholds.high ? 'high' : score >= rules.thresholds.medium ? 'medium' : 'low';
       for (const f of factors) tier = maxTier(tier, f.minTier);
+      factors.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
       return { score, tier, factors, rulesVersion: rules.version, inputs: input };
     },
   };

@@ -1,0 +1,115 @@
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Type } from '@sinclair/typebox';
+import type { FastifyInstance } from 'fastify';
+import { auditContext, principalOf } from '../../api/auth-hook.ts';
+import { AppError } from '../../errors.ts';
+import { anyUser, rolesOnly } from '../identity/access.ts';
+import type { PolicyService } from './policy-service.ts';
+
+const Entrypoint = Type.String({
+  pattern: '^(data\\.)?[A-Za-z_][A-Za-z0-9_]*([./][A-Za-z_][A-Za-z0-9_]*)*$',
+  maxLength: 300,
+});
+
+/** Push and inspect organization policies, evaluate decisions, and check deploy admission. */
+export function registerPolicyRoutes(fastify: FastifyInstance, deps: { policies: PolicyService }) {
+  const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
+  const { policies } = deps;
+
+  app.post(
+    '/api/v1/policies',
+    {
+      config: { access: rolesOnly(['admin'], 'policies:write') },
+      schema: {
+        tags: ['policy'],
+        summary: 'Push an organization policy bundle; refused unless it compiles and every test_ rule passes',
+        body: Type.Object(
+          {
+            modules: Type.Record(Type.String({ maxLength: 200 }), Type.String({ maxLength: 256 * 1024 }), {
+              minProperties: 1,
+              maxProperties: 200,
+            }),
+            data: Type.Optional(Type.Object({}, { additionalProperties: true })),
+            message: Type.Optional(Type.String({ maxLength: 1000 })),
+          },
+          { additionalProperties: false },
+        ),
+      },
+    },
+    async (request, reply) => {
+      const outcome = await policies.push(principalOf(request), request.body, auditContext(request));
+      if (outcome.kind === 'invalid')
+        throw new AppError(
+          'policy_invalid',
+          `the bundle was refused: ${outcome.problems.map((p) => p.message.split('\n')[0]).join('; ')}`,
+          outcome.problems.map((p) => ({ path: p.file, message: p.message })),
+        );
+      return reply.status(201).send(outcome);
+    },
+  );
+
+  app.get(
+    '/api/v1/policies',
+    {
+      config: { access: anyUser('apps:read') },
+      schema: { tags: ['policy'], summary: 'The active policy revision and its modules' },
+    },
+    async () => policies.current(),
+  );
+
+  app.post(
+    '/api/v1/policies/evaluate',
+    {
+      config: { access: anyUser('apps:read') },
+      schema: {
+        tags: ['policy'],
+        summary: 'Evaluate one entrypoint (e.g. microapp/deploy/deny) with an input; the decision is logged',
+        body: Type.Object(
+          { entrypoint: Entrypoint, input: Type.Optional(Type.Unknown()) },
+          { additionalProperties: false },
+        ),
+      },
+    },
+    async (request) => policies.evaluate(request.body.entrypoint, request.body.input, auditContext(request)),
+  );
+
+  app.get(
+    '/api/v1/policies/decisions',
+    {
+      config: { access: rolesOnly(['admin', 'auditor'], 'audit:read') },
+      schema: {
+        tags: ['policy'],
+        summary: 'The decision log: entrypoint, policy revision, input digest, result and duration',
+        querystring: Type.Object(
+          {
+            subject: Type.Optional(Type.String({ maxLength: 63 })),
+            limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
+          },
+          { additionalProperties: false },
+        ),
+      },
+    },
+    async (request) => ({
+      items: await policies.decisions({ subject: request.query.subject, limit: request.query.limit ?? 100 }),
+    }),
+  );
+
+  app.post(
+    '/api/v1/apps/:name/admission',
+    {
+      config: { access: anyUser('apps:read') },
+      schema: {
+        tags: ['policy'],
+        summary:
+          'Would a deploy of this app be admitted? Checks every deny rule for each egress host (or the host given)',
+        params: Type.Object({ name: Type.String({ pattern: '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$' }) }),
+        body: Type.Object(
+          { host: Type.Optional(Type.String({ pattern: '^[a-z0-9.-]{1,253}$' })) },
+          { additionalProperties: false },
+        ),
+      },
+    },
+    async (request) =>
+      policies.admission(principalOf(request), request.params.name, request.body.host, auditContext(request)),
+  );
+}

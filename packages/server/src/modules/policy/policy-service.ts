@@ -1,0 +1,170 @@
+import { createHash } from 'node:crypto';
+import type { Source } from '@microapp/rego';
+import type { Kysely } from 'kysely';
+import type { Database } from '../../db/schema.ts';
+import { AppError, forbidden } from '../../errors.ts';
+import { newId, nowIso } from '../../ids.ts';
+import type { AuditContext, AuditService } from '../audit/audit-service.ts';
+import type { CatalogService } from '../catalog/catalog-service.ts';
+import { hasRole, type Principal } from '../identity/principal.ts';
+import { checkPolicy, type PolicyProblem } from './policy-check.ts';
+import type { PolicyEngine } from './policy-engine.ts';
+import { deepMerge, type PolicySet } from './policy-sources.ts';
+
+export type PushOutcome =
+  | { kind: 'pushed'; revision: number; tests: { passed: number; total: number } }
+  | { kind: 'invalid'; problems: PolicyProblem[] };
+
+const safeFile = /^(?!.*\.\.)[A-Za-z0-9_][A-Za-z0-9_./-]{0,199}\.rego$/;
+
+/** Organization policy bundles (versioned, tested before they are accepted) and decisions on demand. */
+export function createPolicyService(deps: {
+  db: Kysely<Database>;
+  audit: Pick<AuditService, 'record'>;
+  engine: PolicyEngine;
+  builtin: PolicySet;
+  catalog: Pick<CatalogService, 'get'>;
+}) {
+  const { db, audit, engine, builtin } = deps;
+
+  /** Accepts a bundle only when it compiles with the built-in packs and every test passes. */
+  async function push(
+    principal: Principal,
+    bundle: { modules: Record<string, string>; data?: Record<string, unknown>; message?: string },
+    ctx: AuditContext,
+  ): Promise<PushOutcome> {
+    if (!hasRole(principal, 'admin')) throw forbidden('only platform admins can push organization policies');
+    const files = Object.keys(bundle.modules).sort();
+    for (const f of files)
+      if (!safeFile.test(f))
+        throw new AppError(
+          'validation_failed',
+          `module name ${JSON.stringify(f)} must be a relative path ending in .rego`,
+        );
+    const modules: Source[] = files.map((file) => ({ file, source: bundle.modules[file]! }));
+    const data = bundle.data ?? {};
+    const checked = checkPolicy({
+      modules: [...builtin.modules, ...modules.map((m) => ({ ...m, file: `org/${m.file}` }))],
+      data: deepMerge(builtin.data, data),
+    });
+    if (checked.kind === 'invalid') return { kind: 'invalid', problems: checked.problems };
+    const digest = `sha256:${createHash('sha256').update(JSON.stringify({ modules, data })).digest('hex')}`;
+    const revision = await db.transaction().execute(async (trx) => {
+      const last = await trx
+        .selectFrom('policy_bundles')
+        .select('revision')
+        .orderBy('revision', 'desc')
+        .limit(1)
+        .executeTakeFirst();
+      const next = (last ? Number(last.revision) : 0) + 1;
+      await trx
+        .insertInto('policy_bundles')
+        .values({
+          id: newId('policy'),
+          revision: next,
+          modules: JSON.stringify(modules),
+          data: JSON.stringify(data),
+          digest,
+          message: bundle.message ?? null,
+          created_by: principal.email,
+          created_at: nowIso(),
+        })
+        .execute();
+      await audit.record(trx, ctx, {
+        action: 'policy.pushed',
+        targetType: 'policy',
+        target: `org-${next}`,
+        reason: bundle.message ?? null,
+        summary: { revision: next, files, digest, testsPassed: checked.tests.length },
+      });
+      return next;
+    });
+    engine.invalidate();
+    return { kind: 'pushed', revision, tests: { passed: checked.tests.length, total: checked.tests.length } };
+  }
+
+  async function current() {
+    const row = await db
+      .selectFrom('policy_bundles')
+      .selectAll()
+      .orderBy('revision', 'desc')
+      .limit(1)
+      .executeTakeFirst();
+    return {
+      revision: await engine.revision(),
+      builtin: builtin.modules.map((m) => m.file),
+      org: row
+        ? {
+            revision: Number(row.revision),
+            files: (JSON.parse(row.modules) as Source[]).map((m) => m.file),
+            digest: row.digest,
+            message: row.message,
+            pushedBy: row.created_by,
+            pushedAt: row.created_at,
+          }
+        : null,
+    };
+  }
+
+  /** Evaluates one entrypoint for a caller, and logs the decision. */
+  async function evaluate(entrypoint: string, input: unknown, ctx: AuditContext) {
+    const d = await engine.decide(
+      entrypoint.startsWith('data.') ? entrypoint : `data.${entrypoint.replace(/\//g, '.')}`,
+      input,
+    );
+    await engine.log(db, [d], null, ctx.requestId);
+    return d;
+  }
+
+  /** Deploy admission for an app: every deny rule, once per egress host (or for the host asked about). */
+  async function admission(principal: Principal, name: string, host: string | undefined, ctx: AuditContext) {
+    const app = await deps.catalog.get(principal, name);
+    const hosts = host ? [host] : (app.manifest.integrations?.egress ?? []);
+    const denials: { host: string | null; entrypoint: string; message: string }[] = [];
+    const inputs = hosts.length > 0 ? hosts : [null];
+    for (const h of inputs) {
+      const input = {
+        request: { method: 'deploy', ...(h ? { host: h } : {}) },
+        manifest: app.manifest,
+        app: {
+          name: app.name,
+          owner: app.owner,
+          department: app.department,
+          tier: app.tier,
+          state: app.state,
+        },
+      };
+      const result = await engine.admission(input);
+      await engine.log(db, result.decisions, name, ctx.requestId);
+      for (const d of result.denials)
+        if (!denials.some((x) => x.message === d.message)) denials.push({ host: h, ...d });
+    }
+    return {
+      app: name,
+      revision: await engine.revision(),
+      allowed: denials.length === 0 && app.state === 'approved',
+      approved: app.state === 'approved',
+      denials,
+    };
+  }
+
+  async function decisions(query: { subject?: string; limit: number }) {
+    let q = db.selectFrom('decision_log').selectAll().orderBy('at', 'desc').limit(query.limit);
+    if (query.subject) q = q.where('subject', '=', query.subject);
+    return (await q.execute()).map((r) => ({
+      id: r.id,
+      at: r.at,
+      entrypoint: r.entrypoint,
+      revision: r.revision,
+      inputDigest: r.input_digest,
+      result: JSON.parse(r.result) as unknown,
+      durationMs: Number(r.duration_ms),
+      subject: r.subject,
+      requestId: r.request_id,
+    }));
+  }
+
+  return { push, current, evaluate, admission, decisions };
+}
+
+export type PolicyService = ReturnType<typeof createPolicyService>;
