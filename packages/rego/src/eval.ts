@@ -2,7 +2,7 @@ import type { Body, Expr, Term, With } from './ast.ts';
 import { type BuiltinContext, builtins } from './builtins/index.ts';
 import type { CompiledModules, CompiledRule, RuleNode } from './compiler.ts';
 import { BuiltinError, RegoError } from './errors.ts';
-import { compare, equal, formatValue, keyOf, RObject, RSet, type Value } from './value.ts';
+import { BigNum, compare, equal, formatValue, keyOf, RObject, RSet, type Value } from './value.ts';
 
 /** Limits that keep a hostile policy or input from hanging or exhausting the process. */
 export type Budget = { maxSteps: number; maxMillis: number; maxCollection: number };
@@ -43,6 +43,7 @@ export class Evaluator {
   private readonly strict: boolean;
   private readonly budget: Budget;
   private steps = 0;
+  private depth = 0;
   private readonly deadline: number;
   readonly builtinCtx: BuiltinContext;
 
@@ -97,7 +98,25 @@ export class Evaluator {
 
   /** Runs a body and calls `k` for each solution, bindings visible through `lookup`. */
   evalQuery(body: Body, k: K): void {
-    this.evalBody(body, 0, k);
+    try {
+      this.evalBody(body, 0, k);
+    } catch (error) {
+      if (error instanceof RangeError)
+        throw new RegoError(
+          'eval_budget_error',
+          'evaluation nested too deeply (the call stack was exhausted)',
+        );
+      throw error;
+    }
+  }
+
+  private enter(loc: Term['loc']) {
+    if (++this.depth > 400)
+      throw new RegoError(
+        'eval_budget_error',
+        'evaluation nested more than 400 rule or function calls deep',
+        loc,
+      );
   }
 
   // ---- bodies and expressions
@@ -293,6 +312,9 @@ export class Evaluator {
       case 'string':
         return Boolean(k(t.value));
       case 'number':
+        // Integer literals beyond 2^53 keep every digit, as OPA's big numbers do.
+        if (!Number.isSafeInteger(t.value) && /^-?\d+$/.test(t.raw))
+          return Boolean(k(new BigNum(BigInt(t.raw))));
         return Boolean(k(t.value));
       case 'var': {
         const v = this.env.get(t.name);
@@ -577,9 +599,11 @@ export class Evaluator {
     }
     this.ctx.inProgress.add(node.id);
     let value: Value | undefined;
+    this.enter((node.rules[0] ?? node.defaultRule!).loc);
     try {
       value = this.computeNode(node, base);
     } finally {
+      this.depth--;
       this.ctx.inProgress.delete(node.id);
     }
     cache.set(node.id, value);
@@ -787,6 +811,15 @@ export class Evaluator {
   /** Calls a user function: each clause whose arguments match; all outputs must agree. */
   private callFunction(node: RuleNode | undefined, args: Value[], t: Term): Value | undefined {
     if (!node) throw new RegoError('rego_type_error', `undefined function`, t.loc);
+    this.enter(t.loc);
+    try {
+      return this.callFunctionClauses(node, args);
+    } finally {
+      this.depth--;
+    }
+  }
+
+  private callFunctionClauses(node: RuleNode, args: Value[]): Value | undefined {
     let result: Value | undefined;
     for (const rule of node.rules) {
       const branches = [{ body: rule.body, value: rule.value }, ...rule.elses];

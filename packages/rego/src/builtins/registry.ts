@@ -1,5 +1,5 @@
 import type { Term } from '../ast.ts';
-import { BuiltinError } from '../errors.ts';
+import { BuiltinError, RegoError } from '../errors.ts';
 import type { Evaluator } from '../eval.ts';
 import { BigNum, RObject, RSet, typeName, type Value } from '../value.ts';
 
@@ -85,7 +85,11 @@ export function collection(args: Value[], i: number, want = 'one of {array, set}
   throw typeError(`operand ${i + 1} must be ${want} but got ${describeType(v)}`);
 }
 
+/** Refuses to build a collection larger than the evaluation budget allows, before allocating it. */
 export function checkSize(n: number, ctx: BuiltinContext, what: string) {
   if (n > ctx.maxCollection)
-    throw builtinError(`!${what} would produce ${n} items, more than the limit of ${ctx.maxCollection}`);
+    throw new RegoError(
+      'eval_budget_error',
+      `${what} would produce ${n} items, more than the budget of ${ctx.maxCollection}`,
+    );
 }

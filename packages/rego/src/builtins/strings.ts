@@ -147,6 +147,11 @@ function anyMatch(args: Value[], test: (s: string, p: string) => boolean) {
 def('strings.any_prefix_match', 2, (args) => anyMatch(args, (s, p) => s.startsWith(p)));
 def('strings.any_suffix_match', 2, (args) => anyMatch(args, (s, p) => s.endsWith(p)));
 def('format_int', 2, (args) => {
+  const v = args[0];
+  if (v instanceof BigNum) {
+    const base = int(args, 1);
+    return v.big.toString(base);
+  }
   const n = num(args, 0);
   const base = int(args, 1);
   if (![2, 8, 10, 16].includes(base)) throw builtinError('operand 2 must be one of {2, 8, 10, 16}');

@@ -67,9 +67,7 @@ export function createCatalogService(deps: {
   risk: RiskEvaluator;
   routing: ApprovalRouting;
   /** Deny rules of the policy packs and org bundles, checked before anything is written. */
-  admission?: (
-    input: unknown,
-  ) => Promise<{
+  admission?: (input: unknown) => Promise<{
     denials: { entrypoint: string; message: string }[];
     decisions: DecisionRecord[];
     revision: string;

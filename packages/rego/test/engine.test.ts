@@ -1,0 +1,172 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { compile, RegoError } from '../src/index.ts';
+
+const seed = `package microapp.network
+
+blacklisted_domains = {"suspicious.example.com", "unsafe.example.org"}
+
+deny[msg] {
+  input.request.method == "deploy"
+  host := input.request.host
+  blacklisted_domains[host]
+  msg = sprintf("deployment denied: host %v is blacklisted", [host])
+}
+`;
+
+describe('the seed policy works as written (v0 syntax)', () => {
+  const policy = compile([{ file: 'network.rego', source: seed }]);
+  test('denies a deploy to a blacklisted host, with its message', () => {
+    const deny = policy.evaluate('microapp/network/deny', {
+      input: { request: { method: 'deploy', host: 'suspicious.example.com' } },
+    });
+    assert.deepEqual(deny, ['deployment denied: host suspicious.example.com is blacklisted']);
+  });
+  test('allows the bank API', () => {
+    assert.deepEqual(
+      policy.evaluate('data.microapp.network.deny', {
+        input: { request: { method: 'deploy', host: 'api.bank.example.com' } },
+      }),
+      [],
+    );
+  });
+  test('v1 syntax without `if` is refused in a v1 module', () => {
+    assert.throws(
+      () => compile([{ file: 'x.rego', source: seed }], { regoVersion: 'v1' }),
+      /`if` keyword is required/,
+    );
+  });
+});
+
+describe('errors say where', () => {
+  test('parse errors carry file:line:column and a caret line', () => {
+    try {
+      compile([{ file: 'bad.rego', source: 'package p\n\nallow if {\n  input.x ==\n}\n' }]);
+      assert.fail('should not compile');
+    } catch (error) {
+      assert.ok(error instanceof RegoError);
+      assert.equal(error.code, 'rego_parse_error');
+      assert.match(error.message, /^bad\.rego:5:1: rego_parse_error: /);
+      assert.match(error.message, /\n\t\}\n\t\^/);
+    }
+  });
+  test('recursion is a compile error', () => {
+    assert.throws(
+      () => compile([{ file: 'r.rego', source: 'package p\n\na if b\n\nb if a\n' }]),
+      (e: RegoError) => e.code === 'rego_recursion_error',
+    );
+  });
+  test('an unknown function is a compile error', () => {
+    assert.throws(
+      () => compile([{ file: 'f.rego', source: 'package p\n\nx := nope(1)\n' }]),
+      /undefined function nope/,
+    );
+  });
+  test('conflicting complete rules are an evaluation error', () => {
+    const p = compile([{ file: 'c.rego', source: 'package p\n\nx := 1\n\nx := 2\n' }]);
+    assert.throws(
+      () => p.evaluate('data.p.x'),
+      (e: RegoError) => e.code === 'eval_conflict_error',
+    );
+  });
+});
+
+describe('evaluation budget: hostile policies and inputs fail fast with a clear error', () => {
+  test('a chain of functions nested deeper than the limit', () => {
+    const fns = Array.from({ length: 600 }, (_, i) => `f${i}(x) := f${i + 1}(x) + 1`).join('\n');
+    const p = compile([
+      { file: 'deep.rego', source: `package deep\n\n${fns}\nf600(x) := x\n\nr := f0(1)\n` },
+    ]);
+    assert.throws(
+      () => p.evaluate('data.deep.r'),
+      (e: RegoError) => e.code === 'eval_budget_error' && /nested/.test(e.message),
+    );
+  });
+  test('a huge numbers.range is refused before it is built', () => {
+    const p = compile([
+      { file: 'range.rego', source: 'package r\n\nn := count(numbers.range(1, 1000000000))\n' },
+    ]);
+    const started = Date.now();
+    assert.throws(
+      () => p.evaluate('data.r.n'),
+      (e: RegoError) => e.code === 'eval_budget_error' && /numbers.range/.test(e.message),
+    );
+    assert.ok(Date.now() - started < 1000);
+  });
+  test('a loop over a large input stops at the time budget', () => {
+    const p = compile([
+      {
+        file: 'loop.rego',
+        source:
+          'package l\n\nimport rego.v1\n\npairs := count([1 | some a in input.items; some b in input.items; a == b])\n',
+      },
+    ]);
+    const items = Array.from({ length: 20_000 }, (_, i) => `item-${i}`);
+    const started = Date.now();
+    assert.throws(
+      () => p.evaluate('data.l.pairs', { input: { items }, budget: { maxMillis: 300 } }),
+      (e: RegoError) => e.code === 'eval_budget_error',
+    );
+    assert.ok(Date.now() - started < 3000, `stopped after ${Date.now() - started} ms`);
+  });
+});
+
+describe('language features', () => {
+  test('with replaces input, data and functions', () => {
+    const p = compile([
+      {
+        file: 'w.rego',
+        source: `package w
+import rego.v1
+limit := data.config.limit
+over if input.n > limit
+double(x) := x * 2
+d := double(input.n)
+t1 if over with input.n as 11 with data.config.limit as 10
+t2 if not over with input.n as 9 with data.config.limit as 10
+t3 if d == 7 with input.n as 1 with double as 7
+`,
+      },
+    ]);
+    for (const t of ['t1', 't2', 't3']) assert.equal(p.evaluate(`data.w.${t}`), true, t);
+  });
+  test('print output is captured by the caller', () => {
+    const lines: string[] = [];
+    const p = compile([
+      {
+        file: 'p.rego',
+        source: 'package p\nimport rego.v1\nx if { print("hello", input.who, input.missing) }\n',
+      },
+    ]);
+    p.evaluate('data.p.x', { input: { who: 'alice' }, print: (m) => lines.push(m) });
+    assert.deepEqual(lines, ['hello alice <undefined>']);
+  });
+  test('the test runner reports pass, fail and error like opa test', () => {
+    const p = compile([
+      {
+        file: 't.rego',
+        source: 'package t\nimport rego.v1\ntest_ok if 1 == 1\ntest_bad if 1 == 2\ntest_err if 1 / 0 == 1\n',
+      },
+    ]);
+    const results = Object.fromEntries(p.test({ strictBuiltinErrors: true }).map((r) => [r.name, r.outcome]));
+    assert.deepEqual(results, { test_ok: 'pass', test_bad: 'fail', test_err: 'error' });
+  });
+  test('regular expressions follow RE2, not JavaScript', () => {
+    const p = compile([
+      {
+        file: 'r.rego',
+        source: 'package r\nm := regex.match(`\\p{Greek}+`, "αβγ")\nbad := regex.match("(?=x)", "x")\n',
+      },
+    ]);
+    assert.equal(p.evaluate('data.r.m'), true);
+    assert.equal(
+      p.evaluate('data.r.bad'),
+      undefined,
+      'lookahead is not RE2: the builtin errs and the rule is undefined',
+    );
+  });
+  test('integers beyond 2^53 stay exact', () => {
+    const p = compile([{ file: 'b.rego', source: 'package b\nx := 9007199254740993 + 2\n' }]);
+    assert.equal(p.query('y := data.b.x; z := format_int(y, 10)')[0]?.z, '9007199254740995');
+  });
+});
