@@ -1,5 +1,5 @@
 import { RObject, RSet, type Value } from '../value.ts';
-import { builtinError, checkSize, collection, def, str, typeError } from './registry.ts';
+import { builtinError, collection, def, str, typeError } from './registry.ts';
 
 type Net = { v6: boolean; addr: bigint; bits: number };
 

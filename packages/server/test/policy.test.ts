@@ -1,0 +1,262 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import fc from 'fast-check';
+import { dataClasses } from '../src/modules/catalog/manifest-schema.ts';
+import { createRegoRiskEvaluator } from '../src/modules/policy/policy-decisions.ts';
+import { createPolicyEngine } from '../src/modules/policy/policy-engine.ts';
+import { builtinPolicyDir, readPolicyDir } from '../src/modules/policy/policy-sources.ts';
+import { createRuleEvaluator } from '../src/modules/risk/risk-evaluator.ts';
+import {
+  bankReconciliation,
+  call,
+  engines,
+  lunchPoll,
+  signInEveryone,
+  startTestServer,
+  type TestServer,
+} from './harness.ts';
+
+const blockFilesHost = `package microapp.org.network
+
+import rego.v1
+
+blocked := {"files.example.net"}
+
+deny contains sprintf("org policy: %s is not an approved destination", [host]) if {
+	some host in object.get(input.manifest, ["integrations", "egress"], [])
+	host in blocked
+}
+
+test_blocks_files_host if {
+	count(deny) == 1 with input as {"manifest": {"integrations": {"egress": ["files.example.net"]}}}
+}
+`;
+
+for (const engine of engines()) {
+  describe(`policy decision points (${engine})`, () => {
+    let server: TestServer;
+    let t: Awaited<ReturnType<typeof signInEveryone>>;
+    before(async () => {
+      server = await startTestServer(engine);
+      t = await signInEveryone(server);
+    });
+    after(() => server.stop());
+
+    test('the Rego risk pack gives the same score, tier and factors as the interim rules', async () => {
+      const policyEngine = createPolicyEngine({
+        db: server.db.kysely,
+        builtin: readPolicyDir(builtinPolicyDir),
+      });
+      const rego = createRegoRiskEvaluator(policyEngine);
+      const interim = createRuleEvaluator();
+      const host = fc.constantFrom('api.bank.example.com', 'a.example.com', 'b.example.org', 'c.example.net');
+      const input = fc.record({
+        dataClasses: fc.uniqueArray(fc.constantFrom(...dataClasses), { minLength: 1 }).map((a) => a.sort()),
+        egress: fc.uniqueArray(host, { maxLength: 4 }).map((a) => a.sort()),
+        connectors: fc
+          .uniqueArray(fc.constantFrom('ledger-api', 'crm', 'hr'), { maxLength: 3 })
+          .map((a) => a.sort()),
+        secrets: fc.uniqueArray(fc.constantFrom('A', 'B', 'C'), { maxLength: 3 }).map((a) => a.sort()),
+        audience: fc.record({
+          department: fc.option(fc.constantFrom('finance', 'hr'), { nil: null }),
+          maxUsers: fc.option(fc.integer({ min: 1, max: 5000 }), { nil: null }),
+        }),
+        lifetimeDays: fc.integer({ min: -10, max: 1000 }),
+      });
+      await fc.assert(
+        fc.asyncProperty(input, async (i) => {
+          const a = await interim.assess(i);
+          const b = await rego.assess(i);
+          assert.equal(b.score, a.score);
+          assert.equal(b.tier, a.tier);
+          assert.deepEqual(b.factors, a.factors);
+        }),
+        { numRuns: 200 },
+      );
+    });
+
+    test('the seed policy denies a deploy to suspicious.example.com and allows the bank API', async () => {
+      const m = bankReconciliation({
+        name: 'seed-check',
+        integrations: { egress: ['api.bank.example.com', 'suspicious.example.com'] },
+      });
+      assert.equal((await call(server, 'POST', '/api/v1/apps', { token: t.alice, body: m })).status, 201);
+      const bad = await call(server, 'POST', '/api/v1/apps/seed-check/admission', {
+        token: t.alice,
+        body: { host: 'suspicious.example.com' },
+      });
+      assert.equal(bad.status, 200, bad.text);
+      assert.equal(bad.body.allowed, false);
+      assert.ok(
+        bad.body.denials.some(
+          (d: { message: string }) =>
+            d.message === 'deployment denied: host suspicious.example.com is blacklisted',
+        ),
+      );
+      const good = await call(server, 'POST', '/api/v1/apps/seed-check/admission', {
+        token: t.alice,
+        body: { host: 'api.bank.example.com' },
+      });
+      assert.deepEqual(
+        good.body.denials.filter(
+          (d: { entrypoint: string }) => d.entrypoint === 'data.microapp.network.deny',
+        ),
+        [],
+      );
+      const unlisted = await call(server, 'POST', '/api/v1/apps/seed-check/admission', {
+        token: t.alice,
+        body: { host: 'evil.example.net' },
+      });
+      assert.ok(
+        unlisted.body.denials.some((d: { message: string }) =>
+          /not in the approved manifest/.test(d.message),
+        ),
+      );
+    });
+
+    test('a pushed org policy that blocks a domain stops the next registration with its own message', async () => {
+      const before = await call(server, 'GET', '/api/v1/policies', { token: t.carol });
+      assert.equal(before.body.revision, 'builtin');
+      const notAdmin = await call(server, 'POST', '/api/v1/policies', {
+        token: t.bob,
+        body: { modules: { 'net.rego': blockFilesHost } },
+      });
+      assert.equal(notAdmin.status, 403);
+
+      const pushed = await call(server, 'POST', '/api/v1/policies', {
+        token: t.carol,
+        body: { modules: { 'network/block.rego': blockFilesHost }, message: 'block files.example.net' },
+      });
+      assert.equal(pushed.status, 201, pushed.text);
+      assert.equal(pushed.body.revision, 1);
+
+      const denied = await call(server, 'POST', '/api/v1/apps', {
+        token: t.dave,
+        body: lunchPoll({ name: 'file-drop', integrations: { egress: ['files.example.net'] } }),
+      });
+      assert.equal(denied.status, 403, denied.text);
+      assert.equal(denied.body.code, 'policy_denied');
+      assert.match(denied.body.detail, /org policy: files\.example\.net is not an approved destination/);
+      assert.equal(
+        (await call(server, 'GET', '/api/v1/apps/file-drop', { token: t.dave })).status,
+        404,
+        'nothing was written',
+      );
+
+      const fine = await call(server, 'POST', '/api/v1/apps', {
+        token: t.dave,
+        body: lunchPoll({ name: 'lunch-2' }),
+      });
+      assert.equal(fine.status, 201);
+
+      const audit = await call(server, 'GET', '/api/v1/audit/events?limit=1000', { token: t.ivan });
+      assert.ok(
+        audit.body.items.some(
+          (e: { action: string; target: string }) => e.action === 'policy.pushed' && e.target === 'org-1',
+        ),
+      );
+    });
+
+    test('a policy whose test fails, or that does not compile, is refused at push', async () => {
+      const failing = blockFilesHost.replace('count(deny) == 1', 'count(deny) == 2');
+      const res = await call(server, 'POST', '/api/v1/policies', {
+        token: t.carol,
+        body: { modules: { 'bad.rego': failing } },
+      });
+      assert.equal(res.status, 422, res.text);
+      assert.equal(res.body.code, 'policy_invalid');
+      assert.match(res.body.detail, /test_blocks_files_host failed/);
+      const broken = await call(server, 'POST', '/api/v1/policies', {
+        token: t.carol,
+        body: { modules: { 'broken.rego': 'package microapp.org.x\n\ndeny contains msg if {\n' } },
+      });
+      assert.equal(broken.status, 422);
+      assert.match(broken.body.errors[0].message, /broken\.rego:\d+:\d+: rego_parse_error/);
+      const traversal = await call(server, 'POST', '/api/v1/policies', {
+        token: t.carol,
+        body: { modules: { '../../etc/x.rego': 'package x' } },
+      });
+      assert.equal(traversal.status, 400);
+      assert.equal(
+        (await call(server, 'GET', '/api/v1/policies', { token: t.carol })).body.org.revision,
+        1,
+        'still revision 1',
+      );
+    });
+
+    test('every decision is logged with entrypoint, revision, input digest, result and duration', async () => {
+      const log = await call(server, 'GET', '/api/v1/policies/decisions?subject=lunch-2', { token: t.ivan });
+      assert.equal(log.status, 200);
+      const entrypoints = new Set(log.body.items.map((d: { entrypoint: string }) => d.entrypoint));
+      for (const e of [
+        'data.microapp.risk.assessment',
+        'data.microapp.approval.reviews',
+        'data.microapp.org.network.deny',
+      ])
+        assert.ok(entrypoints.has(e), `${e} in ${[...entrypoints]}`);
+      for (const d of log.body.items) {
+        assert.equal(d.revision, 'org-1');
+        assert.match(d.inputDigest, /^sha256:[0-9a-f]{64}$/);
+        assert.ok(d.durationMs >= 0);
+      }
+      assert.equal((await call(server, 'GET', '/api/v1/policies/decisions', { token: t.alice })).status, 403);
+    });
+
+    test('a policy that blows its budget fails that request only; the server keeps serving', async () => {
+      const slow = `package microapp.org.slow
+
+import rego.v1
+
+deny contains "never" if {
+	input.manifest.name == "slow-app"
+	count([1 | some a in numbers.range(1, 3000); some b in numbers.range(1, 3000); a == b]) < 0
+}
+
+huge contains "never" if {
+	input.manifest.name == "huge-app"
+	count(numbers.range(1, 100000000)) < 0
+}
+
+deny contains msg if {
+	some msg in huge
+}
+
+test_ok if count(deny) == 0 with input as {"manifest": {"name": "x"}}
+`;
+      const pushed = await call(server, 'POST', '/api/v1/policies', {
+        token: t.carol,
+        body: { modules: { 'network/block.rego': blockFilesHost, 'slow.rego': slow } },
+      });
+      assert.equal(pushed.status, 201, pushed.text);
+      for (const name of ['slow-app', 'huge-app']) {
+        const started = Date.now();
+        const res = await call(server, 'POST', '/api/v1/apps', { token: t.dave, body: lunchPoll({ name }) });
+        assert.equal(res.status, 422, res.text);
+        assert.equal(res.body.code, 'policy_budget_exceeded');
+        assert.ok(Date.now() - started < 5000);
+      }
+      assert.equal((await call(server, 'GET', '/healthz')).status, 200);
+      assert.equal(
+        (
+          await call(server, 'POST', '/api/v1/apps', {
+            token: t.dave,
+            body: lunchPoll({ name: 'after-slow' }),
+          })
+        ).status,
+        201,
+      );
+    });
+
+    test('evaluate an entrypoint on demand', async () => {
+      const res = await call(server, 'POST', '/api/v1/policies/evaluate', {
+        token: t.alice,
+        body: {
+          entrypoint: 'microapp/network/deny',
+          input: { request: { method: 'deploy', host: 'unsafe.example.org' } },
+        },
+      });
+      assert.equal(res.status, 200, res.text);
+      assert.deepEqual(res.body.result, ['deployment denied: host unsafe.example.org is blacklisted']);
+    });
+  });
+}
