@@ -4,6 +4,7 @@ import { registerApprovalCommands } from './commands/approvals.ts';
 import { registerAppCommands } from './commands/apps.ts';
 import { registerAuditCommands } from './commands/audit.ts';
 import { registerAuthCommands } from './commands/auth.ts';
+import { registerPolicyCommands } from './commands/policy.ts';
 import { registerServerCommands } from './commands/server.ts';
 import { registerTokenCommands } from './commands/tokens.ts';
 
@@ -34,5 +35,6 @@ registerAppCommands(program);
 registerApprovalCommands(program);
 registerAuditCommands(program);
 registerTokenCommands(program);
+registerPolicyCommands(program);
 
 await program.parseAsync(process.argv);
