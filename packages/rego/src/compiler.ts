@@ -1,6 +1,7 @@
 import type { Body, Expr, Module, Rule, Term } from './ast.ts';
 import { builtins } from './builtins/index.ts';
 import { RegoError } from './errors.ts';
+import type { Value } from './value.ts';
 
 /** A rule after name resolution, attached to the node of the rule tree its head's static prefix names. */
 export type CompiledRule = Rule & {
@@ -19,6 +20,8 @@ export type RuleNode = {
   defaultRule: CompiledRule | null;
   children: Map<string, RuleNode>;
   kind: 'none' | 'complete' | 'multi' | 'function' | 'object';
+  /** The value of a node that depends on nothing, computed on first use. */
+  constant?: { value: Value | undefined };
 };
 
 /** Compiled modules: the rule tree, ready to evaluate. */

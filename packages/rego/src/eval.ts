@@ -51,7 +51,7 @@ export class Evaluator {
     this.compiled = compiled;
     this.data = options.data;
     this.strict = options.strictBuiltinErrors ?? false;
-    this.budget = { ...defaultBudget, ...(options.budget ?? {}) };
+    this.budget = options.budget ? { ...defaultBudget, ...options.budget } : defaultBudget;
     this.deadline = Date.now() + this.budget.maxMillis;
     this.ctx = {
       input: options.input,
@@ -60,13 +60,11 @@ export class Evaluator {
       cache: new Map(),
       inProgress: new Set(),
     };
-    const print = options.print ?? (() => {});
-    this.builtinCtx = {
-      now: options.now ?? BigInt(Date.now()) * 1_000_000n,
-      print,
-      maxCollection: this.budget.maxCollection,
-      cache: new Map(),
-    };
+    this.builtinCtx = new EvalBuiltinContext(
+      options.now,
+      options.print ?? noPrint,
+      this.budget.maxCollection,
+    );
   }
 
   // ---- bindings
@@ -456,7 +454,7 @@ export class Evaluator {
     } else if (coll instanceof RSet) {
       for (const v of coll.map.values()) if (k(v, v)) return true;
     } else if (coll instanceof RObject) {
-      for (const [kk, vv] of coll.map.values()) if (k(kk, vv)) return true;
+      return coll.some(k);
     }
     return false;
   }
@@ -505,35 +503,42 @@ export class Evaluator {
       return v === undefined ? false : Boolean(k(v));
     }
     const p = path[i]!;
-    const step = (rawKey: Value): boolean => {
-      // The data store's keys are strings; a number names the same key, as OPA's store does.
-      const key =
-        typeof rawKey === 'number' && node.children.size === 0
-          ? rawKey
-          : typeof rawKey === 'number'
-            ? String(rawKey)
-            : rawKey;
-      if (typeof key !== 'string') {
-        const next = base === undefined ? undefined : lookupIn(base, key);
-        return next === undefined ? false : this.index(next, path, i + 1, k);
-      }
-      const child = node.children.get(key);
-      const nextBase = base === undefined ? undefined : lookupIn(base, key);
-      if (!child && nextBase === undefined && !this.hasPatchUnder([...at, key])) return false;
-      return this.evalDataRef(path, i + 1, child, nextBase, [...at, key], k);
-    };
+    if (p.type === 'string') return this.dataStep(path, i, node, base, at, k, p.value);
     if (this.isUnboundPattern(p)) {
       const keys = new Set<string>(node.children.keys());
       if (base instanceof RObject) for (const key of base.keys()) if (typeof key === 'string') keys.add(key);
       for (const key of keys) {
         const mark = this.trail.length;
-        const stop = this.match(p, key, () => step(key));
+        const stop = this.match(p, key, () => this.dataStep(path, i, node, base, at, k, key));
         this.undo(mark);
         if (stop) return true;
       }
       return false;
     }
-    return this.evalTerm(p, step);
+    return this.evalTerm(p, (key) => this.dataStep(path, i, node, base, at, k, key));
+  }
+
+  private dataStep(
+    path: Term[],
+    i: number,
+    node: RuleNode,
+    base: Value | undefined,
+    at: string[],
+    k: KV,
+    rawKey: Value,
+  ): boolean {
+    // The data store's keys are strings; a number names the same key, as OPA's store does.
+    const key = typeof rawKey === 'number' && node.children.size > 0 ? String(rawKey) : rawKey;
+    if (typeof key !== 'string') {
+      const next = base === undefined ? undefined : lookupIn(base, key);
+      return next === undefined ? false : this.index(next, path, i + 1, k);
+    }
+    const child = node.children.get(key);
+    const nextBase = base === undefined ? undefined : lookupIn(base, key);
+    const patched = this.ctx.dataPatches.length > 0;
+    const nextAt = patched ? [...at, key] : at;
+    if (!child && nextBase === undefined && (!patched || !this.hasPatchUnder(nextAt))) return false;
+    return this.evalDataRef(path, i + 1, child, nextBase, nextAt, k);
   }
 
   /** Base data at `at` with every `with data…` patch below it applied. */
@@ -611,6 +616,17 @@ export class Evaluator {
   }
 
   private computeNode(node: RuleNode, base: Value | undefined): Value | undefined {
+    // A rule like `blocked := {"a", "b"}` depends on nothing: compute it once per compiled policy.
+    if (node.constant !== undefined) return node.constant.value;
+    if (node.constant === undefined && isConstantNode(node)) {
+      const value = this.computeNodeOnce(node, base);
+      node.constant = { value };
+      return value;
+    }
+    return this.computeNodeOnce(node, base);
+  }
+
+  private computeNodeOnce(node: RuleNode, base: Value | undefined): Value | undefined {
     const depth = node.path.length;
     if (node.kind === 'complete') {
       let result: Value | undefined;
@@ -931,28 +947,83 @@ export class Evaluator {
         this.bind(t.name, v);
         return Boolean(k());
       }
-      case 'array': {
+      case 'array':
         if (!Array.isArray(v) || v.length !== t.items.length) return false;
-        const step = (i: number): boolean =>
-          i === t.items.length ? Boolean(k()) : this.match(t.items[i]!, v[i]!, () => step(i + 1));
-        return step(0);
-      }
-      case 'object': {
+        return this.matchItems(t.items, v, 0, k);
+      case 'object':
         if (!(v instanceof RObject) || v.size !== t.items.length) return false;
-        const step = (i: number): boolean => {
-          if (i === t.items.length) return Boolean(k());
-          const [kt, vt] = t.items[i]!;
-          return this.evalTerm(kt, (key) => {
-            const inner = v.get(key);
-            return inner === undefined ? false : this.match(vt, inner, () => step(i + 1));
-          });
-        };
-        return step(0);
-      }
+        return this.matchEntries(t.items, v, 0, k);
       default:
         return this.evalTerm(t, (x) => (equal(x, v) ? k() : false));
     }
   }
+
+  private matchItems(items: Term[], v: Value[], i: number, k: K): boolean {
+    if (i === items.length) return Boolean(k());
+    return this.match(items[i]!, v[i]!, () => this.matchItems(items, v, i + 1, k));
+  }
+
+  private matchEntries(items: [Term, Term][], v: RObject, i: number, k: K): boolean {
+    if (i === items.length) return Boolean(k());
+    const [kt, vt] = items[i]!;
+    return this.evalTerm(kt, (key) => {
+      const inner = v.get(key);
+      return inner === undefined ? false : this.match(vt, inner, () => this.matchEntries(items, v, i + 1, k));
+    });
+  }
+}
+
+const noPrint = () => {};
+
+/** Per-evaluation state for builtins: a fixed clock and a cache, both created only if used. */
+class EvalBuiltinContext implements BuiltinContext {
+  private fixedNow: bigint | undefined;
+  private cached: Map<string, unknown> | undefined;
+  readonly print: (message: string) => void;
+  readonly maxCollection: number;
+  constructor(now: bigint | undefined, print: (message: string) => void, maxCollection: number) {
+    this.fixedNow = now;
+    this.print = print;
+    this.maxCollection = maxCollection;
+  }
+  get now(): bigint {
+    this.fixedNow ??= BigInt(Date.now()) * 1_000_000n;
+    return this.fixedNow;
+  }
+  get cache(): Map<string, unknown> {
+    this.cached ??= new Map();
+    return this.cached;
+  }
+}
+
+function isGround(t: Term): boolean {
+  switch (t.type) {
+    case 'null':
+    case 'boolean':
+    case 'number':
+    case 'string':
+      return true;
+    case 'array':
+    case 'set':
+      return t.items.every(isGround);
+    case 'object':
+      return t.items.every(([k, v]) => isGround(k) && isGround(v));
+    default:
+      return false;
+  }
+}
+
+/** A node whose rules have no body and ground values, and nothing below it. */
+function isConstantNode(node: RuleNode): boolean {
+  if (node.kind !== 'complete' || node.children.size > 0 || node.rules.length === 0) return false;
+  return node.rules.every(
+    (r) =>
+      r.body.length === 0 &&
+      r.elses.length === 0 &&
+      r.value !== null &&
+      isGround(r.value) &&
+      r.path.length === r.staticLength,
+  );
 }
 
 function displayName(name: string) {

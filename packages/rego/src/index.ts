@@ -60,6 +60,7 @@ export function compile(sources: Source[], options: CompileOptions = {}): Prepar
 export class PreparedPolicy {
   readonly compiled: CompiledModules;
   private readonly queries = new Map<string, { body: Body; vars: string[] }>();
+  private readonly entrypoints = new Map<string, string>();
   private readonly functions: Set<string>;
   private dataCache: { json: unknown; value: Value } | null = null;
 
@@ -136,15 +137,19 @@ export class PreparedPolicy {
    * Undefined when the document is undefined.
    */
   evaluate(entrypoint: string, options: EvaluateOptions = {}): unknown {
-    const ref = entrypoint.startsWith('data')
-      ? entrypoint
-      : `data.${entrypoint
-          .replace(/^\/+/, '')
-          .split('/')
-          .map((s) => (/^[A-Za-z_][A-Za-z0-9_]*$/.test(s) ? s : JSON.stringify(s)))
-          .join('.')}`;
-    const results = this.query(`__result__ = ${ref}`.replace('__result__', 'result'), options);
-    return results[0]?.result;
+    let query = this.entrypoints.get(entrypoint);
+    if (!query) {
+      const ref = entrypoint.startsWith('data')
+        ? entrypoint
+        : `data.${entrypoint
+            .replace(/^\/+/, '')
+            .split('/')
+            .map((s) => (/^[A-Za-z_][A-Za-z0-9_]*$/.test(s) ? s : JSON.stringify(s)))
+            .join('.')}`;
+      query = `result = ${ref}`;
+      this.entrypoints.set(entrypoint, query);
+    }
+    return this.query(query, options)[0]?.result;
   }
 
   /** Runs every `test_` rule, as `opa test` does. */

@@ -32,8 +32,8 @@ export function keyOf(v: Value): string {
       else if (Array.isArray(v)) k = `\u0005[${v.map(keyOf).join('\u0000')}]`;
       else if (v instanceof RSet) k = `\u0006{${[...v.map.keys()].sort().join('\u0000')}}`;
       else
-        k = `\u0007{${[...v.map.entries()]
-          .map(([kk, [, vv]]) => `${kk}\u0008${keyOf(vv)}`)
+        k = `\u0007{${[...v.vals.entries()]
+          .map(([kk, vv]) => `${kk}\u0008${keyOf(vv)}`)
           .sort()
           .join('\u0000')}}`;
       keyCache.set(v, k);
@@ -49,29 +49,88 @@ export function resetKeyCache() {
 }
 
 export class RObject {
-  readonly map: Map<string, [Value, Value]>;
+  /** Values by canonical key. For plain string keys the canonical key is the string itself. */
+  private readonly converted: Map<string, Value>;
+  /** The original keys that are not plain strings, by canonical key. */
+  private others: Map<string, Value> | null = null;
+  /** A JSON object not yet converted: input documents are converted only as far as a policy reads them. */
+  private plain: Record<string, unknown> | null = null;
   constructor(entries?: Iterable<[Value, Value]>) {
-    this.map = new Map();
-    if (entries) for (const [k, v] of entries) this.map.set(keyOf(k), [k, v]);
+    this.converted = new Map();
+    if (entries) for (const [k, v] of entries) this.set(k, v);
+  }
+  /** Wraps parsed JSON; members are converted on first access. */
+  static fromPlain(plain: Record<string, unknown>): RObject {
+    const o = new RObject();
+    o.plain = plain;
+    return o;
+  }
+  /** Every entry, converted. */
+  get vals(): Map<string, Value> {
+    if (this.plain) {
+      const plain = this.plain;
+      this.plain = null;
+      for (const k in plain) {
+        const v = plain[k];
+        if (v === undefined) continue;
+        const key = keyOf(k);
+        if (!this.converted.has(key)) this.setKey(key, k, fromJSON(v));
+      }
+    }
+    return this.converted;
   }
   get(k: Value): Value | undefined {
-    return this.map.get(keyOf(k))?.[1];
+    const key = keyOf(k);
+    const v = this.converted.get(key);
+    if (v !== undefined || !this.plain || typeof k !== 'string' || !Object.hasOwn(this.plain, k)) return v;
+    const raw = this.plain[k];
+    if (raw === undefined) return undefined;
+    const value = fromJSON(raw);
+    this.setKey(key, k, value);
+    return value;
+  }
+  private setKey(key: string, k: Value, v: Value) {
+    if (key !== k) {
+      this.others ??= new Map();
+      this.others.set(key, k);
+    }
+    this.converted.set(key, v);
   }
   /** Only while building a new object: values are immutable once shared. */
   set(k: Value, v: Value) {
-    this.map.set(keyOf(k), [k, v]);
+    const vals = this.vals;
+    const key = keyOf(k);
+    if (key !== k) {
+      this.others ??= new Map();
+      this.others.set(key, k);
+    }
+    vals.set(key, v);
+  }
+  delete(k: Value) {
+    const key = keyOf(k);
+    this.vals.delete(key);
+    this.others?.delete(key);
   }
   has(k: Value) {
-    return this.map.has(keyOf(k));
+    return this.get(k) !== undefined;
   }
   get size() {
-    return this.map.size;
+    return this.vals.size;
+  }
+  /** The original key for a canonical key. */
+  keyFor(canonical: string): Value {
+    return this.others?.get(canonical) ?? canonical;
   }
   keys(): Value[] {
-    return [...this.map.values()].map(([k]) => k);
+    return [...this.vals.keys()].map((c) => this.keyFor(c));
   }
   entries(): [Value, Value][] {
-    return [...this.map.values()];
+    return [...this.vals.entries()].map(([c, v]) => [this.keyFor(c), v]);
+  }
+  /** Calls fn for each entry; stops and returns true when fn does. */
+  some(fn: (k: Value, v: Value) => boolean | undefined | void): boolean {
+    for (const [c, v] of this.vals) if (fn(this.others?.get(c) ?? c, v)) return true;
+    return false;
   }
   /** Entries in OPA's key order. */
   sortedEntries(): [Value, Value][] {
@@ -200,7 +259,20 @@ export function fromJSON(j: unknown): Value {
   if (j === null || typeof j === 'boolean' || typeof j === 'string') return j;
   if (typeof j === 'number') return j;
   if (typeof j === 'bigint') return new BigNum(j);
-  if (Array.isArray(j)) return j.map(fromJSON);
+  if (Array.isArray(j)) {
+    // Arrays of scalars are shared as they are: values are never mutated.
+    let out: Value[] | null = null;
+    for (let i = 0; i < j.length; i++) {
+      const item = j[i];
+      const c = fromJSON(item);
+      if (out) out.push(c);
+      else if (c !== item) {
+        out = j.slice(0, i) as Value[];
+        out.push(c);
+      }
+    }
+    return out ?? (j as Value[]);
+  }
   if (j instanceof RObject || j instanceof RSet || j instanceof BigNum) return j;
   if (typeof j === 'object') {
     const o = new RObject();

@@ -173,7 +173,7 @@ function removePath(v: Value, path: Value[]): Value {
   if (v instanceof RObject) {
     if (!v.has(head!)) return v;
     const out = new RObject(v.entries());
-    if (rest.length === 0) out.map.delete(keyOf(head!));
+    if (rest.length === 0) out.delete(head!);
     else out.set(head!, removePath(v.get(head!)!, rest));
     return out;
   }

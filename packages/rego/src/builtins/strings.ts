@@ -160,16 +160,21 @@ def('format_int', 2, (args) => {
 });
 
 // sprintf with Go's verbs.
+const verbRe = /([-+# 0]*)(\d+|\*)?(?:\.(\d+|\*))?([a-zA-Z%])/y;
+
 function goFormat(format: string, values: Value[]): string {
   let out = '';
   let argi = 0;
   for (let i = 0; i < format.length; i++) {
-    const c = format[i]!;
-    if (c !== '%') {
-      out += c;
-      continue;
+    const pct = format.indexOf('%', i);
+    if (pct < 0) {
+      out += format.slice(i);
+      break;
     }
-    const m = /^([-+# 0]*)(\d+|\*)?(?:\.(\d+|\*))?([a-zA-Z%])/.exec(format.slice(i + 1));
+    out += format.slice(i, pct);
+    i = pct;
+    verbRe.lastIndex = i + 1;
+    const m = verbRe.exec(format);
     if (!m) {
       out += '%!(NOVERB)';
       continue;

@@ -215,16 +215,23 @@ export async function migrateToLatest(db: Db): Promise<string[]> {
       return Object.fromEntries(Object.entries(migrations).map(([name, make]) => [name, make(db.dialect)]));
     },
   };
+  // On PostgreSQL, name the schema: Kysely otherwise finds its bookkeeping tables in any schema of
+  // the database (another tenant's, or another test run's) and skips creating its own.
+  const schema =
+    db.dialect === 'postgres'
+      ? (await sql<{ schema: string }>`select current_schema() as schema`.execute(db.kysely)).rows[0]?.schema
+      : undefined;
   const migrator = new Migrator({
     db: db.kysely as unknown as AnyDb,
     provider,
     allowUnorderedMigrations: false,
+    ...(schema ? { migrationTableSchema: schema } : {}),
   });
   const { error, results } = await migrator.migrateToLatest();
   const failed = results?.find((r) => r.status === 'Error');
   if (error) {
     const where = failed ? ` in migration ${failed.migrationName}` : '';
-    throw new Error(`database migration failed${where}: ${(error as Error).message}`);
+    throw new Error(`database migration failed${where}: ${(error as Error).message}`, { cause: error });
   }
   return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
 }
