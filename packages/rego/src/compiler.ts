@@ -193,7 +193,15 @@ export class Resolver {
         this.fail('rego_type_error', `undefined function ${name}`, term);
       return term.fn;
     }
-    if (!builtins.has(name)) this.fail('rego_type_error', `undefined function ${name}`, term);
+    const builtin = builtins.get(name);
+    if (!builtin) this.fail('rego_type_error', `undefined function ${name}`, term);
+    // One extra argument receives the result (`count(xs, n)`); any other count is an arity error.
+    if (builtin.arity >= 0 && term.args.length !== builtin.arity && term.args.length !== builtin.arity + 1)
+      this.fail(
+        'rego_type_error',
+        `${name}: arity mismatch: expected ${builtin.arity} arguments, got ${term.args.length}`,
+        term,
+      );
     return term.fn;
   }
 

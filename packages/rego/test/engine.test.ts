@@ -56,6 +56,12 @@ describe('errors say where', () => {
       (e: RegoError) => e.code === 'rego_recursion_error',
     );
   });
+  test('a builtin called with the wrong number of arguments is a compile error', () => {
+    assert.throws(
+      () => compile([{ file: 'a.rego', source: 'package p\n\nx := count([1], 2, 3)\n' }]),
+      /count: arity mismatch/,
+    );
+  });
   test('an unknown function is a compile error', () => {
     assert.throws(
       () => compile([{ file: 'f.rego', source: 'package p\n\nx := nope(1)\n' }]),

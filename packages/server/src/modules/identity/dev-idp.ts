@@ -1,7 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { exportJWK, generateKeyPair } from 'jose';
-import Provider from 'oidc-provider';
 import { randomSecret } from '../../ids.ts';
 import { type DevUser, devUsers } from './dev-users.ts';
 
@@ -71,6 +70,18 @@ export async function startDevIdp(options: {
   const { port } = server.address() as AddressInfo;
   const issuer = `http://${options.host === '::1' ? '[::1]' : options.host}:${port}`;
 
+  // oidc-provider warns that Node 20 is not its preferred LTS and that its store is in memory. Both are
+  // known and intended for a development IdP (sessions vanish on restart); keep the console clean.
+  const warn = console.warn;
+  console.warn = (...args: unknown[]) => {
+    if (!String(args[0]).includes('oidc-provider WARNING')) warn(...args);
+  };
+  const { default: Provider } = await import('oidc-provider').finally(() => {
+    console.warn = warn;
+  });
+  console.warn = (...args: unknown[]) => {
+    if (!String(args[0]).includes('oidc-provider WARNING')) warn(...args);
+  };
   const provider = new Provider(issuer, {
     clients: [
       {
@@ -113,6 +124,7 @@ export async function startDevIdp(options: {
     },
     ttl: { Session: 8 * 3600, Interaction: 600, Grant: 8 * 3600, AccessToken: 600, IdToken: 600 },
   });
+  console.warn = warn;
   provider.on('server_error', () => {});
   const callback = provider.callback();
 
