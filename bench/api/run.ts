@@ -139,10 +139,10 @@ for (const r of results) {
   console.log(`${r.label}`);
   console.log(`  GET /healthz (baseline)        ${fmt(r.health)}`);
   console.log(
-    `  GET /api/v1/apps?limit=50      ${fmt(r.list)}   ${(r.list.p50 / Math.max(1, r.health.p50)).toFixed(1)}x baseline p50`,
+    `  GET /api/v1/apps?limit=50      ${fmt(r.list)}   ${(r.health.rps / r.list.rps).toFixed(0)}x fewer req/s than baseline`,
   );
   console.log(
-    `  POST /api/v1/apps (register)   ${fmt(r.register)}   ${(r.register.p50 / Math.max(1, r.health.p50)).toFixed(1)}x baseline p50`,
+    `  POST /api/v1/apps (register)   ${fmt(r.register)}   ${(r.health.rps / r.register.rps).toFixed(0)}x fewer req/s than baseline`,
   );
 }
 if (results.length === 2) {
