@@ -247,6 +247,30 @@ test_ok if count(deny) == 0 with input as {"manifest": {"name": "x"}}
       );
     });
 
+    test('access decisions come from microapp.access and are logged', async () => {
+      const mine = await call(server, 'GET', '/api/v1/apps/seed-check/access', { token: t.dave });
+      assert.equal(mine.status, 200, mine.text);
+      assert.equal(mine.body.allowed, true, 'same department');
+      const frank = await call(server, 'GET', '/api/v1/apps/seed-check/access?user=frank@example.com', {
+        token: t.bob,
+      });
+      assert.equal(frank.body.allowed, false);
+      assert.match(frank.body.reason, /limited to the finance department/);
+      const notAllowedToAsk = await call(
+        server,
+        'GET',
+        '/api/v1/apps/seed-check/access?user=frank@example.com',
+        { token: t.dave },
+      );
+      assert.equal(notAllowedToAsk.status, 403);
+      const log = await call(server, 'GET', '/api/v1/policies/decisions?subject=seed-check', {
+        token: t.ivan,
+      });
+      assert.ok(
+        log.body.items.some((d: { entrypoint: string }) => d.entrypoint === 'data.microapp.access.allow'),
+      );
+    });
+
     test('evaluate an entrypoint on demand', async () => {
       const res = await call(server, 'POST', '/api/v1/policies/evaluate', {
         token: t.alice,

@@ -47,6 +47,10 @@ const expectations: Record<string, { allowed: Who[]; denied?: Partial<Record<Who
   'GET /api/v1/policies': { allowed: users },
   'POST /api/v1/policies/evaluate': { allowed: users },
   'GET /api/v1/policies/decisions': { allowed: ['admin', 'auditor'] },
+  'GET /api/v1/apps/:name/access': {
+    allowed: ['creator', 'reviewer', 'admin', 'auditor'],
+    denied: { otherCreator: 404 },
+  },
   'POST /api/v1/apps/:name/admission': {
     allowed: ['creator', 'reviewer', 'admin', 'auditor'],
     denied: { otherCreator: 404 },

@@ -94,6 +94,25 @@ export function registerPolicyRoutes(fastify: FastifyInstance, deps: { policies:
     }),
   );
 
+  app.get(
+    '/api/v1/apps/:name/access',
+    {
+      config: { access: anyUser('apps:read') },
+      schema: {
+        tags: ['policy'],
+        summary:
+          'May this user use the app? Decided by the microapp.access policy (admins and reviewers may ask for another user)',
+        params: Type.Object({ name: Type.String({ pattern: '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$' }) }),
+        querystring: Type.Object(
+          { user: Type.Optional(Type.String({ format: 'email', maxLength: 254 })) },
+          { additionalProperties: false },
+        ),
+      },
+    },
+    async (request) =>
+      policies.access(principalOf(request), request.params.name, request.query.user, auditContext(request)),
+  );
+
   app.post(
     '/api/v1/apps/:name/admission',
     {

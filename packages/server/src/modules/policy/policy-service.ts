@@ -148,6 +148,48 @@ export function createPolicyService(deps: {
     };
   }
 
+  /** May the caller (or, for admins and reviewers, another user) use this app? Decided by microapp.access. */
+  async function access(principal: Principal, name: string, email: string | undefined, ctx: AuditContext) {
+    const app = await deps.catalog.get(principal, name);
+    let user = {
+      email: principal.email,
+      department: principal.department,
+      roles: principal.roles as string[],
+    };
+    if (email && email !== principal.email) {
+      if (!hasRole(principal, 'admin', 'reviewer', 'auditor'))
+        throw forbidden('only admins, reviewers and auditors can check access for someone else');
+      const other = await db
+        .selectFrom('users')
+        .selectAll()
+        .where('email', '=', email.toLowerCase())
+        .executeTakeFirst();
+      if (!other) throw new AppError('not_found', `no user ${email} has signed in yet`);
+      user = { email: other.email, department: other.department, roles: JSON.parse(other.roles) as string[] };
+    }
+    const input = {
+      user,
+      app: {
+        name: app.name,
+        owner: app.owner,
+        department: app.department,
+        tier: app.tier,
+        dataClasses: app.manifest.dataClasses,
+        audience: app.manifest.audience ?? {},
+      },
+    };
+    const allow = await engine.decide<boolean>('data.microapp.access.allow', input);
+    const reason = await engine.decide<string>('data.microapp.access.reason', input);
+    await engine.log(db, [allow], name, ctx.requestId);
+    return {
+      app: name,
+      user: user.email,
+      allowed: allow.result === true,
+      reason: reason.result ?? null,
+      revision: allow.revision,
+    };
+  }
+
   async function decisions(query: { subject?: string; limit: number }) {
     let q = db.selectFrom('decision_log').selectAll().orderBy('at', 'desc').limit(query.limit);
     if (query.subject) q = q.where('subject', '=', query.subject);
@@ -164,7 +206,7 @@ export function createPolicyService(deps: {
     }));
   }
 
-  return { push, current, evaluate, admission, decisions };
+  return { push, current, evaluate, admission, access, decisions };
 }
 
 export type PolicyService = ReturnType<typeof createPolicyService>;
