@@ -1,6 +1,7 @@
 import type { Body, Expr, Module, Rule, Term } from './ast.ts';
 import { builtins } from './builtins/index.ts';
 import { RegoError } from './errors.ts';
+import { checkSafety } from './safety.ts';
 import type { Value } from './value.ts';
 
 /** A rule after name resolution, attached to the node of the rule tree its head's static prefix names. */
@@ -303,14 +304,15 @@ export function compileModules(modules: Module[]): CompiledModules {
   const ids = { n: 0 };
   const root = newNode([], ids);
   const rulesById: CompiledRule[] = [];
-  // Function names, for call resolution across modules.
+  // Function names and arities, for call resolution and safety across modules.
   const functions = new Set<string>();
+  const arities = new Map<string, number>();
   for (const m of modules)
     for (const r of m.rules) {
-      if (r.args)
-        functions.add(
-          ['data', ...m.pkg, ...r.ref.map((t) => (t.type === 'string' ? t.value : '?'))].join('.'),
-        );
+      if (!r.args) continue;
+      const name = ['data', ...m.pkg, ...r.ref.map((t) => (t.type === 'string' ? t.value : '?'))].join('.');
+      functions.add(name);
+      arities.set(name, r.args.length);
     }
 
   for (const m of modules) {
@@ -337,6 +339,7 @@ export function compileModules(modules: Module[]): CompiledModules {
     const resolver = new Resolver({ globals, file: m.file, source: m.source, functions });
     for (const raw of m.rules) {
       const rule = resolver.rule(raw);
+      checkSafety(rule, arities);
       const path: Term[] = [
         ...m.pkg.map((p) => ({ type: 'string', value: p, loc: rule.loc }) as Term),
         ...rule.ref,

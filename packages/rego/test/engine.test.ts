@@ -62,6 +62,25 @@ describe('errors say where', () => {
       /count: arity mismatch/,
     );
   });
+  test('an unsafe variable is a compile error that names it', () => {
+    assert.throws(
+      () =>
+        compile([
+          { file: 'u.rego', source: 'package p\n\nimport rego.v1\n\nallow if {\n\tinput.n > limit\n}\n' },
+        ]),
+      (e: RegoError) =>
+        e.code === 'rego_unsafe_var_error' &&
+        /var limit is unsafe/.test(e.message) &&
+        /u\.rego:6:/.test(e.message),
+    );
+    assert.throws(
+      () =>
+        compile([
+          { file: 'h.rego', source: 'package p\n\nimport rego.v1\n\nnames contains n if input.ok\n' },
+        ]),
+      /var n is unsafe/,
+    );
+  });
   test('an unknown function is a compile error', () => {
     assert.throws(
       () => compile([{ file: 'f.rego', source: 'package p\n\nx := nope(1)\n' }]),
