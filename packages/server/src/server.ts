@@ -104,7 +104,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
 
   const app = await buildHttpApp({ logger, tokens, login, version });
   const secureCookies = Boolean(config.publicUrl?.startsWith('https:'));
-  registerAuthRoutes(app, { db: db.kysely, login, tokens, secureCookies });
+  registerAuthRoutes(app, { db: db.kysely, login, tokens, secureCookies, publicUrl: () => publicUrl! });
   registerTokenRoutes(app, { tokens });
   registerCatalogRoutes(app, { catalog });
   registerApprovalRoutes(app, { approvals });
@@ -157,7 +157,9 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
       : config.host.includes(':')
         ? `[${config.host}]`
         : config.host;
-  publicUrl = publicUrl ?? `http://${host}:${port}`;
+  // On loopback the public name is localhost: what the README, the CLI default and browsers use.
+  const publicHost = host === '127.0.0.1' || host === '[::1]' ? 'localhost' : host;
+  publicUrl = publicUrl ?? `http://${publicHost}:${port}`;
 
   let devIdp: DevIdp | null = null;
   if (config.dev) {

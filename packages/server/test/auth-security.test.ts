@@ -69,6 +69,20 @@ for (const engine of engines()) {
       assert.equal((await call(server, 'GET', '/api/v1/auth/session', { headers: { cookie } })).status, 401);
     });
 
+    test('signing in through another name of the same server (127.0.0.1 for localhost) still works', async () => {
+      const canonical = new URL(server.url);
+      const other = `http://127.0.0.1:${canonical.port}`;
+      const first = await fetch(`${other}/auth/login?return_to=/x`, { redirect: 'manual' });
+      assert.equal(first.status, 302);
+      assert.equal(
+        new URL(first.headers.get('location')!).host,
+        canonical.host,
+        'sent to the canonical host first',
+      );
+      const { landed } = await browserSession(server, people.dave, '/x');
+      assert.equal(landed.pathname, '/x');
+    });
+
     test('an open redirect after sign-in goes home instead', async () => {
       const { landed } = await browserSession(server, people.alice, '//evil.example.com/phish');
       assert.equal(landed.pathname, '/');

@@ -20,6 +20,7 @@ export function registerAuthRoutes(
     login: LoginService;
     tokens: Pick<TokenService, 'create'>;
     secureCookies: boolean;
+    publicUrl: () => string;
   },
 ) {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
@@ -45,6 +46,12 @@ export function registerAuthRoutes(
       },
     },
     async (request, reply) => {
+      // The login cookie must be set on the host the identity provider returns to.
+      const canonical = new URL(deps.publicUrl());
+      if (request.headers.host && request.headers.host !== canonical.host) {
+        const target = new URL(request.url, canonical);
+        return reply.redirect(target.href, 302);
+      }
       const q = request.query;
       const cli =
         q.cli_redirect || q.cli_challenge || q.cli_state
