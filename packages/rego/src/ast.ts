@@ -1,3 +1,4 @@
+import type { Builtin } from './builtins/registry.ts';
 import type { Location } from './errors.ts';
 
 /** A Rego term: the values, variables, references, composites, comprehensions and calls of the language. */
@@ -14,7 +15,17 @@ export type Term =
   | { type: 'arraycompr'; head: Term; body: Body; loc: Location }
   | { type: 'setcompr'; head: Term; body: Body; loc: Location }
   | { type: 'objectcompr'; key: Term; value: Term; body: Body; loc: Location }
-  | { type: 'call'; fn: string[]; fnTerm?: Term; args: Term[]; loc: Location; infix?: string }
+  | {
+      type: 'call';
+      fn: string[];
+      fnTerm?: Term;
+      args: Term[];
+      loc: Location;
+      infix?: string;
+      /** Filled in on first evaluation: the dotted name and the builtin it names (null: not a builtin). */
+      name?: string;
+      builtin?: Builtin | null;
+    }
   | { type: 'template'; parts: (string | Term)[]; loc: Location };
 
 export type With = { target: Term; value: Term; loc: Location };

@@ -401,6 +401,13 @@ export class Evaluator {
     return this.evalTemplate(t, i + 1, acc + text, k);
   }
 
+  /** The first n arguments' values; one and two arguments (most calls) without intermediate arrays. */
+  private evalArgs(args: Term[], n: number, k: (values: Value[]) => boolean | undefined | void): boolean {
+    if (n === 1) return this.evalTerm(args[0]!, (a) => k([a]));
+    if (n === 2) return this.evalTerm(args[0]!, (a) => this.evalTerm(args[1]!, (b) => k([a, b])));
+    return this.evalList(n === args.length ? args : args.slice(0, n), 0, [], k);
+  }
+
   private evalList(
     items: Term[],
     i: number,
@@ -758,7 +765,20 @@ export class Evaluator {
 
   // ---- calls
   private evalCall(t: Extract<Term, { type: 'call' }>, k: KV, _asExpr: boolean): boolean {
-    const name = t.fn.join('.');
+    t.name ??= t.fn.join('.');
+    const name = t.name;
+    if (this.ctx.mocks.size === 0 && t.fn[0] !== 'data') {
+      // The common case: a builtin, not mocked. Its lookup is cached on the term.
+      if (t.builtin === undefined) t.builtin = builtins.get(name) ?? null;
+      const builtin = t.builtin;
+      if (builtin && !builtin.special)
+        return this.callWithOutput(
+          t,
+          builtin.arity,
+          (args) => this.callBuiltin(name, builtin.fn, args, t),
+          k,
+        );
+    }
     const mock = this.ctx.mocks.get(name);
     let fnPath = t.fn;
     if (mock?.kind === 'value') {
@@ -791,8 +811,8 @@ export class Evaluator {
         `${t.fn.join('.')}: arity mismatch: expected ${arity} arguments, got ${t.args.length}`,
         t.loc,
       );
-    const inputs = hasOut ? t.args.slice(0, -1) : t.args;
-    return this.evalList(inputs, 0, [], (args) => {
+    const n = hasOut ? t.args.length - 1 : t.args.length;
+    return this.evalArgs(t.args, n, (args) => {
       const result = fn(args);
       if (result === undefined) return false;
       if (hasOut) {
