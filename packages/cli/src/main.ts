@@ -4,6 +4,7 @@ import { registerApprovalCommands } from './commands/approvals.ts';
 import { registerAppCommands } from './commands/apps.ts';
 import { registerAuditCommands } from './commands/audit.ts';
 import { registerAuthCommands } from './commands/auth.ts';
+import { registerInitCommands } from './commands/init.ts';
 import { registerPolicyCommands } from './commands/policy.ts';
 import { registerServerCommands } from './commands/server.ts';
 import { registerTokenCommands } from './commands/tokens.ts';
@@ -36,5 +37,6 @@ registerApprovalCommands(program);
 registerAuditCommands(program);
 registerTokenCommands(program);
 registerPolicyCommands(program);
+registerInitCommands(program);
 
 await program.parseAsync(process.argv);

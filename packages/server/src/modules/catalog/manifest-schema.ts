@@ -81,6 +81,15 @@ export const Manifest = Type.Object(
         { additionalProperties: false },
       ),
     ),
+    template: Type.Optional(
+      Type.Object(
+        {
+          name: Type.String({ pattern: dnsLabel, maxLength: 63 }),
+          version: Type.String({ pattern: '^\\d+\\.\\d+\\.\\d+$', maxLength: 32 }),
+        },
+        { additionalProperties: false, description: 'The vetted template the app was created from' },
+      ),
+    ),
     lifetime: Type.Optional(
       Type.Object({ expires: Type.String({ format: 'date' }) }, { additionalProperties: false }),
     ),

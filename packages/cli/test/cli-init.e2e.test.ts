@@ -1,0 +1,122 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { startTestServer, type TestServer } from '../../server/test/harness.ts';
+
+const bin = resolve(import.meta.dirname, '../bin/microapp.js');
+type Run = { code: number; stdout: string; stderr: string };
+function run(cmd: string, args: string[], env: Record<string, string>, cwd?: string): Promise<Run> {
+  return new Promise((done) => {
+    // The app's own `node --test` must not think it runs inside this test run.
+    const { NODE_TEST_CONTEXT: _, ...parent } = process.env;
+    execFile(cmd, args, { env: { ...parent, ...env }, cwd, timeout: 120_000 }, (error, stdout, stderr) =>
+      done({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    );
+  });
+}
+const cli = (env: Record<string, string>, ...args: string[]) => run(process.execPath, [bin, ...args], env);
+
+describe('microapp init: vetted templates, as a creator starts an app', () => {
+  let server: TestServer;
+  let dir: string;
+  let env: Record<string, string>;
+  before(async () => {
+    server = await startTestServer('sqlite');
+    dir = mkdtempSync(join(tmpdir(), 'microapp-init-'));
+    env = { MICROAPP_CONFIG_DIR: join(dir, 'config'), MICROAPP_SERVER: server.url };
+  });
+  after(async () => {
+    await server.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('templates list shows the four templates with versions', async () => {
+    const r = await cli(env, 'templates', 'list', '--json');
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(
+      JSON.parse(r.stdout).map((t: { name: string; version: string }) => `${t.name}@${t.version}`),
+      ['connector@1.0.0', 'dashboard@1.0.0', 'finance-reconciliation@1.0.0', 'form@1.0.0'],
+    );
+  });
+
+  for (const template of ['form', 'connector', 'dashboard', 'finance-reconciliation']) {
+    test(`${template}: scaffolds, its own tests pass, and it registers with its template recorded`, async () => {
+      const app = join(dir, `t-${template}`);
+      const made = await cli(
+        env,
+        'init',
+        app,
+        '--template',
+        template,
+        '--owner',
+        'alice@example.com',
+        '--department',
+        'finance',
+      );
+      assert.equal(made.code, 0, `init: ${made.stderr}`);
+      for (const f of [
+        'microapp.yaml',
+        'package.json',
+        'package-lock.json',
+        'README.md',
+        '.github/workflows/microapp.yml',
+        '.gitlab-ci.yml',
+        'lib/identity.js',
+      ])
+        assert.ok(existsSync(join(app, f)), `${template} has ${f}`);
+      const text = readdirSync(app, { recursive: true, withFileTypes: false }) as string[];
+      for (const f of text.filter((p) => /\.(js|json|yaml|yml|md)$/.test(p)))
+        assert.ok(!readFileSync(join(app, f), 'utf8').match(/\{\{\w+\}\}/), `no placeholder left in ${f}`);
+      const tests = await run('npm', ['test'], {}, app);
+      assert.equal(tests.code, 0, `npm test: ${tests.stdout}${tests.stderr}`);
+
+      await cli(env, 'login', '--dev-user', 'alice@example.com');
+      const reg = await cli(env, 'register', '--file', join(app, 'microapp.yaml'), '--json');
+      assert.equal(reg.code, 0, `register: ${reg.stderr}`);
+      const recorded = JSON.parse(reg.stdout).app.manifest.template;
+      assert.deepEqual(recorded, { name: template, version: '1.0.0' });
+    });
+  }
+
+  test('every parameter is validated before anything is written', async () => {
+    const cases: [string[], RegExp][] = [
+      [['init', join(dir, 'x1'), '-t', '../../etc', '--owner', 'alice@example.com'], /unknown template/],
+      [
+        ['init', join(dir, 'x2'), '-t', 'form', '--owner', 'alice@example.com', '--name', 'Bad_Name'],
+        /DNS label/,
+      ],
+      [
+        ['init', join(dir, 'x3'), '-t', 'form', '--owner', 'alice@example.com\nsecrets: [STOLEN]'],
+        /not an e-mail address/,
+      ],
+      [
+        [
+          'init',
+          join(dir, 'x4'),
+          '-t',
+          'form',
+          '--owner',
+          'alice@example.com',
+          '--department',
+          'finance}\nx: {',
+        ],
+        /lower-case/,
+      ],
+    ];
+    for (const [args, message] of cases) {
+      const r = await cli(env, ...args);
+      assert.equal(r.code, 2, args.join(' '));
+      assert.match(r.stderr, message);
+      assert.ok(!existsSync(args[1]!), 'nothing written');
+    }
+    const full = join(dir, 'full');
+    await run('mkdir', ['-p', full], {});
+    writeFileSync(join(full, 'keep.txt'), 'mine');
+    const r = await cli(env, 'init', full, '-t', 'form', '--owner', 'alice@example.com');
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /not empty/);
+  });
+});
