@@ -4,6 +4,7 @@ import { registerApprovalCommands } from './commands/approvals.ts';
 import { registerAppCommands } from './commands/apps.ts';
 import { registerAuditCommands } from './commands/audit.ts';
 import { registerAuthCommands } from './commands/auth.ts';
+import { registerCiCommands } from './commands/ci.ts';
 import { registerInitCommands } from './commands/init.ts';
 import { registerPolicyCommands } from './commands/policy.ts';
 import { registerServerCommands } from './commands/server.ts';
@@ -38,5 +39,6 @@ registerAuditCommands(program);
 registerTokenCommands(program);
 registerPolicyCommands(program);
 registerInitCommands(program);
+registerCiCommands(program);
 
 await program.parseAsync(process.argv);

@@ -1,0 +1,83 @@
+import type { Command } from 'commander';
+import { createClient } from '../client.ts';
+import { action, ctxOf, examples } from '../context.ts';
+import { loadCredential } from '../credentials.ts';
+import { emit } from '../output.ts';
+import { runCi } from '../pipeline/run-ci.ts';
+
+async function evaluatePolicy(input: unknown, appPolicyDir: string | null) {
+  const [{ readPolicyDir, deepMerge, builtinPolicyDir }, { compile }] = await Promise.all([
+    import('@microapp/server/policy'),
+    import('@microapp/rego'),
+  ]);
+  const builtin = readPolicyDir(builtinPolicyDir);
+  const own = appPolicyDir ? readPolicyDir(appPolicyDir) : { modules: [], data: {} };
+  const modules = [...builtin.modules, ...own.modules.map((m) => ({ ...m, file: `app/${m.file}` }))];
+  const data = deepMerge(builtin.data, own.data);
+  const policy = compile(modules);
+  const failed = policy
+    .test({ data })
+    .filter((t) => t.outcome !== 'pass')
+    .map((t) => `${t.package}.${t.name}`);
+  const denials: string[] = [];
+  const walk = (node: typeof policy.compiled.root, path: string[]) => {
+    for (const [name, child] of node.children) {
+      const p = [...path, name];
+      if (name === 'deny' && p[0] === 'microapp' && !p.some((s) => s.endsWith('_test'))) {
+        const result = policy.evaluate(`data.${p.join('.')}`, { input, data });
+        if (Array.isArray(result)) denials.push(...result.map(String));
+      } else walk(child, p);
+    }
+  };
+  walk(policy.compiled.root, []);
+  return { denials, tests: { failed } };
+}
+
+export function registerCiCommands(program: Command) {
+  examples(
+    program
+      .command('ci')
+      .description(
+        'run the pipeline on this app: manifest check, install, test, SBOM, scan, licenses, policy, artifact',
+      )
+      .option('-C, --dir <dir>', 'the app folder', '.')
+      .option('--offline', 'skip the check against the platform (local trial only)')
+      .action(
+        action(async (flags: { dir: string; offline?: boolean }, command: Command) => {
+          const ctx = ctxOf(command);
+          const signedIn = Boolean(process.env.MICROAPP_TOKEN ?? loadCredential(ctx.server)?.token);
+          const client = flags.offline ? null : signedIn ? createClient({ server: ctx.server }) : ctx.client;
+          const result = await runCi({
+            dir: flags.dir,
+            client,
+            evaluatePolicy,
+            progress: (r, i, total) => {
+              if (ctx.json) return;
+              const mark = r.status === 'passed' ? 'ok  ' : r.status === 'skipped' ? 'skip' : 'FAIL';
+              process.stderr.write(
+                `[${i}/${total}] ${mark} ${r.step.padEnd(9)} ${String(r.durationMs).padStart(6)} ms  ${r.detail.split('\n')[0]}\n`,
+              );
+              if (r.status === 'failed') {
+                const rest = r.detail.split('\n').slice(1);
+                if (rest.length) process.stderr.write(`${rest.map((l) => `      ${l}`).join('\n')}\n`);
+                if (r.next) process.stderr.write(`      next: ${r.next}\n`);
+              }
+            },
+          });
+          emit(ctx.json, result, () =>
+            result.ok
+              ? [
+                  `Built ${result.app}: ${result.artifact?.digest}`,
+                  ...result.steps
+                    .filter((st) => st.status === 'skipped')
+                    .map((st) => `Not checked: ${st.step} (${st.detail})`),
+                  'Signing and publishing on the platform are not available in this version yet.',
+                ].join('\n')
+              : `The pipeline stopped at ${result.steps.find((s) => s.status === 'failed')?.step}.`,
+          );
+          if (!result.ok) process.exitCode = 1;
+        }),
+      ),
+    ['microapp ci', 'microapp ci --dir apps/recon --json'],
+  );
+}

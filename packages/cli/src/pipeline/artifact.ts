@@ -1,0 +1,52 @@
+import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { create } from 'tar';
+
+const excluded = new Set(['node_modules', '.git', '.microapp', 'data', 'coverage']);
+
+/** The app's files that go into the artifact, sorted: no dependencies (installed from the lockfile), no data. */
+export function artifactFiles(dir: string): string[] {
+  const out: string[] = [];
+  const walk = (d: string) => {
+    for (const name of readdirSync(d).sort()) {
+      if (d === dir && excluded.has(name)) continue;
+      const p = join(d, name);
+      const st = statSync(p);
+      if (st.isDirectory()) walk(p);
+      else if (st.isFile()) out.push(relative(dir, p));
+    }
+  };
+  walk(dir);
+  return out.sort();
+}
+
+/**
+ * A deterministic tar.gz: sorted entries, fixed times, modes and owners, so the same sources give
+ * the same bytes and the same digest on any machine.
+ */
+export async function buildArtifact(
+  dir: string,
+  out: string,
+): Promise<{ digest: string; files: number; bytes: number }> {
+  const files = artifactFiles(dir);
+  // Modes come from the files (git normalizes them to 644/755); owners, times and order are fixed here.
+  await create(
+    {
+      gzip: { level: 9 },
+      file: out,
+      cwd: dir,
+      portable: true,
+      mtime: new Date(0),
+      noDirRecurse: true,
+      noPax: true,
+    },
+    files,
+  );
+  const bytes = readFileSync(out);
+  return {
+    digest: `sha256:${createHash('sha256').update(bytes).digest('hex')}`,
+    files: files.length,
+    bytes: bytes.length,
+  };
+}

@@ -1,0 +1,244 @@
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import type { Client } from '../client.ts';
+import { buildArtifact } from './artifact.ts';
+import { checkLicenses } from './licenses.ts';
+import { buildSbom, type LockPackage } from './sbom.ts';
+
+export type StepStatus = 'passed' | 'failed' | 'skipped';
+export type StepResult = {
+  step: string;
+  status: StepStatus;
+  durationMs: number;
+  detail: string;
+  next?: string;
+};
+export type CiResult = {
+  ok: boolean;
+  app: string;
+  steps: StepResult[];
+  artifact: { digest: string; file: string } | null;
+  sbom: string | null;
+};
+
+type AppView = {
+  state: string;
+  tier: string;
+  manifest: Record<string, unknown>;
+  approval: { missing: { specialty: string | null }[] };
+};
+
+function run(cmd: string, args: string[], cwd: string): Promise<{ code: number; output: string }> {
+  return new Promise((resolve) => {
+    // Install scripts stay off and the app gets no credentials of ours.
+    const { MICROAPP_TOKEN: _t, NODE_TEST_CONTEXT: _c, ...env } = process.env;
+    const child = spawn(cmd, args, {
+      cwd,
+      env: { ...env, npm_config_ignore_scripts: 'true' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    child.stdout.on('data', (d) => (output += d));
+    child.stderr.on('data', (d) => (output += d));
+    child.on('close', (code) => resolve({ code: code ?? 1, output }));
+    child.on('error', (e) => resolve({ code: 1, output: e.message }));
+  });
+}
+
+const tail = (s: string, n = 15) => s.trim().split('\n').slice(-n).join('\n');
+
+const canonical = (v: unknown): string =>
+  Array.isArray(v)
+    ? `[${v.map(canonical).join(',')}]`
+    : v && typeof v === 'object'
+      ? `{${Object.keys(v)
+          .sort()
+          .map((k) => `${JSON.stringify(k)}:${canonical((v as Record<string, unknown>)[k])}`)
+          .join(',')}}`
+      : JSON.stringify(v);
+
+/**
+ * The pipeline's local steps, in order: manifest check, install, test, SBOM, vulnerability scan,
+ * license check, policy, artifact. Each reports status, duration and, on failure, what to do next.
+ */
+export async function runCi(options: {
+  dir: string;
+  client: Client | null;
+  evaluatePolicy: (
+    input: unknown,
+    appPolicyDir: string | null,
+  ) => Promise<{ denials: string[]; tests: { failed: string[] } }>;
+  progress: (r: StepResult, index: number, total: number) => void;
+}): Promise<CiResult> {
+  const { dir } = options;
+  const steps: StepResult[] = [];
+  const total = 8;
+  let stopped = false;
+  let manifest: Record<string, unknown> = {};
+  let tier = 'high';
+  let packages: LockPackage[] = [];
+  let sbomFile: string | null = null;
+  let artifact: CiResult['artifact'] = null;
+  const out = join(dir, '.microapp');
+
+  const step = async (name: string, fn: () => Promise<Omit<StepResult, 'step' | 'durationMs'>>) => {
+    if (stopped) return;
+    const started = performance.now();
+    let r: Omit<StepResult, 'step' | 'durationMs'>;
+    try {
+      r = await fn();
+    } catch (error) {
+      r = { status: 'failed', detail: (error as Error).message };
+    }
+    const result: StepResult = { step: name, durationMs: Math.round(performance.now() - started), ...r };
+    steps.push(result);
+    options.progress(result, steps.length, total);
+    if (result.status === 'failed') stopped = true;
+  };
+
+  await step('manifest', async () => {
+    const file = join(dir, 'microapp.yaml');
+    if (!existsSync(file))
+      return {
+        status: 'failed',
+        detail: 'no microapp.yaml here',
+        next: 'run `microapp ci` in the app folder, or create one with `microapp init`',
+      };
+    manifest = parseYaml(readFileSync(file, 'utf8'), { uniqueKeys: true }) as Record<string, unknown>;
+    const name = String(manifest.name ?? '');
+    if (!options.client)
+      return { status: 'skipped', detail: `offline: ${name} was not checked against its registration` };
+    let app: AppView;
+    try {
+      app = await options.client.get<AppView>(`/api/v1/apps/${encodeURIComponent(name)}`);
+    } catch (error) {
+      return { status: 'failed', detail: (error as Error).message, next: 'run `microapp register` first' };
+    }
+    const local = { ...manifest, owner: String(manifest.owner ?? '').toLowerCase() };
+    if (canonical(local) !== canonical(app.manifest)) {
+      const res = await options.client.post<{ app: AppView; reReview: boolean }>('/api/v1/apps', local);
+      app = res.app;
+      if (app.state !== 'approved')
+        return {
+          status: 'failed',
+          detail: `the manifest changed and ${name} is ${app.state.replace('_', ' ')} (tier ${app.tier}): waiting for ${app.approval.missing.map((s) => `${s.specialty ?? 'any'} review`).join(' and ')}`,
+          next: 'ask the reviewers to approve the new revision, then run `microapp ci` again',
+        };
+    }
+    tier = app.tier;
+    if (app.state !== 'approved')
+      return {
+        status: 'failed',
+        detail: `${name} is ${app.state.replace('_', ' ')}, not approved`,
+        next: '`microapp apps show` says who still needs to review it',
+      };
+    return { status: 'passed', detail: `${name} matches its approved registration (tier ${tier})` };
+  });
+
+  await step('install', async () => {
+    if (!existsSync(join(dir, 'package-lock.json')))
+      return {
+        status: 'failed',
+        detail: 'no package-lock.json: installs come from the lockfile only',
+        next: 'run `npm install` and commit package-lock.json',
+      };
+    const r = await run('npm', ['ci', '--ignore-scripts', '--no-audit', '--no-fund'], dir);
+    if (r.code !== 0)
+      return {
+        status: 'failed',
+        detail: `npm ci failed:\n${tail(r.output)}`,
+        next: 'make `npm ci` pass locally; install scripts are off',
+      };
+    return { status: 'passed', detail: 'dependencies installed from package-lock.json, install scripts off' };
+  });
+
+  await step('test', async () => {
+    const r = await run('npm', ['test'], dir);
+    if (r.code !== 0)
+      return {
+        status: 'failed',
+        detail: `npm test failed:\n${tail(r.output)}`,
+        next: 'fix the failing tests (`npm test`)',
+      };
+    const summary = /# pass (\d+)/.exec(r.output);
+    return { status: 'passed', detail: summary ? `${summary[1]} tests passed` : 'npm test passed' };
+  });
+
+  await step('sbom', async () => {
+    const sbom = await buildSbom(dir);
+    packages = sbom.packages;
+    mkdirSync(out, { recursive: true });
+    sbomFile = join(out, 'sbom.cdx.json');
+    writeFileSync(sbomFile, sbom.json);
+    return {
+      status: 'passed',
+      detail: `CycloneDX 1.6, ${packages.length} packages, valid (strict schema): ${sbomFile}`,
+    };
+  });
+
+  await step('scan', async () => ({
+    status: 'skipped',
+    detail:
+      "the vulnerability scan needs the platform's OSV advisory data, which this version cannot import yet",
+  }));
+
+  await step('licenses', async () => {
+    const { findings, blocking } = checkLicenses(packages, tier);
+    if (blocking.length > 0)
+      return {
+        status: 'failed',
+        detail: blocking
+          .map((f) => `${f.package}@${f.version} (${f.license ?? 'none'}): ${f.problem}`)
+          .join('\n'),
+        next: 'replace the package, or ask the security team for a license exception',
+      };
+    return {
+      status: 'passed',
+      detail: findings.length
+        ? `${findings.length} to review, none blocking`
+        : `${packages.filter((p) => !p.dev).length} packages, all licenses allowed`,
+    };
+  });
+
+  await step('policy', async () => {
+    const appPolicy = existsSync(join(dir, 'policy')) ? join(dir, 'policy') : null;
+    const result = await options.evaluatePolicy(
+      { request: { method: 'deploy' }, manifest, sbom: { components: packages.map((p) => p.purl) } },
+      appPolicy,
+    );
+    if (result.tests.failed.length > 0)
+      return {
+        status: 'failed',
+        detail: `policy tests failed: ${result.tests.failed.join(', ')}`,
+        next: 'run `microapp policy test policy`',
+      };
+    if (result.denials.length > 0)
+      return {
+        status: 'failed',
+        detail: result.denials.join('\n'),
+        next: 'change the manifest, or ask the platform team about the policy',
+      };
+    return {
+      status: 'passed',
+      detail: `no policy denies the deploy${appPolicy ? "; the app's own policy tests pass" : ''}`,
+    };
+  });
+
+  await step('artifact', async () => {
+    mkdirSync(out, { recursive: true });
+    const file = join(out, 'artifact.tar.gz');
+    const a = await buildArtifact(dir, file);
+    artifact = { digest: a.digest, file };
+    return { status: 'passed', detail: `${a.digest} (${a.files} files, ${a.bytes} bytes, deterministic)` };
+  });
+
+  return {
+    ok: steps.every((s) => s.status !== 'failed') && steps.length === total,
+    app: String(manifest.name ?? ''),
+    steps,
+    artifact,
+    sbom: sbomFile,
+  };
+}

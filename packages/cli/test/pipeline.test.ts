@@ -1,0 +1,125 @@
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { buildArtifact } from '../src/pipeline/artifact.ts';
+import { checkLicenses } from '../src/pipeline/licenses.ts';
+import { buildSbom, readLockfile } from '../src/pipeline/sbom.ts';
+
+const sri = (s: string) => `sha512-${createHash('sha512').update(s).digest('base64')}`;
+
+// A lockfile like npm 10 writes, with a scoped package, a nested duplicate and a dev dependency.
+const lock = {
+  name: 'recon',
+  version: '1.2.0',
+  lockfileVersion: 3,
+  requires: true,
+  packages: {
+    '': {
+      name: 'recon',
+      version: '1.2.0',
+      dependencies: { a: '^1.0.0', '@corp/b': '^2.0.0' },
+      devDependencies: { t: '^3.0.0' },
+    },
+    'node_modules/a': {
+      version: '1.0.0',
+      integrity: sri('a'),
+      license: 'MIT',
+      dependencies: { c: '^1.0.0' },
+    },
+    'node_modules/@corp/b': {
+      version: '2.1.0',
+      integrity: sri('b'),
+      license: '(MIT OR GPL-3.0-only)',
+      dependencies: { c: '^2.0.0' },
+    },
+    'node_modules/c': { version: '1.0.0', integrity: sri('c1'), license: 'ISC' },
+    'node_modules/@corp/b/node_modules/c': {
+      version: '2.0.0',
+      integrity: sri('c2'),
+      license: 'GPL-3.0-only',
+    },
+    'node_modules/t': { version: '3.0.0', integrity: sri('t'), license: 'MIT', dev: true },
+  },
+};
+
+describe("the pipeline's local steps", () => {
+  let dir: string;
+  let out: string;
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'microapp-pipeline-'));
+    out = mkdtempSync(join(tmpdir(), 'microapp-artifacts-'));
+    writeFileSync(join(dir, 'package-lock.json'), JSON.stringify(lock));
+    writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'recon', version: '1.2.0' }));
+    writeFileSync(join(dir, 'server.js'), 'console.log(1)\n');
+  });
+  after(() => {
+    rmSync(dir, { recursive: true, force: true });
+    rmSync(out, { recursive: true, force: true });
+  });
+
+  test("the lockfile is read with Node's resolution: nested copies are their own packages", () => {
+    const l = readLockfile(dir);
+    assert.deepEqual(l.packages.map((p) => p.purl).sort(), [
+      'pkg:npm/%40corp/b@2.1.0',
+      'pkg:npm/a@1.0.0',
+      'pkg:npm/c@1.0.0',
+      'pkg:npm/c@2.0.0',
+      'pkg:npm/t@3.0.0',
+    ]);
+    assert.deepEqual(
+      [...l.edges.get('pkg:npm/%40corp/b@2.1.0')!],
+      ['pkg:npm/c@2.0.0'],
+      'b uses its own nested c',
+    );
+    assert.deepEqual([...l.edges.get('pkg:npm/a@1.0.0')!], ['pkg:npm/c@1.0.0']);
+    assert.deepEqual([...l.edges.get('root')!].sort(), [
+      'pkg:npm/%40corp/b@2.1.0',
+      'pkg:npm/a@1.0.0',
+      'pkg:npm/t@3.0.0',
+    ]);
+  });
+
+  test('the SBOM is valid CycloneDX 1.6 with every package once, its SHA-512 and the graph', async () => {
+    const { json } = await buildSbom(dir);
+    const bom = JSON.parse(json);
+    assert.equal(bom.bomFormat, 'CycloneDX');
+    assert.equal(bom.specVersion, '1.6');
+    assert.equal(bom.components.length, 5);
+    const a = bom.components.find((c: { purl: string }) => c.purl === 'pkg:npm/a@1.0.0');
+    assert.deepEqual(a.hashes, [{ alg: 'SHA-512', content: createHash('sha512').update('a').digest('hex') }]);
+    assert.deepEqual(a.licenses, [{ license: { id: 'MIT' } }]);
+    const b = bom.components.find((c: { purl: string }) => c.purl === 'pkg:npm/%40corp/b@2.1.0');
+    assert.equal(b.group, '@corp');
+    assert.deepEqual(b.licenses, [{ expression: '(MIT OR GPL-3.0-only)' }]);
+    const dep = bom.dependencies.find((d: { ref: string }) => d.ref === 'pkg:npm/%40corp/b@2.1.0');
+    assert.deepEqual(dep.dependsOn, ['pkg:npm/c@2.0.0']);
+    assert.equal((await buildSbom(dir)).json, json, 'the same lockfile gives the same SBOM');
+  });
+
+  test('licenses: an OR with an allowed branch passes; GPL is refused for high-tier apps only', () => {
+    const { packages } = readLockfile(dir);
+    const high = checkLicenses(packages, 'high');
+    assert.deepEqual(
+      high.blocking.map((f) => `${f.package}@${f.version}`),
+      ['c@2.0.0'],
+    );
+    const low = checkLicenses(packages, 'low');
+    assert.deepEqual(low.blocking, []);
+    assert.deepEqual(
+      low.findings.map((f) => f.problem),
+      ['not on the allow list: needs review'],
+    );
+  });
+
+  test('the artifact is byte-identical when built twice, and changes when a file does', async () => {
+    const first = await buildArtifact(dir, join(out, 'a.tgz'));
+    const second = await buildArtifact(dir, join(out, 'b.tgz'));
+    assert.equal(first.digest, second.digest);
+    writeFileSync(join(dir, 'server.js'), 'console.log(2)\n');
+    const third = await buildArtifact(dir, join(out, 'c.tgz'));
+    assert.notEqual(third.digest, first.digest);
+  });
+});
