@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { version } from '../../server/src/version.ts';
+import { registerAdvisoryCommands } from './commands/advisories.ts';
 import { registerApprovalCommands } from './commands/approvals.ts';
 import { registerAppCommands } from './commands/apps.ts';
 import { registerAuditCommands } from './commands/audit.ts';
@@ -40,5 +41,6 @@ registerTokenCommands(program);
 registerPolicyCommands(program);
 registerInitCommands(program);
 registerCiCommands(program);
+registerAdvisoryCommands(program);
 
 await program.parseAsync(process.argv);

@@ -12,6 +12,8 @@ export const idPrefixes = {
   request: 'req',
   policy: 'pol',
   decision: 'dec',
+  snapshot: 'osv',
+  exception: 'exc',
 } as const;
 
 export type IdKind = keyof typeof idPrefixes;

@@ -7,6 +7,8 @@ import type { OidcSettings, ServerConfig } from './config.ts';
 import { devGroupRoles } from './config.ts';
 import { type Db, isReachable, openDatabase } from './db/database.ts';
 import { migrateToLatest } from './db/migrations.ts';
+import { registerAdvisoryRoutes } from './modules/advisories/advisory-routes.ts';
+import { createAdvisoryService } from './modules/advisories/advisory-service.ts';
 import { registerApprovalRoutes } from './modules/approvals/approval-routes.ts';
 import { interimRouting } from './modules/approvals/approval-rules.ts';
 import { createApprovalService } from './modules/approvals/approval-service.ts';
@@ -109,6 +111,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   registerCatalogRoutes(app, { catalog });
   registerApprovalRoutes(app, { approvals });
   registerAuditRoutes(app, { db: db.kysely, audit });
+  registerAdvisoryRoutes(app, { advisories: createAdvisoryService({ db: db.kysely, audit, catalog }) });
   if (engine && builtin) {
     const policies = createPolicyService({ db: db.kysely, audit, engine, builtin, catalog });
     registerPolicyRoutes(app, { policies });

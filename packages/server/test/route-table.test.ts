@@ -51,6 +51,10 @@ const expectations: Record<string, { allowed: Who[]; denied?: Partial<Record<Who
     allowed: ['creator', 'reviewer', 'admin', 'auditor'],
     denied: { otherCreator: 404 },
   },
+  'POST /api/v1/advisories': { allowed: ['admin'] },
+  'GET /api/v1/advisories': { allowed: users },
+  'POST /api/v1/scans': { allowed: users },
+  'POST /api/v1/apps/:name/scan-exceptions': { allowed: ['reviewer'] },
   'POST /api/v1/apps/:name/admission': {
     allowed: ['creator', 'reviewer', 'admin', 'auditor'],
     denied: { otherCreator: 404 },

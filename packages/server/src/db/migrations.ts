@@ -206,6 +206,42 @@ const migrations: Record<string, (dialect: Dialect) => Migration> = {
         .execute();
     },
   }),
+  '0003_advisories': () => ({
+    async up(db: AnyDb) {
+      await db.schema
+        .createTable('advisory_snapshots')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('digest', 'text', (c) => c.notNull())
+        .addColumn('records', 'integer', (c) => c.notNull())
+        .addColumn('imported_by', 'text', (c) => c.notNull())
+        .addColumn('imported_at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('advisories')
+        .addColumn('snapshot_id', 'text', (c) => c.notNull().references('advisory_snapshots.id'))
+        .addColumn('osv_id', 'text', (c) => c.notNull())
+        .addColumn('package', 'text', (c) => c.notNull())
+        .addColumn('record', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('advisories_pk', ['snapshot_id', 'package', 'osv_id'])
+        .execute();
+      await db.schema
+        .createTable('scan_exceptions')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('app_name', 'text', (c) => c.notNull())
+        .addColumn('advisory', 'text', (c) => c.notNull())
+        .addColumn('package', 'text', (c) => c.notNull())
+        .addColumn('reason', 'text', (c) => c.notNull())
+        .addColumn('expires_at', 'text', (c) => c.notNull())
+        .addColumn('approved_by', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createIndex('scan_exceptions_app_idx')
+        .on('scan_exceptions')
+        .column('app_name')
+        .execute();
+    },
+  }),
 };
 
 /** Applies every pending migration; returns the names applied. Throws with the failing migration's name. */

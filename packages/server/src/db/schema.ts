@@ -12,6 +12,35 @@ export interface Database {
   audit_events: AuditEventsTable;
   policy_bundles: PolicyBundlesTable;
   decision_log: DecisionLogTable;
+  advisory_snapshots: AdvisorySnapshotsTable;
+  advisories: AdvisoriesTable;
+  scan_exceptions: ScanExceptionsTable;
+}
+
+export interface AdvisorySnapshotsTable {
+  id: string;
+  digest: string;
+  records: number;
+  imported_by: string;
+  imported_at: string;
+}
+
+export interface AdvisoriesTable {
+  snapshot_id: string;
+  osv_id: string;
+  package: string;
+  record: string;
+}
+
+export interface ScanExceptionsTable {
+  id: string;
+  app_name: string;
+  advisory: string;
+  package: string;
+  reason: string;
+  expires_at: string;
+  approved_by: string;
+  created_at: string;
 }
 
 export interface PolicyBundlesTable {

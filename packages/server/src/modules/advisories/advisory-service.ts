@@ -1,0 +1,287 @@
+import { createHash } from 'node:crypto';
+import { unzipSync } from 'fflate';
+import type { Kysely } from 'kysely';
+import type { Database } from '../../db/schema.ts';
+import { AppError, forbidden } from '../../errors.ts';
+import { newId, nowIso } from '../../ids.ts';
+import type { AuditContext, AuditService } from '../audit/audit-service.ts';
+import type { CatalogService } from '../catalog/catalog-service.ts';
+import { hasRole, type Principal } from '../identity/principal.ts';
+import type { Severity } from './cvss.ts';
+import { affects, fixedVersions, type OsvRecord, severityOf } from './osv-match.ts';
+
+/** One vulnerability found in one installed package (aliases of the same advisory merged). */
+export type Finding = {
+  ids: string[];
+  package: string;
+  version: string;
+  fixed: string[];
+  severity: Severity;
+  score: number | null;
+  summary: string;
+  exception: { id: string; reason: string; expiresAt: string; approvedBy: string } | null;
+};
+
+const rank: Record<Severity, number> = { unknown: 0, low: 1, medium: 2, high: 3, critical: 4 };
+
+/** What blocks a build, by tier: high tolerates no high or critical finding, medium no critical. */
+export const scanThresholds: Record<string, Severity | null> = {
+  high: 'high',
+  medium: 'critical',
+  low: null,
+};
+
+type Component = { name: string; version: string };
+
+/** Components of a CycloneDX SBOM as npm name and version. */
+export function componentsOf(sbom: unknown): Component[] {
+  const list = (sbom as { components?: { name?: string; group?: string; version?: string; purl?: string }[] })
+    ?.components;
+  if (!Array.isArray(list))
+    throw new AppError('validation_failed', 'the SBOM has no components array (CycloneDX JSON expected)');
+  const out: Component[] = [];
+  for (const c of list) {
+    if (typeof c?.name !== 'string' || typeof c.version !== 'string') continue;
+    if (c.purl && !c.purl.startsWith('pkg:npm/')) continue;
+    out.push({ name: c.group ? `${c.group}/${c.name}` : c.name, version: c.version });
+  }
+  return out;
+}
+
+/** Offline vulnerability data (OSV snapshots), scanning SBOMs against it, and scan exceptions. */
+export function createAdvisoryService(deps: {
+  db: Kysely<Database>;
+  audit: Pick<AuditService, 'record'>;
+  catalog: Pick<CatalogService, 'get'>;
+}) {
+  const { db, audit } = deps;
+
+  /** Imports OSV records from a zip (OSV's per-ecosystem all.zip, or the CLI's zip of a folder). */
+  async function importZip(principal: Principal, zip: Uint8Array, ctx: AuditContext) {
+    if (!hasRole(principal, 'admin')) throw forbidden('only platform admins can import advisory data');
+    let files: Record<string, Uint8Array>;
+    try {
+      files = unzipSync(zip);
+    } catch (error) {
+      throw new AppError('bad_request', `the upload is not a readable zip file: ${(error as Error).message}`);
+    }
+    const rows: { osv_id: string; package: string; record: string }[] = [];
+    let records = 0;
+    for (const [name, bytes] of Object.entries(files)) {
+      if (!name.endsWith('.json')) continue;
+      let record: OsvRecord;
+      try {
+        record = JSON.parse(Buffer.from(bytes).toString('utf8')) as OsvRecord;
+      } catch {
+        throw new AppError('validation_failed', `${name} is not valid JSON`);
+      }
+      if (typeof record?.id !== 'string')
+        throw new AppError('validation_failed', `${name} is not an OSV record (no id)`);
+      records++;
+      const packages = new Set(
+        (record.affected ?? [])
+          .filter((a) => a.package?.ecosystem === 'npm' && a.package.name)
+          .map((a) => a.package!.name!),
+      );
+      const text = JSON.stringify(record);
+      for (const p of packages) rows.push({ osv_id: record.id, package: p, record: text });
+    }
+    if (records === 0) throw new AppError('validation_failed', 'the upload holds no OSV JSON records');
+    const digest = `sha256:${createHash('sha256').update(zip).digest('hex')}`;
+    const id = newId('snapshot');
+    await db.transaction().execute(async (trx) => {
+      await trx
+        .insertInto('advisory_snapshots')
+        .values({ id, digest, records, imported_by: principal.email, imported_at: nowIso() })
+        .execute();
+      const seen = new Set<string>();
+      const unique = rows.filter((r) => {
+        const k = `${r.package}\u0000${r.osv_id}`;
+        if (seen.has(k)) return false;
+        seen.add(k);
+        return true;
+      });
+      for (let i = 0; i < unique.length; i += 500)
+        await trx
+          .insertInto('advisories')
+          .values(unique.slice(i, i + 500).map((r) => ({ ...r, snapshot_id: id })))
+          .execute();
+      await audit.record(trx, ctx, {
+        action: 'advisories.imported',
+        targetType: 'advisory_snapshot',
+        target: id,
+        summary: { digest, records, npmPackages: new Set(unique.map((r) => r.package)).size },
+      });
+    });
+    return { id, digest, records };
+  }
+
+  async function current() {
+    const row = await db
+      .selectFrom('advisory_snapshots')
+      .selectAll()
+      .orderBy('imported_at', 'desc')
+      .orderBy('id', 'desc')
+      .limit(1)
+      .executeTakeFirst();
+    return row
+      ? {
+          id: row.id,
+          digest: row.digest,
+          records: Number(row.records),
+          importedBy: row.imported_by,
+          importedAt: row.imported_at,
+        }
+      : null;
+  }
+
+  /** Matches components against the latest snapshot, merging aliases and applying live exceptions. */
+  async function scan(components: Component[], options: { tier: string; app: string | null }) {
+    const snapshot = await current();
+    if (!snapshot)
+      throw new AppError(
+        'conflict',
+        'no advisory data has been imported; an admin runs `microapp advisories import all.zip`',
+      );
+    const names = [...new Set(components.map((c) => c.name))];
+    const records = new Map<string, OsvRecord[]>();
+    for (let i = 0; i < names.length; i += 500) {
+      const rows = await db
+        .selectFrom('advisories')
+        .select(['package', 'record'])
+        .where('snapshot_id', '=', snapshot.id)
+        .where('package', 'in', names.slice(i, i + 500))
+        .execute();
+      for (const r of rows)
+        (records.get(r.package) ?? records.set(r.package, []).get(r.package)!).push(
+          JSON.parse(r.record) as OsvRecord,
+        );
+    }
+    const now = nowIso();
+    const exceptions = options.app
+      ? await db
+          .selectFrom('scan_exceptions')
+          .selectAll()
+          .where('app_name', '=', options.app)
+          .where('expires_at', '>', now)
+          .execute()
+      : [];
+    const findings: Finding[] = [];
+    for (const c of components) {
+      const hits = (records.get(c.name) ?? []).filter((r) => affects(r, c.name, c.version));
+      // Records that share an id or alias describe one vulnerability: report it once.
+      const groups: { ids: Set<string>; records: OsvRecord[] }[] = [];
+      for (const r of hits) {
+        const ids = new Set([r.id, ...(r.aliases ?? [])]);
+        const group = groups.find((g) => [...ids].some((x) => g.ids.has(x)));
+        if (group) {
+          for (const x of ids) group.ids.add(x);
+          group.records.push(r);
+        } else groups.push({ ids, records: [r] });
+      }
+      for (const g of groups) {
+        const sev = g.records.map(severityOf).sort((a, b) => rank[b.severity] - rank[a.severity])[0]!;
+        const ids = [...g.ids].sort((a, b) =>
+          a.startsWith('GHSA') === b.startsWith('GHSA') ? (a < b ? -1 : 1) : a.startsWith('GHSA') ? -1 : 1,
+        );
+        const ex = exceptions.find((e) => e.package === c.name && g.ids.has(e.advisory));
+        findings.push({
+          ids,
+          package: c.name,
+          version: c.version,
+          fixed: [...new Set(g.records.flatMap((r) => fixedVersions(r, c.name)))],
+          severity: sev.severity,
+          score: sev.score,
+          summary: g.records.find((r) => r.summary)?.summary ?? '',
+          exception: ex
+            ? { id: ex.id, reason: ex.reason, expiresAt: ex.expires_at, approvedBy: ex.approved_by }
+            : null,
+        });
+      }
+    }
+    const threshold = scanThresholds[options.tier] ?? null;
+    const blocking = threshold
+      ? findings.filter((f) => !f.exception && rank[f.severity] >= rank[threshold])
+      : [];
+    return {
+      snapshot: { id: snapshot.id, digest: snapshot.digest },
+      tier: options.tier,
+      threshold,
+      findings,
+      blocking,
+      passed: blocking.length === 0,
+    };
+  }
+
+  /** Scans an SBOM for an app the caller can see, with the app's tier and exceptions. */
+  async function scanForApp(
+    principal: Principal,
+    sbom: unknown,
+    appName: string | null,
+    tier: string | null,
+  ) {
+    const components = componentsOf(sbom);
+    if (appName) {
+      const app = await deps.catalog.get(principal, appName);
+      return scan(components, { tier: app.tier, app: app.name });
+    }
+    return scan(components, { tier: tier ?? 'high', app: null });
+  }
+
+  /** A security reviewer accepts one finding for one app until a date, with a reason. */
+  async function grantException(
+    principal: Principal,
+    appName: string,
+    input: { advisory: string; package: string; reason: string; expires: string },
+    ctx: AuditContext,
+  ) {
+    if (!hasRole(principal, 'reviewer') || !principal.specialties.includes('security'))
+      throw forbidden('only security reviewers can grant vulnerability exceptions');
+    const app = await deps.catalog.get(principal, appName);
+    if (app.owner === principal.email) throw forbidden('you cannot grant an exception for an app you own');
+    const expiresAt = new Date(`${input.expires}T00:00:00Z`);
+    const maxDays = 180;
+    if (Number.isNaN(expiresAt.getTime()) || expiresAt.getTime() <= Date.now())
+      throw new AppError('validation_failed', 'expires must be a future date (YYYY-MM-DD)');
+    if (expiresAt.getTime() > Date.now() + maxDays * 86_400_000)
+      throw new AppError('validation_failed', `an exception lasts at most ${maxDays} days`);
+    const row = {
+      id: newId('exception'),
+      app_name: app.name,
+      advisory: input.advisory,
+      package: input.package,
+      reason: input.reason,
+      expires_at: expiresAt.toISOString(),
+      approved_by: principal.email,
+      created_at: nowIso(),
+    };
+    await db.transaction().execute(async (trx) => {
+      await trx.insertInto('scan_exceptions').values(row).execute();
+      await audit.record(trx, ctx, {
+        action: 'scan.exception_granted',
+        targetType: 'app',
+        target: app.name,
+        reason: input.reason,
+        summary: {
+          exceptionId: row.id,
+          advisory: input.advisory,
+          package: input.package,
+          expiresAt: row.expires_at,
+        },
+      });
+    });
+    return {
+      id: row.id,
+      app: row.app_name,
+      advisory: row.advisory,
+      package: row.package,
+      reason: row.reason,
+      expiresAt: row.expires_at,
+      approvedBy: row.approved_by,
+    };
+  }
+
+  return { importZip, current, scan, scanForApp, grantException };
+}
+
+export type AdvisoryService = ReturnType<typeof createAdvisoryService>;

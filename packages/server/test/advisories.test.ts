@@ -1,0 +1,213 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { zipSync } from 'fflate';
+import {
+  bankReconciliation,
+  call,
+  engines,
+  signInEveryone,
+  startTestServer,
+  type TestServer,
+} from './harness.ts';
+
+const osv = (o: object) => new TextEncoder().encode(JSON.stringify(o));
+export const advisoryZip = () =>
+  zipSync({
+    'GHSA-vuln-0001.json': osv({
+      id: 'GHSA-vuln-0001',
+      aliases: ['CVE-2026-1111'],
+      summary: 'Prototype pollution in vuln-lib',
+      affected: [
+        {
+          package: { ecosystem: 'npm', name: 'vuln-lib' },
+          ranges: [{ type: 'SEMVER', events: [{ introduced: '0' }, { fixed: '1.0.5' }] }],
+        },
+      ],
+      database_specific: { severity: 'HIGH' },
+    }),
+    'CVE-2026-1111.json': osv({
+      id: 'CVE-2026-1111',
+      aliases: ['GHSA-vuln-0001'],
+      affected: [
+        {
+          package: { ecosystem: 'npm', name: 'vuln-lib' },
+          ranges: [{ type: 'ECOSYSTEM', events: [{ introduced: '0' }, { fixed: '1.0.5' }] }],
+        },
+      ],
+      severity: [{ type: 'CVSS_V3', score: 'CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:N/A:N' }],
+    }),
+    'GHSA-gone-0002.json': osv({
+      id: 'GHSA-gone-0002',
+      withdrawn: '2026-05-01T00:00:00Z',
+      affected: [{ package: { ecosystem: 'npm', name: 'vuln-lib' }, versions: ['1.0.0'] }],
+      database_specific: { severity: 'CRITICAL' },
+    }),
+    'GHSA-low-0003.json': osv({
+      id: 'GHSA-low-0003',
+      affected: [{ package: { ecosystem: 'npm', name: 'safe-lib' }, versions: ['2.0.0'] }],
+      database_specific: { severity: 'LOW' },
+    }),
+  });
+
+const sbom = (components: [string, string][]) => ({
+  bomFormat: 'CycloneDX',
+  specVersion: '1.6',
+  components: components.map(([name, version]) => ({
+    type: 'library',
+    name,
+    version,
+    purl: `pkg:npm/${name}@${version}`,
+  })),
+});
+
+for (const engine of engines()) {
+  describe(`advisories and scans (${engine})`, () => {
+    let server: TestServer;
+    let t: Awaited<ReturnType<typeof signInEveryone>>;
+    before(async () => {
+      server = await startTestServer(engine);
+      t = await signInEveryone(server);
+      await call(server, 'POST', '/api/v1/apps', {
+        token: t.alice,
+        body: bankReconciliation({ name: 'recon' }),
+      });
+    });
+    after(() => server.stop());
+
+    const upload = (token: string, body: Uint8Array) =>
+      fetch(`${server.url}/api/v1/advisories`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/zip' },
+        body,
+      });
+
+    test('only admins import; a broken zip is refused; the import is audited with its digest', async () => {
+      assert.equal((await upload(t.bob, advisoryZip())).status, 403);
+      assert.equal((await upload(t.carol, new TextEncoder().encode('not a zip'))).status, 400);
+      const ok = await upload(t.carol, advisoryZip());
+      assert.equal(ok.status, 201);
+      const snap = (await ok.json()) as { records: number; digest: string };
+      assert.equal(snap.records, 4);
+      const events = await call(server, 'GET', '/api/v1/audit/events?limit=1000', { token: t.ivan });
+      const e = events.body.items.find((x: { action: string }) => x.action === 'advisories.imported');
+      assert.equal(e.summary.digest, snap.digest);
+    });
+
+    test('a high-tier app fails on a high finding, with ids, package, installed and fixed versions; aliases merged, withdrawn skipped', async () => {
+      const res = await call(server, 'POST', '/api/v1/scans', {
+        token: t.alice,
+        body: {
+          app: 'recon',
+          sbom: sbom([
+            ['vuln-lib', '1.0.0'],
+            ['safe-lib', '2.0.0'],
+          ]),
+        },
+      });
+      assert.equal(res.status, 200, res.text);
+      assert.equal(res.body.passed, false);
+      assert.equal(res.body.tier, 'high');
+      assert.deepEqual(
+        res.body.blocking.map(
+          (f: { ids: string[]; package: string; version: string; fixed: string[]; severity: string }) => [
+            f.ids,
+            f.package,
+            f.version,
+            f.fixed,
+            f.severity,
+          ],
+        ),
+        [[['GHSA-vuln-0001', 'CVE-2026-1111'], 'vuln-lib', '1.0.0', ['1.0.5'], 'high']],
+      );
+      assert.equal(
+        res.body.findings.length,
+        2,
+        'the low finding is reported, not blocking; the withdrawn one is not reported',
+      );
+      const fixed = await call(server, 'POST', '/api/v1/scans', {
+        token: t.alice,
+        body: { app: 'recon', sbom: sbom([['vuln-lib', '1.0.5']]) },
+      });
+      assert.equal(fixed.body.passed, true);
+      const medium = await call(server, 'POST', '/api/v1/scans', {
+        token: t.alice,
+        body: { tier: 'medium', sbom: sbom([['vuln-lib', '1.0.0']]) },
+      });
+      assert.equal(medium.body.passed, true, 'medium tier blocks only critical findings');
+    });
+
+    test('an exception from a security reviewer lets it through until it expires; others cannot grant one', async () => {
+      const body = {
+        advisory: 'CVE-2026-1111',
+        package: 'vuln-lib',
+        reason: 'the vulnerable function is never called',
+        expires: new Date(Date.now() + 30 * 86_400_000).toISOString().slice(0, 10),
+      };
+      assert.equal(
+        (await call(server, 'POST', '/api/v1/apps/recon/scan-exceptions', { token: t.erin, body })).status,
+        403,
+        'compliance, not security',
+      );
+      assert.equal(
+        (await call(server, 'POST', '/api/v1/apps/recon/scan-exceptions', { token: t.alice, body })).status,
+        403,
+        'creators cannot',
+      );
+      assert.equal(
+        (
+          await call(server, 'POST', '/api/v1/apps/recon/scan-exceptions', {
+            token: t.bob,
+            body: { ...body, expires: '2020-01-01' },
+          })
+        ).status,
+        400,
+      );
+      assert.equal(
+        (
+          await call(server, 'POST', '/api/v1/apps/recon/scan-exceptions', {
+            token: t.bob,
+            body: { ...body, reason: 'ok' },
+          })
+        ).status,
+        400,
+      );
+      const granted = await call(server, 'POST', '/api/v1/apps/recon/scan-exceptions', {
+        token: t.bob,
+        body,
+      });
+      assert.equal(granted.status, 201, granted.text);
+      const res = await call(server, 'POST', '/api/v1/scans', {
+        token: t.alice,
+        body: { app: 'recon', sbom: sbom([['vuln-lib', '1.0.0']]) },
+      });
+      assert.equal(res.body.passed, true);
+      assert.equal(res.body.findings[0].exception.approvedBy, 'bob@example.com');
+
+      // Expired: the same finding blocks again.
+      const raw = server.rawDb();
+      try {
+        await raw.kysely
+          .updateTable('scan_exceptions')
+          .set({ expires_at: '2020-01-01T00:00:00.000Z' })
+          .execute();
+      } finally {
+        await raw.destroy();
+      }
+      const again = await call(server, 'POST', '/api/v1/scans', {
+        token: t.alice,
+        body: { app: 'recon', sbom: sbom([['vuln-lib', '1.0.0']]) },
+      });
+      assert.equal(again.body.passed, false);
+      const audit = await call(server, 'GET', '/api/v1/audit/events?limit=1000', { token: t.ivan });
+      assert.ok(audit.body.items.some((e: { action: string }) => e.action === 'scan.exception_granted'));
+    });
+
+    test('scans of apps in other departments are refused like the apps themselves', async () => {
+      const res = await call(server, 'POST', '/api/v1/scans', {
+        token: t.frank,
+        body: { app: 'recon', sbom: sbom([]) },
+      });
+      assert.equal(res.status, 404);
+    });
+  });
+}
