@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { cvss3BaseScore } from '../src/modules/advisories/cvss.ts';
-import { affects, fixedVersions, rangeAffects, severityOf } from '../src/modules/advisories/osv-match.ts';
+import { affects, fixedVersions, type OsvRecord, rangeAffects, severityOf } from '../src/modules/advisories/osv-match.ts';
 
 describe('OSV matching follows the OSV schema', () => {
   test('introduced / fixed / last_affected, in version order', () => {
@@ -32,7 +32,7 @@ describe('OSV matching follows the OSV schema', () => {
   test('prereleases sort before their release', () => {
     assert.equal(rangeAffects([{ introduced: '0' }, { fixed: '2.0.0' }], '2.0.0-rc.1'), true);
   });
-  const record = {
+  const record: OsvRecord = {
     id: 'GHSA-aaaa-bbbb-cccc',
     aliases: ['CVE-2026-0001'],
     affected: [
