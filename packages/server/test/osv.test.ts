@@ -1,7 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { cvss3BaseScore } from '../src/modules/advisories/cvss.ts';
-import { affects, fixedVersions, type OsvRecord, rangeAffects, severityOf } from '../src/modules/advisories/osv-match.ts';
+import {
+  affects,
+  fixedVersions,
+  type OsvRecord,
+  rangeAffects,
+  severityOf,
+} from '../src/modules/advisories/osv-match.ts';
 
 describe('OSV matching follows the OSV schema', () => {
   test('introduced / fixed / last_affected, in version order', () => {
