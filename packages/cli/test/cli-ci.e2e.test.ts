@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -21,6 +21,15 @@ function cli(env: Record<string, string>, ...args: string[]): Promise<Run> {
   });
 }
 
+function sh(cmd: string, args: string[], cwd: string): Promise<{ code: number; output: string }> {
+  const { NODE_TEST_CONTEXT: _, ...parent } = process.env;
+  return new Promise((done) => {
+    execFile(cmd, args, { cwd, env: parent, timeout: 120_000 }, (error, stdout, stderr) =>
+      done({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, output: stdout + stderr }),
+    );
+  });
+}
+
 describe('microapp ci: from init to a deterministic artifact, as a new user would', () => {
   let server: TestServer;
   let dir: string;
@@ -29,6 +38,19 @@ describe('microapp ci: from init to a deterministic artifact, as a new user woul
     server = await startTestServer('sqlite');
     dir = mkdtempSync(join(tmpdir(), 'microapp-ci-'));
     env = { MICROAPP_CONFIG_DIR: join(dir, 'config'), MICROAPP_SERVER: server.url };
+    // The platform's advisory data: an admin imports it once (scans fail closed without it).
+    const osv = join(dir, 'osv-initial');
+    mkdirSync(osv);
+    writeFileSync(
+      join(osv, 'GHSA-other.json'),
+      JSON.stringify({
+        id: 'GHSA-other',
+        affected: [{ package: { ecosystem: 'npm', name: 'left-pad' }, versions: ['0.0.1'] }],
+      }),
+    );
+    await cli(env, 'login', '--dev-user', 'carol@example.com');
+    const imported = await cli(env, 'advisories', 'import', osv);
+    assert.equal(imported.code, 0, imported.stderr);
   });
   after(async () => {
     await server.stop();
@@ -70,7 +92,7 @@ describe('microapp ci: from init to a deterministic artifact, as a new user woul
         'install:passed',
         'test:passed',
         'sbom:passed',
-        'scan:skipped',
+        'scan:passed',
         'licenses:passed',
         'policy:passed',
         'artifact:passed',
@@ -81,6 +103,76 @@ describe('microapp ci: from init to a deterministic artifact, as a new user woul
     assert.equal(sbom.specVersion, '1.6');
     const second = JSON.parse((await cli(env, 'ci', '--dir', app, '--json')).stdout);
     assert.equal(second.artifact.digest, result.artifact.digest, 'same sources, same digest');
+  });
+
+  test('a vulnerable dependency fails the scan with the advisory, package and versions; an exception lets it through', async () => {
+    const app = join(dir, 'recon');
+    // An OSV record for a local package, imported by an admin from a folder.
+    const osvDir = join(dir, 'osv');
+    mkdirSync(osvDir);
+    writeFileSync(
+      join(osvDir, 'GHSA-vuln-0001.json'),
+      JSON.stringify({
+        id: 'GHSA-vuln-0001',
+        aliases: ['CVE-2026-1111'],
+        affected: [
+          {
+            package: { ecosystem: 'npm', name: 'vuln-lib' },
+            ranges: [{ type: 'SEMVER', events: [{ introduced: '0' }, { fixed: '1.0.5' }] }],
+          },
+        ],
+        database_specific: { severity: 'HIGH' },
+      }),
+    );
+    await cli(env, 'login', '--dev-user', 'carol@example.com');
+    const imported = await cli(env, 'advisories', 'import', osvDir);
+    assert.equal(imported.code, 0, imported.stderr);
+    assert.match(imported.stdout, /Imported 1 OSV records/);
+
+    // vuln-lib@1.0.0 as a local tarball: installed by `npm ci` from the lockfile, no registry needed.
+    const lib = join(dir, 'vuln-lib');
+    mkdirSync(join(app, 'vendor'), { recursive: true });
+    mkdirSync(lib);
+    writeFileSync(
+      join(lib, 'package.json'),
+      JSON.stringify({ name: 'vuln-lib', version: '1.0.0', license: 'MIT', main: 'index.js' }),
+    );
+    writeFileSync(join(lib, 'index.js'), 'module.exports = 1;\n');
+    assert.equal((await sh('npm', ['pack', '--pack-destination', join(app, 'vendor')], lib)).code, 0);
+    const installed = await sh(
+      'npm',
+      ['install', './vendor/vuln-lib-1.0.0.tgz', '--no-audit', '--no-fund', '--offline', '--ignore-scripts'],
+      app,
+    );
+    assert.equal(installed.code, 0, installed.output);
+
+    await cli(env, 'login', '--dev-user', 'alice@example.com');
+    const failed = await cli(env, 'ci', '--dir', app);
+    assert.equal(failed.code, 1);
+    assert.match(failed.stderr, /FAIL scan .*1 finding\(s\) at or above high for a high-tier app/);
+    assert.match(failed.stderr, /GHSA-vuln-0001 \(high\) in vuln-lib@1\.0\.0, fixed in 1\.0\.5/);
+
+    await cli(env, 'login', '--dev-user', 'bob@example.com');
+    const expires = new Date(Date.now() + 14 * 86_400_000).toISOString().slice(0, 10);
+    const excepted = await cli(
+      env,
+      'advisories',
+      'except',
+      'recon',
+      '--advisory',
+      'GHSA-vuln-0001',
+      '--package',
+      'vuln-lib',
+      '--reason',
+      'only used by a test fixture',
+      '--expires',
+      expires,
+    );
+    assert.equal(excepted.code, 0, excepted.stderr);
+    await cli(env, 'login', '--dev-user', 'alice@example.com');
+    const passed = await cli(env, 'ci', '--dir', app);
+    assert.equal(passed.code, 0, passed.stderr);
+    assert.match(passed.stderr, /ok {3}scan .*1 under an exception/);
   });
 
   test('a manifest change that raises the tier stops at the manifest step and goes back to review', async () => {
