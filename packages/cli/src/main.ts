@@ -3,6 +3,7 @@ import { version } from '../../server/src/version.ts';
 import { registerAdvisoryCommands } from './commands/advisories.ts';
 import { registerApprovalCommands } from './commands/approvals.ts';
 import { registerAppCommands } from './commands/apps.ts';
+import { registerArtifactCommands } from './commands/artifacts.ts';
 import { registerAuditCommands } from './commands/audit.ts';
 import { registerAuthCommands } from './commands/auth.ts';
 import { registerCiCommands } from './commands/ci.ts';
@@ -42,5 +43,6 @@ registerPolicyCommands(program);
 registerInitCommands(program);
 registerCiCommands(program);
 registerAdvisoryCommands(program);
+registerArtifactCommands(program);
 
 await program.parseAsync(process.argv);

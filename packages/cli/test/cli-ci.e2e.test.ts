@@ -96,6 +96,7 @@ describe('microapp ci: from init to a deterministic artifact, as a new user woul
         'licenses:passed',
         'policy:passed',
         'artifact:passed',
+        'publish:passed',
       ],
     );
     assert.match(result.artifact.digest, /^sha256:[0-9a-f]{64}$/);
@@ -170,9 +171,15 @@ describe('microapp ci: from init to a deterministic artifact, as a new user woul
     );
     assert.equal(excepted.code, 0, excepted.stderr);
     await cli(env, 'login', '--dev-user', 'alice@example.com');
+    const sameVersion = await cli(env, 'ci', '--dir', app);
+    assert.equal(sameVersion.code, 1, 'new content under a published version is refused');
+    assert.match(sameVersion.stderr, /ok {3}scan .*1 under an exception/);
+    assert.match(sameVersion.stderr, /FAIL publish .*already published .*bump the version/);
+    const pkgFile = join(app, 'package.json');
+    writeFileSync(pkgFile, readFileSync(pkgFile, 'utf8').replace('"version": "0.1.0"', '"version": "0.2.0"'));
     const passed = await cli(env, 'ci', '--dir', app);
     assert.equal(passed.code, 0, passed.stderr);
-    assert.match(passed.stderr, /ok {3}scan .*1 under an exception/);
+    assert.match(passed.stderr, /ok {3}publish .*recon@0\.2\.0/);
   });
 
   test('a manifest change that raises the tier stops at the manifest step and goes back to review', async () => {

@@ -152,6 +152,10 @@ export function loadConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv): ServerCo
     if (!clientId) problems.push('no OIDC client id: set MICROAPP_OIDC_CLIENT_ID (or oidc.clientId)');
     if (!clientSecret)
       problems.push('no OIDC client secret: set MICROAPP_OIDC_CLIENT_SECRET (or oidc.clientSecret)');
+    if (!env.MICROAPP_KEK && !env.MICROAPP_KEK_FILE)
+      problems.push(
+        'no key-encryption key for the signing key: set MICROAPP_KEK (base64 of 32 random bytes, e.g. `openssl rand -base64 32`) or MICROAPP_KEK_FILE',
+      );
     if (!groupRoles || Object.keys(groupRoles).length === 0)
       problems.push(
         'no group-to-role mapping: set MICROAPP_OIDC_GROUP_ROLES, e.g. {"finance-builders":{"roles":["creator"]}}',

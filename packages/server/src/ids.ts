@@ -14,6 +14,7 @@ export const idPrefixes = {
   decision: 'dec',
   snapshot: 'osv',
   exception: 'exc',
+  version: 'ver',
 } as const;
 
 export type IdKind = keyof typeof idPrefixes;

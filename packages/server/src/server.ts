@@ -1,5 +1,6 @@
 import { mkdirSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
 import { buildHttpApp } from './api/build-app.ts';
@@ -27,6 +28,9 @@ import { registerPolicyRoutes } from './modules/policy/policy-routes.ts';
 import { createPolicyService } from './modules/policy/policy-service.ts';
 import { builtinPolicyDir, readPolicyDir } from './modules/policy/policy-sources.ts';
 import { createRuleEvaluator, type RiskEvaluator } from './modules/risk/risk-evaluator.ts';
+import { createKeyStore, loadKek } from './modules/signing/key-store.ts';
+import { registerSigningRoutes } from './modules/signing/signing-routes.ts';
+import { createVersionsService } from './modules/signing/versions-service.ts';
 import { registerTokenRoutes } from './modules/tokens/token-routes.ts';
 import { createTokenService } from './modules/tokens/token-service.ts';
 import { version } from './version.ts';
@@ -111,7 +115,22 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   registerCatalogRoutes(app, { catalog });
   registerApprovalRoutes(app, { approvals });
   registerAuditRoutes(app, { db: db.kysely, audit });
-  registerAdvisoryRoutes(app, { advisories: createAdvisoryService({ db: db.kysely, audit, catalog }) });
+  const advisories = createAdvisoryService({ db: db.kysely, audit, catalog });
+  registerAdvisoryRoutes(app, { advisories });
+  const keys = createKeyStore({
+    db: db.kysely,
+    kek: loadKek({ env: process.env, devFile: config.dev ? join(config.dataDir, 'kek') : null }),
+  });
+  const versions = createVersionsService({
+    db: db.kysely,
+    audit,
+    catalog,
+    advisories,
+    keys,
+    storeDir: join(config.dataDir, 'artifacts'),
+    builderId: () => `${publicUrl}/builders/microapp-ci/v1`,
+  });
+  registerSigningRoutes(app, { keys, versions });
   if (engine && builtin) {
     const policies = createPolicyService({ db: db.kysely, audit, engine, builtin, catalog });
     registerPolicyRoutes(app, { policies });

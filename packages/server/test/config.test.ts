@@ -29,6 +29,7 @@ describe('server configuration', () => {
       MICROAPP_OIDC_GROUP_ROLES:
         '{"finance-builders":{"roles":["creator"]},"secops":{"roles":["reviewer"],"specialties":["security"]}}',
       DATABASE_URL: 'postgres://db.example.com/microapp',
+      MICROAPP_KEK: Buffer.alloc(32, 7).toString('base64'),
     };
     const config = loadConfig({ port: 9000 }, env);
     assert.equal(config.oidc?.groupRoles.secops?.specialties[0], 'security');

@@ -182,7 +182,28 @@ export function registerAppCommands(program: Command) {
         action(async (name: string, _flags: unknown, command: Command) => {
           const ctx = ctxOf(command);
           const app = await ctx.client.get<AppView>(`/api/v1/apps/${encodeURIComponent(name)}`);
-          emit(ctx.json, app, () => describeApp(app));
+          const { items: versions } = await ctx.client.get<{
+            items: {
+              version: string;
+              digest: string;
+              publishedAt: string;
+              scan: { passed: boolean; findings: unknown[] };
+            }[];
+          }>(`/api/v1/apps/${encodeURIComponent(name)}/versions`);
+          emit(ctx.json, { ...app, versions }, () =>
+            [
+              describeApp(app),
+              ...(versions.length
+                ? [
+                    'versions:',
+                    ...versions.map(
+                      (v) =>
+                        `  ${v.version}  ${v.digest}  ${v.publishedAt.slice(0, 16).replace('T', ' ')}  scan ${v.scan.passed ? 'passed' : 'failed'} (${v.scan.findings.length} findings)`,
+                    ),
+                  ]
+                : ['versions:   none published yet']),
+            ].join('\n'),
+          );
         }),
       ),
     ['microapp apps show bank-reconciliation'],

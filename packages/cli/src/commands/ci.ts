@@ -38,12 +38,13 @@ export function registerCiCommands(program: Command) {
     program
       .command('ci')
       .description(
-        'run the pipeline on this app: manifest check, install, test, SBOM, scan, licenses, policy, artifact',
+        'run the pipeline: manifest check, install, test, SBOM, scan, licenses, policy, artifact, sign and publish',
       )
       .option('-C, --dir <dir>', 'the app folder', '.')
       .option('--offline', 'skip the check against the platform (local trial only)')
+      .option('--no-publish', 'stop before the platform signs and publishes the artifact')
       .action(
-        action(async (flags: { dir: string; offline?: boolean }, command: Command) => {
+        action(async (flags: { dir: string; offline?: boolean; publish: boolean }, command: Command) => {
           const ctx = ctxOf(command);
           const signedIn = Boolean(process.env.MICROAPP_TOKEN ?? loadCredential(ctx.server)?.token);
           const client = flags.offline ? null : signedIn ? createClient({ server: ctx.server }) : ctx.client;
@@ -51,6 +52,7 @@ export function registerCiCommands(program: Command) {
             dir: flags.dir,
             client,
             evaluatePolicy,
+            publish: flags.publish,
             progress: (r, i, total) => {
               if (ctx.json) return;
               const mark = r.status === 'passed' ? 'ok  ' : r.status === 'skipped' ? 'skip' : 'FAIL';
@@ -71,7 +73,6 @@ export function registerCiCommands(program: Command) {
                   ...result.steps
                     .filter((st) => st.status === 'skipped')
                     .map((st) => `Not checked: ${st.step} (${st.detail})`),
-                  'Signing and publishing on the platform are not available in this version yet.',
                 ].join('\n')
               : `The pipeline stopped at ${result.steps.find((s) => s.status === 'failed')?.step}.`,
           );

@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
@@ -87,10 +88,11 @@ export async function runCi(options: {
     appPolicyDir: string | null,
   ) => Promise<{ denials: string[]; tests: { failed: string[] } }>;
   progress: (r: StepResult, index: number, total: number) => void;
+  publish?: boolean;
 }): Promise<CiResult> {
   const { dir } = options;
   const steps: StepResult[] = [];
-  const total = 8;
+  const total = 9;
   let stopped = false;
   let manifest: Record<string, unknown> = {};
   let tier = 'high';
@@ -266,6 +268,36 @@ export async function runCi(options: {
     const a = await buildArtifact(dir, file);
     artifact = { digest: a.digest, file };
     return { status: 'passed', detail: `${a.digest} (${a.files} files, ${a.bytes} bytes, deterministic)` };
+  });
+
+  await step('publish', async () => {
+    if (!options.client || !artifact || !sbomFile)
+      return {
+        status: 'skipped',
+        detail: 'offline: signing happens on the platform, whose key never leaves it',
+      };
+    if (options.publish === false) return { status: 'skipped', detail: '--no-publish' };
+    const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { version?: string };
+    const version = pkg.version ?? '0.0.0';
+    const bytes = readFileSync((artifact as { file: string }).file);
+    const lockfile = readFileSync(join(dir, 'package-lock.json'));
+    const published = await options.client.post<{
+      version: string;
+      digest: string;
+      bundles: Record<string, unknown>;
+    }>(`/api/v1/apps/${encodeURIComponent(String(manifest.name))}/versions`, {
+      version,
+      artifact: bytes.toString('base64'),
+      sbom: JSON.parse(readFileSync(sbomFile, 'utf8')),
+      sourceDigest: (artifact as { digest: string }).digest,
+      lockfileDigest: `sha256:${createHash('sha256').update(lockfile).digest('hex')}`,
+    });
+    for (const [kind, bundle] of Object.entries(published.bundles))
+      writeFileSync(join(out, `${kind}.sigstore.json`), `${JSON.stringify(bundle, null, 2)}\n`);
+    return {
+      status: 'passed',
+      detail: `signed and published ${manifest.name}@${published.version} (${published.digest}); bundles in ${out}`,
+    };
   });
 
   return {

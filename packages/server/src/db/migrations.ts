@@ -242,6 +242,33 @@ const migrations: Record<string, (dialect: Dialect) => Migration> = {
         .execute();
     },
   }),
+  '0004_signing': () => ({
+    async up(db: AnyDb) {
+      await db.schema
+        .createTable('signing_keys')
+        .addColumn('keyid', 'text', (c) => c.primaryKey())
+        .addColumn('public_pem', 'text', (c) => c.notNull())
+        .addColumn('encrypted_private', 'text', (c) => c.notNull())
+        .addColumn('status', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('retired_at', 'text')
+        .execute();
+      await db.schema
+        .createTable('app_versions')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('app_id', 'text', (c) => c.notNull().references('apps.id'))
+        .addColumn('version', 'text', (c) => c.notNull())
+        .addColumn('digest', 'text', (c) => c.notNull())
+        .addColumn('sbom', 'text', (c) => c.notNull())
+        .addColumn('scan', 'text', (c) => c.notNull())
+        .addColumn('bundles', 'text', (c) => c.notNull())
+        .addColumn('provenance', 'text', (c) => c.notNull())
+        .addColumn('created_by', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addUniqueConstraint('app_versions_app_version', ['app_id', 'version'])
+        .execute();
+    },
+  }),
 };
 
 /** Applies every pending migration; returns the names applied. Throws with the failing migration's name. */

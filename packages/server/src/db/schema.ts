@@ -15,6 +15,30 @@ export interface Database {
   advisory_snapshots: AdvisorySnapshotsTable;
   advisories: AdvisoriesTable;
   scan_exceptions: ScanExceptionsTable;
+  signing_keys: SigningKeysTable;
+  app_versions: AppVersionsTable;
+}
+
+export interface SigningKeysTable {
+  keyid: string;
+  public_pem: string;
+  encrypted_private: string;
+  status: string;
+  created_at: string;
+  retired_at: string | null;
+}
+
+export interface AppVersionsTable {
+  id: string;
+  app_id: string;
+  version: string;
+  digest: string;
+  sbom: string;
+  scan: string;
+  bundles: string;
+  provenance: string;
+  created_by: string;
+  created_at: string;
 }
 
 export interface AdvisorySnapshotsTable {

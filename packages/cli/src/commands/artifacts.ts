@@ -1,0 +1,125 @@
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import { CliError } from '../client.ts';
+import { action, ctxOf, examples } from '../context.ts';
+import { loadCredential } from '../credentials.ts';
+import { emit } from '../output.ts';
+import { verifyArtifact } from '../pipeline/verify.ts';
+
+type VersionView = {
+  version: string;
+  digest: string;
+  bundles: Record<string, unknown>;
+  sbom: unknown;
+  provenance: unknown;
+};
+
+export function registerArtifactCommands(program: Command) {
+  const artifacts = program.command('artifacts').description('signed, published app versions');
+  examples(
+    artifacts
+      .command('pull <app>')
+      .description(
+        'download a version: artifact, its Sigstore bundles, SBOM and provenance (APP or APP@VERSION; latest by default)',
+      )
+      .requiredOption('-o, --out <dir>', 'where to write the files')
+      .action(
+        action(async (ref: string, flags: { out: string }, command: Command) => {
+          const ctx = ctxOf(command);
+          const [name, wanted] = ref.split('@') as [string, string | undefined];
+          let version = wanted;
+          if (!version) {
+            const { items } = await ctx.client.get<{ items: { version: string }[] }>(
+              `/api/v1/apps/${encodeURIComponent(name)}/versions`,
+            );
+            if (items.length === 0)
+              throw new CliError(`${name} has no published version yet; run \`microapp ci\``);
+            version = items[0]!.version;
+          }
+          const v = await ctx.client.get<VersionView>(
+            `/api/v1/apps/${encodeURIComponent(name)}/versions/${encodeURIComponent(version)}`,
+          );
+          const token = process.env.MICROAPP_TOKEN ?? loadCredential(ctx.server)?.token;
+          const res = await fetch(
+            `${ctx.server}/api/v1/apps/${encodeURIComponent(name)}/versions/${encodeURIComponent(version)}/artifact`,
+            {
+              headers: { authorization: `Bearer ${token}` },
+            },
+          );
+          if (!res.ok) throw new CliError(`download failed: ${res.status}`);
+          mkdirSync(flags.out, { recursive: true });
+          const file = join(flags.out, `${name}-${version}.tar.gz`);
+          writeFileSync(file, Buffer.from(await res.arrayBuffer()));
+          for (const [kind, bundle] of Object.entries(v.bundles))
+            writeFileSync(join(flags.out, `${kind}.sigstore.json`), `${JSON.stringify(bundle, null, 2)}\n`);
+          writeFileSync(join(flags.out, 'sbom.cdx.json'), `${JSON.stringify(v.sbom, null, 2)}\n`);
+          writeFileSync(join(flags.out, 'provenance.json'), `${JSON.stringify(v.provenance, null, 2)}\n`);
+          emit(
+            ctx.json,
+            { file, version, digest: v.digest, out: flags.out },
+            () => `Pulled ${name}@${version} (${v.digest}) into ${flags.out}`,
+          );
+        }),
+      ),
+    ['microapp artifacts pull recon@1.0.0 --out ./recon-1.0.0'],
+  );
+
+  examples(
+    program
+      .command('verify <artifact>')
+      .description(
+        'check an artifact offline: its signature, provenance (subject and builder) and attestations, with the public key only',
+      )
+      .requiredOption('--key <file>', 'the platform public key (PEM), from /api/v1/keys/signing.pub')
+      .option('--bundles <dir>', 'folder with artifact.sigstore.json and the attestation bundles', '.')
+      .option('--builder <id>', 'require this builder id in the provenance')
+      .action(
+        action(
+          async (
+            file: string,
+            flags: { key: string; bundles: string; builder?: string },
+            command: Command,
+          ) => {
+            const ctx = ctxOf(command);
+            const read = (f: string) => {
+              try {
+                return readFileSync(f);
+              } catch {
+                return null;
+              }
+            };
+            const artifact = read(file);
+            if (!artifact) throw new CliError(`cannot read ${file}`, { exitCode: 2 });
+            const key = read(flags.key);
+            if (!key) throw new CliError(`cannot read the public key ${flags.key}`, { exitCode: 2 });
+            const bundle = (kind: string) => {
+              const b = read(join(flags.bundles, `${kind}.sigstore.json`));
+              return b ? (JSON.parse(b.toString('utf8')) as unknown) : undefined;
+            };
+            const main = bundle('artifact');
+            if (!main) throw new CliError(`no artifact.sigstore.json in ${flags.bundles}`, { exitCode: 2 });
+            const report = verifyArtifact({
+              artifact,
+              publicKeyPem: key.toString('utf8'),
+              bundles: {
+                artifact: main,
+                provenance: bundle('provenance'),
+                sbom: bundle('sbom'),
+                scan: bundle('scan'),
+              },
+              builderId: flags.builder,
+            });
+            emit(ctx.json, report, () =>
+              [
+                ...report.checks.map((c) => `${c.ok ? 'ok  ' : 'FAIL'} ${c.check}: ${c.detail}`),
+                report.ok ? 'Verified.' : 'NOT verified.',
+              ].join('\n'),
+            );
+            if (!report.ok) process.exitCode = 1;
+          },
+        ),
+      ),
+    ['microapp verify recon-1.0.0.tar.gz --key signing.pub --bundles ./recon-1.0.0'],
+  );
+}

@@ -1,0 +1,218 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Kysely } from 'kysely';
+import type { Database } from '../../db/schema.ts';
+import { AppError, conflict, forbidden, notFound } from '../../errors.ts';
+import { newId, nowIso } from '../../ids.ts';
+import type { AdvisoryService } from '../advisories/advisory-service.ts';
+import { componentsOf } from '../advisories/advisory-service.ts';
+import type { AuditContext, AuditService } from '../audit/audit-service.ts';
+import type { CatalogService } from '../catalog/catalog-service.ts';
+import { hasRole, type Principal } from '../identity/principal.ts';
+import {
+  attest,
+  buildType,
+  cyclonedxPredicate,
+  signArtifact,
+  slsaProvenance,
+  statement,
+  vulnPredicate,
+} from './attestations.ts';
+import type { KeyStore } from './key-store.ts';
+
+export type PublishInput = {
+  version: string;
+  artifact: string; // base64 of the tar.gz
+  sbom: Record<string, unknown>;
+  sourceDigest?: string;
+  lockfileDigest?: string;
+};
+
+/**
+ * Signs and publishes app versions: the platform re-scans the SBOM, signs the artifact and its
+ * attestations (SLSA provenance, SBOM, scan) with its own key, and stores everything immutably.
+ */
+export function createVersionsService(deps: {
+  db: Kysely<Database>;
+  audit: Pick<AuditService, 'record'>;
+  catalog: Pick<CatalogService, 'get'>;
+  advisories: Pick<AdvisoryService, 'scan'>;
+  keys: KeyStore;
+  storeDir: string;
+  builderId: () => string;
+}) {
+  const { db, audit, keys } = deps;
+
+  function store(digestHex: string, bytes: Buffer) {
+    const dir = join(deps.storeDir, 'sha256');
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const file = join(dir, `${digestHex}.tar.gz`);
+    if (existsSync(file)) return file;
+    const tmp = `${file}.${randomUUID()}.tmp`;
+    writeFileSync(tmp, bytes, { mode: 0o400 });
+    renameSync(tmp, file);
+    return file;
+  }
+
+  async function publish(principal: Principal, name: string, input: PublishInput, ctx: AuditContext) {
+    const app = await deps.catalog.get(principal, name);
+    const mayPublish = app.owner === principal.email || hasRole(principal, 'admin');
+    if (!mayPublish) throw forbidden(`only the owner of ${name} or an admin can publish versions`);
+    if (app.state !== 'approved')
+      throw new AppError(
+        'conflict',
+        `${name} is ${app.state.replace('_', ' ')}; only approved apps are signed`,
+      );
+    const bytes = Buffer.from(input.artifact, 'base64');
+    if (bytes.length === 0) throw new AppError('validation_failed', 'the artifact is empty');
+    const hex = createHash('sha256').update(bytes).digest('hex');
+    const digest = `sha256:${hex}`;
+    const existing = await db
+      .selectFrom('app_versions')
+      .selectAll()
+      .where('app_id', '=', app.id)
+      .where('version', '=', input.version)
+      .executeTakeFirst();
+    if (existing) {
+      if (existing.digest !== digest)
+        throw conflict(
+          `version ${input.version} of ${name} is already published with ${existing.digest}; bump the version to publish new content`,
+        );
+      return view(existing, name);
+    }
+    // The platform does not trust the client's scan: it scans the SBOM again before signing.
+    const scan = await deps.advisories.scan(componentsOf(input.sbom), { tier: app.tier, app: app.name });
+    if (!scan.passed)
+      throw new AppError(
+        'policy_denied',
+        `the SBOM has ${scan.blocking.length} blocking finding(s) for a ${app.tier}-tier app: ${scan.blocking.map((f) => `${f.ids[0]} in ${f.package}@${f.version}`).join(', ')}`,
+      );
+    const key = await keys.current();
+    const subject = { name: `${name}-${input.version}.tar.gz`, sha256: hex };
+    const started = nowIso();
+    const provenance = statement(subject, slsaProvenance, {
+      buildDefinition: {
+        buildType,
+        externalParameters: {
+          app: name,
+          version: input.version,
+          sourceDigest: input.sourceDigest ?? null,
+          template: app.manifest.template ?? null,
+        },
+        internalParameters: {
+          tier: app.tier,
+          revision: app.revision,
+          policyScanSnapshot: scan.snapshot.digest,
+        },
+        resolvedDependencies: input.lockfileDigest
+          ? [{ uri: 'package-lock.json', digest: { sha256: input.lockfileDigest.replace(/^sha256:/, '') } }]
+          : [],
+      },
+      runDetails: {
+        builder: { id: deps.builderId() },
+        metadata: { invocationId: newId('version'), startedOn: started, finishedOn: nowIso() },
+      },
+    });
+    const bundles = {
+      artifact: await signArtifact(key, bytes),
+      provenance: await attest(key, provenance),
+      sbom: await attest(key, statement(subject, cyclonedxPredicate, input.sbom)),
+      scan: await attest(
+        key,
+        statement(subject, vulnPredicate, {
+          scanner: {
+            uri: 'https://github.com/microapp-platform/microapp',
+            version: '0.1.0',
+            db: { uri: 'osv', version: scan.snapshot.digest },
+            result: { passed: scan.passed, findings: scan.findings },
+          },
+          metadata: { scanStartedOn: started, scanFinishedOn: nowIso() },
+        }),
+      ),
+    };
+    store(hex, bytes);
+    const row = {
+      id: newId('version'),
+      app_id: app.id,
+      version: input.version,
+      digest,
+      sbom: JSON.stringify(input.sbom),
+      scan: JSON.stringify(scan),
+      bundles: JSON.stringify(bundles),
+      provenance: JSON.stringify(provenance),
+      created_by: principal.email,
+      created_at: nowIso(),
+    };
+    await db.transaction().execute(async (trx) => {
+      await trx.insertInto('app_versions').values(row).execute();
+      await audit.record(trx, ctx, {
+        action: 'artifact.published',
+        targetType: 'app',
+        target: name,
+        summary: { version: input.version, digest, keyid: key.keyid, findings: scan.findings.length },
+      });
+    });
+    return view(row, name);
+  }
+
+  function view(row: Database['app_versions'], app: string) {
+    const scan = JSON.parse(row.scan) as {
+      passed: boolean;
+      findings: unknown[];
+      snapshot: { digest: string };
+    };
+    return {
+      app,
+      version: row.version,
+      digest: row.digest,
+      publishedBy: row.created_by,
+      publishedAt: row.created_at,
+      scan: { passed: scan.passed, findings: scan.findings, advisories: scan.snapshot.digest },
+      provenance: JSON.parse(row.provenance) as unknown,
+      bundles: JSON.parse(row.bundles) as Record<string, unknown>,
+    };
+  }
+
+  async function list(principal: Principal, name: string) {
+    const app = await deps.catalog.get(principal, name);
+    const rows = await db
+      .selectFrom('app_versions')
+      .selectAll()
+      .where('app_id', '=', app.id)
+      .orderBy('created_at', 'desc')
+      .execute();
+    return rows.map((r) => {
+      const { bundles: _b, provenance: _p, ...rest } = view(r, name);
+      return {
+        ...rest,
+        sbomComponents: ((JSON.parse(r.sbom) as { components?: unknown[] }).components ?? []).length,
+      };
+    });
+  }
+
+  async function get(principal: Principal, name: string, version: string) {
+    const app = await deps.catalog.get(principal, name);
+    const row = await db
+      .selectFrom('app_versions')
+      .selectAll()
+      .where('app_id', '=', app.id)
+      .where('version', '=', version)
+      .executeTakeFirst();
+    if (!row) throw notFound(`version ${version} of ${name}`);
+    return { ...view(row, name), sbom: JSON.parse(row.sbom) as unknown };
+  }
+
+  async function artifact(principal: Principal, name: string, version: string): Promise<Buffer> {
+    const v = await get(principal, name, version);
+    const file = join(deps.storeDir, 'sha256', `${v.digest.slice('sha256:'.length)}.tar.gz`);
+    const bytes = readFileSync(file);
+    if (`sha256:${createHash('sha256').update(bytes).digest('hex')}` !== v.digest)
+      throw new AppError('internal', `the stored artifact for ${name}@${version} does not match its digest`);
+    return bytes;
+  }
+
+  return { publish, list, get, artifact };
+}
+
+export type VersionsService = ReturnType<typeof createVersionsService>;
