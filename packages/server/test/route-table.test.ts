@@ -52,6 +52,12 @@ const expectations: Record<string, { allowed: Who[]; denied?: Partial<Record<Who
     denied: { otherCreator: 404 },
   },
   'POST /api/v1/advisories': { allowed: ['admin'] },
+  'GET /api/v1/keys': { allowed: everyone },
+  'GET /api/v1/keys/signing.pub': { allowed: everyone },
+  'POST /api/v1/apps/:name/versions': { allowed: users },
+  'GET /api/v1/apps/:name/versions': { allowed: ['creator', 'reviewer', 'admin', 'auditor'], denied: { otherCreator: 404 } },
+  'GET /api/v1/apps/:name/versions/:version': { allowed: users },
+  'GET /api/v1/apps/:name/versions/:version/artifact': { allowed: users },
   'GET /api/v1/advisories': { allowed: users },
   'POST /api/v1/scans': { allowed: users },
   'POST /api/v1/apps/:name/scan-exceptions': { allowed: ['reviewer'] },
@@ -95,7 +101,7 @@ describe('every route declares who may call it', () => {
         const token = who === 'anonymous' ? undefined : tokens[who];
         const path = template
           .replace(':name', 'bank-reconciliation')
-          .replace(':id', 'tok_00000000000000000000');
+          .replace(':id', 'tok_00000000000000000000').replace(':version', '9.9.9');
         let body: unknown;
         if (method === 'POST') {
           if (path === '/api/v1/apps')
