@@ -55,7 +55,10 @@ const expectations: Record<string, { allowed: Who[]; denied?: Partial<Record<Who
   'GET /api/v1/keys': { allowed: everyone },
   'GET /api/v1/keys/signing.pub': { allowed: everyone },
   'POST /api/v1/apps/:name/versions': { allowed: users },
-  'GET /api/v1/apps/:name/versions': { allowed: ['creator', 'reviewer', 'admin', 'auditor'], denied: { otherCreator: 404 } },
+  'GET /api/v1/apps/:name/versions': {
+    allowed: ['creator', 'reviewer', 'admin', 'auditor'],
+    denied: { otherCreator: 404 },
+  },
   'GET /api/v1/apps/:name/versions/:version': { allowed: users },
   'GET /api/v1/apps/:name/versions/:version/artifact': { allowed: users },
   'GET /api/v1/advisories': { allowed: users },
@@ -101,7 +104,8 @@ describe('every route declares who may call it', () => {
         const token = who === 'anonymous' ? undefined : tokens[who];
         const path = template
           .replace(':name', 'bank-reconciliation')
-          .replace(':id', 'tok_00000000000000000000').replace(':version', '9.9.9');
+          .replace(':id', 'tok_00000000000000000000')
+          .replace(':version', '9.9.9');
         let body: unknown;
         if (method === 'POST') {
           if (path === '/api/v1/apps')
