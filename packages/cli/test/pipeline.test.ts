@@ -7,6 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import { buildArtifact } from '../src/pipeline/artifact.ts';
 import { checkLicenses } from '../src/pipeline/licenses.ts';
 import { buildSbom, readLockfile } from '../src/pipeline/sbom.ts';
+import { cyclonedxToSpdx } from '../src/pipeline/spdx.ts';
 
 const sri = (s: string) => `sha512-${createHash('sha512').update(s).digest('base64')}`;
 
@@ -97,6 +98,26 @@ describe("the pipeline's local steps", () => {
     const dep = bom.dependencies.find((d: { ref: string }) => d.ref === 'pkg:npm/%40corp/b@2.1.0');
     assert.deepEqual(dep.dependsOn, ['pkg:npm/c@2.0.0']);
     assert.equal((await buildSbom(dir)).json, json, 'the same lockfile gives the same SBOM');
+  });
+
+  test('SPDX 2.3 export: every package with its purl and checksum, and the graph', async () => {
+    const spdx = cyclonedxToSpdx(JSON.parse((await buildSbom(dir)).json));
+    assert.equal(spdx.spdxVersion, 'SPDX-2.3');
+    assert.equal(spdx.packages.length, 6, 'the app and five packages');
+    const b = spdx.packages.find((p) => p.name === '@corp/b')!;
+    assert.equal(b.licenseDeclared, '(MIT OR GPL-3.0-only)');
+    assert.deepEqual(b.externalRefs, [
+      {
+        referenceCategory: 'PACKAGE-MANAGER',
+        referenceType: 'purl',
+        referenceLocator: 'pkg:npm/%40corp/b@2.1.0',
+      },
+    ]);
+    assert.equal(b.checksums[0]?.algorithm, 'SHA512');
+    assert.ok(spdx.relationships.some((r) => r.relationshipType === 'DESCRIBES'));
+    assert.ok(
+      spdx.relationships.some((r) => r.relationshipType === 'DEPENDS_ON' && r.spdxElementId === b.SPDXID),
+    );
   });
 
   test('licenses: an OR with an allowed branch passes; GPL is refused for high-tier apps only', () => {

@@ -43,41 +43,52 @@ export function registerCiCommands(program: Command) {
       .option('-C, --dir <dir>', 'the app folder', '.')
       .option('--offline', 'skip the check against the platform (local trial only)')
       .option('--no-publish', 'stop before the platform signs and publishes the artifact')
+      .option('--spdx', 'also write the SBOM as SPDX 2.3 JSON (.microapp/sbom.spdx.json)')
       .action(
-        action(async (flags: { dir: string; offline?: boolean; publish: boolean }, command: Command) => {
-          const ctx = ctxOf(command);
-          const signedIn = Boolean(process.env.MICROAPP_TOKEN ?? loadCredential(ctx.server)?.token);
-          const client = flags.offline ? null : signedIn ? createClient({ server: ctx.server }) : ctx.client;
-          const result = await runCi({
-            dir: flags.dir,
-            client,
-            evaluatePolicy,
-            publish: flags.publish,
-            progress: (r, i, total) => {
-              if (ctx.json) return;
-              const mark = r.status === 'passed' ? 'ok  ' : r.status === 'skipped' ? 'skip' : 'FAIL';
-              process.stderr.write(
-                `[${i}/${total}] ${mark} ${r.step.padEnd(9)} ${String(r.durationMs).padStart(6)} ms  ${r.detail.split('\n')[0]}\n`,
-              );
-              if (r.status === 'failed') {
-                const rest = r.detail.split('\n').slice(1);
-                if (rest.length) process.stderr.write(`${rest.map((l) => `      ${l}`).join('\n')}\n`);
-                if (r.next) process.stderr.write(`      next: ${r.next}\n`);
-              }
-            },
-          });
-          emit(ctx.json, result, () =>
-            result.ok
-              ? [
-                  `Built ${result.app}: ${result.artifact?.digest}`,
-                  ...result.steps
-                    .filter((st) => st.status === 'skipped')
-                    .map((st) => `Not checked: ${st.step} (${st.detail})`),
-                ].join('\n')
-              : `The pipeline stopped at ${result.steps.find((s) => s.status === 'failed')?.step}.`,
-          );
-          if (!result.ok) process.exitCode = 1;
-        }),
+        action(
+          async (
+            flags: { dir: string; offline?: boolean; publish: boolean; spdx?: boolean },
+            command: Command,
+          ) => {
+            const ctx = ctxOf(command);
+            const signedIn = Boolean(process.env.MICROAPP_TOKEN ?? loadCredential(ctx.server)?.token);
+            const client = flags.offline
+              ? null
+              : signedIn
+                ? createClient({ server: ctx.server })
+                : ctx.client;
+            const result = await runCi({
+              dir: flags.dir,
+              client,
+              evaluatePolicy,
+              publish: flags.publish,
+              spdx: flags.spdx,
+              progress: (r, i, total) => {
+                if (ctx.json) return;
+                const mark = r.status === 'passed' ? 'ok  ' : r.status === 'skipped' ? 'skip' : 'FAIL';
+                process.stderr.write(
+                  `[${i}/${total}] ${mark} ${r.step.padEnd(9)} ${String(r.durationMs).padStart(6)} ms  ${r.detail.split('\n')[0]}\n`,
+                );
+                if (r.status === 'failed') {
+                  const rest = r.detail.split('\n').slice(1);
+                  if (rest.length) process.stderr.write(`${rest.map((l) => `      ${l}`).join('\n')}\n`);
+                  if (r.next) process.stderr.write(`      next: ${r.next}\n`);
+                }
+              },
+            });
+            emit(ctx.json, result, () =>
+              result.ok
+                ? [
+                    `Built ${result.app}: ${result.artifact?.digest}`,
+                    ...result.steps
+                      .filter((st) => st.status === 'skipped')
+                      .map((st) => `Not checked: ${st.step} (${st.detail})`),
+                  ].join('\n')
+                : `The pipeline stopped at ${result.steps.find((s) => s.status === 'failed')?.step}.`,
+            );
+            if (!result.ok) process.exitCode = 1;
+          },
+        ),
       ),
     ['microapp ci', 'microapp ci --dir apps/recon --json'],
   );

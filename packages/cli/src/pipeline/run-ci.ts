@@ -7,6 +7,7 @@ import type { Client } from '../client.ts';
 import { buildArtifact } from './artifact.ts';
 import { checkLicenses } from './licenses.ts';
 import { buildSbom, type LockPackage } from './sbom.ts';
+import { cyclonedxToSpdx } from './spdx.ts';
 
 export type StepStatus = 'passed' | 'failed' | 'skipped';
 export type StepResult = {
@@ -89,6 +90,8 @@ export async function runCi(options: {
   ) => Promise<{ denials: string[]; tests: { failed: string[] } }>;
   progress: (r: StepResult, index: number, total: number) => void;
   publish?: boolean;
+  /** Also write an SPDX 2.3 export of the SBOM. */
+  spdx?: boolean;
 }): Promise<CiResult> {
   const { dir } = options;
   const steps: StepResult[] = [];
@@ -98,6 +101,7 @@ export async function runCi(options: {
   let tier = 'high';
   let packages: LockPackage[] = [];
   let sbomFile: string | null = null;
+  let scanResult: ScanResult | null = null;
   let artifact: CiResult['artifact'] = null;
   const out = join(dir, '.microapp');
 
@@ -190,6 +194,11 @@ export async function runCi(options: {
     mkdirSync(out, { recursive: true });
     sbomFile = join(out, 'sbom.cdx.json');
     writeFileSync(sbomFile, sbom.json);
+    if (options.spdx)
+      writeFileSync(
+        join(out, 'sbom.spdx.json'),
+        `${JSON.stringify(cyclonedxToSpdx(JSON.parse(sbom.json)), null, 2)}\n`,
+      );
     return {
       status: 'passed',
       detail: `CycloneDX 1.6, ${packages.length} packages, valid (strict schema): ${sbomFile}`,
@@ -203,6 +212,7 @@ export async function runCi(options: {
       sbom: JSON.parse(readFileSync(sbomFile, 'utf8')),
       app: String(manifest.name),
     });
+    scanResult = scan;
     mkdirSync(out, { recursive: true });
     writeFileSync(join(out, 'scan.json'), `${JSON.stringify(scan, null, 2)}\n`);
     const line = (f: ScanResult['findings'][number]) =>
@@ -241,7 +251,12 @@ export async function runCi(options: {
   await step('policy', async () => {
     const appPolicy = existsSync(join(dir, 'policy')) ? join(dir, 'policy') : null;
     const result = await options.evaluatePolicy(
-      { request: { method: 'deploy' }, manifest, sbom: { components: packages.map((p) => p.purl) } },
+      {
+        request: { method: 'deploy' },
+        manifest,
+        sbom: { components: packages.map((p) => p.purl) },
+        scan: scanResult,
+      },
       appPolicy,
     );
     if (result.tests.failed.length > 0)
