@@ -113,7 +113,7 @@ describe("the pipeline's local steps", () => {
         referenceLocator: 'pkg:npm/%40corp/b@2.1.0',
       },
     ]);
-    assert.equal(b.checksums[0]?.algorithm, 'SHA512');
+    assert.equal(b.checksums?.[0]?.algorithm, 'SHA512');
     assert.ok(spdx.relationships.some((r) => r.relationshipType === 'DESCRIBES'));
     assert.ok(
       spdx.relationships.some((r) => r.relationshipType === 'DEPENDS_ON' && r.spdxElementId === b.SPDXID),
