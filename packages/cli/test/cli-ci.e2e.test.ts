@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -200,6 +200,68 @@ describe('microapp ci: from init to a deterministic artifact, as a new user woul
     );
     const show = JSON.parse((await cli(env, 'apps', 'show', 'poll', '--json')).stdout);
     assert.equal(show.state, 'pending_review');
+  });
+
+  test('install scripts run only for packages the organization policy allows', async () => {
+    const app = join(dir, 'scripts-app');
+    await cli(env, 'login', '--dev-user', 'dave@example.com');
+    assert.equal((await cli(env, 'init', app, '-t', 'dashboard', '--department', 'finance')).code, 0);
+    assert.equal((await cli(env, 'register', '-f', join(app, 'microapp.yaml'))).code, 0);
+    const lib = join(dir, 'script-lib');
+    mkdirSync(lib);
+    mkdirSync(join(app, 'vendor'));
+    writeFileSync(
+      join(lib, 'package.json'),
+      JSON.stringify({
+        name: 'script-lib',
+        version: '1.0.0',
+        license: 'MIT',
+        scripts: { install: "node -e \"require('fs').writeFileSync('built.txt', '1')\"" },
+      }),
+    );
+    assert.equal((await sh('npm', ['pack', '--pack-destination', join(app, 'vendor')], lib)).code, 0);
+    assert.equal(
+      (
+        await sh(
+          'npm',
+          [
+            'install',
+            './vendor/script-lib-1.0.0.tgz',
+            '--no-audit',
+            '--no-fund',
+            '--offline',
+            '--ignore-scripts',
+          ],
+          app,
+        )
+      ).code,
+      0,
+    );
+    const built = join(app, 'node_modules', 'script-lib', 'built.txt');
+
+    const off = await cli(env, 'ci', '--dir', app, '--no-publish');
+    assert.equal(off.code, 0, off.stderr);
+    assert.match(off.stderr, /install scripts not run for script-lib \(not allowed by policy\)/);
+    assert.ok(!existsSync(built));
+
+    await cli(env, 'login', '--dev-user', 'carol@example.com');
+    const org = join(dir, 'org-scripts');
+    mkdirSync(org);
+    writeFileSync(
+      join(org, 'data.json'),
+      JSON.stringify({ microapp: { config: { allowed_install_scripts: ['script-lib'] } } }),
+    );
+    writeFileSync(
+      join(org, 'scripts.rego'),
+      'package microapp.org.scripts\n\nimport rego.v1\n\ntest_listed if "script-lib" in data.microapp.config.allowed_install_scripts\n',
+    );
+    const pushed = await cli(env, 'policy', 'push', org);
+    assert.equal(pushed.code, 0, pushed.stderr);
+    await cli(env, 'login', '--dev-user', 'dave@example.com');
+    const on = await cli(env, 'ci', '--dir', app, '--no-publish');
+    assert.equal(on.code, 0, on.stderr);
+    assert.match(on.stderr, /install scripts run for script-lib \(allowed by policy\)/);
+    assert.ok(existsSync(built), 'the allowed install script ran');
   });
 
   test('without a lockfile the install step refuses and says what to do', async () => {

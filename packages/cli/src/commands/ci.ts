@@ -63,6 +63,20 @@ export function registerCiCommands(program: Command) {
               evaluatePolicy,
               publish: flags.publish,
               spdx: flags.spdx,
+              allowedInstallScripts: async () => {
+                // Online, the organization's active policy data decides; offline, the built-in default.
+                if (client) {
+                  const d = await client.post<{ result?: string[] }>('/api/v1/policies/evaluate', {
+                    entrypoint: 'data.microapp.config.allowed_install_scripts',
+                  });
+                  return Array.isArray(d.result) ? d.result : [];
+                }
+                const { readPolicyDir, builtinPolicyDir } = await import('@microapp/server/policy');
+                const data = readPolicyDir(builtinPolicyDir).data as {
+                  microapp?: { config?: { allowed_install_scripts?: string[] } };
+                };
+                return data.microapp?.config?.allowed_install_scripts ?? [];
+              },
               progress: (r, i, total) => {
                 if (ctx.json) return;
                 const mark = r.status === 'passed' ? 'ok  ' : r.status === 'skipped' ? 'skip' : 'FAIL';

@@ -48,13 +48,18 @@ type AppView = {
   approval: { missing: { specialty: string | null }[] };
 };
 
-function run(cmd: string, args: string[], cwd: string): Promise<{ code: number; output: string }> {
+function run(
+  cmd: string,
+  args: string[],
+  cwd: string,
+  opts: { scripts?: boolean } = {},
+): Promise<{ code: number; output: string }> {
   return new Promise((resolve) => {
-    // Install scripts stay off and the app gets no credentials of ours.
+    // Install scripts stay off unless asked for, and the app gets no credentials of ours.
     const { MICROAPP_TOKEN: _t, NODE_TEST_CONTEXT: _c, ...env } = process.env;
     const child = spawn(cmd, args, {
       cwd,
-      env: { ...env, npm_config_ignore_scripts: 'true' },
+      env: { ...env, npm_config_ignore_scripts: opts.scripts ? 'false' : 'true' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let output = '';
@@ -92,6 +97,8 @@ export async function runCi(options: {
   publish?: boolean;
   /** Also write an SPDX 2.3 export of the SBOM. */
   spdx?: boolean;
+  /** Packages whose install scripts may run, from the policy data. */
+  allowedInstallScripts?: () => Promise<string[]>;
 }): Promise<CiResult> {
   const { dir } = options;
   const steps: StepResult[] = [];
@@ -173,7 +180,32 @@ export async function runCi(options: {
         detail: `npm ci failed:\n${tail(r.output)}`,
         next: 'make `npm ci` pass locally; install scripts are off',
       };
-    return { status: 'passed', detail: 'dependencies installed from package-lock.json, install scripts off' };
+    // Install scripts run only for packages the policy names (data.microapp.config.allowed_install_scripts).
+    const lock = JSON.parse(readFileSync(join(dir, 'package-lock.json'), 'utf8')) as {
+      packages?: Record<string, { name?: string; hasInstallScript?: boolean }>;
+    };
+    const withScripts = Object.entries(lock.packages ?? {})
+      .filter(([path, e]) => path !== '' && e.hasInstallScript)
+      .map(([path, e]) => e.name ?? path.slice(path.lastIndexOf('node_modules/') + 'node_modules/'.length));
+    const allowed = new Set(options.allowedInstallScripts ? await options.allowedInstallScripts() : []);
+    const runScripts = withScripts.filter((n) => allowed.has(n));
+    const skipped = withScripts.filter((n) => !allowed.has(n));
+    if (runScripts.length > 0) {
+      const rb = await run('npm', ['rebuild', ...runScripts, '--foreground-scripts'], dir, { scripts: true });
+      if (rb.code !== 0)
+        return {
+          status: 'failed',
+          detail: `install scripts of ${runScripts.join(', ')} failed:\n${tail(rb.output)}`,
+        };
+    }
+    const notes = [
+      runScripts.length ? `install scripts run for ${runScripts.join(', ')} (allowed by policy)` : '',
+      skipped.length ? `install scripts not run for ${skipped.join(', ')} (not allowed by policy)` : '',
+    ].filter(Boolean);
+    return {
+      status: 'passed',
+      detail: `dependencies installed from package-lock.json${notes.length ? `; ${notes.join('; ')}` : ', install scripts off'}`,
+    };
   });
 
   await step('test', async () => {
