@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import autocannon from 'autocannon';
 import pg from 'pg';
-import { devUserLogin, newCliLogin } from '../../packages/cli/src/login-flow.ts';
+import { tokenFor } from '../../packages/server/test/harness.ts';
 
 const arg = (name: string, fallback: string) => {
   const i = process.argv.indexOf(name);
@@ -71,16 +71,7 @@ async function startServer(
   };
 }
 
-async function token(url: string, email: string) {
-  const pkce = newCliLogin();
-  const code = await devUserLogin(url, email, pkce);
-  const res = await fetch(`${url}/api/v1/auth/cli/token`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ code, codeVerifier: pkce.verifier }),
-  });
-  return ((await res.json()) as { token: string }).token;
-}
+const token = (url: string, email: string) => tokenFor({ url }, email);
 
 type Row = { p50: number; p99: number; rps: number; errors: number };
 

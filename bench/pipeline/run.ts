@@ -9,10 +9,10 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { zipSync } from 'fflate';
 import pino from 'pino';
-import { devUserLogin, newCliLogin } from '../../packages/cli/src/login-flow.ts';
 import { buildSbom } from '../../packages/cli/src/pipeline/sbom.ts';
 import { loadConfig } from '../../packages/server/src/config.ts';
 import { startServer } from '../../packages/server/src/server.ts';
+import { tokenFor } from '../../packages/server/test/harness.ts';
 
 const root = resolve(import.meta.dirname, '../..');
 const bin = join(root, 'packages/cli/bin/microapp.js');
@@ -35,16 +35,7 @@ function exec(
 }
 const ms = (t: bigint) => Number(process.hrtime.bigint() - t) / 1e6;
 
-async function token(url: string, email: string) {
-  const pkce = newCliLogin();
-  const code = await devUserLogin(url, email, pkce);
-  const res = await fetch(`${url}/api/v1/auth/cli/token`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ code, codeVerifier: pkce.verifier }),
-  });
-  return ((await res.json()) as { token: string }).token;
-}
+const token = (url: string, email: string) => tokenFor({ url }, email);
 
 const server = await startServer(
   loadConfig({ dev: true, port: 0, devIdpPort: 0, dataDir: join(work, 'data') }, {}),

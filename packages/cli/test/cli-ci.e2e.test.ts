@@ -1,34 +1,10 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { startTestServer, type TestServer } from '../../server/test/harness.ts';
-
-const bin = resolve(import.meta.dirname, '../bin/microapp.js');
-type Run = { code: number; stdout: string; stderr: string };
-function cli(env: Record<string, string>, ...args: string[]): Promise<Run> {
-  const { NODE_TEST_CONTEXT: _, ...parent } = process.env;
-  return new Promise((done) => {
-    execFile(
-      process.execPath,
-      [bin, ...args],
-      { env: { ...parent, ...env }, timeout: 120_000 },
-      (error, stdout, stderr) =>
-        done({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-    );
-  });
-}
-
-function sh(cmd: string, args: string[], cwd: string): Promise<{ code: number; output: string }> {
-  const { NODE_TEST_CONTEXT: _, ...parent } = process.env;
-  return new Promise((done) => {
-    execFile(cmd, args, { cwd, env: parent, timeout: 120_000 }, (error, stdout, stderr) =>
-      done({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, output: stdout + stderr }),
-    );
-  });
-}
+import { cli, sh } from './cli-harness.ts';
 
 describe('microapp ci: from init to a deterministic artifact, as a new user would', () => {
   let server: TestServer;

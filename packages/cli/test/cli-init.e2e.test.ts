@@ -1,23 +1,10 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { startTestServer, type TestServer } from '../../server/test/harness.ts';
-
-const bin = resolve(import.meta.dirname, '../bin/microapp.js');
-type Run = { code: number; stdout: string; stderr: string };
-function run(cmd: string, args: string[], env: Record<string, string>, cwd?: string): Promise<Run> {
-  return new Promise((done) => {
-    // The app's own `node --test` must not think it runs inside this test run.
-    const { NODE_TEST_CONTEXT: _, ...parent } = process.env;
-    execFile(cmd, args, { env: { ...parent, ...env }, cwd, timeout: 120_000 }, (error, stdout, stderr) =>
-      done({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-    );
-  });
-}
-const cli = (env: Record<string, string>, ...args: string[]) => run(process.execPath, [bin, ...args], env);
+import { cli, exec } from './cli-harness.ts';
 
 describe('microapp init: vetted templates, as a creator starts an app', () => {
   let server: TestServer;
@@ -70,7 +57,7 @@ describe('microapp init: vetted templates, as a creator starts an app', () => {
       const text = readdirSync(app, { recursive: true, withFileTypes: false }) as string[];
       for (const f of text.filter((p) => /\.(js|json|yaml|yml|md)$/.test(p)))
         assert.ok(!readFileSync(join(app, f), 'utf8').match(/\{\{\w+\}\}/), `no placeholder left in ${f}`);
-      const tests = await run('npm', ['test'], {}, app);
+      const tests = await exec('npm', ['test'], {}, app);
       assert.equal(tests.code, 0, `npm test: ${tests.stdout}${tests.stderr}`);
 
       await cli(env, 'login', '--dev-user', 'alice@example.com');
@@ -113,7 +100,7 @@ describe('microapp init: vetted templates, as a creator starts an app', () => {
       assert.ok(!existsSync(args[1]!), 'nothing written');
     }
     const full = join(dir, 'full');
-    await run('mkdir', ['-p', full], {});
+    await exec('mkdir', ['-p', full]);
     writeFileSync(join(full, 'keep.txt'), 'mine');
     const r = await cli(env, 'init', full, '-t', 'form', '--owner', 'alice@example.com');
     assert.equal(r.code, 2);

@@ -1,26 +1,10 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { startTestServer, type TestServer } from '../../server/test/harness.ts';
-
-const bin = resolve(import.meta.dirname, '../bin/microapp.js');
-type Run = { code: number; stdout: string; stderr: string };
-function exec(cmd: string, args: string[], env: Record<string, string> = {}, cwd?: string): Promise<Run> {
-  const { NODE_TEST_CONTEXT: _, ...parent } = process.env;
-  return new Promise((done) => {
-    execFile(
-      cmd,
-      args,
-      { env: { ...parent, ...env }, cwd, timeout: 120_000, encoding: 'utf8' },
-      (error, stdout, stderr) =>
-        done({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-    );
-  });
-}
-const cli = (env: Record<string, string>, ...args: string[]) => exec(process.execPath, [bin, ...args], env);
+import { cli, exec } from './cli-harness.ts';
 
 /** The DSSE pre-authentication encoding that a DSSE signature covers. */
 function pae(type: string, body: Buffer): Buffer {

@@ -71,7 +71,7 @@ export async function startTestServer(engine: 'sqlite' | 'postgres'): Promise<Te
 }
 
 /** Signs in as a seeded dev user through the real OIDC flow and returns an API token. */
-export async function tokenFor(server: RunningServer, email: string): Promise<string> {
+export async function tokenFor(server: { url: string }, email: string): Promise<string> {
   const pkce = newCliLogin();
   const code = await devUserLogin(server.url, email, pkce);
   const res = await fetch(`${server.url}/api/v1/auth/cli/token`, {

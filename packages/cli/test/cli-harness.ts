@@ -1,0 +1,41 @@
+import { execFile } from 'node:child_process';
+import { resolve } from 'node:path';
+
+/** The microapp command, as users run it. */
+export const bin = resolve(import.meta.dirname, '../bin/microapp.js');
+
+export type Run = { code: number; stdout: string; stderr: string };
+
+/** Runs a program; the child never believes it runs inside this test run (NODE_TEST_CONTEXT removed). */
+export function exec(
+  cmd: string,
+  args: string[],
+  env: Record<string, string> = {},
+  cwd?: string,
+): Promise<Run> {
+  const { NODE_TEST_CONTEXT: _, ...parent } = process.env;
+  return new Promise((done) => {
+    execFile(
+      cmd,
+      args,
+      { env: { ...parent, ...env }, cwd, timeout: 120_000, encoding: 'utf8' },
+      (error, stdout, stderr) =>
+        done({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    );
+  });
+}
+
+/** Runs `microapp ARGS` with the given environment (server, config dir, token). */
+export function cli(env: Record<string, string>, ...args: string[]): Promise<Run> {
+  return exec(process.execPath, [bin, ...args], env);
+}
+
+/** Runs a shell tool in a folder and returns its combined output. */
+export async function sh(
+  cmd: string,
+  args: string[],
+  cwd: string,
+): Promise<{ code: number; output: string }> {
+  const r = await exec(cmd, args, {}, cwd);
+  return { code: r.code, output: r.stdout + r.stderr };
+}
