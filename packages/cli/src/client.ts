@@ -70,6 +70,7 @@ export function createClient(options: ClientOptions) {
   }
 
   return {
+    request: <T>(method: string, path: string, body?: unknown) => request<T>(method, path, body),
     get: <T>(path: string, init?: { auth?: boolean }) => request<T>('GET', path, undefined, init),
     post: <T>(path: string, body?: unknown, init?: { contentType?: string; auth?: boolean }) =>
       request<T>('POST', path, body ?? {}, init),

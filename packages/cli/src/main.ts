@@ -9,6 +9,7 @@ import { registerAuthCommands } from './commands/auth.ts';
 import { registerCiCommands } from './commands/ci.ts';
 import { registerInitCommands } from './commands/init.ts';
 import { registerPolicyCommands } from './commands/policy.ts';
+import { registerSecretCommands } from './commands/secrets.ts';
 import { registerServerCommands } from './commands/server.ts';
 import { registerTokenCommands } from './commands/tokens.ts';
 
@@ -39,6 +40,7 @@ registerAppCommands(program);
 registerApprovalCommands(program);
 registerAuditCommands(program);
 registerTokenCommands(program);
+registerSecretCommands(program);
 registerPolicyCommands(program);
 registerInitCommands(program);
 registerCiCommands(program);

@@ -39,3 +39,18 @@ export async function sh(
   const r = await exec(cmd, args, {}, cwd);
   return { code: r.code, output: r.stdout + r.stderr };
 }
+
+/** Runs `microapp ARGS` with text on standard input (how secrets are passed). */
+export function cliWithInput(env: Record<string, string>, input: string, ...args: string[]): Promise<Run> {
+  const { NODE_TEST_CONTEXT: _, ...parent } = process.env;
+  return new Promise((done) => {
+    const child = execFile(
+      process.execPath,
+      [bin, ...args],
+      { env: { ...parent, ...env }, timeout: 60_000, encoding: 'utf8' },
+      (error, stdout, stderr) =>
+        done({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    );
+    child.stdin?.end(input);
+  });
+}

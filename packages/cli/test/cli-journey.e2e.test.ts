@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { sql } from 'kysely';
 import { engines, startTestServer, type TestServer } from '../../server/test/harness.ts';
-import { bin, cli } from './cli-harness.ts';
+import { bin, cli, cliWithInput } from './cli-harness.ts';
 
 const bankYaml = `name: bank-reconciliation
 owner: alice@example.com
@@ -130,6 +130,36 @@ for (const engine of engines()) {
       const broken = await cli(env, 'audit', 'verify');
       assert.equal(broken.code, 1);
       assert.match(broken.stdout, new RegExp(`BROKEN at event ${victim.id}`));
+    });
+
+    test('secrets are read from standard input and never printed back', async () => {
+      await as('alice@example.com');
+      const canary = `canary-${Date.now()}-${Math.random().toString(36).slice(2)}`;
+      const set = await cliWithInput(
+        env,
+        canary,
+        'secrets',
+        'set',
+        'LEDGER_READ_TOKEN',
+        '--app',
+        'bank-reconciliation',
+      );
+      assert.equal(set.code, 0, set.stderr);
+      assert.match(set.stdout, /will not be shown again/);
+      const list = await cli(env, 'secrets', 'list', '--app', 'bank-reconciliation', '--json');
+      assert.equal(JSON.parse(list.stdout)[0].set, true);
+      for (const r of [set, list]) assert.ok(!(r.stdout + r.stderr).includes(canary));
+      const empty = await cliWithInput(
+        env,
+        '',
+        'secrets',
+        'set',
+        'LEDGER_READ_TOKEN',
+        '--app',
+        'bank-reconciliation',
+      );
+      assert.equal(empty.code, 2);
+      assert.match(empty.stderr, /no value on standard input/);
     });
 
     test('every command has --help with an example; usage errors exit 2', async () => {

@@ -28,6 +28,9 @@ import { registerPolicyRoutes } from './modules/policy/policy-routes.ts';
 import { createPolicyService } from './modules/policy/policy-service.ts';
 import { builtinPolicyDir, readPolicyDir } from './modules/policy/policy-sources.ts';
 import { createRuleEvaluator, type RiskEvaluator } from './modules/risk/risk-evaluator.ts';
+import { kekOf } from './modules/secrets/envelope.ts';
+import { registerSecretRoutes } from './modules/secrets/secret-routes.ts';
+import { createSecretService, type SecretService } from './modules/secrets/secret-service.ts';
 import { createKeyStore, loadKek } from './modules/signing/key-store.ts';
 import { registerSigningRoutes } from './modules/signing/signing-routes.ts';
 import { createVersionsService } from './modules/signing/versions-service.ts';
@@ -38,6 +41,8 @@ import { version } from './version.ts';
 /** A running platform server. */
 export type RunningServer = {
   url: string;
+  /** In-process services the runtime uses directly (never over HTTP). */
+  internals: { secrets: SecretService };
   app: FastifyInstance;
   db: Db;
   devIdp: DevIdp | null;
@@ -117,10 +122,20 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   registerAuditRoutes(app, { db: db.kysely, audit });
   const advisories = createAdvisoryService({ db: db.kysely, audit, catalog });
   registerAdvisoryRoutes(app, { advisories });
-  const keys = createKeyStore({
+  const kek = loadKek({ env: process.env, devFile: config.dev ? join(config.dataDir, 'kek') : null });
+  const keys = createKeyStore({ db: db.kysely, kek });
+  const previousKeks = (process.env.MICROAPP_KEK_PREVIOUS ?? '')
+    .split(',')
+    .filter(Boolean)
+    .map((k) => kekOf(Buffer.from(k.trim(), 'base64')));
+  const secrets = createSecretService({
     db: db.kysely,
-    kek: loadKek({ env: process.env, devFile: config.dev ? join(config.dataDir, 'kek') : null }),
+    audit,
+    catalog,
+    current: kekOf(kek),
+    previous: previousKeks,
   });
+  registerSecretRoutes(app, { secrets });
   const versions = createVersionsService({
     db: db.kysely,
     audit,
@@ -209,6 +224,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
 
   return {
     url,
+    internals: { secrets },
     app,
     db,
     devIdp,

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import pino from 'pino';
+import pino, { type Logger } from 'pino';
 import { devUserLogin, newCliLogin } from '../../cli/src/login-flow.ts';
 import { loadConfig } from '../src/config.ts';
 import { type Db, openDatabase } from '../src/db/database.ts';
@@ -24,7 +24,10 @@ export type TestServer = RunningServer & {
 };
 
 /** A real server in dev mode on port 0, with its own database (a temp SQLite file or a new PostgreSQL schema). */
-export async function startTestServer(engine: 'sqlite' | 'postgres'): Promise<TestServer> {
+export async function startTestServer(
+  engine: 'sqlite' | 'postgres',
+  options: { logger?: Logger } = {},
+): Promise<TestServer> {
   const dataDir = mkdtempSync(join(tmpdir(), 'microapp-test-'));
   let db: Db;
   let pgSchema: string | null = null;
@@ -43,7 +46,7 @@ export async function startTestServer(engine: 'sqlite' | 'postgres'): Promise<Te
   const config = loadConfig({ dev: true, port: 0, devIdpPort: 0, dataDir }, { MICROAPP_LOG_LEVEL: 'silent' });
   const server = await startServer(config, {
     db,
-    logger: pino({ level: process.env.MICROAPP_TEST_LOG ?? 'silent' }),
+    logger: options.logger ?? pino({ level: process.env.MICROAPP_TEST_LOG ?? 'silent' }),
   });
   const rawDb = () =>
     engine === 'postgres'

@@ -53,6 +53,16 @@ const expectations: Record<string, { allowed: Who[]; denied?: Partial<Record<Who
   },
   'POST /api/v1/advisories': { allowed: ['admin'] },
   'GET /api/v1/keys': { allowed: everyone },
+  'PUT /api/v1/apps/:name/secrets/:secret': { allowed: users },
+  'GET /api/v1/apps/:name/secrets': {
+    allowed: ['creator', 'reviewer', 'admin', 'auditor'],
+    denied: { otherCreator: 404 },
+  },
+  'DELETE /api/v1/apps/:name/secrets/:secret': {
+    allowed: ['creator', 'admin'],
+    denied: { otherCreator: 404 },
+  },
+  'POST /api/v1/secrets/rewrap': { allowed: ['admin'] },
   'GET /api/v1/keys/signing.pub': { allowed: everyone },
   'POST /api/v1/apps/:name/versions': { allowed: users },
   'GET /api/v1/apps/:name/versions': {
@@ -105,7 +115,8 @@ describe('every route declares who may call it', () => {
         const path = template
           .replace(':name', 'bank-reconciliation')
           .replace(':id', 'tok_00000000000000000000')
-          .replace(':version', '9.9.9');
+          .replace(':version', '9.9.9')
+          .replace(':secret', 'LEDGER_READ_TOKEN');
         let body: unknown;
         if (method === 'POST') {
           if (path === '/api/v1/apps')

@@ -17,6 +17,18 @@ export interface Database {
   scan_exceptions: ScanExceptionsTable;
   signing_keys: SigningKeysTable;
   app_versions: AppVersionsTable;
+  app_secrets: AppSecretsTable;
+}
+
+export interface AppSecretsTable {
+  app_id: string;
+  name: string;
+  version: number;
+  kek_id: string;
+  wrapped_key: string;
+  ciphertext: string;
+  updated_by: string;
+  updated_at: string;
 }
 
 export interface SigningKeysTable {
