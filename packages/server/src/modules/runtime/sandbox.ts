@@ -1,0 +1,132 @@
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import type { Readable } from 'node:stream';
+
+/** What one sandboxed app instance gets: its code (read-only), its data (writable), a socket directory, secrets. */
+export type SandboxSpec = {
+  /** The unpacked artifact; mounted read-only at /app. */
+  appDir: string;
+  /** The app's private data; mounted read-write at /data; survives restarts and upgrades. */
+  dataDir: string;
+  /** Where the app's unix socket appears (/run/app/app.sock inside); the only way in. */
+  socketDir: string;
+  /** The entry file, relative to /app. */
+  entry: string;
+  /** Secret values, written to /run/secrets/NAME on a tmpfs inside the sandbox, never to the host's disk. */
+  secrets?: Record<string, string>;
+  /** Extra environment; everything else is cleared. */
+  env?: Record<string, string>;
+  /** V8 heap limit; the cgroup memory limit is the runtime's next step (see docs/runtime.md). */
+  memoryMb?: number;
+};
+
+export type SandboxedProcess = {
+  child: ChildProcess;
+  socketPath: string;
+  /** Everything the app wrote to stdout and stderr, for the logs. */
+  output: () => string;
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+};
+
+/** True when bubblewrap is installed (Debian package `bubblewrap`). */
+export function sandboxAvailable(): boolean {
+  return spawnSync('bwrap', ['--version']).status === 0;
+}
+
+/** The host paths the node runtime needs, mounted read-only: the node binary's folder and the system libraries. */
+function runtimeMounts(): string[] {
+  const nodeDir = dirname(process.execPath);
+  const dirs = ['/usr', '/lib', '/lib64', '/bin', nodeDir].filter(
+    (d, i, all) => existsSync(d) && all.indexOf(d) === i,
+  );
+  return dirs.flatMap((d) => ['--ro-bind', d, d]);
+}
+
+/**
+ * Starts `node /app/ENTRY` under bubblewrap: new user (nobody), pid, ipc, uts, cgroup and network
+ * namespaces (no network at all: only the socket directory connects it to the platform), a read-only
+ * root of the runtime and the artifact, a private /data, tmpfs /tmp and /run/secrets, all capabilities
+ * dropped, no_new_privs, a cleared environment, and it dies with its supervisor.
+ */
+export function startSandboxed(spec: SandboxSpec): SandboxedProcess {
+  mkdirSync(spec.dataDir, { recursive: true, mode: 0o700 });
+  mkdirSync(spec.socketDir, { recursive: true, mode: 0o700 });
+  const secrets = Object.entries(spec.secrets ?? {});
+  const env: Record<string, string> = {
+    PORT: '/run/app/app.sock',
+    MICROAPP_DATA_DIR: '/data',
+    HOME: '/tmp',
+    NODE_ENV: 'production',
+    PATH: `${dirname(process.execPath)}:/usr/bin:/bin`,
+    ...(spec.env ?? {}),
+  };
+  const args = [
+    '--unshare-all',
+    '--uid',
+    '65534',
+    '--gid',
+    '65534',
+    '--hostname',
+    'app',
+    '--die-with-parent',
+    '--new-session',
+    '--cap-drop',
+    'ALL',
+    '--clearenv',
+    ...Object.entries(env).flatMap(([k, v]) => ['--setenv', k, v]),
+    ...runtimeMounts(),
+    '--proc',
+    '/proc',
+    '--dev',
+    '/dev',
+    '--tmpfs',
+    '/tmp',
+    '--ro-bind',
+    spec.appDir,
+    '/app',
+    '--bind',
+    spec.dataDir,
+    '/data',
+    '--bind',
+    spec.socketDir,
+    '/run/app',
+    '--tmpfs',
+    '/run/secrets',
+    // Each secret arrives on its own pipe and becomes a read-only file inside the sandbox only.
+    ...secrets.flatMap(([name], i) => ['--ro-bind-data', String(3 + i), `/run/secrets/${name}`]),
+    '--chdir',
+    '/app',
+    process.execPath,
+    ...(spec.memoryMb ? [`--max-old-space-size=${spec.memoryMb}`] : []),
+    join('/app', spec.entry),
+  ];
+  const child = spawn('bwrap', args, {
+    stdio: ['ignore', 'pipe', 'pipe', ...secrets.map(() => 'pipe' as const)],
+    env: {},
+  });
+  secrets.forEach(([, value], i) => {
+    const pipe = child.stdio[3 + i] as NodeJS.WritableStream | null;
+    pipe?.end(value);
+  });
+  let output = '';
+  const collect = (s: Readable | null) =>
+    s?.on('data', (d) => {
+      output = (output + d).slice(-64 * 1024);
+    });
+  collect(child.stdout);
+  collect(child.stderr);
+  return {
+    child,
+    socketPath: join(spec.socketDir, 'app.sock'),
+    output: () => output,
+    stop(signal = 'SIGTERM') {
+      return new Promise((resolve) => {
+        if (child.exitCode !== null || child.signalCode !== null) return resolve(child.exitCode);
+        child.once('exit', (code) => resolve(code));
+        child.kill(signal);
+        setTimeout(() => child.kill('SIGKILL'), 5000).unref();
+      });
+    },
+  };
+}
