@@ -7,6 +7,7 @@ import { registerArtifactCommands } from './commands/artifacts.ts';
 import { registerAuditCommands } from './commands/audit.ts';
 import { registerAuthCommands } from './commands/auth.ts';
 import { registerCiCommands } from './commands/ci.ts';
+import { registerDeployCommands } from './commands/deploy.ts';
 import { registerInitCommands } from './commands/init.ts';
 import { registerPolicyCommands } from './commands/policy.ts';
 import { registerSecretCommands } from './commands/secrets.ts';
@@ -44,6 +45,7 @@ registerSecretCommands(program);
 registerPolicyCommands(program);
 registerInitCommands(program);
 registerCiCommands(program);
+registerDeployCommands(program);
 registerAdvisoryCommands(program);
 registerArtifactCommands(program);
 

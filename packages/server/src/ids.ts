@@ -15,6 +15,7 @@ export const idPrefixes = {
   snapshot: 'osv',
   exception: 'exc',
   version: 'ver',
+  deployment: 'dep',
 } as const;
 
 export type IdKind = keyof typeof idPrefixes;

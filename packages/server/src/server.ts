@@ -28,6 +28,9 @@ import { registerPolicyRoutes } from './modules/policy/policy-routes.ts';
 import { createPolicyService } from './modules/policy/policy-service.ts';
 import { builtinPolicyDir, readPolicyDir } from './modules/policy/policy-sources.ts';
 import { createRuleEvaluator, type RiskEvaluator } from './modules/risk/risk-evaluator.ts';
+import { registerDeploymentRoutes } from './modules/runtime/deployment-routes.ts';
+import { createDeploymentService } from './modules/runtime/deployment-service.ts';
+import { createGateway } from './modules/runtime/gateway.ts';
 import { kekOf } from './modules/secrets/envelope.ts';
 import { registerSecretRoutes } from './modules/secrets/secret-routes.ts';
 import { createSecretService, type SecretService } from './modules/secrets/secret-service.ts';
@@ -113,7 +116,15 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   });
   const approvals = createApprovalService({ db: db.kysely, repo, audit });
 
-  const app = await buildHttpApp({ logger, tokens, login, version });
+  // The gateway needs services built after the HTTP app; it is bound once they exist.
+  let gateway: ReturnType<typeof createGateway> | null = null;
+  const app = await buildHttpApp({
+    logger,
+    tokens,
+    login,
+    version,
+    gateway: (request, reply) => (gateway ? gateway.handle(request, reply) : Promise.resolve(false)),
+  });
   const secureCookies = Boolean(config.publicUrl?.startsWith('https:'));
   registerAuthRoutes(app, { db: db.kysely, login, tokens, secureCookies, publicUrl: () => publicUrl! });
   registerTokenRoutes(app, { tokens });
@@ -146,6 +157,19 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     builderId: () => `${publicUrl}/builders/microapp-ci/v1`,
   });
   registerSigningRoutes(app, { keys, versions });
+  const deployments = createDeploymentService({
+    db: db.kysely,
+    audit,
+    catalog,
+    versions,
+    keys,
+    secrets,
+    engine,
+    runtimeDir: join(config.dataDir, 'runtime'),
+    builderId: () => `${publicUrl}/builders/microapp-ci/v1`,
+  });
+  registerDeploymentRoutes(app, { deployments });
+  gateway = createGateway({ tokens, login, catalog, engine, deployments, audit, db: db.kysely });
   if (engine && builtin) {
     const policies = createPolicyService({ db: db.kysely, audit, engine, builtin, catalog });
     registerPolicyRoutes(app, { policies });
@@ -229,6 +253,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     db,
     devIdp,
     async close() {
+      await deployments.stopAll();
       await app.close();
       await devIdp?.close();
       if (!options.db) await db.destroy();

@@ -63,6 +63,12 @@ const expectations: Record<string, { allowed: Who[]; denied?: Partial<Record<Who
     denied: { otherCreator: 404 },
   },
   'POST /api/v1/secrets/rewrap': { allowed: ['admin'] },
+  'POST /api/v1/apps/:name/deployments': { allowed: users },
+  'DELETE /api/v1/apps/:name/deployments/current': {
+    allowed: ['creator', 'admin'],
+    denied: { otherCreator: 404 },
+  },
+  'GET /api/v1/keys/identity': { allowed: everyone },
   'GET /api/v1/keys/signing.pub': { allowed: everyone },
   'POST /api/v1/apps/:name/versions': { allowed: users },
   'GET /api/v1/apps/:name/versions': {

@@ -125,7 +125,11 @@ describe('the sandbox: an app reaches nothing but its socket', () => {
     assert.equal(report.hostHome.ok, false, 'no host home');
     assert.equal(report.writeApp.ok, false, 'the code is read-only');
     assert.deepEqual(report.writeData, { ok: true, value: 'written' }, '/data is the one writable place');
-    assert.deepEqual(report.interfaces, ['lo'], "its own loopback only: a fresh network namespace with no route out");
+    assert.deepEqual(
+      report.interfaces,
+      ['lo'],
+      'its own loopback only: a fresh network namespace with no route out',
+    );
     assert.notEqual(report.hostLoopback, 'connected', "the host's loopback server is unreachable");
     assert.ok(!report.env.includes('MICROAPP_LEAK_CHECK'), 'the environment is cleared');
     assert.ok(report.processes <= 3, `only its own processes are visible (${report.processes})`);

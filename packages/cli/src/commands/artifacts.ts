@@ -1,11 +1,11 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { verifyArtifact } from '@microapp/server/signing';
 import type { Command } from 'commander';
 import { CliError } from '../client.ts';
 import { action, ctxOf, examples } from '../context.ts';
 import { loadCredential } from '../credentials.ts';
 import { emit } from '../output.ts';
-import { verifyArtifact } from '../pipeline/verify.ts';
 
 type VersionView = {
   version: string;

@@ -1,6 +1,11 @@
 import fastifyCookie from '@fastify/cookie';
 import fastifySwagger from '@fastify/swagger';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+} from 'fastify';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { AppError } from '../errors.ts';
 import { newId } from '../ids.ts';
@@ -18,6 +23,7 @@ export async function buildHttpApp(deps: {
   tokens: Pick<TokenService, 'authenticate'>;
   login: Pick<LoginService, 'sessionPrincipal'>;
   version: string;
+  gateway?: (request: FastifyRequest, reply: FastifyReply) => Promise<boolean>;
 }): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: deps.logger,
@@ -83,6 +89,13 @@ export async function buildHttpApp(deps: {
   });
 
   installErrorHandling(app);
+  // The app gateway answers requests for `{app}.apps.…` hosts before any platform route or rule.
+  if (deps.gateway) {
+    const gateway = deps.gateway;
+    app.addHook('onRequest', async (request, reply) => {
+      if (await gateway(request, reply)) return reply;
+    });
+  }
   installAuth(app, deps);
 
   app.addHook('onSend', async (_request, reply) => {

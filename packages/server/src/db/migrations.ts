@@ -285,6 +285,26 @@ const migrations: Record<string, (dialect: Dialect) => Migration> = {
         .execute();
     },
   }),
+  '0006_deployments': () => ({
+    async up(db: AnyDb) {
+      await db.schema
+        .createTable('deployments')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('app_id', 'text', (c) => c.notNull().references('apps.id'))
+        .addColumn('version', 'text', (c) => c.notNull())
+        .addColumn('digest', 'text', (c) => c.notNull())
+        .addColumn('state', 'text', (c) => c.notNull())
+        .addColumn('started_by', 'text', (c) => c.notNull())
+        .addColumn('started_at', 'text', (c) => c.notNull())
+        .addColumn('stopped_at', 'text')
+        .execute();
+      await db.schema
+        .createIndex('deployments_app_idx')
+        .on('deployments')
+        .columns(['app_id', 'state'])
+        .execute();
+    },
+  }),
 };
 
 /** Applies every pending migration; returns the names applied. Throws with the failing migration's name. */

@@ -18,6 +18,18 @@ export interface Database {
   signing_keys: SigningKeysTable;
   app_versions: AppVersionsTable;
   app_secrets: AppSecretsTable;
+  deployments: DeploymentsTable;
+}
+
+export interface DeploymentsTable {
+  id: string;
+  app_id: string;
+  version: string;
+  digest: string;
+  state: string;
+  started_by: string;
+  started_at: string;
+  stopped_at: string | null;
 }
 
 export interface AppSecretsTable {

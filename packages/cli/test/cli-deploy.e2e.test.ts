@@ -1,0 +1,168 @@
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { call, startTestServer, type TestServer, tokenFor } from '../../server/test/harness.ts';
+import { cli } from './cli-harness.ts';
+
+/** A request to an app through the gateway: Host names the app, as a browser on `{app}.apps.localhost` sends it. */
+function viaGateway(server: TestServer, appName: string, path: string, headers: Record<string, string> = {}) {
+  const url = new URL(server.url);
+  return new Promise<{ status: number; body: string; headers: Record<string, unknown> }>(
+    (resolve, reject) => {
+      const req = request(
+        {
+          host: '127.0.0.1',
+          port: url.port,
+          path,
+          method: 'GET',
+          headers: { host: `${appName}.apps.localhost:${url.port}`, ...headers },
+        },
+        (res) => {
+          let body = '';
+          res.on('data', (d) => (body += d));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body, headers: res.headers }));
+        },
+      );
+      req.on('error', reject);
+      req.end();
+    },
+  );
+}
+
+// An app that shows what reaches it: the check that the gateway strips credentials.
+const echoApp = {
+  'microapp.yaml':
+    'name: echo\nowner: dave@example.com\npurpose: Show the request headers an app receives\ndataClasses: [internal]\naudience: { department: finance, maxUsers: 20 }\n',
+  'package.json': JSON.stringify({
+    name: 'echo',
+    version: '1.0.0',
+    private: true,
+    type: 'module',
+    scripts: { test: 'node --test' },
+  }),
+  'package-lock.json': JSON.stringify({
+    name: 'echo',
+    version: '1.0.0',
+    lockfileVersion: 3,
+    requires: true,
+    packages: { '': { name: 'echo', version: '1.0.0' } },
+  }),
+  'server.js':
+    "import { createServer } from 'node:http';\ncreateServer((req, res) => { res.setHeader('set-cookie', 'app=1'); res.end(JSON.stringify({ headers: req.headers, secret: process.env.MICROAPP_IDENTITY_PUBLIC_KEY ? 'has-key' : 'no-key' })); }).listen(process.env.PORT);\n",
+  'test/ok.test.js': "import { test } from 'node:test';\ntest('ok', () => {});\n",
+};
+
+describe('deploy and use an app behind the gateway', () => {
+  let server: TestServer;
+  let dir: string;
+  let env: Record<string, string>;
+  let dave: string;
+  before(async () => {
+    server = await startTestServer('sqlite');
+    dir = mkdtempSync(join(tmpdir(), 'microapp-deploy-'));
+    env = { MICROAPP_CONFIG_DIR: join(dir, 'config'), MICROAPP_SERVER: server.url };
+    const osv = join(dir, 'osv');
+    mkdirSync(osv);
+    writeFileSync(
+      join(osv, 'GHSA-x.json'),
+      JSON.stringify({
+        id: 'GHSA-x',
+        affected: [{ package: { ecosystem: 'npm', name: 'left-pad' }, versions: ['0.0.1'] }],
+      }),
+    );
+    await cli(env, 'login', '--dev-user', 'carol@example.com');
+    assert.equal((await cli(env, 'advisories', 'import', osv)).code, 0);
+    dave = await tokenFor(server, 'dave@example.com');
+    await cli(env, 'login', '--dev-user', 'dave@example.com');
+    for (const [name, files] of [
+      ['poll', null],
+      ['echo', echoApp],
+    ] as const) {
+      const app = join(dir, name);
+      if (files) {
+        mkdirSync(join(app, 'test'), { recursive: true });
+        for (const [f, text] of Object.entries(files)) writeFileSync(join(app, f), text);
+      } else assert.equal((await cli(env, 'init', app, '-t', 'form', '--department', 'finance')).code, 0);
+      assert.equal((await cli(env, 'register', '-f', join(app, 'microapp.yaml'))).code, 0);
+      const ci = await cli(env, 'ci', '--dir', app);
+      assert.equal(ci.code, 0, ci.stderr);
+      const deployed = await cli(env, 'deploy', name);
+      assert.equal(deployed.code, 0, deployed.stderr);
+      assert.match(deployed.stdout, new RegExp(`http://${name}\\.apps\\.localhost:\\d+/`));
+    }
+  });
+  after(async () => {
+    await server.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('a signed-in colleague reaches the app; the app verifies who is calling', async () => {
+    const page = await viaGateway(server, 'poll', '/', { authorization: `Bearer ${dave}` });
+    assert.equal(page.status, 200, page.body);
+    assert.match(page.body, /<form method="post"/);
+  });
+
+  test('no sign-in, another department, an unknown app: refused before the app sees anything', async () => {
+    assert.equal((await viaGateway(server, 'poll', '/')).status, 401);
+    const frank = await tokenFor(server, 'frank@example.com');
+    const other = await viaGateway(server, 'poll', '/', { authorization: `Bearer ${frank}` });
+    assert.equal(other.status, 404, 'another department does not even learn the app exists');
+    const erin = await tokenFor(server, 'erin@example.com');
+    const denied = await viaGateway(server, 'poll', '/', { authorization: `Bearer ${erin}` });
+    assert.equal(denied.status, 200, 'reviewers may use apps');
+    const ivan = await tokenFor(server, 'ivan@example.com');
+    const auditor = await viaGateway(server, 'poll', '/', { authorization: `Bearer ${ivan}` });
+    assert.equal(auditor.status, 403, 'the access policy does not admit auditors to finance apps');
+    const audit = await call(server, 'GET', '/api/v1/audit/events?limit=1000', { token: ivan });
+    assert.ok(
+      audit.body.items.some(
+        (e: { action: string; actor: string }) =>
+          e.action === 'gateway.denied' && e.actor === 'ivan@example.com',
+      ),
+    );
+    assert.equal((await viaGateway(server, 'nope', '/', { authorization: `Bearer ${dave}` })).status, 404);
+  });
+
+  test("the app never receives the user's token or cookies, only a signed identity", async () => {
+    const res = await viaGateway(server, 'echo', '/', {
+      authorization: `Bearer ${dave}`,
+      cookie: 'microapp_session=stolen; other=1',
+    });
+    assert.equal(res.status, 200, res.body);
+    const seen = JSON.parse(res.body) as { headers: Record<string, string>; secret: string };
+    assert.equal(seen.headers.authorization, undefined);
+    assert.equal(seen.headers.cookie, undefined);
+    assert.match(seen.headers['x-microapp-identity'] ?? '', /^eyJ/);
+    const claims = JSON.parse(
+      Buffer.from(seen.headers['x-microapp-identity']!.split('.')[1]!, 'base64url').toString('utf8'),
+    );
+    assert.equal(claims.email, 'dave@example.com');
+    assert.equal(claims.aud, 'echo');
+    assert.equal(res.headers['set-cookie'], undefined, 'apps cannot set cookies on the platform');
+    const jwks = await (await fetch(`${server.url}/api/v1/keys/identity`)).json();
+    assert.equal((jwks as { keys: { alg: string }[] }).keys[0]!.alg, 'ES256');
+  });
+
+  test('stop takes the app off the gateway; only its owner or an admin may deploy or stop it', async () => {
+    const bob = await tokenFor(server, 'bob@example.com');
+    assert.equal(
+      (await call(server, 'DELETE', '/api/v1/apps/poll/deployments/current', { token: bob })).status,
+      403,
+    );
+    assert.equal(
+      (
+        await call(server, 'POST', '/api/v1/apps/poll/deployments', {
+          token: bob,
+          body: { version: '0.1.0' },
+        })
+      ).status,
+      403,
+    );
+    const stopped = await cli(env, 'stop', 'poll');
+    assert.equal(stopped.code, 0, stopped.stderr);
+    assert.equal((await viaGateway(server, 'poll', '/', { authorization: `Bearer ${dave}` })).status, 503);
+  });
+});

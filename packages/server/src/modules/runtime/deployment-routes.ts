@@ -1,0 +1,68 @@
+import { createPublicKey } from 'node:crypto';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Type } from '@sinclair/typebox';
+import type { FastifyInstance } from 'fastify';
+import { auditContext, principalOf } from '../../api/auth-hook.ts';
+import { anyUser, publicRoute } from '../identity/access.ts';
+import type { DeploymentService } from './deployment-service.ts';
+
+const AppName = Type.String({ pattern: '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$' });
+
+/** Start and stop app instances; the identity key apps verify callers with. */
+export function registerDeploymentRoutes(fastify: FastifyInstance, deps: { deployments: DeploymentService }) {
+  const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
+  const { deployments } = deps;
+
+  app.post(
+    '/api/v1/apps/:name/deployments',
+    {
+      config: { access: anyUser('apps:write') },
+      schema: {
+        tags: ['runtime'],
+        summary:
+          'Run a signed version in a sandbox (owner or admin); its signature, provenance and admission are checked first',
+        params: Type.Object({ name: AppName }),
+        body: Type.Object(
+          { version: Type.String({ pattern: '^\\d+\\.\\d+\\.\\d+(-[0-9A-Za-z.-]+)?$' }) },
+          { additionalProperties: false },
+        ),
+      },
+    },
+    async (request, reply) =>
+      reply
+        .status(201)
+        .send(
+          await deployments.deploy(
+            principalOf(request),
+            request.params.name,
+            request.body.version,
+            auditContext(request),
+          ),
+        ),
+  );
+
+  app.delete(
+    '/api/v1/apps/:name/deployments/current',
+    {
+      config: { access: anyUser('apps:write') },
+      schema: {
+        tags: ['runtime'],
+        summary: 'Stop the running instance',
+        params: Type.Object({ name: AppName }),
+      },
+    },
+    async (request) => deployments.stop(principalOf(request), request.params.name, auditContext(request)),
+  );
+
+  app.get(
+    '/api/v1/keys/identity',
+    {
+      config: { access: publicRoute('public keys exist to be shared') },
+      schema: { tags: ['runtime'], summary: 'The key apps verify X-Microapp-Identity with (JWKS)' },
+    },
+    async () => {
+      const jwk = createPublicKey(await deployments.identityPublicKey()).export({ format: 'jwk' });
+      return { keys: [{ ...jwk, alg: 'ES256', use: 'sig' }] };
+    },
+  );
+}

@@ -1,0 +1,152 @@
+import { request as httpRequest } from 'node:http';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { Kysely } from 'kysely';
+import { sessionCookie } from '../../api/auth-hook.ts';
+import { sendProblem } from '../../api/error-handler.ts';
+import type { Database } from '../../db/schema.ts';
+import { AppError } from '../../errors.ts';
+import type { AuditService } from '../audit/audit-service.ts';
+import type { CatalogService } from '../catalog/catalog-service.ts';
+import type { LoginService } from '../identity/login-service.ts';
+import type { Principal } from '../identity/principal.ts';
+import type { PolicyEngine } from '../policy/policy-engine.ts';
+import type { TokenService } from '../tokens/token-service.ts';
+import type { DeploymentService } from './deployment-service.ts';
+
+const appHost = /^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)\.apps\.localhost(?::\d+)?$/;
+const hopByHop = [
+  'connection',
+  'keep-alive',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+];
+
+/**
+ * The identity-aware gateway for `{app}.apps.localhost`: requires a signed-in user (API token or
+ * session), applies the app's access policy, and forwards to the instance's unix socket with a
+ * short-lived signed identity; the user's cookies and tokens never reach the app.
+ */
+export function createGateway(deps: {
+  tokens: Pick<TokenService, 'authenticate'>;
+  login: Pick<LoginService, 'sessionPrincipal'>;
+  catalog: Pick<CatalogService, 'get'>;
+  engine: Pick<PolicyEngine, 'decide' | 'log'> | null;
+  deployments: Pick<DeploymentService, 'instanceOf' | 'identityToken'>;
+  audit: Pick<AuditService, 'record'>;
+  db: Kysely<Database>;
+}) {
+  async function principalOf(request: FastifyRequest): Promise<Principal | null> {
+    const auth = request.headers.authorization;
+    if (auth) {
+      const m = /^Bearer\s+(\S+)$/i.exec(auth);
+      return m ? deps.tokens.authenticate(m[1]!) : null;
+    }
+    const cookie = request.cookies?.[sessionCookie];
+    return cookie ? deps.login.sessionPrincipal(cookie) : null;
+  }
+
+  /** Handles the request when its Host names an app; returns false for platform requests. */
+  async function handle(request: FastifyRequest, reply: FastifyReply): Promise<boolean> {
+    const m = appHost.exec(request.headers.host ?? '');
+    if (!m) return false;
+    const name = m[1]!;
+    const fail = (error: AppError) => {
+      sendProblem(reply, request, error);
+      return true;
+    };
+    const principal = await principalOf(request);
+    if (!principal)
+      return fail(
+        new AppError(
+          'unauthenticated',
+          `sign in to use ${name}: \`microapp login\`, or send an API token as Bearer`,
+        ),
+      );
+    let app: Awaited<ReturnType<CatalogService['get']>>;
+    try {
+      app = await deps.catalog.get(principal, name);
+    } catch {
+      return fail(new AppError('not_found', `there is no app ${name}`));
+    }
+    if (deps.engine) {
+      const input = {
+        user: { email: principal.email, department: principal.department, roles: principal.roles },
+        app: {
+          name,
+          owner: app.owner,
+          department: app.department,
+          tier: app.tier,
+          dataClasses: app.manifest.dataClasses,
+          audience: app.manifest.audience ?? {},
+        },
+      };
+      const d = await deps.engine.decide<boolean>('data.microapp.access.allow', input);
+      if (d.result !== true) {
+        await deps.db.transaction().execute(async (trx) => {
+          await deps.engine!.log(trx, [d], name, request.id);
+          await deps.audit.record(
+            trx,
+            { actor: principal.email, requestId: request.id, sourceIp: request.ip },
+            {
+              action: 'gateway.denied',
+              targetType: 'app',
+              target: name,
+              reason: "the app's access policy",
+              summary: { method: request.method, path: request.url.split('?')[0], revision: d.revision },
+            },
+          );
+        });
+        return fail(new AppError('forbidden', `${principal.email} may not use ${name} (access policy)`));
+      }
+    }
+    const instance = deps.deployments.instanceOf(name);
+    if (!instance)
+      return fail(
+        new AppError(
+          'unavailable',
+          `${name} is not running; its owner starts it with \`microapp deploy ${name}\``,
+        ),
+      );
+
+    const headers: Record<string, string | string[]> = {};
+    for (const [k, v] of Object.entries(request.headers)) {
+      if (
+        v === undefined ||
+        hopByHop.includes(k) ||
+        k === 'cookie' ||
+        k === 'authorization' ||
+        k.startsWith('x-microapp-')
+      )
+        continue;
+      headers[k] = v;
+    }
+    headers['x-microapp-identity'] = await deps.deployments.identityToken(principal, name);
+    headers['x-request-id'] = request.id;
+    headers['x-forwarded-for'] = request.ip;
+    reply.hijack();
+    const upstream = httpRequest(
+      { socketPath: instance.process.socketPath, method: request.method, path: request.url, headers },
+      (res) => {
+        const out: Record<string, string | string[]> = {};
+        for (const [k, v] of Object.entries(res.headers))
+          if (v !== undefined && !hopByHop.includes(k) && k !== 'set-cookie') out[k] = v;
+        out['x-content-type-options'] = 'nosniff';
+        out['referrer-policy'] = 'no-referrer';
+        reply.raw.writeHead(res.statusCode ?? 502, out);
+        res.pipe(reply.raw);
+      },
+    );
+    upstream.on('error', () => {
+      if (!reply.raw.headersSent) reply.raw.writeHead(502, { 'content-type': 'text/plain' });
+      reply.raw.end('the app did not answer');
+    });
+    // Request bodies stream through; nothing is buffered.
+    request.raw.pipe(upstream);
+    return true;
+  }
+
+  return { handle };
+}

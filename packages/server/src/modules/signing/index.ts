@@ -1,0 +1,1 @@
+export { type VerifyReport, verifyArtifact } from './verify.ts';
