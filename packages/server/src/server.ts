@@ -166,7 +166,6 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     secrets,
     engine,
     runtimeDir: join(config.dataDir, 'runtime'),
-    builderId: () => `${publicUrl}/builders/microapp-ci/v1`,
   });
   registerDeploymentRoutes(app, { deployments });
   gateway = createGateway({ tokens, login, catalog, engine, deployments, audit, db: db.kysely });
@@ -241,6 +240,9 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     };
   }
   const url = publicUrl;
+  // Apps that were running when the server stopped start again (each verified again).
+  const recovery = await deployments.recover();
+  if (recovery.recovered.length || recovery.failed.length) logger.info(recovery, 'recovered running apps');
   logger.info(
     { url, dev: config.dev, database: db.dialect, issuer: oidc?.issuer },
     'microapp server listening',
@@ -253,7 +255,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     db,
     devIdp,
     async close() {
-      await deployments.stopAll();
+      await deployments.shutdown();
       await app.close();
       await devIdp?.close();
       if (!options.db) await db.destroy();

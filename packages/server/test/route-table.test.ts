@@ -69,6 +69,7 @@ const expectations: Record<string, { allowed: Who[]; denied?: Partial<Record<Who
     denied: { otherCreator: 404 },
   },
   'GET /api/v1/keys/identity': { allowed: everyone },
+  'POST /api/v1/apps/:name/rollback': { allowed: ['creator', 'admin'], denied: { otherCreator: 404 } },
   'GET /api/v1/keys/signing.pub': { allowed: everyone },
   'POST /api/v1/apps/:name/versions': { allowed: users },
   'GET /api/v1/apps/:name/versions': {

@@ -7,12 +7,14 @@ export function registerDeployCommands(program: Command) {
   examples(
     program
       .command('deploy <app>')
-      .description('run a signed, published version in a sandbox behind the gateway (the latest by default)')
-      .option('--version <version>', 'the version to run')
+      .description(
+        'run a signed, published version in a sandbox behind the gateway: APP (the latest) or APP@VERSION',
+      )
       .action(
-        action(async (name: string, flags: { version?: string }, command: Command) => {
+        action(async (ref: string, _flags: unknown, command: Command) => {
           const ctx = ctxOf(command);
-          let version = flags.version;
+          const [name, wanted] = ref.split('@') as [string, string | undefined];
+          let version = wanted;
           if (!version) {
             const { items } = await ctx.client.get<{ items: { version: string }[] }>(
               `/api/v1/apps/${encodeURIComponent(name)}/versions`,
@@ -35,7 +37,23 @@ export function registerDeployCommands(program: Command) {
           );
         }),
       ),
-    ['microapp deploy recon', 'microapp deploy recon --version 1.0.0'],
+    ['microapp deploy recon', 'microapp deploy recon@1.0.0'],
+  );
+  examples(
+    program
+      .command('rollback <app>')
+      .description('run the version that ran before the current one')
+      .action(
+        action(async (name: string, _flags: unknown, command: Command) => {
+          const ctx = ctxOf(command);
+          const d = await ctx.client.post<{ version: string }>(
+            `/api/v1/apps/${encodeURIComponent(name)}/rollback`,
+            {},
+          );
+          emit(ctx.json, d, () => `${name} is back on ${d.version}.`);
+        }),
+      ),
+    ['microapp rollback recon'],
   );
   examples(
     program

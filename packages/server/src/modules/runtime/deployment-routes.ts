@@ -54,6 +54,19 @@ export function registerDeploymentRoutes(fastify: FastifyInstance, deps: { deplo
     async (request) => deployments.stop(principalOf(request), request.params.name, auditContext(request)),
   );
 
+  app.post(
+    '/api/v1/apps/:name/rollback',
+    {
+      config: { access: anyUser('apps:write') },
+      schema: {
+        tags: ['runtime'],
+        summary: 'Run the version that ran before the current one',
+        params: Type.Object({ name: AppName }),
+      },
+    },
+    async (request) => deployments.rollback(principalOf(request), request.params.name, auditContext(request)),
+  );
+
   app.get(
     '/api/v1/keys/identity',
     {

@@ -1,4 +1,5 @@
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
 import { join } from 'node:path';
 import { exportSPKI, generateKeyPair, SignJWT } from 'jose';
 import type { Kysely } from 'kysely';
@@ -8,30 +9,47 @@ import { AppError, forbidden } from '../../errors.ts';
 import { newId, nowIso } from '../../ids.ts';
 import type { AuditContext, AuditService } from '../audit/audit-service.ts';
 import type { CatalogService } from '../catalog/catalog-service.ts';
+import type { Manifest } from '../catalog/manifest-schema.ts';
 import { hasRole, type Principal } from '../identity/principal.ts';
 import type { PolicyEngine } from '../policy/policy-engine.ts';
 import type { SecretService } from '../secrets/secret-service.ts';
 import type { KeyStore } from '../signing/key-store.ts';
 import { verifyArtifact } from '../signing/verify.ts';
 import type { VersionsService } from '../signing/versions-service.ts';
-import { type SandboxedProcess, startSandboxed } from './sandbox.ts';
+import { type SandboxedProcess, type SandboxSpec, startSandboxed } from './sandbox.ts';
 
-type Instance = { deploymentId: string; app: string; version: string; process: SandboxedProcess };
+type Instance = {
+  deploymentId: string;
+  app: string;
+  appId: string;
+  version: string;
+  process: SandboxedProcess;
+  spec: SandboxSpec;
+  stopping: boolean;
+  crashes: number[];
+  /** Requests the gateway is forwarding to this instance; an upgrade drains them before stopping it. */
+  inflight: number;
+};
+
+type Target = { appId: string; name: string; owner: string; tier: string; manifest: Manifest };
+
+/** Restarts after a crash wait 0.5 s, 1 s, 2 s … up to 30 s; more than five crashes in five minutes is a failure. */
+export const restartPolicy = { firstDelayMs: 500, maxDelayMs: 30_000, maxCrashes: 5, windowMs: 5 * 60_000 };
 
 /**
- * Deploys signed versions into sandboxes: verify the signature and provenance, check admission,
- * unpack, start under bubblewrap with the app's secrets, wait until it answers, and record it.
+ * Runs signed versions in sandboxes and keeps them running: verify, admit, unpack, start, switch traffic
+ * only once the new instance answers (zero-downtime upgrades), restart crashed instances with backoff,
+ * roll back, and bring running apps back after the server restarts.
  */
 export function createDeploymentService(deps: {
   db: Kysely<Database>;
   audit: Pick<AuditService, 'record'>;
   catalog: Pick<CatalogService, 'get'>;
-  versions: Pick<VersionsService, 'get' | 'artifact'>;
+  versions: Pick<VersionsService, 'get' | 'stored'>;
   keys: Pick<KeyStore, 'current'>;
   secrets: Pick<SecretService, 'valuesFor'>;
   engine: Pick<PolicyEngine, 'admission' | 'log'> | null;
   runtimeDir: string;
-  builderId: () => string;
 }) {
   const { db, audit } = deps;
   const instances = new Map<string, Instance>();
@@ -63,58 +81,109 @@ export function createDeploymentService(deps: {
       .sign(privateKey);
   }
 
-  async function waitUntilAnswering(p: SandboxedProcess): Promise<void> {
-    const { request } = await import('node:http');
-    for (let i = 0; i < 100; i++) {
-      if (p.child.exitCode !== null) break;
-      const ok = await new Promise<boolean>((resolve) => {
-        const req = request({ socketPath: p.socketPath, path: '/', method: 'GET' }, (res) => {
-          res.resume();
-          resolve(true);
-        });
-        req.on('error', () => resolve(false));
-        req.end();
+  function answers(socketPath: string): Promise<boolean> {
+    return new Promise((resolve) => {
+      const req = request({ socketPath, path: '/', method: 'GET', timeout: 2000 }, (res) => {
+        res.resume();
+        resolve(true);
       });
-      if (ok) return;
+      req.on('error', () => resolve(false));
+      req.on('timeout', () => {
+        req.destroy();
+        resolve(false);
+      });
+      req.end();
+    });
+  }
+
+  async function healthy(p: SandboxedProcess): Promise<void> {
+    for (let i = 0; i < 100; i++) {
+      if (p.child.exitCode !== null || p.child.signalCode !== null) break;
+      if (await answers(p.socketPath)) return;
       await new Promise((r) => setTimeout(r, 100));
     }
+    await p.stop('SIGKILL');
     throw new AppError('unavailable', `the app did not start: ${p.output().slice(-500) || 'no output'}`);
   }
 
-  async function deploy(principal: Principal, name: string, version: string, ctx: AuditContext) {
-    const app = await deps.catalog.get(principal, name);
-    if (app.owner !== principal.email && !hasRole(principal, 'admin'))
-      throw forbidden(`only the owner of ${name} or an admin can deploy it`);
-    if (app.state !== 'approved')
-      throw new AppError('conflict', `${name} is ${app.state.replace('_', ' ')}; only approved apps run`);
-    const v = await deps.versions.get(principal, name, version);
-    const bytes = await deps.versions.artifact(principal, name, version);
-    // Verify as an outsider would: signature, provenance subject and builder, with the public key only.
+  function supervise(inst: Instance) {
+    inst.process.child.once('exit', (code, signal) => {
+      if (inst.stopping || instances.get(inst.app) !== inst) return;
+      const now = Date.now();
+      inst.crashes = [...inst.crashes.filter((t) => now - t < restartPolicy.windowMs), now];
+      const attempt = inst.crashes.length;
+      const ctx = { actor: 'system:supervisor' };
+      if (attempt > restartPolicy.maxCrashes) {
+        instances.delete(inst.app);
+        void db.transaction().execute(async (trx) => {
+          await trx
+            .updateTable('deployments')
+            .set({ state: 'failed', stopped_at: nowIso() })
+            .where('id', '=', inst.deploymentId)
+            .execute();
+          await audit.record(trx, ctx, {
+            action: 'deployment.failed',
+            targetType: 'app',
+            target: inst.app,
+            summary: { version: inst.version, crashes: attempt, exitCode: code, signal },
+          });
+        });
+        return;
+      }
+      const delay = Math.min(restartPolicy.maxDelayMs, restartPolicy.firstDelayMs * 2 ** (attempt - 1));
+      setTimeout(async () => {
+        if (inst.stopping || instances.get(inst.app) !== inst) return;
+        const p = startSandboxed(inst.spec);
+        try {
+          await healthy(p);
+        } catch {
+          inst.process = p;
+          supervise(inst);
+          return;
+        }
+        inst.process = p;
+        supervise(inst);
+        await db.transaction().execute((trx) =>
+          audit.record(trx, ctx, {
+            action: 'deployment.restarted',
+            targetType: 'app',
+            target: inst.app,
+            summary: { version: inst.version, attempt, exitCode: code, signal },
+          }),
+        );
+      }, delay).unref();
+    });
+  }
+
+  /** Verifies, admits, unpacks and starts a version, then switches traffic to it and stops the old one. */
+  async function launch(target: Target, version: string, ctx: AuditContext, action: string) {
+    const stored = await deps.versions.stored(target.appId, version);
     const key = await deps.keys.current();
     const report = verifyArtifact({
-      artifact: bytes,
+      artifact: stored.bytes,
       publicKeyPem: key.publicPem,
-      bundles: v.bundles as { artifact: unknown; provenance?: unknown },
-      builderId: deps.builderId(),
+      // Only this platform's key signs provenance, so its signature names the builder; the builder id
+      // (which follows the public URL) is for third parties (`microapp verify --builder`).
+      bundles: stored.bundles as { artifact: unknown; provenance?: unknown },
     });
     if (!report.ok)
       throw new AppError(
         'policy_denied',
-        `${name}@${version} does not verify: ${report.checks
+        `${target.name}@${version} does not verify: ${report.checks
           .filter((c) => !c.ok)
           .map((c) => `${c.check}: ${c.detail}`)
           .join('; ')}`,
       );
     if (deps.engine) {
-      const hosts = app.manifest.integrations?.egress ?? [];
+      const hosts = target.manifest.integrations?.egress ?? [];
       for (const host of hosts.length ? hosts : [null]) {
         const input = {
           request: { method: 'deploy', ...(host ? { host } : {}) },
-          manifest: app.manifest,
-          app: { name, tier: app.tier },
+          manifest: target.manifest,
+          app: { name: target.name, tier: target.tier },
         };
         const checked = await deps.engine.admission(input);
-        await deps.engine.log(db, checked.decisions, name, ctx.requestId);
+        await deps.engine.log(db, checked.decisions, target.name, ctx.requestId);
         if (checked.denials.length)
           throw new AppError(
             'policy_denied',
@@ -122,65 +191,129 @@ export function createDeploymentService(deps: {
           );
       }
     }
-    await stopInstance(name);
-    const codeDir = join(deps.runtimeDir, 'code', name, version);
-    rmSync(codeDir, { recursive: true, force: true });
-    mkdirSync(codeDir, { recursive: true, mode: 0o755 });
-    const archive = join(deps.runtimeDir, `${name}-${version}.tar.gz`);
-    writeFileSync(archive, bytes);
-    await x({ file: archive, cwd: codeDir, strict: true, preservePaths: false });
-    rmSync(archive, { force: true });
-    const { publicPem } = await identity();
-    const p = startSandboxed({
-      appDir: codeDir,
-      dataDir: join(deps.runtimeDir, 'data', name),
-      socketDir: join(deps.runtimeDir, 'sockets', name),
-      entry: app.manifest.runtime?.entry ?? 'server.js',
-      secrets: await deps.secrets.valuesFor(app.id),
-      env: { MICROAPP_IDENTITY_PUBLIC_KEY: publicPem, MICROAPP_OWNER: app.owner, MICROAPP_APP: name },
-      memoryMb: app.manifest.runtime?.memoryMb,
-    });
-    try {
-      await waitUntilAnswering(p);
-    } catch (error) {
-      await p.stop('SIGKILL');
-      throw error;
+    const codeDir = join(
+      deps.runtimeDir,
+      'code',
+      target.name,
+      stored.digest.slice('sha256:'.length, 'sha256:'.length + 16),
+    );
+    if (!existsSync(join(codeDir, '.unpacked'))) {
+      rmSync(codeDir, { recursive: true, force: true });
+      mkdirSync(codeDir, { recursive: true, mode: 0o755 });
+      const archive = `${codeDir}.tar.gz`;
+      writeFileSync(archive, stored.bytes);
+      await x({ file: archive, cwd: codeDir, strict: true, preservePaths: false });
+      rmSync(archive, { force: true });
+      writeFileSync(join(codeDir, '.unpacked'), stored.digest);
     }
     const id = newId('deployment');
+    const spec: SandboxSpec = {
+      appDir: codeDir,
+      dataDir: join(deps.runtimeDir, 'data', target.name),
+      socketDir: join(deps.runtimeDir, 'sockets', target.name, id),
+      entry: target.manifest.runtime?.entry ?? 'server.js',
+      secrets: await deps.secrets.valuesFor(target.appId),
+      env: {
+        MICROAPP_IDENTITY_PUBLIC_KEY: (await identity()).publicPem,
+        MICROAPP_OWNER: target.owner,
+        MICROAPP_APP: target.name,
+      },
+      memoryMb: target.manifest.runtime?.memoryMb,
+    };
+    const p = startSandboxed(spec);
+    await healthy(p);
+    // Traffic moves only now that the new instance answers; the old one stops after the switch.
+    const previous = instances.get(target.name);
+    const inst: Instance = {
+      deploymentId: id,
+      app: target.name,
+      appId: target.appId,
+      version,
+      process: p,
+      spec,
+      stopping: false,
+      crashes: [],
+      inflight: 0,
+    };
+    instances.set(target.name, inst);
+    supervise(inst);
     await db.transaction().execute(async (trx) => {
       await trx
         .updateTable('deployments')
         .set({ state: 'stopped', stopped_at: nowIso() })
-        .where('app_id', '=', app.id)
+        .where('app_id', '=', target.appId)
         .where('state', '=', 'running')
         .execute();
       await trx
         .insertInto('deployments')
         .values({
           id,
-          app_id: app.id,
+          app_id: target.appId,
           version,
-          digest: v.digest,
+          digest: stored.digest,
           state: 'running',
-          started_by: principal.email,
+          started_by: ctx.actor,
           started_at: nowIso(),
           stopped_at: null,
         })
         .execute();
       await audit.record(trx, ctx, {
-        action: 'deployment.started',
+        action,
         targetType: 'app',
-        target: name,
-        summary: { deploymentId: id, version, digest: v.digest },
+        target: target.name,
+        summary: {
+          deploymentId: id,
+          version,
+          digest: stored.digest,
+          ...(previous ? { previousVersion: previous.version } : {}),
+        },
       });
     });
-    instances.set(name, { deploymentId: id, app: name, version, process: p });
-    return { id, app: name, version, digest: v.digest, state: 'running' };
+    if (previous) {
+      previous.stopping = true;
+      // Let requests already on their way to the old instance finish (at most 10 s).
+      for (let i = 0; i < 100 && previous.inflight > 0; i++) await new Promise((r) => setTimeout(r, 100));
+      await previous.process.stop();
+      rmSync(previous.spec.socketDir, { recursive: true, force: true });
+    }
+    return { id, app: target.name, version, digest: stored.digest, state: 'running' };
+  }
+
+  async function targetFor(principal: Principal, name: string): Promise<Target> {
+    const app = await deps.catalog.get(principal, name);
+    if (app.owner !== principal.email && !hasRole(principal, 'admin'))
+      throw forbidden(`only the owner of ${name} or an admin can deploy or stop it`);
+    if (app.state !== 'approved')
+      throw new AppError('conflict', `${name} is ${app.state.replace('_', ' ')}; only approved apps run`);
+    return { appId: app.id, name, owner: app.owner, tier: app.tier, manifest: app.manifest };
+  }
+
+  async function deploy(principal: Principal, name: string, version: string, ctx: AuditContext) {
+    const target = await targetFor(principal, name);
+    await deps.versions.get(principal, name, version);
+    return launch(target, version, ctx, 'deployment.started');
+  }
+
+  /** Runs the version that ran before the current one. */
+  async function rollback(principal: Principal, name: string, ctx: AuditContext) {
+    const target = await targetFor(principal, name);
+    const current = instances.get(name)?.version;
+    const previous = await db
+      .selectFrom('deployments')
+      .select('version')
+      .where('app_id', '=', target.appId)
+      .$if(current !== undefined, (q) => q.where('version', '!=', current!))
+      .orderBy('started_at', 'desc')
+      .limit(1)
+      .executeTakeFirst();
+    if (!previous) throw new AppError('conflict', `${name} has no earlier version to roll back to`);
+    return launch(target, previous.version, ctx, 'deployment.rolled_back');
   }
 
   async function stopInstance(name: string) {
     const inst = instances.get(name);
     if (!inst) return false;
+    inst.stopping = true;
     instances.delete(name);
     await inst.process.stop();
     return true;
@@ -189,9 +322,8 @@ export function createDeploymentService(deps: {
   async function stop(principal: Principal, name: string, ctx: AuditContext) {
     const app = await deps.catalog.get(principal, name);
     if (app.owner !== principal.email && !hasRole(principal, 'admin'))
-      throw forbidden(`only the owner of ${name} or an admin can stop it`);
-    const stopped = await stopInstance(name);
-    if (!stopped) throw new AppError('conflict', `${name} is not running`);
+      throw forbidden(`only the owner of ${name} or an admin can deploy or stop it`);
+    if (!(await stopInstance(name))) throw new AppError('conflict', `${name} is not running`);
     await db.transaction().execute(async (trx) => {
       await trx
         .updateTable('deployments')
@@ -204,23 +336,71 @@ export function createDeploymentService(deps: {
     return { app: name, state: 'stopped' };
   }
 
+  /** After a server restart: starts again every deployment recorded as running (each verified again). */
+  async function recover(): Promise<{ recovered: string[]; failed: string[] }> {
+    const rows = await db
+      .selectFrom('deployments')
+      .innerJoin('apps', 'apps.id', 'deployments.app_id')
+      .select([
+        'deployments.version',
+        'apps.id',
+        'apps.name',
+        'apps.owner',
+        'apps.tier',
+        'apps.manifest',
+        'apps.state',
+      ])
+      .where('deployments.state', '=', 'running')
+      .execute();
+    const recovered: string[] = [];
+    const failed: string[] = [];
+    for (const r of rows) {
+      if (instances.has(r.name) || r.state !== 'approved') continue;
+      try {
+        await launch(
+          {
+            appId: r.id,
+            name: r.name,
+            owner: r.owner,
+            tier: r.tier,
+            manifest: JSON.parse(r.manifest) as Manifest,
+          },
+          r.version,
+          { actor: 'system:recovery' },
+          'deployment.recovered',
+        );
+        recovered.push(r.name);
+      } catch {
+        failed.push(r.name);
+      }
+    }
+    return { recovered, failed };
+  }
+
   /** The running instance of an app, for the gateway. */
   function instanceOf(name: string): Instance | undefined {
     const inst = instances.get(name);
-    return inst && inst.process.child.exitCode === null ? inst : undefined;
+    return inst && inst.process.child.exitCode === null && inst.process.child.signalCode === null
+      ? inst
+      : undefined;
   }
 
-  async function stopAll() {
-    for (const name of [...instances.keys()]) await stopInstance(name);
+  /** Stops every instance without recording it: they come back with `recover` when the server starts again. */
+  async function shutdown() {
+    for (const inst of instances.values()) inst.stopping = true;
+    await Promise.all([...instances.values()].map((i) => i.process.stop()));
+    instances.clear();
   }
 
   return {
     deploy,
+    rollback,
     stop,
+    recover,
     instanceOf,
     identityToken,
     identityPublicKey: async () => (await identity()).publicPem,
-    stopAll,
+    shutdown,
   };
 }
 

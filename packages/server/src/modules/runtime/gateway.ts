@@ -110,6 +110,16 @@ export function createGateway(deps: {
           `${name} is not running; its owner starts it with \`microapp deploy ${name}\``,
         ),
       );
+    // Counted from the moment it is chosen, so an upgrade waits for this request before stopping it.
+    instance.inflight++;
+    let done = false;
+    const finish = () => {
+      if (!done) {
+        done = true;
+        instance.inflight--;
+      }
+    };
+    reply.raw.on('close', finish);
 
     const headers: Record<string, string | string[]> = {};
     for (const [k, v] of Object.entries(request.headers)) {
@@ -139,6 +149,7 @@ export function createGateway(deps: {
         res.pipe(reply.raw);
       },
     );
+    upstream.on('close', finish);
     upstream.on('error', () => {
       if (!reply.raw.headersSent) reply.raw.writeHead(502, { 'content-type': 'text/plain' });
       reply.raw.end('the app did not answer');

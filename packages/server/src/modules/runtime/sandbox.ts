@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 
@@ -52,6 +52,8 @@ function runtimeMounts(): string[] {
 export function startSandboxed(spec: SandboxSpec): SandboxedProcess {
   mkdirSync(spec.dataDir, { recursive: true, mode: 0o700 });
   mkdirSync(spec.socketDir, { recursive: true, mode: 0o700 });
+  // A socket left by a crashed instance would make the new one fail to listen.
+  rmSync(join(spec.socketDir, 'app.sock'), { force: true });
   const secrets = Object.entries(spec.secrets ?? {});
   const env: Record<string, string> = {
     PORT: '/run/app/app.sock',

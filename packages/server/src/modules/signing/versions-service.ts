@@ -212,7 +212,20 @@ export function createVersionsService(deps: {
     return bytes;
   }
 
-  return { publish, list, get, artifact };
+  /** For the runtime: a stored version by app id, without a caller (recovery after a restart). */
+  async function stored(appId: string, version: string) {
+    const row = await db
+      .selectFrom('app_versions')
+      .selectAll()
+      .where('app_id', '=', appId)
+      .where('version', '=', version)
+      .executeTakeFirst();
+    if (!row) throw notFound(`version ${version}`);
+    const bytes = readFileSync(join(deps.storeDir, 'sha256', `${row.digest.slice('sha256:'.length)}.tar.gz`));
+    return { digest: row.digest, bundles: JSON.parse(row.bundles) as Record<string, unknown>, bytes };
+  }
+
+  return { publish, list, get, artifact, stored };
 }
 
 export type VersionsService = ReturnType<typeof createVersionsService>;

@@ -1,0 +1,160 @@
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import pino from 'pino';
+import { loadConfig } from '../../server/src/config.ts';
+import { openDatabase } from '../../server/src/db/database.ts';
+import { type RunningServer, startServer } from '../../server/src/server.ts';
+import { call, tokenFor } from '../../server/test/harness.ts';
+import { cli } from './cli-harness.ts';
+
+function viaGateway(url: string, app: string, path: string, token: string) {
+  const port = new URL(url).port;
+  return new Promise<{ status: number; body: string }>((resolve) => {
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port,
+        path,
+        headers: { host: `${app}.apps.localhost:${port}`, authorization: `Bearer ${token}` },
+      },
+      (res) => {
+        let body = '';
+        res.on('data', (d) => (body += d));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      },
+    );
+    req.on('error', () => resolve({ status: 0, body: '' }));
+    req.end();
+  });
+}
+
+// A tiny app: answers with its version; /crash makes it exit, as a crash or an out-of-memory kill would.
+function writeApp(dir: string, version: string) {
+  mkdirSync(join(dir, 'test'), { recursive: true });
+  const files: Record<string, string> = {
+    'microapp.yaml':
+      'name: pulse\nowner: dave@example.com\npurpose: Answer with the running version\ndataClasses: [internal]\naudience: { department: finance }\n',
+    'package.json': JSON.stringify({
+      name: 'pulse',
+      version,
+      private: true,
+      scripts: { test: 'node --test' },
+    }),
+    'package-lock.json': JSON.stringify({
+      name: 'pulse',
+      version,
+      lockfileVersion: 3,
+      requires: true,
+      packages: { '': { name: 'pulse', version } },
+    }),
+    'server.js': `require('node:http').createServer((req, res) => { if (req.url === '/crash') process.exit(1); res.end('${version}'); }).listen(process.env.PORT);\n`,
+    'test/ok.test.js': "require('node:test')('ok', () => {});\n",
+  };
+  for (const [f, text] of Object.entries(files)) writeFileSync(join(dir, f), text);
+}
+
+describe('supervision: upgrades without downtime, restarts, rollback, recovery', () => {
+  let dir: string;
+  let server: RunningServer;
+  let env: Record<string, string>;
+  let dave: string;
+  const dataDir = () => join(dir, 'data');
+  const start = () =>
+    startServer(loadConfig({ dev: true, port: 0, devIdpPort: 0, dataDir: dataDir() }, {}), {
+      logger: pino({ level: 'silent' }),
+      db: openDatabase({ kind: 'sqlite', file: join(dataDir(), 'microapp.sqlite') }),
+    });
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'microapp-supervise-'));
+    mkdirSync(dataDir(), { recursive: true });
+    server = await start();
+    env = { MICROAPP_CONFIG_DIR: join(dir, 'config'), MICROAPP_SERVER: server.url };
+    const osv = join(dir, 'osv');
+    mkdirSync(osv);
+    writeFileSync(
+      join(osv, 'GHSA-x.json'),
+      JSON.stringify({
+        id: 'GHSA-x',
+        affected: [{ package: { ecosystem: 'npm', name: 'left-pad' }, versions: ['0.0.1'] }],
+      }),
+    );
+    await cli(env, 'login', '--dev-user', 'carol@example.com');
+    assert.equal((await cli(env, 'advisories', 'import', osv)).code, 0);
+    await cli(env, 'login', '--dev-user', 'dave@example.com');
+    dave = await tokenFor(server, 'dave@example.com');
+    const app = join(dir, 'pulse');
+    writeApp(app, '1.0.0');
+    assert.equal((await cli(env, 'register', '-f', join(app, 'microapp.yaml'))).code, 0);
+    assert.equal((await cli(env, 'ci', '--dir', app)).code, 0);
+    assert.equal((await cli(env, 'deploy', 'pulse')).code, 0);
+    writeApp(app, '1.1.0');
+    assert.equal((await cli(env, 'ci', '--dir', app)).code, 0);
+  });
+  after(async () => {
+    await server.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('an upgrade switches traffic only once the new version answers: no request fails meanwhile', async () => {
+    assert.equal((await viaGateway(server.url, 'pulse', '/', dave)).body, '1.0.0');
+    let polling = true;
+    const seen: string[] = [];
+    const failures: number[] = [];
+    const poller = (async () => {
+      while (polling) {
+        const r = await viaGateway(server.url, 'pulse', '/', dave);
+        if (r.status === 200) seen.push(r.body);
+        else failures.push(r.status);
+      }
+    })();
+    const upgraded = await cli(env, 'deploy', 'pulse@1.1.0');
+    assert.equal(upgraded.code, 0, upgraded.stderr);
+    await new Promise((r) => setTimeout(r, 200));
+    polling = false;
+    await poller;
+    assert.deepEqual(failures, [], 'every request during the upgrade was answered');
+    assert.ok(
+      seen.includes('1.0.0') && seen.at(-1) === '1.1.0',
+      `versions seen: ${[...new Set(seen)].join(', ')}`,
+    );
+  });
+
+  test('a crashed instance is restarted, and the restart is audited', async () => {
+    await viaGateway(server.url, 'pulse', '/crash', dave);
+    let body = '';
+    for (let i = 0; i < 40 && body !== '1.1.0'; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      body = (await viaGateway(server.url, 'pulse', '/', dave)).body;
+    }
+    assert.equal(body, '1.1.0', 'answering again after the restart');
+    const ivan = await tokenFor(server, 'ivan@example.com');
+    const audit = await call(server, 'GET', '/api/v1/audit/events?limit=1000', { token: ivan });
+    assert.ok(
+      audit.body.items.some(
+        (e: { action: string; actor: string }) =>
+          e.action === 'deployment.restarted' && e.actor === 'system:supervisor',
+      ),
+    );
+  });
+
+  test('rollback runs the previous version', async () => {
+    const r = await cli(env, 'rollback', 'pulse');
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /back on 1\.0\.0/);
+    assert.equal((await viaGateway(server.url, 'pulse', '/', dave)).body, '1.0.0');
+  });
+
+  test('after the server restarts, the running app comes back (verified again)', async () => {
+    await server.close();
+    server = await start();
+    const token = await tokenFor(server, 'dave@example.com');
+    assert.equal((await viaGateway(server.url, 'pulse', '/', token)).body, '1.0.0');
+    const ivan = await tokenFor(server, 'ivan@example.com');
+    const audit = await call(server, 'GET', '/api/v1/audit/events?limit=1000', { token: ivan });
+    assert.ok(audit.body.items.some((e: { action: string }) => e.action === 'deployment.recovered'));
+  });
+});
