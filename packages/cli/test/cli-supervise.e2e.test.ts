@@ -158,3 +158,63 @@ describe('supervision: upgrades without downtime, restarts, rollback, recovery',
     assert.ok(audit.body.items.some((e: { action: string }) => e.action === 'deployment.recovered'));
   });
 });
+
+describe('scale to zero: an idle app stops and starts again on its next request', () => {
+  let dir: string;
+  let server: RunningServer;
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'microapp-idle-'));
+    const dataDir = join(dir, 'data');
+    mkdirSync(dataDir, { recursive: true });
+    server = await startServer(
+      loadConfig({ dev: true, port: 0, devIdpPort: 0, dataDir }, { MICROAPP_IDLE_MINUTES: '0.01' }),
+      {
+        logger: pino({ level: 'silent' }),
+      },
+    );
+  });
+  after(async () => {
+    await server.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('stopped after the idle time, answered again on the next request (cold start measured)', async () => {
+    const env = { MICROAPP_CONFIG_DIR: join(dir, 'config'), MICROAPP_SERVER: server.url };
+    const osv = join(dir, 'osv');
+    mkdirSync(osv);
+    writeFileSync(
+      join(osv, 'GHSA-x.json'),
+      JSON.stringify({
+        id: 'GHSA-x',
+        affected: [{ package: { ecosystem: 'npm', name: 'left-pad' }, versions: ['0.0.1'] }],
+      }),
+    );
+    await cli(env, 'login', '--dev-user', 'carol@example.com');
+    assert.equal((await cli(env, 'advisories', 'import', osv)).code, 0);
+    await cli(env, 'login', '--dev-user', 'dave@example.com');
+    const app = join(dir, 'pulse');
+    writeApp(app, '2.0.0');
+    assert.equal((await cli(env, 'register', '-f', join(app, 'microapp.yaml'))).code, 0);
+    assert.equal((await cli(env, 'ci', '--dir', app)).code, 0);
+    assert.equal((await cli(env, 'deploy', 'pulse')).code, 0);
+    const dave = await tokenFor(server, 'dave@example.com');
+    const ivan = await tokenFor(server, 'ivan@example.com');
+    const actions = async () =>
+      (
+        (await call(server, 'GET', '/api/v1/audit/events?limit=1000', { token: ivan })).body.items as {
+          action: string;
+        }[]
+      ).map((e) => e.action);
+    for (let i = 0; i < 50 && !(await actions()).includes('deployment.scaled_to_zero'); i++)
+      await new Promise((r) => setTimeout(r, 200));
+    assert.ok((await actions()).includes('deployment.scaled_to_zero'), 'scaled to zero after 0.6 s idle');
+    const started = performance.now();
+    const r = await viaGateway(server.url, 'pulse', '/', dave);
+    const coldStartMs = performance.now() - started;
+    assert.equal(r.status, 200, r.body);
+    assert.equal(r.body, '2.0.0');
+    assert.ok((await actions()).includes('deployment.woken'));
+    // The figure for the notes; the test does not assert on time.
+    console.log(`cold start through the gateway: ${coldStartMs.toFixed(0)} ms`);
+  });
+});

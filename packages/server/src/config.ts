@@ -28,6 +28,8 @@ export type ServerConfig = {
   /** null in dev mode: the embedded IdP fills it in once it listens. */
   oidc: OidcSettings | null;
   sessionTtlHours: number;
+  /** Minutes without a request after which an app is stopped, to start again on its next request (0: never). */
+  idleMinutes: number;
   logLevel: string;
 };
 
@@ -186,6 +188,7 @@ export function loadConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv): ServerCo
     devIdpPort,
     oidc,
     sessionTtlHours,
+    idleMinutes: Number(env.MICROAPP_IDLE_MINUTES ?? 30),
     logLevel: env.MICROAPP_LOG_LEVEL ?? 'info',
   };
 }

@@ -166,6 +166,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     secrets,
     engine,
     runtimeDir: join(config.dataDir, 'runtime'),
+    idleMs: config.idleMinutes * 60_000,
   });
   registerDeploymentRoutes(app, { deployments });
   gateway = createGateway({ tokens, login, catalog, engine, deployments, audit, db: db.kysely });

@@ -29,6 +29,7 @@ type Instance = {
   crashes: number[];
   /** Requests the gateway is forwarding to this instance; an upgrade drains them before stopping it. */
   inflight: number;
+  lastRequestAt: number;
 };
 
 type Target = { appId: string; name: string; owner: string; tier: string; manifest: Manifest };
@@ -50,9 +51,12 @@ export function createDeploymentService(deps: {
   secrets: Pick<SecretService, 'valuesFor'>;
   engine: Pick<PolicyEngine, 'admission' | 'log'> | null;
   runtimeDir: string;
+  /** Stop apps after this long without a request; 0 keeps them running. */
+  idleMs?: number;
 }) {
   const { db, audit } = deps;
   const instances = new Map<string, Instance>();
+  const waking = new Map<string, Promise<Instance | undefined>>();
   let identityKey: {
     privateKey: Awaited<ReturnType<typeof generateKeyPair>>['privateKey'];
     publicPem: string;
@@ -234,6 +238,7 @@ export function createDeploymentService(deps: {
       stopping: false,
       crashes: [],
       inflight: 0,
+      lastRequestAt: Date.now(),
     };
     instances.set(target.name, inst);
     supervise(inst);
@@ -377,6 +382,81 @@ export function createDeploymentService(deps: {
     return { recovered, failed };
   }
 
+  /** Scale to zero: stops instances idle for longer than idleMs; their next request starts them again. */
+  async function sweepIdle() {
+    if (!deps.idleMs) return;
+    const now = Date.now();
+    for (const inst of [...instances.values()]) {
+      if (inst.inflight > 0 || now - inst.lastRequestAt < deps.idleMs || instances.get(inst.app) !== inst)
+        continue;
+      inst.stopping = true;
+      instances.delete(inst.app);
+      await inst.process.stop();
+      await db.transaction().execute(async (trx) => {
+        await trx
+          .updateTable('deployments')
+          .set({ state: 'idle' })
+          .where('id', '=', inst.deploymentId)
+          .execute();
+        await audit.record(
+          trx,
+          { actor: 'system:scaler' },
+          {
+            action: 'deployment.scaled_to_zero',
+            targetType: 'app',
+            target: inst.app,
+            summary: { version: inst.version, idleSeconds: Math.round((now - inst.lastRequestAt) / 1000) },
+          },
+        );
+      });
+    }
+  }
+  const sweeper = deps.idleMs
+    ? setInterval(() => void sweepIdle().catch(() => {}), Math.min(deps.idleMs, 10_000))
+    : null;
+  sweeper?.unref();
+
+  /** The instance for a request: running, or started again when it was scaled to zero. */
+  async function instanceFor(name: string): Promise<Instance | undefined> {
+    const running = instanceOf(name);
+    if (running) return running;
+    // One cold start per app, however many requests arrive meanwhile.
+    let pending = waking.get(name);
+    if (!pending) {
+      pending = (async () => {
+        const row = await db
+          .selectFrom('deployments')
+          .innerJoin('apps', 'apps.id', 'deployments.app_id')
+          .select([
+            'deployments.version',
+            'apps.id',
+            'apps.name',
+            'apps.owner',
+            'apps.tier',
+            'apps.manifest',
+            'apps.state',
+          ])
+          .where('apps.name', '=', name)
+          .where('deployments.state', '=', 'idle')
+          .orderBy('deployments.started_at', 'desc')
+          .limit(1)
+          .executeTakeFirst();
+        if (!row || row.state !== 'approved') return undefined;
+        const target = {
+          appId: row.id,
+          name: row.name,
+          owner: row.owner,
+          tier: row.tier,
+          manifest: JSON.parse(row.manifest) as Manifest,
+        };
+        await launch(target, row.version, { actor: 'system:scaler' }, 'deployment.woken');
+        return instanceOf(name);
+      })().finally(() => waking.delete(name));
+      waking.set(name, pending);
+    }
+    return pending;
+  }
+
   /** The running instance of an app, for the gateway. */
   function instanceOf(name: string): Instance | undefined {
     const inst = instances.get(name);
@@ -387,6 +467,7 @@ export function createDeploymentService(deps: {
 
   /** Stops every instance without recording it: they come back with `recover` when the server starts again. */
   async function shutdown() {
+    if (sweeper) clearInterval(sweeper);
     for (const inst of instances.values()) inst.stopping = true;
     await Promise.all([...instances.values()].map((i) => i.process.stop()));
     instances.clear();
@@ -398,6 +479,8 @@ export function createDeploymentService(deps: {
     stop,
     recover,
     instanceOf,
+    instanceFor,
+    sweepIdle,
     identityToken,
     identityPublicKey: async () => (await identity()).publicPem,
     shutdown,

@@ -34,7 +34,7 @@ export function createGateway(deps: {
   login: Pick<LoginService, 'sessionPrincipal'>;
   catalog: Pick<CatalogService, 'get'>;
   engine: Pick<PolicyEngine, 'decide' | 'log'> | null;
-  deployments: Pick<DeploymentService, 'instanceOf' | 'identityToken'>;
+  deployments: Pick<DeploymentService, 'instanceFor' | 'identityToken'>;
   audit: Pick<AuditService, 'record'>;
   db: Kysely<Database>;
 }) {
@@ -102,7 +102,12 @@ export function createGateway(deps: {
         return fail(new AppError('forbidden', `${principal.email} may not use ${name} (access policy)`));
       }
     }
-    const instance = deps.deployments.instanceOf(name);
+    let instance: Awaited<ReturnType<DeploymentService['instanceFor']>>;
+    try {
+      instance = await deps.deployments.instanceFor(name);
+    } catch {
+      instance = undefined;
+    }
     if (!instance)
       return fail(
         new AppError(
@@ -112,6 +117,7 @@ export function createGateway(deps: {
       );
     // Counted from the moment it is chosen, so an upgrade waits for this request before stopping it.
     instance.inflight++;
+    instance.lastRequestAt = Date.now();
     let done = false;
     const finish = () => {
       if (!done) {
