@@ -146,6 +146,58 @@ describe('deploy and use an app behind the gateway', () => {
     assert.equal((jwks as { keys: { alg: string }[] }).keys[0]!.alg, 'ES256');
   });
 
+  test('forwarded requests are usage, in the database and in Prometheus metrics; refusals are not', async () => {
+    const usage = async (name: string) => {
+      const out = await cli(env, 'apps', 'usage', name, '--json');
+      assert.equal(out.code, 0, out.stderr);
+      return JSON.parse(out.stdout) as {
+        requests: number;
+        users: number;
+        bytesOut: number;
+        lastUsedAt: string | null;
+        byVersion: { version: string; requests: number }[];
+      };
+    };
+    // poll answered dave and erin; frank (another department) and ivan (policy) were refused.
+    const poll = await usage('poll');
+    assert.equal(poll.requests, 2);
+    assert.equal(poll.users, 2);
+
+    const before = await usage('echo');
+    for (let i = 0; i < 3; i++)
+      assert.equal((await viaGateway(server, 'echo', '/', { authorization: `Bearer ${dave}` })).status, 200);
+    const after = await usage('echo');
+    assert.equal(after.requests - before.requests, 3);
+    assert.ok(after.bytesOut > before.bytesOut);
+    assert.ok(Date.now() - Date.parse(after.lastUsedAt!) < 60_000);
+    assert.deepEqual(after.byVersion, [{ version: '1.0.0', requests: after.requests }]);
+    const human = await cli(env, 'apps', 'usage', 'echo', '--days', '7');
+    assert.match(human.stdout, /requests: +\d+ from 1 person/);
+    assert.equal((await cli(env, 'apps', 'usage', 'echo', '--days', '0')).code, 2);
+
+    const frank = await tokenFor(server, 'frank@example.com');
+    const hidden = await call(server, 'GET', '/api/v1/apps/echo/usage', { token: frank });
+    assert.equal(hidden.status, 404, "another department cannot read an app's usage");
+    assert.equal(
+      (await call(server, 'GET', '/api/v1/apps/echo/usage?days=9999', { token: dave })).status,
+      400,
+    );
+
+    assert.equal((await fetch(`${server.url}/metrics`)).status, 401);
+    const asCreator = await fetch(`${server.url}/metrics`, { headers: { authorization: `Bearer ${dave}` } });
+    assert.equal(asCreator.status, 403, 'traffic per app is for admins and auditors');
+    const ivan = await tokenFor(server, 'ivan@example.com');
+    const scrape = await fetch(`${server.url}/metrics`, { headers: { authorization: `Bearer ${ivan}` } });
+    assert.equal(scrape.status, 200);
+    const text = await scrape.text();
+    assert.match(
+      text,
+      new RegExp(`microapp_app_requests_total\\{app="echo",code="2xx"\\} ${after.requests}\\n`),
+    );
+    assert.match(text, /microapp_app_request_duration_seconds_bucket\{le="\+Inf",app="poll"\} 2\n/);
+    assert.match(text, /microapp_process_resident_memory_bytes/);
+  });
+
   test('stop takes the app off the gateway; only its owner or an admin may deploy or stop it', async () => {
     const bob = await tokenFor(server, 'bob@example.com');
     assert.equal(

@@ -16,6 +16,7 @@ export const idPrefixes = {
   exception: 'exc',
   version: 'ver',
   deployment: 'dep',
+  usage: 'use',
 } as const;
 
 export type IdKind = keyof typeof idPrefixes;

@@ -39,13 +39,15 @@ import { registerSigningRoutes } from './modules/signing/signing-routes.ts';
 import { createVersionsService } from './modules/signing/versions-service.ts';
 import { registerTokenRoutes } from './modules/tokens/token-routes.ts';
 import { createTokenService } from './modules/tokens/token-service.ts';
+import { registerUsageRoutes } from './modules/usage/usage-routes.ts';
+import { createUsageService, type UsageService } from './modules/usage/usage-service.ts';
 import { version } from './version.ts';
 
 /** A running platform server. */
 export type RunningServer = {
   url: string;
   /** In-process services the runtime uses directly (never over HTTP). */
-  internals: { secrets: SecretService };
+  internals: { secrets: SecretService; usage: UsageService };
   app: FastifyInstance;
   db: Db;
   devIdp: DevIdp | null;
@@ -169,7 +171,9 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     idleMs: config.idleMinutes * 60_000,
   });
   registerDeploymentRoutes(app, { deployments });
-  gateway = createGateway({ tokens, login, catalog, engine, deployments, audit, db: db.kysely });
+  const usage = createUsageService({ db: db.kysely, catalog, logger });
+  registerUsageRoutes(app, { usage });
+  gateway = createGateway({ tokens, login, catalog, engine, deployments, audit, usage, db: db.kysely });
   if (engine && builtin) {
     const policies = createPolicyService({ db: db.kysely, audit, engine, builtin, catalog });
     registerPolicyRoutes(app, { policies });
@@ -251,13 +255,14 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
 
   return {
     url,
-    internals: { secrets },
+    internals: { secrets, usage },
     app,
     db,
     devIdp,
     async close() {
       await deployments.shutdown();
       await app.close();
+      await usage.close();
       await devIdp?.close();
       if (!options.db) await db.destroy();
     },

@@ -70,6 +70,11 @@ const expectations: Record<string, { allowed: Who[]; denied?: Partial<Record<Who
   },
   'GET /api/v1/keys/identity': { allowed: everyone },
   'POST /api/v1/apps/:name/rollback': { allowed: ['creator', 'admin'], denied: { otherCreator: 404 } },
+  'GET /api/v1/apps/:name/usage': {
+    allowed: ['creator', 'reviewer', 'admin', 'auditor'],
+    denied: { otherCreator: 404 },
+  },
+  'GET /metrics': { allowed: ['admin', 'auditor'] },
   'GET /api/v1/keys/signing.pub': { allowed: everyone },
   'POST /api/v1/apps/:name/versions': { allowed: users },
   'GET /api/v1/apps/:name/versions': {

@@ -208,4 +208,56 @@ export function registerAppCommands(program: Command) {
       ),
     ['microapp apps show bank-reconciliation'],
   );
+
+  examples(
+    apps
+      .command('usage <name>')
+      .description('how much an app is used through the gateway: requests, users, errors, last use')
+      .option('--days <n>', 'how many days back to count (1-366)', '30')
+      .action(
+        action(async (name: string, flags: { days: string }, command: Command) => {
+          const ctx = ctxOf(command);
+          const days = Number(flags.days);
+          if (!Number.isInteger(days) || days < 1 || days > 366)
+            throw new CliError(`--days must be a whole number from 1 to 366, not ${flags.days}`, {
+              exitCode: 2,
+            });
+          const u = await ctx.client.get<UsageView>(
+            `/api/v1/apps/${encodeURIComponent(name)}/usage${query({ days })}`,
+          );
+          emit(ctx.json, u, () =>
+            [
+              `${u.app}, last ${u.days} days`,
+              `last used:  ${u.lastUsedAt ? u.lastUsedAt.slice(0, 16).replace('T', ' ') : 'never'}`,
+              `requests:   ${u.requests} from ${u.users} ${u.users === 1 ? 'person' : 'people'}, ${u.serverErrors} server errors`,
+              `latency:    ${u.averageLatencyMs === null ? '-' : `${u.averageLatencyMs} ms on average`}`,
+              `traffic:    ${u.bytesIn} bytes in, ${u.bytesOut} bytes out`,
+              ...(u.byDay.length
+                ? [
+                    '',
+                    table(
+                      ['day', 'requests', 'people'],
+                      u.byDay.map((d) => [d.day, String(d.requests), String(d.users)]),
+                    ),
+                  ]
+                : []),
+            ].join('\n'),
+          );
+        }),
+      ),
+    ['microapp apps usage bank-reconciliation', 'microapp apps usage bank-reconciliation --days 7 --json'],
+  );
 }
+
+type UsageView = {
+  app: string;
+  days: number;
+  lastUsedAt: string | null;
+  requests: number;
+  serverErrors: number;
+  users: number;
+  bytesIn: number;
+  bytesOut: number;
+  averageLatencyMs: number | null;
+  byDay: { day: string; requests: number; users: number }[];
+};

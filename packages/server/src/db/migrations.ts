@@ -305,6 +305,26 @@ const migrations: Record<string, (dialect: Dialect) => Migration> = {
         .execute();
     },
   }),
+  '0007_usage': () => ({
+    async up(db: AnyDb) {
+      // One row per request the gateway forwarded: what inactivity detection and dashboards read.
+      // No path or query: those can carry personal data, and usage needs neither.
+      await db.schema
+        .createTable('app_usage')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('app_id', 'text', (c) => c.notNull().references('apps.id'))
+        .addColumn('version', 'text', (c) => c.notNull())
+        .addColumn('user_email', 'text', (c) => c.notNull())
+        .addColumn('method', 'text', (c) => c.notNull())
+        .addColumn('status', 'integer', (c) => c.notNull())
+        .addColumn('latency_ms', 'integer', (c) => c.notNull())
+        .addColumn('bytes_in', 'integer', (c) => c.notNull())
+        .addColumn('bytes_out', 'integer', (c) => c.notNull())
+        .addColumn('at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('app_usage_app_at_idx').on('app_usage').columns(['app_id', 'at']).execute();
+    },
+  }),
 };
 
 /** Applies every pending migration; returns the names applied. Throws with the failing migration's name. */

@@ -19,6 +19,20 @@ export interface Database {
   app_versions: AppVersionsTable;
   app_secrets: AppSecretsTable;
   deployments: DeploymentsTable;
+  app_usage: AppUsageTable;
+}
+
+export interface AppUsageTable {
+  id: string;
+  app_id: string;
+  version: string;
+  user_email: string;
+  method: string;
+  status: number;
+  latency_ms: number;
+  bytes_in: number;
+  bytes_out: number;
+  at: string;
 }
 
 export interface DeploymentsTable {

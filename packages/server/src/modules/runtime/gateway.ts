@@ -11,6 +11,7 @@ import type { LoginService } from '../identity/login-service.ts';
 import type { Principal } from '../identity/principal.ts';
 import type { PolicyEngine } from '../policy/policy-engine.ts';
 import type { TokenService } from '../tokens/token-service.ts';
+import type { UsageService } from '../usage/usage-service.ts';
 import type { DeploymentService } from './deployment-service.ts';
 
 const appHost = /^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)\.apps\.localhost(?::\d+)?$/;
@@ -36,6 +37,7 @@ export function createGateway(deps: {
   engine: Pick<PolicyEngine, 'decide' | 'log'> | null;
   deployments: Pick<DeploymentService, 'instanceFor' | 'identityToken'>;
   audit: Pick<AuditService, 'record'>;
+  usage: Pick<UsageService, 'record'>;
   db: Kysely<Database>;
 }) {
   async function principalOf(request: FastifyRequest): Promise<Principal | null> {
@@ -118,12 +120,28 @@ export function createGateway(deps: {
     // Counted from the moment it is chosen, so an upgrade waits for this request before stopping it.
     instance.inflight++;
     instance.lastRequestAt = Date.now();
+    const started = performance.now();
+    // 0 until the app answers; 502 when it cannot, 499 when the caller went away first.
+    let status = 0;
+    let bytesIn = 0;
+    let bytesOut = 0;
     let done = false;
     const finish = () => {
-      if (!done) {
-        done = true;
-        instance.inflight--;
-      }
+      if (done) return;
+      done = true;
+      instance.inflight--;
+      deps.usage.record({
+        appId: app.id,
+        app: name,
+        version: instance.version,
+        user: principal.email,
+        method: request.method,
+        status: status || 499,
+        latencyMs: performance.now() - started,
+        bytesIn,
+        bytesOut,
+        at: new Date(),
+      });
     };
     reply.raw.on('close', finish);
 
@@ -151,16 +169,20 @@ export function createGateway(deps: {
           if (v !== undefined && !hopByHop.includes(k) && k !== 'set-cookie') out[k] = v;
         out['x-content-type-options'] = 'nosniff';
         out['referrer-policy'] = 'no-referrer';
-        reply.raw.writeHead(res.statusCode ?? 502, out);
+        status = res.statusCode ?? 502;
+        reply.raw.writeHead(status, out);
+        res.on('data', (chunk: Buffer) => (bytesOut += chunk.length));
         res.pipe(reply.raw);
       },
     );
     upstream.on('close', finish);
     upstream.on('error', () => {
+      status ||= 502;
       if (!reply.raw.headersSent) reply.raw.writeHead(502, { 'content-type': 'text/plain' });
       reply.raw.end('the app did not answer');
     });
     // Request bodies stream through; nothing is buffered.
+    request.raw.on('data', (chunk: Buffer) => (bytesIn += chunk.length));
     request.raw.pipe(upstream);
     return true;
   }

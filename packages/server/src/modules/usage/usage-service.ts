@@ -1,0 +1,194 @@
+import { type Kysely, sql } from 'kysely';
+import type { Logger } from 'pino';
+import { Counter, collectDefaultMetrics, Histogram, Registry } from 'prom-client';
+import type { AppUsageTable, Database } from '../../db/schema.ts';
+import { newId } from '../../ids.ts';
+import type { CatalogService } from '../catalog/catalog-service.ts';
+import type { Principal } from '../identity/principal.ts';
+
+/** One request the gateway forwarded to an app. */
+export type UsageRecord = {
+  appId: string;
+  app: string;
+  version: string;
+  user: string;
+  method: string;
+  status: number;
+  latencyMs: number;
+  bytesIn: number;
+  bytesOut: number;
+  at: Date;
+};
+
+export type UsageSummary = {
+  app: string;
+  days: number;
+  since: string;
+  /** The last forwarded request ever, not only inside the window: what inactivity detection reads. */
+  lastUsedAt: string | null;
+  requests: number;
+  serverErrors: number;
+  users: number;
+  bytesIn: number;
+  bytesOut: number;
+  averageLatencyMs: number | null;
+  byDay: { day: string; requests: number; users: number }[];
+  byVersion: { version: string; requests: number }[];
+};
+
+const flushEvery = 200;
+
+/**
+ * Per-request usage of apps: Prometheus metrics at once, and rows in `app_usage` written in batches
+ * (every second, or every 200 requests) so a busy app does not add a database write to each request.
+ * A read flushes first, so it sees every request this server has answered.
+ */
+export function createUsageService(deps: {
+  db: Kysely<Database>;
+  catalog: Pick<CatalogService, 'get'>;
+  logger: Logger;
+  flushMs?: number;
+}) {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'microapp_' });
+  const requests = new Counter({
+    name: 'microapp_app_requests_total',
+    help: 'Requests the gateway forwarded to apps, by app and status class',
+    labelNames: ['app', 'code'] as const,
+    registers: [registry],
+  });
+  const duration = new Histogram({
+    name: 'microapp_app_request_duration_seconds',
+    help: 'Time from the gateway forwarding a request to the app finishing its answer',
+    labelNames: ['app'] as const,
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [registry],
+  });
+  const bytesIn = new Counter({
+    name: 'microapp_app_request_bytes_total',
+    help: 'Request body bytes forwarded to apps',
+    labelNames: ['app'] as const,
+    registers: [registry],
+  });
+  const bytesOut = new Counter({
+    name: 'microapp_app_response_bytes_total',
+    help: 'Response body bytes apps sent back',
+    labelNames: ['app'] as const,
+    registers: [registry],
+  });
+  const dropped = new Counter({
+    name: 'microapp_usage_records_dropped_total',
+    help: 'Usage rows that could not be written to the database (the metrics above still counted them)',
+    registers: [registry],
+  });
+
+  let pending: AppUsageTable[] = [];
+  let writing: Promise<void> = Promise.resolve();
+  const timer = setInterval(() => void flush(), deps.flushMs ?? 1000);
+  timer.unref();
+
+  function record(r: UsageRecord): void {
+    requests.inc({ app: r.app, code: `${Math.floor(r.status / 100)}xx` });
+    duration.observe({ app: r.app }, r.latencyMs / 1000);
+    bytesIn.inc({ app: r.app }, r.bytesIn);
+    bytesOut.inc({ app: r.app }, r.bytesOut);
+    pending.push({
+      id: newId('usage'),
+      app_id: r.appId,
+      version: r.version,
+      user_email: r.user,
+      method: r.method,
+      status: r.status,
+      latency_ms: Math.round(r.latencyMs),
+      bytes_in: r.bytesIn,
+      bytes_out: r.bytesOut,
+      at: r.at.toISOString(),
+    });
+    if (pending.length >= flushEvery) void flush();
+  }
+
+  /** Writes the buffered rows; batches are written one after another, in order. */
+  function flush(): Promise<void> {
+    const rows = pending;
+    pending = [];
+    writing = writing.then(async () => {
+      if (!rows.length) return;
+      try {
+        await deps.db.insertInto('app_usage').values(rows).execute();
+      } catch (error) {
+        // Usage must never fail a request or stop the server; the loss is counted and logged.
+        dropped.inc(rows.length);
+        deps.logger.error({ err: error, rows: rows.length }, 'could not write usage rows');
+      }
+    });
+    return writing;
+  }
+
+  async function summary(principal: Principal, name: string, days: number): Promise<UsageSummary> {
+    const app = await deps.catalog.get(principal, name);
+    await flush();
+    const since = new Date(Date.now() - days * 86_400_000).toISOString();
+    const inWindow = deps.db.selectFrom('app_usage').where('app_id', '=', app.id).where('at', '>=', since);
+    const totals = await inWindow
+      .select((eb) => [
+        eb.fn.countAll().as('requests'),
+        eb.fn.count('user_email').distinct().as('users'),
+        sql<number>`sum(case when status >= 500 then 1 else 0 end)`.as('serverErrors'),
+        eb.fn.sum('bytes_in').as('bytesIn'),
+        eb.fn.sum('bytes_out').as('bytesOut'),
+        eb.fn.avg('latency_ms').as('latency'),
+      ])
+      .executeTakeFirstOrThrow();
+    const day = sql<string>`substr(at, 1, 10)`;
+    const byDay = await inWindow
+      .select((eb) => [
+        day.as('day'),
+        eb.fn.countAll().as('requests'),
+        eb.fn.count('user_email').distinct().as('users'),
+      ])
+      .groupBy(day)
+      .orderBy(day)
+      .execute();
+    const byVersion = await inWindow
+      .select((eb) => ['version', eb.fn.countAll().as('requests')])
+      .groupBy('version')
+      .orderBy('version')
+      .execute();
+    const last = await deps.db
+      .selectFrom('app_usage')
+      .where('app_id', '=', app.id)
+      .select((eb) => eb.fn.max('at').as('at'))
+      .executeTakeFirst();
+    // PostgreSQL returns counts and sums as strings (bigint); SQLite as numbers.
+    const n = (v: unknown) => Number(v ?? 0);
+    return {
+      app: app.name,
+      days,
+      since,
+      lastUsedAt: (last?.at as string | null | undefined) ?? null,
+      requests: n(totals.requests),
+      serverErrors: n(totals.serverErrors),
+      users: n(totals.users),
+      bytesIn: n(totals.bytesIn),
+      bytesOut: n(totals.bytesOut),
+      averageLatencyMs: totals.latency === null ? null : Math.round(n(totals.latency) * 10) / 10,
+      byDay: byDay.map((r) => ({ day: r.day, requests: n(r.requests), users: n(r.users) })),
+      byVersion: byVersion.map((r) => ({ version: r.version, requests: n(r.requests) })),
+    };
+  }
+
+  return {
+    record,
+    flush,
+    summary,
+    async metrics() {
+      return { body: await registry.metrics(), contentType: registry.contentType };
+    },
+    async close() {
+      clearInterval(timer);
+      await flush();
+    },
+  };
+}
+
+export type UsageService = ReturnType<typeof createUsageService>;

@@ -1,0 +1,94 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { call, engines, lunchPoll, signInEveryone, startTestServer, type TestServer } from './harness.ts';
+
+const day = 86_400_000;
+
+for (const engine of engines()) {
+  describe(`usage summaries (${engine})`, () => {
+    let server: TestServer;
+    let t: Awaited<ReturnType<typeof signInEveryone>>;
+    before(async () => {
+      server = await startTestServer(engine);
+      t = await signInEveryone(server);
+      const registered = await call(server, 'POST', '/api/v1/apps', { token: t.dave, body: lunchPoll() });
+      assert.equal(registered.status, 201, registered.text);
+      const shown = await call(server, 'GET', '/api/v1/apps/team-lunch-poll', { token: t.dave });
+      const appId = shown.body.id as string;
+      assert.match(appId, /^app_/);
+      // What the gateway records for each forwarded request; here with chosen times and statuses.
+      const at = (daysAgo: number) => new Date(Date.now() - daysAgo * day);
+      const rows = [
+        { user: 'dave@example.com', status: 200, at: at(40), version: '0.1.0', bytesOut: 1000 },
+        { user: 'dave@example.com', status: 200, at: at(2), version: '0.2.0', bytesOut: 100 },
+        { user: 'erin@example.com', status: 500, at: at(2), version: '0.2.0', bytesOut: 20 },
+        { user: 'dave@example.com', status: 204, at: at(0), version: '0.2.0', bytesOut: 0 },
+      ];
+      for (const r of rows)
+        server.internals.usage.record({
+          appId,
+          app: 'team-lunch-poll',
+          version: r.version,
+          user: r.user,
+          method: 'GET',
+          status: r.status,
+          latencyMs: 10,
+          bytesIn: 5,
+          bytesOut: r.bytesOut,
+          at: r.at,
+        });
+    });
+    after(() => server.stop());
+
+    test('counts requests, people and server errors inside the window; last use is all-time', async () => {
+      const res = await call(server, 'GET', '/api/v1/apps/team-lunch-poll/usage', { token: t.dave });
+      assert.equal(res.status, 200, res.text);
+      const u = res.body;
+      assert.equal(u.days, 30);
+      assert.equal(u.requests, 3, 'the request 40 days ago is outside the default 30 days');
+      assert.equal(u.users, 2);
+      assert.equal(u.serverErrors, 1);
+      assert.equal(u.bytesIn, 15);
+      assert.equal(u.bytesOut, 120);
+      assert.equal(u.averageLatencyMs, 10);
+      assert.deepEqual(
+        u.byDay.map((d: { requests: number; users: number }) => [d.requests, d.users]),
+        [
+          [2, 2],
+          [1, 1],
+        ],
+      );
+      assert.deepEqual(u.byVersion, [{ version: '0.2.0', requests: 3 }]);
+      assert.ok(Date.now() - Date.parse(u.lastUsedAt) < 60_000);
+
+      const longer = await call(server, 'GET', '/api/v1/apps/team-lunch-poll/usage?days=60', {
+        token: t.erin,
+      });
+      assert.equal(longer.body.requests, 4);
+      assert.equal(longer.body.byVersion.length, 2);
+    });
+
+    test('an app nobody used has no last use; other departments and bad windows are refused', async () => {
+      await call(server, 'POST', '/api/v1/apps', { token: t.dave, body: lunchPoll({ name: 'quiet-app' }) });
+      const quiet = await call(server, 'GET', '/api/v1/apps/quiet-app/usage', { token: t.dave });
+      assert.equal(quiet.status, 200, quiet.text);
+      assert.equal(quiet.body.lastUsedAt, null);
+      assert.equal(quiet.body.requests, 0);
+      assert.equal(quiet.body.averageLatencyMs, null);
+      const other = await call(server, 'GET', '/api/v1/apps/team-lunch-poll/usage', { token: t.frank });
+      assert.equal(other.status, 404);
+      for (const bad of ['0', '367', 'x', '1.5'])
+        assert.equal(
+          (await call(server, 'GET', `/api/v1/apps/team-lunch-poll/usage?days=${bad}`, { token: t.dave }))
+            .status,
+          400,
+          bad,
+        );
+      assert.equal(
+        (await call(server, 'GET', '/api/v1/apps/team-lunch-poll/usage?days=7&extra=1', { token: t.dave }))
+          .status,
+        400,
+      );
+    });
+  });
+}
