@@ -325,6 +325,19 @@ const migrations: Record<string, (dialect: Dialect) => Migration> = {
       await db.schema.createIndex('app_usage_app_at_idx').on('app_usage').columns(['app_id', 'at']).execute();
     },
   }),
+  '0008_one_current_signing_key': () => ({
+    async up(db: AnyDb) {
+      // Two replicas starting at once could each create a current signing key; the database now lets
+      // only one win, and the loser reads the winner's key.
+      await db.schema
+        .createIndex('signing_keys_one_current')
+        .on('signing_keys')
+        .column('status')
+        .unique()
+        .where(sql.ref('status'), '=', 'current')
+        .execute();
+    },
+  }),
 };
 
 /** Applies every pending migration; returns the names applied. Throws with the failing migration's name. */
