@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { call, startTestServer, type TestServer, tokenFor } from '../../server/test/harness.ts';
+import { devSignIn } from '../src/login-flow.ts';
 import { cli } from './cli-harness.ts';
 
 /** A request to an app through the gateway: Host names the app, as a browser on `{app}.apps.localhost` sends it. */
@@ -144,6 +145,99 @@ describe('deploy and use an app behind the gateway', () => {
     assert.equal(res.headers['set-cookie'], undefined, 'apps cannot set cookies on the platform');
     const jwks = await (await fetch(`${server.url}/api/v1/keys/identity`)).json();
     assert.equal((jwks as { keys: { alg: string }[] }).keys[0]!.alg, 'ES256');
+  });
+
+  test('a browser signs in through the platform once; the app session is good for that app only', async () => {
+    const cookieOf = (headers: Record<string, unknown>, name: string) => {
+      const line = ((headers['set-cookie'] as string[] | undefined) ?? []).find((c) =>
+        c.startsWith(`${name}=`),
+      );
+      assert.ok(line, `${name} is set`);
+      assert.match(line, /HttpOnly/i);
+      assert.match(line, /SameSite=Lax/i);
+      return line.split(';')[0]!.slice(name.length + 1);
+    };
+    const html = { accept: 'text/html' };
+    const first = await viaGateway(server, 'echo', '/report?x=1', html);
+    assert.equal(first.status, 302, 'a browser is sent to sign in, not shown a 401');
+    const toPlatform = new URL(first.headers.location as string);
+    assert.equal(toPlatform.pathname, '/auth/apps/echo');
+    const state = cookieOf(first.headers, 'microapp_app_state');
+
+    // The platform signs dave in (dev IdP) and sends the browser back to the app with a one-time code.
+    const { url: back, jar } = await devSignIn(toPlatform.href, 'dave@example.com', (u) =>
+      u.hostname.endsWith('.apps.localhost'),
+    );
+    assert.equal(back.hostname, 'echo.apps.localhost');
+    assert.equal(back.pathname, '/_microapp/callback');
+    assert.equal(back.searchParams.get('path'), '/report?x=1');
+    const callback = back.pathname + back.search;
+
+    // An attacker cannot plant the sign-in in another browser, nor carry it to another app.
+    assert.equal((await viaGateway(server, 'echo', callback)).status, 400);
+    assert.equal(
+      (await viaGateway(server, 'echo', callback, { cookie: `microapp_app_state=${'x'.repeat(43)}` })).status,
+      400,
+    );
+    assert.equal(
+      (await viaGateway(server, 'poll', callback, { cookie: `microapp_app_state=${state}` })).status,
+      400,
+    );
+    const done = await viaGateway(server, 'echo', callback, { cookie: `microapp_app_state=${state}` });
+    assert.equal(done.status, 302, done.body);
+    assert.equal(done.headers.location, '/report?x=1');
+    const session = cookieOf(done.headers, 'microapp_app_session');
+    assert.equal(
+      (await viaGateway(server, 'echo', callback, { cookie: `microapp_app_state=${state}` })).status,
+      400,
+      'a code works once',
+    );
+
+    const page = await viaGateway(server, 'echo', '/report?x=1', {
+      cookie: `microapp_app_session=${session}`,
+    });
+    assert.equal(page.status, 200, page.body);
+    const seen = JSON.parse(page.body) as { headers: Record<string, string> };
+    assert.equal(seen.headers.cookie, undefined, 'the app never sees its session cookie');
+    const claims = JSON.parse(
+      Buffer.from(seen.headers['x-microapp-identity']!.split('.')[1]!, 'base64url').toString('utf8'),
+    );
+    assert.equal(claims.email, 'dave@example.com');
+
+    // The app session is neither a platform session nor a session for another app.
+    const asPlatform = await call(server, 'GET', '/api/v1/auth/session', {
+      headers: { cookie: `microapp_session=${session}` },
+    });
+    assert.equal(asPlatform.status, 401);
+    assert.equal(
+      (await viaGateway(server, 'poll', '/', { cookie: `microapp_app_session=${session}` })).status,
+      401,
+    );
+
+    // The platform only ever sends a browser back to a path on the app, never elsewhere.
+    const platform = new URL(server.url);
+    const platformCookie = [...(jar.get(`localhost:${platform.port}`) ?? jar.get(platform.host) ?? new Map())]
+      .map(([k, v]) => `${k}=${v}`)
+      .join('; ');
+    const evil = await fetch(
+      `${server.url}/auth/apps/echo?state=${'s'.repeat(43)}&path=${encodeURIComponent('//evil.example.com/x')}`,
+      { redirect: 'manual', headers: { cookie: platformCookie } },
+    );
+    assert.equal(evil.status, 302);
+    const evilBack = new URL(evil.headers.get('location')!);
+    assert.equal(evilBack.hostname, 'echo.apps.localhost');
+    assert.equal(evilBack.searchParams.get('path'), '/');
+
+    // Signing out of the platform signs the browser out of its apps too.
+    const who = await call(server, 'GET', '/api/v1/auth/session', { headers: { cookie: platformCookie } });
+    const out = await call(server, 'POST', '/auth/logout', {
+      headers: { cookie: platformCookie, 'x-csrf-token': who.body.csrfToken },
+    });
+    assert.equal(out.status, 204, out.text);
+    assert.equal(
+      (await viaGateway(server, 'echo', '/', { cookie: `microapp_app_session=${session}` })).status,
+      401,
+    );
   });
 
   test('forwarded requests are usage, in the database and in Prometheus metrics; refusals are not', async () => {

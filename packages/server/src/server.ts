@@ -173,7 +173,18 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   registerDeploymentRoutes(app, { deployments });
   const usage = createUsageService({ db: db.kysely, catalog, logger });
   registerUsageRoutes(app, { usage });
-  gateway = createGateway({ tokens, login, catalog, engine, deployments, audit, usage, db: db.kysely });
+  gateway = createGateway({
+    tokens,
+    login,
+    catalog,
+    engine,
+    deployments,
+    audit,
+    usage,
+    db: db.kysely,
+    platformUrl: () => publicUrl!,
+    secureCookies,
+  });
   if (engine && builtin) {
     const policies = createPolicyService({ db: db.kysely, audit, engine, builtin, catalog });
     registerPolicyRoutes(app, { policies });

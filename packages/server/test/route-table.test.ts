@@ -27,6 +27,7 @@ const expectations: Record<string, { allowed: Who[]; denied?: Partial<Record<Who
   'GET /api/v1/schemas/manifest.json': { allowed: everyone },
   'GET /auth/login': { allowed: everyone },
   'GET /auth/callback': { allowed: everyone },
+  'GET /auth/apps/:name': { allowed: everyone },
   'POST /api/v1/auth/cli/token': { allowed: everyone },
   'POST /auth/logout': { allowed: users },
   'GET /api/v1/auth/session': { allowed: users },

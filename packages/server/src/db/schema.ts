@@ -4,6 +4,7 @@ export interface Database {
   sessions: SessionsTable;
   login_requests: LoginRequestsTable;
   cli_codes: CliCodesTable;
+  app_codes: AppCodesTable;
   api_tokens: ApiTokensTable;
   apps: AppsTable;
   app_data_classes: AppDataClassesTable;
@@ -20,6 +21,16 @@ export interface Database {
   app_secrets: AppSecretsTable;
   deployments: DeploymentsTable;
   app_usage: AppUsageTable;
+}
+
+export interface AppCodesTable {
+  code_hash: string;
+  user_id: string;
+  app: string;
+  state: string;
+  created_at: string;
+  expires_at: string;
+  used_at: string | null;
 }
 
 export interface AppUsageTable {
@@ -147,6 +158,8 @@ export interface SessionsTable {
   created_at: string;
   expires_at: string;
   revoked_at: string | null;
+  /** Set for a session that signs in to one app's host only; null for a platform session. */
+  app: string | null;
 }
 
 export interface LoginRequestsTable {

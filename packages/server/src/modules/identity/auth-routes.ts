@@ -7,7 +7,7 @@ import type { Database } from '../../db/schema.ts';
 import { AppError } from '../../errors.ts';
 import type { TokenService } from '../tokens/token-service.ts';
 import { anyUser, publicRoute } from './access.ts';
-import type { LoginService } from './login-service.ts';
+import { type LoginService, safeReturnTo } from './login-service.ts';
 import { findUserById } from './users.ts';
 
 const loginCookie = 'microapp_login';
@@ -26,6 +26,41 @@ export function registerAuthRoutes(
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
   const { login, tokens } = deps;
   const cookieBase = { httpOnly: true, sameSite: 'lax' as const, secure: deps.secureCookies };
+
+  app.get(
+    '/auth/apps/:name',
+    {
+      config: {
+        access: publicRoute('signs a browser in to an app host; checks the platform session itself'),
+      },
+      schema: {
+        tags: ['auth'],
+        summary:
+          "Sign a browser in to an app's host: with a platform session, send it back to the app with a one-time code",
+        params: Type.Object({ name: Type.String({ pattern: '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$' }) }),
+        querystring: Type.Object(
+          {
+            state: Type.String({ pattern: '^[A-Za-z0-9_-]{32,128}$' }),
+            path: Type.Optional(Type.String({ maxLength: 2000 })),
+          },
+          { additionalProperties: false },
+        ),
+      },
+    },
+    async (request, reply) => {
+      const { name } = request.params;
+      const cookie = request.cookies[sessionCookie];
+      const principal = cookie ? await login.sessionPrincipal(cookie) : null;
+      // Not signed in to the platform yet: sign in first, then come back here.
+      if (!principal) return reply.redirect(`/auth/login?return_to=${encodeURIComponent(request.url)}`, 302);
+      const code = await login.issueAppCode(principal.userId, name, request.query.state);
+      const platform = new URL(deps.publicUrl());
+      const back = new URL(`${platform.protocol}//${name}.apps.${platform.host}/_microapp/callback`);
+      back.searchParams.set('code', code);
+      back.searchParams.set('path', safeReturnTo(request.query.path));
+      return reply.redirect(back.href, 302);
+    },
+  );
 
   app.get(
     '/auth/login',

@@ -211,8 +211,14 @@ export function createLoginService(deps: {
     });
   }
 
-  /** A new server-side session; the cookie holds a random value, the database only its hash. */
-  async function createSession(userId: string): Promise<{ cookie: string; expiresAt: string }> {
+  /**
+   * A new server-side session; the cookie holds a random value, the database only its hash. With `app`,
+   * the session is valid at that app's gateway only.
+   */
+  async function createSession(
+    userId: string,
+    app: string | null = null,
+  ): Promise<{ cookie: string; expiresAt: string }> {
     const cookie = randomSecret();
     const expiresAt = new Date(Date.now() + deps.sessionTtlHours * 3600_000).toISOString();
     await db
@@ -224,34 +230,53 @@ export function createLoginService(deps: {
         created_at: nowIso(),
         expires_at: expiresAt,
         revoked_at: null,
+        app,
       })
       .execute();
     return { cookie, expiresAt };
   }
 
-  /** The principal behind a session cookie, or null when it is unknown, expired or revoked. */
-  async function sessionPrincipal(cookie: string): Promise<Principal | null> {
+  /**
+   * The principal behind a session cookie, or null when it is unknown, expired or revoked, or bound to
+   * another app (`app` null: the platform, which app sessions never reach).
+   */
+  async function sessionPrincipal(cookie: string, app: string | null = null): Promise<Principal | null> {
     const row = await db
       .selectFrom('sessions')
       .innerJoin('users', 'users.id', 'sessions.user_id')
       .selectAll('users')
       .select(['sessions.csrf_token', 'sessions.expires_at', 'sessions.revoked_at'])
       .where('sessions.id_hash', '=', sha256(cookie))
+      .where('sessions.app', app === null ? 'is' : '=', app)
       .executeTakeFirst();
     if (!row || row.revoked_at || row.expires_at < nowIso()) return null;
     return principalFor(toUser(row), [...allScopes], { kind: 'session', csrfToken: row.csrf_token });
   }
 
+  /** Signs out of the platform, and of every app the user signed in to through it. */
   async function endSession(cookie: string, ctx: AuditContext): Promise<void> {
     await db.transaction().execute(async (trx) => {
-      const updated = await trx
+      const ended = await trx
         .updateTable('sessions')
         .set({ revoked_at: nowIso() })
         .where('id_hash', '=', sha256(cookie))
         .where('revoked_at', 'is', null)
+        .returning('user_id')
         .executeTakeFirst();
-      if (Number(updated.numUpdatedRows) > 0)
-        await audit.record(trx, ctx, { action: 'auth.logout', targetType: 'user', target: ctx.actor });
+      if (!ended) return;
+      const apps = await trx
+        .updateTable('sessions')
+        .set({ revoked_at: nowIso() })
+        .where('user_id', '=', ended.user_id)
+        .where('app', 'is not', null)
+        .where('revoked_at', 'is', null)
+        .executeTakeFirst();
+      await audit.record(trx, ctx, {
+        action: 'auth.logout',
+        targetType: 'user',
+        target: ctx.actor,
+        summary: { appSessionsEnded: Number(apps.numUpdatedRows) },
+      });
     });
   }
 
@@ -292,7 +317,58 @@ export function createLoginService(deps: {
     return used.user_id;
   }
 
-  return { begin, complete, createSession, sessionPrincipal, endSession, issueCliCode, redeemCliCode };
+  /**
+   * A one-time code that signs a user in to one app's host, valid for one minute, bound to the `state`
+   * the app host put in the browser's cookie (so nobody can plant their own sign-in in a victim's browser).
+   */
+  async function issueAppCode(userId: string, app: string, state: string): Promise<string> {
+    const code = randomSecret();
+    await db
+      .insertInto('app_codes')
+      .values({
+        code_hash: sha256(code),
+        user_id: userId,
+        app,
+        state,
+        created_at: nowIso(),
+        expires_at: minutesFromNow(1),
+        used_at: null,
+      })
+      .execute();
+    return code;
+  }
+
+  /** Redeems an app code once, for the app and browser it was issued to; returns an app session. */
+  async function redeemAppCode(code: string, app: string, state: string) {
+    const used = await db
+      .updateTable('app_codes')
+      .set({ used_at: nowIso() })
+      .where('code_hash', '=', sha256(code))
+      .where('used_at', 'is', null)
+      .where('expires_at', '>', nowIso())
+      .where('app', '=', app)
+      .where('state', '=', state)
+      .returning('user_id')
+      .executeTakeFirst();
+    if (!used)
+      throw new AppError(
+        'bad_request',
+        `this sign-in link is used, expired or was not started in this browser; open ${app} again`,
+      );
+    return createSession(used.user_id, app);
+  }
+
+  return {
+    begin,
+    complete,
+    createSession,
+    sessionPrincipal,
+    endSession,
+    issueCliCode,
+    redeemCliCode,
+    issueAppCode,
+    redeemAppCode,
+  };
 }
 
 export type LoginService = ReturnType<typeof createLoginService>;

@@ -1,13 +1,13 @@
+import { randomBytes } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Kysely } from 'kysely';
-import { sessionCookie } from '../../api/auth-hook.ts';
 import { sendProblem } from '../../api/error-handler.ts';
 import type { Database } from '../../db/schema.ts';
 import { AppError } from '../../errors.ts';
 import type { AuditService } from '../audit/audit-service.ts';
 import type { CatalogService } from '../catalog/catalog-service.ts';
-import type { LoginService } from '../identity/login-service.ts';
+import { type LoginService, safeReturnTo } from '../identity/login-service.ts';
 import type { Principal } from '../identity/principal.ts';
 import type { PolicyEngine } from '../policy/policy-engine.ts';
 import type { TokenService } from '../tokens/token-service.ts';
@@ -24,6 +24,9 @@ const hopByHop = [
   'transfer-encoding',
   'upgrade',
 ];
+/** The app host's own cookies: set by the gateway only, never forwarded to the app. */
+const appSessionCookie = 'microapp_app_session';
+const appStateCookie = 'microapp_app_state';
 
 /**
  * The identity-aware gateway for `{app}.apps.localhost`: requires a signed-in user (API token or
@@ -32,22 +35,58 @@ const hopByHop = [
  */
 export function createGateway(deps: {
   tokens: Pick<TokenService, 'authenticate'>;
-  login: Pick<LoginService, 'sessionPrincipal'>;
+  login: Pick<LoginService, 'sessionPrincipal' | 'redeemAppCode'>;
   catalog: Pick<CatalogService, 'get'>;
   engine: Pick<PolicyEngine, 'decide' | 'log'> | null;
   deployments: Pick<DeploymentService, 'instanceFor' | 'identityToken'>;
   audit: Pick<AuditService, 'record'>;
   usage: Pick<UsageService, 'record'>;
   db: Kysely<Database>;
+  /** The platform's own URL, where browsers sign in. */
+  platformUrl: () => string;
+  secureCookies: boolean;
 }) {
-  async function principalOf(request: FastifyRequest): Promise<Principal | null> {
+  const cookieBase = { httpOnly: true, sameSite: 'lax' as const, secure: deps.secureCookies, path: '/' };
+
+  async function principalOf(request: FastifyRequest, app: string): Promise<Principal | null> {
     const auth = request.headers.authorization;
     if (auth) {
       const m = /^Bearer\s+(\S+)$/i.exec(auth);
       return m ? deps.tokens.authenticate(m[1]!) : null;
     }
-    const cookie = request.cookies?.[sessionCookie];
-    return cookie ? deps.login.sessionPrincipal(cookie) : null;
+    // Only a session made for this app's host: a platform session or another app's is not accepted.
+    const cookie = request.cookies?.[appSessionCookie];
+    return cookie ? deps.login.sessionPrincipal(cookie, app) : null;
+  }
+
+  /** The end of browser sign-in: exchange the one-time code for a session on this app's host. */
+  async function callback(request: FastifyRequest, reply: FastifyReply, name: string) {
+    const q = new URL(request.url, 'http://app').searchParams;
+    const code = q.get('code');
+    const state = request.cookies?.[appStateCookie];
+    if (!code || !state)
+      throw new AppError(
+        'bad_request',
+        `this sign-in link was not started in this browser; open ${name} again`,
+      );
+    const session = await deps.login.redeemAppCode(code, name, state);
+    reply.clearCookie(appStateCookie, { ...cookieBase, path: '/_microapp/' });
+    reply.setCookie(appSessionCookie, session.cookie, {
+      ...cookieBase,
+      expires: new Date(session.expiresAt),
+    });
+    reply.header('cache-control', 'no-store');
+    return reply.redirect(safeReturnTo(q.get('path') ?? '/'), 302);
+  }
+
+  /** A browser without a session goes to the platform to sign in, and comes back with a one-time code. */
+  function startSignIn(request: FastifyRequest, reply: FastifyReply, name: string) {
+    const state = randomBytes(32).toString('base64url');
+    reply.setCookie(appStateCookie, state, { ...cookieBase, path: '/_microapp/', maxAge: 600 });
+    const target = new URL(`/auth/apps/${name}`, deps.platformUrl());
+    target.searchParams.set('state', state);
+    target.searchParams.set('path', request.url);
+    return reply.redirect(target.href, 302);
   }
 
   /** Handles the request when its Host names an app; returns false for platform requests. */
@@ -59,7 +98,23 @@ export function createGateway(deps: {
       sendProblem(reply, request, error);
       return true;
     };
-    const principal = await principalOf(request);
+    if (request.url.split('?')[0] === '/_microapp/callback') {
+      try {
+        await callback(request, reply, name);
+      } catch (error) {
+        return fail(error instanceof AppError ? error : new AppError('bad_request', String(error)));
+      }
+      return true;
+    }
+    const principal = await principalOf(request, name);
+    const browser =
+      (request.method === 'GET' || request.method === 'HEAD') &&
+      /text\/html/.test(request.headers.accept ?? '') &&
+      !request.headers.authorization;
+    if (!principal && browser) {
+      startSignIn(request, reply, name);
+      return true;
+    }
     if (!principal)
       return fail(
         new AppError(
