@@ -117,6 +117,22 @@ describe('deploy and use an app behind the gateway', () => {
     const ivan = await tokenFor(server, 'ivan@example.com');
     const auditor = await viaGateway(server, 'poll', '/', { authorization: `Bearer ${ivan}` });
     assert.equal(auditor.status, 403, 'the access policy does not admit auditors to finance apps');
+    const page = await viaGateway(server, 'poll', '/', {
+      authorization: `Bearer ${ivan}`,
+      accept: 'text/html',
+    });
+    assert.equal(page.status, 403);
+    assert.match(String(page.headers['content-type']), /^text\/html/);
+    assert.match(page.body, /<h1>A policy denied the request<\/h1>|<h1>You are not allowed to do this<\/h1>/);
+    assert.match(page.body, /ivan@example\.com may not use poll/);
+    assert.match(page.body, /send this reference to your platform team: \S+/);
+    assert.match(String(page.headers['content-security-policy']), /frame-ancestors 'none'/);
+    const missing = await viaGateway(server, 'poll', '/', {
+      authorization: `Bearer ${frank}`,
+      accept: 'text/html',
+    });
+    assert.equal(missing.status, 404);
+    assert.match(missing.body, /there is no app poll/);
     const audit = await call(server, 'GET', '/api/v1/audit/events?limit=1000', { token: ivan });
     assert.ok(
       audit.body.items.some(

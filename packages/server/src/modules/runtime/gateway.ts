@@ -4,7 +4,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Kysely } from 'kysely';
 import { sendProblem } from '../../api/error-handler.ts';
 import type { Database } from '../../db/schema.ts';
-import { AppError } from '../../errors.ts';
+import { AppError, errorCatalog } from '../../errors.ts';
 import type { AuditService } from '../audit/audit-service.ts';
 import type { CatalogService } from '../catalog/catalog-service.ts';
 import { type LoginService, safeReturnTo } from '../identity/login-service.ts';
@@ -27,6 +27,18 @@ const hopByHop = [
 /** The app host's own cookies: set by the gateway only, never forwarded to the app. */
 const appSessionCookie = 'microapp_app_session';
 const appStateCookie = 'microapp_app_state';
+
+const escapeHtml = (text: string) => text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+
+/** A plain page for a refusal, with the request id a help desk asks for. */
+function errorPage(error: AppError, requestId: string): string {
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(errorCatalog[error.code].title)}</title></head>
+<body><h1>${escapeHtml(errorCatalog[error.code].title)}</h1><p>${escapeHtml(error.message)}</p>
+<p><small>If you think this is wrong, send this reference to your platform team: ${escapeHtml(requestId)}</small></p>
+</body></html>
+`;
+}
 
 /**
  * The identity-aware gateway for `{app}.apps.localhost`: requires a signed-in user (API token or
@@ -95,7 +107,10 @@ export function createGateway(deps: {
     if (!m) return false;
     const name = m[1]!;
     const fail = (error: AppError) => {
-      sendProblem(reply, request, error);
+      // People in a browser get a page that says what happened and what to do; scripts get problem+json.
+      if (/text\/html/.test(request.headers.accept ?? '')) {
+        reply.status(error.status).type('text/html; charset=utf-8').send(errorPage(error, request.id));
+      } else sendProblem(reply, request, error);
       return true;
     };
     if (request.url.split('?')[0] === '/_microapp/callback') {
