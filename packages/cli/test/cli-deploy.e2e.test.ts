@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
+import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -33,6 +34,51 @@ function viaGateway(server: TestServer, appName: string, path: string, headers: 
   );
 }
 
+/** Opens an upgraded connection (a WebSocket handshake) to an app through the gateway. */
+function upgradeVia(server: TestServer, appName: string, headers: Record<string, string> = {}) {
+  const url = new URL(server.url);
+  return new Promise<{ status: number; socket?: Socket }>((resolve, reject) => {
+    const req = request({
+      host: '127.0.0.1',
+      port: url.port,
+      path: '/live',
+      headers: {
+        host: `${appName}.apps.localhost:${url.port}`,
+        connection: 'Upgrade',
+        upgrade: 'websocket',
+        ...headers,
+      },
+    });
+    req.on('upgrade', (res, socket, head) => {
+      // Bytes that came with the handshake belong to the stream.
+      if (head.length) socket.unshift(head);
+      resolve({ status: res.statusCode ?? 0, socket });
+    });
+    req.on('response', (res) => {
+      res.resume();
+      resolve({ status: res.statusCode ?? 0 });
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** The next line an upgraded connection sends. */
+function lineFrom(socket: Socket): Promise<string> {
+  return new Promise((resolve) => {
+    let buf = '';
+    const onData = (d: Buffer) => {
+      buf += d.toString('utf8');
+      const i = buf.indexOf('\n');
+      if (i >= 0) {
+        socket.off('data', onData);
+        resolve(buf.slice(0, i));
+      }
+    };
+    socket.on('data', onData);
+  });
+}
+
 // An app that shows what reaches it: the check that the gateway strips credentials.
 const echoApp = {
   'microapp.yaml':
@@ -52,7 +98,9 @@ const echoApp = {
     packages: { '': { name: 'echo', version: '1.0.0' } },
   }),
   'server.js':
-    "import { createServer } from 'node:http';\ncreateServer((req, res) => { res.setHeader('set-cookie', 'app=1'); res.end(JSON.stringify({ headers: req.headers, secret: process.env.MICROAPP_IDENTITY_PUBLIC_KEY ? 'has-key' : 'no-key' })); }).listen(process.env.PORT);\n",
+    "import { createServer } from 'node:http';\ncreateServer((req, res) => { res.setHeader('set-cookie', 'app=1'); res.end(JSON.stringify({ headers: req.headers, secret: process.env.MICROAPP_IDENTITY_PUBLIC_KEY ? 'has-key' : 'no-key' })); })\n" +
+    "  .on('upgrade', (req, socket) => { socket.write('HTTP/1.1 101 Switching Protocols\\r\\nUpgrade: websocket\\r\\nConnection: Upgrade\\r\\n\\r\\n' + JSON.stringify({ identity: Boolean(req.headers['x-microapp-identity']), cookie: req.headers.cookie ?? null, authorization: req.headers.authorization ?? null }) + '\\n'); socket.pipe(socket); })\n" +
+    '  .listen(process.env.PORT);\n',
   'test/ok.test.js': "import { test } from 'node:test';\ntest('ok', () => {});\n",
 };
 
@@ -244,6 +292,20 @@ describe('deploy and use an app behind the gateway', () => {
     assert.equal(evilBack.hostname, 'echo.apps.localhost');
     assert.equal(evilBack.searchParams.get('path'), '/');
 
+    // A WebSocket with the app's cookie opens from the app's own pages only (no cross-site hijacking).
+    const appOrigin = `http://echo.apps.localhost:${platform.port}`;
+    const hijack = await upgradeVia(server, 'echo', {
+      cookie: `microapp_app_session=${session}`,
+      origin: 'http://evil.example.com',
+    });
+    assert.equal(hijack.status, 403);
+    const own = await upgradeVia(server, 'echo', {
+      cookie: `microapp_app_session=${session}`,
+      origin: appOrigin,
+    });
+    assert.equal(own.status, 101);
+    own.socket!.destroy();
+
     // Signing out of the platform signs the browser out of its apps too.
     const who = await call(server, 'GET', '/api/v1/auth/session', { headers: { cookie: platformCookie } });
     const out = await call(server, 'POST', '/auth/logout', {
@@ -254,6 +316,41 @@ describe('deploy and use an app behind the gateway', () => {
       (await viaGateway(server, 'echo', '/', { cookie: `microapp_app_session=${session}` })).status,
       401,
     );
+  });
+
+  test('WebSockets: the same sign-in and policy; the app gets an identity, never credentials', async () => {
+    assert.equal((await upgradeVia(server, 'echo')).status, 401);
+    const frank = await tokenFor(server, 'frank@example.com');
+    assert.equal((await upgradeVia(server, 'echo', { authorization: `Bearer ${frank}` })).status, 404);
+    const ivan = await tokenFor(server, 'ivan@example.com');
+    assert.equal((await upgradeVia(server, 'echo', { authorization: `Bearer ${ivan}` })).status, 403);
+    const platform = await upgradeVia(server, 'nope-not-an-app', { authorization: `Bearer ${dave}` });
+    assert.equal(platform.status, 404);
+
+    const open = await upgradeVia(server, 'echo', { authorization: `Bearer ${dave}`, cookie: 'a=b' });
+    assert.equal(open.status, 101);
+    const socket = open.socket!;
+    assert.deepEqual(JSON.parse(await lineFrom(socket)), {
+      identity: true,
+      cookie: null,
+      authorization: null,
+    });
+    socket.write('hello through the gateway\n');
+    assert.equal(await lineFrom(socket), 'hello through the gateway');
+    socket.destroy();
+
+    // Each connection is usage once it closes (status 101); this one and the browser's above.
+    let scraped = '';
+    for (
+      let i = 0;
+      i < 100 && !/microapp_app_requests_total\{app="echo",code="1xx"\} 2\n/.test(scraped);
+      i++
+    ) {
+      await new Promise((r) => setTimeout(r, 50));
+      const res = await fetch(`${server.url}/metrics`, { headers: { authorization: `Bearer ${ivan}` } });
+      scraped = await res.text();
+    }
+    assert.match(scraped, /microapp_app_requests_total\{app="echo",code="1xx"\} 2\n/);
   });
 
   test('forwarded requests are usage, in the database and in Prometheus metrics; refusals are not', async () => {
@@ -302,7 +399,8 @@ describe('deploy and use an app behind the gateway', () => {
     const text = await scrape.text();
     assert.match(
       text,
-      new RegExp(`microapp_app_requests_total\\{app="echo",code="2xx"\\} ${after.requests}\\n`),
+      // Two of echo's requests were WebSocket connections (1xx).
+      new RegExp(`microapp_app_requests_total\\{app="echo",code="2xx"\\} ${after.requests - 2}\\n`),
     );
     assert.match(text, /microapp_app_request_duration_seconds_bucket\{le="\+Inf",app="poll"\} 2\n/);
     assert.match(text, /microapp_process_resident_memory_bytes/);

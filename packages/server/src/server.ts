@@ -185,6 +185,17 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     platformUrl: () => publicUrl!,
     secureCookies,
   });
+  // WebSockets to apps arrive as HTTP upgrades, which Fastify's routes never see.
+  app.server.on('upgrade', (req, socket, head) => {
+    const g = gateway;
+    if (!g) return socket.destroy();
+    g.upgrade(req, socket, head).then(
+      (handled) => {
+        if (!handled) socket.end('HTTP/1.1 404 Not Found\r\nconnection: close\r\n\r\n');
+      },
+      () => socket.destroy(),
+    );
+  });
   if (engine && builtin) {
     const policies = createPolicyService({ db: db.kysely, audit, engine, builtin, catalog });
     registerPolicyRoutes(app, { policies });

@@ -1,10 +1,18 @@
 import { randomBytes } from 'node:crypto';
-import { request as httpRequest } from 'node:http';
+import {
+  request as httpRequest,
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+  STATUS_CODES,
+} from 'node:http';
+import type { Duplex } from 'node:stream';
+import { fastifyCookie } from '@fastify/cookie';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Kysely } from 'kysely';
 import { sendProblem } from '../../api/error-handler.ts';
 import type { Database } from '../../db/schema.ts';
 import { AppError, errorCatalog } from '../../errors.ts';
+import { newId } from '../../ids.ts';
 import type { AuditService } from '../audit/audit-service.ts';
 import type { CatalogService } from '../catalog/catalog-service.ts';
 import { type LoginService, safeReturnTo } from '../identity/login-service.ts';
@@ -24,9 +32,28 @@ const hopByHop = [
   'transfer-encoding',
   'upgrade',
 ];
+/** What the gateway needs of a request: a Fastify request, or the raw request of a WebSocket upgrade. */
+type Caller = {
+  headers: IncomingHttpHeaders;
+  url: string;
+  method: string;
+  id: string;
+  ip: string;
+  cookies?: Record<string, string | undefined>;
+};
+
 /** The app host's own cookies: set by the gateway only, never forwarded to the app. */
 const appSessionCookie = 'microapp_app_session';
 const appStateCookie = 'microapp_app_state';
+
+/** The host of an Origin header, or null when it is not a URL. */
+function safeHost(origin: string): string | null {
+  try {
+    return new URL(origin).host;
+  } catch {
+    return null;
+  }
+}
 
 const escapeHtml = (text: string) => text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
@@ -60,7 +87,7 @@ export function createGateway(deps: {
 }) {
   const cookieBase = { httpOnly: true, sameSite: 'lax' as const, secure: deps.secureCookies, path: '/' };
 
-  async function principalOf(request: FastifyRequest, app: string): Promise<Principal | null> {
+  async function principalOf(request: Caller, app: string): Promise<Principal | null> {
     const auth = request.headers.authorization;
     if (auth) {
       const m = /^Bearer\s+(\S+)$/i.exec(auth);
@@ -101,6 +128,59 @@ export function createGateway(deps: {
     return reply.redirect(target.href, 302);
   }
 
+  /** The app and its running instance, when this caller may use it; refusals are audited. */
+  async function admit(request: Caller, name: string, principal: Principal) {
+    let app: Awaited<ReturnType<CatalogService['get']>>;
+    try {
+      app = await deps.catalog.get(principal, name);
+    } catch {
+      throw new AppError('not_found', `there is no app ${name}`);
+    }
+    if (deps.engine) {
+      const input = {
+        user: { email: principal.email, department: principal.department, roles: principal.roles },
+        app: {
+          name,
+          owner: app.owner,
+          department: app.department,
+          tier: app.tier,
+          dataClasses: app.manifest.dataClasses,
+          audience: app.manifest.audience ?? {},
+        },
+      };
+      const d = await deps.engine.decide<boolean>('data.microapp.access.allow', input);
+      if (d.result !== true) {
+        await deps.db.transaction().execute(async (trx) => {
+          await deps.engine!.log(trx, [d], name, request.id);
+          await deps.audit.record(
+            trx,
+            { actor: principal.email, requestId: request.id, sourceIp: request.ip },
+            {
+              action: 'gateway.denied',
+              targetType: 'app',
+              target: name,
+              reason: "the app's access policy",
+              summary: { method: request.method, path: request.url.split('?')[0], revision: d.revision },
+            },
+          );
+        });
+        throw new AppError('forbidden', `${principal.email} may not use ${name} (access policy)`);
+      }
+    }
+    let instance: Awaited<ReturnType<DeploymentService['instanceFor']>>;
+    try {
+      instance = await deps.deployments.instanceFor(name);
+    } catch {
+      instance = undefined;
+    }
+    if (!instance)
+      throw new AppError(
+        'unavailable',
+        `${name} is not running; its owner starts it with \`microapp deploy ${name}\``,
+      );
+    return { app, instance };
+  }
+
   /** Handles the request when its Host names an app; returns false for platform requests. */
   async function handle(request: FastifyRequest, reply: FastifyReply): Promise<boolean> {
     const m = appHost.exec(request.headers.host ?? '');
@@ -137,56 +217,13 @@ export function createGateway(deps: {
           `sign in to use ${name}: \`microapp login\`, or send an API token as Bearer`,
         ),
       );
-    let app: Awaited<ReturnType<CatalogService['get']>>;
+    let admitted: Awaited<ReturnType<typeof admit>>;
     try {
-      app = await deps.catalog.get(principal, name);
-    } catch {
-      return fail(new AppError('not_found', `there is no app ${name}`));
+      admitted = await admit(request, name, principal);
+    } catch (error) {
+      return fail(error instanceof AppError ? error : new AppError('internal', String(error)));
     }
-    if (deps.engine) {
-      const input = {
-        user: { email: principal.email, department: principal.department, roles: principal.roles },
-        app: {
-          name,
-          owner: app.owner,
-          department: app.department,
-          tier: app.tier,
-          dataClasses: app.manifest.dataClasses,
-          audience: app.manifest.audience ?? {},
-        },
-      };
-      const d = await deps.engine.decide<boolean>('data.microapp.access.allow', input);
-      if (d.result !== true) {
-        await deps.db.transaction().execute(async (trx) => {
-          await deps.engine!.log(trx, [d], name, request.id);
-          await deps.audit.record(
-            trx,
-            { actor: principal.email, requestId: request.id, sourceIp: request.ip },
-            {
-              action: 'gateway.denied',
-              targetType: 'app',
-              target: name,
-              reason: "the app's access policy",
-              summary: { method: request.method, path: request.url.split('?')[0], revision: d.revision },
-            },
-          );
-        });
-        return fail(new AppError('forbidden', `${principal.email} may not use ${name} (access policy)`));
-      }
-    }
-    let instance: Awaited<ReturnType<DeploymentService['instanceFor']>>;
-    try {
-      instance = await deps.deployments.instanceFor(name);
-    } catch {
-      instance = undefined;
-    }
-    if (!instance)
-      return fail(
-        new AppError(
-          'unavailable',
-          `${name} is not running; its owner starts it with \`microapp deploy ${name}\``,
-        ),
-      );
+    const { app, instance } = admitted;
     // Counted from the moment it is chosen, so an upgrade waits for this request before stopping it.
     instance.inflight++;
     instance.lastRequestAt = Date.now();
@@ -257,5 +294,124 @@ export function createGateway(deps: {
     return true;
   }
 
-  return { handle };
+  /**
+   * A WebSocket (any HTTP upgrade) to an app host: the same sign-in, policy and identity as a request,
+   * then the two connections are joined. Returns false when the host is not an app's.
+   */
+  async function upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<boolean> {
+    const m = appHost.exec(req.headers.host ?? '');
+    if (!m) return false;
+    const name = m[1]!;
+    const caller: Caller = {
+      headers: req.headers,
+      url: req.url ?? '/',
+      method: req.method ?? 'GET',
+      id: newId('request'),
+      ip: req.socket.remoteAddress ?? '',
+      cookies: fastifyCookie.parse(req.headers.cookie ?? ''),
+    };
+    const refuse = (status: number, message: string) => {
+      socket.end(
+        `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\ncontent-type: text/plain; charset=utf-8\r\nconnection: close\r\n\r\n${message}\n`,
+      );
+    };
+    socket.on('error', () => socket.destroy());
+    let admitted: Awaited<ReturnType<typeof admit>>;
+    let principal: Principal | null;
+    try {
+      principal = await principalOf(caller, name);
+      if (!principal) {
+        refuse(401, `sign in to use ${name}`);
+        return true;
+      }
+      // A browser sends the app's cookie with a WebSocket opened by any site: only the app's own pages may.
+      const origin = req.headers.origin;
+      if (!req.headers.authorization && origin && safeHost(origin) !== req.headers.host) {
+        refuse(403, `${name} accepts WebSockets from its own pages only`);
+        return true;
+      }
+      admitted = await admit(caller, name, principal);
+    } catch (error) {
+      const e = error instanceof AppError ? error : new AppError('internal', 'the gateway failed');
+      refuse(e.status, e.message);
+      return true;
+    }
+    const { app, instance } = admitted;
+    const headers: Record<string, string | string[]> = {};
+    for (const [k, v] of Object.entries(req.headers)) {
+      if (v === undefined || k === 'cookie' || k === 'authorization' || k.startsWith('x-microapp-')) continue;
+      headers[k] = v;
+    }
+    headers['x-microapp-identity'] = await deps.deployments.identityToken(principal, name);
+    headers['x-request-id'] = caller.id;
+    headers['x-forwarded-for'] = caller.ip;
+    instance.lastRequestAt = Date.now();
+    const started = performance.now();
+    let status = 0;
+    let bytesIn = 0;
+    let bytesOut = 0;
+    const record = () =>
+      deps.usage.record({
+        appId: app.id,
+        app: name,
+        version: instance.version,
+        user: principal.email,
+        method: caller.method,
+        status: status || 499,
+        latencyMs: performance.now() - started,
+        bytesIn,
+        bytesOut,
+        at: new Date(),
+      });
+    const upstream = httpRequest({
+      socketPath: instance.process.socketPath,
+      method: caller.method,
+      path: caller.url,
+      headers,
+    });
+    upstream.on('upgrade', (res, upSocket, upHead) => {
+      status = res.statusCode ?? 101;
+      const lines = [`HTTP/1.1 ${status} ${res.statusMessage ?? STATUS_CODES[status]}`];
+      for (let i = 0; i < res.rawHeaders.length; i += 2)
+        if (res.rawHeaders[i]!.toLowerCase() !== 'set-cookie')
+          lines.push(`${res.rawHeaders[i]}: ${res.rawHeaders[i + 1]}`);
+      socket.write(`${lines.join('\r\n')}\r\n\r\n`);
+      if (upHead.length) upSocket.unshift(upHead);
+      if (head.length) socket.unshift(head);
+      socket.on('data', (chunk: Buffer) => {
+        bytesIn += chunk.length;
+        instance.lastRequestAt = Date.now();
+      });
+      upSocket.on('data', (chunk: Buffer) => (bytesOut += chunk.length));
+      upSocket.on('error', () => socket.destroy());
+      let closed = false;
+      const close = () => {
+        if (closed) return;
+        closed = true;
+        instance.lastRequestAt = Date.now();
+        socket.destroy();
+        upSocket.destroy();
+        record();
+      };
+      socket.on('close', close);
+      upSocket.on('close', close);
+      upSocket.pipe(socket).pipe(upSocket);
+    });
+    // The app declined the upgrade: the caller gets its status.
+    upstream.on('response', (res) => {
+      status = res.statusCode ?? 502;
+      refuse(status, `${name} did not accept the upgrade`);
+      res.resume();
+      record();
+    });
+    upstream.on('error', () => {
+      status ||= 502;
+      refuse(502, `${name} did not answer`);
+      record();
+    });
+    upstream.end();
+    return true;
+  }
+
+  return { handle, upgrade };
 }
