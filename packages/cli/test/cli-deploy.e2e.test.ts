@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { call, startTestServer, type TestServer, tokenFor } from '../../server/test/harness.ts';
 import { devSignIn } from '../src/login-flow.ts';
-import { cli } from './cli-harness.ts';
+import { cli, importAdvisories } from './cli-harness.ts';
 
 /** A request to an app through the gateway: Host names the app, as a browser on `{app}.apps.localhost` sends it. */
 function viaGateway(server: TestServer, appName: string, path: string, headers: Record<string, string> = {}) {
@@ -113,17 +113,7 @@ describe('deploy and use an app behind the gateway', () => {
     server = await startTestServer('sqlite');
     dir = mkdtempSync(join(tmpdir(), 'microapp-deploy-'));
     env = { MICROAPP_CONFIG_DIR: join(dir, 'config'), MICROAPP_SERVER: server.url };
-    const osv = join(dir, 'osv');
-    mkdirSync(osv);
-    writeFileSync(
-      join(osv, 'GHSA-x.json'),
-      JSON.stringify({
-        id: 'GHSA-x',
-        affected: [{ package: { ecosystem: 'npm', name: 'left-pad' }, versions: ['0.0.1'] }],
-      }),
-    );
-    await cli(env, 'login', '--dev-user', 'carol@example.com');
-    assert.equal((await cli(env, 'advisories', 'import', osv)).code, 0);
+    await importAdvisories(env, dir);
     dave = await tokenFor(server, 'dave@example.com');
     await cli(env, 'login', '--dev-user', 'dave@example.com');
     for (const [name, files] of [

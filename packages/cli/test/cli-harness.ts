@@ -1,5 +1,7 @@
+import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { resolve } from 'node:path';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 
 /** The microapp command, as users run it. */
 export const bin = resolve(import.meta.dirname, '../bin/microapp.js');
@@ -53,4 +55,22 @@ export function cliWithInput(env: Record<string, string>, input: string, ...args
     );
     child.stdin?.end(input);
   });
+}
+
+/**
+ * Has an admin (carol) import a one-advisory OSV folder, which `microapp ci` needs before it can scan.
+ * Leaves the CLI in `env` signed in as carol.
+ */
+export async function importAdvisories(env: Record<string, string>, dir: string): Promise<void> {
+  const osv = join(dir, 'osv');
+  mkdirSync(osv, { recursive: true });
+  writeFileSync(
+    join(osv, 'GHSA-x.json'),
+    JSON.stringify({
+      id: 'GHSA-x',
+      affected: [{ package: { ecosystem: 'npm', name: 'left-pad' }, versions: ['0.0.1'] }],
+    }),
+  );
+  await cli(env, 'login', '--dev-user', 'carol@example.com');
+  assert.equal((await cli(env, 'advisories', 'import', osv)).code, 0);
 }

@@ -9,7 +9,7 @@ import { loadConfig } from '../../server/src/config.ts';
 import { openDatabase } from '../../server/src/db/database.ts';
 import { type RunningServer, startServer } from '../../server/src/server.ts';
 import { call, tokenFor } from '../../server/test/harness.ts';
-import { cli } from './cli-harness.ts';
+import { cli, importAdvisories } from './cli-harness.ts';
 
 function viaGateway(url: string, app: string, path: string, token: string) {
   const port = new URL(url).port;
@@ -73,17 +73,7 @@ describe('supervision: upgrades without downtime, restarts, rollback, recovery',
     mkdirSync(dataDir(), { recursive: true });
     server = await start();
     env = { MICROAPP_CONFIG_DIR: join(dir, 'config'), MICROAPP_SERVER: server.url };
-    const osv = join(dir, 'osv');
-    mkdirSync(osv);
-    writeFileSync(
-      join(osv, 'GHSA-x.json'),
-      JSON.stringify({
-        id: 'GHSA-x',
-        affected: [{ package: { ecosystem: 'npm', name: 'left-pad' }, versions: ['0.0.1'] }],
-      }),
-    );
-    await cli(env, 'login', '--dev-user', 'carol@example.com');
-    assert.equal((await cli(env, 'advisories', 'import', osv)).code, 0);
+    await importAdvisories(env, dir);
     await cli(env, 'login', '--dev-user', 'dave@example.com');
     dave = await tokenFor(server, 'dave@example.com');
     const app = join(dir, 'pulse');
@@ -180,17 +170,7 @@ describe('scale to zero: an idle app stops and starts again on its next request'
 
   test('stopped after the idle time, answered again on the next request (cold start measured)', async () => {
     const env = { MICROAPP_CONFIG_DIR: join(dir, 'config'), MICROAPP_SERVER: server.url };
-    const osv = join(dir, 'osv');
-    mkdirSync(osv);
-    writeFileSync(
-      join(osv, 'GHSA-x.json'),
-      JSON.stringify({
-        id: 'GHSA-x',
-        affected: [{ package: { ecosystem: 'npm', name: 'left-pad' }, versions: ['0.0.1'] }],
-      }),
-    );
-    await cli(env, 'login', '--dev-user', 'carol@example.com');
-    assert.equal((await cli(env, 'advisories', 'import', osv)).code, 0);
+    await importAdvisories(env, dir);
     await cli(env, 'login', '--dev-user', 'dave@example.com');
     const app = join(dir, 'pulse');
     writeApp(app, '2.0.0');

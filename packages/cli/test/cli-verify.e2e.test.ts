@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { startTestServer, type TestServer } from '../../server/test/harness.ts';
-import { cli, exec } from './cli-harness.ts';
+import { cli, exec, importAdvisories } from './cli-harness.ts';
 
 /** The DSSE pre-authentication encoding that a DSSE signature covers. */
 function pae(type: string, body: Buffer): Buffer {
@@ -21,17 +21,7 @@ describe('anyone can verify a published artifact offline, with standard tools', 
     server = await startTestServer('sqlite');
     dir = mkdtempSync(join(tmpdir(), 'microapp-verify-'));
     env = { MICROAPP_CONFIG_DIR: join(dir, 'config'), MICROAPP_SERVER: server.url };
-    const osv = join(dir, 'osv');
-    mkdirSync(osv);
-    writeFileSync(
-      join(osv, 'GHSA-x.json'),
-      JSON.stringify({
-        id: 'GHSA-x',
-        affected: [{ package: { ecosystem: 'npm', name: 'left-pad' }, versions: ['0.0.1'] }],
-      }),
-    );
-    await cli(env, 'login', '--dev-user', 'carol@example.com');
-    assert.equal((await cli(env, 'advisories', 'import', osv)).code, 0);
+    await importAdvisories(env, dir);
     await cli(env, 'login', '--dev-user', 'dave@example.com');
     const app = join(dir, 'poll');
     assert.equal((await cli(env, 'init', app, '-t', 'form', '--department', 'finance')).code, 0);

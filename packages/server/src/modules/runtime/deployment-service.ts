@@ -341,9 +341,9 @@ export function createDeploymentService(deps: {
     return { app: name, state: 'stopped' };
   }
 
-  /** After a server restart: starts again every deployment recorded as running (each verified again). */
-  async function recover(): Promise<{ recovered: string[]; failed: string[] }> {
-    const rows = await db
+  /** Deployments with the app fields a start needs. */
+  function deployedApps() {
+    return db
       .selectFrom('deployments')
       .innerJoin('apps', 'apps.id', 'deployments.app_id')
       .select([
@@ -354,9 +354,12 @@ export function createDeploymentService(deps: {
         'apps.tier',
         'apps.manifest',
         'apps.state',
-      ])
-      .where('deployments.state', '=', 'running')
-      .execute();
+      ]);
+  }
+
+  /** After a server restart: starts again every deployment recorded as running (each verified again). */
+  async function recover(): Promise<{ recovered: string[]; failed: string[] }> {
+    const rows = await deployedApps().where('deployments.state', '=', 'running').execute();
     const recovered: string[] = [];
     const failed: string[] = [];
     for (const r of rows) {
@@ -424,18 +427,7 @@ export function createDeploymentService(deps: {
     let pending = waking.get(name);
     if (!pending) {
       pending = (async () => {
-        const row = await db
-          .selectFrom('deployments')
-          .innerJoin('apps', 'apps.id', 'deployments.app_id')
-          .select([
-            'deployments.version',
-            'apps.id',
-            'apps.name',
-            'apps.owner',
-            'apps.tier',
-            'apps.manifest',
-            'apps.state',
-          ])
+        const row = await deployedApps()
           .where('apps.name', '=', name)
           .where('deployments.state', '=', 'idle')
           .orderBy('deployments.started_at', 'desc')

@@ -128,6 +128,56 @@ export function createGateway(deps: {
     return reply.redirect(target.href, 302);
   }
 
+  /**
+   * The headers an app receives: the caller's, without credentials, platform headers and (for plain
+   * requests) hop-by-hop ones; with the signed identity and the request id.
+   */
+  async function forwardedHeaders(caller: Caller, principal: Principal, name: string, upgrade: boolean) {
+    const headers: Record<string, string | string[]> = {};
+    for (const [k, v] of Object.entries(caller.headers)) {
+      if (
+        v === undefined ||
+        (!upgrade && hopByHop.includes(k)) ||
+        k === 'cookie' ||
+        k === 'authorization' ||
+        k.startsWith('x-microapp-')
+      )
+        continue;
+      headers[k] = v;
+    }
+    headers['x-microapp-identity'] = await deps.deployments.identityToken(principal, name);
+    headers['x-request-id'] = caller.id;
+    headers['x-forwarded-for'] = caller.ip;
+    return headers;
+  }
+
+  /**
+   * Measures one forwarded request or connection; `record()` writes it as usage. `status` stays 0 until
+   * the app answers: 502 when it cannot, 499 when the caller went away first.
+   */
+  function meter(caller: Caller, principal: Principal, app: { id: string; name: string }, version: string) {
+    const started = performance.now();
+    const metered = {
+      status: 0,
+      bytesIn: 0,
+      bytesOut: 0,
+      record: () =>
+        deps.usage.record({
+          appId: app.id,
+          app: app.name,
+          version,
+          user: principal.email,
+          method: caller.method,
+          status: metered.status || 499,
+          latencyMs: performance.now() - started,
+          bytesIn: metered.bytesIn,
+          bytesOut: metered.bytesOut,
+          at: new Date(),
+        }),
+    };
+    return metered;
+  }
+
   /** The app and its running instance, when this caller may use it; refusals are audited. */
   async function admit(request: Caller, name: string, principal: Principal) {
     let app: Awaited<ReturnType<CatalogService['get']>>;
@@ -227,46 +277,17 @@ export function createGateway(deps: {
     // Counted from the moment it is chosen, so an upgrade waits for this request before stopping it.
     instance.inflight++;
     instance.lastRequestAt = Date.now();
-    const started = performance.now();
-    // 0 until the app answers; 502 when it cannot, 499 when the caller went away first.
-    let status = 0;
-    let bytesIn = 0;
-    let bytesOut = 0;
+    const metered = meter(request, principal, app, instance.version);
     let done = false;
     const finish = () => {
       if (done) return;
       done = true;
       instance.inflight--;
-      deps.usage.record({
-        appId: app.id,
-        app: name,
-        version: instance.version,
-        user: principal.email,
-        method: request.method,
-        status: status || 499,
-        latencyMs: performance.now() - started,
-        bytesIn,
-        bytesOut,
-        at: new Date(),
-      });
+      metered.record();
     };
     reply.raw.on('close', finish);
 
-    const headers: Record<string, string | string[]> = {};
-    for (const [k, v] of Object.entries(request.headers)) {
-      if (
-        v === undefined ||
-        hopByHop.includes(k) ||
-        k === 'cookie' ||
-        k === 'authorization' ||
-        k.startsWith('x-microapp-')
-      )
-        continue;
-      headers[k] = v;
-    }
-    headers['x-microapp-identity'] = await deps.deployments.identityToken(principal, name);
-    headers['x-request-id'] = request.id;
-    headers['x-forwarded-for'] = request.ip;
+    const headers = await forwardedHeaders(request, principal, name, false);
     reply.hijack();
     const upstream = httpRequest(
       { socketPath: instance.process.socketPath, method: request.method, path: request.url, headers },
@@ -276,20 +297,20 @@ export function createGateway(deps: {
           if (v !== undefined && !hopByHop.includes(k) && k !== 'set-cookie') out[k] = v;
         out['x-content-type-options'] = 'nosniff';
         out['referrer-policy'] = 'no-referrer';
-        status = res.statusCode ?? 502;
-        reply.raw.writeHead(status, out);
-        res.on('data', (chunk: Buffer) => (bytesOut += chunk.length));
+        metered.status = res.statusCode ?? 502;
+        reply.raw.writeHead(metered.status, out);
+        res.on('data', (chunk: Buffer) => (metered.bytesOut += chunk.length));
         res.pipe(reply.raw);
       },
     );
     upstream.on('close', finish);
     upstream.on('error', () => {
-      status ||= 502;
+      metered.status ||= 502;
       if (!reply.raw.headersSent) reply.raw.writeHead(502, { 'content-type': 'text/plain' });
       reply.raw.end('the app did not answer');
     });
     // Request bodies stream through; nothing is buffered.
-    request.raw.on('data', (chunk: Buffer) => (bytesIn += chunk.length));
+    request.raw.on('data', (chunk: Buffer) => (metered.bytesIn += chunk.length));
     request.raw.pipe(upstream);
     return true;
   }
@@ -337,32 +358,9 @@ export function createGateway(deps: {
       return true;
     }
     const { app, instance } = admitted;
-    const headers: Record<string, string | string[]> = {};
-    for (const [k, v] of Object.entries(req.headers)) {
-      if (v === undefined || k === 'cookie' || k === 'authorization' || k.startsWith('x-microapp-')) continue;
-      headers[k] = v;
-    }
-    headers['x-microapp-identity'] = await deps.deployments.identityToken(principal, name);
-    headers['x-request-id'] = caller.id;
-    headers['x-forwarded-for'] = caller.ip;
+    const headers = await forwardedHeaders(caller, principal, name, true);
     instance.lastRequestAt = Date.now();
-    const started = performance.now();
-    let status = 0;
-    let bytesIn = 0;
-    let bytesOut = 0;
-    const record = () =>
-      deps.usage.record({
-        appId: app.id,
-        app: name,
-        version: instance.version,
-        user: principal.email,
-        method: caller.method,
-        status: status || 499,
-        latencyMs: performance.now() - started,
-        bytesIn,
-        bytesOut,
-        at: new Date(),
-      });
+    const metered = meter(caller, principal, app, instance.version);
     const upstream = httpRequest({
       socketPath: instance.process.socketPath,
       method: caller.method,
@@ -370,8 +368,8 @@ export function createGateway(deps: {
       headers,
     });
     upstream.on('upgrade', (res, upSocket, upHead) => {
-      status = res.statusCode ?? 101;
-      const lines = [`HTTP/1.1 ${status} ${res.statusMessage ?? STATUS_CODES[status]}`];
+      metered.status = res.statusCode ?? 101;
+      const lines = [`HTTP/1.1 ${metered.status} ${res.statusMessage ?? STATUS_CODES[metered.status]}`];
       for (let i = 0; i < res.rawHeaders.length; i += 2)
         if (res.rawHeaders[i]!.toLowerCase() !== 'set-cookie')
           lines.push(`${res.rawHeaders[i]}: ${res.rawHeaders[i + 1]}`);
@@ -379,10 +377,10 @@ export function createGateway(deps: {
       if (upHead.length) upSocket.unshift(upHead);
       if (head.length) socket.unshift(head);
       socket.on('data', (chunk: Buffer) => {
-        bytesIn += chunk.length;
+        metered.bytesIn += chunk.length;
         instance.lastRequestAt = Date.now();
       });
-      upSocket.on('data', (chunk: Buffer) => (bytesOut += chunk.length));
+      upSocket.on('data', (chunk: Buffer) => (metered.bytesOut += chunk.length));
       upSocket.on('error', () => socket.destroy());
       let closed = false;
       const close = () => {
@@ -391,7 +389,7 @@ export function createGateway(deps: {
         instance.lastRequestAt = Date.now();
         socket.destroy();
         upSocket.destroy();
-        record();
+        metered.record();
       };
       socket.on('close', close);
       upSocket.on('close', close);
@@ -399,15 +397,15 @@ export function createGateway(deps: {
     });
     // The app declined the upgrade: the caller gets its status.
     upstream.on('response', (res) => {
-      status = res.statusCode ?? 502;
-      refuse(status, `${name} did not accept the upgrade`);
+      metered.status = res.statusCode ?? 502;
+      refuse(metered.status, `${name} did not accept the upgrade`);
       res.resume();
-      record();
+      metered.record();
     });
     upstream.on('error', () => {
-      status ||= 502;
+      metered.status ||= 502;
       refuse(502, `${name} did not answer`);
-      record();
+      metered.record();
     });
     upstream.end();
     return true;
