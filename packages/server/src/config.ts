@@ -3,6 +3,8 @@ import { resolve } from 'node:path';
 import { type DatabaseOptions, databaseOptionsFrom } from './db/database.ts';
 import type { Role, Specialty } from './modules/identity/principal.ts';
 import { roles, specialties } from './modules/identity/principal.ts';
+import { defaultLifecycleSettings, type LifecycleSettings } from './modules/lifecycle/lifecycle-rules.ts';
+import type { NotificationChannels } from './modules/notifications/notification-service.ts';
 
 /** What an IdP group grants. */
 export type GroupGrant = { roles: Role[]; specialties: Specialty[] };
@@ -13,6 +15,8 @@ export type OidcSettings = {
   clientSecret: string;
   groupsClaim: string;
   departmentClaim: string;
+  /** The claim holding the user's manager's e-mail: who hears about an app its owner does not answer for. */
+  managerClaim: string;
   groupRoles: Record<string, GroupGrant>;
 };
 
@@ -31,6 +35,9 @@ export type ServerConfig = {
   /** Minutes without a request after which an app is stopped, to start again on its next request (0: never). */
   idleMinutes: number;
   logLevel: string;
+  lifecycle: LifecycleSettings;
+  jobs: { enabled: boolean; leaseSeconds: number; lifecycleHours: number };
+  notifications: NotificationChannels;
 };
 
 /** Flags from the command line; each wins over the environment, which wins over the config file. */
@@ -79,6 +86,87 @@ function parsePort(value: string | number | undefined, name: string, problems: s
     return undefined;
   }
   return port;
+}
+
+function positiveInt(env: NodeJS.ProcessEnv, name: string, fallback: number, problems: string[]): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n <= 0) {
+    problems.push(`${name} must be a whole number above 0, got "${raw}"`);
+    return fallback;
+  }
+  return n;
+}
+
+/** The lifecycle schedule from MICROAPP_INACTIVITY_* and friends; see docs/operations.md. */
+function lifecycleFrom(env: NodeJS.ProcessEnv, problems: string[]): LifecycleSettings {
+  const d = defaultLifecycleSettings;
+  const s: LifecycleSettings = {
+    idleDays: positiveInt(env, 'MICROAPP_INACTIVITY_DAYS', d.idleDays, problems),
+    stopAfterDays: positiveInt(env, 'MICROAPP_INACTIVITY_STOP_DAYS', d.stopAfterDays, problems),
+    escalateAfterDays: positiveInt(env, 'MICROAPP_INACTIVITY_ESCALATE_DAYS', d.escalateAfterDays, problems),
+    graceDays: positiveInt(env, 'MICROAPP_DECOMMISSION_GRACE_DAYS', d.graceDays, problems),
+    archiveRetentionDays: positiveInt(
+      env,
+      'MICROAPP_ARCHIVE_RETENTION_DAYS',
+      d.archiveRetentionDays,
+      problems,
+    ),
+    maxLifetimeDays: { ...d.maxLifetimeDays },
+    expiryNoticeDays: d.expiryNoticeDays,
+  };
+  if (s.escalateAfterDays <= s.stopAfterDays)
+    problems.push(
+      'MICROAPP_INACTIVITY_ESCALATE_DAYS must be more than MICROAPP_INACTIVITY_STOP_DAYS (both count from the warning)',
+    );
+  const lifetimes = env.MICROAPP_MAX_LIFETIME_DAYS;
+  if (lifetimes) {
+    for (const part of lifetimes.split(',')) {
+      const m = /^\s*(low|medium|high)\s*=\s*(\d{1,5})\s*$/.exec(part);
+      if (!m || Number(m[2]) === 0) {
+        problems.push(
+          `MICROAPP_MAX_LIFETIME_DAYS must look like "low=90,medium=180,high=365", got "${lifetimes}"`,
+        );
+        break;
+      }
+      s.maxLifetimeDays[m[1] as 'low'] = Number(m[2]);
+    }
+  }
+  return s;
+}
+
+function notificationsFrom(env: NodeJS.ProcessEnv, dev: boolean, problems: string[]): NotificationChannels {
+  const out: NotificationChannels = {};
+  for (const [name, key] of [
+    ['MICROAPP_SMTP_URL', 'smtpUrl'],
+    ['MICROAPP_WEBHOOK_URL', 'webhookUrl'],
+  ] as const) {
+    const v = env[name];
+    if (!v) continue;
+    try {
+      const u = new URL(v);
+      const ok =
+        key === 'smtpUrl'
+          ? ['smtp:', 'smtps:'].includes(u.protocol)
+          : ['http:', 'https:'].includes(u.protocol);
+      if (!ok) throw new Error('scheme');
+      out[key] = v;
+    } catch {
+      problems.push(
+        key === 'smtpUrl'
+          ? `${name} must be an smtp:// or smtps:// URL, e.g. smtp://mail.internal:25`
+          : `${name} must be an http(s) URL`,
+      );
+    }
+  }
+  if (env.MICROAPP_MAIL_FROM) out.mailFrom = env.MICROAPP_MAIL_FROM;
+  if (env.MICROAPP_WEBHOOK_SECRET) out.webhookSecret = env.MICROAPP_WEBHOOK_SECRET;
+  if (out.webhookUrl && !out.webhookSecret && !dev)
+    problems.push(
+      'MICROAPP_WEBHOOK_URL needs MICROAPP_WEBHOOK_SECRET, so receivers can check each body is ours',
+    );
+  return out;
 }
 
 /** The group mapping used by the embedded development IdP's seeded users. */
@@ -142,6 +230,14 @@ export function loadConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv): ServerCo
   if (!Number.isFinite(sessionTtlHours) || sessionTtlHours <= 0 || sessionTtlHours > 24 * 30)
     problems.push('MICROAPP_SESSION_TTL_HOURS must be between 0 and 720');
 
+  const lifecycle = lifecycleFrom(env, problems);
+  const notifications = notificationsFrom(env, dev, problems);
+  const jobs = {
+    enabled: env.MICROAPP_JOBS !== 'off',
+    leaseSeconds: positiveInt(env, 'MICROAPP_JOB_LEASE_SECONDS', 60, problems),
+    lifecycleHours: positiveInt(env, 'MICROAPP_LIFECYCLE_JOB_HOURS', 24, problems),
+  };
+
   let oidc: OidcSettings | null = null;
   if (!dev) {
     const f = file.oidc ?? {};
@@ -169,6 +265,7 @@ export function loadConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv): ServerCo
         clientSecret: clientSecret!,
         groupsClaim: env.MICROAPP_OIDC_GROUPS_CLAIM ?? f.groupsClaim ?? 'groups',
         departmentClaim: env.MICROAPP_OIDC_DEPARTMENT_CLAIM ?? f.departmentClaim ?? 'department',
+        managerClaim: env.MICROAPP_OIDC_MANAGER_CLAIM ?? f.managerClaim ?? 'manager',
         groupRoles: groupRoles!,
       };
     }
@@ -190,5 +287,8 @@ export function loadConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv): ServerCo
     sessionTtlHours,
     idleMinutes: Number(env.MICROAPP_IDLE_MINUTES ?? 30),
     logLevel: env.MICROAPP_LOG_LEVEL ?? 'info',
+    lifecycle,
+    jobs,
+    notifications,
   };
 }

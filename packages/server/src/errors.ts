@@ -11,6 +11,7 @@ export const errorCatalog = {
   not_found: { status: 404, title: 'Not found' },
   method_not_allowed: { status: 405, title: 'Method not allowed' },
   conflict: { status: 409, title: 'The request conflicts with the current state' },
+  gone: { status: 410, title: 'No longer available' },
   policy_denied: { status: 403, title: 'A policy denied the request' },
   policy_invalid: { status: 422, title: 'The policy does not compile or its tests fail' },
   policy_budget_exceeded: { status: 422, title: 'A policy decision exceeded its evaluation budget' },

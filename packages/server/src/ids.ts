@@ -17,6 +17,10 @@ export const idPrefixes = {
   version: 'ver',
   deployment: 'dep',
   usage: 'use',
+  notification: 'ntf',
+  delivery: 'dlv',
+  archive: 'arc',
+  lease: 'lse',
 } as const;
 
 export type IdKind = keyof typeof idPrefixes;

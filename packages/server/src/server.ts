@@ -4,10 +4,12 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
 import { buildHttpApp } from './api/build-app.ts';
+import { type AdjustableClock, adjustableClock } from './clock.ts';
 import type { OidcSettings, ServerConfig } from './config.ts';
 import { devGroupRoles } from './config.ts';
 import { type Db, isReachable, openDatabase } from './db/database.ts';
 import { migrateToLatest } from './db/migrations.ts';
+import { createAdvisoryAlerts } from './modules/advisories/advisory-alerts.ts';
 import { registerAdvisoryRoutes } from './modules/advisories/advisory-routes.ts';
 import { createAdvisoryService } from './modules/advisories/advisory-service.ts';
 import { registerApprovalRoutes } from './modules/approvals/approval-routes.ts';
@@ -22,6 +24,14 @@ import { publicRoute } from './modules/identity/access.ts';
 import { registerAuthRoutes } from './modules/identity/auth-routes.ts';
 import type { DevIdp } from './modules/identity/dev-idp.ts';
 import { createLoginService } from './modules/identity/login-service.ts';
+import { createDevClock } from './modules/jobs/dev-clock.ts';
+import { registerJobRoutes } from './modules/jobs/job-routes.ts';
+import { createJobRunner, type JobRunner } from './modules/jobs/job-runner.ts';
+import { registerLifecycleRoutes } from './modules/lifecycle/lifecycle-routes.ts';
+import { createLifecycleService } from './modules/lifecycle/lifecycle-service.ts';
+import { createLifecycleSteps } from './modules/lifecycle/lifecycle-steps.ts';
+import { registerNotificationRoutes } from './modules/notifications/notification-routes.ts';
+import { createNotificationService } from './modules/notifications/notification-service.ts';
 import { createRegoRiskEvaluator, createRegoRouting } from './modules/policy/policy-decisions.ts';
 import { createPolicyEngine, type Decision } from './modules/policy/policy-engine.ts';
 import { registerPolicyRoutes } from './modules/policy/policy-routes.ts';
@@ -47,7 +57,7 @@ import { version } from './version.ts';
 export type RunningServer = {
   url: string;
   /** In-process services the runtime uses directly (never over HTTP). */
-  internals: { secrets: SecretService; usage: UsageService };
+  internals: { secrets: SecretService; usage: UsageService; clock: AdjustableClock; jobs: JobRunner };
   app: FastifyInstance;
   db: Db;
   devIdp: DevIdp | null;
@@ -61,6 +71,8 @@ export type StartOptions = {
   db?: Db;
   /** Where the built-in policy packs are; null runs on the interim rules without a policy engine. */
   policyDir?: string | null;
+  /** The platform clock; tests pass one they move. */
+  clock?: AdjustableClock;
 };
 
 /**
@@ -84,7 +96,8 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
 
   let oidc: OidcSettings | null = config.oidc;
   let publicUrl = config.publicUrl;
-  const audit = createAuditService({ db: db.kysely, dialect: db.dialect });
+  const clock = options.clock ?? adjustableClock();
+  const audit = createAuditService({ db: db.kysely, dialect: db.dialect, clock });
   const tokens = createTokenService({ db: db.kysely, audit });
   const login = createLoginService({
     db: db.kysely,
@@ -133,7 +146,13 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   registerCatalogRoutes(app, { catalog });
   registerApprovalRoutes(app, { approvals });
   registerAuditRoutes(app, { db: db.kysely, audit });
-  const advisories = createAdvisoryService({ db: db.kysely, audit, catalog });
+  const advisories = createAdvisoryService({
+    db: db.kysely,
+    audit,
+    catalog,
+    // Owners hear about an advisory that affects what they run within one job run of its import.
+    afterImport: () => void jobs.trigger('advisory-alerts').catch(() => {}),
+  });
   registerAdvisoryRoutes(app, { advisories });
   const kek = loadKek({ env: process.env, devFile: config.dev ? join(config.dataDir, 'kek') : null });
   const keys = createKeyStore({ db: db.kysely, kek });
@@ -159,6 +178,18 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     builderId: () => `${publicUrl}/builders/microapp-ci/v1`,
   });
   registerSigningRoutes(app, { keys, versions });
+  const jobs = createJobRunner({ db: db.kysely, clock, logger, leaseMs: config.jobs.leaseSeconds * 1000 });
+  const notifications = createNotificationService({
+    db: db.kysely,
+    clock,
+    logger,
+    channels: config.notifications,
+    platformUrl: () => publicUrl!,
+  });
+  registerNotificationRoutes(app, { notifications });
+  // Lifecycle holds are read by the runtime and the gateway; the service itself needs the runtime.
+  let lifecycleHold: ((appId: string) => Promise<{ status: number; message: string } | null>) | null = null;
+  const hold = (appId: string) => (lifecycleHold ? lifecycleHold(appId) : Promise.resolve(null));
   const deployments = createDeploymentService({
     db: db.kysely,
     audit,
@@ -169,9 +200,52 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     engine,
     runtimeDir: join(config.dataDir, 'runtime'),
     idleMs: config.idleMinutes * 60_000,
+    hold,
   });
   registerDeploymentRoutes(app, { deployments });
-  const usage = createUsageService({ db: db.kysely, catalog, logger });
+  const usage = createUsageService({ db: db.kysely, catalog, logger, clock });
+  const lifecycleSteps = createLifecycleSteps({
+    db: db.kysely,
+    clock,
+    audit,
+    notifications,
+    deployments,
+    secrets,
+    kek: kekOf(kek),
+    runtimeDir: join(config.dataDir, 'runtime'),
+    archiveDir: join(config.dataDir, 'archives'),
+    settings: config.lifecycle,
+  });
+  const lifecycle = createLifecycleService({
+    db: db.kysely,
+    clock,
+    audit,
+    notifications,
+    catalog,
+    deployments,
+    advisories,
+    steps: lifecycleSteps,
+    keks: [kekOf(kek), ...previousKeks],
+    settings: config.lifecycle,
+  });
+  lifecycleHold = lifecycle.hold;
+  registerLifecycleRoutes(app, { lifecycle });
+  const alerts = createAdvisoryAlerts({ db: db.kysely, clock, audit, advisories, notifications });
+  await jobs.register({
+    name: 'lifecycle',
+    everySeconds: config.jobs.lifecycleHours * 3600,
+    run: (ctx) => lifecycle.runJob(ctx),
+  });
+  await jobs.register({ name: 'advisory-alerts', everySeconds: 3600, run: () => alerts.run() });
+  await jobs.register({
+    name: 'notifications',
+    everySeconds: 60,
+    run: () => notifications.deliverDue(),
+  });
+  registerJobRoutes(app, {
+    jobs,
+    devClock: createDevClock({ db: db.kysely, audit, clock, jobs, dev: config.dev }),
+  });
   registerUsageRoutes(app, { usage });
   gateway = createGateway({
     tokens,
@@ -184,6 +258,8 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     db: db.kysely,
     platformUrl: () => publicUrl!,
     secureCookies,
+    hold,
+    clock,
   });
   // WebSockets to apps arrive as HTTP upgrades, which Fastify's routes never see.
   app.server.on('upgrade', (req, socket, head) => {
@@ -263,6 +339,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
       clientSecret: devIdp.clientSecret,
       groupsClaim: 'groups',
       departmentClaim: 'department',
+      managerClaim: 'manager',
       groupRoles: devGroupRoles,
     };
   }
@@ -270,6 +347,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   // Apps that were running when the server stopped start again (each verified again).
   const recovery = await deployments.recover();
   if (recovery.recovered.length || recovery.failed.length) logger.info(recovery, 'recovered running apps');
+  if (config.jobs.enabled) jobs.start();
   logger.info(
     { url, dev: config.dev, database: db.dialect, issuer: oidc?.issuer },
     'microapp server listening',
@@ -277,11 +355,13 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
 
   return {
     url,
-    internals: { secrets, usage },
+    internals: { secrets, usage, clock, jobs },
     app,
     db,
     devIdp,
     async close() {
+      await jobs.stop();
+      notifications.close();
       await deployments.shutdown();
       await app.close();
       await usage.close();

@@ -26,7 +26,7 @@ export type TestServer = RunningServer & {
 /** A real server in dev mode on port 0, with its own database (a temp SQLite file or a new PostgreSQL schema). */
 export async function startTestServer(
   engine: 'sqlite' | 'postgres',
-  options: { logger?: Logger } = {},
+  options: { logger?: Logger; env?: Record<string, string> } = {},
 ): Promise<TestServer> {
   const dataDir = mkdtempSync(join(tmpdir(), 'microapp-test-'));
   let db: Db;
@@ -43,7 +43,11 @@ export async function startTestServer(
   } else {
     db = openDatabase({ kind: 'sqlite', file: join(dataDir, 'microapp.sqlite') });
   }
-  const config = loadConfig({ dev: true, port: 0, devIdpPort: 0, dataDir }, { MICROAPP_LOG_LEVEL: 'silent' });
+  // Jobs run when a test asks (`server.internals.jobs.runDue()`), never on a timer behind its back.
+  const config = loadConfig(
+    { dev: true, port: 0, devIdpPort: 0, dataDir },
+    { MICROAPP_LOG_LEVEL: 'silent', MICROAPP_JOBS: 'off', ...options.env },
+  );
   const server = await startServer(config, {
     db,
     logger: options.logger ?? pino({ level: process.env.MICROAPP_TEST_LOG ?? 'silent' }),

@@ -91,6 +91,20 @@ const expectations: Record<string, { allowed: Who[]; denied?: Partial<Record<Who
     allowed: ['creator', 'reviewer', 'admin', 'auditor'],
     denied: { otherCreator: 404 },
   },
+  'GET /api/v1/apps/:name/lifecycle': {
+    allowed: ['creator', 'reviewer', 'admin', 'auditor'],
+    denied: { otherCreator: 404 },
+  },
+  'POST /api/v1/apps/:name/renewal': { allowed: users },
+  'POST /api/v1/apps/:name/renewal/approve': { allowed: ['reviewer'] },
+  'PUT /api/v1/apps/:name/exemption': { allowed: ['admin'] },
+  'DELETE /api/v1/apps/:name/exemption': { allowed: ['admin'] },
+  'POST /api/v1/apps/:name/decommission': { allowed: users },
+  'POST /api/v1/apps/:name/restore': { allowed: ['creator', 'admin'], denied: { otherCreator: 404 } },
+  'GET /api/v1/notifications': { allowed: users },
+  'POST /api/v1/notifications/:id/read': { allowed: users },
+  'GET /api/v1/jobs': { allowed: ['admin', 'auditor'] },
+  'POST /api/v1/dev/clock': { allowed: ['admin'] },
 };
 
 const emails: Record<Exclude<Who, 'anonymous'>, string> = {

@@ -354,6 +354,109 @@ const migrations: Record<string, (dialect: Dialect) => Migration> = {
         .execute();
     },
   }),
+  '0010_lifecycle': () => ({
+    async up(db: AnyDb) {
+      // When each app was last used: kept by the usage writer, so the inactivity job reads one row per
+      // app instead of scanning every request ever made.
+      await db.schema
+        .createTable('app_activity')
+        .addColumn('app_id', 'text', (c) => c.primaryKey().references('apps.id'))
+        .addColumn('last_used_at', 'text', (c) => c.notNull())
+        .execute();
+      await sql`insert into app_activity (app_id, last_used_at) select app_id, max(at) from app_usage group by app_id`.execute(
+        db,
+      );
+      await db.schema
+        .createTable('app_lifecycle')
+        .addColumn('app_id', 'text', (c) => c.primaryKey().references('apps.id'))
+        .addColumn('stage', 'text', (c) => c.notNull())
+        .addColumn('reason', 'text')
+        .addColumn('stage_at', 'text', (c) => c.notNull())
+        .addColumn('next_step_at', 'text')
+        .addColumn('active_since', 'text', (c) => c.notNull())
+        .addColumn('renewed_at', 'text')
+        .addColumn('expiry_notices', 'text', (c) => c.notNull().defaultTo(''))
+        .addColumn('exempt_reason', 'text')
+        .addColumn('exempt_by', 'text')
+        .addColumn('renewal_requested', 'text')
+        .addColumn('resume_deployment', 'text')
+        .addColumn('archive_id', 'text')
+        .execute();
+      await db.schema
+        .createTable('app_archives')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('app_id', 'text', (c) => c.notNull().references('apps.id'))
+        .addColumn('path', 'text', (c) => c.notNull())
+        .addColumn('digest', 'text', (c) => c.notNull())
+        .addColumn('bytes', 'integer', (c) => c.notNull())
+        .addColumn('kek_id', 'text', (c) => c.notNull())
+        .addColumn('wrapped_key', 'text', (c) => c.notNull())
+        .addColumn('secret_names', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('expires_at', 'text', (c) => c.notNull())
+        .addColumn('restored_at', 'text')
+        .addColumn('purged_at', 'text')
+        .execute();
+      await db.schema
+        .createTable('jobs')
+        .addColumn('name', 'text', (c) => c.primaryKey())
+        .addColumn('every_seconds', 'integer', (c) => c.notNull())
+        .addColumn('next_run_at', 'text', (c) => c.notNull())
+        .addColumn('lease_owner', 'text')
+        .addColumn('lease_until', 'text')
+        .addColumn('runs', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('last_started_at', 'text')
+        .addColumn('last_finished_at', 'text')
+        .addColumn('last_result', 'text')
+        .addColumn('last_error', 'text')
+        .execute();
+      await db.schema
+        .createTable('notifications')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('recipient', 'text', (c) => c.notNull())
+        .addColumn('app', 'text')
+        .addColumn('kind', 'text', (c) => c.notNull())
+        .addColumn('subject', 'text', (c) => c.notNull())
+        .addColumn('body', 'text', (c) => c.notNull())
+        .addColumn('action', 'text')
+        .addColumn('dedupe_key', 'text', (c) => c.notNull().unique())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('read_at', 'text')
+        .execute();
+      await db.schema
+        .createIndex('notifications_recipient_idx')
+        .on('notifications')
+        .columns(['recipient', 'created_at'])
+        .execute();
+      await db.schema
+        .createTable('notification_deliveries')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('notification_id', 'text', (c) => c.notNull().references('notifications.id'))
+        .addColumn('channel', 'text', (c) => c.notNull())
+        .addColumn('attempts', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('next_attempt_at', 'text', (c) => c.notNull())
+        .addColumn('delivered_at', 'text')
+        .addColumn('failed_at', 'text')
+        .addColumn('last_error', 'text')
+        .execute();
+      await db.schema
+        .createIndex('notification_deliveries_due_idx')
+        .on('notification_deliveries')
+        .columns(['delivered_at', 'next_attempt_at'])
+        .execute();
+      await db.schema
+        .createTable('advisory_alerts')
+        .addColumn('app_id', 'text', (c) => c.notNull().references('apps.id'))
+        .addColumn('version', 'text', (c) => c.notNull())
+        .addColumn('advisory', 'text', (c) => c.notNull())
+        .addColumn('package', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('advisory_alerts_pk', ['app_id', 'version', 'advisory', 'package'])
+        .execute();
+      // The owner's manager, from the IdP: who hears about an app its owner does not answer for.
+      await db.schema.alterTable('users').addColumn('manager', 'text').execute();
+    },
+  }),
 };
 
 /** Applies every pending migration; returns the names applied. Throws with the failing migration's name. */

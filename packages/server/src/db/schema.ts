@@ -21,6 +21,102 @@ export interface Database {
   app_secrets: AppSecretsTable;
   deployments: DeploymentsTable;
   app_usage: AppUsageTable;
+  app_activity: AppActivityTable;
+  app_lifecycle: AppLifecycleTable;
+  app_archives: AppArchivesTable;
+  jobs: JobsTable;
+  notifications: NotificationsTable;
+  notification_deliveries: NotificationDeliveriesTable;
+  advisory_alerts: AdvisoryAlertsTable;
+}
+
+export interface AppActivityTable {
+  app_id: string;
+  last_used_at: string;
+}
+
+export interface AppLifecycleTable {
+  app_id: string;
+  /** active | warned | stopped | escalated | decommissioned */
+  stage: string;
+  /** Why the app left `active`: inactive | expired; null while active. */
+  reason: string | null;
+  stage_at: string;
+  /** When the next step falls due (stop, escalate, decommission, purge the archive). */
+  next_step_at: string | null;
+  /** Where inactivity is counted from when the app was never used since: creation, renewal or restore. */
+  active_since: string;
+  renewed_at: string | null;
+  /** Days-before-expiry notices already sent for the current expiry date, e.g. "30,7". */
+  expiry_notices: string;
+  exempt_reason: string | null;
+  exempt_by: string | null;
+  /** JSON of a high-tier renewal waiting for a reviewer. */
+  renewal_requested: string | null;
+  /** The deployment that was current when the app was stopped, to resume on renewal or restore. */
+  resume_deployment: string | null;
+  archive_id: string | null;
+}
+
+export interface AppArchivesTable {
+  id: string;
+  app_id: string;
+  path: string;
+  digest: string;
+  bytes: number;
+  kek_id: string;
+  wrapped_key: string;
+  secret_names: string;
+  created_at: string;
+  expires_at: string;
+  restored_at: string | null;
+  purged_at: string | null;
+}
+
+export interface JobsTable {
+  name: string;
+  every_seconds: number;
+  next_run_at: string;
+  lease_owner: string | null;
+  lease_until: string | null;
+  runs: number;
+  last_started_at: string | null;
+  last_finished_at: string | null;
+  last_result: string | null;
+  last_error: string | null;
+}
+
+export interface NotificationsTable {
+  id: string;
+  recipient: string;
+  app: string | null;
+  kind: string;
+  subject: string;
+  body: string;
+  action: string | null;
+  /** One notification per event, however often a job that creates it runs. */
+  dedupe_key: string;
+  created_at: string;
+  read_at: string | null;
+}
+
+export interface NotificationDeliveriesTable {
+  id: string;
+  notification_id: string;
+  channel: string;
+  attempts: number;
+  next_attempt_at: string;
+  delivered_at: string | null;
+  failed_at: string | null;
+  last_error: string | null;
+}
+
+export interface AdvisoryAlertsTable {
+  app_id: string;
+  version: string;
+  advisory: string;
+  package: string;
+  created_at: string;
 }
 
 export interface AppCodesTable {
@@ -147,6 +243,7 @@ export interface UsersTable {
   department: string | null;
   roles: string;
   specialties: string;
+  manager: string | null;
   created_at: string;
   last_login_at: string | null;
 }

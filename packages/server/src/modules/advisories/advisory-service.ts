@@ -53,6 +53,8 @@ export function createAdvisoryService(deps: {
   db: Kysely<Database>;
   audit: Pick<AuditService, 'record'>;
   catalog: Pick<CatalogService, 'get'>;
+  /** Called after each import commits (the alert job re-matches deployed versions). */
+  afterImport?: () => void;
 }) {
   const { db, audit } = deps;
 
@@ -113,6 +115,7 @@ export function createAdvisoryService(deps: {
         summary: { digest, records, npmPackages: new Set(unique.map((r) => r.package)).size },
       });
     });
+    deps.afterImport?.();
     return { id, digest, records };
   }
 

@@ -1,4 +1,5 @@
 import { type Kysely, sql, type Transaction } from 'kysely';
+import type { Clock } from '../../clock.ts';
 import type { Dialect } from '../../db/database.ts';
 import type { AuditEventsTable, Database } from '../../db/schema.ts';
 import { newId, nowIso } from '../../ids.ts';
@@ -53,7 +54,7 @@ function toEvent(row: AuditEventsTable): AuditEvent {
 }
 
 /** The tamper-evident audit trail: append inside the caller's transaction, read, and verify the chain. */
-export function createAuditService(deps: { db: Kysely<Database>; dialect: Dialect }) {
+export function createAuditService(deps: { db: Kysely<Database>; dialect: Dialect; clock?: Clock }) {
   const { db, dialect } = deps;
 
   /** Appends one event in the given transaction, so it commits or rolls back with the change it records. */
@@ -75,7 +76,7 @@ export function createAuditService(deps: { db: Kysely<Database>; dialect: Dialec
     const event: ChainedEvent = {
       seq: last ? Number(last.seq) + 1 : 1,
       id: newId('event'),
-      occurredAt: nowIso(),
+      occurredAt: deps.clock ? deps.clock.nowIso() : nowIso(),
       actor: ctx.actor,
       action: input.action,
       targetType: input.targetType,

@@ -48,6 +48,7 @@ function claimsOf(user: DevUser) {
     name: user.name,
     department: user.department,
     groups: user.groups,
+    ...(user.manager ? { manager: user.manager } : {}),
   };
 }
 
@@ -98,7 +99,7 @@ export async function startDevIdp(options: {
     claims: {
       openid: ['sub'],
       email: ['email', 'email_verified'],
-      profile: ['name', 'department', 'groups'],
+      profile: ['name', 'department', 'groups', 'manager'],
     },
     scopes: ['openid', 'email', 'profile'],
     conformIdTokenClaims: false,

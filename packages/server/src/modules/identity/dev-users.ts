@@ -5,6 +5,8 @@ export type DevUser = {
   name: string;
   department: string;
   groups: string[];
+  /** The manager's e-mail (the `manager` claim): who hears about an app its owner does not answer for. */
+  manager?: string;
   about: string;
 };
 
@@ -16,7 +18,8 @@ export const devUsers: DevUser[] = [
     name: 'Alice Analyst',
     department: 'finance',
     groups: ['microapp-creators'],
-    about: 'creator, finance',
+    manager: 'dave@example.com',
+    about: 'creator, finance; reports to dave',
   },
   {
     sub: 'dev-dave',
@@ -32,7 +35,8 @@ export const devUsers: DevUser[] = [
     name: 'Frank Marketer',
     department: 'marketing',
     groups: ['microapp-creators'],
-    about: 'creator, marketing',
+    manager: 'carol@example.com',
+    about: 'creator, marketing; reports to carol',
   },
   {
     sub: 'dev-bob',

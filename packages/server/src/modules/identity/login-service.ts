@@ -163,6 +163,11 @@ export function createLoginService(deps: {
     const department =
       typeof claims[settings.departmentClaim] === 'string' ? String(claims[settings.departmentClaim]) : null;
     const name = typeof claims.name === 'string' ? claims.name : email;
+    const rawManager = claims[settings.managerClaim];
+    const manager =
+      typeof rawManager === 'string' && /^[^@\s]+@[^@\s]+$/.test(rawManager)
+        ? rawManager.toLowerCase()
+        : null;
     const now = nowIso();
     return db.transaction().execute(async (trx) => {
       const existing = await trx
@@ -174,6 +179,7 @@ export function createLoginService(deps: {
         email,
         name,
         department,
+        manager,
         roles: JSON.stringify(grants.roles),
         specialties: JSON.stringify(grants.specialties),
         last_login_at: now,

@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { exportSPKI, generateKeyPair, SignJWT } from 'jose';
-import type { Kysely } from 'kysely';
+import type { Kysely, Transaction } from 'kysely';
 import { x } from 'tar';
 import type { Database } from '../../db/schema.ts';
 import { AppError, forbidden } from '../../errors.ts';
@@ -53,6 +53,8 @@ export function createDeploymentService(deps: {
   runtimeDir: string;
   /** Stop apps after this long without a request; 0 keeps them running. */
   idleMs?: number;
+  /** Why an app may not run now (stopped for inactivity, decommissioned), or null. */
+  hold?: (appId: string) => Promise<{ message: string } | null>;
 }) {
   const { db, audit } = deps;
   const instances = new Map<string, Instance>();
@@ -290,6 +292,8 @@ export function createDeploymentService(deps: {
       throw forbidden(`only the owner of ${name} or an admin can deploy or stop it`);
     if (app.state !== 'approved')
       throw new AppError('conflict', `${name} is ${app.state.replace('_', ' ')}; only approved apps run`);
+    const held = await deps.hold?.(app.id);
+    if (held) throw new AppError('conflict', held.message);
     return { appId: app.id, name, owner: app.owner, tier: app.tier, manifest: app.manifest };
   }
 
@@ -339,6 +343,40 @@ export function createDeploymentService(deps: {
       await audit.record(trx, ctx, { action: 'deployment.stopped', targetType: 'app', target: name });
     });
     return { app: name, state: 'stopped' };
+  }
+
+  /**
+   * For the lifecycle, inside its transaction: moves the app's current deployment to `idle` (stopped
+   * for now; a renewal lets the next request start it) or `stopped` (decommissioned). Returns the
+   * deployment that was current, to resume later. The instance itself is stopped with `stopInstance`
+   * once the transaction has committed.
+   */
+  async function halt(trx: Transaction<Database>, appId: string, state: 'idle' | 'stopped') {
+    const current = await trx
+      .selectFrom('deployments')
+      .select('id')
+      .where('app_id', '=', appId)
+      .where('state', 'in', ['running', 'idle'])
+      .orderBy('started_at', 'desc')
+      .limit(1)
+      .executeTakeFirst();
+    await trx
+      .updateTable('deployments')
+      .set({ state, ...(state === 'stopped' ? { stopped_at: nowIso() } : {}) })
+      .where('app_id', '=', appId)
+      .where('state', 'in', ['running', 'idle'])
+      .execute();
+    return current?.id ?? null;
+  }
+
+  /** After a restore: the deployment that was current becomes `idle`, so the next request starts it (verified again). */
+  async function resume(trx: Transaction<Database>, deploymentId: string) {
+    await trx
+      .updateTable('deployments')
+      .set({ state: 'idle', stopped_at: null })
+      .where('id', '=', deploymentId)
+      .where('state', '=', 'stopped')
+      .execute();
   }
 
   /** Deployments with the app fields a start needs. */
@@ -469,6 +507,9 @@ export function createDeploymentService(deps: {
     deploy,
     rollback,
     stop,
+    halt,
+    resume,
+    stopInstance,
     recover,
     instanceOf,
     instanceFor,

@@ -10,6 +10,7 @@ import { fastifyCookie } from '@fastify/cookie';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Kysely } from 'kysely';
 import { sendProblem } from '../../api/error-handler.ts';
+import type { Clock } from '../../clock.ts';
 import type { Database } from '../../db/schema.ts';
 import { AppError, errorCatalog } from '../../errors.ts';
 import { newId } from '../../ids.ts';
@@ -83,6 +84,9 @@ export function createGateway(deps: {
   db: Kysely<Database>;
   /** The platform's own URL, where browsers sign in. */
   platformUrl: () => string;
+  /** Why an app may not be served now (stopped for inactivity, decommissioned), or null. */
+  hold: (appId: string) => Promise<{ status: number; message: string } | null>;
+  clock: Clock;
   secureCookies: boolean;
 }) {
   const cookieBase = { httpOnly: true, sameSite: 'lax' as const, secure: deps.secureCookies, path: '/' };
@@ -172,7 +176,7 @@ export function createGateway(deps: {
           latencyMs: performance.now() - started,
           bytesIn: metered.bytesIn,
           bytesOut: metered.bytesOut,
-          at: new Date(),
+          at: deps.clock.now(),
         }),
     };
     return metered;
@@ -217,6 +221,8 @@ export function createGateway(deps: {
         throw new AppError('forbidden', `${principal.email} may not use ${name} (access policy)`);
       }
     }
+    const held = await deps.hold(app.id);
+    if (held) throw new AppError(held.status === 410 ? 'gone' : 'unavailable', held.message);
     let instance: Awaited<ReturnType<DeploymentService['instanceFor']>>;
     try {
       instance = await deps.deployments.instanceFor(name);

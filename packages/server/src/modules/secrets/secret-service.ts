@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely';
+import type { Kysely, Transaction } from 'kysely';
 import type { Database } from '../../db/schema.ts';
 import { AppError, forbidden, notFound } from '../../errors.ts';
 import { nowIso } from '../../ids.ts';
@@ -166,7 +166,17 @@ export function createSecretService(deps: {
     });
   }
 
-  return { set, list, remove, valuesFor, rewrapAll };
+  /**
+   * Decommission: deletes every secret of an app inside the caller's transaction (which records the
+   * audit event) and returns their names, so the owner knows what to set again after a restore.
+   */
+  async function purgeFor(trx: Transaction<Database>, appId: string): Promise<string[]> {
+    const rows = await trx.selectFrom('app_secrets').select('name').where('app_id', '=', appId).execute();
+    await trx.deleteFrom('app_secrets').where('app_id', '=', appId).execute();
+    return rows.map((r) => r.name).sort();
+  }
+
+  return { set, list, remove, valuesFor, rewrapAll, purgeFor };
 }
 
 export type SecretService = ReturnType<typeof createSecretService>;

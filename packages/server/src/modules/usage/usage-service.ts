@@ -1,6 +1,7 @@
 import { type Kysely, sql } from 'kysely';
 import type { Logger } from 'pino';
 import { Counter, collectDefaultMetrics, Histogram, Registry } from 'prom-client';
+import type { Clock } from '../../clock.ts';
 import type { AppUsageTable, Database } from '../../db/schema.ts';
 import { newId } from '../../ids.ts';
 import type { CatalogService } from '../catalog/catalog-service.ts';
@@ -47,6 +48,7 @@ export function createUsageService(deps: {
   db: Kysely<Database>;
   catalog: Pick<CatalogService, 'get'>;
   logger: Logger;
+  clock: Clock;
   flushMs?: number;
 }) {
   const registry = new Registry();
@@ -114,7 +116,22 @@ export function createUsageService(deps: {
     writing = writing.then(async () => {
       if (!rows.length) return;
       try {
-        await deps.db.insertInto('app_usage').values(rows).execute();
+        // Each app's latest use, for the inactivity job: one upsert per app per batch.
+        const latest = new Map<string, string>();
+        for (const r of rows) if ((latest.get(r.app_id) ?? '') < r.at) latest.set(r.app_id, r.at);
+        await deps.db.transaction().execute(async (trx) => {
+          await trx.insertInto('app_usage').values(rows).execute();
+          for (const [appId, at] of latest)
+            await trx
+              .insertInto('app_activity')
+              .values({ app_id: appId, last_used_at: at })
+              .onConflict((oc) =>
+                oc.column('app_id').doUpdateSet({
+                  last_used_at: sql<string>`case when excluded.last_used_at > app_activity.last_used_at then excluded.last_used_at else app_activity.last_used_at end`,
+                }),
+              )
+              .execute();
+        });
       } catch (error) {
         // Usage must never fail a request or stop the server; the loss is counted and logged.
         dropped.inc(rows.length);
@@ -127,7 +144,7 @@ export function createUsageService(deps: {
   async function summary(principal: Principal, name: string, days: number): Promise<UsageSummary> {
     const app = await deps.catalog.get(principal, name);
     await flush();
-    const since = new Date(Date.now() - days * 86_400_000).toISOString();
+    const since = new Date(deps.clock.now().getTime() - days * 86_400_000).toISOString();
     const inWindow = deps.db.selectFrom('app_usage').where('app_id', '=', app.id).where('at', '>=', since);
     const totals = await inWindow
       .select((eb) => [
@@ -155,9 +172,9 @@ export function createUsageService(deps: {
       .orderBy('version')
       .execute();
     const last = await deps.db
-      .selectFrom('app_usage')
+      .selectFrom('app_activity')
       .where('app_id', '=', app.id)
-      .select((eb) => eb.fn.max('at').as('at'))
+      .select('last_used_at as at')
       .executeTakeFirst();
     // PostgreSQL returns counts and sums as strings (bigint); SQLite as numbers.
     const n = (v: unknown) => Number(v ?? 0);

@@ -1,0 +1,126 @@
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Type } from '@sinclair/typebox';
+import type { FastifyInstance } from 'fastify';
+import { auditContext, principalOf } from '../../api/auth-hook.ts';
+import { anyUser, rolesOnly } from '../identity/access.ts';
+import type { LifecycleService } from './lifecycle-service.ts';
+
+const Params = Type.Object({ name: Type.String({ pattern: '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$' }) });
+const Reason = (what: string) =>
+  Type.String({ minLength: 10, maxLength: 1000, description: `${what} (at least 10 characters)` });
+
+/** Expiry, renewal, inactivity exemptions, decommissioning and restore. */
+export function registerLifecycleRoutes(fastify: FastifyInstance, deps: { lifecycle: LifecycleService }) {
+  const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
+  const { lifecycle } = deps;
+
+  app.get(
+    '/api/v1/apps/:name/lifecycle',
+    {
+      config: { access: anyUser('apps:read') },
+      schema: {
+        tags: ['lifecycle'],
+        summary: 'Where the app stands: stage, last use, expiry, the next scheduled step, exemption, archive',
+        params: Params,
+      },
+    },
+    async (request) => lifecycle.view(principalOf(request), request.params.name),
+  );
+
+  app.post(
+    '/api/v1/apps/:name/renewal',
+    {
+      config: { access: anyUser('apps:write') },
+      schema: {
+        tags: ['lifecycle'],
+        summary:
+          'Renew an app (owner or admin): re-confirms its purpose, re-scans it against today’s advisories, and answers an inactivity warning or stop; high tier waits for a reviewer',
+        params: Params,
+        body: Type.Object(
+          { purpose: Reason('why the app is still needed') },
+          { additionalProperties: false },
+        ),
+      },
+    },
+    async (request) =>
+      lifecycle.renew(principalOf(request), request.params.name, request.body.purpose, auditContext(request)),
+  );
+
+  app.post(
+    '/api/v1/apps/:name/renewal/approve',
+    {
+      config: { access: rolesOnly(['reviewer'], 'approvals:write') },
+      schema: {
+        tags: ['lifecycle'],
+        summary: 'Approve a high-tier app’s renewal (a reviewer other than its owner)',
+        params: Params,
+      },
+    },
+    async (request) =>
+      lifecycle.approveRenewal(principalOf(request), request.params.name, auditContext(request)),
+  );
+
+  app.put(
+    '/api/v1/apps/:name/exemption',
+    {
+      config: { access: rolesOnly(['admin'], 'apps:write') },
+      schema: {
+        tags: ['lifecycle'],
+        summary: 'Exempt an app from inactivity checks, with a reason (admins); expiry still applies',
+        params: Params,
+        body: Type.Object({ reason: Reason('why the app is exempt') }, { additionalProperties: false }),
+      },
+    },
+    async (request) =>
+      lifecycle.setExemption(
+        principalOf(request),
+        request.params.name,
+        request.body.reason,
+        auditContext(request),
+      ),
+  );
+
+  app.delete(
+    '/api/v1/apps/:name/exemption',
+    {
+      config: { access: rolesOnly(['admin'], 'apps:write') },
+      schema: { tags: ['lifecycle'], summary: 'Remove an inactivity exemption (admins)', params: Params },
+    },
+    async (request) =>
+      lifecycle.setExemption(principalOf(request), request.params.name, null, auditContext(request)),
+  );
+
+  app.post(
+    '/api/v1/apps/:name/decommission',
+    {
+      config: { access: anyUser('apps:write') },
+      schema: {
+        tags: ['lifecycle'],
+        summary:
+          'Retire an app now (owner or admin): stop it, archive its data encrypted, delete its secrets; the record and audit trail stay',
+        params: Params,
+        body: Type.Object({ reason: Reason('why the app is retired') }, { additionalProperties: false }),
+      },
+    },
+    async (request) =>
+      lifecycle.decommissionNow(
+        principalOf(request),
+        request.params.name,
+        request.body.reason,
+        auditContext(request),
+      ),
+  );
+
+  app.post(
+    '/api/v1/apps/:name/restore',
+    {
+      config: { access: anyUser('apps:write') },
+      schema: {
+        tags: ['lifecycle'],
+        summary: 'Bring a decommissioned app back with its data (owner or admin), while its archive is kept',
+        params: Params,
+      },
+    },
+    async (request) => lifecycle.restore(principalOf(request), request.params.name, auditContext(request)),
+  );
+}

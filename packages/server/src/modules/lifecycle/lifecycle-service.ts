@@ -1,0 +1,514 @@
+import type { Kysely } from 'kysely';
+import type { Clock } from '../../clock.ts';
+import { dayMs } from '../../clock.ts';
+import type { AppLifecycleTable, Database } from '../../db/schema.ts';
+import { AppError, forbidden } from '../../errors.ts';
+import type { AdvisoryService } from '../advisories/advisory-service.ts';
+import { componentsOf } from '../advisories/advisory-service.ts';
+import type { AuditContext, AuditService } from '../audit/audit-service.ts';
+import type { CatalogService } from '../catalog/catalog-service.ts';
+import type { Manifest } from '../catalog/manifest-schema.ts';
+import { hasRole, type Principal } from '../identity/principal.ts';
+import type { NotificationService } from '../notifications/notification-service.ts';
+import type { Tier } from '../risk/risk-rules.ts';
+import type { DeploymentService } from '../runtime/deployment-service.ts';
+import type { Kek } from '../secrets/envelope.ts';
+import { openArchive } from './archive.ts';
+import { expiryOf, type LifecycleSettings, nextStep, type Stage } from './lifecycle-rules.ts';
+import type { LifecycleSteps } from './lifecycle-steps.ts';
+
+const system: AuditContext = { actor: 'system:lifecycle' };
+const day = (iso: string) => iso.slice(0, 10);
+
+/** An app's lifecycle as the API returns it. */
+export type LifecycleView = {
+  app: string;
+  owner: string;
+  stage: Stage;
+  reason: string | null;
+  since: string;
+  lastUsedAt: string | null;
+  idleDays: number;
+  expiresAt: string;
+  nextStep: { action: string; at: string } | null;
+  exemption: { reason: string; by: string } | null;
+  renewalRequested: { by: string; at: string; purpose: string } | null;
+  archive: {
+    id: string;
+    createdAt: string;
+    expiresAt: string;
+    bytes: number;
+    secretsToSetAgain: string[];
+  } | null;
+};
+
+type Row = {
+  id: string;
+  name: string;
+  owner: string;
+  tier: string;
+  state: string;
+  created_at: string;
+  manifest: string;
+  last_used_at: string | null;
+} & { [K in keyof AppLifecycleTable as `l_${K}`]: AppLifecycleTable[K] | null };
+
+/**
+ * Expiry, renewal, inactivity and decommissioning. The job walks every app once per run and applies
+ * at most the steps that are due; people renew, exempt, decommission and restore through the API.
+ */
+export function createLifecycleService(deps: {
+  db: Kysely<Database>;
+  clock: Clock;
+  audit: Pick<AuditService, 'record'>;
+  notifications: Pick<NotificationService, 'notify'>;
+  catalog: Pick<CatalogService, 'get'>;
+  deployments: Pick<DeploymentService, 'resume'>;
+  advisories: Pick<AdvisoryService, 'scan'>;
+  steps: LifecycleSteps;
+  keks: Kek[];
+  settings: LifecycleSettings;
+}) {
+  const { db, clock, audit, steps, settings } = deps;
+
+  function rows() {
+    return db
+      .selectFrom('apps')
+      .leftJoin('app_lifecycle as l', 'l.app_id', 'apps.id')
+      .leftJoin('app_activity as a', 'a.app_id', 'apps.id')
+      .select([
+        'apps.id',
+        'apps.name',
+        'apps.owner',
+        'apps.tier',
+        'apps.state',
+        'apps.created_at',
+        'apps.manifest',
+        'a.last_used_at',
+        'l.app_id as l_app_id',
+        'l.stage as l_stage',
+        'l.reason as l_reason',
+        'l.stage_at as l_stage_at',
+        'l.next_step_at as l_next_step_at',
+        'l.active_since as l_active_since',
+        'l.renewed_at as l_renewed_at',
+        'l.expiry_notices as l_expiry_notices',
+        'l.exempt_reason as l_exempt_reason',
+        'l.exempt_by as l_exempt_by',
+        'l.renewal_requested as l_renewal_requested',
+        'l.resume_deployment as l_resume_deployment',
+        'l.archive_id as l_archive_id',
+      ]);
+  }
+
+  /** The lifecycle row, or the one an app without a row yet would get (active since it was registered). */
+  function lifecycleOf(r: Row): AppLifecycleTable {
+    return {
+      app_id: r.id,
+      stage: r.l_stage ?? 'active',
+      reason: r.l_reason,
+      stage_at: r.l_stage_at ?? r.created_at,
+      next_step_at: r.l_next_step_at,
+      active_since: r.l_active_since ?? r.created_at,
+      renewed_at: r.l_renewed_at,
+      expiry_notices: r.l_expiry_notices ?? '',
+      exempt_reason: r.l_exempt_reason,
+      exempt_by: r.l_exempt_by,
+      renewal_requested: r.l_renewal_requested,
+      resume_deployment: r.l_resume_deployment,
+      archive_id: r.l_archive_id,
+    };
+  }
+
+  function expiryFor(r: Row, l: AppLifecycleTable) {
+    const manifest = JSON.parse(r.manifest) as Manifest;
+    return expiryOf(
+      {
+        createdAt: r.created_at,
+        tier: r.tier as Tier,
+        manifestExpires: manifest.lifetime?.expires ?? null,
+        renewedAt: l.renewed_at,
+      },
+      settings,
+    );
+  }
+
+  function factsOf(r: Row, l: AppLifecycleTable) {
+    return {
+      approved: r.state === 'approved',
+      stage: l.stage as Stage,
+      reason: l.reason,
+      stageAt: l.stage_at,
+      nextStepAt: l.next_step_at,
+      activeSince: l.active_since,
+      lastUsedAt: r.last_used_at,
+      exempt: l.exempt_reason !== null,
+      expiresAt: expiryFor(r, l),
+      noticesSent: l.expiry_notices.split(',').filter(Boolean).map(Number),
+    };
+  }
+
+  async function ensureRows(missing: Row[]) {
+    for (let i = 0; i < missing.length; i += 500)
+      await db
+        .insertInto('app_lifecycle')
+        .values(missing.slice(i, i + 500).map((r) => ({ ...lifecycleOf(r) })))
+        .onConflict((oc) => oc.column('app_id').doNothing())
+        .execute();
+  }
+
+  async function rowFor(appId: string): Promise<Row> {
+    return (await rows().where('apps.id', '=', appId).executeTakeFirstOrThrow()) as Row;
+  }
+
+  /** The scheduled job: every app, each due step in order (at most one change of stage per app per run). */
+  async function runJob({ now }: { now: Date }) {
+    const all = (await rows().execute()) as Row[];
+    await ensureRows(all.filter((r) => r.l_app_id === null));
+    const counts: Record<string, number> = { apps: all.length };
+    for (const r of all) {
+      let row = lifecycleOf(r);
+      const before = row.stage;
+      for (let i = 0; i < 4; i++) {
+        const step = nextStep(factsOf(r, row), now, settings);
+        if (step.kind === 'none') break;
+        const changed = await steps.apply(r, row, step, system);
+        if (!changed) break;
+        counts[step.kind] = (counts[step.kind] ?? 0) + 1;
+        row = lifecycleOf((await rowFor(r.id)) as Row);
+        if (row.stage !== before && row.stage !== 'active') break;
+      }
+    }
+    return counts;
+  }
+
+  async function load(principal: Principal, name: string) {
+    const app = await deps.catalog.get(principal, name);
+    await ensureRows([(await rowFor(app.id)) as Row].filter((r) => r.l_app_id === null));
+    const r = (await rowFor(app.id)) as Row;
+    return { app, r, l: lifecycleOf(r) };
+  }
+
+  async function toView(r: Row, l: AppLifecycleTable): Promise<LifecycleView> {
+    const f = factsOf(r, l);
+    const now = clock.now().getTime();
+    const lastActive = Math.max(Date.parse(l.active_since), r.last_used_at ? Date.parse(r.last_used_at) : 0);
+    const next: Record<string, string> = {
+      warned: 'stop',
+      stopped: 'escalate',
+      escalated: 'decommission',
+      decommissioned: 'purge the archive',
+    };
+    let nextStepView: LifecycleView['nextStep'] = null;
+    if (l.stage === 'active' && r.state === 'approved')
+      nextStepView = l.exempt_reason
+        ? { action: 'expire', at: f.expiresAt }
+        : {
+            action: 'warn',
+            at: new Date(
+              Math.min(lastActive + settings.idleDays * dayMs, Date.parse(f.expiresAt)),
+            ).toISOString(),
+          };
+    else if (l.next_step_at) nextStepView = { action: next[l.stage] ?? 'review', at: l.next_step_at };
+    const archive = l.archive_id
+      ? await db.selectFrom('app_archives').selectAll().where('id', '=', l.archive_id).executeTakeFirst()
+      : undefined;
+    const renewal = l.renewal_requested
+      ? (JSON.parse(l.renewal_requested) as LifecycleView['renewalRequested'])
+      : null;
+    return {
+      app: r.name,
+      owner: r.owner,
+      stage: l.stage as Stage,
+      reason: l.reason,
+      since: l.stage_at,
+      lastUsedAt: r.last_used_at,
+      idleDays: Math.max(0, Math.floor((now - lastActive) / dayMs)),
+      expiresAt: f.expiresAt,
+      nextStep: nextStepView,
+      exemption: l.exempt_reason ? { reason: l.exempt_reason, by: l.exempt_by ?? '' } : null,
+      renewalRequested: renewal,
+      archive:
+        archive && !archive.purged_at && l.stage === 'decommissioned'
+          ? {
+              id: archive.id,
+              createdAt: archive.created_at,
+              expiresAt: archive.expires_at,
+              bytes: Number(archive.bytes),
+              secretsToSetAgain: JSON.parse(archive.secret_names) as string[],
+            }
+          : null,
+    };
+  }
+
+  async function view(principal: Principal, name: string) {
+    const { r, l } = await load(principal, name);
+    return toView(r, l);
+  }
+
+  function ownerOrAdmin(principal: Principal, app: { owner: string; name: string }, what: string) {
+    if (app.owner !== principal.email && !hasRole(principal, 'admin'))
+      throw forbidden(`only the owner of ${app.name} or an admin can ${what}`);
+  }
+
+  /** Re-scans the version the app runs (or its newest) against today's advisories; refuses on blocking findings. */
+  async function rescan(appId: string, name: string, tier: string) {
+    const version = await db
+      .selectFrom('app_versions')
+      .leftJoin('deployments', (j) =>
+        j
+          .onRef('deployments.app_id', '=', 'app_versions.app_id')
+          .onRef('deployments.version', '=', 'app_versions.version'),
+      )
+      .select(['app_versions.version', 'app_versions.sbom'])
+      .where('app_versions.app_id', '=', appId)
+      .orderBy('deployments.started_at', 'desc')
+      .orderBy('app_versions.created_at', 'desc')
+      .limit(1)
+      .executeTakeFirst();
+    if (!version) return { version: null, findings: 0, snapshot: null };
+    const scan = await deps.advisories.scan(componentsOf(JSON.parse(version.sbom)), { tier, app: name });
+    if (!scan.passed)
+      throw new AppError(
+        'conflict',
+        `${name}@${version.version} has ${scan.blocking.length} finding(s) a ${tier}-tier app may not run with under today's advisories (${scan.blocking
+          .map(
+            (f) =>
+              `${f.ids[0]} in ${f.package}@${f.version}${f.fixed.length ? `, fixed in ${f.fixed.join(' or ')}` : ''}`,
+          )
+          .join(
+            '; ',
+          )}); publish and deploy a fixed version, or ask a security reviewer for an exception, then renew`,
+      );
+    return { version: version.version, findings: scan.findings.length, snapshot: scan.snapshot.digest };
+  }
+
+  async function applyRenewal(
+    r: Row,
+    l: AppLifecycleTable,
+    ctx: AuditContext,
+    action: string,
+    purpose: string,
+    scan: unknown,
+  ) {
+    const now = clock.nowIso();
+    await db.transaction().execute(async (trx) => {
+      const ok = await steps.compareAndSet(trx, l, {
+        stage: 'active',
+        reason: null,
+        stage_at: now,
+        next_step_at: null,
+        active_since: now,
+        renewed_at: now,
+        expiry_notices: '',
+        renewal_requested: null,
+      });
+      if (!ok) throw new AppError('conflict', `${r.name} changed while it was being renewed; try again`);
+      const expiresAt = expiryFor(r, { ...l, renewed_at: now });
+      await audit.record(trx, ctx, {
+        action,
+        targetType: 'app',
+        target: r.name,
+        reason: purpose,
+        summary: { previousStage: l.stage, expiresAt, scan: scan as Record<string, unknown> },
+      });
+      await deps.notifications.notify(trx, {
+        recipient: r.owner,
+        app: r.name,
+        kind: 'renewed',
+        subject: `${r.name} was renewed until ${day(expiresAt)}`,
+        body: `${r.name} was renewed by ${ctx.actor}${l.stage !== 'active' ? '; it starts again on its next request' : ''}.`,
+        action: null,
+        dedupeKey: `renew:${r.id}:${now}`,
+      });
+    });
+  }
+
+  /** The owner re-confirms the purpose; high tier waits for a reviewer. Also the answer to a warning or a stop. */
+  async function renew(principal: Principal, name: string, purpose: string, ctx: AuditContext) {
+    const { app, r, l } = await load(principal, name);
+    ownerOrAdmin(principal, app, 'renew it');
+    if (l.stage === 'decommissioned')
+      throw new AppError(
+        'conflict',
+        `${name} was decommissioned; restore it with \`microapp restore ${name}\``,
+      );
+    if (app.state !== 'approved')
+      throw new AppError(
+        'conflict',
+        `${name} is ${app.state.replace('_', ' ')}; only approved apps are renewed`,
+      );
+    const scan = await rescan(app.id, name, app.tier);
+    if (app.tier === 'high') {
+      const request = { by: principal.email, at: clock.nowIso(), purpose };
+      await db.transaction().execute(async (trx) => {
+        await trx
+          .updateTable('app_lifecycle')
+          .set({ renewal_requested: JSON.stringify(request) })
+          .where('app_id', '=', app.id)
+          .execute();
+        await audit.record(trx, ctx, {
+          action: 'lifecycle.renewal_requested',
+          targetType: 'app',
+          target: name,
+          reason: purpose,
+          summary: { scan },
+        });
+        const reviewers = await trx.selectFrom('users').select(['email', 'roles']).execute();
+        for (const rv of reviewers.filter(
+          (u) => (JSON.parse(u.roles) as string[]).includes('reviewer') && u.email !== principal.email,
+        ))
+          await deps.notifications.notify(trx, {
+            recipient: rv.email,
+            app: name,
+            kind: 'renewal_review',
+            subject: `${name} (high tier) asks to be renewed`,
+            body: `${principal.email} asks to renew ${name}: "${purpose}". A high-tier renewal needs a reviewer.`,
+            action: `microapp renew ${name} --approve`,
+            dedupeKey: `renewal:${app.id}:${request.at}:${rv.email}`,
+          });
+      });
+      return { status: 'pending_review' as const, lifecycle: await view(principal, name) };
+    }
+    await applyRenewal(r, l, ctx, 'lifecycle.renewed', purpose, scan);
+    return { status: 'renewed' as const, lifecycle: await view(principal, name) };
+  }
+
+  /** A reviewer confirms a high-tier renewal; not the person who asked for it. */
+  async function approveRenewal(principal: Principal, name: string, ctx: AuditContext) {
+    if (!hasRole(principal, 'reviewer')) throw forbidden('only reviewers approve renewals');
+    const { app, r, l } = await load(principal, name);
+    if (!l.renewal_requested) throw new AppError('conflict', `${name} has no renewal waiting for review`);
+    const request = JSON.parse(l.renewal_requested) as { by: string; purpose: string };
+    if (request.by === principal.email || app.owner === principal.email)
+      throw forbidden('the owner or the person who asked cannot approve their own renewal');
+    const scan = await rescan(app.id, name, app.tier);
+    await applyRenewal(r, l, ctx, 'lifecycle.renewal_approved', request.purpose, {
+      ...scan,
+      requestedBy: request.by,
+    });
+    return { status: 'renewed' as const, lifecycle: await view(principal, name) };
+  }
+
+  /** Admins exempt an app from inactivity (not from expiry) with a reason; null removes the exemption. */
+  async function setExemption(principal: Principal, name: string, reason: string | null, ctx: AuditContext) {
+    if (!hasRole(principal, 'admin'))
+      throw forbidden('only platform admins exempt apps from inactivity checks');
+    const { l } = await load(principal, name);
+    await db.transaction().execute(async (trx) => {
+      const set = reason
+        ? { exempt_reason: reason, exempt_by: principal.email }
+        : { exempt_reason: null, exempt_by: null };
+      // An exemption answers a pending warning: the app goes back to active.
+      const answering = reason && l.stage === 'warned' && l.reason === 'inactive';
+      const ok = await steps.compareAndSet(
+        trx,
+        l,
+        answering
+          ? { ...set, stage: 'active', reason: null, stage_at: clock.nowIso(), next_step_at: null }
+          : set,
+      );
+      if (!ok) throw new AppError('conflict', `${name} changed meanwhile; try again`);
+      await audit.record(trx, ctx, {
+        action: reason ? 'lifecycle.exempted' : 'lifecycle.exemption_removed',
+        targetType: 'app',
+        target: name,
+        reason,
+      });
+    });
+    return view(principal, name);
+  }
+
+  /** The owner or an admin retires an app now, without waiting for the schedule. */
+  async function decommissionNow(principal: Principal, name: string, reason: string, ctx: AuditContext) {
+    const { app, l } = await load(principal, name);
+    ownerOrAdmin(principal, app, 'decommission it');
+    if (l.stage === 'decommissioned') throw new AppError('conflict', `${name} is already decommissioned`);
+    const purgeAt = new Date(clock.now().getTime() + settings.archiveRetentionDays * dayMs).toISOString();
+    const done = await steps.decommission({ id: app.id, name, owner: app.owner }, l, purgeAt, ctx, reason);
+    if (!done) throw new AppError('conflict', `${name} changed meanwhile; try again`);
+    return view(principal, name);
+  }
+
+  /** Brings a decommissioned app back with its data; its secrets must be set again. */
+  async function restore(principal: Principal, name: string, ctx: AuditContext) {
+    const { app, l } = await load(principal, name);
+    ownerOrAdmin(principal, app, 'restore it');
+    if (l.stage !== 'decommissioned')
+      throw new AppError('conflict', `${name} is not decommissioned (it is ${l.stage})`);
+    const archive = l.archive_id
+      ? await db.selectFrom('app_archives').selectAll().where('id', '=', l.archive_id).executeTakeFirst()
+      : undefined;
+    if (!archive || archive.purged_at)
+      throw new AppError(
+        'conflict',
+        `the archive of ${name} was deleted when its retention ended; it cannot be restored`,
+      );
+    await openArchive(
+      deps.keks,
+      {
+        path: archive.path,
+        digest: archive.digest,
+        bytes: Number(archive.bytes),
+        kekId: archive.kek_id,
+        wrappedKey: archive.wrapped_key,
+      },
+      steps.dataDirOf(name),
+      app.id,
+    );
+    const now = clock.nowIso();
+    const secrets = JSON.parse(archive.secret_names) as string[];
+    await db.transaction().execute(async (trx) => {
+      const ok = await steps.compareAndSet(trx, l, {
+        stage: 'active',
+        reason: null,
+        stage_at: now,
+        next_step_at: null,
+        active_since: now,
+        renewed_at: now,
+        expiry_notices: '',
+      });
+      if (!ok) throw new AppError('conflict', `${name} changed meanwhile; try again`);
+      await trx.updateTable('app_archives').set({ restored_at: now }).where('id', '=', archive.id).execute();
+      if (l.resume_deployment) await deps.deployments.resume(trx, l.resume_deployment);
+      await audit.record(trx, ctx, {
+        action: 'lifecycle.restored',
+        targetType: 'app',
+        target: name,
+        summary: { archive: archive.id, secretsToSetAgain: secrets, resumes: l.resume_deployment },
+      });
+    });
+    const after = await rowFor(app.id);
+    return { lifecycle: await toView(after, lifecycleOf(after)), secretsToSetAgain: secrets };
+  }
+
+  /** Why the gateway must not serve an app now, in words for its visitors; null when it may. */
+  async function hold(appId: string): Promise<{ status: number; message: string } | null> {
+    const l = await db
+      .selectFrom('app_lifecycle')
+      .innerJoin('apps', 'apps.id', 'app_lifecycle.app_id')
+      .select([
+        'app_lifecycle.stage',
+        'app_lifecycle.reason',
+        'app_lifecycle.stage_at',
+        'apps.name',
+        'apps.owner',
+      ])
+      .where('app_id', '=', appId)
+      .executeTakeFirst();
+    if (!l || l.stage === 'active' || l.stage === 'warned') return null;
+    if (l.stage === 'decommissioned')
+      return {
+        status: 410,
+        message: `${l.name} was retired on ${day(l.stage_at)}. Its owner, ${l.owner}, or a platform admin can restore it with \`microapp restore ${l.name}\`.`,
+      };
+    return {
+      status: 503,
+      message: `${l.name} was stopped on ${day(l.stage_at)} because ${l.reason === 'expired' ? 'its approved lifetime ended' : 'nobody had used it for a long time'}. Its owner, ${l.owner}, can bring it back with \`microapp renew ${l.name}\`; ask them if you need it.`,
+    };
+  }
+
+  return { runJob, view, renew, approveRenewal, setExemption, decommissionNow, restore, hold };
+}
+
+export type LifecycleService = ReturnType<typeof createLifecycleService>;
