@@ -5,34 +5,9 @@ import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { call, startTestServer, type TestServer, tokenFor } from '../../server/test/harness.ts';
+import { call, startTestServer, type TestServer, tokenFor, viaGateway } from '../../server/test/harness.ts';
 import { devSignIn } from '../src/login-flow.ts';
 import { cli, importAdvisories } from './cli-harness.ts';
-
-/** A request to an app through the gateway: Host names the app, as a browser on `{app}.apps.localhost` sends it. */
-function viaGateway(server: TestServer, appName: string, path: string, headers: Record<string, string> = {}) {
-  const url = new URL(server.url);
-  return new Promise<{ status: number; body: string; headers: Record<string, unknown> }>(
-    (resolve, reject) => {
-      const req = request(
-        {
-          host: '127.0.0.1',
-          port: url.port,
-          path,
-          method: 'GET',
-          headers: { host: `${appName}.apps.localhost:${url.port}`, ...headers },
-        },
-        (res) => {
-          let body = '';
-          res.on('data', (d) => (body += d));
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, body, headers: res.headers }));
-        },
-      );
-      req.on('error', reject);
-      req.end();
-    },
-  );
-}
 
 /** Opens an upgraded connection (a WebSocket handshake) to an app through the gateway. */
 function upgradeVia(server: TestServer, appName: string, headers: Record<string, string> = {}) {

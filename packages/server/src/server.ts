@@ -114,6 +114,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   const engine = builtin ? createPolicyEngine({ db: db.kysely, builtin }) : null;
   const catalog = createCatalogService({
     db: db.kysely,
+    clock,
     repo,
     audit,
     risk: options.risk ?? (engine ? createRegoRiskEvaluator(engine) : createRuleEvaluator()),
@@ -129,7 +130,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
         }
       : {}),
   });
-  const approvals = createApprovalService({ db: db.kysely, repo, audit });
+  const approvals = createApprovalService({ db: db.kysely, repo, audit, clock });
 
   // The gateway needs services built after the HTTP app; it is bound once they exist.
   let gateway: ReturnType<typeof createGateway> | null = null;
@@ -242,10 +243,9 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     everySeconds: 60,
     run: () => notifications.deliverDue(),
   });
-  registerJobRoutes(app, {
-    jobs,
-    devClock: createDevClock({ db: db.kysely, audit, clock, jobs, dev: config.dev }),
-  });
+  const devClock = createDevClock({ db: db.kysely, audit, clock, jobs, dev: config.dev });
+  await devClock.resume();
+  registerJobRoutes(app, { jobs, devClock });
   registerUsageRoutes(app, { usage });
   gateway = createGateway({
     tokens,

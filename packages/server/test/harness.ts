@@ -1,4 +1,5 @@
 import { mkdtempSync, rmSync } from 'node:fs';
+import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -163,4 +164,34 @@ export function lunchPoll(overrides: Record<string, unknown> = {}) {
     dataClasses: ['internal'],
     ...overrides,
   };
+}
+
+/** A request to an app through the gateway: Host names the app, as a browser on `{app}.apps.localhost` sends it. */
+export function viaGateway(
+  server: { url: string },
+  appName: string,
+  path: string,
+  headers: Record<string, string> = {},
+) {
+  const url = new URL(server.url);
+  return new Promise<{ status: number; body: string; headers: Record<string, unknown> }>(
+    (resolve, reject) => {
+      const req = request(
+        {
+          host: '127.0.0.1',
+          port: url.port,
+          path,
+          method: 'GET',
+          headers: { host: `${appName}.apps.localhost:${url.port}`, ...headers },
+        },
+        (res) => {
+          let body = '';
+          res.on('data', (d) => (body += d));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body, headers: res.headers }));
+        },
+      );
+      req.on('error', reject);
+      req.end();
+    },
+  );
 }

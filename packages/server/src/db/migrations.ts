@@ -453,6 +453,12 @@ const migrations: Record<string, (dialect: Dialect) => Migration> = {
         .addColumn('created_at', 'text', (c) => c.notNull())
         .addPrimaryKeyConstraint('advisory_alerts_pk', ['app_id', 'version', 'advisory', 'package'])
         .execute();
+      // Small platform-wide values, such as a --dev server's clock offset (kept across restarts).
+      await db.schema
+        .createTable('platform_settings')
+        .addColumn('key', 'text', (c) => c.primaryKey())
+        .addColumn('value', 'text', (c) => c.notNull())
+        .execute();
       // The owner's manager, from the IdP: who hears about an app its owner does not answer for.
       await db.schema.alterTable('users').addColumn('manager', 'text').execute();
     },

@@ -28,6 +28,12 @@ export interface Database {
   notifications: NotificationsTable;
   notification_deliveries: NotificationDeliveriesTable;
   advisory_alerts: AdvisoryAlertsTable;
+  platform_settings: PlatformSettingsTable;
+}
+
+export interface PlatformSettingsTable {
+  key: string;
+  value: string;
 }
 
 export interface AppActivityTable {

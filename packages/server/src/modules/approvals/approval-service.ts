@@ -1,7 +1,8 @@
 import type { Kysely } from 'kysely';
+import type { Clock } from '../../clock.ts';
 import type { Database } from '../../db/schema.ts';
 import { AppError, conflict, forbidden, notFound } from '../../errors.ts';
-import { newId, nowIso } from '../../ids.ts';
+import { newId, nowIso as wallNowIso } from '../../ids.ts';
 import type { AuditContext, AuditService } from '../audit/audit-service.ts';
 import type { AppView } from '../catalog/app-view.ts';
 import type { CatalogRepository } from '../catalog/catalog-repository.ts';
@@ -20,8 +21,10 @@ export function createApprovalService(deps: {
   db: Kysely<Database>;
   repo: CatalogRepository;
   audit: Pick<AuditService, 'record'>;
+  clock?: Clock;
 }) {
   const { db, repo, audit } = deps;
+  const nowIso = () => deps.clock?.nowIso() ?? wallNowIso();
 
   /** Apps waiting for review; for a reviewer, only those they can still review. */
   async function pending(principal: Principal, mine: boolean): Promise<AppView[]> {

@@ -28,6 +28,15 @@ export function registerAuditRoutes(
             since: Type.Optional(Type.String({ format: 'date-time' })),
             after: Type.Optional(Type.Integer({ minimum: 0 })),
             limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 200 })),
+            app: Type.Optional(Type.String({ pattern: '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$' })),
+            action: Type.Optional(
+              Type.String({
+                pattern: '^[a-z_]+(\\.[a-z_]+)*\\.?$',
+                maxLength: 100,
+                description: 'an action, or a prefix ending in "." (e.g. lifecycle.)',
+              }),
+            ),
+            actor: Type.Optional(Type.String({ minLength: 1, maxLength: 320 })),
           },
           { additionalProperties: false },
         ),
@@ -46,7 +55,10 @@ export function registerAuditRoutes(
         targets = { type: 'app', names: own.map((r) => r.name) };
       }
       const since = request.query.since ? new Date(request.query.since).toISOString() : undefined;
-      const items = await audit.list({ afterSeq: request.query.after, since, limit, targets });
+      const { app: appName, action, actor } = request.query;
+      if (appName)
+        targets = { type: 'app', names: targets ? targets.names.filter((n) => n === appName) : [appName] };
+      const items = await audit.list({ afterSeq: request.query.after, since, limit, targets, action, actor });
       return { items, next: items.length === limit ? items.at(-1)!.seq : null };
     },
   );

@@ -115,8 +115,16 @@ export function createAuditService(deps: { db: Kysely<Database>; dialect: Dialec
     since?: string;
     limit: number;
     targets?: { type: string; names: string[] };
+    /** An exact action, or a prefix ending in "." */
+    action?: string;
+    actor?: string;
   }): Promise<AuditEvent[]> {
     let q = db.selectFrom('audit_events').selectAll().orderBy('seq', 'asc').limit(query.limit);
+    if (query.action)
+      q = query.action.endsWith('.')
+        ? q.where(sql<string>`substr(action, 1, ${query.action.length})`, '=', query.action)
+        : q.where('action', '=', query.action);
+    if (query.actor) q = q.where('actor', '=', query.actor);
     if (query.afterSeq !== undefined) q = q.where('seq', '>', query.afterSeq);
     if (query.since) q = q.where('occurred_at', '>=', query.since);
     if (query.targets) {

@@ -1,5 +1,6 @@
 import type { Kysely, Transaction } from 'kysely';
 import { canonicalJson } from '../../canonical-json.ts';
+import type { Clock } from '../../clock.ts';
 import type { AppsTable, Database } from '../../db/schema.ts';
 import { AppError, conflict, forbidden, notFound } from '../../errors.ts';
 import { newId, nowIso } from '../../ids.ts';
@@ -62,6 +63,8 @@ function nextState(
 /** The catalog: register and re-register apps from their manifests, score their risk, list and show them. */
 export function createCatalogService(deps: {
   db: Kysely<Database>;
+  /** The platform clock: registration times feed expiry and inactivity, which follow it. */
+  clock?: Clock;
   repo: CatalogRepository;
   audit: Pick<AuditService, 'record'>;
   risk: RiskEvaluator;
@@ -133,7 +136,7 @@ export function createCatalogService(deps: {
         if (existing.manifest === manifestJson && !['rejected', 'changes_requested'].includes(existing.state))
           return { kind: 'unchanged' as const, app: await repo.view(trx, existing) };
       }
-      const now = nowIso();
+      const now = deps.clock?.nowIso() ?? nowIso();
       const appId = existing?.id ?? newId('app');
       const revision = existing ? Number(existing.revision) + 1 : 1;
       const previous = existing

@@ -10,6 +10,8 @@ import type { JobRunner } from './job-runner.ts';
  * that became due, so a person can walk a schedule of weeks in minutes. Elsewhere it is refused, and the
  * attempt is audited.
  */
+const offsetKey = 'dev_clock_offset_ms';
+
 export function createDevClock(deps: {
   db: Kysely<Database>;
   audit: Pick<AuditService, 'record'>;
@@ -37,18 +39,36 @@ export function createDevClock(deps: {
         `"${text}" is not a duration: use e.g. 61d, 12h, 2w or 1d12h (at most 10 years)`,
       );
     deps.clock.advance(ms);
-    await deps.db.transaction().execute((trx) =>
-      deps.audit.record(trx, ctx, {
+    const offset = String(deps.clock.offsetMs());
+    await deps.db.transaction().execute(async (trx) => {
+      await trx
+        .insertInto('platform_settings')
+        .values({ key: offsetKey, value: offset })
+        .onConflict((oc) => oc.column('key').doUpdateSet({ value: offset }))
+        .execute();
+      await deps.audit.record(trx, ctx, {
         action: 'dev.clock_advanced',
         targetType: 'clock',
         target: 'platform',
         summary: { advance: text, now: deps.clock.nowIso() },
-      }),
-    );
+      });
+    });
     const ran = await deps.jobs.runDue();
     return { now: deps.clock.nowIso(), offsetMs: deps.clock.offsetMs(), ran, jobs: await deps.jobs.list() };
   }
-  return { advance };
+  /** On a --dev server's start: the clock continues where it was moved to, so schedules never run backward. */
+  async function resume() {
+    if (!deps.dev) return;
+    const row = await deps.db
+      .selectFrom('platform_settings')
+      .select('value')
+      .where('key', '=', offsetKey)
+      .executeTakeFirst();
+    const offset = Number(row?.value ?? 0) - deps.clock.offsetMs();
+    if (offset > 0) deps.clock.advance(offset);
+  }
+
+  return { advance, resume };
 }
 
 export type DevClock = ReturnType<typeof createDevClock>;

@@ -55,10 +55,17 @@ export function createLifecycleSteps(deps: {
   }
 
   /** Who hears about an app its owner has not answered for: the owner's manager, or the platform admins. */
-  async function escalationContacts(owner: string): Promise<{ to: string[]; manager: string | null }> {
-    const user = await db.selectFrom('users').select('manager').where('email', '=', owner).executeTakeFirst();
+  async function escalationContacts(
+    trx: Transaction<Database>,
+    owner: string,
+  ): Promise<{ to: string[]; manager: string | null }> {
+    const user = await trx
+      .selectFrom('users')
+      .select('manager')
+      .where('email', '=', owner)
+      .executeTakeFirst();
     if (user?.manager) return { to: [user.manager], manager: user.manager };
-    const admins = await db.selectFrom('users').select(['email', 'roles']).execute();
+    const admins = await trx.selectFrom('users').select(['email', 'roles']).execute();
     return {
       to: admins.filter((a) => (JSON.parse(a.roles) as string[]).includes('admin')).map((a) => a.email),
       manager: null,
@@ -215,7 +222,7 @@ export function createLifecycleSteps(deps: {
             }))
           )
             return false;
-          const contacts = await escalationContacts(app.owner);
+          const contacts = await escalationContacts(trx, app.owner);
           await audit.record(trx, ctx, {
             ...base,
             action: 'lifecycle.escalated',
