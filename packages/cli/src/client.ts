@@ -74,6 +74,7 @@ export function createClient(options: ClientOptions) {
     get: <T>(path: string, init?: { auth?: boolean }) => request<T>('GET', path, undefined, init),
     post: <T>(path: string, body?: unknown, init?: { contentType?: string; auth?: boolean }) =>
       request<T>('POST', path, body ?? {}, init),
+    put: <T>(path: string, body: unknown) => request<T>('PUT', path, body),
     delete: <T>(path: string) => request<T>('DELETE', path),
   };
 }

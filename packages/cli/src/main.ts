@@ -9,6 +9,7 @@ import { registerAuthCommands } from './commands/auth.ts';
 import { registerCiCommands } from './commands/ci.ts';
 import { registerDeployCommands } from './commands/deploy.ts';
 import { registerInitCommands } from './commands/init.ts';
+import { registerLifecycleCommands } from './commands/lifecycle.ts';
 import { registerPolicyCommands } from './commands/policy.ts';
 import { registerSecretCommands } from './commands/secrets.ts';
 import { registerServerCommands } from './commands/server.ts';
@@ -48,5 +49,6 @@ registerCiCommands(program);
 registerDeployCommands(program);
 registerAdvisoryCommands(program);
 registerArtifactCommands(program);
+registerLifecycleCommands(program);
 
 await program.parseAsync(process.argv);
