@@ -180,8 +180,11 @@ describe('kill -9 during the inactivity job', () => {
       token: carol,
       body: { advance: '30d' },
     }).catch(() => {});
-    let seen = 0;
-    while ((seen = await decommissioned()) === 0) await new Promise((r) => setTimeout(r, 10));
+    let seen = await decommissioned();
+    while (seen === 0) {
+      await new Promise((r) => setTimeout(r, 10));
+      seen = await decommissioned();
+    }
     running.child.kill('SIGKILL');
     await new Promise((r) => running.child.once('exit', r));
     const atKill = await decommissioned();

@@ -70,7 +70,8 @@ export function expiryOf(
   // A renewal re-confirms the purpose for a new full term; the manifest's date bounds the first term only.
   if (app.renewedAt || !app.manifestExpires) return cap;
   const manifestEnd = new Date(`${app.manifestExpires.slice(0, 10)}T23:59:59.999Z`).toISOString();
-  return manifestEnd < cap ? manifestEnd : cap;
+  // ISO-8601 UTC strings of one length compare as the times they name.
+  return [manifestEnd, cap].sort()[0]!;
 }
 
 /**

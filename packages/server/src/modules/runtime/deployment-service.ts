@@ -471,7 +471,7 @@ export function createDeploymentService(deps: {
           .orderBy('deployments.started_at', 'desc')
           .limit(1)
           .executeTakeFirst();
-        if (!row || row.state !== 'approved') return undefined;
+        if (row?.state !== 'approved') return undefined;
         const target = {
           appId: row.id,
           name: row.name,
