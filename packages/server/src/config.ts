@@ -38,6 +38,8 @@ export type ServerConfig = {
   lifecycle: LifecycleSettings;
   jobs: { enabled: boolean; leaseSeconds: number; lifecycleHours: number };
   notifications: NotificationChannels;
+  /** Where the audit trail streams to (RFC 5424 syslog over TCP), or null. */
+  siemSyslog: string | null;
 };
 
 /** Flags from the command line; each wins over the environment, which wins over the config file. */
@@ -232,6 +234,9 @@ export function loadConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv): ServerCo
 
   const lifecycle = lifecycleFrom(env, problems);
   const notifications = notificationsFrom(env, dev, problems);
+  const siemSyslog = env.MICROAPP_SIEM_SYSLOG || null;
+  if (siemSyslog && !/^tcp:\/\/[^/:]+:\d{1,5}\/?$/.test(siemSyslog))
+    problems.push(`MICROAPP_SIEM_SYSLOG must look like tcp://siem.internal:6514, got "${siemSyslog}"`);
   const jobs = {
     enabled: env.MICROAPP_JOBS !== 'off',
     leaseSeconds: positiveInt(env, 'MICROAPP_JOB_LEASE_SECONDS', 60, problems),
@@ -290,5 +295,6 @@ export function loadConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv): ServerCo
     lifecycle,
     jobs,
     notifications,
+    siemSyslog,
   };
 }

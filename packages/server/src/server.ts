@@ -17,6 +17,7 @@ import { interimRouting } from './modules/approvals/approval-rules.ts';
 import { createApprovalService } from './modules/approvals/approval-service.ts';
 import { registerAuditRoutes } from './modules/audit/audit-routes.ts';
 import { createAuditService } from './modules/audit/audit-service.ts';
+import { createSiemExport } from './modules/audit/siem-export.ts';
 import { createCatalogRepository } from './modules/catalog/catalog-repository.ts';
 import { registerCatalogRoutes } from './modules/catalog/catalog-routes.ts';
 import { createCatalogService } from './modules/catalog/catalog-service.ts';
@@ -238,6 +239,10 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     run: (ctx) => lifecycle.runJob(ctx),
   });
   await jobs.register({ name: 'advisory-alerts', everySeconds: 3600, run: () => alerts.run() });
+  if (config.siemSyslog) {
+    const siem = createSiemExport({ db: db.kysely, audit, target: config.siemSyslog });
+    await jobs.register({ name: 'siem-export', everySeconds: 30, run: () => siem.run() });
+  }
   await jobs.register({
     name: 'notifications',
     everySeconds: 60,
