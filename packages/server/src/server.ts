@@ -50,6 +50,7 @@ import { registerSigningRoutes } from './modules/signing/signing-routes.ts';
 import { createVersionsService } from './modules/signing/versions-service.ts';
 import { registerTokenRoutes } from './modules/tokens/token-routes.ts';
 import { createTokenService } from './modules/tokens/token-service.ts';
+import { registerPlatformMetrics } from './modules/usage/platform-metrics.ts';
 import { registerUsageRoutes } from './modules/usage/usage-routes.ts';
 import { createUsageService, type UsageService } from './modules/usage/usage-service.ts';
 import { version } from './version.ts';
@@ -180,7 +181,14 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     builderId: () => `${publicUrl}/builders/microapp-ci/v1`,
   });
   registerSigningRoutes(app, { keys, versions });
-  const jobs = createJobRunner({ db: db.kysely, clock, logger, leaseMs: config.jobs.leaseSeconds * 1000 });
+  let platformMetrics: ReturnType<typeof registerPlatformMetrics> | null = null;
+  const jobs = createJobRunner({
+    db: db.kysely,
+    clock,
+    logger,
+    leaseMs: config.jobs.leaseSeconds * 1000,
+    onRun: (job, ok) => platformMetrics?.jobRun(job, ok),
+  });
   const notifications = createNotificationService({
     db: db.kysely,
     clock,
@@ -206,6 +214,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   });
   registerDeploymentRoutes(app, { deployments });
   const usage = createUsageService({ db: db.kysely, catalog, logger, clock });
+  platformMetrics = registerPlatformMetrics({ registry: usage.registry, app, db: db.kysely });
   const lifecycleSteps = createLifecycleSteps({
     db: db.kysely,
     clock,

@@ -298,6 +298,23 @@ for (const engine of engines()) {
       assert.equal(again.status, 409);
     });
 
+    test('metrics show job runs, apps by stage, API latency by route and the notification queue', async () => {
+      const res = await call(server, 'GET', '/metrics', { token: t.ivan });
+      assert.equal(res.status, 200);
+      assert.match(res.text, /microapp_job_runs_total\{job="lifecycle",outcome="ok"\} [1-9]\d*/);
+      assert.match(res.text, /microapp_apps_by_lifecycle_stage\{stage="decommissioned"\} [1-9]/);
+      assert.match(
+        res.text,
+        /microapp_http_request_duration_seconds_count\{method="GET",route="\/api\/v1\/apps\/:name\/lifecycle",code="200"\} [1-9]/,
+      );
+      assert.match(res.text, /microapp_notification_queue_depth 0/);
+      assert.doesNotMatch(
+        res.text,
+        /route="\/api\/v1\/apps\/idle-tracker/,
+        'routes are templates, not paths',
+      );
+    });
+
     test('notifications are private to their recipient', async () => {
       const mine = await call(server, 'GET', '/api/v1/notifications', { token: t.alice });
       assert.ok(mine.body.items.length > 0);

@@ -52,6 +52,8 @@ export function createJobRunner(deps: {
   leaseMs?: number;
   /** How often due jobs are looked for (wall clock). */
   tickMs?: number;
+  /** Told of every run's outcome (metrics). */
+  onRun?: (job: string, ok: boolean) => void;
 }) {
   const { db, clock, logger } = deps;
   const leaseMs = deps.leaseMs ?? 60_000;
@@ -128,6 +130,7 @@ export function createJobRunner(deps: {
         .where('lease_owner', '=', owner)
         .execute();
       logger.info({ job: job.name, result }, 'job finished');
+      deps.onRun?.(job.name, true);
       return true;
     } catch (error) {
       // A failed run is tried again after a pause (at most its own interval), not at once in a loop.
@@ -146,6 +149,7 @@ export function createJobRunner(deps: {
         .execute()
         .catch(() => {});
       logger.error({ job: job.name, err: error }, 'job failed');
+      deps.onRun?.(job.name, false);
       return false;
     } finally {
       clearInterval(heartbeat);

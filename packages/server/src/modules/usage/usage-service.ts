@@ -195,6 +195,7 @@ export function createUsageService(deps: {
   }
 
   return {
+    registry,
     record,
     flush,
     summary,
