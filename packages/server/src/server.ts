@@ -15,6 +15,7 @@ import { createAdvisoryService } from './modules/advisories/advisory-service.ts'
 import { registerApprovalRoutes } from './modules/approvals/approval-routes.ts';
 import { interimRouting } from './modules/approvals/approval-rules.ts';
 import { createApprovalService } from './modules/approvals/approval-service.ts';
+import { createReviewDigest } from './modules/approvals/review-digest.ts';
 import { registerAuditRoutes } from './modules/audit/audit-routes.ts';
 import { createAuditService } from './modules/audit/audit-service.ts';
 import { createSiemExport } from './modules/audit/siem-export.ts';
@@ -247,6 +248,8 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     everySeconds: config.jobs.lifecycleHours * 3600,
     run: (ctx) => lifecycle.runJob(ctx),
   });
+  const digest = createReviewDigest({ db: db.kysely, clock, approvals, notifications });
+  await jobs.register({ name: 'review-digest', everySeconds: 86_400, run: () => digest.run() });
   await jobs.register({ name: 'advisory-alerts', everySeconds: 3600, run: () => alerts.run() });
   if (config.siemSyslog) {
     const siem = createSiemExport({ db: db.kysely, audit, target: config.siemSyslog });

@@ -226,6 +226,19 @@ for (const engine of engines()) {
       });
       assert.equal(high.status, 201, high.text);
       assert.equal(high.body.app.tier, 'high');
+      // Reviewers hear about it in their daily digest, once a day however often the job runs.
+      await server.internals.jobs.trigger('review-digest');
+      await server.internals.jobs.trigger('review-digest');
+      const digests = (
+        await call(server, 'GET', '/api/v1/notifications', { token: t.bob })
+      ).body.items.filter(
+        (n: { kind: string; body: string }) => n.kind === 'review_digest' && n.body.includes('payroll-check'),
+      );
+      assert.equal(digests.length, 1);
+      assert.equal(digests[0].action, 'microapp approvals list');
+      const creatorDigest = (await call(server, 'GET', '/api/v1/notifications', { token: t.alice })).body
+        .items;
+      assert.ok(!creatorDigest.some((n: { kind: string }) => n.kind === 'review_digest'), 'only reviewers');
       for (const who of [t.bob, t.erin])
         await call(server, 'POST', '/api/v1/apps/payroll-check/reviews', {
           token: who,
