@@ -26,6 +26,8 @@ import { publicRoute } from './modules/identity/access.ts';
 import { registerAuthRoutes } from './modules/identity/auth-routes.ts';
 import type { DevIdp } from './modules/identity/dev-idp.ts';
 import { createLoginService } from './modules/identity/login-service.ts';
+import { registerOffboardingRoutes } from './modules/identity/offboarding-routes.ts';
+import { createOffboardingService } from './modules/identity/offboarding-service.ts';
 import { createDevClock } from './modules/jobs/dev-clock.ts';
 import { registerJobRoutes } from './modules/jobs/job-routes.ts';
 import { createJobRunner, type JobRunner } from './modules/jobs/job-runner.ts';
@@ -241,6 +243,17 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     settings: config.lifecycle,
   });
   lifecycleHold = lifecycle.hold;
+  registerOffboardingRoutes(app, {
+    offboarding: createOffboardingService({
+      db: db.kysely,
+      clock,
+      audit,
+      notifications,
+      catalog,
+      deployments,
+      settings: config.lifecycle,
+    }),
+  });
   registerLifecycleRoutes(app, { lifecycle });
   const alerts = createAdvisoryAlerts({ db: db.kysely, clock, audit, advisories, notifications });
   await jobs.register({

@@ -105,6 +105,8 @@ const expectations: Record<string, { allowed: Who[]; denied?: Partial<Record<Who
   'POST /api/v1/notifications/:id/read': { allowed: users },
   'GET /api/v1/jobs': { allowed: ['admin', 'auditor'] },
   'POST /api/v1/dev/clock': { allowed: ['admin'] },
+  'POST /api/v1/users/:email/disable': { allowed: ['admin'] },
+  'POST /api/v1/apps/:name/owner': { allowed: users },
 };
 
 const emails: Record<Exclude<Who, 'anonymous'>, string> = {

@@ -253,6 +253,58 @@ export function registerLifecycleCommands(program: Command) {
     ['microapp jobs', 'microapp jobs --json'],
   );
 
+  const apps = program.commands.find((c) => c.name() === 'apps') ?? program.command('apps');
+  examples(
+    apps
+      .command('transfer <app>')
+      .description(
+        'give an app a new owner: admins, or the manager an app was offered to when its owner left (taking it over)',
+      )
+      .requiredOption('--to <email>', 'the new owner; they must have signed in once')
+      .action(
+        action(async (name: string, flags: { to: string }, command: Command) => {
+          const ctx = ctxOf(command);
+          const a = await ctx.client.post<{ name: string; owner: string }>(path(name, '/owner'), {
+            owner: flags.to,
+          });
+          emit(ctx.json, a, () => `${a.name} is now owned by ${a.owner}.`);
+        }),
+      ),
+    ['microapp apps transfer bank-reconciliation --to dave@example.com'],
+  );
+
+  const users = program.command('users').description('people on the platform (admins)');
+  examples(
+    users
+      .command('disable <email>')
+      .description(
+        'disable someone who left: sign-in refused, sessions and tokens revoked; their apps are offered to their manager, or frozen',
+      )
+      .option('--reason <text>', 'why (kept in the audit trail)')
+      .action(
+        action(async (email: string, flags: { reason?: string }, command: Command) => {
+          const ctx = ctxOf(command);
+          const reason = requireText(flags.reason, '--reason', '--reason "Left the company on 2026-11-30"');
+          const r = await ctx.client.post<{
+            user: string;
+            offeredTo: string | null;
+            offered: string[];
+            frozen: string[];
+          }>(`/api/v1/users/${encodeURIComponent(email)}/disable`, { reason });
+          emit(ctx.json, r, () =>
+            [
+              `${r.user} is disabled; their sessions and API tokens no longer work.`,
+              ...(r.offered.length ? [`Offered to ${r.offeredTo}: ${r.offered.join(', ')}`] : []),
+              ...(r.frozen.length
+                ? [`Frozen (no manager on record; give them an owner): ${r.frozen.join(', ')}`]
+                : []),
+            ].join('\n'),
+          );
+        }),
+      ),
+    ['microapp users disable alice@example.com --reason "Left the company on 2026-11-30"'],
+  );
+
   const dev = program.command('dev').description('tools for a --dev server');
   const clock = dev.command('clock').description('the platform clock of a --dev server');
   examples(

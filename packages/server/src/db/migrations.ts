@@ -463,6 +463,13 @@ const migrations: Record<string, (dialect: Dialect) => Migration> = {
       await db.schema.alterTable('users').addColumn('manager', 'text').execute();
     },
   }),
+  '0011_offboarding': () => ({
+    async up(db: AnyDb) {
+      // An admin disables someone who left: their credentials stop, and their apps go to their manager.
+      await db.schema.alterTable('users').addColumn('disabled_at', 'text').execute();
+      await db.schema.alterTable('app_lifecycle').addColumn('offered_to', 'text').execute();
+    },
+  }),
 };
 
 /** Applies every pending migration; returns the names applied. Throws with the failing migration's name. */

@@ -62,6 +62,8 @@ export interface AppLifecycleTable {
   /** The deployment that was current when the app was stopped, to resume on renewal or restore. */
   resume_deployment: string | null;
   archive_id: string | null;
+  /** Whom the app was offered to when its owner left (their manager), until someone takes it. */
+  offered_to: string | null;
 }
 
 export interface AppArchivesTable {
@@ -250,6 +252,8 @@ export interface UsersTable {
   roles: string;
   specialties: string;
   manager: string | null;
+  /** Set when an admin disabled the account: sign-in, sessions and tokens stop working. */
+  disabled_at: string | null;
   created_at: string;
   last_login_at: string | null;
 }

@@ -184,6 +184,11 @@ export function createLoginService(deps: {
         specialties: JSON.stringify(grants.specialties),
         last_login_at: now,
       };
+      if (existing?.disabled_at)
+        throw new AppError(
+          'forbidden',
+          'this account was disabled by a platform admin; ask them if you think it should not be',
+        );
       let id: string;
       if (existing) {
         id = existing.id;
@@ -255,7 +260,7 @@ export function createLoginService(deps: {
       .where('sessions.id_hash', '=', sha256(cookie))
       .where('sessions.app', app === null ? 'is' : '=', app)
       .executeTakeFirst();
-    if (!row || row.revoked_at || row.expires_at < nowIso()) return null;
+    if (!row || row.revoked_at || row.disabled_at || row.expires_at < nowIso()) return null;
     return principalFor(toUser(row), [...allScopes], { kind: 'session', csrfToken: row.csrf_token });
   }
 

@@ -11,6 +11,7 @@ export type User = {
   department: string | null;
   roles: Role[];
   specialties: Specialty[];
+  disabled: boolean;
 };
 
 export function toUser(row: UsersTable): User {
@@ -21,6 +22,7 @@ export function toUser(row: UsersTable): User {
     department: row.department,
     roles: JSON.parse(row.roles) as Role[],
     specialties: JSON.parse(row.specialties) as Specialty[],
+    disabled: row.disabled_at !== null,
   };
 }
 

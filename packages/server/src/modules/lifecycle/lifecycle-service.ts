@@ -33,6 +33,8 @@ export type LifecycleView = {
   nextStep: { action: string; at: string } | null;
   exemption: { reason: string; by: string } | null;
   renewalRequested: { by: string; at: string; purpose: string } | null;
+  /** Whom the app was offered to when its owner's account was disabled. */
+  offeredTo: string | null;
   archive: {
     id: string;
     createdAt: string;
@@ -98,6 +100,7 @@ export function createLifecycleService(deps: {
         'l.renewal_requested as l_renewal_requested',
         'l.resume_deployment as l_resume_deployment',
         'l.archive_id as l_archive_id',
+        'l.offered_to as l_offered_to',
       ]);
   }
 
@@ -117,6 +120,7 @@ export function createLifecycleService(deps: {
       renewal_requested: r.l_renewal_requested,
       resume_deployment: r.l_resume_deployment,
       archive_id: r.l_archive_id,
+      offered_to: r.l_offered_to,
     };
   }
 
@@ -228,6 +232,7 @@ export function createLifecycleService(deps: {
       nextStep: nextStepView,
       exemption: l.exempt_reason ? { reason: l.exempt_reason, by: l.exempt_by ?? '' } : null,
       renewalRequested: renewal,
+      offeredTo: l.offered_to,
       archive:
         archive && !archive.purged_at && l.stage === 'decommissioned'
           ? {
@@ -504,7 +509,10 @@ export function createLifecycleService(deps: {
       };
     return {
       status: 503,
-      message: `${l.name} was stopped on ${day(l.stage_at)} because ${l.reason === 'expired' ? 'its approved lifetime ended' : 'nobody had used it for a long time'}. Its owner, ${l.owner}, can bring it back with \`microapp renew ${l.name}\`; ask them if you need it.`,
+      message:
+        l.reason === 'owner_left'
+          ? `${l.name} was stopped on ${day(l.stage_at)} because its owner, ${l.owner}, left. A platform admin can give it a new owner.`
+          : `${l.name} was stopped on ${day(l.stage_at)} because ${l.reason === 'expired' ? 'its approved lifetime ended' : 'nobody had used it for a long time'}. Its owner, ${l.owner}, can bring it back with \`microapp renew ${l.name}\`; ask them if you need it.`,
     };
   }
 

@@ -87,7 +87,7 @@ export function createTokenService(deps: { db: Kysely<Database>; audit: Pick<Aud
     const now = nowIso();
     if (!row || row.revoked_at || row.expires_at <= now) return null;
     const user = await findUserById(db, row.user_id);
-    if (!user) return null;
+    if (!user || user.disabled) return null;
     // Last use is informational; a minute's resolution spares a write per request.
     if (!row.last_used_at || row.last_used_at.slice(0, 16) !== now.slice(0, 16))
       await db.updateTable('api_tokens').set({ last_used_at: now }).where('id', '=', row.id).execute();
