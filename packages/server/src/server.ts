@@ -34,6 +34,7 @@ import { createJobRunner, type JobRunner } from './modules/jobs/job-runner.ts';
 import { registerLifecycleRoutes } from './modules/lifecycle/lifecycle-routes.ts';
 import { createLifecycleService } from './modules/lifecycle/lifecycle-service.ts';
 import { createLifecycleSteps } from './modules/lifecycle/lifecycle-steps.ts';
+import { createScorecards } from './modules/lifecycle/scorecard.ts';
 import { registerNotificationRoutes } from './modules/notifications/notification-routes.ts';
 import { createNotificationService } from './modules/notifications/notification-service.ts';
 import { createRegoRiskEvaluator, createRegoRouting } from './modules/policy/policy-decisions.ts';
@@ -120,6 +121,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   const catalog = createCatalogService({
     db: db.kysely,
     clock,
+    scorecards: createScorecards({ db: db.kysely, clock, settings: config.lifecycle }),
     repo,
     audit,
     risk: options.risk ?? (engine ? createRegoRiskEvaluator(engine) : createRuleEvaluator()),

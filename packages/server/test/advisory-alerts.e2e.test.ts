@@ -44,7 +44,7 @@ describe('a new advisory that affects a deployed version reaches its owner', () 
     ]);
     const reg = await call(server, 'POST', '/api/v1/apps', {
       token: t.alice,
-      body: lunchPoll({ name: 'padded', owner: people.alice }),
+      body: lunchPoll({ name: 'padded', owner: people.alice, audience: { department: 'finance' } }),
     });
     assert.equal(reg.status, 201, reg.text);
 
@@ -81,6 +81,18 @@ describe('a new advisory that affects a deployed version reaches its owner', () 
     });
     assert.ok(dep.status < 300, dep.text);
 
+    const healthy = await call(server, 'GET', '/api/v1/apps/padded', { token: t.alice });
+    assert.equal(
+      healthy.body.scorecard.passed,
+      healthy.body.scorecard.total,
+      JSON.stringify(healthy.body.scorecard),
+    );
+    const passing = await call(server, 'GET', '/api/v1/apps?scorecard=passing', { token: t.carol });
+    assert.deepEqual(
+      passing.body.items.map((a: { name: string }) => a.name),
+      ['padded'],
+    );
+
     await server.internals.jobs.trigger('advisory-alerts');
     const quiet = await call(server, 'GET', '/api/v1/notifications', { token: t.alice });
     assert.ok(
@@ -93,6 +105,7 @@ describe('a new advisory that affects a deployed version reaches its owner', () 
         id: 'GHSA-new1-pad0-0001',
         aliases: ['CVE-2026-0001'],
         summary: 'left-pad pads too much',
+        severity: [{ type: 'CVSS_V3', score: 'CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H' }],
         affected: [
           {
             package: { ecosystem: 'npm', name: 'left-pad' },
@@ -125,5 +138,15 @@ describe('a new advisory that affects a deployed version reaches its owner', () 
       token: t.ivan,
     });
     assert.equal(events.body.items.length, 1);
+
+    // The catalog's scorecard shows the open finding, and the app now lists among the failing ones.
+    const card = (await call(server, 'GET', '/api/v1/apps/padded', { token: t.alice })).body.scorecard;
+    const findings = card.checks.find((c: { id: string }) => c.id === 'no_open_high_findings');
+    assert.equal(findings.ok, false);
+    assert.match(findings.detail, /GHSA-new1-pad0-0001/);
+    const failing = await call(server, 'GET', '/api/v1/apps?scorecard=failing', { token: t.carol });
+    assert.ok(failing.body.items.some((a: { name: string }) => a.name === 'padded'));
+    const nowPassing = await call(server, 'GET', '/api/v1/apps?scorecard=passing', { token: t.carol });
+    assert.deepEqual(nowPassing.body.items, []);
   });
 });

@@ -328,6 +328,44 @@ for (const engine of engines()) {
       );
     });
 
+    test('the catalog shows each app’s governance scorecard, and pages through a scorecard filter', async () => {
+      const res = await call(server, 'GET', '/api/v1/apps/used-daily', { token: t.alice });
+      const card = res.body.scorecard;
+      assert.equal(card.total, 6);
+      const byId = Object.fromEntries(card.checks.map((c: { id: string; ok: boolean }) => [c.id, c.ok]));
+      assert.deepEqual(byId, {
+        sbom: false,
+        no_open_high_findings: false,
+        // alice signed in at the start; the platform clock has since moved on by months.
+        owner_active: false,
+        pipeline_passed: false,
+        expiry_ahead: byId.expiry_ahead,
+        access_policy: false,
+      });
+      // Every app here fails a check (none has a published version): one page at a time, all of them.
+      const names: string[] = [];
+      let cursor: string | null = '';
+      while (cursor !== null) {
+        const page: { body: { items: { name: string }[]; nextCursor: string | null } } = await call(
+          server,
+          'GET',
+          `/api/v1/apps?scorecard=failing&limit=2${cursor ? `&cursor=${cursor}` : ''}`,
+          { token: t.carol },
+        );
+        names.push(...page.body.items.map((a) => a.name));
+        cursor = page.body.nextCursor;
+      }
+      const all = await call(server, 'GET', '/api/v1/apps?limit=200', { token: t.carol });
+      assert.deepEqual(
+        names,
+        all.body.items.map((a: { name: string }) => a.name),
+      );
+      assert.equal(
+        (await call(server, 'GET', '/api/v1/apps?scorecard=maybe', { token: t.carol })).status,
+        400,
+      );
+    });
+
     test('notifications are private to their recipient', async () => {
       const mine = await call(server, 'GET', '/api/v1/notifications', { token: t.alice });
       assert.ok(mine.body.items.length > 0);

@@ -32,6 +32,7 @@ export type AppView = {
       revision: number;
     }[];
   };
+  scorecard?: { passed: number; total: number; checks: { id: string; ok: boolean; detail: string }[] };
 };
 
 const slot = (s: { specialty: string | null }) => `${s.specialty ?? 'any'} review`;
@@ -53,6 +54,11 @@ export function describeApp(app: AppView): string {
     lines.push(
       `  ${r.at.slice(0, 16).replace('T', ' ')}  ${r.decision}  by ${r.reviewer}${r.specialty ? ` (${r.specialty})` : ''}${r.comment ? `: ${r.comment}` : ''}`,
     );
+  if (app.scorecard) {
+    lines.push(`scorecard:  ${app.scorecard.passed}/${app.scorecard.total} checks pass`);
+    for (const c of app.scorecard.checks)
+      lines.push(`  ${c.ok ? 'ok  ' : 'FAIL'}  ${c.id.replace(/_/g, ' ')}: ${c.detail}`);
+  }
   return lines.join('\n');
 }
 
@@ -127,6 +133,10 @@ export function registerAppCommands(program: Command) {
       .option('--data-class <class>', 'e.g. pii')
       .option('--limit <n>', 'page size (1-200)', (v) => Number(v), 50)
       .option('--cursor <cursor>', 'continue from a previous page')
+      .option(
+        '--scorecard <passing|failing>',
+        'only apps whose governance scorecard passes every check, or fails one',
+      )
       .option('--all', 'follow every page')
       .action(
         action(async (flags: Record<string, string | number | boolean | undefined>, command: Command) => {
@@ -142,6 +152,7 @@ export function registerAppCommands(program: Command) {
                 tier: flags.tier as string,
                 state: flags.state as string,
                 dataClass: flags.dataClass as string,
+                scorecard: flags.scorecard as string,
                 limit: flags.limit as number,
                 cursor,
               })}`,
@@ -155,7 +166,7 @@ export function registerAppCommands(program: Command) {
             { items, nextCursor: cursor ?? null },
             () =>
               table(
-                ['NAME', 'TIER', 'STATE', 'OWNER', 'DEPARTMENT', 'DATA'],
+                ['NAME', 'TIER', 'STATE', 'OWNER', 'DEPARTMENT', 'DATA', 'SCORECARD'],
                 items.map((a) => [
                   a.name,
                   a.tier,
@@ -163,6 +174,7 @@ export function registerAppCommands(program: Command) {
                   a.owner,
                   a.department ?? '-',
                   ((a.manifest.dataClasses as string[]) ?? []).join(','),
+                  a.scorecard ? `${a.scorecard.passed}/${a.scorecard.total}` : '-',
                 ]),
               ) + (cursor ? `\n(more: --cursor ${cursor})` : ''),
           );
@@ -171,6 +183,7 @@ export function registerAppCommands(program: Command) {
     [
       'microapp apps list --tier high --state pending_review',
       'microapp apps list --data-class pii --all --json',
+      'microapp apps list --scorecard failing',
     ],
   );
 

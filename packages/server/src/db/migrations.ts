@@ -450,6 +450,7 @@ const migrations: Record<string, (dialect: Dialect) => Migration> = {
         .addColumn('version', 'text', (c) => c.notNull())
         .addColumn('advisory', 'text', (c) => c.notNull())
         .addColumn('package', 'text', (c) => c.notNull())
+        .addColumn('severity', 'text', (c) => c.notNull())
         .addColumn('created_at', 'text', (c) => c.notNull())
         .addPrimaryKeyConstraint('advisory_alerts_pk', ['app_id', 'version', 'advisory', 'package'])
         .execute();

@@ -124,6 +124,7 @@ export interface AdvisoryAlertsTable {
   version: string;
   advisory: string;
   package: string;
+  severity: string;
   created_at: string;
 }
 

@@ -50,6 +50,7 @@ export function createAdvisoryAlerts(deps: {
               version: d.version,
               advisory: f.ids[0]!,
               package: f.package,
+              severity: f.severity,
               created_at: deps.clock.nowIso(),
             })
             .onConflict((oc) => oc.columns(['app_id', 'version', 'advisory', 'package']).doNothing())

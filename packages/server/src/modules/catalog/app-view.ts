@@ -1,6 +1,7 @@
 import type { AppsTable, ReviewDecisionsTable, RiskAssessmentsTable } from '../../db/schema.ts';
 import { openSlots, type ReviewSlot } from '../approvals/approval-rules.ts';
 import type { Specialty } from '../identity/principal.ts';
+import type { Scorecard } from '../lifecycle/scorecard.ts';
 import type { RiskFactor } from '../risk/risk-evaluator.ts';
 import type { Tier } from '../risk/risk-rules.ts';
 import type { Manifest } from './manifest-schema.ts';
@@ -39,6 +40,8 @@ export type AppView = {
     at: string;
   };
   approval: { required: ReviewSlot[]; missing: ReviewSlot[]; reviews: ReviewView[] };
+  /** Governance health (SBOM, findings, owner, pipeline, expiry, access policy), when the platform computes it. */
+  scorecard?: Scorecard;
 };
 
 export function toReviewView(r: ReviewDecisionsTable): ReviewView {

@@ -61,6 +61,11 @@ export function registerCatalogRoutes(fastify: FastifyInstance, deps: { catalog:
             dataClass: Type.Optional(StringEnum(dataClasses)),
             limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 200, default: 50 })),
             cursor: Type.Optional(Type.String({ maxLength: 200 })),
+            scorecard: Type.Optional(
+              StringEnum(['passing', 'failing'] as const, {
+                description: 'only apps whose governance scorecard passes every check, or fails one',
+              }),
+            ),
           },
           { additionalProperties: false },
         ),

@@ -8,6 +8,7 @@ import type { ApprovalRouting } from '../approvals/approval-rules.ts';
 import type { AuditContext, AuditService } from '../audit/audit-service.ts';
 import { hasRole, type Principal } from '../identity/principal.ts';
 import { findUserByEmail } from '../identity/users.ts';
+import type { Scorecard } from '../lifecycle/scorecard.ts';
 import {
   type DecisionRecord,
   type RiskEvaluator,
@@ -65,6 +66,8 @@ export function createCatalogService(deps: {
   db: Kysely<Database>;
   /** The platform clock: registration times feed expiry and inactivity, which follow it. */
   clock?: Clock;
+  /** Governance scorecards for a page of apps (shown in the catalog, filterable). */
+  scorecards?: (apps: AppsTable[]) => Promise<Map<string, Scorecard>>;
   repo: CatalogRepository;
   audit: Pick<AuditService, 'record'>;
   risk: RiskEvaluator;
@@ -274,12 +277,14 @@ export function createCatalogService(deps: {
     const app = await repo.findApp(db, name);
     // An app the caller may not see is reported as missing, so names in other departments do not leak.
     if (!app || !canView(principal, app)) throw notFound(`app ${name}`);
-    return repo.view(db, app);
+    const view = await repo.view(db, app);
+    const card = deps.scorecards ? (await deps.scorecards([app])).get(app.id) : undefined;
+    return card ? { ...view, scorecard: card } : view;
   }
 
   async function list(
     principal: Principal,
-    filter: Omit<AppFilter, 'visibleTo' | 'after'> & { cursor?: string },
+    filter: Omit<AppFilter, 'visibleTo' | 'after'> & { cursor?: string; scorecard?: 'passing' | 'failing' },
   ): Promise<{ items: AppView[]; nextCursor: string | null }> {
     let after: string | undefined;
     if (filter.cursor) {
@@ -288,20 +293,35 @@ export function createCatalogService(deps: {
         throw new AppError('bad_request', 'the cursor is not valid; start from the first page');
     }
     const restricted = !hasRole(principal, 'reviewer', 'admin', 'auditor');
-    const rows = await repo.list({
-      ...filter,
-      after,
-      limit: filter.limit + 1,
-      ...(restricted
-        ? {
-            visibleTo: { department: principal.department, email: principal.email, userId: principal.userId },
-          }
-        : {}),
-    });
-    const page = rows.slice(0, filter.limit);
-    const items = await repo.viewMany(db, page);
+    const { scorecard: wanted, cursor: _, ...rest } = filter;
+    const visibleTo = restricted
+      ? { visibleTo: { department: principal.department, email: principal.email, userId: principal.userId } }
+      : {};
+    // Scorecards are computed, not stored: a scorecard filter reads on, a page at a time, until the page
+    // is full; the cursor is the last app read, so pages stay stable.
+    const kept: { row: AppsTable; card?: Scorecard }[] = [];
+    let more = true;
+    while (kept.length <= filter.limit && more) {
+      const rows = await repo.list({ ...rest, after, limit: filter.limit + 1, ...visibleTo });
+      more = rows.length > filter.limit;
+      const cards = deps.scorecards ? await deps.scorecards(rows) : new Map<string, Scorecard>();
+      for (const row of rows) {
+        const card = cards.get(row.id);
+        const passing = card ? card.passed === card.total : true;
+        if (!wanted || (wanted === 'passing') === passing) kept.push({ row, ...(card ? { card } : {}) });
+        if (kept.length > filter.limit) break;
+      }
+      after = rows.at(-1)?.name;
+      if (!wanted) break;
+    }
+    const page = kept.slice(0, filter.limit);
+    const views = await repo.viewMany(
+      db,
+      page.map((k) => k.row),
+    );
+    const items = views.map((v, i) => (page[i]!.card ? { ...v, scorecard: page[i]!.card } : v));
     const nextCursor =
-      rows.length > filter.limit ? Buffer.from(page.at(-1)!.name).toString('base64url') : null;
+      kept.length > filter.limit ? Buffer.from(page.at(-1)!.row.name).toString('base64url') : null;
     return { items, nextCursor };
   }
 
