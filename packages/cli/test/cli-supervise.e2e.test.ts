@@ -147,6 +147,26 @@ describe('supervision: upgrades without downtime, restarts, rollback, recovery',
     const audit = await call(server, 'GET', '/api/v1/audit/events?limit=1000', { token: ivan });
     assert.ok(audit.body.items.some((e: { action: string }) => e.action === 'deployment.recovered'));
   });
+
+  test('an app that keeps crashing is given up on, and its owner is told', async () => {
+    const token = await tokenFor(server, 'dave@example.com');
+    const failed = async () =>
+      (await call(server, 'GET', '/api/v1/notifications', { token })).body.items.filter(
+        (n: { kind: string }) => n.kind === 'crash_loop',
+      );
+    // Restarts wait 0.5, 1, 2, 4 and 8 s; the sixth crash within five minutes ends them.
+    for (let crash = 0; crash < 8 && (await failed()).length === 0; crash++) {
+      for (let i = 0; i < 200 && (await viaGateway(server.url, 'pulse', '/', token)).status !== 200; i++)
+        await new Promise((r) => setTimeout(r, 100));
+      await viaGateway(server.url, 'pulse', '/crash', token);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    const told = await failed();
+    assert.equal(told.length, 1);
+    assert.equal(told[0].action, 'microapp rollback pulse');
+    assert.match(told[0].body, /crashed 6 times within 5 minutes/);
+    assert.equal((await viaGateway(server.url, 'pulse', '/', token)).status, 503, 'not restarted again');
+  });
 });
 
 describe('scale to zero: an idle app stops and starts again on its next request', () => {

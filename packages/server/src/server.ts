@@ -55,6 +55,7 @@ import { createVersionsService } from './modules/signing/versions-service.ts';
 import { registerTokenRoutes } from './modules/tokens/token-routes.ts';
 import { createTokenService } from './modules/tokens/token-service.ts';
 import { registerPlatformMetrics } from './modules/usage/platform-metrics.ts';
+import { createSloAlerts } from './modules/usage/slo-alerts.ts';
 import { registerUsageRoutes } from './modules/usage/usage-routes.ts';
 import { createUsageService, type UsageService } from './modules/usage/usage-service.ts';
 import { version } from './version.ts';
@@ -216,6 +217,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     runtimeDir: join(config.dataDir, 'runtime'),
     idleMs: config.idleMinutes * 60_000,
     hold,
+    notifications,
   });
   registerDeploymentRoutes(app, { deployments });
   const usage = createUsageService({ db: db.kysely, catalog, logger, clock });
@@ -263,6 +265,8 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     everySeconds: config.jobs.lifecycleHours * 3600,
     run: (ctx) => lifecycle.runJob(ctx),
   });
+  const slo = createSloAlerts({ db: db.kysely, clock, notifications, flush: () => usage.flush() });
+  await jobs.register({ name: 'slo-alerts', everySeconds: 300, run: () => slo.run() });
   const digest = createReviewDigest({ db: db.kysely, clock, approvals, notifications });
   await jobs.register({ name: 'review-digest', everySeconds: 86_400, run: () => digest.run() });
   await jobs.register({ name: 'advisory-alerts', everySeconds: 3600, run: () => alerts.run() });

@@ -92,3 +92,73 @@ for (const engine of engines()) {
     });
   });
 }
+
+for (const engine of engines()) {
+  describe(`error-budget alerts (${engine})`, () => {
+    let server: TestServer;
+    let t: Awaited<ReturnType<typeof signInEveryone>>;
+    const ids: Record<string, string> = {};
+    before(async () => {
+      server = await startTestServer(engine);
+      t = await signInEveryone(server);
+      for (const name of ['failing-poll', 'healthy-poll', 'quiet-poll']) {
+        const r = await call(server, 'POST', '/api/v1/apps', {
+          token: t.dave,
+          body: lunchPoll({ name }),
+        });
+        assert.equal(r.status, 201, r.text);
+        ids[name] = r.body.app.id;
+      }
+    });
+    after(() => server.stop());
+
+    const traffic = (name: string, requests: number, failing: number) => {
+      for (let i = 0; i < requests; i++)
+        server.internals.usage.record({
+          appId: ids[name]!,
+          app: name,
+          version: '1.0.0',
+          user: 'erin@example.com',
+          method: 'GET',
+          status: i < failing ? 502 : 200,
+          latencyMs: 4,
+          bytesIn: 0,
+          bytesOut: 10,
+          at: server.internals.clock.now(),
+        });
+    };
+
+    test('the owner hears when an app burns its error budget fast, once an hour; small or healthy traffic stays quiet', async () => {
+      traffic('failing-poll', 60, 30); // 50% errors: 50x the low tier's 1% budget
+      traffic('healthy-poll', 200, 1); // 0.5%: within budget
+      traffic('quiet-poll', 10, 10); // all failing, but too few requests to judge
+      assert.equal(await server.internals.jobs.trigger('slo-alerts'), true);
+      const inbox = (await call(server, 'GET', '/api/v1/notifications', { token: t.dave })).body.items as {
+        kind: string;
+        app: string;
+        subject: string;
+        action: string;
+      }[];
+      const alerts = inbox.filter((n) => n.kind === 'slo_burn');
+      assert.deepEqual(
+        alerts.map((a) => a.app),
+        ['failing-poll'],
+      );
+      assert.match(alerts[0]!.subject, /50% of requests in the last hour/);
+      assert.equal(alerts[0]!.action, 'microapp rollback failing-poll');
+      traffic('failing-poll', 30, 30);
+      await server.internals.jobs.trigger('slo-alerts');
+      const again = (await call(server, 'GET', '/api/v1/notifications', { token: t.dave })).body.items.filter(
+        (n: { kind: string }) => n.kind === 'slo_burn',
+      );
+      assert.equal(again.length, 1, 'one alert per app per hour');
+      // An hour later the old errors are outside both windows.
+      server.internals.clock.advance(61 * 60_000);
+      await server.internals.jobs.trigger('slo-alerts');
+      const later = (await call(server, 'GET', '/api/v1/notifications', { token: t.dave })).body.items.filter(
+        (n: { kind: string }) => n.kind === 'slo_burn',
+      );
+      assert.equal(later.length, 1);
+    });
+  });
+}

@@ -11,6 +11,7 @@ import type { AuditContext, AuditService } from '../audit/audit-service.ts';
 import type { CatalogService } from '../catalog/catalog-service.ts';
 import type { Manifest } from '../catalog/manifest-schema.ts';
 import { hasRole, type Principal } from '../identity/principal.ts';
+import type { NotificationService } from '../notifications/notification-service.ts';
 import type { PolicyEngine } from '../policy/policy-engine.ts';
 import type { SecretService } from '../secrets/secret-service.ts';
 import type { KeyStore } from '../signing/key-store.ts';
@@ -55,6 +56,8 @@ export function createDeploymentService(deps: {
   idleMs?: number;
   /** Why an app may not run now (stopped for inactivity, decommissioned), or null. */
   hold?: (appId: string) => Promise<{ message: string } | null>;
+  /** Tells an owner when the supervisor gives up on a crashing app. */
+  notifications?: Pick<NotificationService, 'notify'>;
 }) {
   const { db, audit } = deps;
   const instances = new Map<string, Instance>();
@@ -133,6 +136,18 @@ export function createDeploymentService(deps: {
             target: inst.app,
             summary: { version: inst.version, crashes: attempt, exitCode: code, signal },
           });
+          // The app's output is not quoted: it may hold what the app should not have printed.
+          const owner = inst.spec.env?.MICROAPP_OWNER;
+          if (owner)
+            await deps.notifications?.notify(trx, {
+              recipient: owner,
+              app: inst.app,
+              kind: 'crash_loop',
+              subject: `${inst.app} keeps crashing and was stopped`,
+              body: `${inst.app}@${inst.version} crashed ${attempt} times within ${restartPolicy.windowMs / 60_000} minutes (last exit ${signal ?? `code ${code}`}); the platform stopped restarting it. Roll back to the version that ran before, or fix it and deploy again.`,
+              action: `microapp rollback ${inst.app}`,
+              dedupeKey: `crash:${inst.deploymentId}`,
+            });
         });
         return;
       }
