@@ -33,7 +33,7 @@ export function createClient(options: ClientOptions) {
     method: string,
     path: string,
     body?: unknown,
-    init: { contentType?: string; auth?: boolean } = {},
+    init: { contentType?: string; auth?: boolean; binary?: boolean } = {},
   ): Promise<T> {
     const headers: Record<string, string> = { accept: 'application/json' };
     const auth = init.auth ?? true;
@@ -55,7 +55,9 @@ export function createClient(options: ClientOptions) {
         `cannot reach the microapp server at ${options.server} (${(error as Error & { cause?: Error }).cause?.message ?? (error as Error).message}); is it running? Start one with \`microapp server --dev\` or pass --server`,
       );
     }
-    const text = await res.text();
+    const bytes = Buffer.from(await res.arrayBuffer());
+    if (res.ok && init.binary) return bytes as T;
+    const text = bytes.toString('utf8');
     const data = text ? safeJson(text) : undefined;
     if (!res.ok) {
       const problem = (data && typeof data === 'object' ? data : {}) as Record<string, unknown>;
@@ -75,6 +77,8 @@ export function createClient(options: ClientOptions) {
     post: <T>(path: string, body?: unknown, init?: { contentType?: string; auth?: boolean }) =>
       request<T>('POST', path, body ?? {}, init),
     put: <T>(path: string, body: unknown) => request<T>('PUT', path, body),
+    /** A binary download (the body as bytes); errors still come back as CliError. */
+    download: (path: string) => request<Buffer>('GET', path, undefined, { binary: true }),
     delete: <T>(path: string) => request<T>('DELETE', path),
   };
 }

@@ -31,6 +31,7 @@ import { createOffboardingService } from './modules/identity/offboarding-service
 import { createDevClock } from './modules/jobs/dev-clock.ts';
 import { registerJobRoutes } from './modules/jobs/job-routes.ts';
 import { createJobRunner, type JobRunner } from './modules/jobs/job-runner.ts';
+import { createGraduation } from './modules/lifecycle/graduation.ts';
 import { registerLifecycleRoutes } from './modules/lifecycle/lifecycle-routes.ts';
 import { createLifecycleService } from './modules/lifecycle/lifecycle-service.ts';
 import { createLifecycleSteps } from './modules/lifecycle/lifecycle-steps.ts';
@@ -258,7 +259,10 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
       settings: config.lifecycle,
     }),
   });
-  registerLifecycleRoutes(app, { lifecycle });
+  registerLifecycleRoutes(app, {
+    lifecycle,
+    graduation: createGraduation({ db: db.kysely, clock, audit, catalog, versions, notifications }),
+  });
   const alerts = createAdvisoryAlerts({ db: db.kysely, clock, audit, advisories, notifications });
   await jobs.register({
     name: 'lifecycle',

@@ -1,3 +1,4 @@
+import { writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { CliError } from '../client.ts';
 import { action, ctxOf, examples } from '../context.ts';
@@ -271,6 +272,59 @@ export function registerLifecycleCommands(program: Command) {
         }),
       ),
     ['microapp apps transfer bank-reconciliation --to dave@example.com'],
+  );
+
+  examples(
+    apps
+      .command('export <app>')
+      .description(
+        'download an app’s export bundle: source, SBOM, attestations, manifest, data classification, access rules, audit excerpt, hardening checklist',
+      )
+      .option('--out <file>', 'where to write the tar.gz (default NAME-export.tar.gz)')
+      .action(
+        action(async (name: string, flags: { out?: string }, command: Command) => {
+          const ctx = ctxOf(command);
+          const file = flags.out ?? `${name}-export.tar.gz`;
+          progress(`exporting ${name}`);
+          const bytes = await ctx.client.download(path(name, '/export'));
+          writeFileSync(file, bytes);
+          emit(ctx.json, { file, bytes: bytes.length }, () => `wrote ${file} (${bytes.length} bytes)`);
+        }),
+      ),
+    ['microapp apps export bank-reconciliation --out recon-export.tar.gz'],
+  );
+
+  examples(
+    program
+      .command('graduate <app>')
+      .description(
+        'admins: hand an app to an engineering team; its lead owns it, inactivity and expiry no longer apply; writes the export bundle',
+      )
+      .requiredOption('--team <team>', 'the engineering team, e.g. payments-eng')
+      .requiredOption('--owner <email>', 'the team lead who owns it from now on')
+      .option('--out <file>', 'where to write the export bundle (default NAME-export.tar.gz)')
+      .action(
+        action(
+          async (name: string, flags: { team: string; owner: string; out?: string }, command: Command) => {
+            const ctx = ctxOf(command);
+            const a = await ctx.client.post<{ owner: string }>(path(name, '/graduation'), {
+              team: flags.team,
+              owner: flags.owner,
+            });
+            const file = flags.out ?? `${name}-export.tar.gz`;
+            progress(`writing the export bundle to ${file}`);
+            const bytes = await ctx.client.download(path(name, '/export'));
+            writeFileSync(file, bytes);
+            emit(
+              ctx.json,
+              { app: name, team: flags.team, owner: a.owner, file },
+              () =>
+                `${name} graduated to ${flags.team}; ${a.owner} owns it. Export bundle: ${file} (start with its HARDENING.md).`,
+            );
+          },
+        ),
+      ),
+    ['microapp graduate bank-reconciliation --team payments-eng --owner lead@example.com'],
   );
 
   const users = program.command('users').description('people on the platform (admins)');

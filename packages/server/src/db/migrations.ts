@@ -469,6 +469,8 @@ const migrations: Record<string, (dialect: Dialect) => Migration> = {
       // An admin disables someone who left: their credentials stop, and their apps go to their manager.
       await db.schema.alterTable('users').addColumn('disabled_at', 'text').execute();
       await db.schema.alterTable('app_lifecycle').addColumn('offered_to', 'text').execute();
+      // The engineering team an app graduated to: it leaves the micro-app limits (inactivity, expiry).
+      await db.schema.alterTable('app_lifecycle').addColumn('graduated_to', 'text').execute();
       // The SLO job reads the last hour of every app's requests.
       await db.schema.createIndex('app_usage_at_idx').on('app_usage').column('at').execute();
     },

@@ -64,6 +64,8 @@ export interface AppLifecycleTable {
   archive_id: string | null;
   /** Whom the app was offered to when its owner left (their manager), until someone takes it. */
   offered_to: string | null;
+  /** The engineering team the app graduated to; graduated apps are out of inactivity and expiry. */
+  graduated_to: string | null;
 }
 
 export interface AppArchivesTable {

@@ -3,6 +3,7 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { auditContext, principalOf } from '../../api/auth-hook.ts';
 import { anyUser, rolesOnly } from '../identity/access.ts';
+import type { Graduation } from './graduation.ts';
 import type { LifecycleService } from './lifecycle-service.ts';
 
 const Params = Type.Object({ name: Type.String({ pattern: '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$' }) });
@@ -10,9 +11,70 @@ const Reason = (what: string) =>
   Type.String({ minLength: 10, maxLength: 1000, description: `${what} (at least 10 characters)` });
 
 /** Expiry, renewal, inactivity exemptions, decommissioning and restore. */
-export function registerLifecycleRoutes(fastify: FastifyInstance, deps: { lifecycle: LifecycleService }) {
+export function registerLifecycleRoutes(
+  fastify: FastifyInstance,
+  deps: { lifecycle: LifecycleService; graduation: Graduation },
+) {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
-  const { lifecycle } = deps;
+  const { lifecycle, graduation } = deps;
+
+  app.post(
+    '/api/v1/apps/:name/graduation',
+    {
+      config: { access: rolesOnly(['admin'], 'apps:write') },
+      schema: {
+        tags: ['lifecycle'],
+        summary:
+          'Hand an app to an engineering team (admins): ownership to the team’s lead, inactivity and expiry lifted',
+        params: Params,
+        body: Type.Object(
+          {
+            team: Type.String({
+              pattern: '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$',
+              description: 'the team, e.g. payments-eng',
+            }),
+            owner: Type.String({
+              pattern: '^[^@\\s]{1,64}@[^@\\s]{1,255}$',
+              description: 'the team lead who owns it now',
+            }),
+          },
+          { additionalProperties: false },
+        ),
+      },
+    },
+    async (request) =>
+      graduation.graduate(
+        principalOf(request),
+        request.params.name,
+        request.body.team,
+        request.body.owner,
+        auditContext(request),
+      ),
+  );
+
+  app.get(
+    '/api/v1/apps/:name/export',
+    {
+      config: { access: anyUser('apps:read') },
+      schema: {
+        tags: ['lifecycle'],
+        summary:
+          'The export bundle (tar.gz: source, SBOM, attestations, manifest, data classification, access rules, audit excerpt, hardening checklist); owner, admins, auditors',
+        params: Params,
+      },
+    },
+    async (request, reply) => {
+      const bundle = await graduation.exportBundle(
+        principalOf(request),
+        request.params.name,
+        auditContext(request),
+      );
+      return reply
+        .type('application/gzip')
+        .header('content-disposition', `attachment; filename="${request.params.name}-export.tar.gz"`)
+        .send(bundle);
+    },
+  );
 
   app.get(
     '/api/v1/apps/:name/lifecycle',

@@ -35,6 +35,8 @@ export type LifecycleView = {
   renewalRequested: { by: string; at: string; purpose: string } | null;
   /** Whom the app was offered to when its owner's account was disabled. */
   offeredTo: string | null;
+  /** The engineering team it graduated to, if it did. */
+  graduatedTo: string | null;
   archive: {
     id: string;
     createdAt: string;
@@ -101,6 +103,7 @@ export function createLifecycleService(deps: {
         'l.resume_deployment as l_resume_deployment',
         'l.archive_id as l_archive_id',
         'l.offered_to as l_offered_to',
+        'l.graduated_to as l_graduated_to',
       ]);
   }
 
@@ -121,6 +124,7 @@ export function createLifecycleService(deps: {
       resume_deployment: r.l_resume_deployment,
       archive_id: r.l_archive_id,
       offered_to: r.l_offered_to,
+      graduated_to: r.l_graduated_to,
     };
   }
 
@@ -146,8 +150,9 @@ export function createLifecycleService(deps: {
       nextStepAt: l.next_step_at,
       activeSince: l.active_since,
       lastUsedAt: r.last_used_at,
-      exempt: l.exempt_reason !== null,
-      expiresAt: expiryFor(r, l),
+      exempt: l.exempt_reason !== null || l.graduated_to !== null,
+      // Graduated apps belong to an engineering team now: no micro-app lifetime.
+      expiresAt: l.graduated_to ? '9999-12-31T23:59:59.999Z' : expiryFor(r, l),
       noticesSent: l.expiry_notices.split(',').filter(Boolean).map(Number),
     };
   }
@@ -233,6 +238,7 @@ export function createLifecycleService(deps: {
       exemption: l.exempt_reason ? { reason: l.exempt_reason, by: l.exempt_by ?? '' } : null,
       renewalRequested: renewal,
       offeredTo: l.offered_to,
+      graduatedTo: l.graduated_to,
       archive:
         archive && !archive.purged_at && l.stage === 'decommissioned'
           ? {

@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { strToU8, zipSync } from 'fflate';
-import { c } from 'tar';
+import { c, t as list } from 'tar';
+import { dayMs } from '../src/clock.ts';
 import { call, lunchPoll, people, signInEveryone, startTestServer, type TestServer } from './harness.ts';
 
 /** An OSV snapshot as the platform imports it: a zip of OSV JSON records. */
@@ -22,7 +23,7 @@ async function importOsv(server: TestServer, token: string, records: object[]) {
   assert.equal(res.status, 201, await res.text());
 }
 
-describe('a new advisory that affects a deployed version reaches its owner', () => {
+describe('a published, deployed app: advisory alerts, scorecard, graduation', () => {
   let server: TestServer;
   let dir: string;
   before(async () => {
@@ -34,7 +35,7 @@ describe('a new advisory that affects a deployed version reaches its owner', () 
     rmSync(dir, { recursive: true, force: true });
   });
 
-  test('within one job run of the import, once, with the fixed version', async () => {
+  test('a new advisory that affects it reaches its owner within one job run of the import, once, with the fixed version', async () => {
     const t = await signInEveryone(server);
     await importOsv(server, t.carol, [
       {
@@ -148,5 +149,72 @@ describe('a new advisory that affects a deployed version reaches its owner', () 
     assert.ok(failing.body.items.some((a: { name: string }) => a.name === 'padded'));
     const nowPassing = await call(server, 'GET', '/api/v1/apps?scorecard=passing', { token: t.carol });
     assert.deepEqual(nowPassing.body.items, []);
+  });
+
+  test('graduation: the export bundle holds what a team needs; the new owner is out of micro-app limits', async () => {
+    const t = await signInEveryone(server);
+    assert.equal(
+      (
+        await fetch(`${server.url}/api/v1/apps/padded/export`, {
+          headers: { authorization: `Bearer ${t.frank}` },
+        })
+      ).status,
+      404,
+    );
+    assert.equal(
+      (
+        await fetch(`${server.url}/api/v1/apps/padded/export`, {
+          headers: { authorization: `Bearer ${t.bob}` },
+        })
+      ).status,
+      403,
+    );
+    const res = await fetch(`${server.url}/api/v1/apps/padded/export`, {
+      headers: { authorization: `Bearer ${t.ivan}` },
+    });
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get('content-type'), 'application/gzip');
+    const file = join(dir, 'export.tar.gz');
+    writeFileSync(file, Buffer.from(await res.arrayBuffer()));
+    const entries: string[] = [];
+    await list({ file, onReadEntry: (e) => entries.push(e.path) });
+    for (const expected of [
+      'padded/manifest.json',
+      'padded/data-classification.json',
+      'padded/access-policy.json',
+      'padded/sbom.cdx.json',
+      'padded/source/padded-1.0.0.tar.gz',
+      'padded/attestations/artifact.sigstore.json',
+      'padded/attestations/provenance.sigstore.json',
+      'padded/audit.jsonl',
+      'padded/HARDENING.md',
+      'padded/README.md',
+    ])
+      assert.ok(entries.includes(expected), `${expected} in ${entries.join(', ')}`);
+
+    const body = { team: 'payments-eng', owner: people.dave };
+    assert.equal(
+      (await call(server, 'POST', '/api/v1/apps/padded/graduation', { token: t.alice, body })).status,
+      403,
+    );
+    assert.equal(
+      (
+        await call(server, 'POST', '/api/v1/apps/padded/graduation', {
+          token: t.carol,
+          body: { ...body, team: '../x' },
+        })
+      ).status,
+      400,
+    );
+    const done = await call(server, 'POST', '/api/v1/apps/padded/graduation', { token: t.carol, body });
+    assert.equal(done.status, 200, done.text);
+    assert.equal(done.body.owner, people.dave);
+    server.internals.clock.advance(400 * dayMs);
+    await server.internals.jobs.runDue();
+    const life = await call(server, 'GET', '/api/v1/apps/padded/lifecycle', { token: t.dave });
+    assert.equal(life.body.stage, 'active', 'neither idle nor expired after 400 days: it is the team’s now');
+    assert.equal(life.body.graduatedTo, 'payments-eng');
+    const again = await call(server, 'POST', '/api/v1/apps/padded/graduation', { token: t.carol, body });
+    assert.equal(again.status, 409);
   });
 });
