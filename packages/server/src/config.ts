@@ -40,6 +40,8 @@ export type ServerConfig = {
   notifications: NotificationChannels;
   /** Where the audit trail streams to (RFC 5424 syslog over TCP), or null. */
   siemSyslog: string | null;
+  /** Days request rows are kept (last use per app is kept apart, for good). */
+  usageRetentionDays: number;
 };
 
 /** Flags from the command line; each wins over the environment, which wins over the config file. */
@@ -237,6 +239,9 @@ export function loadConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv): ServerCo
   const siemSyslog = env.MICROAPP_SIEM_SYSLOG || null;
   if (siemSyslog && !/^tcp:\/\/[^/:]+:\d{1,5}\/?$/.test(siemSyslog))
     problems.push(`MICROAPP_SIEM_SYSLOG must look like tcp://siem.internal:6514, got "${siemSyslog}"`);
+  const usageRetentionDays = positiveInt(env, 'MICROAPP_USAGE_RETENTION_DAYS', 400, problems);
+  if (usageRetentionDays < 367)
+    problems.push('MICROAPP_USAGE_RETENTION_DAYS must be at least 367: usage summaries reach back 366 days');
   const jobs = {
     enabled: env.MICROAPP_JOBS !== 'off',
     leaseSeconds: positiveInt(env, 'MICROAPP_JOB_LEASE_SECONDS', 60, problems),
@@ -296,5 +301,6 @@ export function loadConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv): ServerCo
     jobs,
     notifications,
     siemSyslog,
+    usageRetentionDays,
   };
 }

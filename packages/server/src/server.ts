@@ -269,6 +269,11 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     everySeconds: config.jobs.lifecycleHours * 3600,
     run: (ctx) => lifecycle.runJob(ctx),
   });
+  await jobs.register({
+    name: 'usage-retention',
+    everySeconds: 86_400,
+    run: () => usage.prune(config.usageRetentionDays),
+  });
   const slo = createSloAlerts({ db: db.kysely, clock, notifications, flush: () => usage.flush() });
   await jobs.register({ name: 'slo-alerts', everySeconds: 300, run: () => slo.run() });
   const digest = createReviewDigest({ db: db.kysely, clock, approvals, notifications });

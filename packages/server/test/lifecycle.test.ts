@@ -226,7 +226,16 @@ for (const engine of engines()) {
       });
       assert.equal(high.status, 201, high.text);
       assert.equal(high.body.app.tier, 'high');
-      // Reviewers hear about it in their daily digest, once a day however often the job runs.
+      // Reviewers hear about it in their daily digest, once a day however often the job runs; erin opted out.
+      const optOut = await call(server, 'PUT', '/api/v1/notifications/preferences', {
+        token: t.erin,
+        body: { digest: false },
+      });
+      assert.deepEqual(optOut.body, { email: true, digest: false });
+      assert.equal(
+        (await call(server, 'PUT', '/api/v1/notifications/preferences', { token: t.erin, body: {} })).status,
+        400,
+      );
       await server.internals.jobs.trigger('review-digest');
       await server.internals.jobs.trigger('review-digest');
       const digests = (
@@ -236,6 +245,11 @@ for (const engine of engines()) {
       );
       assert.equal(digests.length, 1);
       assert.equal(digests[0].action, 'microapp approvals list');
+      const erins = (await call(server, 'GET', '/api/v1/notifications', { token: t.erin })).body.items;
+      assert.ok(
+        !erins.some((n: { kind: string }) => n.kind === 'review_digest'),
+        'erin turned the digest off',
+      );
       const creatorDigest = (await call(server, 'GET', '/api/v1/notifications', { token: t.alice })).body
         .items;
       assert.ok(!creatorDigest.some((n: { kind: string }) => n.kind === 'review_digest'), 'only reviewers');

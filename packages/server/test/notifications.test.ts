@@ -105,5 +105,29 @@ describe('notifications leave by e-mail and webhook, signed and retried', () => 
     const before = mails.length + received.length;
     await server.internals.jobs.trigger('notifications');
     assert.equal(mails.length + received.length, before);
+
+    // Alice turns e-mail off: the next warning reaches her inbox and the team's webhook, not her mailbox.
+    const prefs = await call(server, 'PUT', '/api/v1/notifications/preferences', {
+      token: t.alice,
+      body: { email: false },
+    });
+    assert.equal(prefs.status, 200, prefs.text);
+    const second = await call(server, 'POST', '/api/v1/apps', {
+      token: t.alice,
+      body: lunchPoll({ name: 'quiet-poll', owner: people.alice }),
+    });
+    assert.equal(second.status, 201, second.text);
+    server.internals.clock.advance(61 * dayMs);
+    await server.internals.jobs.runDue();
+    await server.internals.jobs.trigger('notifications');
+    const inbox = await call(server, 'GET', '/api/v1/notifications', { token: t.alice });
+    assert.ok(
+      inbox.body.items.some((n: { subject: string }) => n.subject.startsWith('quiet-poll has not been used')),
+    );
+    assert.ok(!mails.some((m) => m.body.includes('quiet-poll has not been used')), 'no mail');
+    assert.ok(
+      received.some((h) => h.body.includes('quiet-poll has not been used')),
+      'the webhook still hears',
+    );
   });
 });

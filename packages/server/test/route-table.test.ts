@@ -103,6 +103,8 @@ const expectations: Record<string, { allowed: Who[]; denied?: Partial<Record<Who
   'POST /api/v1/apps/:name/restore': { allowed: ['creator', 'admin'], denied: { otherCreator: 404 } },
   'GET /api/v1/notifications': { allowed: users },
   'POST /api/v1/notifications/:id/read': { allowed: users },
+  'GET /api/v1/notifications/preferences': { allowed: users },
+  'PUT /api/v1/notifications/preferences': { allowed: users },
   'GET /api/v1/jobs': { allowed: ['admin', 'auditor'] },
   'POST /api/v1/dev/clock': { allowed: ['admin'] },
   'POST /api/v1/users/:email/disable': { allowed: ['admin'] },

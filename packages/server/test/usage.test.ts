@@ -160,5 +160,19 @@ for (const engine of engines()) {
       );
       assert.equal(later.length, 1);
     });
+
+    test('request rows older than the retention period are deleted; the last use of each app is kept', async () => {
+      const before = await call(server, 'GET', '/api/v1/apps/failing-poll/usage?days=366', { token: t.dave });
+      assert.ok(before.body.requests > 0);
+      server.internals.clock.advance(401 * day);
+      assert.equal(await server.internals.jobs.trigger('usage-retention'), true);
+      const after = await call(server, 'GET', '/api/v1/apps/failing-poll/usage?days=366', { token: t.dave });
+      assert.equal(after.body.requests, 0);
+      assert.equal(
+        after.body.lastUsedAt,
+        before.body.lastUsedAt,
+        'inactivity still knows when it was last used',
+      );
+    });
   });
 }

@@ -187,37 +187,67 @@ export function registerLifecycleCommands(program: Command) {
       .description('your notifications, newest first, each with the command that answers it')
       .option('--unread', 'only those not yet marked read')
       .option('--read <id>', 'mark one read')
+      .option('--email <on|off>', 'also send them to you by e-mail (the inbox always has them)')
+      .option('--digest <on|off>', 'reviewers: the daily digest of apps waiting for you')
       .action(
-        action(async (flags: { unread?: boolean; read?: string }, command: Command) => {
-          const ctx = ctxOf(command);
-          if (flags.read) {
-            const r = await ctx.client.post(`/api/v1/notifications/${encodeURIComponent(flags.read)}/read`);
-            emit(ctx.json, r, () => `${flags.read} marked read.`);
-            return;
-          }
-          const { items } = await ctx.client.get<{
-            items: {
-              id: string;
-              subject: string;
-              body: string;
-              action: string | null;
-              createdAt: string;
-              readAt: string | null;
-            }[];
-          }>(`/api/v1/notifications${flags.unread ? '?unread=true' : ''}`);
-          emit(ctx.json, { items }, () =>
-            items.length
-              ? items
-                  .map(
-                    (n) =>
-                      `${n.readAt ? ' ' : '*'} ${day(n.createdAt)}  ${n.subject}  (${n.id})\n    ${n.body.replace(/\n/g, '\n    ')}${n.action ? `\n    → ${n.action}` : ''}`,
-                  )
-                  .join('\n\n')
-              : 'No notifications.',
-          );
-        }),
+        action(
+          async (
+            flags: { unread?: boolean; read?: string; email?: string; digest?: string },
+            command: Command,
+          ) => {
+            const ctx = ctxOf(command);
+            if (flags.email !== undefined || flags.digest !== undefined) {
+              const onOff = (v: string | undefined, flag: string) => {
+                if (v === undefined) return undefined;
+                if (v !== 'on' && v !== 'off')
+                  throw new CliError(`${flag} takes on or off, not ${v}`, { exitCode: 2 });
+                return v === 'on';
+              };
+              const body = { email: onOff(flags.email, '--email'), digest: onOff(flags.digest, '--digest') };
+              const p = await ctx.client.put<{ email: boolean; digest: boolean }>(
+                '/api/v1/notifications/preferences',
+                body,
+              );
+              emit(
+                ctx.json,
+                p,
+                () => `e-mail: ${p.email ? 'on' : 'off'}; daily review digest: ${p.digest ? 'on' : 'off'}.`,
+              );
+              return;
+            }
+            if (flags.read) {
+              const r = await ctx.client.post(`/api/v1/notifications/${encodeURIComponent(flags.read)}/read`);
+              emit(ctx.json, r, () => `${flags.read} marked read.`);
+              return;
+            }
+            const { items } = await ctx.client.get<{
+              items: {
+                id: string;
+                subject: string;
+                body: string;
+                action: string | null;
+                createdAt: string;
+                readAt: string | null;
+              }[];
+            }>(`/api/v1/notifications${flags.unread ? '?unread=true' : ''}`);
+            emit(ctx.json, { items }, () =>
+              items.length
+                ? items
+                    .map(
+                      (n) =>
+                        `${n.readAt ? ' ' : '*'} ${day(n.createdAt)}  ${n.subject}  (${n.id})\n    ${n.body.replace(/\n/g, '\n    ')}${n.action ? `\n    → ${n.action}` : ''}`,
+                    )
+                    .join('\n\n')
+                : 'No notifications.',
+            );
+          },
+        ),
       ),
-    ['microapp notifications --unread', 'microapp notifications --read ntf_0123456789abcdefghij'],
+    [
+      'microapp notifications --unread',
+      'microapp notifications --read ntf_0123456789abcdefghij',
+      'microapp notifications --email off --digest on',
+    ],
   );
 
   examples(

@@ -471,6 +471,14 @@ const migrations: Record<string, (dialect: Dialect) => Migration> = {
       await db.schema.alterTable('app_lifecycle').addColumn('offered_to', 'text').execute();
       // The engineering team an app graduated to: it leaves the micro-app limits (inactivity, expiry).
       await db.schema.alterTable('app_lifecycle').addColumn('graduated_to', 'text').execute();
+      // Per-person choices about notifications beyond the inbox (which always holds everything).
+      await db.schema
+        .createTable('notification_preferences')
+        .addColumn('email', 'text', (c) => c.primaryKey())
+        .addColumn('by_email', 'integer', (c) => c.notNull())
+        .addColumn('digest', 'integer', (c) => c.notNull())
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .execute();
       // The SLO job reads the last hour of every app's requests.
       await db.schema.createIndex('app_usage_at_idx').on('app_usage').column('at').execute();
     },

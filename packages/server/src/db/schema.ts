@@ -29,6 +29,16 @@ export interface Database {
   notification_deliveries: NotificationDeliveriesTable;
   advisory_alerts: AdvisoryAlertsTable;
   platform_settings: PlatformSettingsTable;
+  notification_preferences: NotificationPreferencesTable;
+}
+
+export interface NotificationPreferencesTable {
+  email: string;
+  /** 1: also by e-mail (the default when no row exists); 0: inbox (and webhook) only. */
+  by_email: number;
+  /** 1: the reviewers' daily digest; 0: none. */
+  digest: number;
+  updated_at: string;
 }
 
 export interface PlatformSettingsTable {

@@ -10,13 +10,14 @@ export function createReviewDigest(deps: {
   db: Kysely<Database>;
   clock: Clock;
   approvals: Pick<ApprovalService, 'pending'>;
-  notifications: Pick<NotificationService, 'notify'>;
+  notifications: Pick<NotificationService, 'notify' | 'wantsDigest'>;
 }) {
   async function run() {
     const today = deps.clock.nowIso().slice(0, 10);
     const users = (await deps.db.selectFrom('users').selectAll().execute()).map(toUser);
     let sent = 0;
-    for (const user of users.filter((u) => u.roles.includes('reviewer'))) {
+    for (const user of users.filter((u) => u.roles.includes('reviewer') && !u.disabled)) {
+      if (!(await deps.notifications.wantsDigest(user.email))) continue;
       const waiting = await deps.approvals.pending(
         principalFor(user, [], { kind: 'token', tokenId: 'digest' }),
         true,

@@ -37,6 +37,32 @@ export function registerNotificationRoutes(
     }),
   );
 
+  app.get(
+    '/api/v1/notifications/preferences',
+    {
+      config: { access: anyUser() },
+      schema: { tags: ['notifications'], summary: 'Your notification preferences' },
+    },
+    async (request) => notifications.preferences(principalOf(request)),
+  );
+
+  app.put(
+    '/api/v1/notifications/preferences',
+    {
+      config: { access: anyUser() },
+      schema: {
+        tags: ['notifications'],
+        summary:
+          'Choose whether notifications also reach you by e-mail, and (reviewers) whether you get the daily digest; the inbox always has everything',
+        body: Type.Object(
+          { email: Type.Optional(Type.Boolean()), digest: Type.Optional(Type.Boolean()) },
+          { additionalProperties: false, minProperties: 1 },
+        ),
+      },
+    },
+    async (request) => notifications.setPreferences(principalOf(request), request.body),
+  );
+
   app.post(
     '/api/v1/notifications/:id/read',
     {

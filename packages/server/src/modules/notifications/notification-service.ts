@@ -96,7 +96,13 @@ export function createNotificationService(deps: {
       .onConflict((oc) => oc.column('dedupe_key').doNothing())
       .executeTakeFirst();
     if (Number(inserted.numInsertedOrUpdatedRows ?? 0) !== 1) return false;
-    for (const channel of outbound)
+    const prefs = await trx
+      .selectFrom('notification_preferences')
+      .select('by_email')
+      .where('email', '=', n.recipient.toLowerCase())
+      .executeTakeFirst();
+    // The webhook is the organization's channel, not the person's: preferences do not turn it off.
+    for (const channel of outbound.filter((c) => c !== 'email' || Number(prefs?.by_email ?? 1) === 1))
       await trx
         .insertInto('notification_deliveries')
         .values({
@@ -244,7 +250,48 @@ export function createNotificationService(deps: {
     return { id, read: true };
   }
 
-  return { notify, deliverDue, inbox, markRead, close: () => mailer?.close() };
+  /** The caller's notification preferences (defaults: e-mail on, digest on). */
+  async function preferences(principal: Principal) {
+    const row = await db
+      .selectFrom('notification_preferences')
+      .selectAll()
+      .where('email', '=', principal.email.toLowerCase())
+      .executeTakeFirst();
+    return { email: Number(row?.by_email ?? 1) === 1, digest: Number(row?.digest ?? 1) === 1 };
+  }
+
+  async function setPreferences(principal: Principal, prefs: { email?: boolean; digest?: boolean }) {
+    const current = await preferences(principal);
+    const next = { ...current, ...prefs };
+    const values = { by_email: next.email ? 1 : 0, digest: next.digest ? 1 : 0, updated_at: clock.nowIso() };
+    await db
+      .insertInto('notification_preferences')
+      .values({ email: principal.email.toLowerCase(), ...values })
+      .onConflict((oc) => oc.column('email').doUpdateSet(values))
+      .execute();
+    return next;
+  }
+
+  /** Whether someone wants the reviewers' digest (on unless they turned it off). */
+  async function wantsDigest(email: string) {
+    const row = await db
+      .selectFrom('notification_preferences')
+      .select('digest')
+      .where('email', '=', email)
+      .executeTakeFirst();
+    return Number(row?.digest ?? 1) === 1;
+  }
+
+  return {
+    notify,
+    deliverDue,
+    inbox,
+    markRead,
+    preferences,
+    setPreferences,
+    wantsDigest,
+    close: () => mailer?.close(),
+  };
 }
 
 export type NotificationService = ReturnType<typeof createNotificationService>;

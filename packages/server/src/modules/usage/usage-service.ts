@@ -194,8 +194,20 @@ export function createUsageService(deps: {
     };
   }
 
+  /**
+   * Deletes request rows older than the retention period. Last use per app is kept apart (app_activity),
+   * so inactivity detection does not need them; usage summaries cover at most 366 days.
+   */
+  async function prune(retentionDays: number) {
+    await flush();
+    const cutoff = new Date(deps.clock.now().getTime() - retentionDays * 86_400_000).toISOString();
+    const r = await deps.db.deleteFrom('app_usage').where('at', '<', cutoff).executeTakeFirst();
+    return { deleted: Number(r.numDeletedRows), before: cutoff };
+  }
+
   return {
     registry,
+    prune,
     record,
     flush,
     summary,
