@@ -166,6 +166,10 @@ describe('supervision: upgrades without downtime, restarts, rollback, recovery',
     assert.equal(told[0].action, 'microapp rollback pulse');
     assert.match(told[0].body, /crashed 6 times within 5 minutes/);
     assert.equal((await viaGateway(server.url, 'pulse', '/', token)).status, 503, 'not restarted again');
+    const ivan = await tokenFor(server, 'ivan@example.com');
+    const metrics = await call(server, 'GET', '/metrics', { token: ivan });
+    assert.match(metrics.text, /microapp_app_crashes_total\{app="pulse",outcome="restarted"\} 5\n/);
+    assert.match(metrics.text, /microapp_app_crashes_total\{app="pulse",outcome="gave_up"\} 1\n/);
   });
 });
 

@@ -219,6 +219,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     idleMs: config.idleMinutes * 60_000,
     hold,
     notifications,
+    onCrash: (name, outcome) => platformMetrics?.crash(name, outcome),
   });
   registerDeploymentRoutes(app, { deployments });
   const usage = createUsageService({ db: db.kysely, catalog, logger, clock });

@@ -58,6 +58,8 @@ export function createDeploymentService(deps: {
   hold?: (appId: string) => Promise<{ message: string } | null>;
   /** Tells an owner when the supervisor gives up on a crashing app. */
   notifications?: Pick<NotificationService, 'notify'>;
+  /** Counts crashes for metrics: `restarted` or `gave_up`. */
+  onCrash?: (app: string, outcome: 'restarted' | 'gave_up') => void;
 }) {
   const { db, audit } = deps;
   const instances = new Map<string, Instance>();
@@ -123,6 +125,7 @@ export function createDeploymentService(deps: {
       const attempt = inst.crashes.length;
       const ctx = { actor: 'system:supervisor' };
       if (attempt > restartPolicy.maxCrashes) {
+        deps.onCrash?.(inst.app, 'gave_up');
         instances.delete(inst.app);
         void db.transaction().execute(async (trx) => {
           await trx
@@ -151,6 +154,7 @@ export function createDeploymentService(deps: {
         });
         return;
       }
+      deps.onCrash?.(inst.app, 'restarted');
       const delay = Math.min(restartPolicy.maxDelayMs, restartPolicy.firstDelayMs * 2 ** (attempt - 1));
       setTimeout(async () => {
         if (inst.stopping || instances.get(inst.app) !== inst) return;

@@ -61,5 +61,14 @@ export function registerPlatformMetrics(deps: {
       for (const r of rows) this.set({ stage: r.stage }, Number(r.n));
     },
   });
-  return { jobRun: (job: string, ok: boolean) => jobRuns.inc({ job, outcome: ok ? 'ok' : 'failed' }) };
+  const crashes = new Counter({
+    name: 'microapp_app_crashes_total',
+    help: 'App instances that exited on their own, by whether the supervisor restarted them or gave up',
+    labelNames: ['app', 'outcome'] as const,
+    registers: [registry],
+  });
+  return {
+    jobRun: (job: string, ok: boolean) => jobRuns.inc({ job, outcome: ok ? 'ok' : 'failed' }),
+    crash: (app: string, outcome: 'restarted' | 'gave_up') => crashes.inc({ app, outcome }),
+  };
 }
