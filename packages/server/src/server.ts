@@ -50,6 +50,7 @@ import { createGateway } from './modules/runtime/gateway.ts';
 import { kekOf } from './modules/secrets/envelope.ts';
 import { registerSecretRoutes } from './modules/secrets/secret-routes.ts';
 import { createSecretService, type SecretService } from './modules/secrets/secret-service.ts';
+import { createKeyRotation } from './modules/signing/key-rotation.ts';
 import { createKeyStore, loadKek } from './modules/signing/key-store.ts';
 import { registerSigningRoutes } from './modules/signing/signing-routes.ts';
 import { createVersionsService } from './modules/signing/versions-service.ts';
@@ -187,7 +188,11 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     storeDir: join(config.dataDir, 'artifacts'),
     builderId: () => `${publicUrl}/builders/microapp-ci/v1`,
   });
-  registerSigningRoutes(app, { keys, versions });
+  registerSigningRoutes(app, {
+    keys,
+    versions,
+    rotation: createKeyRotation({ db: db.kysely, audit, keys }),
+  });
   let platformMetrics: ReturnType<typeof registerPlatformMetrics> | null = null;
   const jobs = createJobRunner({
     db: db.kysely,

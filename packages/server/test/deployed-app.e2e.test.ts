@@ -76,6 +76,12 @@ describe('a published, deployed app: advisory alerts, scorecard, graduation', ()
       body: { version: '1.0.0', artifact: Buffer.concat(chunks).toString('base64'), sbom },
     });
     assert.equal(pub.status, 201, pub.text);
+    // A rotation between signing and deploying: the retired key still verifies what it signed.
+    const rotated = await call(server, 'POST', '/api/v1/keys/rotate', {
+      token: t.carol,
+      body: { reason: 'rotation drill before the deploy' },
+    });
+    assert.equal(rotated.status, 200, rotated.text);
     const dep = await call(server, 'POST', '/api/v1/apps/padded/deployments', {
       token: t.alice,
       body: { version: '1.0.0' },

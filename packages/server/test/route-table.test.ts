@@ -108,6 +108,7 @@ const expectations: Record<string, { allowed: Who[]; denied?: Partial<Record<Who
   'GET /api/v1/jobs': { allowed: ['admin', 'auditor'] },
   'POST /api/v1/dev/clock': { allowed: ['admin'] },
   'POST /api/v1/users/:email/disable': { allowed: ['admin'] },
+  'POST /api/v1/keys/rotate': { allowed: ['admin'] },
   'POST /api/v1/apps/:name/graduation': { allowed: ['admin'] },
   'GET /api/v1/apps/:name/export': {
     allowed: ['creator', 'admin', 'auditor'],

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { engines, startTestServer, type TestServer } from './harness.ts';
+import { call, engines, signInEveryone, startTestServer, type TestServer } from './harness.ts';
 
 for (const engine of engines()) {
   describe(`the signing key (${engine})`, () => {
@@ -38,6 +38,33 @@ for (const engine of engines()) {
       } finally {
         await raw.destroy();
       }
+    });
+
+    test('admins rotate the key with a reason: the old one is retired and still listed, the rotation audited', async () => {
+      const t = await signInEveryone(server);
+      const before = await (await fetch(`${server.url}/api/v1/keys/signing.pub`)).text();
+      const body = { reason: 'yearly rotation, ticket SEC-1234' };
+      assert.equal((await call(server, 'POST', '/api/v1/keys/rotate', { token: t.bob, body })).status, 403);
+      assert.equal(
+        (await call(server, 'POST', '/api/v1/keys/rotate', { token: t.carol, body: { reason: 'x' } })).status,
+        400,
+      );
+      const rotated = await call(server, 'POST', '/api/v1/keys/rotate', { token: t.carol, body });
+      assert.equal(rotated.status, 200, rotated.text);
+      const after = await (await fetch(`${server.url}/api/v1/keys/signing.pub`)).text();
+      assert.notEqual(after, before, 'new signatures use the new key');
+      const keys = (await (await fetch(`${server.url}/api/v1/keys`)).json()) as {
+        items: { keyid: string; status: string; publicKey: string; retiredAt: string | null }[];
+      };
+      const old = keys.items.find((k) => k.publicKey === before);
+      assert.equal(old?.status, 'retired');
+      assert.ok(old?.retiredAt);
+      assert.equal(keys.items.filter((k) => k.status === 'current').length, 1);
+      const events = await call(server, 'GET', '/api/v1/audit/events?action=signing_key.rotated', {
+        token: t.ivan,
+      });
+      assert.equal(events.body.items.length, 1);
+      assert.equal(events.body.items[0].summary.retired, old?.keyid);
     });
   });
 }

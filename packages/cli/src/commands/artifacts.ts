@@ -122,4 +122,39 @@ export function registerArtifactCommands(program: Command) {
       ),
     ['microapp verify recon-1.0.0.tar.gz --key signing.pub --bundles ./recon-1.0.0'],
   );
+
+  const keys = program.command('keys').description('the platform signing key');
+  examples(
+    keys
+      .command('rotate')
+      .description(
+        'admins: retire the signing key and make a new one; artifacts signed before still verify with the retired key (listed at /api/v1/keys)',
+      )
+      .option('--reason <text>', 'why (kept in the audit trail)')
+      .action(
+        action(async (flags: { reason?: string }, command: Command) => {
+          const ctx = ctxOf(command);
+          if (!flags.reason || flags.reason.trim().length < 10)
+            throw new CliError(
+              '--reason is required, in at least 10 characters, e.g. --reason "yearly rotation"',
+              {
+                exitCode: 2,
+              },
+            );
+          const r = await ctx.client.post<{ current: string; retired: string | null }>(
+            '/api/v1/keys/rotate',
+            {
+              reason: flags.reason.trim(),
+            },
+          );
+          emit(
+            ctx.json,
+            r,
+            () =>
+              `New signing key ${r.current.slice(0, 16)}…${r.retired ? `; ${r.retired.slice(0, 16)}… is retired and still verifies what it signed` : ''}.\nVerifiers fetch keys from /api/v1/keys (by key id) or the current one from /api/v1/keys/signing.pub.`,
+          );
+        }),
+      ),
+    ['microapp keys rotate --reason "yearly rotation, ticket SEC-1234"'],
+  );
 }

@@ -48,7 +48,7 @@ export function createDeploymentService(deps: {
   audit: Pick<AuditService, 'record'>;
   catalog: Pick<CatalogService, 'get'>;
   versions: Pick<VersionsService, 'get' | 'stored'>;
-  keys: Pick<KeyStore, 'current'>;
+  keys: Pick<KeyStore, 'publicKeyOf'>;
   secrets: Pick<SecretService, 'valuesFor'>;
   engine: Pick<PolicyEngine, 'admission' | 'log'> | null;
   runtimeDir: string;
@@ -183,10 +183,19 @@ export function createDeploymentService(deps: {
   /** Verifies, admits, unpacks and starts a version, then switches traffic to it and stops the old one. */
   async function launch(target: Target, version: string, ctx: AuditContext, action: string) {
     const stored = await deps.versions.stored(target.appId, version);
-    const key = await deps.keys.current();
+    // The key that signed it, current or retired since: a rotation must not strand running versions.
+    const hint = (
+      stored.bundles.artifact as { verificationMaterial?: { publicKey?: { hint?: string } } } | undefined
+    )?.verificationMaterial?.publicKey?.hint;
+    const publicKeyPem = hint ? await deps.keys.publicKeyOf(hint) : null;
+    if (!publicKeyPem)
+      throw new AppError(
+        'policy_denied',
+        `${target.name}@${version} was not signed by a key of this platform (key ${hint ?? 'unnamed'})`,
+      );
     const report = verifyArtifact({
       artifact: stored.bytes,
-      publicKeyPem: key.publicPem,
+      publicKeyPem,
       // Only this platform's key signs provenance, so its signature names the builder; the builder id
       // (which follows the public URL) is for third parties (`microapp verify --builder`).
       bundles: stored.bundles as { artifact: unknown; provenance?: unknown },

@@ -9,7 +9,7 @@ import {
 } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import type { Kysely } from 'kysely';
+import type { Kysely, Transaction } from 'kysely';
 import type { Database } from '../../db/schema.ts';
 import { nowIso } from '../../ids.ts';
 
@@ -56,28 +56,32 @@ export type SigningKey = { keyid: string; publicPem: string; privateKey: KeyObje
  */
 export function createKeyStore(deps: { db: Kysely<Database>; kek: Buffer }) {
   const { db, kek } = deps;
-  let cached: SigningKey | null = null;
+  // Private keys decrypted once per key id; which key is current is read each time, so a rotation
+  // on one replica is followed by every other at its next signature.
+  const opened = new Map<string, SigningKey>();
+
+  function newKeyRow() {
+    const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const spki = publicKey.export({ type: 'spki', format: 'der' });
+    return {
+      keyid: createHash('sha256').update(spki).digest('hex'),
+      public_pem: publicKey.export({ type: 'spki', format: 'pem' }).toString(),
+      encrypted_private: seal(kek, privateKey.export({ type: 'pkcs8', format: 'der' })),
+      status: 'current',
+      created_at: nowIso(),
+      retired_at: null,
+    };
+  }
 
   async function current(): Promise<SigningKey> {
-    if (cached) return cached;
     let row = await db
       .selectFrom('signing_keys')
       .selectAll()
       .where('status', '=', 'current')
       .executeTakeFirst();
     if (!row) {
-      const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-      const spki = publicKey.export({ type: 'spki', format: 'der' });
-      const candidate = {
-        keyid: createHash('sha256').update(spki).digest('hex'),
-        public_pem: publicKey.export({ type: 'spki', format: 'pem' }).toString(),
-        encrypted_private: seal(kek, privateKey.export({ type: 'pkcs8', format: 'der' })),
-        status: 'current',
-        created_at: nowIso(),
-        retired_at: null,
-      };
       try {
-        await db.insertInto('signing_keys').values(candidate).execute();
+        await db.insertInto('signing_keys').values(newKeyRow()).execute();
       } catch {
         // Another replica made the key first; use theirs.
       }
@@ -87,12 +91,46 @@ export function createKeyStore(deps: { db: Kysely<Database>; kek: Buffer }) {
         .where('status', '=', 'current')
         .executeTakeFirstOrThrow();
     }
-    cached = {
+    const known = opened.get(row.keyid);
+    if (known) return known;
+    const key = {
       keyid: row.keyid,
       publicPem: row.public_pem,
       privateKey: createPrivateKey({ key: open(kek, row.encrypted_private), format: 'der', type: 'pkcs8' }),
     };
-    return cached;
+    opened.set(row.keyid, key);
+    return key;
+  }
+
+  /** The public key with this id, current or retired: what verifies an artifact signed with it. */
+  async function publicKeyOf(keyid: string): Promise<string | null> {
+    const row = await db
+      .selectFrom('signing_keys')
+      .select('public_pem')
+      .where('keyid', '=', keyid)
+      .executeTakeFirst();
+    return row?.public_pem ?? null;
+  }
+
+  /**
+   * Retires the current key and makes a new one, inside the caller's transaction (which audits it).
+   * Artifacts signed before stay verifiable with the retired key, which /api/v1/keys keeps listing.
+   */
+  async function rotate(trx: Transaction<Database>): Promise<{ previous: string | null; current: string }> {
+    const old = await trx
+      .selectFrom('signing_keys')
+      .select('keyid')
+      .where('status', '=', 'current')
+      .executeTakeFirst();
+    if (old)
+      await trx
+        .updateTable('signing_keys')
+        .set({ status: 'retired', retired_at: nowIso() })
+        .where('keyid', '=', old.keyid)
+        .execute();
+    const fresh = newKeyRow();
+    await trx.insertInto('signing_keys').values(fresh).execute();
+    return { previous: old?.keyid ?? null, current: fresh.keyid };
   }
 
   /** Public keys only: the current one and retired ones, for verifying older artifacts. */
@@ -112,7 +150,7 @@ export function createKeyStore(deps: { db: Kysely<Database>; kek: Buffer }) {
     }));
   }
 
-  return { current, publicKeys };
+  return { current, publicKeys, publicKeyOf, rotate };
 }
 
 export type KeyStore = ReturnType<typeof createKeyStore>;

@@ -2,7 +2,8 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { auditContext, principalOf } from '../../api/auth-hook.ts';
-import { anyUser, publicRoute } from '../identity/access.ts';
+import { anyUser, publicRoute, rolesOnly } from '../identity/access.ts';
+import type { KeyRotation } from './key-rotation.ts';
 import type { KeyStore } from './key-store.ts';
 import type { VersionsService } from './versions-service.ts';
 
@@ -12,10 +13,27 @@ const Version = Type.String({ pattern: '^\\d+\\.\\d+\\.\\d+(-[0-9A-Za-z.-]+)?$',
 /** Public keys, publishing signed versions, and reading them back. */
 export function registerSigningRoutes(
   fastify: FastifyInstance,
-  deps: { keys: KeyStore; versions: VersionsService },
+  deps: { keys: KeyStore; versions: VersionsService; rotation: KeyRotation },
 ) {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
   const { keys, versions } = deps;
+
+  app.post(
+    '/api/v1/keys/rotate',
+    {
+      config: { access: rolesOnly(['admin']) },
+      schema: {
+        tags: ['supply chain'],
+        summary:
+          'Retire the signing key and make a new one (admins); artifacts signed before still verify with the retired key',
+        body: Type.Object(
+          { reason: Type.String({ minLength: 10, maxLength: 1000 }) },
+          { additionalProperties: false },
+        ),
+      },
+    },
+    async (request) => deps.rotation.rotate(principalOf(request), request.body.reason, auditContext(request)),
+  );
 
   app.get(
     '/api/v1/keys',
