@@ -369,6 +369,11 @@ describe('deploy and use an app behind the gateway', () => {
     );
     assert.match(text, /microapp_app_request_duration_seconds_bucket\{le="\+Inf",app="poll"\} 2\n/);
     assert.match(text, /microapp_process_resident_memory_bytes/);
+    // Memory and CPU of each running sandbox, read over its whole process tree.
+    const memory = Number(/microapp_app_memory_bytes\{app="echo"\} (\d+)/.exec(text)?.[1]);
+    assert.ok(memory > 10 * 1024 * 1024, `a Node.js app holds more than 10 MiB resident, got ${memory}`);
+    const cpu = Number(/microapp_app_cpu_seconds\{app="echo"\} ([\d.e-]+)/.exec(text)?.[1]);
+    assert.ok(cpu > 0, `the app used some CPU to start, got ${cpu}`);
   });
 
   test('stop takes the app off the gateway; only its owner or an admin may deploy or stop it', async () => {

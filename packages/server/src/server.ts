@@ -228,7 +228,12 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   });
   registerDeploymentRoutes(app, { deployments });
   const usage = createUsageService({ db: db.kysely, catalog, logger, clock });
-  platformMetrics = registerPlatformMetrics({ registry: usage.registry, app, db: db.kysely });
+  platformMetrics = registerPlatformMetrics({
+    registry: usage.registry,
+    app,
+    db: db.kysely,
+    instances: () => deployments.running(),
+  });
   const lifecycleSteps = createLifecycleSteps({
     db: db.kysely,
     clock,

@@ -531,7 +531,15 @@ export function createDeploymentService(deps: {
     instances.clear();
   }
 
+  /** The running instances' root processes, for per-app memory and CPU metrics. */
+  function running() {
+    return [...instances.values()]
+      .filter((i) => i.process.child.pid !== undefined && i.process.child.exitCode === null)
+      .map((i) => ({ app: i.app, pid: i.process.child.pid! }));
+  }
+
   return {
+    running,
     deploy,
     rollback,
     stop,

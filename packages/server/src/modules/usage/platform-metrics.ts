@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Kysely } from 'kysely';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { Database } from '../../db/schema.ts';
+import { processTreeStats } from '../runtime/process-stats.ts';
 
 /**
  * The platform's own metrics beside the per-app ones: API latency by route, job runs, the notification
@@ -11,6 +12,8 @@ export function registerPlatformMetrics(deps: {
   registry: Registry;
   app: FastifyInstance;
   db: Kysely<Database>;
+  /** Running app instances and their root process, for memory and CPU. */
+  instances: () => { app: string; pid: number }[];
 }) {
   const { registry, db } = deps;
   const http = new Histogram({
@@ -59,6 +62,43 @@ export function registerPlatformMetrics(deps: {
         .execute();
       this.reset();
       for (const r of rows) this.set({ stage: r.stage }, Number(r.n));
+    },
+  });
+  // Read from /proc at scrape time, over each sandbox's whole process tree.
+  let sampled: { at: number; rows: { app: string; rss: number; cpu: number }[] } = { at: 0, rows: [] };
+  const sample = () => {
+    if (Date.now() - sampled.at > 1000) {
+      const list = deps.instances();
+      const stats = processTreeStats(list.map((i) => i.pid));
+      sampled = {
+        at: Date.now(),
+        rows: list.map((i) => ({
+          app: i.app,
+          rss: stats.get(i.pid)?.rssBytes ?? 0,
+          cpu: stats.get(i.pid)?.cpuSeconds ?? 0,
+        })),
+      };
+    }
+    return sampled.rows;
+  };
+  new Gauge({
+    name: 'microapp_app_memory_bytes',
+    help: 'Resident memory of each running app instance (its sandbox process tree)',
+    labelNames: ['app'] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const r of sample()) this.set({ app: r.app }, r.rss);
+    },
+  });
+  new Gauge({
+    name: 'microapp_app_cpu_seconds',
+    help: 'CPU time used by each running app instance since it started (user + system)',
+    labelNames: ['app'] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const r of sample()) this.set({ app: r.app }, r.cpu);
     },
   });
   const crashes = new Counter({
