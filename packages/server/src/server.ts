@@ -117,6 +117,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     },
     redirectUri: () => `${publicUrl}/auth/callback`,
     sessionTtlHours: config.sessionTtlHours,
+    clock,
   });
   const repo = createCatalogRepository(db.kysely, db.dialect);
   const builtin = options.policyDir === null ? null : readPolicyDir(options.policyDir ?? builtinPolicyDir);

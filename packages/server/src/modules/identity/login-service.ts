@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import * as oidc from 'openid-client';
+import type { Clock } from '../../clock.ts';
 import type { OidcSettings } from '../../config.ts';
 import type { Database } from '../../db/schema.ts';
 import { AppError } from '../../errors.ts';
@@ -42,6 +43,8 @@ export function createLoginService(deps: {
   oidc: () => OidcSettings;
   redirectUri: () => string;
   sessionTtlHours: number;
+  /** The platform clock, for when someone last signed in (activity, not a credential: sessions keep the wall clock). */
+  clock?: Clock;
 }) {
   const { db, audit } = deps;
   let discovered: { issuer: string; config: oidc.Configuration } | null = null;
@@ -182,7 +185,7 @@ export function createLoginService(deps: {
         manager,
         roles: JSON.stringify(grants.roles),
         specialties: JSON.stringify(grants.specialties),
-        last_login_at: now,
+        last_login_at: deps.clock?.nowIso() ?? now,
       };
       if (existing?.disabled_at)
         throw new AppError(
