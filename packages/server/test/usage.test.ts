@@ -101,7 +101,7 @@ for (const engine of engines()) {
     before(async () => {
       server = await startTestServer(engine);
       t = await signInEveryone(server);
-      for (const name of ['failing-poll', 'healthy-poll', 'quiet-poll']) {
+      for (const name of ['failing-poll', 'healthy-poll', 'quiet-poll', 'slow-poll']) {
         const r = await call(server, 'POST', '/api/v1/apps', {
           token: t.dave,
           body: lunchPoll({ name }),
@@ -112,7 +112,7 @@ for (const engine of engines()) {
     });
     after(() => server.stop());
 
-    const traffic = (name: string, requests: number, failing: number) => {
+    const traffic = (name: string, requests: number, failing: number, slow = 0) => {
       for (let i = 0; i < requests; i++)
         server.internals.usage.record({
           appId: ids[name]!,
@@ -121,7 +121,7 @@ for (const engine of engines()) {
           user: 'erin@example.com',
           method: 'GET',
           status: i < failing ? 502 : 200,
-          latencyMs: 4,
+          latencyMs: i < slow ? 3000 : 4,
           bytesIn: 0,
           bytesOut: 10,
           at: server.internals.clock.now(),
@@ -159,6 +159,20 @@ for (const engine of engines()) {
         (n: { kind: string }) => n.kind === 'slo_burn',
       );
       assert.equal(later.length, 1);
+    });
+
+    test('the owner hears when the 95th percentile of request time is over the tier’s objective', async () => {
+      traffic('slow-poll', 40, 0, 10); // a quarter of the requests take 3 s: p95 is far over 2 s (low tier)
+      traffic('healthy-poll', 100, 0, 4); // 4% slow: p95 is within the objective
+      await server.internals.jobs.trigger('slo-alerts');
+      const slow = (await call(server, 'GET', '/api/v1/notifications', { token: t.dave })).body.items.filter(
+        (n: { kind: string }) => n.kind === 'slo_latency',
+      );
+      assert.deepEqual(
+        slow.map((n: { app: string }) => n.app),
+        ['slow-poll'],
+      );
+      assert.match(slow[0].subject, /25% of requests took over 2000 ms/);
     });
 
     test('request rows older than the retention period are deleted; the last use of each app is kept', async () => {

@@ -6,6 +6,9 @@ import type { NotificationService } from '../notifications/notification-service.
 /** Availability objectives by tier, over a 30-day window: the share of requests that must not fail (5xx). */
 export const availabilityObjective: Record<string, number> = { low: 0.99, medium: 0.995, high: 0.999 };
 
+/** Latency objectives by tier: the 95th percentile of request time, in milliseconds. */
+export const p95ObjectiveMs: Record<string, number> = { low: 2000, medium: 1000, high: 500 };
+
 /**
  * Multi-window burn-rate alerting (the SRE workbook's fast-burn page): an app's owner is told when its
  * error budget burns at 14.4 times the sustainable rate over the last hour and the last five minutes
@@ -28,12 +31,23 @@ export function createSloAlerts(deps: {
         'app_id',
         eb.fn.countAll().as('requests'),
         sql<number>`sum(case when status >= 500 then 1 else 0 end)`.as('errors'),
+        // p95 is above a target exactly when more than 5% of requests took longer than it.
+        sql<number>`sum(case when latency_ms > 500 then 1 else 0 end)`.as('over500'),
+        sql<number>`sum(case when latency_ms > 1000 then 1 else 0 end)`.as('over1000'),
+        sql<number>`sum(case when latency_ms > 2000 then 1 else 0 end)`.as('over2000'),
       ])
       .where('at', '>=', since)
       .groupBy('app_id')
       .execute();
     return new Map(
-      rows.map((r) => [r.app_id, { requests: Number(r.requests), errors: Number(r.errors ?? 0) }]),
+      rows.map((r) => {
+        const over: Record<number, number> = {
+          500: Number(r.over500 ?? 0),
+          1000: Number(r.over1000 ?? 0),
+          2000: Number(r.over2000 ?? 0),
+        };
+        return [r.app_id, { requests: Number(r.requests), errors: Number(r.errors ?? 0), over }];
+      }),
     );
   }
 
@@ -41,7 +55,7 @@ export function createSloAlerts(deps: {
     await deps.flush();
     const long = await window(burnPolicy.longMs);
     const short = await window(burnPolicy.shortMs);
-    const candidates = [...long].filter(([, w]) => w.requests >= burnPolicy.minRequests && w.errors > 0);
+    const candidates = [...long].filter(([, w]) => w.requests >= burnPolicy.minRequests);
     if (!candidates.length) return { checked: long.size, alerts: 0 };
     const apps = await deps.db
       .selectFrom('apps')
@@ -57,6 +71,21 @@ export function createSloAlerts(deps: {
     for (const app of apps) {
       const budget = 1 - (availabilityObjective[app.tier] ?? 0.99);
       const l = long.get(app.id)!;
+      const target = p95ObjectiveMs[app.tier] ?? 2000;
+      const slowShare = (l.over[target] ?? 0) / l.requests;
+      if (slowShare > 0.05) {
+        const created = await deps.notifications.notify(deps.db, {
+          recipient: app.owner,
+          app: app.name,
+          kind: 'slo_latency',
+          subject: `${app.name} is slow: ${Math.round(slowShare * 100)}% of requests took over ${target} ms in the last hour`,
+          body: `The ${app.tier}-tier objective is that 95% of requests finish within ${target} ms; in the last hour ${l.over[target]} of ${l.requests} requests to ${app.name} took longer. Look at what changed: roll back if a new version is at fault.`,
+          action: `microapp rollback ${app.name}`,
+          dedupeKey: `latency:${app.id}:${hour}`,
+        });
+        if (created) alerts++;
+      }
+      if (l.errors === 0) continue;
       const s = short.get(app.id) ?? { requests: 0, errors: 0 };
       const burnLong = l.errors / l.requests / budget;
       const burnShort = s.requests ? s.errors / s.requests / budget : 0;
