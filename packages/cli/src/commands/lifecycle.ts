@@ -1,29 +1,9 @@
 import { writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
+import type { LifecycleView } from '../../../server/src/modules/lifecycle/lifecycle-service.ts';
 import { CliError } from '../client.ts';
 import { action, ctxOf, examples } from '../context.ts';
 import { emit, progress, table } from '../output.ts';
-
-type LifecycleView = {
-  app: string;
-  owner: string;
-  stage: string;
-  reason: string | null;
-  since: string;
-  lastUsedAt: string | null;
-  idleDays: number;
-  expiresAt: string;
-  nextStep: { action: string; at: string } | null;
-  exemption: { reason: string; by: string } | null;
-  renewalRequested: { by: string; at: string; purpose: string } | null;
-  archive: {
-    id: string;
-    createdAt: string;
-    expiresAt: string;
-    bytes: number;
-    secretsToSetAgain: string[];
-  } | null;
-};
 
 const day = (iso: string | null) => (iso ? iso.slice(0, 10) : 'never');
 const path = (name: string, rest = '') => `/api/v1/apps/${encodeURIComponent(name)}${rest}`;

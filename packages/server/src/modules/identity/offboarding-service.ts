@@ -9,6 +9,7 @@ import type { LifecycleSettings } from '../lifecycle/lifecycle-rules.ts';
 import type { NotificationService } from '../notifications/notification-service.ts';
 import type { DeploymentService } from '../runtime/deployment-service.ts';
 import { hasRole, type Principal } from './principal.ts';
+import { emailsWithRole, setOwner } from './users.ts';
 
 const day = (iso: string) => iso.slice(0, 10);
 
@@ -28,13 +29,6 @@ export function createOffboardingService(deps: {
   settings: LifecycleSettings;
 }) {
   const { db, clock, audit } = deps;
-
-  async function admins(trx: Transaction<Database>) {
-    const rows = await trx.selectFrom('users').select(['email', 'roles', 'disabled_at']).execute();
-    return rows
-      .filter((r) => !r.disabled_at && (JSON.parse(r.roles) as string[]).includes('admin'))
-      .map((r) => r.email);
-  }
 
   /** Stops an app whose owner left and nobody can be offered it; the lifecycle takes it from there. */
   async function freeze(trx: Transaction<Database>, app: { id: string; created_at: string }, now: string) {
@@ -148,7 +142,7 @@ export function createOffboardingService(deps: {
           });
           offered.push(app.name);
         } else if (await freeze(trx, app, now)) {
-          for (const admin of await admins(trx))
+          for (const admin of await emailsWithRole(trx, 'admin'))
             await deps.notifications.notify(trx, {
               recipient: admin,
               app: app.name,
@@ -191,25 +185,10 @@ export function createOffboardingService(deps: {
         'conflict',
         `${name} is decommissioned; restore it first (\`microapp restore ${name}\`)`,
       );
-    const user = await db
-      .selectFrom('users')
-      .select(['email', 'disabled_at'])
-      .where('email', '=', newOwner)
-      .executeTakeFirst();
-    if (!user || user.disabled_at)
-      throw new AppError(
-        'conflict',
-        `${newOwner} has no active account here; they sign in once before they can own an app`,
-      );
     if (newOwner === app.owner) throw new AppError('conflict', `${newOwner} already owns ${name}`);
     const now = clock.nowIso();
     await db.transaction().execute(async (trx) => {
-      const manifest = { ...app.manifest, owner: newOwner };
-      await trx
-        .updateTable('apps')
-        .set({ owner: newOwner, manifest: JSON.stringify(manifest), updated_at: now })
-        .where('id', '=', app.id)
-        .execute();
+      await setOwner(trx, app, newOwner, now, 'they sign in once before they can own an app');
       if (lifecycle) {
         const answered = lifecycle.stage === 'stopped' && lifecycle.reason === 'owner_left';
         await trx

@@ -1,6 +1,7 @@
 import type { Kysely } from 'kysely';
 import type { GroupGrant } from '../../config.ts';
 import type { Database, UsersTable } from '../../db/schema.ts';
+import { AppError } from '../../errors.ts';
 import type { Principal, Role, Scope, Specialty } from './principal.ts';
 
 /** A platform user as stored: identity from the IdP, roles from the group mapping at the last login. */
@@ -58,4 +59,39 @@ export async function findUserById(db: Kysely<Database>, id: string): Promise<Us
 export async function findUserByEmail(db: Kysely<Database>, email: string): Promise<User | undefined> {
   const row = await db.selectFrom('users').selectAll().where('email', '=', email).executeTakeFirst();
   return row ? toUser(row) : undefined;
+}
+
+/** E-mails of enabled users holding a role (as of their last sign-in): whom the platform tells. */
+export async function emailsWithRole(db: Kysely<Database>, role: Role): Promise<string[]> {
+  const rows = await db
+    .selectFrom('users')
+    .select(['email', 'roles'])
+    .where('disabled_at', 'is', null)
+    .execute();
+  return rows.filter((r) => (JSON.parse(r.roles) as Role[]).includes(role)).map((r) => r.email);
+}
+
+/**
+ * Makes someone the owner of an app, in the caller's transaction: they must have an enabled account,
+ * and the manifest's owner follows the record's. Throws `conflict` with `hint` when they cannot own it.
+ */
+export async function setOwner(
+  trx: Kysely<Database>,
+  app: { id: string; manifest: object },
+  email: string,
+  now: string,
+  hint: string,
+): Promise<void> {
+  const user = await trx
+    .selectFrom('users')
+    .select('disabled_at')
+    .where('email', '=', email)
+    .executeTakeFirst();
+  if (!user || user.disabled_at)
+    throw new AppError('conflict', `${email} has no active account here; ${hint}`);
+  await trx
+    .updateTable('apps')
+    .set({ owner: email, manifest: JSON.stringify({ ...app.manifest, owner: email }), updated_at: now })
+    .where('id', '=', app.id)
+    .execute();
 }

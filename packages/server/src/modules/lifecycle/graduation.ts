@@ -9,6 +9,7 @@ import { AppError, forbidden } from '../../errors.ts';
 import type { AuditContext, AuditService } from '../audit/audit-service.ts';
 import type { CatalogService } from '../catalog/catalog-service.ts';
 import { hasRole, type Principal } from '../identity/principal.ts';
+import { setOwner } from '../identity/users.ts';
 import type { NotificationService } from '../notifications/notification-service.ts';
 import type { VersionsService } from '../signing/versions-service.ts';
 
@@ -169,16 +170,6 @@ export function createGraduation(deps: {
     if (!hasRole(principal, 'admin')) throw forbidden('only platform admins graduate apps');
     const app = await deps.catalog.get(principal, name);
     const owner = lead.toLowerCase();
-    const user = await db
-      .selectFrom('users')
-      .select(['email', 'disabled_at'])
-      .where('email', '=', owner)
-      .executeTakeFirst();
-    if (!user || user.disabled_at)
-      throw new AppError(
-        'conflict',
-        `${owner} has no active account here; the team's lead signs in once first`,
-      );
     const lifecycle = await db
       .selectFrom('app_lifecycle')
       .select(['stage', 'graduated_to'])
@@ -190,11 +181,7 @@ export function createGraduation(deps: {
       throw new AppError('conflict', `${name} already graduated to ${lifecycle.graduated_to}`);
     const now = deps.clock.nowIso();
     await db.transaction().execute(async (trx) => {
-      await trx
-        .updateTable('apps')
-        .set({ owner, manifest: JSON.stringify({ ...app.manifest, owner }), updated_at: now })
-        .where('id', '=', app.id)
-        .execute();
+      await setOwner(trx, app, owner, now, "the team's lead signs in once first");
       await trx
         .insertInto('app_lifecycle')
         .values({

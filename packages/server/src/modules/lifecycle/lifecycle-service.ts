@@ -9,6 +9,7 @@ import type { AuditContext, AuditService } from '../audit/audit-service.ts';
 import type { CatalogService } from '../catalog/catalog-service.ts';
 import type { Manifest } from '../catalog/manifest-schema.ts';
 import { hasRole, type Principal } from '../identity/principal.ts';
+import { emailsWithRole } from '../identity/users.ts';
 import type { NotificationService } from '../notifications/notification-service.ts';
 import type { Tier } from '../risk/risk-rules.ts';
 import type { DeploymentService } from '../runtime/deployment-service.ts';
@@ -18,6 +19,17 @@ import { expiryOf, type LifecycleSettings, nextStep, type Stage } from './lifecy
 import type { LifecycleSteps } from './lifecycle-steps.ts';
 
 const system: AuditContext = { actor: 'system:lifecycle' };
+
+/** A renewal or a restore starts a new term: active now, idle from now, a new expiry, no notices sent. */
+const freshTerm = (now: string) => ({
+  stage: 'active',
+  reason: null,
+  stage_at: now,
+  next_step_at: null,
+  active_since: now,
+  renewed_at: now,
+  expiry_notices: '',
+});
 const day = (iso: string) => iso.slice(0, 10);
 
 /** An app's lifecycle as the API returns it. */
@@ -304,16 +316,7 @@ export function createLifecycleService(deps: {
   ) {
     const now = clock.nowIso();
     await db.transaction().execute(async (trx) => {
-      const ok = await steps.compareAndSet(trx, l, {
-        stage: 'active',
-        reason: null,
-        stage_at: now,
-        next_step_at: null,
-        active_since: now,
-        renewed_at: now,
-        expiry_notices: '',
-        renewal_requested: null,
-      });
+      const ok = await steps.compareAndSet(trx, l, { ...freshTerm(now), renewal_requested: null });
       if (!ok) throw new AppError('conflict', `${r.name} changed while it was being renewed; try again`);
       const expiresAt = expiryFor(r, { ...l, renewed_at: now });
       await audit.record(trx, ctx, {
@@ -365,18 +368,16 @@ export function createLifecycleService(deps: {
           reason: purpose,
           summary: { scan },
         });
-        const reviewers = await trx.selectFrom('users').select(['email', 'roles']).execute();
-        for (const rv of reviewers.filter(
-          (u) => (JSON.parse(u.roles) as string[]).includes('reviewer') && u.email !== principal.email,
-        ))
+        const reviewers = await emailsWithRole(trx, 'reviewer');
+        for (const reviewer of reviewers.filter((e) => e !== principal.email))
           await deps.notifications.notify(trx, {
-            recipient: rv.email,
+            recipient: reviewer,
             app: name,
             kind: 'renewal_review',
             subject: `${name} (high tier) asks to be renewed`,
             body: `${principal.email} asks to renew ${name}: "${purpose}". A high-tier renewal needs a reviewer.`,
             action: `microapp renew ${name} --approve`,
-            dedupeKey: `renewal:${app.id}:${request.at}:${rv.email}`,
+            dedupeKey: `renewal:${app.id}:${request.at}:${reviewer}`,
           });
       });
       return { status: 'pending_review' as const, lifecycle: await view(principal, name) };
@@ -470,15 +471,7 @@ export function createLifecycleService(deps: {
     const now = clock.nowIso();
     const secrets = JSON.parse(archive.secret_names) as string[];
     await db.transaction().execute(async (trx) => {
-      const ok = await steps.compareAndSet(trx, l, {
-        stage: 'active',
-        reason: null,
-        stage_at: now,
-        next_step_at: null,
-        active_since: now,
-        renewed_at: now,
-        expiry_notices: '',
-      });
+      const ok = await steps.compareAndSet(trx, l, freshTerm(now));
       if (!ok) throw new AppError('conflict', `${name} changed meanwhile; try again`);
       await trx.updateTable('app_archives').set({ restored_at: now }).where('id', '=', archive.id).execute();
       if (l.resume_deployment) await deps.deployments.resume(trx, l.resume_deployment);

@@ -5,6 +5,7 @@ import type { Clock } from '../../clock.ts';
 import type { AppLifecycleTable, Database } from '../../db/schema.ts';
 import { newId } from '../../ids.ts';
 import type { AuditContext, AuditService } from '../audit/audit-service.ts';
+import { emailsWithRole } from '../identity/users.ts';
 import type { NewNotification, NotificationService } from '../notifications/notification-service.ts';
 import type { DeploymentService } from '../runtime/deployment-service.ts';
 import type { Kek } from '../secrets/envelope.ts';
@@ -65,11 +66,7 @@ export function createLifecycleSteps(deps: {
       .where('email', '=', owner)
       .executeTakeFirst();
     if (user?.manager) return { to: [user.manager], manager: user.manager };
-    const admins = await trx.selectFrom('users').select(['email', 'roles']).execute();
-    return {
-      to: admins.filter((a) => (JSON.parse(a.roles) as string[]).includes('admin')).map((a) => a.email),
-      manager: null,
-    };
+    return { to: await emailsWithRole(trx, 'admin'), manager: null };
   }
 
   async function notifyAll(trx: Transaction<Database>, list: NewNotification[]) {
