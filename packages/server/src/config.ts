@@ -40,6 +40,8 @@ export type ServerConfig = {
   notifications: NotificationChannels;
   /** Where the audit trail streams to (RFC 5424 syslog over TCP), or null. */
   siemSyslog: string | null;
+  /** The built web console (packages/console/dist); null serves the platform's default build. */
+  consoleDir: string | null;
   /** Days request rows are kept (last use per app is kept apart, for good). */
   usageRetentionDays: number;
 };
@@ -302,5 +304,6 @@ export function loadConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv): ServerCo
     notifications,
     siemSyslog,
     usageRetentionDays,
+    consoleDir: env.MICROAPP_CONSOLE_DIR ? resolve(env.MICROAPP_CONSOLE_DIR) : null,
   };
 }

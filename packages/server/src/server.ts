@@ -22,6 +22,8 @@ import { createSiemExport } from './modules/audit/siem-export.ts';
 import { createCatalogRepository } from './modules/catalog/catalog-repository.ts';
 import { registerCatalogRoutes } from './modules/catalog/catalog-routes.ts';
 import { createCatalogService } from './modules/catalog/catalog-service.ts';
+import { defaultTemplatesDir, registerTemplateRoutes } from './modules/catalog/template-routes.ts';
+import { defaultConsoleDir, registerConsoleRoutes } from './modules/console/console-routes.ts';
 import { publicRoute } from './modules/identity/access.ts';
 import { registerAuthRoutes } from './modules/identity/auth-routes.ts';
 import type { DevIdp } from './modules/identity/dev-idp.ts';
@@ -156,6 +158,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   registerAuthRoutes(app, { db: db.kysely, login, tokens, secureCookies, publicUrl: () => publicUrl! });
   registerTokenRoutes(app, { tokens });
   registerCatalogRoutes(app, { catalog });
+  registerTemplateRoutes(app, { dir: defaultTemplatesDir });
   registerApprovalRoutes(app, { approvals });
   registerAuditRoutes(app, { db: db.kysely, audit });
   const advisories = createAdvisoryService({
@@ -336,6 +339,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     await engine.current();
   }
 
+  await registerConsoleRoutes(app, { dir: config.consoleDir ?? defaultConsoleDir });
   app.get(
     '/healthz',
     { config: { access: publicRoute('liveness probe') }, schema: { hide: true } },

@@ -47,7 +47,7 @@ const expectations: Record<string, { allowed: Who[]; denied?: Partial<Record<Who
   'POST /api/v1/policies': { allowed: ['admin'] },
   'GET /api/v1/policies': { allowed: users },
   'POST /api/v1/policies/evaluate': { allowed: users },
-  'GET /api/v1/policies/decisions': { allowed: ['admin', 'auditor'] },
+  'GET /api/v1/policies/decisions': { allowed: ['reviewer', 'admin', 'auditor'] },
   'GET /api/v1/apps/:name/access': {
     allowed: ['creator', 'reviewer', 'admin', 'auditor'],
     denied: { otherCreator: 404 },
@@ -115,6 +115,15 @@ const expectations: Record<string, { allowed: Who[]; denied?: Partial<Record<Who
     denied: { otherCreator: 404 },
   },
   'POST /api/v1/apps/:name/owner': { allowed: users },
+  'POST /api/v1/assessments': { allowed: users },
+  'GET /api/v1/templates': { allowed: users },
+  'GET /api/v1/apps/:name/revisions': {
+    allowed: ['creator', 'reviewer', 'admin', 'auditor'],
+    denied: { otherCreator: 404 },
+  },
+  'GET /': { allowed: everyone },
+  'GET /*': { allowed: everyone },
+  'GET /assets/:file': { allowed: everyone },
 };
 
 const emails: Record<Exclude<Who, 'anonymous'>, string> = {
@@ -156,7 +165,7 @@ describe('every route declares who may call it', () => {
           .replace(':secret', 'LEDGER_READ_TOKEN');
         let body: unknown;
         if (method === 'POST') {
-          if (path === '/api/v1/apps')
+          if (path === '/api/v1/apps' || path === '/api/v1/assessments')
             body = lunchPoll({
               name: `rt-${who.toLowerCase()}`,
               owner: who === 'anonymous' ? 'x@example.com' : emails[who],

@@ -88,6 +88,33 @@ export function registerCatalogRoutes(fastify: FastifyInstance, deps: { catalog:
     async (request) => catalog.get(principalOf(request), request.params.name),
   );
 
+  app.post(
+    '/api/v1/assessments',
+    {
+      config: { access: anyUser('apps:read') },
+      schema: {
+        tags: ['catalog'],
+        summary:
+          'Score a manifest without registering it: its risk tier, the reasons and the reviews it would need',
+        body: Manifest,
+      },
+    },
+    async (request) => catalog.assess(request.body),
+  );
+
+  app.get(
+    '/api/v1/apps/:name/revisions',
+    {
+      config: { access: anyUser('apps:read') },
+      schema: {
+        tags: ['catalog'],
+        summary: "Every registration of an app, newest first: the risk inputs and the reviewers' decisions",
+        params: Type.Object({ name: AppName }),
+      },
+    },
+    async (request) => ({ items: await catalog.revisions(principalOf(request), request.params.name) }),
+  );
+
   app.get(
     '/api/v1/schemas/manifest.json',
     {

@@ -4,7 +4,7 @@ import type { Clock } from '../../clock.ts';
 import type { AppsTable, Database } from '../../db/schema.ts';
 import { AppError, conflict, forbidden, notFound } from '../../errors.ts';
 import { newId, nowIso } from '../../ids.ts';
-import type { ApprovalRouting } from '../approvals/approval-rules.ts';
+import type { ApprovalRouting, ReviewSlot } from '../approvals/approval-rules.ts';
 import type { AuditContext, AuditService } from '../audit/audit-service.ts';
 import { hasRole, type Principal } from '../identity/principal.ts';
 import { findUserByEmail } from '../identity/users.ts';
@@ -12,12 +12,13 @@ import type { Scorecard } from '../lifecycle/scorecard.ts';
 import {
   type DecisionRecord,
   type RiskEvaluator,
+  type RiskFactor,
   type RiskInput,
   riskInputOf,
   tierRank,
 } from '../risk/risk-evaluator.ts';
 import type { Tier } from '../risk/risk-rules.ts';
-import type { AppState, AppView } from './app-view.ts';
+import { type AppState, type AppView, type ReviewView, toReviewView } from './app-view.ts';
 import type { AppFilter, CatalogRepository } from './catalog-repository.ts';
 import type { Manifest } from './manifest-schema.ts';
 
@@ -325,7 +326,75 @@ export function createCatalogService(deps: {
     return { items, nextCursor };
   }
 
-  return { register, get, list };
+  /**
+   * Score a manifest without registering it: the tier, its reasons and the reviews it would need, so a
+   * wizard can show them while the user answers. Nothing is written and nothing is audited.
+   */
+  async function assess(manifest: Manifest): Promise<Assessment> {
+    const assessment = await risk.assess(riskInputOf(manifest));
+    const routed = await routing.requiredReviews(assessment.tier);
+    return {
+      tier: assessment.tier,
+      score: assessment.score,
+      factors: assessment.factors,
+      rulesVersion: assessment.rulesVersion,
+      requiredReviews: routed.slots,
+      meaning: tierMeaning(assessment.tier, routed.slots),
+    };
+  }
+
+  /** Every registration of an app, newest first: what the risk rules saw and how reviewers decided. */
+  async function revisions(principal: Principal, name: string): Promise<RevisionView[]> {
+    const app = await repo.findApp(db, name);
+    if (!app || !canView(principal, app)) throw notFound(`app ${name}`);
+    const [assessments, reviews] = await Promise.all([
+      db
+        .selectFrom('risk_assessments')
+        .selectAll()
+        .where('app_id', '=', app.id)
+        .orderBy('revision', 'desc')
+        .execute(),
+      db.selectFrom('review_decisions').selectAll().where('app_id', '=', app.id).execute(),
+    ]);
+    return assessments.map((a) => ({
+      revision: Number(a.revision),
+      tier: a.tier as Tier,
+      score: Number(a.score),
+      inputs: JSON.parse(a.inputs) as RiskInput,
+      at: a.created_at,
+      reviews: reviews.filter((r) => Number(r.revision) === Number(a.revision)).map(toReviewView),
+    }));
+  }
+
+  return { register, get, list, assess, revisions };
+}
+
+/** A manifest's risk, scored but not recorded. */
+export type Assessment = {
+  tier: Tier;
+  score: number;
+  factors: RiskFactor[];
+  rulesVersion: string;
+  requiredReviews: ReviewSlot[];
+  /** One sentence on what the tier means for the person registering the app. */
+  meaning: string;
+};
+
+/** One registration of an app: the risk inputs it was scored on and the reviews given to it. */
+export type RevisionView = {
+  revision: number;
+  tier: Tier;
+  score: number;
+  inputs: RiskInput;
+  at: string;
+  reviews: ReviewView[];
+};
+
+function tierMeaning(tier: Tier, slots: ReviewSlot[]): string {
+  if (slots.length === 0)
+    return `A ${tier}-risk app is approved automatically: you can build and deploy it as soon as it is registered.`;
+  const who = slots.map((s) => (s.specialty ? `a ${s.specialty} reviewer` : 'a reviewer')).join(' and ');
+  return `A ${tier}-risk app needs ${who} to approve it before it can run; you will be told when they decide. Nobody reviews their own app.`;
 }
 
 export type CatalogService = ReturnType<typeof createCatalogService>;

@@ -76,7 +76,8 @@ export function registerPolicyRoutes(fastify: FastifyInstance, deps: { policies:
   app.get(
     '/api/v1/policies/decisions',
     {
-      config: { access: rolesOnly(['admin', 'auditor'], 'audit:read') },
+      // Reviewers read the policy results for the apps they decide on.
+      config: { access: rolesOnly(['admin', 'auditor', 'reviewer'], 'audit:read') },
       schema: {
         tags: ['policy'],
         summary: 'The decision log: entrypoint, policy revision, input digest, result and duration',

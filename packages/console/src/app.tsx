@@ -1,0 +1,106 @@
+import { useEffect, useRef } from 'react';
+import { api } from './api.ts';
+import { AppPage } from './pages/app-page.tsx';
+import { AuditPage } from './pages/audit-page.tsx';
+import { CatalogPage } from './pages/catalog-page.tsx';
+import { NewAppPage } from './pages/new-app-page.tsx';
+import { ReviewsPage } from './pages/reviews-page.tsx';
+import { Link, useLocation } from './router.tsx';
+import { hasRole, SessionGate, useSession } from './session.tsx';
+
+/** The console: sign-in first, then the page the path names. */
+export function App() {
+  return (
+    <SessionGate>
+      <Shell />
+    </SessionGate>
+  );
+}
+
+function Shell() {
+  const session = useSession();
+  const { path } = useLocation();
+  const main = useRef<HTMLElement>(null);
+  const page = route(path);
+  // Each page change moves focus to the page's heading, so keyboard and screen-reader users start there.
+  useEffect(() => {
+    document.title = `${page.title} · microapp`;
+    main.current?.querySelector<HTMLElement>('h1')?.focus();
+  }, [page.title]);
+  const nav = [
+    { href: '/', label: 'Catalog', show: true },
+    { href: '/new', label: 'New app', show: hasRole(session, 'creator', 'admin') },
+    { href: '/reviews', label: 'Reviews', show: hasRole(session, 'reviewer', 'admin', 'auditor') },
+    { href: '/audit', label: 'Audit', show: true },
+  ];
+  return (
+    <>
+      <a className="skip" href="#main">
+        Skip to content
+      </a>
+      <header className="top">
+        <Link href="/" className="brand">
+          microapp
+        </Link>
+        <nav aria-label="Main">
+          <ul>
+            {nav
+              .filter((n) => n.show)
+              .map((n) => (
+                <li key={n.href}>
+                  <Link
+                    href={n.href}
+                    aria-current={
+                      (n.href === '/' ? path === '/' || path.startsWith('/apps/') : path.startsWith(n.href))
+                        ? 'page'
+                        : undefined
+                    }
+                  >
+                    {n.label}
+                  </Link>
+                </li>
+              ))}
+          </ul>
+        </nav>
+        <div className="who">
+          <span>
+            {session.user.name} <span className="muted">({session.user.roles.join(', ') || 'no role'})</span>
+          </span>
+          <button
+            type="button"
+            className="link"
+            onClick={async () => {
+              await api('POST', '/auth/logout');
+              window.location.assign('/');
+            }}
+          >
+            Sign out
+          </button>
+        </div>
+      </header>
+      <main id="main" ref={main}>
+        {page.element}
+      </main>
+    </>
+  );
+}
+
+function route(path: string): { title: string; element: React.ReactNode } {
+  const app = /^\/apps\/([a-z0-9-]{1,63})\/?$/.exec(path);
+  if (app) return { title: app[1]!, element: <AppPage name={app[1]!} key={app[1]} /> };
+  if (path === '/new') return { title: 'New app', element: <NewAppPage /> };
+  if (path === '/reviews') return { title: 'Reviews', element: <ReviewsPage /> };
+  if (path === '/audit') return { title: 'Audit', element: <AuditPage /> };
+  if (path === '/' || path === '/apps') return { title: 'Catalog', element: <CatalogPage /> };
+  return {
+    title: 'Not found',
+    element: (
+      <>
+        <h1 tabIndex={-1}>There is no page here</h1>
+        <p>
+          <Link href="/">Go to the catalog</Link>
+        </p>
+      </>
+    ),
+  };
+}

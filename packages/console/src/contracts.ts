@@ -1,0 +1,42 @@
+// The API's own types: the console reads the shapes the server declares, never a copy of them.
+
+export type { AuditEvent, VerifyResult } from '../../server/src/modules/audit/audit-service.ts';
+export type { AppView, ReviewView } from '../../server/src/modules/catalog/app-view.ts';
+export type { Assessment, RevisionView } from '../../server/src/modules/catalog/catalog-service.ts';
+export type { Manifest } from '../../server/src/modules/catalog/manifest-schema.ts';
+export type { LifecycleView } from '../../server/src/modules/lifecycle/lifecycle-service.ts';
+export type { RiskInput } from '../../server/src/modules/risk/risk-evaluator.ts';
+
+/** GET /api/v1/auth/session */
+export type Session = {
+  user: { id: string; email: string; name: string; department: string | null; roles: string[] };
+  via: string;
+  csrfToken: string | null;
+};
+
+export const dataClasses = [
+  'public',
+  'internal',
+  'confidential',
+  'pii',
+  'financial',
+  'health',
+  'regulated',
+] as const;
+export type { Finding } from '../../server/src/modules/advisories/advisory-service.ts';
+export type { UsageSummary } from '../../server/src/modules/usage/usage-service.ts';
+
+/** GET /api/v1/apps/{name}/versions, one item. */
+export type VersionItem = {
+  app: string;
+  version: string;
+  digest: string;
+  publishedBy: string;
+  publishedAt: string;
+  scan: {
+    passed: boolean;
+    findings: import('../../server/src/modules/advisories/advisory-service.ts').Finding[];
+    advisories: string;
+  };
+  sbomComponents: number;
+};

@@ -1,0 +1,286 @@
+import { ChangesTable } from '../changes.tsx';
+import type {
+  AppView,
+  AuditEvent,
+  LifecycleView,
+  RevisionView,
+  UsageSummary,
+  VersionItem,
+} from '../contracts.ts';
+import { useLocation } from '../router.tsx';
+import { ErrorNote, Loading, Section, StateBadge, TierBadge, When } from '../ui.tsx';
+import { useApi } from '../use-api.ts';
+import { AuditTable } from './audit-page.tsx';
+import { Findings } from './reviews-page.tsx';
+
+/** One app: who owns it, its risk and approval, versions and findings, use, lifecycle and audit trail. */
+export function AppPage({ name }: { name: string }) {
+  const { search } = useLocation();
+  const app = useApi<AppView>(`/api/v1/apps/${name}`);
+  if (app.error?.status === 404)
+    return (
+      <>
+        <h1 tabIndex={-1}>No app called {name}</h1>
+        <p>It does not exist, or it belongs to a department whose apps you cannot see.</p>
+      </>
+    );
+  if (!app.data) return app.error ? <ErrorNote error={app.error} /> : <Loading what={name} />;
+  const a = app.data;
+  return (
+    <>
+      <h1 tabIndex={-1}>{a.name}</h1>
+      {search.get('registered') ? (
+        <p className="notice" role="status">
+          Registered.{' '}
+          {a.state === 'approved'
+            ? 'It is approved and can be built and deployed.'
+            : 'Reviewers have been asked to look at it; you will be told when they decide.'}
+        </p>
+      ) : null}
+      <p className="badges">
+        <TierBadge tier={a.tier} /> <StateBadge state={a.state} />
+      </p>
+      <p>{a.manifest.purpose}</p>
+      <div className="grid">
+        <Section title="Overview">
+          <dl className="facts">
+            <div>
+              <dt>Owner</dt>
+              <dd>{a.owner}</dd>
+            </div>
+            <div>
+              <dt>Department</dt>
+              <dd>{a.department ?? 'none'}</dd>
+            </div>
+            <div>
+              <dt>Data</dt>
+              <dd>{a.manifest.dataClasses.join(', ')}</dd>
+            </div>
+            <div>
+              <dt>Calls</dt>
+              <dd>{a.manifest.integrations?.egress?.join(', ') || 'nothing outside'}</dd>
+            </div>
+            <div>
+              <dt>Template</dt>
+              <dd>
+                {a.manifest.template
+                  ? `${a.manifest.template.name} ${a.manifest.template.version}`
+                  : 'own code'}
+              </dd>
+            </div>
+            <div>
+              <dt>Registered</dt>
+              <dd>
+                <When at={a.createdAt} /> (revision {a.revision})
+              </dd>
+            </div>
+          </dl>
+        </Section>
+        <Section title="Risk and approval">
+          <p>
+            Score {a.assessment.score} under <code>{a.assessment.rulesVersion}</code>
+          </p>
+          <ul>
+            {a.assessment.factors.map((f) => (
+              <li key={f.id}>
+                {f.explanation} <span className="muted">(+{f.points})</span>
+              </li>
+            ))}
+          </ul>
+          <p>
+            {a.approval.missing.length === 0
+              ? 'No review is missing.'
+              : `Waiting for: ${a.approval.missing.map((s) => (s.specialty ? `a ${s.specialty} reviewer` : 'a reviewer')).join(', ')}.`}
+          </p>
+          {a.approval.reviews.length ? (
+            <ul>
+              {a.approval.reviews.map((r) => (
+                <li key={r.id}>
+                  <strong>{r.decision.replace('_', ' ')}</strong> by {r.reviewer}
+                  {r.specialty ? ` (${r.specialty})` : ''} on revision {r.revision}, <When at={r.at} />
+                  {r.comment ? `: ${r.comment}` : ''}
+                </li>
+              ))}
+            </ul>
+          ) : null}
+        </Section>
+        {a.scorecard ? (
+          <Section title="Scorecard">
+            <p>
+              {a.scorecard.passed} of {a.scorecard.total} checks pass
+            </p>
+            <ul className="checks">
+              {a.scorecard.checks.map((c) => (
+                <li key={c.id}>
+                  <span className={c.ok ? 'ok' : 'bad'}>{c.ok ? 'Pass' : 'Fail'}</span> {c.detail}
+                </li>
+              ))}
+            </ul>
+          </Section>
+        ) : null}
+        <LifecycleSection name={a.name} />
+      </div>
+      <RevisionsSection name={a.name} current={a.revision} />
+      <VersionsSection name={a.name} />
+      <UsageSection name={a.name} />
+      <Section title="Audit trail">
+        <AppAudit name={a.name} />
+      </Section>
+    </>
+  );
+}
+
+function LifecycleSection({ name }: { name: string }) {
+  const l = useApi<LifecycleView>(`/api/v1/apps/${name}/lifecycle`);
+  return (
+    <Section title="Lifecycle">
+      {l.error ? <ErrorNote error={l.error} /> : null}
+      {l.data ? (
+        <dl className="facts">
+          <div>
+            <dt>Stage</dt>
+            <dd>{l.data.stage.replace('_', ' ')}</dd>
+          </div>
+          <div>
+            <dt>Expires</dt>
+            <dd>
+              <When at={l.data.expiresAt} />
+            </dd>
+          </div>
+          <div>
+            <dt>Last used</dt>
+            <dd>
+              <When at={l.data.lastUsedAt} />
+            </dd>
+          </div>
+          <div>
+            <dt>Next step</dt>
+            <dd>
+              {l.data.nextStep ? (
+                <>
+                  {l.data.nextStep.action} on <When at={l.data.nextStep.at} />
+                </>
+              ) : (
+                'none scheduled'
+              )}
+            </dd>
+          </div>
+          {l.data.exemption ? (
+            <div>
+              <dt>Exempt</dt>
+              <dd>
+                {l.data.exemption.reason} ({l.data.exemption.by})
+              </dd>
+            </div>
+          ) : null}
+        </dl>
+      ) : l.loading ? (
+        <Loading what="the lifecycle" />
+      ) : null}
+    </Section>
+  );
+}
+
+function RevisionsSection({ name, current }: { name: string; current: number }) {
+  const r = useApi<{ items: RevisionView[] }>(`/api/v1/apps/${name}/revisions`);
+  return (
+    <Section title="What changed">
+      {r.error ? <ErrorNote error={r.error} /> : null}
+      {r.data ? <ChangesTable revisions={r.data.items} current={current} /> : null}
+    </Section>
+  );
+}
+
+function VersionsSection({ name }: { name: string }) {
+  const v = useApi<{ items: VersionItem[] }>(`/api/v1/apps/${name}/versions`);
+  return (
+    <Section title="Versions">
+      {v.error ? <ErrorNote error={v.error} /> : null}
+      {v.data && v.data.items.length === 0 ? (
+        <p>
+          No version yet. Build one with <code>microapp ci</code> in the app's folder; it is tested, scanned,
+          signed and published here.
+        </p>
+      ) : null}
+      {v.data?.items.map((x) => (
+        <details key={x.version}>
+          <summary>
+            <strong>{x.version}</strong> by {x.publishedBy}, <When at={x.publishedAt} /> ·{' '}
+            {x.scan.passed ? 'scan passed' : 'scan failed'} · {x.scan.findings.length} finding
+            {x.scan.findings.length === 1 ? '' : 's'} · {x.sbomComponents} components
+          </summary>
+          <p>
+            Digest <code className="digest">{x.digest}</code>
+          </p>
+          <Findings findings={x.scan.findings} />
+        </details>
+      ))}
+    </Section>
+  );
+}
+
+function UsageSection({ name }: { name: string }) {
+  const u = useApi<UsageSummary>(`/api/v1/apps/${name}/usage?days=30`);
+  if (!u.data) return u.error ? <ErrorNote error={u.error} /> : null;
+  const d = u.data;
+  const peak = Math.max(1, ...d.byDay.map((x) => x.requests));
+  return (
+    <Section title="Use in the last 30 days">
+      <dl className="facts stats">
+        <div>
+          <dt>Requests</dt>
+          <dd>{d.requests}</dd>
+        </div>
+        <div>
+          <dt>People</dt>
+          <dd>{d.users}</dd>
+        </div>
+        <div>
+          <dt>Server errors</dt>
+          <dd>{d.serverErrors}</dd>
+        </div>
+        <div>
+          <dt>Average latency</dt>
+          <dd>{d.averageLatencyMs === null ? 'n/a' : `${Math.round(d.averageLatencyMs)} ms`}</dd>
+        </div>
+      </dl>
+      {d.byDay.length ? (
+        <table className="bars">
+          <caption>Requests per day</caption>
+          <thead>
+            <tr>
+              <th scope="col">Day</th>
+              <th scope="col">Requests</th>
+              <th scope="col">People</th>
+            </tr>
+          </thead>
+          <tbody>
+            {d.byDay.map((x) => (
+              <tr key={x.day}>
+                <th scope="row">{x.day}</th>
+                <td>
+                  <span
+                    className="bar"
+                    style={{ width: `${(x.requests / peak) * 100}%` }}
+                    aria-hidden="true"
+                  />
+                  {x.requests}
+                </td>
+                <td>{x.users}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      ) : (
+        <p className="muted">Nobody has used it in this period.</p>
+      )}
+    </Section>
+  );
+}
+
+function AppAudit({ name }: { name: string }) {
+  const e = useApi<{ items: AuditEvent[] }>(`/api/v1/audit/events?app=${name}&limit=200`);
+  if (e.error) return <ErrorNote error={e.error} />;
+  if (!e.data) return <Loading what="the audit trail" />;
+  return <AuditTable events={[...e.data.items].reverse()} />;
+}

@@ -1,0 +1,174 @@
+import { useState } from 'react';
+import { ApiError, api, query } from '../api.ts';
+import type { AuditEvent, VerifyResult } from '../contracts.ts';
+import { navigate, useLocation } from '../router.tsx';
+import { hasRole, useSession } from '../session.tsx';
+import { ErrorNote, Loading, When } from '../ui.tsx';
+import { useApi } from '../use-api.ts';
+
+/** The audit explorer: filter the tamper-evident log, and check its hash chain from the page. */
+export function AuditPage() {
+  const session = useSession();
+  const { search } = useLocation();
+  const filters = {
+    actor: search.get('actor') ?? '',
+    app: search.get('app') ?? '',
+    action: search.get('action') ?? '',
+    since: search.get('since') ?? '',
+  };
+  const path = `/api/v1/audit/events${query({
+    ...filters,
+    since: filters.since ? new Date(`${filters.since}T00:00:00Z`).toISOString() : undefined,
+    limit: 1000,
+  })}`;
+  const events = useApi<{ items: AuditEvent[]; next: number | null }>(path);
+  const apply = (form: HTMLFormElement) => {
+    const data = new FormData(form);
+    const next = new URLSearchParams();
+    for (const k of ['actor', 'app', 'action', 'since']) {
+      const v = String(data.get(k) ?? '').trim();
+      if (v) next.set(k, v);
+    }
+    navigate(`/audit${next.size ? `?${next}` : ''}`);
+  };
+  return (
+    <>
+      <h1 tabIndex={-1}>Audit</h1>
+      <p className="muted">
+        {hasRole(session, 'auditor', 'admin')
+          ? 'Every change on the platform, in order. Each event is chained to the one before by its hash.'
+          : 'The events about your apps. Auditors see the whole log.'}
+      </p>
+      {hasRole(session, 'auditor', 'admin') ? <VerifyChain /> : null}
+      <form
+        className="filters"
+        aria-label="Filter the audit log"
+        onSubmit={(e) => {
+          e.preventDefault();
+          apply(e.currentTarget);
+        }}
+      >
+        <div className="field">
+          <label htmlFor="actor">Actor (e-mail)</label>
+          <input
+            id="actor"
+            name="actor"
+            defaultValue={filters.actor}
+            key={`a${filters.actor}`}
+            maxLength={320}
+          />
+        </div>
+        <div className="field">
+          <label htmlFor="app">App</label>
+          <input id="app" name="app" defaultValue={filters.app} key={`p${filters.app}`} maxLength={63} />
+        </div>
+        <div className="field">
+          <label htmlFor="action">Action, or a prefix ending in "."</label>
+          <input
+            id="action"
+            name="action"
+            defaultValue={filters.action}
+            key={`c${filters.action}`}
+            maxLength={100}
+          />
+        </div>
+        <div className="field">
+          <label htmlFor="since">Since (date)</label>
+          <input id="since" name="since" type="date" defaultValue={filters.since} key={`s${filters.since}`} />
+        </div>
+        <div className="field">
+          <span aria-hidden="true">&nbsp;</span>
+          <button type="submit">Filter</button>
+        </div>
+      </form>
+      <ErrorNote error={events.error} />
+      {events.loading && !events.data ? <Loading what="events" /> : null}
+      {events.data ? (
+        <>
+          <p className="muted" role="status">
+            {events.data.items.length} event{events.data.items.length === 1 ? '' : 's'}
+            {events.data.next !== null ? ' (the first 1,000; narrow the filter to see the rest)' : ''}
+          </p>
+          <AuditTable events={[...events.data.items].reverse()} />
+        </>
+      ) : null}
+    </>
+  );
+}
+
+function VerifyChain() {
+  const [result, setResult] = useState<VerifyResult | null>(null);
+  const [error, setError] = useState<ApiError | null>(null);
+  const [busy, setBusy] = useState(false);
+  return (
+    <div className="card verify">
+      <button
+        type="button"
+        className="primary"
+        disabled={busy}
+        onClick={async () => {
+          setBusy(true);
+          setError(null);
+          try {
+            setResult(await api<VerifyResult>('GET', '/api/v1/audit/verify'));
+          } catch (e) {
+            setError(e instanceof ApiError ? e : new ApiError(0, 'network', String(e), []));
+          } finally {
+            setBusy(false);
+          }
+        }}
+      >
+        {busy ? 'Verifying…' : 'Verify the chain'}
+      </button>
+      <ErrorNote error={error} />
+      {result ? (
+        <p role="status" className={result.ok ? 'notice' : 'error'} data-testid="verify-result">
+          {result.ok
+            ? `The chain is intact: ${result.checked} events checked, head ${result.head.slice(0, 16)}…`
+            : `The chain is broken at event ${result.broken.seq}: ${result.broken.reason}. ${result.checked} events checked before it.`}
+        </p>
+      ) : null}
+    </div>
+  );
+}
+
+/** Audit events, newest first. */
+export function AuditTable({ events }: { events: AuditEvent[] }) {
+  if (events.length === 0) return <p>No event matches.</p>;
+  return (
+    // biome-ignore lint/a11y/noNoninteractiveTabindex: a scrolling region must take focus so keyboard users can scroll it
+    <section className="table-scroll" tabIndex={0} aria-label="Audit events">
+      <table className="audit">
+        <thead>
+          <tr>
+            <th scope="col">#</th>
+            <th scope="col">When</th>
+            <th scope="col">Actor</th>
+            <th scope="col">Action</th>
+            <th scope="col">Target</th>
+            <th scope="col">Details</th>
+          </tr>
+        </thead>
+        <tbody>
+          {events.map((e) => (
+            <tr key={e.seq}>
+              <td>{e.seq}</td>
+              <td>
+                <When at={e.occurredAt} />
+              </td>
+              <td>{e.actor}</td>
+              <td>
+                <code>{e.action}</code>
+              </td>
+              <td>{e.target}</td>
+              <td className="summary">
+                {e.reason ? <span>{e.reason} </span> : null}
+                <code>{JSON.stringify(e.summary)}</code>
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </section>
+  );
+}

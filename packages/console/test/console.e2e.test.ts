@@ -1,0 +1,285 @@
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import axe from 'axe-core';
+import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
+import { build } from 'vite';
+import {
+  bankReconciliation,
+  call,
+  signInEveryone,
+  startTestServer,
+  type TestServer,
+} from '../../server/test/harness.ts';
+
+const chromiumPath = process.env.MICROAPP_CHROMIUM ?? '/usr/bin/chromium';
+const shots = resolve(import.meta.dirname, '../../../test-output/console');
+
+/**
+ * The console in a real browser (Debian's chromium driven by playwright-core) against a real server, the
+ * embedded identity provider and a console built from these sources. Each page is scanned with axe-core
+ * (no serious or critical WCAG 2.1 A/AA violation) and photographed into test-output/console/.
+ */
+describe('web console in a browser', () => {
+  let server: TestServer;
+  let browser: Browser;
+  let consoleDir: string;
+  let tokens: Awaited<ReturnType<typeof signInEveryone>>;
+
+  before(async () => {
+    assert.ok(
+      existsSync(chromiumPath),
+      `no browser at ${chromiumPath}: install Debian's chromium (apt-get install chromium) or set MICROAPP_CHROMIUM`,
+    );
+    consoleDir = mkdtempSync(join(tmpdir(), 'microapp-console-'));
+    await build({
+      root: resolve(import.meta.dirname, '..'),
+      configFile: resolve(import.meta.dirname, '../vite.config.ts'),
+      logLevel: 'silent',
+      build: { outDir: consoleDir, emptyOutDir: true },
+    });
+    mkdirSync(shots, { recursive: true });
+    server = await startTestServer('sqlite', { env: { MICROAPP_CONSOLE_DIR: consoleDir } });
+    tokens = await signInEveryone(server);
+    browser = await chromium.launch({
+      executablePath: chromiumPath,
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+        '--no-first-run',
+      ],
+    });
+  });
+  after(async () => {
+    await browser?.close();
+    await server?.stop();
+    rmSync(consoleDir, { recursive: true, force: true });
+  });
+
+  /** A browser of one's own, signed in through the platform's OIDC login as a seeded user. */
+  async function signedIn(email: string): Promise<{ context: BrowserContext; page: Page; errors: string[] }> {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const page = await context.newPage();
+    const errors: string[] = [];
+    await page.goto(`${server.url}/`);
+    await page.getByRole('link', { name: 'Sign in with your company account' }).click();
+    await page
+      .getByRole('button', { name: new RegExp(email.split('@')[0]!, 'i') })
+      .first()
+      .click();
+    await page.getByRole('heading', { level: 1, name: 'Catalog' }).waitFor();
+    // From here on, anything the page logs as an error is a defect.
+    page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
+    page.on('pageerror', (e) => errors.push(e.message));
+    return { context, page, errors };
+  }
+
+  /** axe-core over the page as it is now: serious and critical WCAG 2.1 A/AA violations fail the test. */
+  async function accessible(page: Page, what: string) {
+    // Evaluated through the DevTools protocol: the console's content security policy rightly refuses inline scripts.
+    await page.evaluate(axe.source);
+    const result = await page.evaluate(() => {
+      const g = globalThis as unknown as { axe: typeof axe; document: unknown };
+      return g.axe.run(g.document as Parameters<typeof axe.run>[0], {
+        runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] },
+      });
+    });
+    const bad = result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+    assert.deepEqual(
+      bad.map(
+        (v) => `${v.id} (${v.impact}): ${v.help} at ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`,
+      ),
+      [],
+      `accessibility violations on ${what}`,
+    );
+  }
+
+  const shot = (page: Page, name: string) =>
+    page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
+
+  test('the sign-in page, and the server still answers 404 for API paths it does not know', async () => {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    await page.goto(`${server.url}/apps/anything`);
+    await page.getByRole('link', { name: 'Sign in with your company account' }).waitFor();
+    const href = await page
+      .getByRole('link', { name: 'Sign in with your company account' })
+      .getAttribute('href');
+    assert.equal(
+      href,
+      '/auth/login?return_to=%2Fapps%2Fanything',
+      'sign-in comes back to the page asked for',
+    );
+    await accessible(page, 'the sign-in page');
+    await shot(page, '01-sign-in');
+    const api = await page.request.get(`${server.url}/api/v1/nothing-here`);
+    assert.equal(api.status(), 404);
+    assert.match(api.headers()['content-type'] ?? '', /problem\+json/);
+    await context.close();
+  });
+
+  test('alice registers a form app by answering questions, watching the tier change as she answers', async () => {
+    const { context, page, errors } = await signedIn('alice@example.com');
+    await accessible(page, 'the catalog');
+    await shot(page, '02-catalog');
+
+    await page.getByRole('link', { name: 'New app' }).click();
+    await page.getByRole('heading', { level: 1, name: 'Register a new app' }).waitFor();
+    await page.getByRole('radio', { name: /Form/ }).check();
+    await accessible(page, 'the new-app wizard');
+    await page.getByRole('button', { name: 'Next' }).click();
+
+    // A bad name is explained, and the wizard stays on the question.
+    await page.getByRole('textbox', { name: 'What should the app be called?' }).fill('Team Survey!');
+    await page.getByRole('button', { name: 'Next' }).click();
+    await page.getByRole('alert').filter({ hasText: 'lower-case letters' }).waitFor();
+    await page.getByRole('textbox', { name: 'What should the app be called?' }).fill('team-survey');
+    await page.getByRole('button', { name: 'Next' }).click();
+    await page
+      .getByRole('textbox', { name: 'What is it for?' })
+      .fill('Ask the finance team which training they want next quarter');
+    await page.getByRole('button', { name: 'Next' }).click();
+    assert.equal(await page.getByLabel('Department whose people may open it').inputValue(), 'finance');
+    await page.getByLabel('About how many people, at most?').fill('30');
+    await page.getByRole('button', { name: 'Next' }).click();
+
+    // Personal and financial data make it high risk, with reasons; taking them back makes it low again.
+    const risk = page.getByRole('complementary', { name: 'Risk so far' });
+    await page.getByRole('checkbox', { name: /Personal data/ }).check();
+    await page.getByRole('checkbox', { name: /Financial records/ }).check();
+    await risk.getByText('High risk').waitFor();
+    assert.match(
+      (await page.getByTestId('tier-meaning').textContent()) ?? '',
+      /security reviewer and a compliance reviewer/,
+    );
+    await accessible(page, 'the wizard showing a high tier');
+    await shot(page, '03-new-app-high-risk');
+    await page.getByRole('checkbox', { name: /Personal data/ }).uncheck();
+    await page.getByRole('checkbox', { name: /Financial records/ }).uncheck();
+    await page.getByRole('checkbox', { name: /Internal information/ }).check();
+    await risk.getByText('Low risk').waitFor();
+    assert.match((await page.getByTestId('tier-meaning').textContent()) ?? '', /approved automatically/);
+    await page.getByRole('button', { name: 'Next' }).click();
+    await page.getByRole('button', { name: 'Next' }).click(); // connections: none
+    await page.getByRole('button', { name: 'Next' }).click(); // lifetime: the default
+    await page.getByRole('heading', { name: 'Check your answers' }).waitFor();
+    await shot(page, '04-new-app-review');
+    await page.getByRole('button', { name: 'Register the app' }).click();
+
+    await page.getByRole('heading', { level: 1, name: 'team-survey' }).waitFor();
+    await page.getByRole('status').filter({ hasText: 'Registered' }).waitFor();
+    await page.getByText('Approved', { exact: true }).first().waitFor();
+    await page.getByRole('cell', { name: 'app.registered' }).waitFor();
+    await accessible(page, 'the app page');
+    await shot(page, '05-app-page');
+
+    // The API holds what the console showed.
+    const app = await call(server, 'GET', '/api/v1/apps/team-survey', { token: tokens.alice });
+    assert.equal(app.status, 200);
+    assert.equal(app.body.tier, 'low');
+    assert.equal(app.body.state, 'approved');
+    assert.deepEqual(app.body.manifest.template, { name: 'form', version: '1.0.0' });
+    assert.deepEqual(app.body.manifest.dataClasses, ['internal']);
+
+    // Phone width: nothing runs off the side of the screen.
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.goto(`${server.url}/`);
+    await page.getByRole('link', { name: 'team-survey' }).waitFor();
+    const overflow = await page.evaluate(() => {
+      const g = globalThis as unknown as {
+        innerWidth: number;
+        document: { documentElement: { scrollWidth: number } };
+      };
+      return g.document.documentElement.scrollWidth - g.innerWidth;
+    });
+    assert.ok(overflow <= 0, `the catalog is ${overflow}px wider than a phone`);
+    await shot(page, '06-catalog-phone');
+    assert.deepEqual(errors, [], 'console errors');
+    await context.close();
+  });
+
+  test('bob reviews a high-tier change with its diff and policy results side by side, and approves', async () => {
+    const alice = tokens.alice;
+    assert.equal(
+      (await call(server, 'POST', '/api/v1/apps', { token: alice, body: bankReconciliation() })).status,
+      201,
+    );
+    for (const reviewer of [tokens.bob, tokens.erin])
+      assert.equal(
+        (
+          await call(server, 'POST', '/api/v1/apps/bank-reconciliation/reviews', {
+            token: reviewer,
+            body: { decision: 'approve' },
+          })
+        ).status,
+        200,
+      );
+    // A new host to send data to is a risk-relevant change: the app goes back to review.
+    const changed = await call(server, 'POST', '/api/v1/apps', {
+      token: alice,
+      body: bankReconciliation({
+        integrations: {
+          egress: ['api.bank.example.com', 'sftp.partner.example.net'],
+          connectors: ['ledger-api'],
+        },
+      }),
+    });
+    assert.equal(changed.body.app.state, 'pending_review');
+
+    const { context, page, errors } = await signedIn('bob@example.com');
+    await page.getByRole('link', { name: 'Reviews' }).click();
+    const review = page.getByRole('article', { name: /bank-reconciliation/ });
+    await review.waitFor();
+    const diff = review.getByRole('table', { name: /Changed since revision 1/ });
+    await diff.getByRole('cell', { name: 'api.bank.example.com, sftp.partner.example.net' }).waitFor();
+    await review.getByText('No version has been built yet').waitFor();
+    const network = review.getByRole('row', { name: /microapp\.network\.deny/ });
+    assert.match((await network.textContent()) ?? '', /Passed: nothing denied/);
+    await accessible(page, 'the reviews inbox');
+    await shot(page, '07-reviews');
+
+    await review.getByRole('button', { name: 'Approve bank-reconciliation' }).click();
+    await review.getByRole('status').filter({ hasText: 'Approved.' }).waitFor();
+    const app = await call(server, 'GET', '/api/v1/apps/bank-reconciliation', { token: alice });
+    const mine = app.body.approval.reviews.filter(
+      (r: { reviewer: string; revision: number }) => r.reviewer === 'bob@example.com' && r.revision === 2,
+    );
+    assert.equal(mine.length, 1, 'the approval was recorded by the API as bob, for revision 2');
+    assert.deepEqual(app.body.approval.missing, [{ specialty: 'compliance' }]);
+    assert.deepEqual(errors, [], 'console errors');
+    await context.close();
+  });
+
+  test('ivan verifies the audit chain and filters the log', async () => {
+    const { context, page, errors } = await signedIn('ivan@example.com');
+    await page.getByRole('link', { name: 'Audit' }).click();
+    await page.getByRole('button', { name: 'Verify the chain' }).click();
+    const verdict = page.getByTestId('verify-result');
+    await verdict.waitFor();
+    assert.match((await verdict.textContent()) ?? '', /The chain is intact: \d+ events checked/);
+    await page.getByLabel('App').fill('bank-reconciliation');
+    await page.getByLabel('Action, or a prefix ending in "."').fill('approval.');
+    await page.getByRole('button', { name: 'Filter' }).click();
+    await page.getByText(/^\d+ events?/).waitFor();
+    const actions = await page.locator('table.audit tbody tr td:nth-child(4)').allInnerTexts();
+    assert.ok(actions.length >= 2, `approval events for bank-reconciliation: ${actions}`);
+    assert.ok(
+      actions.every((a) => a.startsWith('approval.')),
+      actions.join(', '),
+    );
+    await accessible(page, 'the audit explorer');
+    await shot(page, '08-audit');
+    // An auditor reads; the console offers no decision, and the API would refuse one.
+    await page.getByRole('link', { name: 'Reviews' }).click();
+    await page.getByRole('heading', { level: 1, name: 'Reviews' }).waitFor();
+    assert.equal(await page.getByRole('button', { name: /^Approve/ }).count(), 0);
+    assert.deepEqual(errors, [], 'console errors');
+    await context.close();
+  });
+});

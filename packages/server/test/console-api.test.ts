@@ -1,0 +1,188 @@
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import {
+  bankReconciliation,
+  call,
+  engines,
+  lunchPoll,
+  people,
+  signInEveryone,
+  startTestServer,
+  type TestServer,
+} from './harness.ts';
+
+/** The endpoints the console's wizard and reviews inbox stand on, and how the console's files are served. */
+for (const engine of engines()) {
+  describe(`console API (${engine})`, () => {
+    let server: TestServer;
+    let t: Awaited<ReturnType<typeof signInEveryone>>;
+    let dir: string;
+    before(async () => {
+      dir = mkdtempSync(join(tmpdir(), 'microapp-console-files-'));
+      mkdirSync(join(dir, 'assets'));
+      writeFileSync(join(dir, 'index.html'), '<!doctype html><title>console</title><div id="root"></div>');
+      writeFileSync(join(dir, 'assets', 'index-abc123.js'), 'console.log(1)');
+      writeFileSync(join(dir, 'secret.txt'), 'outside assets');
+      server = await startTestServer(engine, { env: { MICROAPP_CONSOLE_DIR: dir } });
+      t = await signInEveryone(server);
+    });
+    after(async () => {
+      await server.stop();
+      rmSync(dir, { recursive: true, force: true });
+    });
+
+    const counts = async () => {
+      const db = server.rawDb();
+      try {
+        const apps = await db.kysely
+          .selectFrom('apps')
+          .select((eb) => eb.fn.countAll().as('n'))
+          .executeTakeFirst();
+        const events = await db.kysely
+          .selectFrom('audit_events')
+          .select((eb) => eb.fn.countAll().as('n'))
+          .executeTakeFirst();
+        return { apps: Number(apps?.n), events: Number(events?.n) };
+      } finally {
+        await db.destroy();
+      }
+    };
+
+    test('an assessment scores a manifest with its reasons and reviews, and writes nothing', async () => {
+      const before = await counts();
+      const res = await call(server, 'POST', '/api/v1/assessments', {
+        token: t.alice,
+        body: bankReconciliation(),
+      });
+      assert.equal(res.status, 200, res.text);
+      assert.equal(res.body.tier, 'high');
+      assert.ok(
+        res.body.factors.some((f: { id: string }) => f.id === 'data-class:pii'),
+        res.text,
+      );
+      assert.deepEqual(res.body.requiredReviews, [{ specialty: 'security' }, { specialty: 'compliance' }]);
+      assert.match(res.body.meaning, /security reviewer and a compliance reviewer/);
+      const low = await call(server, 'POST', '/api/v1/assessments', {
+        token: t.alice,
+        body: lunchPoll({ owner: people.alice }),
+      });
+      assert.equal(low.body.tier, 'low');
+      assert.match(low.body.meaning, /approved automatically/);
+      assert.deepEqual(await counts(), before, 'no app and no audit event was written');
+    });
+
+    test('a bad manifest is refused with the field named; anonymous callers are refused', async () => {
+      const bad = await call(server, 'POST', '/api/v1/assessments', {
+        token: t.alice,
+        body: { ...bankReconciliation(), dataClasses: ['top-secret'] },
+      });
+      assert.equal(bad.status, 400);
+      assert.match(bad.body.detail, /dataClasses/);
+      const extra = await call(server, 'POST', '/api/v1/assessments', {
+        token: t.alice,
+        body: { ...bankReconciliation(), shell: '$(reboot)' },
+      });
+      assert.equal(extra.status, 400);
+      const anonymous = await call(server, 'POST', '/api/v1/assessments', { body: bankReconciliation() });
+      assert.equal(anonymous.status, 401);
+    });
+
+    test('revisions list every registration newest first; other departments get 404', async () => {
+      await call(server, 'POST', '/api/v1/apps', { token: t.alice, body: bankReconciliation() });
+      await call(server, 'POST', '/api/v1/apps/bank-reconciliation/reviews', {
+        token: t.bob,
+        body: { decision: 'approve' },
+      });
+      await call(server, 'POST', '/api/v1/apps', {
+        token: t.alice,
+        body: bankReconciliation({ dataClasses: ['internal', 'financial'] }),
+      });
+      const res = await call(server, 'GET', '/api/v1/apps/bank-reconciliation/revisions', { token: t.bob });
+      assert.equal(res.status, 200, res.text);
+      assert.deepEqual(
+        res.body.items.map((r: { revision: number }) => r.revision),
+        [2, 1],
+      );
+      assert.deepEqual(res.body.items[1].inputs.dataClasses, ['financial', 'internal', 'pii']);
+      assert.deepEqual(res.body.items[0].inputs.dataClasses, ['financial', 'internal']);
+      assert.deepEqual(
+        res.body.items[1].reviews.map((r: { reviewer: string; decision: string }) => [
+          r.reviewer,
+          r.decision,
+        ]),
+        [['bob@example.com', 'approve']],
+      );
+      const frank = await call(server, 'GET', '/api/v1/apps/bank-reconciliation/revisions', {
+        token: t.frank,
+      });
+      assert.equal(frank.status, 404, 'an app in another department does not show, not even that it exists');
+    });
+
+    test('the templates an app can start from, with versions', async () => {
+      const res = await call(server, 'GET', '/api/v1/templates', { token: t.frank });
+      assert.deepEqual(
+        res.body.items.map((x: { name: string; version: string }) => `${x.name}@${x.version}`),
+        ['connector@1.0.0', 'dashboard@1.0.0', 'finance-reconciliation@1.0.0', 'form@1.0.0'],
+      );
+    });
+
+    test("the console's page is served for its paths, under a strict content security policy", async () => {
+      for (const path of ['/', '/apps/bank-reconciliation', '/reviews', '/audit?app=x']) {
+        const res = await fetch(server.url + path);
+        assert.equal(res.status, 200, path);
+        assert.match(res.headers.get('content-type') ?? '', /text\/html/);
+        assert.match(await res.text(), /<div id="root">/);
+        assert.equal(
+          res.headers.get('content-security-policy'),
+          "default-src 'self'; frame-ancestors 'none'",
+        );
+        assert.equal(res.headers.get('x-frame-options'), 'DENY');
+      }
+      const asset = await fetch(`${server.url}/assets/index-abc123.js`);
+      assert.equal(asset.status, 200);
+      assert.match(asset.headers.get('cache-control') ?? '', /immutable/);
+    });
+
+    test('API and sign-in paths never fall through to the page; files outside assets/ are not served', async () => {
+      for (const path of ['/api/v1/nothing', '/api', '/auth/nothing', '/metrics/x']) {
+        const res = await fetch(server.url + path);
+        assert.equal(res.status, 404, path);
+        assert.match(res.headers.get('content-type') ?? '', /problem\+json/, path);
+      }
+      for (const path of [
+        '/assets/..%2fsecret.txt',
+        '/assets/%2e%2e%2fsecret.txt',
+        '/assets/.hidden',
+        '/assets/missing.js',
+        '/secret.txt',
+      ]) {
+        const res = await fetch(server.url + path);
+        const body = await res.text();
+        assert.ok(!body.includes('outside assets'), `${path} leaked a file: ${res.status}`);
+        if (path.startsWith('/assets/')) assert.ok([400, 404].includes(res.status), `${path}: ${res.status}`);
+      }
+      const post = await fetch(`${server.url}/`, { method: 'POST' });
+      assert.equal(post.status, 404);
+    });
+  });
+}
+
+describe('console not built', () => {
+  test('the server says how to build it, and the API still works', async () => {
+    const empty = mkdtempSync(join(tmpdir(), 'microapp-no-console-'));
+    const server = await startTestServer('sqlite', { env: { MICROAPP_CONSOLE_DIR: empty } });
+    try {
+      const res = await fetch(`${server.url}/`);
+      assert.equal(res.status, 200);
+      assert.match(await res.text(), /npm run build:console/);
+      assert.equal((await fetch(`${server.url}/assets/index.js`)).status, 404);
+      assert.equal((await fetch(`${server.url}/healthz`)).status, 200);
+    } finally {
+      await server.stop();
+      rmSync(empty, { recursive: true, force: true });
+    }
+  });
+});
