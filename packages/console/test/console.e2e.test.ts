@@ -184,7 +184,7 @@ describe('web console in a browser', () => {
     assert.equal(app.status, 200);
     assert.equal(app.body.tier, 'low');
     assert.equal(app.body.state, 'approved');
-    assert.deepEqual(app.body.manifest.template, { name: 'form', version: '1.0.0' });
+    assert.deepEqual(app.body.manifest.template, { name: 'form', version: '1.1.0' });
     assert.deepEqual(app.body.manifest.dataClasses, ['internal']);
 
     // Phone width: nothing runs off the side of the screen.

@@ -21,6 +21,7 @@ export const idPrefixes = {
   delivery: 'dlv',
   archive: 'arc',
   lease: 'lse',
+  build: 'bld',
 } as const;
 
 export type IdKind = keyof typeof idPrefixes;

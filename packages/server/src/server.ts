@@ -19,6 +19,8 @@ import { createReviewDigest } from './modules/approvals/review-digest.ts';
 import { registerAuditRoutes } from './modules/audit/audit-routes.ts';
 import { createAuditService } from './modules/audit/audit-service.ts';
 import { createSiemExport } from './modules/audit/siem-export.ts';
+import { registerBuildRoutes } from './modules/builds/build-routes.ts';
+import { createBuildService } from './modules/builds/build-service.ts';
 import { createCatalogRepository } from './modules/catalog/catalog-repository.ts';
 import { registerCatalogRoutes } from './modules/catalog/catalog-routes.ts';
 import { createCatalogService } from './modules/catalog/catalog-service.ts';
@@ -231,6 +233,17 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     onCrash: (name, outcome) => platformMetrics?.crash(name, outcome),
   });
   registerDeploymentRoutes(app, { deployments });
+  const builds = createBuildService({
+    db: db.kysely,
+    clock,
+    audit,
+    catalog,
+    tokens,
+    deployments,
+    workDir: join(config.dataDir, 'builds'),
+    platformUrl: () => publicUrl!,
+  });
+  registerBuildRoutes(app, { builds });
   const usage = createUsageService({ db: db.kysely, catalog, logger, clock });
   platformMetrics = registerPlatformMetrics({
     registry: usage.registry,
@@ -407,6 +420,9 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   const url = publicUrl;
   // Apps that were running when the server stopped start again (each verified again).
   const recovery = await deployments.recover();
+  const interrupted = await builds.recover();
+  if (interrupted)
+    logger.warn({ builds: interrupted }, 'builds interrupted by the last restart were marked failed');
   if (recovery.recovered.length || recovery.failed.length) logger.info(recovery, 'recovered running apps');
   if (config.jobs.enabled) jobs.start();
   logger.info(
@@ -422,6 +438,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     devIdp,
     async close() {
       await jobs.stop();
+      await builds.close();
       notifications.close();
       await deployments.shutdown();
       await app.close();

@@ -117,6 +117,18 @@ const expectations: Record<string, { allowed: Who[]; denied?: Partial<Record<Who
   'POST /api/v1/apps/:name/owner': { allowed: users },
   'POST /api/v1/assessments': { allowed: users },
   'GET /api/v1/templates': { allowed: users },
+  'POST /api/v1/apps/:name/builds': {
+    allowed: ['creator', 'admin'],
+    denied: { otherCreator: 404, reviewer: 403, auditor: 403 },
+  },
+  'GET /api/v1/apps/:name/builds': {
+    allowed: ['creator', 'reviewer', 'admin', 'auditor'],
+    denied: { otherCreator: 404 },
+  },
+  'GET /api/v1/apps/:name/builds/:id': {
+    allowed: ['creator', 'reviewer', 'admin', 'auditor'],
+    denied: { otherCreator: 404 },
+  },
   'GET /api/v1/apps/:name/revisions': {
     allowed: ['creator', 'reviewer', 'admin', 'auditor'],
     denied: { otherCreator: 404 },
@@ -160,7 +172,10 @@ describe('every route declares who may call it', () => {
         const token = who === 'anonymous' ? undefined : tokens[who];
         const path = template
           .replace(':name', 'bank-reconciliation')
-          .replace(':id', 'tok_00000000000000000000')
+          .replace(
+            ':id',
+            template.includes('/builds/') ? 'bld_00000000000000000000' : 'tok_00000000000000000000',
+          )
           .replace(':version', '9.9.9')
           .replace(':secret', 'LEDGER_READ_TOKEN');
         let body: unknown;

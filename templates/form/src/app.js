@@ -2,12 +2,26 @@
 import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-/** The questions. Edit these to change the form. */
-export const fields = [
-  { id: 'name', label: 'Your name', required: true, max: 100 },
-  { id: 'team', label: 'Team', required: true, max: 100 },
-  { id: 'answer', label: 'Your answer', required: true, max: 2000 },
-];
+/**
+ * The questions, from form.json (edit it, or use the form builder in the console). Each has an id
+ * (lower-case letters, digits and underscores), a label, whether it is required and a maximum length.
+ */
+export const fields = checkFields(JSON.parse(readFileSync(new URL('../form.json', import.meta.url), 'utf8')).fields);
+
+function checkFields(list) {
+  if (!Array.isArray(list) || list.length === 0 || list.length > 50) throw new Error('form.json: 1 to 50 fields');
+  const seen = new Set();
+  for (const f of list) {
+    if (!/^[a-z][a-z0-9_]{0,39}$/.test(f.id ?? '') || seen.has(f.id) || ['by', 'at'].includes(f.id))
+      throw new Error(`form.json: field id "${f.id}" must be unique lower-case letters, digits and underscores`);
+    if (typeof f.label !== 'string' || !f.label.trim() || f.label.length > 200)
+      throw new Error(`form.json: field ${f.id} needs a label of at most 200 characters`);
+    if (typeof f.required !== 'boolean' || !Number.isInteger(f.max) || f.max < 1 || f.max > 10000)
+      throw new Error(`form.json: field ${f.id} needs required (true/false) and max (1 to 10000)`);
+    seen.add(f.id);
+  }
+  return list;
+}
 
 /** Checks one submission; returns the clean record or the list of problems. */
 export function validate(form) {

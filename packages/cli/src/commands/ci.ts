@@ -1,5 +1,5 @@
-import type { Command } from 'commander';
-import { createClient } from '../client.ts';
+import { type Command, Option } from 'commander';
+import { CliError, createClient } from '../client.ts';
 import { action, ctxOf, examples } from '../context.ts';
 import { loadCredential } from '../credentials.ts';
 import { emit } from '../output.ts';
@@ -33,6 +33,15 @@ async function evaluatePolicy(input: unknown, appPolicyDir: string | null) {
   return { denials, tests: { failed } };
 }
 
+async function stepSandbox() {
+  const { sandboxAvailable, sandboxedCommand } = await import('@microapp/server/sandbox');
+  if (!sandboxAvailable())
+    throw new CliError('--sandbox needs bubblewrap: install the Debian package `bubblewrap`', {
+      exitCode: 2,
+    });
+  return sandboxedCommand;
+}
+
 export function registerCiCommands(program: Command) {
   examples(
     program
@@ -44,10 +53,26 @@ export function registerCiCommands(program: Command) {
       .option('--offline', 'skip the check against the platform (local trial only)')
       .option('--no-publish', 'stop before the platform signs and publishes the artifact')
       .option('--spdx', 'also write the SBOM as SPDX 2.3 JSON (.microapp/sbom.spdx.json)')
+      .option(
+        '--sandbox',
+        'run install and test under bubblewrap (no network for the tests), as the platform does',
+      )
+      .addOption(
+        new Option('--progress <format>', 'how each step is reported on stderr')
+          .choices(['text', 'jsonl'])
+          .default('text'),
+      )
       .action(
         action(
           async (
-            flags: { dir: string; offline?: boolean; publish: boolean; spdx?: boolean },
+            flags: {
+              dir: string;
+              offline?: boolean;
+              publish: boolean;
+              spdx?: boolean;
+              sandbox?: boolean;
+              progress: 'text' | 'jsonl';
+            },
             command: Command,
           ) => {
             const ctx = ctxOf(command);
@@ -77,7 +102,11 @@ export function registerCiCommands(program: Command) {
                 };
                 return data.microapp?.config?.allowed_install_scripts ?? [];
               },
+              sandbox: flags.sandbox ? await stepSandbox() : undefined,
               progress: (r, i, total) => {
+                // One JSON object per line and step, for a platform that shows the pipeline live.
+                if (flags.progress === 'jsonl')
+                  return void process.stderr.write(`${JSON.stringify({ ...r, index: i, total })}\n`);
                 if (ctx.json) return;
                 const mark = r.status === 'passed' ? 'ok  ' : r.status === 'skipped' ? 'skip' : 'FAIL';
                 process.stderr.write(
@@ -104,6 +133,6 @@ export function registerCiCommands(program: Command) {
           },
         ),
       ),
-    ['microapp ci', 'microapp ci --dir apps/recon --json'],
+    ['microapp ci', 'microapp ci --dir apps/recon --json', 'microapp ci --sandbox --progress jsonl'],
   );
 }

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve as resolvePath } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { Client } from '../client.ts';
 import { buildArtifact } from './artifact.ts';
@@ -48,18 +48,29 @@ type AppView = {
   approval: { missing: { specialty: string | null }[] };
 };
 
+/** Wraps a step's command in a sandbox (see `microapp ci --sandbox`); `network` only for the install. */
+export type StepSandbox = (
+  command: string,
+  args: string[],
+  options: { dir: string; network: boolean; env: Record<string, string> },
+) => { file: string; args: string[] };
+
 function run(
   cmd: string,
   args: string[],
   cwd: string,
-  opts: { scripts?: boolean } = {},
+  opts: { scripts?: boolean; sandbox?: StepSandbox; network?: boolean } = {},
 ): Promise<{ code: number; output: string }> {
   return new Promise((resolve) => {
     // Install scripts stay off unless asked for, and the app gets no credentials of ours.
     const { MICROAPP_TOKEN: _t, NODE_TEST_CONTEXT: _c, ...env } = process.env;
-    const child = spawn(cmd, args, {
+    const scripts = { npm_config_ignore_scripts: opts.scripts ? 'false' : 'true' };
+    const wrapped = opts.sandbox
+      ? opts.sandbox(cmd, args, { dir: resolvePath(cwd), network: opts.network ?? false, env: scripts })
+      : { file: cmd, args };
+    const child = spawn(wrapped.file, wrapped.args, {
       cwd,
-      env: { ...env, npm_config_ignore_scripts: opts.scripts ? 'false' : 'true' },
+      env: opts.sandbox ? {} : { ...env, ...scripts },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let output = '';
@@ -99,7 +110,10 @@ export async function runCi(options: {
   spdx?: boolean;
   /** Packages whose install scripts may run, from the policy data. */
   allowedInstallScripts?: () => Promise<string[]>;
+  /** Run install and test inside this sandbox (the platform's builds do). */
+  sandbox?: StepSandbox;
 }): Promise<CiResult> {
+  const sandbox = options.sandbox;
   const { dir } = options;
   const steps: StepResult[] = [];
   const total = 9;
@@ -173,7 +187,10 @@ export async function runCi(options: {
         detail: 'no package-lock.json: installs come from the lockfile only',
         next: 'run `npm install` and commit package-lock.json',
       };
-    const r = await run('npm', ['ci', '--ignore-scripts', '--no-audit', '--no-fund'], dir);
+    const r = await run('npm', ['ci', '--ignore-scripts', '--no-audit', '--no-fund'], dir, {
+      sandbox,
+      network: true,
+    });
     if (r.code !== 0)
       return {
         status: 'failed',
@@ -191,7 +208,10 @@ export async function runCi(options: {
     const runScripts = withScripts.filter((n) => allowed.has(n));
     const skipped = withScripts.filter((n) => !allowed.has(n));
     if (runScripts.length > 0) {
-      const rb = await run('npm', ['rebuild', ...runScripts, '--foreground-scripts'], dir, { scripts: true });
+      const rb = await run('npm', ['rebuild', ...runScripts, '--foreground-scripts'], dir, {
+        scripts: true,
+        sandbox,
+      });
       if (rb.code !== 0)
         return {
           status: 'failed',
@@ -209,7 +229,7 @@ export async function runCi(options: {
   });
 
   await step('test', async () => {
-    const r = await run('npm', ['test'], dir);
+    const r = await run('npm', ['test'], dir, { sandbox });
     if (r.code !== 0)
       return {
         status: 'failed',

@@ -483,6 +483,32 @@ const migrations: Record<string, (dialect: Dialect) => Migration> = {
       await db.schema.createIndex('app_usage_at_idx').on('app_usage').column('at').execute();
     },
   }),
+  '0012_builds': () => ({
+    async up(db: AnyDb) {
+      // Builds the platform runs itself (the console's Deploy, `microapp build`): the same pipeline as
+      // `microapp ci`, sandboxed, with every step's outcome kept for whoever watches.
+      await db.schema
+        .createTable('builds')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('app_id', 'text', (c) => c.notNull().references('apps.id'))
+        .addColumn('app_name', 'text', (c) => c.notNull())
+        .addColumn('requested_by', 'text', (c) => c.notNull())
+        .addColumn('source', 'text', (c) => c.notNull())
+        .addColumn('settings', 'text', (c) => c.notNull())
+        .addColumn('deploy', 'integer', (c) => c.notNull())
+        .addColumn('state', 'text', (c) => c.notNull())
+        .addColumn('steps', 'text', (c) => c.notNull())
+        .addColumn('version', 'text')
+        .addColumn('digest', 'text')
+        .addColumn('error', 'text')
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('started_at', 'text')
+        .addColumn('finished_at', 'text')
+        .execute();
+      await db.schema.createIndex('builds_app_idx').on('builds').columns(['app_id', 'created_at']).execute();
+      await db.schema.createIndex('builds_state_idx').on('builds').column('state').execute();
+    },
+  }),
 };
 
 /** Applies every pending migration; returns the names applied. Throws with the failing migration's name. */

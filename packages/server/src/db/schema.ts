@@ -30,6 +30,30 @@ export interface Database {
   advisory_alerts: AdvisoryAlertsTable;
   platform_settings: PlatformSettingsTable;
   notification_preferences: NotificationPreferencesTable;
+  builds: BuildsTable;
+}
+
+export interface BuildsTable {
+  id: string;
+  app_id: string;
+  app_name: string;
+  requested_by: string;
+  /** 'template' (scaffolded by the platform) or 'upload' (a source archive). */
+  source: string;
+  /** JSON: the form builder's fields, for a template build. */
+  settings: string;
+  /** 1 when the build deploys its version once it passes. */
+  deploy: number;
+  /** queued, running, passed, failed */
+  state: string;
+  /** JSON: the pipeline's steps as they finish. */
+  steps: string;
+  version: string | null;
+  digest: string | null;
+  error: string | null;
+  created_at: string;
+  started_at: string | null;
+  finished_at: string | null;
 }
 
 export interface NotificationPreferencesTable {

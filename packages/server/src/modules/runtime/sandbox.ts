@@ -132,3 +132,73 @@ export function startSandboxed(spec: SandboxSpec): SandboxedProcess {
     },
   };
 }
+
+/** Host files a sandboxed build needs to resolve names and check TLS certificates, when it has network. */
+const networkFiles = [
+  '/etc/resolv.conf',
+  '/etc/hosts',
+  '/etc/nsswitch.conf',
+  '/etc/ssl',
+  '/etc/ca-certificates',
+];
+
+/**
+ * The bubblewrap command that runs one pipeline step (`npm ci`, `npm test`) over a build folder: new user
+ * (nobody), pid, ipc, uts, cgroup and network namespaces, all capabilities dropped, a cleared environment,
+ * a read-only runtime, the build folder at /build (its only writable place besides a private /tmp), and
+ * dies with the pipeline. `network` keeps the host's network for the install step only, which runs no
+ * package code (install scripts are off); until the egress broker lands, that step is not limited to
+ * the npm registry. The test step, which runs the app's code, has no network at all.
+ */
+export function sandboxedCommand(
+  command: string,
+  args: string[],
+  options: { dir: string; network: boolean; env?: Record<string, string> },
+): { file: string; args: string[] } {
+  const env: Record<string, string> = {
+    HOME: '/tmp',
+    PATH: `${dirname(process.execPath)}:/usr/bin:/bin`,
+    CI: 'true',
+    npm_config_cache: '/tmp/.npm',
+    npm_config_update_notifier: 'false',
+    npm_config_fund: 'false',
+    npm_config_audit: 'false',
+    ...(options.env ?? {}),
+  };
+  return {
+    file: 'bwrap',
+    args: [
+      '--unshare-all',
+      ...(options.network ? ['--share-net'] : []),
+      '--uid',
+      '65534',
+      '--gid',
+      '65534',
+      '--hostname',
+      'build',
+      '--die-with-parent',
+      '--new-session',
+      '--cap-drop',
+      'ALL',
+      '--clearenv',
+      ...Object.entries(env).flatMap(([k, v]) => ['--setenv', k, v]),
+      ...runtimeMounts(),
+      ...(options.network
+        ? networkFiles.filter((f) => existsSync(f)).flatMap((f) => ['--ro-bind', f, f])
+        : []),
+      '--proc',
+      '/proc',
+      '--dev',
+      '/dev',
+      '--tmpfs',
+      '/tmp',
+      '--bind',
+      options.dir,
+      '/build',
+      '--chdir',
+      '/build',
+      command,
+      ...args,
+    ],
+  };
+}

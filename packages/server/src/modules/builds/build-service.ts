@@ -1,0 +1,423 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { Kysely } from 'kysely';
+import semver from 'semver';
+import type { Clock } from '../../clock.ts';
+import type { BuildsTable, Database } from '../../db/schema.ts';
+import { AppError, conflict, forbidden, notFound } from '../../errors.ts';
+import { newId } from '../../ids.ts';
+import type { AuditContext, AuditService } from '../audit/audit-service.ts';
+import type { CatalogService } from '../catalog/catalog-service.ts';
+import { hasRole, type Principal } from '../identity/principal.ts';
+import type { DeploymentService } from '../runtime/deployment-service.ts';
+import type { TokenService } from '../tokens/token-service.ts';
+import { personalize, unpackUpload } from './build-source.ts';
+import { type FormField, formFieldProblems } from './form-fields.ts';
+
+/** The pipeline's own command: the platform runs exactly what a creator runs on a laptop or in CI. */
+export const cliBin = resolve(import.meta.dirname, '../../../../cli/bin/microapp.js');
+
+export type BuildStep = {
+  step: string;
+  status: 'passed' | 'failed' | 'skipped';
+  durationMs: number;
+  detail: string;
+  next?: string;
+};
+
+export type BuildView = {
+  id: string;
+  app: string;
+  requestedBy: string;
+  source: 'template' | 'upload';
+  state: 'queued' | 'running' | 'passed' | 'failed';
+  deploy: boolean;
+  steps: BuildStep[];
+  /** How many steps the pipeline has, for progress. */
+  total: number;
+  version: string | null;
+  digest: string | null;
+  error: string | null;
+  createdAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+  /** Where the app answers, once the build deployed it. */
+  url: string | null;
+};
+
+export type BuildRequest =
+  | { kind: 'template'; fields?: FormField[]; deploy: boolean }
+  | { kind: 'upload'; archive: Buffer; deploy: boolean };
+
+const pipelineSteps = 9;
+const active = ['queued', 'running'];
+
+/**
+ * Builds on the platform: a template scaffolded with the app's registered manifest (the console's Deploy),
+ * or an uploaded source archive (`microapp build`). Each build runs `microapp ci --sandbox` as the person
+ * who asked, with a one-hour token of theirs that is revoked when the build ends; install and test run under
+ * bubblewrap. One build at a time per server; a build interrupted by a restart is marked failed.
+ */
+export function createBuildService(deps: {
+  db: Kysely<Database>;
+  clock: Clock;
+  audit: Pick<AuditService, 'record'>;
+  catalog: Pick<CatalogService, 'get'>;
+  tokens: Pick<TokenService, 'create' | 'revoke'>;
+  deployments: Pick<DeploymentService, 'deploy'>;
+  workDir: string;
+  platformUrl: () => string;
+  /** Longest a pipeline may run before it is stopped. */
+  timeoutMs?: number;
+}) {
+  const { db, audit } = deps;
+  const timeoutMs = deps.timeoutMs ?? 15 * 60_000;
+  let queue: Promise<void> = Promise.resolve();
+  const waiting = new Map<string, { principal: Principal; ctx: AuditContext; archive?: Buffer }>();
+  const running = new Set<ChildProcess>();
+  let closed = false;
+
+  function appUrl(name: string): string {
+    const u = new URL(deps.platformUrl());
+    return `${u.protocol}//${name}.apps.${u.host}/`;
+  }
+
+  function view(row: BuildsTable): BuildView {
+    return {
+      id: row.id,
+      app: row.app_name,
+      requestedBy: row.requested_by,
+      source: row.source as BuildView['source'],
+      state: row.state as BuildView['state'],
+      deploy: Boolean(Number(row.deploy)),
+      steps: JSON.parse(row.steps) as BuildStep[],
+      total: pipelineSteps + (Number(row.deploy) ? 1 : 0),
+      version: row.version,
+      digest: row.digest,
+      error: row.error,
+      createdAt: row.created_at,
+      startedAt: row.started_at,
+      finishedAt: row.finished_at,
+      url: row.state === 'passed' && Number(row.deploy) ? appUrl(row.app_name) : null,
+    };
+  }
+
+  async function request(principal: Principal, name: string, input: BuildRequest, ctx: AuditContext) {
+    const app = await deps.catalog.get(principal, name);
+    if (app.owner !== principal.email && !hasRole(principal, 'admin'))
+      throw forbidden(`only the owner of ${name} or an admin can build it`);
+    if (app.state !== 'approved')
+      throw conflict(
+        `${name} is ${app.state.replace('_', ' ')}; a build starts once it is approved (\`microapp apps show ${name}\` says who is missing)`,
+      );
+    const template = app.manifest.template;
+    if (input.kind === 'template') {
+      if (!template)
+        throw conflict(
+          `${name} was not created from a template: build it from its folder with \`microapp build\` or \`microapp ci\``,
+        );
+      if (input.fields && template.name !== 'form')
+        throw new AppError(
+          'bad_request',
+          `form fields are for apps made from the form template; ${name} uses ${template.name}`,
+        );
+      const problems = input.fields ? formFieldProblems(input.fields) : [];
+      if (problems.length)
+        throw new AppError(
+          'validation_failed',
+          problems.join('; '),
+          problems.map((message) => ({ path: '/fields', message })),
+        );
+    }
+    const id = newId('build');
+    const now = deps.clock.nowIso();
+    await db.transaction().execute(async (trx) => {
+      const busy = await trx
+        .selectFrom('builds')
+        .select('id')
+        .where('app_id', '=', app.id)
+        .where('state', 'in', active)
+        .executeTakeFirst();
+      if (busy) throw conflict(`${name} is already being built (${busy.id}); wait for it to finish`);
+      await trx
+        .insertInto('builds')
+        .values({
+          id,
+          app_id: app.id,
+          app_name: name,
+          requested_by: principal.email,
+          source: input.kind,
+          settings: JSON.stringify(input.kind === 'template' && input.fields ? { fields: input.fields } : {}),
+          deploy: input.deploy ? 1 : 0,
+          state: 'queued',
+          steps: '[]',
+          version: null,
+          digest: null,
+          error: null,
+          created_at: now,
+          started_at: null,
+          finished_at: null,
+        })
+        .execute();
+      await audit.record(trx, ctx, {
+        action: 'build.requested',
+        targetType: 'app',
+        target: name,
+        summary: {
+          build: id,
+          source: input.kind === 'template' ? `template ${template?.name} ${template?.version}` : 'upload',
+          deploy: input.deploy,
+          ...(input.kind === 'template' && input.fields ? { formFields: input.fields.map((f) => f.id) } : {}),
+          ...(input.kind === 'upload' ? { archiveBytes: input.archive.length } : {}),
+        },
+      });
+    });
+    waiting.set(id, { principal, ctx, ...(input.kind === 'upload' ? { archive: input.archive } : {}) });
+    queue = queue.then(() => run(id)).catch(() => {});
+    return get(principal, name, id);
+  }
+
+  async function get(principal: Principal, name: string, id: string): Promise<BuildView> {
+    await deps.catalog.get(principal, name);
+    const row = await db.selectFrom('builds').selectAll().where('id', '=', id).executeTakeFirst();
+    if (!row || row.app_name !== name) throw notFound(`build ${id} of ${name}`);
+    return view(row);
+  }
+
+  async function list(principal: Principal, name: string): Promise<BuildView[]> {
+    await deps.catalog.get(principal, name);
+    const rows = await db
+      .selectFrom('builds')
+      .selectAll()
+      .where('app_name', '=', name)
+      .orderBy('created_at', 'desc')
+      .limit(50)
+      .execute();
+    return rows.map(view);
+  }
+
+  async function update(id: string, patch: Partial<BuildsTable>) {
+    await db.updateTable('builds').set(patch).where('id', '=', id).execute();
+  }
+
+  /** Runs one child process of the pipeline; stderr lines that are JSON are step results. */
+  function spawnCli(
+    args: string[],
+    env: Record<string, string>,
+    onStep: (s: BuildStep) => void,
+  ): Promise<{ code: number; stdout: string; stderr: string }> {
+    return new Promise((done) => {
+      const child = spawn(process.execPath, [cliBin, '--server', deps.platformUrl(), ...args], {
+        env: { PATH: process.env.PATH ?? '/usr/bin:/bin', NO_COLOR: '1', ...env },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      running.add(child);
+      let stdout = '';
+      let stderr = '';
+      let partial = '';
+      child.stdout.on('data', (d) => {
+        stdout = (stdout + d).slice(-1024 * 1024);
+      });
+      child.stderr.on('data', (d: Buffer) => {
+        partial += d.toString('utf8');
+        const lines = partial.split('\n');
+        partial = lines.pop() ?? '';
+        for (const line of lines) {
+          if (line.startsWith('{"step"')) {
+            try {
+              const {
+                index: _i,
+                total: _t,
+                ...step
+              } = JSON.parse(line) as BuildStep & {
+                index: number;
+                total: number;
+              };
+              onStep(step);
+              continue;
+            } catch {}
+          }
+          stderr = `${stderr}${line}\n`.slice(-16 * 1024);
+        }
+      });
+      const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+      child.on('close', (code, signal) => {
+        clearTimeout(timer);
+        running.delete(child);
+        done({ code: signal ? 124 : (code ?? 1), stdout, stderr });
+      });
+      child.on('error', (e) => done({ code: 1, stdout, stderr: e.message }));
+    });
+  }
+
+  async function nextVersion(appId: string): Promise<string> {
+    const rows = await db.selectFrom('app_versions').select('version').where('app_id', '=', appId).execute();
+    const newest = rows
+      .map((r) => r.version)
+      .filter((v) => semver.valid(v))
+      .sort(semver.rcompare)[0];
+    return newest ? semver.inc(newest, 'patch')! : '0.1.0';
+  }
+
+  async function run(id: string) {
+    const job = waiting.get(id);
+    waiting.delete(id);
+    const row = await db.selectFrom('builds').selectAll().where('id', '=', id).executeTakeFirst();
+    if (!row || !job || closed) return;
+    const { principal, ctx } = job;
+    const steps: BuildStep[] = [];
+    const dir = join(deps.workDir, id);
+    const src = join(dir, 'src');
+    let token: { id: string; value: string } | null = null;
+    let version: string | null = null;
+    let digest: string | null = null;
+    let error: string | null = null;
+    const record = async (s: BuildStep) => {
+      steps.push(s);
+      await update(id, { steps: JSON.stringify(steps) });
+    };
+    try {
+      await update(id, { state: 'running', started_at: deps.clock.nowIso() });
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+      const app = await deps.catalog.get(principal, row.app_name);
+      const issued = await deps.tokens.create(
+        principal.userId,
+        { name: `platform build ${id}`, scopes: ['apps:read', 'apps:write'], expiresInDays: 1 / 24 },
+        ctx,
+      );
+      token = { id: issued.info.id, value: issued.token };
+      const env = { MICROAPP_TOKEN: token.value, HOME: dir };
+      const started = performance.now();
+      if (row.source === 'template') {
+        const t = app.manifest.template!;
+        const init = await spawnCli(
+          [
+            'init',
+            src,
+            '--template',
+            t.name,
+            '--name',
+            app.name,
+            '--owner',
+            app.owner,
+            ...(app.department ? ['--department', app.department] : []),
+            '--json',
+          ],
+          env,
+          () => {},
+        );
+        if (init.code !== 0) throw new Error(`the template could not be scaffolded: ${init.stderr.trim()}`);
+        version = await nextVersion(app.id);
+        const settings = JSON.parse(row.settings) as { fields?: FormField[] };
+        personalize(src, {
+          manifest: app.manifest,
+          version,
+          ...(settings.fields ? { fields: settings.fields } : {}),
+        });
+        await record({
+          step: 'source',
+          status: 'passed',
+          durationMs: Math.round(performance.now() - started),
+          detail: `${t.name} template ${t.version} with the registered manifest, as version ${version}`,
+        });
+      } else {
+        await unpackUpload(job.archive!, src);
+        const pkg = join(src, 'package.json');
+        version = existsSync(pkg)
+          ? ((JSON.parse(readFileSync(pkg, 'utf8')) as { version?: string }).version ?? null)
+          : null;
+        await record({
+          step: 'source',
+          status: 'passed',
+          durationMs: Math.round(performance.now() - started),
+          detail: `source archive unpacked (${job.archive!.length} bytes)${version ? `, version ${version}` : ''}`,
+        });
+      }
+      const ci = await spawnCli(
+        ['ci', '--dir', src, '--sandbox', '--progress', 'jsonl', '--json'],
+        env,
+        (s) => {
+          void record(s);
+        },
+      );
+      if (ci.code === 124)
+        throw new Error(
+          `the pipeline ran longer than ${Math.round(timeoutMs / 60_000)} minutes and was stopped`,
+        );
+      let result: { ok?: boolean; artifact?: { digest: string } | null } = {};
+      try {
+        result = JSON.parse(ci.stdout) as typeof result;
+      } catch {
+        throw new Error(
+          `the pipeline did not finish: ${ci.stderr.trim().split('\n').slice(-5).join(' ') || `exit ${ci.code}`}`,
+        );
+      }
+      digest = result.artifact?.digest ?? null;
+      if (!result.ok) {
+        const failed = steps.find((s) => s.status === 'failed');
+        throw new Error(
+          failed ? `the ${failed.step} step failed: ${failed.detail.split('\n')[0]}` : 'the pipeline failed',
+        );
+      }
+      if (row.deploy && version) {
+        const t0 = performance.now();
+        await deps.deployments.deploy(principal, row.app_name, version, ctx);
+        await record({
+          step: 'deploy',
+          status: 'passed',
+          durationMs: Math.round(performance.now() - t0),
+          detail: `${row.app_name}@${version} is running at ${appUrl(row.app_name)}`,
+        });
+      }
+    } catch (e) {
+      error = (e as Error).message;
+    } finally {
+      if (token) await deps.tokens.revoke(principal, token.id, ctx).catch(() => {});
+      rmSync(dir, { recursive: true, force: true });
+      const state = error ? 'failed' : 'passed';
+      await update(id, {
+        state,
+        error,
+        version,
+        digest,
+        steps: JSON.stringify(steps),
+        finished_at: deps.clock.nowIso(),
+      });
+      await db.transaction().execute((trx) =>
+        audit.record(trx, ctx, {
+          action: error ? 'build.failed' : 'build.passed',
+          targetType: 'app',
+          target: row.app_name,
+          ...(error ? { reason: error.slice(0, 500) } : {}),
+          summary: { build: id, version, digest, deployed: Boolean(row.deploy) && !error },
+        }),
+      );
+    }
+  }
+
+  /** Builds a restart interrupted cannot resume (their requester's credentials were in memory): fail them. */
+  async function recover() {
+    const stale = await db
+      .selectFrom('builds')
+      .select(['id', 'app_name'])
+      .where('state', 'in', active)
+      .execute();
+    for (const b of stale)
+      await update(b.id, {
+        state: 'failed',
+        error: 'the platform restarted during this build; start it again',
+        finished_at: deps.clock.nowIso(),
+      });
+    return stale.length;
+  }
+
+  async function close() {
+    closed = true;
+    for (const child of running) child.kill('SIGKILL');
+  }
+
+  return { request, get, list, recover, close };
+}
+
+export type BuildService = ReturnType<typeof createBuildService>;
