@@ -92,7 +92,8 @@ export function createBuildService(deps: {
       state: row.state as BuildView['state'],
       deploy: Boolean(Number(row.deploy)),
       steps: JSON.parse(row.steps) as BuildStep[],
-      total: pipelineSteps + (Number(row.deploy) ? 1 : 0),
+      // The source step, the pipeline's own, and the deploy when asked.
+      total: 1 + pipelineSteps + (Number(row.deploy) ? 1 : 0),
       version: row.version,
       digest: row.digest,
       error: row.error,
@@ -274,7 +275,8 @@ export function createBuildService(deps: {
     let digest: string | null = null;
     let error: string | null = null;
     const record = async (s: BuildStep) => {
-      steps.push(s);
+      // Paths on the platform mean nothing to the person watching: show them relative to the app folder.
+      steps.push({ ...s, detail: s.detail.replaceAll(`${src}/`, '').replaceAll(src, '.') });
       await update(id, { steps: JSON.stringify(steps) });
     };
     try {

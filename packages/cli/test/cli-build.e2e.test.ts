@@ -1,0 +1,80 @@
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { startTestServer, type TestServer, tokenFor, viaGateway } from '../../server/test/harness.ts';
+import { cli, importAdvisories } from './cli-harness.ts';
+
+describe('microapp build: the platform builds a folder, step by step', () => {
+  let server: TestServer;
+  let dir: string;
+  let env: Record<string, string>;
+  before(async () => {
+    server = await startTestServer('sqlite');
+    dir = mkdtempSync(join(tmpdir(), 'microapp-cli-build-'));
+    env = { MICROAPP_CONFIG_DIR: join(dir, 'config'), MICROAPP_SERVER: server.url };
+    await importAdvisories(env, dir);
+    await cli(env, 'login', '--dev-user', 'dave@example.com');
+  });
+  after(async () => {
+    await server.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('upload, build, deploy and open; the steps are shown as they finish', async () => {
+    const app = join(dir, 'poll');
+    assert.equal((await cli(env, 'init', app, '-t', 'form', '--department', 'finance')).code, 0);
+    // Local leftovers are not uploaded.
+    mkdirSync(join(app, 'node_modules', 'junk'), { recursive: true });
+    writeFileSync(join(app, 'node_modules', 'junk', 'index.js'), 'throw new Error("uploaded")');
+    assert.equal((await cli(env, 'register', '-f', join(app, 'microapp.yaml'))).code, 0);
+    const built = await cli(env, 'build', '--dir', app, '--deploy', '--wait');
+    assert.equal(built.code, 0, built.stderr);
+    assert.match(built.stderr, /uploading .*poll \(\d+ KB\)/);
+    assert.match(built.stderr, /\[4\/11\] ok +test/);
+    assert.match(built.stderr, /\[11\/11\] ok +deploy/);
+    assert.match(
+      built.stdout,
+      /Built poll@0\.1\.0 \(sha256:[0-9a-f]{64}\)\.\nRunning at http:\/\/poll\.apps\.localhost:\d+\//,
+    );
+    const dave = await tokenFor(server, 'dave@example.com');
+    assert.equal((await viaGateway(server, 'poll', '/', { authorization: `Bearer ${dave}` })).status, 200);
+
+    const list = await cli(env, 'builds', 'poll', '--json');
+    const items = JSON.parse(list.stdout) as { state: string; version: string }[];
+    assert.deepEqual(
+      items.map((b) => `${b.state} ${b.version}`),
+      ['passed 0.1.0'],
+    );
+  });
+
+  test('a failing build exits 1 and names the step', async () => {
+    const app = join(dir, 'poll');
+    writeFileSync(
+      join(app, 'test', 'extra.test.js'),
+      "import { test } from 'node:test';\ntest('no', () => { throw new Error('nope'); });\n",
+    );
+    writeFileSync(
+      join(app, 'package.json'),
+      JSON.stringify({
+        name: 'poll',
+        version: '0.2.0',
+        private: true,
+        type: 'module',
+        scripts: { test: 'node --test' },
+      }),
+    );
+    const built = await cli(env, 'build', '--dir', app, '--wait');
+    assert.equal(built.code, 1);
+    assert.match(built.stderr, /FAIL test/);
+    assert.match(built.stdout, /The build failed: the test step failed/);
+    assert.match(built.stdout, /next: fix the failing tests/);
+  });
+
+  test('usage errors exit 2 with what to do', async () => {
+    const r = await cli(env, 'build', '--dir', join(dir, 'nowhere'));
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /no microapp.yaml/);
+  });
+});
