@@ -19,6 +19,8 @@ ${message ? `<p role="status">${escapeHtml(message)}</p>` : ''}
 }
 
 listen(async (request, response) => {
+  // No icon: answer browsers' automatic request without an error in their console.
+  if (request.url === '/favicon.ico') return send(response, 204, '', 'image/x-icon');
   const user = identityOf(request);
   if (!user)
     return send(response, 401, 'Sign in through the platform to use this app.', 'text/plain; charset=utf-8');

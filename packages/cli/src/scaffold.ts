@@ -1,22 +1,23 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, relative, resolve, sep } from 'node:path';
+import {
+  listTemplates as listTemplatesIn,
+  type TemplateInfo,
+} from '../../server/src/modules/catalog/templates.ts';
 import { CliError } from './client.ts';
+
+export type { TemplateInfo };
 
 /** The vetted templates shipped with the platform. */
 export const templatesDir = resolve(import.meta.dirname, '../../../templates');
 const sharedDir = join(templatesDir, '_shared');
 
-export type TemplateInfo = { name: string; version: string; title: string; description: string };
-
 const dnsLabel = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 const email = /^[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9.-]{1,190}\.[A-Za-z]{2,24}$/;
 
-/** Every template folder with a template.json, sorted by name. */
+/** Every template folder with a template.json, sorted by name (as the server lists them). */
 export function listTemplates(): TemplateInfo[] {
-  return readdirSync(templatesDir)
-    .filter((d) => !d.startsWith('_') && existsSync(join(templatesDir, d, 'template.json')))
-    .sort()
-    .map((d) => JSON.parse(readFileSync(join(templatesDir, d, 'template.json'), 'utf8')) as TemplateInfo);
+  return listTemplatesIn(templatesDir);
 }
 
 function filesUnder(root: string): string[] {

@@ -40,3 +40,6 @@ export type VersionItem = {
   };
   sbomComponents: number;
 };
+export type { BuildStep, BuildView } from '../../server/src/modules/builds/build-service.ts';
+export type { FormField } from '../../server/src/modules/builds/form-fields.ts';
+export type { TemplateInfo } from '../../server/src/modules/catalog/templates.ts';

@@ -6,6 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import axe from 'axe-core';
 import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
 import { build } from 'vite';
+import { importAdvisories } from '../../cli/test/cli-harness.ts';
 import {
   bankReconciliation,
   call,
@@ -26,6 +27,7 @@ describe('web console in a browser', () => {
   let server: TestServer;
   let browser: Browser;
   let consoleDir: string;
+  let work: string;
   let tokens: Awaited<ReturnType<typeof signInEveryone>>;
 
   before(async () => {
@@ -43,6 +45,8 @@ describe('web console in a browser', () => {
     mkdirSync(shots, { recursive: true });
     server = await startTestServer('sqlite', { env: { MICROAPP_CONSOLE_DIR: consoleDir } });
     tokens = await signInEveryone(server);
+    work = mkdtempSync(join(tmpdir(), 'microapp-console-work-'));
+    await importAdvisories({ MICROAPP_CONFIG_DIR: join(work, 'cli'), MICROAPP_SERVER: server.url }, work);
     browser = await chromium.launch({
       executablePath: chromiumPath,
       args: [
@@ -60,6 +64,7 @@ describe('web console in a browser', () => {
     await browser?.close();
     await server?.stop();
     rmSync(consoleDir, { recursive: true, force: true });
+    rmSync(work, { recursive: true, force: true });
   });
 
   /** A browser of one's own, signed in through the platform's OIDC login as a seeded user. */
@@ -75,7 +80,7 @@ describe('web console in a browser', () => {
       .click();
     await page.getByRole('heading', { level: 1, name: 'Catalog' }).waitFor();
     // From here on, anything the page logs as an error is a defect.
-    page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
+    page.on('console', (m) => m.type() === 'error' && errors.push(`${m.text()} (${m.location().url})`));
     page.on('pageerror', (e) => errors.push(e.message));
     return { context, page, errors };
   }
@@ -124,7 +129,7 @@ describe('web console in a browser', () => {
     await context.close();
   });
 
-  test('alice registers a form app by answering questions, watching the tier change as she answers', async () => {
+  test('alice registers a form app by answering questions, builds its form, deploys it and opens it', async () => {
     const { context, page, errors } = await signedIn('alice@example.com');
     await accessible(page, 'the catalog');
     await shot(page, '02-catalog');
@@ -179,6 +184,46 @@ describe('web console in a browser', () => {
     await accessible(page, 'the app page');
     await shot(page, '05-app-page');
 
+    // The form builder: change the questions, then Deploy, and watch every step of the pipeline.
+    const builder = page.getByRole('group', { name: "The form's questions" });
+    await builder.getByLabel('Question 1', { exact: true }).fill('Which course would help you most?');
+    await builder.getByRole('button', { name: 'Remove question 3' }).click();
+    await builder.getByRole('button', { name: 'Add a question' }).click();
+    await builder.getByLabel('Question 3', { exact: true }).fill('Anything else?');
+    await builder.getByRole('button', { name: 'Move question 3 up' }).click();
+    await accessible(page, 'the form builder');
+    await page.getByRole('button', { name: 'Deploy team-survey' }).click();
+    const progress = page.getByTestId('build-progress');
+    await progress.getByText(/Done: version 0\.1\.0 is running/).waitFor({ timeout: 60_000 });
+    for (const step of [
+      'Run the tests',
+      'Scan for known vulnerabilities',
+      'Sign and publish',
+      'Start it behind sign-in',
+    ])
+      assert.match(
+        (await progress.getByRole('listitem').filter({ hasText: step }).textContent()) ?? '',
+        /✓/,
+        step,
+      );
+    await accessible(page, 'the app page after deploying');
+    await shot(page, '06-deployed');
+
+    // Open it: the app's own host signs alice in through the platform, and shows her questions.
+    await page.getByRole('link', { name: 'Open team-survey' }).click();
+    await page.getByRole('heading', { name: 'team-survey' }).waitFor();
+    assert.match(new URL(page.url()).hostname, /^team-survey\.apps\.localhost$/);
+    const labels = await page.locator('form label').allTextContents();
+    assert.deepEqual(
+      labels.map((l) => l.trim()),
+      ['Which course would help you most?', 'Anything else?', 'Team'],
+    );
+    await page.getByLabel('Which course would help you most?').fill('Negotiation');
+    await page.getByLabel('Team').fill('Treasury');
+    await page.getByRole('button', { name: 'Send' }).click();
+    await page.getByText('Thank you, your answer is saved.').waitFor();
+    await shot(page, '07-app-in-use');
+
     // The API holds what the console showed.
     const app = await call(server, 'GET', '/api/v1/apps/team-survey', { token: tokens.alice });
     assert.equal(app.status, 200);
@@ -191,6 +236,7 @@ describe('web console in a browser', () => {
     await page.setViewportSize({ width: 390, height: 844 });
     await page.goto(`${server.url}/`);
     await page.getByRole('link', { name: 'team-survey' }).waitFor();
+    // (the app's own pages are not the console's: errors are counted from here)
     const overflow = await page.evaluate(() => {
       const g = globalThis as unknown as {
         innerWidth: number;
@@ -199,7 +245,7 @@ describe('web console in a browser', () => {
       return g.document.documentElement.scrollWidth - g.innerWidth;
     });
     assert.ok(overflow <= 0, `the catalog is ${overflow}px wider than a phone`);
-    await shot(page, '06-catalog-phone');
+    await shot(page, '08-catalog-phone');
     assert.deepEqual(errors, [], 'console errors');
     await context.close();
   });
@@ -242,7 +288,7 @@ describe('web console in a browser', () => {
     const network = review.getByRole('row', { name: /microapp\.network\.deny/ });
     assert.match((await network.textContent()) ?? '', /Passed: nothing denied/);
     await accessible(page, 'the reviews inbox');
-    await shot(page, '07-reviews');
+    await shot(page, '09-reviews');
 
     await review.getByRole('button', { name: 'Approve bank-reconciliation' }).click();
     await review.getByRole('status').filter({ hasText: 'Approved.' }).waitFor();
@@ -274,7 +320,7 @@ describe('web console in a browser', () => {
       actions.join(', '),
     );
     await accessible(page, 'the audit explorer');
-    await shot(page, '08-audit');
+    await shot(page, '10-audit');
     // An auditor reads; the console offers no decision, and the API would refuse one.
     await page.getByRole('link', { name: 'Reviews' }).click();
     await page.getByRole('heading', { level: 1, name: 'Reviews' }).waitFor();

@@ -1,3 +1,4 @@
+import { useState } from 'react';
 import { ChangesTable } from '../changes.tsx';
 import type {
   AppView,
@@ -8,15 +9,19 @@ import type {
   VersionItem,
 } from '../contracts.ts';
 import { useLocation } from '../router.tsx';
+import { hasRole, useSession } from '../session.tsx';
 import { ErrorNote, Loading, Section, StateBadge, TierBadge, When } from '../ui.tsx';
 import { useApi } from '../use-api.ts';
 import { AuditTable } from './audit-page.tsx';
+import { DeploySection } from './deploy-section.tsx';
 import { Findings } from './reviews-page.tsx';
 
 /** One app: who owns it, its risk and approval, versions and findings, use, lifecycle and audit trail. */
 export function AppPage({ name }: { name: string }) {
   const { search } = useLocation();
   const app = useApi<AppView>(`/api/v1/apps/${name}`);
+  const session = useSession();
+  const [deployed, setDeployed] = useState(0);
   if (app.error?.status === 404)
     return (
       <>
@@ -120,11 +125,20 @@ export function AppPage({ name }: { name: string }) {
         ) : null}
         <LifecycleSection name={a.name} />
       </div>
+      {a.owner === session.user.email || hasRole(session, 'admin') ? (
+        <DeploySection
+          app={a}
+          onDeployed={() => {
+            setDeployed((n) => n + 1);
+            app.reload();
+          }}
+        />
+      ) : null}
       <RevisionsSection name={a.name} current={a.revision} />
-      <VersionsSection name={a.name} />
+      <VersionsSection name={a.name} key={`versions-${deployed}`} />
       <UsageSection name={a.name} />
       <Section title="Audit trail">
-        <AppAudit name={a.name} />
+        <AppAudit name={a.name} key={`audit-${deployed}`} />
       </Section>
     </>
   );

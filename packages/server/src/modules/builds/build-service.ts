@@ -44,6 +44,8 @@ export type BuildView = {
   finishedAt: string | null;
   /** Where the app answers, once the build deployed it. */
   url: string | null;
+  /** The form builder's questions this build used (template builds of a form). */
+  fields: FormField[] | null;
 };
 
 export type BuildRequest =
@@ -101,6 +103,7 @@ export function createBuildService(deps: {
       startedAt: row.started_at,
       finishedAt: row.finished_at,
       url: row.state === 'passed' && Number(row.deploy) ? appUrl(row.app_name) : null,
+      fields: (JSON.parse(row.settings) as { fields?: FormField[] }).fields ?? null,
     };
   }
 

@@ -1,0 +1,299 @@
+import { useEffect, useRef, useState } from 'react';
+import { ApiError, api } from '../api.ts';
+import type { AppView, BuildView, FormField, TemplateInfo } from '../contracts.ts';
+import { ErrorNote, Section, When } from '../ui.tsx';
+import { useApi } from '../use-api.ts';
+
+const stepWords: Record<string, string> = {
+  source: 'Prepare the source',
+  manifest: 'Check the registration',
+  install: 'Install dependencies',
+  test: 'Run the tests',
+  sbom: 'List the components (SBOM)',
+  scan: 'Scan for known vulnerabilities',
+  licenses: 'Check licenses',
+  policy: 'Check policies',
+  artifact: 'Package the app',
+  publish: 'Sign and publish',
+  deploy: 'Start it behind sign-in',
+};
+
+/**
+ * Build and deploy from the console: the form builder for form apps, then Deploy runs the platform's
+ * pipeline (the same as `microapp ci`) and shows each step as it finishes, ending with the app's link.
+ */
+export function DeploySection({ app, onDeployed }: { app: AppView; onDeployed: () => void }) {
+  const template = app.manifest.template;
+  const builds = useApi<{ items: BuildView[] }>(`/api/v1/apps/${app.name}/builds`);
+  const templates = useApi<{ items: TemplateInfo[] }>(template?.name === 'form' ? '/api/v1/templates' : null);
+  const [build, setBuild] = useState<BuildView | null>(null);
+  const [error, setError] = useState<ApiError | null>(null);
+  const [fields, setFields] = useState<Row[] | null>(null);
+  const timer = useRef<ReturnType<typeof setTimeout> | null>(null);
+
+  // The builder starts from the last build's questions, or the template's own.
+  useEffect(() => {
+    if (fields || !builds.data) return;
+    const last = builds.data.items.find((b) => b.fields)?.fields;
+    const shipped = templates.data?.items.find((t) => t.name === 'form')?.formFields as
+      | FormField[]
+      | undefined;
+    if (last) setFields(rowsOf(last));
+    else if (shipped) setFields(rowsOf(shipped));
+  }, [builds.data, templates.data, fields]);
+  useEffect(() => () => void (timer.current && clearTimeout(timer.current)), []);
+
+  if (!template)
+    return (
+      <Section title="Build and deploy">
+        <p>
+          This app was not made from a template. Build it from its folder with{' '}
+          <code>microapp build --deploy --wait</code>: the platform runs the same pipeline and shows each
+          step.
+        </p>
+      </Section>
+    );
+
+  const follow = (b: BuildView) => {
+    setBuild(b);
+    if (b.state === 'queued' || b.state === 'running') {
+      timer.current = setTimeout(async () => {
+        try {
+          follow(await api<BuildView>('GET', `/api/v1/apps/${app.name}/builds/${b.id}`));
+        } catch (e) {
+          setError(e as ApiError);
+        }
+      }, 600);
+    } else {
+      builds.reload();
+      if (b.state === 'passed') onDeployed();
+    }
+  };
+  const deploy = async () => {
+    setError(null);
+    try {
+      follow(
+        await api<BuildView>('POST', `/api/v1/apps/${app.name}/builds`, {
+          deploy: true,
+          ...(template.name === 'form' && fields ? { fields: fields.map((r) => r.field) } : {}),
+        }),
+      );
+    } catch (e) {
+      setError(e instanceof ApiError ? e : new ApiError(0, 'network', String(e), []));
+    }
+  };
+  const busy = build?.state === 'queued' || build?.state === 'running';
+  const last = builds.data?.items[0];
+
+  return (
+    <Section title="Build and deploy">
+      {app.state !== 'approved' ? (
+        <p>Deploying starts once the app is approved.</p>
+      ) : (
+        <>
+          {template.name === 'form' && fields ? (
+            <FormBuilder fields={fields} onChange={setFields} disabled={busy} />
+          ) : null}
+          <p className="hint">
+            Deploy builds the {template.name} template {template.version} with the registered answers, runs
+            its tests in a sandbox, scans, signs and publishes the version, and starts it behind sign-in.
+          </p>
+          <button type="button" className="primary" onClick={deploy} disabled={busy}>
+            {busy ? 'Deploying…' : `Deploy ${app.name}`}
+          </button>
+        </>
+      )}
+      <ErrorNote error={error} />
+      {build ? <BuildProgress build={build} /> : null}
+      {!build && last ? (
+        <p className="muted">
+          Last build: {last.state}
+          {last.version ? `, version ${last.version}` : ''}, <When at={last.createdAt} /> by{' '}
+          {last.requestedBy}
+          {last.url ? (
+            <>
+              {' '}
+              · <a href={last.url}>Open {app.name}</a>
+            </>
+          ) : null}
+        </p>
+      ) : null}
+    </Section>
+  );
+}
+
+function BuildProgress({ build }: { build: BuildView }) {
+  const names = Object.keys(stepWords).filter((s) => s !== 'deploy' || build.deploy);
+  const done = new Map(build.steps.map((s) => [s.step, s]));
+  const current =
+    build.state === 'running' || build.state === 'queued' ? names.find((n) => !done.has(n)) : undefined;
+  return (
+    <div className="build" data-testid="build-progress">
+      <p role="status" aria-live="polite">
+        {build.state === 'queued'
+          ? 'Waiting for the builder…'
+          : build.state === 'running'
+            ? `Step ${Math.min(build.steps.length + 1, build.total)} of ${build.total}: ${stepWords[current ?? ''] ?? 'working'}…`
+            : build.state === 'passed'
+              ? `Done: version ${build.version} is ${build.deploy ? 'running' : 'published'}.`
+              : `The build stopped: ${build.error}`}
+      </p>
+      <ol className="pipeline">
+        {names.map((n) => {
+          const s = done.get(n);
+          const state = s ? s.status : n === current ? 'running' : 'waiting';
+          return (
+            <li key={n} className={`step-${state}`}>
+              <span className="step-mark" aria-hidden="true">
+                {state === 'passed'
+                  ? '✓'
+                  : state === 'failed'
+                    ? '✗'
+                    : state === 'skipped'
+                      ? '–'
+                      : state === 'running'
+                        ? '…'
+                        : '·'}
+              </span>{' '}
+              {stepWords[n]} <span className="sr-only">({state})</span>
+              {s ? <span className="muted"> · {s.durationMs} ms</span> : null}
+              {s && s.status !== 'passed' ? (
+                <div className="muted step-detail">{s.detail.split('\n')[0]}</div>
+              ) : null}
+              {s?.next ? <div className="step-detail">Next: {s.next}</div> : null}
+            </li>
+          );
+        })}
+      </ol>
+      {build.url ? (
+        <p className="notice">
+          <a href={build.url} className="button primary">
+            Open {build.app}
+          </a>{' '}
+          Colleagues sign in with their company account; only the audience you registered gets in.
+        </p>
+      ) : null}
+    </div>
+  );
+}
+
+/** A question with a key that stays with it while it is edited and moved. */
+type Row = { key: number; field: FormField };
+let nextKey = 1;
+const rowsOf = (fields: FormField[]): Row[] => fields.map((field) => ({ key: nextKey++, field }));
+
+const slug = (label: string, taken: Set<string>) => {
+  const base =
+    label
+      .toLowerCase()
+      .replace(/[^a-z0-9]+/g, '_')
+      .replace(/^_+|_+$/g, '')
+      .replace(/^([^a-z])/, 'q_$1')
+      .slice(0, 36) || 'question';
+  let id = ['by', 'at'].includes(base) ? `${base}_1` : base;
+  for (let i = 2; taken.has(id); i++) id = `${base}_${i}`;
+  return id;
+};
+
+/** The form's questions: label, required and length, in order. Ids follow the labels and stay unique. */
+function FormBuilder(props: { fields: Row[]; onChange: (f: Row[]) => void; disabled: boolean }) {
+  const { fields: rows, onChange, disabled } = props;
+  const set = (i: number, patch: Partial<FormField>) => {
+    const next = rows.map((r, j) => (j === i ? { ...r, field: { ...r.field, ...patch } } : r));
+    if (patch.label !== undefined) {
+      const taken = new Set(next.filter((_, j) => j !== i).map((r) => r.field.id));
+      next[i] = { ...next[i]!, field: { ...next[i]!.field, id: slug(patch.label, taken) } };
+    }
+    onChange(next);
+  };
+  const move = (i: number, by: number) => {
+    const next = [...rows];
+    const [r] = next.splice(i, 1);
+    next.splice(i + by, 0, r!);
+    onChange(next);
+  };
+  return (
+    <fieldset className="builder" disabled={disabled}>
+      <legend>The form's questions</legend>
+      <ol>
+        {rows.map(({ key, field: f }, i) => (
+          <li key={key} className="builder-row">
+            <div className="field grow">
+              <label htmlFor={`q-${key}`}>Question {i + 1}</label>
+              <input
+                id={`q-${key}`}
+                value={f.label}
+                maxLength={200}
+                onChange={(e) => set(i, { label: e.target.value })}
+              />
+            </div>
+            <div className="field">
+              <label htmlFor={`max-${key}`}>Longest answer</label>
+              <input
+                id={`max-${key}`}
+                type="number"
+                min={1}
+                max={10000}
+                value={f.max}
+                onChange={(e) => set(i, { max: Math.max(1, Math.min(10000, Number(e.target.value) || 1)) })}
+              />
+            </div>
+            <label className="check">
+              <input
+                type="checkbox"
+                checked={f.required}
+                onChange={(e) => set(i, { required: e.target.checked })}
+              />{' '}
+              Required
+            </label>
+            <div className="row-actions">
+              <button
+                type="button"
+                onClick={() => move(i, -1)}
+                disabled={i === 0}
+                aria-label={`Move question ${i + 1} up`}
+              >
+                ↑
+              </button>
+              <button
+                type="button"
+                onClick={() => move(i, 1)}
+                disabled={i === rows.length - 1}
+                aria-label={`Move question ${i + 1} down`}
+              >
+                ↓
+              </button>
+              <button
+                type="button"
+                onClick={() => onChange(rows.filter((_, j) => j !== i))}
+                disabled={rows.length === 1}
+                aria-label={`Remove question ${i + 1}`}
+              >
+                Remove
+              </button>
+            </div>
+          </li>
+        ))}
+      </ol>
+      <button
+        type="button"
+        disabled={rows.length >= 50}
+        onClick={() =>
+          onChange([
+            ...rows,
+            ...rowsOf([
+              {
+                id: slug('New question', new Set(rows.map((r) => r.field.id))),
+                label: 'New question',
+                required: false,
+                max: 500,
+              },
+            ]),
+          ])
+        }
+      >
+        Add a question
+      </button>
+    </fieldset>
+  );
+}
