@@ -49,9 +49,11 @@ import { registerPolicyRoutes } from './modules/policy/policy-routes.ts';
 import { createPolicyService } from './modules/policy/policy-service.ts';
 import { builtinPolicyDir, readPolicyDir } from './modules/policy/policy-sources.ts';
 import { createRuleEvaluator, type RiskEvaluator } from './modules/risk/risk-evaluator.ts';
+import { detectCgroups } from './modules/runtime/cgroups.ts';
 import { registerDeploymentRoutes } from './modules/runtime/deployment-routes.ts';
 import { createDeploymentService } from './modules/runtime/deployment-service.ts';
 import { createGateway } from './modules/runtime/gateway.ts';
+import { sandboxAvailable } from './modules/runtime/sandbox.ts';
 import { kekOf } from './modules/secrets/envelope.ts';
 import { registerSecretRoutes } from './modules/secrets/secret-routes.ts';
 import { createSecretService, type SecretService } from './modules/secrets/secret-service.ts';
@@ -219,6 +221,14 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   // Lifecycle holds are read by the runtime and the gateway; the service itself needs the runtime.
   let lifecycleHold: ((appId: string) => Promise<{ status: number; message: string } | null>) | null = null;
   const hold = (appId: string) => (lifecycleHold ? lifecycleHold(appId) : Promise.resolve(null));
+  // Resource limits for app instances: a cgroup hierarchy this process may write (v2 or v1).
+  const cgroups = sandboxAvailable() ? detectCgroups() : null;
+  if (cgroups)
+    logger.info({ cgroup: `v${cgroups.version}` }, 'app instances get memory, CPU and process limits');
+  else
+    logger.warn(
+      'app instances run WITHOUT memory, CPU and process limits: no writable cgroup hierarchy (run the server as root, or delegate a cgroup v2 subtree to it; see docs/runtime.md)',
+    );
   const deployments = createDeploymentService({
     db: db.kysely,
     audit,
@@ -232,6 +242,8 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     hold,
     notifications,
     onCrash: (name, outcome) => platformMetrics?.crash(name, outcome),
+    onOutOfMemory: (name) => platformMetrics?.outOfMemory(name),
+    cgroups,
   });
   registerDeploymentRoutes(app, { deployments });
   const builds = createBuildService({

@@ -1,13 +1,5 @@
 import assert from 'node:assert/strict';
-import {
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readFileSync,
-  rmSync,
-  symlinkSync,
-  writeFileSync,
-} from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -15,10 +7,12 @@ import { create } from 'tar';
 import { importAdvisories } from '../../cli/test/cli-harness.ts';
 import {
   bankReconciliation,
+  buildFinished,
   call,
   lunchPoll,
   people,
   signInEveryone,
+  sourceArchive,
   startTestServer,
   type TestServer,
   viaGateway,
@@ -59,25 +53,8 @@ describe('platform builds', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  async function finished(name: string, id: string, token: string): Promise<Build> {
-    for (;;) {
-      const res = await call<Build>(server, 'GET', `/api/v1/apps/${name}/builds/${id}`, { token });
-      assert.equal(res.status, 200, res.text);
-      if (res.body.state === 'passed' || res.body.state === 'failed') return res.body;
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  }
-
-  async function archive(files: Record<string, string>): Promise<string> {
-    const root = mkdtempSync(join(dir, 'src-'));
-    for (const [f, text] of Object.entries(files)) {
-      mkdirSync(join(root, f, '..'), { recursive: true });
-      writeFileSync(join(root, f), text);
-    }
-    const out = `${root}.tar.gz`;
-    await create({ gzip: true, cwd: root, file: out, portable: true }, Object.keys(files));
-    return readFileSync(out).toString('base64');
-  }
+  const finished = (name: string, id: string, token: string) => buildFinished(server, name, id, token);
+  const archive = sourceArchive;
 
   test('a form app is built from its template with the builder’s questions, signed, deployed and answers', async () => {
     const fields = [

@@ -1,9 +1,10 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import pg from 'pg';
 import pino, { type Logger } from 'pino';
+import { create as createTar } from 'tar';
 import { devUserLogin, newCliLogin } from '../../cli/src/login-flow.ts';
 import { loadConfig } from '../src/config.ts';
 import { type Db, openDatabase } from '../src/db/database.ts';
@@ -194,4 +195,44 @@ export function viaGateway(
       req.end();
     },
   );
+}
+
+/** An app folder as the base64 tar.gz that `POST /api/v1/apps/{name}/builds` takes as `source`. */
+export async function sourceArchive(files: Record<string, string>): Promise<string> {
+  const root = mkdtempSync(join(tmpdir(), 'microapp-source-'));
+  try {
+    for (const [f, text] of Object.entries(files)) {
+      mkdirSync(dirname(join(root, f)), { recursive: true });
+      writeFileSync(join(root, f), text);
+    }
+    const out = `${root}.tar.gz`;
+    await createTar({ gzip: true, cwd: root, file: out, portable: true }, Object.keys(files));
+    const bytes = readFileSync(out).toString('base64');
+    rmSync(out, { force: true });
+    return bytes;
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+}
+
+/** Polls a platform build until it ends. */
+export async function buildFinished(
+  server: TestServer,
+  name: string,
+  id: string,
+  token: string,
+): Promise<{
+  id: string;
+  state: string;
+  steps: { step: string; status: string; detail: string }[];
+  version: string;
+  error: string | null;
+  url: string | null;
+}> {
+  for (;;) {
+    const res = await call(server, 'GET', `/api/v1/apps/${name}/builds/${id}`, { token });
+    if (res.status !== 200) throw new Error(`build ${id}: ${res.status} ${res.text}`);
+    if (res.body.state === 'passed' || res.body.state === 'failed') return res.body;
+    await new Promise((r) => setTimeout(r, 200));
+  }
 }

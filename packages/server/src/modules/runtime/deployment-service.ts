@@ -17,6 +17,7 @@ import type { SecretService } from '../secrets/secret-service.ts';
 import type { KeyStore } from '../signing/key-store.ts';
 import { verifyArtifact } from '../signing/verify.ts';
 import type { VersionsService } from '../signing/versions-service.ts';
+import { type CgroupDriver, defaultLimits } from './cgroups.ts';
 import { type SandboxedProcess, type SandboxSpec, startSandboxed } from './sandbox.ts';
 
 type Instance = {
@@ -60,6 +61,10 @@ export function createDeploymentService(deps: {
   notifications?: Pick<NotificationService, 'notify'>;
   /** Counts crashes for metrics: `restarted` or `gave_up`. */
   onCrash?: (app: string, outcome: 'restarted' | 'gave_up') => void;
+  /** Counts instances the kernel killed for going over their memory limit. */
+  onOutOfMemory?: (app: string) => void;
+  /** Where instances get their memory, CPU and process limits; null runs them unlimited (and says so). */
+  cgroups?: CgroupDriver | null;
 }) {
   const { db, audit } = deps;
   const instances = new Map<string, Instance>();
@@ -118,8 +123,30 @@ export function createDeploymentService(deps: {
   }
 
   function supervise(inst: Instance) {
-    inst.process.child.once('exit', (code, signal) => {
+    const proc = inst.process;
+    proc.child.once('exit', (code, signal) => {
       if (inst.stopping || instances.get(inst.app) !== inst) return;
+      const outOfMemory = proc.outOfMemory();
+      if (outOfMemory) {
+        deps.onOutOfMemory?.(inst.app);
+        void db.transaction().execute((trx) =>
+          audit.record(
+            trx,
+            { actor: 'system:supervisor' },
+            {
+              action: 'deployment.out_of_memory',
+              targetType: 'app',
+              target: inst.app,
+              reason: `went over its memory limit of ${inst.spec.limits?.memoryMb} MB and was killed by the kernel`,
+              summary: {
+                version: inst.version,
+                deploymentId: inst.deploymentId,
+                memoryMb: inst.spec.limits?.memoryMb,
+              },
+            },
+          ),
+        );
+      }
       const now = Date.now();
       inst.crashes = [...inst.crashes.filter((t) => now - t < restartPolicy.windowMs), now];
       const attempt = inst.crashes.length;
@@ -137,7 +164,7 @@ export function createDeploymentService(deps: {
             action: 'deployment.failed',
             targetType: 'app',
             target: inst.app,
-            summary: { version: inst.version, crashes: attempt, exitCode: code, signal },
+            summary: { version: inst.version, crashes: attempt, exitCode: code, signal, outOfMemory },
           });
           // The app's output is not quoted: it may hold what the app should not have printed.
           const owner = inst.spec.env?.MICROAPP_OWNER;
@@ -158,7 +185,7 @@ export function createDeploymentService(deps: {
       const delay = Math.min(restartPolicy.maxDelayMs, restartPolicy.firstDelayMs * 2 ** (attempt - 1));
       setTimeout(async () => {
         if (inst.stopping || instances.get(inst.app) !== inst) return;
-        const p = startSandboxed(inst.spec);
+        const p = startSandboxed(inst.spec, deps.cgroups ?? null);
         try {
           await healthy(p);
         } catch {
@@ -173,7 +200,7 @@ export function createDeploymentService(deps: {
             action: 'deployment.restarted',
             targetType: 'app',
             target: inst.app,
-            summary: { version: inst.version, attempt, exitCode: code, signal },
+            summary: { version: inst.version, attempt, exitCode: code, signal, outOfMemory },
           }),
         );
       }, delay).unref();
@@ -252,9 +279,14 @@ export function createDeploymentService(deps: {
         MICROAPP_OWNER: target.owner,
         MICROAPP_APP: target.name,
       },
-      memoryMb: target.manifest.runtime?.memoryMb,
+      memoryMb: target.manifest.runtime?.memoryMb ?? defaultLimits.memoryMb,
+      limits: {
+        memoryMb: target.manifest.runtime?.memoryMb ?? defaultLimits.memoryMb,
+        cpu: target.manifest.runtime?.cpu ?? defaultLimits.cpu,
+        pids: defaultLimits.pids,
+      },
     };
-    const p = startSandboxed(spec);
+    const p = startSandboxed(spec, deps.cgroups ?? null);
     await healthy(p);
     // Traffic moves only now that the new instance answers; the old one stops after the switch.
     const previous = instances.get(target.name);
@@ -311,7 +343,15 @@ export function createDeploymentService(deps: {
       await previous.process.stop();
       rmSync(previous.spec.socketDir, { recursive: true, force: true });
     }
-    return { id, app: target.name, version, digest: stored.digest, state: 'running' };
+    return {
+      id,
+      app: target.name,
+      version,
+      digest: stored.digest,
+      state: 'running',
+      // What the kernel enforces; null when this host gives the platform no cgroups (see docs/runtime.md).
+      limits: p.limits,
+    };
   }
 
   async function targetFor(principal: Principal, name: string): Promise<Target> {

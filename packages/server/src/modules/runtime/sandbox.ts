@@ -1,7 +1,9 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
+import type { CgroupDriver, ResourceLimits } from './cgroups.ts';
 
 /** What one sandboxed app instance gets: its code (read-only), its data (writable), a socket directory, secrets. */
 export type SandboxSpec = {
@@ -17,8 +19,10 @@ export type SandboxSpec = {
   secrets?: Record<string, string>;
   /** Extra environment; everything else is cleared. */
   env?: Record<string, string>;
-  /** V8 heap limit; the cgroup memory limit is the runtime's next step (see docs/runtime.md). */
+  /** V8 heap limit, a little under the cgroup's memory limit so most leaks end as a clean heap error. */
   memoryMb?: number;
+  /** Memory, CPU and process limits, enforced through cgroups when the host lets the platform create them. */
+  limits?: ResourceLimits;
 };
 
 export type SandboxedProcess = {
@@ -26,6 +30,10 @@ export type SandboxedProcess = {
   socketPath: string;
   /** Everything the app wrote to stdout and stderr, for the logs. */
   output: () => string;
+  /** The limits the kernel enforces on this instance, or null when the host gives the platform no cgroups. */
+  limits: ResourceLimits | null;
+  /** After it exited: whether the kernel killed it for going over its memory limit. */
+  outOfMemory: () => boolean;
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 };
 
@@ -49,7 +57,12 @@ function runtimeMounts(): string[] {
  * root of the runtime and the artifact, a private /data, tmpfs /tmp and /run/secrets, all capabilities
  * dropped, no_new_privs, a cleared environment, and it dies with its supervisor.
  */
-export function startSandboxed(spec: SandboxSpec): SandboxedProcess {
+export function startSandboxed(spec: SandboxSpec, cgroups: CgroupDriver | null = null): SandboxedProcess {
+  // A fresh control group for each process: its OOM count then speaks of this process only.
+  const cgroup =
+    spec.limits && cgroups
+      ? cgroups.create(`${basename(spec.socketDir)}-${randomBytes(4).toString('hex')}`, spec.limits)
+      : null;
   mkdirSync(spec.dataDir, { recursive: true, mode: 0o700 });
   mkdirSync(spec.socketDir, { recursive: true, mode: 0o700 });
   // A socket left by a crashed instance would make the new one fail to listen.
@@ -100,12 +113,36 @@ export function startSandboxed(spec: SandboxSpec): SandboxedProcess {
     '--chdir',
     '/app',
     process.execPath,
-    ...(spec.memoryMb ? [`--max-old-space-size=${spec.memoryMb}`] : []),
+    ...(spec.memoryMb ? [`--max-old-space-size=${Math.max(16, Math.floor(spec.memoryMb * 0.75))}`] : []),
     join('/app', spec.entry),
   ];
-  const child = spawn('bwrap', args, {
+  // With a control group, a shell joins it (every hierarchy) and then becomes bubblewrap: nothing of the
+  // app ever runs outside the limits. A group that cannot be joined stops the start (exit 97).
+  const [file, argv] = cgroup
+    ? [
+        '/bin/sh',
+        [
+          '-c',
+          'while [ "$1" != "--" ]; do echo $$ > "$1" || exit 97; shift; done; shift; exec "$@"',
+          'sh',
+          ...cgroup.procs,
+          '--',
+          'bwrap',
+          ...args,
+        ],
+      ]
+    : ['bwrap', args];
+  const child = spawn(file, argv, {
     stdio: ['ignore', 'pipe', 'pipe', ...secrets.map(() => 'pipe' as const)],
-    env: {},
+    env: cgroup ? { PATH: '/usr/bin:/bin' } : {},
+  });
+  let outOfMemory = false;
+  child.once('exit', () => {
+    if (!cgroup) return;
+    try {
+      outOfMemory = cgroup.oomKills() > 0;
+    } catch {}
+    cgroup.remove();
   });
   secrets.forEach(([, value], i) => {
     const pipe = child.stdio[3 + i] as NodeJS.WritableStream | null;
@@ -122,6 +159,8 @@ export function startSandboxed(spec: SandboxSpec): SandboxedProcess {
     child,
     socketPath: join(spec.socketDir, 'app.sock'),
     output: () => output,
+    limits: cgroup ? spec.limits! : null,
+    outOfMemory: () => outOfMemory,
     stop(signal = 'SIGTERM') {
       return new Promise((resolve) => {
         if (child.exitCode !== null || child.signalCode !== null) return resolve(child.exitCode);

@@ -107,7 +107,14 @@ export function registerPlatformMetrics(deps: {
     labelNames: ['app', 'outcome'] as const,
     registers: [registry],
   });
+  const outOfMemory = new Counter({
+    name: 'microapp_app_out_of_memory_total',
+    help: 'App instances the kernel killed for going over their memory limit (they are restarted like crashes)',
+    labelNames: ['app'] as const,
+    registers: [registry],
+  });
   return {
+    outOfMemory: (app: string) => outOfMemory.inc({ app }),
     jobRun: (job: string, ok: boolean) => jobRuns.inc({ job, outcome: ok ? 'ok' : 'failed' }),
     crash: (app: string, outcome: 'restarted' | 'gave_up') => crashes.inc({ app, outcome }),
   };
