@@ -42,6 +42,8 @@ export type ServerConfig = {
   siemSyslog: string | null;
   /** The built web console (packages/console/dist); null serves the platform's default build. */
   consoleDir: string | null;
+  /** `--dev` only: names the egress broker resolves to fixed addresses (local stand-ins for outside APIs). */
+  devEgressHosts: Map<string, { address: string; port: number }>;
   /** Days request rows are kept (last use per app is kept apart, for good). */
   usageRetentionDays: number;
 };
@@ -282,6 +284,7 @@ export function loadConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv): ServerCo
       };
     }
   }
+  const devEgressHosts = parseDevEgressHosts(env.MICROAPP_DEV_EGRESS_HOSTS, dev, problems);
   if (problems.length > 0) {
     if (!dev)
       problems.push('or run `microapp server --dev` for a local trial with a built-in identity provider');
@@ -305,5 +308,31 @@ export function loadConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv): ServerCo
     siemSyslog,
     usageRetentionDays,
     consoleDir: env.MICROAPP_CONSOLE_DIR ? resolve(env.MICROAPP_CONSOLE_DIR) : null,
+    devEgressHosts,
   };
+}
+
+/** `api.bank.example.com=127.0.0.1:4000,other.example.com=127.0.0.1:4001`, accepted with `--dev` only. */
+function parseDevEgressHosts(
+  value: string | undefined,
+  dev: boolean,
+  problems: string[],
+): Map<string, { address: string; port: number }> {
+  const out = new Map<string, { address: string; port: number }>();
+  if (!value) return out;
+  if (!dev) {
+    problems.push(
+      'MICROAPP_DEV_EGRESS_HOSTS pins names past the egress rules and is accepted only with --dev',
+    );
+    return out;
+  }
+  for (const entry of value.split(',')) {
+    const m = /^\s*([a-z0-9.-]+)=(\d{1,3}(?:\.\d{1,3}){3}):(\d{1,5})\s*$/.exec(entry);
+    if (!m) {
+      problems.push(`MICROAPP_DEV_EGRESS_HOSTS: "${entry}" must look like api.example.com=127.0.0.1:4000`);
+      continue;
+    }
+    out.set(m[1]!, { address: m[2]!, port: Number(m[3]) });
+  }
+  return out;
 }

@@ -22,6 +22,7 @@ export const idPrefixes = {
   archive: 'arc',
   lease: 'lse',
   build: 'bld',
+  egress: 'egr',
 } as const;
 
 export type IdKind = keyof typeof idPrefixes;

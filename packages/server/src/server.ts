@@ -27,6 +27,7 @@ import { createCatalogService } from './modules/catalog/catalog-service.ts';
 import { registerTemplateRoutes } from './modules/catalog/template-routes.ts';
 import { defaultTemplatesDir } from './modules/catalog/templates.ts';
 import { defaultConsoleDir, registerConsoleRoutes } from './modules/console/console-routes.ts';
+import { createEgressBroker } from './modules/egress/egress-broker.ts';
 import { publicRoute } from './modules/identity/access.ts';
 import { registerAuthRoutes } from './modules/identity/auth-routes.ts';
 import type { DevIdp } from './modules/identity/dev-idp.ts';
@@ -229,6 +230,20 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     logger.warn(
       'app instances run WITHOUT memory, CPU and process limits: no writable cgroup hierarchy (run the server as root, or delegate a cgroup v2 subtree to it; see docs/runtime.md)',
     );
+  const egress = createEgressBroker({
+    db: db.kysely,
+    clock,
+    audit,
+    dir: join(config.dataDir, 'runtime', 'egress'),
+    pinned: config.devEgressHosts,
+    onBytes: (name, _host, out, inBytes) => platformMetrics?.egressBytes(name, out, inBytes),
+    policy: async (input, subject) => {
+      if (!engine) return [];
+      const result = await engine.admission(input);
+      await engine.log(db.kysely, result.decisions, subject);
+      return result.denials;
+    },
+  });
   const deployments = createDeploymentService({
     db: db.kysely,
     audit,
@@ -243,6 +258,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     notifications,
     onCrash: (name, outcome) => platformMetrics?.crash(name, outcome),
     onOutOfMemory: (name) => platformMetrics?.outOfMemory(name),
+    egress,
     cgroups,
   });
   registerDeploymentRoutes(app, { deployments });

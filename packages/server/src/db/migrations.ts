@@ -509,6 +509,28 @@ const migrations: Record<string, (dialect: Dialect) => Migration> = {
       await db.schema.createIndex('builds_state_idx').on('builds').column('state').execute();
     },
   }),
+  '0013_egress': () => ({
+    async up(db: AnyDb) {
+      // Every attempt an app makes to reach the outside through the broker: allowed, denied, blocked by DLP.
+      await db.schema
+        .createTable('app_egress')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('app_id', 'text', (c) => c.notNull().references('apps.id'))
+        .addColumn('host', 'text', (c) => c.notNull())
+        .addColumn('method', 'text', (c) => c.notNull())
+        .addColumn('decision', 'text', (c) => c.notNull())
+        .addColumn('status', 'integer', (c) => c.notNull())
+        .addColumn('bytes_out', 'bigint', (c) => c.notNull())
+        .addColumn('bytes_in', 'bigint', (c) => c.notNull())
+        .addColumn('at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createIndex('app_egress_app_at_idx')
+        .on('app_egress')
+        .columns(['app_id', 'at'])
+        .execute();
+    },
+  }),
 };
 
 /** Applies every pending migration; returns the names applied. Throws with the failing migration's name. */

@@ -31,6 +31,20 @@ export interface Database {
   platform_settings: PlatformSettingsTable;
   notification_preferences: NotificationPreferencesTable;
   builds: BuildsTable;
+  app_egress: AppEgressTable;
+}
+
+export interface AppEgressTable {
+  id: string;
+  app_id: string;
+  host: string;
+  method: string;
+  /** allowed, denied, blocked_dlp, failed */
+  decision: string;
+  status: number;
+  bytes_out: number;
+  bytes_in: number;
+  at: string;
 }
 
 export interface BuildsTable {

@@ -10,6 +10,7 @@ import { newId, nowIso } from '../../ids.ts';
 import type { AuditContext, AuditService } from '../audit/audit-service.ts';
 import type { CatalogService } from '../catalog/catalog-service.ts';
 import type { Manifest } from '../catalog/manifest-schema.ts';
+import type { EgressBroker } from '../egress/egress-broker.ts';
 import { hasRole, type Principal } from '../identity/principal.ts';
 import type { NotificationService } from '../notifications/notification-service.ts';
 import type { PolicyEngine } from '../policy/policy-engine.ts';
@@ -63,6 +64,8 @@ export function createDeploymentService(deps: {
   onCrash?: (app: string, outcome: 'restarted' | 'gave_up') => void;
   /** Counts instances the kernel killed for going over their memory limit. */
   onOutOfMemory?: (app: string) => void;
+  /** The egress broker: each instance's only way out. */
+  egress?: Pick<EgressBroker, 'open' | 'close' | 'closeAll'>;
   /** Where instances get their memory, CPU and process limits; null runs them unlimited (and says so). */
   cgroups?: CgroupDriver | null;
 }) {
@@ -154,6 +157,7 @@ export function createDeploymentService(deps: {
       if (attempt > restartPolicy.maxCrashes) {
         deps.onCrash?.(inst.app, 'gave_up');
         instances.delete(inst.app);
+        void deps.egress?.close(inst.deploymentId);
         void db.transaction().execute(async (trx) => {
           await trx
             .updateTable('deployments')
@@ -268,6 +272,17 @@ export function createDeploymentService(deps: {
       writeFileSync(join(codeDir, '.unpacked'), stored.digest);
     }
     const id = newId('deployment');
+    const egressDir = deps.egress
+      ? await deps.egress.open(id, {
+          name: target.name,
+          appId: target.appId,
+          version,
+          manifest: target.manifest,
+          department: target.manifest.audience?.department ?? null,
+          tier: target.tier,
+          owner: target.owner,
+        })
+      : undefined;
     const spec: SandboxSpec = {
       appDir: codeDir,
       dataDir: join(deps.runtimeDir, 'data', target.name),
@@ -280,8 +295,10 @@ export function createDeploymentService(deps: {
         MICROAPP_APP: target.name,
       },
       memoryMb: target.manifest.runtime?.memoryMb ?? defaultLimits.memoryMb,
+      ...(egressDir ? { egressDir } : {}),
       limits: {
         memoryMb: target.manifest.runtime?.memoryMb ?? defaultLimits.memoryMb,
+        ...(egressDir ? { egressDir } : {}),
         cpu: target.manifest.runtime?.cpu ?? defaultLimits.cpu,
         pids: defaultLimits.pids,
       },
@@ -341,6 +358,7 @@ export function createDeploymentService(deps: {
       // Let requests already on their way to the old instance finish (at most 10 s).
       for (let i = 0; i < 100 && previous.inflight > 0; i++) await new Promise((r) => setTimeout(r, 100));
       await previous.process.stop();
+      await deps.egress?.close(previous.deploymentId);
       rmSync(previous.spec.socketDir, { recursive: true, force: true });
     }
     return {
@@ -393,6 +411,7 @@ export function createDeploymentService(deps: {
     inst.stopping = true;
     instances.delete(name);
     await inst.process.stop();
+    await deps.egress?.close(inst.deploymentId);
     return true;
   }
 
@@ -501,6 +520,7 @@ export function createDeploymentService(deps: {
       inst.stopping = true;
       instances.delete(inst.app);
       await inst.process.stop();
+      await deps.egress?.close(inst.deploymentId);
       await db.transaction().execute(async (trx) => {
         await trx
           .updateTable('deployments')
@@ -569,6 +589,7 @@ export function createDeploymentService(deps: {
     for (const inst of instances.values()) inst.stopping = true;
     await Promise.all([...instances.values()].map((i) => i.process.stop()));
     instances.clear();
+    await deps.egress?.closeAll();
   }
 
   /** The running instances' root processes, for per-app memory and CPU metrics. */

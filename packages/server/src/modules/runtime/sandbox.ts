@@ -23,6 +23,8 @@ export type SandboxSpec = {
   memoryMb?: number;
   /** Memory, CPU and process limits, enforced through cgroups when the host lets the platform create them. */
   limits?: ResourceLimits;
+  /** The app's egress broker folder (its socket and the fetch preload), bound read-only at /run/egress. */
+  egressDir?: string;
 };
 
 export type SandboxedProcess = {
@@ -106,6 +108,7 @@ export function startSandboxed(spec: SandboxSpec, cgroups: CgroupDriver | null =
     '--bind',
     spec.socketDir,
     '/run/app',
+    ...(spec.egressDir ? ['--ro-bind', spec.egressDir, '/run/egress'] : []),
     '--tmpfs',
     '/run/secrets',
     // Each secret arrives on its own pipe and becomes a read-only file inside the sandbox only.
@@ -113,6 +116,7 @@ export function startSandboxed(spec: SandboxSpec, cgroups: CgroupDriver | null =
     '--chdir',
     '/app',
     process.execPath,
+    ...(spec.egressDir ? ['--require', '/run/egress/shim.cjs'] : []),
     ...(spec.memoryMb ? [`--max-old-space-size=${Math.max(16, Math.floor(spec.memoryMb * 0.75))}`] : []),
     join('/app', spec.entry),
   ];

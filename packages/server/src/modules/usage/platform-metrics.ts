@@ -113,7 +113,17 @@ export function registerPlatformMetrics(deps: {
     labelNames: ['app'] as const,
     registers: [registry],
   });
+  const egressBytes = new Counter({
+    name: 'microapp_app_egress_bytes_total',
+    help: 'Bytes apps sent (out) and received (in) through the egress broker',
+    labelNames: ['app', 'direction'] as const,
+    registers: [registry],
+  });
   return {
+    egressBytes: (app: string, out: number, inBytes: number) => {
+      egressBytes.inc({ app, direction: 'out' }, out);
+      egressBytes.inc({ app, direction: 'in' }, inBytes);
+    },
     outOfMemory: (app: string) => outOfMemory.inc({ app }),
     jobRun: (job: string, ok: boolean) => jobRuns.inc({ job, outcome: ok ? 'ok' : 'failed' }),
     crash: (app: string, outcome: 'restarted' | 'gave_up') => crashes.inc({ app, outcome }),

@@ -1,0 +1,325 @@
+import { lookup } from 'node:dns/promises';
+import { chmodSync, copyFileSync, mkdirSync, rmSync } from 'node:fs';
+import {
+  createServer,
+  request as httpRequest,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { isIP } from 'node:net';
+import { join } from 'node:path';
+import type { Kysely } from 'kysely';
+import type { Clock } from '../../clock.ts';
+import type { Database } from '../../db/schema.ts';
+import { newId } from '../../ids.ts';
+import type { AuditService } from '../audit/audit-service.ts';
+import type { Manifest } from '../catalog/manifest-schema.ts';
+import { isPublicAddress, normalizeHost } from './addresses.ts';
+import { type DlpFinding, dlpClassFor, inspect } from './dlp.ts';
+
+export const shimFile = join(import.meta.dirname, 'shim.cjs');
+
+/** The app a broker socket belongs to: the socket itself says who is calling, no header can. */
+export type BrokeredApp = {
+  name: string;
+  appId: string;
+  version: string;
+  manifest: Manifest;
+  department: string | null;
+  tier: string;
+  owner: string;
+};
+
+export type EgressDecision =
+  | { allowed: true; host: string; port: number; address: string; scheme: 'http' | 'https' }
+  | { allowed: false; status: number; reason: string; host: string | null; findings?: DlpFinding[] };
+
+const maxBody = 5 * 1024 * 1024;
+const hopByHop = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'upgrade',
+  'te',
+  'trailer',
+  'proxy-authorization',
+]);
+
+/**
+ * The egress broker: the only way out of an app's sandbox. Each app instance gets its own unix socket
+ * (so the socket identifies the app), bound into the sandbox at /run/egress/proxy.sock, with a preload that
+ * sends fetch() there. Per request: the host must be in the app's approved `integrations.egress`; the
+ * policy packs' `deny` rules are asked (`input.request.method == "egress"`); the name is resolved by the
+ * broker and refused when any address is not public (loopback, private, link-local, metadata…); the body is
+ * inspected for card numbers, IBANs, national identifiers and e-mail addresses, which may leave only apps
+ * approved for that data. Then the broker connects to the address it checked (TLS verified against the
+ * name) and streams the answer back. Every attempt is recorded; refusals are audited and explained to the app.
+ */
+export function createEgressBroker(deps: {
+  db: Kysely<Database>;
+  clock: Clock;
+  audit: Pick<AuditService, 'record'>;
+  dir: string;
+  policy: (input: unknown, app: string) => Promise<{ message: string }[]>;
+  /** Name resolution; tests and `--dev` may pin names (MICROAPP_DEV_EGRESS_HOSTS), which skips the address rule. */
+  resolve?: (host: string) => Promise<string[]>;
+  pinned?: Map<string, { address: string; port: number }>;
+  onBytes?: (app: string, host: string, bytesOut: number, bytesIn: number) => void;
+  timeoutMs?: number;
+}) {
+  const resolve =
+    deps.resolve ?? (async (host: string) => (await lookup(host, { all: true })).map((a) => a.address));
+  const servers = new Map<string, Server>();
+
+  async function record(
+    app: BrokeredApp,
+    row: {
+      host: string | null;
+      method: string;
+      decision: string;
+      status: number;
+      bytesOut: number;
+      bytesIn: number;
+      reason?: string;
+      findings?: DlpFinding[];
+    },
+  ) {
+    const at = deps.clock.nowIso();
+    await deps.db.transaction().execute(async (trx) => {
+      await trx
+        .insertInto('app_egress')
+        .values({
+          id: newId('egress'),
+          app_id: app.appId,
+          host: row.host ?? '(none)',
+          method: row.method,
+          decision: row.decision,
+          status: row.status,
+          bytes_out: row.bytesOut,
+          bytes_in: row.bytesIn,
+          at,
+        })
+        .execute();
+      if (row.decision !== 'allowed')
+        await deps.audit.record(
+          trx,
+          { actor: `app:${app.name}` },
+          {
+            action: row.decision === 'blocked_dlp' ? 'egress.blocked' : 'egress.denied',
+            targetType: 'app',
+            target: app.name,
+            reason: row.reason ?? null,
+            summary: {
+              host: row.host,
+              method: row.method,
+              version: app.version,
+              ...(row.findings ? { found: row.findings.map((f) => `${f.kind} x${f.count}`) } : {}),
+            },
+          },
+        );
+    });
+  }
+
+  /** Everything but the connection: which host, whether it may be reached, and at which address. */
+  async function decide(app: BrokeredApp, req: IncomingMessage, body: Buffer): Promise<EgressDecision> {
+    const target = normalizeHost(String(req.headers.host ?? ''));
+    if (!target) return { allowed: false, status: 400, reason: 'the request names no host', host: null };
+    const { host } = target;
+    const scheme = req.headers['x-microapp-egress-scheme'] === 'https' ? 'https' : 'http';
+    if (isIP(host))
+      return {
+        allowed: false,
+        status: 403,
+        host,
+        reason: `apps reach services by name, never by address (${host})`,
+      };
+    const approved = app.manifest.integrations?.egress ?? [];
+    if (!approved.includes(host))
+      return {
+        allowed: false,
+        status: 403,
+        host,
+        reason: `${host} is not in ${app.name}'s approved egress (${approved.join(', ') || 'none'}): add it to integrations.egress in microapp.yaml and register again; the change is reviewed`,
+      };
+    const denials = await deps.policy(
+      {
+        request: { method: 'egress', host, scheme, verb: req.method },
+        manifest: app.manifest,
+        app: { name: app.name, owner: app.owner, department: app.department, tier: app.tier },
+      },
+      app.name,
+    );
+    if (denials.length)
+      return {
+        allowed: false,
+        status: 403,
+        host,
+        reason: `policy: ${denials.map((d) => d.message).join('; ')}`,
+      };
+    if (body.length) {
+      const findings = inspect(body.toString('utf8'));
+      const classes = new Set<string>(app.manifest.dataClasses);
+      const blocked = findings.filter((f) => !classes.has(dlpClassFor[f.kind]));
+      if (blocked.length)
+        return {
+          allowed: false,
+          status: 451,
+          host,
+          findings: blocked,
+          reason: `the request carries ${blocked.map((f) => `${f.kind.replace('_', ' ')} (${f.count}: ${f.samples.join(', ')})`).join(' and ')}, which ${app.name} is not approved to send (it would need the ${[...new Set(blocked.map((f) => dlpClassFor[f.kind]))].join(', ')} data class)`,
+        };
+    }
+    const port = target.port ?? (scheme === 'https' ? 443 : 80);
+    const pinned = deps.pinned?.get(host);
+    if (pinned) return { allowed: true, host, port: pinned.port, address: pinned.address, scheme };
+    let addresses: string[];
+    try {
+      addresses = await resolve(host);
+    } catch {
+      return { allowed: false, status: 502, host, reason: `${host} could not be resolved` };
+    }
+    const inside = addresses.filter((a) => !isPublicAddress(a));
+    if (addresses.length === 0 || inside.length)
+      return {
+        allowed: false,
+        status: 403,
+        host,
+        reason: `${host} resolves to an address apps may not reach (${inside.join(', ') || 'none'})`,
+      };
+    return { allowed: true, host, port, address: addresses[0]!, scheme };
+  }
+
+  async function handle(app: BrokeredApp, req: IncomingMessage, res: ServerResponse) {
+    const method = req.method ?? 'GET';
+    const refuse = async (
+      status: number,
+      reason: string,
+      host: string | null,
+      decision = 'denied',
+      findings?: DlpFinding[],
+    ) => {
+      await record(app, {
+        host,
+        method,
+        decision,
+        status,
+        bytesOut: 0,
+        bytesIn: 0,
+        reason,
+        ...(findings ? { findings } : {}),
+      });
+      const body = JSON.stringify({
+        error: decision === 'blocked_dlp' ? 'egress_blocked' : 'egress_denied',
+        detail: reason,
+      });
+      res.writeHead(status, {
+        'content-type': 'application/json',
+        'x-microapp-egress': decision,
+        'content-length': Buffer.byteLength(body),
+      });
+      res.end(body);
+    };
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of req as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > maxBody)
+        return refuse(
+          413,
+          `request bodies through the broker are limited to ${maxBody / 1024 / 1024} MB`,
+          null,
+        );
+      chunks.push(chunk);
+    }
+    const body = Buffer.concat(chunks);
+    const d = await decide(app, req, body);
+    if (!d.allowed)
+      return refuse(d.status, d.reason, d.host, d.findings ? 'blocked_dlp' : 'denied', d.findings);
+
+    const headers: Record<string, string | string[]> = {};
+    for (const [k, v] of Object.entries(req.headers))
+      if (v !== undefined && !hopByHop.has(k) && !k.startsWith('x-microapp-')) headers[k] = v;
+    headers.host = d.port === (d.scheme === 'https' ? 443 : 80) ? d.host : `${d.host}:${d.port}`;
+    headers['content-length'] = String(body.length);
+    const send = d.scheme === 'https' ? httpsRequest : httpRequest;
+    let bytesIn = 0;
+    const upstream = send(
+      {
+        host: d.address,
+        port: d.port,
+        method,
+        path: req.url ?? '/',
+        headers,
+        timeout: deps.timeoutMs ?? 30_000,
+        // TLS checks the certificate against the name the app asked for, not the address.
+        ...(d.scheme === 'https' ? { servername: d.host } : {}),
+      },
+      (up) => {
+        const out: Record<string, string | string[]> = {};
+        for (const [k, v] of Object.entries(up.headers)) if (v !== undefined && !hopByHop.has(k)) out[k] = v;
+        res.writeHead(up.statusCode ?? 502, out);
+        up.on('data', (c: Buffer) => {
+          bytesIn += c.length;
+        });
+        up.pipe(res);
+        up.on('end', () => {
+          deps.onBytes?.(app.name, d.host, body.length, bytesIn);
+          void record(app, {
+            host: d.host,
+            method,
+            decision: 'allowed',
+            status: up.statusCode ?? 0,
+            bytesOut: body.length,
+            bytesIn,
+          });
+        });
+      },
+    );
+    upstream.on('timeout', () => upstream.destroy(new Error('timed out')));
+    upstream.on('error', (e) => {
+      if (res.headersSent) return res.destroy();
+      void refuse(502, `${d.host} did not answer: ${e.message}`, d.host, 'failed');
+    });
+    upstream.end(body);
+  }
+
+  /** Opens the app's broker socket; returns the folder to bind into the sandbox at /run/egress. */
+  async function open(key: string, app: BrokeredApp): Promise<string> {
+    const dir = join(deps.dir, key);
+    rmSync(dir, { recursive: true, force: true });
+    mkdirSync(dir, { recursive: true, mode: 0o755 });
+    copyFileSync(shimFile, join(dir, 'shim.cjs'));
+    chmodSync(join(dir, 'shim.cjs'), 0o444);
+    const server = createServer((req, res) => {
+      handle(app, req, res).catch(() => {
+        if (!res.headersSent) res.writeHead(500).end();
+        else res.destroy();
+      });
+    });
+    await new Promise<void>((done, fail) => server.listen(join(dir, 'proxy.sock'), done).once('error', fail));
+    chmodSync(join(dir, 'proxy.sock'), 0o666);
+    servers.set(key, server);
+    return dir;
+  }
+
+  async function close(key: string) {
+    const server = servers.get(key);
+    servers.delete(key);
+    if (server) {
+      server.closeAllConnections();
+      await new Promise<void>((done) => server.close(() => done()));
+    }
+    rmSync(join(deps.dir, key), { recursive: true, force: true });
+  }
+
+  async function closeAll() {
+    await Promise.all([...servers.keys()].map(close));
+  }
+
+  return { open, close, closeAll, decide };
+}
+
+export type EgressBroker = ReturnType<typeof createEgressBroker>;

@@ -1,0 +1,247 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { importAdvisories } from '../../cli/test/cli-harness.ts';
+import {
+  buildFinished,
+  call,
+  lunchPoll,
+  people,
+  signInEveryone,
+  sourceArchive,
+  startTestServer,
+  type TestServer,
+  viaGateway,
+} from './harness.ts';
+
+// An app that calls out the way apps do (fetch), and tries the ways it must not (a socket, an address).
+const caller = (platformPort: string) => ({
+  'microapp.yaml':
+    'name: caller\nowner: alice@example.com\npurpose: Call the bank API through the egress broker\ndataClasses: [internal]\naudience: { department: finance, maxUsers: 50 }\nintegrations: { egress: [api.bank.example.com] }\n',
+  'package.json': JSON.stringify({
+    name: 'caller',
+    version: '1.0.0',
+    private: true,
+    scripts: { test: 'node --test' },
+  }),
+  'package-lock.json': JSON.stringify({
+    name: 'caller',
+    version: '1.0.0',
+    lockfileVersion: 3,
+    requires: true,
+    packages: { '': { name: 'caller', version: '1.0.0' } },
+  }),
+  'server.js': `const http = require('node:http');
+const net = require('node:net');
+http.createServer(async (req, res) => {
+  const u = new URL(req.url, 'http://app');
+  try {
+    if (u.pathname === '/fetch') {
+      const r = await fetch(u.searchParams.get('url'), u.searchParams.has('body') ? { method: 'POST', body: u.searchParams.get('body'), headers: { 'content-type': 'text/plain' } } : {});
+      return res.end(JSON.stringify({ status: r.status, egress: r.headers.get('x-microapp-egress'), body: await r.text() }));
+    }
+    if (u.pathname === '/socket') {
+      const s = net.connect(${platformPort}, '127.0.0.1');
+      s.on('connect', () => { s.destroy(); res.end('connected'); });
+      s.on('error', (e) => res.end('refused: ' + e.code));
+      return;
+    }
+    res.end('ok');
+  } catch (e) { res.end(JSON.stringify({ error: String(e) })); }
+}).listen(process.env.PORT);
+`,
+  'test/ok.test.js': "require('node:test')('ok', () => {});\n",
+});
+
+describe('egress broker', () => {
+  let server: TestServer;
+  let upstream: Server;
+  let seen: { method: string; url: string; headers: IncomingHttpHeaders; body: string }[] = [];
+  let t: Awaited<ReturnType<typeof signInEveryone>>;
+  let dir: string;
+
+  before(async () => {
+    // A stand-in for the bank's API, on loopback; `--dev` pins its name to it (MICROAPP_DEV_EGRESS_HOSTS).
+    upstream = createServer((req, res) => {
+      let body = '';
+      req.on('data', (d) => (body += d));
+      req.on('end', () => {
+        seen.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body });
+        res.setHeader('content-type', 'application/json');
+        res.end(JSON.stringify({ balance: 42 }));
+      });
+    });
+    await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
+    const port = (upstream.address() as AddressInfo).port;
+    server = await startTestServer('sqlite', {
+      env: { MICROAPP_DEV_EGRESS_HOSTS: `api.bank.example.com=127.0.0.1:${port}` },
+    });
+    t = await signInEveryone(server);
+    dir = mkdtempSync(join(tmpdir(), 'microapp-egress-'));
+    await importAdvisories({ MICROAPP_CONFIG_DIR: join(dir, 'config'), MICROAPP_SERVER: server.url }, dir);
+    const manifest = lunchPoll({
+      name: 'caller',
+      owner: people.alice,
+      purpose: 'Call the bank API through the egress broker',
+      audience: { department: 'finance', maxUsers: 50 },
+      integrations: { egress: ['api.bank.example.com'] },
+    });
+    const reg = await call(server, 'POST', '/api/v1/apps', { token: t.alice, body: manifest });
+    if (reg.body.app.state !== 'approved')
+      await call(server, 'POST', '/api/v1/apps/caller/reviews', {
+        token: t.bob,
+        body: { decision: 'approve' },
+      });
+    const res = await call(server, 'POST', '/api/v1/apps/caller/builds', {
+      token: t.alice,
+      body: { source: await sourceArchive(caller(new URL(server.url).port)), deploy: true },
+    });
+    const build = await buildFinished(server, 'caller', res.body.id, t.alice);
+    assert.equal(build.state, 'passed', `${build.error}`);
+  });
+  after(async () => {
+    await server.stop();
+    upstream.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const app = async (path: string) => {
+    const r = await viaGateway(server, 'caller', path, { authorization: `Bearer ${t.dave}` });
+    assert.equal(r.status, 200, r.body);
+    return JSON.parse(r.body) as { status: number; egress: string | null; body: string; error?: string };
+  };
+  const audit = async (action: string) =>
+    (await call(server, 'GET', `/api/v1/audit/events?app=caller&action=${action}`, { token: t.ivan })).body
+      .items as {
+      reason: string;
+      summary: Record<string, unknown>;
+    }[];
+
+  test('an approved host is reached through the broker, with nothing of the platform’s in the request', async () => {
+    seen = [];
+    const r = await app(`/fetch?url=${encodeURIComponent('http://api.bank.example.com/accounts?id=7')}`);
+    assert.equal(r.status, 200, JSON.stringify(r));
+    assert.deepEqual(JSON.parse(r.body), { balance: 42 });
+    assert.equal(seen.length, 1);
+    assert.equal(seen[0]!.url, '/accounts?id=7');
+    assert.match(String(seen[0]!.headers.host), /^api\.bank\.example\.com/);
+    assert.deepEqual(
+      Object.keys(seen[0]!.headers).filter(
+        (h) => h.startsWith('x-microapp') || h === 'authorization' || h === 'cookie',
+      ),
+      [],
+    );
+    const db = server.rawDb();
+    try {
+      const rows = await db.kysely
+        .selectFrom('app_egress')
+        .selectAll()
+        .where('decision', '=', 'allowed')
+        .execute();
+      assert.equal(rows.length, 1);
+      assert.equal(rows[0]!.host, 'api.bank.example.com');
+      assert.ok(Number(rows[0]!.bytes_in) > 0);
+    } finally {
+      await db.destroy();
+    }
+    const metrics = await fetch(`${server.url}/metrics`, { headers: { authorization: `Bearer ${t.ivan}` } });
+    assert.match(await metrics.text(), /microapp_app_egress_bytes_total\{app="caller",direction="in"\} \d+/);
+  });
+
+  test('a host outside the approved list, or an address, is refused with the reason, and audited', async () => {
+    seen = [];
+    const other = await app(`/fetch?url=${encodeURIComponent('http://evil.example.com/steal')}`);
+    assert.equal(other.status, 403);
+    assert.equal(other.egress, 'denied');
+    assert.match(
+      JSON.parse(other.body).detail,
+      /evil\.example\.com is not in caller's approved egress \(api\.bank\.example\.com\)/,
+    );
+    const ip = await app(
+      `/fetch?url=${encodeURIComponent(`http://127.0.0.1:${new URL(server.url).port}/api/v1/meta`)}`,
+    );
+    assert.equal(ip.status, 403);
+    assert.match(JSON.parse(ip.body).detail, /by name, never by address/);
+    const metadata = await app(
+      `/fetch?url=${encodeURIComponent('http://169.254.169.254/latest/meta-data/')}`,
+    );
+    assert.equal(metadata.status, 403);
+    assert.equal(seen.length, 0, 'nothing reached the outside');
+    const denied = await audit('egress.denied');
+    assert.ok(denied.some((e) => e.summary.host === 'evil.example.com'));
+    assert.ok(denied.some((e) => e.summary.host === '169.254.169.254'));
+  });
+
+  test('without the broker there is no way out: a direct socket to the platform fails', async () => {
+    const r = await viaGateway(server, 'caller', '/socket', { authorization: `Bearer ${t.dave}` });
+    assert.match(r.body, /^refused: E/);
+  });
+
+  test('a card number or an e-mail address in a request from an internal-data app is blocked (DLP)', async () => {
+    seen = [];
+    const card = await app(
+      `/fetch?url=${encodeURIComponent('http://api.bank.example.com/notes')}&body=${encodeURIComponent('pay with 4111 1111 1111 1111 please')}`,
+    );
+    assert.equal(card.status, 451);
+    assert.equal(card.egress, 'blocked_dlp');
+    const detail = JSON.parse(card.body).detail as string;
+    assert.match(detail, /card number \(1: 41…11\)/);
+    assert.match(detail, /regulated data class/);
+    assert.doesNotMatch(
+      detail,
+      /4111 1111 1111 1111|4111111111111111/,
+      'the refusal does not repeat the number',
+    );
+    const email = await app(
+      `/fetch?url=${encodeURIComponent('http://api.bank.example.com/notes')}&body=${encodeURIComponent('contact ann.lee@example.org')}`,
+    );
+    assert.equal(email.status, 451);
+    assert.equal(seen.length, 0, 'the bank never received either');
+    const blocked = await audit('egress.blocked');
+    assert.equal(blocked.length, 2);
+    assert.deepEqual(blocked.map((e) => e.summary.found).sort(), [['card_number x1'], ['email x1']]);
+    const trail = JSON.stringify(await audit('egress.'));
+    assert.doesNotMatch(
+      trail,
+      /4111111111111111|ann\.lee@example\.org/,
+      'the audit trail holds no copy of the data',
+    );
+    const ok = await app(
+      `/fetch?url=${encodeURIComponent('http://api.bank.example.com/notes')}&body=${encodeURIComponent('order 4111 1111 1111 1112 shipped')}`,
+    );
+    assert.equal(ok.status, 200, 'a number that fails the Luhn check is not a card');
+  });
+
+  test('the organization’s policy is asked on every request: a host closed after the deploy is refused', async () => {
+    const close = `package microapp.org.egress
+
+import rego.v1
+
+deny contains sprintf("org policy: %s is closed for maintenance", [input.request.host]) if {
+	input.request.method == "egress"
+	input.request.host == "api.bank.example.com"
+}
+
+test_closes_the_bank if {
+	count(deny) == 1 with input as {"request": {"method": "egress", "host": "api.bank.example.com"}}
+}
+`;
+    const pushed = await call(server, 'POST', '/api/v1/policies', {
+      token: t.carol,
+      body: { modules: { 'egress/close.rego': close }, message: 'bank API maintenance' },
+    });
+    assert.equal(pushed.status, 201, pushed.text);
+    seen = [];
+    const r = await app(`/fetch?url=${encodeURIComponent('http://api.bank.example.com/accounts')}`);
+    assert.equal(r.status, 403);
+    assert.match(
+      JSON.parse(r.body).detail,
+      /policy: org policy: api\.bank\.example\.com is closed for maintenance/,
+    );
+    assert.equal(seen.length, 0);
+  });
+});
