@@ -26,6 +26,8 @@ import { registerCatalogRoutes } from './modules/catalog/catalog-routes.ts';
 import { createCatalogService } from './modules/catalog/catalog-service.ts';
 import { registerTemplateRoutes } from './modules/catalog/template-routes.ts';
 import { defaultTemplatesDir } from './modules/catalog/templates.ts';
+import { registerConnectorRoutes } from './modules/connectors/connector-routes.ts';
+import { createConnectorService } from './modules/connectors/connector-service.ts';
 import { defaultConsoleDir, registerConsoleRoutes } from './modules/console/console-routes.ts';
 import { createEgressBroker } from './modules/egress/egress-broker.ts';
 import { publicRoute } from './modules/identity/access.ts';
@@ -230,7 +232,16 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     logger.warn(
       'app instances run WITHOUT memory, CPU and process limits: no writable cgroup hierarchy (run the server as root, or delegate a cgroup v2 subtree to it; see docs/runtime.md)',
     );
+  const connectors = createConnectorService({
+    db: db.kysely,
+    clock,
+    audit,
+    current: kekOf(kek),
+    previous: previousKeks,
+  });
+  registerConnectorRoutes(app, { connectors });
   const egress = createEgressBroker({
+    connectors,
     db: db.kysely,
     clock,
     audit,

@@ -19,9 +19,11 @@ import {
 } from './harness.ts';
 
 // An app that calls out the way apps do (fetch), and tries the ways it must not (a socket, an address).
-const caller = (platformPort: string) => ({
-  'microapp.yaml':
-    'name: caller\nowner: alice@example.com\npurpose: Call the bank API through the egress broker\ndataClasses: [internal]\naudience: { department: finance, maxUsers: 50 }\nintegrations: { egress: [api.bank.example.com] }\n',
+const caller = (
+  platformPort: string,
+  yaml = 'name: caller\nowner: alice@example.com\npurpose: Call the bank API through the egress broker\ndataClasses: [internal]\naudience: { department: finance, maxUsers: 50 }\nintegrations: { egress: [api.bank.example.com] }\n',
+) => ({
+  'microapp.yaml': yaml,
   'package.json': JSON.stringify({
     name: 'caller',
     version: '1.0.0',
@@ -41,7 +43,7 @@ http.createServer(async (req, res) => {
   const u = new URL(req.url, 'http://app');
   try {
     if (u.pathname === '/fetch') {
-      const r = await fetch(u.searchParams.get('url'), u.searchParams.has('body') ? { method: 'POST', body: u.searchParams.get('body'), headers: { 'content-type': 'text/plain' } } : {});
+      const r = await fetch(u.searchParams.get('url'), { method: u.searchParams.get('method') || (u.searchParams.has('body') ? 'POST' : 'GET'), ...(u.searchParams.has('body') ? { body: u.searchParams.get('body') } : {}), headers: { 'content-type': 'text/plain', authorization: 'Bearer forged-by-the-app' } });
       return res.end(JSON.stringify({ status: r.status, egress: r.headers.get('x-microapp-egress'), body: await r.text() }));
     }
     if (u.pathname === '/socket') {
@@ -78,7 +80,9 @@ describe('egress broker', () => {
     await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
     const port = (upstream.address() as AddressInfo).port;
     server = await startTestServer('sqlite', {
-      env: { MICROAPP_DEV_EGRESS_HOSTS: `api.bank.example.com=127.0.0.1:${port}` },
+      env: {
+        MICROAPP_DEV_EGRESS_HOSTS: `api.bank.example.com=127.0.0.1:${port},ledger.corp.example.com=127.0.0.1:${port}`,
+      },
     });
     t = await signInEveryone(server);
     dir = mkdtempSync(join(tmpdir(), 'microapp-egress-'));
@@ -130,10 +134,13 @@ describe('egress broker', () => {
     assert.equal(seen[0]!.url, '/accounts?id=7');
     assert.match(String(seen[0]!.headers.host), /^api\.bank\.example\.com/);
     assert.deepEqual(
-      Object.keys(seen[0]!.headers).filter(
-        (h) => h.startsWith('x-microapp') || h === 'authorization' || h === 'cookie',
-      ),
+      Object.keys(seen[0]!.headers).filter((h) => h.startsWith('x-microapp') || h === 'cookie'),
       [],
+    );
+    assert.equal(
+      seen[0]!.headers.authorization,
+      'Bearer forged-by-the-app',
+      'an app’s own header goes to its own hosts',
     );
     const db = server.rawDb();
     try {
@@ -243,5 +250,111 @@ test_closes_the_bank if {
       /policy: org policy: api\.bank\.example\.com is closed for maintenance/,
     );
     assert.equal(seen.length, 0);
+  });
+
+  test('a connector: the broker adds the credential, within its methods and paths; DLP on what it may receive', async () => {
+    const canary = 'ledger-credential-canary-7f3a9c';
+    const defined = await call(server, 'PUT', '/api/v1/connectors/ledger', {
+      token: t.carol,
+      body: {
+        baseUrl: 'http://ledger.corp.example.com/api',
+        credential: canary,
+        methods: ['GET', 'POST'],
+        paths: ['/entries'],
+        dataClasses: ['internal', 'financial', 'pii'],
+      },
+    });
+    assert.equal(defined.status, 200, defined.text);
+    assert.equal(defined.body.hasCredential, true);
+    assert.equal(
+      (await call(server, 'PUT', '/api/v1/connectors/ledger', { token: t.alice, body: {} })).status,
+      403,
+    );
+    const yaml =
+      'name: payroll-notes\nowner: alice@example.com\npurpose: Note payroll questions against ledger entries\ndataClasses: [internal, pii]\naudience: { department: finance, maxUsers: 20 }\nintegrations: { connectors: [ledger] }\n';
+    const manifest = {
+      name: 'payroll-notes',
+      owner: people.alice,
+      purpose: 'Note payroll questions against ledger entries',
+      dataClasses: ['internal', 'pii'],
+      audience: { department: 'finance', maxUsers: 20 },
+      integrations: { connectors: ['ledger'] },
+    };
+    const reg = await call(server, 'POST', '/api/v1/apps', { token: t.alice, body: manifest });
+    for (const reviewer of [t.bob, t.erin])
+      if (reg.body.app.state !== 'approved')
+        await call(server, 'POST', '/api/v1/apps/payroll-notes/reviews', {
+          token: reviewer,
+          body: { decision: 'approve' },
+        });
+    const res = await call(server, 'POST', '/api/v1/apps/payroll-notes/builds', {
+      token: t.alice,
+      body: { source: await sourceArchive(caller(new URL(server.url).port, yaml)), deploy: true },
+    });
+    assert.equal((await buildFinished(server, 'payroll-notes', res.body.id, t.alice)).state, 'passed');
+    const use = async (path: string) => {
+      const r = await viaGateway(server, 'payroll-notes', path, { authorization: `Bearer ${t.dave}` });
+      assert.equal(r.status, 200, r.body);
+      return JSON.parse(r.body) as { status: number; egress: string | null; body: string };
+    };
+    const url = (p: string) => encodeURIComponent(`http://connector.ledger${p}`);
+
+    seen = [];
+    const ok = await use(`/fetch?url=${url('/entries?month=2026-11')}`);
+    assert.equal(ok.status, 200, JSON.stringify(ok));
+    assert.equal(seen[0]!.url, '/api/entries?month=2026-11', 'the connector’s base path comes first');
+    assert.equal(
+      seen[0]!.headers.authorization,
+      `Bearer ${canary}`,
+      'the broker’s credential, not the app’s forged one',
+    );
+    assert.match(String(seen[0]!.headers.host), /^ledger\.corp\.example\.com/);
+    assert.doesNotMatch(JSON.stringify(ok), new RegExp(canary));
+
+    const outside = await use(`/fetch?url=${url('/admin/users')}`);
+    assert.equal(outside.status, 403);
+    assert.match(JSON.parse(outside.body).detail, /allows \/entries, not \/admin\/users/);
+    assert.equal((await use(`/fetch?url=${url('/entries/1')}&method=DELETE`)).status, 405);
+    assert.equal((await use(`/fetch?url=${url('/entries%2f..%2fadmin')}`)).status, 400);
+    const other = await use(`/fetch?url=${encodeURIComponent('http://connector.hr/people')}`);
+    assert.equal(other.status, 403);
+    assert.match(JSON.parse(other.body).detail, /does not use the connector hr/);
+
+    seen = [];
+    const card = await use(
+      `/fetch?url=${url('/entries')}&body=${encodeURIComponent('refund card 4111 1111 1111 1111')}`,
+    );
+    assert.equal(card.status, 451);
+    assert.match(
+      JSON.parse(card.body).detail,
+      /may not send to the connector ledger \(it would need the regulated data class on both\)/,
+    );
+    const email = await use(
+      `/fetch?url=${url('/entries')}&body=${encodeURIComponent('ask ann.lee@example.org')}`,
+    );
+    assert.equal(
+      email.status,
+      200,
+      'personal data may go where both the app and the connector are approved for it',
+    );
+    assert.equal(seen.length, 1, 'only the allowed call reached the ledger');
+    const blocked = (
+      await call(server, 'GET', '/api/v1/audit/events?app=payroll-notes&action=egress.blocked', {
+        token: t.ivan,
+      })
+    ).body.items as { summary: { host: string; found: string[] } }[];
+    assert.deepEqual(
+      blocked.map((e) => [e.summary.host, e.summary.found]),
+      [['connector.ledger', ['card_number x1']]],
+    );
+
+    // The credential is nowhere an app, a user or an auditor can read.
+    const listed = await call(server, 'GET', '/api/v1/connectors', { token: t.alice });
+    assert.equal(listed.body.items[0].id, 'ledger');
+    const everything = JSON.stringify([
+      listed.body,
+      (await call(server, 'GET', '/api/v1/audit/events?limit=1000', { token: t.ivan })).body,
+    ]);
+    assert.doesNotMatch(everything, new RegExp(canary));
   });
 });

@@ -117,6 +117,9 @@ const expectations: Record<string, { allowed: Who[]; denied?: Partial<Record<Who
   'POST /api/v1/apps/:name/owner': { allowed: users },
   'POST /api/v1/assessments': { allowed: users },
   'GET /api/v1/templates': { allowed: users },
+  'PUT /api/v1/connectors/:id': { allowed: ['admin'] },
+  'GET /api/v1/connectors': { allowed: users },
+  'DELETE /api/v1/connectors/:id': { allowed: ['admin'] },
   'POST /api/v1/apps/:name/builds': {
     allowed: ['creator', 'admin'],
     denied: { otherCreator: 404, reviewer: 403, auditor: 403 },

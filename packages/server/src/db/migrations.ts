@@ -531,6 +531,26 @@ const migrations: Record<string, (dialect: Dialect) => Migration> = {
         .execute();
     },
   }),
+  '0014_connectors': () => ({
+    async up(db: AnyDb) {
+      // Company systems apps reach through the broker, which adds the credential (sealed under the KEK).
+      await db.schema
+        .createTable('connectors')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('base_url', 'text', (c) => c.notNull())
+        .addColumn('auth_header', 'text', (c) => c.notNull())
+        .addColumn('methods', 'text', (c) => c.notNull())
+        .addColumn('paths', 'text', (c) => c.notNull())
+        .addColumn('data_classes', 'text', (c) => c.notNull())
+        .addColumn('kek_id', 'text')
+        .addColumn('wrapped_key', 'text')
+        .addColumn('ciphertext', 'text')
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('updated_by', 'text', (c) => c.notNull())
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .execute();
+    },
+  }),
 };
 
 /** Applies every pending migration; returns the names applied. Throws with the failing migration's name. */

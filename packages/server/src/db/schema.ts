@@ -32,6 +32,24 @@ export interface Database {
   notification_preferences: NotificationPreferencesTable;
   builds: BuildsTable;
   app_egress: AppEgressTable;
+  connectors: ConnectorsTable;
+}
+
+export interface ConnectorsTable {
+  id: string;
+  base_url: string;
+  auth_header: string;
+  /** JSON arrays */
+  methods: string;
+  paths: string;
+  data_classes: string;
+  /** The sealed credential (envelope under the KEK); null when none is set. */
+  kek_id: string | null;
+  wrapped_key: string | null;
+  ciphertext: string | null;
+  created_at: string;
+  updated_by: string;
+  updated_at: string;
 }
 
 export interface AppEgressTable {

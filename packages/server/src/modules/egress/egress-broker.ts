@@ -16,6 +16,7 @@ import type { Database } from '../../db/schema.ts';
 import { newId } from '../../ids.ts';
 import type { AuditService } from '../audit/audit-service.ts';
 import type { Manifest } from '../catalog/manifest-schema.ts';
+import type { ResolvedConnector } from '../connectors/connector-service.ts';
 import { isPublicAddress, normalizeHost } from './addresses.ts';
 import { type DlpFinding, dlpClassFor, inspect } from './dlp.ts';
 
@@ -33,7 +34,19 @@ export type BrokeredApp = {
 };
 
 export type EgressDecision =
-  | { allowed: true; host: string; port: number; address: string; scheme: 'http' | 'https' }
+  | {
+      allowed: true;
+      host: string;
+      port: number;
+      address: string;
+      scheme: 'http' | 'https';
+      /** What the app asked for: a host, or `connector.ID`. */
+      target: string;
+      /** The path and query upstream (a connector's base path comes first). */
+      path: string;
+      /** A connector's credential header, added by the broker only. */
+      inject?: [string, string];
+    }
   | { allowed: false; status: number; reason: string; host: string | null; findings?: DlpFinding[] };
 
 const maxBody = 5 * 1024 * 1024;
@@ -68,6 +81,8 @@ export function createEgressBroker(deps: {
   resolve?: (host: string) => Promise<string[]>;
   pinned?: Map<string, { address: string; port: number }>;
   onBytes?: (app: string, host: string, bytesOut: number, bytesIn: number) => void;
+  /** Connectors (`http://connector.{id}/…`), with their credentials: the broker adds them, apps never see them. */
+  connectors?: { resolve(id: string): Promise<ResolvedConnector | null> };
   timeoutMs?: number;
 }) {
   const resolve =
@@ -127,26 +142,92 @@ export function createEgressBroker(deps: {
   async function decide(app: BrokeredApp, req: IncomingMessage, body: Buffer): Promise<EgressDecision> {
     const target = normalizeHost(String(req.headers.host ?? ''));
     if (!target) return { allowed: false, status: 400, reason: 'the request names no host', host: null };
-    const { host } = target;
-    const scheme = req.headers['x-microapp-egress-scheme'] === 'https' ? 'https' : 'http';
-    if (isIP(host))
+    const asked = target.host;
+    let scheme: 'http' | 'https' = req.headers['x-microapp-egress-scheme'] === 'https' ? 'https' : 'http';
+    let host = asked;
+    let port = target.port;
+    let path = req.url ?? '/';
+    let inject: [string, string] | undefined;
+    // Data may leave only to where both the app and (for a connector) the system are approved for it.
+    let mayReceive = new Set<string>(app.manifest.dataClasses);
+    if (isIP(asked))
       return {
         allowed: false,
         status: 403,
-        host,
-        reason: `apps reach services by name, never by address (${host})`,
+        host: asked,
+        reason: `apps reach services by name, never by address (${asked})`,
       };
-    const approved = app.manifest.integrations?.egress ?? [];
-    if (!approved.includes(host))
-      return {
-        allowed: false,
-        status: 403,
-        host,
-        reason: `${host} is not in ${app.name}'s approved egress (${approved.join(', ') || 'none'}): add it to integrations.egress in microapp.yaml and register again; the change is reviewed`,
-      };
+    const connectorId = /^connector\.([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)$/.exec(asked)?.[1];
+    if (connectorId) {
+      if (!(app.manifest.integrations?.connectors ?? []).includes(connectorId))
+        return {
+          allowed: false,
+          status: 403,
+          host: asked,
+          reason: `${app.name} does not use the connector ${connectorId}: add it to integrations.connectors in microapp.yaml and register again; the change is reviewed`,
+        };
+      const c = await deps.connectors?.resolve(connectorId);
+      if (!c)
+        return {
+          allowed: false,
+          status: 404,
+          host: asked,
+          reason: `no connector ${connectorId} is defined; ask a platform admin`,
+        };
+      const method = (req.method ?? 'GET').toUpperCase();
+      if (!c.methods.includes(method))
+        return {
+          allowed: false,
+          status: 405,
+          host: asked,
+          reason: `the connector ${connectorId} allows ${c.methods.join(', ')}, not ${method}`,
+        };
+      const raw = path.split('?')[0] ?? '/';
+      if (/(^|\/)\.\.?(\/|$)|%2e|%2f|%5c|\\/i.test(raw))
+        return {
+          allowed: false,
+          status: 400,
+          host: asked,
+          reason: 'connector paths may not hold dot segments or encoded slashes',
+        };
+      const { pathname, search } = new URL(path, 'http://connector');
+      const within = c.paths.some(
+        (p) => pathname === p || pathname.startsWith(p.endsWith('/') ? p : `${p}/`),
+      );
+      if (!within)
+        return {
+          allowed: false,
+          status: 403,
+          host: asked,
+          reason: `the connector ${connectorId} allows ${c.paths.join(', ')}, not ${pathname}`,
+        };
+      const base = new URL(c.baseUrl);
+      scheme = base.protocol === 'https:' ? 'https' : 'http';
+      host = base.hostname;
+      port = base.port ? Number(base.port) : null;
+      path = `${base.pathname.replace(/\/$/, '')}${pathname}${search}`;
+      mayReceive = new Set([...mayReceive].filter((d) => c.dataClasses.includes(d)));
+      if (c.credential)
+        inject = [c.authHeader, c.authHeader === 'authorization' ? `Bearer ${c.credential}` : c.credential];
+    } else {
+      const approved = app.manifest.integrations?.egress ?? [];
+      if (!approved.includes(asked))
+        return {
+          allowed: false,
+          status: 403,
+          host: asked,
+          reason: `${asked} is not in ${app.name}'s approved egress (${approved.join(', ') || 'none'}): add it to integrations.egress in microapp.yaml and register again; the change is reviewed`,
+        };
+    }
     const denials = await deps.policy(
       {
-        request: { method: 'egress', host, scheme, verb: req.method },
+        request: {
+          method: 'egress',
+          host: asked,
+          scheme,
+          verb: req.method,
+          ...(connectorId ? { connector: connectorId } : {}),
+        },
         manifest: app.manifest,
         app: { name: app.name, owner: app.owner, department: app.department, tier: app.tier },
       },
@@ -156,40 +237,40 @@ export function createEgressBroker(deps: {
       return {
         allowed: false,
         status: 403,
-        host,
+        host: asked,
         reason: `policy: ${denials.map((d) => d.message).join('; ')}`,
       };
     if (body.length) {
       const findings = inspect(body.toString('utf8'));
-      const classes = new Set<string>(app.manifest.dataClasses);
-      const blocked = findings.filter((f) => !classes.has(dlpClassFor[f.kind]));
+      const blocked = findings.filter((f) => !mayReceive.has(dlpClassFor[f.kind]));
       if (blocked.length)
         return {
           allowed: false,
           status: 451,
-          host,
+          host: asked,
           findings: blocked,
-          reason: `the request carries ${blocked.map((f) => `${f.kind.replace('_', ' ')} (${f.count}: ${f.samples.join(', ')})`).join(' and ')}, which ${app.name} is not approved to send (it would need the ${[...new Set(blocked.map((f) => dlpClassFor[f.kind]))].join(', ')} data class)`,
+          reason: `the request carries ${blocked.map((f) => `${f.kind.replace('_', ' ')} (${f.count}: ${f.samples.join(', ')})`).join(' and ')}, which ${connectorId ? `${app.name} may not send to the connector ${connectorId}` : `${app.name} is not approved to send`} (it would need the ${[...new Set(blocked.map((f) => dlpClassFor[f.kind]))].join(', ')} data class${connectorId ? ' on both' : ''})`,
         };
     }
-    const port = target.port ?? (scheme === 'https' ? 443 : 80);
+    const finalPort = port ?? (scheme === 'https' ? 443 : 80);
+    const base = { host, port: finalPort, scheme, target: asked, path, ...(inject ? { inject } : {}) };
     const pinned = deps.pinned?.get(host);
-    if (pinned) return { allowed: true, host, port: pinned.port, address: pinned.address, scheme };
+    if (pinned) return { allowed: true, ...base, port: pinned.port, address: pinned.address };
     let addresses: string[];
     try {
       addresses = await resolve(host);
     } catch {
-      return { allowed: false, status: 502, host, reason: `${host} could not be resolved` };
+      return { allowed: false, status: 502, host: asked, reason: `${host} could not be resolved` };
     }
     const inside = addresses.filter((a) => !isPublicAddress(a));
     if (addresses.length === 0 || inside.length)
       return {
         allowed: false,
         status: 403,
-        host,
+        host: asked,
         reason: `${host} resolves to an address apps may not reach (${inside.join(', ') || 'none'})`,
       };
-    return { allowed: true, host, port, address: addresses[0]!, scheme };
+    return { allowed: true, ...base, address: addresses[0]! };
   }
 
   async function handle(app: BrokeredApp, req: IncomingMessage, res: ServerResponse) {
@@ -242,6 +323,11 @@ export function createEgressBroker(deps: {
     const headers: Record<string, string | string[]> = {};
     for (const [k, v] of Object.entries(req.headers))
       if (v !== undefined && !hopByHop.has(k) && !k.startsWith('x-microapp-')) headers[k] = v;
+    // A connector's credential is the broker's to add; whatever the app put in that header is dropped.
+    if (d.inject) {
+      delete headers.authorization;
+      headers[d.inject[0]] = d.inject[1];
+    }
     headers.host = d.port === (d.scheme === 'https' ? 443 : 80) ? d.host : `${d.host}:${d.port}`;
     headers['content-length'] = String(body.length);
     const send = d.scheme === 'https' ? httpsRequest : httpRequest;
@@ -251,7 +337,7 @@ export function createEgressBroker(deps: {
         host: d.address,
         port: d.port,
         method,
-        path: req.url ?? '/',
+        path: d.path,
         headers,
         timeout: deps.timeoutMs ?? 30_000,
         // TLS checks the certificate against the name the app asked for, not the address.
@@ -266,9 +352,9 @@ export function createEgressBroker(deps: {
         });
         up.pipe(res);
         up.on('end', () => {
-          deps.onBytes?.(app.name, d.host, body.length, bytesIn);
+          deps.onBytes?.(app.name, d.target, body.length, bytesIn);
           void record(app, {
-            host: d.host,
+            host: d.target,
             method,
             decision: 'allowed',
             status: up.statusCode ?? 0,
@@ -281,7 +367,7 @@ export function createEgressBroker(deps: {
     upstream.on('timeout', () => upstream.destroy(new Error('timed out')));
     upstream.on('error', (e) => {
       if (res.headersSent) return res.destroy();
-      void refuse(502, `${d.host} did not answer: ${e.message}`, d.host, 'failed');
+      void refuse(502, `${d.target} did not answer: ${e.message}`, d.target, 'failed');
     });
     upstream.end(body);
   }

@@ -156,13 +156,33 @@ export function createSecretService(deps: {
           .where('name', '=', r.name)
           .execute();
       }
+      // Connector credentials are sealed the same way (bound to `connector:ID`).
+      const connectors = await trx
+        .selectFrom('connectors')
+        .select(['id', 'kek_id', 'wrapped_key'])
+        .where('kek_id', 'is not', null)
+        .where('kek_id', '!=', deps.current.id)
+        .execute();
+      for (const c of connectors) {
+        const wrapped = rewrap(
+          keks,
+          deps.current,
+          { kekId: c.kek_id!, wrappedKey: c.wrapped_key! },
+          `connector:${c.id}`,
+        );
+        await trx
+          .updateTable('connectors')
+          .set({ kek_id: deps.current.id, wrapped_key: wrapped })
+          .where('id', '=', c.id)
+          .execute();
+      }
       await audit.record(trx, ctx, {
         action: 'secrets.rewrapped',
         targetType: 'kek',
         target: deps.current.id,
-        summary: { count: rows.length },
+        summary: { count: rows.length, connectors: connectors.length },
       });
-      return { rewrapped: rows.length, kek: deps.current.id };
+      return { rewrapped: rows.length + connectors.length, kek: deps.current.id };
     });
   }
 

@@ -1,0 +1,74 @@
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Type } from '@sinclair/typebox';
+import type { FastifyInstance } from 'fastify';
+import { auditContext, principalOf } from '../../api/auth-hook.ts';
+import { StringEnum } from '../../api/schema-helpers.ts';
+import { dataClasses } from '../catalog/manifest-schema.ts';
+import { anyUser, rolesOnly } from '../identity/access.ts';
+import type { ConnectorService } from './connector-service.ts';
+
+const ConnectorId = Type.String({ pattern: '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$', maxLength: 63 });
+
+/** Admins define connectors; everyone may see which exist (never their credentials). */
+export function registerConnectorRoutes(fastify: FastifyInstance, deps: { connectors: ConnectorService }) {
+  const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
+  const { connectors } = deps;
+
+  app.put(
+    '/api/v1/connectors/:id',
+    {
+      config: { access: rolesOnly(['admin'], 'policies:write') },
+      schema: {
+        tags: ['connectors'],
+        summary:
+          'Define or change a connector: base URL, credential (write-only; omit to keep it), allowed methods and path prefixes, and the data classes it may receive',
+        params: Type.Object({ id: ConnectorId }),
+        body: Type.Object(
+          {
+            baseUrl: Type.String({ format: 'uri', pattern: '^https?://', maxLength: 2000 }),
+            authHeader: Type.Optional(Type.String({ pattern: '^[A-Za-z][A-Za-z0-9-]{0,63}$' })),
+            credential: Type.Optional(Type.String({ minLength: 1, maxLength: 8192 })),
+            methods: Type.Array(StringEnum(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'] as const), {
+              minItems: 1,
+              maxItems: 6,
+              uniqueItems: true,
+            }),
+            paths: Type.Array(Type.String({ pattern: '^/[A-Za-z0-9._~/-]*$', maxLength: 500 }), {
+              minItems: 1,
+              maxItems: 50,
+            }),
+            dataClasses: Type.Array(StringEnum(dataClasses), { minItems: 1, uniqueItems: true }),
+          },
+          { additionalProperties: false },
+        ),
+      },
+    },
+    async (request) =>
+      connectors.put(principalOf(request), request.params.id, request.body, auditContext(request)),
+  );
+
+  app.get(
+    '/api/v1/connectors',
+    {
+      config: { access: anyUser('apps:read') },
+      schema: { tags: ['connectors'], summary: 'The connectors apps may ask for (never their credentials)' },
+    },
+    async () => ({ items: await connectors.list() }),
+  );
+
+  app.delete(
+    '/api/v1/connectors/:id',
+    {
+      config: { access: rolesOnly(['admin'], 'policies:write') },
+      schema: {
+        tags: ['connectors'],
+        summary: 'Remove a connector',
+        params: Type.Object({ id: ConnectorId }),
+      },
+    },
+    async (request, reply) => {
+      await connectors.remove(principalOf(request), request.params.id, auditContext(request));
+      return reply.status(204).send();
+    },
+  );
+}
