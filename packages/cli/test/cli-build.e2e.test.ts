@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { startTestServer, type TestServer, tokenFor, viaGateway } from '../../server/test/harness.ts';
-import { cli, importAdvisories } from './cli-harness.ts';
+import { cli, cliWithInput, importAdvisories } from './cli-harness.ts';
 
 describe('microapp build: the platform builds a folder, step by step', () => {
   let server: TestServer;
@@ -76,5 +76,37 @@ describe('microapp build: the platform builds a folder, step by step', () => {
     const r = await cli(env, 'build', '--dir', join(dir, 'nowhere'));
     assert.equal(r.code, 2);
     assert.match(r.stderr, /no microapp.yaml/);
+  });
+
+  test('connectors: an admin sets one with the credential from stdin; nobody reads the credential back', async () => {
+    await cli(env, 'login', '--dev-user', 'carol@example.com');
+    const set = await cliWithInput(
+      env,
+      'canary-credential-55aa\n',
+      'connectors',
+      'set',
+      'ledger',
+      '--base-url',
+      'https://ledger.corp.example.com/api',
+      '--methods',
+      'get,post',
+      '--paths',
+      '/entries',
+      '--data-classes',
+      'internal,financial',
+      '--credential-stdin',
+    );
+    assert.equal(set.code, 0, set.stderr);
+    assert.match(
+      set.stdout,
+      /Connector ledger: GET, POST on \/entries .*\nThe credential is stored encrypted/,
+    );
+    const listed = await cli(env, 'connectors', 'list', '--json');
+    assert.equal(JSON.parse(listed.stdout)[0].hasCredential, true);
+    assert.doesNotMatch(listed.stdout + set.stdout + set.stderr, /canary-credential-55aa/);
+    await cli(env, 'login', '--dev-user', 'dave@example.com');
+    const refused = await cli(env, 'connectors', 'remove', 'ledger');
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr, /admin/);
   });
 });

@@ -4,7 +4,9 @@ import { action, ctxOf, examples } from '../context.ts';
 import { emit, table } from '../output.ts';
 
 /** Reads the value from stdin, so it never lands in shell history or the process list. */
-async function readValue(): Promise<string> {
+export async function readValue(
+  example = 'printf %s "$TOKEN" | microapp secrets set NAME --app APP',
+): Promise<string> {
   if (process.stdin.isTTY)
     process.stderr.write('Value (input hidden is not available here; paste and press Ctrl-D): ');
   const chunks: Buffer[] = [];
@@ -12,11 +14,7 @@ async function readValue(): Promise<string> {
   const value = Buffer.concat(chunks)
     .toString('utf8')
     .replace(/\r?\n$/, '');
-  if (!value)
-    throw new CliError(
-      'no value on standard input; e.g. `printf %s "$TOKEN" | microapp secrets set NAME --app APP`',
-      { exitCode: 2 },
-    );
+  if (!value) throw new CliError(`no value on standard input; e.g. \`${example}\``, { exitCode: 2 });
   return value;
 }
 

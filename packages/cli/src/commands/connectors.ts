@@ -1,0 +1,122 @@
+import type { Command } from 'commander';
+import type { ConnectorView } from '../../../server/src/modules/connectors/connector-service.ts';
+import { action, ctxOf, examples } from '../context.ts';
+import { emit, table } from '../output.ts';
+import { readValue } from './secrets.ts';
+
+const list = (value: string) =>
+  value
+    .split(',')
+    .map((v) => v.trim())
+    .filter(Boolean);
+
+export function registerConnectorCommands(program: Command) {
+  const connectors = program
+    .command('connectors')
+    .description('company systems apps reach through the egress broker, which adds the credential');
+
+  examples(
+    connectors
+      .command('set <id>')
+      .description(
+        'define or change a connector (admins); with --credential-stdin the credential is read from standard input',
+      )
+      .requiredOption('--base-url <url>', 'where the system is, e.g. https://ledger.corp.example.com/api')
+      .requiredOption('--methods <list>', 'allowed HTTP methods, comma-separated')
+      .requiredOption('--paths <list>', 'allowed path prefixes, comma-separated, e.g. /entries,/accounts')
+      .requiredOption('--data-classes <list>', 'data classes the system may receive, e.g. internal,financial')
+      .option('--auth-header <name>', 'the header the credential goes in (authorization sends "Bearer …")')
+      .option(
+        '--credential-stdin',
+        'read a new credential from standard input (otherwise the current one is kept)',
+      )
+      .action(
+        action(
+          async (
+            id: string,
+            flags: {
+              baseUrl: string;
+              methods: string;
+              paths: string;
+              dataClasses: string;
+              authHeader?: string;
+              credentialStdin?: boolean;
+            },
+            command: Command,
+          ) => {
+            const ctx = ctxOf(command);
+            const credential = flags.credentialStdin
+              ? await readValue(
+                  'printf %s "$LEDGER_TOKEN" | microapp connectors set ledger … --credential-stdin',
+                )
+              : undefined;
+            const c = await ctx.client.request<ConnectorView>(
+              'PUT',
+              `/api/v1/connectors/${encodeURIComponent(id)}`,
+              {
+                baseUrl: flags.baseUrl,
+                methods: list(flags.methods).map((m) => m.toUpperCase()),
+                paths: list(flags.paths),
+                dataClasses: list(flags.dataClasses),
+                ...(flags.authHeader ? { authHeader: flags.authHeader } : {}),
+                ...(credential !== undefined ? { credential } : {}),
+              },
+            );
+            emit(
+              ctx.json,
+              c,
+              () =>
+                `Connector ${c.id}: ${c.methods.join(', ')} on ${c.paths.join(', ')} at ${c.baseUrl}; may receive ${c.dataClasses.join(', ')}.` +
+                (c.hasCredential
+                  ? '\nThe credential is stored encrypted and will not be shown again.'
+                  : '\nNo credential is set: calls go out without one.') +
+                `\nApps use it by listing it in integrations.connectors and calling http://connector.${c.id}/…`,
+            );
+          },
+        ),
+      ),
+    [
+      'printf %s "$LEDGER_TOKEN" | microapp connectors set ledger --base-url https://ledger.corp.example.com/api --methods GET,POST --paths /entries --data-classes internal,financial --credential-stdin',
+    ],
+  );
+
+  examples(
+    connectors
+      .command('list')
+      .description('the connectors apps may ask for (never their credentials)')
+      .action(
+        action(async (_flags: unknown, command: Command) => {
+          const ctx = ctxOf(command);
+          const { items } = await ctx.client.get<{ items: ConnectorView[] }>('/api/v1/connectors');
+          emit(ctx.json, items, () =>
+            table(
+              ['ID', 'BASE URL', 'METHODS', 'PATHS', 'MAY RECEIVE', 'CREDENTIAL'],
+              items.map((c) => [
+                c.id,
+                c.baseUrl,
+                c.methods.join(','),
+                c.paths.join(','),
+                c.dataClasses.join(','),
+                c.hasCredential ? 'set' : 'none',
+              ]),
+            ),
+          );
+        }),
+      ),
+    ['microapp connectors list', 'microapp connectors list --json'],
+  );
+
+  examples(
+    connectors
+      .command('remove <id>')
+      .description('remove a connector (admins); apps that use it are refused from then on')
+      .action(
+        action(async (id: string, _flags: unknown, command: Command) => {
+          const ctx = ctxOf(command);
+          await ctx.client.request('DELETE', `/api/v1/connectors/${encodeURIComponent(id)}`);
+          emit(ctx.json, { removed: id }, () => `Removed the connector ${id}.`);
+        }),
+      ),
+    ['microapp connectors remove ledger'],
+  );
+}
