@@ -1,9 +1,11 @@
 import { useEffect, useRef } from 'react';
 import { api } from './api.ts';
+import { AdminPage } from './pages/admin-page.tsx';
 import { AppPage } from './pages/app-page.tsx';
 import { AuditPage } from './pages/audit-page.tsx';
 import { CatalogPage } from './pages/catalog-page.tsx';
 import { NewAppPage } from './pages/new-app-page.tsx';
+import { PoliciesPage } from './pages/policies-page.tsx';
 import { ReviewsPage } from './pages/reviews-page.tsx';
 import { Link, useLocation } from './router.tsx';
 import { hasRole, SessionGate, useSession } from './session.tsx';
@@ -32,6 +34,8 @@ function Shell() {
     { href: '/new', label: 'New app', show: hasRole(session, 'creator', 'admin') },
     { href: '/reviews', label: 'Reviews', show: hasRole(session, 'reviewer', 'admin', 'auditor') },
     { href: '/audit', label: 'Audit', show: true },
+    { href: '/policies', label: 'Policies', show: true },
+    { href: '/admin', label: 'Admin', show: hasRole(session, 'admin') },
   ];
   return (
     <>
@@ -91,6 +95,8 @@ function route(path: string): { title: string; element: React.ReactNode } {
   if (path === '/new') return { title: 'New app', element: <NewAppPage /> };
   if (path === '/reviews') return { title: 'Reviews', element: <ReviewsPage /> };
   if (path === '/audit') return { title: 'Audit', element: <AuditPage /> };
+  if (path === '/policies') return { title: 'Policies', element: <PoliciesPage /> };
+  if (path === '/admin') return { title: 'Administration', element: <AdminPage /> };
   if (path === '/' || path === '/apps') return { title: 'Catalog', element: <CatalogPage /> };
   return {
     title: 'Not found',

@@ -43,3 +43,5 @@ export type VersionItem = {
 export type { BuildStep, BuildView } from '../../server/src/modules/builds/build-service.ts';
 export type { FormField } from '../../server/src/modules/builds/form-fields.ts';
 export type { TemplateInfo } from '../../server/src/modules/catalog/templates.ts';
+export type { ConnectorView } from '../../server/src/modules/connectors/connector-service.ts';
+export type { JobView } from '../../server/src/modules/jobs/job-runner.ts';

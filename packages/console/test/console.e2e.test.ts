@@ -328,4 +328,87 @@ describe('web console in a browser', () => {
     assert.deepEqual(errors, [], 'console errors');
     await context.close();
   });
+
+  test('carol reads a policy module, runs the tests, tries a decision and defines a connector', async () => {
+    const { context, page, errors } = await signedIn('carol@example.com');
+    await page.getByRole('link', { name: 'Policies' }).click();
+    await page.getByRole('button', { name: 'network/network.rego' }).click();
+    const source = page.getByTestId('rego-source');
+    await source.getByText('package', { exact: true }).first().waitFor();
+    assert.match((await source.textContent()) ?? '', /package microapp\.network[\s\S]*egress denied/);
+    await page.getByRole('button', { name: 'Run the tests' }).click();
+    const result = page.getByTestId('test-result');
+    await result.waitFor();
+    const [, passed, total] = /(\d+) of (\d+) tests passed/.exec((await result.textContent()) ?? '') ?? [];
+    assert.ok(Number(total) > 20 && passed === total, `${passed} of ${total}`);
+    await page.getByRole('button', { name: 'Evaluate' }).click();
+    await page
+      .getByTestId('decision')
+      .getByText(/egress denied: host unsafe\.example\.org is blacklisted/)
+      .waitFor();
+    await accessible(page, 'the policies page');
+    await shot(page, '11-policies');
+
+    await page.getByRole('link', { name: 'Admin' }).click();
+    await page.getByLabel('Connector id').fill('ledger');
+    await page.getByLabel('Base URL').fill('https://ledger.corp.example.com/api');
+    await page.getByLabel('Allowed path prefixes (comma-separated)').fill('/entries, /accounts');
+    await page.getByLabel(/^Credential/).fill('console-canary-credential-9e1');
+    await page.getByRole('checkbox', { name: 'POST' }).check();
+    await page.getByRole('checkbox', { name: 'financial' }).check();
+    await page.getByRole('button', { name: 'Save the connector' }).click();
+    await page.getByRole('status').filter({ hasText: 'Saved ledger' }).waitFor();
+    await page
+      .getByRole('row', { name: /ledger/ })
+      .getByRole('cell', { name: 'set', exact: true })
+      .waitFor();
+    assert.equal(
+      await page.getByLabel(/^Credential/).inputValue(),
+      '',
+      'the credential field is emptied after saving',
+    );
+    assert.doesNotMatch(await page.content(), /console-canary-credential-9e1/);
+    const api = await call(server, 'GET', '/api/v1/connectors', { token: tokens.carol });
+    assert.deepEqual(api.body.items[0].methods, ['GET', 'POST']);
+    assert.deepEqual(api.body.items[0].paths, ['/accounts', '/entries']);
+    await accessible(page, 'the admin page');
+    await shot(page, '12-admin');
+    assert.deepEqual(errors, [], 'console errors');
+    await context.close();
+  });
+
+  test('alice sets a secret she never sees again, decommissions her app and restores it', async () => {
+    const { context, page, errors } = await signedIn('alice@example.com');
+    await page.goto(`${server.url}/apps/bank-reconciliation`);
+    const secret = page.getByLabel(/^LEDGER_READ_TOKEN/);
+    await secret.fill('s3cret-ledger-token-canary');
+    await page.getByRole('button', { name: 'Save LEDGER_READ_TOKEN' }).click();
+    await page.getByRole('status').filter({ hasText: 'LEDGER_READ_TOKEN is set (version 1)' }).waitFor();
+    assert.equal(await secret.inputValue(), '');
+    assert.doesNotMatch(await page.content(), /s3cret-ledger-token-canary/);
+    await accessible(page, 'the manage section');
+
+    await page.goto(`${server.url}/apps/team-survey`);
+    await page.getByRole('button', { name: 'Decommission…' }).click();
+    await page.getByLabel('Why is team-survey retired?').fill('The survey closed at the end of the quarter');
+    await page.getByRole('button', { name: 'Decommission team-survey' }).click();
+    await page.getByRole('status').filter({ hasText: 'team-survey is decommissioned' }).waitFor();
+    await page.getByRole('button', { name: 'Restore team-survey' }).click();
+    await page.getByRole('status').filter({ hasText: 'team-survey is restored' }).waitFor();
+    const lifecycle = await call(server, 'GET', '/api/v1/apps/team-survey/lifecycle', {
+      token: tokens.alice,
+    });
+    assert.equal(lifecycle.body.stage, 'active');
+    const events = await call(server, 'GET', '/api/v1/audit/events?app=team-survey&action=lifecycle.', {
+      token: tokens.ivan,
+    });
+    const actions = events.body.items.map((e: { action: string }) => e.action);
+    assert.ok(
+      actions.includes('lifecycle.decommissioned') && actions.includes('lifecycle.restored'),
+      actions.join(),
+    );
+    await shot(page, '13-manage');
+    assert.deepEqual(errors, [], 'console errors');
+    await context.close();
+  });
 });

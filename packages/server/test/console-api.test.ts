@@ -121,6 +121,38 @@ for (const engine of engines()) {
       assert.equal(frank.status, 404, 'an app in another department does not show, not even that it exists');
     });
 
+    test('policy modules can be read, their tests run and the bundles listed; paths stay inside the policy', async () => {
+      const mod = await call(server, 'GET', '/api/v1/policies/source?file=network/network.rego', {
+        token: t.frank,
+      });
+      assert.equal(mod.status, 200, mod.text);
+      assert.equal(mod.body.origin, 'builtin');
+      assert.match(mod.body.source, /^package microapp\.network/);
+      for (const file of ['../../etc/passwd.rego', '/etc/x.rego', 'network/network.txt'])
+        assert.equal(
+          (
+            await call(server, 'GET', `/api/v1/policies/source?file=${encodeURIComponent(file)}`, {
+              token: t.frank,
+            })
+          ).status,
+          400,
+          file,
+        );
+      assert.equal(
+        (await call(server, 'GET', '/api/v1/policies/source?file=org/nothing.rego', { token: t.frank }))
+          .status,
+        404,
+      );
+      const run = await call(server, 'POST', '/api/v1/policies/test', { token: t.frank });
+      assert.equal(run.status, 200, run.text);
+      assert.ok(run.body.total > 20);
+      assert.equal(run.body.passed, run.body.total);
+      assert.deepEqual(
+        (await call(server, 'GET', '/api/v1/policies/revisions', { token: t.frank })).body.items,
+        [],
+      );
+    });
+
     test('the templates an app can start from, with versions', async () => {
       const res = await call(server, 'GET', '/api/v1/templates', { token: t.frank });
       assert.deepEqual(

@@ -14,6 +14,7 @@ import { ErrorNote, Loading, Section, StateBadge, TierBadge, When } from '../ui.
 import { useApi } from '../use-api.ts';
 import { AuditTable } from './audit-page.tsx';
 import { DeploySection } from './deploy-section.tsx';
+import { ManageSection } from './manage-section.tsx';
 import { Findings } from './reviews-page.tsx';
 
 /** One app: who owns it, its risk and approval, versions and findings, use, lifecycle and audit trail. */
@@ -123,12 +124,21 @@ export function AppPage({ name }: { name: string }) {
             </ul>
           </Section>
         ) : null}
-        <LifecycleSection name={a.name} />
+        <LifecycleSection name={a.name} key={`lifecycle-${deployed}`} />
       </div>
       {a.owner === session.user.email || hasRole(session, 'admin') ? (
         <DeploySection
           app={a}
           onDeployed={() => {
+            setDeployed((n) => n + 1);
+            app.reload();
+          }}
+        />
+      ) : null}
+      {a.owner === session.user.email || hasRole(session, 'admin') ? (
+        <ManageSection
+          name={a.name}
+          onChanged={() => {
             setDeployed((n) => n + 1);
             app.reload();
           }}

@@ -57,6 +57,40 @@ export function registerPolicyRoutes(fastify: FastifyInstance, deps: { policies:
     async () => policies.current(),
   );
 
+  app.get(
+    '/api/v1/policies/revisions',
+    {
+      config: { access: anyUser('apps:read') },
+      schema: { tags: ['policy'], summary: 'Every organization bundle pushed, newest first' },
+    },
+    async () => ({ items: await policies.revisions() }),
+  );
+
+  app.get(
+    '/api/v1/policies/source',
+    {
+      config: { access: anyUser('apps:read') },
+      schema: {
+        tags: ['policy'],
+        summary: 'One Rego module of the active policy (a built-in pack, or org/FILE)',
+        querystring: Type.Object(
+          { file: Type.String({ pattern: '^(?!.*\\.\\.)[A-Za-z0-9_][A-Za-z0-9_./-]{0,210}\\.rego$' }) },
+          { additionalProperties: false },
+        ),
+      },
+    },
+    async (request) => policies.source(request.query.file),
+  );
+
+  app.post(
+    '/api/v1/policies/test',
+    {
+      config: { access: anyUser('apps:read') },
+      schema: { tags: ['policy'], summary: 'Run every test_ rule of the active policy; nothing is changed' },
+    },
+    async () => policies.test(),
+  );
+
   app.post(
     '/api/v1/policies/evaluate',
     {

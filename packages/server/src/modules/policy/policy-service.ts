@@ -206,7 +206,63 @@ export function createPolicyService(deps: {
     }));
   }
 
-  return { push, current, evaluate, admission, access, decisions };
+  async function latestOrg() {
+    return db
+      .selectFrom('policy_bundles')
+      .selectAll()
+      .orderBy('revision', 'desc')
+      .limit(1)
+      .executeTakeFirst();
+  }
+
+  /** Every organization bundle ever pushed, newest first. */
+  async function revisions() {
+    const rows = await db.selectFrom('policy_bundles').selectAll().orderBy('revision', 'desc').execute();
+    return rows.map((r) => ({
+      revision: Number(r.revision),
+      files: (JSON.parse(r.modules) as Source[]).map((m) => m.file),
+      digest: r.digest,
+      message: r.message,
+      pushedBy: r.created_by,
+      pushedAt: r.created_at,
+    }));
+  }
+
+  /** One module of the active policy: a built-in pack's file, or `org/FILE` of the current bundle. */
+  async function source(file: string): Promise<{ file: string; origin: 'builtin' | 'org'; source: string }> {
+    const own = builtin.modules.find((m) => m.file === file);
+    if (own) return { file, origin: 'builtin', source: own.source };
+    if (file.startsWith('org/')) {
+      const row = await latestOrg();
+      const m = row ? (JSON.parse(row.modules) as Source[]).find((x) => `org/${x.file}` === file) : undefined;
+      if (m) return { file, origin: 'org', source: m.source };
+    }
+    throw new AppError('not_found', `no module ${file} in the active policy`);
+  }
+
+  /** Runs every test_ rule of the active policy (built-in packs and the organization's bundle). */
+  async function test() {
+    const row = await latestOrg();
+    const org = row ? (JSON.parse(row.modules) as Source[]) : [];
+    const checked = checkPolicy({
+      modules: [...builtin.modules, ...org.map((m) => ({ ...m, file: `org/${m.file}` }))],
+      data: deepMerge(builtin.data, row ? (JSON.parse(row.data) as Record<string, unknown>) : {}),
+    });
+    return {
+      revision: await engine.revision(),
+      passed: checked.tests.filter((t) => t.outcome === 'pass').length,
+      total: checked.tests.length,
+      problems: checked.kind === 'invalid' ? checked.problems : [],
+      tests: checked.tests.map((t) => ({
+        name: `${t.package}.${t.name}`,
+        outcome: t.outcome,
+        ...(t.error ? { error: t.error } : {}),
+        durationMs: Math.round(t.durationMs * 1000) / 1000,
+      })),
+    };
+  }
+
+  return { push, current, evaluate, admission, access, decisions, revisions, source, test };
 }
 
 export type PolicyService = ReturnType<typeof createPolicyService>;

@@ -1,0 +1,247 @@
+import { useState } from 'react';
+import { type ApiError, api } from '../api.ts';
+import { type ConnectorView, dataClasses, type JobView, type TemplateInfo } from '../contracts.ts';
+import { ErrorNote, Section, When } from '../ui.tsx';
+import { useApi } from '../use-api.ts';
+
+type Snapshot = {
+  id: string;
+  digest: string;
+  records: number;
+  importedBy: string;
+  importedAt: string;
+} | null;
+const methods = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'] as const;
+const split = (s: string) =>
+  s
+    .split(/[\s,]+/)
+    .map((x) => x.trim())
+    .filter(Boolean);
+
+/** What platform admins run: connectors, advisory data, templates and the scheduled jobs. */
+export function AdminPage() {
+  const connectors = useApi<{ items: ConnectorView[] }>('/api/v1/connectors');
+  const advisories = useApi<{ snapshot: Snapshot }>('/api/v1/advisories');
+  const templates = useApi<{ items: TemplateInfo[] }>('/api/v1/templates');
+  const jobs = useApi<{ items: JobView[] }>('/api/v1/jobs');
+  return (
+    <>
+      <h1 tabIndex={-1}>Administration</h1>
+      <Section title="Connectors">
+        <p className="muted">
+          Company systems apps reach as <code>http://connector.ID/…</code>. The egress broker adds the
+          credential; apps never hold it, and nobody can read it back.
+        </p>
+        <ErrorNote error={connectors.error} />
+        {connectors.data?.items.length ? (
+          <table>
+            <thead>
+              <tr>
+                <th scope="col">Connector</th>
+                <th scope="col">Base URL</th>
+                <th scope="col">Methods</th>
+                <th scope="col">Paths</th>
+                <th scope="col">May receive</th>
+                <th scope="col">Credential</th>
+              </tr>
+            </thead>
+            <tbody>
+              {connectors.data.items.map((c) => (
+                <tr key={c.id}>
+                  <th scope="row">{c.id}</th>
+                  <td>{c.baseUrl}</td>
+                  <td>{c.methods.join(', ')}</td>
+                  <td>{c.paths.join(', ')}</td>
+                  <td>{c.dataClasses.join(', ')}</td>
+                  <td>{c.hasCredential ? 'set' : 'none'}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        ) : connectors.data ? (
+          <p>No connector is defined.</p>
+        ) : null}
+        <ConnectorForm onSaved={connectors.reload} />
+      </Section>
+      <div className="grid">
+        <Section title="Advisory data">
+          <ErrorNote error={advisories.error} />
+          {advisories.data?.snapshot ? (
+            <p>
+              {advisories.data.snapshot.records.toLocaleString()} OSV records, imported by{' '}
+              {advisories.data.snapshot.importedBy} <When at={advisories.data.snapshot.importedAt} /> (
+              <code>{advisories.data.snapshot.digest.slice(0, 19)}…</code>).
+            </p>
+          ) : advisories.data ? (
+            <p className="error">
+              No advisory data: scans cannot run. Import OSV's npm export with{' '}
+              <code>microapp advisories import all.zip</code>.
+            </p>
+          ) : null}
+        </Section>
+        <Section title="Templates">
+          <ul>
+            {templates.data?.items.map((t) => (
+              <li key={t.name}>
+                <strong>{t.title}</strong>{' '}
+                <span className="muted">
+                  {t.name} {t.version}
+                </span>
+                : {t.description}
+              </li>
+            ))}
+          </ul>
+        </Section>
+      </div>
+      <Section title="Scheduled jobs">
+        <ErrorNote error={jobs.error} />
+        {jobs.data ? (
+          <table>
+            <thead>
+              <tr>
+                <th scope="col">Job</th>
+                <th scope="col">Every</th>
+                <th scope="col">Last finished</th>
+                <th scope="col">Next run</th>
+                <th scope="col">Last error</th>
+              </tr>
+            </thead>
+            <tbody>
+              {jobs.data.items.map((j) => (
+                <tr key={j.name}>
+                  <th scope="row">{j.name}</th>
+                  <td>
+                    {j.everySeconds >= 3600 ? `${j.everySeconds / 3600} h` : `${j.everySeconds / 60} min`}
+                  </td>
+                  <td>
+                    <When at={j.lastFinishedAt} />
+                  </td>
+                  <td>
+                    <When at={j.nextRunAt} />
+                  </td>
+                  <td>{j.lastError ?? ''}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        ) : null}
+      </Section>
+    </>
+  );
+}
+
+function ConnectorForm({ onSaved }: { onSaved: () => void }) {
+  const [form, setForm] = useState({ id: '', baseUrl: '', paths: '', credential: '' });
+  const [chosen, setChosen] = useState<string[]>(['GET']);
+  const [classes, setClasses] = useState<string[]>(['internal']);
+  const [error, setError] = useState<ApiError | null>(null);
+  const [saved, setSaved] = useState<string | null>(null);
+  const toggle = (list: string[], v: string, on: boolean) =>
+    on ? [...list, v] : list.filter((x) => x !== v);
+  return (
+    <form
+      className="connector-form"
+      aria-label="Define a connector"
+      onSubmit={async (e) => {
+        e.preventDefault();
+        setError(null);
+        setSaved(null);
+        try {
+          await api('PUT', `/api/v1/connectors/${encodeURIComponent(form.id.trim())}`, {
+            baseUrl: form.baseUrl.trim(),
+            methods: chosen,
+            paths: split(form.paths),
+            dataClasses: classes,
+            ...(form.credential ? { credential: form.credential } : {}),
+          });
+          setSaved(
+            `Saved ${form.id}.${form.credential ? ' The credential is stored encrypted and will not be shown again.' : ''}`,
+          );
+          setForm({ ...form, credential: '' });
+          onSaved();
+        } catch (err) {
+          setError(err as ApiError);
+        }
+      }}
+    >
+      <h3>Define or change a connector</h3>
+      <div className="grid">
+        <div className="field">
+          <label htmlFor="c-id">Connector id</label>
+          <input
+            id="c-id"
+            value={form.id}
+            maxLength={63}
+            onChange={(e) => setForm({ ...form, id: e.target.value })}
+          />
+        </div>
+        <div className="field">
+          <label htmlFor="c-url">Base URL</label>
+          <input
+            id="c-url"
+            type="url"
+            value={form.baseUrl}
+            onChange={(e) => setForm({ ...form, baseUrl: e.target.value })}
+          />
+        </div>
+        <div className="field">
+          <label htmlFor="c-paths">Allowed path prefixes (comma-separated)</label>
+          <input
+            id="c-paths"
+            value={form.paths}
+            onChange={(e) => setForm({ ...form, paths: e.target.value })}
+          />
+        </div>
+        <div className="field">
+          <label htmlFor="c-cred">Credential (write-only; leave empty to keep the current one)</label>
+          <input
+            id="c-cred"
+            type="password"
+            autoComplete="new-password"
+            value={form.credential}
+            onChange={(e) => setForm({ ...form, credential: e.target.value })}
+          />
+        </div>
+      </div>
+      <fieldset>
+        <legend>Methods</legend>
+        <div className="checks">
+          {methods.map((m) => (
+            <label key={m} className="check">
+              <input
+                type="checkbox"
+                checked={chosen.includes(m)}
+                onChange={(e) => setChosen(toggle(chosen, m, e.target.checked))}
+              />{' '}
+              {m}
+            </label>
+          ))}
+        </div>
+      </fieldset>
+      <fieldset>
+        <legend>Data it may receive</legend>
+        <div className="checks">
+          {dataClasses.map((d) => (
+            <label key={d} className="check">
+              <input
+                type="checkbox"
+                checked={classes.includes(d)}
+                onChange={(e) => setClasses(toggle(classes, d, e.target.checked))}
+              />{' '}
+              {d}
+            </label>
+          ))}
+        </div>
+      </fieldset>
+      <ErrorNote error={error} />
+      {saved ? (
+        <p role="status" className="notice">
+          {saved}
+        </p>
+      ) : null}
+      <button type="submit" className="primary">
+        Save the connector
+      </button>
+    </form>
+  );
+}

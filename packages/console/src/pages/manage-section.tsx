@@ -1,0 +1,197 @@
+import { useState } from 'react';
+import { ApiError, api } from '../api.ts';
+import type { LifecycleView } from '../contracts.ts';
+import { ErrorNote, Section, When } from '../ui.tsx';
+import { useApi } from '../use-api.ts';
+
+type SecretItem = {
+  name: string;
+  set: boolean;
+  version: number | null;
+  updatedBy: string | null;
+  updatedAt: string | null;
+};
+
+/** The owner's controls: secrets as write-only fields, renew, roll back, decommission and restore. */
+export function ManageSection({ name, onChanged }: { name: string; onChanged: () => void }) {
+  const secrets = useApi<{ items: SecretItem[] }>(`/api/v1/apps/${name}/secrets`);
+  const lifecycle = useApi<LifecycleView>(`/api/v1/apps/${name}/lifecycle`);
+  const [message, setMessage] = useState<string | null>(null);
+  const [error, setError] = useState<ApiError | null>(null);
+  const run = async (what: () => Promise<string>) => {
+    setError(null);
+    setMessage(null);
+    try {
+      setMessage(await what());
+      secrets.reload();
+      lifecycle.reload();
+      onChanged();
+    } catch (e) {
+      setError(e instanceof ApiError ? e : new ApiError(0, 'network', String(e), []));
+    }
+  };
+  const stage = lifecycle.data?.stage;
+  return (
+    <Section title="Manage">
+      <h3>Secrets</h3>
+      {secrets.data?.items.length === 0 ? <p className="muted">The manifest declares no secret.</p> : null}
+      {secrets.data?.items.map((s) => (
+        <SecretRow
+          key={s.name}
+          item={s}
+          onSave={(value) =>
+            run(async () => {
+              const r = await api<{ version: number }>('PUT', `/api/v1/apps/${name}/secrets/${s.name}`, {
+                value,
+              });
+              return `${s.name} is set (version ${r.version}). The value will not be shown again; the app reads it at its next start.`;
+            })
+          }
+        />
+      ))}
+      <h3>Lifecycle</h3>
+      <div className="grid">
+        <form
+          onSubmit={(e) => {
+            e.preventDefault();
+            const purpose = String(new FormData(e.currentTarget).get('purpose') ?? '').trim();
+            void run(async () => {
+              await api('POST', `/api/v1/apps/${name}/renewal`, { purpose });
+              return `Renewal of ${name} requested; high-risk apps wait for a reviewer.`;
+            });
+          }}
+        >
+          <div className="field">
+            <label htmlFor="purpose">Still needed? Say why, to renew it</label>
+            <textarea id="purpose" name="purpose" rows={2} minLength={10} maxLength={1000} required />
+          </div>
+          <button type="submit">Renew</button>
+        </form>
+        <div>
+          <p>
+            <button
+              type="button"
+              onClick={() =>
+                run(async () => {
+                  const r = await api<{ version: string }>('POST', `/api/v1/apps/${name}/rollback`, {});
+                  return `${name} is back on ${r.version}.`;
+                })
+              }
+            >
+              Roll back to the previous version
+            </button>
+          </p>
+          {stage === 'decommissioned' ? (
+            <button
+              type="button"
+              className="primary"
+              onClick={() =>
+                run(async () => {
+                  await api('POST', `/api/v1/apps/${name}/restore`, {});
+                  return `${name} is restored with its data; it starts on its next request. Set its secrets again.`;
+                })
+              }
+            >
+              Restore {name}
+            </button>
+          ) : (
+            <Decommission
+              name={name}
+              onConfirm={(reason) =>
+                run(async () => {
+                  await api('POST', `/api/v1/apps/${name}/decommission`, { reason });
+                  return `${name} is decommissioned: stopped, data archived, secrets deleted. It can be restored until the archive expires.`;
+                })
+              }
+            />
+          )}
+        </div>
+      </div>
+      <ErrorNote error={error} />
+      {message ? (
+        <p role="status" className="notice">
+          {message}
+        </p>
+      ) : null}
+    </Section>
+  );
+}
+
+function SecretRow({ item, onSave }: { item: SecretItem; onSave: (value: string) => Promise<void> }) {
+  const [value, setValue] = useState('');
+  const id = `secret-${item.name}`;
+  return (
+    <form
+      className="secret-row"
+      onSubmit={async (e) => {
+        e.preventDefault();
+        if (!value) return;
+        await onSave(value);
+        setValue('');
+      }}
+    >
+      <div className="field grow">
+        <label htmlFor={id}>
+          {item.name}{' '}
+          <span className="muted">
+            {item.set ? (
+              <>
+                (set, version {item.version}, by {item.updatedBy}, <When at={item.updatedAt} />)
+              </>
+            ) : (
+              '(not set)'
+            )}
+          </span>
+        </label>
+        <input
+          id={id}
+          type="password"
+          autoComplete="new-password"
+          value={value}
+          onChange={(e) => setValue(e.target.value)}
+        />
+      </div>
+      <button type="submit" disabled={!value}>
+        Save {item.name}
+      </button>
+    </form>
+  );
+}
+
+function Decommission({ name, onConfirm }: { name: string; onConfirm: (reason: string) => void }) {
+  const [asking, setAsking] = useState(false);
+  const [reason, setReason] = useState('');
+  if (!asking)
+    return (
+      <button type="button" className="danger" onClick={() => setAsking(true)}>
+        Decommission…
+      </button>
+    );
+  return (
+    <form
+      onSubmit={(e) => {
+        e.preventDefault();
+        onConfirm(reason.trim());
+        setAsking(false);
+      }}
+    >
+      <div className="field">
+        <label htmlFor="reason">Why is {name} retired?</label>
+        <input
+          id="reason"
+          value={reason}
+          minLength={10}
+          maxLength={1000}
+          required
+          onChange={(e) => setReason(e.target.value)}
+        />
+      </div>
+      <button type="submit" className="danger">
+        Decommission {name}
+      </button>{' '}
+      <button type="button" onClick={() => setAsking(false)}>
+        Cancel
+      </button>
+    </form>
+  );
+}
