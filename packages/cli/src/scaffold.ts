@@ -61,9 +61,9 @@ export function scaffold(input: ScaffoldInput): {
     );
   const dir = resolve(input.dir);
   const name = input.name ?? basename(dir).toLowerCase();
-  if (!dnsLabel.test(name))
+  if (!dnsLabel.test(name) || name.includes('--') || name.length > 54)
     throw new CliError(
-      `app name "${name}" must be a DNS label (lower-case letters, digits, hyphens); pass --name`,
+      `app name "${name}" must be a DNS label (lower-case letters, digits, single hyphens, at most 54); pass --name`,
       { exitCode: 2 },
     );
   if (!input.owner)

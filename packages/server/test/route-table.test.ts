@@ -117,6 +117,7 @@ const expectations: Record<string, { allowed: Who[]; denied?: Partial<Record<Who
   'POST /api/v1/apps/:name/owner': { allowed: users },
   'POST /api/v1/assessments': { allowed: users },
   'GET /api/v1/templates': { allowed: users },
+  'POST /api/v1/apps/:name/promotions': { allowed: ['creator', 'admin'], denied: { otherCreator: 404 } },
   'GET /api/v1/policies/revisions': { allowed: users },
   'GET /api/v1/policies/source': { allowed: users },
   'POST /api/v1/policies/test': { allowed: users },
@@ -192,6 +193,7 @@ describe('every route declares who may call it', () => {
               owner: who === 'anonymous' ? 'x@example.com' : emails[who],
             });
           else if (path.endsWith('/reviews')) body = { decision: 'request_changes', comment: 'route table' };
+          else if (path.endsWith('/promotions')) body = { version: '9.9.9' };
           else if (path === '/api/v1/tokens') body = { name: 'route-table' };
           else body = {};
         }

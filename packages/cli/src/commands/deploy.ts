@@ -1,7 +1,15 @@
-import type { Command } from 'commander';
+import { type Command, Option } from 'commander';
 import { CliError } from '../client.ts';
 import { action, ctxOf, examples } from '../context.ts';
 import { emit, progress } from '../output.ts';
+
+/** Where a site (an app, or `APP--preview`) answers, next to the platform. */
+function siteUrl(server: string, site: string): string {
+  const u = new URL(server);
+  // App hosts are under apps.localhost on a platform reached by an address or by localhost.
+  const base = /^[\d.]+$|^\[|^localhost$/.test(u.hostname) ? 'localhost' : u.hostname;
+  return `${u.protocol}//${site}.apps.${base}${u.port ? `:${u.port}` : ''}/`;
+}
 
 export function registerDeployCommands(program: Command) {
   examples(
@@ -10,8 +18,13 @@ export function registerDeployCommands(program: Command) {
       .description(
         'run a signed, published version in a sandbox behind the gateway: APP (the latest) or APP@VERSION',
       )
+      .addOption(
+        new Option('--env <env>', 'preview: the owner and reviewers try it first; live: its audience')
+          .choices(['live', 'preview'])
+          .default('live'),
+      )
       .action(
-        action(async (ref: string, _flags: unknown, command: Command) => {
+        action(async (ref: string, flags: { env: 'live' | 'preview' }, command: Command) => {
           const ctx = ctxOf(command);
           const [name, wanted] = ref.split('@') as [string, string | undefined];
           let version = wanted;
@@ -23,37 +36,64 @@ export function registerDeployCommands(program: Command) {
               throw new CliError(`${name} has no published version; run \`microapp ci\` first`);
             version = items[0]!.version;
           }
-          progress(`verifying and starting ${name}@${version}`);
+          progress(
+            `verifying and starting ${name}@${version}${flags.env === 'preview' ? ' in preview' : ''}`,
+          );
           const d = await ctx.client.post<{ id: string; version: string; digest: string }>(
             `/api/v1/apps/${encodeURIComponent(name)}/deployments`,
+            { version, env: flags.env },
+          );
+          emit(ctx.json, d, () =>
+            flags.env === 'preview'
+              ? `${name}@${d.version} is running in preview (${d.digest}).\nTry it at ${siteUrl(ctx.server, `${name}--preview`)} (you and reviewers), then: microapp promote ${name} ${d.version}`
+              : `${name}@${d.version} is running (${d.digest}).\nOpen ${siteUrl(ctx.server, name)} (sign in required).`,
+          );
+        }),
+      ),
+    ['microapp deploy recon', 'microapp deploy recon@1.0.0', 'microapp deploy recon@1.1.0 --env preview'],
+  );
+  examples(
+    program
+      .command('promote <app> <version>')
+      .description('run in live a version that was tried in preview (the app must still be approved)')
+      .action(
+        action(async (name: string, version: string, _flags: unknown, command: Command) => {
+          const ctx = ctxOf(command);
+          progress(`promoting ${name}@${version} to live`);
+          const d = await ctx.client.post<{ version: string; digest: string }>(
+            `/api/v1/apps/${encodeURIComponent(name)}/promotions`,
             { version },
           );
-          const port = new URL(ctx.server).port;
           emit(
             ctx.json,
             d,
             () =>
-              `${name}@${d.version} is running (${d.digest}).\nOpen http://${name}.apps.localhost${port ? `:${port}` : ''}/ (sign in required).`,
+              `${name}@${d.version} is live (${d.digest}).\nOpen ${siteUrl(ctx.server, name)} (sign in required).`,
           );
         }),
       ),
-    ['microapp deploy recon', 'microapp deploy recon@1.0.0'],
+    ['microapp promote recon 1.2.0'],
   );
   examples(
     program
       .command('rollback <app>')
       .description('run the version that ran before the current one')
+      .addOption(new Option('--env <env>', 'which environment').choices(['live', 'preview']).default('live'))
       .action(
-        action(async (name: string, _flags: unknown, command: Command) => {
+        action(async (name: string, flags: { env: string }, command: Command) => {
           const ctx = ctxOf(command);
           const d = await ctx.client.post<{ version: string }>(
             `/api/v1/apps/${encodeURIComponent(name)}/rollback`,
-            {},
+            { env: flags.env },
           );
-          emit(ctx.json, d, () => `${name} is back on ${d.version}.`);
+          emit(
+            ctx.json,
+            d,
+            () => `${name}${flags.env === 'preview' ? ' (preview)' : ''} is back on ${d.version}.`,
+          );
         }),
       ),
-    ['microapp rollback recon'],
+    ['microapp rollback recon', 'microapp rollback recon --env preview'],
   );
   examples(
     program

@@ -93,8 +93,8 @@ function manifestOf(a: Answers, owner: string, templates: Template[]): Manifest 
 function problemWith(step: Step, a: Answers): string | null {
   if (step === 'name') {
     if (!a.name) return 'Give the app a name.';
-    if (!/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/.test(a.name))
-      return 'Use lower-case letters, digits and hyphens (no spaces), starting and ending with a letter or digit; at most 63.';
+    if (!/^(?!.*--)[a-z0-9]([a-z0-9-]{0,52}[a-z0-9])?$/.test(a.name))
+      return 'Use lower-case letters, digits and single hyphens (no spaces), starting and ending with a letter or digit; at most 54.';
   }
   if (step === 'purpose' && a.purpose.trim().length < 10)
     return 'Say in a sentence what the app is for (at least 10 characters).';

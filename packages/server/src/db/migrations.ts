@@ -551,6 +551,15 @@ const migrations: Record<string, (dialect: Dialect) => Migration> = {
         .execute();
     },
   }),
+  '0015_environments': () => ({
+    async up(db: AnyDb) {
+      // Each deployment runs in an environment: `preview` (owner and reviewers) or `live` (the audience).
+      await db.schema
+        .alterTable('deployments')
+        .addColumn('env', 'text', (c) => c.notNull().defaultTo('live'))
+        .execute();
+    },
+  }),
 };
 
 /** Applies every pending migration; returns the names applied. Throws with the failing migration's name. */

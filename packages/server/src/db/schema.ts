@@ -222,6 +222,8 @@ export interface AppUsageTable {
 export interface DeploymentsTable {
   id: string;
   app_id: string;
+  /** live or preview */
+  env: string;
   version: string;
   digest: string;
   state: string;

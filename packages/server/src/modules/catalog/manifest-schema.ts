@@ -21,9 +21,11 @@ const hostname =
 export const Manifest = Type.Object(
   {
     name: Type.String({
-      pattern: dnsLabel,
-      maxLength: 63,
-      description: 'DNS label: lower-case letters, digits and hyphens, unique in the catalog',
+      // No `--`: `NAME--preview` is the host of the app's preview environment.
+      pattern: '^(?!.*--)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$',
+      maxLength: 54,
+      description:
+        'DNS label: lower-case letters, digits and single hyphens (at most 54, so NAME--preview fits), unique in the catalog',
       examples: ['bank-reconciliation'],
     }),
     owner: Type.String({ format: 'email', maxLength: 254, description: 'The accountable owner' }),

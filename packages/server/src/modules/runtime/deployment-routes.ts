@@ -3,10 +3,15 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { auditContext, principalOf } from '../../api/auth-hook.ts';
+import { StringEnum } from '../../api/schema-helpers.ts';
 import { anyUser, publicRoute } from '../identity/access.ts';
 import type { DeploymentService } from './deployment-service.ts';
 
 const AppName = Type.String({ pattern: '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$' });
+const Version = Type.String({ pattern: '^\\d+\\.\\d+\\.\\d+(-[0-9A-Za-z.-]+)?$' });
+const Env = StringEnum(['live', 'preview'] as const, {
+  description: 'preview: the owner and reviewers, at NAME--preview.apps…; live: the audience (default)',
+});
 
 /** Start and stop app instances; the identity key apps verify callers with. */
 export function registerDeploymentRoutes(fastify: FastifyInstance, deps: { deployments: DeploymentService }) {
@@ -22,10 +27,7 @@ export function registerDeploymentRoutes(fastify: FastifyInstance, deps: { deplo
         summary:
           'Run a signed version in a sandbox (owner or admin); its signature, provenance and admission are checked first',
         params: Type.Object({ name: AppName }),
-        body: Type.Object(
-          { version: Type.String({ pattern: '^\\d+\\.\\d+\\.\\d+(-[0-9A-Za-z.-]+)?$' }) },
-          { additionalProperties: false },
-        ),
+        body: Type.Object({ version: Version, env: Type.Optional(Env) }, { additionalProperties: false }),
       },
     },
     async (request, reply) =>
@@ -33,6 +35,31 @@ export function registerDeploymentRoutes(fastify: FastifyInstance, deps: { deplo
         .status(201)
         .send(
           await deployments.deploy(
+            principalOf(request),
+            request.params.name,
+            request.body.version,
+            auditContext(request),
+            request.body.env ?? 'live',
+          ),
+        ),
+  );
+
+  app.post(
+    '/api/v1/apps/:name/promotions',
+    {
+      config: { access: anyUser('apps:write') },
+      schema: {
+        tags: ['runtime'],
+        summary: 'Run in live a version that was tried in preview (owner or admin; the app must be approved)',
+        params: Type.Object({ name: AppName }),
+        body: Type.Object({ version: Version }, { additionalProperties: false }),
+      },
+    },
+    async (request, reply) =>
+      reply
+        .status(201)
+        .send(
+          await deployments.promote(
             principalOf(request),
             request.params.name,
             request.body.version,
@@ -60,11 +87,18 @@ export function registerDeploymentRoutes(fastify: FastifyInstance, deps: { deplo
       config: { access: anyUser('apps:write') },
       schema: {
         tags: ['runtime'],
-        summary: 'Run the version that ran before the current one',
+        summary: 'Run the version that ran before the current one (in live, or in preview)',
         params: Type.Object({ name: AppName }),
+        body: Type.Optional(Type.Object({ env: Type.Optional(Env) }, { additionalProperties: false })),
       },
     },
-    async (request) => deployments.rollback(principalOf(request), request.params.name, auditContext(request)),
+    async (request) =>
+      deployments.rollback(
+        principalOf(request),
+        request.params.name,
+        auditContext(request),
+        request.body?.env ?? 'live',
+      ),
   );
 
   app.get(

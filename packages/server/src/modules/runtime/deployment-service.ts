@@ -21,9 +21,24 @@ import type { VersionsService } from '../signing/versions-service.ts';
 import { type CgroupDriver, defaultLimits } from './cgroups.ts';
 import { type SandboxedProcess, type SandboxSpec, startSandboxed } from './sandbox.ts';
 
+/** Where a version runs: `preview` for the owner and reviewers, `live` for the app's audience. */
+export type Env = 'live' | 'preview';
+export const envs: Env[] = ['live', 'preview'];
+
+/** The host label and instance key of an app's environment: `NAME` for live, `NAME--preview` for preview. */
+export const siteOf = (name: string, env: Env) => (env === 'live' ? name : `${name}--preview`);
+export function parseSite(site: string): { name: string; env: Env } {
+  return site.endsWith('--preview')
+    ? { name: site.slice(0, -'--preview'.length), env: 'preview' }
+    : { name: site, env: 'live' };
+}
+
 type Instance = {
   deploymentId: string;
   app: string;
+  /** The instance key and host label (see `siteOf`). */
+  site: string;
+  env: Env;
   appId: string;
   version: string;
   process: SandboxedProcess;
@@ -128,7 +143,7 @@ export function createDeploymentService(deps: {
   function supervise(inst: Instance) {
     const proc = inst.process;
     proc.child.once('exit', (code, signal) => {
-      if (inst.stopping || instances.get(inst.app) !== inst) return;
+      if (inst.stopping || instances.get(inst.site) !== inst) return;
       const outOfMemory = proc.outOfMemory();
       if (outOfMemory) {
         deps.onOutOfMemory?.(inst.app);
@@ -156,7 +171,7 @@ export function createDeploymentService(deps: {
       const ctx = { actor: 'system:supervisor' };
       if (attempt > restartPolicy.maxCrashes) {
         deps.onCrash?.(inst.app, 'gave_up');
-        instances.delete(inst.app);
+        instances.delete(inst.site);
         void deps.egress?.close(inst.deploymentId);
         void db.transaction().execute(async (trx) => {
           await trx
@@ -188,7 +203,7 @@ export function createDeploymentService(deps: {
       deps.onCrash?.(inst.app, 'restarted');
       const delay = Math.min(restartPolicy.maxDelayMs, restartPolicy.firstDelayMs * 2 ** (attempt - 1));
       setTimeout(async () => {
-        if (inst.stopping || instances.get(inst.app) !== inst) return;
+        if (inst.stopping || instances.get(inst.site) !== inst) return;
         const p = startSandboxed(inst.spec, deps.cgroups ?? null);
         try {
           await healthy(p);
@@ -212,7 +227,14 @@ export function createDeploymentService(deps: {
   }
 
   /** Verifies, admits, unpacks and starts a version, then switches traffic to it and stops the old one. */
-  async function launch(target: Target, version: string, ctx: AuditContext, action: string) {
+  async function launch(
+    target: Target,
+    version: string,
+    ctx: AuditContext,
+    action: string,
+    env: Env = 'live',
+  ) {
+    const site = siteOf(target.name, env);
     const stored = await deps.versions.stored(target.appId, version);
     // The key that signed it, current or retired since: a rotation must not strand running versions.
     const hint = (
@@ -285,7 +307,8 @@ export function createDeploymentService(deps: {
       : undefined;
     const spec: SandboxSpec = {
       appDir: codeDir,
-      dataDir: join(deps.runtimeDir, 'data', target.name),
+      // Each environment has its own data: a preview never reads or writes what live users entered.
+      dataDir: join(deps.runtimeDir, 'data', site),
       socketDir: join(deps.runtimeDir, 'sockets', target.name, id),
       entry: target.manifest.runtime?.entry ?? 'server.js',
       secrets: await deps.secrets.valuesFor(target.appId),
@@ -298,7 +321,6 @@ export function createDeploymentService(deps: {
       ...(egressDir ? { egressDir } : {}),
       limits: {
         memoryMb: target.manifest.runtime?.memoryMb ?? defaultLimits.memoryMb,
-        ...(egressDir ? { egressDir } : {}),
         cpu: target.manifest.runtime?.cpu ?? defaultLimits.cpu,
         pids: defaultLimits.pids,
       },
@@ -306,10 +328,12 @@ export function createDeploymentService(deps: {
     const p = startSandboxed(spec, deps.cgroups ?? null);
     await healthy(p);
     // Traffic moves only now that the new instance answers; the old one stops after the switch.
-    const previous = instances.get(target.name);
+    const previous = instances.get(site);
     const inst: Instance = {
       deploymentId: id,
       app: target.name,
+      site,
+      env,
       appId: target.appId,
       version,
       process: p,
@@ -319,13 +343,14 @@ export function createDeploymentService(deps: {
       inflight: 0,
       lastRequestAt: Date.now(),
     };
-    instances.set(target.name, inst);
+    instances.set(site, inst);
     supervise(inst);
     await db.transaction().execute(async (trx) => {
       await trx
         .updateTable('deployments')
         .set({ state: 'stopped', stopped_at: nowIso() })
         .where('app_id', '=', target.appId)
+        .where('env', '=', env)
         .where('state', '=', 'running')
         .execute();
       await trx
@@ -333,6 +358,7 @@ export function createDeploymentService(deps: {
         .values({
           id,
           app_id: target.appId,
+          env,
           version,
           digest: stored.digest,
           state: 'running',
@@ -348,6 +374,7 @@ export function createDeploymentService(deps: {
         summary: {
           deploymentId: id,
           version,
+          env,
           digest: stored.digest,
           ...(previous ? { previousVersion: previous.version } : {}),
         },
@@ -365,6 +392,7 @@ export function createDeploymentService(deps: {
       id,
       app: target.name,
       version,
+      env,
       digest: stored.digest,
       state: 'running',
       // What the kernel enforces; null when this host gives the platform no cgroups (see docs/runtime.md).
@@ -383,36 +411,73 @@ export function createDeploymentService(deps: {
     return { appId: app.id, name, owner: app.owner, tier: app.tier, manifest: app.manifest };
   }
 
-  async function deploy(principal: Principal, name: string, version: string, ctx: AuditContext) {
+  async function deploy(
+    principal: Principal,
+    name: string,
+    version: string,
+    ctx: AuditContext,
+    env: Env = 'live',
+  ) {
     const target = await targetFor(principal, name);
     await deps.versions.get(principal, name, version);
-    return launch(target, version, ctx, 'deployment.started');
+    return launch(target, version, ctx, 'deployment.started', env);
   }
 
-  /** Runs the version that ran before the current one. */
-  async function rollback(principal: Principal, name: string, ctx: AuditContext) {
+  /**
+   * Runs in live a version that was tried in preview. Only published versions exist, and a version is
+   * published only when its manifest matched an approved registration; the app must be approved now too
+   * (a risk-relevant change sends it back to review), so a promotion never outruns the approvals.
+   */
+  async function promote(principal: Principal, name: string, version: string, ctx: AuditContext) {
     const target = await targetFor(principal, name);
-    const current = instances.get(name)?.version;
+    await deps.versions.get(principal, name, version);
+    const tried = await db
+      .selectFrom('deployments')
+      .select('id')
+      .where('app_id', '=', target.appId)
+      .where('env', '=', 'preview')
+      .where('version', '=', version)
+      .limit(1)
+      .executeTakeFirst();
+    if (!tried)
+      throw new AppError(
+        'conflict',
+        `${name}@${version} has not run in preview; try it there first: \`microapp deploy ${name}@${version} --env preview\``,
+      );
+    return launch(target, version, ctx, 'deployment.promoted', 'live');
+  }
+
+  /** Runs the version that ran before the current one, in one environment. */
+  async function rollback(principal: Principal, name: string, ctx: AuditContext, env: Env = 'live') {
+    const target = await targetFor(principal, name);
+    const current = instances.get(siteOf(name, env))?.version;
     const previous = await db
       .selectFrom('deployments')
       .select('version')
       .where('app_id', '=', target.appId)
+      .where('env', '=', env)
       .$if(current !== undefined, (q) => q.where('version', '!=', current!))
       .orderBy('started_at', 'desc')
       .limit(1)
       .executeTakeFirst();
-    if (!previous) throw new AppError('conflict', `${name} has no earlier version to roll back to`);
-    return launch(target, previous.version, ctx, 'deployment.rolled_back');
+    if (!previous) throw new AppError('conflict', `${name} has no earlier version in ${env} to roll back to`);
+    return launch(target, previous.version, ctx, 'deployment.rolled_back', env);
   }
 
+  /** Stops the app's instances, in every environment; false when none was running. */
   async function stopInstance(name: string) {
-    const inst = instances.get(name);
-    if (!inst) return false;
-    inst.stopping = true;
-    instances.delete(name);
-    await inst.process.stop();
-    await deps.egress?.close(inst.deploymentId);
-    return true;
+    let stopped = false;
+    for (const env of envs) {
+      const site = siteOf(name, env);
+      const inst = instances.get(site);
+      if (!inst) continue;
+      inst.stopping = true;
+      instances.delete(site);
+      await inst.process.stop();
+      await deps.egress?.close(inst.deploymentId);
+      stopped = true;
+    }
+    return stopped;
   }
 
   async function stop(principal: Principal, name: string, ctx: AuditContext) {
@@ -443,6 +508,7 @@ export function createDeploymentService(deps: {
       .selectFrom('deployments')
       .select('id')
       .where('app_id', '=', appId)
+      .where('env', '=', 'live')
       .where('state', 'in', ['running', 'idle'])
       .orderBy('started_at', 'desc')
       .limit(1)
@@ -473,6 +539,7 @@ export function createDeploymentService(deps: {
       .innerJoin('apps', 'apps.id', 'deployments.app_id')
       .select([
         'deployments.version',
+        'deployments.env',
         'apps.id',
         'apps.name',
         'apps.owner',
@@ -488,7 +555,7 @@ export function createDeploymentService(deps: {
     const recovered: string[] = [];
     const failed: string[] = [];
     for (const r of rows) {
-      if (instances.has(r.name) || r.state !== 'approved') continue;
+      if (instances.has(siteOf(r.name, r.env as Env)) || r.state !== 'approved') continue;
       try {
         await launch(
           {
@@ -501,6 +568,7 @@ export function createDeploymentService(deps: {
           r.version,
           { actor: 'system:recovery' },
           'deployment.recovered',
+          r.env as Env,
         );
         recovered.push(r.name);
       } catch {
@@ -515,10 +583,10 @@ export function createDeploymentService(deps: {
     if (!deps.idleMs) return;
     const now = Date.now();
     for (const inst of [...instances.values()]) {
-      if (inst.inflight > 0 || now - inst.lastRequestAt < deps.idleMs || instances.get(inst.app) !== inst)
+      if (inst.inflight > 0 || now - inst.lastRequestAt < deps.idleMs || instances.get(inst.site) !== inst)
         continue;
       inst.stopping = true;
-      instances.delete(inst.app);
+      instances.delete(inst.site);
       await inst.process.stop();
       await deps.egress?.close(inst.deploymentId);
       await db.transaction().execute(async (trx) => {
@@ -546,15 +614,17 @@ export function createDeploymentService(deps: {
   sweeper?.unref();
 
   /** The instance for a request: running, or started again when it was scaled to zero. */
-  async function instanceFor(name: string): Promise<Instance | undefined> {
-    const running = instanceOf(name);
+  async function instanceFor(site: string): Promise<Instance | undefined> {
+    const running = instanceOf(site);
     if (running) return running;
-    // One cold start per app, however many requests arrive meanwhile.
-    let pending = waking.get(name);
+    const { name, env } = parseSite(site);
+    // One cold start per app and environment, however many requests arrive meanwhile.
+    let pending = waking.get(site);
     if (!pending) {
       pending = (async () => {
         const row = await deployedApps()
           .where('apps.name', '=', name)
+          .where('deployments.env', '=', env)
           .where('deployments.state', '=', 'idle')
           .orderBy('deployments.started_at', 'desc')
           .limit(1)
@@ -567,17 +637,17 @@ export function createDeploymentService(deps: {
           tier: row.tier,
           manifest: JSON.parse(row.manifest) as Manifest,
         };
-        await launch(target, row.version, { actor: 'system:scaler' }, 'deployment.woken');
-        return instanceOf(name);
-      })().finally(() => waking.delete(name));
-      waking.set(name, pending);
+        await launch(target, row.version, { actor: 'system:scaler' }, 'deployment.woken', env);
+        return instanceOf(site);
+      })().finally(() => waking.delete(site));
+      waking.set(site, pending);
     }
     return pending;
   }
 
   /** The running instance of an app, for the gateway. */
-  function instanceOf(name: string): Instance | undefined {
-    const inst = instances.get(name);
+  function instanceOf(site: string): Instance | undefined {
+    const inst = instances.get(site);
     return inst && inst.process.child.exitCode === null && inst.process.child.signalCode === null
       ? inst
       : undefined;
@@ -596,12 +666,13 @@ export function createDeploymentService(deps: {
   function running() {
     return [...instances.values()]
       .filter((i) => i.process.child.pid !== undefined && i.process.child.exitCode === null)
-      .map((i) => ({ app: i.app, pid: i.process.child.pid! }));
+      .map((i) => ({ app: i.site, pid: i.process.child.pid! }));
   }
 
   return {
     running,
     deploy,
+    promote,
     rollback,
     stop,
     halt,

@@ -17,11 +17,11 @@ import { newId } from '../../ids.ts';
 import type { AuditService } from '../audit/audit-service.ts';
 import type { CatalogService } from '../catalog/catalog-service.ts';
 import { type LoginService, safeReturnTo } from '../identity/login-service.ts';
-import type { Principal } from '../identity/principal.ts';
+import { hasRole, type Principal } from '../identity/principal.ts';
 import type { PolicyEngine } from '../policy/policy-engine.ts';
 import type { TokenService } from '../tokens/token-service.ts';
 import type { UsageService } from '../usage/usage-service.ts';
-import type { DeploymentService } from './deployment-service.ts';
+import { type DeploymentService, parseSite } from './deployment-service.ts';
 
 const appHost = /^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)\.apps\.localhost(?::\d+)?$/;
 const hopByHop = [
@@ -183,7 +183,8 @@ export function createGateway(deps: {
   }
 
   /** The app and its running instance, when this caller may use it; refusals are audited. */
-  async function admit(request: Caller, name: string, principal: Principal) {
+  async function admit(request: Caller, site: string, principal: Principal) {
+    const { name, env } = parseSite(site);
     let app: Awaited<ReturnType<CatalogService['get']>>;
     try {
       app = await deps.catalog.get(principal, name);
@@ -221,18 +222,26 @@ export function createGateway(deps: {
         throw new AppError('forbidden', `${principal.email} may not use ${name} (access policy)`);
       }
     }
+    // A preview is for the people who decide on the app, not for its audience yet.
+    if (env === 'preview' && app.owner !== principal.email && !hasRole(principal, 'reviewer', 'admin'))
+      throw new AppError(
+        'forbidden',
+        `the preview of ${name} is for its owner and reviewers; ${name} itself is at ${name}.apps…`,
+      );
     const held = await deps.hold(app.id);
     if (held) throw new AppError(held.status === 410 ? 'gone' : 'unavailable', held.message);
     let instance: Awaited<ReturnType<DeploymentService['instanceFor']>>;
     try {
-      instance = await deps.deployments.instanceFor(name);
+      instance = await deps.deployments.instanceFor(site);
     } catch {
       instance = undefined;
     }
     if (!instance)
       throw new AppError(
         'unavailable',
-        `${name} is not running; its owner starts it with \`microapp deploy ${name}\``,
+        env === 'preview'
+          ? `the preview of ${name} is not running; its owner starts it with \`microapp deploy ${name} --env preview\``
+          : `${name} is not running; its owner starts it with \`microapp deploy ${name}\``,
       );
     return { app, instance };
   }
@@ -241,7 +250,9 @@ export function createGateway(deps: {
   async function handle(request: FastifyRequest, reply: FastifyReply): Promise<boolean> {
     const m = appHost.exec(request.headers.host ?? '');
     if (!m) return false;
-    const name = m[1]!;
+    // The host label names the site (app and environment); sessions and sign-in belong to the site.
+    const site = m[1]!;
+    const { name } = parseSite(site);
     const fail = (error: AppError) => {
       // People in a browser get a page that says what happened and what to do; scripts get problem+json.
       if (/text\/html/.test(request.headers.accept ?? '')) {
@@ -251,19 +262,19 @@ export function createGateway(deps: {
     };
     if (request.url.split('?')[0] === '/_microapp/callback') {
       try {
-        await callback(request, reply, name);
+        await callback(request, reply, site);
       } catch (error) {
         return fail(error instanceof AppError ? error : new AppError('bad_request', String(error)));
       }
       return true;
     }
-    const principal = await principalOf(request, name);
+    const principal = await principalOf(request, site);
     const browser =
       (request.method === 'GET' || request.method === 'HEAD') &&
       /text\/html/.test(request.headers.accept ?? '') &&
       !request.headers.authorization;
     if (!principal && browser) {
-      startSignIn(request, reply, name);
+      startSignIn(request, reply, site);
       return true;
     }
     if (!principal)
@@ -275,7 +286,7 @@ export function createGateway(deps: {
       );
     let admitted: Awaited<ReturnType<typeof admit>>;
     try {
-      admitted = await admit(request, name, principal);
+      admitted = await admit(request, site, principal);
     } catch (error) {
       return fail(error instanceof AppError ? error : new AppError('internal', String(error)));
     }
@@ -328,7 +339,8 @@ export function createGateway(deps: {
   async function upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<boolean> {
     const m = appHost.exec(req.headers.host ?? '');
     if (!m) return false;
-    const name = m[1]!;
+    const site = m[1]!;
+    const { name } = parseSite(site);
     const caller: Caller = {
       headers: req.headers,
       url: req.url ?? '/',
@@ -346,7 +358,7 @@ export function createGateway(deps: {
     let admitted: Awaited<ReturnType<typeof admit>>;
     let principal: Principal | null;
     try {
-      principal = await principalOf(caller, name);
+      principal = await principalOf(caller, site);
       if (!principal) {
         refuse(401, `sign in to use ${name}`);
         return true;
@@ -357,7 +369,7 @@ export function createGateway(deps: {
         refuse(403, `${name} accepts WebSockets from its own pages only`);
         return true;
       }
-      admitted = await admit(caller, name, principal);
+      admitted = await admit(caller, site, principal);
     } catch (error) {
       const e = error instanceof AppError ? error : new AppError('internal', 'the gateway failed');
       refuse(e.status, e.message);
