@@ -388,6 +388,17 @@ describe('web console in a browser', () => {
     assert.doesNotMatch(await page.content(), /s3cret-ledger-token-canary/);
     await accessible(page, 'the manage section');
 
+    // Try a version in preview (its own host and data, for her and reviewers), then open it.
+    await page.goto(`${server.url}/apps/team-survey`);
+    await page.locator('summary').filter({ hasText: '0.1.0 by alice' }).click();
+    await page.getByRole('button', { name: 'Try 0.1.0 in preview' }).click();
+    await page.getByRole('status').filter({ hasText: '0.1.0 is running in preview' }).waitFor();
+    await page.getByRole('row', { name: /0\.1\.0 preview running alice@example\.com/ }).waitFor();
+    await accessible(page, 'versions and deployments');
+    await shot(page, '13-versions');
+    await page.getByRole('link', { name: '0.1.0' }).last().click();
+    await page.getByRole('heading', { name: 'team-survey' }).waitFor();
+    assert.equal(new URL(page.url()).hostname, 'team-survey--preview.apps.localhost');
     await page.goto(`${server.url}/apps/team-survey`);
     await page.getByRole('button', { name: 'Decommission…' }).click();
     await page.getByLabel('Why is team-survey retired?').fill('The survey closed at the end of the quarter');
@@ -407,7 +418,7 @@ describe('web console in a browser', () => {
       actions.includes('lifecycle.decommissioned') && actions.includes('lifecycle.restored'),
       actions.join(),
     );
-    await shot(page, '13-manage');
+    await shot(page, '14-manage');
     assert.deepEqual(errors, [], 'console errors');
     await context.close();
   });

@@ -171,6 +171,22 @@ describe('preview and live environments', () => {
     assert.equal(back.body.env, 'preview');
     const none = await call(server, 'POST', '/api/v1/apps/survey/rollback', { token: t.alice, body: {} });
     assert.equal(none.status, 409, 'live has run only 0.1.0');
+    const history = await call(server, 'GET', '/api/v1/apps/survey/deployments', { token: t.bob });
+    assert.deepEqual(
+      history.body.items.map((d: { version: string; env: string; state: string; startedBy: string }) =>
+        [d.version, d.env, d.state, d.startedBy].join(' '),
+      ),
+      [
+        '0.1.0 preview running alice@example.com',
+        '0.1.1 preview stopped alice@example.com',
+        '0.1.0 live running alice@example.com',
+        '0.1.0 preview stopped alice@example.com',
+      ],
+    );
+    assert.equal(
+      (await call(server, 'GET', '/api/v1/apps/survey/deployments', { token: t.frank })).status,
+      404,
+    );
   });
 
   test('an app name cannot take the preview suffix', async () => {

@@ -1,4 +1,5 @@
 import { useState } from 'react';
+import { ApiError, api } from '../api.ts';
 import { ChangesTable } from '../changes.tsx';
 import type {
   AppView,
@@ -145,7 +146,12 @@ export function AppPage({ name }: { name: string }) {
         />
       ) : null}
       <RevisionsSection name={a.name} current={a.revision} />
-      <VersionsSection name={a.name} key={`versions-${deployed}`} />
+      <VersionsSection
+        name={a.name}
+        key={`versions-${deployed}`}
+        canDeploy={a.owner === session.user.email || hasRole(session, 'admin')}
+        onChanged={() => app.reload()}
+      />
       <UsageSection name={a.name} />
       <Section title="Audit trail">
         <AppAudit name={a.name} key={`audit-${deployed}`} />
@@ -215,11 +221,57 @@ function RevisionsSection({ name, current }: { name: string; current: number }) 
   );
 }
 
-function VersionsSection({ name }: { name: string }) {
+/** Where a site (an app, or `APP--preview`) answers, next to the console. */
+function siteUrl(site: string): string {
+  const { protocol, hostname, port } = window.location;
+  const base = /^[\d.]+$|^\[|^localhost$/.test(hostname) ? 'localhost' : hostname;
+  return `${protocol}//${site}.apps.${base}${port ? `:${port}` : ''}/`;
+}
+
+type Deployment = {
+  id: string;
+  version: string;
+  env: 'live' | 'preview';
+  state: string;
+  startedBy: string;
+  startedAt: string;
+  stoppedAt: string | null;
+};
+
+function VersionsSection({
+  name,
+  canDeploy,
+  onChanged,
+}: {
+  name: string;
+  canDeploy: boolean;
+  onChanged: () => void;
+}) {
   const v = useApi<{ items: VersionItem[] }>(`/api/v1/apps/${name}/versions`);
+  const d = useApi<{ items: Deployment[] }>(`/api/v1/apps/${name}/deployments`);
+  const [message, setMessage] = useState<string | null>(null);
+  const [error, setError] = useState<ApiError | null>(null);
+  const act = async (what: () => Promise<string>) => {
+    setError(null);
+    setMessage(null);
+    try {
+      setMessage(await what());
+      d.reload();
+      onChanged();
+    } catch (e) {
+      setError(e instanceof ApiError ? e : new ApiError(0, 'network', String(e), []));
+    }
+  };
+  const running = (env: string) => d.data?.items.find((x) => x.env === env && x.state === 'running');
+  const live = running('live');
+  const preview = running('preview');
   return (
-    <Section title="Versions">
+    <Section title="Versions and deployments">
       {v.error ? <ErrorNote error={v.error} /> : null}
+      <p>
+        Live: {live ? <a href={siteUrl(name)}>{live.version}</a> : 'not running'} · Preview (you and
+        reviewers): {preview ? <a href={siteUrl(`${name}--preview`)}>{preview.version}</a> : 'not running'}
+      </p>
       {v.data && v.data.items.length === 0 ? (
         <p>
           No version yet. Build one with <code>microapp ci</code> in the app's folder; it is tested, scanned,
@@ -237,8 +289,71 @@ function VersionsSection({ name }: { name: string }) {
             Digest <code className="digest">{x.digest}</code>
           </p>
           <Findings findings={x.scan.findings} />
+          {canDeploy ? (
+            <p className="actions">
+              <button
+                type="button"
+                onClick={() =>
+                  act(async () => {
+                    await api('POST', `/api/v1/apps/${name}/deployments`, {
+                      version: x.version,
+                      env: 'preview',
+                    });
+                    return `${x.version} is running in preview: try it, then promote it.`;
+                  })
+                }
+              >
+                Try {x.version} in preview
+              </button>
+              <button
+                type="button"
+                className="primary"
+                onClick={() =>
+                  act(async () => {
+                    await api('POST', `/api/v1/apps/${name}/promotions`, { version: x.version });
+                    return `${x.version} is live.`;
+                  })
+                }
+              >
+                Promote {x.version} to live
+              </button>
+            </p>
+          ) : null}
         </details>
       ))}
+      <ErrorNote error={error} />
+      {message ? (
+        <p role="status" className="notice">
+          {message}
+        </p>
+      ) : null}
+      {d.data?.items.length ? (
+        <table>
+          <caption>Deployment history</caption>
+          <thead>
+            <tr>
+              <th scope="col">Started</th>
+              <th scope="col">Version</th>
+              <th scope="col">Where</th>
+              <th scope="col">State</th>
+              <th scope="col">By</th>
+            </tr>
+          </thead>
+          <tbody>
+            {d.data.items.map((x) => (
+              <tr key={x.id}>
+                <td>
+                  <When at={x.startedAt} />
+                </td>
+                <td>{x.version}</td>
+                <td>{x.env}</td>
+                <td>{x.state}</td>
+                <td>{x.startedBy}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      ) : null}
     </Section>
   );
 }

@@ -44,6 +44,19 @@ export function registerDeploymentRoutes(fastify: FastifyInstance, deps: { deplo
         ),
   );
 
+  app.get(
+    '/api/v1/apps/:name/deployments',
+    {
+      config: { access: anyUser('apps:read') },
+      schema: {
+        tags: ['runtime'],
+        summary: 'Every deployment of the app, newest first: version, environment, state, who and when',
+        params: Type.Object({ name: AppName }),
+      },
+    },
+    async (request) => ({ items: await deployments.history(principalOf(request), request.params.name) }),
+  );
+
   app.post(
     '/api/v1/apps/:name/promotions',
     {

@@ -447,6 +447,28 @@ export function createDeploymentService(deps: {
     return launch(target, version, ctx, 'deployment.promoted', 'live');
   }
 
+  /** Every deployment of an app, newest first: which version ran where, who started it, until when. */
+  async function history(principal: Principal, name: string) {
+    const app = await deps.catalog.get(principal, name);
+    const rows = await db
+      .selectFrom('deployments')
+      .selectAll()
+      .where('app_id', '=', app.id)
+      .orderBy('started_at', 'desc')
+      .limit(200)
+      .execute();
+    return rows.map((r) => ({
+      id: r.id,
+      version: r.version,
+      env: r.env as Env,
+      state: r.state,
+      digest: r.digest,
+      startedBy: r.started_by,
+      startedAt: r.started_at,
+      stoppedAt: r.stopped_at,
+    }));
+  }
+
   /** Runs the version that ran before the current one, in one environment. */
   async function rollback(principal: Principal, name: string, ctx: AuditContext, env: Env = 'live') {
     const target = await targetFor(principal, name);
@@ -673,6 +695,7 @@ export function createDeploymentService(deps: {
     running,
     deploy,
     promote,
+    history,
     rollback,
     stop,
     halt,
