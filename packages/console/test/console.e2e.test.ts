@@ -394,6 +394,11 @@ describe('web console in a browser', () => {
     await page.getByRole('button', { name: 'Try 0.1.0 in preview' }).click();
     await page.getByRole('status').filter({ hasText: '0.1.0 is running in preview' }).waitFor();
     await page.getByRole('row', { name: /0\.1\.0 preview running alice@example\.com/ }).waitFor();
+    await page.getByRole('button', { name: 'Refresh' }).click();
+    await page
+      .getByTestId('logs-preview')
+      .getByText(/listening on/)
+      .waitFor();
     await accessible(page, 'versions and deployments');
     await shot(page, '13-versions');
     await page.getByRole('link', { name: '0.1.0' }).last().click();

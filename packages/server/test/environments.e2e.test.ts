@@ -187,6 +187,25 @@ describe('preview and live environments', () => {
       (await call(server, 'GET', '/api/v1/apps/survey/deployments', { token: t.frank })).status,
       404,
     );
+    const logs = await call(server, 'GET', '/api/v1/apps/survey/logs', { token: t.alice });
+    assert.equal(logs.status, 200, logs.text);
+    assert.deepEqual(
+      logs.body.items.map((l: { env: string; running: boolean; version: string }) => [
+        l.env,
+        l.running,
+        l.version,
+      ]),
+      [
+        ['live', true, '0.1.0'],
+        ['preview', true, '0.1.0'],
+      ],
+    );
+    assert.ok(
+      logs.body.items[0].lines.some((l: string) => /listening on/.test(l)),
+      JSON.stringify(logs.body.items[0].lines),
+    );
+    const bob = await call(server, 'GET', '/api/v1/apps/survey/logs', { token: t.bob });
+    assert.equal(bob.status, 403, 'reviewers do not read logs');
   });
 
   test('an app name cannot take the preview suffix', async () => {

@@ -153,6 +153,9 @@ export function AppPage({ name }: { name: string }) {
         onChanged={() => app.reload()}
       />
       <UsageSection name={a.name} />
+      {a.owner === session.user.email || hasRole(session, 'admin') ? (
+        <LogsSection name={a.name} key={`logs-${deployed}`} />
+      ) : null}
       <Section title="Audit trail">
         <AppAudit name={a.name} key={`audit-${deployed}`} />
       </Section>
@@ -354,6 +357,34 @@ function VersionsSection({
           </tbody>
         </table>
       ) : null}
+    </Section>
+  );
+}
+
+type LogView = { env: string; running: boolean; version: string | null; lines: string[] };
+
+/** What the running instances printed lately: the owner's first look when something is wrong. */
+function LogsSection({ name }: { name: string }) {
+  const logs = useApi<{ items: LogView[] }>(`/api/v1/apps/${name}/logs`);
+  return (
+    <Section title="Logs">
+      <button type="button" onClick={logs.reload}>
+        Refresh
+      </button>
+      <ErrorNote error={logs.error} />
+      {logs.data?.items.map((l) => (
+        <div key={l.env}>
+          <h3>
+            {l.env === 'live' ? 'Live' : 'Preview'} {l.running ? `(${l.version})` : '(not running)'}
+          </h3>
+          {l.running ? (
+            // biome-ignore lint/a11y/noNoninteractiveTabindex: a scrolling block must take focus so keyboard users can scroll it
+            <pre className="manifest" tabIndex={0} data-testid={`logs-${l.env}`}>
+              {l.lines.length ? l.lines.join('\n') : 'Nothing printed yet.'}
+            </pre>
+          ) : null}
+        </div>
+      ))}
     </Section>
   );
 }

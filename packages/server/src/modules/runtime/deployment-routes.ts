@@ -57,6 +57,19 @@ export function registerDeploymentRoutes(fastify: FastifyInstance, deps: { deplo
     async (request) => ({ items: await deployments.history(principalOf(request), request.params.name) }),
   );
 
+  app.get(
+    '/api/v1/apps/:name/logs',
+    {
+      config: { access: anyUser('apps:read') },
+      schema: {
+        tags: ['runtime'],
+        summary: "What the app's running instances printed lately, per environment (owner or admin)",
+        params: Type.Object({ name: AppName }),
+      },
+    },
+    async (request) => ({ items: await deployments.logs(principalOf(request), request.params.name) }),
+  );
+
   app.post(
     '/api/v1/apps/:name/promotions',
     {

@@ -447,6 +447,26 @@ export function createDeploymentService(deps: {
     return launch(target, version, ctx, 'deployment.promoted', 'live');
   }
 
+  /**
+   * What the app's running instances printed lately (the last 64 KB of stdout and stderr each, newest
+   * last). Only the owner and admins read it: an app may print what it should not.
+   */
+  async function logs(principal: Principal, name: string) {
+    const app = await deps.catalog.get(principal, name);
+    if (app.owner !== principal.email && !hasRole(principal, 'admin'))
+      throw forbidden(`only the owner of ${name} or an admin can read its logs`);
+    return envs.map((env) => {
+      const inst = instances.get(siteOf(name, env));
+      return {
+        env,
+        running: Boolean(inst),
+        version: inst?.version ?? null,
+        deploymentId: inst?.deploymentId ?? null,
+        lines: inst ? inst.process.output().split('\n').filter(Boolean).slice(-500) : [],
+      };
+    });
+  }
+
   /** Every deployment of an app, newest first: which version ran where, who started it, until when. */
   async function history(principal: Principal, name: string) {
     const app = await deps.catalog.get(principal, name);
@@ -696,6 +716,7 @@ export function createDeploymentService(deps: {
     deploy,
     promote,
     history,
+    logs,
     rollback,
     stop,
     halt,
