@@ -29,6 +29,7 @@ import { defaultTemplatesDir } from './modules/catalog/templates.ts';
 import { registerConnectorRoutes } from './modules/connectors/connector-routes.ts';
 import { createConnectorService } from './modules/connectors/connector-service.ts';
 import { defaultConsoleDir, registerConsoleRoutes } from './modules/console/console-routes.ts';
+import { createEgressAlerts } from './modules/egress/egress-alerts.ts';
 import { createEgressBroker } from './modules/egress/egress-broker.ts';
 import { publicRoute } from './modules/identity/access.ts';
 import { registerAuthRoutes } from './modules/identity/auth-routes.ts';
@@ -344,6 +345,8 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   });
   const slo = createSloAlerts({ db: db.kysely, clock, notifications, flush: () => usage.flush() });
   await jobs.register({ name: 'slo-alerts', everySeconds: 300, run: () => slo.run() });
+  const egressAlerts = createEgressAlerts({ db: db.kysely, clock, notifications });
+  await jobs.register({ name: 'egress-volume-alerts', everySeconds: 900, run: () => egressAlerts.run() });
   const digest = createReviewDigest({ db: db.kysely, clock, approvals, notifications });
   await jobs.register({ name: 'review-digest', everySeconds: 86_400, run: () => digest.run() });
   await jobs.register({ name: 'advisory-alerts', everySeconds: 3600, run: () => alerts.run() });
