@@ -42,6 +42,8 @@ export type ServerConfig = {
   siemSyslog: string | null;
   /** The built web console (packages/console/dist); null serves the platform's default build. */
   consoleDir: string | null;
+  /** The DNS domain app hosts live under (`NAME.DOMAIN`); null: `apps.` + the public URL's host name. */
+  appsDomain: string | null;
   /** `--dev` only: names the egress broker resolves to fixed addresses (local stand-ins for outside APIs). */
   devEgressHosts: Map<string, { address: string; port: number }>;
   /** Days request rows are kept (last use per app is kept apart, for good). */
@@ -73,6 +75,7 @@ type FileConfig = {
   dataDir?: string;
   databaseUrl?: string;
   sessionTtlHours?: number;
+  appsDomain?: string;
   oidc?: Partial<OidcSettings>;
 };
 
@@ -285,6 +288,14 @@ export function loadConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv): ServerCo
     }
   }
   const devEgressHosts = parseDevEgressHosts(env.MICROAPP_DEV_EGRESS_HOSTS, dev, problems);
+  const appsDomain = env.MICROAPP_APPS_DOMAIN?.toLowerCase() ?? file.appsDomain ?? null;
+  if (
+    appsDomain &&
+    !/^(?=.{1,200}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/.test(
+      appsDomain,
+    )
+  )
+    problems.push(`MICROAPP_APPS_DOMAIN must be a DNS name such as apps.example.com, got "${appsDomain}"`);
   if (problems.length > 0) {
     if (!dev)
       problems.push('or run `microapp server --dev` for a local trial with a built-in identity provider');
@@ -309,6 +320,7 @@ export function loadConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv): ServerCo
     usageRetentionDays,
     consoleDir: env.MICROAPP_CONSOLE_DIR ? resolve(env.MICROAPP_CONSOLE_DIR) : null,
     devEgressHosts,
+    appsDomain,
   };
 }
 

@@ -53,6 +53,7 @@ import { registerPolicyRoutes } from './modules/policy/policy-routes.ts';
 import { createPolicyService } from './modules/policy/policy-service.ts';
 import { builtinPolicyDir, readPolicyDir } from './modules/policy/policy-sources.ts';
 import { createRuleEvaluator, type RiskEvaluator } from './modules/risk/risk-evaluator.ts';
+import { createAppHosts } from './modules/runtime/app-hosts.ts';
 import { detectCgroups } from './modules/runtime/cgroups.ts';
 import { registerDeploymentRoutes } from './modules/runtime/deployment-routes.ts';
 import { createDeploymentService } from './modules/runtime/deployment-service.ts';
@@ -164,7 +165,15 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     gateway: (request, reply) => (gateway ? gateway.handle(request, reply) : Promise.resolve(false)),
   });
   const secureCookies = Boolean(config.publicUrl?.startsWith('https:'));
-  registerAuthRoutes(app, { db: db.kysely, login, tokens, secureCookies, publicUrl: () => publicUrl! });
+  const hosts = createAppHosts({ domain: config.appsDomain, platformUrl: () => publicUrl! });
+  registerAuthRoutes(app, {
+    db: db.kysely,
+    login,
+    tokens,
+    secureCookies,
+    publicUrl: () => publicUrl!,
+    appUrl: hosts.urlOf,
+  });
   registerTokenRoutes(app, { tokens });
   registerCatalogRoutes(app, { catalog });
   registerTemplateRoutes(app, { dir: defaultTemplatesDir });
@@ -270,6 +279,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     notifications,
     onCrash: (name, outcome) => platformMetrics?.crash(name, outcome),
     onOutOfMemory: (name) => platformMetrics?.outOfMemory(name),
+    appUrl: (site) => hosts.urlOf(site),
     egress,
     cgroups,
   });
@@ -283,6 +293,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     deployments,
     workDir: join(config.dataDir, 'builds'),
     platformUrl: () => publicUrl!,
+    appUrl: hosts.urlOf,
   });
   registerBuildRoutes(app, { builds });
   const usage = createUsageService({ db: db.kysely, catalog, logger, clock });
@@ -373,6 +384,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     usage,
     db: db.kysely,
     platformUrl: () => publicUrl!,
+    hosts,
     secureCookies,
     hold,
     clock,
@@ -421,6 +433,8 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
       dev: config.dev,
       database: db.dialect,
       issuer: oidc?.issuer ?? null,
+      // Apps answer at NAME.appsDomain (previews at NAME--preview.appsDomain).
+      appsDomain: hosts.domain(),
     }),
   );
   app.get(

@@ -3,14 +3,6 @@ import { CliError } from '../client.ts';
 import { action, ctxOf, examples } from '../context.ts';
 import { emit, progress } from '../output.ts';
 
-/** Where a site (an app, or `APP--preview`) answers, next to the platform. */
-function siteUrl(server: string, site: string): string {
-  const u = new URL(server);
-  // App hosts are under apps.localhost on a platform reached by an address or by localhost.
-  const base = /^[\d.]+$|^\[|^localhost$/.test(u.hostname) ? 'localhost' : u.hostname;
-  return `${u.protocol}//${site}.apps.${base}${u.port ? `:${u.port}` : ''}/`;
-}
-
 export function registerDeployCommands(program: Command) {
   examples(
     program
@@ -39,14 +31,14 @@ export function registerDeployCommands(program: Command) {
           progress(
             `verifying and starting ${name}@${version}${flags.env === 'preview' ? ' in preview' : ''}`,
           );
-          const d = await ctx.client.post<{ id: string; version: string; digest: string }>(
+          const d = await ctx.client.post<{ id: string; version: string; digest: string; url: string }>(
             `/api/v1/apps/${encodeURIComponent(name)}/deployments`,
             { version, env: flags.env },
           );
           emit(ctx.json, d, () =>
             flags.env === 'preview'
-              ? `${name}@${d.version} is running in preview (${d.digest}).\nTry it at ${siteUrl(ctx.server, `${name}--preview`)} (you and reviewers), then: microapp promote ${name} ${d.version}`
-              : `${name}@${d.version} is running (${d.digest}).\nOpen ${siteUrl(ctx.server, name)} (sign in required).`,
+              ? `${name}@${d.version} is running in preview (${d.digest}).\nTry it at ${d.url} (you and reviewers), then: microapp promote ${name} ${d.version}`
+              : `${name}@${d.version} is running (${d.digest}).\nOpen ${d.url} (sign in required).`,
           );
         }),
       ),
@@ -60,15 +52,14 @@ export function registerDeployCommands(program: Command) {
         action(async (name: string, version: string, _flags: unknown, command: Command) => {
           const ctx = ctxOf(command);
           progress(`promoting ${name}@${version} to live`);
-          const d = await ctx.client.post<{ version: string; digest: string }>(
+          const d = await ctx.client.post<{ version: string; digest: string; url: string }>(
             `/api/v1/apps/${encodeURIComponent(name)}/promotions`,
             { version },
           );
           emit(
             ctx.json,
             d,
-            () =>
-              `${name}@${d.version} is live (${d.digest}).\nOpen ${siteUrl(ctx.server, name)} (sign in required).`,
+            () => `${name}@${d.version} is live (${d.digest}).\nOpen ${d.url} (sign in required).`,
           );
         }),
       ),

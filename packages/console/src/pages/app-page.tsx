@@ -224,13 +224,6 @@ function RevisionsSection({ name, current }: { name: string; current: number }) 
   );
 }
 
-/** Where a site (an app, or `APP--preview`) answers, next to the console. */
-function siteUrl(site: string): string {
-  const { protocol, hostname, port } = window.location;
-  const base = /^[\d.]+$|^\[|^localhost$/.test(hostname) ? 'localhost' : hostname;
-  return `${protocol}//${site}.apps.${base}${port ? `:${port}` : ''}/`;
-}
-
 type Deployment = {
   id: string;
   version: string;
@@ -239,6 +232,8 @@ type Deployment = {
   startedBy: string;
   startedAt: string;
   stoppedAt: string | null;
+  /** Where it answers, while it runs. */
+  url: string | null;
 };
 
 function VersionsSection({
@@ -272,8 +267,8 @@ function VersionsSection({
     <Section title="Versions and deployments">
       {v.error ? <ErrorNote error={v.error} /> : null}
       <p>
-        Live: {live ? <a href={siteUrl(name)}>{live.version}</a> : 'not running'} · Preview (you and
-        reviewers): {preview ? <a href={siteUrl(`${name}--preview`)}>{preview.version}</a> : 'not running'}
+        Live: {live?.url ? <a href={live.url}>{live.version}</a> : 'not running'} · Preview (you and
+        reviewers): {preview?.url ? <a href={preview.url}>{preview.version}</a> : 'not running'}
       </p>
       {v.data && v.data.items.length === 0 ? (
         <p>

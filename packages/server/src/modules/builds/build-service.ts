@@ -70,6 +70,8 @@ export function createBuildService(deps: {
   deployments: Pick<DeploymentService, 'deploy'>;
   workDir: string;
   platformUrl: () => string;
+  /** Where an app answers once deployed. */
+  appUrl: (site: string) => string;
   /** Longest a pipeline may run before it is stopped. */
   timeoutMs?: number;
 }) {
@@ -80,10 +82,7 @@ export function createBuildService(deps: {
   const running = new Set<ChildProcess>();
   let closed = false;
 
-  function appUrl(name: string): string {
-    const u = new URL(deps.platformUrl());
-    return `${u.protocol}//${name}.apps.${u.host}/`;
-  }
+  const appUrl = deps.appUrl;
 
   function view(row: BuildsTable): BuildView {
     return {

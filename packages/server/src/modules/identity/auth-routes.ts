@@ -21,6 +21,8 @@ export function registerAuthRoutes(
     tokens: Pick<TokenService, 'create'>;
     secureCookies: boolean;
     publicUrl: () => string;
+    /** Where an app's site answers (see runtime/app-hosts.ts). */
+    appUrl: (site: string) => string;
   },
 ) {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
@@ -54,8 +56,7 @@ export function registerAuthRoutes(
       // Not signed in to the platform yet: sign in first, then come back here.
       if (!principal) return reply.redirect(`/auth/login?return_to=${encodeURIComponent(request.url)}`, 302);
       const code = await login.issueAppCode(principal.userId, name, request.query.state);
-      const platform = new URL(deps.publicUrl());
-      const back = new URL(`${platform.protocol}//${name}.apps.${platform.host}/_microapp/callback`);
+      const back = new URL('/_microapp/callback', deps.appUrl(name));
       back.searchParams.set('code', code);
       back.searchParams.set('path', safeReturnTo(request.query.path));
       return reply.redirect(back.href, 302);

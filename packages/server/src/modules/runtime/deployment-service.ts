@@ -79,6 +79,8 @@ export function createDeploymentService(deps: {
   onCrash?: (app: string, outcome: 'restarted' | 'gave_up') => void;
   /** Counts instances the kernel killed for going over their memory limit. */
   onOutOfMemory?: (app: string) => void;
+  /** Where a site (an app, or `NAME--preview`) answers. */
+  appUrl?: (site: string) => string;
   /** The egress broker: each instance's only way out. */
   egress?: Pick<EgressBroker, 'open' | 'close' | 'closeAll'>;
   /** Where instances get their memory, CPU and process limits; null runs them unlimited (and says so). */
@@ -397,6 +399,7 @@ export function createDeploymentService(deps: {
       state: 'running',
       // What the kernel enforces; null when this host gives the platform no cgroups (see docs/runtime.md).
       limits: p.limits,
+      url: deps.appUrl?.(site) ?? null,
     };
   }
 
@@ -486,6 +489,10 @@ export function createDeploymentService(deps: {
       startedBy: r.started_by,
       startedAt: r.started_at,
       stoppedAt: r.stopped_at,
+      url:
+        r.state === 'running' || r.state === 'idle'
+          ? (deps.appUrl?.(siteOf(name, r.env as Env)) ?? null)
+          : null,
     }));
   }
 

@@ -21,9 +21,9 @@ import { hasRole, type Principal } from '../identity/principal.ts';
 import type { PolicyEngine } from '../policy/policy-engine.ts';
 import type { TokenService } from '../tokens/token-service.ts';
 import type { UsageService } from '../usage/usage-service.ts';
+import type { AppHosts } from './app-hosts.ts';
 import { type DeploymentService, parseSite } from './deployment-service.ts';
 
-const appHost = /^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)\.apps\.localhost(?::\d+)?$/;
 const hopByHop = [
   'connection',
   'keep-alive',
@@ -84,6 +84,8 @@ export function createGateway(deps: {
   db: Kysely<Database>;
   /** The platform's own URL, where browsers sign in. */
   platformUrl: () => string;
+  /** Which app host a request is for. */
+  hosts: Pick<AppHosts, 'siteOf'>;
   /** Why an app may not be served now (stopped for inactivity, decommissioned), or null. */
   hold: (appId: string) => Promise<{ status: number; message: string } | null>;
   clock: Clock;
@@ -248,10 +250,9 @@ export function createGateway(deps: {
 
   /** Handles the request when its Host names an app; returns false for platform requests. */
   async function handle(request: FastifyRequest, reply: FastifyReply): Promise<boolean> {
-    const m = appHost.exec(request.headers.host ?? '');
-    if (!m) return false;
     // The host label names the site (app and environment); sessions and sign-in belong to the site.
-    const site = m[1]!;
+    const site = deps.hosts.siteOf(request.headers.host);
+    if (!site) return false;
     const { name } = parseSite(site);
     const fail = (error: AppError) => {
       // People in a browser get a page that says what happened and what to do; scripts get problem+json.
@@ -337,9 +338,8 @@ export function createGateway(deps: {
    * then the two connections are joined. Returns false when the host is not an app's.
    */
   async function upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<boolean> {
-    const m = appHost.exec(req.headers.host ?? '');
-    if (!m) return false;
-    const site = m[1]!;
+    const site = deps.hosts.siteOf(req.headers.host);
+    if (!site) return false;
     const { name } = parseSite(site);
     const caller: Caller = {
       headers: req.headers,

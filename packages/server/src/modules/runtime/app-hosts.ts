@@ -1,0 +1,29 @@
+/**
+ * Where apps answer: `SITE.DOMAIN`, where SITE is the app's name (live) or `NAME--preview`, and DOMAIN is
+ * MICROAPP_APPS_DOMAIN or, by default, `apps.` followed by the platform's own host name
+ * (`apps.localhost` for a local platform). The scheme and port are the platform's.
+ */
+export function createAppHosts(deps: { domain: string | null; platformUrl: () => string }) {
+  const domain = () => deps.domain ?? `apps.${new URL(deps.platformUrl()).hostname}`;
+  const label = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+
+  /** The site a Host header names, or null when it is not an app host. */
+  function siteOf(host: string | undefined): string | null {
+    if (!host) return null;
+    const name = host.toLowerCase().replace(/:\d+$/, '');
+    const suffix = `.${domain()}`;
+    if (!name.endsWith(suffix)) return null;
+    const site = name.slice(0, -suffix.length);
+    return label.test(site) ? site : null;
+  }
+
+  /** The address a site answers at, for links and redirects. */
+  function urlOf(site: string): string {
+    const u = new URL(deps.platformUrl());
+    return `${u.protocol}//${site}.${domain()}${u.port ? `:${u.port}` : ''}/`;
+  }
+
+  return { siteOf, urlOf, domain };
+}
+
+export type AppHosts = ReturnType<typeof createAppHosts>;
