@@ -1,13 +1,9 @@
 // API latency under load, SQLite and PostgreSQL side by side, with /healthz as the no-database baseline.
 //   npx tsx bench/api/run.ts [--seconds 10] [--connections 10] [--postgres postgres://postgres@127.0.0.1:5432/test]
 // The server runs as its own process (`microapp server --dev`); autocannon loads it over loopback.
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
 import autocannon from 'autocannon';
-import pg from 'pg';
 import { tokenFor } from '../../packages/server/test/harness.ts';
+import { startServer } from '../lib/server-process.ts';
 
 const arg = (name: string, fallback: string) => {
   const i = process.argv.indexOf(name);
@@ -19,57 +15,6 @@ const postgres = arg(
   '--postgres',
   process.env.MICROAPP_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test',
 );
-const bin = resolve(import.meta.dirname, '../../packages/cli/bin/microapp.js');
-
-async function startServer(
-  databaseUrl: string | null,
-): Promise<{ url: string; child: ChildProcess; cleanup: () => Promise<void> }> {
-  const dir = mkdtempSync(join(tmpdir(), 'microapp-bench-'));
-  let schema: string | null = null;
-  let url = databaseUrl;
-  if (databaseUrl) {
-    schema = `bench_${Date.now()}`;
-    const c = new pg.Client({ connectionString: databaseUrl });
-    await c.connect();
-    await c.query(`create schema ${schema}`);
-    await c.end();
-    const u = new URL(databaseUrl);
-    u.searchParams.set('options', `-c search_path=${schema}`);
-    url = u.href;
-  }
-  const child = spawn(
-    process.execPath,
-    [bin, 'server', '--dev', '--port', '0', '--dev-idp-port', '0', '--data-dir', dir],
-    {
-      env: { ...process.env, MICROAPP_LOG_LEVEL: 'warn', DATABASE_URL: url ?? '' },
-      stdio: ['ignore', 'ignore', 'pipe'],
-    },
-  );
-  const serverUrl = await new Promise<string>((done, fail) => {
-    let err = '';
-    child.stderr!.on('data', (d) => {
-      err += d;
-      const m = /listening on (http:\/\/\S+)/.exec(err);
-      if (m) done(m[1]!);
-    });
-    child.on('exit', (code) => fail(new Error(`server exited ${code}: ${err}`)));
-  });
-  return {
-    url: serverUrl,
-    child,
-    async cleanup() {
-      child.kill('SIGTERM');
-      await new Promise((r) => child.once('exit', r));
-      rmSync(dir, { recursive: true, force: true });
-      if (schema && databaseUrl) {
-        const c = new pg.Client({ connectionString: databaseUrl });
-        await c.connect();
-        await c.query(`drop schema ${schema} cascade`);
-        await c.end();
-      }
-    },
-  };
-}
 
 const token = (url: string, email: string) => tokenFor({ url }, email);
 

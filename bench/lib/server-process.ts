@@ -1,0 +1,61 @@
+// Starts `microapp server --dev` as its own process, on SQLite or in a fresh PostgreSQL schema, so that a
+// load generator in the bench's process does not share its event loop.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import pg from 'pg';
+
+const bin = resolve(import.meta.dirname, '../../packages/cli/bin/microapp.js');
+
+export async function startServer(
+  databaseUrl: string | null,
+  env: Record<string, string> = {},
+): Promise<{ url: string; dataDir: string; child: ChildProcess; cleanup: () => Promise<void> }> {
+  const dir = mkdtempSync(join(tmpdir(), 'microapp-bench-'));
+  let schema: string | null = null;
+  let url = databaseUrl;
+  if (databaseUrl) {
+    schema = `bench_${Date.now()}`;
+    const c = new pg.Client({ connectionString: databaseUrl });
+    await c.connect();
+    await c.query(`create schema ${schema}`);
+    await c.end();
+    const u = new URL(databaseUrl);
+    u.searchParams.set('options', `-c search_path=${schema}`);
+    url = u.href;
+  }
+  const child = spawn(
+    process.execPath,
+    [bin, 'server', '--dev', '--port', '0', '--dev-idp-port', '0', '--data-dir', dir],
+    {
+      env: { ...process.env, MICROAPP_LOG_LEVEL: 'warn', DATABASE_URL: url ?? '', ...env },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    },
+  );
+  const serverUrl = await new Promise<string>((done, fail) => {
+    let err = '';
+    child.stderr!.on('data', (d) => {
+      err += d;
+      const m = /listening on (http:\/\/\S+)/.exec(err);
+      if (m) done(m[1]!);
+    });
+    child.on('exit', (code) => fail(new Error(`server exited ${code}: ${err}`)));
+  });
+  return {
+    url: serverUrl,
+    dataDir: dir,
+    child,
+    async cleanup() {
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+      rmSync(dir, { recursive: true, force: true });
+      if (schema && databaseUrl) {
+        const c = new pg.Client({ connectionString: databaseUrl });
+        await c.connect();
+        await c.query(`drop schema ${schema} cascade`);
+        await c.end();
+      }
+    },
+  };
+}
