@@ -274,12 +274,18 @@ export function createCatalogService(deps: {
     });
   }
 
-  async function get(principal: Principal, name: string): Promise<AppView> {
+  /** One app; `scorecard: false` skips the governance checks (the gateway asks on every request). */
+  async function get(
+    principal: Principal,
+    name: string,
+    options: { scorecard?: boolean } = {},
+  ): Promise<AppView> {
     const app = await repo.findApp(db, name);
     // An app the caller may not see is reported as missing, so names in other departments do not leak.
     if (!app || !canView(principal, app)) throw notFound(`app ${name}`);
     const view = await repo.view(db, app);
-    const card = deps.scorecards ? (await deps.scorecards([app])).get(app.id) : undefined;
+    const card =
+      deps.scorecards && options.scorecard !== false ? (await deps.scorecards([app])).get(app.id) : undefined;
     return card ? { ...view, scorecard: card } : view;
   }
 

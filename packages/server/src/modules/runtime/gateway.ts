@@ -189,7 +189,7 @@ export function createGateway(deps: {
     const { name, env } = parseSite(site);
     let app: Awaited<ReturnType<CatalogService['get']>>;
     try {
-      app = await deps.catalog.get(principal, name);
+      app = await deps.catalog.get(principal, name, { scorecard: false });
     } catch {
       throw new AppError('not_found', `there is no app ${name}`);
     }
