@@ -14,16 +14,8 @@ export type Session = {
   csrfToken: string | null;
 };
 
-export const dataClasses = [
-  'public',
-  'internal',
-  'confidential',
-  'pii',
-  'financial',
-  'health',
-  'regulated',
-] as const;
 export type { Finding } from '../../server/src/modules/advisories/advisory-service.ts';
+export { dataClasses } from '../../server/src/modules/catalog/data-classes.ts';
 export type { UsageSummary } from '../../server/src/modules/usage/usage-service.ts';
 
 /** GET /api/v1/apps/{name}/versions, one item. */

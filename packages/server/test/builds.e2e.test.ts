@@ -1,19 +1,17 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { create } from 'tar';
-import { importAdvisories } from '../../cli/test/cli-harness.ts';
 import {
   bankReconciliation,
   buildFinished,
   call,
   lunchPoll,
   people,
-  signInEveryone,
+  type signInEveryone,
   sourceArchive,
-  startTestServer,
+  startBuildServer,
   type TestServer,
   viaGateway,
 } from './harness.ts';
@@ -32,12 +30,10 @@ describe('platform builds', () => {
   let server: TestServer;
   let t: Awaited<ReturnType<typeof signInEveryone>>;
   let dir: string;
+  let stop: () => Promise<void>;
 
   before(async () => {
-    server = await startTestServer('sqlite');
-    t = await signInEveryone(server);
-    dir = mkdtempSync(join(tmpdir(), 'microapp-builds-'));
-    await importAdvisories({ MICROAPP_CONFIG_DIR: join(dir, 'config'), MICROAPP_SERVER: server.url }, dir);
+    ({ server, t, dir, stop } = await startBuildServer());
     const formApp = lunchPoll({
       name: 'training-survey',
       owner: people.alice,
@@ -49,8 +45,7 @@ describe('platform builds', () => {
     assert.equal(reg.body.app.state, 'approved', reg.text);
   });
   after(async () => {
-    await server.stop();
-    rmSync(dir, { recursive: true, force: true });
+    await stop();
   });
 
   const finished = (name: string, id: string, token: string) => buildFinished(server, name, id, token);

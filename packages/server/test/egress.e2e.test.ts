@@ -1,19 +1,16 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { importAdvisories } from '../../cli/test/cli-harness.ts';
 import {
   buildFinished,
   call,
   lunchPoll,
+  nodeApp,
   people,
-  signInEveryone,
+  type signInEveryone,
   sourceArchive,
-  startTestServer,
+  startBuildServer,
   type TestServer,
   viaGateway,
 } from './harness.ts';
@@ -21,23 +18,13 @@ import {
 // An app that calls out the way apps do (fetch), and tries the ways it must not (a socket, an address).
 const caller = (
   platformPort: string,
+  name = 'caller',
   yaml = 'name: caller\nowner: alice@example.com\npurpose: Call the bank API through the egress broker\ndataClasses: [internal]\naudience: { department: finance, maxUsers: 50 }\nintegrations: { egress: [api.bank.example.com] }\n',
-) => ({
-  'microapp.yaml': yaml,
-  'package.json': JSON.stringify({
-    name: 'caller',
-    version: '1.0.0',
-    private: true,
-    scripts: { test: 'node --test' },
-  }),
-  'package-lock.json': JSON.stringify({
-    name: 'caller',
-    version: '1.0.0',
-    lockfileVersion: 3,
-    requires: true,
-    packages: { '': { name: 'caller', version: '1.0.0' } },
-  }),
-  'server.js': `const http = require('node:http');
+) =>
+  nodeApp(
+    name,
+    yaml,
+    `const http = require('node:http');
 const net = require('node:net');
 http.createServer(async (req, res) => {
   const u = new URL(req.url, 'http://app');
@@ -56,15 +43,14 @@ http.createServer(async (req, res) => {
   } catch (e) { res.end(JSON.stringify({ error: String(e) })); }
 }).listen(process.env.PORT);
 `,
-  'test/ok.test.js': "require('node:test')('ok', () => {});\n",
-});
+  );
 
 describe('egress broker', () => {
   let server: TestServer;
   let upstream: Server;
   let seen: { method: string; url: string; headers: IncomingHttpHeaders; body: string }[] = [];
   let t: Awaited<ReturnType<typeof signInEveryone>>;
-  let dir: string;
+  let stop: () => Promise<void>;
 
   before(async () => {
     // A stand-in for the bank's API, on loopback; `--dev` pins its name to it (MICROAPP_DEV_EGRESS_HOSTS).
@@ -79,14 +65,9 @@ describe('egress broker', () => {
     });
     await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
     const port = (upstream.address() as AddressInfo).port;
-    server = await startTestServer('sqlite', {
-      env: {
-        MICROAPP_DEV_EGRESS_HOSTS: `api.bank.example.com=127.0.0.1:${port},ledger.corp.example.com=127.0.0.1:${port}`,
-      },
-    });
-    t = await signInEveryone(server);
-    dir = mkdtempSync(join(tmpdir(), 'microapp-egress-'));
-    await importAdvisories({ MICROAPP_CONFIG_DIR: join(dir, 'config'), MICROAPP_SERVER: server.url }, dir);
+    ({ server, t, stop } = await startBuildServer({
+      MICROAPP_DEV_EGRESS_HOSTS: `api.bank.example.com=127.0.0.1:${port},ledger.corp.example.com=127.0.0.1:${port}`,
+    }));
     const manifest = lunchPoll({
       name: 'caller',
       owner: people.alice,
@@ -108,9 +89,8 @@ describe('egress broker', () => {
     assert.equal(build.state, 'passed', `${build.error}`);
   });
   after(async () => {
-    await server.stop();
+    await stop();
     upstream.close();
-    rmSync(dir, { recursive: true, force: true });
   });
 
   const app = async (path: string) => {
@@ -289,7 +269,10 @@ test_closes_the_bank if {
         });
     const res = await call(server, 'POST', '/api/v1/apps/payroll-notes/builds', {
       token: t.alice,
-      body: { source: await sourceArchive(caller(new URL(server.url).port, yaml)), deploy: true },
+      body: {
+        source: await sourceArchive(caller(new URL(server.url).port, 'payroll-notes', yaml)),
+        deploy: true,
+      },
     });
     assert.equal((await buildFinished(server, 'payroll-notes', res.body.id, t.alice)).state, 'passed');
     const use = async (path: string) => {

@@ -1,17 +1,13 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { importAdvisories } from '../../cli/test/cli-harness.ts';
 import {
   buildFinished,
   call,
   lunchPoll,
   people,
-  signInEveryone,
-  startTestServer,
+  type signInEveryone,
+  startBuildServer,
   type TestServer,
   viaGateway,
 } from './harness.ts';
@@ -47,13 +43,10 @@ function submit(server: TestServer, site: string, token: string, form: Record<st
 describe('preview and live environments', () => {
   let server: TestServer;
   let t: Awaited<ReturnType<typeof signInEveryone>>;
-  let dir: string;
+  let stop: () => Promise<void>;
 
   before(async () => {
-    server = await startTestServer('sqlite');
-    t = await signInEveryone(server);
-    dir = mkdtempSync(join(tmpdir(), 'microapp-envs-'));
-    await importAdvisories({ MICROAPP_CONFIG_DIR: join(dir, 'config'), MICROAPP_SERVER: server.url }, dir);
+    ({ server, t, stop } = await startBuildServer());
     const reg = await call(server, 'POST', '/api/v1/apps', {
       token: t.alice,
       body: lunchPoll({
@@ -72,8 +65,7 @@ describe('preview and live environments', () => {
     }
   });
   after(async () => {
-    await server.stop();
-    rmSync(dir, { recursive: true, force: true });
+    await stop();
   });
 
   test('a preview is for the owner and reviewers; the audience waits for live', async () => {

@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, request } from 'node:http';
+import { createServer } from 'node:http';
 import { type AddressInfo, connect } from 'node:net';
 import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { detectCgroups } from '../src/modules/runtime/cgroups.ts';
 import { type SandboxedProcess, sandboxAvailable, startSandboxed } from '../src/modules/runtime/sandbox.ts';
+import { getOverSocket, sandboxReady } from './harness.ts';
 
 /**
  * The escape suite: one hostile app, one attack per test, each aimed only at addresses of this machine.
@@ -72,30 +73,6 @@ http.createServer(async (req, res) => {
 }).listen(env.PORT);
 `;
 
-function get(socketPath: string, path: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request({ socketPath, path, method: 'GET', timeout: 30_000 }, (res) => {
-      let body = '';
-      res.on('data', (d) => (body += d));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
-
-async function ready(p: SandboxedProcess): Promise<void> {
-  for (let i = 0; i < 100; i++) {
-    try {
-      await get(p.socketPath, '/healthz');
-      return;
-    } catch {
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-  throw new Error(`the app did not start: ${p.output()}`);
-}
-
 describe('escape suite: a hostile app stays in its sandbox', () => {
   let dir: string;
   let host: ReturnType<typeof createServer>;
@@ -148,7 +125,7 @@ describe('escape suite: a hostile app stays in its sandbox', () => {
       },
       cgroups,
     );
-    await Promise.all([ready(neighbour), ready(hostile)]);
+    await Promise.all([sandboxReady(neighbour), sandboxReady(hostile)]);
     mkdirSync(join(dir, 'neighbour-data'), { recursive: true });
     writeFileSync(join(dir, 'neighbour-data', 'answers.csv'), 'private');
   });
@@ -161,12 +138,12 @@ describe('escape suite: a hostile app stays in its sandbox', () => {
 
   /** Runs one attack and checks that the neighbour and the host still answer. */
   async function attack(name: string): Promise<unknown> {
-    const res = await get(hostile.socketPath, `/${name}`).catch((e: Error) => ({
+    const res = await getOverSocket(hostile.socketPath, `/${name}`).catch((e: Error) => ({
       status: 0,
       body: e.message,
     }));
     assert.equal(
-      (await get(neighbour.socketPath, '/healthz')).body,
+      (await getOverSocket(neighbour.socketPath, '/healthz')).body,
       'ok',
       `the neighbour kept serving after ${name}`,
     );
@@ -251,6 +228,6 @@ describe('escape suite: a hostile app stays in its sandbox', () => {
       'the hostile app is gone',
     );
     assert.equal(hostile.outOfMemory(), true, 'killed for its memory, by the kernel');
-    assert.equal((await get(neighbour.socketPath, '/healthz')).body, 'ok');
+    assert.equal((await getOverSocket(neighbour.socketPath, '/healthz')).body, 'ok');
   });
 });

@@ -6,6 +6,7 @@ import pg from 'pg';
 import pino, { type Logger } from 'pino';
 import { create as createTar } from 'tar';
 import { devUserLogin, newCliLogin } from '../../cli/src/login-flow.ts';
+import { importAdvisories } from '../../cli/test/cli-harness.ts';
 import { loadConfig } from '../src/config.ts';
 import { type Db, openDatabase } from '../src/db/database.ts';
 import { type RunningServer, startServer } from '../src/server.ts';
@@ -235,4 +236,69 @@ export async function buildFinished(
     if (res.body.state === 'passed' || res.body.state === 'failed') return res.body;
     await new Promise((r) => setTimeout(r, 200));
   }
+}
+
+/** A server ready for platform builds: everyone signed in, and an advisory snapshot (scans need one). */
+export async function startBuildServer(env: Record<string, string> = {}): Promise<{
+  server: TestServer;
+  t: Awaited<ReturnType<typeof signInEveryone>>;
+  dir: string;
+  stop: () => Promise<void>;
+}> {
+  const server = await startTestServer('sqlite', { env });
+  const t = await signInEveryone(server);
+  const dir = mkdtempSync(join(tmpdir(), 'microapp-builds-'));
+  await importAdvisories({ MICROAPP_CONFIG_DIR: join(dir, 'config'), MICROAPP_SERVER: server.url }, dir);
+  return {
+    server,
+    t,
+    dir,
+    async stop() {
+      await server.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** The files of a dependency-free Node app for `sourceArchive`: manifest, package, lockfile, a passing test. */
+export function nodeApp(name: string, manifestYaml: string, serverJs: string, version = '1.0.0') {
+  return {
+    'microapp.yaml': manifestYaml,
+    'package.json': JSON.stringify({ name, version, private: true, scripts: { test: 'node --test' } }),
+    'package-lock.json': JSON.stringify({
+      name,
+      version,
+      lockfileVersion: 3,
+      requires: true,
+      packages: { '': { name, version } },
+    }),
+    'server.js': serverJs,
+    'test/ok.test.js': "require('node:test')('ok', () => {});\n",
+  };
+}
+
+/** GET over an app instance's unix socket, as the gateway sends it. */
+export function getOverSocket(socketPath: string, path: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ socketPath, path, method: 'GET', timeout: 30_000 }, (res) => {
+      let body = '';
+      res.on('data', (d) => (body += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** Waits until a sandboxed app answers on its socket (any status), or fails with what it printed. */
+export async function sandboxReady(p: { socketPath: string; output: () => string }): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    try {
+      await getOverSocket(p.socketPath, '/healthz');
+      return;
+    } catch {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  throw new Error(`the app did not listen on its socket: ${p.output()}`);
 }

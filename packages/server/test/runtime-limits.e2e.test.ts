@@ -1,39 +1,25 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { importAdvisories } from '../../cli/test/cli-harness.ts';
 import {
   buildFinished,
   call,
   lunchPoll,
+  nodeApp,
   people,
-  signInEveryone,
+  type signInEveryone,
   sourceArchive,
-  startTestServer,
+  startBuildServer,
   type TestServer,
   viaGateway,
 } from './harness.ts';
 
 // An app that shows what its limits do: /hog allocates until something stops it, /pids starts processes.
-const hungry = {
-  'microapp.yaml':
-    'name: hungry\nowner: alice@example.com\npurpose: Show what the runtime limits do to a greedy app\ndataClasses: [internal]\naudience: { department: finance, maxUsers: 50 }\nruntime: { kind: node, entry: server.js, memoryMb: 64, cpu: 0.25 }\n',
-  'package.json': JSON.stringify({
-    name: 'hungry',
-    version: '1.0.0',
-    private: true,
-    scripts: { test: 'node --test' },
-  }),
-  'package-lock.json': JSON.stringify({
-    name: 'hungry',
-    version: '1.0.0',
-    lockfileVersion: 3,
-    requires: true,
-    packages: { '': { name: 'hungry', version: '1.0.0' } },
-  }),
-  'server.js': `const http = require('node:http');
+const hungry = nodeApp(
+  'hungry',
+  'name: hungry\nowner: alice@example.com\npurpose: Show what the runtime limits do to a greedy app\ndataClasses: [internal]\naudience: { department: finance, maxUsers: 50 }\nruntime: { kind: node, entry: server.js, memoryMb: 64, cpu: 0.25 }\n',
+  `const http = require('node:http');
 const { spawn } = require('node:child_process');
 const kept = [];
 http.createServer((req, res) => {
@@ -52,21 +38,17 @@ http.createServer((req, res) => {
   res.end('ok');
 }).listen(process.env.PORT);
 `,
-  'test/ok.test.js': "require('node:test')('ok', () => {});\n",
-};
+);
 
 /** The memory, CPU and process limits of the local driver, enforced by the kernel through cgroups. */
 describe('runtime limits (cgroups)', () => {
   let server: TestServer;
   let t: Awaited<ReturnType<typeof signInEveryone>>;
-  let dir: string;
+  let stop: () => Promise<void>;
   let deploymentId: string;
 
   before(async () => {
-    server = await startTestServer('sqlite');
-    t = await signInEveryone(server);
-    dir = mkdtempSync(join(tmpdir(), 'microapp-limits-'));
-    await importAdvisories({ MICROAPP_CONFIG_DIR: join(dir, 'config'), MICROAPP_SERVER: server.url }, dir);
+    ({ server, t, stop } = await startBuildServer());
     const manifest = lunchPoll({
       name: 'hungry',
       owner: people.alice,
@@ -89,8 +71,7 @@ describe('runtime limits (cgroups)', () => {
     deploymentId = events.body.items[0].summary.deploymentId;
   });
   after(async () => {
-    await server.stop();
-    rmSync(dir, { recursive: true, force: true });
+    await stop();
   });
 
   /** The instance's control-group folders, in whichever layout the host has. */

@@ -1,38 +1,14 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, request } from 'node:http';
+import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { scaffold } from '../../cli/src/scaffold.ts';
 import { type SandboxedProcess, sandboxAvailable, startSandboxed } from '../src/modules/runtime/sandbox.ts';
-
-/** GET over the app's unix socket, as the gateway will. */
-function get(socketPath: string, path: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request({ socketPath, path, method: 'GET' }, (res) => {
-      let body = '';
-      res.on('data', (d) => (body += d));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
-
-async function ready(p: SandboxedProcess): Promise<void> {
-  for (let i = 0; i < 100; i++) {
-    try {
-      await get(p.socketPath, '/healthz');
-      return;
-    } catch {
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-  throw new Error(`the app did not listen on its socket: ${p.output()}`);
-}
+import { getOverSocket, sandboxReady } from './harness.ts';
 
 // An app that reports what it can reach from inside: the attacker's view.
 const probe = `
@@ -96,8 +72,8 @@ describe('the sandbox: an app reaches nothing but its socket', () => {
       memoryMb: 128,
     });
     running.push(p);
-    await ready(p);
-    const page = await get(p.socketPath, '/');
+    await sandboxReady(p);
+    const page = await getOverSocket(p.socketPath, '/');
     assert.equal(page.status, 200);
     assert.match(page.body, /<form method="post" action="\/submit">/);
   });
@@ -117,8 +93,8 @@ describe('the sandbox: an app reaches nothing but its socket', () => {
       env: { HOST_PORT: String((hostServer.address() as AddressInfo).port) },
     });
     running.push(p);
-    await ready(p);
-    const report = JSON.parse((await get(p.socketPath, '/')).body);
+    await sandboxReady(p);
+    const report = JSON.parse((await getOverSocket(p.socketPath, '/')).body);
     assert.equal(report.uid, 65534, 'runs as nobody');
     assert.deepEqual(report.secret, { ok: true, value: canary }, 'the secret file is readable inside');
     assert.equal(report.hostPasswd.ok, false, 'no /etc from the host');
@@ -144,6 +120,6 @@ describe('the sandbox: an app reaches nothing but its socket', () => {
     const p = running[0]!;
     const code = await p.stop();
     assert.ok(code !== undefined);
-    await assert.rejects(get(p.socketPath, '/'));
+    await assert.rejects(getOverSocket(p.socketPath, '/'));
   });
 });

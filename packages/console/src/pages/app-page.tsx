@@ -1,5 +1,5 @@
 import { useState } from 'react';
-import { ApiError, api } from '../api.ts';
+import { api } from '../api.ts';
 import { ChangesTable } from '../changes.tsx';
 import type {
   AppView,
@@ -12,6 +12,7 @@ import type {
 import { useLocation } from '../router.tsx';
 import { hasRole, useSession } from '../session.tsx';
 import { ErrorNote, Loading, Section, StateBadge, TierBadge, When } from '../ui.tsx';
+import { useAction } from '../use-action.ts';
 import { useApi } from '../use-api.ts';
 import { AuditTable } from './audit-page.tsx';
 import { DeploySection } from './deploy-section.tsx';
@@ -247,19 +248,14 @@ function VersionsSection({
 }) {
   const v = useApi<{ items: VersionItem[] }>(`/api/v1/apps/${name}/versions`);
   const d = useApi<{ items: Deployment[] }>(`/api/v1/apps/${name}/deployments`);
-  const [message, setMessage] = useState<string | null>(null);
-  const [error, setError] = useState<ApiError | null>(null);
-  const act = async (what: () => Promise<string>) => {
-    setError(null);
-    setMessage(null);
-    try {
-      setMessage(await what());
+  const { run, result: message, error } = useAction<string>();
+  const act = (what: () => Promise<string>) =>
+    run(async () => {
+      const said = await what();
       d.reload();
       onChanged();
-    } catch (e) {
-      setError(e instanceof ApiError ? e : new ApiError(0, 'network', String(e), []));
-    }
-  };
+      return said;
+    });
   const running = (env: string) => d.data?.items.find((x) => x.env === env && x.state === 'running');
   const live = running('live');
   const preview = running('preview');

@@ -1,9 +1,9 @@
-import { useState } from 'react';
-import { ApiError, api, query } from '../api.ts';
+import { api, query } from '../api.ts';
 import type { AuditEvent, VerifyResult } from '../contracts.ts';
 import { navigate, useLocation } from '../router.tsx';
 import { hasRole, useSession } from '../session.tsx';
 import { ErrorNote, Loading, When } from '../ui.tsx';
+import { useAction } from '../use-action.ts';
 import { useApi } from '../use-api.ts';
 
 /** The audit explorer: filter the tamper-evident log, and check its hash chain from the page. */
@@ -97,26 +97,14 @@ export function AuditPage() {
 }
 
 function VerifyChain() {
-  const [result, setResult] = useState<VerifyResult | null>(null);
-  const [error, setError] = useState<ApiError | null>(null);
-  const [busy, setBusy] = useState(false);
+  const { run, result, error, busy } = useAction<VerifyResult>();
   return (
     <div className="card verify">
       <button
         type="button"
         className="primary"
         disabled={busy}
-        onClick={async () => {
-          setBusy(true);
-          setError(null);
-          try {
-            setResult(await api<VerifyResult>('GET', '/api/v1/audit/verify'));
-          } catch (e) {
-            setError(e instanceof ApiError ? e : new ApiError(0, 'network', String(e), []));
-          } finally {
-            setBusy(false);
-          }
-        }}
+        onClick={() => run(() => api<VerifyResult>('GET', '/api/v1/audit/verify'))}
       >
         {busy ? 'Verifying…' : 'Verify the chain'}
       </button>

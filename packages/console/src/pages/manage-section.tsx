@@ -1,7 +1,8 @@
 import { useState } from 'react';
-import { ApiError, api } from '../api.ts';
+import { api } from '../api.ts';
 import type { LifecycleView } from '../contracts.ts';
 import { ErrorNote, Section, When } from '../ui.tsx';
+import { useAction } from '../use-action.ts';
 import { useApi } from '../use-api.ts';
 
 type SecretItem = {
@@ -16,20 +17,16 @@ type SecretItem = {
 export function ManageSection({ name, onChanged }: { name: string; onChanged: () => void }) {
   const secrets = useApi<{ items: SecretItem[] }>(`/api/v1/apps/${name}/secrets`);
   const lifecycle = useApi<LifecycleView>(`/api/v1/apps/${name}/lifecycle`);
-  const [message, setMessage] = useState<string | null>(null);
-  const [error, setError] = useState<ApiError | null>(null);
-  const run = async (what: () => Promise<string>) => {
-    setError(null);
-    setMessage(null);
-    try {
-      setMessage(await what());
+  const action = useAction<string>();
+  const { result: message, error } = action;
+  const run = (what: () => Promise<string>) =>
+    action.run(async () => {
+      const said = await what();
       secrets.reload();
       lifecycle.reload();
       onChanged();
-    } catch (e) {
-      setError(e instanceof ApiError ? e : new ApiError(0, 'network', String(e), []));
-    }
-  };
+      return said;
+    });
   const stage = lifecycle.data?.stage;
   return (
     <Section title="Manage">

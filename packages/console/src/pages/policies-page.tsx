@@ -2,6 +2,7 @@ import { useState } from 'react';
 import { type ApiError, api } from '../api.ts';
 import { highlightRego } from '../rego-highlight.tsx';
 import { ErrorNote, Loading, Section, When } from '../ui.tsx';
+import { useAction } from '../use-action.ts';
 import { useApi } from '../use-api.ts';
 
 type Current = {
@@ -132,9 +133,8 @@ export function PoliciesPage() {
 }
 
 function TestsSection() {
-  const [run, setRun] = useState<TestRun | null>(null);
-  const [error, setError] = useState<ApiError | null>(null);
-  const [busy, setBusy] = useState(false);
+  const action = useAction<TestRun>();
+  const { result: run, error, busy } = action;
   const failed = run?.tests.filter((t) => t.outcome !== 'pass') ?? [];
   return (
     <Section title="Tests">
@@ -142,17 +142,7 @@ function TestsSection() {
         type="button"
         className="primary"
         disabled={busy}
-        onClick={async () => {
-          setBusy(true);
-          setError(null);
-          try {
-            setRun(await api<TestRun>('POST', '/api/v1/policies/test'));
-          } catch (e) {
-            setError(e as ApiError);
-          } finally {
-            setBusy(false);
-          }
-        }}
+        onClick={() => action.run(() => api<TestRun>('POST', '/api/v1/policies/test'))}
       >
         {busy ? 'Running…' : 'Run the tests'}
       </button>

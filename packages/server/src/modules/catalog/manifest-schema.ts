@@ -1,17 +1,9 @@
 import { type Static, Type } from '@sinclair/typebox';
 import { StringEnum } from '../../api/schema-helpers.ts';
 
-/** Data classes an app may handle, from least to most sensitive. */
-export const dataClasses = [
-  'public',
-  'internal',
-  'confidential',
-  'pii',
-  'financial',
-  'health',
-  'regulated',
-] as const;
-export type DataClass = (typeof dataClasses)[number];
+import { dataClasses } from './data-classes.ts';
+
+export { type DataClass, dataClasses } from './data-classes.ts';
 
 const dnsLabel = '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$';
 const hostname =
