@@ -24,7 +24,7 @@ async function packFolder(dir: string): Promise<Buffer> {
 function appNameIn(dir: string): string {
   const file = join(dir, 'microapp.yaml');
   if (!existsSync(file))
-    throw new CliError(`no microapp.yaml in ${dir}; pass --dir, or --app with --template`, { exitCode: 2 });
+    throw new CliError(`no microapp.yaml in ${dir}; pass --dir, or NAME with --template`, { exitCode: 2 });
   const name = (parseYaml(readFileSync(file, 'utf8')) as { name?: unknown }).name;
   if (typeof name !== 'string' || !name) throw new CliError(`${file} has no name`, { exitCode: 2 });
   return name;
@@ -35,24 +35,24 @@ const mark = (s: string) => (s === 'passed' ? 'ok  ' : s === 'skipped' ? 'skip' 
 export function registerBuildCommands(program: Command) {
   examples(
     program
-      .command('build')
+      .command('build [name]')
       .description(
         "build on the platform: the same pipeline as `microapp ci`, sandboxed, from this folder (uploaded) or from the app's template",
       )
       .option('-C, --dir <dir>', 'the app folder to upload', '.')
-      .option('--app <name>', "the app's name (default: the name in microapp.yaml)")
       .option('--template', "build the app's registered template instead of uploading a folder")
       .option('--deploy', 'deploy the version once the build passes')
       .option('--wait', 'follow the build step by step until it ends (exit 1 when it fails)')
       .action(
         action(
           async (
-            flags: { dir: string; app?: string; template?: boolean; deploy?: boolean; wait?: boolean },
+            appName: string | undefined,
+            flags: { dir: string; template?: boolean; deploy?: boolean; wait?: boolean },
             command: Command,
           ) => {
             const ctx = ctxOf(command);
             const dir = resolve(flags.dir);
-            const name = flags.app ?? appNameIn(dir);
+            const name = appName ?? appNameIn(dir);
             const body: Record<string, unknown> = { deploy: Boolean(flags.deploy) };
             if (!flags.template) {
               const archive = await packFolder(dir);
@@ -99,7 +99,7 @@ export function registerBuildCommands(program: Command) {
     [
       'microapp build --wait',
       'microapp build --dir apps/survey --deploy --wait',
-      'microapp build --app survey --template --wait --json',
+      'microapp build survey --template --wait --json',
     ],
   );
   examples(
