@@ -391,6 +391,10 @@ describe('web console in a browser', () => {
     // Try a version in preview (its own host and data, for her and reviewers), then open it.
     await page.goto(`${server.url}/apps/team-survey`);
     await page.locator('summary').filter({ hasText: '0.1.0 by alice' }).click();
+    await page.getByRole('button', { name: 'Check the signatures of 0.1.0' }).click();
+    const verified = page.getByTestId('verification-0.1.0');
+    await verified.getByText('artifact signature').waitFor();
+    assert.doesNotMatch((await verified.textContent()) ?? '', /Failed/);
     await page.getByRole('button', { name: 'Try 0.1.0 in preview' }).click();
     await page.getByRole('status').filter({ hasText: '0.1.0 is running in preview' }).waitFor();
     await page.getByRole('row', { name: /0\.1\.0 preview running alice@example\.com/ }).waitFor();

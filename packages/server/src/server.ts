@@ -270,7 +270,6 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     audit,
     catalog,
     versions,
-    keys,
     secrets,
     engine,
     runtimeDir: join(config.dataDir, 'runtime'),

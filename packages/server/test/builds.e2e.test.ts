@@ -88,6 +88,39 @@ describe('platform builds', () => {
     assert.doesNotMatch(page.body, /Your name/, 'the template’s own questions were replaced');
 
     // The version is signed and verifiable like any other; the build's token is revoked.
+    // Anyone who may see the app can check the version as a third party would; a changed byte fails it.
+    const checked = await call(server, 'GET', '/api/v1/apps/training-survey/versions/0.1.0/verification', {
+      token: t.bob,
+    });
+    assert.equal(checked.body.ok, true, checked.text);
+    assert.deepEqual(
+      checked.body.checks.map((c: { check: string; ok: boolean }) => c.ok),
+      checked.body.checks.map(() => true),
+    );
+    assert.ok(checked.body.checks.length >= 4, checked.text);
+    const stored = join(
+      server.dataDir,
+      'artifacts',
+      'sha256',
+      `${build.steps.find((x) => x.step === 'artifact')!.detail.slice(7, 71)}.tar.gz`,
+    );
+    const original = readFileSync(stored);
+    const tampered = Buffer.from(original);
+    const last = tampered.length - 1;
+    tampered.writeUInt8(tampered.readUInt8(last) ^ 0xff, last);
+    writeFileSync(stored, tampered);
+    try {
+      const broken = await call(server, 'GET', '/api/v1/apps/training-survey/versions/0.1.0/verification', {
+        token: t.bob,
+      });
+      assert.equal(broken.body.ok, false);
+      assert.equal(
+        broken.body.checks.find((c: { check: string }) => c.check === 'artifact signature')?.ok,
+        false,
+      );
+    } finally {
+      writeFileSync(stored, original);
+    }
     const versions = await call(server, 'GET', '/api/v1/apps/training-survey/versions', { token: t.alice });
     assert.equal(versions.body.items[0].version, '0.1.0');
     assert.equal(versions.body.items[0].publishedBy, people.alice);

@@ -117,6 +117,10 @@ const expectations: Record<string, { allowed: Who[]; denied?: Partial<Record<Who
   'POST /api/v1/apps/:name/owner': { allowed: users },
   'POST /api/v1/assessments': { allowed: users },
   'GET /api/v1/templates': { allowed: users },
+  'GET /api/v1/apps/:name/versions/:version/verification': {
+    allowed: ['creator', 'reviewer', 'admin', 'auditor'],
+    denied: { otherCreator: 404 },
+  },
   'GET /api/v1/apps/:name/logs': {
     allowed: ['creator', 'admin'],
     denied: { otherCreator: 404 },

@@ -283,6 +283,7 @@ function VersionsSection({
             Digest <code className="digest">{x.digest}</code>
           </p>
           <Findings findings={x.scan.findings} />
+          <Verification name={name} version={x.version} />
           {canDeploy ? (
             <p className="actions">
               <button
@@ -349,6 +350,41 @@ function VersionsSection({
         </table>
       ) : null}
     </Section>
+  );
+}
+
+type Verification = {
+  ok: boolean;
+  key: string | null;
+  checks: { check: string; ok: boolean; detail: string }[];
+};
+
+/** The version checked as a third party would: the artifact's signature and every attestation. */
+function Verification({ name, version }: { name: string; version: string }) {
+  const { run, result, error, busy } = useAction<Verification>();
+  return (
+    <div>
+      <button
+        type="button"
+        disabled={busy}
+        onClick={() =>
+          run(() => api<Verification>('GET', `/api/v1/apps/${name}/versions/${version}/verification`))
+        }
+      >
+        Check the signatures of {version}
+      </button>
+      <ErrorNote error={error} />
+      {result ? (
+        <ul className="checks" data-testid={`verification-${version}`}>
+          {result.checks.map((c) => (
+            <li key={c.check}>
+              <span className={c.ok ? 'ok' : 'bad'}>{c.ok ? 'Verified' : 'Failed'}</span> {c.check}:{' '}
+              <span className="muted">{c.detail}</span>
+            </li>
+          ))}
+        </ul>
+      ) : null}
+    </div>
   );
 }
 

@@ -15,8 +15,6 @@ import { hasRole, type Principal } from '../identity/principal.ts';
 import type { NotificationService } from '../notifications/notification-service.ts';
 import type { PolicyEngine } from '../policy/policy-engine.ts';
 import type { SecretService } from '../secrets/secret-service.ts';
-import type { KeyStore } from '../signing/key-store.ts';
-import { verifyArtifact } from '../signing/verify.ts';
 import type { VersionsService } from '../signing/versions-service.ts';
 import { type CgroupDriver, defaultLimits } from './cgroups.ts';
 import { type SandboxedProcess, type SandboxSpec, startSandboxed } from './sandbox.ts';
@@ -64,8 +62,7 @@ export function createDeploymentService(deps: {
   db: Kysely<Database>;
   audit: Pick<AuditService, 'record'>;
   catalog: Pick<CatalogService, 'get'>;
-  versions: Pick<VersionsService, 'get' | 'stored'>;
-  keys: Pick<KeyStore, 'publicKeyOf'>;
+  versions: Pick<VersionsService, 'get' | 'verifyStored'>;
   secrets: Pick<SecretService, 'valuesFor'>;
   engine: Pick<PolicyEngine, 'admission' | 'log'> | null;
   runtimeDir: string;
@@ -237,24 +234,15 @@ export function createDeploymentService(deps: {
     env: Env = 'live',
   ) {
     const site = siteOf(target.name, env);
-    const stored = await deps.versions.stored(target.appId, version);
-    // The key that signed it, current or retired since: a rotation must not strand running versions.
-    const hint = (
-      stored.bundles.artifact as { verificationMaterial?: { publicKey?: { hint?: string } } } | undefined
-    )?.verificationMaterial?.publicKey?.hint;
-    const publicKeyPem = hint ? await deps.keys.publicKeyOf(hint) : null;
-    if (!publicKeyPem)
+    // The key that signed it, current or retired since: a rotation must not strand running versions. Only
+    // this platform's key signs provenance, so its signature names the builder; the builder id (which
+    // follows the public URL) is for third parties (`microapp verify --builder`).
+    const { stored, key, report } = await deps.versions.verifyStored(target.appId, version, 'provenance');
+    if (!report)
       throw new AppError(
         'policy_denied',
-        `${target.name}@${version} was not signed by a key of this platform (key ${hint ?? 'unnamed'})`,
+        `${target.name}@${version} was not signed by a key of this platform (key ${key ?? 'unnamed'})`,
       );
-    const report = verifyArtifact({
-      artifact: stored.bytes,
-      publicKeyPem,
-      // Only this platform's key signs provenance, so its signature names the builder; the builder id
-      // (which follows the public URL) is for third parties (`microapp verify --builder`).
-      bundles: stored.bundles as { artifact: unknown; provenance?: unknown },
-    });
     if (!report.ok)
       throw new AppError(
         'policy_denied',

@@ -118,6 +118,21 @@ export function registerSigningRoutes(
   );
 
   app.get(
+    '/api/v1/apps/:name/versions/:version/verification',
+    {
+      config: { access: anyUser('apps:read') },
+      schema: {
+        tags: ['supply chain'],
+        summary:
+          'Check a stored version as a third party would: the artifact signature and every attestation, with the key its bundles name',
+        params: Type.Object({ name: AppName, version: Version }),
+      },
+    },
+    async (request) =>
+      versions.verification(principalOf(request), request.params.name, request.params.version),
+  );
+
+  app.get(
     '/api/v1/apps/:name/versions/:version/artifact',
     {
       config: { access: anyUser('apps:read') },

@@ -20,6 +20,7 @@ import {
   vulnPredicate,
 } from './attestations.ts';
 import type { KeyStore } from './key-store.ts';
+import { verifyArtifact } from './verify.ts';
 
 export type PublishInput = {
   version: string;
@@ -225,7 +226,43 @@ export function createVersionsService(deps: {
     return { digest: row.digest, bundles: JSON.parse(row.bundles) as Record<string, unknown>, bytes };
   }
 
-  return { publish, list, get, artifact, stored };
+  /**
+   * A stored version checked as a third party would, with the public key its bundles name (current or
+   * retired): the artifact signature and every attestation. Null when no key of this platform signed it.
+   */
+  async function verifyStored(appId: string, version: string, attestations: 'all' | 'provenance' = 'all') {
+    const s = await stored(appId, version);
+    const hint = (
+      s.bundles.artifact as { verificationMaterial?: { publicKey?: { hint?: string } } } | undefined
+    )?.verificationMaterial?.publicKey?.hint;
+    const publicKeyPem = hint ? await keys.publicKeyOf(hint) : null;
+    if (!publicKeyPem) return { stored: s, key: hint ?? null, report: null };
+    const bundles = s.bundles as { artifact: unknown; provenance?: unknown; sbom?: unknown; scan?: unknown };
+    const report = verifyArtifact({
+      artifact: s.bytes,
+      publicKeyPem,
+      bundles:
+        attestations === 'all' ? bundles : { artifact: bundles.artifact, provenance: bundles.provenance },
+    });
+    return { stored: s, key: hint ?? null, report };
+  }
+
+  /** For people: what a check of the version with standard tools would say. */
+  async function verification(principal: Principal, name: string, version: string) {
+    const app = await deps.catalog.get(principal, name);
+    const { key, report } = await verifyStored(app.id, version);
+    return {
+      app: name,
+      version,
+      key,
+      ok: report?.ok ?? false,
+      checks: report?.checks ?? [
+        { check: 'key', ok: false, detail: `no key of this platform signed it (${key ?? 'unnamed'})` },
+      ],
+    };
+  }
+
+  return { publish, list, get, artifact, stored, verifyStored, verification };
 }
 
 export type VersionsService = ReturnType<typeof createVersionsService>;
