@@ -395,6 +395,7 @@ describe('web console in a browser', () => {
     const verified = page.getByTestId('verification-0.1.0');
     await verified.getByText('artifact signature').waitFor();
     assert.doesNotMatch((await verified.textContent()) ?? '', /Failed/);
+    await page.getByText("No third-party components: nothing but the app's own code.").waitFor();
     await page.getByRole('button', { name: 'Try 0.1.0 in preview' }).click();
     await page.getByRole('status').filter({ hasText: '0.1.0 is running in preview' }).waitFor();
     await page.getByRole('row', { name: /0\.1\.0 preview running alice@example\.com/ }).waitFor();

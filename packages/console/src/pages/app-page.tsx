@@ -284,6 +284,7 @@ function VersionsSection({
           </p>
           <Findings findings={x.scan.findings} />
           <Verification name={name} version={x.version} />
+          <Components name={name} version={x.version} count={x.sbomComponents} />
           {canDeploy ? (
             <p className="actions">
               <button
@@ -350,6 +351,63 @@ function VersionsSection({
         </table>
       ) : null}
     </Section>
+  );
+}
+
+type SbomComponent = {
+  name: string;
+  version: string;
+  purl?: string;
+  licenses?: { license?: { id?: string; name?: string }; expression?: string }[];
+};
+
+/** The version's SBOM, component by component (CycloneDX, as the pipeline wrote it). */
+function Components({ name, version, count }: { name: string; version: string; count: number }) {
+  const { run, result, error, busy } = useAction<SbomComponent[]>();
+  if (count === 0) return <p className="muted">No third-party components: nothing but the app's own code.</p>;
+  return (
+    <div>
+      <button
+        type="button"
+        disabled={busy}
+        onClick={() =>
+          run(async () => {
+            const v = await api<{ sbom: { components?: SbomComponent[] } }>(
+              'GET',
+              `/api/v1/apps/${name}/versions/${version}`,
+            );
+            return v.sbom.components ?? [];
+          })
+        }
+      >
+        List the {count} components of {version}
+      </button>
+      <ErrorNote error={error} />
+      {result ? (
+        <table>
+          <caption className="sr-only">Components of {version}</caption>
+          <thead>
+            <tr>
+              <th scope="col">Package</th>
+              <th scope="col">Version</th>
+              <th scope="col">License</th>
+            </tr>
+          </thead>
+          <tbody>
+            {result.map((c) => (
+              <tr key={c.purl ?? `${c.name}@${c.version}`}>
+                <td>{c.name}</td>
+                <td>{c.version}</td>
+                <td>
+                  {c.licenses?.map((l) => l.expression ?? l.license?.id ?? l.license?.name).join(', ') ||
+                    'not stated'}
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      ) : null}
+    </div>
   );
 }
 
