@@ -45,6 +45,8 @@ const attacks = {
   'mount': () => spawnSync('mount', ['-t', 'tmpfs', 'none', '/tmp'], { encoding: 'utf8' }).status,
   'setuid-su': () => spawnSync('su', ['root', '-c', 'id -u'], { encoding: 'utf8', input: '\\n', timeout: 5000 }).status,
   'dmesg': () => spawnSync('dmesg', [], { encoding: 'utf8' }).status,
+  'new-user-namespace': () => spawnSync('unshare', ['--user', 'true'], { encoding: 'utf8' }).status,
+  'new-network-namespace': () => spawnSync('unshare', ['--user', '--net', 'true'], { encoding: 'utf8' }).status,
   'docker-socket': () => new Promise((resolve) => {
     const s = net.connect('/var/run/docker.sock', () => { s.destroy(); resolve('connected'); });
     s.on('error', (e) => resolve(e.code));
@@ -186,6 +188,10 @@ describe('escape suite: a hostile app stays in its sandbox', () => {
   test('14. mount', async () => assert.notEqual(await attack('mount'), 0));
   test('15. a setuid binary (su)', async () => assert.notEqual(await attack('setuid-su'), 0));
   test('16. the kernel log', async () => assert.notEqual(await attack('dmesg'), 0));
+  test('16a. a new user namespace (the kernel attack surface seccomp closes)', async () =>
+    assert.notEqual(await attack('new-user-namespace'), 0));
+  test('16b. a network namespace of its own', async () =>
+    assert.notEqual(await attack('new-network-namespace'), 0));
   test('17. a container engine’s socket', async () => refusedNetwork(await attack('docker-socket')));
   test('18. a raw disk device', async () => failed(await attack('device')));
   test('19. a listening TCP port is not reachable from the host', async () => {

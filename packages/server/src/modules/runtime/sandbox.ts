@@ -4,6 +4,7 @@ import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { CgroupDriver, ResourceLimits } from './cgroups.ts';
+import { seccompFilter } from './seccomp.ts';
 
 /** What one sandboxed app instance gets: its code (read-only), its data (writable), a socket directory, secrets. */
 export type SandboxSpec = {
@@ -70,6 +71,7 @@ export function startSandboxed(spec: SandboxSpec, cgroups: CgroupDriver | null =
   // A socket left by a crashed instance would make the new one fail to listen.
   rmSync(join(spec.socketDir, 'app.sock'), { force: true });
   const secrets = Object.entries(spec.secrets ?? {});
+  const filter = seccompFilter();
   const env: Record<string, string> = {
     PORT: '/run/app/app.sock',
     MICROAPP_DATA_DIR: '/data',
@@ -113,6 +115,8 @@ export function startSandboxed(spec: SandboxSpec, cgroups: CgroupDriver | null =
     '/run/secrets',
     // Each secret arrives on its own pipe and becomes a read-only file inside the sandbox only.
     ...secrets.flatMap(([name], i) => ['--ro-bind-data', String(3 + i), `/run/secrets/${name}`]),
+    // The seccomp filter arrives on the pipe after the secrets' and applies to the app, not to bubblewrap.
+    ...(filter ? ['--seccomp', String(3 + secrets.length)] : []),
     '--chdir',
     '/app',
     process.execPath,
@@ -137,7 +141,13 @@ export function startSandboxed(spec: SandboxSpec, cgroups: CgroupDriver | null =
       ]
     : ['bwrap', args];
   const child = spawn(file, argv, {
-    stdio: ['ignore', 'pipe', 'pipe', ...secrets.map(() => 'pipe' as const)],
+    stdio: [
+      'ignore',
+      'pipe',
+      'pipe',
+      ...secrets.map(() => 'pipe' as const),
+      ...(filter ? (['pipe'] as const) : []),
+    ],
     env: cgroup ? { PATH: '/usr/bin:/bin' } : {},
   });
   let outOfMemory = false;
@@ -152,6 +162,7 @@ export function startSandboxed(spec: SandboxSpec, cgroups: CgroupDriver | null =
     const pipe = child.stdio[3 + i] as NodeJS.WritableStream | null;
     pipe?.end(value);
   });
+  if (filter) (child.stdio[3 + secrets.length] as NodeJS.WritableStream | null)?.end(filter);
   let output = '';
   const collect = (s: Readable | null) =>
     s?.on('data', (d) => {
