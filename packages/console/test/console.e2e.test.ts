@@ -373,6 +373,36 @@ describe('web console in a browser', () => {
     assert.deepEqual(api.body.items[0].paths, ['/accounts', '/entries']);
     await accessible(page, 'the admin page');
     await shot(page, '12-admin');
+
+    // An admin's controls on an app: exempt it from inactivity checks, and graduate it to a team.
+    const reg = await call(server, 'POST', '/api/v1/apps', {
+      token: tokens.dave,
+      body: {
+        name: 'lunch-vote',
+        owner: 'dave@example.com',
+        purpose: 'Vote on where the team has lunch',
+        dataClasses: ['internal'],
+      },
+    });
+    assert.equal(reg.status, 201, reg.text);
+    await page.goto(`${server.url}/apps/lunch-vote`);
+    await page.getByLabel('Exempt from inactivity checks, because').fill('Used only at the yearly offsite');
+    await page.getByRole('button', { name: 'Exempt' }).click();
+    await page
+      .getByRole('status')
+      .filter({ hasText: 'lunch-vote is exempt from inactivity checks' })
+      .waitFor();
+    await page.getByLabel('Graduate to the engineering team').fill('payments-eng');
+    await page.getByLabel('Team lead who will own it (e-mail)').fill('dave@example.com');
+    await page.getByRole('button', { name: 'Graduate' }).click();
+    await page.getByRole('status').filter({ hasText: 'lunch-vote graduated to payments-eng' }).waitFor();
+    const lifecycle = await call(server, 'GET', '/api/v1/apps/lunch-vote/lifecycle', { token: tokens.carol });
+    assert.equal(lifecycle.body.graduatedTo, 'payments-eng');
+    assert.equal(lifecycle.body.exemption?.reason, 'Used only at the yearly offsite');
+    await page.getByLabel('E-mail to check').fill('frank@example.com');
+    await page.getByRole('button', { name: 'Check access' }).click();
+    await page.getByRole('status').filter({ hasText: 'frank@example.com may not use lunch-vote' }).waitFor();
+    await accessible(page, 'an admin on an app page');
     assert.deepEqual(errors, [], 'console errors');
     await context.close();
   });
@@ -387,6 +417,13 @@ describe('web console in a browser', () => {
     assert.equal(await secret.inputValue(), '');
     assert.doesNotMatch(await page.content(), /s3cret-ledger-token-canary/);
     await accessible(page, 'the manage section');
+    // The access policy's answer, for herself (reviewers, admins and auditors may ask for anyone).
+    await page.getByRole('button', { name: 'Check my access' }).click();
+    await page
+      .getByRole('status')
+      .filter({ hasText: 'alice@example.com may use bank-reconciliation' })
+      .waitFor();
+    assert.equal(await page.getByLabel('E-mail to check').count(), 0, 'a creator checks only herself');
 
     // Try a version in preview (its own host and data, for her and reviewers), then open it.
     await page.goto(`${server.url}/apps/team-survey`);

@@ -153,6 +153,30 @@ for (const engine of engines()) {
       );
     });
 
+    test('access checks: for yourself, or for anyone when you review, administer or audit', async () => {
+      const mine = await call(server, 'GET', '/api/v1/apps/bank-reconciliation/access', { token: t.alice });
+      assert.equal(mine.body.allowed, true, mine.text);
+      const other = await call(
+        server,
+        'GET',
+        '/api/v1/apps/bank-reconciliation/access?user=frank@example.com',
+        {
+          token: t.alice,
+        },
+      );
+      assert.equal(other.status, 403);
+      const byReviewer = await call(
+        server,
+        'GET',
+        '/api/v1/apps/bank-reconciliation/access?user=frank@example.com',
+        {
+          token: t.bob,
+        },
+      );
+      assert.equal(byReviewer.status, 200, byReviewer.text);
+      assert.equal(byReviewer.body.allowed, false, 'frank is in marketing');
+    });
+
     test('the templates an app can start from, with versions', async () => {
       const res = await call(server, 'GET', '/api/v1/templates', { token: t.frank });
       assert.deepEqual(

@@ -153,6 +153,7 @@ export function AppPage({ name }: { name: string }) {
         canDeploy={a.owner === session.user.email || hasRole(session, 'admin')}
         onChanged={() => app.reload()}
       />
+      <AccessSection app={a} />
       <UsageSection name={a.name} />
       {a.owner === session.user.email || hasRole(session, 'admin') ? (
         <LogsSection name={a.name} key={`logs-${deployed}`} />
@@ -443,6 +444,65 @@ function Verification({ name, version }: { name: string; version: string }) {
         </ul>
       ) : null}
     </div>
+  );
+}
+
+type AccessDecision = {
+  app: string;
+  user: string;
+  allowed: boolean;
+  reason: string | null;
+  revision: string;
+};
+
+/** Who may open the app: its audience, and the access policy's answer for a person (yourself, or anyone for
+ * reviewers, admins and auditors). */
+function AccessSection({ app }: { app: AppView }) {
+  const session = useSession();
+  const [email, setEmail] = useState(session.user.email);
+  const { run, result, error, busy } = useAction<AccessDecision>();
+  const audience = app.manifest.audience;
+  return (
+    <Section title="Who may use it">
+      <p>
+        Audience:{' '}
+        {audience?.department ? `the ${audience.department} department` : 'not limited to a department'}
+        {audience?.maxUsers ? `, up to ${audience.maxUsers} people` : ''}; its owner, reviewers and admins
+        too. The access policy (<code>microapp.access</code>) decides each request.
+      </p>
+      <form
+        className="inline"
+        onSubmit={(e) => {
+          e.preventDefault();
+          void run(() =>
+            api<AccessDecision>(
+              'GET',
+              `/api/v1/apps/${app.name}/access?user=${encodeURIComponent(email.trim())}`,
+            ),
+          );
+        }}
+      >
+        {hasRole(session, 'reviewer', 'admin', 'auditor') ? (
+          <>
+            <label htmlFor="access-email" className="sr-only">
+              E-mail to check
+            </label>
+            <input id="access-email" type="email" value={email} onChange={(e) => setEmail(e.target.value)} />
+          </>
+        ) : null}
+        <button type="submit" disabled={busy}>
+          {hasRole(session, 'reviewer', 'admin', 'auditor') ? 'Check access' : 'Check my access'}
+        </button>
+      </form>
+      <ErrorNote error={error} />
+      {result ? (
+        <p role="status" className={result.allowed ? 'notice' : 'error'}>
+          {result.user} {result.allowed ? 'may' : 'may not'} use {result.app}
+          {result.reason ? `: ${result.reason}` : '.'}{' '}
+          <span className="muted">(policy {result.revision})</span>
+        </p>
+      ) : null}
+    </Section>
   );
 }
 

@@ -1,6 +1,7 @@
 import { useState } from 'react';
 import { api } from '../api.ts';
 import type { LifecycleView } from '../contracts.ts';
+import { hasRole, useSession } from '../session.tsx';
 import { ErrorNote, Section, When } from '../ui.tsx';
 import { useAction } from '../use-action.ts';
 import { useApi } from '../use-api.ts';
@@ -15,6 +16,7 @@ type SecretItem = {
 
 /** The owner's controls: secrets as write-only fields, renew, roll back, decommission and restore. */
 export function ManageSection({ name, onChanged }: { name: string; onChanged: () => void }) {
+  const session = useSession();
   const secrets = useApi<{ items: SecretItem[] }>(`/api/v1/apps/${name}/secrets`);
   const lifecycle = useApi<LifecycleView>(`/api/v1/apps/${name}/lifecycle`);
   const action = useAction<string>();
@@ -104,6 +106,51 @@ export function ManageSection({ name, onChanged }: { name: string; onChanged: ()
           )}
         </div>
       </div>
+      {hasRole(session, 'admin') ? (
+        <>
+          <h3>Administration</h3>
+          <div className="grid">
+            <form
+              onSubmit={(e) => {
+                e.preventDefault();
+                const reason = String(new FormData(e.currentTarget).get('exempt-reason') ?? '').trim();
+                void run(async () => {
+                  await api('PUT', `/api/v1/apps/${name}/exemption`, { reason });
+                  return `${name} is exempt from inactivity checks: ${reason}`;
+                });
+              }}
+            >
+              <div className="field">
+                <label htmlFor="exempt-reason">Exempt from inactivity checks, because</label>
+                <input id="exempt-reason" name="exempt-reason" minLength={10} maxLength={1000} required />
+              </div>
+              <button type="submit">Exempt</button>
+            </form>
+            <form
+              onSubmit={(e) => {
+                e.preventDefault();
+                const data = new FormData(e.currentTarget);
+                const team = String(data.get('team') ?? '').trim();
+                const owner = String(data.get('lead') ?? '').trim();
+                void run(async () => {
+                  await api('POST', `/api/v1/apps/${name}/graduation`, { team, owner });
+                  return `${name} graduated to ${team}; ${owner} owns it now. Its export bundle is on its way to them.`;
+                });
+              }}
+            >
+              <div className="field">
+                <label htmlFor="team">Graduate to the engineering team</label>
+                <input id="team" name="team" maxLength={63} required />
+              </div>
+              <div className="field">
+                <label htmlFor="lead">Team lead who will own it (e-mail)</label>
+                <input id="lead" name="lead" type="email" required />
+              </div>
+              <button type="submit">Graduate</button>
+            </form>
+          </div>
+        </>
+      ) : null}
       <ErrorNote error={error} />
       {message ? (
         <p role="status" className="notice">
