@@ -68,3 +68,19 @@ export function When({ at }: { at: string | null | undefined }) {
     </time>
   );
 }
+
+/** Labelled values, as a description list; rows whose value is null are left out. */
+export function Facts({ rows, className }: { rows: [string, ReactNode][]; className?: string }) {
+  return (
+    <dl className={className ? `facts ${className}` : 'facts'}>
+      {rows
+        .filter(([, v]) => v !== null)
+        .map(([k, v]) => (
+          <div key={k}>
+            <dt>{k}</dt>
+            <dd>{v}</dd>
+          </div>
+        ))}
+    </dl>
+  );
+}

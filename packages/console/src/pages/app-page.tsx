@@ -11,7 +11,7 @@ import type {
 } from '../contracts.ts';
 import { useLocation } from '../router.tsx';
 import { hasRole, useSession } from '../session.tsx';
-import { ErrorNote, Loading, Section, StateBadge, TierBadge, When } from '../ui.tsx';
+import { ErrorNote, Facts, Loading, Section, StateBadge, TierBadge, When } from '../ui.tsx';
 import { useAction } from '../use-action.ts';
 import { useApi } from '../use-api.ts';
 import { AuditTable } from './audit-page.tsx';
@@ -51,38 +51,26 @@ export function AppPage({ name }: { name: string }) {
       <p>{a.manifest.purpose}</p>
       <div className="grid">
         <Section title="Overview">
-          <dl className="facts">
-            <div>
-              <dt>Owner</dt>
-              <dd>{a.owner}</dd>
-            </div>
-            <div>
-              <dt>Department</dt>
-              <dd>{a.department ?? 'none'}</dd>
-            </div>
-            <div>
-              <dt>Data</dt>
-              <dd>{a.manifest.dataClasses.join(', ')}</dd>
-            </div>
-            <div>
-              <dt>Calls</dt>
-              <dd>{a.manifest.integrations?.egress?.join(', ') || 'nothing outside'}</dd>
-            </div>
-            <div>
-              <dt>Template</dt>
-              <dd>
-                {a.manifest.template
+          <Facts
+            rows={[
+              ['Owner', a.owner],
+              ['Department', a.department ?? 'none'],
+              ['Data', a.manifest.dataClasses.join(', ')],
+              ['Calls', a.manifest.integrations?.egress?.join(', ') || 'nothing outside'],
+              [
+                'Template',
+                a.manifest.template
                   ? `${a.manifest.template.name} ${a.manifest.template.version}`
-                  : 'own code'}
-              </dd>
-            </div>
-            <div>
-              <dt>Registered</dt>
-              <dd>
-                <When at={a.createdAt} /> (revision {a.revision})
-              </dd>
-            </div>
-          </dl>
+                  : 'own code',
+              ],
+              [
+                'Registered',
+                <>
+                  <When at={a.createdAt} /> (revision {a.revision})
+                </>,
+              ],
+            ]}
+          />
         </Section>
         <Section title="Risk and approval">
           <p>
@@ -171,44 +159,24 @@ function LifecycleSection({ name }: { name: string }) {
     <Section title="Lifecycle">
       {l.error ? <ErrorNote error={l.error} /> : null}
       {l.data ? (
-        <dl className="facts">
-          <div>
-            <dt>Stage</dt>
-            <dd>{l.data.stage.replace('_', ' ')}</dd>
-          </div>
-          <div>
-            <dt>Expires</dt>
-            <dd>
-              <When at={l.data.expiresAt} />
-            </dd>
-          </div>
-          <div>
-            <dt>Last used</dt>
-            <dd>
-              <When at={l.data.lastUsedAt} />
-            </dd>
-          </div>
-          <div>
-            <dt>Next step</dt>
-            <dd>
-              {l.data.nextStep ? (
+        <Facts
+          rows={[
+            ['Stage', l.data.stage.replace('_', ' ')],
+            ['Expires', <When key="expires" at={l.data.expiresAt} />],
+            ['Last used', <When key="last-used" at={l.data.lastUsedAt} />],
+            [
+              'Next step',
+              l.data.nextStep ? (
                 <>
                   {l.data.nextStep.action} on <When at={l.data.nextStep.at} />
                 </>
               ) : (
                 'none scheduled'
-              )}
-            </dd>
-          </div>
-          {l.data.exemption ? (
-            <div>
-              <dt>Exempt</dt>
-              <dd>
-                {l.data.exemption.reason} ({l.data.exemption.by})
-              </dd>
-            </div>
-          ) : null}
-        </dl>
+              ),
+            ],
+            ['Exempt', l.data.exemption ? `${l.data.exemption.reason} (${l.data.exemption.by})` : null],
+          ]}
+        />
       ) : l.loading ? (
         <Loading what="the lifecycle" />
       ) : null}
@@ -541,24 +509,15 @@ function UsageSection({ name }: { name: string }) {
   const peak = Math.max(1, ...d.byDay.map((x) => x.requests));
   return (
     <Section title="Use in the last 30 days">
-      <dl className="facts stats">
-        <div>
-          <dt>Requests</dt>
-          <dd>{d.requests}</dd>
-        </div>
-        <div>
-          <dt>People</dt>
-          <dd>{d.users}</dd>
-        </div>
-        <div>
-          <dt>Server errors</dt>
-          <dd>{d.serverErrors}</dd>
-        </div>
-        <div>
-          <dt>Average latency</dt>
-          <dd>{d.averageLatencyMs === null ? 'n/a' : `${Math.round(d.averageLatencyMs)} ms`}</dd>
-        </div>
-      </dl>
+      <Facts
+        className="stats"
+        rows={[
+          ['Requests', d.requests],
+          ['People', d.users],
+          ['Server errors', d.serverErrors],
+          ['Average latency', d.averageLatencyMs === null ? 'n/a' : `${Math.round(d.averageLatencyMs)} ms`],
+        ]}
+      />
       {d.byDay.length ? (
         <table className="bars">
           <caption>Requests per day</caption>

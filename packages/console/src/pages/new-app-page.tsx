@@ -3,7 +3,7 @@ import { ApiError, api } from '../api.ts';
 import type { Assessment, Manifest } from '../contracts.ts';
 import { navigate } from '../router.tsx';
 import { useSession } from '../session.tsx';
-import { ErrorNote, TierBadge } from '../ui.tsx';
+import { ErrorNote, Facts, TierBadge } from '../ui.tsx';
 import { useApi } from '../use-api.ts';
 
 type Template = { name: string; version: string; title: string; description: string };
@@ -467,14 +467,5 @@ function Review({ manifest: m }: { manifest: Manifest }) {
     ['Connectors', m.integrations?.connectors?.join(', ') || 'none'],
     ['Needed until', m.lifetime?.expires ?? 'default (90 days)'],
   ];
-  return (
-    <dl className="facts">
-      {rows.map(([k, v]) => (
-        <div key={k}>
-          <dt>{k}</dt>
-          <dd>{v}</dd>
-        </div>
-      ))}
-    </dl>
-  );
+  return <Facts rows={rows} />;
 }
