@@ -84,3 +84,16 @@ export function Facts({ rows, className }: { rows: [string, ReactNode][]; classN
     </dl>
   );
 }
+
+/** Each reason a risk score went up, with its points, as the risk policy explained it. */
+export function RiskFactors({ factors }: { factors: { id: string; explanation: string; points: number }[] }) {
+  return (
+    <ul>
+      {factors.map((f) => (
+        <li key={f.id}>
+          {f.explanation} <span className="muted">(+{f.points})</span>
+        </li>
+      ))}
+    </ul>
+  );
+}

@@ -11,7 +11,7 @@ import type {
 } from '../contracts.ts';
 import { useLocation } from '../router.tsx';
 import { hasRole, useSession } from '../session.tsx';
-import { ErrorNote, Facts, Loading, Section, StateBadge, TierBadge, When } from '../ui.tsx';
+import { ErrorNote, Facts, Loading, RiskFactors, Section, StateBadge, TierBadge, When } from '../ui.tsx';
 import { useAction } from '../use-action.ts';
 import { useApi } from '../use-api.ts';
 import { AuditTable } from './audit-page.tsx';
@@ -76,13 +76,7 @@ export function AppPage({ name }: { name: string }) {
           <p>
             Score {a.assessment.score} under <code>{a.assessment.rulesVersion}</code>
           </p>
-          <ul>
-            {a.assessment.factors.map((f) => (
-              <li key={f.id}>
-                {f.explanation} <span className="muted">(+{f.points})</span>
-              </li>
-            ))}
-          </ul>
+          <RiskFactors factors={a.assessment.factors} />
           <p>
             {a.approval.missing.length === 0
               ? 'No review is missing.'

@@ -3,7 +3,7 @@ import { ApiError, api } from '../api.ts';
 import type { Assessment, Manifest } from '../contracts.ts';
 import { navigate } from '../router.tsx';
 import { useSession } from '../session.tsx';
-import { ErrorNote, Facts, TierBadge } from '../ui.tsx';
+import { ErrorNote, Facts, RiskFactors, TierBadge } from '../ui.tsx';
 import { useApi } from '../use-api.ts';
 
 type Template = { name: string; version: string; title: string; description: string };
@@ -219,13 +219,7 @@ export function NewAppPage() {
               {assessment.data.factors.length ? (
                 <>
                   <h3>Why</h3>
-                  <ul>
-                    {assessment.data.factors.map((f) => (
-                      <li key={f.id}>
-                        {f.explanation} <span className="muted">(+{f.points})</span>
-                      </li>
-                    ))}
-                  </ul>
+                  <RiskFactors factors={assessment.data.factors} />
                 </>
               ) : (
                 <p className="muted">Nothing in your answers raises the risk.</p>

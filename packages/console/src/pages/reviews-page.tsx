@@ -4,7 +4,7 @@ import { ChangesTable } from '../changes.tsx';
 import type { AppView, Finding, RevisionView, VersionItem } from '../contracts.ts';
 import { Link } from '../router.tsx';
 import { hasRole, useSession } from '../session.tsx';
-import { ErrorNote, Loading, Section, StateBadge, TierBadge } from '../ui.tsx';
+import { ErrorNote, Loading, RiskFactors, Section, StateBadge, TierBadge } from '../ui.tsx';
 import { useApi } from '../use-api.ts';
 
 type Decision = {
@@ -65,13 +65,7 @@ function Review({
       <p>{a.manifest.purpose}</p>
       <div className="grid">
         <Section title="Why this tier" id={`${a.name}-factors`}>
-          <ul>
-            {a.assessment.factors.map((f) => (
-              <li key={f.id}>
-                {f.explanation} <span className="muted">(+{f.points})</span>
-              </li>
-            ))}
-          </ul>
+          <RiskFactors factors={a.assessment.factors} />
           <p>
             Waiting for:{' '}
             {a.approval.missing
