@@ -101,9 +101,56 @@ describe('microapp build: the platform builds a folder, step by step', () => {
       set.stdout,
       /Connector ledger: GET, POST on \/entries .*\nThe credential is stored encrypted/,
     );
+    const db = await cliWithInput(
+      env,
+      'canary-password-66bb\n',
+      'connectors',
+      'set',
+      'orders-db',
+      '--base-url',
+      'postgres://microapp_roles@db.corp.example.com:5432/orders',
+      '--privileges',
+      'select,insert',
+      '--tables',
+      'public.orders,sales.refunds',
+      '--lease-minutes',
+      '30',
+      '--data-classes',
+      'internal,financial',
+      '--credential-stdin',
+    );
+    assert.equal(db.code, 0, db.stderr);
+    assert.match(
+      db.stdout,
+      /Connector orders-db: INSERT, SELECT on public\.orders, sales\.refunds .* own role for 30 minutes .*\n.*stored encrypted.*\n.*\/run\/secrets\/connector\.orders-db/,
+    );
+    const wrong = await cli(
+      env,
+      'connectors',
+      'set',
+      'orders-db',
+      '--base-url',
+      'postgres://u@db/orders',
+      '--privileges',
+      'drop',
+      '--tables',
+      'orders',
+      '--data-classes',
+      'internal',
+    );
+    assert.equal(wrong.code, 1, wrong.stderr);
+    assert.match(wrong.stderr, /privileges/);
     const listed = await cli(env, 'connectors', 'list', '--json');
     assert.equal(JSON.parse(listed.stdout)[0].hasCredential, true);
-    assert.doesNotMatch(listed.stdout + set.stdout + set.stderr, /canary-credential-55aa/);
+    assert.deepEqual(JSON.parse(listed.stdout)[1].grants.tables, ['public.orders', 'sales.refunds']);
+    assert.match(
+      (await cli(env, 'connectors', 'list')).stdout,
+      /orders-db .*INSERT,SELECT +public\.orders,sales\.refunds/,
+    );
+    assert.doesNotMatch(
+      listed.stdout + set.stdout + set.stderr + db.stdout + db.stderr,
+      /canary-credential-55aa|canary-password-66bb/,
+    );
     await cli(env, 'login', '--dev-user', 'dave@example.com');
     const refused = await cli(env, 'connectors', 'remove', 'ledger');
     assert.notEqual(refused.code, 0);

@@ -23,6 +23,7 @@ export const idPrefixes = {
   lease: 'lse',
   build: 'bld',
   egress: 'egr',
+  databaseCredential: 'dbc',
 } as const;
 
 export type IdKind = keyof typeof idPrefixes;

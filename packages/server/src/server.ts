@@ -28,6 +28,10 @@ import { registerTemplateRoutes } from './modules/catalog/template-routes.ts';
 import { defaultTemplatesDir } from './modules/catalog/templates.ts';
 import { registerConnectorRoutes } from './modules/connectors/connector-routes.ts';
 import { createConnectorService } from './modules/connectors/connector-service.ts';
+import {
+  createDatabaseCredentials,
+  type DatabaseCredentials,
+} from './modules/connectors/database-credentials.ts';
 import { defaultConsoleDir, registerConsoleRoutes } from './modules/console/console-routes.ts';
 import { createEgressAlerts } from './modules/egress/egress-alerts.ts';
 import { createEgressBroker } from './modules/egress/egress-broker.ts';
@@ -78,7 +82,13 @@ import { version } from './version.ts';
 export type RunningServer = {
   url: string;
   /** In-process services the runtime uses directly (never over HTTP). */
-  internals: { secrets: SecretService; usage: UsageService; clock: AdjustableClock; jobs: JobRunner };
+  internals: {
+    secrets: SecretService;
+    usage: UsageService;
+    clock: AdjustableClock;
+    jobs: JobRunner;
+    credentials: DatabaseCredentials;
+  };
   app: FastifyInstance;
   db: Db;
   devIdp: DevIdp | null;
@@ -265,6 +275,13 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
       return result.denials;
     },
   });
+  const credentials = createDatabaseCredentials({
+    db: db.kysely,
+    audit,
+    connectors,
+    egress,
+    onError: (message, error) => logger.error({ err: error }, message),
+  });
   const deployments = createDeploymentService({
     db: db.kysely,
     audit,
@@ -281,6 +298,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     appUrl: (site) => hosts.urlOf(site),
     egress,
     cgroups,
+    credentials,
   });
   registerDeploymentRoutes(app, { deployments });
   const builds = createBuildService({
@@ -354,6 +372,11 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     run: () => usage.prune(config.usageRetentionDays),
   });
   const slo = createSloAlerts({ db: db.kysely, clock, notifications, flush: () => usage.flush() });
+  await jobs.register({
+    name: 'database-credentials',
+    everySeconds: 60,
+    run: async () => ({ revoked: await credentials.revokeExpired() }),
+  });
   await jobs.register({ name: 'slo-alerts', everySeconds: 300, run: () => slo.run() });
   const egressAlerts = createEgressAlerts({ db: db.kysely, clock, notifications });
   await jobs.register({ name: 'egress-volume-alerts', everySeconds: 900, run: () => egressAlerts.run() });
@@ -474,7 +497,10 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     };
   }
   const url = publicUrl;
-  // Apps that were running when the server stopped start again (each verified again).
+  // Roles left by instances of a server that stopped without dropping them go first; then apps that were
+  // running when the server stopped start again (each verified again, each with new roles).
+  const orphans = await credentials.revokeOrphans();
+  if (orphans) logger.info({ revoked: orphans }, 'dropped database roles of instances that no longer run');
   const recovery = await deployments.recover();
   const interrupted = await builds.recover();
   if (interrupted)
@@ -488,7 +514,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
 
   return {
     url,
-    internals: { secrets, usage, clock, jobs },
+    internals: { secrets, usage, clock, jobs, credentials },
     app,
     db,
     devIdp,
@@ -497,6 +523,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
       await builds.close();
       notifications.close();
       await deployments.shutdown();
+      await credentials.close();
       await app.close();
       await usage.close();
       await devIdp?.close();

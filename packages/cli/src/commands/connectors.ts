@@ -19,11 +19,17 @@ export function registerConnectorCommands(program: Command) {
     connectors
       .command('set <id>')
       .description(
-        'define or change a connector (admins); with --credential-stdin the credential is read from standard input',
+        'define or change a connector (admins): an HTTP service (--methods, --paths) or a PostgreSQL database (--privileges, --tables), where each app instance gets a short-lived role of its own; with --credential-stdin the credential (token or password) is read from standard input',
       )
-      .requiredOption('--base-url <url>', 'where the system is, e.g. https://ledger.corp.example.com/api')
-      .requiredOption('--methods <list>', 'allowed HTTP methods, comma-separated')
-      .requiredOption('--paths <list>', 'allowed path prefixes, comma-separated, e.g. /entries,/accounts')
+      .requiredOption(
+        '--base-url <url>',
+        'where the system is: https://ledger.corp.example.com/api, or postgres://USER@HOST:5432/DATABASE (USER creates the roles)',
+      )
+      .option('--methods <list>', 'HTTP: allowed methods, comma-separated')
+      .option('--paths <list>', 'HTTP: allowed path prefixes, comma-separated, e.g. /entries,/accounts')
+      .option('--privileges <list>', 'PostgreSQL: SELECT, INSERT, UPDATE, DELETE, comma-separated')
+      .option('--tables <list>', 'PostgreSQL: the tables, as schema.table, comma-separated')
+      .option('--lease-minutes <n>', 'PostgreSQL: how long a role lives unless renewed (default 15)')
       .requiredOption('--data-classes <list>', 'data classes the system may receive, e.g. internal,financial')
       .option('--auth-header <name>', 'the header the credential goes in (authorization sends "Bearer …")')
       .option(
@@ -36,8 +42,11 @@ export function registerConnectorCommands(program: Command) {
             id: string,
             flags: {
               baseUrl: string;
-              methods: string;
-              paths: string;
+              methods?: string;
+              paths?: string;
+              privileges?: string;
+              tables?: string;
+              leaseMinutes?: string;
               dataClasses: string;
               authHeader?: string;
               credentialStdin?: boolean;
@@ -55,8 +64,13 @@ export function registerConnectorCommands(program: Command) {
               `/api/v1/connectors/${encodeURIComponent(id)}`,
               {
                 baseUrl: flags.baseUrl,
-                methods: list(flags.methods).map((m) => m.toUpperCase()),
-                paths: list(flags.paths),
+                ...(flags.methods ? { methods: list(flags.methods).map((m) => m.toUpperCase()) } : {}),
+                ...(flags.paths ? { paths: list(flags.paths) } : {}),
+                ...(flags.privileges
+                  ? { privileges: list(flags.privileges).map((p) => p.toUpperCase()) }
+                  : {}),
+                ...(flags.tables ? { tables: list(flags.tables) } : {}),
+                ...(flags.leaseMinutes ? { leaseMinutes: Number(flags.leaseMinutes) } : {}),
                 dataClasses: list(flags.dataClasses),
                 ...(flags.authHeader ? { authHeader: flags.authHeader } : {}),
                 ...(credential !== undefined ? { credential } : {}),
@@ -66,17 +80,24 @@ export function registerConnectorCommands(program: Command) {
               ctx.json,
               c,
               () =>
-                `Connector ${c.id}: ${c.methods.join(', ')} on ${c.paths.join(', ')} at ${c.baseUrl}; may receive ${c.dataClasses.join(', ')}.` +
+                (c.grants
+                  ? `Connector ${c.id}: ${c.grants.privileges.join(', ')} on ${c.grants.tables.join(', ')} at ${c.baseUrl}; each app instance gets its own role for ${c.grants.leaseMinutes} minutes at a time, renewed while it runs; may receive ${c.dataClasses.join(', ')}.`
+                  : `Connector ${c.id}: ${c.methods.join(', ')} on ${c.paths.join(', ')} at ${c.baseUrl}; may receive ${c.dataClasses.join(', ')}.`) +
                 (c.hasCredential
                   ? '\nThe credential is stored encrypted and will not be shown again.'
-                  : '\nNo credential is set: calls go out without one.') +
-                `\nApps use it by listing it in integrations.connectors and calling http://connector.${c.id}/…`,
+                  : c.grants
+                    ? '\nNo password is set: the platform connects as that user without one.'
+                    : '\nNo credential is set: calls go out without one.') +
+                (c.grants
+                  ? `\nApps use it by listing it in integrations.connectors and reading the connection URL in /run/secrets/connector.${c.id}.`
+                  : `\nApps use it by listing it in integrations.connectors and calling http://connector.${c.id}/…`),
             );
           },
         ),
       ),
     [
       'printf %s "$LEDGER_TOKEN" | microapp connectors set ledger --base-url https://ledger.corp.example.com/api --methods GET,POST --paths /entries --data-classes internal,financial --credential-stdin',
+      'printf %s "$ORDERS_DB_PASSWORD" | microapp connectors set orders-db --base-url postgres://microapp_roles@db.corp.example.com:5432/orders --privileges SELECT --tables public.orders --data-classes internal,financial --credential-stdin',
     ],
   );
 
@@ -90,12 +111,12 @@ export function registerConnectorCommands(program: Command) {
           const { items } = await ctx.client.get<{ items: ConnectorView[] }>('/api/v1/connectors');
           emit(ctx.json, items, () =>
             table(
-              ['ID', 'BASE URL', 'METHODS', 'PATHS', 'MAY RECEIVE', 'CREDENTIAL'],
+              ['ID', 'BASE URL', 'ALLOWS', 'ON', 'MAY RECEIVE', 'CREDENTIAL'],
               items.map((c) => [
                 c.id,
                 c.baseUrl,
-                c.methods.join(','),
-                c.paths.join(','),
+                (c.grants?.privileges ?? c.methods).join(','),
+                (c.grants?.tables ?? c.paths).join(','),
                 c.dataClasses.join(','),
                 c.hasCredential ? 'set' : 'none',
               ]),

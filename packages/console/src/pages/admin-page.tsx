@@ -39,8 +39,8 @@ export function AdminPage() {
               <tr>
                 <th scope="col">Connector</th>
                 <th scope="col">Base URL</th>
-                <th scope="col">Methods</th>
-                <th scope="col">Paths</th>
+                <th scope="col">Allows</th>
+                <th scope="col">On</th>
                 <th scope="col">May receive</th>
                 <th scope="col">Credential</th>
               </tr>
@@ -50,8 +50,12 @@ export function AdminPage() {
                 <tr key={c.id}>
                   <th scope="row">{c.id}</th>
                   <td>{c.baseUrl}</td>
-                  <td>{c.methods.join(', ')}</td>
-                  <td>{c.paths.join(', ')}</td>
+                  <td>
+                    {c.grants
+                      ? `${c.grants.privileges.join(', ')} (a role per instance, ${c.grants.leaseMinutes} min lease)`
+                      : c.methods.join(', ')}
+                  </td>
+                  <td>{(c.grants?.tables ?? c.paths).join(', ')}</td>
                   <td>{c.dataClasses.join(', ')}</td>
                   <td>{c.hasCredential ? 'set' : 'none'}</td>
                 </tr>

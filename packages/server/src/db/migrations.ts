@@ -560,6 +560,34 @@ const migrations: Record<string, (dialect: Dialect) => Migration> = {
         .execute();
     },
   }),
+  '0016_database_credentials': () => ({
+    async up(db: AnyDb) {
+      // A connector is an HTTP service or a PostgreSQL database; a database connector has grants instead of
+      // methods and paths, and its apps get a role of their own per instance (a lease), never its credential.
+      await db.schema
+        .alterTable('connectors')
+        .addColumn('kind', 'text', (c) => c.notNull().defaultTo('http'))
+        .execute();
+      await db.schema.alterTable('connectors').addColumn('grants', 'text').execute();
+      await db.schema
+        .createTable('database_credentials')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('app_id', 'text', (c) => c.notNull())
+        .addColumn('deployment_id', 'text', (c) => c.notNull())
+        .addColumn('connector_id', 'text', (c) => c.notNull())
+        .addColumn('role', 'text', (c) => c.notNull())
+        .addColumn('state', 'text', (c) => c.notNull())
+        .addColumn('issued_at', 'text', (c) => c.notNull())
+        .addColumn('expires_at', 'text', (c) => c.notNull())
+        .addColumn('revoked_at', 'text')
+        .execute();
+      await db.schema
+        .createIndex('database_credentials_state')
+        .on('database_credentials')
+        .columns(['state', 'expires_at'])
+        .execute();
+    },
+  }),
 };
 
 /** Applies every pending migration; returns the names applied. Throws with the failing migration's name. */

@@ -33,6 +33,7 @@ export interface Database {
   builds: BuildsTable;
   app_egress: AppEgressTable;
   connectors: ConnectorsTable;
+  database_credentials: DatabaseCredentialsTable;
 }
 
 export interface ConnectorsTable {
@@ -50,6 +51,24 @@ export interface ConnectorsTable {
   created_at: string;
   updated_by: string;
   updated_at: string;
+  /** `http`, or `postgres` for a database connector. */
+  kind: string;
+  /** A database connector's grants: JSON `{ privileges, tables, leaseMinutes }`; null for HTTP. */
+  grants: string | null;
+}
+
+/** A PostgreSQL role the platform created for one app instance (a lease), until it is dropped. */
+export interface DatabaseCredentialsTable {
+  id: string;
+  app_id: string;
+  deployment_id: string;
+  connector_id: string;
+  role: string;
+  /** issued, revoked */
+  state: string;
+  issued_at: string;
+  expires_at: string;
+  revoked_at: string | null;
 }
 
 export interface AppEgressTable {

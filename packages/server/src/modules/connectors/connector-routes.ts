@@ -5,7 +5,7 @@ import { auditContext, principalOf } from '../../api/auth-hook.ts';
 import { StringEnum } from '../../api/schema-helpers.ts';
 import { dataClasses } from '../catalog/manifest-schema.ts';
 import { anyUser, rolesOnly } from '../identity/access.ts';
-import type { ConnectorService } from './connector-service.ts';
+import { type ConnectorService, databasePrivileges } from './connector-service.ts';
 
 const ConnectorId = Type.String({ pattern: '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$', maxLength: 63 });
 
@@ -21,22 +21,59 @@ export function registerConnectorRoutes(fastify: FastifyInstance, deps: { connec
       schema: {
         tags: ['connectors'],
         summary:
-          'Define or change a connector: base URL, credential (write-only; omit to keep it), allowed methods and path prefixes, and the data classes it may receive',
+          'Define or change a connector: base URL, credential (write-only; omit to keep it), allowed methods and path prefixes (HTTP) or privileges on tables (PostgreSQL), and the data classes it may receive',
         params: Type.Object({ id: ConnectorId }),
         body: Type.Object(
           {
-            baseUrl: Type.String({ format: 'uri', pattern: '^https?://', maxLength: 2000 }),
+            baseUrl: Type.String({
+              format: 'uri',
+              pattern: '^(https?|postgres|postgresql)://',
+              maxLength: 2000,
+              description:
+                'https://… for a service; postgres://USER@HOST:PORT/DATABASE for a database, where USER may create roles',
+            }),
             authHeader: Type.Optional(Type.String({ pattern: '^[A-Za-z][A-Za-z0-9-]{0,63}$' })),
             credential: Type.Optional(Type.String({ minLength: 1, maxLength: 8192 })),
-            methods: Type.Array(StringEnum(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'] as const), {
-              minItems: 1,
-              maxItems: 6,
-              uniqueItems: true,
-            }),
-            paths: Type.Array(Type.String({ pattern: '^/[A-Za-z0-9._~/-]*$', maxLength: 500 }), {
-              minItems: 1,
-              maxItems: 50,
-            }),
+            methods: Type.Optional(
+              Type.Array(StringEnum(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'] as const), {
+                minItems: 1,
+                maxItems: 6,
+                uniqueItems: true,
+                description: 'HTTP connectors: the methods apps may use',
+              }),
+            ),
+            paths: Type.Optional(
+              Type.Array(Type.String({ pattern: '^/[A-Za-z0-9._~/-]*$', maxLength: 500 }), {
+                minItems: 1,
+                maxItems: 50,
+                description: 'HTTP connectors: the path prefixes apps may call',
+              }),
+            ),
+            privileges: Type.Optional(
+              Type.Array(StringEnum(databasePrivileges), {
+                minItems: 1,
+                uniqueItems: true,
+                description: 'Database connectors: what each instance’s role may do on the tables',
+              }),
+            ),
+            tables: Type.Optional(
+              Type.Array(
+                Type.String({ pattern: '^[a-z_][a-z0-9_]*(\\.[a-z_][a-z0-9_]*)?$', maxLength: 127 }),
+                {
+                  minItems: 1,
+                  maxItems: 100,
+                  description: 'Database connectors: the tables, as schema.table',
+                },
+              ),
+            ),
+            leaseMinutes: Type.Optional(
+              Type.Integer({
+                minimum: 2,
+                maximum: 1440,
+                description:
+                  'Database connectors: how long a role lives unless renewed (renewed while the instance runs); default 15',
+              }),
+            ),
             dataClasses: Type.Array(StringEnum(dataClasses), { minItems: 1, uniqueItems: true }),
           },
           { additionalProperties: false },

@@ -6,28 +6,53 @@ import type { AuditContext, AuditService } from '../audit/audit-service.ts';
 import { hasRole, type Principal } from '../identity/principal.ts';
 import { type Kek, seal, unseal } from '../secrets/envelope.ts';
 
+/** What a database connector lets an app's per-instance role do, and how long each role lives unrenewed. */
+export type DatabaseGrants = {
+  privileges: DatabasePrivilege[];
+  /** `schema.table`, or `table` in `public`. */
+  tables: string[];
+  leaseMinutes: number;
+};
+export const databasePrivileges = ['SELECT', 'INSERT', 'UPDATE', 'DELETE'] as const;
+export type DatabasePrivilege = (typeof databasePrivileges)[number];
+
 /** A connector as the API shows it: everything but the credential, which is write-only. */
 export type ConnectorView = {
   id: string;
+  /** `http` (the broker adds the credential to each call) or `postgres` (each instance gets its own role). */
+  kind: 'http' | 'postgres';
   baseUrl: string;
   authHeader: string;
   methods: string[];
   paths: string[];
   dataClasses: string[];
+  /** A database connector's grants; null for HTTP. */
+  grants: DatabaseGrants | null;
   hasCredential: boolean;
   updatedBy: string;
   updatedAt: string;
 };
 
 export type ConnectorInput = {
+  /** `https://…` for a service; `postgres://USER@HOST:PORT/DATABASE` for a database (USER creates the roles). */
   baseUrl: string;
   /** The header the credential goes in; `authorization` sends `Bearer <credential>`. */
   authHeader?: string;
+  /** The service's token, or the database user's password. */
   credential?: string;
-  methods: string[];
-  paths: string[];
+  /** HTTP only. */
+  methods?: string[];
+  paths?: string[];
+  /** PostgreSQL only. */
+  privileges?: string[];
+  tables?: string[];
+  leaseMinutes?: number;
   dataClasses: string[];
 };
+
+/** A table name as `schema.table`: plain lower-case identifiers only, so a grant can never carry more SQL. */
+const tableName = /^[a-z_][a-z0-9_]{0,62}(\.[a-z_][a-z0-9_]{0,62})?$/;
+export const defaultLeaseMinutes = 15;
 
 /** What the broker needs to forward one call: the connector and, only here, its credential. */
 export type ResolvedConnector = ConnectorView & { credential: string | null };
@@ -37,14 +62,71 @@ const aad = (id: string) => `connector:${id}`;
 function view(row: ConnectorsTable): ConnectorView {
   return {
     id: row.id,
+    kind: row.kind === 'postgres' ? 'postgres' : 'http',
     baseUrl: row.base_url,
     authHeader: row.auth_header,
     methods: JSON.parse(row.methods) as string[],
     paths: JSON.parse(row.paths) as string[],
     dataClasses: JSON.parse(row.data_classes) as string[],
+    grants: row.grants ? (JSON.parse(row.grants) as DatabaseGrants) : null,
     hasCredential: row.ciphertext !== null,
     updatedBy: row.updated_by,
     updatedAt: row.updated_at,
+  };
+}
+
+/** An HTTP connector's methods and path prefixes, required. */
+function httpRules(input: ConnectorInput) {
+  if (!input.methods?.length || !input.paths?.length)
+    throw new AppError(
+      'validation_failed',
+      'an HTTP connector needs `methods` and `paths`: what apps may call, e.g. ["GET"] on ["/entries"]',
+    );
+  if (input.privileges || input.tables || input.leaseMinutes !== undefined)
+    throw new AppError(
+      'validation_failed',
+      '`privileges`, `tables` and `leaseMinutes` are for database connectors (a postgres:// base URL)',
+    );
+  return {
+    methods: [...new Set(input.methods.map((m) => m.toUpperCase()))].sort(),
+    paths: [...new Set(input.paths)].sort(),
+    grants: null,
+  };
+}
+
+/** A database connector's grants, required: which privileges on which tables each instance's role gets. */
+function databaseRules(url: URL, input: ConnectorInput) {
+  if (input.methods || input.paths || input.authHeader)
+    throw new AppError(
+      'validation_failed',
+      '`methods`, `paths` and `authHeader` are for HTTP connectors; a database connector takes `privileges` and `tables`',
+    );
+  if (!url.username || !url.hostname || url.pathname.length < 2)
+    throw new AppError(
+      'validation_failed',
+      'a database connector’s URL is postgres://USER@HOST:PORT/DATABASE, where USER may create roles',
+    );
+  const privileges = [...new Set((input.privileges ?? []).map((p) => p.toUpperCase()))].sort();
+  const bad = privileges.filter((p) => !(databasePrivileges as readonly string[]).includes(p));
+  if (!privileges.length || bad.length)
+    throw new AppError(
+      'validation_failed',
+      `\`privileges\` is one or more of ${databasePrivileges.join(', ')}${bad.length ? `, not ${bad.join(', ')}` : ''}`,
+    );
+  const tables = [...new Set(input.tables ?? [])].sort();
+  const badTables = tables.filter((t) => !tableName.test(t));
+  if (!tables.length || badTables.length)
+    throw new AppError(
+      'validation_failed',
+      `\`tables\` lists the tables apps may use, as schema.table in lower case${badTables.length ? `, not ${badTables.join(', ')}` : ''}`,
+    );
+  const leaseMinutes = input.leaseMinutes ?? defaultLeaseMinutes;
+  if (!Number.isInteger(leaseMinutes) || leaseMinutes < 2 || leaseMinutes > 24 * 60)
+    throw new AppError('validation_failed', '`leaseMinutes` is a whole number from 2 to 1440');
+  return {
+    methods: [],
+    paths: [],
+    grants: { privileges: privileges as DatabasePrivilege[], tables, leaseMinutes },
   };
 }
 
@@ -66,20 +148,29 @@ export function createConnectorService(deps: {
   async function put(principal: Principal, id: string, input: ConnectorInput, ctx: AuditContext) {
     if (!hasRole(principal, 'admin')) throw forbidden('only platform admins define connectors');
     const url = new URL(input.baseUrl);
-    if (url.username || url.password)
-      throw new AppError('validation_failed', 'put the credential in `credential`, not in the URL');
+    const kind = /^postgres(ql)?:$/.test(url.protocol) ? 'postgres' : 'http';
+    if (url.password || (url.username && kind === 'http'))
+      throw new AppError(
+        'validation_failed',
+        kind === 'http'
+          ? 'put the credential in `credential`, not in the URL'
+          : 'put the password in `credential`, not in the URL; the URL names the user',
+      );
     if (url.search || url.hash)
       throw new AppError('validation_failed', 'the base URL takes no query or fragment');
+    const { methods, paths, grants } = kind === 'http' ? httpRules(input) : databaseRules(url, input);
     const now = deps.clock.nowIso();
     return db.transaction().execute(async (trx) => {
       const existing = await trx.selectFrom('connectors').selectAll().where('id', '=', id).executeTakeFirst();
       const sealed = input.credential !== undefined ? seal(deps.current, input.credential, aad(id)) : null;
       const row: ConnectorsTable = {
         id,
+        kind,
         base_url: url.href.replace(/\/$/, ''),
         auth_header: (input.authHeader ?? 'authorization').toLowerCase(),
-        methods: JSON.stringify([...new Set(input.methods.map((m) => m.toUpperCase()))].sort()),
-        paths: JSON.stringify([...new Set(input.paths)].sort()),
+        methods: JSON.stringify(methods),
+        paths: JSON.stringify(paths),
+        grants: grants ? JSON.stringify(grants) : null,
         data_classes: JSON.stringify([...new Set(input.dataClasses)].sort()),
         kek_id: sealed?.kekId ?? existing?.kek_id ?? null,
         wrapped_key: sealed?.wrappedKey ?? existing?.wrapped_key ?? null,
@@ -95,9 +186,9 @@ export function createConnectorService(deps: {
         targetType: 'connector',
         target: id,
         summary: {
+          kind,
           baseUrl: row.base_url,
-          methods: JSON.parse(row.methods),
-          paths: JSON.parse(row.paths),
+          ...(grants ? { grants } : { methods, paths }),
           dataClasses: JSON.parse(row.data_classes),
           credentialChanged: sealed !== null,
         },

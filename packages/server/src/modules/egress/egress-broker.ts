@@ -8,8 +8,14 @@ import {
   type ServerResponse,
 } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { isIP } from 'node:net';
-import { join } from 'node:path';
+import {
+  createServer as createTcpServer,
+  isIP,
+  type Socket,
+  type Server as TcpServer,
+  connect as tcpConnect,
+} from 'node:net';
+import { dirname, join } from 'node:path';
 import type { Kysely } from 'kysely';
 import type { Clock } from '../../clock.ts';
 import type { Database } from '../../db/schema.ts';
@@ -88,6 +94,7 @@ export function createEgressBroker(deps: {
   const resolve =
     deps.resolve ?? (async (host: string) => (await lookup(host, { all: true })).map((a) => a.address));
   const servers = new Map<string, Server>();
+  const tunnels = new Map<string, { server: TcpServer; open: Set<Socket> }[]>();
 
   async function record(
     app: BrokeredApp,
@@ -391,7 +398,71 @@ export function createEgressBroker(deps: {
     return dir;
   }
 
+  /**
+   * A fixed tunnel from the app's sandbox to one destination an admin chose (a database connector):
+   * a unix socket at `/run/egress/SOCKET` inside, connected to `host:port` and nowhere else. The app cannot
+   * name another destination, so the address rule for app-named hosts does not apply; each connection is
+   * recorded with its bytes. Returns the socket's path on the host.
+   */
+  async function tunnel(
+    key: string,
+    app: BrokeredApp,
+    socket: string,
+    to: { label: string; host: string; port: number },
+  ): Promise<string> {
+    const dir = join(deps.dir, key);
+    const path = join(dir, socket);
+    // A unix socket's path holds at most 107 bytes; a longer one would be cut short by the kernel.
+    if (Buffer.byteLength(path) > 107)
+      throw new Error(`the tunnel socket path is too long (${path}); use a shorter data directory`);
+    mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
+    const open = new Set<Socket>();
+    const server = createTcpServer((inside) => {
+      open.add(inside);
+      inside.once('close', () => open.delete(inside));
+      let bytesOut = 0;
+      let bytesIn = 0;
+      const outside = tcpConnect(to.port, to.host);
+      inside.on('data', (c: Buffer) => {
+        bytesOut += c.length;
+      });
+      outside.on('data', (c: Buffer) => {
+        bytesIn += c.length;
+      });
+      inside.pipe(outside).pipe(inside);
+      let done = false;
+      const finish = (status: number) => {
+        if (done) return;
+        done = true;
+        inside.destroy();
+        outside.destroy();
+        deps.onBytes?.(app.name, to.label, bytesOut, bytesIn);
+        void record(app, {
+          host: to.label,
+          method: 'TCP',
+          decision: status ? 'allowed' : 'failed',
+          status,
+          bytesOut,
+          bytesIn,
+        }).catch(() => {});
+      };
+      outside.on('error', () => finish(0));
+      inside.on('error', () => finish(200));
+      outside.on('close', () => finish(200));
+      inside.on('close', () => finish(200));
+    });
+    await new Promise<void>((done, fail) => server.listen(path, done).once('error', fail));
+    chmodSync(path, 0o666);
+    tunnels.set(key, [...(tunnels.get(key) ?? []), { server, open }]);
+    return path;
+  }
+
   async function close(key: string) {
+    for (const t of tunnels.get(key) ?? []) {
+      for (const s of t.open) s.destroy();
+      await new Promise<void>((done) => t.server.close(() => done()));
+    }
+    tunnels.delete(key);
     const server = servers.get(key);
     servers.delete(key);
     if (server) {
@@ -405,7 +476,7 @@ export function createEgressBroker(deps: {
     await Promise.all([...servers.keys()].map(close));
   }
 
-  return { open, close, closeAll, decide };
+  return { open, tunnel, close, closeAll, decide };
 }
 
 export type EgressBroker = ReturnType<typeof createEgressBroker>;

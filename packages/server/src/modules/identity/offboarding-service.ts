@@ -164,7 +164,8 @@ export function createOffboardingService(deps: {
       });
       return { user: target, disabledAt: now, offeredTo: offered.length ? heir : null, offered, frozen };
     });
-    for (const name of result.frozen) await deps.deployments.stopInstance(name);
+    for (const name of result.frozen)
+      await deps.deployments.stopInstance(name, 'the app was frozen: its owner left');
     return result;
   }
 

@@ -206,7 +206,7 @@ export function createLifecycleSteps(deps: {
             return true;
           })
           .catch(lostIsFalse);
-        if (changed) await deps.deployments.stopInstance(app.name);
+        if (changed) await deps.deployments.stopInstance(app.name, 'the app was stopped by the lifecycle');
         return changed;
       }
       case 'escalate':
@@ -296,7 +296,7 @@ export function createLifecycleSteps(deps: {
     ctx: AuditContext,
     why: string | null,
   ): Promise<boolean> {
-    await deps.deployments.stopInstance(app.name);
+    await deps.deployments.stopInstance(app.name, 'the app was decommissioned');
     // The file name is fixed by the step, so a retry after a crash overwrites rather than adds.
     const path = join(
       deps.archiveDir,

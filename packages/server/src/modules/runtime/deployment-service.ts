@@ -10,6 +10,7 @@ import { newId, nowIso } from '../../ids.ts';
 import type { AuditContext, AuditService } from '../audit/audit-service.ts';
 import type { CatalogService } from '../catalog/catalog-service.ts';
 import type { Manifest } from '../catalog/manifest-schema.ts';
+import type { DatabaseCredentials } from '../connectors/database-credentials.ts';
 import type { EgressBroker } from '../egress/egress-broker.ts';
 import { hasRole, type Principal } from '../identity/principal.ts';
 import type { NotificationService } from '../notifications/notification-service.ts';
@@ -82,9 +83,17 @@ export function createDeploymentService(deps: {
   egress?: Pick<EgressBroker, 'open' | 'close' | 'closeAll'>;
   /** Where instances get their memory, CPU and process limits; null runs them unlimited (and says so). */
   cgroups?: CgroupDriver | null;
+  /** Per-instance database roles for the app's PostgreSQL connectors, dropped when the instance stops. */
+  credentials?: Pick<DatabaseCredentials, 'issue' | 'revoke'>;
 }) {
   const { db, audit } = deps;
   const instances = new Map<string, Instance>();
+
+  /** What an instance held outside its sandbox: its broker socket and tunnels, and its database roles. */
+  async function release(deploymentId: string, reason: string) {
+    await deps.egress?.close(deploymentId);
+    await deps.credentials?.revoke(deploymentId, reason).catch(() => {});
+  }
   const waking = new Map<string, Promise<Instance | undefined>>();
   let identityKey: {
     privateKey: Awaited<ReturnType<typeof generateKeyPair>>['privateKey'];
@@ -171,7 +180,7 @@ export function createDeploymentService(deps: {
       if (attempt > restartPolicy.maxCrashes) {
         deps.onCrash?.(inst.app, 'gave_up');
         instances.delete(inst.site);
-        void deps.egress?.close(inst.deploymentId);
+        void release(inst.deploymentId, 'the instance kept crashing and was stopped');
         void db.transaction().execute(async (trx) => {
           await trx
             .updateTable('deployments')
@@ -295,13 +304,30 @@ export function createDeploymentService(deps: {
           owner: target.owner,
         })
       : undefined;
+    let credentials: Record<string, string> = {};
+    try {
+      if (deps.egress && deps.credentials)
+        credentials = await deps.credentials.issue(id, {
+          name: target.name,
+          appId: target.appId,
+          version,
+          manifest: target.manifest,
+          department: target.manifest.audience?.department ?? null,
+          tier: target.tier,
+          owner: target.owner,
+        });
+    } catch (e) {
+      await release(id, 'the instance did not start');
+      throw e;
+    }
     const spec: SandboxSpec = {
       appDir: codeDir,
       // Each environment has its own data: a preview never reads or writes what live users entered.
       dataDir: join(deps.runtimeDir, 'data', site),
       socketDir: join(deps.runtimeDir, 'sockets', target.name, id),
       entry: target.manifest.runtime?.entry ?? 'server.js',
-      secrets: await deps.secrets.valuesFor(target.appId),
+      // The app's secrets, and a connection URL per database connector (`connector.ID`).
+      secrets: { ...(await deps.secrets.valuesFor(target.appId)), ...credentials },
       env: {
         MICROAPP_IDENTITY_PUBLIC_KEY: (await identity()).publicPem,
         MICROAPP_OWNER: target.owner,
@@ -316,7 +342,12 @@ export function createDeploymentService(deps: {
       },
     };
     const p = startSandboxed(spec, deps.cgroups ?? null);
-    await healthy(p);
+    try {
+      await healthy(p);
+    } catch (e) {
+      await release(id, 'the instance did not start');
+      throw e;
+    }
     // Traffic moves only now that the new instance answers; the old one stops after the switch.
     const previous = instances.get(site);
     const inst: Instance = {
@@ -375,7 +406,7 @@ export function createDeploymentService(deps: {
       // Let requests already on their way to the old instance finish (at most 10 s).
       for (let i = 0; i < 100 && previous.inflight > 0; i++) await new Promise((r) => setTimeout(r, 100));
       await previous.process.stop();
-      await deps.egress?.close(previous.deploymentId);
+      await release(previous.deploymentId, `replaced by ${version}`);
       rmSync(previous.spec.socketDir, { recursive: true, force: true });
     }
     return {
@@ -502,7 +533,7 @@ export function createDeploymentService(deps: {
   }
 
   /** Stops the app's instances, in every environment; false when none was running. */
-  async function stopInstance(name: string) {
+  async function stopInstance(name: string, reason = 'the app was stopped') {
     let stopped = false;
     for (const env of envs) {
       const site = siteOf(name, env);
@@ -511,7 +542,7 @@ export function createDeploymentService(deps: {
       inst.stopping = true;
       instances.delete(site);
       await inst.process.stop();
-      await deps.egress?.close(inst.deploymentId);
+      await release(inst.deploymentId, reason);
       stopped = true;
     }
     return stopped;
@@ -625,7 +656,7 @@ export function createDeploymentService(deps: {
       inst.stopping = true;
       instances.delete(inst.site);
       await inst.process.stop();
-      await deps.egress?.close(inst.deploymentId);
+      await release(inst.deploymentId, 'scaled to zero after no requests');
       await db.transaction().execute(async (trx) => {
         await trx
           .updateTable('deployments')
@@ -695,6 +726,8 @@ export function createDeploymentService(deps: {
     if (sweeper) clearInterval(sweeper);
     for (const inst of instances.values()) inst.stopping = true;
     await Promise.all([...instances.values()].map((i) => i.process.stop()));
+    for (const i of instances.values())
+      await deps.credentials?.revoke(i.deploymentId, 'the server stopped').catch(() => {});
     instances.clear();
     await deps.egress?.closeAll();
   }
