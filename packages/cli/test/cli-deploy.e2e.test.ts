@@ -1,10 +1,14 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { Deployment } from 'kubernetes-models/apps/v1';
+import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
+import { PersistentVolumeClaim, Service } from 'kubernetes-models/v1';
+import { parse } from 'yaml';
 import { call, startTestServer, type TestServer, tokenFor, viaGateway } from '../../server/test/harness.ts';
 import { devSignIn } from '../src/login-flow.ts';
 import { cli, importAdvisories } from './cli-harness.ts';
@@ -374,6 +378,92 @@ describe('deploy and use an app behind the gateway', () => {
     assert.ok(memory > 10 * 1024 * 1024, `a Node.js app holds more than 10 MiB resident, got ${memory}`);
     const cpu = Number(/microapp_app_cpu_seconds\{app="echo"\} ([\d.e-]+)/.exec(text)?.[1]);
     assert.ok(cpu > 0, `the app used some CPU to start, got ${cpu}`);
+  });
+
+  test('the Kubernetes driver writes objects that pass the Kubernetes schemas and keep the sandbox’s rules', async () => {
+    const out = join(dir, 'gitops');
+    const noOut = await cli(env, 'deploy', 'poll', '--driver', 'kubernetes');
+    assert.equal(noOut.code, 2);
+    assert.match(noOut.stderr, /needs --out DIR/);
+    const r = await cli(env, 'deploy', 'poll', '--driver', 'kubernetes', '--out', out);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /poll@0\.1\.0 \(sha256:[0-9a-f]{64}\) is rendered for the namespace microapps/);
+    const folder = join(out, 'apps', 'poll');
+    assert.deepEqual(readdirSync(folder).sort(), [
+      'deployment.yaml',
+      'kustomization.yaml',
+      'networkpolicy.yaml',
+      'persistentvolumeclaim.yaml',
+      'service.yaml',
+    ]);
+    const load = (f: string) => parse(readFileSync(join(folder, f), 'utf8'));
+    // Validated against the Kubernetes OpenAPI schemas (kubernetes-models); validate() throws on a mismatch.
+    const deployment = new Deployment(load('deployment.yaml'));
+    deployment.validate();
+    new Service(load('service.yaml')).validate();
+    const policy = new NetworkPolicy(load('networkpolicy.yaml'));
+    policy.validate();
+    new PersistentVolumeClaim(load('persistentvolumeclaim.yaml')).validate();
+    assert.throws(
+      () => new Deployment({ ...load('deployment.yaml'), spec: { replicas: 'one' } }).validate(),
+      /selector|replicas/,
+      'the schemas do catch a broken object',
+    );
+
+    const pod = deployment.spec!.template.spec!;
+    assert.equal(pod.automountServiceAccountToken, false);
+    assert.equal(pod.securityContext?.runAsNonRoot, true);
+    assert.deepEqual(pod.securityContext?.seccompProfile, { type: 'RuntimeDefault' });
+    for (const c of [...pod.containers, ...(pod.initContainers ?? [])]) {
+      assert.equal(c.securityContext?.allowPrivilegeEscalation, false, c.name);
+      assert.equal(c.securityContext?.readOnlyRootFilesystem, true, c.name);
+      assert.equal(c.securityContext?.privileged, false, c.name);
+      assert.deepEqual(c.securityContext?.capabilities?.drop, ['ALL'], c.name);
+      assert.ok(c.resources?.limits?.memory && c.resources.limits.cpu, c.name);
+    }
+    const { items } = (await call(server, 'GET', '/api/v1/apps/poll/versions', { token: dave })).body;
+    const fetcher = pod.initContainers![0]!;
+    assert.equal(
+      fetcher.env!.find((e) => e.name === 'ARTIFACT_DIGEST')?.value,
+      items[0].digest,
+      'the init container accepts the signed artifact only',
+    );
+    assert.equal(
+      fetcher.env!.find((e) => e.name === 'ARTIFACT_TOKEN')?.valueFrom?.secretKeyRef?.name,
+      'microapp-artifact-reader',
+    );
+    // In from the gateway only; out to the platform's broker, the platform and DNS only: no address blocks.
+    assert.deepEqual(policy.spec!.policyTypes, ['Ingress', 'Egress']);
+    const peers = [...policy.spec!.egress!, ...policy.spec!.ingress!].flatMap((rule) => [
+      ...((rule as { to?: object[] }).to ?? []),
+      ...((rule as { from?: object[] }).from ?? []),
+    ]) as { ipBlock?: unknown; podSelector?: { matchLabels?: Record<string, string> } }[];
+    assert.ok(peers.length >= 4 && peers.every((p) => !p.ipBlock && p.podSelector?.matchLabels));
+    assert.deepEqual(
+      [
+        ...new Set(
+          peers.map(
+            (p) =>
+              p.podSelector!.matchLabels!['app.kubernetes.io/name'] ?? p.podSelector!.matchLabels!['k8s-app'],
+          ),
+        ),
+      ].sort(),
+      ['kube-dns', 'microapp', 'microapp-egress'],
+    );
+
+    // The same rules as a deploy: only the owner or an admin, and it is audited.
+    const bob = await tokenFor(server, 'bob@example.com');
+    const refused = await call(server, 'POST', '/api/v1/apps/poll/kubernetes-manifests', {
+      token: bob,
+      body: { version: '0.1.0' },
+    });
+    assert.equal(refused.status, 403);
+    const ivan = await tokenFor(server, 'ivan@example.com');
+    const audited = (
+      await call(server, 'GET', '/api/v1/audit/events?app=poll&action=deployment.rendered', { token: ivan })
+    ).body.items;
+    assert.equal(audited.length, 1);
+    assert.equal(audited[0].summary.driver, 'kubernetes');
   });
 
   test('stop takes the app off the gateway; only its owner or an admin may deploy or stop it', async () => {

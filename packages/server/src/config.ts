@@ -5,6 +5,10 @@ import type { Role, Specialty } from './modules/identity/principal.ts';
 import { roles, specialties } from './modules/identity/principal.ts';
 import { defaultLifecycleSettings, type LifecycleSettings } from './modules/lifecycle/lifecycle-rules.ts';
 import type { NotificationChannels } from './modules/notifications/notification-service.ts';
+import {
+  defaultKubernetesSettings,
+  type KubernetesSettings,
+} from './modules/runtime/kubernetes-manifests.ts';
 
 /** What an IdP group grants. */
 export type GroupGrant = { roles: Role[]; specialties: Specialty[] };
@@ -44,6 +48,8 @@ export type ServerConfig = {
   consoleDir: string | null;
   /** The DNS domain app hosts live under (`NAME.DOMAIN`); null: `apps.` + the public URL's host name. */
   appsDomain: string | null;
+  /** The Kubernetes driver's namespaces and runtime image (it renders objects; it needs no cluster access). */
+  kubernetes: KubernetesSettings;
   /** `--dev` only: names the egress broker resolves to fixed addresses (local stand-ins for outside APIs). */
   devEgressHosts: Map<string, { address: string; port: number }>;
   /** Days request rows are kept (last use per app is kept apart, for good). */
@@ -296,6 +302,24 @@ export function loadConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv): ServerCo
     )
   )
     problems.push(`MICROAPP_APPS_DOMAIN must be a DNS name such as apps.example.com, got "${appsDomain}"`);
+  const kubernetes: KubernetesSettings = {
+    ...defaultKubernetesSettings,
+    ...(env.MICROAPP_KUBERNETES_NAMESPACE ? { namespace: env.MICROAPP_KUBERNETES_NAMESPACE } : {}),
+    ...(env.MICROAPP_KUBERNETES_PLATFORM_NAMESPACE
+      ? { platformNamespace: env.MICROAPP_KUBERNETES_PLATFORM_NAMESPACE }
+      : {}),
+    ...(env.MICROAPP_KUBERNETES_RUNTIME_IMAGE ? { runtimeImage: env.MICROAPP_KUBERNETES_RUNTIME_IMAGE } : {}),
+  };
+  for (const [variable, value] of [
+    ['MICROAPP_KUBERNETES_NAMESPACE', kubernetes.namespace],
+    ['MICROAPP_KUBERNETES_PLATFORM_NAMESPACE', kubernetes.platformNamespace],
+  ] as const)
+    if (!/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/.test(value))
+      problems.push(`${variable} must be a Kubernetes namespace name such as microapps, got "${value}"`);
+  if (!/^[a-z0-9][a-z0-9._/:@-]{0,254}$/.test(kubernetes.runtimeImage))
+    problems.push(
+      `MICROAPP_KUBERNETES_RUNTIME_IMAGE must be an image reference such as registry.example.com/node@sha256:…, got "${kubernetes.runtimeImage}"`,
+    );
   if (problems.length > 0) {
     if (!dev)
       problems.push('or run `microapp server --dev` for a local trial with a built-in identity provider');
@@ -321,6 +345,7 @@ export function loadConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv): ServerCo
     consoleDir: env.MICROAPP_CONSOLE_DIR ? resolve(env.MICROAPP_CONSOLE_DIR) : null,
     devEgressHosts,
     appsDomain,
+    kubernetes,
   };
 }
 

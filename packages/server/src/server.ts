@@ -299,6 +299,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     egress,
     cgroups,
     credentials,
+    kubernetes: config.kubernetes,
   });
   registerDeploymentRoutes(app, { deployments });
   const builds = createBuildService({

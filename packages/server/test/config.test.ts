@@ -21,6 +21,27 @@ describe('server configuration', () => {
     );
   });
 
+  test('the Kubernetes driver’s namespaces and image: defaults, overrides, and a clear refusal', () => {
+    assert.equal(loadConfig({ dev: true }, {}).kubernetes.namespace, 'microapps');
+    const set = loadConfig(
+      { dev: true },
+      {
+        MICROAPP_KUBERNETES_NAMESPACE: 'apps-prod',
+        MICROAPP_KUBERNETES_RUNTIME_IMAGE: 'registry.example.com/node@sha256:abc',
+      },
+    );
+    assert.equal(set.kubernetes.namespace, 'apps-prod');
+    assert.equal(set.kubernetes.runtimeImage, 'registry.example.com/node@sha256:abc');
+    assert.throws(
+      () =>
+        loadConfig(
+          { dev: true },
+          { MICROAPP_KUBERNETES_NAMESPACE: 'Apps_Prod', MICROAPP_KUBERNETES_RUNTIME_IMAGE: 'node; rm -rf /' },
+        ),
+      /MICROAPP_KUBERNETES_NAMESPACE must be a Kubernetes namespace name[\s\S]*MICROAPP_KUBERNETES_RUNTIME_IMAGE must be an image reference/,
+    );
+  });
+
   test('a complete OIDC configuration is accepted; the client secret is not in any error', () => {
     const env = {
       MICROAPP_OIDC_ISSUER: 'https://login.example.com',

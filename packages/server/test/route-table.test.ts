@@ -65,6 +65,7 @@ const expectations: Record<string, { allowed: Who[]; denied?: Partial<Record<Who
   },
   'POST /api/v1/secrets/rewrap': { allowed: ['admin'] },
   'POST /api/v1/apps/:name/deployments': { allowed: users },
+  'POST /api/v1/apps/:name/kubernetes-manifests': { allowed: users },
   'DELETE /api/v1/apps/:name/deployments/current': {
     allowed: ['creator', 'admin'],
     denied: { otherCreator: 404 },

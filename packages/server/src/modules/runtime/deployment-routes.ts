@@ -44,6 +44,28 @@ export function registerDeploymentRoutes(fastify: FastifyInstance, deps: { deplo
         ),
   );
 
+  app.post(
+    '/api/v1/apps/:name/kubernetes-manifests',
+    {
+      config: { access: anyUser('apps:write') },
+      schema: {
+        tags: ['runtime'],
+        summary:
+          'The Kubernetes driver (owner or admin): the same checks as a deploy, then a Deployment, Service, NetworkPolicy and claim for a GitOps directory that Argo CD or Flux applies',
+        params: Type.Object({ name: AppName }),
+        body: Type.Object({ version: Version, env: Type.Optional(Env) }, { additionalProperties: false }),
+      },
+    },
+    async (request) =>
+      deployments.renderForKubernetes(
+        principalOf(request),
+        request.params.name,
+        request.body.version,
+        auditContext(request),
+        request.body.env ?? 'live',
+      ),
+  );
+
   app.get(
     '/api/v1/apps/:name/deployments',
     {

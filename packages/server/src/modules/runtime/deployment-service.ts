@@ -18,6 +18,7 @@ import type { PolicyEngine } from '../policy/policy-engine.ts';
 import type { SecretService } from '../secrets/secret-service.ts';
 import type { VersionsService } from '../signing/versions-service.ts';
 import { type CgroupDriver, defaultLimits } from './cgroups.ts';
+import { type KubernetesSettings, renderKubernetes } from './kubernetes-manifests.ts';
 import { type SandboxedProcess, type SandboxSpec, startSandboxed } from './sandbox.ts';
 
 /** Where a version runs: `preview` for the owner and reviewers, `live` for the app's audience. */
@@ -83,6 +84,8 @@ export function createDeploymentService(deps: {
   egress?: Pick<EgressBroker, 'open' | 'close' | 'closeAll'>;
   /** Where instances get their memory, CPU and process limits; null runs them unlimited (and says so). */
   cgroups?: CgroupDriver | null;
+  /** Where the Kubernetes driver's objects go; without it the driver is off. */
+  kubernetes?: KubernetesSettings;
   /** Per-instance database roles for the app's PostgreSQL connectors, dropped when the instance stops. */
   credentials?: Pick<DatabaseCredentials, 'issue' | 'revoke'>;
 }) {
@@ -234,15 +237,8 @@ export function createDeploymentService(deps: {
     });
   }
 
-  /** Verifies, admits, unpacks and starts a version, then switches traffic to it and stops the old one. */
-  async function launch(
-    target: Target,
-    version: string,
-    ctx: AuditContext,
-    action: string,
-    env: Env = 'live',
-  ) {
-    const site = siteOf(target.name, env);
+  /** The stored artifact of a version, once its signature and provenance verify and admission allows it. */
+  async function admit(target: Target, version: string, ctx: AuditContext) {
     // The key that signed it, current or retired since: a rotation must not strand running versions. Only
     // this platform's key signs provenance, so its signature names the builder; the builder id (which
     // follows the public URL) is for third parties (`microapp verify --builder`).
@@ -277,6 +273,19 @@ export function createDeploymentService(deps: {
           );
       }
     }
+    return stored;
+  }
+
+  /** Verifies, admits, unpacks and starts a version, then switches traffic to it and stops the old one. */
+  async function launch(
+    target: Target,
+    version: string,
+    ctx: AuditContext,
+    action: string,
+    env: Env = 'live',
+  ) {
+    const site = siteOf(target.name, env);
+    const stored = await admit(target, version, ctx);
     const codeDir = join(
       deps.runtimeDir,
       'code',
@@ -467,6 +476,62 @@ export function createDeploymentService(deps: {
         `${name}@${version} has not run in preview; try it there first: \`microapp deploy ${name}@${version} --env preview\``,
       );
     return launch(target, version, ctx, 'deployment.promoted', 'live');
+  }
+
+  /**
+   * The Kubernetes driver: the same checks as a deploy (owner or admin, approved, not held, signature,
+   * provenance, admission), then the objects for a GitOps directory instead of a sandbox here. Audited as
+   * `deployment.rendered`; whether the cluster applied them is Argo CD's or Flux's to report.
+   */
+  async function renderForKubernetes(
+    principal: Principal,
+    name: string,
+    version: string,
+    ctx: AuditContext,
+    env: Env = 'live',
+  ) {
+    if (!deps.kubernetes)
+      throw new AppError('conflict', 'this platform has no Kubernetes settings (see docs/runtime.md)');
+    const target = await targetFor(principal, name);
+    await deps.versions.get(principal, name, version);
+    const stored = await admit(target, version, ctx);
+    const site = siteOf(name, env);
+    const files = renderKubernetes(
+      {
+        site,
+        name,
+        env,
+        version,
+        digest: stored.digest,
+        tier: target.tier,
+        owner: target.owner,
+        manifest: target.manifest,
+      },
+      deps.kubernetes,
+    );
+    await db.transaction().execute((trx) =>
+      audit.record(trx, ctx, {
+        action: 'deployment.rendered',
+        targetType: 'app',
+        target: name,
+        summary: {
+          driver: 'kubernetes',
+          version,
+          env,
+          digest: stored.digest,
+          namespace: deps.kubernetes!.namespace,
+          files: files.map((f) => f.path),
+        },
+      }),
+    );
+    return {
+      app: name,
+      version,
+      env,
+      digest: stored.digest,
+      namespace: deps.kubernetes.namespace,
+      files: files.map(({ path, content }) => ({ path, content })),
+    };
   }
 
   /**
@@ -742,6 +807,7 @@ export function createDeploymentService(deps: {
   return {
     running,
     deploy,
+    renderForKubernetes,
     promote,
     history,
     logs,
