@@ -52,6 +52,8 @@ export type ServerConfig = {
   kubernetes: KubernetesSettings;
   /** `--dev` only: names the egress broker resolves to fixed addresses (local stand-ins for outside APIs). */
   devEgressHosts: Map<string, { address: string; port: number }>;
+  /** Whether apps may open CONNECT tunnels through the broker (opaque to DLP); off by default. */
+  egressTunnels: boolean;
   /** Days request rows are kept (last use per app is kept apart, for good). */
   usageRetentionDays: number;
 };
@@ -302,6 +304,9 @@ export function loadConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv): ServerCo
     )
   )
     problems.push(`MICROAPP_APPS_DOMAIN must be a DNS name such as apps.example.com, got "${appsDomain}"`);
+  const tunnels = (env.MICROAPP_EGRESS_TUNNELS ?? 'off').toLowerCase();
+  if (!['on', 'off'].includes(tunnels))
+    problems.push(`MICROAPP_EGRESS_TUNNELS must be on or off, got "${env.MICROAPP_EGRESS_TUNNELS}"`);
   const kubernetes: KubernetesSettings = {
     ...defaultKubernetesSettings,
     ...(env.MICROAPP_KUBERNETES_NAMESPACE ? { namespace: env.MICROAPP_KUBERNETES_NAMESPACE } : {}),
@@ -344,6 +349,7 @@ export function loadConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv): ServerCo
     usageRetentionDays,
     consoleDir: env.MICROAPP_CONSOLE_DIR ? resolve(env.MICROAPP_CONSOLE_DIR) : null,
     devEgressHosts,
+    egressTunnels: tunnels === 'on',
     appsDomain,
     kubernetes,
   };

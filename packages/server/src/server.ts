@@ -267,6 +267,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     audit,
     dir: join(config.dataDir, 'runtime', 'egress'),
     pinned: config.devEgressHosts,
+    tunnels: config.egressTunnels,
     onBytes: (name, _host, out, inBytes) => platformMetrics?.egressBytes(name, out, inBytes),
     policy: async (input, subject) => {
       if (!engine) return [];

@@ -1,6 +1,11 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import { createServer as createSecureServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
   buildFinished,
@@ -19,7 +24,7 @@ import {
 const caller = (
   platformPort: string,
   name = 'caller',
-  yaml = 'name: caller\nowner: alice@example.com\npurpose: Call the bank API through the egress broker\ndataClasses: [internal]\naudience: { department: finance, maxUsers: 50 }\nintegrations: { egress: [api.bank.example.com] }\n',
+  yaml = 'name: caller\nowner: alice@example.com\npurpose: Call the bank API through the egress broker\ndataClasses: [internal]\naudience: { department: finance, maxUsers: 50 }\nintegrations: { egress: [api.bank.example.com, secure.bank.example.com] }\n',
 ) =>
   nodeApp(
     name,
@@ -32,6 +37,33 @@ http.createServer(async (req, res) => {
     if (u.pathname === '/fetch') {
       const r = await fetch(u.searchParams.get('url'), { method: u.searchParams.get('method') || (u.searchParams.has('body') ? 'POST' : 'GET'), ...(u.searchParams.has('body') ? { body: u.searchParams.get('body') } : {}), headers: { 'content-type': 'text/plain', authorization: 'Bearer forged-by-the-app' } });
       return res.end(JSON.stringify({ status: r.status, egress: r.headers.get('x-microapp-egress'), body: await r.text() }));
+    }
+    if (u.pathname === '/http-module') {
+      return http.get(u.searchParams.get('url'), (r) => {
+        let body = '';
+        r.on('data', (d) => (body += d));
+        r.on('end', () => res.end(JSON.stringify({ status: r.statusCode, egress: r.headers['x-microapp-egress'] || null, body })));
+      }).on('error', (e) => res.end(JSON.stringify({ error: String(e) })));
+    }
+    if (u.pathname === '/tunnel') {
+      const tls = require('node:tls');
+      let answered = false;
+      const answer = (o) => { if (!answered) { answered = true; res.end(JSON.stringify(o)); } };
+      const req = http.request({ socketPath: '/run/egress/proxy.sock', method: 'CONNECT', path: u.searchParams.get('to') });
+      req.on('connect', (r, socket) => {
+        socket.on('error', () => {});
+        if (r.statusCode !== 200) { socket.destroy(); return answer({ status: r.statusCode, egress: r.headers['x-microapp-egress'] || null }); }
+        const secure = tls.connect({ socket, servername: u.searchParams.get('sni'), rejectUnauthorized: false }, () => {
+          secure.write('GET / HTTP/1.1\\r\\nhost: ' + u.searchParams.get('sni') + '\\r\\nconnection: close\\r\\n\\r\\n');
+        });
+        let body = '';
+        secure.on('data', (d) => (body += d));
+        secure.on('end', () => answer({ status: 200, body }));
+        secure.on('close', () => answer({ status: 200, body, error: 'closed' }));
+        secure.on('error', (e) => answer({ status: 200, error: e.code || String(e) }));
+      });
+      req.on('error', (e) => answer({ error: String(e) }));
+      return req.end();
     }
     if (u.pathname === '/socket') {
       const s = net.connect(${platformPort}, '127.0.0.1');
@@ -48,6 +80,8 @@ http.createServer(async (req, res) => {
 describe('egress broker', () => {
   let server: TestServer;
   let upstream: Server;
+  let secure: Server;
+  let secureConnections = 0;
   let seen: { method: string; url: string; headers: IncomingHttpHeaders; body: string }[] = [];
   let t: Awaited<ReturnType<typeof signInEveryone>>;
   let stop: () => Promise<void>;
@@ -65,15 +99,47 @@ describe('egress broker', () => {
     });
     await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
     const port = (upstream.address() as AddressInfo).port;
+    // A TLS service for tunnels, with a throwaway self-signed certificate.
+    const certDir = mkdtempSync(join(tmpdir(), 'microapp-tls-'));
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:prime256v1',
+        '-nodes',
+        '-days',
+        '1',
+        '-subj',
+        '/CN=secure.bank.example.com',
+        '-keyout',
+        join(certDir, 'key.pem'),
+        '-out',
+        join(certDir, 'cert.pem'),
+      ],
+      { stdio: 'ignore' },
+    );
+    secure = createSecureServer(
+      { key: readFileSync(join(certDir, 'key.pem')), cert: readFileSync(join(certDir, 'cert.pem')) },
+      (_req, res) => res.end('secure-hello'),
+    );
+    secure.on('secureConnection', () => secureConnections++);
+    rmSync(certDir, { recursive: true, force: true });
+    await new Promise<void>((r) => secure.listen(0, '127.0.0.1', r));
+    const securePort = (secure.address() as AddressInfo).port;
     ({ server, t, stop } = await startBuildServer({
-      MICROAPP_DEV_EGRESS_HOSTS: `api.bank.example.com=127.0.0.1:${port},ledger.corp.example.com=127.0.0.1:${port}`,
+      MICROAPP_DEV_EGRESS_HOSTS: `api.bank.example.com=127.0.0.1:${port},ledger.corp.example.com=127.0.0.1:${port},secure.bank.example.com=127.0.0.1:${securePort}`,
+      MICROAPP_EGRESS_TUNNELS: 'on',
     }));
     const manifest = lunchPoll({
       name: 'caller',
       owner: people.alice,
       purpose: 'Call the bank API through the egress broker',
       audience: { department: 'finance', maxUsers: 50 },
-      integrations: { egress: ['api.bank.example.com'] },
+      integrations: { egress: ['api.bank.example.com', 'secure.bank.example.com'] },
     });
     const reg = await call(server, 'POST', '/api/v1/apps', { token: t.alice, body: manifest });
     if (reg.body.app.state !== 'approved')
@@ -91,6 +157,7 @@ describe('egress broker', () => {
   after(async () => {
     await stop();
     upstream.close();
+    secure.close();
   });
 
   const app = async (path: string) => {
@@ -146,7 +213,7 @@ describe('egress broker', () => {
     assert.equal(other.egress, 'denied');
     assert.match(
       JSON.parse(other.body).detail,
-      /evil\.example\.com is not in caller's approved egress \(api\.bank\.example\.com\)/,
+      /evil\.example\.com is not in caller's approved egress \(api\.bank\.example\.com, secure\.bank\.example\.com\)/,
     );
     const ip = await app(
       `/fetch?url=${encodeURIComponent(`http://127.0.0.1:${new URL(server.url).port}/api/v1/meta`)}`,
@@ -161,6 +228,75 @@ describe('egress broker', () => {
     const denied = await audit('egress.denied');
     assert.ok(denied.some((e) => e.summary.host === 'evil.example.com'));
     assert.ok(denied.some((e) => e.summary.host === '169.254.169.254'));
+  });
+
+  test('Node’s http module goes through the broker too, under the same rules', async () => {
+    seen = [];
+    const ok = await app(
+      `/http-module?url=${encodeURIComponent('http://api.bank.example.com/accounts?id=9')}`,
+    );
+    assert.equal(ok.status, 200, JSON.stringify(ok));
+    assert.deepEqual(JSON.parse(ok.body), { balance: 42 });
+    assert.equal(seen[0]?.url, '/accounts?id=9');
+    const refused = await app(`/http-module?url=${encodeURIComponent('http://evil.example.com/steal')}`);
+    assert.equal(refused.status, 403);
+    assert.equal(refused.egress, 'denied');
+    assert.equal(seen.length, 1);
+  });
+
+  test('CONNECT: an approved host on 443 is tunnelled when its TLS server name matches; every other tunnel is refused', async () => {
+    const tunnel = async (to: string, sni = 'secure.bank.example.com') =>
+      (await app(`/tunnel?to=${encodeURIComponent(to)}&sni=${encodeURIComponent(sni)}`)) as {
+        status?: number;
+        egress?: string | null;
+        body?: string;
+        error?: string;
+      };
+    const before = secureConnections;
+    const ok = await tunnel('secure.bank.example.com:443');
+    assert.equal(ok.status, 200, JSON.stringify(ok));
+    assert.match(String(ok.body), /secure-hello/);
+    assert.equal(secureConnections, before + 1);
+
+    const wrongName = await tunnel('secure.bank.example.com:443', 'evil.example.com');
+    assert.doesNotMatch(String(wrongName.body), /secure-hello/, JSON.stringify(wrongName));
+    for (const [to, status] of [
+      ['secure.bank.example.com:8443', 403],
+      ['evil.example.com:443', 403],
+      ['127.0.0.1:443', 403],
+      [`[::1]:${new URL(server.url).port}`, 403],
+      ['connector.ledger:443', 403],
+      ['secure.bank.example.com', 400],
+    ] as const) {
+      const r = await tunnel(to);
+      assert.equal(r.status, status, `${to}: ${JSON.stringify(r)}`);
+      assert.equal(r.egress, 'denied');
+    }
+    assert.equal(secureConnections, before + 1, 'no refused tunnel reached the service');
+    const reasons = (await audit('egress.denied')).map((e) => e.reason);
+    for (const want of [
+      /the TLS server name \(evil\.example\.com\) is not the host the tunnel was granted for \(secure\.bank\.example\.com\)/,
+      /tunnels go to port 443 only, not 8443/,
+      /connectors take plain requests/,
+      /by name, never by address \(::1\)/,
+    ])
+      assert.ok(
+        reasons.some((r) => want.test(r)),
+        `${want}: ${JSON.stringify(reasons)}`,
+      );
+    const db = server.rawDb();
+    try {
+      const rows = await db.kysely
+        .selectFrom('app_egress')
+        .selectAll()
+        .where('method', '=', 'CONNECT')
+        .where('decision', '=', 'allowed')
+        .execute();
+      assert.equal(rows.length, 1);
+      assert.ok(Number(rows[0]!.bytes_in) > 0 && Number(rows[0]!.bytes_out) > 0);
+    } finally {
+      await db.destroy();
+    }
   });
 
   test('without the broker there is no way out: a direct socket to the platform fails', async () => {

@@ -6,6 +6,7 @@ import {
   type IncomingMessage,
   type Server,
   type ServerResponse,
+  STATUS_CODES,
 } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import {
@@ -16,6 +17,7 @@ import {
   connect as tcpConnect,
 } from 'node:net';
 import { dirname, join } from 'node:path';
+import type { Duplex } from 'node:stream';
 import type { Kysely } from 'kysely';
 import type { Clock } from '../../clock.ts';
 import type { Database } from '../../db/schema.ts';
@@ -25,6 +27,7 @@ import type { Manifest } from '../catalog/manifest-schema.ts';
 import type { ResolvedConnector } from '../connectors/connector-service.ts';
 import { isPublicAddress, normalizeHost } from './addresses.ts';
 import { type DlpFinding, dlpClassFor, inspect } from './dlp.ts';
+import { clientHello, serverName } from './tls-hello.ts';
 
 export const shimFile = join(import.meta.dirname, 'shim.cjs');
 
@@ -87,6 +90,8 @@ export function createEgressBroker(deps: {
   resolve?: (host: string) => Promise<string[]>;
   pinned?: Map<string, { address: string; port: number }>;
   onBytes?: (app: string, host: string, bytesOut: number, bytesIn: number) => void;
+  /** Whether apps may open CONNECT tunnels (opaque to DLP); off unless the platform turns them on. */
+  tunnels?: boolean;
   /** Connectors (`http://connector.{id}/…`), with their credentials: the broker adds them, apps never see them. */
   connectors?: { resolve(id: string): Promise<ResolvedConnector | null> };
   timeoutMs?: number;
@@ -157,13 +162,8 @@ export function createEgressBroker(deps: {
     let inject: [string, string] | undefined;
     // Data may leave only to where both the app and (for a connector) the system are approved for it.
     let mayReceive = new Set<string>(app.manifest.dataClasses);
-    if (isIP(asked))
-      return {
-        allowed: false,
-        status: 403,
-        host: asked,
-        reason: `apps reach services by name, never by address (${asked})`,
-      };
+    const byAddress = addressRefusal(asked);
+    if (byAddress) return byAddress;
     const connectorId = /^connector\.([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)$/.exec(asked)?.[1];
     if (connectorId) {
       if (!(app.manifest.integrations?.connectors ?? []).includes(connectorId))
@@ -217,36 +217,11 @@ export function createEgressBroker(deps: {
       if (c.credential)
         inject = [c.authHeader, c.authHeader === 'authorization' ? `Bearer ${c.credential}` : c.credential];
     } else {
-      const approved = app.manifest.integrations?.egress ?? [];
-      if (!approved.includes(asked))
-        return {
-          allowed: false,
-          status: 403,
-          host: asked,
-          reason: `${asked} is not in ${app.name}'s approved egress (${approved.join(', ') || 'none'}): add it to integrations.egress in microapp.yaml and register again; the change is reviewed`,
-        };
+      const unlisted = unapproved(app, asked);
+      if (unlisted) return unlisted;
     }
-    const denials = await deps.policy(
-      {
-        request: {
-          method: 'egress',
-          host: asked,
-          scheme,
-          verb: req.method,
-          ...(connectorId ? { connector: connectorId } : {}),
-        },
-        manifest: app.manifest,
-        app: { name: app.name, owner: app.owner, department: app.department, tier: app.tier },
-      },
-      app.name,
-    );
-    if (denials.length)
-      return {
-        allowed: false,
-        status: 403,
-        host: asked,
-        reason: `policy: ${denials.map((d) => d.message).join('; ')}`,
-      };
+    const denied = await policyRefusal(app, asked, scheme, req.method ?? 'GET', connectorId);
+    if (denied) return denied;
     if (body.length) {
       const findings = inspect(body.toString('utf8'));
       const blocked = findings.filter((f) => !mayReceive.has(dlpClassFor[f.kind]));
@@ -261,8 +236,78 @@ export function createEgressBroker(deps: {
     }
     const finalPort = port ?? (scheme === 'https' ? 443 : 80);
     const base = { host, port: finalPort, scheme, target: asked, path, ...(inject ? { inject } : {}) };
+    const reached = await addressOf(host, asked);
+    if ('allowed' in reached) return reached;
+    return { allowed: true, ...base, ...reached, port: reached.port ?? finalPort };
+  }
+
+  type Refusal = Extract<EgressDecision, { allowed: false }>;
+
+  function addressRefusal(asked: string): Refusal | null {
+    return isIP(asked)
+      ? {
+          allowed: false,
+          status: 403,
+          host: asked,
+          reason: `apps reach services by name, never by address (${asked})`,
+        }
+      : null;
+  }
+
+  function unapproved(app: BrokeredApp, asked: string): Refusal | null {
+    const approved = app.manifest.integrations?.egress ?? [];
+    return approved.includes(asked)
+      ? null
+      : {
+          allowed: false,
+          status: 403,
+          host: asked,
+          reason: `${asked} is not in ${app.name}'s approved egress (${approved.join(', ') || 'none'}): add it to integrations.egress in microapp.yaml and register again; the change is reviewed`,
+        };
+  }
+
+  /** The organization's policy packs, asked for this one request or tunnel (`input.request.method == "egress"`). */
+  async function policyRefusal(
+    app: BrokeredApp,
+    asked: string,
+    scheme: 'http' | 'https',
+    verb: string,
+    connectorId?: string,
+  ): Promise<Refusal | null> {
+    const denials = await deps.policy(
+      {
+        request: {
+          method: 'egress',
+          host: asked,
+          scheme,
+          verb,
+          ...(connectorId ? { connector: connectorId } : {}),
+        },
+        manifest: app.manifest,
+        app: { name: app.name, owner: app.owner, department: app.department, tier: app.tier },
+      },
+      app.name,
+    );
+    return denials.length
+      ? {
+          allowed: false,
+          status: 403,
+          host: asked,
+          reason: `policy: ${denials.map((d) => d.message).join('; ')}`,
+        }
+      : null;
+  }
+
+  /**
+   * The address to connect to: a pinned stand-in (`--dev`), or what the name resolves to when every
+   * address is public (one inside address among public ones is enough to refuse: DNS rebinding).
+   */
+  async function addressOf(
+    host: string,
+    asked: string,
+  ): Promise<Refusal | { address: string; port?: number }> {
     const pinned = deps.pinned?.get(host);
-    if (pinned) return { allowed: true, ...base, port: pinned.port, address: pinned.address };
+    if (pinned) return { address: pinned.address, port: pinned.port };
     let addresses: string[];
     try {
       addresses = await resolve(host);
@@ -277,7 +322,129 @@ export function createEgressBroker(deps: {
         host: asked,
         reason: `${host} resolves to an address apps may not reach (${inside.join(', ') || 'none'})`,
       };
-    return { allowed: true, ...base, address: addresses[0]! };
+    return { address: addresses[0]! };
+  }
+
+  /**
+   * A CONNECT tunnel (what HTTPS_PROXY clients send): the same name, policy and address rules as a request,
+   * to port 443 only, never to a connector (it needs the broker to add its credential), and only when the
+   * platform allows tunnels at all: the broker cannot read inside one, so DLP does not apply to it.
+   */
+  async function decideTunnel(
+    app: BrokeredApp,
+    authority: string,
+  ): Promise<Refusal | { allowed: true; host: string; address: string; port: number }> {
+    const target = normalizeHost(authority);
+    if (!target || target.port === null)
+      return { allowed: false, status: 400, host: null, reason: 'CONNECT names HOST:PORT' };
+    const asked = target.host;
+    if (!deps.tunnels)
+      return {
+        allowed: false,
+        status: 403,
+        host: asked,
+        reason:
+          'this platform does not allow tunnels (CONNECT), which the broker cannot inspect: send the request through the broker instead (fetch, http and https do that in the sandbox)',
+      };
+    const byAddress = addressRefusal(asked);
+    if (byAddress) return byAddress;
+    if (asked.startsWith('connector.'))
+      return {
+        allowed: false,
+        status: 403,
+        host: asked,
+        reason: `connectors take plain requests (http://${asked}/…), so the broker can add their credential`,
+      };
+    if (target.port !== 443)
+      return {
+        allowed: false,
+        status: 403,
+        host: asked,
+        reason: `tunnels go to port 443 only, not ${target.port}`,
+      };
+    const unlisted = unapproved(app, asked);
+    if (unlisted) return unlisted;
+    const denied = await policyRefusal(app, asked, 'https', 'CONNECT');
+    if (denied) return denied;
+    const reached = await addressOf(asked, asked);
+    if ('allowed' in reached) return reached;
+    return { allowed: true, host: asked, address: reached.address, port: reached.port ?? 443 };
+  }
+
+  /**
+   * Serves one CONNECT: the decision, then `200`, then the client's TLS hello, whose server name (SNI) must
+   * be the host the tunnel was granted for; then bytes both ways, counted and recorded when it closes.
+   */
+  async function tunnelFor(app: BrokeredApp, authority: string, inside: Duplex, head: Buffer) {
+    const d = await decideTunnel(app, authority);
+    if (!d.allowed) {
+      await record(app, {
+        host: d.host,
+        method: 'CONNECT',
+        decision: 'denied',
+        status: d.status,
+        bytesOut: 0,
+        bytesIn: 0,
+        reason: d.reason,
+      });
+      const body = JSON.stringify({ error: 'egress_denied', detail: d.reason });
+      inside.end(
+        `HTTP/1.1 ${d.status} ${STATUS_CODES[d.status] ?? 'Refused'}\r\ncontent-type: application/json\r\nx-microapp-egress: denied\r\nconnection: close\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+      );
+      return;
+    }
+    inside.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+    const hello = await clientHello(inside, head);
+    const named = hello ? serverName(hello) : null;
+    const sni = named ? normalizeHost(named)?.host : null;
+    if (!hello || sni !== d.host) {
+      const reason = hello
+        ? `the TLS server name (${named ?? 'none'}) is not the host the tunnel was granted for (${d.host})`
+        : 'the tunnel did not start with a TLS hello';
+      await record(app, {
+        host: d.host,
+        method: 'CONNECT',
+        decision: 'denied',
+        status: 403,
+        bytesOut: 0,
+        bytesIn: 0,
+        reason,
+      });
+      inside.destroy();
+      return;
+    }
+    let bytesOut = hello.length;
+    let bytesIn = 0;
+    const outside = tcpConnect(d.port, d.address);
+    outside.write(hello);
+    inside.on('data', (c: Buffer) => {
+      bytesOut += c.length;
+    });
+    outside.on('data', (c: Buffer) => {
+      bytesIn += c.length;
+    });
+    inside.pipe(outside).pipe(inside);
+    inside.resume();
+    let done = false;
+    const finish = (status: number) => {
+      if (done) return;
+      done = true;
+      inside.destroy();
+      outside.destroy();
+      deps.onBytes?.(app.name, d.host, bytesOut, bytesIn);
+      void record(app, {
+        host: d.host,
+        method: 'CONNECT',
+        decision: status ? 'allowed' : 'failed',
+        status,
+        bytesOut,
+        bytesIn,
+      }).catch(() => {});
+    };
+    outside.on('error', () => finish(0));
+    inside.on('error', () => finish(200));
+    outside.on('close', () => finish(200));
+    inside.on('close', () => finish(200));
   }
 
   async function handle(app: BrokeredApp, req: IncomingMessage, res: ServerResponse) {
@@ -392,6 +559,10 @@ export function createEgressBroker(deps: {
         else res.destroy();
       });
     });
+    server.on('connect', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      socket.on('error', () => {});
+      tunnelFor(app, req.url ?? '', socket, head).catch(() => socket.destroy());
+    });
     await new Promise<void>((done, fail) => server.listen(join(dir, 'proxy.sock'), done).once('error', fail));
     chmodSync(join(dir, 'proxy.sock'), 0o666);
     servers.set(key, server);
@@ -476,7 +647,7 @@ export function createEgressBroker(deps: {
     await Promise.all([...servers.keys()].map(close));
   }
 
-  return { open, tunnel, close, closeAll, decide };
+  return { open, tunnel, close, closeAll, decide, decideTunnel };
 }
 
 export type EgressBroker = ReturnType<typeof createEgressBroker>;

@@ -1,8 +1,10 @@
-// Loaded with `node --require` in every app sandbox: the app has no network, so fetch() goes to the
-// platform's egress broker over the unix socket at /run/egress/proxy.sock. HTTPS is originated by the
-// broker (it verifies the server's certificate), so the broker can apply the policy and DLP to the request.
+// Loaded with `node --require` in every app sandbox: the app has no network, so fetch() and the http and
+// https modules go to the platform's egress broker over the unix socket at /run/egress/proxy.sock. HTTPS is
+// originated by the broker (it verifies the server's certificate), so the broker can apply the policy and
+// DLP to the request.
 'use strict';
 const http = require('node:http');
+const https = require('node:https');
 const { Readable } = require('node:stream');
 
 const socketPath = '/run/egress/proxy.sock';
@@ -53,3 +55,58 @@ globalThis.fetch = async function brokeredFetch(input, init = {}) {
     req.end(body || undefined);
   });
 };
+
+// http.request / http.get / https.request / https.get: the same request, sent to the broker's socket with the
+// host it was meant for. Requests the app sends to a unix socket of its own stay as they are.
+const plainRequest = http.request;
+function brokered(scheme) {
+  return function request(input, options, callback) {
+    if (typeof options === 'function') {
+      callback = options;
+      options = undefined;
+    }
+    let opts;
+    if (typeof input === 'string' || input instanceof URL) {
+      const url = new URL(String(input));
+      opts = {
+        protocol: url.protocol,
+        hostname: url.hostname,
+        port: url.port,
+        path: url.pathname + url.search,
+        ...(options || {}),
+      };
+    } else opts = { ...(input || {}) };
+    if (opts.socketPath) return plainRequest(opts, callback);
+    const host = String(opts.hostname || opts.host || 'localhost').replace(/^\[|\]$/g, '');
+    const port = opts.port ? `:${opts.port}` : '';
+    const headers = { ...(opts.headers || {}) };
+    for (const k of Object.keys(headers)) if (k.toLowerCase() === 'host') delete headers[k];
+    headers.host = (host.includes(':') ? `[${host}]` : host) + port;
+    headers['x-microapp-egress-scheme'] = scheme;
+    const out = {
+      method: opts.method || 'GET',
+      path: opts.path || '/',
+      headers,
+      socketPath,
+      ...(opts.timeout !== undefined ? { timeout: opts.timeout } : {}),
+      ...(opts.signal ? { signal: opts.signal } : {}),
+    };
+    return plainRequest(out, callback);
+  };
+}
+function brokeredGet(request) {
+  return function get(input, options, callback) {
+    const req = request(input, options, callback);
+    req.end();
+    return req;
+  };
+}
+for (const [module, scheme] of [
+  [http, 'http'],
+  [https, 'https'],
+]) {
+  module.request = brokered(scheme);
+  module.get = brokeredGet(module.request);
+}
+// ES modules that import { request } from 'node:http' see the same functions.
+require('node:module').syncBuiltinESMExports();
