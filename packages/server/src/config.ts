@@ -44,6 +44,8 @@ export type ServerConfig = {
   notifications: NotificationChannels;
   /** Where the audit trail streams to (RFC 5424 syslog over TCP), or null. */
   siemSyslog: string | null;
+  /** OpenTelemetry traces over OTLP/HTTP: the collector's base URL and its headers; null endpoint is off. */
+  otlp: { endpoint: string | null; headers: Record<string, string> };
   /** The built web console (packages/console/dist); null serves the platform's default build. */
   consoleDir: string | null;
   /** The DNS domain app hosts live under (`NAME.DOMAIN`); null: `apps.` + the public URL's host name. */
@@ -254,6 +256,20 @@ export function loadConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv): ServerCo
   const siemSyslog = env.MICROAPP_SIEM_SYSLOG || null;
   if (siemSyslog && !/^tcp:\/\/[^/:]+:\d{1,5}\/?$/.test(siemSyslog))
     problems.push(`MICROAPP_SIEM_SYSLOG must look like tcp://siem.internal:6514, got "${siemSyslog}"`);
+  const otlpEndpoint = env.MICROAPP_OTLP_ENDPOINT || env.OTEL_EXPORTER_OTLP_ENDPOINT || null;
+  if (otlpEndpoint && !/^https?:\/\/[^\s]+$/.test(otlpEndpoint))
+    problems.push(
+      `MICROAPP_OTLP_ENDPOINT must be the collector's URL, such as http://collector:4318, got "${otlpEndpoint}"`,
+    );
+  const otlpHeaders: Record<string, string> = {};
+  for (const pair of (env.MICROAPP_OTLP_HEADERS || env.OTEL_EXPORTER_OTLP_HEADERS || '')
+    .split(',')
+    .filter(Boolean)) {
+    const at = pair.indexOf('=');
+    // The value may be an API key: the problem names the header, never the value.
+    if (at < 1) problems.push('MICROAPP_OTLP_HEADERS is name=value pairs separated by commas');
+    else otlpHeaders[pair.slice(0, at).trim()] = decodeURIComponent(pair.slice(at + 1).trim());
+  }
   const usageRetentionDays = positiveInt(env, 'MICROAPP_USAGE_RETENTION_DAYS', 400, problems);
   if (usageRetentionDays < 367)
     problems.push('MICROAPP_USAGE_RETENTION_DAYS must be at least 367: usage summaries reach back 366 days');
@@ -346,6 +362,7 @@ export function loadConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv): ServerCo
     jobs,
     notifications,
     siemSyslog,
+    otlp: { endpoint: otlpEndpoint, headers: otlpHeaders },
     usageRetentionDays,
     consoleDir: env.MICROAPP_CONSOLE_DIR ? resolve(env.MICROAPP_CONSOLE_DIR) : null,
     devEgressHosts,

@@ -76,6 +76,7 @@ import { registerPlatformMetrics } from './modules/usage/platform-metrics.ts';
 import { createSloAlerts } from './modules/usage/slo-alerts.ts';
 import { registerUsageRoutes } from './modules/usage/usage-routes.ts';
 import { createUsageService, type UsageService } from './modules/usage/usage-service.ts';
+import { createTracing, type Tracing } from './tracing.ts';
 import { version } from './version.ts';
 
 /** A running platform server. */
@@ -88,6 +89,7 @@ export type RunningServer = {
     clock: AdjustableClock;
     jobs: JobRunner;
     credentials: DatabaseCredentials;
+    tracing: Tracing;
   };
   app: FastifyInstance;
   db: Db;
@@ -303,7 +305,10 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     kubernetes: config.kubernetes,
   });
   registerDeploymentRoutes(app, { deployments });
+  const tracing = createTracing({ ...config.otlp, serviceVersion: version });
+  if (tracing.enabled) logger.info({ endpoint: config.otlp.endpoint }, 'traces go to the OTLP collector');
   const builds = createBuildService({
+    tracing,
     db: db.kysely,
     clock,
     audit,
@@ -412,6 +417,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     secureCookies,
     hold,
     clock,
+    tracing,
   });
   // WebSockets to apps arrive as HTTP upgrades, which Fastify's routes never see.
   app.server.on('upgrade', (req, socket, head) => {
@@ -516,7 +522,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
 
   return {
     url,
-    internals: { secrets, usage, clock, jobs, credentials },
+    internals: { secrets, usage, clock, jobs, credentials, tracing },
     app,
     db,
     devIdp,
@@ -526,6 +532,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
       notifications.close();
       await deployments.shutdown();
       await credentials.close();
+      await tracing.shutdown().catch(() => {});
       await app.close();
       await usage.close();
       await devIdp?.close();

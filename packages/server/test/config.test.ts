@@ -42,6 +42,31 @@ describe('server configuration', () => {
     );
   });
 
+  test('OTLP: an endpoint and headers; a bad one is refused without printing header values', () => {
+    const c = loadConfig(
+      { dev: true },
+      { MICROAPP_OTLP_ENDPOINT: 'http://collector:4318', MICROAPP_OTLP_HEADERS: 'x-api-key=k%3D1,team=ops' },
+    );
+    assert.deepEqual(c.otlp, {
+      endpoint: 'http://collector:4318',
+      headers: { 'x-api-key': 'k=1', team: 'ops' },
+    });
+    assert.equal(loadConfig({ dev: true }, {}).otlp.endpoint, null, 'off unless configured');
+    assert.throws(
+      () =>
+        loadConfig(
+          { dev: true },
+          { MICROAPP_OTLP_ENDPOINT: 'collector:4318', MICROAPP_OTLP_HEADERS: 'secret-key-value' },
+        ),
+      (e: unknown) => {
+        assert.match(String(e), /MICROAPP_OTLP_ENDPOINT must be the collector's URL/);
+        assert.match(String(e), /MICROAPP_OTLP_HEADERS is name=value pairs/);
+        assert.doesNotMatch(String(e), /secret-key-value/);
+        return true;
+      },
+    );
+  });
+
   test('a complete OIDC configuration is accepted; the client secret is not in any error', () => {
     const env = {
       MICROAPP_OIDC_ISSUER: 'https://login.example.com',

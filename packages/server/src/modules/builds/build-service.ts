@@ -7,6 +7,7 @@ import type { Clock } from '../../clock.ts';
 import type { BuildsTable, Database } from '../../db/schema.ts';
 import { AppError, conflict, forbidden, notFound } from '../../errors.ts';
 import { newId } from '../../ids.ts';
+import type { Tracing } from '../../tracing.ts';
 import type { AuditContext, AuditService } from '../audit/audit-service.ts';
 import type { CatalogService } from '../catalog/catalog-service.ts';
 import { hasRole, type Principal } from '../identity/principal.ts';
@@ -74,6 +75,8 @@ export function createBuildService(deps: {
   appUrl: (site: string) => string;
   /** Longest a pipeline may run before it is stopped. */
   timeoutMs?: number;
+  /** OpenTelemetry: a span per build, a child span per step. */
+  tracing?: Pick<Tracing, 'start'>;
 }) {
   const { db, audit } = deps;
   const timeoutMs = deps.timeoutMs ?? 15 * 60_000;
@@ -276,7 +279,20 @@ export function createBuildService(deps: {
     let version: string | null = null;
     let digest: string | null = null;
     let error: string | null = null;
+    const span = deps.tracing?.start(`build ${row.app_name}`, {
+      'microapp.app': row.app_name,
+      'microapp.build': id,
+      'microapp.build.source': row.source,
+    });
     const record = async (s: BuildStep) => {
+      const now = Date.now();
+      span
+        ?.child(
+          `build step ${s.step}`,
+          { 'microapp.build.step': s.step, 'microapp.build.step.status': s.status },
+          now - s.durationMs,
+        )
+        .end(s.status === 'failed' ? `the ${s.step} step failed` : null, now);
       // Paths on the platform mean nothing to the person watching: show them relative to the app folder.
       steps.push({ ...s, detail: s.detail.replaceAll(`${src}/`, '').replaceAll(src, '.') });
       await update(id, { steps: JSON.stringify(steps) });
@@ -380,6 +396,8 @@ export function createBuildService(deps: {
       if (token) await deps.tokens.revoke(principal, token.id, ctx).catch(() => {});
       rmSync(dir, { recursive: true, force: true });
       const state = error ? 'failed' : 'passed';
+      span?.set({ 'microapp.version': version ?? '', 'microapp.build.state': state });
+      span?.end(error);
       await update(id, {
         state,
         error,

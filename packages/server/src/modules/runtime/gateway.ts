@@ -7,6 +7,7 @@ import {
 } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { fastifyCookie } from '@fastify/cookie';
+import { SpanKind } from '@opentelemetry/api';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Kysely } from 'kysely';
 import { sendProblem } from '../../api/error-handler.ts';
@@ -14,6 +15,7 @@ import type { Clock } from '../../clock.ts';
 import type { Database } from '../../db/schema.ts';
 import { AppError, errorCatalog } from '../../errors.ts';
 import { newId } from '../../ids.ts';
+import type { Tracing } from '../../tracing.ts';
 import type { AuditService } from '../audit/audit-service.ts';
 import type { CatalogService } from '../catalog/catalog-service.ts';
 import { type LoginService, safeReturnTo } from '../identity/login-service.ts';
@@ -90,6 +92,8 @@ export function createGateway(deps: {
   hold: (appId: string) => Promise<{ status: number; message: string } | null>;
   clock: Clock;
   secureCookies: boolean;
+  /** OpenTelemetry: a span per forwarded request, whose `traceparent` the app receives. */
+  tracing?: Pick<Tracing, 'start'>;
 }) {
   const cookieBase = { httpOnly: true, sameSite: 'lax' as const, secure: deps.secureCookies, path: '/' };
 
@@ -163,12 +167,30 @@ export function createGateway(deps: {
    */
   function meter(caller: Caller, principal: Principal, app: { id: string; name: string }, version: string) {
     const started = performance.now();
+    const span = deps.tracing?.start(
+      `gateway ${app.name}`,
+      {
+        'microapp.app': app.name,
+        'microapp.version': version,
+        'http.request.method': caller.method,
+        'url.path': caller.url.split('?')[0] ?? '/',
+      },
+      SpanKind.SERVER,
+    );
     const metered = {
       status: 0,
       bytesIn: 0,
       bytesOut: 0,
-      record: () =>
-        deps.usage.record({
+      traceparent: span?.traceparent ?? null,
+      record: () => {
+        const status = metered.status || 499;
+        span?.set({
+          'http.response.status_code': status,
+          'http.request.body.size': metered.bytesIn,
+          'http.response.body.size': metered.bytesOut,
+        });
+        span?.end(status >= 500 ? `the app answered ${status}` : null);
+        return deps.usage.record({
           appId: app.id,
           app: app.name,
           version,
@@ -179,7 +201,8 @@ export function createGateway(deps: {
           bytesIn: metered.bytesIn,
           bytesOut: metered.bytesOut,
           at: deps.clock.now(),
-        }),
+        });
+      },
     };
     return metered;
   }
@@ -306,6 +329,7 @@ export function createGateway(deps: {
     reply.raw.on('close', finish);
 
     const headers = await forwardedHeaders(request, principal, name, false);
+    if (metered.traceparent) headers.traceparent = metered.traceparent;
     reply.hijack();
     const upstream = httpRequest(
       { socketPath: instance.process.socketPath, method: request.method, path: request.url, headers },
@@ -379,6 +403,7 @@ export function createGateway(deps: {
     const headers = await forwardedHeaders(caller, principal, name, true);
     instance.lastRequestAt = Date.now();
     const metered = meter(caller, principal, app, instance.version);
+    if (metered.traceparent) headers.traceparent = metered.traceparent;
     const upstream = httpRequest({
       socketPath: instance.process.socketPath,
       method: caller.method,
