@@ -5,6 +5,7 @@ import type { Role, Specialty } from './modules/identity/principal.ts';
 import { roles, specialties } from './modules/identity/principal.ts';
 import { defaultLifecycleSettings, type LifecycleSettings } from './modules/lifecycle/lifecycle-rules.ts';
 import type { NotificationChannels } from './modules/notifications/notification-service.ts';
+import { defaultLogRetention, type LogRetention } from './modules/runtime/app-logs.ts';
 import {
   defaultKubernetesSettings,
   type KubernetesSettings,
@@ -44,6 +45,8 @@ export type ServerConfig = {
   notifications: NotificationChannels;
   /** Where the audit trail streams to (RFC 5424 syslog over TCP), or null. */
   siemSyslog: string | null;
+  /** Days app log lines are kept, by tier. */
+  logRetention: LogRetention;
   /** OpenTelemetry traces over OTLP/HTTP: the collector's base URL and its headers; null endpoint is off. */
   otlp: { endpoint: string | null; headers: Record<string, string> };
   /** The built web console (packages/console/dist); null serves the platform's default build. */
@@ -256,6 +259,15 @@ export function loadConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv): ServerCo
   const siemSyslog = env.MICROAPP_SIEM_SYSLOG || null;
   if (siemSyslog && !/^tcp:\/\/[^/:]+:\d{1,5}\/?$/.test(siemSyslog))
     problems.push(`MICROAPP_SIEM_SYSLOG must look like tcp://siem.internal:6514, got "${siemSyslog}"`);
+  const logRetention = { ...defaultLogRetention };
+  if (env.MICROAPP_LOG_RETENTION_DAYS) {
+    const days = env.MICROAPP_LOG_RETENTION_DAYS.split(',').map((d) => Number(d.trim()));
+    if (days.length !== 3 || days.some((d) => !Number.isInteger(d) || d < 1 || d > 3650))
+      problems.push(
+        `MICROAPP_LOG_RETENTION_DAYS is days for low, medium and high tier apps, such as 7,30,90; got "${env.MICROAPP_LOG_RETENTION_DAYS}"`,
+      );
+    else [logRetention.low, logRetention.medium, logRetention.high] = days as [number, number, number];
+  }
   const otlpEndpoint = env.MICROAPP_OTLP_ENDPOINT || env.OTEL_EXPORTER_OTLP_ENDPOINT || null;
   if (otlpEndpoint && !/^https?:\/\/[^\s]+$/.test(otlpEndpoint))
     problems.push(
@@ -363,6 +375,7 @@ export function loadConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv): ServerCo
     notifications,
     siemSyslog,
     otlp: { endpoint: otlpEndpoint, headers: otlpHeaders },
+    logRetention,
     usageRetentionDays,
     consoleDir: env.MICROAPP_CONSOLE_DIR ? resolve(env.MICROAPP_CONSOLE_DIR) : null,
     devEgressHosts,

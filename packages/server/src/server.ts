@@ -58,6 +58,7 @@ import { createPolicyService } from './modules/policy/policy-service.ts';
 import { builtinPolicyDir, readPolicyDir } from './modules/policy/policy-sources.ts';
 import { createRuleEvaluator, type RiskEvaluator } from './modules/risk/risk-evaluator.ts';
 import { createAppHosts } from './modules/runtime/app-hosts.ts';
+import { createAppLogs } from './modules/runtime/app-logs.ts';
 import { detectCgroups } from './modules/runtime/cgroups.ts';
 import { registerDeploymentRoutes } from './modules/runtime/deployment-routes.ts';
 import { createDeploymentService } from './modules/runtime/deployment-service.ts';
@@ -285,7 +286,9 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     egress,
     onError: (message, error) => logger.error({ err: error }, message),
   });
+  const appLogs = createAppLogs({ db: db.kysely, clock, retention: config.logRetention });
   const deployments = createDeploymentService({
+    appLogs,
     db: db.kysely,
     audit,
     catalog,
@@ -379,6 +382,11 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     run: () => usage.prune(config.usageRetentionDays),
   });
   const slo = createSloAlerts({ db: db.kysely, clock, notifications, flush: () => usage.flush() });
+  await jobs.register({
+    name: 'log-retention',
+    everySeconds: 86_400,
+    run: async () => ({ deleted: await appLogs.prune() }),
+  });
   await jobs.register({
     name: 'database-credentials',
     everySeconds: 60,
@@ -532,6 +540,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
       notifications.close();
       await deployments.shutdown();
       await credentials.close();
+      await appLogs.close();
       await tracing.shutdown().catch(() => {});
       await app.close();
       await usage.close();

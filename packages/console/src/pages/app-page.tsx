@@ -468,30 +468,46 @@ function AccessSection({ app }: { app: AppView }) {
   );
 }
 
-type LogView = { env: string; running: boolean; version: string | null; lines: string[] };
+type LogView = {
+  env: string;
+  running: boolean;
+  version: string | null;
+  items: { seq: number; at: string; stream: string; version: string; line: string }[];
+};
 
-/** What the running instances printed lately: the owner's first look when something is wrong. */
 function LogsSection({ name }: { name: string }) {
-  const logs = useApi<{ items: LogView[] }>(`/api/v1/apps/${name}/logs`);
+  const live = useApi<LogView>(`/api/v1/apps/${name}/logs?env=live&limit=300`);
+  const preview = useApi<LogView>(`/api/v1/apps/${name}/logs?env=preview&limit=300`);
   return (
     <Section title="Logs">
-      <button type="button" onClick={logs.reload}>
+      <p>What the app printed, newest last, with its secrets blanked out before they were stored.</p>
+      <button
+        type="button"
+        onClick={() => {
+          live.reload();
+          preview.reload();
+        }}
+      >
         Refresh
       </button>
-      <ErrorNote error={logs.error} />
-      {logs.data?.items.map((l) => (
-        <div key={l.env}>
-          <h3>
-            {l.env === 'live' ? 'Live' : 'Preview'} {l.running ? `(${l.version})` : '(not running)'}
-          </h3>
-          {l.running ? (
-            // biome-ignore lint/a11y/noNoninteractiveTabindex: a scrolling block must take focus so keyboard users can scroll it
-            <pre className="manifest" tabIndex={0} data-testid={`logs-${l.env}`}>
-              {l.lines.length ? l.lines.join('\n') : 'Nothing printed yet.'}
-            </pre>
-          ) : null}
-        </div>
+      {[live, preview].map((l) => (
+        <ErrorNote key={`error-${l === live ? 'live' : 'preview'}`} error={l.error} />
       ))}
+      {[live.data, preview.data].map((l) =>
+        l && (l.running || l.items.length) ? (
+          <div key={l.env}>
+            <h3>
+              {l.env === 'live' ? 'Live' : 'Preview'} {l.running ? `(${l.version})` : '(not running)'}
+            </h3>
+            {/* biome-ignore lint/a11y/noNoninteractiveTabindex: a scrolling block must take focus so keyboard users can scroll it */}
+            <pre className="manifest" tabIndex={0} data-testid={`logs-${l.env}`}>
+              {l.items.length
+                ? l.items.map((i) => `${i.at.slice(0, 19).replace('T', ' ')} ${i.line}`).join('\n')
+                : 'Nothing printed yet.'}
+            </pre>
+          </div>
+        ) : null,
+      )}
     </Section>
   );
 }

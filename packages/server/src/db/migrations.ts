@@ -588,6 +588,24 @@ const migrations: Record<string, (dialect: Dialect) => Migration> = {
         .execute();
     },
   }),
+  '0017_app_logs': (dialect) => ({
+    async up(db: AnyDb) {
+      // What app instances print, redacted of their secrets, kept per the app's tier (see app-logs.ts).
+      await db.schema
+        .createTable('app_logs')
+        .addColumn('seq', dialect === 'postgres' ? 'bigserial' : 'integer', (c) => c.primaryKey())
+        .addColumn('app_id', 'text', (c) => c.notNull())
+        .addColumn('env', 'text', (c) => c.notNull())
+        .addColumn('deployment_id', 'text', (c) => c.notNull())
+        .addColumn('version', 'text', (c) => c.notNull())
+        .addColumn('stream', 'text', (c) => c.notNull())
+        .addColumn('line', 'text', (c) => c.notNull())
+        .addColumn('at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('app_logs_app').on('app_logs').columns(['app_id', 'env', 'seq']).execute();
+      await db.schema.createIndex('app_logs_at').on('app_logs').columns(['at']).execute();
+    },
+  }),
 };
 
 /** Applies every pending migration; returns the names applied. Throws with the failing migration's name. */

@@ -1,3 +1,5 @@
+import type { Generated } from 'kysely';
+
 /** Tables and columns, shared by both dialects. JSON is stored as text, timestamps as ISO-8601 UTC text. */
 export interface Database {
   users: UsersTable;
@@ -34,6 +36,20 @@ export interface Database {
   app_egress: AppEgressTable;
   connectors: ConnectorsTable;
   database_credentials: DatabaseCredentialsTable;
+  app_logs: AppLogsTable;
+}
+
+/** One line an app instance printed, with its secrets redacted. */
+export interface AppLogsTable {
+  seq: Generated<number>;
+  app_id: string;
+  env: string;
+  deployment_id: string;
+  version: string;
+  /** stdout or stderr */
+  stream: string;
+  line: string;
+  at: string;
 }
 
 export interface ConnectorsTable {

@@ -85,11 +85,25 @@ export function registerDeploymentRoutes(fastify: FastifyInstance, deps: { deplo
       config: { access: anyUser('apps:read') },
       schema: {
         tags: ['runtime'],
-        summary: "What the app's running instances printed lately, per environment (owner or admin)",
+        summary:
+          "What the app's instances printed in one environment, its secrets redacted (owner or admin): the newest lines, or those after `after` to follow",
         params: Type.Object({ name: AppName }),
+        querystring: Type.Object(
+          {
+            env: Type.Optional(Env),
+            after: Type.Optional(Type.Integer({ minimum: 0 })),
+            limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 5000 })),
+          },
+          { additionalProperties: false },
+        ),
       },
     },
-    async (request) => ({ items: await deployments.logs(principalOf(request), request.params.name) }),
+    async (request) =>
+      deployments.logs(principalOf(request), request.params.name, {
+        env: request.query.env ?? 'live',
+        after: request.query.after ?? null,
+        limit: request.query.limit ?? 500,
+      }),
   );
 
   app.post(

@@ -17,6 +17,7 @@ import type { NotificationService } from '../notifications/notification-service.
 import type { PolicyEngine } from '../policy/policy-engine.ts';
 import type { SecretService } from '../secrets/secret-service.ts';
 import type { VersionsService } from '../signing/versions-service.ts';
+import type { AppLogs } from './app-logs.ts';
 import { type CgroupDriver, defaultLimits } from './cgroups.ts';
 import { type KubernetesSettings, renderKubernetes } from './kubernetes-manifests.ts';
 import { type SandboxedProcess, type SandboxSpec, startSandboxed } from './sandbox.ts';
@@ -84,6 +85,8 @@ export function createDeploymentService(deps: {
   egress?: Pick<EgressBroker, 'open' | 'close' | 'closeAll'>;
   /** Where instances get their memory, CPU and process limits; null runs them unlimited (and says so). */
   cgroups?: CgroupDriver | null;
+  /** Where instances' output is stored, redacted of their secrets. */
+  appLogs?: Pick<AppLogs, 'writer' | 'read'>;
   /** Where the Kubernetes driver's objects go; without it the driver is off. */
   kubernetes?: KubernetesSettings;
   /** Per-instance database roles for the app's PostgreSQL connectors, dropped when the instance stops. */
@@ -329,6 +332,7 @@ export function createDeploymentService(deps: {
       await release(id, 'the instance did not start');
       throw e;
     }
+    const secretValues = { ...(await deps.secrets.valuesFor(target.appId)), ...credentials };
     const spec: SandboxSpec = {
       appDir: codeDir,
       // Each environment has its own data: a preview never reads or writes what live users entered.
@@ -336,7 +340,18 @@ export function createDeploymentService(deps: {
       socketDir: join(deps.runtimeDir, 'sockets', target.name, id),
       entry: target.manifest.runtime?.entry ?? 'server.js',
       // The app's secrets, and a connection URL per database connector (`connector.ID`).
-      secrets: { ...(await deps.secrets.valuesFor(target.appId)), ...credentials },
+      secrets: secretValues,
+      ...(deps.appLogs
+        ? {
+            log: deps.appLogs.writer({
+              appId: target.appId,
+              env,
+              deploymentId: id,
+              version,
+              secrets: secretValues,
+            }),
+          }
+        : {}),
       env: {
         MICROAPP_IDENTITY_PUBLIC_KEY: (await identity()).publicPem,
         MICROAPP_OWNER: target.owner,
@@ -535,23 +550,31 @@ export function createDeploymentService(deps: {
   }
 
   /**
-   * What the app's running instances printed lately (the last 64 KB of stdout and stderr each, newest
-   * last). Only the owner and admins read it: an app may print what it should not.
+   * What an environment's instances printed, redacted of the app's secrets: the newest `limit` lines, or
+   * those after `after` (for `--follow`). Only the owner and admins read it: an app may print what it should not.
    */
-  async function logs(principal: Principal, name: string) {
+  async function logs(
+    principal: Principal,
+    name: string,
+    options: { env?: Env; after?: number | null; limit?: number } = {},
+  ) {
     const app = await deps.catalog.get(principal, name);
     if (app.owner !== principal.email && !hasRole(principal, 'admin'))
       throw forbidden(`only the owner of ${name} or an admin can read its logs`);
-    return envs.map((env) => {
-      const inst = instances.get(siteOf(name, env));
-      return {
-        env,
-        running: Boolean(inst),
-        version: inst?.version ?? null,
-        deploymentId: inst?.deploymentId ?? null,
-        lines: inst ? inst.process.output().split('\n').filter(Boolean).slice(-500) : [],
-      };
-    });
+    const env = options.env ?? 'live';
+    const inst = instances.get(siteOf(name, env));
+    const items = deps.appLogs
+      ? await deps.appLogs.read(app.id, env, options.after ?? null, options.limit ?? 500)
+      : [];
+    return {
+      env,
+      running: Boolean(inst),
+      version: inst?.version ?? null,
+      deploymentId: inst?.deploymentId ?? null,
+      items,
+      // Where the next read starts; unchanged when nothing new was printed.
+      next: items.at(-1)?.seq ?? options.after ?? null,
+    };
   }
 
   /** Every deployment of an app, newest first: which version ran where, who started it, until when. */

@@ -26,6 +26,8 @@ export type SandboxSpec = {
   limits?: ResourceLimits;
   /** The app's egress broker folder (its socket and the fetch preload), bound read-only at /run/egress. */
   egressDir?: string;
+  /** Where stdout and stderr go besides the last 64 KB kept in memory: the app's stored logs. */
+  log?: { write(stream: 'stdout' | 'stderr', chunk: string): void; end(): void };
 };
 
 export type SandboxedProcess = {
@@ -164,12 +166,15 @@ export function startSandboxed(spec: SandboxSpec, cgroups: CgroupDriver | null =
   });
   if (filter) (child.stdio[3 + secrets.length] as NodeJS.WritableStream | null)?.end(filter);
   let output = '';
-  const collect = (s: Readable | null) =>
-    s?.on('data', (d) => {
-      output = (output + d).slice(-64 * 1024);
+  const collect = (s: Readable | null, stream: 'stdout' | 'stderr') =>
+    s?.on('data', (d: Buffer) => {
+      const text = d.toString('utf8');
+      output = (output + text).slice(-64 * 1024);
+      spec.log?.write(stream, text);
     });
-  collect(child.stdout);
-  collect(child.stderr);
+  collect(child.stdout, 'stdout');
+  collect(child.stderr, 'stderr');
+  child.once('close', () => spec.log?.end());
   return {
     child,
     socketPath: join(spec.socketDir, 'app.sock'),

@@ -1,0 +1,164 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import {
+  buildFinished,
+  call,
+  lunchPoll,
+  nodeApp,
+  people,
+  type signInEveryone,
+  sourceArchive,
+  startBuildServer,
+  type TestServer,
+  viaGateway,
+} from './harness.ts';
+
+const bin = resolve(import.meta.dirname, '../../cli/bin/microapp.js');
+
+// An app that prints what it must not: its secret, plainly and in base64, on every request.
+const chatty = nodeApp(
+  'chatty',
+  'name: chatty\nowner: alice@example.com\npurpose: Print log lines, some of them careless\ndataClasses: [internal]\naudience: { department: finance, maxUsers: 50 }\nsecrets: [API_TOKEN]\n',
+  `const fs = require('node:fs');
+const token = () => fs.existsSync('/run/secrets/API_TOKEN') ? fs.readFileSync('/run/secrets/API_TOKEN', 'utf8') : 'none';
+require('node:http').createServer((req, res) => {
+  console.log('request ' + req.url + ' with token ' + token());
+  console.error('debug: auth header would be Bearer ' + Buffer.from(token()).toString('base64'));
+  res.end('ok');
+}).listen(process.env.PORT, () => console.log('listening'));
+`,
+);
+
+describe('app logs: stored, redacted, followed, kept per tier', () => {
+  let server: TestServer;
+  let t: Awaited<ReturnType<typeof signInEveryone>>;
+  let stop: () => Promise<void>;
+  let config: string;
+  const canary = `tok-canary-${randomBytes(8).toString('hex')}`;
+  const logs = async (query = '', token = t.alice) =>
+    call(server, 'GET', `/api/v1/apps/chatty/logs${query}`, { token });
+
+  before(async () => {
+    ({ server, t, stop } = await startBuildServer());
+    config = mkdtempSync(join(tmpdir(), 'microapp-logs-cli-'));
+    const reg = await call(server, 'POST', '/api/v1/apps', {
+      token: t.alice,
+      body: lunchPoll({
+        name: 'chatty',
+        owner: people.alice,
+        purpose: 'Print log lines, some of them careless',
+        audience: { department: 'finance', maxUsers: 50 },
+        secrets: ['API_TOKEN'],
+      }),
+    });
+    if (reg.body.app.state !== 'approved')
+      await call(server, 'POST', '/api/v1/apps/chatty/reviews', {
+        token: t.bob,
+        body: { decision: 'approve' },
+      });
+    const set = await call(server, 'PUT', '/api/v1/apps/chatty/secrets/API_TOKEN', {
+      token: t.alice,
+      body: { value: canary },
+    });
+    assert.equal(set.status, 200, set.text);
+    const res = await call(server, 'POST', '/api/v1/apps/chatty/builds', {
+      token: t.alice,
+      body: { source: await sourceArchive(chatty), deploy: true },
+    });
+    assert.equal((await buildFinished(server, 'chatty', res.body.id, t.alice)).state, 'passed');
+  });
+  after(async () => {
+    await stop();
+    rmSync(config, { recursive: true, force: true });
+  });
+
+  test('what the app prints is stored with its secret blanked out, in every form', async () => {
+    assert.equal(
+      (await viaGateway(server, 'chatty', '/first', { authorization: `Bearer ${t.dave}` })).status,
+      200,
+    );
+    const r = await logs();
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.body.running, true);
+    const lines = r.body.items as { seq: number; stream: string; line: string; version: string }[];
+    assert.deepEqual(
+      // After the start (and the health check's own request) come the lines of this request.
+      lines.map((l) => [l.stream, l.line]).slice(-2),
+      [
+        ['stdout', 'request /first with token [redacted:API_TOKEN]'],
+        ['stderr', 'debug: auth header would be Bearer [redacted:API_TOKEN]'],
+      ],
+    );
+    assert.equal(lines[0]!.version, '1.0.0');
+    assert.equal(lines[0]!.line, 'listening');
+    const db = server.rawDb();
+    try {
+      const stored = JSON.stringify(await db.kysely.selectFrom('app_logs').selectAll().execute());
+      assert.doesNotMatch(stored, new RegExp(`${canary}|${Buffer.from(canary).toString('base64')}`));
+    } finally {
+      await db.destroy();
+    }
+    // Following: only what came after.
+    await viaGateway(server, 'chatty', '/second', { authorization: `Bearer ${t.dave}` });
+    const newer = await logs(`?after=${r.body.next}`);
+    assert.deepEqual(
+      newer.body.items.map((l: { line: string }) => l.line),
+      [
+        'request /second with token [redacted:API_TOKEN]',
+        'debug: auth header would be Bearer [redacted:API_TOKEN]',
+      ],
+    );
+    assert.equal((await logs(`?after=${newer.body.next}`)).body.items.length, 0);
+    assert.equal((await logs('?limit=1')).body.items.length, 1);
+  });
+
+  test('only the owner and admins read them; bad parameters are refused', async () => {
+    assert.equal((await logs('', t.bob)).status, 403, 'a reviewer does not read what an app printed');
+    assert.equal((await logs('', t.dave)).status, 403, 'nor does a user of the app');
+    assert.equal((await logs('', t.carol)).status, 200, 'an admin does');
+    for (const q of ['?env=staging', '?after=-1', '?limit=0', '?limit=99999', '?junk=1'])
+      assert.equal((await logs(q)).status, 400, q);
+  });
+
+  test('microapp logs prints them; --follow prints new lines as they come', async () => {
+    const env = {
+      ...Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'NODE_TEST_CONTEXT')),
+      MICROAPP_SERVER: server.url,
+      MICROAPP_TOKEN: t.alice,
+      MICROAPP_CONFIG_DIR: config,
+    } as Record<string, string>;
+    const follow = spawn(process.execPath, [bin, 'logs', 'chatty', '-n', '2', '--follow'], { env });
+    let out = '';
+    follow.stdout.on('data', (d) => (out += d));
+    follow.stderr.on('data', (d) => (out += d));
+    try {
+      for (let i = 0; i < 100 && !/request \/second/.test(out); i++)
+        await new Promise((r) => setTimeout(r, 100));
+      assert.match(out, /\d{4}-\d\d-\d\d \d\d:\d\d:\d\d request \/second with token \[redacted:API_TOKEN\]/);
+      assert.doesNotMatch(out, /request \/first/, '-n 2 shows the two newest lines only');
+      await viaGateway(server, 'chatty', '/third', { authorization: `Bearer ${t.dave}` });
+      for (let i = 0; i < 100 && !/request \/third/.test(out); i++)
+        await new Promise((r) => setTimeout(r, 100));
+      assert.match(out, /request \/third with token \[redacted:API_TOKEN\]/);
+      assert.doesNotMatch(out, new RegExp(canary));
+    } finally {
+      follow.kill('SIGINT');
+    }
+  });
+
+  test('lines past their tier’s retention are deleted by the retention job', async () => {
+    const { tier } = (await call(server, 'GET', '/api/v1/apps/chatty', { token: t.alice })).body;
+    const keep = { low: 7, medium: 30, high: 90 }[tier as 'low' | 'medium' | 'high'];
+    server.internals.clock.advance((keep - 1) * 86_400_000);
+    await server.internals.jobs.runDue();
+    assert.ok((await logs()).body.items.length > 0, `kept for ${keep} days (${tier} tier)`);
+    server.internals.clock.advance(2 * 86_400_000);
+    await server.internals.jobs.runDue();
+    assert.equal((await logs()).body.items.length, 0, `gone after ${keep} days`);
+  });
+});
