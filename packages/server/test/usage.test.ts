@@ -101,7 +101,14 @@ for (const engine of engines()) {
     before(async () => {
       server = await startTestServer(engine);
       t = await signInEveryone(server);
-      for (const name of ['failing-poll', 'healthy-poll', 'quiet-poll', 'slow-poll']) {
+      for (const name of [
+        'failing-poll',
+        'healthy-poll',
+        'quiet-poll',
+        'slow-poll',
+        'steady-poll',
+        'leaky-poll',
+      ]) {
         const r = await call(server, 'POST', '/api/v1/apps', {
           token: t.dave,
           body: lunchPoll({ name }),
@@ -173,6 +180,48 @@ for (const engine of engines()) {
         ['slow-poll'],
       );
       assert.match(slow[0].subject, /25% of requests took over 2000 ms/);
+    });
+
+    test('slower burns: six hours at 6x is a page, three days at 1x a ticket; only the fastest that holds is sent', async () => {
+      traffic('steady-poll', 100, 10); // 10% errors: 10x the budget; under the hour's 14.4x
+      traffic('leaky-poll', 200, 3); // 1.5%: 1.5x, only the three-day rule
+      await server.internals.jobs.trigger('slo-alerts');
+      const inbox = (await call(server, 'GET', '/api/v1/notifications', { token: t.dave })).body.items as {
+        kind: string;
+        app: string;
+        subject: string;
+        action: string;
+      }[];
+      const of = (app: string) => inbox.filter((n) => n.app === app && n.kind.startsWith('slo_'));
+      assert.deepEqual(
+        of('steady-poll').map((n) => [n.kind, n.subject, n.action]),
+        [
+          [
+            'slo_burn',
+            'steady-poll is failing: 10% of requests in the last 6 hours',
+            'microapp rollback steady-poll',
+          ],
+        ],
+      );
+      assert.deepEqual(
+        of('leaky-poll').map((n) => [n.kind, n.subject, n.action]),
+        [
+          [
+            'slo_budget',
+            'leaky-poll is using up its error budget: 1.5% of requests failed in the last 3 days',
+            'microapp logs leaky-poll',
+          ],
+        ],
+      );
+      // Seven hours on, the six-hour page is over (its short window is quiet); the three-day one was sent today.
+      server.internals.clock.advance(7 * 60 * 60_000);
+      await server.internals.jobs.trigger('slo-alerts');
+      const later = (await call(server, 'GET', '/api/v1/notifications', { token: t.dave })).body.items as {
+        app: string;
+        kind: string;
+      }[];
+      assert.equal(later.filter((n) => n.app === 'steady-poll' && n.kind.startsWith('slo_')).length, 1);
+      assert.equal(later.filter((n) => n.app === 'leaky-poll').length, 1);
     });
 
     test('request rows older than the retention period are deleted; the last use of each app is kept', async () => {
