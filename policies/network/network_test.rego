@@ -22,3 +22,20 @@ test_egress_to_blacklisted_host_is_denied if {
 test_egress_to_bank_api_is_allowed if {
 	count(network.deny) == 0 with input as {"request": {"method": "egress", "host": "api.bank.example.com"}}
 }
+
+test_org_blocked_domain_and_its_subdomains_are_denied if {
+	network.deny["egress denied: the organization blocked files.share.example.net"] with input as {"request": {"method": "egress", "host": "files.share.example.net"}}
+		with data.blocked_domains as ["share.example.net"]
+	network.deny["deployment denied: the organization blocked share.example.net"] with input as {"request": {"method": "deploy", "host": "share.example.net"}}
+		with data.blocked_domains as ["share.example.net"]
+}
+
+test_org_blocking_matches_whole_labels_only if {
+	count(network.deny) == 0 with input as {"request": {"method": "egress", "host": "notshare.example.net"}}
+		with data.blocked_domains as ["share.example.net"]
+}
+
+test_nothing_blocked_by_an_empty_list if {
+	count(network.deny) == 0 with input as {"request": {"method": "egress", "host": "share.example.net"}}
+		with data.blocked_domains as []
+}

@@ -41,6 +41,7 @@ import type { DevIdp } from './modules/identity/dev-idp.ts';
 import { createLoginService } from './modules/identity/login-service.ts';
 import { registerOffboardingRoutes } from './modules/identity/offboarding-routes.ts';
 import { createOffboardingService } from './modules/identity/offboarding-service.ts';
+import { registerRoleMappingRoute } from './modules/identity/role-mapping-routes.ts';
 import { createDevClock } from './modules/jobs/dev-clock.ts';
 import { registerJobRoutes } from './modules/jobs/job-routes.ts';
 import { createJobRunner, type JobRunner } from './modules/jobs/job-runner.ts';
@@ -355,6 +356,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     settings: config.lifecycle,
   });
   lifecycleHold = lifecycle.hold;
+  registerRoleMappingRoute(app, { oidc: () => oidc, dev: config.dev });
   registerOffboardingRoutes(app, {
     offboarding: createOffboardingService({
       db: db.kysely,

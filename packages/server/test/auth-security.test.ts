@@ -202,6 +202,23 @@ for (const engine of engines()) {
       );
     });
 
+    test('the group-to-role mapping is for admins and auditors to read, with no secret in it', async () => {
+      const auditor = await tokenFor(server, people.ivan);
+      const r = await call(server, 'GET', '/api/v1/identity/role-mapping', { token: auditor });
+      assert.equal(r.status, 200, r.text);
+      const groups = Object.fromEntries(
+        r.body.groups.map((g: { group: string; roles: string[] }) => [g.group, g.roles]),
+      );
+      assert.deepEqual(groups['microapp-creators'], ['creator']);
+      assert.equal(r.body.claims.groups, 'groups');
+      assert.doesNotMatch(r.text, /secret/i);
+      const creator = await tokenFor(server, people.alice);
+      assert.equal(
+        (await call(server, 'GET', '/api/v1/identity/role-mapping', { token: creator })).status,
+        403,
+      );
+    });
+
     test('security headers on every answer', async () => {
       const res = await call(server, 'GET', '/healthz');
       assert.equal(res.headers.get('x-content-type-options'), 'nosniff');

@@ -289,6 +289,17 @@ for (const engine of engines()) {
       });
       assert.equal(ok.status, 200, ok.text);
       assert.equal(ok.body.exemption.by, people.carol);
+      // Admins and auditors see every exemption in one list; others do not.
+      const listed = await call(server, 'GET', '/api/v1/lifecycle/exemptions', { token: t.ivan });
+      assert.equal(listed.status, 200, listed.text);
+      assert.deepEqual(
+        listed.body.items.map((e: { app: string; reason: string; by: string }) => [e.app, e.reason, e.by]),
+        [['month-end-only', 'used once a quarter for the audit', people.carol]],
+      );
+      assert.equal(
+        (await call(server, 'GET', '/api/v1/lifecycle/exemptions', { token: t.alice })).status,
+        403,
+      );
       await advance(server, 70);
       assert.equal((await lifecycleOf(server, t.alice, 'month-end-only')).stage, 'active');
       assert.ok(

@@ -282,5 +282,83 @@ test_ok if count(deny) == 0 with input as {"manifest": {"name": "x"}}
       assert.equal(res.status, 200, res.text);
       assert.deepEqual(res.body.result, ['deployment denied: host unsafe.example.org is blacklisted']);
     });
+
+    test('blocked domains: admins keep the list; a blocked name and every name under it is denied; pushes keep it', async () => {
+      const m = bankReconciliation({
+        name: 'share-check',
+        integrations: { egress: ['api.bank.example.com', 'files.share.example.net'] },
+      });
+      assert.equal((await call(server, 'POST', '/api/v1/apps', { token: t.alice, body: m })).status, 201);
+      const check = async (host: string) =>
+        (
+          (
+            await call(server, 'POST', '/api/v1/apps/share-check/admission', {
+              token: t.alice,
+              body: { host },
+            })
+          ).body.denials as { message: string }[]
+        ).map((d) => d.message);
+      assert.deepEqual(
+        (await check('files.share.example.net')).filter((d) => /organization blocked/.test(d)),
+        [],
+      );
+      const put = (token: string, body: unknown) =>
+        call(server, 'PUT', '/api/v1/blocked-domains', { token, body });
+      assert.equal(
+        (await put(t.alice, { domains: ['share.example.net'], message: 'file sharing' })).status,
+        403,
+      );
+      for (const bad of [
+        { domains: ['share example.net'], message: 'x y z' },
+        { domains: ['localhost'], message: 'one label' },
+        { domains: ['share.example.net'] },
+        { domains: ['share.example.net'], message: 'ok', extra: 1 },
+      ]) {
+        const r = await put(t.carol, bad);
+        assert.equal(r.status, 400, `${JSON.stringify(bad)}: ${r.text}`);
+      }
+      assert.deepEqual(
+        (await call(server, 'GET', '/api/v1/blocked-domains', { token: t.dave })).body.domains,
+        [],
+      );
+      const set = await put(t.carol, {
+        domains: ['Share.Example.NET.', 'paste.example.org'],
+        message: 'no file sharing or paste sites',
+      });
+      assert.equal(set.status, 200, set.text);
+      assert.deepEqual(set.body.domains, ['paste.example.org', 'share.example.net']);
+      assert.ok(
+        (await check('files.share.example.net')).includes(
+          'deployment denied: the organization blocked files.share.example.net',
+        ),
+      );
+      assert.deepEqual(
+        (await check('api.bank.example.com')).filter((d) => /organization blocked/.test(d)),
+        [],
+      );
+      const audited = (
+        await call(server, 'GET', '/api/v1/audit/events?action=policy.blocked_domains_changed', {
+          token: t.ivan,
+        })
+      ).body.items;
+      assert.deepEqual(audited[0].summary.added, ['paste.example.org', 'share.example.net']);
+      assert.equal(audited[0].reason, 'no file sharing or paste sites');
+      // A module push that says nothing of blocked domains keeps them.
+      const pushed = await call(server, 'POST', '/api/v1/policies', {
+        token: t.carol,
+        body: {
+          modules: { 'noop.rego': 'package microapp.org.noop\n\nimport rego.v1\n\nok := true\n' },
+          message: 'noop',
+        },
+      });
+      assert.equal(pushed.status, 201, pushed.text);
+      assert.deepEqual(
+        (await call(server, 'GET', '/api/v1/blocked-domains', { token: t.dave })).body.domains,
+        ['paste.example.org', 'share.example.net'],
+      );
+      assert.ok((await check('files.share.example.net')).some((d) => /organization blocked/.test(d)));
+      // Emptied again for the tests that follow.
+      assert.equal((await put(t.carol, { domains: [], message: 'reset after the check' })).status, 200);
+    });
   });
 }

@@ -18,6 +18,19 @@ export function registerLifecycleRoutes(
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
   const { lifecycle, graduation } = deps;
 
+  app.get(
+    '/api/v1/lifecycle/exemptions',
+    {
+      config: { access: rolesOnly(['admin', 'auditor'], 'apps:read') },
+      schema: {
+        tags: ['lifecycle'],
+        summary:
+          'Every app exempted from inactivity checks, with the reason and who exempted it (admins, auditors)',
+      },
+    },
+    async (request) => ({ items: await lifecycle.exemptions(principalOf(request)) }),
+  );
+
   app.post(
     '/api/v1/apps/:name/graduation',
     {

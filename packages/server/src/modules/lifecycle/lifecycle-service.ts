@@ -515,7 +515,35 @@ export function createLifecycleService(deps: {
     };
   }
 
-  return { runJob, view, renew, approveRenewal, setExemption, decommissionNow, restore, hold };
+  /** Every app exempted from inactivity checks, with why and by whom (admins and auditors). */
+  async function exemptions(principal: Principal) {
+    if (!hasRole(principal, 'admin') && !hasRole(principal, 'auditor'))
+      throw forbidden('only platform admins and auditors list exemptions');
+    const rows = await db
+      .selectFrom('app_lifecycle')
+      .innerJoin('apps', 'apps.id', 'app_lifecycle.app_id')
+      .select([
+        'apps.name',
+        'apps.owner',
+        'apps.tier',
+        'app_lifecycle.exempt_reason',
+        'app_lifecycle.exempt_by',
+        'app_lifecycle.stage',
+      ])
+      .where('app_lifecycle.exempt_reason', 'is not', null)
+      .orderBy('apps.name')
+      .execute();
+    return rows.map((r) => ({
+      app: r.name,
+      owner: r.owner,
+      tier: r.tier,
+      stage: r.stage,
+      reason: r.exempt_reason!,
+      by: r.exempt_by ?? '',
+    }));
+  }
+
+  return { runJob, view, renew, approveRenewal, setExemption, exemptions, decommissionNow, restore, hold };
 }
 
 export type LifecycleService = ReturnType<typeof createLifecycleService>;

@@ -58,6 +58,49 @@ export function registerPolicyRoutes(fastify: FastifyInstance, deps: { policies:
   );
 
   app.get(
+    '/api/v1/blocked-domains',
+    {
+      config: { access: anyUser('apps:read') },
+      schema: {
+        tags: ['policy'],
+        summary:
+          'The domains the organization blocked (and every name under each): no deploy, no outbound request',
+      },
+    },
+    async () => policies.blockedDomains(),
+  );
+
+  app.put(
+    '/api/v1/blocked-domains',
+    {
+      config: { access: rolesOnly(['admin'], 'policies:write') },
+      schema: {
+        tags: ['policy'],
+        summary:
+          'Replace the blocked domains (admins): a new organization policy revision, checked and audited like a push',
+        body: Type.Object(
+          {
+            domains: Type.Array(Type.String({ minLength: 1, maxLength: 253 }), { maxItems: 1000 }),
+            message: Type.String({
+              minLength: 3,
+              maxLength: 1000,
+              description: 'why: kept in the revision and the audit trail',
+            }),
+          },
+          { additionalProperties: false },
+        ),
+      },
+    },
+    async (request) =>
+      policies.setBlockedDomains(
+        principalOf(request),
+        request.body.domains,
+        request.body.message,
+        auditContext(request),
+      ),
+  );
+
+  app.get(
     '/api/v1/policies/revisions',
     {
       config: { access: anyUser('apps:read') },

@@ -27,6 +27,10 @@ export function createPolicyService(deps: {
 }) {
   const { db, audit, engine, builtin } = deps;
 
+  /** A DNS name with at least two labels, lower case: what a blocked domain may be. */
+  const domainName =
+    /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$/;
+
   /** Accepts a bundle only when it compiles with the built-in packs and every test passes. */
   async function push(
     principal: Principal,
@@ -42,7 +46,15 @@ export function createPolicyService(deps: {
           `module name ${JSON.stringify(f)} must be a relative path ending in .rego`,
         );
     const modules: Source[] = files.map((file) => ({ file, source: bundle.modules[file]! }));
-    const data = bundle.data ?? {};
+    const data = { ...(bundle.data ?? {}) };
+    // The blocked domains have their own API and page; a push of modules that does not mention them keeps them.
+    if (!('blocked_domains' in data)) {
+      const previous = await latestOrg();
+      const kept = previous
+        ? (JSON.parse(previous.data) as { blocked_domains?: string[] }).blocked_domains
+        : undefined;
+      if (kept) data.blocked_domains = kept;
+    }
     const checked = checkPolicy({
       modules: [...builtin.modules, ...modules.map((m) => ({ ...m, file: `org/${m.file}` }))],
       data: deepMerge(builtin.data, data),
@@ -262,7 +274,83 @@ export function createPolicyService(deps: {
     };
   }
 
-  return { push, current, evaluate, admission, access, decisions, revisions, source, test };
+  /** The domains the organization blocked, from the active org bundle's data. */
+  async function blockedDomains() {
+    const row = await latestOrg();
+    const data = row ? (JSON.parse(row.data) as { blocked_domains?: string[] }) : {};
+    return {
+      domains: data.blocked_domains ?? [],
+      revision: row ? Number(row.revision) : null,
+      updatedBy: row?.created_by ?? null,
+      updatedAt: row?.created_at ?? null,
+    };
+  }
+
+  /**
+   * Replaces the blocked domains: a new org revision with the same modules and the list in its data, so it
+   * goes through the same checks, history and audit as any push; the change itself is audited too.
+   */
+  async function setBlockedDomains(
+    principal: Principal,
+    domains: string[],
+    message: string,
+    ctx: AuditContext,
+  ) {
+    if (!hasRole(principal, 'admin')) throw forbidden('only platform admins block domains');
+    const wanted = [...new Set(domains.map((d) => d.trim().toLowerCase().replace(/\.+$/, '')))].sort();
+    const bad = wanted.filter((d) => !domainName.test(d));
+    if (bad.length)
+      throw new AppError(
+        'validation_failed',
+        `${bad.map((d) => JSON.stringify(d)).join(', ')} ${bad.length === 1 ? 'is' : 'are'} not a domain name such as files.example.net`,
+      );
+    const row = await latestOrg();
+    const modules = row ? (JSON.parse(row.modules) as Source[]) : [];
+    const data = row ? (JSON.parse(row.data) as Record<string, unknown>) : {};
+    const before = (data.blocked_domains as string[] | undefined) ?? [];
+    const outcome = await push(
+      principal,
+      {
+        modules: Object.fromEntries(modules.map((m) => [m.file, m.source])),
+        data: { ...data, blocked_domains: wanted },
+        message,
+      },
+      ctx,
+    );
+    if (outcome.kind === 'invalid')
+      throw new AppError(
+        'policy_invalid',
+        `the change was refused: ${outcome.problems.map((p) => p.message.split('\n')[0]).join('; ')}`,
+      );
+    await db.transaction().execute((trx) =>
+      audit.record(trx, ctx, {
+        action: 'policy.blocked_domains_changed',
+        targetType: 'policy',
+        target: `org-${outcome.revision}`,
+        reason: message,
+        summary: {
+          added: wanted.filter((d) => !before.includes(d)),
+          removed: before.filter((d) => !wanted.includes(d)),
+          revision: outcome.revision,
+        },
+      }),
+    );
+    return { domains: wanted, revision: outcome.revision };
+  }
+
+  return {
+    push,
+    current,
+    evaluate,
+    admission,
+    access,
+    decisions,
+    revisions,
+    source,
+    test,
+    blockedDomains,
+    setBlockedDomains,
+  };
 }
 
 export type PolicyService = ReturnType<typeof createPolicyService>;

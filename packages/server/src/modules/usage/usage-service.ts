@@ -33,7 +33,16 @@ export type UsageSummary = {
   bytesIn: number;
   bytesOut: number;
   averageLatencyMs: number | null;
-  byDay: { day: string; requests: number; users: number }[];
+  /** Bytes the app sent and received through the egress broker in the window. */
+  egressBytes: number;
+  byDay: {
+    day: string;
+    requests: number;
+    users: number;
+    serverErrors: number;
+    averageLatencyMs: number | null;
+    egressBytes: number;
+  }[];
   byVersion: { version: string; requests: number }[];
 };
 
@@ -162,10 +171,23 @@ export function createUsageService(deps: {
         day.as('day'),
         eb.fn.countAll().as('requests'),
         eb.fn.count('user_email').distinct().as('users'),
+        sql<number>`sum(case when status >= 500 then 1 else 0 end)`.as('serverErrors'),
+        eb.fn.avg('latency_ms').as('latency'),
       ])
       .groupBy(day)
       .orderBy(day)
       .execute();
+    // What left through the broker: the "unusual data volume" a reviewer looks for, day by day.
+    const egress = await deps.db
+      .selectFrom('app_egress')
+      .where('app_id', '=', app.id)
+      .where('at', '>=', since)
+      .select([day.as('day'), sql<number>`sum(bytes_out + bytes_in)`.as('bytes')])
+      .groupBy(day)
+      .execute();
+    const egressByDay = new Map(egress.map((r) => [r.day, Number(r.bytes ?? 0)]));
+    const activeDays = [...new Set([...byDay.map((r) => r.day), ...egressByDay.keys()])].sort();
+    const usageByDay = new Map(byDay.map((r) => [r.day, r]));
     const byVersion = await inWindow
       .select((eb) => ['version', eb.fn.countAll().as('requests')])
       .groupBy('version')
@@ -189,7 +211,18 @@ export function createUsageService(deps: {
       bytesIn: n(totals.bytesIn),
       bytesOut: n(totals.bytesOut),
       averageLatencyMs: totals.latency === null ? null : Math.round(n(totals.latency) * 10) / 10,
-      byDay: byDay.map((r) => ({ day: r.day, requests: n(r.requests), users: n(r.users) })),
+      egressBytes: [...egressByDay.values()].reduce((a, b) => a + b, 0),
+      byDay: activeDays.map((d) => {
+        const r = usageByDay.get(d);
+        return {
+          day: d,
+          requests: n(r?.requests),
+          users: n(r?.users),
+          serverErrors: n(r?.serverErrors),
+          averageLatencyMs: r?.latency == null ? null : Math.round(n(r.latency) * 10) / 10,
+          egressBytes: egressByDay.get(d) ?? 0,
+        };
+      }),
       byVersion: byVersion.map((r) => ({ version: r.version, requests: n(r.requests) })),
     };
   }
