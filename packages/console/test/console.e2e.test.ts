@@ -371,6 +371,20 @@ describe('web console in a browser', () => {
     const api = await call(server, 'GET', '/api/v1/connectors', { token: tokens.carol });
     assert.deepEqual(api.body.items[0].methods, ['GET', 'POST']);
     assert.deepEqual(api.body.items[0].paths, ['/accounts', '/entries']);
+    // Blocked domains: a new policy revision, with the reason.
+    await page.getByLabel('Blocked domains, one per line').fill('share.example.net\nPaste.Example.org');
+    await page.getByLabel('Why (kept with the change)').fill('No file sharing or paste sites');
+    await page.getByRole('button', { name: 'Save the blocked domains' }).click();
+    await page
+      .getByRole('status')
+      .filter({ hasText: /Saved as policy revision \d+: 2 blocked/ })
+      .waitFor();
+    assert.deepEqual(
+      (await call(server, 'GET', '/api/v1/blocked-domains', { token: tokens.dave })).body.domains,
+      ['paste.example.org', 'share.example.net'],
+    );
+    await page.getByRole('row', { name: /microapp-creators creator/ }).waitFor();
+    await page.getByText('No app is exempted: every app is judged by its use.').waitFor();
     await accessible(page, 'the admin page');
     await shot(page, '12-admin');
 
@@ -399,6 +413,13 @@ describe('web console in a browser', () => {
     const lifecycle = await call(server, 'GET', '/api/v1/apps/lunch-vote/lifecycle', { token: tokens.carol });
     assert.equal(lifecycle.body.graduatedTo, 'payments-eng');
     assert.equal(lifecycle.body.exemption?.reason, 'Used only at the yearly offsite');
+    await page.goto(`${server.url}/admin`);
+    await page
+      .getByRole('row', {
+        name: /lunch-vote dave@example\.com Used only at the yearly offsite carol@example\.com/,
+      })
+      .waitFor();
+    await page.goto(`${server.url}/apps/lunch-vote`);
     await page.getByLabel('E-mail to check').fill('frank@example.com');
     await page.getByRole('button', { name: 'Check access' }).click();
     await page.getByRole('status').filter({ hasText: 'frank@example.com may not use lunch-vote' }).waitFor();

@@ -52,11 +52,46 @@ for (const engine of engines()) {
       assert.equal(u.bytesOut, 120);
       assert.equal(u.averageLatencyMs, 10);
       assert.deepEqual(
-        u.byDay.map((d: { requests: number; users: number }) => [d.requests, d.users]),
+        u.byDay.map(
+          (d: { requests: number; users: number; serverErrors: number; averageLatencyMs: number }) => [
+            d.requests,
+            d.users,
+            d.serverErrors,
+            d.averageLatencyMs,
+          ],
+        ),
         [
-          [2, 2],
-          [1, 1],
+          [2, 2, 1, 10],
+          [1, 1, 0, 10],
         ],
+      );
+      // What went out through the egress broker, by day, beside the requests.
+      const app = (await call(server, 'GET', '/api/v1/apps/team-lunch-poll', { token: t.dave })).body;
+      const db = server.rawDb();
+      try {
+        await db.kysely
+          .insertInto('app_egress')
+          .values({
+            id: 'egr_usage_test',
+            app_id: app.id,
+            host: 'api.bank.example.com',
+            method: 'GET',
+            decision: 'allowed',
+            status: 200,
+            bytes_out: 300,
+            bytes_in: 700,
+            at: new Date(Date.now() - 2 * day).toISOString(),
+          })
+          .execute();
+      } finally {
+        await db.destroy();
+      }
+      const withEgress = (await call(server, 'GET', '/api/v1/apps/team-lunch-poll/usage', { token: t.dave }))
+        .body;
+      assert.equal(withEgress.egressBytes, 1000);
+      assert.deepEqual(
+        withEgress.byDay.map((d: { egressBytes: number }) => d.egressBytes),
+        [1000, 0],
       );
       assert.deepEqual(u.byVersion, [{ version: '0.2.0', requests: 3 }]);
       assert.ok(Date.now() - Date.parse(u.lastUsedAt) < 60_000);

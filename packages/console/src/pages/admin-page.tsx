@@ -1,6 +1,7 @@
 import { useState } from 'react';
 import { type ApiError, api } from '../api.ts';
 import { type ConnectorView, dataClasses, type JobView, type TemplateInfo } from '../contracts.ts';
+import { Link } from '../router.tsx';
 import { ErrorNote, Section, When } from '../ui.tsx';
 import { useApi } from '../use-api.ts';
 
@@ -96,6 +97,11 @@ export function AdminPage() {
             ))}
           </ul>
         </Section>
+      </div>
+      <BlockedDomains />
+      <div className="grid">
+        <Exemptions />
+        <RoleMapping />
       </div>
       <Section title="Scheduled jobs">
         <ErrorNote error={jobs.error} />
@@ -247,5 +253,178 @@ function ConnectorForm({ onSaved }: { onSaved: () => void }) {
         Save the connector
       </button>
     </form>
+  );
+}
+
+type Blocked = {
+  domains: string[];
+  revision: number | null;
+  updatedBy: string | null;
+  updatedAt: string | null;
+};
+
+/** The organization's blocked domains: no app deploys with one, no request reaches one or a name under it. */
+function BlockedDomains() {
+  const blocked = useApi<Blocked>('/api/v1/blocked-domains');
+  const [draft, setDraft] = useState<string | null>(null);
+  const [why, setWhy] = useState('');
+  const [error, setError] = useState<ApiError | null>(null);
+  const [saved, setSaved] = useState<string | null>(null);
+  const text = draft ?? blocked.data?.domains.join('\n') ?? '';
+  return (
+    <Section title="Blocked domains">
+      <p className="muted">
+        No app deploys with these in its approved egress, and the egress broker refuses every request to them
+        and to every name under them, whatever an app was approved for. Each change is a new policy revision,
+        checked like any other and kept in the audit trail.
+      </p>
+      <ErrorNote error={blocked.error} />
+      {blocked.data?.updatedBy ? (
+        <p>
+          Policy revision {blocked.data.revision}, by {blocked.data.updatedBy}{' '}
+          <When at={blocked.data.updatedAt} />.
+        </p>
+      ) : null}
+      <form
+        aria-label="Change the blocked domains"
+        onSubmit={async (e) => {
+          e.preventDefault();
+          setError(null);
+          setSaved(null);
+          try {
+            const r = await api<{ domains: string[]; revision: number }>('PUT', '/api/v1/blocked-domains', {
+              domains: split(text),
+              message: why.trim(),
+            });
+            setSaved(`Saved as policy revision ${r.revision}: ${r.domains.length} blocked.`);
+            setDraft(null);
+            setWhy('');
+            blocked.reload();
+          } catch (err) {
+            setError(err as ApiError);
+          }
+        }}
+      >
+        <div className="grid">
+          <div className="field">
+            <label htmlFor="blocked-list">Blocked domains, one per line</label>
+            <textarea
+              id="blocked-list"
+              rows={5}
+              value={text}
+              placeholder="files.example.net"
+              onChange={(e) => setDraft(e.target.value)}
+            />
+          </div>
+          <div className="field">
+            <label htmlFor="blocked-why">Why (kept with the change)</label>
+            <input
+              id="blocked-why"
+              value={why}
+              required
+              minLength={3}
+              onChange={(e) => setWhy(e.target.value)}
+            />
+          </div>
+        </div>
+        <ErrorNote error={error} />
+        {saved ? (
+          <p role="status" className="notice">
+            {saved}
+          </p>
+        ) : null}
+        <button type="submit" className="primary">
+          Save the blocked domains
+        </button>
+      </form>
+    </Section>
+  );
+}
+
+type Exemption = { app: string; owner: string; tier: string; stage: string; reason: string; by: string };
+
+/** Apps an admin exempted from inactivity checks: what is not being watched, and why. */
+function Exemptions() {
+  const list = useApi<{ items: Exemption[] }>('/api/v1/lifecycle/exemptions');
+  return (
+    <Section title="Inactivity exemptions">
+      <ErrorNote error={list.error} />
+      {list.data?.items.length ? (
+        <table>
+          <thead>
+            <tr>
+              <th scope="col">App</th>
+              <th scope="col">Owner</th>
+              <th scope="col">Why</th>
+              <th scope="col">By</th>
+            </tr>
+          </thead>
+          <tbody>
+            {list.data.items.map((x) => (
+              <tr key={x.app}>
+                <th scope="row">
+                  <Link href={`/apps/${x.app}`}>{x.app}</Link>
+                </th>
+                <td>{x.owner}</td>
+                <td>{x.reason}</td>
+                <td>{x.by}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      ) : list.data ? (
+        <p>No app is exempted: every app is judged by its use.</p>
+      ) : null}
+    </Section>
+  );
+}
+
+type RoleMap = {
+  source: string;
+  issuer: string | null;
+  claims: { groups: string | null; department: string | null; manager: string | null };
+  groups: { group: string; roles: string[]; specialties: string[] }[];
+};
+
+/** Which identity-provider groups give which roles: configuration, shown here, changed where the server runs. */
+function RoleMapping() {
+  const map = useApi<RoleMap>('/api/v1/identity/role-mapping');
+  return (
+    <Section title="Roles from the identity provider">
+      <ErrorNote error={map.error} />
+      {map.data ? (
+        <>
+          <p className="muted">
+            From {map.data.source}; changed in the server's configuration, not here. Groups come from the{' '}
+            <code>{map.data.claims.groups ?? 'groups'}</code> claim
+            {map.data.issuer ? (
+              <>
+                {' '}
+                of <code>{map.data.issuer}</code>
+              </>
+            ) : null}
+            .
+          </p>
+          <table>
+            <thead>
+              <tr>
+                <th scope="col">Group</th>
+                <th scope="col">Roles</th>
+                <th scope="col">Specialties</th>
+              </tr>
+            </thead>
+            <tbody>
+              {map.data.groups.map((g) => (
+                <tr key={g.group}>
+                  <th scope="row">{g.group}</th>
+                  <td>{g.roles.join(', ')}</td>
+                  <td>{g.specialties.join(', ')}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </>
+      ) : null}
+    </Section>
   );
 }
