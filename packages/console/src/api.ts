@@ -20,14 +20,28 @@ export function setCsrfToken(token: string | null) {
 
 /** Call the platform's API as the signed-in browser. Every decision is the API's; this only carries it. */
 export async function api<T>(method: string, path: string, body?: unknown): Promise<T> {
+  return send<T>(method, path, body === undefined ? undefined : JSON.stringify(body), 'application/json');
+}
+
+/** Send a file as the request body (an advisory snapshot's zip, say), with its media type. */
+export async function upload<T>(path: string, file: Blob, contentType: string): Promise<T> {
+  return send<T>('POST', path, file, contentType);
+}
+
+async function send<T>(
+  method: string,
+  path: string,
+  body: string | Blob | undefined,
+  contentType: string,
+): Promise<T> {
   const headers: Record<string, string> = { accept: 'application/json' };
-  if (body !== undefined) headers['content-type'] = 'application/json';
+  if (body !== undefined) headers['content-type'] = contentType;
   if (method !== 'GET' && csrfToken) headers['x-csrf-token'] = csrfToken;
   const res = await fetch(path, {
     method,
     headers,
     credentials: 'same-origin',
-    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    ...(body !== undefined ? { body } : {}),
   });
   if (res.status === 204) return undefined as T;
   const text = await res.text();

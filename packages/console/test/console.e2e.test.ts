@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import axe from 'axe-core';
+import { zipSync } from 'fflate';
 import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
 import { build } from 'vite';
 import { importAdvisories } from '../../cli/test/cli-harness.ts';
@@ -384,6 +385,26 @@ describe('web console in a browser', () => {
       ['paste.example.org', 'share.example.net'],
     );
     await page.getByRole('row', { name: /microapp-creators creator/ }).waitFor();
+    // A new advisory snapshot, uploaded from the page.
+    const osvZip = join(consoleDir, 'osv.zip');
+    writeFileSync(
+      osvZip,
+      zipSync({
+        'GHSA-console.json': new TextEncoder().encode(
+          JSON.stringify({
+            id: 'GHSA-console',
+            affected: [{ package: { ecosystem: 'npm', name: 'left-pad' }, versions: ['0.0.2'] }],
+          }),
+        ),
+      }),
+    );
+    await page.getByLabel('OSV data (.zip)').setInputFiles(osvZip);
+    await page.getByRole('button', { name: 'Import', exact: true }).click();
+    await page
+      .getByRole('status')
+      .filter({ hasText: /Imported 1 record \(/ })
+      .waitFor();
+    await page.getByText(/1 OSV record, imported by carol@example\.com/).waitFor();
     await page.getByText('No app is exempted: every app is judged by its use.').waitFor();
     await accessible(page, 'the admin page');
     await shot(page, '12-admin');
@@ -420,6 +441,8 @@ describe('web console in a browser', () => {
       })
       .waitFor();
     await page.goto(`${server.url}/apps/lunch-vote`);
+    await page.getByRole('heading', { name: 'Policy decisions' }).waitFor();
+    await page.getByText('microapp.risk.assessment').first().waitFor();
     await page.getByLabel('E-mail to check').fill('frank@example.com');
     await page.getByRole('button', { name: 'Check access' }).click();
     await page.getByRole('status').filter({ hasText: 'frank@example.com may not use lunch-vote' }).waitFor();

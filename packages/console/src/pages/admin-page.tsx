@@ -1,5 +1,5 @@
 import { useState } from 'react';
-import { type ApiError, api } from '../api.ts';
+import { type ApiError, api, upload } from '../api.ts';
 import { type ConnectorView, dataClasses, type JobView, type TemplateInfo } from '../contracts.ts';
 import { Link } from '../router.tsx';
 import { ErrorNote, Section, When } from '../ui.tsx';
@@ -73,16 +73,19 @@ export function AdminPage() {
           <ErrorNote error={advisories.error} />
           {advisories.data?.snapshot ? (
             <p>
-              {advisories.data.snapshot.records.toLocaleString()} OSV records, imported by{' '}
+              {advisories.data.snapshot.records.toLocaleString()} OSV record
+              {advisories.data.snapshot.records === 1 ? '' : 's'}, imported by{' '}
               {advisories.data.snapshot.importedBy} <When at={advisories.data.snapshot.importedAt} /> (
               <code>{advisories.data.snapshot.digest.slice(0, 19)}…</code>).
             </p>
           ) : advisories.data ? (
             <p className="error">
-              No advisory data: scans cannot run. Import OSV's npm export with{' '}
+              No advisory data: scans cannot run. Import OSV's npm export (all.zip from
+              osv-vulnerabilities.storage.googleapis.com/npm/) below, or with{' '}
               <code>microapp advisories import all.zip</code>.
             </p>
           ) : null}
+          <AdvisoryImport onImported={advisories.reload} />
         </Section>
         <Section title="Templates">
           <ul>
@@ -426,5 +429,59 @@ function RoleMapping() {
         </>
       ) : null}
     </Section>
+  );
+}
+
+/** Import a new OSV snapshot: every later scan uses it, and deployed versions are matched against it at once. */
+function AdvisoryImport({ onImported }: { onImported: () => void }) {
+  const [file, setFile] = useState<File | null>(null);
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<ApiError | null>(null);
+  const [done, setDone] = useState<string | null>(null);
+  return (
+    <form
+      aria-label="Import advisory data"
+      onSubmit={async (e) => {
+        e.preventDefault();
+        if (!file) return;
+        setBusy(true);
+        setError(null);
+        setDone(null);
+        try {
+          const r = await upload<{ records: number; digest: string }>(
+            '/api/v1/advisories',
+            file,
+            'application/zip',
+          );
+          setDone(
+            `Imported ${r.records.toLocaleString()} record${r.records === 1 ? '' : 's'} (${r.digest.slice(0, 19)}…).`,
+          );
+          onImported();
+        } catch (err) {
+          setError(err as ApiError);
+        } finally {
+          setBusy(false);
+        }
+      }}
+    >
+      <div className="field">
+        <label htmlFor="osv-zip">OSV data (.zip)</label>
+        <input
+          id="osv-zip"
+          type="file"
+          accept=".zip,application/zip"
+          onChange={(e) => setFile(e.target.files?.[0] ?? null)}
+        />
+      </div>
+      <ErrorNote error={error} />
+      {done ? (
+        <p role="status" className="notice">
+          {done}
+        </p>
+      ) : null}
+      <button type="submit" disabled={!file || busy}>
+        {busy ? 'Importing…' : 'Import'}
+      </button>
+    </form>
   );
 }

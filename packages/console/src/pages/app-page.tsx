@@ -9,6 +9,7 @@ import type {
   UsageSummary,
   VersionItem,
 } from '../contracts.ts';
+import { type Decision, PolicyResults } from '../policy-results.tsx';
 import { useLocation } from '../router.tsx';
 import { hasRole, useSession } from '../session.tsx';
 import { ErrorNote, Facts, Loading, RiskFactors, Section, StateBadge, TierBadge, When } from '../ui.tsx';
@@ -136,6 +137,7 @@ export function AppPage({ name }: { name: string }) {
         onChanged={() => app.reload()}
       />
       <AccessSection app={a} />
+      {hasRole(session, 'reviewer', 'admin', 'auditor') ? <PolicySection name={a.name} /> : null}
       <UsageSection name={a.name} />
       {a.owner === session.user.email || hasRole(session, 'admin') ? (
         <LogsSection name={a.name} key={`logs-${deployed}`} />
@@ -144,6 +146,18 @@ export function AppPage({ name }: { name: string }) {
         <AppAudit name={a.name} key={`audit-${deployed}`} />
       </Section>
     </>
+  );
+}
+
+/** What the policy engine decided about the app lately: the decision log, newest result per rule. */
+function PolicySection({ name }: { name: string }) {
+  const decisions = useApi<{ items: Decision[] }>(`/api/v1/policies/decisions?subject=${name}&limit=50`);
+  return (
+    <Section title="Policy decisions">
+      <ErrorNote error={decisions.error} />
+      {decisions.data?.items.length === 0 ? <p>No policy decision recorded for this app.</p> : null}
+      {decisions.data?.items.length ? <PolicyResults decisions={decisions.data.items} /> : null}
+    </Section>
   );
 }
 

@@ -2,19 +2,11 @@ import { useState } from 'react';
 import { ApiError, api } from '../api.ts';
 import { ChangesTable } from '../changes.tsx';
 import type { AppView, Finding, RevisionView, VersionItem } from '../contracts.ts';
+import { type Decision, PolicyResults } from '../policy-results.tsx';
 import { Link } from '../router.tsx';
 import { hasRole, useSession } from '../session.tsx';
 import { ErrorNote, Loading, RiskFactors, Section, StateBadge, TierBadge } from '../ui.tsx';
 import { useApi } from '../use-api.ts';
-
-type Decision = {
-  id: string;
-  at: string;
-  entrypoint: string;
-  revision: string;
-  result: unknown;
-  subject: string | null;
-};
 
 /** The reviewer's inbox: each app waiting for them, with everything needed to decide side by side. */
 export function ReviewsPage() {
@@ -107,60 +99,6 @@ function Review({
       {canDecide ? <DecisionForm app={a} onDecided={onDecided} /> : null}
     </article>
   );
-}
-
-/** The newest decision of each policy rule about the app: deny rules read as passed or as their denials. */
-function PolicyResults({ decisions }: { decisions: Decision[] }) {
-  const newest = new Map<string, Decision>();
-  for (const d of decisions) if (!newest.has(d.entrypoint)) newest.set(d.entrypoint, d);
-  return (
-    <table className="policy">
-      <caption className="sr-only">Policy results</caption>
-      <thead>
-        <tr>
-          <th scope="col">Rule</th>
-          <th scope="col">Result</th>
-        </tr>
-      </thead>
-      <tbody>
-        {[...newest.values()].map((d) => {
-          const rule = d.entrypoint.replace(/^data\./, '');
-          const denials = rule.endsWith('.deny') && Array.isArray(d.result) ? (d.result as unknown[]) : null;
-          return (
-            <tr key={d.entrypoint}>
-              <th scope="row">
-                <code>{rule}</code>
-                <br />
-                <span className="muted">{d.revision}</span>
-              </th>
-              <td>
-                {denials ? (
-                  denials.length === 0 ? (
-                    <span className="ok">Passed: nothing denied</span>
-                  ) : (
-                    <ul>
-                      {denials.map((x) => (
-                        <li key={JSON.stringify(x)} className="bad">
-                          {typeof x === 'string' ? x : JSON.stringify(x)}
-                        </li>
-                      ))}
-                    </ul>
-                  )
-                ) : (
-                  <code>{summarise(d.result)}</code>
-                )}
-              </td>
-            </tr>
-          );
-        })}
-      </tbody>
-    </table>
-  );
-}
-
-function summarise(result: unknown): string {
-  const s = JSON.stringify(result);
-  return s.length > 160 ? `${s.slice(0, 157)}…` : s;
 }
 
 /** Scan findings with the versions that fix them. */
