@@ -45,6 +45,8 @@ export type ServerConfig = {
   notifications: NotificationChannels;
   /** Where the audit trail streams to (RFC 5424 syslog over TCP), or null. */
   siemSyslog: string | null;
+  /** The npm registry platform builds install from (through the egress broker); null is the public one. */
+  npmRegistry: string | null;
   /** Days app log lines are kept, by tier. */
   logRetention: LogRetention;
   /** OpenTelemetry traces over OTLP/HTTP: the collector's base URL and its headers; null endpoint is off. */
@@ -259,6 +261,11 @@ export function loadConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv): ServerCo
   const siemSyslog = env.MICROAPP_SIEM_SYSLOG || null;
   if (siemSyslog && !/^tcp:\/\/[^/:]+:\d{1,5}\/?$/.test(siemSyslog))
     problems.push(`MICROAPP_SIEM_SYSLOG must look like tcp://siem.internal:6514, got "${siemSyslog}"`);
+  const npmRegistry = env.MICROAPP_NPM_REGISTRY || null;
+  if (npmRegistry && !/^https?:\/\/[a-z0-9.-]+(:\d{1,5})?(\/[^\s]*)?$/i.test(npmRegistry))
+    problems.push(
+      `MICROAPP_NPM_REGISTRY must be a registry URL such as https://npm.corp.example.com/, got "${npmRegistry}"`,
+    );
   const logRetention = { ...defaultLogRetention };
   if (env.MICROAPP_LOG_RETENTION_DAYS) {
     const days = env.MICROAPP_LOG_RETENTION_DAYS.split(',').map((d) => Number(d.trim()));
@@ -376,6 +383,7 @@ export function loadConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv): ServerCo
     siemSyslog,
     otlp: { endpoint: otlpEndpoint, headers: otlpHeaders },
     logRetention,
+    npmRegistry,
     usageRetentionDays,
     consoleDir: env.MICROAPP_CONSOLE_DIR ? resolve(env.MICROAPP_CONSOLE_DIR) : null,
     devEgressHosts,

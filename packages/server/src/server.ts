@@ -313,6 +313,8 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   if (tracing.enabled) logger.info({ endpoint: config.otlp.endpoint }, 'traces go to the OTLP collector');
   const builds = createBuildService({
     tracing,
+    egress,
+    ...(config.npmRegistry ? { npmRegistry: config.npmRegistry } : {}),
     db: db.kysely,
     clock,
     audit,

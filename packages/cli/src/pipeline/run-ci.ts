@@ -52,7 +52,13 @@ type AppView = {
 export type StepSandbox = (
   command: string,
   args: string[],
-  options: { dir: string; network: boolean; env: Record<string, string> },
+  options: {
+    dir: string;
+    network: boolean;
+    env: Record<string, string>;
+    egressDir?: string;
+    registry?: string;
+  },
 ) => { file: string; args: string[] };
 
 function run(
@@ -65,8 +71,18 @@ function run(
     // Install scripts stay off unless asked for, and the app gets no credentials of ours.
     const { MICROAPP_TOKEN: _t, NODE_TEST_CONTEXT: _c, ...env } = process.env;
     const scripts = { npm_config_ignore_scripts: opts.scripts ? 'false' : 'true' };
+    // A platform build hands over its egress broker (MICROAPP_EGRESS_DIR): the install step reaches the
+    // registry through it and nothing else. Run by hand, the install step keeps the host's network.
+    const egressDir = opts.network ? process.env.MICROAPP_EGRESS_DIR : undefined;
+    const registry = process.env.MICROAPP_NPM_REGISTRY;
     const wrapped = opts.sandbox
-      ? opts.sandbox(cmd, args, { dir: resolvePath(cwd), network: opts.network ?? false, env: scripts })
+      ? opts.sandbox(cmd, args, {
+          dir: resolvePath(cwd),
+          network: opts.network ?? false,
+          env: scripts,
+          ...(egressDir ? { egressDir } : {}),
+          ...(registry ? { registry } : {}),
+        })
       : { file: cmd, args };
     const child = spawn(wrapped.file, wrapped.args, {
       cwd,

@@ -10,6 +10,7 @@ import { newId } from '../../ids.ts';
 import type { Tracing } from '../../tracing.ts';
 import type { AuditContext, AuditService } from '../audit/audit-service.ts';
 import type { CatalogService } from '../catalog/catalog-service.ts';
+import type { EgressBroker } from '../egress/egress-broker.ts';
 import { hasRole, type Principal } from '../identity/principal.ts';
 import type { DeploymentService } from '../runtime/deployment-service.ts';
 import type { TokenService } from '../tokens/token-service.ts';
@@ -75,6 +76,10 @@ export function createBuildService(deps: {
   appUrl: (site: string) => string;
   /** Longest a pipeline may run before it is stopped. */
   timeoutMs?: number;
+  /** The egress broker: a build's install step reaches the npm registry through it, and nothing else. */
+  egress?: Pick<EgressBroker, 'open' | 'close'>;
+  /** The registry builds install from (a company mirror, or the public registry). */
+  npmRegistry?: string;
   /** OpenTelemetry: a span per build, a child span per step. */
   tracing?: Pick<Tracing, 'start'>;
 }) {
@@ -279,6 +284,7 @@ export function createBuildService(deps: {
     let version: string | null = null;
     let digest: string | null = null;
     let error: string | null = null;
+    let brokered = false;
     const span = deps.tracing?.start(`build ${row.app_name}`, {
       'microapp.app': row.app_name,
       'microapp.build': id,
@@ -354,9 +360,34 @@ export function createBuildService(deps: {
           detail: `source archive unpacked (${job.archive!.length} bytes)${version ? `, version ${version}` : ''}`,
         });
       }
+      // The install step's only way out: a broker socket that lets npm reach its registry, attributed to the app.
+      const registry = new URL(deps.npmRegistry ?? 'https://registry.npmjs.org/');
+      const egressDir = deps.egress
+        ? await deps.egress.open(
+            `build-${id}`,
+            {
+              name: row.app_name,
+              appId: app.id,
+              version: 'build',
+              manifest: {
+                ...app.manifest,
+                integrations: { ...app.manifest.integrations, egress: [registry.hostname], connectors: [] },
+              },
+              department: app.manifest.audience?.department ?? null,
+              tier: app.tier,
+              owner: app.owner,
+            },
+            { build: true },
+          )
+        : null;
+      brokered = egressDir !== null;
       const ci = await spawnCli(
         ['ci', '--dir', src, '--sandbox', '--progress', 'jsonl', '--json'],
-        env,
+        {
+          ...env,
+          ...(egressDir ? { MICROAPP_EGRESS_DIR: egressDir } : {}),
+          ...(deps.npmRegistry ? { MICROAPP_NPM_REGISTRY: deps.npmRegistry } : {}),
+        },
         (s) => {
           void record(s);
         },
@@ -393,6 +424,7 @@ export function createBuildService(deps: {
     } catch (e) {
       error = (e as Error).message;
     } finally {
+      if (brokered) await deps.egress?.close(`build-${id}`).catch(() => {});
       if (token) await deps.tokens.revoke(principal, token.id, ctx).catch(() => {});
       rmSync(dir, { recursive: true, force: true });
       const state = error ? 'failed' : 'passed';

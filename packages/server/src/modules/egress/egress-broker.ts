@@ -30,6 +30,7 @@ import { type DlpFinding, dlpClassFor, inspect } from './dlp.ts';
 import { clientHello, serverName } from './tls-hello.ts';
 
 export const shimFile = join(import.meta.dirname, 'shim.cjs');
+export const buildProxyFile = join(import.meta.dirname, 'build-proxy.cjs');
 
 /** The app a broker socket belongs to: the socket itself says who is calling, no header can. */
 export type BrokeredApp = {
@@ -333,12 +334,13 @@ export function createEgressBroker(deps: {
   async function decideTunnel(
     app: BrokeredApp,
     authority: string,
+    tunnels = deps.tunnels ?? false,
   ): Promise<Refusal | { allowed: true; host: string; address: string; port: number }> {
     const target = normalizeHost(authority);
     if (!target || target.port === null)
       return { allowed: false, status: 400, host: null, reason: 'CONNECT names HOST:PORT' };
     const asked = target.host;
-    if (!deps.tunnels)
+    if (!tunnels)
       return {
         allowed: false,
         status: 403,
@@ -375,8 +377,14 @@ export function createEgressBroker(deps: {
    * Serves one CONNECT: the decision, then `200`, then the client's TLS hello, whose server name (SNI) must
    * be the host the tunnel was granted for; then bytes both ways, counted and recorded when it closes.
    */
-  async function tunnelFor(app: BrokeredApp, authority: string, inside: Duplex, head: Buffer) {
-    const d = await decideTunnel(app, authority);
+  async function tunnelFor(
+    app: BrokeredApp,
+    authority: string,
+    inside: Duplex,
+    head: Buffer,
+    tunnels?: boolean,
+  ) {
+    const d = await decideTunnel(app, authority, tunnels);
     if (!d.allowed) {
       await record(app, {
         host: d.host,
@@ -449,6 +457,19 @@ export function createEgressBroker(deps: {
 
   async function handle(app: BrokeredApp, req: IncomingMessage, res: ServerResponse) {
     const method = req.method ?? 'GET';
+    // A client configured with this as its HTTP proxy (npm, in a build) sends the whole URL: the host in
+    // it is the one asked for, whatever the Host header says.
+    if (/^http:\/\//i.test(req.url ?? '')) {
+      try {
+        const url = new URL(req.url!);
+        req.headers.host = url.host;
+        req.url = `${url.pathname}${url.search}`;
+      } catch {
+        res.writeHead(400, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ error: 'egress_denied', detail: 'the request URL does not parse' }));
+        return;
+      }
+    }
     const refuse = async (
       status: number,
       reason: string,
@@ -546,13 +567,22 @@ export function createEgressBroker(deps: {
     upstream.end(body);
   }
 
-  /** Opens the app's broker socket; returns the folder to bind into the sandbox at /run/egress. */
-  async function open(key: string, app: BrokeredApp): Promise<string> {
+  /**
+   * Opens the app's broker socket; returns the folder to bind into the sandbox at /run/egress. A build's
+   * socket (`build`) also gets the relay its install step runs under, and takes tunnels whatever the
+   * platform's setting: npm reaches its registry over HTTPS through one, and the registry is all it may reach.
+   */
+  async function open(key: string, app: BrokeredApp, options: { build?: boolean } = {}): Promise<string> {
     const dir = join(deps.dir, key);
     rmSync(dir, { recursive: true, force: true });
     mkdirSync(dir, { recursive: true, mode: 0o755 });
-    copyFileSync(shimFile, join(dir, 'shim.cjs'));
-    chmodSync(join(dir, 'shim.cjs'), 0o444);
+    for (const [from, name] of [
+      [shimFile, 'shim.cjs'],
+      ...(options.build ? [[buildProxyFile, 'build-proxy.cjs']] : []),
+    ] as const) {
+      copyFileSync(from, join(dir, name));
+      chmodSync(join(dir, name), 0o444);
+    }
     const server = createServer((req, res) => {
       handle(app, req, res).catch(() => {
         if (!res.headersSent) res.writeHead(500).end();
@@ -561,7 +591,9 @@ export function createEgressBroker(deps: {
     });
     server.on('connect', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
       socket.on('error', () => {});
-      tunnelFor(app, req.url ?? '', socket, head).catch(() => socket.destroy());
+      tunnelFor(app, req.url ?? '', socket, head, options.build ? true : undefined).catch(() =>
+        socket.destroy(),
+      );
     });
     await new Promise<void>((done, fail) => server.listen(join(dir, 'proxy.sock'), done).once('error', fail));
     chmodSync(join(dir, 'proxy.sock'), 0o666);

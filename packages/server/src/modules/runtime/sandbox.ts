@@ -205,15 +205,27 @@ const networkFiles = [
  * The bubblewrap command that runs one pipeline step (`npm ci`, `npm test`) over a build folder: new user
  * (nobody), pid, ipc, uts, cgroup and network namespaces, all capabilities dropped, a cleared environment,
  * a read-only runtime, the build folder at /build (its only writable place besides a private /tmp), and
- * dies with the pipeline. `network` keeps the host's network for the install step only, which runs no
- * package code (install scripts are off); until the egress broker lands, that step is not limited to
- * the npm registry. The test step, which runs the app's code, has no network at all.
+ * dies with the pipeline. The test step, which runs the app's code, has no network at all. The install
+ * step (`network`) runs no package code (install scripts are off); with `egressDir` (a platform build) it
+ * has no network either, only the egress broker's socket at /run/egress, which lets npm reach its
+ * registry and nothing else (a relay inside listens on 127.0.0.1:3128 for npm's proxy setting); without
+ * it (`microapp ci --sandbox` on a laptop) it keeps the host's network.
  */
 export function sandboxedCommand(
   command: string,
   args: string[],
-  options: { dir: string; network: boolean; env?: Record<string, string> },
+  options: {
+    dir: string;
+    network: boolean;
+    env?: Record<string, string>;
+    /** The broker folder of a platform build; the install step's only way out. */
+    egressDir?: string;
+    /** The registry npm uses, when not the public one (a company mirror). */
+    registry?: string;
+  },
 ): { file: string; args: string[] } {
+  const brokered = Boolean(options.network && options.egressDir);
+  const hostNetwork = options.network && !brokered;
   const env: Record<string, string> = {
     HOME: '/tmp',
     PATH: `${dirname(process.execPath)}:/usr/bin:/bin`,
@@ -222,13 +234,21 @@ export function sandboxedCommand(
     npm_config_update_notifier: 'false',
     npm_config_fund: 'false',
     npm_config_audit: 'false',
+    ...(brokered
+      ? {
+          npm_config_proxy: 'http://127.0.0.1:3128',
+          npm_config_https_proxy: 'http://127.0.0.1:3128',
+          npm_config_noproxy: '',
+        }
+      : {}),
+    ...(options.registry ? { npm_config_registry: options.registry } : {}),
     ...(options.env ?? {}),
   };
   return {
     file: 'bwrap',
     args: [
       '--unshare-all',
-      ...(options.network ? ['--share-net'] : []),
+      ...(hostNetwork ? ['--share-net'] : []),
       '--uid',
       '65534',
       '--gid',
@@ -242,9 +262,8 @@ export function sandboxedCommand(
       '--clearenv',
       ...Object.entries(env).flatMap(([k, v]) => ['--setenv', k, v]),
       ...runtimeMounts(),
-      ...(options.network
-        ? networkFiles.filter((f) => existsSync(f)).flatMap((f) => ['--ro-bind', f, f])
-        : []),
+      ...(hostNetwork ? networkFiles.filter((f) => existsSync(f)).flatMap((f) => ['--ro-bind', f, f]) : []),
+      ...(brokered ? ['--ro-bind', options.egressDir!, '/run/egress'] : []),
       '--proc',
       '/proc',
       '--dev',
@@ -256,6 +275,7 @@ export function sandboxedCommand(
       '/build',
       '--chdir',
       '/build',
+      ...(brokered ? [process.execPath, '/run/egress/build-proxy.cjs'] : []),
       command,
       ...args,
     ],

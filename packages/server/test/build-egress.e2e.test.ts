@@ -1,0 +1,157 @@
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { create as createTar } from 'tar';
+import {
+  buildFinished,
+  call,
+  lunchPoll,
+  people,
+  type signInEveryone,
+  sourceArchive,
+  startBuildServer,
+  type TestServer,
+} from './harness.ts';
+
+/** A one-file npm package as the tarball a registry serves, with its lockfile integrity. */
+async function tarball(name: string, version: string) {
+  const root = mkdtempSync(join(tmpdir(), 'microapp-pkg-'));
+  try {
+    mkdirSync(join(root, 'package'));
+    writeFileSync(join(root, 'package', 'package.json'), JSON.stringify({ name, version, main: 'index.js' }));
+    writeFileSync(join(root, 'package', 'index.js'), `module.exports = () => '${name} ${version} works';\n`);
+    const file = `${root}.tgz`;
+    await createTar({ gzip: true, cwd: root, file, portable: true }, ['package']);
+    const bytes = readFileSync(file);
+    rmSync(file, { force: true });
+    return { bytes, integrity: `sha512-${createHash('sha512').update(bytes).digest('base64')}` };
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+}
+
+/** An app with one dependency, locked to `resolved`. */
+function appWithDependency(name: string, resolved: string, integrity: string) {
+  const dep = { version: '1.0.0', resolved, integrity };
+  return {
+    'microapp.yaml': `name: ${name}\nowner: alice@example.com\npurpose: Use a small library from the company registry\ndataClasses: [internal]\naudience: { department: finance, maxUsers: 50 }\n`,
+    'package.json': JSON.stringify({
+      name,
+      version: '1.0.0',
+      private: true,
+      scripts: { test: 'node --test' },
+      dependencies: { 'tiny-dep': '1.0.0' },
+    }),
+    'package-lock.json': JSON.stringify({
+      name,
+      version: '1.0.0',
+      lockfileVersion: 3,
+      requires: true,
+      packages: {
+        '': { name, version: '1.0.0', dependencies: { 'tiny-dep': '1.0.0' } },
+        'node_modules/tiny-dep': dep,
+      },
+    }),
+    'server.js':
+      "require('node:http').createServer((q, s) => s.end(require('tiny-dep')())).listen(process.env.PORT);\n",
+    'test/dep.test.js':
+      "const test = require('node:test');\nconst assert = require('node:assert');\ntest('the dependency is installed', () => assert.match(require('tiny-dep')(), /works/));\n",
+  };
+}
+
+describe('a build’s install step reaches the registry through the broker, and nothing else', () => {
+  let server: TestServer;
+  let t: Awaited<ReturnType<typeof signInEveryone>>;
+  let stop: () => Promise<void>;
+  let registry: Server;
+  const served: string[] = [];
+  let pkg: Awaited<ReturnType<typeof tarball>>;
+
+  before(async () => {
+    pkg = await tarball('tiny-dep', '1.0.0');
+    // A stand-in for the company's npm mirror, on loopback; `--dev` pins both names to it, so a request
+    // that got past the broker would be seen here.
+    registry = createServer((req, res) => {
+      served.push(`${req.headers.host} ${req.url}`);
+      if (req.url === '/tiny-dep/-/tiny-dep-1.0.0.tgz') {
+        res.setHeader('content-type', 'application/octet-stream');
+        return res.end(pkg.bytes);
+      }
+      res.statusCode = 404;
+      res.end('{}');
+    });
+    await new Promise<void>((r) => registry.listen(0, '127.0.0.1', r));
+    const port = (registry.address() as AddressInfo).port;
+    ({ server, t, stop } = await startBuildServer({
+      MICROAPP_NPM_REGISTRY: 'http://npm.corp.example.com/',
+      MICROAPP_DEV_EGRESS_HOSTS: `npm.corp.example.com=127.0.0.1:${port},evil.example.com=127.0.0.1:${port}`,
+    }));
+  });
+  after(async () => {
+    await stop();
+    registry.close();
+  });
+
+  const build = async (name: string, resolved: string) => {
+    const reg = await call(server, 'POST', '/api/v1/apps', {
+      token: t.alice,
+      body: lunchPoll({
+        name,
+        owner: people.alice,
+        purpose: 'Use a small library from the company registry',
+        audience: { department: 'finance', maxUsers: 50 },
+      }),
+    });
+    assert.equal(reg.status, 201, reg.text);
+    const res = await call(server, 'POST', `/api/v1/apps/${name}/builds`, {
+      token: t.alice,
+      body: { source: await sourceArchive(appWithDependency(name, resolved, pkg.integrity)) },
+    });
+    assert.equal(res.status, 202, res.text);
+    return buildFinished(server, name, res.body.id, t.alice);
+  };
+
+  test('a dependency from the registry is installed, and the fetch is recorded as the app’s egress', async () => {
+    const b = await build('uses-mirror', 'http://npm.corp.example.com/tiny-dep/-/tiny-dep-1.0.0.tgz');
+    assert.equal(b.state, 'passed', `${b.error} ${JSON.stringify(b.steps)}`);
+    assert.equal(served.length, 1, served.join(', '));
+    assert.match(served[0]!, /^npm\.corp\.example\.com(:\d+)? \/tiny-dep\/-\/tiny-dep-1\.0\.0\.tgz$/);
+    const db = server.rawDb();
+    try {
+      const rows = await db.kysely
+        .selectFrom('app_egress')
+        .select(['host', 'method', 'decision'])
+        .where('host', '=', 'npm.corp.example.com')
+        .execute();
+      assert.deepEqual(rows, [{ host: 'npm.corp.example.com', method: 'GET', decision: 'allowed' }]);
+    } finally {
+      await db.destroy();
+    }
+  });
+
+  test('a lockfile that points anywhere else fails the install, and the broker says why', async () => {
+    served.length = 0;
+    const b = await build('sneaky-lock', 'http://evil.example.com/tiny-dep/-/tiny-dep-1.0.0.tgz');
+    assert.equal(b.state, 'failed');
+    assert.equal(b.steps.find((s) => s.step === 'install')?.status, 'failed', JSON.stringify(b.steps));
+    assert.deepEqual(served, [], 'nothing reached the other host');
+    const denied = (
+      await call(server, 'GET', '/api/v1/audit/events?app=sneaky-lock&action=egress.denied', {
+        token: t.ivan,
+      })
+    ).body.items as { reason: string; summary: { host: string } }[];
+    assert.ok(
+      denied.some((e) => e.summary.host === 'evil.example.com'),
+      JSON.stringify(denied),
+    );
+    assert.match(
+      denied[0]!.reason,
+      /evil\.example\.com is not in sneaky-lock's approved egress \(npm\.corp\.example\.com\)/,
+    );
+  });
+});
