@@ -286,12 +286,17 @@ describe('egress broker', () => {
       );
     const db = server.rawDb();
     try {
-      const rows = await db.kysely
-        .selectFrom('app_egress')
-        .selectAll()
-        .where('method', '=', 'CONNECT')
-        .where('decision', '=', 'allowed')
-        .execute();
+      // A tunnel is recorded when it closes, just after the app has its answer.
+      const tunnels = () =>
+        db.kysely
+          .selectFrom('app_egress')
+          .selectAll()
+          .where('method', '=', 'CONNECT')
+          .where('decision', '=', 'allowed')
+          .execute();
+      for (let i = 0; i < 50 && (await tunnels()).length === 0; i++)
+        await new Promise((r) => setTimeout(r, 100));
+      const rows = await tunnels();
       assert.equal(rows.length, 1);
       assert.ok(Number(rows[0]!.bytes_in) > 0 && Number(rows[0]!.bytes_out) > 0);
     } finally {

@@ -1,6 +1,6 @@
 import { useEffect, useMemo, useState } from 'react';
 import { ApiError, api } from '../api.ts';
-import type { Assessment, Manifest } from '../contracts.ts';
+import type { Assessment, ConnectorView, Manifest } from '../contracts.ts';
 import { navigate } from '../router.tsx';
 import { useSession } from '../session.tsx';
 import { ErrorNote, Facts, RiskFactors, TierBadge } from '../ui.tsx';
@@ -410,15 +410,10 @@ function Question(props: {
               onChange={(e) => set({ egress: e.target.value })}
             />
           </div>
-          <div className="field">
-            <label htmlFor="connectors">Company connectors it uses (names, one per line)</label>
-            <textarea
-              id="connectors"
-              rows={2}
-              value={a.connectors}
-              onChange={(e) => set({ connectors: e.target.value })}
-            />
-          </div>
+          <ConnectorChoice
+            chosen={lines(a.connectors)}
+            onChange={(ids) => set({ connectors: ids.join('\n') })}
+          />
         </fieldset>
       );
     case 'lifetime':
@@ -446,6 +441,36 @@ function Question(props: {
         </h2>
       );
   }
+}
+
+/** The company connectors an admin defined, to tick; the app then reaches them without holding their credentials. */
+function ConnectorChoice({ chosen, onChange }: { chosen: string[]; onChange: (ids: string[]) => void }) {
+  const list = useApi<{ items: ConnectorView[] }>('/api/v1/connectors');
+  if (list.error) return <ErrorNote error={list.error} />;
+  if (!list.data) return null;
+  if (!list.data.items.length)
+    return <p className="hint">No company connector is defined yet; a platform admin adds them.</p>;
+  return (
+    <fieldset>
+      <legend>Company connectors it uses</legend>
+      <p className="hint">The platform adds their credentials; your app never holds them.</p>
+      <div className="checks">
+        {list.data.items.map((c) => (
+          <label key={c.id} className="check">
+            <input
+              type="checkbox"
+              checked={chosen.includes(c.id)}
+              onChange={(e) =>
+                onChange(e.target.checked ? [...chosen, c.id] : chosen.filter((x) => x !== c.id))
+              }
+            />{' '}
+            {c.id}{' '}
+            <span className="muted">({c.kind === 'postgres' ? 'database' : new URL(c.baseUrl).host})</span>
+          </label>
+        ))}
+      </div>
+    </fieldset>
+  );
 }
 
 function Review({ manifest: m }: { manifest: Manifest }) {

@@ -449,7 +449,12 @@ export function createEgressBroker(deps: {
         bytesIn,
       }).catch(() => {});
     };
-    outside.on('error', () => finish(0));
+    // A reset after the connection was made ends a tunnel that worked; only a failed connect is a failure.
+    let connected = false;
+    outside.once('connect', () => {
+      connected = true;
+    });
+    outside.on('error', () => finish(connected ? 200 : 0));
     inside.on('error', () => finish(200));
     outside.on('close', () => finish(200));
     inside.on('close', () => finish(200));
@@ -649,7 +654,12 @@ export function createEgressBroker(deps: {
           bytesIn,
         }).catch(() => {});
       };
-      outside.on('error', () => finish(0));
+      // A reset after the connection was made ends a tunnel that worked; only a failed connect is a failure.
+      let connected = false;
+      outside.once('connect', () => {
+        connected = true;
+      });
+      outside.on('error', () => finish(connected ? 200 : 0));
       inside.on('error', () => finish(200));
       outside.on('close', () => finish(200));
       inside.on('close', () => finish(200));
