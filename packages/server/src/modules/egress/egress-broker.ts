@@ -421,10 +421,19 @@ export function createEgressBroker(deps: {
       inside.destroy();
       return;
     }
-    let bytesOut = hello.length;
-    let bytesIn = 0;
     const outside = tcpConnect(d.port, d.address);
     outside.write(hello);
+    relay(app, inside, outside, d.host, 'CONNECT', hello.length);
+    inside.resume();
+  }
+
+  /**
+   * Joins an app's connection to the outside, counting bytes both ways, and records it once when either
+   * side ends: `allowed` when it connected (a reset at the end included), `failed` when it never did.
+   */
+  function relay(app: BrokeredApp, inside: Duplex, outside: Socket, label: string, method: string, sent = 0) {
+    let bytesOut = sent;
+    let bytesIn = 0;
     inside.on('data', (c: Buffer) => {
       bytesOut += c.length;
     });
@@ -432,32 +441,30 @@ export function createEgressBroker(deps: {
       bytesIn += c.length;
     });
     inside.pipe(outside).pipe(inside);
-    inside.resume();
-    let done = false;
-    const finish = (status: number) => {
-      if (done) return;
-      done = true;
-      inside.destroy();
-      outside.destroy();
-      deps.onBytes?.(app.name, d.host, bytesOut, bytesIn);
-      void record(app, {
-        host: d.host,
-        method: 'CONNECT',
-        decision: status ? 'allowed' : 'failed',
-        status,
-        bytesOut,
-        bytesIn,
-      }).catch(() => {});
-    };
-    // A reset after the connection was made ends a tunnel that worked; only a failed connect is a failure.
     let connected = false;
     outside.once('connect', () => {
       connected = true;
     });
-    outside.on('error', () => finish(connected ? 200 : 0));
-    inside.on('error', () => finish(200));
-    outside.on('close', () => finish(200));
-    inside.on('close', () => finish(200));
+    let done = false;
+    const finish = () => {
+      if (done) return;
+      done = true;
+      inside.destroy();
+      outside.destroy();
+      deps.onBytes?.(app.name, label, bytesOut, bytesIn);
+      void record(app, {
+        host: label,
+        method,
+        decision: connected ? 'allowed' : 'failed',
+        status: connected ? 200 : 0,
+        bytesOut,
+        bytesIn,
+      }).catch(() => {});
+    };
+    for (const side of [inside, outside]) {
+      side.on('error', finish);
+      side.on('close', finish);
+    }
   }
 
   async function handle(app: BrokeredApp, req: IncomingMessage, res: ServerResponse) {
@@ -628,41 +635,7 @@ export function createEgressBroker(deps: {
     const server = createTcpServer((inside) => {
       open.add(inside);
       inside.once('close', () => open.delete(inside));
-      let bytesOut = 0;
-      let bytesIn = 0;
-      const outside = tcpConnect(to.port, to.host);
-      inside.on('data', (c: Buffer) => {
-        bytesOut += c.length;
-      });
-      outside.on('data', (c: Buffer) => {
-        bytesIn += c.length;
-      });
-      inside.pipe(outside).pipe(inside);
-      let done = false;
-      const finish = (status: number) => {
-        if (done) return;
-        done = true;
-        inside.destroy();
-        outside.destroy();
-        deps.onBytes?.(app.name, to.label, bytesOut, bytesIn);
-        void record(app, {
-          host: to.label,
-          method: 'TCP',
-          decision: status ? 'allowed' : 'failed',
-          status,
-          bytesOut,
-          bytesIn,
-        }).catch(() => {});
-      };
-      // A reset after the connection was made ends a tunnel that worked; only a failed connect is a failure.
-      let connected = false;
-      outside.once('connect', () => {
-        connected = true;
-      });
-      outside.on('error', () => finish(connected ? 200 : 0));
-      inside.on('error', () => finish(200));
-      outside.on('close', () => finish(200));
-      inside.on('close', () => finish(200));
+      relay(app, inside, tcpConnect(to.port, to.host), to.label, 'TCP');
     });
     await new Promise<void>((done, fail) => server.listen(path, done).once('error', fail));
     chmodSync(path, 0o666);
