@@ -155,7 +155,7 @@ describe('platform builds', () => {
     assert.equal(second.url, null, 'not deployed: not asked to');
   });
 
-  test("an uploaded app's tests run without network: reaching the platform from a test fails", async () => {
+  test("an uploaded app's tests run without network and under the app's seccomp filter", async () => {
     const app = lunchPoll({ name: 'net-probe', owner: people.alice });
     assert.equal((await call(server, 'POST', '/api/v1/apps', { token: t.alice, body: app })).status, 201);
     const port = new URL(server.url).port;
@@ -177,6 +177,9 @@ describe('platform builds', () => {
       'server.js': "require('node:http').createServer((q, s) => s.end('ok')).listen(process.env.PORT);\n",
       // The test passes only if the platform cannot be reached: with network, the build would fail.
       'test/net.test.js': `const { test } = require('node:test');\nconst net = require('node:net');\ntest('no network', () => new Promise((resolve, reject) => {\n  const s = net.connect(${port}, '127.0.0.1');\n  s.on('connect', () => reject(new Error('reached the platform from a build')));\n  s.on('error', () => resolve());\n}));\n`,
+      // And only if it cannot make a namespace of its own (the seccomp filter refuses unshare and clone with
+      // namespace flags): without the filter, `unshare -U` succeeds inside bubblewrap's sandbox.
+      'test/seccomp.test.js': `const { test } = require('node:test');\nconst assert = require('node:assert');\nconst { spawnSync } = require('node:child_process');\ntest('no new namespaces', () => {\n  const r = spawnSync('unshare', ['-U', 'true'], { encoding: 'utf8' });\n  assert.notEqual(r.status, 0, 'unshare -U worked inside the build sandbox');\n  assert.match(r.stderr, /Operation not permitted/);\n});\n`,
     });
     const res = await call<Build>(server, 'POST', '/api/v1/apps/net-probe/builds', {
       token: t.alice,
@@ -186,7 +189,7 @@ describe('platform builds', () => {
     const build = await finished('net-probe', res.body.id, t.alice);
     assert.equal(build.state, 'passed', JSON.stringify(build.steps, null, 2) + build.error);
     assert.equal(build.version, '2.0.0');
-    assert.match(build.steps.find((s) => s.step === 'test')!.detail, /1 tests passed/);
+    assert.match(build.steps.find((s) => s.step === 'test')!.detail, /2 tests passed/);
   });
 
   test('a failing test stops the build at that step, with the reason', async () => {

@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { CgroupDriver, ResourceLimits } from './cgroups.ts';
@@ -244,40 +245,60 @@ export function sandboxedCommand(
     ...(options.registry ? { npm_config_registry: options.registry } : {}),
     ...(options.env ?? {}),
   };
-  return {
-    file: 'bwrap',
-    args: [
-      '--unshare-all',
-      ...(hostNetwork ? ['--share-net'] : []),
-      '--uid',
-      '65534',
-      '--gid',
-      '65534',
-      '--hostname',
-      'build',
-      '--die-with-parent',
-      '--new-session',
-      '--cap-drop',
-      'ALL',
-      '--clearenv',
-      ...Object.entries(env).flatMap(([k, v]) => ['--setenv', k, v]),
-      ...runtimeMounts(),
-      ...(hostNetwork ? networkFiles.filter((f) => existsSync(f)).flatMap((f) => ['--ro-bind', f, f]) : []),
-      ...(brokered ? ['--ro-bind', options.egressDir!, '/run/egress'] : []),
-      '--proc',
-      '/proc',
-      '--dev',
-      '/dev',
-      '--tmpfs',
-      '/tmp',
-      '--bind',
-      options.dir,
-      '/build',
-      '--chdir',
-      '/build',
-      ...(brokered ? [process.execPath, '/run/egress/build-proxy.cjs'] : []),
-      command,
-      ...args,
-    ],
-  };
+  const bwrapArgs = [
+    '--unshare-all',
+    ...(hostNetwork ? ['--share-net'] : []),
+    '--uid',
+    '65534',
+    '--gid',
+    '65534',
+    '--hostname',
+    'build',
+    '--die-with-parent',
+    '--new-session',
+    '--cap-drop',
+    'ALL',
+    '--clearenv',
+    ...Object.entries(env).flatMap(([k, v]) => ['--setenv', k, v]),
+    ...runtimeMounts(),
+    ...(hostNetwork ? networkFiles.filter((f) => existsSync(f)).flatMap((f) => ['--ro-bind', f, f]) : []),
+    ...(brokered ? ['--ro-bind', options.egressDir!, '/run/egress'] : []),
+    '--proc',
+    '/proc',
+    '--dev',
+    '/dev',
+    '--tmpfs',
+    '/tmp',
+    '--bind',
+    options.dir,
+    '/build',
+    '--chdir',
+    '/build',
+    ...(brokered ? [process.execPath, '/run/egress/build-proxy.cjs'] : []),
+    command,
+    ...args,
+  ];
+  // The app's seccomp filter applies to its build steps too. bubblewrap reads it from a file descriptor; the
+  // caller spawns a plain command, so a shell opens the filter's file on descriptor 9 and becomes bubblewrap.
+  const filter = seccompFile();
+  return filter
+    ? { file: '/bin/sh', args: ['-c', 'exec bwrap --seccomp 9 "$@" 9<"$0"', filter, ...bwrapArgs] }
+    : { file: 'bwrap', args: bwrapArgs };
+}
+
+let filterPath: string | null | undefined;
+
+/** The seccomp filter as a read-only file (written once per process), or null where there is none. */
+function seccompFile(): string | null {
+  if (filterPath !== undefined) return filterPath;
+  const filter = seccompFilter();
+  if (!filter) {
+    filterPath = null;
+    return null;
+  }
+  const path = join(tmpdir(), `microapp-seccomp-${process.pid}-${randomBytes(4).toString('hex')}.bpf`);
+  writeFileSync(path, filter, { mode: 0o444, flag: 'wx' });
+  process.once('exit', () => rmSync(path, { force: true }));
+  filterPath = path;
+  return path;
 }
