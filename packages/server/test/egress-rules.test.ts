@@ -33,6 +33,23 @@ async function realHello(servername?: string): Promise<Buffer> {
   return received;
 }
 
+/** An app as the broker sees it, approved for these hosts. */
+const brokeredApp = (egress: string[]) => ({
+  name: 'a',
+  appId: 'app_x',
+  version: '1.0.0',
+  owner: 'o@example.com',
+  department: null,
+  tier: 'medium',
+  manifest: {
+    name: 'a',
+    owner: 'o@example.com',
+    purpose: 'a test app here',
+    dataClasses: ['internal' as const],
+    integrations: { egress },
+  },
+});
+
 describe('egress rules', () => {
   test('addresses inside any network the platform sits on are never public', () => {
     for (const a of [
@@ -124,21 +141,7 @@ describe('egress rules', () => {
         resolve: async () => ['93.184.215.14'],
         tunnels,
       });
-    const app = {
-      name: 'a',
-      appId: 'app_x',
-      version: '1.0.0',
-      owner: 'o@example.com',
-      department: null,
-      tier: 'medium',
-      manifest: {
-        name: 'a',
-        owner: 'o@example.com',
-        purpose: 'a test app here',
-        dataClasses: ['internal' as const],
-        integrations: { egress: ['api.example.com', 'closed.example.com'] },
-      },
-    };
+    const app = brokeredApp(['api.example.com', 'closed.example.com']);
     const off = await make(false).decideTunnel(app, 'api.example.com:443');
     assert.equal(off.allowed, false);
     assert.match(!off.allowed ? off.reason : '', /does not allow tunnels/);
@@ -177,21 +180,7 @@ describe('egress rules', () => {
       resolve: async (host) =>
         host === 'rebind.example.com' ? ['93.184.215.14', '10.0.0.5'] : ['169.254.169.254'],
     });
-    const app = {
-      name: 'a',
-      appId: 'app_x',
-      version: '1.0.0',
-      owner: 'o@example.com',
-      department: null,
-      tier: 'medium',
-      manifest: {
-        name: 'a',
-        owner: 'o@example.com',
-        purpose: 'a test app here',
-        dataClasses: ['internal' as const],
-        integrations: { egress: ['metadata.example.com', 'rebind.example.com'] },
-      },
-    };
+    const app = brokeredApp(['metadata.example.com', 'rebind.example.com']);
     const req = (host: string) => ({ headers: { host }, method: 'GET' }) as unknown as IncomingMessage;
     const meta = await broker.decide(app, req('metadata.example.com'), Buffer.alloc(0));
     assert.equal(meta.allowed, false);

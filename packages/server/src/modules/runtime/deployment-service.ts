@@ -11,7 +11,7 @@ import type { AuditContext, AuditService } from '../audit/audit-service.ts';
 import type { CatalogService } from '../catalog/catalog-service.ts';
 import type { Manifest } from '../catalog/manifest-schema.ts';
 import type { DatabaseCredentials } from '../connectors/database-credentials.ts';
-import type { EgressBroker } from '../egress/egress-broker.ts';
+import type { BrokeredApp, EgressBroker } from '../egress/egress-broker.ts';
 import { hasRole, type Principal } from '../identity/principal.ts';
 import type { NotificationService } from '../notifications/notification-service.ts';
 import type { PolicyEngine } from '../policy/policy-engine.ts';
@@ -305,29 +305,20 @@ export function createDeploymentService(deps: {
       writeFileSync(join(codeDir, '.unpacked'), stored.digest);
     }
     const id = newId('deployment');
-    const egressDir = deps.egress
-      ? await deps.egress.open(id, {
-          name: target.name,
-          appId: target.appId,
-          version,
-          manifest: target.manifest,
-          department: target.manifest.audience?.department ?? null,
-          tier: target.tier,
-          owner: target.owner,
-        })
-      : undefined;
+    // Who the instance is to the broker and to its database connectors.
+    const brokered: BrokeredApp = {
+      name: target.name,
+      appId: target.appId,
+      version,
+      manifest: target.manifest,
+      department: target.manifest.audience?.department ?? null,
+      tier: target.tier,
+      owner: target.owner,
+    };
+    const egressDir = deps.egress ? await deps.egress.open(id, brokered) : undefined;
     let credentials: Record<string, string> = {};
     try {
-      if (deps.egress && deps.credentials)
-        credentials = await deps.credentials.issue(id, {
-          name: target.name,
-          appId: target.appId,
-          version,
-          manifest: target.manifest,
-          department: target.manifest.audience?.department ?? null,
-          tier: target.tier,
-          owner: target.owner,
-        });
+      if (deps.egress && deps.credentials) credentials = await deps.credentials.issue(id, brokered);
     } catch (e) {
       await release(id, 'the instance did not start');
       throw e;
