@@ -3,12 +3,15 @@ import type { IncomingMessage } from 'node:http';
 import { type AddressInfo, createServer } from 'node:net';
 import { describe, test } from 'node:test';
 import { connect } from 'node:tls';
+import { gzipSync } from 'node:zlib';
+import { compile, toValue } from '@microapp/rego';
 import fc from 'fast-check';
 import { adjustableClock } from '../src/clock.ts';
 import { isPublicAddress, normalizeHost } from '../src/modules/egress/addresses.ts';
-import { inspect } from '../src/modules/egress/dlp.ts';
-import { createEgressBroker } from '../src/modules/egress/egress-broker.ts';
+import { inspect, looksLikeCsv, maskText, readBody } from '../src/modules/egress/dlp.ts';
+import { createEgressBroker, type DlpInput, type DlpVerdict } from '../src/modules/egress/egress-broker.ts';
 import { serverName } from '../src/modules/egress/tls-hello.ts';
+import { builtinPolicyDir, deepMerge, readPolicyDir } from '../src/modules/policy/policy-sources.ts';
 
 /** The first bytes a real TLS client sends (its ClientHello), with `servername` as its SNI. */
 async function realHello(servername?: string): Promise<Buffer> {
@@ -190,5 +193,187 @@ describe('egress rules', () => {
     );
     const rebind = await broker.decide(app, req('rebind.example.com'), Buffer.alloc(0));
     assert.equal(rebind.allowed, false, 'one inside address among public ones is enough to refuse');
+  });
+
+  test('DLP masks each kind to what a receipt shows, keeping the text around it and its separators', () => {
+    const all = new Set(['card_number', 'iban', 'national_id', 'email'] as const);
+    assert.equal(
+      maskText(
+        'card 4111-1111-1111-1111, iban gb82 west 1234 5698 7654 32, ssn 123-45-6789, ann.lee@example.org.',
+        all,
+      ),
+      'card ****-****-****-1111, iban gb** **** **** **** **54 32, ssn ***-**-6789, ***@example.org.',
+    );
+    assert.equal(
+      maskText('4111111111111111 and ann@example.org', new Set(['email'] as const)),
+      '4111111111111111 and ***@example.org',
+      'only the kinds asked for',
+    );
+    assert.equal(maskText('nothing to see here', all), 'nothing to see here');
+  });
+
+  test('DLP reads compressed bodies and forms, knows what it cannot mask, and refuses to guess an encoding', () => {
+    const card = '4111 1111 1111 1111';
+    const gz = readBody(gzipSync(`pay ${card}`), { 'content-encoding': 'gzip' }, 1 << 20);
+    assert.deepEqual(
+      inspect(gz.text ?? '').map((f) => f.kind),
+      ['card_number'],
+    );
+    assert.equal(
+      gz.mask!(new Set(['card_number'])).toString(),
+      'pay **** **** **** 1111',
+      'sent uncompressed',
+    );
+    const form = readBody(
+      Buffer.from(`note=${encodeURIComponent(`card ${card}`)}&to=ann.lee%40example.org`),
+      { 'content-type': 'application/x-www-form-urlencoded' },
+      1 << 20,
+    );
+    assert.deepEqual(
+      inspect(form.text ?? '')
+        .map((f) => f.kind)
+        .sort(),
+      ['card_number', 'email'],
+    );
+    assert.equal(
+      form.mask!(new Set(['card_number', 'email'])).toString(),
+      'note=card+****+****+****+1111&to=***%40example.org',
+    );
+    const binary = readBody(Buffer.from([0xff, 0xfe, ...Buffer.from(` ${card} `)]), {}, 1 << 20);
+    assert.deepEqual(
+      inspect(binary.text ?? '').map((f) => f.kind),
+      ['card_number'],
+      'still read',
+    );
+    assert.equal(binary.mask, null, 'but not masked: the bytes are not text');
+    assert.equal(readBody(Buffer.from('x'), { 'content-encoding': 'zstd' }, 1 << 20).text, null);
+    assert.equal(readBody(Buffer.from('not gzip'), { 'content-encoding': 'gzip' }, 1 << 20).text, null);
+    const bomb = gzipSync(Buffer.alloc(4 << 20));
+    assert.equal(readBody(bomb, { 'content-encoding': 'gzip' }, 1 << 20).text, null, 'a decompression bomb');
+  });
+
+  test('a CSV file is known by its type, its name, a multipart part or its shape, and JSON is not one', () => {
+    assert.equal(looksLikeCsv('text/csv; charset=utf-8', '/upload', 'a'), true);
+    assert.equal(looksLikeCsv(undefined, '/exports/march.CSV?x=1', ''), true);
+    assert.equal(
+      looksLikeCsv(
+        'multipart/form-data; boundary=b',
+        '/upload',
+        '--b\r\nContent-Disposition: form-data; name="f"; filename="people.csv"\r\n\r\nx\r\n--b--',
+      ),
+      true,
+    );
+    assert.equal(
+      looksLikeCsv(undefined, '/upload', 'name,email,team\nann,a@x.org,ops\nbo,b@x.org,"sales, east"\n'),
+      true,
+    );
+    assert.equal(looksLikeCsv(undefined, '/upload', 'name;team;city\nann;ops;Oslo\nbo;sales;Bergen'), true);
+    assert.equal(
+      looksLikeCsv('application/json', '/upload', '[{"a":1,"b":2,"c":3},\n{"a":1,"b":2,"c":3},\n{}]'),
+      false,
+    );
+    assert.equal(looksLikeCsv(undefined, '/upload', 'Dear Ann, thanks, see you.\nBest, Bo\nPS: bye'), false);
+    assert.equal(
+      looksLikeCsv(undefined, '/upload', 'a,b\nc,d\ne,f'),
+      false,
+      'two columns are too few to tell',
+    );
+  });
+
+  test('the DLP pack decides: block by default, mask or flag when the organization says so, CSV exports of personal data', async () => {
+    const builtin = readPolicyDir(builtinPolicyDir);
+    const policy = compile(builtin.modules);
+    const pack = (config: Record<string, unknown> = {}) => {
+      const data = toValue(deepMerge(builtin.data, { microapp: { config } }));
+      return async (input: DlpInput): Promise<DlpVerdict> => {
+        const r = policy.evaluate('data.microapp.dlp', { input, data }) as Record<string, string[]>;
+        return { block: r.block ?? [], mask: r.mask ?? [], flag: r.flag ?? [] };
+      };
+    };
+    const audited: string[] = [];
+    const broker = (config?: Record<string, unknown>) =>
+      createEgressBroker({
+        db: null as never,
+        clock: adjustableClock(),
+        audit: { record: async () => audited.push('written') as never },
+        dir: '/nonexistent',
+        policy: async () => [],
+        dlp: pack(config),
+        resolve: async () => ['93.184.215.14'],
+      });
+    const app = brokeredApp(['files.example.com']);
+    const post = (body: string, headers: Record<string, string> = {}) =>
+      [
+        {
+          headers: { host: 'files.example.com', ...headers },
+          method: 'POST',
+          url: '/notes',
+        } as unknown as IncomingMessage,
+        Buffer.from(body),
+      ] as const;
+    const text = 'ask ann.lee@example.org about 4111 1111 1111 1111';
+
+    const blocked = await broker().decide(app, ...post(text));
+    assert.equal(blocked.allowed, false);
+    assert.equal(!blocked.allowed && blocked.status, 451);
+    assert.match(
+      !blocked.allowed ? blocked.reason : '',
+      /email \(1: an…rg\) and card number \(1: 41…11\), which a may not send to files\.example\.com \(it would need the pii and regulated data classes\)/,
+    );
+
+    const masked = await broker({ dlp: { modes: { email: 'mask', card_number: 'flag' } } }).decide(
+      app,
+      ...post(text),
+    );
+    assert.ok(masked.allowed);
+    assert.equal(masked.body?.toString(), 'ask ***@example.org about 4111 1111 1111 1111');
+    assert.deepEqual(
+      masked.dlp?.masked.map((f) => f.kind),
+      ['email'],
+    );
+    assert.deepEqual(
+      masked.dlp?.flagged.map((f) => f.kind),
+      ['card_number'],
+    );
+
+    const zipped = await broker({ dlp: { modes: { card_number: 'mask' } } }).decide(
+      app,
+      ...(post('', { 'content-encoding': 'gzip' }).slice(0, 1) as [IncomingMessage]),
+      gzipSync('card 4111 1111 1111 1111'),
+    );
+    assert.ok(zipped.allowed);
+    assert.equal(zipped.body?.toString(), 'card **** **** **** 1111', 'masked, and sent uncompressed');
+    const hidden = await broker().decide(
+      app,
+      ...(post('', { 'content-encoding': 'gzip' }).slice(0, 1) as [IncomingMessage]),
+      gzipSync('card 4111 1111 1111 1111'),
+    );
+    assert.equal(hidden.allowed, false, 'compressing a card number does not hide it');
+    const unknown = await broker().decide(app, ...post('x', { 'content-encoding': 'zstd' }));
+    assert.equal(!unknown.allowed && unknown.status, 415);
+    const binary = await broker({ dlp: { modes: { card_number: 'mask' } } }).decide(
+      app,
+      ...(post('', {}).slice(0, 1) as [IncomingMessage]),
+      Buffer.from([0xff, ...Buffer.from(' 4111111111111111')]),
+    );
+    assert.match(!binary.allowed ? binary.reason : '', /not text the broker can mask/);
+
+    const csv = 'name,team,start\nann,ops,2024-01-02\nbo,sales,2025-03-04\n';
+    const pii = { ...app, manifest: { ...app.manifest, dataClasses: ['internal' as const, 'pii' as const] } };
+    const exported = await broker().decide(pii, ...post(csv, { 'content-type': 'text/csv' }));
+    assert.equal(!exported.allowed && exported.status, 451);
+    assert.match(
+      !exported.allowed ? exported.reason : '',
+      /a handles personal data and this is a CSV export to files\.example\.com, which is not approved for personal data/,
+    );
+    assert.ok(
+      (await broker({ pii_hosts: ['files.example.com'] }).decide(pii, ...post(csv))).allowed,
+      'a host approved for personal data may receive it',
+    );
+    assert.ok(
+      (await broker().decide(app, ...post(csv))).allowed,
+      'an app without personal data may send CSV',
+    );
+    assert.deepEqual(audited, [], 'deciding writes nothing: the broker audits when it sends');
   });
 });

@@ -36,7 +36,7 @@ http.createServer(async (req, res) => {
   try {
     if (u.pathname === '/fetch') {
       const r = await fetch(u.searchParams.get('url'), { method: u.searchParams.get('method') || (u.searchParams.has('body') ? 'POST' : 'GET'), ...(u.searchParams.has('body') ? { body: u.searchParams.get('body') } : {}), headers: { 'content-type': 'text/plain', authorization: 'Bearer forged-by-the-app' } });
-      return res.end(JSON.stringify({ status: r.status, egress: r.headers.get('x-microapp-egress'), body: await r.text() }));
+      return res.end(JSON.stringify({ status: r.status, egress: r.headers.get('x-microapp-egress'), detail: r.headers.get('x-microapp-egress-detail'), body: await r.text() }));
     }
     if (u.pathname === '/http-module') {
       return http.get(u.searchParams.get('url'), (r) => {
@@ -419,7 +419,12 @@ test_closes_the_bank if {
     const use = async (path: string) => {
       const r = await viaGateway(server, 'payroll-notes', path, { authorization: `Bearer ${t.dave}` });
       assert.equal(r.status, 200, r.body);
-      return JSON.parse(r.body) as { status: number; egress: string | null; body: string };
+      return JSON.parse(r.body) as {
+        status: number;
+        egress: string | null;
+        detail: string | null;
+        body: string;
+      };
     };
     const url = (p: string) => encodeURIComponent(`http://connector.ledger${p}`);
 
@@ -471,6 +476,58 @@ test_closes_the_bank if {
       blocked.map((e) => [e.summary.host, e.summary.found]),
       [['connector.ledger', ['card_number x1']]],
     );
+
+    // The organization's DLP policy masks IBANs and lets card numbers through flagged, for this connector,
+    // and its own rule flags every national identifier sent there (which the ledger may receive).
+    const modes = await call(server, 'POST', '/api/v1/policies', {
+      token: t.carol,
+      body: {
+        modules: {
+          'dlp/ledger.rego': `package microapp.dlp
+
+import rego.v1
+
+flag contains "national_id" if {
+	input.destination.name == "ledger"
+	some f in input.findings
+	f.kind == "national_id"
+}
+`,
+        },
+        data: {
+          microapp: { config: { dlp: { connectors: { ledger: { iban: 'mask', card_number: 'flag' } } } } },
+        },
+        message: 'ledger: mask IBANs, flag card numbers',
+      },
+    });
+    assert.equal(modes.status, 201, modes.text);
+    seen = [];
+    const sent = await use(
+      `/fetch?url=${url('/entries')}&body=${encodeURIComponent('refund GB82 WEST 1234 5698 7654 32 to card 4111-1111-1111-1111, ssn 123-45-6789')}`,
+    );
+    assert.equal(sent.status, 200, JSON.stringify(sent));
+    assert.equal(
+      seen[0]!.body,
+      'refund GB** **** **** **** **54 32 to card 4111-1111-1111-1111, ssn 123-45-6789',
+      'the IBAN is masked on its way, the flagged card number goes as it was',
+    );
+    assert.equal(seen[0]!.headers['content-length'], String(Buffer.byteLength(seen[0]!.body)));
+    assert.equal(sent.egress, 'masked');
+    assert.match(String(sent.detail), /masked iban x1; flagged card number x1, national id x1 for review/);
+    const dlpTrail = (
+      await call(server, 'GET', '/api/v1/audit/events?app=payroll-notes&action=egress.', { token: t.ivan })
+    ).body.items as { action: string; summary: { found: string[] } }[];
+    assert.deepEqual(
+      dlpTrail
+        .filter((e) => e.action === 'egress.masked' || e.action === 'egress.flagged')
+        .map((e) => [e.action, e.summary.found])
+        .sort(),
+      [
+        ['egress.flagged', ['card_number x1', 'national_id x1']],
+        ['egress.masked', ['iban x1']],
+      ],
+    );
+    assert.doesNotMatch(JSON.stringify(dlpTrail), /GB82WEST12345698765432|4111111111111111/);
 
     // The credential is nowhere an app, a user or an auditor can read.
     const listed = await call(server, 'GET', '/api/v1/connectors', { token: t.alice });

@@ -26,7 +26,7 @@ import type { AuditService } from '../audit/audit-service.ts';
 import type { Manifest } from '../catalog/manifest-schema.ts';
 import type { ResolvedConnector } from '../connectors/connector-service.ts';
 import { isPublicAddress, normalizeHost } from './addresses.ts';
-import { type DlpFinding, dlpClassFor, inspect } from './dlp.ts';
+import { type DlpFinding, type DlpKind, dlpClassFor, inspect, looksLikeCsv, readBody } from './dlp.ts';
 import { clientHello, serverName } from './tls-hello.ts';
 
 export const shimFile = join(import.meta.dirname, 'shim.cjs');
@@ -56,8 +56,39 @@ export type EgressDecision =
       path: string;
       /** A connector's credential header, added by the broker only. */
       inject?: [string, string];
+      /** The body to send instead of the app's: its personal data masked, uncompressed. */
+      body?: Buffer;
+      /** What DLP masked or let through flagged (audited, and told to the app in a response header). */
+      dlp?: { masked: DlpFinding[]; flagged: DlpFinding[] };
     }
   | { allowed: false; status: number; reason: string; host: string | null; findings?: DlpFinding[] };
+
+/** What the broker asks the `microapp.dlp` pack about one request whose body holds something. */
+export type DlpInput = {
+  request: {
+    method: 'egress';
+    host: string;
+    scheme: string;
+    verb: string;
+    path: string;
+    connector?: string;
+    csv: boolean;
+  };
+  destination: { type: 'connector' | 'host'; name: string; dataClasses: string[] };
+  findings: { kind: DlpKind; count: number; dataClass: string; permitted: boolean }[];
+  manifest: Manifest;
+  app: { name: string; owner: string; department: string | null; tier: string };
+};
+
+/** Its answer: kinds (or the pack's own reasons, such as `csv_export`) to block, mask and flag. */
+export type DlpVerdict = { block: string[]; mask: string[]; flag: string[] };
+
+/** The answer without a policy engine: what the destination may not receive is blocked. */
+const blockUnpermitted = async (input: DlpInput): Promise<DlpVerdict> => ({
+  block: input.findings.filter((f) => !f.permitted).map((f) => f.kind),
+  mask: [],
+  flag: [],
+});
 
 const maxBody = 5 * 1024 * 1024;
 const hopByHop = new Set([
@@ -93,6 +124,11 @@ export function createEgressBroker(deps: {
   onBytes?: (app: string, host: string, bytesOut: number, bytesIn: number) => void;
   /** Whether apps may open CONNECT tunnels (opaque to DLP); off unless the platform turns them on. */
   tunnels?: boolean;
+  /**
+   * What to do with personal and payment data in a body (the `microapp.dlp` pack: kinds to block, mask
+   * or flag). Without it, whatever the destination may not receive is blocked.
+   */
+  dlp?: (input: DlpInput, app: string) => Promise<DlpVerdict>;
   /** Connectors (`http://connector.{id}/…`), with their credentials: the broker adds them, apps never see them. */
   connectors?: { resolve(id: string): Promise<ResolvedConnector | null> };
   timeoutMs?: number;
@@ -151,6 +187,38 @@ export function createEgressBroker(deps: {
     });
   }
 
+  /** What DLP masked or flagged on a request it let through: audited with kinds and counts, never the values. */
+  async function recordDlp(
+    app: BrokeredApp,
+    method: string,
+    host: string,
+    dlp: { masked: DlpFinding[]; flagged: DlpFinding[] },
+  ) {
+    await deps.db.transaction().execute(async (trx) => {
+      for (const [action, fs] of [
+        ['egress.masked', dlp.masked],
+        ['egress.flagged', dlp.flagged],
+      ] as const)
+        if (fs.length)
+          await deps.audit.record(
+            trx,
+            { actor: `app:${app.name}` },
+            {
+              action,
+              targetType: 'app',
+              target: app.name,
+              reason: `the organization's DLP policy ${action === 'egress.masked' ? 'masked' : 'flagged'} ${fs.map((f) => kindName(f.kind)).join(' and ')} on the way to ${host}`,
+              summary: {
+                host,
+                method,
+                version: app.version,
+                found: fs.map((f) => `${f.kind} x${f.count}`),
+              },
+            },
+          );
+    });
+  }
+
   /** Everything but the connection: which host, whether it may be reached, and at which address. */
   async function decide(app: BrokeredApp, req: IncomingMessage, body: Buffer): Promise<EgressDecision> {
     const target = normalizeHost(String(req.headers.host ?? ''));
@@ -163,6 +231,7 @@ export function createEgressBroker(deps: {
     let inject: [string, string] | undefined;
     // Data may leave only to where both the app and (for a connector) the system are approved for it.
     let mayReceive = new Set<string>(app.manifest.dataClasses);
+    let connector: { id: string; dataClasses: string[] } | null = null;
     const byAddress = addressRefusal(asked);
     if (byAddress) return byAddress;
     const connectorId = /^connector\.([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)$/.exec(asked)?.[1];
@@ -215,6 +284,7 @@ export function createEgressBroker(deps: {
       port = base.port ? Number(base.port) : null;
       path = `${base.pathname.replace(/\/$/, '')}${pathname}${search}`;
       mayReceive = new Set([...mayReceive].filter((d) => c.dataClasses.includes(d)));
+      connector = { id: connectorId, dataClasses: c.dataClasses };
       if (c.credential)
         inject = [c.authHeader, c.authHeader === 'authorization' ? `Bearer ${c.credential}` : c.credential];
     } else {
@@ -223,26 +293,138 @@ export function createEgressBroker(deps: {
     }
     const denied = await policyRefusal(app, asked, scheme, req.method ?? 'GET', connectorId);
     if (denied) return denied;
+    let dlp: Pick<Extract<EgressDecision, { allowed: true }>, 'body' | 'dlp'> = {};
     if (body.length) {
-      const findings = inspect(body.toString('utf8'));
-      const blocked = findings.filter((f) => !mayReceive.has(dlpClassFor[f.kind]));
-      if (blocked.length)
-        return {
-          allowed: false,
-          status: 451,
-          host: asked,
-          findings: blocked,
-          reason: `the request carries ${blocked.map((f) => `${f.kind.replace('_', ' ')} (${f.count}: ${f.samples.join(', ')})`).join(' and ')}, which ${connectorId ? `${app.name} may not send to the connector ${connectorId}` : `${app.name} is not approved to send`} (it would need the ${[...new Set(blocked.map((f) => dlpClassFor[f.kind]))].join(', ')} data class${connectorId ? ' on both' : ''})`,
-        };
+      const verdict = await dlpRefusal(app, req, body, {
+        asked,
+        scheme,
+        path,
+        mayReceive,
+        connector,
+      });
+      if ('allowed' in verdict) return verdict;
+      dlp = verdict;
     }
     const finalPort = port ?? (scheme === 'https' ? 443 : 80);
-    const base = { host, port: finalPort, scheme, target: asked, path, ...(inject ? { inject } : {}) };
+    const base = {
+      host,
+      port: finalPort,
+      scheme,
+      target: asked,
+      path,
+      ...(inject ? { inject } : {}),
+      ...dlp,
+    };
     const reached = await addressOf(host, asked);
     if ('allowed' in reached) return reached;
     return { allowed: true, ...base, ...reached, port: reached.port ?? finalPort };
   }
 
   type Refusal = Extract<EgressDecision, { allowed: false }>;
+
+  const kindName = (kind: string) => kind.replace('_', ' ');
+  const described = (fs: DlpFinding[]) =>
+    fs.map((f) => `${kindName(f.kind)} (${f.count}: ${f.samples.join(', ')})`).join(' and ');
+
+  /**
+   * DLP on a request's body: what it holds (card numbers, IBANs, national identifiers, e-mail addresses;
+   * whether it is a CSV file) and, when it holds any, the `microapp.dlp` pack's answer: a refusal that
+   * names what was found (masked) and why, or the body to send (masked where the pack said so) and what
+   * was masked or flagged.
+   */
+  async function dlpRefusal(
+    app: BrokeredApp,
+    req: IncomingMessage,
+    body: Buffer,
+    at: {
+      asked: string;
+      scheme: string;
+      path: string;
+      mayReceive: Set<string>;
+      connector: { id: string; dataClasses: string[] } | null;
+    },
+  ): Promise<Refusal | Pick<Extract<EgressDecision, { allowed: true }>, 'body' | 'dlp'>> {
+    const read = readBody(
+      body,
+      { 'content-encoding': req.headers['content-encoding'], 'content-type': req.headers['content-type'] },
+      maxBody * 4,
+    );
+    if (read.text === null)
+      return {
+        allowed: false,
+        status: 415,
+        host: at.asked,
+        reason: `the broker reads every request body it sends, and cannot read this one (Content-Encoding: ${req.headers['content-encoding']}): send it uncompressed or as gzip, deflate or br`,
+      };
+    const findings = inspect(read.text);
+    const csv = looksLikeCsv(req.headers['content-type'], at.path, read.text);
+    if (!findings.length && !csv) return {};
+    const input: DlpInput = {
+      request: {
+        method: 'egress',
+        host: at.asked,
+        scheme: at.scheme,
+        verb: (req.method ?? 'GET').toUpperCase(),
+        path: at.path,
+        ...(at.connector ? { connector: at.connector.id } : {}),
+        csv,
+      },
+      destination: at.connector
+        ? { type: 'connector', name: at.connector.id, dataClasses: at.connector.dataClasses }
+        : { type: 'host', name: at.asked, dataClasses: [] },
+      findings: findings.map((f) => ({
+        kind: f.kind,
+        count: f.count,
+        dataClass: dlpClassFor[f.kind],
+        permitted: at.mayReceive.has(dlpClassFor[f.kind]),
+      })),
+      manifest: app.manifest,
+      app: { name: app.name, owner: app.owner, department: app.department, tier: app.tier },
+    };
+    const verdict = await (deps.dlp ?? blockUnpermitted)(input, app.name);
+    const of = (kinds: string[]) => findings.filter((f) => kinds.includes(f.kind));
+    const blocked = of(verdict.block);
+    const masked = of(verdict.mask).filter((f) => !verdict.block.includes(f.kind));
+    const flagged = of(verdict.flag).filter(
+      (f) => !verdict.block.includes(f.kind) && !verdict.mask.includes(f.kind),
+    );
+    const others = verdict.block.filter((k) => !(k in dlpClassFor));
+    const to = at.connector ? `the connector ${at.connector.id}` : at.asked;
+    if (blocked.length || others.length) {
+      const reasons: string[] = [];
+      if (blocked.length) {
+        const classes = [...new Set(blocked.map((f) => dlpClassFor[f.kind]))];
+        const needed = `${classes.join(' and ')} data class${classes.length > 1 ? 'es' : ''}`;
+        const unpermitted = blocked.some((f) => !at.mayReceive.has(dlpClassFor[f.kind]));
+        reasons.push(
+          `the request carries ${described(blocked)}, which ${
+            unpermitted
+              ? `${app.name} may not send to ${to} (it would need the ${needed}${at.connector ? ' on both' : ''})`
+              : `the organization's DLP policy does not let ${app.name} send to ${to}`
+          }`,
+        );
+      }
+      for (const k of others)
+        reasons.push(
+          k === 'csv_export'
+            ? `${app.name} handles personal data and this is a CSV export to ${to}, which is not approved for personal data (pii)`
+            : `the organization's DLP policy refuses it (${k})`,
+        );
+      return { allowed: false, status: 451, host: at.asked, findings: blocked, reason: reasons.join('; ') };
+    }
+    if (masked.length && !read.mask)
+      return {
+        allowed: false,
+        status: 451,
+        host: at.asked,
+        findings: masked,
+        reason: `the request carries ${described(masked)}, which the organization's DLP policy masks before it goes to ${to}, and the body is not text the broker can mask: send it as text`,
+      };
+    return {
+      ...(masked.length && read.mask ? { body: read.mask(new Set(masked.map((f) => f.kind))) } : {}),
+      ...(masked.length || flagged.length ? { dlp: { masked, flagged } } : {}),
+    };
+  }
 
   function addressRefusal(asked: string): Refusal | null {
     return isIP(asked)
@@ -536,7 +718,22 @@ export function createEgressBroker(deps: {
       headers[d.inject[0]] = d.inject[1];
     }
     headers.host = d.port === (d.scheme === 'https' ? 443 : 80) ? d.host : `${d.host}:${d.port}`;
-    headers['content-length'] = String(body.length);
+    // A masked body goes uncompressed: the broker masked what it read, not the compressed bytes.
+    const sent = d.body ?? body;
+    if (d.body) delete headers['content-encoding'];
+    headers['content-length'] = String(sent.length);
+    const told: Record<string, string> = {};
+    if (d.dlp) {
+      await recordDlp(app, method, d.target, d.dlp);
+      // A header holds ASCII only: kinds and counts, no samples.
+      const counted = (fs: DlpFinding[]) => fs.map((f) => `${kindName(f.kind)} x${f.count}`).join(', ');
+      const said = [
+        ...(d.dlp.masked.length ? [`masked ${counted(d.dlp.masked)}`] : []),
+        ...(d.dlp.flagged.length ? [`flagged ${counted(d.dlp.flagged)} for review`] : []),
+      ];
+      told['x-microapp-egress'] = d.dlp.masked.length ? 'masked' : 'flagged';
+      told['x-microapp-egress-detail'] = `the organization's DLP policy ${said.join('; ')}`;
+    }
     const send = d.scheme === 'https' ? httpsRequest : httpRequest;
     let bytesIn = 0;
     const upstream = send(
@@ -552,20 +749,21 @@ export function createEgressBroker(deps: {
       },
       (up) => {
         const out: Record<string, string | string[]> = {};
-        for (const [k, v] of Object.entries(up.headers)) if (v !== undefined && !hopByHop.has(k)) out[k] = v;
-        res.writeHead(up.statusCode ?? 502, out);
+        for (const [k, v] of Object.entries(up.headers))
+          if (v !== undefined && !hopByHop.has(k) && !k.startsWith('x-microapp-')) out[k] = v;
+        res.writeHead(up.statusCode ?? 502, { ...out, ...told });
         up.on('data', (c: Buffer) => {
           bytesIn += c.length;
         });
         up.pipe(res);
         up.on('end', () => {
-          deps.onBytes?.(app.name, d.target, body.length, bytesIn);
+          deps.onBytes?.(app.name, d.target, sent.length, bytesIn);
           void record(app, {
             host: d.target,
             method,
             decision: 'allowed',
             status: up.statusCode ?? 0,
-            bytesOut: body.length,
+            bytesOut: sent.length,
             bytesIn,
           });
         });
@@ -576,7 +774,7 @@ export function createEgressBroker(deps: {
       if (res.headersSent) return res.destroy();
       void refuse(502, `${d.target} did not answer: ${e.message}`, d.target, 'failed');
     });
-    upstream.end(body);
+    upstream.end(sent);
   }
 
   /**
