@@ -10,6 +10,7 @@ import {
   defaultKubernetesSettings,
   type KubernetesSettings,
 } from './modules/runtime/kubernetes-manifests.ts';
+import type { VaultSettings } from './modules/secrets/vault.ts';
 
 /** What an IdP group grants. */
 export type GroupGrant = { roles: Role[]; specialties: Specialty[] };
@@ -63,6 +64,11 @@ export type ServerConfig = {
   egressTunnels: boolean;
   /** Days request rows are kept (last use per app is kept apart, for good). */
   usageRetentionDays: number;
+  /**
+   * HashiCorp Vault, when the platform uses one: app secrets in its KV version 2 engine (`secretsBackend:
+   * vault`), and database connectors whose roles come from its database secrets engine. null: no Vault.
+   */
+  vault: (VaultSettings & { secretsBackend: 'local' | 'vault' }) | null;
 };
 
 /** Flags from the command line; each wins over the environment, which wins over the config file. */
@@ -360,6 +366,7 @@ export function loadConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv): ServerCo
     problems.push(
       `MICROAPP_KUBERNETES_RUNTIME_IMAGE must be an image reference such as registry.example.com/node@sha256:…, got "${kubernetes.runtimeImage}"`,
     );
+  const vault = vaultSettings(env, problems);
   if (problems.length > 0) {
     if (!dev)
       problems.push('or run `microapp server --dev` for a local trial with a built-in identity provider');
@@ -390,6 +397,52 @@ export function loadConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv): ServerCo
     egressTunnels: tunnels === 'on',
     appsDomain,
     kubernetes,
+    vault,
+  };
+}
+
+/** MICROAPP_VAULT_*: where Vault is, its token (or a file an agent keeps fresh), and where app secrets go. */
+function vaultSettings(
+  env: NodeJS.ProcessEnv,
+  problems: string[],
+): (VaultSettings & { secretsBackend: 'local' | 'vault' }) | null {
+  const backend = (env.MICROAPP_SECRETS_BACKEND ?? 'local').toLowerCase();
+  if (backend !== 'local' && backend !== 'vault')
+    problems.push(`MICROAPP_SECRETS_BACKEND must be local or vault, got "${env.MICROAPP_SECRETS_BACKEND}"`);
+  const addr = env.MICROAPP_VAULT_ADDR;
+  if (!addr) {
+    if (backend === 'vault')
+      problems.push(
+        'MICROAPP_SECRETS_BACKEND=vault needs MICROAPP_VAULT_ADDR (e.g. https://vault.example.com:8200)',
+      );
+    return null;
+  }
+  if (!/^https?:\/\/[^/]+\/?$/.test(addr))
+    problems.push(
+      `MICROAPP_VAULT_ADDR must be Vault's base URL such as https://vault.example.com:8200, got "${addr}"`,
+    );
+  const file = env.MICROAPP_VAULT_TOKEN_FILE;
+  const fixed = env.MICROAPP_VAULT_TOKEN;
+  if (!file && !fixed)
+    problems.push(
+      'MICROAPP_VAULT_ADDR is set but there is no token: set MICROAPP_VAULT_TOKEN_FILE (a file a Vault agent keeps fresh) or MICROAPP_VAULT_TOKEN',
+    );
+  const segment = /^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)*$/;
+  const kvMount = env.MICROAPP_VAULT_KV_MOUNT ?? 'secret';
+  const kvPrefix = env.MICROAPP_VAULT_KV_PREFIX ?? 'microapp';
+  for (const [variable, value] of [
+    ['MICROAPP_VAULT_KV_MOUNT', kvMount],
+    ['MICROAPP_VAULT_KV_PREFIX', kvPrefix],
+  ] as const)
+    if (!segment.test(value) || value.split('/').some((p) => p === '.' || p === '..'))
+      problems.push(`${variable} must be a Vault path such as secret, got "${value}"`);
+  return {
+    addr,
+    token: () => (file ? readFileSync(file, 'utf8').trim() : (fixed ?? '')),
+    namespace: env.MICROAPP_VAULT_NAMESPACE ?? null,
+    kvMount,
+    kvPrefix,
+    secretsBackend: backend === 'vault' ? 'vault' : 'local',
   };
 }
 

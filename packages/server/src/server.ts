@@ -68,6 +68,7 @@ import { sandboxAvailable } from './modules/runtime/sandbox.ts';
 import { kekOf } from './modules/secrets/envelope.ts';
 import { registerSecretRoutes } from './modules/secrets/secret-routes.ts';
 import { createSecretService, type SecretService } from './modules/secrets/secret-service.ts';
+import { createVaultClient } from './modules/secrets/vault.ts';
 import { createKeyRotation } from './modules/signing/key-rotation.ts';
 import { createKeyStore, loadKek } from './modules/signing/key-store.ts';
 import { registerSigningRoutes } from './modules/signing/signing-routes.ts';
@@ -207,12 +208,14 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     .split(',')
     .filter(Boolean)
     .map((k) => kekOf(Buffer.from(k.trim(), 'base64')));
+  const vault = config.vault ? createVaultClient(config.vault) : null;
   const secrets = createSecretService({
     db: db.kysely,
     audit,
     catalog,
     current: kekOf(kek),
     previous: previousKeks,
+    vault: config.vault?.secretsBackend === 'vault' ? vault : null,
   });
   registerSecretRoutes(app, { secrets });
   const versions = createVersionsService({
@@ -262,6 +265,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     audit,
     current: kekOf(kek),
     previous: previousKeks,
+    vault: vault !== null,
   });
   registerConnectorRoutes(app, { connectors });
   const egress = createEgressBroker({
@@ -300,6 +304,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   const credentials = createDatabaseCredentials({
     db: db.kysely,
     audit,
+    vault,
     connectors,
     egress,
     onError: (message, error) => logger.error({ err: error }, message),

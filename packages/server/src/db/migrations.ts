@@ -606,6 +606,12 @@ const migrations: Record<string, (dialect: Dialect) => Migration> = {
       await db.schema.createIndex('app_logs_at').on('app_logs').columns(['at']).execute();
     },
   }),
+  '0018_vault_leases': () => ({
+    async up(db: AnyDb) {
+      // A database role Vault issued is renewed and revoked through its lease, not by the platform's own SQL.
+      await db.schema.alterTable('database_credentials').addColumn('vault_lease_id', 'text').execute();
+    },
+  }),
 };
 
 /** Applies every pending migration; returns the names applied. Throws with the failing migration's name. */

@@ -85,6 +85,8 @@ export interface DatabaseCredentialsTable {
   issued_at: string;
   expires_at: string;
   revoked_at: string | null;
+  /** Set when Vault's database secrets engine issued the role: renewed and revoked through this lease. */
+  vault_lease_id: string | null;
 }
 
 export interface AppEgressTable {

@@ -74,6 +74,19 @@ export function registerConnectorRoutes(fastify: FastifyInstance, deps: { connec
                   'Database connectors: how long a role lives unless renewed (renewed while the instance runs); default 15',
               }),
             ),
+            vaultRole: Type.Optional(
+              Type.String({
+                pattern: '^[A-Za-z0-9_.-]{1,128}$',
+                description:
+                  'Database connectors with Vault: the database secrets engine role that issues each instance’s credentials (instead of the platform creating roles)',
+              }),
+            ),
+            vaultMount: Type.Optional(
+              Type.String({
+                pattern: '^[A-Za-z0-9_.-]{1,128}$',
+                description: 'The database secrets engine’s mount; default database',
+              }),
+            ),
             dataClasses: Type.Array(StringEnum(dataClasses), { minItems: 1, uniqueItems: true }),
           },
           { additionalProperties: false },

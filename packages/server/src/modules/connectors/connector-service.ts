@@ -12,6 +12,8 @@ export type DatabaseGrants = {
   /** `schema.table`, or `table` in `public`. */
   tables: string[];
   leaseMinutes: number;
+  /** When Vault's database secrets engine issues the roles: its mount and role (which must grant no more). */
+  vault?: { mount: string; role: string };
 };
 export const databasePrivileges = ['SELECT', 'INSERT', 'UPDATE', 'DELETE'] as const;
 export type DatabasePrivilege = (typeof databasePrivileges)[number];
@@ -47,6 +49,10 @@ export type ConnectorInput = {
   privileges?: string[];
   tables?: string[];
   leaseMinutes?: number;
+  /** PostgreSQL with Vault: the database secrets engine's role that issues each instance's credentials. */
+  vaultRole?: string;
+  /** Its mount; `database` unless said. */
+  vaultMount?: string;
   dataClasses: string[];
 };
 
@@ -95,17 +101,40 @@ function httpRules(input: ConnectorInput) {
 }
 
 /** A database connector's grants, required: which privileges on which tables each instance's role gets. */
-function databaseRules(url: URL, input: ConnectorInput) {
+function databaseRules(url: URL, input: ConnectorInput, vaultConfigured: boolean) {
   if (input.methods || input.paths || input.authHeader)
     throw new AppError(
       'validation_failed',
       '`methods`, `paths` and `authHeader` are for HTTP connectors; a database connector takes `privileges` and `tables`',
     );
-  if (!url.username || !url.hostname || url.pathname.length < 2)
+  const vaultPath = /^[A-Za-z0-9_.-]{1,128}$/;
+  if (input.vaultRole !== undefined || input.vaultMount !== undefined) {
+    if (!vaultConfigured)
+      throw new AppError(
+        'validation_failed',
+        '`vaultRole` needs a Vault: this platform has none configured (MICROAPP_VAULT_ADDR)',
+      );
+    if (
+      !input.vaultRole ||
+      !vaultPath.test(input.vaultRole) ||
+      !vaultPath.test(input.vaultMount ?? 'database')
+    )
+      throw new AppError(
+        'validation_failed',
+        '`vaultRole` (and `vaultMount`, default database) name a role of Vault’s database secrets engine: letters, digits, dot, dash, underscore',
+      );
+    if (url.username || input.credential !== undefined)
+      throw new AppError(
+        'validation_failed',
+        'with `vaultRole`, Vault creates the roles: the URL is postgres://HOST:PORT/DATABASE, with no user and no `credential`',
+      );
+  } else if (!url.username || !url.hostname || url.pathname.length < 2)
     throw new AppError(
       'validation_failed',
-      'a database connector’s URL is postgres://USER@HOST:PORT/DATABASE, where USER may create roles',
+      'a database connector’s URL is postgres://USER@HOST:PORT/DATABASE, where USER may create roles (or name a Vault role with `vaultRole`)',
     );
+  if (!url.hostname || url.pathname.length < 2)
+    throw new AppError('validation_failed', 'a database connector’s URL is postgres://HOST:PORT/DATABASE');
   const privileges = [...new Set((input.privileges ?? []).map((p) => p.toUpperCase()))].sort();
   const bad = privileges.filter((p) => !(databasePrivileges as readonly string[]).includes(p));
   if (!privileges.length || bad.length)
@@ -126,7 +155,12 @@ function databaseRules(url: URL, input: ConnectorInput) {
   return {
     methods: [],
     paths: [],
-    grants: { privileges: privileges as DatabasePrivilege[], tables, leaseMinutes },
+    grants: {
+      privileges: privileges as DatabasePrivilege[],
+      tables,
+      leaseMinutes,
+      ...(input.vaultRole ? { vault: { mount: input.vaultMount ?? 'database', role: input.vaultRole } } : {}),
+    },
   };
 }
 
@@ -141,6 +175,8 @@ export function createConnectorService(deps: {
   audit: Pick<AuditService, 'record'>;
   current: Kek;
   previous?: Kek[];
+  /** Whether a Vault is configured (database connectors may then name a Vault role). */
+  vault?: boolean;
 }) {
   const { db, audit } = deps;
   const keks = [deps.current, ...(deps.previous ?? [])];
@@ -158,7 +194,8 @@ export function createConnectorService(deps: {
       );
     if (url.search || url.hash)
       throw new AppError('validation_failed', 'the base URL takes no query or fragment');
-    const { methods, paths, grants } = kind === 'http' ? httpRules(input) : databaseRules(url, input);
+    const { methods, paths, grants } =
+      kind === 'http' ? httpRules(input) : databaseRules(url, input, deps.vault ?? false);
     const now = deps.clock.nowIso();
     return db.transaction().execute(async (trx) => {
       const existing = await trx.selectFrom('connectors').selectAll().where('id', '=', id).executeTakeFirst();

@@ -6,7 +6,8 @@ import { AppError } from '../../errors.ts';
 import { newId } from '../../ids.ts';
 import type { AuditService } from '../audit/audit-service.ts';
 import type { BrokeredApp, EgressBroker } from '../egress/egress-broker.ts';
-import type { ConnectorService, ResolvedConnector } from './connector-service.ts';
+import type { VaultClient } from '../secrets/vault.ts';
+import type { ConnectorService, DatabaseGrants, ResolvedConnector } from './connector-service.ts';
 
 const ident = (name: string) => pg.escapeIdentifier(name);
 const literal = (value: string) => pg.escapeLiteral(value);
@@ -26,12 +27,17 @@ const roleFor = (app: string) =>
  * instance stops or the lease runs out. The app receives a connection URL in `/run/secrets/connector.ID`
  * whose host is a unix socket the broker tunnels to the database and nowhere else; it never sees the
  * connector's own credential. Every issue, renewal and revocation is audited.
+ *
+ * A connector that names a Vault role (`grants.vault`) gets its roles from Vault's database secrets engine
+ * instead: Vault creates each one, the platform checks that it holds no more than the connector declares
+ * (refusing and revoking it otherwise), and renews and revokes it through its lease.
  */
 export function createDatabaseCredentials(deps: {
   db: Kysely<Database>;
   audit: Pick<AuditService, 'record'>;
   connectors: Pick<ConnectorService, 'resolve'>;
   egress: Pick<EgressBroker, 'tunnel'>;
+  vault?: VaultClient | null;
   /** Wall-clock milliseconds: PostgreSQL enforces VALID UNTIL on its own clock, not the platform's. */
   now?: () => number;
   onError?: (message: string, error: unknown) => void;
@@ -79,6 +85,105 @@ export function createDatabaseCredentials(deps: {
     }
   }
 
+  function vaultFor(connector: string): VaultClient {
+    if (!deps.vault)
+      throw new AppError(
+        'unavailable',
+        `the connector ${connector} gets its database roles from Vault, and this platform has no Vault configured (MICROAPP_VAULT_ADDR)`,
+      );
+    return deps.vault;
+  }
+
+  /** Creates a role the platform's way: `CREATE ROLE` with exactly the grants, as the connector's user. */
+  async function createRole(c: ResolvedConnector, grants: DatabaseGrants, database: string, app: string) {
+    const role = roleFor(app);
+    const password = randomBytes(24).toString('base64url');
+    const expiresAt = new Date(now() + grants.leaseMinutes * 60_000).toISOString();
+    await asConnector(c, async (client) => {
+      await client.query(
+        `CREATE ROLE ${ident(role)} LOGIN NOINHERIT CONNECTION LIMIT 20 PASSWORD ${literal(password)} VALID UNTIL ${literal(expiresAt)}`,
+      );
+      await client.query(`GRANT CONNECT ON DATABASE ${ident(database)} TO ${ident(role)}`);
+      const schemas = [...new Set(grants.tables.map((t) => (t.includes('.') ? t.split('.')[0]! : 'public')))];
+      for (const schema of schemas)
+        await client.query(`GRANT USAGE ON SCHEMA ${ident(schema)} TO ${ident(role)}`);
+      await client.query(
+        `GRANT ${grants.privileges.join(', ')} ON TABLE ${grants.tables.map(qualified).join(', ')} TO ${ident(role)}`,
+      );
+    });
+    return { role, password, expiresAt, leaseId: null };
+  }
+
+  /**
+   * Asks Vault for a role, then signs in as it and reads what it may do: table privileges beyond the
+   * connector's, membership of other roles or any elevated attribute revoke it at once and refuse the start.
+   */
+  async function vaultRole(c: ResolvedConnector, grants: DatabaseGrants, database: string) {
+    const v = vaultFor(c.id);
+    const { mount, role: vaultRoleName } = grants.vault!;
+    const creds = await v.databaseCredentials(mount, vaultRoleName);
+    const url = new URL(c.baseUrl);
+    const client = new pg.Client({
+      host: url.hostname,
+      port: url.port ? Number(url.port) : 5432,
+      user: creds.username,
+      password: creds.password,
+      database,
+      connectionTimeoutMillis: 10_000,
+    });
+    let excess: string[] = [];
+    try {
+      await client.connect();
+      const tables = await client.query<{ t: string; p: string }>(
+        `SELECT table_schema || '.' || table_name AS t, privilege_type AS p
+           FROM information_schema.table_privileges WHERE grantee = current_user`,
+      );
+      const declared = new Set(
+        grants.tables.flatMap((t) =>
+          grants.privileges.map((p) => `${t.includes('.') ? t : `public.${t}`} ${p}`),
+        ),
+      );
+      excess = tables.rows
+        .map((r) => `${r.p} on ${r.t}`)
+        .filter((x) => {
+          const [p, , t] = x.split(' ');
+          return !declared.has(`${t} ${p}`);
+        });
+      const attributes = await client.query<Record<string, boolean>>(
+        `SELECT rolsuper, rolcreaterole, rolcreatedb, rolbypassrls, rolreplication
+           FROM pg_roles WHERE rolname = current_user`,
+      );
+      for (const [k, v] of Object.entries(attributes.rows[0] ?? {}))
+        if (v) excess.push(k.replace(/^rol/, ''));
+      const memberOf = await client.query<{ r: string }>(
+        `SELECT g.rolname AS r FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid
+           JOIN pg_roles u ON u.oid = m.member WHERE u.rolname = current_user`,
+      );
+      for (const r of memberOf.rows) excess.push(`member of ${r.r}`);
+    } catch (e) {
+      await v.revoke(creds.leaseId).catch(() => {});
+      throw new AppError(
+        'unavailable',
+        `Vault issued a role for the connector ${c.id} that could not sign in to check it (${(e as Error).message}); it was revoked`,
+      );
+    } finally {
+      await client.end().catch(() => {});
+    }
+    if (excess.length) {
+      await v.revoke(creds.leaseId).catch(() => {});
+      throw new AppError(
+        'forbidden',
+        `Vault's role ${mount}/${vaultRoleName} grants more than the connector ${c.id} declares (${excess.sort().join(', ')}); the credentials were revoked: make the role's creation statements grant exactly ${grants.privileges.join(', ')} on ${grants.tables.join(', ')}`,
+      );
+    }
+    return {
+      role: creds.username,
+      password: creds.password,
+      expiresAt: new Date(now() + creds.leaseSeconds * 1000).toISOString(),
+      leaseId: creds.leaseId,
+    };
+  }
+
   /**
    * Creates the instance's roles and tunnels; returns the files for /run/secrets (name → connection URL:
    * `postgresql://ROLE:PASSWORD@localhost/DB?host=/run/egress/pg-N`, where the `host` parameter, which
@@ -95,30 +200,19 @@ export function createDatabaseCredentials(deps: {
         const { grants } = c;
         const url = new URL(c.baseUrl);
         const database = decodeURIComponent(url.pathname.slice(1));
-        const role = roleFor(app.name);
-        const password = randomBytes(24).toString('base64url');
-        const expiresAt = new Date(now() + grants.leaseMinutes * 60_000).toISOString();
+        let issuedRole: { role: string; password: string; expiresAt: string; leaseId: string | null };
         try {
-          await asConnector(c, async (client) => {
-            await client.query(
-              `CREATE ROLE ${ident(role)} LOGIN NOINHERIT CONNECTION LIMIT 20 PASSWORD ${literal(password)} VALID UNTIL ${literal(expiresAt)}`,
-            );
-            await client.query(`GRANT CONNECT ON DATABASE ${ident(database)} TO ${ident(role)}`);
-            const schemas = [
-              ...new Set(grants.tables.map((t) => (t.includes('.') ? t.split('.')[0]! : 'public'))),
-            ];
-            for (const schema of schemas)
-              await client.query(`GRANT USAGE ON SCHEMA ${ident(schema)} TO ${ident(role)}`);
-            await client.query(
-              `GRANT ${grants.privileges.join(', ')} ON TABLE ${grants.tables.map(qualified).join(', ')} TO ${ident(role)}`,
-            );
-          });
+          issuedRole = grants.vault
+            ? await vaultRole(c, grants, database)
+            : await createRole(c, grants, database, app.name);
         } catch (e) {
+          if (e instanceof AppError) throw e;
           throw new AppError(
             'unavailable',
             `could not create a database role for ${app.name} through the connector ${id}: ${(e as Error).message}`,
           );
         }
+        const { role, password, expiresAt, leaseId } = issuedRole;
         await db.transaction().execute(async (trx) => {
           await trx
             .insertInto('database_credentials')
@@ -132,6 +226,7 @@ export function createDatabaseCredentials(deps: {
               issued_at: new Date(now()).toISOString(),
               expires_at: expiresAt,
               revoked_at: null,
+              vault_lease_id: leaseId,
             })
             .execute();
           await audit.record(trx, system, {
@@ -146,6 +241,9 @@ export function createDatabaseCredentials(deps: {
               privileges: grants.privileges,
               tables: grants.tables,
               expiresAt,
+              ...(leaseId
+                ? { issuedBy: `vault:${grants.vault!.mount}/${grants.vault!.role}`, lease: leaseId }
+                : {}),
             },
           });
         });
@@ -184,17 +282,22 @@ export function createDatabaseCredentials(deps: {
     const rows = await db
       .selectFrom('database_credentials')
       .innerJoin('apps', 'apps.id', 'database_credentials.app_id')
-      .select(['database_credentials.id', 'role', 'connector_id', 'apps.name'])
+      .select(['database_credentials.id', 'role', 'connector_id', 'vault_lease_id', 'apps.name'])
       .where('deployment_id', '=', deploymentId)
       .where('database_credentials.state', '=', 'issued')
       .execute();
     for (const row of rows) {
       const c = await deps.connectors.resolve(row.connector_id);
       if (!c?.grants) continue;
-      const expiresAt = new Date(now() + c.grants.leaseMinutes * 60_000).toISOString();
-      await asConnector(c, (client) =>
-        client.query(`ALTER ROLE ${ident(row.role)} VALID UNTIL ${literal(expiresAt)}`),
-      );
+      let expiresAt = new Date(now() + c.grants.leaseMinutes * 60_000).toISOString();
+      if (row.vault_lease_id) {
+        // Vault may grant less than asked (the role's max_ttl): the lease ends when Vault says.
+        const lease = await vaultFor(c.id).renew(row.vault_lease_id, c.grants.leaseMinutes * 60);
+        expiresAt = new Date(now() + lease.leaseSeconds * 1000).toISOString();
+      } else
+        await asConnector(c, (client) =>
+          client.query(`ALTER ROLE ${ident(row.role)} VALID UNTIL ${literal(expiresAt)}`),
+        );
       await db.transaction().execute(async (trx) => {
         await trx
           .updateTable('database_credentials')
@@ -225,14 +328,22 @@ export function createDatabaseCredentials(deps: {
   }
 
   async function revokeRows(
-    rows: { id: string; role: string; connector_id: string; deployment_id: string; name: string }[],
+    rows: {
+      id: string;
+      role: string;
+      connector_id: string;
+      deployment_id: string;
+      vault_lease_id: string | null;
+      name: string;
+    }[],
     reason: string,
   ) {
     let revoked = 0;
     for (const row of rows) {
       const c = await deps.connectors.resolve(row.connector_id);
       try {
-        if (c?.kind === 'postgres') await drop(c, row.role);
+        if (row.vault_lease_id) await vaultFor(row.connector_id).revoke(row.vault_lease_id);
+        else if (c?.kind === 'postgres') await drop(c, row.role);
       } catch (e) {
         // Left `issued`: the expiry sweep tries again, and PostgreSQL refuses the password after VALID UNTIL.
         deps.onError?.(`dropping the database role ${row.role} failed`, e);
@@ -253,7 +364,10 @@ export function createDatabaseCredentials(deps: {
             connector: row.connector_id,
             role: row.role,
             deploymentId: row.deployment_id,
-            ...(c ? {} : { warning: 'the connector was removed: drop the role by hand' }),
+            ...(row.vault_lease_id ? { lease: row.vault_lease_id } : {}),
+            ...(c || row.vault_lease_id
+              ? {}
+              : { warning: 'the connector was removed: drop the role by hand' }),
           },
         });
       });
@@ -266,7 +380,14 @@ export function createDatabaseCredentials(deps: {
     return db
       .selectFrom('database_credentials')
       .innerJoin('apps', 'apps.id', 'database_credentials.app_id')
-      .select(['database_credentials.id', 'role', 'connector_id', 'deployment_id', 'apps.name'])
+      .select([
+        'database_credentials.id',
+        'role',
+        'connector_id',
+        'deployment_id',
+        'vault_lease_id',
+        'apps.name',
+      ])
       .where('database_credentials.state', '=', 'issued');
   }
 

@@ -6,12 +6,18 @@ import type { AuditContext, AuditService } from '../audit/audit-service.ts';
 import type { CatalogService } from '../catalog/catalog-service.ts';
 import { hasRole, type Principal } from '../identity/principal.ts';
 import { type Kek, rewrap, seal, unseal } from './envelope.ts';
+import type { VaultClient } from './vault.ts';
 
 export const maxSecretBytes = 64 * 1024;
 
+/** A row whose value is in Vault's KV engine, not sealed here. */
+const inVault = 'vault';
+
 /**
  * App secrets: set by the app's owner or an admin, encrypted at rest, never returned by the API.
- * Only the runtime reads values (`valuesFor`), at instance start.
+ * Only the runtime reads values (`valuesFor`), at instance start. With a Vault (`vault`), new values go to
+ * its KV version 2 engine at `{mount}/data/{prefix}/{appId}/{name}` and the database keeps only who set
+ * which version when; values sealed here before stay readable.
  */
 export function createSecretService(deps: {
   db: Kysely<Database>;
@@ -19,8 +25,11 @@ export function createSecretService(deps: {
   catalog: Pick<CatalogService, 'get'>;
   current: Kek;
   previous: Kek[];
+  vault?: VaultClient | null;
 }) {
   const { db, audit } = deps;
+  const vault = deps.vault ?? null;
+  const vaultKey = (appId: string, name: string) => `${appId}/${name}`;
   const keks = [deps.current, ...deps.previous];
   const aad = (appId: string, name: string) => `${appId}/${name}`;
 
@@ -41,7 +50,14 @@ export function createSecretService(deps: {
     if (value.length === 0) throw new AppError('validation_failed', 'the secret value is empty');
     if (Buffer.byteLength(value) > maxSecretBytes)
       throw new AppError('payload_too_large', `a secret value is at most ${maxSecretBytes} bytes`);
-    const sealed = seal(deps.current, value, aad(view.id, name));
+    // With Vault the value is written there first: a refusal leaves nothing changed here.
+    const stored = vault
+      ? {
+          kekId: inVault,
+          wrappedKey: '',
+          ciphertext: `v${await vault.kvPut(vaultKey(view.id, name), { value })}`,
+        }
+      : seal(deps.current, value, aad(view.id, name));
     return db.transaction().execute(async (trx) => {
       const existing = await trx
         .selectFrom('app_secrets')
@@ -52,9 +68,9 @@ export function createSecretService(deps: {
       const version = existing ? Number(existing.version) + 1 : 1;
       const row = {
         version,
-        kek_id: sealed.kekId,
-        wrapped_key: sealed.wrappedKey,
-        ciphertext: sealed.ciphertext,
+        kek_id: stored.kekId,
+        wrapped_key: stored.wrappedKey,
+        ciphertext: stored.ciphertext,
         updated_by: principal.email,
         updated_at: nowIso(),
       };
@@ -75,7 +91,7 @@ export function createSecretService(deps: {
         action: 'secret.set',
         targetType: 'app',
         target: app,
-        summary: { name, version },
+        summary: { name, version, ...(vault ? { store: 'vault' } : {}) },
       });
       return { app, name, version, updatedAt: row.updated_at };
     });
@@ -102,6 +118,13 @@ export function createSecretService(deps: {
 
   async function remove(principal: Principal, app: string, name: string, ctx: AuditContext) {
     const view = await editable(principal, app, name);
+    const row = await db
+      .selectFrom('app_secrets')
+      .select('kek_id')
+      .where('app_id', '=', view.id)
+      .where('name', '=', name)
+      .executeTakeFirst();
+    if (row?.kek_id === inVault) await vaultFor('delete').kvDelete(vaultKey(view.id, name));
     await db.transaction().execute(async (trx) => {
       const r = await trx
         .deleteFrom('app_secrets')
@@ -118,19 +141,40 @@ export function createSecretService(deps: {
     });
   }
 
-  /** For the runtime only: the decrypted values of an app's secrets. Never exposed through HTTP. */
+  function vaultFor(what: string): VaultClient {
+    if (!vault)
+      throw new AppError(
+        'unavailable',
+        `this secret is kept in Vault and the platform has no Vault configured to ${what} it (MICROAPP_VAULT_ADDR)`,
+      );
+    return vault;
+  }
+
+  /**
+   * For the runtime only: the values of an app's secrets. Never exposed through HTTP. A value in Vault is
+   * read as it is now, so one rotated in Vault reaches the next instance that starts.
+   */
   async function valuesFor(appId: string): Promise<Record<string, string>> {
     const rows = await db.selectFrom('app_secrets').selectAll().where('app_id', '=', appId).execute();
-    return Object.fromEntries(
-      rows.map((r) => [
-        r.name,
-        unseal(
+    const out: Record<string, string> = {};
+    for (const r of rows) {
+      if (r.kek_id !== inVault) {
+        out[r.name] = unseal(
           keks,
           { kekId: r.kek_id, wrappedKey: r.wrapped_key, ciphertext: r.ciphertext },
           aad(r.app_id, r.name),
-        ),
-      ]),
-    );
+        );
+        continue;
+      }
+      const got = await vaultFor('read').kvGet(vaultKey(r.app_id, r.name));
+      if (got?.data.value === undefined)
+        throw new AppError(
+          'unavailable',
+          `the secret ${r.name} is gone from Vault (${vaultKey(r.app_id, r.name)}): set it again with microapp secrets set`,
+        );
+      out[r.name] = got.data.value;
+    }
+    return out;
   }
 
   /** After a KEK rotation: re-wraps every data key under the current KEK (values are not decrypted). */
@@ -141,6 +185,7 @@ export function createSecretService(deps: {
         .selectFrom('app_secrets')
         .select(['app_id', 'name', 'kek_id', 'wrapped_key'])
         .where('kek_id', '!=', deps.current.id)
+        .where('kek_id', '!=', inVault)
         .execute();
       for (const r of rows) {
         const wrapped = rewrap(
@@ -191,7 +236,14 @@ export function createSecretService(deps: {
    * audit event) and returns their names, so the owner knows what to set again after a restore.
    */
   async function purgeFor(trx: Transaction<Database>, appId: string): Promise<string[]> {
-    const rows = await trx.selectFrom('app_secrets').select('name').where('app_id', '=', appId).execute();
+    const rows = await trx
+      .selectFrom('app_secrets')
+      .select(['name', 'kek_id'])
+      .where('app_id', '=', appId)
+      .execute();
+    // Vault's copies go first: if Vault refuses, the decommission stops with its reason and nothing is lost.
+    for (const r of rows)
+      if (r.kek_id === inVault) await vaultFor('delete').kvDelete(vaultKey(appId, r.name));
     await trx.deleteFrom('app_secrets').where('app_id', '=', appId).execute();
     return rows.map((r) => r.name).sort();
   }
