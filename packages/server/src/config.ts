@@ -6,6 +6,7 @@ import { roles, specialties } from './modules/identity/principal.ts';
 import { defaultLifecycleSettings, type LifecycleSettings } from './modules/lifecycle/lifecycle-rules.ts';
 import type { NotificationChannels } from './modules/notifications/notification-service.ts';
 import { defaultLogRetention, type LogRetention } from './modules/runtime/app-logs.ts';
+import { defaultBuildLimits, type ResourceLimits } from './modules/runtime/cgroups.ts';
 import {
   defaultKubernetesSettings,
   type KubernetesSettings,
@@ -69,6 +70,8 @@ export type ServerConfig = {
    * vault`), and database connectors whose roles come from its database secrets engine. null: no Vault.
    */
   vault: (VaultSettings & { secretsBackend: 'local' | 'vault' }) | null;
+  /** What one platform build (its pipeline and every step) may use, through cgroups when the host has them. */
+  buildLimits: ResourceLimits;
 };
 
 /** Flags from the command line; each wins over the environment, which wins over the config file. */
@@ -367,6 +370,19 @@ export function loadConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv): ServerCo
       `MICROAPP_KUBERNETES_RUNTIME_IMAGE must be an image reference such as registry.example.com/node@sha256:…, got "${kubernetes.runtimeImage}"`,
     );
   const vault = vaultSettings(env, problems);
+  const buildLimits = { ...defaultBuildLimits };
+  for (const [variable, key, min, max] of [
+    ['MICROAPP_BUILD_MEMORY_MB', 'memoryMb', 256, 65536],
+    ['MICROAPP_BUILD_CPU', 'cpu', 0.1, 64],
+    ['MICROAPP_BUILD_PIDS', 'pids', 64, 65536],
+  ] as const) {
+    const raw = env[variable];
+    if (raw === undefined) continue;
+    const n = Number(raw);
+    if (!Number.isFinite(n) || n < min || n > max || (key !== 'cpu' && !Number.isInteger(n)))
+      problems.push(`${variable} must be a number from ${min} to ${max}, got "${raw}"`);
+    else buildLimits[key] = n;
+  }
   if (problems.length > 0) {
     if (!dev)
       problems.push('or run `microapp server --dev` for a local trial with a built-in identity provider');
@@ -398,6 +414,7 @@ export function loadConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv): ServerCo
     appsDomain,
     kubernetes,
     vault,
+    buildLimits,
   };
 }
 

@@ -344,6 +344,8 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     tokens,
     deployments,
     workDir: join(config.dataDir, 'builds'),
+    cgroups,
+    buildLimits: config.buildLimits,
     platformUrl: () => publicUrl!,
     appUrl: hosts.urlOf,
   });

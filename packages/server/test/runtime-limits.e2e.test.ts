@@ -48,7 +48,7 @@ describe('runtime limits (cgroups)', () => {
   let deploymentId: string;
 
   before(async () => {
-    ({ server, t, stop } = await startBuildServer());
+    ({ server, t, stop } = await startBuildServer({ MICROAPP_BUILD_MEMORY_MB: '768' }));
     const manifest = lunchPoll({
       name: 'hungry',
       owner: people.alice,
@@ -147,5 +147,44 @@ describe('runtime limits (cgroups)', () => {
     assert.equal(back, 200, 'the supervisor restarted it');
     const metrics = await fetch(`${server.url}/metrics`, { headers: { authorization: `Bearer ${t.ivan}` } });
     assert.match(await metrics.text(), /microapp_app_out_of_memory_total\{app="hungry"\} 1/);
+  });
+
+  test('a build is held to its own limits: a test step that eats memory fails the build, named, and the platform carries on', async () => {
+    const greedy = nodeApp(
+      'greedy-build',
+      'name: greedy-build\nowner: alice@example.com\npurpose: A build whose tests try to eat the machine\ndataClasses: [internal]\naudience: { department: finance, maxUsers: 50 }\n',
+      "require('node:http').createServer((q, s) => s.end('ok')).listen(process.env.PORT);\n",
+    );
+    greedy['test/ok.test.js'] =
+      "require('node:test')('eats', () => { const kept = []; for (;;) kept.push(Buffer.alloc(16 << 20, 1)); });\n";
+    const manifest = lunchPoll({
+      name: 'greedy-build',
+      owner: people.alice,
+      purpose: 'A build whose tests try to eat the machine',
+    });
+    assert.equal(
+      (await call(server, 'POST', '/api/v1/apps', { token: t.alice, body: manifest })).status,
+      201,
+    );
+    const res = await call(server, 'POST', '/api/v1/apps/greedy-build/builds', {
+      token: t.alice,
+      body: { source: await sourceArchive(greedy) },
+    });
+    assert.equal(res.status, 202, res.text);
+    const build = await buildFinished(server, 'greedy-build', res.body.id, t.alice);
+    assert.equal(build.state, 'failed');
+    assert.match(
+      String(build.error),
+      /the build ran out of memory \(builds may use 768 MB, MICROAPP_BUILD_MEMORY_MB\): the test step was stopped/,
+    );
+    const groupsLeft = () =>
+      ['/sys/fs/cgroup/microapp', '/sys/fs/cgroup/unified/microapp', '/sys/fs/cgroup/memory/microapp']
+        .filter((d) => existsSync(d))
+        .flatMap((d) => readdirSync(d))
+        .filter((d) => d === `build-${res.body.id}`);
+    for (let i = 0; i < 50 && groupsLeft().length; i++) await new Promise((r) => setTimeout(r, 100));
+    assert.deepEqual(groupsLeft(), [], 'the build’s control group is removed');
+    const ok = await viaGateway(server, 'hungry', '/', { authorization: `Bearer ${t.dave}` });
+    assert.equal(ok.status, 200, 'the deployed app still answers');
   });
 });

@@ -12,6 +12,12 @@ import type { AuditContext, AuditService } from '../audit/audit-service.ts';
 import type { CatalogService } from '../catalog/catalog-service.ts';
 import type { EgressBroker } from '../egress/egress-broker.ts';
 import { hasRole, type Principal } from '../identity/principal.ts';
+import {
+  type CgroupDriver,
+  type ControlGroup,
+  defaultBuildLimits,
+  type ResourceLimits,
+} from '../runtime/cgroups.ts';
 import type { DeploymentService } from '../runtime/deployment-service.ts';
 import type { TokenService } from '../tokens/token-service.ts';
 import { personalize, unpackUpload } from './build-source.ts';
@@ -82,6 +88,12 @@ export function createBuildService(deps: {
   npmRegistry?: string;
   /** OpenTelemetry: a span per build, a child span per step. */
   tracing?: Pick<Tracing, 'start'>;
+  /**
+   * Control groups, when the host gives the platform some: each build (the pipeline and every step it runs)
+   * is held to `buildLimits` of memory, CPU and processes, as an app instance is to its own.
+   */
+  cgroups?: CgroupDriver | null;
+  buildLimits?: ResourceLimits;
 }) {
   const { db, audit } = deps;
   const timeoutMs = deps.timeoutMs ?? 15 * 60_000;
@@ -217,9 +229,26 @@ export function createBuildService(deps: {
     args: string[],
     env: Record<string, string>,
     onStep: (s: BuildStep) => void,
+    group?: ControlGroup | null,
   ): Promise<{ code: number; stdout: string; stderr: string }> {
     return new Promise((done) => {
-      const child = spawn(process.execPath, [cliBin, '--server', deps.platformUrl(), ...args], {
+      const command = [process.execPath, cliBin, '--server', deps.platformUrl(), ...args];
+      // In a control group, a shell joins it (every hierarchy) and then becomes the pipeline: nothing of the
+      // build runs outside the limits. A group that cannot be joined stops the build (exit 97).
+      const [file, argv] = group
+        ? [
+            '/bin/sh',
+            [
+              '-c',
+              'while [ "$1" != "--" ]; do echo $$ > "$1" || exit 97; shift; done; shift; exec "$@"',
+              'sh',
+              ...group.procs,
+              '--',
+              ...command,
+            ],
+          ]
+        : [command[0]!, command.slice(1)];
+      const child = spawn(file, argv, {
         env: { PATH: process.env.PATH ?? '/usr/bin:/bin', NO_COLOR: '1', ...env },
         stdio: ['ignore', 'pipe', 'pipe'],
       });
@@ -285,6 +314,7 @@ export function createBuildService(deps: {
     let digest: string | null = null;
     let error: string | null = null;
     let brokered = false;
+    let group: ControlGroup | null = null;
     const span = deps.tracing?.start(`build ${row.app_name}`, {
       'microapp.app': row.app_name,
       'microapp.build': id,
@@ -381,6 +411,8 @@ export function createBuildService(deps: {
           )
         : null;
       brokered = egressDir !== null;
+      const limits = deps.buildLimits ?? defaultBuildLimits;
+      group = deps.cgroups ? deps.cgroups.create(`build-${id}`, limits) : null;
       const ci = await spawnCli(
         ['ci', '--dir', src, '--sandbox', '--progress', 'jsonl', '--json'],
         {
@@ -391,7 +423,15 @@ export function createBuildService(deps: {
         (s) => {
           void record(s);
         },
+        group,
       );
+      if (ci.code === 97) throw new Error('the build could not join its control group; see the server log');
+      if (group && group.oomKills() > 0) {
+        const failed = steps.find((s) => s.status === 'failed');
+        throw new Error(
+          `the build ran out of memory (builds may use ${limits.memoryMb} MB, MICROAPP_BUILD_MEMORY_MB)${failed ? `: the ${failed.step} step was stopped` : ''}`,
+        );
+      }
       if (ci.code === 124)
         throw new Error(
           `the pipeline ran longer than ${Math.round(timeoutMs / 60_000)} minutes and was stopped`,
@@ -425,6 +465,7 @@ export function createBuildService(deps: {
       error = (e as Error).message;
     } finally {
       if (brokered) await deps.egress?.close(`build-${id}`).catch(() => {});
+      group?.remove();
       if (token) await deps.tokens.revoke(principal, token.id, ctx).catch(() => {});
       rmSync(dir, { recursive: true, force: true });
       const state = error ? 'failed' : 'passed';

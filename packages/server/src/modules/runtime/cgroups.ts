@@ -7,6 +7,9 @@ export type ResourceLimits = { memoryMb: number; cpu: number; pids: number };
 /** Defaults for an app whose manifest does not say (runtime.memoryMb, runtime.cpu). */
 export const defaultLimits: ResourceLimits = { memoryMb: 256, cpu: 0.5, pids: 128 };
 
+/** What one platform build (the pipeline and every step) may use unless the platform says otherwise. */
+export const defaultBuildLimits: ResourceLimits = { memoryMb: 2048, cpu: 1, pids: 512 };
+
 /** One instance's control group, in every hierarchy that limits it. */
 export type ControlGroup = {
   /** `cgroup.procs` files a process writes its pid to, before it execs the sandbox. */
