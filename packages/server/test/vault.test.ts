@@ -4,6 +4,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
+import { cli } from '../../cli/test/cli-harness.ts';
 import { ConfigError, loadConfig } from '../src/config.ts';
 import {
   bankReconciliation,
@@ -321,11 +322,28 @@ describe('database roles from Vault’s database secrets engine', {
     const ok = await call(server, 'PUT', '/api/v1/connectors/orders-vault', { token: t.carol, body });
     assert.equal(ok.status, 200, ok.text);
     assert.deepEqual(ok.body.grants.vault, { mount: 'database', role: 'orders-read' });
-    const broad = await call(server, 'PUT', '/api/v1/connectors/orders-broad', {
-      token: t.carol,
-      body: { ...body, vaultRole: 'too-broad' },
-    });
-    assert.equal(broad.status, 200, broad.text);
+    // The same through the CLI, as an admin types it.
+    const broad = await cli(
+      { MICROAPP_SERVER: server.url, MICROAPP_TOKEN: t.carol, MICROAPP_CONFIG_DIR: `${server.dataDir}/cli` },
+      'connectors',
+      'set',
+      'orders-broad',
+      '--base-url',
+      body.baseUrl,
+      '--privileges',
+      'SELECT',
+      '--tables',
+      `${schema}.orders`,
+      '--vault-role',
+      'too-broad',
+      '--data-classes',
+      'internal,financial',
+    );
+    assert.equal(broad.code, 0, broad.stderr);
+    assert.match(
+      broad.stdout,
+      /each app instance gets its own credentials from Vault \(database\/creds\/too-broad\), checked against these grants/,
+    );
 
     const plain = await startTestServer('sqlite');
     try {

@@ -30,6 +30,11 @@ export function registerConnectorCommands(program: Command) {
       .option('--privileges <list>', 'PostgreSQL: SELECT, INSERT, UPDATE, DELETE, comma-separated')
       .option('--tables <list>', 'PostgreSQL: the tables, as schema.table, comma-separated')
       .option('--lease-minutes <n>', 'PostgreSQL: how long a role lives unless renewed (default 15)')
+      .option(
+        '--vault-role <role>',
+        'PostgreSQL with HashiCorp Vault: the database secrets engine role that issues each instance’s credentials (the URL then names no user)',
+      )
+      .option('--vault-mount <mount>', 'the database secrets engine’s mount (default database)')
       .requiredOption('--data-classes <list>', 'data classes the system may receive, e.g. internal,financial')
       .option('--auth-header <name>', 'the header the credential goes in (authorization sends "Bearer …")')
       .option(
@@ -47,6 +52,8 @@ export function registerConnectorCommands(program: Command) {
               privileges?: string;
               tables?: string;
               leaseMinutes?: string;
+              vaultRole?: string;
+              vaultMount?: string;
               dataClasses: string;
               authHeader?: string;
               credentialStdin?: boolean;
@@ -71,6 +78,8 @@ export function registerConnectorCommands(program: Command) {
                   : {}),
                 ...(flags.tables ? { tables: list(flags.tables) } : {}),
                 ...(flags.leaseMinutes ? { leaseMinutes: Number(flags.leaseMinutes) } : {}),
+                ...(flags.vaultRole ? { vaultRole: flags.vaultRole } : {}),
+                ...(flags.vaultMount ? { vaultMount: flags.vaultMount } : {}),
                 dataClasses: list(flags.dataClasses),
                 ...(flags.authHeader ? { authHeader: flags.authHeader } : {}),
                 ...(credential !== undefined ? { credential } : {}),
@@ -80,14 +89,18 @@ export function registerConnectorCommands(program: Command) {
               ctx.json,
               c,
               () =>
-                (c.grants
-                  ? `Connector ${c.id}: ${c.grants.privileges.join(', ')} on ${c.grants.tables.join(', ')} at ${c.baseUrl}; each app instance gets its own role for ${c.grants.leaseMinutes} minutes at a time, renewed while it runs; may receive ${c.dataClasses.join(', ')}.`
-                  : `Connector ${c.id}: ${c.methods.join(', ')} on ${c.paths.join(', ')} at ${c.baseUrl}; may receive ${c.dataClasses.join(', ')}.`) +
+                (c.grants?.vault
+                  ? `Connector ${c.id}: ${c.grants.privileges.join(', ')} on ${c.grants.tables.join(', ')} at ${c.baseUrl}; each app instance gets its own credentials from Vault (${c.grants.vault.mount}/creds/${c.grants.vault.role}), checked against these grants and renewed while it runs; may receive ${c.dataClasses.join(', ')}.`
+                  : c.grants
+                    ? `Connector ${c.id}: ${c.grants.privileges.join(', ')} on ${c.grants.tables.join(', ')} at ${c.baseUrl}; each app instance gets its own role for ${c.grants.leaseMinutes} minutes at a time, renewed while it runs; may receive ${c.dataClasses.join(', ')}.`
+                    : `Connector ${c.id}: ${c.methods.join(', ')} on ${c.paths.join(', ')} at ${c.baseUrl}; may receive ${c.dataClasses.join(', ')}.`) +
                 (c.hasCredential
                   ? '\nThe credential is stored encrypted and will not be shown again.'
-                  : c.grants
-                    ? '\nNo password is set: the platform connects as that user without one.'
-                    : '\nNo credential is set: calls go out without one.') +
+                  : c.grants?.vault
+                    ? ''
+                    : c.grants
+                      ? '\nNo password is set: the platform connects as that user without one.'
+                      : '\nNo credential is set: calls go out without one.') +
                 (c.grants
                   ? `\nApps use it by listing it in integrations.connectors and reading the connection URL in /run/secrets/connector.${c.id}.`
                   : `\nApps use it by listing it in integrations.connectors and calling http://connector.${c.id}/…`),
@@ -98,6 +111,7 @@ export function registerConnectorCommands(program: Command) {
     [
       'printf %s "$LEDGER_TOKEN" | microapp connectors set ledger --base-url https://ledger.corp.example.com/api --methods GET,POST --paths /entries --data-classes internal,financial --credential-stdin',
       'printf %s "$ORDERS_DB_PASSWORD" | microapp connectors set orders-db --base-url postgres://microapp_roles@db.corp.example.com:5432/orders --privileges SELECT --tables public.orders --data-classes internal,financial --credential-stdin',
+      'microapp connectors set orders-db --base-url postgres://db.corp.example.com:5432/orders --privileges SELECT --tables public.orders --vault-role orders-read --data-classes internal,financial',
     ],
   );
 
