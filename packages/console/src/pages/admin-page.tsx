@@ -52,13 +52,15 @@ export function AdminPage() {
                   <th scope="row">{c.id}</th>
                   <td>{c.baseUrl}</td>
                   <td>
-                    {c.grants
-                      ? `${c.grants.privileges.join(', ')} (a role per instance, ${c.grants.leaseMinutes} min lease)`
-                      : c.methods.join(', ')}
+                    {c.grants?.vault
+                      ? `${c.grants.privileges.join(', ')} (a role per instance from Vault's ${c.grants.vault.mount}/${c.grants.vault.role}, checked against these grants)`
+                      : c.grants
+                        ? `${c.grants.privileges.join(', ')} (a role per instance, ${c.grants.leaseMinutes} min lease)`
+                        : c.methods.join(', ')}
                   </td>
                   <td>{(c.grants?.tables ?? c.paths).join(', ')}</td>
                   <td>{c.dataClasses.join(', ')}</td>
-                  <td>{c.hasCredential ? 'set' : 'none'}</td>
+                  <td>{c.grants?.vault ? 'Vault' : c.hasCredential ? 'set' : 'none'}</td>
                 </tr>
               ))}
             </tbody>
