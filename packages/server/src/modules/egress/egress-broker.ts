@@ -751,7 +751,14 @@ export function createEgressBroker(deps: {
         const out: Record<string, string | string[]> = {};
         for (const [k, v] of Object.entries(up.headers))
           if (v !== undefined && !hopByHop.has(k) && !k.startsWith('x-microapp-')) out[k] = v;
-        res.writeHead(up.statusCode ?? 502, { ...out, ...told });
+        try {
+          res.writeHead(up.statusCode ?? 502, { ...out, ...told });
+        } catch (e) {
+          // A header Node will not send: the app gets a closed connection now, not a hang until its timeout.
+          up.destroy();
+          res.destroy(e as Error);
+          return;
+        }
         up.on('data', (c: Buffer) => {
           bytesIn += c.length;
         });
