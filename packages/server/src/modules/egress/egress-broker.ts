@@ -864,7 +864,7 @@ export function createEgressBroker(deps: {
   }
 
   async function closeAll() {
-    await Promise.all([...servers.keys()].map(close));
+    await Promise.all([...new Set([...servers.keys(), ...tunnels.keys()])].map(close));
   }
 
   return { open, tunnel, close, closeAll, decide, decideTunnel };
