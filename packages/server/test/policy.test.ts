@@ -360,5 +360,40 @@ test_ok if count(deny) == 0 with input as {"manifest": {"name": "x"}}
       // Emptied again for the tests that follow.
       assert.equal((await put(t.carol, { domains: [], message: 'reset after the check' })).status, 200);
     });
+
+    test('a bundle may set data only (DLP modes, say); an empty one is refused and changes nothing', async () => {
+      const revision = async () =>
+        (await call(server, 'GET', '/api/v1/policies/revisions', { token: t.carol })).body.items.length;
+      const before = await revision();
+      const empty = await call(server, 'POST', '/api/v1/policies', {
+        token: t.carol,
+        body: { modules: {}, message: 'nothing' },
+      });
+      assert.equal(empty.status, 400, empty.text);
+      assert.match(empty.body.detail, /neither modules nor data/);
+      assert.equal(await revision(), before);
+      const modes = await call(server, 'POST', '/api/v1/policies', {
+        token: t.carol,
+        body: {
+          modules: {},
+          data: { microapp: { config: { dlp: { modes: { email: 'mask' } } } } },
+          message: 'mask e-mail addresses instead of blocking them',
+        },
+      });
+      assert.equal(modes.status, 201, modes.text);
+      assert.equal(await revision(), before + 1);
+      const decided = await call(server, 'POST', '/api/v1/policies/evaluate', {
+        token: t.carol,
+        body: {
+          entrypoint: 'microapp/dlp/mask',
+          input: {
+            destination: { type: 'host', name: 'api.bank.example.com', dataClasses: [] },
+            findings: [{ kind: 'email', count: 1, dataClass: 'pii', permitted: false }],
+          },
+        },
+      });
+      assert.equal(decided.status, 200, decided.text);
+      assert.deepEqual(decided.body.result, ['email']);
+    });
   });
 }

@@ -148,7 +148,8 @@ export function registerPolicyCommands(program: Command) {
           const ctx = ctxOf(command);
           const [mod] = await load();
           const set = readDirs(mod, [dir], false);
-          if (set.modules.length === 0) throw new CliError(`${dir} has no .rego files`, { exitCode: 2 });
+          if (set.modules.length === 0 && Object.keys(set.data).length === 0)
+            throw new CliError(`${dir} has no .rego files and no data.json`, { exitCode: 2 });
           const prefix = `${basename(resolve(dir))}/`;
           const modules = Object.fromEntries(set.modules.map((m) => [m.file.slice(prefix.length), m.source]));
           const res = await ctx.client.post<{ revision: number; tests: { passed: number } }>(

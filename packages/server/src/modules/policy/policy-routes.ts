@@ -26,8 +26,9 @@ export function registerPolicyRoutes(fastify: FastifyInstance, deps: { policies:
         body: Type.Object(
           {
             modules: Type.Record(Type.String({ maxLength: 200 }), Type.String({ maxLength: 256 * 1024 }), {
-              minProperties: 1,
               maxProperties: 200,
+              description:
+                'the organization’s own .rego files by path; may be empty when the bundle only sets data (e.g. DLP modes)',
             }),
             data: Type.Optional(Type.Object({}, { additionalProperties: true })),
             message: Type.Optional(Type.String({ maxLength: 1000 })),

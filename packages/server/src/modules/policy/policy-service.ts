@@ -39,6 +39,11 @@ export function createPolicyService(deps: {
   ): Promise<PushOutcome> {
     if (!hasRole(principal, 'admin')) throw forbidden('only platform admins can push organization policies');
     const files = Object.keys(bundle.modules).sort();
+    if (files.length === 0 && Object.keys(bundle.data ?? {}).length === 0)
+      throw new AppError(
+        'validation_failed',
+        'the bundle holds neither modules nor data: push .rego files, a data.json (such as DLP modes), or both',
+      );
     for (const f of files)
       if (!safeFile.test(f))
         throw new AppError(
