@@ -51,11 +51,9 @@ function locate(text: string): Match[] {
     if (digits.length >= 13 && digits.length <= 19 && luhn(digits) && !/^(\d)\1+$/.test(digits))
       at('card_number', m, digits);
   }
-  // Upper-casing keeps every index where it was: IBANs are ASCII letters and digits.
-  for (const m of text
-    .replace(/[a-z]/g, (c) => c.toUpperCase())
-    .matchAll(/\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b/g)) {
-    const iban = m[0].replace(/ /g, '');
+  // Either case, matched where it is (indices stay those of the text); only the match is upper-cased.
+  for (const m of text.matchAll(/\b[A-Za-z]{2}\d{2}(?: ?[A-Za-z0-9]{4}){2,7}(?: ?[A-Za-z0-9]{1,3})?\b/g)) {
+    const iban = m[0].replace(/ /g, '').toUpperCase();
     if (iban.length >= 15 && iban.length <= 34 && ibanValid(iban)) at('iban', m, iban);
   }
   for (const m of text.matchAll(/\b(\d{3})-(\d{2})-(\d{4})\b/g)) {
