@@ -402,6 +402,25 @@ describe('database roles from Vault’s database secrets engine', {
     assert.ok(!JSON.stringify(trail).includes(decodeURIComponent(url.password)));
   });
 
+  test('a lease shorter than the connector’s minutes is renewed on Vault’s clock, not the connector’s', async () => {
+    vault.roles.get('orders-read')!.ttl = 3;
+    try {
+      const deploymentId = `dep_short${randomBytes(4).toString('hex')}`;
+      await server.internals.credentials.issue(deploymentId, await brokered('orders-vault'));
+      const lease = [...vault.leases.keys()].at(-1)!;
+      const renewed = () =>
+        vault.calls.some(
+          (c) => c.path === '/v1/sys/leases/renew' && (c.body as { lease_id: string }).lease_id === lease,
+        );
+      for (let i = 0; i < 40 && !renewed(); i++) await new Promise((r) => setTimeout(r, 100));
+      assert.ok(renewed(), 'renewed within the 3-second lease (a third of the way), not after 5 minutes');
+      await server.internals.credentials.revoke(deploymentId, 'the instance stopped');
+      assert.equal(vault.leases.has(lease), false);
+    } finally {
+      vault.roles.get('orders-read')!.ttl = 600;
+    }
+  });
+
   test('a Vault role that grants more than the connector declares is revoked at once and the start refused', async () => {
     const before = vault.leases.size;
     await assert.rejects(

@@ -255,7 +255,12 @@ export function createDatabaseCredentials(deps: {
         });
         files[`connector.${id}`] =
           `postgresql://${role}:${password}@localhost/${encodeURIComponent(database)}?host=/run/egress/${socket}`;
-        schedule(deploymentId, app.name, grants.leaseMinutes);
+        // Vault may lease for less than the connector's minutes (its role's ttl): renew on the shorter.
+        schedule(
+          deploymentId,
+          app.name,
+          Math.min(grants.leaseMinutes, (Date.parse(expiresAt) - now()) / 60_000),
+        );
       }
     } catch (e) {
       await revoke(deploymentId, 'the instance did not start');
