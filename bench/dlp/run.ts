@@ -13,6 +13,7 @@ import {
   createEgressBroker,
   type DlpInput,
   type DlpVerdict,
+  dlpVerdictOf,
 } from '../../packages/server/src/modules/egress/egress-broker.ts';
 import {
   builtinPolicyDir,
@@ -49,10 +50,8 @@ const broker = createEgressBroker({
       );
     return denials.map((message) => ({ message }));
   },
-  dlp: async (input: DlpInput): Promise<DlpVerdict> => {
-    const r = policy.evaluate('data.microapp.dlp', { input, data, budget }) as Record<string, string[]>;
-    return { block: r.block ?? [], mask: r.mask ?? [], flag: r.flag ?? [] };
-  },
+  dlp: async (input: DlpInput): Promise<DlpVerdict> =>
+    dlpVerdictOf(policy.evaluate('data.microapp.dlp', { input, data, budget }), input),
   resolve: async () => ['93.184.215.14'],
 });
 const app = {

@@ -34,7 +34,7 @@ import {
 } from './modules/connectors/database-credentials.ts';
 import { defaultConsoleDir, registerConsoleRoutes } from './modules/console/console-routes.ts';
 import { createEgressAlerts } from './modules/egress/egress-alerts.ts';
-import { createEgressBroker, type DlpVerdict } from './modules/egress/egress-broker.ts';
+import { createEgressBroker, dlpVerdictOf } from './modules/egress/egress-broker.ts';
 import { publicRoute } from './modules/identity/access.ts';
 import { registerAuthRoutes } from './modules/identity/auth-routes.ts';
 import type { DevIdp } from './modules/identity/dev-idp.ts';
@@ -286,17 +286,9 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     ...(engine
       ? {
           dlp: async (input, subject) => {
-            const d = await engine.decide<Partial<DlpVerdict>>('data.microapp.dlp', input);
+            const d = await engine.decide('data.microapp.dlp', input);
             await engine.log(db.kysely, [d], subject);
-            const kinds = (v: unknown) => (Array.isArray(v) ? v.map(String) : []);
-            // Without the pack (an organization cannot remove it, but be strict anyway) nothing unpermitted leaves.
-            if (!d.result)
-              return {
-                block: input.findings.filter((f) => !f.permitted).map((f) => f.kind),
-                mask: [],
-                flag: [],
-              };
-            return { block: kinds(d.result.block), mask: kinds(d.result.mask), flag: kinds(d.result.flag) };
+            return dlpVerdictOf(d.result, input);
           },
         }
       : {}),

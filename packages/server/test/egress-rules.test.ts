@@ -9,7 +9,12 @@ import fc from 'fast-check';
 import { adjustableClock } from '../src/clock.ts';
 import { isPublicAddress, normalizeHost } from '../src/modules/egress/addresses.ts';
 import { inspect, looksLikeCsv, maskText, readBody } from '../src/modules/egress/dlp.ts';
-import { createEgressBroker, type DlpInput, type DlpVerdict } from '../src/modules/egress/egress-broker.ts';
+import {
+  createEgressBroker,
+  type DlpInput,
+  type DlpVerdict,
+  dlpVerdictOf,
+} from '../src/modules/egress/egress-broker.ts';
 import { serverName } from '../src/modules/egress/tls-hello.ts';
 import { builtinPolicyDir, deepMerge, readPolicyDir } from '../src/modules/policy/policy-sources.ts';
 
@@ -285,10 +290,8 @@ describe('egress rules', () => {
     const policy = compile(builtin.modules);
     const pack = (config: Record<string, unknown> = {}) => {
       const data = toValue(deepMerge(builtin.data, { microapp: { config } }));
-      return async (input: DlpInput): Promise<DlpVerdict> => {
-        const r = policy.evaluate('data.microapp.dlp', { input, data }) as Record<string, string[]>;
-        return { block: r.block ?? [], mask: r.mask ?? [], flag: r.flag ?? [] };
-      };
+      return async (input: DlpInput): Promise<DlpVerdict> =>
+        dlpVerdictOf(policy.evaluate('data.microapp.dlp', { input, data }), input);
     };
     const audited: string[] = [];
     const broker = (config?: Record<string, unknown>) =>

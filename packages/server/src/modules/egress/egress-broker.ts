@@ -83,12 +83,17 @@ export type DlpInput = {
 /** Its answer: kinds (or the pack's own reasons, such as `csv_export`) to block, mask and flag. */
 export type DlpVerdict = { block: string[]; mask: string[]; flag: string[] };
 
-/** The answer without a policy engine: what the destination may not receive is blocked. */
-const blockUnpermitted = async (input: DlpInput): Promise<DlpVerdict> => ({
-  block: input.findings.filter((f) => !f.permitted).map((f) => f.kind),
-  mask: [],
-  flag: [],
-});
+/**
+ * The `microapp.dlp` pack's result as a verdict. Without one (no policy engine, or no pack: an organization
+ * cannot remove it, but be strict anyway) what the destination may not receive is blocked.
+ */
+export function dlpVerdictOf(result: unknown, input: DlpInput): DlpVerdict {
+  if (!result || typeof result !== 'object')
+    return { block: input.findings.filter((f) => !f.permitted).map((f) => f.kind), mask: [], flag: [] };
+  const r = result as Record<string, unknown>;
+  const kinds = (v: unknown) => (Array.isArray(v) ? v.map(String) : []);
+  return { block: kinds(r.block), mask: kinds(r.mask), flag: kinds(r.flag) };
+}
 
 const maxBody = 5 * 1024 * 1024;
 const hopByHop = new Set([
@@ -381,7 +386,7 @@ export function createEgressBroker(deps: {
       manifest: app.manifest,
       app: { name: app.name, owner: app.owner, department: app.department, tier: app.tier },
     };
-    const verdict = await (deps.dlp ?? blockUnpermitted)(input, app.name);
+    const verdict = deps.dlp ? await deps.dlp(input, app.name) : dlpVerdictOf(null, input);
     const of = (kinds: string[]) => findings.filter((f) => kinds.includes(f.kind));
     const blocked = of(verdict.block);
     const masked = of(verdict.mask).filter((f) => !verdict.block.includes(f.kind));

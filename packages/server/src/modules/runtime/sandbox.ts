@@ -48,6 +48,28 @@ export function sandboxAvailable(): boolean {
   return spawnSync('bwrap', ['--version']).status === 0;
 }
 
+/**
+ * What app instances and build steps share inside their namespaces: the user nobody, their own host name,
+ * dying with their parent, a new session (no terminal to inject into), no capabilities, and only the given
+ * environment.
+ */
+function isolation(hostname: string, env: Record<string, string>): string[] {
+  return [
+    '--uid',
+    '65534',
+    '--gid',
+    '65534',
+    '--hostname',
+    hostname,
+    '--die-with-parent',
+    '--new-session',
+    '--cap-drop',
+    'ALL',
+    '--clearenv',
+    ...Object.entries(env).flatMap(([k, v]) => ['--setenv', k, v]),
+  ];
+}
+
 /** The host paths the node runtime needs, mounted read-only: the node binary's folder and the system libraries. */
 function runtimeMounts(): string[] {
   const nodeDir = dirname(process.execPath);
@@ -85,18 +107,7 @@ export function startSandboxed(spec: SandboxSpec, cgroups: CgroupDriver | null =
   };
   const args = [
     '--unshare-all',
-    '--uid',
-    '65534',
-    '--gid',
-    '65534',
-    '--hostname',
-    'app',
-    '--die-with-parent',
-    '--new-session',
-    '--cap-drop',
-    'ALL',
-    '--clearenv',
-    ...Object.entries(env).flatMap(([k, v]) => ['--setenv', k, v]),
+    ...isolation('app', env),
     ...runtimeMounts(),
     '--proc',
     '/proc',
@@ -248,18 +259,7 @@ export function sandboxedCommand(
   const bwrapArgs = [
     '--unshare-all',
     ...(hostNetwork ? ['--share-net'] : []),
-    '--uid',
-    '65534',
-    '--gid',
-    '65534',
-    '--hostname',
-    'build',
-    '--die-with-parent',
-    '--new-session',
-    '--cap-drop',
-    'ALL',
-    '--clearenv',
-    ...Object.entries(env).flatMap(([k, v]) => ['--setenv', k, v]),
+    ...isolation('build', env),
     ...runtimeMounts(),
     ...(hostNetwork ? networkFiles.filter((f) => existsSync(f)).flatMap((f) => ['--ro-bind', f, f]) : []),
     ...(brokered ? ['--ro-bind', options.egressDir!, '/run/egress'] : []),
