@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { CliError, type Client, createClient, serverUrl } from './client.ts';
+import { terminalSafe } from './output.ts';
 
 /** What every command gets: the output mode, the server and a client for it. */
 export type Ctx = { json: boolean; server: string; client: Client };
@@ -23,7 +24,7 @@ export function action<A extends unknown[]>(fn: (...args: A) => Promise<void>) {
         process.stdout.write(
           `${JSON.stringify({ error: cli.message, problem: cli.problem ?? null }, null, 2)}\n`,
         );
-      else process.stderr.write(`error: ${cli.message}\n`);
+      else process.stderr.write(`error: ${terminalSafe(cli.message)}\n`);
       process.exitCode = cli.exitCode;
     }
   };

@@ -5,6 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import pino from 'pino';
 import {
   buildFinished,
   call,
@@ -28,9 +29,27 @@ const chatty = nodeApp(
 const token = () => fs.existsSync('/run/secrets/API_TOKEN') ? fs.readFileSync('/run/secrets/API_TOKEN', 'utf8') : 'none';
 require('node:http').createServer((req, res) => {
   console.log('request ' + req.url + ' with token ' + token());
+  // A hostile line: clear the screen, retitle the terminal, plant a hyperlink.
+  if (req.url === '/escape') console.log('\\u001b[2J\\u001b]0;pwned\\u0007\\u001b]8;;https://evil.example/\\u001b\\\\click\\u009b31m');
   console.error('debug: auth header would be Bearer ' + Buffer.from(token()).toString('base64'));
   res.end('ok');
 }).listen(process.env.PORT, () => console.log('listening'));
+`,
+);
+
+// An app that prints its secret in every form a careless or hostile app would, then exits: its start fails.
+const leaky = nodeApp(
+  'leaky',
+  'name: leaky\nowner: alice@example.com\npurpose: Print a secret and fall over\ndataClasses: [internal]\naudience: { department: finance, maxUsers: 50 }\nsecrets: [API_TOKEN]\n',
+  `const v = require('node:fs').readFileSync('/run/secrets/API_TOKEN', 'utf8');
+const b = Buffer.from(v);
+console.log('plain ' + v);
+console.log('upper ' + v.toUpperCase());
+console.log('base64 at an offset ' + Buffer.concat([Buffer.from('u:'), b]).toString('base64'));
+console.log('hex ' + b.toString('hex'));
+console.log(JSON.stringify({ escaped: [...v].map((c) => '\\\\u' + c.charCodeAt(0).toString(16).padStart(4, '0')).join('') }));
+console.error('Error: cannot reach the ledger with ' + v);
+process.exit(3);
 `,
 );
 
@@ -39,12 +58,17 @@ describe('app logs: stored, redacted, followed, kept per tier', () => {
   let t: Awaited<ReturnType<typeof signInEveryone>>;
   let stop: () => Promise<void>;
   let config: string;
+  let serverLog = '';
   const canary = `tok-canary-${randomBytes(8).toString('hex')}`;
   const logs = async (query = '', token = t.alice) =>
     call(server, 'GET', `/api/v1/apps/chatty/logs${query}`, { token });
 
   before(async () => {
-    ({ server, t, stop } = await startBuildServer());
+    const sink = { write: (chunk: string) => (serverLog += chunk) };
+    ({ server, t, stop } = await startBuildServer(
+      {},
+      { logger: pino({ level: 'trace' }, pino.multistream([{ stream: sink, level: 'trace' }])) },
+    ));
     config = mkdtempSync(join(tmpdir(), 'microapp-logs-cli-'));
     const reg = await call(server, 'POST', '/api/v1/apps', {
       token: t.alice,
@@ -149,6 +173,113 @@ describe('app logs: stored, redacted, followed, kept per tier', () => {
     } finally {
       follow.kill('SIGINT');
     }
+  });
+
+  test('an app that prints its secret and exits leaks it nowhere: reply, build, audit, server log, logs', async () => {
+    const reg = await call(server, 'POST', '/api/v1/apps', {
+      token: t.alice,
+      body: lunchPoll({
+        name: 'leaky',
+        owner: people.alice,
+        purpose: 'Print a secret and fall over',
+        audience: { department: 'finance', maxUsers: 50 },
+        secrets: ['API_TOKEN'],
+      }),
+    });
+    if (reg.body.app.state !== 'approved')
+      await call(server, 'POST', '/api/v1/apps/leaky/reviews', {
+        token: t.bob,
+        body: { decision: 'approve' },
+      });
+    const leak = `leak-${randomBytes(10).toString('hex')}`;
+    const set = await call(server, 'PUT', '/api/v1/apps/leaky/secrets/API_TOKEN', {
+      token: t.alice,
+      body: { value: leak },
+    });
+    assert.equal(set.status, 200, set.text);
+    const built = await call(server, 'POST', '/api/v1/apps/leaky/builds', {
+      token: t.alice,
+      body: { source: await sourceArchive(leaky), deploy: true },
+    });
+    const build = await buildFinished(server, 'leaky', built.body.id, t.alice);
+    assert.equal(build.state, 'failed');
+    // The owner still learns why: the app's own last lines, with the secret blanked out.
+    assert.match(build.error ?? '', /did not start/);
+    assert.match(build.error ?? '', /Error: cannot reach the ledger with \[redacted:API_TOKEN\]/);
+    const deploy = await call(server, 'POST', '/api/v1/apps/leaky/deployments', {
+      token: t.alice,
+      body: { version: '1.0.0' },
+    });
+    assert.equal(deploy.status, 503, deploy.text);
+    assert.match(deploy.body.detail, /the last lines it printed/);
+
+    const forms = (v: string) => {
+      const b = Buffer.from(v);
+      return [
+        v.toLowerCase(),
+        b.toString('hex'),
+        b.toString('base64').slice(0, 16),
+        Buffer.concat([Buffer.from('u:'), b])
+          .toString('base64')
+          .slice(4, 20),
+      ];
+    };
+    const db = server.rawDb();
+    try {
+      const places = {
+        'the deploy reply': deploy.text,
+        'the build record': JSON.stringify(
+          (await call(server, 'GET', `/api/v1/apps/leaky/builds/${built.body.id}`, { token: t.ivan })).body,
+        ),
+        'the audit trail': JSON.stringify(await db.kysely.selectFrom('audit_events').selectAll().execute()),
+        'the stored logs': JSON.stringify(await db.kysely.selectFrom('app_logs').selectAll().execute()),
+        'the server log': serverLog,
+      };
+      for (const [where, text] of Object.entries(places))
+        for (const form of forms(leak))
+          assert.ok(!text.toLowerCase().includes(form.toLowerCase()), `${where} holds the secret (${form})`);
+      const audit = await db.kysely
+        .selectFrom('audit_events')
+        .select(['action', 'reason'])
+        .where('action', '=', 'build.failed')
+        .execute();
+      assert.ok(audit.length > 0);
+      for (const e of audit)
+        assert.doesNotMatch(e.reason ?? '', /ledger|printed/, 'no app output in the trail');
+    } finally {
+      await db.destroy();
+    }
+  });
+
+  test("microapp logs shows a hostile app's escape sequences as text, and --json keeps them", async () => {
+    await viaGateway(server, 'chatty', '/escape', { authorization: `Bearer ${t.dave}` });
+    const env = {
+      ...Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'NODE_TEST_CONTEXT')),
+      MICROAPP_SERVER: server.url,
+      MICROAPP_TOKEN: t.alice,
+      MICROAPP_CONFIG_DIR: config,
+    } as Record<string, string>;
+    const run = (args: string[]) =>
+      new Promise<string>((done) => {
+        const child = spawn(process.execPath, [bin, ...args], { env });
+        let out = '';
+        child.stdout.on('data', (d) => (out += d));
+        child.on('close', () => done(out));
+      });
+    const text = await run(['logs', 'chatty', '-n', '3']);
+    assert.match(text, /\\x1b\[2J\\x1b\]0;pwned\\x07/, text);
+    assert.match(text, /\\x9b31m/);
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: the control characters are what is looked for
+    assert.doesNotMatch(text, /[\u001b\u0007\u009b]/, 'no control character reaches the terminal');
+    const json = await run(['logs', 'chatty', '-n', '3', '--json']);
+    const lines = json
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { line: string });
+    assert.ok(
+      lines.some((l) => l.line.includes('\u001b[2J')),
+      '--json keeps the line as the app printed it',
+    );
   });
 
   test('lines past their tier’s retention are deleted by the retention job', async () => {

@@ -239,13 +239,16 @@ export async function buildFinished(
 }
 
 /** A server ready for platform builds: everyone signed in, and an advisory snapshot (scans need one). */
-export async function startBuildServer(env: Record<string, string> = {}): Promise<{
+export async function startBuildServer(
+  env: Record<string, string> = {},
+  options: { logger?: Logger } = {},
+): Promise<{
   server: TestServer;
   t: Awaited<ReturnType<typeof signInEveryone>>;
   dir: string;
   stop: () => Promise<void>;
 }> {
-  const server = await startTestServer('sqlite', { env });
+  const server = await startTestServer('sqlite', { env, ...options });
   const t = await signInEveryone(server);
   const dir = mkdtempSync(join(tmpdir(), 'microapp-builds-'));
   await importAdvisories({ MICROAPP_CONFIG_DIR: join(dir, 'config'), MICROAPP_SERVER: server.url }, dir);

@@ -1,6 +1,7 @@
 import { type Command, Option } from 'commander';
 import { CliError } from '../client.ts';
 import { action, ctxOf, examples } from '../context.ts';
+import { terminalSafe } from '../output.ts';
 
 type LogPage = {
   env: string;
@@ -32,7 +33,7 @@ export function registerLogsCommands(program: Command) {
               for (const i of page.items)
                 if (ctx.json) process.stdout.write(`${JSON.stringify(i)}\n`);
                 else {
-                  const text = `${i.at.slice(0, 19).replace('T', ' ')} ${i.line}\n`;
+                  const text = `${i.at.slice(0, 19).replace('T', ' ')} ${terminalSafe(i.line)}\n`;
                   (i.stream === 'stderr' ? process.stderr : process.stdout).write(text);
                 }
             };

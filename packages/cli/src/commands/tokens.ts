@@ -21,7 +21,10 @@ export function registerTokenCommands(program: Command) {
       .command('create')
       .description('create an API token; its value is printed once and never again')
       .requiredOption('--name <name>', 'what the token is for, e.g. "github-actions finance"')
-      .option('--scope <scope...>', 'limit it: apps:read apps:write approvals:write audit:read tokens:write')
+      .option(
+        '--scope <scope...>',
+        'limit it: apps:read apps:write apps:use approvals:write audit:read tokens:write policies:write (apps:use: open apps through the gateway)',
+      )
       .option('--expires-in-days <days>', 'lifetime in days (1-365, default 30)', (v) => Number(v))
       .action(
         action(

@@ -612,6 +612,28 @@ const migrations: Record<string, (dialect: Dialect) => Migration> = {
       await db.schema.alterTable('database_credentials').addColumn('vault_lease_id', 'text').execute();
     },
   }),
+  '0019_apps_use_scope': () => ({
+    async up(db: AnyDb) {
+      // Using apps through the gateway became a scope of its own. Tokens created with every scope there was
+      // (the CLI's sign-in token, tokens made without --scope) keep what they could do; a token narrowed to
+      // some scopes does not gain it.
+      const everything = JSON.stringify(
+        ['apps:read', 'apps:write', 'approvals:write', 'audit:read', 'policies:write', 'tokens:write'].sort(),
+      );
+      const withUse = JSON.stringify(
+        [
+          'apps:read',
+          'apps:use',
+          'apps:write',
+          'approvals:write',
+          'audit:read',
+          'policies:write',
+          'tokens:write',
+        ].sort(),
+      );
+      await sql`update api_tokens set scopes = ${withUse} where scopes = ${everything}`.execute(db);
+    },
+  }),
 };
 
 /** Applies every pending migration; returns the names applied. Throws with the failing migration's name. */

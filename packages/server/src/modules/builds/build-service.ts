@@ -484,7 +484,8 @@ export function createBuildService(deps: {
           action: error ? 'build.failed' : 'build.passed',
           targetType: 'app',
           target: row.app_name,
-          ...(error ? { reason: error.slice(0, 500) } : {}),
+          // What failed, never what the app printed: the trail is append-only, and output may hold a secret.
+          ...(error ? { reason: (error.split(/[:;]\s/)[0] ?? error).slice(0, 200) } : {}),
           summary: { build: id, version, digest, deployed: Boolean(row.deploy) && !error },
         }),
       );

@@ -25,10 +25,34 @@ export function isLoopbackRedirect(value: string): boolean {
   }
 }
 
-/** A same-origin path to return to after login; anything else becomes "/". */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is the point
+const controlOrBackslash = /[\u0000-\u001f\u007f-\u009f\\]/;
+
+/**
+ * A same-origin path to return to after login; anything else becomes "/". The value is parsed as a URL
+ * against a stand-in origin, as a browser would resolve it, and kept only when the origin is unchanged:
+ * browsers strip tabs and newlines (`/%09/evil.example` becomes `//evil.example`), so any control
+ * character refuses the value outright instead of being second-guessed.
+ */
 export function safeReturnTo(value: string | undefined): string {
-  if (!value?.startsWith('/') || value.startsWith('//') || value.includes('\\')) return '/';
-  return value;
+  if (!value?.startsWith('/')) return '/';
+  let decoded = value;
+  try {
+    decoded = decodeURIComponent(value);
+  } catch {
+    return '/';
+  }
+  // C0 controls, DEL and C1 controls, raw or percent-encoded; a backslash is a slash to browsers.
+  if (controlOrBackslash.test(value) || controlOrBackslash.test(decoded)) return '/';
+  const base = 'https://return-to.invalid';
+  let url: URL;
+  try {
+    url = new URL(value, base);
+  } catch {
+    return '/';
+  }
+  if (url.origin !== base || value.startsWith('//')) return '/';
+  return `${url.pathname}${url.search}${url.hash}`;
 }
 
 export type CliLogin = { redirect: string; challenge: string; state: string };

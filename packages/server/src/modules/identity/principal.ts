@@ -14,6 +14,9 @@ export const scopes = [
   'audit:read',
   'tokens:write',
   'policies:write',
+  // Using apps through the gateway (`{app}.apps…`) with the token: a token for the audit trail or CI
+  // should not also be a key to every app its owner may use.
+  'apps:use',
 ] as const;
 export type Scope = (typeof scopes)[number];
 

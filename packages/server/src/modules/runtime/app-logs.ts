@@ -1,6 +1,7 @@
 import type { Kysely } from 'kysely';
 import type { Clock } from '../../clock.ts';
 import type { Database } from '../../db/schema.ts';
+import { redactor } from './redact.ts';
 
 /** Days an app's log lines are kept, by tier. */
 export type LogRetention = { low: number; medium: number; high: number };
@@ -10,30 +11,6 @@ export const defaultLogRetention: LogRetention = { low: 7, medium: 30, high: 90 
 export const logLimits = { lineBytes: 4096, linesPerMinute: 1200 };
 
 export type LogLine = { seq: number; at: string; stream: string; version: string; line: string };
-
-/**
- * Replaces every secret value (and its URL-encoded and base64 forms) in a line with `[redacted:NAME]`.
- * Values shorter than 6 characters are not looked for: they would blank out ordinary words and numbers.
- */
-export function redactor(secrets: Record<string, string>): (line: string) => string {
-  const needles: [string, string][] = [];
-  for (const [name, value] of Object.entries(secrets)) {
-    const forms = new Set([value, encodeURIComponent(value), Buffer.from(value).toString('base64')]);
-    // A connection URL's password is a secret of its own.
-    try {
-      const password = decodeURIComponent(new URL(value).password);
-      if (password) forms.add(password);
-    } catch {}
-    for (const form of forms) if (form.length >= 6) needles.push([form, `[redacted:${name}]`]);
-  }
-  // Longest first, so a value that contains another is replaced whole.
-  needles.sort((a, b) => b[0].length - a[0].length);
-  return (line) => {
-    let out = line;
-    for (const [needle, mark] of needles) if (out.includes(needle)) out = out.replaceAll(needle, mark);
-    return out;
-  };
-}
 
 /**
  * App logs: what each instance prints on stdout and stderr, redacted of the app's secrets before it is

@@ -151,7 +151,12 @@ export function createDeploymentService(deps: {
       await new Promise((r) => setTimeout(r, 100));
     }
     await p.stop('SIGKILL');
-    throw new AppError('unavailable', `the app did not start: ${p.output().slice(-500) || 'no output'}`);
+    // The last lines it printed, secrets redacted: enough to name a missing module or a thrown error.
+    const printed = p.output().trimEnd().split('\n').slice(-20).join('\n').slice(-2000);
+    throw new AppError(
+      'unavailable',
+      `the app did not start; ${printed ? `the last lines it printed (its secrets redacted):\n${printed}` : 'it printed nothing'}`,
+    );
   }
 
   function supervise(inst: Instance) {

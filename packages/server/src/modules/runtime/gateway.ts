@@ -101,7 +101,13 @@ export function createGateway(deps: {
     const auth = request.headers.authorization;
     if (auth) {
       const m = /^Bearer\s+(\S+)$/i.exec(auth);
-      return m ? deps.tokens.authenticate(m[1]!) : null;
+      const principal = m ? await deps.tokens.authenticate(m[1]!) : null;
+      if (principal && !principal.scopes.includes('apps:use'))
+        throw new AppError(
+          'forbidden',
+          `this token was not created to use apps (it has ${principal.scopes.join(', ')}); create one with \`microapp tokens create --scope apps:use\``,
+        );
+      return principal;
     }
     // Only a session made for this app's host: a platform session or another app's is not accepted.
     const cookie = request.cookies?.[appSessionCookie];
@@ -292,7 +298,12 @@ export function createGateway(deps: {
       }
       return true;
     }
-    const principal = await principalOf(request, site);
+    let principal: Principal | null;
+    try {
+      principal = await principalOf(request, site);
+    } catch (error) {
+      return fail(error instanceof AppError ? error : new AppError('internal', String(error)));
+    }
     const browser =
       (request.method === 'GET' || request.method === 'HEAD') &&
       /text\/html/.test(request.headers.accept ?? '') &&

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { CgroupDriver, ResourceLimits } from './cgroups.ts';
+import { redactor } from './redact.ts';
 import { seccompFilter } from './seccomp.ts';
 
 /** What one sandboxed app instance gets: its code (read-only), its data (writable), a socket directory, secrets. */
@@ -34,7 +35,7 @@ export type SandboxSpec = {
 export type SandboxedProcess = {
   child: ChildProcess;
   socketPath: string;
-  /** Everything the app wrote to stdout and stderr, for the logs. */
+  /** The last 64 KB the app wrote to stdout and stderr, its secrets redacted: safe to quote in an error. */
   output: () => string;
   /** The limits the kernel enforces on this instance, or null when the host gives the platform no cgroups. */
   limits: ResourceLimits | null;
@@ -187,10 +188,11 @@ export function startSandboxed(spec: SandboxSpec, cgroups: CgroupDriver | null =
   collect(child.stdout, 'stdout');
   collect(child.stderr, 'stderr');
   child.once('close', () => spec.log?.end());
+  const redact = redactor(spec.secrets ?? {});
   return {
     child,
     socketPath: join(spec.socketDir, 'app.sock'),
-    output: () => output,
+    output: () => redact(output),
     limits: cgroup ? spec.limits! : null,
     outOfMemory: () => outOfMemory,
     stop(signal = 'SIGTERM') {
