@@ -54,7 +54,22 @@ describe('anyone can verify a published artifact offline, with standard tools', 
   });
 
   test('microapp verify accepts it, and rejects a tampered artifact and a wrong key', async () => {
-    const builder = `${server.url}/builders/microapp-ci/v1`;
+    // Published from `microapp ci` on the creator's machine: the provenance names a client build, not the
+    // platform, and a check that asks for the platform builder fails.
+    const builder = `${server.url}/builders/client/v1`;
+    const platformOnly = await cli(
+      env,
+      'verify',
+      artifact,
+      '--key',
+      join(dir, 'signing.pub'),
+      '--bundles',
+      pulled,
+      '--builder',
+      `${server.url}/builders/platform/v1`,
+    );
+    assert.notEqual(platformOnly.code, 0, 'a client build is not passed off as a platform build');
+    assert.match(platformOnly.stdout + platformOnly.stderr, /built by .*\/builders\/client\/v1/);
     const ok = await cli(
       env,
       'verify',

@@ -225,7 +225,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     advisories,
     keys,
     storeDir: join(config.dataDir, 'artifacts'),
-    builderId: () => `${publicUrl}/builders/microapp-ci/v1`,
+    builderId: (by) => `${publicUrl}/builders/${by}/v1`,
   });
   registerSigningRoutes(app, {
     keys,

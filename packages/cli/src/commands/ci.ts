@@ -55,7 +55,11 @@ export function registerCiCommands(program: Command) {
       .option('--spdx', 'also write the SBOM as SPDX 2.3 JSON (.microapp/sbom.spdx.json)')
       .option(
         '--sandbox',
-        'run install and test under bubblewrap (no network for the tests), as the platform does',
+        'run install and test under bubblewrap (no network for the tests), as the platform does; the later steps read a checked copy of the folder and write their outputs outside it',
+      )
+      .option(
+        '--work <dir>',
+        'with --sandbox: where the checked copy and the outputs go (default: a new temporary folder)',
       )
       .addOption(
         new Option('--progress <format>', 'how each step is reported on stderr')
@@ -71,6 +75,7 @@ export function registerCiCommands(program: Command) {
               publish: boolean;
               spdx?: boolean;
               sandbox?: boolean;
+              work?: string;
               progress: 'text' | 'jsonl';
             },
             command: Command,
@@ -103,6 +108,7 @@ export function registerCiCommands(program: Command) {
                 return data.microapp?.config?.allowed_install_scripts ?? [];
               },
               sandbox: flags.sandbox ? await stepSandbox() : undefined,
+              ...(flags.work ? { workDir: flags.work } : {}),
               progress: (r, i, total) => {
                 // One JSON object per line and step, for a platform that shows the pipeline live.
                 if (flags.progress === 'jsonl')

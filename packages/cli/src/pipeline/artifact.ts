@@ -1,20 +1,23 @@
 import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { lstatSync, readdirSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { create } from 'tar';
 
 const excluded = new Set(['node_modules', '.git', '.microapp', 'data', 'coverage']);
 
-/** The app's files that go into the artifact, sorted: no dependencies (installed from the lockfile), no data. */
+/**
+ * The app's files that go into the artifact, sorted: no dependencies (installed from the lockfile), no data.
+ * Nothing is followed: a link is archived as a link, and a linked folder is not walked into.
+ */
 export function artifactFiles(dir: string): string[] {
   const out: string[] = [];
   const walk = (d: string) => {
     for (const name of readdirSync(d).sort()) {
       if (d === dir && excluded.has(name)) continue;
       const p = join(d, name);
-      const st = statSync(p);
+      const st = lstatSync(p);
       if (st.isDirectory()) walk(p);
-      else if (st.isFile()) out.push(relative(dir, p));
+      else if (st.isFile() || st.isSymbolicLink()) out.push(relative(dir, p));
     }
   };
   walk(dir);

@@ -1,10 +1,12 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, resolve as resolvePath } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { Client } from '../client.ts';
 import { buildArtifact } from './artifact.ts';
+import { checkedCopy, HostileTreeError } from './checked-copy.ts';
 import { checkLicenses } from './licenses.ts';
 import { buildSbom, type LockPackage } from './sbom.ts';
 import { cyclonedxToSpdx } from './spdx.ts';
@@ -128,6 +130,11 @@ export async function runCi(options: {
   allowedInstallScripts?: () => Promise<string[]>;
   /** Run install and test inside this sandbox (the platform's builds do). */
   sandbox?: StepSandbox;
+  /**
+   * With a sandbox: a folder the sandboxed steps never had, where the checked copy of the app folder and
+   * the outputs go (a fresh temporary folder when not given).
+   */
+  workDir?: string;
 }): Promise<CiResult> {
   const sandbox = options.sandbox;
   const { dir } = options;
@@ -140,7 +147,11 @@ export async function runCi(options: {
   let sbomFile: string | null = null;
   let scanResult: ScanResult | null = null;
   let artifact: CiResult['artifact'] = null;
-  const out = join(dir, '.microapp');
+  // Where the host-side steps read the app and write what they make. Without a sandbox, the app folder
+  // itself. With one, install scripts and tests have run in the app folder by the time those steps come,
+  // so they read a checked copy instead and write into a folder the sandbox never had (see checkedCopy).
+  let src = dir;
+  let out = join(dir, '.microapp');
 
   const step = async (name: string, fn: () => Promise<Omit<StepResult, 'step' | 'durationMs'>>) => {
     if (stopped) return;
@@ -253,11 +264,27 @@ export async function runCi(options: {
         next: 'fix the failing tests (`npm test`)',
       };
     const summary = /# pass (\d+)/.exec(r.output);
-    return { status: 'passed', detail: summary ? `${summary[1]} tests passed` : 'npm test passed' };
+    const passed = summary ? `${summary[1]} tests passed` : 'npm test passed';
+    if (!sandbox) return { status: 'passed', detail: passed };
+    const work = options.workDir ?? mkdtempSync(join(tmpdir(), 'microapp-ci-'));
+    mkdirSync(work, { recursive: true, mode: 0o700 });
+    try {
+      checkedCopy(dir, join(work, 'app'));
+    } catch (error) {
+      if (!(error instanceof HostileTreeError)) throw error;
+      return {
+        status: 'failed',
+        detail: `${passed}, but the app folder they left cannot be trusted: ${error.message}`,
+        next: 'remove the link or special file (tests and install scripts must not create them)',
+      };
+    }
+    src = join(work, 'app');
+    out = join(work, 'outputs');
+    return { status: 'passed', detail: passed };
   });
 
   await step('sbom', async () => {
-    const sbom = await buildSbom(dir);
+    const sbom = await buildSbom(src);
     packages = sbom.packages;
     mkdirSync(out, { recursive: true });
     sbomFile = join(out, 'sbom.cdx.json');
@@ -317,7 +344,7 @@ export async function runCi(options: {
   });
 
   await step('policy', async () => {
-    const appPolicy = existsSync(join(dir, 'policy')) ? join(dir, 'policy') : null;
+    const appPolicy = existsSync(join(src, 'policy')) ? join(src, 'policy') : null;
     const result = await options.evaluatePolicy(
       {
         request: { method: 'deploy' },
@@ -348,7 +375,7 @@ export async function runCi(options: {
   await step('artifact', async () => {
     mkdirSync(out, { recursive: true });
     const file = join(out, 'artifact.tar.gz');
-    const a = await buildArtifact(dir, file);
+    const a = await buildArtifact(src, file);
     artifact = { digest: a.digest, file };
     return { status: 'passed', detail: `${a.digest} (${a.files} files, ${a.bytes} bytes, deterministic)` };
   });
@@ -360,10 +387,10 @@ export async function runCi(options: {
         detail: 'offline: signing happens on the platform, whose key never leaves it',
       };
     if (options.publish === false) return { status: 'skipped', detail: '--no-publish' };
-    const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { version?: string };
+    const pkg = JSON.parse(readFileSync(join(src, 'package.json'), 'utf8')) as { version?: string };
     const version = pkg.version ?? '0.0.0';
     const bytes = readFileSync((artifact as { file: string }).file);
-    const lockfile = readFileSync(join(dir, 'package-lock.json'));
+    const lockfile = readFileSync(join(src, 'package-lock.json'));
     const published = await options.client.post<{
       version: string;
       digest: string;

@@ -634,6 +634,13 @@ const migrations: Record<string, (dialect: Dialect) => Migration> = {
       await sql`update api_tokens set scopes = ${withUse} where scopes = ${everything}`.execute(db);
     },
   }),
+  '0020_build_tokens': () => ({
+    async up(db: AnyDb) {
+      // The token a platform build acts with: a version published with it was built by the platform.
+      await db.schema.alterTable('builds').addColumn('token_id', 'text').execute();
+      await db.schema.createIndex('builds_token').on('builds').column('token_id').execute();
+    },
+  }),
 };
 
 /** Applies every pending migration; returns the names applied. Throws with the failing migration's name. */

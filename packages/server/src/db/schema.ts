@@ -123,6 +123,8 @@ export interface BuildsTable {
   created_at: string;
   started_at: string | null;
   finished_at: string | null;
+  /** The token the build acts with while it runs (a version published with it was built by the platform). */
+  token_id: string | null;
 }
 
 export interface NotificationPreferencesTable {

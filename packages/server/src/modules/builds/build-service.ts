@@ -181,6 +181,7 @@ export function createBuildService(deps: {
           created_at: now,
           started_at: null,
           finished_at: null,
+          token_id: null,
         })
         .execute();
       await audit.record(trx, ctx, {
@@ -330,7 +331,11 @@ export function createBuildService(deps: {
         )
         .end(s.status === 'failed' ? `the ${s.step} step failed` : null, now);
       // Paths on the platform mean nothing to the person watching: show them relative to the app folder.
-      steps.push({ ...s, detail: s.detail.replaceAll(`${src}/`, '').replaceAll(src, '.') });
+      const detail = [join(dir, 'work', 'outputs'), join(dir, 'work', 'app'), src].reduce(
+        (d, path) => d.replaceAll(`${path}/`, '').replaceAll(path, '.'),
+        s.detail,
+      );
+      steps.push({ ...s, detail });
       await update(id, { steps: JSON.stringify(steps) });
     };
     try {
@@ -343,6 +348,7 @@ export function createBuildService(deps: {
         ctx,
       );
       token = { id: issued.info.id, value: issued.token };
+      await update(id, { token_id: token.id });
       const env = { MICROAPP_TOKEN: token.value, HOME: dir };
       const started = performance.now();
       if (row.source === 'template') {
@@ -414,7 +420,8 @@ export function createBuildService(deps: {
       const limits = deps.buildLimits ?? defaultBuildLimits;
       group = deps.cgroups ? deps.cgroups.create(`build-${id}`, limits) : null;
       const ci = await spawnCli(
-        ['ci', '--dir', src, '--sandbox', '--progress', 'jsonl', '--json'],
+        // The steps after the tests read a checked copy in `work`, which the sandbox never had.
+        ['ci', '--dir', src, '--sandbox', '--work', join(dir, 'work'), '--progress', 'jsonl', '--json'],
         {
           ...env,
           ...(egressDir ? { MICROAPP_EGRESS_DIR: egressDir } : {}),

@@ -16,6 +16,7 @@ import { hasRole, type Principal } from '../identity/principal.ts';
 import type { NotificationService } from '../notifications/notification-service.ts';
 import type { PolicyEngine } from '../policy/policy-engine.ts';
 import type { SecretService } from '../secrets/secret-service.ts';
+import { readArtifact, type UnpackLimits } from '../signing/artifact-contents.ts';
 import type { VersionsService } from '../signing/versions-service.ts';
 import type { AppLogs } from './app-logs.ts';
 import { type CgroupDriver, defaultLimits } from './cgroups.ts';
@@ -69,6 +70,8 @@ export function createDeploymentService(deps: {
   secrets: Pick<SecretService, 'valuesFor'>;
   engine: Pick<PolicyEngine, 'admission' | 'log'> | null;
   runtimeDir: string;
+  /** How far an artifact may expand when it is unpacked to run. */
+  unpackLimits?: UnpackLimits;
   /** Stop apps after this long without a request; 0 keeps them running. */
   idleMs?: number;
   /** Why an app may not run now (stopped for inactivity, decommissioned), or null. */
@@ -301,6 +304,9 @@ export function createDeploymentService(deps: {
       stored.digest.slice('sha256:'.length, 'sha256:'.length + 16),
     );
     if (!existsSync(join(codeDir, '.unpacked'))) {
+      // Checked before a byte is written: an artifact that would expand past the limits, or holds a link
+      // out of its folder, is refused here even though it is signed (it may predate the publish check).
+      await readArtifact(stored.bytes, deps.unpackLimits);
       rmSync(codeDir, { recursive: true, force: true });
       mkdirSync(codeDir, { recursive: true, mode: 0o755 });
       const archive = `${codeDir}.tar.gz`;

@@ -10,6 +10,7 @@ import { componentsOf } from '../advisories/advisory-service.ts';
 import type { AuditContext, AuditService } from '../audit/audit-service.ts';
 import type { CatalogService } from '../catalog/catalog-service.ts';
 import { hasRole, type Principal } from '../identity/principal.ts';
+import { readArtifact, type UnpackLimits } from './artifact-contents.ts';
 import {
   attest,
   buildType,
@@ -41,7 +42,14 @@ export function createVersionsService(deps: {
   advisories: Pick<AdvisoryService, 'scan'>;
   keys: KeyStore;
   storeDir: string;
-  builderId: () => string;
+  /**
+   * Who built a version, as SLSA provenance names it: the platform (a build it ran, sandboxed, from source
+   * it holds) or a client (`microapp ci` on a creator's machine or in their CI, which the platform did not
+   * watch and cannot vouch for).
+   */
+  builderId: (by: 'platform' | 'client') => string;
+  /** How far a published artifact may expand. */
+  unpackLimits?: UnpackLimits;
 }) {
   const { db, audit, keys } = deps;
 
@@ -82,8 +90,34 @@ export function createVersionsService(deps: {
         );
       return view(existing, name);
     }
-    // The platform does not trust the client's scan: it scans the SBOM again before signing.
-    const scan = await deps.advisories.scan(componentsOf(input.sbom), { tier: app.tier, app: app.name });
+    // The platform does not trust the client's SBOM: it reads the artifact itself, and an SBOM that leaves
+    // out a package the artifact ships is refused rather than signed.
+    const contents = await readArtifact(bytes, deps.unpackLimits);
+    const listed = componentsOf(input.sbom);
+    const described = new Set(listed.map((c) => `${c.name}@${c.version}`));
+    const missing = [
+      ...new Set(contents.packages.map((p) => `${p.name}@${p.version}`).filter((p) => !described.has(p))),
+    ];
+    if (missing.length > 0)
+      throw new AppError(
+        'validation_failed',
+        `the SBOM leaves out ${missing.length} package(s) the artifact ships: ${missing.slice(0, 10).join(', ')}${missing.length > 10 ? ', …' : ''}; publish the SBOM that \`microapp ci\` makes from the same folder`,
+      );
+    // Nor its scan: it scans again before signing.
+    const scan = await deps.advisories.scan(listed, { tier: app.tier, app: app.name });
+    // A build the platform ran acts with a token made for it, recorded on the running build; any other
+    // publisher built the artifact where the platform could not see.
+    const build =
+      principal.via.kind === 'token'
+        ? await db
+            .selectFrom('builds')
+            .select('id')
+            .where('token_id', '=', principal.via.tokenId)
+            .where('state', '=', 'running')
+            .where('app_name', '=', name)
+            .executeTakeFirst()
+        : undefined;
+    const builtBy = build ? 'platform' : 'client';
     if (!scan.passed)
       throw new AppError(
         'policy_denied',
@@ -105,14 +139,19 @@ export function createVersionsService(deps: {
           tier: app.tier,
           revision: app.revision,
           policyScanSnapshot: scan.snapshot.digest,
+          // Build L2 when the platform ran the build; L1 when a client did and only asked for a signature.
+          builtBy,
+          slsaBuildLevel: builtBy === 'platform' ? 2 : 1,
+          publishedBy: principal.email,
+          ...(build ? { build: build.id } : {}),
         },
         resolvedDependencies: input.lockfileDigest
           ? [{ uri: 'package-lock.json', digest: { sha256: input.lockfileDigest.replace(/^sha256:/, '') } }]
           : [],
       },
       runDetails: {
-        builder: { id: deps.builderId() },
-        metadata: { invocationId: newId('version'), startedOn: started, finishedOn: nowIso() },
+        builder: { id: deps.builderId(builtBy) },
+        metadata: { invocationId: build?.id ?? newId('version'), startedOn: started, finishedOn: nowIso() },
       },
     });
     const bundles = {
@@ -151,7 +190,14 @@ export function createVersionsService(deps: {
         action: 'artifact.published',
         targetType: 'app',
         target: name,
-        summary: { version: input.version, digest, keyid: key.keyid, findings: scan.findings.length },
+        summary: {
+          version: input.version,
+          digest,
+          keyid: key.keyid,
+          findings: scan.findings.length,
+          builtBy,
+          packages: contents.packages.length,
+        },
       });
     });
     return view(row, name);
