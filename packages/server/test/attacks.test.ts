@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict';
+import { request } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { devSignIn } from '../../cli/src/login-flow.ts';
 import { safeReturnTo } from '../src/modules/identity/login-service.ts';
+import { expireForeignCookies } from '../src/modules/runtime/browser-isolation.ts';
 import {
   call,
   engines,
@@ -13,6 +16,55 @@ import {
   type TestServer,
   viaGateway,
 } from './harness.ts';
+
+/** Any request to an app host on this server's port, as a browser on `{app}.apps.localhost` sends it. */
+function toApp(
+  server: TestServer,
+  app: string,
+  method: string,
+  path: string,
+  headers: Record<string, string> = {},
+  body?: string,
+) {
+  const { port } = server.app.server.address() as AddressInfo;
+  return new Promise<{
+    status: number;
+    body: string;
+    headers: Record<string, string | string[] | undefined>;
+  }>((resolve, reject) => {
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port,
+        method,
+        path,
+        headers: { host: `${app}.apps.localhost:${port}`, ...headers },
+      },
+      (res) => {
+        let text = '';
+        res.on('data', (d) => (text += d));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text, headers: res.headers }));
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+/** Signs a browser in to an app's host through the platform; returns the app session cookie header. */
+async function appSession(server: TestServer, app: string, email: string): Promise<string> {
+  const first = await toApp(server, app, 'GET', '/', { accept: 'text/html' });
+  assert.equal(first.status, 302);
+  const state = (first.headers['set-cookie'] as string[]).find((c) => c.includes('microapp_app_state='))!;
+  const { url } = await devSignIn(first.headers.location as string, email, (u) =>
+    u.hostname.endsWith('.apps.localhost'),
+  );
+  const done = await toApp(server, app, 'GET', url.pathname + url.search, { cookie: state.split(';')[0]! });
+  assert.equal(done.status, 302, done.body);
+  return (done.headers['set-cookie'] as string[])
+    .find((c) => c.includes('microapp_app_session='))!
+    .split(';')[0]!;
+}
 
 /**
  * The security suite for boundaries that need no sandbox: each test is an attack that worked once, aimed
@@ -99,5 +151,105 @@ for (const engine of engines()) {
       });
       assert.equal(cli.status, 503, cli.body);
     });
+
+    test("another app's page cannot send this app a change with the user's session (cross-app CSRF)", async () => {
+      await call(server, 'POST', '/api/v1/apps', { token: t.dave, body: lunchPoll({ name: 'expenses' }) });
+      await call(server, 'POST', '/api/v1/apps', {
+        token: t.dave,
+        body: lunchPoll({ name: 'embedded-poll', web: { acceptFrom: ['https://intranet.example.com'] } }),
+      });
+      const cookie = await appSession(server, 'expenses', people.dave);
+      const { port } = server.app.server.address() as AddressInfo;
+      const form = { cookie, 'content-type': 'application/x-www-form-urlencoded' };
+      for (const [how, headers] of [
+        ['a sibling app by Origin', { origin: `http://evil.apps.localhost:${port}` }],
+        ['another site by Origin', { origin: 'https://evil.example' }],
+        ['an opaque origin (a sandboxed frame)', { origin: 'null' }],
+        ['a sibling app by Sec-Fetch-Site', { 'sec-fetch-site': 'same-site' }],
+        ['another site by Sec-Fetch-Site', { 'sec-fetch-site': 'cross-site' }],
+      ] as const) {
+        const res = await toApp(
+          server,
+          'expenses',
+          'POST',
+          '/submit',
+          { ...form, ...headers, accept: 'application/json' },
+          'amount=1000',
+        );
+        assert.equal(res.status, 403, `${how}: ${res.body}`);
+        assert.match(res.body, /web\.acceptFrom/);
+      }
+      // The app's own pages get through the gateway's checks (the app is not running, so 503 behind them).
+      const own = await toApp(server, 'expenses', 'POST', '/submit', {
+        ...form,
+        origin: `http://expenses.apps.localhost:${port}`,
+        'sec-fetch-site': 'same-origin',
+        accept: 'application/json',
+      });
+      assert.equal(own.status, 503, own.body);
+      // An origin the manifest names is accepted; the same origin is not for an app that does not name it.
+      const session2 = await appSession(server, 'embedded-poll', people.dave);
+      const named = await toApp(server, 'embedded-poll', 'POST', '/vote', {
+        cookie: session2,
+        origin: 'https://intranet.example.com',
+        'sec-fetch-site': 'cross-site',
+        accept: 'application/json',
+      });
+      assert.equal(named.status, 503, named.body);
+      const refused = await toApp(server, 'expenses', 'POST', '/vote', {
+        cookie,
+        origin: 'https://intranet.example.com',
+        accept: 'application/json',
+      });
+      assert.equal(refused.status, 403);
+      // Not an origin: the manifest refuses paths and wildcards.
+      const bad = await call(server, 'POST', '/api/v1/apps', {
+        token: t.dave,
+        body: lunchPoll({ name: 'bad-origins', web: { acceptFrom: ['https://*.example.com/path'] } }),
+      });
+      assert.equal(bad.status, 400, bad.text);
+    });
+
+    test('a request too large to read (a cookie bomb) gets a page that clears the cookies', async () => {
+      const bomb = Array.from({ length: 40 }, (_, i) => `bomb${i}=${'x'.repeat(1000)}`).join('; ');
+      const res = await toApp(server, 'expenses', 'GET', '/', { cookie: bomb, accept: 'text/html' });
+      assert.equal(res.status, 431);
+      assert.match(res.body, /document\.cookie = name \+ '=; Max-Age=0; Path=\/; Domain='/);
+      // Below that, cookies the gateway did not set are expired on the host and every parent domain.
+      const expire = expireForeignCookies(
+        `microapp_app_session=abc; ${Array.from({ length: 6 }, (_, i) => `junk${i}=${'y'.repeat(900)}`).join('; ')}`,
+        ['microapp_app_session', 'microapp_app_state'],
+        'expenses.apps.localhost:8080',
+      );
+      assert.ok(expire.includes('junk0=; Path=/; Domain=apps.localhost; Max-Age=0'), expire.join('\n'));
+      assert.ok(expire.includes('junk5=; Path=/; Max-Age=0'));
+      assert.ok(!expire.some((c) => c.startsWith('microapp_app_session')), 'its own cookie stays');
+      assert.deepEqual(expireForeignCookies('theme=dark; lang=en', [], 'a.apps.localhost'), []);
+    });
   });
 }
+
+describe('app cookies on a platform served over https', () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startTestServer('sqlite', { env: { MICROAPP_PUBLIC_URL: 'https://localhost:9443' } });
+  });
+  after(() => server.stop());
+
+  test('sign-in state and sessions are __Host- cookies, which a sibling app cannot set or toss', async () => {
+    const res = await toApp(server, 'expenses', 'GET', '/', { accept: 'text/html' });
+    assert.equal(res.status, 302);
+    const state = (res.headers['set-cookie'] as string[]).find((c) =>
+      c.startsWith('__Host-microapp_app_state='),
+    );
+    assert.ok(state, String(res.headers['set-cookie']));
+    assert.match(state, /; Secure/i);
+    assert.match(state, /; Path=\/(;|$)/);
+    assert.doesNotMatch(state, /Domain=/i);
+    // A plain-named state cookie, as a sibling could plant for the parent domain, does not finish a sign-in.
+    const planted = await toApp(server, 'expenses', 'GET', '/_microapp/callback?code=x', {
+      cookie: `microapp_app_state=${'a'.repeat(43)}`,
+    });
+    assert.equal(planted.status, 400);
+  });
+});

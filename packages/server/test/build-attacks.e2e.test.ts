@@ -13,6 +13,7 @@ import {
   sourceArchive,
   startBuildServer,
   type TestServer,
+  viaGateway,
 } from './harness.ts';
 
 const manifest = (name: string) =>
@@ -191,6 +192,38 @@ require('node:test')('plants a link', () => {
     assert.equal(predicate.runDetails.builder.id, `${server.url}/builders/platform/v1`);
     assert.equal(predicate.buildDefinition.internalParameters.build, res.body.id);
     assert.equal(predicate.runDetails.metadata.invocationId, res.body.id);
+  });
+
+  test("an app's pages cannot be framed by other sites, and a sibling's cookie bomb is cleared", async () => {
+    const res = await call(server, 'POST', '/api/v1/apps/planter/builds', {
+      token: t.alice,
+      body: {
+        deploy: true,
+        source: await sourceArchive(
+          nodeApp(
+            'planter',
+            manifest('planter'),
+            "require('node:http').createServer((q, s) => { s.setHeader('content-security-policy', \"default-src 'self'\"); s.end('<p>ok</p>'); }).listen(process.env.PORT);\n",
+            '3.0.0',
+          ),
+        ),
+      },
+    });
+    const build = await buildFinished(server, 'planter', res.body.id, t.alice);
+    assert.equal(build.state, 'passed', build.error ?? '');
+    const junk = Array.from({ length: 8 }, (_, i) => `bomb${i}=${'x'.repeat(900)}`).join('; ');
+    const page = await viaGateway(server, 'planter', '/', {
+      authorization: `Bearer ${t.dave}`,
+      cookie: junk,
+    });
+    assert.equal(page.status, 200, page.body);
+    // Node's client joins the two policies with a comma; a browser applies both.
+    const csp = String(page.headers['content-security-policy']);
+    assert.match(csp, /default-src 'self'/, "the app's own policy stays");
+    assert.match(csp, /frame-ancestors 'self'/);
+    assert.equal(page.headers['x-frame-options'], 'SAMEORIGIN');
+    const cleared = page.headers['set-cookie'] as string[];
+    assert.ok(cleared.includes('bomb0=; Path=/; Domain=apps.localhost; Max-Age=0'), String(cleared));
   });
 
   test('an artifact that expands like a compression bomb, or holds a link out, is refused before it is stored', async () => {

@@ -10,6 +10,7 @@ import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { AppError } from '../errors.ts';
 import { newId } from '../ids.ts';
 import type { LoginService } from '../modules/identity/login-service.ts';
+import { cookieBombResponse } from '../modules/runtime/browser-isolation.ts';
 import type { TokenService } from '../modules/tokens/token-service.ts';
 import { installAuth } from './auth-hook.ts';
 import { installErrorHandling } from './error-handler.ts';
@@ -33,6 +34,20 @@ export async function buildHttpApp(deps: {
     return503OnClosing: true,
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
     ajv: { customOptions: { removeAdditional: false } },
+    clientErrorHandler: (error: Error & { code?: string }, socket) => {
+      if (error.code === 'ECONNRESET' || socket.destroyed) return;
+      // Headers too large to read are most often a cookie bomb from an app under the same parent domain:
+      // answer with a page that clears the cookies scripts can see, instead of a bare 431 forever.
+      if (error.code === 'HPE_HEADER_OVERFLOW') socket.end(cookieBombResponse());
+      else {
+        const [status, label] =
+          error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [408, 'Request Timeout'] : [400, 'Bad Request'];
+        const body = JSON.stringify({ title: label, status, detail: 'the request could not be read' });
+        socket.end(
+          `HTTP/1.1 ${status} ${label}\r\ncontent-type: application/problem+json\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`,
+        );
+      }
+    },
   });
   app.setValidatorCompiler(validatorCompiler);
 

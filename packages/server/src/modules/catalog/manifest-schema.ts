@@ -9,6 +9,9 @@ const dnsLabel = '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$';
 const hostname =
   '^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$';
 
+/** A web origin: scheme, host and an optional port, nothing else. */
+const webOrigin = '^https?://[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?(:[0-9]{1,5})?$';
+
 /** The app manifest (`microapp.yaml`); the server publishes it as JSON Schema at /api/v1/schemas/manifest.json. */
 export const Manifest = Type.Object(
   {
@@ -86,6 +89,29 @@ export const Manifest = Type.Object(
     ),
     lifetime: Type.Optional(
       Type.Object({ expires: Type.String({ format: 'date' }) }, { additionalProperties: false }),
+    ),
+    web: Type.Optional(
+      Type.Object(
+        {
+          acceptFrom: Type.Optional(
+            Type.Array(Type.String({ pattern: webOrigin, maxLength: 300 }), {
+              maxItems: 20,
+              uniqueItems: true,
+              description:
+                "Other sites (origins such as https://intranet.example.com) whose pages may send this app forms and other changes with the user's session; by default only the app's own pages may",
+            }),
+          ),
+          embedBy: Type.Optional(
+            Type.Array(Type.String({ pattern: webOrigin, maxLength: 300 }), {
+              maxItems: 20,
+              uniqueItems: true,
+              description:
+                'Sites (origins) that may show this app in a frame; by default none but the app itself',
+            }),
+          ),
+        },
+        { additionalProperties: false, description: 'How browsers on other sites may use the app' },
+      ),
     ),
   },
   { additionalProperties: false, title: 'microapp.yaml' },

@@ -24,6 +24,13 @@ import type { PolicyEngine } from '../policy/policy-engine.ts';
 import type { TokenService } from '../tokens/token-service.ts';
 import type { UsageService } from '../usage/usage-service.ts';
 import type { AppHosts } from './app-hosts.ts';
+import {
+  appCookieNames,
+  crossOriginWrite,
+  expireForeignCookies,
+  frameHeaders,
+  hostOfOrigin,
+} from './browser-isolation.ts';
 import { type DeploymentService, parseSite } from './deployment-service.ts';
 
 const hopByHop = [
@@ -44,19 +51,6 @@ type Caller = {
   ip: string;
   cookies?: Record<string, string | undefined>;
 };
-
-/** The app host's own cookies: set by the gateway only, never forwarded to the app. */
-const appSessionCookie = 'microapp_app_session';
-const appStateCookie = 'microapp_app_state';
-
-/** The host of an Origin header, or null when it is not a URL. */
-function safeHost(origin: string): string | null {
-  try {
-    return new URL(origin).host;
-  } catch {
-    return null;
-  }
-}
 
 const escapeHtml = (text: string) => text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
@@ -96,6 +90,8 @@ export function createGateway(deps: {
   tracing?: Pick<Tracing, 'start'>;
 }) {
   const cookieBase = { httpOnly: true, sameSite: 'lax' as const, secure: deps.secureCookies, path: '/' };
+  // The app host's own cookies: set by the gateway only, never forwarded to the app.
+  const { session: appSessionCookie, state: appStateCookie } = appCookieNames(deps.secureCookies);
 
   async function principalOf(request: Caller, app: string): Promise<Principal | null> {
     const auth = request.headers.authorization;
@@ -125,7 +121,7 @@ export function createGateway(deps: {
         `this sign-in link was not started in this browser; open ${name} again`,
       );
     const session = await deps.login.redeemAppCode(code, name, state);
-    reply.clearCookie(appStateCookie, { ...cookieBase, path: '/_microapp/' });
+    reply.clearCookie(appStateCookie, cookieBase);
     reply.setCookie(appSessionCookie, session.cookie, {
       ...cookieBase,
       expires: new Date(session.expiresAt),
@@ -137,7 +133,8 @@ export function createGateway(deps: {
   /** A browser without a session goes to the platform to sign in, and comes back with a one-time code. */
   function startSignIn(request: FastifyRequest, reply: FastifyReply, name: string) {
     const state = randomBytes(32).toString('base64url');
-    reply.setCookie(appStateCookie, state, { ...cookieBase, path: '/_microapp/', maxAge: 600 });
+    // `__Host-` cookies must have Path=/: a sibling app can neither set nor toss this one.
+    reply.setCookie(appStateCookie, state, { ...cookieBase, maxAge: 600 });
     const target = new URL(`/auth/apps/${name}`, deps.platformUrl());
     target.searchParams.set('state', state);
     target.searchParams.set('path', request.url);
@@ -222,6 +219,13 @@ export function createGateway(deps: {
     } catch {
       throw new AppError('not_found', `there is no app ${name}`);
     }
+    // Another app's page (or any other site) sending this one a change with the user's session.
+    const crossOrigin = crossOriginWrite(request.method, request.headers, app.manifest.web?.acceptFrom);
+    if (crossOrigin)
+      throw new AppError(
+        'forbidden',
+        `${crossOrigin}; if ${name} should accept it, its owner lists that site under web.acceptFrom in microapp.yaml`,
+      );
     if (deps.engine) {
       const input = {
         user: { email: principal.email, department: principal.department, roles: principal.roles },
@@ -326,6 +330,7 @@ export function createGateway(deps: {
       return fail(error instanceof AppError ? error : new AppError('internal', String(error)));
     }
     const { app, instance } = admitted;
+    const web = app.manifest.web ?? {};
     // Counted from the moment it is chosen, so an upgrade waits for this request before stopping it.
     instance.inflight++;
     instance.lastRequestAt = Date.now();
@@ -350,6 +355,19 @@ export function createGateway(deps: {
           if (v !== undefined && !hopByHop.includes(k) && k !== 'set-cookie') out[k] = v;
         out['x-content-type-options'] = 'nosniff';
         out['referrer-policy'] = 'no-referrer';
+        const frame = frameHeaders(web.embedBy);
+        // The app's own CSP stays and ours is added (both apply); its own X-Frame-Options, if any, stays.
+        for (const [k, v] of Object.entries(frame)) {
+          const own = out[k];
+          if (own === undefined) out[k] = v;
+          else if (k === 'content-security-policy') out[k] = [...(Array.isArray(own) ? own : [own]), v];
+        }
+        const expire = expireForeignCookies(
+          request.headers.cookie,
+          [appSessionCookie, appStateCookie],
+          request.headers.host ?? '',
+        );
+        if (expire.length) out['set-cookie'] = expire;
         metered.status = res.statusCode ?? 502;
         reply.raw.writeHead(metered.status, out);
         res.on('data', (chunk: Buffer) => (metered.bytesOut += chunk.length));
@@ -400,7 +418,7 @@ export function createGateway(deps: {
       }
       // A browser sends the app's cookie with a WebSocket opened by any site: only the app's own pages may.
       const origin = req.headers.origin;
-      if (!req.headers.authorization && origin && safeHost(origin) !== req.headers.host) {
+      if (!req.headers.authorization && origin && hostOfOrigin(origin) !== req.headers.host) {
         refuse(403, `${name} accepts WebSockets from its own pages only`);
         return true;
       }
