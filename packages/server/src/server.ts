@@ -16,6 +16,7 @@ import { registerApprovalRoutes } from './modules/approvals/approval-routes.ts';
 import { interimRouting } from './modules/approvals/approval-rules.ts';
 import { createApprovalService } from './modules/approvals/approval-service.ts';
 import { createReviewDigest } from './modules/approvals/review-digest.ts';
+import { checkpointKey, createAuditCheckpoints } from './modules/audit/audit-checkpoints.ts';
 import { registerAuditRoutes } from './modules/audit/audit-routes.ts';
 import { createAuditService } from './modules/audit/audit-service.ts';
 import { createSiemExport } from './modules/audit/siem-export.ts';
@@ -193,7 +194,6 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   registerCatalogRoutes(app, { catalog });
   registerTemplateRoutes(app, { dir: defaultTemplatesDir });
   registerApprovalRoutes(app, { approvals });
-  registerAuditRoutes(app, { db: db.kysely, audit });
   const advisories = createAdvisoryService({
     db: db.kysely,
     audit,
@@ -204,6 +204,14 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   registerAdvisoryRoutes(app, { advisories });
   const kek = loadKek({ env: process.env, devFile: config.dev ? join(config.dataDir, 'kek') : null });
   const keys = createKeyStore({ db: db.kysely, kek });
+  // Checkpoints are signed with a key derived from the KEK, so the database alone cannot forge one.
+  const checkpoints = createAuditCheckpoints({
+    db: db.kysely,
+    clock,
+    key: checkpointKey(kek),
+    file: join(config.dataDir, 'audit', 'checkpoints.jsonl'),
+  });
+  registerAuditRoutes(app, { db: db.kysely, audit, checkpoints });
   const previousKeks = (process.env.MICROAPP_KEK_PREVIOUS ?? '')
     .split(',')
     .filter(Boolean)
@@ -419,9 +427,19 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   await jobs.register({ name: 'review-digest', everySeconds: 86_400, run: () => digest.run() });
   await jobs.register({ name: 'advisory-alerts', everySeconds: 3600, run: () => alerts.run() });
   if (config.siemSyslog) {
-    const siem = createSiemExport({ db: db.kysely, audit, target: config.siemSyslog });
+    const siem = createSiemExport({
+      db: db.kysely,
+      audit,
+      target: config.siemSyslog,
+      checkpoint: () => checkpoints.make(),
+    });
     await jobs.register({ name: 'siem-export', everySeconds: 30, run: () => siem.run() });
   }
+  await jobs.register({
+    name: 'audit-checkpoint',
+    everySeconds: 60,
+    run: async () => ({ seq: (await checkpoints.make())?.seq ?? null }),
+  });
   await jobs.register({
     name: 'notifications',
     everySeconds: 60,

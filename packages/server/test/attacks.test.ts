@@ -2,7 +2,9 @@ import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
+import { sql } from 'kysely';
 import { devSignIn } from '../../cli/src/login-flow.ts';
+import { hashEvent } from '../src/modules/audit/audit-chain.ts';
 import { safeReturnTo } from '../src/modules/identity/login-service.ts';
 import { expireForeignCookies } from '../src/modules/runtime/browser-isolation.ts';
 import {
@@ -253,3 +255,134 @@ describe('app cookies on a platform served over https', () => {
     assert.equal(planted.status, 400);
   });
 });
+
+/** Root on the database host: turn off the append-only guard, run `change`, turn it back on. */
+async function asDatabaseRoot(
+  server: TestServer,
+  change: (db: ReturnType<TestServer['rawDb']>) => Promise<void>,
+) {
+  const raw = server.rawDb();
+  try {
+    if (server.engine === 'sqlite') {
+      await sql`drop trigger audit_events_no_update`.execute(raw.kysely);
+      await sql`drop trigger audit_events_no_delete`.execute(raw.kysely);
+    } else await sql`alter table audit_events disable trigger user`.execute(raw.kysely);
+    await change(raw);
+  } finally {
+    if (server.engine === 'sqlite') {
+      await sql`CREATE TRIGGER audit_events_no_update BEFORE UPDATE ON audit_events
+        BEGIN SELECT RAISE(ABORT, 'audit_events is append-only'); END`.execute(raw.kysely);
+      await sql`CREATE TRIGGER audit_events_no_delete BEFORE DELETE ON audit_events
+        BEGIN SELECT RAISE(ABORT, 'audit_events is append-only'); END`.execute(raw.kysely);
+    } else await sql`alter table audit_events enable trigger user`.execute(raw.kysely);
+    await raw.destroy();
+  }
+}
+
+for (const engine of engines()) {
+  describe(`attacks on the audit trail by root on the database host (${engine})`, () => {
+    let server: TestServer;
+    let t: Awaited<ReturnType<typeof signInEveryone>>;
+    before(async () => {
+      server = await startTestServer(engine);
+      t = await signIn(server);
+      for (const name of ['ledger-a', 'ledger-b', 'ledger-c'])
+        await call(server, 'POST', '/api/v1/apps', { token: t.dave, body: lunchPoll({ name }) });
+    });
+    after(() => server.stop());
+
+    const verify = (checkpoint?: unknown) =>
+      checkpoint
+        ? call(server, 'POST', '/api/v1/audit/verify', { token: t.ivan, body: { checkpoint } })
+        : call(server, 'GET', '/api/v1/audit/verify', { token: t.ivan });
+
+    test('a rewritten chain with every hash recomputed fails against a signed checkpoint', async () => {
+      const made = await call(server, 'POST', '/api/v1/audit/checkpoints', { token: t.ivan });
+      assert.equal(made.status, 200, made.text);
+      const kept = made.body.checkpoint;
+      assert.equal(kept.type, 'microapp.audit.checkpoint/v1');
+      const key = await fetch(`${server.url}/api/v1/audit/checkpoints/key.pub`);
+      assert.match(await key.text(), /BEGIN PUBLIC KEY/);
+      assert.equal((await verify()).body.ok, true);
+
+      // Rewrite the first registration's actor, then recompute every later hash so the chain links again.
+      await asDatabaseRoot(server, async (raw) => {
+        const rows = await raw.kysely.selectFrom('audit_events').selectAll().orderBy('seq').execute();
+        let prev = '0'.repeat(64);
+        for (const row of rows) {
+          const event = {
+            seq: Number(row.seq),
+            id: row.id,
+            occurredAt: row.occurred_at,
+            actor: row.action === 'app.registered' ? 'mallory@example.com' : row.actor,
+            action: row.action,
+            targetType: row.target_type,
+            target: row.target,
+            reason: row.reason,
+            requestId: row.request_id,
+            sourceIp: row.source_ip,
+            summary: JSON.parse(row.summary),
+            prevHash: prev,
+          };
+          prev = hashEvent(event);
+          await raw.kysely
+            .updateTable('audit_events')
+            .set({ actor: event.actor, prev_hash: event.prevHash, hash: prev })
+            .where('seq', '=', row.seq)
+            .execute();
+        }
+      });
+      const own = await verify();
+      assert.equal(own.body.ok, false, 'the platform holds its own checkpoint');
+      assert.match(own.body.broken.reason, /rewritten/);
+      // Root also deletes the platform's checkpoints: the one the auditor kept still catches it.
+      await asDatabaseRoot(server, async (raw) => {
+        await raw.kysely.deleteFrom('audit_checkpoints').execute();
+      });
+      assert.equal((await verify()).body.ok, true, 'without any checkpoint, a recomputed chain links');
+      const theirs = await verify(kept);
+      assert.equal(theirs.body.ok, false);
+      assert.match(theirs.body.broken.reason, /rewritten/);
+    });
+
+    test('deleting the newest events fails against a checkpoint; a forged checkpoint is refused', async () => {
+      // A fresh server state for this attack: checkpoint what the chain holds now (as rewritten above, which
+      // is what root left), add events, checkpoint again, then delete the newest.
+      await call(server, 'POST', '/api/v1/apps', { token: t.dave, body: lunchPoll({ name: 'ledger-d' }) });
+      const kept = (await call(server, 'POST', '/api/v1/audit/checkpoints', { token: t.ivan })).body
+        .checkpoint;
+      await asDatabaseRoot(server, async (raw) => {
+        const newest = await raw.kysely
+          .selectFrom('audit_events')
+          .select('seq')
+          .orderBy('seq', 'desc')
+          .limit(2)
+          .execute();
+        await raw.kysely.deleteFrom('audit_events').where('seq', '>=', newest.at(-1)!.seq).execute();
+      });
+      const truncated = await verify(kept);
+      assert.equal(truncated.body.ok, false);
+      assert.match(truncated.body.broken.reason, /the newest events were deleted/);
+      const forged = { ...kept, seq: kept.seq - 2 };
+      const refused = await verify(forged);
+      assert.equal(refused.status, 400);
+      assert.match(refused.body.detail, /signature does not verify/);
+      // Nor can root plant a checkpoint row of its own making: the platform passes over it.
+      await asDatabaseRoot(server, async (raw) => {
+        await raw.kysely
+          .insertInto('audit_checkpoints')
+          .values({
+            seq: kept.seq - 2,
+            head: 'f'.repeat(64),
+            at: kept.at,
+            keyid: kept.keyid,
+            signature: kept.signature,
+          })
+          .execute();
+      });
+      const latest = await call(server, 'GET', '/api/v1/audit/checkpoints/latest', { token: t.ivan });
+      assert.equal(latest.body.checkpoint.seq, kept.seq);
+      assert.equal((await call(server, 'POST', '/api/v1/audit/checkpoints', { token: t.dave })).status, 403);
+    });
+  });
+}

@@ -641,6 +641,19 @@ const migrations: Record<string, (dialect: Dialect) => Migration> = {
       await db.schema.createIndex('builds_token').on('builds').column('token_id').execute();
     },
   }),
+  '0021_audit_checkpoints': () => ({
+    async up(db: AnyDb) {
+      // Signed checkpoints of the audit chain (see audit-checkpoints.ts); the key is not in the database.
+      await db.schema
+        .createTable('audit_checkpoints')
+        .addColumn('seq', 'bigint', (c) => c.primaryKey())
+        .addColumn('head', 'text', (c) => c.notNull())
+        .addColumn('at', 'text', (c) => c.notNull())
+        .addColumn('keyid', 'text', (c) => c.notNull())
+        .addColumn('signature', 'text', (c) => c.notNull())
+        .execute();
+    },
+  }),
 };
 
 /** Applies every pending migration; returns the names applied. Throws with the failing migration's name. */

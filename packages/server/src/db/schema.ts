@@ -13,6 +13,7 @@ export interface Database {
   risk_assessments: RiskAssessmentsTable;
   review_decisions: ReviewDecisionsTable;
   audit_events: AuditEventsTable;
+  audit_checkpoints: AuditCheckpointsTable;
   policy_bundles: PolicyBundlesTable;
   decision_log: DecisionLogTable;
   advisory_snapshots: AdvisorySnapshotsTable;
@@ -455,6 +456,15 @@ export interface ReviewDecisionsTable {
   decision: string;
   comment: string | null;
   created_at: string;
+}
+
+/** A signed checkpoint of the audit chain: its length and head hash at a time. */
+export interface AuditCheckpointsTable {
+  seq: number | string;
+  head: string;
+  at: string;
+  keyid: string;
+  signature: string;
 }
 
 export interface AuditEventsTable {

@@ -4,17 +4,41 @@ import type { FastifyInstance } from 'fastify';
 import type { Kysely } from 'kysely';
 import { principalOf } from '../../api/auth-hook.ts';
 import type { Database } from '../../db/schema.ts';
-import { anyUser, rolesOnly } from '../identity/access.ts';
+import { AppError } from '../../errors.ts';
+import { anyUser, publicRoute, rolesOnly } from '../identity/access.ts';
 import { hasRole } from '../identity/principal.ts';
+import { type AuditCheckpoints, type Checkpoint, checkpointProblem } from './audit-checkpoints.ts';
 import type { AuditService } from './audit-service.ts';
+
+const CheckpointBody = Type.Object(
+  {
+    type: Type.Literal('microapp.audit.checkpoint/v1'),
+    seq: Type.Integer({ minimum: 0 }),
+    head: Type.String({ pattern: '^[0-9a-f]{64}$' }),
+    at: Type.String({ maxLength: 40 }),
+    keyid: Type.String({ pattern: '^[0-9a-f]{64}$' }),
+    signature: Type.String({ maxLength: 200 }),
+  },
+  { additionalProperties: false },
+);
 
 /** Read the audit trail (auditors and admins: all; creators: their own apps') and verify its chain. */
 export function registerAuditRoutes(
   fastify: FastifyInstance,
-  deps: { db: Kysely<Database>; audit: AuditService },
+  deps: { db: Kysely<Database>; audit: AuditService; checkpoints: AuditCheckpoints },
 ) {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
-  const { audit, db } = deps;
+  const { audit, db, checkpoints } = deps;
+
+  /** The chain checked against the platform's newest signed checkpoint and any the caller brings. */
+  async function verifyWith(brought: Checkpoint | undefined) {
+    if (brought) {
+      const problem = checkpointProblem(brought, checkpoints.publicPem);
+      if (problem) throw new AppError('bad_request', `the checkpoint is refused: ${problem}`);
+    }
+    const own = await checkpoints.latest();
+    return audit.verify([own, brought].filter((c): c is Checkpoint => Boolean(c)));
+  }
 
   app.get(
     '/api/v1/audit/events',
@@ -69,9 +93,55 @@ export function registerAuditRoutes(
       config: { access: rolesOnly(['auditor', 'admin'], 'audit:read') },
       schema: {
         tags: ['audit'],
-        summary: 'Check the whole hash chain; names the first event that does not fit',
+        summary:
+          "Check the whole hash chain, and hold it against the platform's newest signed checkpoint; names the first event that does not fit",
       },
     },
-    async () => audit.verify(),
+    async () => verifyWith(undefined),
+  );
+
+  app.post(
+    '/api/v1/audit/verify',
+    {
+      config: { access: rolesOnly(['auditor', 'admin'], 'audit:read') },
+      schema: {
+        tags: ['audit'],
+        summary:
+          'Check the chain against a signed checkpoint you kept (and the platform’s newest): truncation and a recomputed chain both fail',
+        body: Type.Object({ checkpoint: CheckpointBody }, { additionalProperties: false }),
+      },
+    },
+    async (request) => verifyWith(request.body.checkpoint as Checkpoint),
+  );
+
+  app.post(
+    '/api/v1/audit/checkpoints',
+    {
+      config: { access: rolesOnly(['auditor', 'admin'], 'audit:read') },
+      schema: {
+        tags: ['audit'],
+        summary:
+          "Sign a checkpoint of the chain's head now (or return the newest, when nothing happened since)",
+      },
+    },
+    async () => ({ checkpoint: await checkpoints.make(), publicKey: checkpoints.publicPem }),
+  );
+
+  app.get(
+    '/api/v1/audit/checkpoints/latest',
+    {
+      config: { access: rolesOnly(['auditor', 'admin'], 'audit:read') },
+      schema: { tags: ['audit'], summary: 'The newest signed checkpoint of the audit chain' },
+    },
+    async () => ({ checkpoint: await checkpoints.latest(), publicKey: checkpoints.publicPem }),
+  );
+
+  app.get(
+    '/api/v1/audit/checkpoints/key.pub',
+    {
+      config: { access: publicRoute('public keys exist to be shared') },
+      schema: { tags: ['audit'], summary: 'The public key that verifies audit checkpoints (PEM)' },
+    },
+    async (_request, reply) => reply.type('application/x-pem-file').send(checkpoints.publicPem),
   );
 }

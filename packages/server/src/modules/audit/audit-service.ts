@@ -4,6 +4,7 @@ import type { Dialect } from '../../db/database.ts';
 import type { AuditEventsTable, Database } from '../../db/schema.ts';
 import { newId, nowIso } from '../../ids.ts';
 import { type ChainedEvent, checkLink, genesisHash, hashEvent } from './audit-chain.ts';
+import type { Checkpoint } from './audit-checkpoints.ts';
 
 /** Who did something and from where; every governed change carries one. */
 export type AuditContext = { actor: string; requestId?: string; sourceIp?: string };
@@ -21,7 +22,7 @@ export type AuditInput = {
 export type AuditEvent = ChainedEvent & { hash: string };
 
 export type VerifyResult =
-  | { ok: true; checked: number; head: string }
+  | { ok: true; checked: number; head: string; checkpoint: { seq: number; at: string } | null }
   | { ok: false; checked: number; broken: { seq: number; id: string | null; reason: string } };
 
 // Key names that would carry a credential. A summary is built field by field, so this only trips on a bug.
@@ -135,8 +136,13 @@ export function createAuditService(deps: { db: Kysely<Database>; dialect: Dialec
     return (await q.execute()).map(toEvent);
   }
 
-  /** Walks the whole chain in order and names the first event that does not fit. */
-  async function verify(): Promise<VerifyResult> {
+  /**
+   * Walks the whole chain in order and names the first event that does not fit, then holds it against
+   * signed checkpoints (whose signatures the caller has checked): a chain recomputed after an edit no
+   * longer has a checkpoint's head at its sequence number, and a truncated one is shorter than it.
+   */
+  async function verify(checkpoints: Checkpoint[] = []): Promise<VerifyResult> {
+    const at = new Map(checkpoints.map((c) => [c.seq, c]));
     let previous: { seq: number; hash: string } | null = null;
     let checked = 0;
     for (;;) {
@@ -145,11 +151,38 @@ export function createAuditService(deps: { db: Kysely<Database>; dialect: Dialec
       for (const event of page) {
         const reason = checkLink(event, previous);
         if (reason) return { ok: false, checked, broken: { seq: event.seq, id: event.id, reason } };
+        const signed = at.get(event.seq);
+        if (signed && signed.head !== event.hash)
+          return {
+            ok: false,
+            checked,
+            broken: {
+              seq: event.seq,
+              id: event.id,
+              reason: `the chain does not match the checkpoint signed at ${signed.at}: events up to here were rewritten and their hashes recomputed`,
+            },
+          };
         previous = { seq: event.seq, hash: event.hash };
         checked++;
       }
     }
-    return { ok: true, checked, head: previous?.hash ?? genesisHash };
+    const newest = checkpoints.reduce<Checkpoint | null>((a, c) => (!a || c.seq > a.seq ? c : a), null);
+    if (newest && newest.seq > checked)
+      return {
+        ok: false,
+        checked,
+        broken: {
+          seq: checked + 1,
+          id: null,
+          reason: `the chain ends after ${checked} events, but the checkpoint signed at ${newest.at} counted ${newest.seq}: the newest events were deleted`,
+        },
+      };
+    return {
+      ok: true,
+      checked,
+      head: previous?.hash ?? genesisHash,
+      checkpoint: newest ? { seq: newest.seq, at: newest.at } : null,
+    };
   }
 
   return { record, list, verify };

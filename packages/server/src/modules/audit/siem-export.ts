@@ -31,6 +31,8 @@ export function createSiemExport(deps: {
   /** tcp://host:port */
   target: string;
   batch?: number;
+  /** A signed checkpoint of the chain, sent after each batch that moved it (see audit-checkpoints.ts). */
+  checkpoint?: () => Promise<{ seq: number; at: string } | null>;
 }) {
   const url = new URL(deps.target);
   const host = hostname();
@@ -73,6 +75,15 @@ export function createSiemExport(deps: {
         .onConflict((oc) => oc.column('key').doUpdateSet({ value }))
         .execute();
       sent += events.length;
+    }
+    // The SIEM then holds a checkpoint the database cannot take back: a later truncation or rewrite fails it.
+    if (sent > 0 && deps.checkpoint) {
+      const c = await deps.checkpoint();
+      if (c) {
+        const json = JSON.stringify(c);
+        const msg = `<${pri}>1 ${c.at} ${host} microapp - audit-checkpoint [microapp@32473 seq="${c.seq}"] ${json}`;
+        await send([`${Buffer.byteLength(msg)} ${msg}`]);
+      }
     }
     return { sent, cursor: after };
   }
