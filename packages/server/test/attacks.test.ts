@@ -189,6 +189,14 @@ for (const engine of engines()) {
         accept: 'application/json',
       });
       assert.equal(own.status, 503, own.body);
+      // What a browser sends for the app's own form, under the gateway's no-referrer policy.
+      const ownForm = await toApp(server, 'expenses', 'POST', '/submit', {
+        ...form,
+        origin: 'null',
+        'sec-fetch-site': 'same-origin',
+        accept: 'application/json',
+      });
+      assert.equal(ownForm.status, 503, ownForm.body);
       // An origin the manifest names is accepted; the same origin is not for an app that does not name it.
       const session2 = await appSession(server, 'embedded-poll', people.dave);
       const named = await toApp(server, 'embedded-poll', 'POST', '/vote', {

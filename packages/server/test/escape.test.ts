@@ -63,6 +63,7 @@ const attacks = {
     }
     return started;
   },
+  'proc-host-details': () => Object.fromEntries(['/proc/cmdline', '/proc/1/cmdline', '/proc/timer_list', '/proc/kallsyms', '/proc/sched_debug'].map((f) => [f, tryIt(() => fs.readFileSync(f, 'utf8').slice(0, 4000))])),
   'cpu-hog': () => { const end = Date.now() + 1500; while (Date.now() < end) {} return 'done'; },
   'memory-bomb': () => { const keep = []; for (;;) keep.push(Buffer.alloc(1 << 20, 1)); },
 };
@@ -173,6 +174,14 @@ describe('escape suite: a hostile app stays in its sandbox', () => {
   test('8. another app’s secrets', async () => {
     const v = (await attack('other-app-secret')) as { ok: boolean; value?: string[] };
     assert.ok(!v.ok || !v.value?.includes('NEIGHBOUR_TOKEN'), JSON.stringify(v));
+  });
+  test('9a. host details in /proc: the kernel command line, timers and symbols, the sandbox’s own command line', async () => {
+    const v = (await attack('proc-host-details')) as Record<string, { ok: boolean; value?: string }>;
+    for (const f of ['/proc/cmdline', '/proc/timer_list', '/proc/kallsyms', '/proc/sched_debug'])
+      assert.ok(!v[f]!.ok || v[f]!.value === '', `${f} is readable: ${JSON.stringify(v[f]).slice(0, 200)}`);
+    const init = v['/proc/1/cmdline']!;
+    assert.ok(!init.ok || !init.value!.includes(dir), `/proc/1/cmdline shows host paths: ${init.value}`);
+    assert.ok(!init.ok || !init.value!.includes('hostile-sock'), 'nor the socket folder');
   });
   test('9. the host’s processes in /proc', async () => {
     const v = (await attack('host-proc')) as { value: number };

@@ -1,5 +1,15 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { adjustableClock, dayMs } from '../src/clock.ts';
@@ -73,6 +83,14 @@ for (const engine of engines()) {
       const dataDir = join(server.dataDir, 'runtime', 'data', name);
       mkdirSync(dataDir, { recursive: true });
       writeFileSync(join(dataDir, 'votes.json'), '{"pizza":3}');
+      // What an app leaves in its data: links of its own (absolute ones mean a path inside its sandbox),
+      // and a setuid copy of a binary, which must not come back setuid.
+      mkdirSync(join(dataDir, 'v2'));
+      writeFileSync(join(dataDir, 'v2', 'state.json'), '{}');
+      symlinkSync('/data/v2', join(dataDir, 'current'));
+      symlinkSync('../../../../etc', join(dataDir, 'up'));
+      writeFileSync(join(dataDir, 'tool'), '#!/bin/sh\n', { mode: 0o755 });
+      chmodSync(join(dataDir, 'tool'), 0o4755);
 
       await advance(server, 59);
       assert.equal((await lifecycleOf(server, t.alice, name)).stage, 'active', 'not yet 60 days');
@@ -138,6 +156,15 @@ for (const engine of engines()) {
       assert.equal(restored.body.lifecycle.stage, 'active');
       assert.deepEqual(restored.body.secretsToSetAgain, ['POLL_TOKEN']);
       assert.equal(readFileSync(join(dataDir, 'votes.json'), 'utf8'), '{"pizza":3}');
+      assert.equal(readlinkSync(join(dataDir, 'current')), '/data/v2', 'links come back as links');
+      assert.equal(readlinkSync(join(dataDir, 'up')), '../../../../etc');
+      assert.equal(readFileSync(join(dataDir, 'v2', 'state.json'), 'utf8'), '{}');
+      assert.equal(statSync(join(dataDir, 'tool')).mode & 0o7777, 0o755, 'no setuid bit survives a restore');
+      assert.deepEqual(
+        readdirSync(join(dataDir, '..')).filter((f) => f.includes('.restore-') || f.includes('.replaced-')),
+        [],
+        'nothing of the restore is left beside it',
+      );
       assert.deepEqual(await lifecycleEvents(server, t.carol, name), [
         'lifecycle.decommissioned',
         'lifecycle.escalated',

@@ -72,7 +72,17 @@ describe('the audit trail streams to a SIEM over syslog, at least once', () => {
       action: string;
     }[];
     const got = new Map<number, string>();
-    for (const m of messages) {
+    // After the events comes a signed checkpoint of the chain, which the SIEM keeps.
+    const checkpoints = messages.filter((m) => m.includes(' audit-checkpoint '));
+    assert.ok(checkpoints.length >= 1, 'the export carries a checkpoint');
+    const checkpoint = JSON.parse(checkpoints.at(-1)!.slice(checkpoints.at(-1)!.indexOf('] ') + 2));
+    assert.equal(checkpoint.type, 'microapp.audit.checkpoint/v1');
+    const verified = await call(server, 'POST', '/api/v1/audit/verify', {
+      token: t.ivan,
+      body: { checkpoint },
+    });
+    assert.equal(verified.body.ok, true, verified.text);
+    for (const m of messages.filter((x) => !x.includes(' audit-checkpoint '))) {
       assert.match(
         m,
         /^<109>1 \d{4}-\d\d-\d\dT[\d:.]+Z \S+ microapp - audit \[microapp@32473 seq="\d+" hash="[0-9a-f]{64}"/,
@@ -96,7 +106,7 @@ describe('the audit trail streams to a SIEM over syslog, at least once', () => {
     // The sender is done once the kernel has the bytes; the receiver reads them a moment later.
     for (let i = 0; i < 100 && !messages.slice(before).some((m) => m.includes('siem-three')); i++)
       await new Promise((r) => setTimeout(r, 20));
-    const fresh = messages.slice(before);
+    const fresh = messages.slice(before).filter((m) => !m.includes(' audit-checkpoint '));
     assert.equal(fresh.length, 3, 'only the new events: registered, assessed, auto-approved');
     assert.ok(fresh.some((m) => m.includes('siem-three')));
   });

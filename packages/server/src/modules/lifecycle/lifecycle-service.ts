@@ -456,7 +456,7 @@ export function createLifecycleService(deps: {
         'conflict',
         `the archive of ${name} was deleted when its retention ended; it cannot be restored`,
       );
-    await openArchive(
+    const unpacked = await openArchive(
       deps.keks,
       {
         path: archive.path,
@@ -479,7 +479,14 @@ export function createLifecycleService(deps: {
         action: 'lifecycle.restored',
         targetType: 'app',
         target: name,
-        summary: { archive: archive.id, secretsToSetAgain: secrets, resumes: l.resume_deployment },
+        summary: {
+          archive: archive.id,
+          secretsToSetAgain: secrets,
+          resumes: l.resume_deployment,
+          files: unpacked.files,
+          links: unpacked.links,
+          ...(unpacked.skipped.length ? { skipped: unpacked.skipped.slice(0, 20) } : {}),
+        },
       });
     });
     const after = await rowFor(app.id);

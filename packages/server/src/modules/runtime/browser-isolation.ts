@@ -30,10 +30,12 @@ export function hostOfOrigin(origin: string): string | null {
 }
 
 /**
- * Why a browser request that changes something must not reach the app, or null when it may: it comes from
- * another origin (by `Origin`, or by `Sec-Fetch-Site` when the browser sends no `Origin`) that the app
- * does not accept. Requests with an API token are not a browser's: a page cannot add that header to a
- * request to another origin without that origin's consent.
+ * Why a browser request that changes something must not reach the app, or null when it may: another
+ * origin sent it (a sibling app, another site, an opaque origin such as a sandboxed frame) and the app
+ * does not accept that origin. `Sec-Fetch-Site` decides when the browser sends it; `Origin` otherwise. An
+ * app's own form sends `Origin: null` (the gateway serves app pages with `Referrer-Policy: no-referrer`,
+ * under which browsers hide the origin) with `Sec-Fetch-Site: same-origin`. Requests with an API token
+ * are not a browser's: a page cannot add that header to a request to another origin without its consent.
  */
 export function crossOriginWrite(
   method: string,
@@ -42,15 +44,15 @@ export function crossOriginWrite(
 ): string | null {
   if (safeMethods.has(method) || headers.authorization) return null;
   const origin = headers.origin;
-  if (origin && origin !== 'null') {
-    if (hostOfOrigin(origin) === headers.host) return null;
-    if (acceptFrom.includes(origin.toLowerCase())) return null;
-    return `a page on ${origin} may not send this app changes with your session`;
-  }
+  const named = origin && origin !== 'null' && acceptFrom.includes(origin.toLowerCase());
   const site = headers['sec-fetch-site'];
-  if (origin === 'null' || (site && site !== 'same-origin' && site !== 'none'))
-    return 'a page on another site may not send this app changes with your session';
-  return null;
+  if (site) {
+    if (site === 'same-origin' || site === 'none' || named) return null;
+    return `a page on ${origin && origin !== 'null' ? origin : `another ${site === 'same-site' ? 'app' : 'site'}`} may not send this app changes with your session`;
+  }
+  if (!origin) return null;
+  if (origin !== 'null' && (hostOfOrigin(origin) === headers.host || named)) return null;
+  return `a page on ${origin === 'null' ? 'an unnamed origin' : origin} may not send this app changes with your session`;
 }
 
 /** Headers that let only the app itself (and the origins its manifest names) show its pages in a frame. */

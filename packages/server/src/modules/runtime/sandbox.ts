@@ -112,6 +112,7 @@ export function startSandboxed(spec: SandboxSpec, cgroups: CgroupDriver | null =
     ...runtimeMounts(),
     '--proc',
     '/proc',
+    ...procMasks(),
     '--dev',
     '/dev',
     '--tmpfs',
@@ -134,11 +135,17 @@ export function startSandboxed(spec: SandboxSpec, cgroups: CgroupDriver | null =
     ...(filter ? ['--seccomp', String(3 + secrets.length)] : []),
     '--chdir',
     '/app',
+  ];
+  const command = [
     process.execPath,
     ...(spec.egressDir ? ['--require', '/run/egress/shim.cjs'] : []),
     ...(spec.memoryMb ? [`--max-old-space-size=${Math.max(16, Math.floor(spec.memoryMb * 0.75))}`] : []),
     join('/app', spec.entry),
   ];
+  // bubblewrap reads its arguments from a pipe, so its own command line (which the app sees as
+  // /proc/1/cmdline) says nothing of host paths, deployment ids or secret names.
+  const argsFd = 3 + secrets.length + (filter ? 1 : 0);
+  const bwrap = ['bwrap', '--args', String(argsFd), '--', ...command];
   // With a control group, a shell joins it (every hierarchy) and then becomes bubblewrap: nothing of the
   // app ever runs outside the limits. A group that cannot be joined stops the start (exit 97).
   const [file, argv] = cgroup
@@ -150,11 +157,10 @@ export function startSandboxed(spec: SandboxSpec, cgroups: CgroupDriver | null =
           'sh',
           ...cgroup.procs,
           '--',
-          'bwrap',
-          ...args,
+          ...bwrap,
         ],
       ]
-    : ['bwrap', args];
+    : [bwrap[0]!, bwrap.slice(1)];
   const child = spawn(file, argv, {
     stdio: [
       'ignore',
@@ -162,9 +168,11 @@ export function startSandboxed(spec: SandboxSpec, cgroups: CgroupDriver | null =
       'pipe',
       ...secrets.map(() => 'pipe' as const),
       ...(filter ? (['pipe'] as const) : []),
+      'pipe',
     ],
     env: cgroup ? { PATH: '/usr/bin:/bin' } : {},
   });
+  (child.stdio[argsFd] as NodeJS.WritableStream | null)?.end(`${args.join('\0')}\0`);
   let outOfMemory = false;
   child.once('exit', () => {
     if (!cgroup) return;
@@ -204,6 +212,48 @@ export function startSandboxed(spec: SandboxSpec, cgroups: CgroupDriver | null =
       });
     },
   };
+}
+
+/**
+ * What of /proc an app has no need for and would learn host details from: the kernel's command line,
+ * timers and symbols (with the host's addresses), keys, scheduler and latency statistics, the kernel's
+ * log, and ACPI and SCSI hardware. Files are covered by an unreadable node, folders by an empty tmpfs.
+ */
+const maskedProc = {
+  files: [
+    'cmdline',
+    'timer_list',
+    'timer_stats',
+    'sched_debug',
+    'kallsyms',
+    'kcore',
+    'keys',
+    'key-users',
+    'latency_stats',
+    'modules',
+    'kmsg',
+    'sysrq-trigger',
+    'config.gz',
+    'interrupts',
+    'iomem',
+    'ioports',
+    'vmallocinfo',
+    'pagetypeinfo',
+    'buddyinfo',
+    'zoneinfo',
+    'slabinfo',
+    'lockdep',
+  ],
+  dirs: ['acpi', 'scsi', 'bus', 'irq', 'sys/kernel/debug', 'driver', 'tty', 'fs'],
+};
+
+function procMasks(): string[] {
+  return [
+    ...maskedProc.files
+      .filter((f) => existsSync(`/proc/${f}`))
+      .flatMap((f) => ['--ro-bind', '/dev/null', `/proc/${f}`]),
+    ...maskedProc.dirs.filter((d) => existsSync(`/proc/${d}`)).flatMap((d) => ['--tmpfs', `/proc/${d}`]),
+  ];
 }
 
 /** Host files a sandboxed build needs to resolve names and check TLS certificates, when it has network. */
