@@ -55,6 +55,7 @@ import { registerNotificationRoutes } from './modules/notifications/notification
 import { createNotificationService } from './modules/notifications/notification-service.ts';
 import { createRegoRiskEvaluator, createRegoRouting } from './modules/policy/policy-decisions.ts';
 import { createPolicyEngine, type Decision } from './modules/policy/policy-engine.ts';
+import { createPolicyIsolate } from './modules/policy/policy-isolate.ts';
 import { registerPolicyRoutes } from './modules/policy/policy-routes.ts';
 import { createPolicyService } from './modules/policy/policy-service.ts';
 import { builtinPolicyDir, readPolicyDir } from './modules/policy/policy-sources.ts';
@@ -149,7 +150,9 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   });
   const repo = createCatalogRepository(db.kysely, db.dialect);
   const builtin = options.policyDir === null ? null : readPolicyDir(options.policyDir ?? builtinPolicyDir);
-  const engine = builtin ? createPolicyEngine({ db: db.kysely, builtin }) : null;
+  // Policy work a caller controls (pushes, tests, evaluations with their input) runs in a worker thread.
+  const policyIsolate = createPolicyIsolate();
+  const engine = builtin ? createPolicyEngine({ db: db.kysely, builtin, isolate: policyIsolate }) : null;
   const catalog = createCatalogService({
     db: db.kysely,
     clock,
@@ -477,7 +480,14 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     );
   });
   if (engine && builtin) {
-    const policies = createPolicyService({ db: db.kysely, audit, engine, builtin, catalog });
+    const policies = createPolicyService({
+      db: db.kysely,
+      audit,
+      engine,
+      builtin,
+      catalog,
+      isolate: policyIsolate,
+    });
     registerPolicyRoutes(app, { policies });
     // Compile the packs now: a broken policy must stop the start, not the first registration.
     await engine.current();
@@ -575,6 +585,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     async close() {
       await jobs.stop();
       await builds.close();
+      await policyIsolate.close();
       notifications.close();
       await deployments.shutdown();
       await credentials.close();

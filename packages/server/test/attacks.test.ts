@@ -394,3 +394,93 @@ for (const engine of engines()) {
     });
   });
 }
+
+describe('attacks on the policy engine: one caller cannot stall or crash everyone', () => {
+  let server: TestServer;
+  let t: Awaited<ReturnType<typeof signInEveryone>>;
+  before(async () => {
+    server = await startTestServer('sqlite');
+    t = await signIn(server);
+    // A rule that walks whatever input it is given: what any real policy over a manifest or an SBOM does.
+    const pushed = await call(server, 'POST', '/api/v1/policies', {
+      token: t.carol,
+      body: {
+        modules: {
+          'walk.rego':
+            'package microapp.walk\nimport rego.v1\nlarge contains x if { some x in input.items; y := (x * 31) % 1009; z := sprintf("%d-%d", [x, y]); endswith(z, "-3") }\n',
+        },
+      },
+    });
+    assert.equal(pushed.status, 201, pushed.text);
+  });
+  after(() => server.stop());
+
+  test('a large evaluation runs off the event loop: the server answers others while it works', async () => {
+    const items = Array.from({ length: 150_000 }, (_, i) => i);
+    const order: string[] = [];
+    const slow = call(server, 'POST', '/api/v1/policies/evaluate', {
+      token: t.dave,
+      body: { entrypoint: 'data.microapp.walk.large', input: { items } },
+    }).then((r) => {
+      order.push('evaluate');
+      return r;
+    });
+    // Sent once the evaluation has arrived; with evaluation on the main thread this would wait behind it.
+    await new Promise((r) => setTimeout(r, 100));
+    const health = await fetch(`${server.url}/healthz`).then((r) => {
+      order.push('healthz');
+      return r.status;
+    });
+    const res = await slow;
+    assert.equal(health, 200);
+    assert.equal(res.status, 200, res.text.slice(0, 300));
+    assert.deepEqual(order, ['healthz', 'evaluate'], 'the health check did not wait for the evaluation');
+  });
+
+  test('a pushed test that builds a huge string is refused; the server keeps running', async () => {
+    const bomb = `package microapp.bomb
+import rego.v1
+grow(s) := concat("", [s, s, s, s, s, s, s, s, s, s])
+test_bomb if {
+  a := grow(grow(grow(grow(grow("0123456789")))))
+  b := grow(grow(grow(a)))
+  count(b) > 0
+}
+`;
+    const res = await call(server, 'POST', '/api/v1/policies', {
+      token: t.carol,
+      body: {
+        modules: { 'walk.rego': 'package microapp.walk\nimport rego.v1\nlarge := 1\n', 'bomb.rego': bomb },
+      },
+    });
+    assert.equal(res.status, 422, res.text);
+    assert.match(res.text, /budget|memory/);
+    assert.equal((await fetch(`${server.url}/healthz`)).status, 200);
+    const again = await call(server, 'GET', '/api/v1/policies', { token: t.carol });
+    assert.equal(again.status, 200);
+  });
+
+  test('evaluations are rate-limited per person, not for everyone', async () => {
+    const statuses: number[] = [];
+    for (let i = 0; i < 30; i++)
+      statuses.push(
+        (
+          await call(server, 'POST', '/api/v1/policies/evaluate', {
+            token: t.frank,
+            body: { entrypoint: 'data.microapp.walk.large', input: { items: [3] } },
+          })
+        ).status,
+      );
+    assert.ok(statuses.includes(429), `no 429 in ${statuses.join(',')}`);
+    const limited = await call(server, 'POST', '/api/v1/policies/evaluate', {
+      token: t.frank,
+      body: { entrypoint: 'data.microapp.walk.large', input: { items: [3] } },
+    });
+    assert.match(limited.body.detail, /wait \d+ s/);
+    const other = await call(server, 'POST', '/api/v1/policies/evaluate', {
+      token: t.alice,
+      body: { entrypoint: 'data.microapp.walk.large', input: { items: [3] } },
+    });
+    assert.equal(other.status, 200, 'someone else is not held back');
+  });
+});

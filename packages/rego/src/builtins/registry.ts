@@ -26,8 +26,24 @@ export type Builtin = {
 
 export const builtins = new Map<string, Builtin>();
 
+/**
+ * Registers a builtin. A string it returns counts against the collection budget, one item a character, so
+ * a policy cannot grow a string past what the budget allows (doubling a string in a loop exhausts the heap
+ * long before it exhausts the step budget).
+ */
 export function def(name: string, arity: number, fn: BuiltinFn) {
-  builtins.set(name, { arity, fn });
+  builtins.set(name, {
+    arity,
+    fn: (args, ctx) => {
+      const out = fn(args, ctx);
+      if (typeof out === 'string' && out.length > ctx.maxCollection)
+        throw new RegoError(
+          'eval_budget_error',
+          `${name} produced a string of ${out.length} characters, more than the budget of ${ctx.maxCollection}`,
+        );
+      return out;
+    },
+  });
 }
 
 export const typeError = (message: string) => new BuiltinError('eval_type_error', message);

@@ -2,6 +2,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { auditContext, principalOf } from '../../api/auth-hook.ts';
+import { perCallerLimit } from '../../api/rate-limit.ts';
 import { AppError } from '../../errors.ts';
 import { anyUser, rolesOnly } from '../identity/access.ts';
 import type { PolicyService } from './policy-service.ts';
@@ -15,6 +16,8 @@ const Entrypoint = Type.String({
 export function registerPolicyRoutes(fastify: FastifyInstance, deps: { policies: PolicyService }) {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
   const { policies } = deps;
+  // Evaluations, test runs and pushes cost CPU the caller chooses: a burst, then two a second, per person.
+  const limit = perCallerLimit({ burst: 20, perSecond: 2 });
 
   app.post(
     '/api/v1/policies',
@@ -38,6 +41,7 @@ export function registerPolicyRoutes(fastify: FastifyInstance, deps: { policies:
       },
     },
     async (request, reply) => {
+      limit(principalOf(request).userId, 'policy runs');
       const outcome = await policies.push(principalOf(request), request.body, auditContext(request));
       if (outcome.kind === 'invalid')
         throw new AppError(
@@ -132,7 +136,10 @@ export function registerPolicyRoutes(fastify: FastifyInstance, deps: { policies:
       config: { access: anyUser('apps:read') },
       schema: { tags: ['policy'], summary: 'Run every test_ rule of the active policy; nothing is changed' },
     },
-    async () => policies.test(),
+    async (request) => {
+      limit(principalOf(request).userId, 'policy runs');
+      return policies.test();
+    },
   );
 
   app.post(
@@ -148,7 +155,10 @@ export function registerPolicyRoutes(fastify: FastifyInstance, deps: { policies:
         ),
       },
     },
-    async (request) => policies.evaluate(request.body.entrypoint, request.body.input, auditContext(request)),
+    async (request) => {
+      limit(principalOf(request).userId, 'policy runs');
+      return policies.evaluate(request.body.entrypoint, request.body.input, auditContext(request));
+    },
   );
 
   app.get(

@@ -7,8 +7,9 @@ import { newId, nowIso } from '../../ids.ts';
 import type { AuditContext, AuditService } from '../audit/audit-service.ts';
 import type { CatalogService } from '../catalog/catalog-service.ts';
 import { hasRole, type Principal } from '../identity/principal.ts';
-import { checkPolicy, type PolicyProblem } from './policy-check.ts';
+import type { PolicyProblem } from './policy-check.ts';
 import type { PolicyEngine } from './policy-engine.ts';
+import type { PolicyIsolate } from './policy-isolate.ts';
 import { deepMerge, type PolicySet } from './policy-sources.ts';
 
 export type PushOutcome =
@@ -24,6 +25,8 @@ export function createPolicyService(deps: {
   engine: PolicyEngine;
   builtin: PolicySet;
   catalog: Pick<CatalogService, 'get'>;
+  /** Where pushed bundles are compiled and tested: a worker with a memory cap, off the event loop. */
+  isolate: Pick<PolicyIsolate, 'check'>;
 }) {
   const { db, audit, engine, builtin } = deps;
 
@@ -60,7 +63,7 @@ export function createPolicyService(deps: {
         : undefined;
       if (kept) data.blocked_domains = kept;
     }
-    const checked = checkPolicy({
+    const checked = await deps.isolate.check({
       modules: [...builtin.modules, ...modules.map((m) => ({ ...m, file: `org/${m.file}` }))],
       data: deepMerge(builtin.data, data),
     });
@@ -125,7 +128,7 @@ export function createPolicyService(deps: {
 
   /** Evaluates one entrypoint for a caller, and logs the decision. */
   async function evaluate(entrypoint: string, input: unknown, ctx: AuditContext) {
-    const d = await engine.decide(
+    const d = await engine.decideIsolated(
       entrypoint.startsWith('data.') ? entrypoint : `data.${entrypoint.replace(/\//g, '.')}`,
       input,
     );
@@ -261,7 +264,7 @@ export function createPolicyService(deps: {
   async function test() {
     const row = await latestOrg();
     const org = row ? (JSON.parse(row.modules) as Source[]) : [];
-    const checked = checkPolicy({
+    const checked = await deps.isolate.check({
       modules: [...builtin.modules, ...org.map((m) => ({ ...m, file: `org/${m.file}` }))],
       data: deepMerge(builtin.data, row ? (JSON.parse(row.data) as Record<string, unknown>) : {}),
     });
