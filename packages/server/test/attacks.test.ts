@@ -2,8 +2,10 @@ import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
+import { zipSync } from 'fflate';
 import { sql } from 'kysely';
 import { devSignIn } from '../../cli/src/login-flow.ts';
+import { unzipBounded } from '../src/modules/advisories/advisory-service.ts';
 import { hashEvent } from '../src/modules/audit/audit-chain.ts';
 import { safeReturnTo } from '../src/modules/identity/login-service.ts';
 import { expireForeignCookies } from '../src/modules/runtime/browser-isolation.ts';
@@ -482,5 +484,26 @@ test_bomb if {
       body: { entrypoint: 'data.microapp.walk.large', input: { items: [3] } },
     });
     assert.equal(other.status, 200, 'someone else is not held back');
+  });
+});
+
+describe('uploads that expand without bound', () => {
+  test('an advisory zip bomb is stopped by what it inflates to, not by what it declares', () => {
+    const bomb = zipSync({ 'a.json': new Uint8Array(8 * 1024 * 1024) }, { level: 9 });
+    assert.ok(bomb.length < 64 * 1024);
+    assert.throws(
+      () => unzipBounded(bomb, { bytes: 1024 * 1024, entries: 100, ratio: 50 }),
+      /expands past 1 MB/,
+    );
+    const many = zipSync(
+      Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`${i}.json`, new Uint8Array(1)])),
+    );
+    assert.throws(
+      () => unzipBounded(many, { bytes: 1024 * 1024, entries: 10, ratio: 50 }),
+      /more than 10 files/,
+    );
+    const fine = unzipBounded(zipSync({ 'x.json': new TextEncoder().encode('{"id":"GHSA-1"}') }));
+    assert.equal(new TextDecoder().decode(fine['x.json']), '{"id":"GHSA-1"}');
+    assert.throws(() => unzipBounded(new TextEncoder().encode('not a zip')), /not a readable zip/);
   });
 });

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { unzipSync } from 'fflate';
+import { Unzip, UnzipInflate } from 'fflate';
 import type { Kysely } from 'kysely';
 import type { Database } from '../../db/schema.ts';
 import { AppError, forbidden } from '../../errors.ts';
@@ -48,6 +48,59 @@ export function componentsOf(sbom: unknown): Component[] {
   return out;
 }
 
+/** How far an advisory upload may expand: OSV's npm snapshot unpacks to a few hundred MB at most. */
+export const advisoryZipLimits = { bytes: 512 * 1024 * 1024, entries: 500_000, ratio: 50 };
+
+/**
+ * Unzips an upload while counting what it inflates to, entry by entry as the bytes come, and stops at
+ * the limits: a zip's own size fields are the uploader's word, so a bomb that lies in them is stopped by
+ * what it actually produces.
+ */
+export function unzipBounded(zip: Uint8Array, limits = advisoryZipLimits): Record<string, Uint8Array> {
+  const files: Record<string, Uint8Array> = {};
+  let total = 0;
+  let entries = 0;
+  let problem: string | null = null;
+  const unzipper = new Unzip((file) => {
+    if (problem) return;
+    if (++entries > limits.entries) {
+      problem = `it holds more than ${limits.entries} files`;
+      return;
+    }
+    const chunks: Uint8Array[] = [];
+    file.ondata = (error, data, final) => {
+      if (problem) return;
+      if (error) {
+        problem = error.message;
+        return;
+      }
+      total += data.length;
+      if (total > limits.bytes || (total > 64 * 1024 * 1024 && total > zip.length * limits.ratio)) {
+        problem = `it expands past ${Math.round(limits.bytes / 1024 / 1024)} MB or ${limits.ratio} times its size (a compression bomb)`;
+        file.terminate();
+        return;
+      }
+      chunks.push(data);
+      if (final) files[file.name] = Buffer.concat(chunks);
+    };
+    try {
+      file.start();
+    } catch (error) {
+      problem = (error as Error).message;
+    }
+  });
+  unzipper.register(UnzipInflate);
+  try {
+    unzipper.push(zip, true);
+  } catch (error) {
+    problem ??= (error as Error).message;
+  }
+  if (problem) throw new AppError('bad_request', `the upload was refused: ${problem}`);
+  if (entries === 0 && zip.length > 0 && !(zip[0] === 0x50 && zip[1] === 0x4b))
+    throw new AppError('bad_request', 'the upload is not a readable zip file');
+  return files;
+}
+
 /** Offline vulnerability data (OSV snapshots), scanning SBOMs against it, and scan exceptions. */
 export function createAdvisoryService(deps: {
   db: Kysely<Database>;
@@ -61,12 +114,7 @@ export function createAdvisoryService(deps: {
   /** Imports OSV records from a zip (OSV's per-ecosystem all.zip, or the CLI's zip of a folder). */
   async function importZip(principal: Principal, zip: Uint8Array, ctx: AuditContext) {
     if (!hasRole(principal, 'admin')) throw forbidden('only platform admins can import advisory data');
-    let files: Record<string, Uint8Array>;
-    try {
-      files = unzipSync(zip);
-    } catch (error) {
-      throw new AppError('bad_request', `the upload is not a readable zip file: ${(error as Error).message}`);
-    }
+    const files = unzipBounded(zip);
     const rows: { osv_id: string; package: string; record: string }[] = [];
     let records = 0;
     for (const [name, bytes] of Object.entries(files)) {
