@@ -83,6 +83,22 @@ factors contains {
 	input.lifetimeDays > short_lifetime_days
 }
 
+large_resources := {"memory_mb": 512, "cpu": 1}
+
+resources_factor := {
+	"id": "resources:large",
+	"points": 10,
+	"minTier": "medium",
+	"explanation": sprintf(
+		"asks for %d MB of memory and %v CPU (more than %d MB or %v CPU)",
+		[input.resources.memoryMb, input.resources.cpu, large_resources.memory_mb, large_resources.cpu],
+	),
+}
+
+factors contains resources_factor if input.resources.memoryMb > large_resources.memory_mb
+
+factors contains resources_factor if input.resources.cpu > large_resources.cpu
+
 score := min([sum([f.points | some f in factors]), 100])
 
 score_tier := "high" if score >= thresholds.high

@@ -32,3 +32,16 @@ test_every_factor_is_explained if {
 		f.points >= 0
 	}
 }
+
+test_large_resources_are_a_factor if {
+	doc := object.union(base, {"resources": {"memoryMb": 4096, "cpu": 4}})
+	fs := risk.factors with input as doc
+	some f in fs
+	f.id == "resources:large"
+	risk.tier == "medium" with input as doc
+}
+
+test_default_resources_add_nothing if {
+	doc := object.union(base, {"resources": {"memoryMb": 256, "cpu": 0.5}})
+	risk.score == 5 with input as doc
+}

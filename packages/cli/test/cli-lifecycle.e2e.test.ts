@@ -110,7 +110,14 @@ function startProcess(dataDir: string): Promise<{ child: ChildProcess; url: stri
     process.execPath,
     [bin, 'server', '--dev', '--port', '0', '--dev-idp-port', '0', '--data-dir', dataDir],
     {
-      env: { ...parent, MICROAPP_JOBS: 'off', MICROAPP_JOB_LEASE_SECONDS: '1', MICROAPP_LOG_LEVEL: 'warn' },
+      env: {
+        ...parent,
+        MICROAPP_JOBS: 'off',
+        MICROAPP_JOB_LEASE_SECONDS: '1',
+        MICROAPP_LOG_LEVEL: 'warn',
+        // One person registers 300 apps here: above the default quota on purpose.
+        MICROAPP_QUOTA_REGISTRATIONS_PER_DAY: '1000',
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     },
   );

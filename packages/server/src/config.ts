@@ -72,6 +72,10 @@ export type ServerConfig = {
   vault: (VaultSettings & { secretsBackend: 'local' | 'vault' }) | null;
   /** What one platform build (its pipeline and every step) may use, through cgroups when the host has them. */
   buildLimits: ResourceLimits;
+  /** The most an app may ask for in its manifest (`runtime.memoryMb`, `runtime.cpu`); more is refused. */
+  appMaximums: { memoryMb: number; cpu: number };
+  /** Per-person quotas: new apps registered per day, platform builds requested per hour (admins are exempt). */
+  quotas: { registrationsPerDay: number; buildsPerHour: number };
 };
 
 /** Flags from the command line; each wins over the environment, which wins over the config file. */
@@ -383,6 +387,18 @@ export function loadConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv): ServerCo
       problems.push(`${variable} must be a number from ${min} to ${max}, got "${raw}"`);
     else buildLimits[key] = n;
   }
+  const appMaximums = {
+    memoryMb: positiveInt(env, 'MICROAPP_APP_MAX_MEMORY_MB', 2048, problems),
+    cpu: Number(env.MICROAPP_APP_MAX_CPU ?? 2),
+  };
+  if (!Number.isFinite(appMaximums.cpu) || appMaximums.cpu <= 0 || appMaximums.cpu > 64)
+    problems.push(
+      `MICROAPP_APP_MAX_CPU must be a number above 0 and at most 64, got "${env.MICROAPP_APP_MAX_CPU}"`,
+    );
+  const quotas = {
+    registrationsPerDay: positiveInt(env, 'MICROAPP_QUOTA_REGISTRATIONS_PER_DAY', 20, problems),
+    buildsPerHour: positiveInt(env, 'MICROAPP_QUOTA_BUILDS_PER_HOUR', 30, problems),
+  };
   if (problems.length > 0) {
     if (!dev)
       problems.push('or run `microapp server --dev` for a local trial with a built-in identity provider');
@@ -415,6 +431,8 @@ export function loadConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv): ServerCo
     kubernetes,
     vault,
     buildLimits,
+    appMaximums,
+    quotas,
   };
 }
 

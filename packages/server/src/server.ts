@@ -160,6 +160,8 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     repo,
     audit,
     risk: options.risk ?? (engine ? createRegoRiskEvaluator(engine) : createRuleEvaluator()),
+    appMaximums: config.appMaximums,
+    registrationsPerDay: config.quotas.registrationsPerDay,
     routing: engine ? createRegoRouting(engine) : interimRouting,
     ...(engine
       ? {
@@ -337,6 +339,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   const tracing = createTracing({ ...config.otlp, serviceVersion: version });
   if (tracing.enabled) logger.info({ endpoint: config.otlp.endpoint }, 'traces go to the OTLP collector');
   const builds = createBuildService({
+    buildsPerHour: config.quotas.buildsPerHour,
     tracing,
     egress,
     ...(config.npmRegistry ? { npmRegistry: config.npmRegistry } : {}),

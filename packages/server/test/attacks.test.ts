@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
+import { gzipSync } from 'node:zlib';
 import { zipSync } from 'fflate';
 import { sql } from 'kysely';
 import { devSignIn } from '../../cli/src/login-flow.ts';
@@ -505,5 +506,79 @@ describe('uploads that expand without bound', () => {
     const fine = unzipBounded(zipSync({ 'x.json': new TextEncoder().encode('{"id":"GHSA-1"}') }));
     assert.equal(new TextDecoder().decode(fine['x.json']), '{"id":"GHSA-1"}');
     assert.throws(() => unzipBounded(new TextEncoder().encode('not a zip')), /not a readable zip/);
+  });
+});
+
+describe('one creator cannot take the platform’s resources', () => {
+  let server: TestServer;
+  let t: Awaited<ReturnType<typeof signInEveryone>>;
+  before(async () => {
+    server = await startTestServer('sqlite', {
+      env: { MICROAPP_QUOTA_REGISTRATIONS_PER_DAY: '3', MICROAPP_QUOTA_BUILDS_PER_HOUR: '2' },
+    });
+    t = await signIn(server);
+  });
+  after(() => server.stop());
+
+  test('an app asking for more than the platform gives is refused; a large request is a risk factor', async () => {
+    const greedy = await call(server, 'POST', '/api/v1/apps', {
+      token: t.dave,
+      body: lunchPoll({ name: 'greedy', runtime: { kind: 'node', memoryMb: 8192, cpu: 8 } }),
+    });
+    assert.equal(greedy.status, 400, greedy.text);
+    assert.match(greedy.body.detail, /8192 MB is more than this platform gives an app \(2048 MB\)/);
+    assert.deepEqual(
+      greedy.body.errors.map((e: { path: string }) => e.path),
+      ['/runtime/memoryMb', '/runtime/cpu'],
+    );
+    assert.equal((await call(server, 'GET', '/api/v1/apps/greedy', { token: t.dave })).status, 404);
+    const big = await call(server, 'POST', '/api/v1/apps', {
+      token: t.dave,
+      body: lunchPoll({ name: 'big-sheet', runtime: { kind: 'node', memoryMb: 1024, cpu: 2 } }),
+    });
+    assert.equal(big.status, 201, big.text);
+    assert.equal(big.body.app.tier, 'medium', 'not approved at the low tier on its own say-so');
+    assert.ok(big.body.app.assessment.factors.some((f: { id: string }) => f.id === 'resources:large'));
+  });
+
+  test('registrations and builds have a per-person quota; admins and re-registrations are not held', async () => {
+    // big-sheet above was the first new app today; two more fit.
+    for (const name of ['quota-1', 'quota-2'])
+      assert.equal(
+        (await call(server, 'POST', '/api/v1/apps', { token: t.dave, body: lunchPoll({ name }) })).status,
+        201,
+      );
+    const over = await call(server, 'POST', '/api/v1/apps', {
+      token: t.dave,
+      body: lunchPoll({ name: 'quota-3' }),
+    });
+    assert.equal(over.status, 429, over.text);
+    assert.match(over.body.detail, /3 new apps in the last 24 hours/);
+    const again = await call(server, 'POST', '/api/v1/apps', {
+      token: t.dave,
+      body: lunchPoll({ name: 'quota-1', purpose: 'Let the team vote on lunch, now on Thursdays too' }),
+    });
+    assert.ok(again.status === 200 || again.status === 201, again.text);
+    const admin = await call(server, 'POST', '/api/v1/apps', {
+      token: t.carol,
+      body: lunchPoll({ name: 'quota-admin', owner: people.carol }),
+    });
+    assert.equal(admin.status, 201, admin.text);
+
+    // Two builds an hour for this server; a third is refused before anything is queued.
+    const source = gzipSync(Buffer.from('not even a tar')).toString('base64');
+    for (const name of ['quota-1', 'quota-2']) {
+      const res = await call(server, 'POST', `/api/v1/apps/${name}/builds`, {
+        token: t.dave,
+        body: { source },
+      });
+      assert.equal(res.status, 202, res.text);
+    }
+    const third = await call(server, 'POST', '/api/v1/apps/big-sheet/builds', {
+      token: t.dave,
+      body: { source },
+    });
+    assert.equal(third.status, 429, third.text);
+    assert.match(third.body.detail, /2 builds in the last hour/);
   });
 });

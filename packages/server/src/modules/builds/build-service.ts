@@ -94,6 +94,8 @@ export function createBuildService(deps: {
    */
   cgroups?: CgroupDriver | null;
   buildLimits?: ResourceLimits;
+  /** Builds one person (not an admin) may request in an hour. */
+  buildsPerHour?: number;
 }) {
   const { db, audit } = deps;
   const timeoutMs = deps.timeoutMs ?? 15 * 60_000;
@@ -130,6 +132,20 @@ export function createBuildService(deps: {
     const app = await deps.catalog.get(principal, name);
     if (app.owner !== principal.email && !hasRole(principal, 'admin'))
       throw forbidden(`only the owner of ${name} or an admin can build it`);
+    if (deps.buildsPerHour && !hasRole(principal, 'admin')) {
+      const since = new Date(Date.parse(deps.clock.nowIso()) - 3_600_000).toISOString();
+      const row = await db
+        .selectFrom('builds')
+        .select((eb) => eb.fn.countAll<number>().as('n'))
+        .where('requested_by', '=', principal.email)
+        .where('created_at', '>=', since)
+        .executeTakeFirst();
+      if (Number(row?.n ?? 0) >= deps.buildsPerHour)
+        throw new AppError(
+          'rate_limited',
+          `you asked for ${row?.n} builds in the last hour, the most this platform allows one person (${deps.buildsPerHour}); wait a while, or build locally with \`microapp ci\``,
+        );
+    }
     if (app.state !== 'approved')
       throw conflict(
         `${name} is ${app.state.replace('_', ' ')}; a build starts once it is approved (\`microapp apps show ${name}\` says who is missing)`,

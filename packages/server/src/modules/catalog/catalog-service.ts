@@ -42,8 +42,17 @@ export function canView(
   );
 }
 
-const canonicalRisk = (i: RiskInput) =>
-  canonicalJson({ ...i, lifetimeDays: i.lifetimeDays > 90 ? 'long' : 'short' });
+// What decides whether a new revision changes the risk: lifetimes and resources by their bands, so a
+// re-registration with an unchanged manifest (or one from before resources counted) is not re-reviewed.
+const canonicalRisk = (i: RiskInput) => {
+  const { resources, ...rest } = i;
+  const large = resources && (resources.memoryMb > 512 || resources.cpu > 1);
+  return canonicalJson({
+    ...rest,
+    lifetimeDays: i.lifetimeDays > 90 ? 'long' : 'short',
+    ...(large ? { resources: 'large' } : {}),
+  });
+};
 
 /** The state a (re-)registration leaves the app in. */
 function nextState(
@@ -85,6 +94,10 @@ export function createCatalogService(deps: {
     subject: string,
     requestId?: string,
   ) => Promise<void>;
+  /** The most an app may ask for (`runtime.memoryMb`, `runtime.cpu`). */
+  appMaximums?: { memoryMb: number; cpu: number };
+  /** New apps one person (not an admin) may register in 24 hours. */
+  registrationsPerDay?: number;
 }) {
   const { db, repo, audit, risk, routing } = deps;
 
@@ -101,6 +114,44 @@ export function createCatalogService(deps: {
       throw forbidden(
         `you can register apps you own (owner: ${principal.email}); ask an admin to register one for ${owner}`,
       );
+    const max = deps.appMaximums;
+    const asked = manifest.runtime;
+    const tooMuch = [
+      max && asked?.memoryMb !== undefined && asked.memoryMb > max.memoryMb
+        ? {
+            path: '/runtime/memoryMb',
+            message: `${asked.memoryMb} MB is more than this platform gives an app (${max.memoryMb} MB)`,
+          }
+        : null,
+      max && asked?.cpu !== undefined && asked.cpu > max.cpu
+        ? {
+            path: '/runtime/cpu',
+            message: `${asked.cpu} CPU is more than this platform gives an app (${max.cpu})`,
+          }
+        : null,
+    ].filter((d): d is { path: string; message: string } => d !== null);
+    if (tooMuch.length)
+      throw new AppError(
+        'validation_failed',
+        `${tooMuch.map((d) => d.message).join('; ')}: ask for less, or ask the platform team (MICROAPP_APP_MAX_MEMORY_MB, MICROAPP_APP_MAX_CPU)`,
+        tooMuch,
+      );
+    if (deps.registrationsPerDay && !isAdmin && !(await repo.findApp(db, manifest.name, true))) {
+      const since = new Date(
+        Date.parse(deps.clock?.nowIso() ?? new Date().toISOString()) - 86_400_000,
+      ).toISOString();
+      const row = await db
+        .selectFrom('apps')
+        .select((eb) => eb.fn.countAll<number>().as('n'))
+        .where('registered_by', '=', principal.userId)
+        .where('created_at', '>=', since)
+        .executeTakeFirst();
+      if (Number(row?.n ?? 0) >= deps.registrationsPerDay)
+        throw new AppError(
+          'rate_limited',
+          `you registered ${row?.n} new apps in the last 24 hours, the most this platform allows one person (${deps.registrationsPerDay}); try again tomorrow, or ask a platform admin to register it`,
+        );
+    }
     const department =
       owner === principal.email
         ? principal.department

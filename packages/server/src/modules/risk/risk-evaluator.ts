@@ -1,4 +1,5 @@
 import type { Manifest } from '../catalog/manifest-schema.ts';
+import { defaultLimits } from '../runtime/cgroups.ts';
 import { type RiskRules, riskRules, type Tier, tiers } from './risk-rules.ts';
 
 /** One reason the score went up, with its points and the lowest tier it forces. */
@@ -21,6 +22,8 @@ export type RiskInput = {
   secrets: string[];
   audience: { department: string | null; maxUsers: number | null };
   lifetimeDays: number;
+  /** What the app asks to run with (absent in assessments made before it counted). */
+  resources?: { memoryMb: number; cpu: number };
 };
 
 /** A policy decision that produced a result, for the decision log. */
@@ -54,6 +57,10 @@ export function riskInputOf(manifest: Manifest, today = new Date()): RiskInput {
       maxUsers: manifest.audience?.maxUsers ?? null,
     },
     lifetimeDays,
+    resources: {
+      memoryMb: manifest.runtime?.memoryMb ?? defaultLimits.memoryMb,
+      cpu: manifest.runtime?.cpu ?? defaultLimits.cpu,
+    },
   };
 }
 
@@ -114,6 +121,14 @@ export function createRuleEvaluator(rules: RiskRules = riskRules): RiskEvaluator
           points: rules.lifetime.longPoints,
           minTier: rules.lifetime.minTier,
           explanation: `expected to live ${input.lifetimeDays} days (more than ${rules.lifetime.shortDays})`,
+        });
+      const r = input.resources;
+      if (r && (r.memoryMb > rules.resources.memoryMbAbove || r.cpu > rules.resources.cpuAbove))
+        factors.push({
+          id: 'resources:large',
+          points: rules.resources.points,
+          minTier: rules.resources.minTier,
+          explanation: `asks for ${r.memoryMb} MB of memory and ${r.cpu} CPU (more than ${rules.resources.memoryMbAbove} MB or ${rules.resources.cpuAbove} CPU)`,
         });
       const score = Math.min(
         100,

@@ -26,6 +26,8 @@ export const riskRules = {
   secrets: { pointsEach: 5, maxPoints: 10, minTier: 'low' as Tier },
   audience: { largeAbove: 100, largePoints: 10, companyWidePoints: 10, minTier: 'medium' as Tier },
   lifetime: { shortDays: 90, longPoints: 10, minTier: 'medium' as Tier },
+  /** An app asking for more than this runs on more of the shared machine: someone should look at why. */
+  resources: { memoryMbAbove: 512, cpuAbove: 1, points: 10, minTier: 'medium' as Tier },
 };
 
 export type RiskRules = typeof riskRules;
