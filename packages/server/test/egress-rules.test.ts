@@ -8,7 +8,7 @@ import { compile, toValue } from '@microapp/rego';
 import fc from 'fast-check';
 import { adjustableClock } from '../src/clock.ts';
 import { isPublicAddress, normalizeHost } from '../src/modules/egress/addresses.ts';
-import { inspect, looksLikeCsv, maskText, readBody } from '../src/modules/egress/dlp.ts';
+import { inspect, looksLikeCsv, maskText, readBody, requestText } from '../src/modules/egress/dlp.ts';
 import {
   createEgressBroker,
   type DlpInput,
@@ -225,7 +225,7 @@ describe('egress rules', () => {
       ['card_number'],
     );
     assert.equal(
-      gz.mask!(new Set(['card_number'])).toString(),
+      gz.mask!(new Set(['card_number']))!.toString(),
       'pay **** **** **** 1111',
       'sent uncompressed',
     );
@@ -241,7 +241,7 @@ describe('egress rules', () => {
       ['card_number', 'email'],
     );
     assert.equal(
-      form.mask!(new Set(['card_number', 'email'])).toString(),
+      form.mask!(new Set(['card_number', 'email']))!.toString(),
       'note=card+****+****+****+1111&to=***%40example.org',
     );
     const binary = readBody(Buffer.from([0xff, 0xfe, ...Buffer.from(` ${card} `)]), {}, 1 << 20);
@@ -255,6 +255,99 @@ describe('egress rules', () => {
     assert.equal(readBody(Buffer.from('not gzip'), { 'content-encoding': 'gzip' }, 1 << 20).text, null);
     const bomb = gzipSync(Buffer.alloc(4 << 20));
     assert.equal(readBody(bomb, { 'content-encoding': 'gzip' }, 1 << 20).text, null, 'a decompression bomb');
+  });
+
+  test('DLP is not fooled by the easy ways around it (the attacks that passed it once)', () => {
+    const card = '4111111111111111';
+    const kinds = (s: string) => [...new Set(inspect(s).map((f) => f.kind))];
+    const fullWidth = [...card].map((d) => String.fromCharCode(0xff10 + Number(d))).join('');
+    const arabic = [...card].map((d) => String.fromCharCode(0x0660 + Number(d))).join('');
+    const escaped = [...card].map((d) => `\\u00${d.charCodeAt(0).toString(16)}`).join('');
+    for (const [how, text] of [
+      ['JSON \\u escapes', `{"pan":"${escaped}"}`],
+      ['full-width digits', `card ${fullWidth}`],
+      ['Arabic-Indic digits', `card ${arabic}`],
+      ['dots between the groups', 'card 4111.1111.1111.1111'],
+      ['slashes between the groups', 'card 4111/1111/1111/1111'],
+      ['zero-width spaces inside', `card ${[...card].join('\u200b')}`],
+      ['split across JSON array items', '{"pan":[4111, 1111, 1111, 1111]}'],
+      ['split across JSON string items', '{"pan":["4111","1111","1111","1111"]}'],
+    ] as const)
+      assert.deepEqual(kinds(text), ['card_number'], how);
+    assert.deepEqual(kinds('ssn: 123456789'), ['national_id'], 'an SSN without dashes, where it says so');
+    assert.deepEqual(kinds('SSN 123 45 6789'), ['national_id'], 'with spaces');
+    assert.deepEqual(kinds('order 123456789 shipped'), [], 'nine digits alone are not an SSN');
+    // UTF-16, and multipart parts in base64 or gzip, are read decoded.
+    const utf16 = readBody(
+      Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(`card ${card}`, 'utf16le')]),
+      {},
+      1 << 20,
+    );
+    assert.deepEqual(kinds(utf16.text ?? ''), ['card_number'], 'UTF-16 with a byte-order mark');
+    const utf16NoBom = readBody(
+      Buffer.from(`card ${card}`, 'utf16le'),
+      { 'content-type': 'text/plain' },
+      1 << 20,
+    );
+    assert.deepEqual(kinds(utf16NoBom.text ?? ''), ['card_number'], 'UTF-16 without one');
+    const multipart = (part: string, body: Buffer) =>
+      Buffer.concat([
+        Buffer.from(`--b\r\nContent-Disposition: form-data; name="f"\r\n${part}\r\n\r\n`),
+        body,
+        Buffer.from('\r\n--b--\r\n'),
+      ]);
+    const mp = { 'content-type': 'multipart/form-data; boundary=b' };
+    const b64 = readBody(
+      multipart(
+        'Content-Transfer-Encoding: base64',
+        Buffer.from(Buffer.from(`pan ${card}`).toString('base64')),
+      ),
+      mp,
+      1 << 20,
+    );
+    assert.deepEqual(kinds(b64.text ?? ''), ['card_number'], 'a base64 part');
+    assert.equal(b64.mask, null, 'which cannot be masked in place: a mask becomes a refusal');
+    const gz = readBody(multipart('Content-Type: application/gzip', gzipSync(`pan ${card}`)), mp, 1 << 20);
+    assert.deepEqual(kinds(gz.text ?? ''), ['card_number'], 'a gzip part');
+    // A masked body that still hides a value, undisguised, is not sent masked: it is refused.
+    const disguised = readBody(Buffer.from(`card ${fullWidth}`), { 'content-type': 'text/plain' }, 1 << 20);
+    assert.equal(disguised.mask!(new Set(['card_number'])), null);
+    // The path, the query string and the headers are read as well as the body.
+    const meta = requestText(`/pay/${card}?note=${encodeURIComponent(`ssn 123-45-6789`)}`, {
+      'x-customer-email': 'ann.lee@example.org',
+      authorization: 'Bearer 4111111111111111',
+    });
+    assert.deepEqual(kinds(meta).sort(), ['card_number', 'email', 'national_id']);
+    assert.ok(!meta.includes('Bearer'), 'credentials are not read as content');
+  });
+
+  test('the broker refuses personal data in a query string when the app is not approved for it', async () => {
+    const broker = createEgressBroker({
+      db: null as never,
+      clock: adjustableClock(),
+      audit: {
+        record: async () => {
+          throw new Error('decide() writes nothing');
+        },
+      },
+      dir: '/nonexistent',
+      policy: async () => [],
+      resolve: async () => ['93.184.215.14'],
+    });
+    const app = brokeredApp(['api.partner.example.com']);
+    const req = (url: string, headers: Record<string, string> = {}) =>
+      ({
+        headers: { host: 'api.partner.example.com', ...headers },
+        method: 'GET',
+        url: `http://api.partner.example.com${url}`,
+      }) as unknown as IncomingMessage;
+    const query = await broker.decide(app, req('/lookup?card=4111111111111111'), Buffer.alloc(0));
+    assert.equal(query.allowed, false, 'a card number in the query string');
+    assert.match(!query.allowed ? query.reason : '', /card number/);
+    const header = await broker.decide(app, req('/lookup', { 'x-ssn': '123-45-6789' }), Buffer.alloc(0));
+    assert.equal(header.allowed, false, 'a national identifier in a header');
+    const clean = await broker.decide(app, req('/lookup?q=weather'), Buffer.alloc(0));
+    assert.equal(clean.allowed, true, !clean.allowed ? clean.reason : '');
   });
 
   test('a CSV file is known by its type, its name, a multipart part or its shape, and JSON is not one', () => {

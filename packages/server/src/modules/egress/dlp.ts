@@ -56,8 +56,13 @@ function locate(text: string): Match[] {
     const iban = m[0].replace(/ /g, '').toUpperCase();
     if (iban.length >= 15 && iban.length <= 34 && ibanValid(iban)) at('iban', m, iban);
   }
-  for (const m of text.matchAll(/\b(\d{3})-(\d{2})-(\d{4})\b/g)) {
-    const [area, group, serial] = [Number(m[1]), Number(m[2]), Number(m[3])];
+  // With dashes or spaces anywhere; nine digits in a row only where the text says it is one.
+  for (const m of text.matchAll(
+    /\b(\d{3})[- ](\d{2})[- ](\d{4})\b|(?<=(?:ssn|social security(?: number)?|social_security|taxpayer id|tin)\W{0,20})\b(\d{3})(\d{2})(\d{4})\b/gi,
+  )) {
+    const [area, group, serial] = (m[1] === undefined ? [m[4], m[5], m[6]] : [m[1], m[2], m[3]]).map(
+      Number,
+    ) as [number, number, number];
     if (area !== 0 && area !== 666 && area < 900 && group !== 0 && serial !== 0) at('national_id', m, m[0]);
   }
   for (const m of text.matchAll(/\b[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9.-]{1,190}\.[A-Za-z]{2,24}\b/g))
@@ -68,10 +73,60 @@ function locate(text: string): Match[] {
   return kept;
 }
 
-/** Looks for personal and payment data in text; what it reports holds masked samples, never a value. */
+const zeroWidth = /[\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]/g;
+
+/** The value of any Unicode decimal digit: Unicode keeps each script's digits as a run of ten from zero. */
+function digitValue(c: string): string {
+  const cp = c.codePointAt(0)!;
+  let start = cp;
+  while (start > 0 && /\p{Nd}/u.test(String.fromCodePoint(start - 1)) && cp - start < 40) start--;
+  return String((cp - start) % 10);
+}
+
+/**
+ * Text as DLP reads it, undisguised: JSON and JavaScript escapes decoded, NFKC (full-width digits and
+ * letters become ASCII), every script's decimal digits as ASCII ones, zero-width and bidirectional
+ * characters dropped, `.`, `/`, `_` and `·` between digits read as spaces, and the items of a JSON array
+ * of digit groups (`[4111, 1111, 1111, 1111]`) read as one spaced number.
+ */
+export function undisguise(text: string): string {
+  return text
+    .replace(/\\+u\{([0-9a-fA-F]{1,6})\}/g, (m, h: string) => {
+      const cp = Number.parseInt(h, 16);
+      return cp <= 0x10ffff ? String.fromCodePoint(cp) : m;
+    })
+    .replace(/\\+u([0-9a-fA-F]{4})/g, (_, h: string) => String.fromCharCode(Number.parseInt(h, 16)))
+    .replace(/\\+x([0-9a-fA-F]{2})/g, (_, h: string) => String.fromCharCode(Number.parseInt(h, 16)))
+    .normalize('NFKC')
+    .replace(zeroWidth, '')
+    .replace(/\p{Nd}/gu, (c) => (c >= '0' && c <= '9' ? c : digitValue(c)))
+    .replace(/(?<=\d)[./_\u00b7\u2022](?=\d)/g, ' ')
+    .replace(/\[\s*"?\d{2,6}"?(?:\s*,\s*"?\d{2,6}"?){1,8}\s*\]/g, (m) => m.replace(/[^\d]+/g, ' ').trim());
+}
+
+/**
+ * Looks for personal and payment data in text, as written and undisguised (see `undisguise`); what it
+ * reports holds masked samples, never a value.
+ */
 export function inspect(text: string): DlpFinding[] {
   const byKind = new Map<DlpKind, string[]>();
-  for (const m of locate(text)) byKind.set(m.kind, [...(byKind.get(m.kind) ?? []), m.value]);
+  const plain = locate(text);
+  const clear = undisguise(text);
+  // The undisguised reading adds what the plain one missed: per value, the larger of the two counts.
+  const key = (m: Match) => `${m.kind}:${m.value.replace(/\D/g, '') || m.value.toLowerCase()}`;
+  const counted = new Map<string, number>();
+  for (const m of plain) counted.set(key(m), (counted.get(key(m)) ?? 0) + 1);
+  const extra = clear === text ? [] : locate(clear);
+  const again = new Map<string, number>();
+  const found = [
+    ...plain,
+    ...extra.filter((m) => {
+      const n = (again.get(key(m)) ?? 0) + 1;
+      again.set(key(m), n);
+      return n > (counted.get(key(m)) ?? 0);
+    }),
+  ];
+  for (const m of found) byKind.set(m.kind, [...(byKind.get(m.kind) ?? []), m.value]);
   return [...byKind].map(([kind, values]) => ({
     kind,
     count: values.length,
@@ -133,7 +188,7 @@ export function readBody(
   body: Buffer,
   headers: { 'content-encoding'?: string | undefined; 'content-type'?: string | undefined },
   limit: number,
-): { text: string | null; mask: ((kinds: ReadonlySet<DlpKind>) => Buffer) | null } {
+): { text: string | null; mask: ((kinds: ReadonlySet<DlpKind>) => Buffer | null) | null } {
   const encoding = (headers['content-encoding'] ?? 'identity').trim().toLowerCase();
   let raw = body;
   try {
@@ -144,24 +199,139 @@ export function readBody(
   } catch {
     return { text: null, mask: null };
   }
+  const contentType = headers['content-type'] ?? '';
+  // Parts that are base64 or compressed, and UTF-16 text, are read decoded; the broker cannot mask them.
+  const parts = multipartText(raw, contentType, limit);
+  if (parts?.decoded) return { text: parts.text, mask: null };
+  // Both readings: what looks like UTF-16 may be bytes that only start like it.
+  const utf16 = decodeText(raw.subarray(0, 1024), contentType);
+  if (utf16 !== raw.subarray(0, 1024).toString('utf8'))
+    return { text: `${decodeText(raw, contentType)}\n${raw.toString('latin1')}`, mask: null };
   let text: string;
   try {
     text = new TextDecoder('utf-8', { fatal: true }).decode(raw);
   } catch {
     return { text: raw.toString('latin1'), mask: null };
   }
+  // A masked body is read again, undisguised: a value hidden from the masking (escaped, in another
+  // script's digits, split up) that is still there means the body cannot be masked, only refused.
+  const checked = (kinds: ReadonlySet<DlpKind>, masked: string, asText: string) =>
+    inspect(asText).some((f) => kinds.has(f.kind)) ? null : Buffer.from(masked);
   if (!/^application\/x-www-form-urlencoded\b/i.test(headers['content-type'] ?? ''))
-    return { text, mask: (kinds) => Buffer.from(maskText(text, kinds)) };
+    return {
+      text,
+      mask: (kinds) => {
+        const masked = maskText(text, kinds);
+        return checked(kinds, masked, masked);
+      },
+    };
   const fields = [...new URLSearchParams(text)];
   return {
     text: fields.flat().join('\n'),
-    mask: (kinds) =>
-      Buffer.from(
-        new URLSearchParams(
-          fields.map(([k, v]): [string, string] => [maskText(k, kinds), maskText(v, kinds)]),
-        ).toString(),
-      ),
+    mask: (kinds) => {
+      const maskedFields = fields.map(([k, v]): [string, string] => [maskText(k, kinds), maskText(v, kinds)]);
+      return checked(kinds, new URLSearchParams(maskedFields).toString(), maskedFields.flat().join('\n'));
+    },
   };
+}
+
+/** Headers that say how to carry a request, not what it says; credentials are the broker's own concern. */
+const notContent = new Set([
+  'host',
+  'content-length',
+  'content-type',
+  'content-encoding',
+  'transfer-encoding',
+  'connection',
+  'keep-alive',
+  'accept',
+  'accept-encoding',
+  'accept-language',
+  'user-agent',
+  'authorization',
+  'proxy-authorization',
+  'traceparent',
+  'tracestate',
+]);
+
+/**
+ * What a request carries besides its body, as text for DLP: its path and query string decoded (a value in
+ * a query is as much sent as one in a body), and the values of its headers.
+ */
+export function requestText(path: string, headers: Record<string, string | string[] | undefined>): string {
+  const decode = (s: string) => {
+    try {
+      return decodeURIComponent(s.replace(/\+/g, ' '));
+    } catch {
+      return s;
+    }
+  };
+  const [pathname = '', query = ''] = path.split('?', 2);
+  const lines = [decode(pathname), ...query.split('&').map(decode)];
+  for (const [name, value] of Object.entries(headers))
+    if (value !== undefined && !notContent.has(name.toLowerCase()))
+      lines.push(...(Array.isArray(value) ? value : [value]));
+  return lines.join('\n');
+}
+
+/**
+ * The parts of a multipart body, each decoded the way its own headers say (base64, quoted-printable, or
+ * gzip), as text for DLP; null when the body is not multipart.
+ */
+function multipartText(
+  raw: Buffer,
+  contentType: string,
+  limit: number,
+): { text: string; decoded: boolean } | null {
+  const boundary = /boundary="?([^";]+)"?/i.exec(contentType)?.[1];
+  if (!/^multipart\//i.test(contentType) || !boundary) return null;
+  const out: string[] = [];
+  let decoded = false;
+  for (const part of raw.toString('latin1').split(`--${boundary}`)) {
+    const split = part.indexOf('\r\n\r\n');
+    if (split < 0) continue;
+    const head = part.slice(0, split);
+    let bytes = Buffer.from(part.slice(split + 4).replace(/\r\n$/, ''), 'latin1');
+    const before = bytes;
+    if (/^content-transfer-encoding:\s*base64/im.test(head))
+      bytes = Buffer.from(bytes.toString('latin1').replace(/\s+/g, ''), 'base64');
+    else if (/^content-transfer-encoding:\s*quoted-printable/im.test(head))
+      bytes = Buffer.from(
+        bytes
+          .toString('latin1')
+          .replace(/=\r?\n/g, '')
+          .replace(/=([0-9A-F]{2})/gi, (_, h: string) => String.fromCharCode(Number.parseInt(h, 16))),
+        'latin1',
+      );
+    if (bytes[0] === 0x1f && bytes[1] === 0x8b)
+      try {
+        bytes = gunzipSync(bytes, { maxOutputLength: limit });
+      } catch {}
+    const text = decodeText(bytes, head);
+    if (bytes !== before || text !== bytes.toString('utf8')) decoded = true;
+    out.push(head, text);
+  }
+  return { text: out.join('\n'), decoded };
+}
+
+/** Bytes as text: UTF-16 when a byte-order mark or a charset says so (or every other byte is zero), else UTF-8. */
+function decodeText(bytes: Buffer, contentType: string): string {
+  const charset = /charset="?([\w-]+)/i.exec(contentType)?.[1]?.toLowerCase();
+  const zeros = (from: number) => {
+    let n = 0;
+    for (let i = from; i < Math.min(bytes.length, 512); i += 2) if (bytes[i] === 0) n++;
+    return n > Math.min(bytes.length, 512) / 4;
+  };
+  if (
+    (bytes[0] === 0xff && bytes[1] === 0xfe) ||
+    charset === 'utf-16le' ||
+    (charset === 'utf-16' && bytes[0] !== 0xfe) ||
+    zeros(1)
+  )
+    return new TextDecoder('utf-16le').decode(bytes);
+  if ((bytes[0] === 0xfe && bytes[1] === 0xff) || charset === 'utf-16be' || zeros(0))
+    return new TextDecoder('utf-16be').decode(bytes);
+  return bytes.toString('utf8');
 }
 
 /**

@@ -26,8 +26,11 @@ import type { AuditService } from '../audit/audit-service.ts';
 import type { Manifest } from '../catalog/manifest-schema.ts';
 import type { ResolvedConnector } from '../connectors/connector-service.ts';
 import { isPublicAddress, normalizeHost } from './addresses.ts';
-import { type DlpFinding, type DlpKind, dlpClassFor, inspect, looksLikeCsv, readBody } from './dlp.ts';
+import type { DlpFinding } from './dlp.ts';
+import { createDlpCheck, type DlpInput, type DlpVerdict } from './egress-dlp.ts';
 import { clientHello, serverName } from './tls-hello.ts';
+
+export { type DlpInput, type DlpVerdict, dlpVerdictOf } from './egress-dlp.ts';
 
 export const shimFile = join(import.meta.dirname, 'shim.cjs');
 export const buildProxyFile = join(import.meta.dirname, 'build-proxy.cjs');
@@ -62,38 +65,6 @@ export type EgressDecision =
       dlp?: { masked: DlpFinding[]; flagged: DlpFinding[] };
     }
   | { allowed: false; status: number; reason: string; host: string | null; findings?: DlpFinding[] };
-
-/** What the broker asks the `microapp.dlp` pack about one request whose body holds something. */
-export type DlpInput = {
-  request: {
-    method: 'egress';
-    host: string;
-    scheme: string;
-    verb: string;
-    path: string;
-    connector?: string;
-    csv: boolean;
-  };
-  destination: { type: 'connector' | 'host'; name: string; dataClasses: string[] };
-  findings: { kind: DlpKind; count: number; dataClass: string; permitted: boolean }[];
-  manifest: Manifest;
-  app: { name: string; owner: string; department: string | null; tier: string };
-};
-
-/** Its answer: kinds (or the pack's own reasons, such as `csv_export`) to block, mask and flag. */
-export type DlpVerdict = { block: string[]; mask: string[]; flag: string[] };
-
-/**
- * The `microapp.dlp` pack's result as a verdict. Without one (no policy engine, or no pack: an organization
- * cannot remove it, but be strict anyway) what the destination may not receive is blocked.
- */
-export function dlpVerdictOf(result: unknown, input: DlpInput): DlpVerdict {
-  if (!result || typeof result !== 'object')
-    return { block: input.findings.filter((f) => !f.permitted).map((f) => f.kind), mask: [], flag: [] };
-  const r = result as Record<string, unknown>;
-  const kinds = (v: unknown) => (Array.isArray(v) ? v.map(String) : []);
-  return { block: kinds(r.block), mask: kinds(r.mask), flag: kinds(r.flag) };
-}
 
 const maxBody = 5 * 1024 * 1024;
 const hopByHop = new Set([
@@ -298,18 +269,10 @@ export function createEgressBroker(deps: {
     }
     const denied = await policyRefusal(app, asked, scheme, req.method ?? 'GET', connectorId);
     if (denied) return denied;
-    let dlp: Pick<Extract<EgressDecision, { allowed: true }>, 'body' | 'dlp'> = {};
-    if (body.length) {
-      const verdict = await dlpRefusal(app, req, body, {
-        asked,
-        scheme,
-        path,
-        mayReceive,
-        connector,
-      });
-      if ('allowed' in verdict) return verdict;
-      dlp = verdict;
-    }
+    // Every request is read, not only those with a body: a query string or a header carries data too.
+    const verdict = await dlpCheck(app, req, body, { asked, scheme, path, mayReceive, connector });
+    if ('allowed' in verdict) return verdict;
+    const dlp = verdict;
     const finalPort = port ?? (scheme === 'https' ? 443 : 80);
     const base = {
       host,
@@ -328,108 +291,7 @@ export function createEgressBroker(deps: {
   type Refusal = Extract<EgressDecision, { allowed: false }>;
 
   const kindName = (kind: string) => kind.replace('_', ' ');
-  const described = (fs: DlpFinding[]) =>
-    fs.map((f) => `${kindName(f.kind)} (${f.count}: ${f.samples.join(', ')})`).join(' and ');
-
-  /**
-   * DLP on a request's body: what it holds (card numbers, IBANs, national identifiers, e-mail addresses;
-   * whether it is a CSV file) and, when it holds any, the `microapp.dlp` pack's answer: a refusal that
-   * names what was found (masked) and why, or the body to send (masked where the pack said so) and what
-   * was masked or flagged.
-   */
-  async function dlpRefusal(
-    app: BrokeredApp,
-    req: IncomingMessage,
-    body: Buffer,
-    at: {
-      asked: string;
-      scheme: string;
-      path: string;
-      mayReceive: Set<string>;
-      connector: { id: string; dataClasses: string[] } | null;
-    },
-  ): Promise<Refusal | Pick<Extract<EgressDecision, { allowed: true }>, 'body' | 'dlp'>> {
-    const read = readBody(
-      body,
-      { 'content-encoding': req.headers['content-encoding'], 'content-type': req.headers['content-type'] },
-      maxBody * 4,
-    );
-    if (read.text === null)
-      return {
-        allowed: false,
-        status: 415,
-        host: at.asked,
-        reason: `the broker reads every request body it sends, and cannot read this one (Content-Encoding: ${req.headers['content-encoding']}): send it uncompressed or as gzip, deflate or br`,
-      };
-    const findings = inspect(read.text);
-    const csv = looksLikeCsv(req.headers['content-type'], at.path, read.text);
-    if (!findings.length && !csv) return {};
-    const input: DlpInput = {
-      request: {
-        method: 'egress',
-        host: at.asked,
-        scheme: at.scheme,
-        verb: (req.method ?? 'GET').toUpperCase(),
-        path: at.path,
-        ...(at.connector ? { connector: at.connector.id } : {}),
-        csv,
-      },
-      destination: at.connector
-        ? { type: 'connector', name: at.connector.id, dataClasses: at.connector.dataClasses }
-        : { type: 'host', name: at.asked, dataClasses: [] },
-      findings: findings.map((f) => ({
-        kind: f.kind,
-        count: f.count,
-        dataClass: dlpClassFor[f.kind],
-        permitted: at.mayReceive.has(dlpClassFor[f.kind]),
-      })),
-      manifest: app.manifest,
-      app: { name: app.name, owner: app.owner, department: app.department, tier: app.tier },
-    };
-    const verdict = deps.dlp ? await deps.dlp(input, app.name) : dlpVerdictOf(null, input);
-    const of = (kinds: string[]) => findings.filter((f) => kinds.includes(f.kind));
-    const blocked = of(verdict.block);
-    const masked = of(verdict.mask).filter((f) => !verdict.block.includes(f.kind));
-    const flagged = of(verdict.flag).filter(
-      (f) => !verdict.block.includes(f.kind) && !verdict.mask.includes(f.kind),
-    );
-    const others = verdict.block.filter((k) => !(k in dlpClassFor));
-    const to = at.connector ? `the connector ${at.connector.id}` : at.asked;
-    if (blocked.length || others.length) {
-      const reasons: string[] = [];
-      if (blocked.length) {
-        const classes = [...new Set(blocked.map((f) => dlpClassFor[f.kind]))];
-        const needed = `${classes.join(' and ')} data class${classes.length > 1 ? 'es' : ''}`;
-        const unpermitted = blocked.some((f) => !at.mayReceive.has(dlpClassFor[f.kind]));
-        reasons.push(
-          `the request carries ${described(blocked)}, which ${
-            unpermitted
-              ? `${app.name} may not send to ${to} (it would need the ${needed}${at.connector ? ' on both' : ''})`
-              : `the organization's DLP policy does not let ${app.name} send to ${to}`
-          }`,
-        );
-      }
-      for (const k of others)
-        reasons.push(
-          k === 'csv_export'
-            ? `${app.name} handles personal data and this is a CSV export to ${to}, which is not approved for personal data (pii)`
-            : `the organization's DLP policy refuses it (${k})`,
-        );
-      return { allowed: false, status: 451, host: at.asked, findings: blocked, reason: reasons.join('; ') };
-    }
-    if (masked.length && !read.mask)
-      return {
-        allowed: false,
-        status: 451,
-        host: at.asked,
-        findings: masked,
-        reason: `the request carries ${described(masked)}, which the organization's DLP policy masks before it goes to ${to}, and the body is not text the broker can mask: send it as text`,
-      };
-    return {
-      ...(masked.length && read.mask ? { body: read.mask(new Set(masked.map((f) => f.kind))) } : {}),
-      ...(masked.length || flagged.length ? { dlp: { masked, flagged } } : {}),
-    };
-  }
+  const dlpCheck = createDlpCheck({ dlp: deps.dlp, maxBody });
 
   function addressRefusal(asked: string): Refusal | null {
     return isIP(asked)
