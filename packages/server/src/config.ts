@@ -76,6 +76,8 @@ export type ServerConfig = {
   appMaximums: { memoryMb: number; cpu: number };
   /** Per-person quotas: new apps registered per day, platform builds requested per hour (admins are exempt). */
   quotas: { registrationsPerDay: number; buildsPerHour: number };
+  /** The first host uid of the range apps run as, each app one of the 60,000 after it (never 0). */
+  sandboxUidBase: number;
 };
 
 /** Flags from the command line; each wins over the environment, which wins over the config file. */
@@ -395,6 +397,11 @@ export function loadConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv): ServerCo
     problems.push(
       `MICROAPP_APP_MAX_CPU must be a number above 0 and at most 64, got "${env.MICROAPP_APP_MAX_CPU}"`,
     );
+  const sandboxUidBase = positiveInt(env, 'MICROAPP_SANDBOX_UID_BASE', 200_000, problems);
+  if (sandboxUidBase + 60_000 > 2 ** 31 - 2)
+    problems.push(
+      `MICROAPP_SANDBOX_UID_BASE must leave room for 60,000 uids below 2^31, got ${sandboxUidBase}`,
+    );
   const quotas = {
     registrationsPerDay: positiveInt(env, 'MICROAPP_QUOTA_REGISTRATIONS_PER_DAY', 20, problems),
     buildsPerHour: positiveInt(env, 'MICROAPP_QUOTA_BUILDS_PER_HOUR', 30, problems),
@@ -433,6 +440,7 @@ export function loadConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv): ServerCo
     buildLimits,
     appMaximums,
     quotas,
+    sandboxUidBase,
   };
 }
 

@@ -316,6 +316,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   });
   const appLogs = createAppLogs({ db: db.kysely, clock, retention: config.logRetention });
   const deployments = createDeploymentService({
+    sandboxUidBase: config.sandboxUidBase,
     appLogs,
     db: db.kysely,
     audit,

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { type AddressInfo, connect } from 'node:net';
 import { networkInterfaces, tmpdir } from 'node:os';
@@ -64,6 +64,7 @@ const attacks = {
     return started;
   },
   'proc-host-details': () => Object.fromEntries(['/proc/cmdline', '/proc/1/cmdline', '/proc/timer_list', '/proc/kallsyms', '/proc/sched_debug'].map((f) => [f, tryIt(() => fs.readFileSync(f, 'utf8').slice(0, 4000))])),
+  'setuid-copy': () => tryIt(() => { fs.copyFileSync('/usr/bin/su', '/data/su'); fs.chmodSync('/data/su', 0o4755); fs.writeFileSync('/data/made-by-app', 'x'); return process.getuid(); }),
   'cpu-hog': () => { const end = Date.now() + 1500; while (Date.now() < end) {} return 'done'; },
   'memory-bomb': () => { const keep = []; for (;;) keep.push(Buffer.alloc(1 << 20, 1)); },
 };
@@ -107,6 +108,7 @@ describe('escape suite: a hostile app stays in its sandbox', () => {
         entry: 'server.js',
         secrets: { NEIGHBOUR_TOKEN: 'neighbour-canary' },
         limits,
+        hostUid: 123_456,
       },
       cgroups,
     );
@@ -119,6 +121,7 @@ describe('escape suite: a hostile app stays in its sandbox', () => {
         entry: 'server.js',
         memoryMb: limits.memoryMb,
         limits,
+        hostUid: 123_457,
         env: {
           HOST_PORT: String((host.address() as AddressInfo).port),
           HOST_ADDRESS: hostAddress,
@@ -182,6 +185,19 @@ describe('escape suite: a hostile app stays in its sandbox', () => {
     const init = v['/proc/1/cmdline']!;
     assert.ok(!init.ok || !init.value!.includes(dir), `/proc/1/cmdline shows host paths: ${init.value}`);
     assert.ok(!init.ok || !init.value!.includes('hostile-sock'), 'nor the socket folder');
+  });
+  test('15a. what the app writes belongs to an unprivileged host user, so a setuid copy is worth nothing', async () => {
+    const v = (await attack('setuid-copy')) as { ok: boolean; value?: number };
+    assert.equal(v.ok, true, JSON.stringify(v));
+    for (const f of ['made-by-app', 'su']) {
+      const st = statSync(join(dir, 'hostile-data', f));
+      assert.equal(st.uid, 123_457, `${f} belongs to the app's own host user, not root`);
+      assert.notEqual(st.uid, 0);
+    }
+    assert.ok(
+      !readdirSync(join(dir)).includes('neighbour-data') ||
+        statSync(join(dir, 'neighbour-data')).uid === 123_456,
+    );
   });
   test('9. the host’s processes in /proc', async () => {
     const v = (await attack('host-proc')) as { value: number };

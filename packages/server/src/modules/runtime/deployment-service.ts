@@ -20,6 +20,7 @@ import { readArtifact, type UnpackLimits } from '../signing/artifact-contents.ts
 import type { VersionsService } from '../signing/versions-service.ts';
 import type { AppLogs } from './app-logs.ts';
 import { type CgroupDriver, defaultLimits } from './cgroups.ts';
+import { defaultSandboxUidBase, hostUidFor } from './host-user.ts';
 import { type KubernetesSettings, renderKubernetes } from './kubernetes-manifests.ts';
 import { type SandboxedProcess, type SandboxSpec, startSandboxed } from './sandbox.ts';
 
@@ -72,6 +73,8 @@ export function createDeploymentService(deps: {
   runtimeDir: string;
   /** How far an artifact may expand when it is unpacked to run. */
   unpackLimits?: UnpackLimits;
+  /** The first of the host uids apps run as (each app gets one of the 60,000 after it). */
+  sandboxUidBase?: number;
   /** Stop apps after this long without a request; 0 keeps them running. */
   idleMs?: number;
   /** Why an app may not run now (stopped for inactivity, decommissioned), or null. */
@@ -360,6 +363,8 @@ export function createDeploymentService(deps: {
         MICROAPP_APP: target.name,
       },
       memoryMb: target.manifest.runtime?.memoryMb ?? defaultLimits.memoryMb,
+      // An unprivileged host user of the app's own owns what it writes (see host-user.ts).
+      hostUid: hostUidFor(target.appId, deps.sandboxUidBase ?? defaultSandboxUidBase),
       ...(egressDir ? { egressDir } : {}),
       limits: {
         memoryMb: target.manifest.runtime?.memoryMb ?? defaultLimits.memoryMb,

@@ -1,10 +1,11 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { CgroupDriver, ResourceLimits } from './cgroups.ts';
+import { canDropToHostUser, chownTree, stagedLaunch } from './host-user.ts';
 import { redactor } from './redact.ts';
 import { seccompFilter } from './seccomp.ts';
 
@@ -30,6 +31,11 @@ export type SandboxSpec = {
   egressDir?: string;
   /** Where stdout and stderr go besides the last 64 KB kept in memory: the app's stored logs. */
   log?: { write(stream: 'stdout' | 'stderr', chunk: string): void; end(): void };
+  /**
+   * The unprivileged host user (never 0) the app runs as, owning its data and socket folders; used when the
+   * platform runs as root (see host-user.ts). Without it, bubblewrap maps the sandbox's user to the caller.
+   */
+  hostUid?: number;
 };
 
 export type SandboxedProcess = {
@@ -96,6 +102,29 @@ export function startSandboxed(spec: SandboxSpec, cgroups: CgroupDriver | null =
   mkdirSync(spec.socketDir, { recursive: true, mode: 0o700 });
   // A socket left by a crashed instance would make the new one fail to listen.
   rmSync(join(spec.socketDir, 'app.sock'), { force: true });
+  const uid = spec.hostUid !== undefined && spec.hostUid > 0 && canDropToHostUser() ? spec.hostUid : null;
+  if (uid !== null) {
+    chownTree(spec.dataDir, uid);
+    chownSync(spec.socketDir, uid, uid);
+  }
+  const staged =
+    uid !== null
+      ? stagedLaunch(
+          {
+            app: spec.appDir,
+            data: spec.dataDir,
+            socket: spec.socketDir,
+            ...(spec.egressDir ? { egress: spec.egressDir } : {}),
+          },
+          uid,
+        )
+      : null;
+  const from = staged?.paths ?? {
+    app: spec.appDir,
+    data: spec.dataDir,
+    socket: spec.socketDir,
+    egress: spec.egressDir,
+  };
   const secrets = Object.entries(spec.secrets ?? {});
   const filter = seccompFilter();
   const env: Record<string, string> = {
@@ -118,15 +147,15 @@ export function startSandboxed(spec: SandboxSpec, cgroups: CgroupDriver | null =
     '--tmpfs',
     '/tmp',
     '--ro-bind',
-    spec.appDir,
+    from.app,
     '/app',
     '--bind',
-    spec.dataDir,
+    from.data,
     '/data',
     '--bind',
-    spec.socketDir,
+    from.socket,
     '/run/app',
-    ...(spec.egressDir ? ['--ro-bind', spec.egressDir, '/run/egress'] : []),
+    ...(from.egress ? ['--ro-bind', from.egress, '/run/egress'] : []),
     '--tmpfs',
     '/run/secrets',
     // Each secret arrives on its own pipe and becomes a read-only file inside the sandbox only.
@@ -145,7 +174,12 @@ export function startSandboxed(spec: SandboxSpec, cgroups: CgroupDriver | null =
   // bubblewrap reads its arguments from a pipe, so its own command line (which the app sees as
   // /proc/1/cmdline) says nothing of host paths, deployment ids or secret names.
   const argsFd = 3 + secrets.length + (filter ? 1 : 0);
-  const bwrap = ['bwrap', '--args', String(argsFd), '--', ...command];
+  const launched = ['bwrap', '--args', String(argsFd), '--', ...command];
+  // As another host user: a private mount namespace with the app's folders bound at the stage, then
+  // root is given up for good and the process becomes bubblewrap.
+  const bwrap = staged
+    ? ['unshare', '--mount', '--propagation', 'private', '/bin/sh', '-c', staged.script, 'sh', ...launched]
+    : launched;
   // With a control group, a shell joins it (every hierarchy) and then becomes bubblewrap: nothing of the
   // app ever runs outside the limits. A group that cannot be joined stops the start (exit 97).
   const [file, argv] = cgroup
@@ -170,11 +204,12 @@ export function startSandboxed(spec: SandboxSpec, cgroups: CgroupDriver | null =
       ...(filter ? (['pipe'] as const) : []),
       'pipe',
     ],
-    env: cgroup ? { PATH: '/usr/bin:/bin' } : {},
+    env: { ...(cgroup || staged ? { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } : {}), ...(staged?.env ?? {}) },
   });
   (child.stdio[argsFd] as NodeJS.WritableStream | null)?.end(`${args.join('\0')}\0`);
   let outOfMemory = false;
   child.once('exit', () => {
+    staged?.cleanup();
     if (!cgroup) return;
     try {
       outOfMemory = cgroup.oomKills() > 0;
