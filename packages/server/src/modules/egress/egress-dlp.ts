@@ -1,4 +1,4 @@
-import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import type { Manifest } from '../catalog/manifest-schema.ts';
 import {
   type DlpFinding,
