@@ -63,6 +63,30 @@ describe('app logs: stored, redacted, followed, kept per tier', () => {
   const logs = async (query = '', token = t.alice) =>
     call(server, 'GET', `/api/v1/apps/chatty/logs${query}`, { token });
 
+  /** Alice's app with one secret, API_TOKEN, approved and set to `value`. */
+  async function registerWithSecret(name: string, purpose: string, value: string) {
+    const reg = await call(server, 'POST', '/api/v1/apps', {
+      token: t.alice,
+      body: lunchPoll({
+        name,
+        owner: people.alice,
+        purpose,
+        audience: { department: 'finance', maxUsers: 50 },
+        secrets: ['API_TOKEN'],
+      }),
+    });
+    if (reg.body.app.state !== 'approved')
+      await call(server, 'POST', `/api/v1/apps/${name}/reviews`, {
+        token: t.bob,
+        body: { decision: 'approve' },
+      });
+    const set = await call(server, 'PUT', `/api/v1/apps/${name}/secrets/API_TOKEN`, {
+      token: t.alice,
+      body: { value },
+    });
+    assert.equal(set.status, 200, set.text);
+  }
+
   before(async () => {
     const sink = { write: (chunk: string) => (serverLog += chunk) };
     ({ server, t, stop } = await startBuildServer(
@@ -70,26 +94,8 @@ describe('app logs: stored, redacted, followed, kept per tier', () => {
       { logger: pino({ level: 'trace' }, pino.multistream([{ stream: sink, level: 'trace' }])) },
     ));
     config = mkdtempSync(join(tmpdir(), 'microapp-logs-cli-'));
-    const reg = await call(server, 'POST', '/api/v1/apps', {
-      token: t.alice,
-      body: lunchPoll({
-        name: 'chatty',
-        owner: people.alice,
-        purpose: 'Print log lines, some of them careless',
-        audience: { department: 'finance', maxUsers: 50 },
-        secrets: ['API_TOKEN'],
-      }),
-    });
-    if (reg.body.app.state !== 'approved')
-      await call(server, 'POST', '/api/v1/apps/chatty/reviews', {
-        token: t.bob,
-        body: { decision: 'approve' },
-      });
-    const set = await call(server, 'PUT', '/api/v1/apps/chatty/secrets/API_TOKEN', {
-      token: t.alice,
-      body: { value: canary },
-    });
-    assert.equal(set.status, 200, set.text);
+    await registerWithSecret('chatty', 'Print log lines, some of them careless', canary);
+
     const res = await call(server, 'POST', '/api/v1/apps/chatty/builds', {
       token: t.alice,
       body: { source: await sourceArchive(chatty), deploy: true },
@@ -176,27 +182,8 @@ describe('app logs: stored, redacted, followed, kept per tier', () => {
   });
 
   test('an app that prints its secret and exits leaks it nowhere: reply, build, audit, server log, logs', async () => {
-    const reg = await call(server, 'POST', '/api/v1/apps', {
-      token: t.alice,
-      body: lunchPoll({
-        name: 'leaky',
-        owner: people.alice,
-        purpose: 'Print a secret and fall over',
-        audience: { department: 'finance', maxUsers: 50 },
-        secrets: ['API_TOKEN'],
-      }),
-    });
-    if (reg.body.app.state !== 'approved')
-      await call(server, 'POST', '/api/v1/apps/leaky/reviews', {
-        token: t.bob,
-        body: { decision: 'approve' },
-      });
     const leak = `leak-${randomBytes(10).toString('hex')}`;
-    const set = await call(server, 'PUT', '/api/v1/apps/leaky/secrets/API_TOKEN', {
-      token: t.alice,
-      body: { value: leak },
-    });
-    assert.equal(set.status, 200, set.text);
+    await registerWithSecret('leaky', 'Print a secret and fall over', leak);
     const built = await call(server, 'POST', '/api/v1/apps/leaky/builds', {
       token: t.alice,
       body: { source: await sourceArchive(leaky), deploy: true },

@@ -174,8 +174,9 @@ describe('egress rules', () => {
     }
   });
 
-  test('a listed name that resolves inside the network is refused before any connection', async () => {
-    const broker = createEgressBroker({
+  /** A broker that only decides (it writes nothing), resolving names as `resolve` says. */
+  const decidingBroker = (resolve: (host: string) => Promise<string[]>) =>
+    createEgressBroker({
       db: null as never,
       clock: adjustableClock(),
       audit: {
@@ -185,9 +186,13 @@ describe('egress rules', () => {
       },
       dir: '/nonexistent',
       policy: async () => [],
-      resolve: async (host) =>
-        host === 'rebind.example.com' ? ['93.184.215.14', '10.0.0.5'] : ['169.254.169.254'],
+      resolve,
     });
+
+  test('a listed name that resolves inside the network is refused before any connection', async () => {
+    const broker = decidingBroker(async (host) =>
+      host === 'rebind.example.com' ? ['93.184.215.14', '10.0.0.5'] : ['169.254.169.254'],
+    );
     const app = brokeredApp(['metadata.example.com', 'rebind.example.com']);
     const req = (host: string) => ({ headers: { host }, method: 'GET' }) as unknown as IncomingMessage;
     const meta = await broker.decide(app, req('metadata.example.com'), Buffer.alloc(0));
@@ -322,18 +327,7 @@ describe('egress rules', () => {
   });
 
   test('the broker refuses personal data in a query string when the app is not approved for it', async () => {
-    const broker = createEgressBroker({
-      db: null as never,
-      clock: adjustableClock(),
-      audit: {
-        record: async () => {
-          throw new Error('decide() writes nothing');
-        },
-      },
-      dir: '/nonexistent',
-      policy: async () => [],
-      resolve: async () => ['93.184.215.14'],
-    });
+    const broker = decidingBroker(async () => ['93.184.215.14']);
     const app = brokeredApp(['api.partner.example.com']);
     const req = (url: string, headers: Record<string, string> = {}) =>
       ({
