@@ -78,6 +78,8 @@ export type ServerConfig = {
   quotas: { registrationsPerDay: number; buildsPerHour: number };
   /** The first host uid of the range apps run as, each app one of the 60,000 after it (never 0). */
   sandboxUidBase: number;
+  /** Each app's data quota in MB: its data lives on a filesystem of that size (needs root); 0: no quota. */
+  appDataMb: number;
 };
 
 /** Flags from the command line; each wins over the environment, which wins over the config file. */
@@ -398,6 +400,12 @@ export function loadConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv): ServerCo
       `MICROAPP_APP_MAX_CPU must be a number above 0 and at most 64, got "${env.MICROAPP_APP_MAX_CPU}"`,
     );
   const sandboxUidBase = positiveInt(env, 'MICROAPP_SANDBOX_UID_BASE', 200_000, problems);
+  const appDataMb =
+    env.MICROAPP_APP_DATA_MB === 'off' ? 0 : positiveInt(env, 'MICROAPP_APP_DATA_MB', 1024, problems);
+  if (appDataMb && appDataMb < 16)
+    problems.push(
+      `MICROAPP_APP_DATA_MB must be at least 16 (an ext4 filesystem's smallest useful size) or off, got ${appDataMb}`,
+    );
   if (sandboxUidBase + 60_000 > 2 ** 31 - 2)
     problems.push(
       `MICROAPP_SANDBOX_UID_BASE must leave room for 60,000 uids below 2^31, got ${sandboxUidBase}`,
@@ -441,6 +449,7 @@ export function loadConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv): ServerCo
     appMaximums,
     quotas,
     sandboxUidBase,
+    appDataMb,
   };
 }
 

@@ -66,6 +66,7 @@ import { detectCgroups } from './modules/runtime/cgroups.ts';
 import { registerDeploymentRoutes } from './modules/runtime/deployment-routes.ts';
 import { createDeploymentService } from './modules/runtime/deployment-service.ts';
 import { createGateway } from './modules/runtime/gateway.ts';
+import { canDropToHostUser } from './modules/runtime/host-user.ts';
 import { sandboxAvailable } from './modules/runtime/sandbox.ts';
 import { kekOf } from './modules/secrets/envelope.ts';
 import { registerSecretRoutes } from './modules/secrets/secret-routes.ts';
@@ -272,6 +273,10 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     logger.warn(
       'app instances run WITHOUT memory, CPU and process limits: no writable cgroup hierarchy (run the server as root, or delegate a cgroup v2 subtree to it; see docs/runtime.md)',
     );
+  if (sandboxAvailable() && !canDropToHostUser())
+    logger.warn(
+      "apps run as the server's own user, without a host user of their own or a data quota: both need the server to run as root (see docs/runtime.md)",
+    );
   const connectors = createConnectorService({
     db: db.kysely,
     clock,
@@ -317,6 +322,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   const appLogs = createAppLogs({ db: db.kysely, clock, retention: config.logRetention });
   const deployments = createDeploymentService({
     sandboxUidBase: config.sandboxUidBase,
+    dataVolumeMb: config.appDataMb,
     appLogs,
     db: db.kysely,
     audit,

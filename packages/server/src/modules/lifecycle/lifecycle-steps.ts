@@ -7,10 +7,10 @@ import { newId } from '../../ids.ts';
 import type { AuditContext, AuditService } from '../audit/audit-service.ts';
 import { emailsWithRole } from '../identity/users.ts';
 import type { NewNotification, NotificationService } from '../notifications/notification-service.ts';
+import { removeAppData, sealAppData } from '../runtime/data-volume.ts';
 import type { DeploymentService } from '../runtime/deployment-service.ts';
 import type { Kek } from '../secrets/envelope.ts';
 import type { SecretService } from '../secrets/secret-service.ts';
-import { sealDirectory } from './archive.ts';
 import type { LifecycleSettings, Stage, Step } from './lifecycle-rules.ts';
 
 /** The app fields the lifecycle acts on. */
@@ -303,7 +303,7 @@ export function createLifecycleSteps(deps: {
       app.id,
       `${row.stage}-${row.stage_at.replace(/[^0-9]/g, '')}.tar.gz.enc`,
     );
-    const sealed = await sealDirectory(deps.kek, dataDirOf(app.name), path, app.id);
+    const sealed = await sealAppData(deps.kek, dataDirOf(app.name), path, app.id);
     const now = clock.nowIso();
     const changed = await db
       .transaction()
@@ -374,7 +374,7 @@ export function createLifecycleSteps(deps: {
         return true;
       })
       .catch(lostIsFalse);
-    if (changed) rmSync(dataDirOf(app.name), { recursive: true, force: true });
+    if (changed) removeAppData(dataDirOf(app.name));
     return changed;
   }
 

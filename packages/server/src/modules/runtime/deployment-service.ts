@@ -20,6 +20,7 @@ import { readArtifact, type UnpackLimits } from '../signing/artifact-contents.ts
 import type { VersionsService } from '../signing/versions-service.ts';
 import type { AppLogs } from './app-logs.ts';
 import { type CgroupDriver, defaultLimits } from './cgroups.ts';
+import { volumeOf } from './data-volume.ts';
 import { defaultSandboxUidBase, hostUidFor } from './host-user.ts';
 import { type KubernetesSettings, renderKubernetes } from './kubernetes-manifests.ts';
 import { type SandboxedProcess, type SandboxSpec, startSandboxed } from './sandbox.ts';
@@ -75,6 +76,8 @@ export function createDeploymentService(deps: {
   unpackLimits?: UnpackLimits;
   /** The first of the host uids apps run as (each app gets one of the 60,000 after it). */
   sandboxUidBase?: number;
+  /** Each app's data quota in MB (a filesystem of its own); 0 or absent: no quota. */
+  dataVolumeMb?: number;
   /** Stop apps after this long without a request; 0 keeps them running. */
   idleMs?: number;
   /** Why an app may not run now (stopped for inactivity, decommissioned), or null. */
@@ -342,6 +345,10 @@ export function createDeploymentService(deps: {
       appDir: codeDir,
       // Each environment has its own data: a preview never reads or writes what live users entered.
       dataDir: join(deps.runtimeDir, 'data', site),
+      // Its data on a filesystem of its own, whose size is its quota (data-volume.ts).
+      ...(deps.dataVolumeMb
+        ? { dataVolume: volumeOf(join(deps.runtimeDir, 'data', site), deps.dataVolumeMb) }
+        : {}),
       socketDir: join(deps.runtimeDir, 'sockets', target.name, id),
       entry: target.manifest.runtime?.entry ?? 'server.js',
       // The app's secrets, and a connection URL per database connector (`connector.ID`).

@@ -51,6 +51,8 @@ export type StagedFolders = { app: string; data: string; socket: string; egress?
 export function stagedLaunch(
   folders: StagedFolders,
   uid: number,
+  /** An image to mount at the data bind point instead of binding the data folder (see data-volume.ts). */
+  dataImage?: string,
 ): { script: string; env: Record<string, string>; paths: StagedFolders; cleanup: () => void } {
   mkdirSync(stageRoot, { recursive: true, mode: 0o711 });
   const stage = join(stageRoot, randomBytes(8).toString('hex'));
@@ -62,10 +64,15 @@ export function stagedLaunch(
     ...(folders.egress ? { egress: join(stage, 'egress') } : {}),
   };
   for (const p of Object.values(paths)) mkdirSync(p, { mode: 0o711 });
-  const binds = Object.keys(paths).map(
-    (k) => `mount --bind "$SRC_${k.toUpperCase()}" "$DST_${k.toUpperCase()}"`,
+  const binds = Object.keys(paths).map((k) =>
+    k === 'data' && dataImage
+      ? 'mount -o loop,nosuid,nodev "$DATA_IMAGE" "$DST_DATA" || { echo "the app\'s data volume could not be mounted (a free loop device is needed)" >&2; exit 1; }'
+      : `mount --bind "$SRC_${k.toUpperCase()}" "$DST_${k.toUpperCase()}"`,
   );
-  const env: Record<string, string> = { SANDBOX_UID: String(uid) };
+  const env: Record<string, string> = {
+    SANDBOX_UID: String(uid),
+    ...(dataImage ? { DATA_IMAGE: dataImage } : {}),
+  };
   for (const k of Object.keys(paths) as (keyof StagedFolders)[]) {
     env[`SRC_${k.toUpperCase()}`] = folders[k]!;
     env[`DST_${k.toUpperCase()}`] = paths[k]!;

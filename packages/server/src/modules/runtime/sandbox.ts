@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { CgroupDriver, ResourceLimits } from './cgroups.ts';
+import { type DataVolume, prepareVolume } from './data-volume.ts';
 import { canDropToHostUser, chownTree, stagedLaunch } from './host-user.ts';
 import { redactor } from './redact.ts';
 import { seccompFilter } from './seccomp.ts';
@@ -36,6 +37,8 @@ export type SandboxSpec = {
    * platform runs as root (see host-user.ts). Without it, bubblewrap maps the sandbox's user to the caller.
    */
   hostUid?: number;
+  /** With `hostUid`: the app's data on a filesystem of its own, its size the app's quota (data-volume.ts). */
+  dataVolume?: DataVolume;
 };
 
 export type SandboxedProcess = {
@@ -104,7 +107,8 @@ export function startSandboxed(spec: SandboxSpec, cgroups: CgroupDriver | null =
   rmSync(join(spec.socketDir, 'app.sock'), { force: true });
   const uid = spec.hostUid !== undefined && spec.hostUid > 0 && canDropToHostUser() ? spec.hostUid : null;
   if (uid !== null) {
-    chownTree(spec.dataDir, uid);
+    if (spec.dataVolume) prepareVolume(spec.dataVolume, spec.dataDir, uid);
+    else chownTree(spec.dataDir, uid);
     chownSync(spec.socketDir, uid, uid);
   }
   const staged =
@@ -117,6 +121,7 @@ export function startSandboxed(spec: SandboxSpec, cgroups: CgroupDriver | null =
             ...(spec.egressDir ? { egress: spec.egressDir } : {}),
           },
           uid,
+          spec.dataVolume?.image,
         )
       : null;
   const from = staged?.paths ?? {

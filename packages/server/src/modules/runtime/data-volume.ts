@@ -1,0 +1,100 @@
+import { spawnSync } from 'node:child_process';
+import {
+  closeSync,
+  existsSync,
+  ftruncateSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  renameSync,
+  rmdirSync,
+  rmSync,
+} from 'node:fs';
+import { dirname, join } from 'node:path';
+import { type SealedArchive, sealDirectory } from '../lifecycle/archive.ts';
+import type { Kek } from '../secrets/envelope.ts';
+
+/**
+ * An app's data on a filesystem of its own: an ext4 image beside its data folder (`<data folder>.img`),
+ * mounted at /data inside the app's sandbox only (in its private mount namespace, so the host never sees the
+ * mount and nothing is left mounted when the app stops). The image's size is the app's quota: a full disk is
+ * ENOSPC ("no space left on device") for the app, and the platform's own disk is untouched. Needs root and a
+ * free loop device; used with the app's own host user (see host-user.ts).
+ */
+export type DataVolume = { image: string; sizeMb: number };
+
+function run(command: string, args: string[]) {
+  const r = spawnSync(command, args, { encoding: 'utf8', env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } });
+  if (r.status !== 0)
+    throw new Error(
+      `${command} failed: ${(r.stderr || r.stdout || r.error?.message || '').trim().split('\n').at(-1)}`,
+    );
+}
+
+/** The volume of an app's data folder. */
+export const volumeOf = (dataDir: string, sizeMb: number): DataVolume => ({
+  image: `${dataDir}.img`,
+  sizeMb,
+});
+
+/**
+ * Makes the app's image when it has none, owned by the app's host user, and moves into it whatever its data
+ * folder holds (data from before quotas, or a restore), so the folder is left empty.
+ */
+export function prepareVolume(volume: DataVolume, dataDir: string, uid: number): void {
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const pending = readdirSync(dataDir).length > 0;
+  if (existsSync(volume.image) && !pending) return;
+  const image = existsSync(volume.image) ? volume.image : `${volume.image}.new`;
+  if (image !== volume.image) {
+    rmSync(image, { force: true });
+    const fd = openSync(image, 'wx', 0o600);
+    ftruncateSync(fd, volume.sizeMb * 1024 * 1024);
+    closeSync(fd);
+    run('mkfs.ext4', ['-q', '-F', '-m', '0', '-E', `root_owner=${uid}:${uid}`, '-L', 'microapp-data', image]);
+  }
+  if (pending)
+    run('unshare', [
+      '--mount',
+      '--propagation',
+      'private',
+      '/bin/sh',
+      '-c',
+      'set -e; m=$(mktemp -d); mount -o loop,nosuid,nodev "$1" "$m"; cp -a "$2/." "$m/"; chown -R -h "$3:$3" "$m"; umount "$m"; rmdir "$m"',
+      'sh',
+      image,
+      dataDir,
+      String(uid),
+    ]);
+  if (image !== volume.image) renameSync(image, volume.image);
+  for (const name of readdirSync(dataDir)) rmSync(join(dataDir, name), { recursive: true, force: true });
+}
+
+/**
+ * Seals an app's data for its archive: what its volume holds when it has one (mounted read-only for the
+ * while, away from the app, which is stopped by then), else its data folder.
+ */
+export async function sealAppData(
+  kek: Kek,
+  dataDir: string,
+  path: string,
+  appId: string,
+): Promise<SealedArchive> {
+  const image = `${dataDir}.img`;
+  if (!existsSync(image)) return sealDirectory(kek, dataDir, path, appId);
+  const at = mkdtempSync(join(dirname(dataDir), '.seal-'));
+  run('mount', ['-o', 'loop,ro,nosuid,nodev,noexec', image, at]);
+  try {
+    return await sealDirectory(kek, at, path, appId);
+  } finally {
+    run('umount', [at]);
+    rmdirSync(at);
+  }
+}
+
+/** Deletes an app's data: its folder and its volume. */
+export function removeAppData(dataDir: string): void {
+  rmSync(dataDir, { recursive: true, force: true });
+  rmSync(`${dataDir}.img`, { force: true });
+}
