@@ -144,7 +144,8 @@ describe('web console in a browser', () => {
     // A bad name is explained, and the wizard stays on the question.
     await page.getByRole('textbox', { name: 'What should the app be called?' }).fill('Team Survey!');
     await page.getByRole('button', { name: 'Next' }).click();
-    await page.getByRole('alert').filter({ hasText: 'lower-case letters' }).waitFor();
+    // The question's own message (the risk panel may say so too, once its assessment comes back).
+    await page.locator('#problem').filter({ hasText: 'lower-case letters' }).waitFor();
     await page.getByRole('textbox', { name: 'What should the app be called?' }).fill('team-survey');
     await page.getByRole('button', { name: 'Next' }).click();
     await page
