@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { openArchive } from '../src/modules/lifecycle/archive.ts';
 import { sealAppData, volumeOf } from '../src/modules/runtime/data-volume.ts';
+import { socketRoot } from '../src/modules/runtime/host-user.ts';
 import { type SandboxedProcess, startSandboxed } from '../src/modules/runtime/sandbox.ts';
 import { kekOf } from '../src/modules/secrets/envelope.ts';
 import { getOverSocket, sandboxReady } from './harness.ts';
@@ -35,6 +36,7 @@ require('node:http').createServer((req, res) => {
       return res.end(JSON.stringify({ written, error: e.code }));
     }
   }
+  if (req.url === '/mountinfo') return res.end(fs.readFileSync('/proc/self/mountinfo', 'utf8'));
   if (req.url === '/read') {
     return res.end(JSON.stringify({
       before: fs.readFileSync('/data/before.txt', 'utf8'),
@@ -53,11 +55,14 @@ describe('app data quota (a filesystem per app)', () => {
   const spec = () => ({
     appDir: join(dir, 'code'),
     dataDir: join(dir, 'data', 'filler'),
-    socketDir: join(dir, 'sock'),
+    socketDir: socketDir,
     entry: 'server.js',
     hostUid: 123_458,
     dataVolume: volumeOf(join(dir, 'data', 'filler'), 16),
+    codeImage: true,
   });
+  // As the platform places it when it runs as root: a random name under a fixed folder.
+  const socketDir = join(socketRoot, `test-${randomBytes(6).toString('hex')}`);
 
   before(() => {
     dir = mkdtempSync(join(tmpdir(), 'microapp-volume-'));
@@ -70,6 +75,7 @@ describe('app data quota (a filesystem per app)', () => {
   after(async () => {
     await app?.stop('SIGKILL');
     rmSync(dir, { recursive: true, force: true });
+    rmSync(socketDir, { recursive: true, force: true });
   });
 
   test('an app that fills its disk gets ENOSPC at its quota; its data stays across restarts and archives', async () => {
@@ -97,6 +103,11 @@ describe('app data quota (a filesystem per app)', () => {
       owner: number;
     };
     assert.equal(read.before, 'kept from before');
+    // Its mount table names devices and standard paths, not the host's folders or the platform's layout.
+    const mounts = (await getOverSocket(app.socketPath, '/mountinfo')).body;
+    assert.ok(!mounts.includes(dir), `the sandbox's mount table shows host paths:\n${mounts}`);
+    assert.match(mounts, / \/ \/data /, '/data is the root of a filesystem of its own');
+    assert.match(mounts, / \/ \/app /, 'and so is /app');
     assert.ok(read.big > 0, 'what it wrote is still there after a restart');
     await app.stop();
     app = null;

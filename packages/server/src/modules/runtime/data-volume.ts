@@ -93,6 +93,27 @@ export async function sealAppData(
   }
 }
 
+/**
+ * A read-only ext4 image of an unpacked artifact, made once beside it (`<code folder>.img`), sized to what it
+ * holds: the sandbox mounts its code from it, so its mount table shows a device, not the host's folders.
+ */
+export function codeImageOf(appDir: string): string {
+  const image = `${appDir}.img`;
+  if (existsSync(image)) return image;
+  const du = spawnSync('du', ['-sk', '--apparent-size', appDir], { encoding: 'utf8' });
+  const kb = Number.parseInt(du.stdout ?? '', 10) || 0;
+  // ext4's own structures and a block per small file: a third more, and 16 MB at least.
+  const sizeMb = Math.max(16, Math.ceil((kb * 1.35) / 1024) + 8);
+  const tmp = `${image}.${process.pid}.new`;
+  rmSync(tmp, { force: true });
+  const fd = openSync(tmp, 'wx', 0o644);
+  ftruncateSync(fd, sizeMb * 1024 * 1024);
+  closeSync(fd);
+  run('mkfs.ext4', ['-q', '-F', '-m', '0', '-O', '^has_journal', '-d', appDir, '-L', 'microapp-code', tmp]);
+  renameSync(tmp, image);
+  return image;
+}
+
 /** Deletes an app's data: its folder and its volume. */
 export function removeAppData(dataDir: string): void {
   rmSync(dataDir, { recursive: true, force: true });

@@ -1,5 +1,6 @@
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
+import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { exportSPKI, generateKeyPair, SignJWT } from 'jose';
 import type { Kysely, Transaction } from 'kysely';
@@ -21,7 +22,7 @@ import type { VersionsService } from '../signing/versions-service.ts';
 import type { AppLogs } from './app-logs.ts';
 import { type CgroupDriver, defaultLimits } from './cgroups.ts';
 import { volumeOf } from './data-volume.ts';
-import { defaultSandboxUidBase, hostUidFor } from './host-user.ts';
+import { canDropToHostUser, defaultSandboxUidBase, hostUidFor, socketRoot } from './host-user.ts';
 import { type KubernetesSettings, renderKubernetes } from './kubernetes-manifests.ts';
 import { type SandboxedProcess, type SandboxSpec, startSandboxed } from './sandbox.ts';
 
@@ -349,7 +350,12 @@ export function createDeploymentService(deps: {
       ...(deps.dataVolumeMb
         ? { dataVolume: volumeOf(join(deps.runtimeDir, 'data', site), deps.dataVolumeMb) }
         : {}),
-      socketDir: join(deps.runtimeDir, 'sockets', target.name, id),
+      // As root, sockets live under a fixed folder with a random name each: the sandbox's mount table then
+      // names neither the platform's data folder nor the deployment.
+      socketDir: canDropToHostUser()
+        ? join(socketRoot, randomBytes(12).toString('hex'))
+        : join(deps.runtimeDir, 'sockets', target.name, id),
+      codeImage: true,
       entry: target.manifest.runtime?.entry ?? 'server.js',
       // The app's secrets, and a connection URL per database connector (`connector.ID`).
       secrets: secretValues,

@@ -10,6 +10,9 @@ import { join } from 'node:path';
  * bubblewrap then starts as that user, which owns the app's data and socket folders and nothing else.
  */
 
+/** Where app sockets live when the platform runs as root (each in a folder with a random name). */
+export const socketRoot = '/run/microapp-sockets';
+
 /** Where the per-instance bind points live: a folder others may pass through (0711) but not list. */
 export const stageRoot = '/run/microapp-sandbox';
 
@@ -51,8 +54,8 @@ export type StagedFolders = { app: string; data: string; socket: string; egress?
 export function stagedLaunch(
   folders: StagedFolders,
   uid: number,
-  /** An image to mount at the data bind point instead of binding the data folder (see data-volume.ts). */
-  dataImage?: string,
+  /** Images to mount instead of binding the folders: the app's data volume, its code (data-volume.ts). */
+  images: { data?: string | undefined; app?: string | undefined } = {},
 ): { script: string; env: Record<string, string>; paths: StagedFolders; cleanup: () => void } {
   mkdirSync(stageRoot, { recursive: true, mode: 0o711 });
   const stage = join(stageRoot, randomBytes(8).toString('hex'));
@@ -64,14 +67,19 @@ export function stagedLaunch(
     ...(folders.egress ? { egress: join(stage, 'egress') } : {}),
   };
   for (const p of Object.values(paths)) mkdirSync(p, { mode: 0o711 });
+  const loop = (k: 'DATA' | 'APP', options: string) =>
+    `mount -o loop,${options} "$${k}_IMAGE" "$DST_${k}" || { echo "the app's ${k === 'DATA' ? 'data volume' : 'code image'} could not be mounted (a free loop device is needed)" >&2; exit 1; }`;
   const binds = Object.keys(paths).map((k) =>
-    k === 'data' && dataImage
-      ? 'mount -o loop,nosuid,nodev "$DATA_IMAGE" "$DST_DATA" || { echo "the app\'s data volume could not be mounted (a free loop device is needed)" >&2; exit 1; }'
-      : `mount --bind "$SRC_${k.toUpperCase()}" "$DST_${k.toUpperCase()}"`,
+    k === 'data' && images.data
+      ? loop('DATA', 'nosuid,nodev')
+      : k === 'app' && images.app
+        ? loop('APP', 'ro,nosuid,nodev')
+        : `mount --bind "$SRC_${k.toUpperCase()}" "$DST_${k.toUpperCase()}"`,
   );
   const env: Record<string, string> = {
     SANDBOX_UID: String(uid),
-    ...(dataImage ? { DATA_IMAGE: dataImage } : {}),
+    ...(images.data ? { DATA_IMAGE: images.data } : {}),
+    ...(images.app ? { APP_IMAGE: images.app } : {}),
   };
   for (const k of Object.keys(paths) as (keyof StagedFolders)[]) {
     env[`SRC_${k.toUpperCase()}`] = folders[k]!;

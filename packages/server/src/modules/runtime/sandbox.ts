@@ -5,8 +5,9 @@ import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { CgroupDriver, ResourceLimits } from './cgroups.ts';
-import { type DataVolume, prepareVolume } from './data-volume.ts';
+import { codeImageOf, type DataVolume, prepareVolume } from './data-volume.ts';
 import { canDropToHostUser, chownTree, stagedLaunch } from './host-user.ts';
+import { procMasks } from './proc-masks.ts';
 import { redactor } from './redact.ts';
 import { seccompFilter } from './seccomp.ts';
 
@@ -39,6 +40,11 @@ export type SandboxSpec = {
   hostUid?: number;
   /** With `hostUid`: the app's data on a filesystem of its own, its size the app's quota (data-volume.ts). */
   dataVolume?: DataVolume;
+  /**
+   * With `hostUid`: mount the code from a read-only image made once beside `appDir` rather than binding the
+   * folder, so nothing in the sandbox (its mount table included) names a host path.
+   */
+  codeImage?: boolean;
 };
 
 export type SandboxedProcess = {
@@ -121,7 +127,7 @@ export function startSandboxed(spec: SandboxSpec, cgroups: CgroupDriver | null =
             ...(spec.egressDir ? { egress: spec.egressDir } : {}),
           },
           uid,
-          spec.dataVolume?.image,
+          { data: spec.dataVolume?.image, app: spec.codeImage ? codeImageOf(spec.appDir) : undefined },
         )
       : null;
   const from = staged?.paths ?? {
@@ -252,48 +258,6 @@ export function startSandboxed(spec: SandboxSpec, cgroups: CgroupDriver | null =
       });
     },
   };
-}
-
-/**
- * What of /proc an app has no need for and would learn host details from: the kernel's command line,
- * timers and symbols (with the host's addresses), keys, scheduler and latency statistics, the kernel's
- * log, and ACPI and SCSI hardware. Files are covered by an unreadable node, folders by an empty tmpfs.
- */
-const maskedProc = {
-  files: [
-    'cmdline',
-    'timer_list',
-    'timer_stats',
-    'sched_debug',
-    'kallsyms',
-    'kcore',
-    'keys',
-    'key-users',
-    'latency_stats',
-    'modules',
-    'kmsg',
-    'sysrq-trigger',
-    'config.gz',
-    'interrupts',
-    'iomem',
-    'ioports',
-    'vmallocinfo',
-    'pagetypeinfo',
-    'buddyinfo',
-    'zoneinfo',
-    'slabinfo',
-    'lockdep',
-  ],
-  dirs: ['acpi', 'scsi', 'bus', 'irq', 'sys/kernel/debug', 'driver', 'tty', 'fs'],
-};
-
-function procMasks(): string[] {
-  return [
-    ...maskedProc.files
-      .filter((f) => existsSync(`/proc/${f}`))
-      .flatMap((f) => ['--ro-bind', '/dev/null', `/proc/${f}`]),
-    ...maskedProc.dirs.filter((d) => existsSync(`/proc/${d}`)).flatMap((d) => ['--tmpfs', `/proc/${d}`]),
-  ];
 }
 
 /** Host files a sandboxed build needs to resolve names and check TLS certificates, when it has network. */
