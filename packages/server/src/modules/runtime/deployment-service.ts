@@ -1,6 +1,6 @@
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
-import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { exportSPKI, generateKeyPair, SignJWT } from 'jose';
 import type { Kysely, Transaction } from 'kysely';
@@ -356,6 +356,7 @@ export function createDeploymentService(deps: {
         ? join(socketRoot, randomBytes(12).toString('hex'))
         : join(deps.runtimeDir, 'sockets', target.name, id),
       codeImage: true,
+      name: id,
       entry: target.manifest.runtime?.entry ?? 'server.js',
       // The app's secrets, and a connection URL per database connector (`connector.ID`).
       secrets: secretValues,

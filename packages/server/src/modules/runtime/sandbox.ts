@@ -17,6 +17,8 @@ export type SandboxSpec = {
   appDir: string;
   /** The app's private data; mounted read-write at /data; survives restarts and upgrades. */
   dataDir: string;
+  /** What the instance is called on the host (its control group's name); the socket folder's name by default. */
+  name?: string;
   /** Where the app's unix socket appears (/run/app/app.sock inside); the only way in. */
   socketDir: string;
   /** The entry file, relative to /app. */
@@ -105,7 +107,10 @@ export function startSandboxed(spec: SandboxSpec, cgroups: CgroupDriver | null =
   // A fresh control group for each process: its OOM count then speaks of this process only.
   const cgroup =
     spec.limits && cgroups
-      ? cgroups.create(`${basename(spec.socketDir)}-${randomBytes(4).toString('hex')}`, spec.limits)
+      ? cgroups.create(
+          `${spec.name ?? basename(spec.socketDir)}-${randomBytes(4).toString('hex')}`,
+          spec.limits,
+        )
       : null;
   mkdirSync(spec.dataDir, { recursive: true, mode: 0o700 });
   mkdirSync(spec.socketDir, { recursive: true, mode: 0o700 });
