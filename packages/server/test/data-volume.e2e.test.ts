@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { openArchive } from '../src/modules/lifecycle/archive.ts';
-import { sealAppData, volumeOf } from '../src/modules/runtime/data-volume.ts';
+import { codeImageOf, prepareVolume, sealAppData, volumeOf } from '../src/modules/runtime/data-volume.ts';
 import { socketRoot } from '../src/modules/runtime/host-user.ts';
 import { type SandboxedProcess, startSandboxed } from '../src/modules/runtime/sandbox.ts';
 import { kekOf } from '../src/modules/secrets/envelope.ts';
@@ -59,8 +59,15 @@ describe('app data quota (a filesystem per app)', () => {
     entry: 'server.js',
     hostUid: 123_458,
     dataVolume: volumeOf(join(dir, 'data', 'filler'), 16),
-    codeImage: true,
+    codeImage: `${join(dir, 'code')}.img`,
   });
+  /** What the platform does before each start, as root: the code's image and the data volume. */
+  const prepare = async () => {
+    const s = spec();
+    await codeImageOf(s.appDir);
+    await prepareVolume(s.dataVolume, s.dataDir, s.hostUid);
+    return s;
+  };
   // As the platform places it when it runs as root: a random name under a fixed folder.
   const socketDir = join(socketRoot, `test-${randomBytes(6).toString('hex')}`);
 
@@ -79,7 +86,7 @@ describe('app data quota (a filesystem per app)', () => {
   });
 
   test('an app that fills its disk gets ENOSPC at its quota; its data stays across restarts and archives', async () => {
-    app = startSandboxed(spec());
+    app = startSandboxed(await prepare());
     await sandboxReady(app);
     const fill = JSON.parse((await getOverSocket(app.socketPath, '/fill')).body) as {
       written: number;
@@ -95,7 +102,7 @@ describe('app data quota (a filesystem per app)', () => {
     assert.equal(statSync(`${join(dir, 'data', 'filler')}.img`).size, 16 * 1024 * 1024);
     await app.stop();
 
-    app = startSandboxed(spec());
+    app = startSandboxed(await prepare());
     await sandboxReady(app);
     const read = JSON.parse((await getOverSocket(app.socketPath, '/read')).body) as {
       before: string;

@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import {
   closeSync,
   existsSync,
@@ -12,6 +12,7 @@ import {
   rmSync,
 } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { promisify } from 'node:util';
 import { type SealedArchive, sealDirectory } from '../lifecycle/archive.ts';
 import type { Kek } from '../secrets/envelope.ts';
 
@@ -24,12 +25,20 @@ import type { Kek } from '../secrets/envelope.ts';
  */
 export type DataVolume = { image: string; sizeMb: number };
 
-function run(command: string, args: string[]) {
-  const r = spawnSync(command, args, { encoding: 'utf8', env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } });
-  if (r.status !== 0)
-    throw new Error(
-      `${command} failed: ${(r.stderr || r.stdout || r.error?.message || '').trim().split('\n').at(-1)}`,
-    );
+const execFileAsync = promisify(execFile);
+
+/** Runs a system command without blocking the event loop (a copy into a volume can take a while). */
+async function run(command: string, args: string[]): Promise<string> {
+  try {
+    const { stdout } = await execFileAsync(command, args, {
+      env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' },
+      maxBuffer: 1024 * 1024,
+    });
+    return stdout;
+  } catch (error) {
+    const e = error as { stderr?: string; message: string };
+    throw new Error(`${command} failed: ${(e.stderr || e.message).trim().split('\n').at(-1)}`);
+  }
 }
 
 /** The volume of an app's data folder. */
@@ -42,7 +51,7 @@ export const volumeOf = (dataDir: string, sizeMb: number): DataVolume => ({
  * Makes the app's image when it has none, owned by the app's host user, and moves into it whatever its data
  * folder holds (data from before quotas, or a restore), so the folder is left empty.
  */
-export function prepareVolume(volume: DataVolume, dataDir: string, uid: number): void {
+export async function prepareVolume(volume: DataVolume, dataDir: string, uid: number): Promise<void> {
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const pending = readdirSync(dataDir).length > 0;
   if (existsSync(volume.image) && !pending) return;
@@ -52,10 +61,20 @@ export function prepareVolume(volume: DataVolume, dataDir: string, uid: number):
     const fd = openSync(image, 'wx', 0o600);
     ftruncateSync(fd, volume.sizeMb * 1024 * 1024);
     closeSync(fd);
-    run('mkfs.ext4', ['-q', '-F', '-m', '0', '-E', `root_owner=${uid}:${uid}`, '-L', 'microapp-data', image]);
+    await run('mkfs.ext4', [
+      '-q',
+      '-F',
+      '-m',
+      '0',
+      '-E',
+      `root_owner=${uid}:${uid}`,
+      '-L',
+      'microapp-data',
+      image,
+    ]);
   }
   if (pending)
-    run('unshare', [
+    await run('unshare', [
       '--mount',
       '--propagation',
       'private',
@@ -84,11 +103,11 @@ export async function sealAppData(
   const image = `${dataDir}.img`;
   if (!existsSync(image)) return sealDirectory(kek, dataDir, path, appId);
   const at = mkdtempSync(join(dirname(dataDir), '.seal-'));
-  run('mount', ['-o', 'loop,ro,nosuid,nodev,noexec', image, at]);
+  await run('mount', ['-o', 'loop,ro,nosuid,nodev,noexec', image, at]);
   try {
     return await sealDirectory(kek, at, path, appId);
   } finally {
-    run('umount', [at]);
+    await run('umount', [at]);
     rmdirSync(at);
   }
 }
@@ -97,11 +116,10 @@ export async function sealAppData(
  * A read-only ext4 image of an unpacked artifact, made once beside it (`<code folder>.img`), sized to what it
  * holds: the sandbox mounts its code from it, so its mount table shows a device, not the host's folders.
  */
-export function codeImageOf(appDir: string): string {
+export async function codeImageOf(appDir: string): Promise<string> {
   const image = `${appDir}.img`;
   if (existsSync(image)) return image;
-  const du = spawnSync('du', ['-sk', '--apparent-size', appDir], { encoding: 'utf8' });
-  const kb = Number.parseInt(du.stdout ?? '', 10) || 0;
+  const kb = Number.parseInt(await run('du', ['-sk', '--apparent-size', appDir]), 10) || 0;
   // ext4's own structures and a block per small file: a third more, and 16 MB at least.
   const sizeMb = Math.max(16, Math.ceil((kb * 1.35) / 1024) + 8);
   const tmp = `${image}.${process.pid}.new`;
@@ -109,7 +127,19 @@ export function codeImageOf(appDir: string): string {
   const fd = openSync(tmp, 'wx', 0o644);
   ftruncateSync(fd, sizeMb * 1024 * 1024);
   closeSync(fd);
-  run('mkfs.ext4', ['-q', '-F', '-m', '0', '-O', '^has_journal', '-d', appDir, '-L', 'microapp-code', tmp]);
+  await run('mkfs.ext4', [
+    '-q',
+    '-F',
+    '-m',
+    '0',
+    '-O',
+    '^has_journal',
+    '-d',
+    appDir,
+    '-L',
+    'microapp-code',
+    tmp,
+  ]);
   renameSync(tmp, image);
   return image;
 }

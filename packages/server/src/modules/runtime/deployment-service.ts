@@ -21,7 +21,7 @@ import { readArtifact, type UnpackLimits } from '../signing/artifact-contents.ts
 import type { VersionsService } from '../signing/versions-service.ts';
 import type { AppLogs } from './app-logs.ts';
 import { type CgroupDriver, defaultLimits } from './cgroups.ts';
-import { volumeOf } from './data-volume.ts';
+import { codeImageOf, prepareVolume, volumeOf } from './data-volume.ts';
 import { canDropToHostUser, defaultSandboxUidBase, hostUidFor, socketRoot } from './host-user.ts';
 import { type KubernetesSettings, renderKubernetes } from './kubernetes-manifests.ts';
 import { type SandboxedProcess, type SandboxSpec, startSandboxed } from './sandbox.ts';
@@ -355,7 +355,6 @@ export function createDeploymentService(deps: {
       socketDir: canDropToHostUser()
         ? join(socketRoot, randomBytes(12).toString('hex'))
         : join(deps.runtimeDir, 'sockets', target.name, id),
-      codeImage: true,
       name: id,
       entry: target.manifest.runtime?.entry ?? 'server.js',
       // The app's secrets, and a connection URL per database connector (`connector.ID`).
@@ -386,6 +385,11 @@ export function createDeploymentService(deps: {
         pids: defaultLimits.pids,
       },
     };
+    // As root: the code's image (once per version) and the data volume, made off the event loop.
+    if (canDropToHostUser()) {
+      spec.codeImage = await codeImageOf(codeDir);
+      if (spec.dataVolume && spec.hostUid) await prepareVolume(spec.dataVolume, spec.dataDir, spec.hostUid);
+    }
     const p = startSandboxed(spec, deps.cgroups ?? null);
     try {
       await healthy(p);

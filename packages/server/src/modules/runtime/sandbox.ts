@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { CgroupDriver, ResourceLimits } from './cgroups.ts';
-import { codeImageOf, type DataVolume, prepareVolume } from './data-volume.ts';
+import type { DataVolume } from './data-volume.ts';
 import { canDropToHostUser, chownTree, stagedLaunch } from './host-user.ts';
 import { procMasks } from './proc-masks.ts';
 import { redactor } from './redact.ts';
@@ -43,10 +43,10 @@ export type SandboxSpec = {
   /** With `hostUid`: the app's data on a filesystem of its own, its size the app's quota (data-volume.ts). */
   dataVolume?: DataVolume;
   /**
-   * With `hostUid`: mount the code from a read-only image made once beside `appDir` rather than binding the
-   * folder, so nothing in the sandbox (its mount table included) names a host path.
+   * With `hostUid`: a read-only image of `appDir` (data-volume.ts `codeImageOf`) to mount the code from rather
+   * than binding the folder, so nothing in the sandbox (its mount table included) names a host path.
    */
-  codeImage?: boolean;
+  codeImage?: string;
 };
 
 export type SandboxedProcess = {
@@ -118,8 +118,8 @@ export function startSandboxed(spec: SandboxSpec, cgroups: CgroupDriver | null =
   rmSync(join(spec.socketDir, 'app.sock'), { force: true });
   const uid = spec.hostUid !== undefined && spec.hostUid > 0 && canDropToHostUser() ? spec.hostUid : null;
   if (uid !== null) {
-    if (spec.dataVolume) prepareVolume(spec.dataVolume, spec.dataDir, uid);
-    else chownTree(spec.dataDir, uid);
+    // A data volume was made and filled beforehand (prepareVolume); a plain folder is given to the user.
+    if (!spec.dataVolume) chownTree(spec.dataDir, uid);
     chownSync(spec.socketDir, uid, uid);
   }
   const staged =
@@ -132,7 +132,7 @@ export function startSandboxed(spec: SandboxSpec, cgroups: CgroupDriver | null =
             ...(spec.egressDir ? { egress: spec.egressDir } : {}),
           },
           uid,
-          { data: spec.dataVolume?.image, app: spec.codeImage ? codeImageOf(spec.appDir) : undefined },
+          { data: spec.dataVolume?.image, app: spec.codeImage },
         )
       : null;
   const from = staged?.paths ?? {
