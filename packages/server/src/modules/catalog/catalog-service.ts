@@ -21,6 +21,7 @@ import type { Tier } from '../risk/risk-rules.ts';
 import { type AppState, type AppView, type ReviewView, toReviewView } from './app-view.ts';
 import type { AppFilter, CatalogRepository } from './catalog-repository.ts';
 import type { Manifest } from './manifest-schema.ts';
+import { checkAppMaximums, checkRegistrationQuota, type RegistrationLimits } from './registration-limits.ts';
 
 /** What a registration did, for the caller to report. A policy denial is an outcome, not an exception. */
 export type RegistrationOutcome =
@@ -72,33 +73,31 @@ function nextState(
 }
 
 /** The catalog: register and re-register apps from their manifests, score their risk, list and show them. */
-export function createCatalogService(deps: {
-  db: Kysely<Database>;
-  /** The platform clock: registration times feed expiry and inactivity, which follow it. */
-  clock?: Clock;
-  /** Governance scorecards for a page of apps (shown in the catalog, filterable). */
-  scorecards?: (apps: AppsTable[]) => Promise<Map<string, Scorecard>>;
-  repo: CatalogRepository;
-  audit: Pick<AuditService, 'record'>;
-  risk: RiskEvaluator;
-  routing: ApprovalRouting;
-  /** Deny rules of the policy packs and org bundles, checked before anything is written. */
-  admission?: (input: unknown) => Promise<{
-    denials: { entrypoint: string; message: string }[];
-    decisions: DecisionRecord[];
-    revision: string;
-  }>;
-  decisionLog?: (
-    trx: Transaction<Database>,
-    decisions: DecisionRecord[],
-    subject: string,
-    requestId?: string,
-  ) => Promise<void>;
-  /** The most an app may ask for (`runtime.memoryMb`, `runtime.cpu`). */
-  appMaximums?: { memoryMb: number; cpu: number };
-  /** New apps one person (not an admin) may register in 24 hours. */
-  registrationsPerDay?: number;
-}) {
+export function createCatalogService(
+  deps: {
+    db: Kysely<Database>;
+    /** The platform clock: registration times feed expiry and inactivity, which follow it. */
+    clock?: Clock;
+    /** Governance scorecards for a page of apps (shown in the catalog, filterable). */
+    scorecards?: (apps: AppsTable[]) => Promise<Map<string, Scorecard>>;
+    repo: CatalogRepository;
+    audit: Pick<AuditService, 'record'>;
+    risk: RiskEvaluator;
+    routing: ApprovalRouting;
+    /** Deny rules of the policy packs and org bundles, checked before anything is written. */
+    admission?: (input: unknown) => Promise<{
+      denials: { entrypoint: string; message: string }[];
+      decisions: DecisionRecord[];
+      revision: string;
+    }>;
+    decisionLog?: (
+      trx: Transaction<Database>,
+      decisions: DecisionRecord[],
+      subject: string,
+      requestId?: string,
+    ) => Promise<void>;
+  } & RegistrationLimits,
+) {
   const { db, repo, audit, risk, routing } = deps;
 
   async function register(
@@ -114,44 +113,14 @@ export function createCatalogService(deps: {
       throw forbidden(
         `you can register apps you own (owner: ${principal.email}); ask an admin to register one for ${owner}`,
       );
-    const max = deps.appMaximums;
-    const asked = manifest.runtime;
-    const tooMuch = [
-      max && asked?.memoryMb !== undefined && asked.memoryMb > max.memoryMb
-        ? {
-            path: '/runtime/memoryMb',
-            message: `${asked.memoryMb} MB is more than this platform gives an app (${max.memoryMb} MB)`,
-          }
-        : null,
-      max && asked?.cpu !== undefined && asked.cpu > max.cpu
-        ? {
-            path: '/runtime/cpu',
-            message: `${asked.cpu} CPU is more than this platform gives an app (${max.cpu})`,
-          }
-        : null,
-    ].filter((d): d is { path: string; message: string } => d !== null);
-    if (tooMuch.length)
-      throw new AppError(
-        'validation_failed',
-        `${tooMuch.map((d) => d.message).join('; ')}: ask for less, or ask the platform team (MICROAPP_APP_MAX_MEMORY_MB, MICROAPP_APP_MAX_CPU)`,
-        tooMuch,
+    checkAppMaximums(manifest, deps.appMaximums);
+    if (deps.registrationsPerDay && !isAdmin && !(await repo.findApp(db, manifest.name, true)))
+      await checkRegistrationQuota(
+        db,
+        principal.userId,
+        deps.registrationsPerDay,
+        deps.clock?.nowIso() ?? new Date().toISOString(),
       );
-    if (deps.registrationsPerDay && !isAdmin && !(await repo.findApp(db, manifest.name, true))) {
-      const since = new Date(
-        Date.parse(deps.clock?.nowIso() ?? new Date().toISOString()) - 86_400_000,
-      ).toISOString();
-      const row = await db
-        .selectFrom('apps')
-        .select((eb) => eb.fn.countAll<number>().as('n'))
-        .where('registered_by', '=', principal.userId)
-        .where('created_at', '>=', since)
-        .executeTakeFirst();
-      if (Number(row?.n ?? 0) >= deps.registrationsPerDay)
-        throw new AppError(
-          'rate_limited',
-          `you registered ${row?.n} new apps in the last 24 hours, the most this platform allows one person (${deps.registrationsPerDay}); try again tomorrow, or ask a platform admin to register it`,
-        );
-    }
     const department =
       owner === principal.email
         ? principal.department
