@@ -102,6 +102,10 @@ export async function sealAppData(
 ): Promise<SealedArchive> {
   const image = `${dataDir}.img`;
   if (!existsSync(image)) return sealDirectory(kek, dataDir, path, appId);
+  // The app was just stopped: its sandbox's mount of the volume goes away with its last process, which
+  // may outlive the stop by a moment. Wait until no loop device holds the image, then read it.
+  for (let i = 0; i < 50 && (await run('losetup', ['-j', image])).trim(); i++)
+    await new Promise((r) => setTimeout(r, 100));
   const at = mkdtempSync(join(dirname(dataDir), '.seal-'));
   await run('mount', ['-o', 'loop,ro,nosuid,nodev,noexec', image, at]);
   try {
