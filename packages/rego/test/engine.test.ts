@@ -195,3 +195,75 @@ t3 if d == 7 with input.n as 1 with double as 7
     assert.equal(p.query('y := data.b.x; z := format_int(y, 10)')[0]?.z, '9007199254740995');
   });
 });
+
+describe('a package across files, as OPA merges it', () => {
+  test('a policy and its tests in two files of one package: the tests use its rules by their bare names', () => {
+    const policy = compile([
+      {
+        file: 'network.rego',
+        source: `package microapp.network
+import rego.v1
+deny contains msg if {
+  input.request.host == "suspicious.example.com"
+  msg := "host suspicious.example.com is blocked"
+}
+`,
+      },
+      {
+        file: 'network_test.rego',
+        source: `package microapp.network
+import rego.v1
+test_blocked if deny["host suspicious.example.com is blocked"] with input as {"request": {"host": "suspicious.example.com"}}
+test_others_pass if count(deny) == 0 with input as {"request": {"host": "api.bank.example.com"}}
+`,
+      },
+    ]);
+    const results = policy.test({ data: {} });
+    assert.deepEqual(
+      results.map((r) => `${r.name}:${r.outcome}`),
+      ['test_blocked:pass', 'test_others_pass:pass'],
+    );
+  });
+
+  test('a function in one file, a default in another, the tests in a third', () => {
+    const policy = compile([
+      {
+        file: 'fn.rego',
+        source: 'package acme.access\nimport rego.v1\nis_admin(user) if "admin" in user.roles\n',
+      },
+      {
+        file: 'rules.rego',
+        source:
+          'package acme.access\nimport rego.v1\ndefault allow := false\nallow if is_admin(input.user)\n',
+      },
+      {
+        file: 'access_test.rego',
+        source: `package acme.access
+import rego.v1
+test_admin if allow with input as {"user": {"roles": ["admin"]}}
+test_default if not allow with input as {"user": {"roles": []}}
+test_function if is_admin({"roles": ["admin"]})
+`,
+      },
+    ]);
+    assert.deepEqual(
+      policy.test({ data: {} }).map((r) => `${r.name}:${r.outcome}`),
+      ['test_admin:pass', 'test_default:pass', 'test_function:pass'],
+    );
+    assert.equal(
+      policy.evaluate('data.acme.access.allow', { input: { user: { roles: [] } }, data: {} }),
+      false,
+    );
+  });
+
+  test('conflicts are still found across files: two defaults for one rule', () => {
+    assert.throws(
+      () =>
+        compile([
+          { file: 'a.rego', source: 'package p\ndefault allow := false\n' },
+          { file: 'b.rego', source: 'package p\ndefault allow := true\n' },
+        ]),
+      /multiple default rules data\.p\.allow found/,
+    );
+  });
+});
