@@ -41,6 +41,15 @@ async function run(command: string, args: string[]): Promise<string> {
   }
 }
 
+/** A new sparse file of `sizeMb` at `path`, formatted as ext4 (no reserved blocks) with `options`. */
+async function makeImage(path: string, sizeMb: number, mode: number, options: string[]): Promise<void> {
+  rmSync(path, { force: true });
+  const fd = openSync(path, 'wx', mode);
+  ftruncateSync(fd, sizeMb * 1024 * 1024);
+  closeSync(fd);
+  await run('mkfs.ext4', ['-q', '-F', '-m', '0', ...options, path]);
+}
+
 /** The volume of an app's data folder. */
 export const volumeOf = (dataDir: string, sizeMb: number): DataVolume => ({
   image: `${dataDir}.img`,
@@ -57,21 +66,7 @@ export async function prepareVolume(volume: DataVolume, dataDir: string, uid: nu
   if (existsSync(volume.image) && !pending) return;
   const image = existsSync(volume.image) ? volume.image : `${volume.image}.new`;
   if (image !== volume.image) {
-    rmSync(image, { force: true });
-    const fd = openSync(image, 'wx', 0o600);
-    ftruncateSync(fd, volume.sizeMb * 1024 * 1024);
-    closeSync(fd);
-    await run('mkfs.ext4', [
-      '-q',
-      '-F',
-      '-m',
-      '0',
-      '-E',
-      `root_owner=${uid}:${uid}`,
-      '-L',
-      'microapp-data',
-      image,
-    ]);
+    await makeImage(image, volume.sizeMb, 0o600, ['-E', `root_owner=${uid}:${uid}`, '-L', 'microapp-data']);
   }
   if (pending)
     await run('unshare', [
@@ -127,23 +122,7 @@ export async function codeImageOf(appDir: string): Promise<string> {
   // ext4's own structures and a block per small file: a third more, and 16 MB at least.
   const sizeMb = Math.max(16, Math.ceil((kb * 1.35) / 1024) + 8);
   const tmp = `${image}.${process.pid}.new`;
-  rmSync(tmp, { force: true });
-  const fd = openSync(tmp, 'wx', 0o644);
-  ftruncateSync(fd, sizeMb * 1024 * 1024);
-  closeSync(fd);
-  await run('mkfs.ext4', [
-    '-q',
-    '-F',
-    '-m',
-    '0',
-    '-O',
-    '^has_journal',
-    '-d',
-    appDir,
-    '-L',
-    'microapp-code',
-    tmp,
-  ]);
+  await makeImage(tmp, sizeMb, 0o644, ['-O', '^has_journal', '-d', appDir, '-L', 'microapp-code']);
   renameSync(tmp, image);
   return image;
 }
