@@ -1,25 +1,72 @@
-// The runtime, measured: cold start of the form app through the gateway (p50 / p95 over scale-to-zero
-// wake-ups), gateway throughput and p99 against a direct connection to the same app's socket and against
-// nginx as a plain reverse proxy (ratios), memory per idle instance, and how many fit on this machine.
-//   npx tsx bench/runtime/run.ts [--seconds 10] [--connections 10] [--colds 20] [--instances 10]
-// Each server runs as its own process (`microapp server --dev`, SQLite); autocannon loads it over loopback.
-import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+// The runtime, measured like for like. Three ways to reach the same sandboxed form app: its socket directly,
+// nginx as a plain reverse proxy, and the platform's gateway (sign-in by token, policy, a signed identity).
+// Two paths: /favicon.ico, which the app answers 204 without any work, and /, where the app verifies an ES256
+// identity and renders its page (200). Direct and nginx requests carry the same kind of identity the gateway
+// adds, signed with the platform's own key, so every target gets the same status for the same work; a
+// response with another status fails the run. The targets take turns in short slices; CPU time per 1,000
+// requests is read from /proc for the proxy and for the app. Also: cold starts (scale-to-zero wake-ups) and
+// memory per idle instance as PSS and private bytes (smaps_rollup), beside a plain process of the same app.
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { request } from 'node:http';
-import { tmpdir, totalmem } from 'node:os';
+import { createServer } from 'node:net';
+import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
-import autocannon from 'autocannon';
+import { SignJWT } from 'jose';
+import {
+  canDropToHostUser,
+  hostUidFor,
+  socketRoot,
+} from '../../packages/server/src/modules/runtime/host-user.ts';
+import { identitySigningKey } from '../../packages/server/src/modules/runtime/identity-key.ts';
 import { tokenFor } from '../../packages/server/test/harness.ts';
+import {
+  BenchFailure,
+  benchArgs,
+  type Memory,
+  mb,
+  median,
+  memoryOf,
+  pidsOfUid,
+  processTree,
+  runBench,
+} from '../lib/bench.ts';
+import { type LoadResult, loadInterleaved, type Target } from '../lib/http-load.ts';
 import { startServer } from '../lib/server-process.ts';
 
-const arg = (name: string, fallback: string) => {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? process.argv[i + 1]! : fallback;
-};
-const seconds = Number(arg('--seconds', '10'));
-const connections = Number(arg('--connections', '10'));
-const colds = Number(arg('--colds', '20'));
-const instanceCount = Number(arg('--instances', '10'));
+const { values, number, command } = benchArgs(
+  import.meta.filename,
+  'The runtime: gateway, nginx and a direct connection to the same app, cold starts, memory per instance.',
+  {
+    seconds: { default: '2', quick: '1', help: 'length of one slice of load, in seconds' },
+    rounds: { default: '3', quick: '1', help: 'slices per target; the targets take turns' },
+    connections: { default: '10', quick: '4', help: 'concurrent connections of the load generator' },
+    colds: { default: '5', quick: '1', help: 'cold starts timed (each waits for the app to go idle)' },
+    instances: { default: '4', quick: '1', help: 'idle instances measured for memory' },
+    'nginx-user': {
+      default: 'root',
+      help: 'the user nginx workers run as; they must be able to open the app socket, as the gateway does (nobody cannot)',
+    },
+  },
+);
+const seconds = number('seconds');
+const rounds = number('rounds');
+const connections = number('connections');
+const colds = number('colds');
+const instanceCount = number('instances');
+const nginxUser = values['nginx-user'];
+const nginxBin = '/usr/sbin/nginx';
+
+type Server = Awaited<ReturnType<typeof startServer>>;
 
 async function api(base: string, token: string, method: string, path: string, body?: unknown) {
   const res = await fetch(base + path, {
@@ -28,13 +75,13 @@ async function api(base: string, token: string, method: string, path: string, bo
     ...(body ? { body: JSON.stringify(body) } : {}),
   });
   const text = await res.text();
-  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text}`);
+  if (!res.ok) throw new BenchFailure(`${method} ${path}: ${res.status} ${text}`);
   return text ? JSON.parse(text) : null;
 }
 
-/** A form app, registered (approved at once: internal data) and built and deployed by the platform. */
-async function formApp(base: string, alice: string, name: string) {
-  await api(base, alice, 'POST', '/api/v1/apps', {
+/** A form app, registered (approved at once: internal data), built and deployed by the platform. */
+async function formApp(base: string, alice: string, name: string): Promise<{ id: string }> {
+  const app = await api(base, alice, 'POST', '/api/v1/apps', {
     name,
     owner: 'alice@example.com',
     purpose: 'A benchmark form the finance team answers',
@@ -48,17 +95,18 @@ async function formApp(base: string, alice: string, name: string) {
     await new Promise((r) => setTimeout(r, 200));
     b = await api(base, alice, 'GET', `/api/v1/apps/${name}/builds/${b.id}`);
   }
-  if (b.state !== 'passed') throw new Error(`build of ${name} failed: ${b.error}`);
+  if (b.state !== 'passed') throw new BenchFailure(`build of ${name} failed: ${b.error}`);
+  return { id: app.app?.id ?? app.id };
 }
 
-function viaGateway(base: string, app: string, token: string): Promise<number> {
+function viaGateway(base: string, app: string, token: string, path = '/'): Promise<number> {
   const port = new URL(base).port;
   return new Promise((resolve, reject) => {
     const req = request(
       {
         host: '127.0.0.1',
         port,
-        path: '/',
+        path,
         headers: { host: `${app}.apps.localhost:${port}`, authorization: `Bearer ${token}` },
       },
       (res) => {
@@ -71,131 +119,296 @@ function viaGateway(base: string, app: string, token: string): Promise<number> {
   });
 }
 
-const pct = (xs: number[], p: number) =>
-  [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))]!;
-
-async function importAdvisories(base: string, carol: string, dir: string) {
+async function importAdvisories(base: string, carol: string) {
   // One OSV record is enough for scans to run.
-  const osv = join(dir, 'osv');
-  spawnSync('mkdir', ['-p', osv]);
-  writeFileSync(
-    join(osv, 'GHSA-x.json'),
-    JSON.stringify({
-      id: 'GHSA-x',
-      affected: [{ package: { ecosystem: 'npm', name: 'left-pad' }, versions: ['0.0.1'] }],
-    }),
-  );
-  const zip = join(dir, 'osv.zip');
-  spawnSync('python3', [
-    '-c',
-    `import zipfile;z=zipfile.ZipFile('${zip}','w');z.write('${join(osv, 'GHSA-x.json')}','GHSA-x.json');z.close()`,
-  ]);
+  const { zipSync } = await import('fflate');
+  const record = {
+    id: 'GHSA-x',
+    affected: [{ package: { ecosystem: 'npm', name: 'left-pad' }, versions: ['0.0.1'] }],
+  };
   const res = await fetch(`${base}/api/v1/advisories`, {
     method: 'POST',
     headers: { authorization: `Bearer ${carol}`, 'content-type': 'application/zip' },
-    body: (await import('node:fs')).readFileSync(zip),
+    body: zipSync({ 'GHSA-x.json': Buffer.from(JSON.stringify(record)) }),
   });
-  if (!res.ok) throw new Error(`advisory import: ${res.status} ${await res.text()}`);
+  if (!res.ok) throw new BenchFailure(`advisory import: ${res.status} ${await res.text()}`);
 }
 
-const work = mkdtempSync(join(tmpdir(), 'microapp-bench-runtime-'));
-try {
-  // 1. Cold start: idle apps stop after 1.2 s (MICROAPP_IDLE_MINUTES=0.02); each timed request wakes one.
-  {
-    const server = await startServer(null, { MICROAPP_IDLE_MINUTES: '0.02' });
+/** The socket of the app's running instance (as root: the one its own host user owns). */
+function socketOf(server: Server, app: { id: string; name: string }): string {
+  if (canDropToHostUser()) {
+    const uid = hostUidFor(app.id, 200_000);
+    for (const dir of readdirSync(socketRoot)) {
+      const sock = join(socketRoot, dir, 'app.sock');
+      if (statSync(sock, { throwIfNoEntry: false })?.uid === uid) return sock;
+    }
+  } else {
+    const dir = join(server.dataDir, 'runtime', 'sockets', app.name);
+    for (const id of readdirSync(dir))
+      if (existsSync(join(dir, id, 'app.sock'))) return join(dir, id, 'app.sock');
+  }
+  throw new BenchFailure(`no socket found for ${app.name}`);
+}
+
+/** The processes of one app's sandbox: as root, those of its own host user; else the server's children. */
+function appPids(server: Server, app: { id: string }): number[] {
+  if (canDropToHostUser()) return pidsOfUid(hostUidFor(app.id, 200_000));
+  return processTree(server.child.pid!).slice(1);
+}
+
+/** The primary group of a user (nginx's `user` line needs one; Debian's nobody is in nogroup). */
+function groupOf(user: string): string {
+  const r = spawnSync('id', ['-gn', user], { encoding: 'utf8' });
+  if (r.status !== 0) throw new BenchFailure(`--nginx-user ${user}: no such user`);
+  return r.stdout.trim();
+}
+
+/** A loopback port nobody is using now. */
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function startNginx(
+  work: string,
+  socketPath: string,
+): Promise<{ url: string; pids: () => number[]; log: () => string; stop: () => void }> {
+  const port = await freePort();
+  const dir = join(work, 'nginx');
+  mkdirSync(dir, { mode: 0o755 });
+  const conf = join(dir, 'nginx.conf');
+  writeFileSync(
+    conf,
+    `${process.getuid?.() === 0 ? `user ${nginxUser} ${groupOf(nginxUser)};\n` : ''}worker_processes 1; daemon off; pid ${dir}/nginx.pid; error_log ${dir}/error.log;
+events { worker_connections 1024; }
+http { access_log off; keepalive_requests 1000000; client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy;
+  upstream app { server unix:${socketPath}; keepalive 32; }
+  server { listen 127.0.0.1:${port}; location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection ""; } } }
+`,
+  );
+  let stderr = '';
+  const proc: ChildProcess = spawn(nginxBin, ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
+  proc.stderr!.on('data', (d) => {
+    stderr += d;
+  });
+  const log = () => {
+    const text = `${stderr}${existsSync(join(dir, 'error.log')) ? readFileSync(join(dir, 'error.log'), 'utf8') : ''}`;
+    return `nginx's error log says:\n  ${text.trim().split('\n').slice(-3).join('\n  ')}`;
+  };
+  for (let i = 0; i < 50 && !existsSync(join(dir, 'nginx.pid')) && proc.exitCode === null; i++)
+    await new Promise((r) => setTimeout(r, 100));
+  if (proc.exitCode !== null) throw new BenchFailure(`nginx did not start. ${log()}`);
+  return {
+    url: `http://127.0.0.1:${port}`,
+    pids: () => processTree(proc.pid!),
+    log,
+    stop: () => proc.kill('SIGTERM'),
+  };
+}
+
+const fmtRow = (r: LoadResult) =>
+  `  ${r.label.padEnd(40)} ${r.rps.toFixed(0).padStart(7)} ${String(r.p50).padStart(5)} ${String(r.p99).padStart(5)} ${(r.cpuPer1000.proxy ?? 0).toFixed(0).padStart(9)} ${(r.cpuPer1000.app ?? 0).toFixed(0).padStart(9)}`;
+
+await runBench(async () => {
+  const work = mkdtempSync(join(tmpdir(), 'microapp-bench-runtime-'));
+  try {
+    console.log(`node ${process.version}, ${cpus().length} cores; reproduce with:\n  ${command}\n`);
+
+    // 1. Cold start: idle apps stop after 1.2 s (MICROAPP_IDLE_MINUTES=0.02); each timed request wakes one.
+    if (colds > 0) {
+      const server = await startServer(null, { MICROAPP_IDLE_MINUTES: '0.02' });
+      try {
+        const [alice, carol, dave] = await Promise.all(
+          ['alice', 'carol', 'dave'].map((u) => tokenFor({ url: server.url }, `${u}@example.com`)),
+        );
+        await importAdvisories(server.url, carol!);
+        await formApp(server.url, alice!, 'cold-form');
+        const times: number[] = [];
+        for (let i = 0; i < colds; i++) {
+          await new Promise((r) => setTimeout(r, 3500)); // past the idle time and the sweeper's next pass
+          const t0 = performance.now();
+          const status = await viaGateway(server.url, 'cold-form', dave!);
+          if (status !== 200) throw new BenchFailure(`a cold request answered ${status}, not 200`);
+          times.push(performance.now() - t0);
+        }
+        const sorted = [...times].sort((a, b) => a - b);
+        console.log(
+          `Cold start through the gateway, ${colds} wake-ups: median ${median(times).toFixed(0)} ms, max ${sorted.at(-1)!.toFixed(0)} ms`,
+        );
+      } finally {
+        await server.cleanup();
+      }
+    }
+
+    // 2. Throughput and CPU per request, and 3. memory per idle instance, on a server that keeps apps running.
+    const server = await startServer(null, { MICROAPP_IDLE_MINUTES: '0' });
     try {
       const [alice, carol, dave] = await Promise.all(
         ['alice', 'carol', 'dave'].map((u) => tokenFor({ url: server.url }, `${u}@example.com`)),
       );
-      await importAdvisories(server.url, carol!, work);
-      await formApp(server.url, alice!, 'cold-form');
-      const times: number[] = [];
-      for (let i = 0; i < colds; i++) {
-        await new Promise((r) => setTimeout(r, 3500)); // past the idle time and the sweeper's next pass
-        const t0 = performance.now();
-        const status = await viaGateway(server.url, 'cold-form', dave!);
-        if (status !== 200) throw new Error(`cold request answered ${status}`);
-        times.push(performance.now() - t0);
-      }
-      console.log(
-        `Cold start through the gateway (${colds} wake-ups): p50 ${pct(times, 0.5).toFixed(0)} ms, p95 ${pct(times, 0.95).toFixed(0)} ms`,
+      await importAdvisories(server.url, carol!);
+      const load = { name: 'load-form', ...(await formApp(server.url, alice!, 'load-form')) };
+      const socketPath = socketOf(server, load);
+      const port = new URL(server.url).port;
+      // The identity the gateway would add for dave, signed with the platform's key (derived from its KEK).
+      const key = identitySigningKey(
+        Buffer.from(readFileSync(join(server.dataDir, 'kek'), 'utf8').trim(), 'base64'),
       );
+      const identity = async () => ({
+        'x-microapp-identity': await new SignJWT({
+          email: 'dave@example.com',
+          name: 'Dave',
+          department: 'finance',
+          roles: ['user'],
+        })
+          .setProtectedHeader({ alg: 'ES256' })
+          .setSubject('dave@example.com')
+          .setAudience('load-form')
+          .setIssuedAt()
+          .setExpirationTime('60s')
+          .sign(key.privateKey),
+      });
+      const app = () => appPids(server, load);
+      const nginx = existsSync(nginxBin) ? await startNginx(work, socketPath) : null;
+      const sections: [string, string, number][] = [
+        ['/favicon.ico', 'the app answers 204 without any work', 204],
+        ['/', 'the app verifies the ES256 identity and renders its page: 200', 200],
+      ];
+      try {
+        for (const [path, what, expect] of sections) {
+          const targets: Target[] = [
+            {
+              label: 'direct to the app socket',
+              url: `http://app${path}`,
+              socketPath,
+              headers: identity,
+              expect,
+              cpu: { app },
+            },
+            ...(nginx
+              ? [
+                  {
+                    label: 'nginx reverse proxy',
+                    url: `${nginx.url}${path}`,
+                    headers: identity,
+                    expect,
+                    cpu: { proxy: nginx.pids, app },
+                    diagnose: nginx.log,
+                  },
+                ]
+              : []),
+            {
+              label: 'microapp gateway (token, policy, JWT)',
+              url: `http://127.0.0.1:${port}${path}`,
+              headers: () => ({ host: `load-form.apps.localhost:${port}`, authorization: `Bearer ${dave}` }),
+              expect,
+              cpu: { proxy: () => [server.child.pid!], app },
+            },
+          ];
+          const results = await loadInterleaved(targets, { connections, seconds, rounds });
+          console.log(
+            `\nGET ${path} (${what}); ${connections} connections, ${rounds} slice(s) of ${seconds} s per row, taking turns`,
+          );
+          console.log(`  ${''.padEnd(40)}   req/s   p50   p99  proxy CPU   app CPU`);
+          console.log(`  ${''.padEnd(40)}           (ms)  (ms)  ms/1k req ms/1k req`);
+          for (const r of results) console.log(fmtRow(r));
+          const direct = results[0]!;
+          const gateway = results.at(-1)!;
+          const base = nginx ? results[1]! : direct;
+          console.log(
+            `  gateway / ${nginx ? 'nginx' : 'direct'}: ${(gateway.rps / base.rps).toFixed(2)}x throughput, p99 ${gateway.p99 - base.p99 >= 0 ? '+' : ''}${gateway.p99 - base.p99} ms` +
+              (nginx
+                ? `, ${(gateway.cpuPer1000.proxy! / Math.max(0.001, base.cpuPer1000.proxy!)).toFixed(1)}x the proxy's CPU per request`
+                : '; nginx is not installed (apt-get install nginx-light)'),
+          );
+        }
+      } finally {
+        nginx?.stop();
+      }
+
+      // 3. Memory per idle instance, after one request each, beside a plain process of the same code.
+      const idle: { id: string; name: string }[] = [];
+      for (let i = 0; i < instanceCount; i++) {
+        const name = `idle-${i}`;
+        idle.push({ name, ...(await formApp(server.url, alice!, name)) });
+        const status = await viaGateway(server.url, name, dave!);
+        if (status !== 200) throw new BenchFailure(`${name} answered ${status}, not 200`);
+      }
+      const plain = await plainProcess(server, work, key.publicPem, identity);
+      await new Promise((r) => setTimeout(r, 2000)); // let them settle after their first request
+      const each: Memory[] = idle.map((a) => memoryOf(canDropToHostUser() ? appPids(server, a) : []));
+      const plainMemory = memoryOf([plain.pid]);
+      plain.stop();
+      if (canDropToHostUser()) {
+        const mid = (f: keyof Memory) => median(each.map((m) => m[f]));
+        console.log(
+          `\nMemory per idle form instance, median of ${each.length} (every process of its sandbox, after one request):`,
+        );
+        console.log(
+          `  sandboxed instance     RSS ${mb(mid('rss'))}   PSS ${mb(mid('pss'))}   private ${mb(mid('private'))}`,
+        );
+        console.log(
+          `  plain node process     RSS ${mb(plainMemory.rss)}   PSS ${mb(plainMemory.pss)}   private ${mb(plainMemory.private)}   (the same code, unsandboxed)`,
+        );
+        const budget = totalmem() * 0.8;
+        console.log(
+          `  at 80% of this machine's ${(totalmem() / 1024 ** 3).toFixed(0)} GB: about ${Math.floor(budget / mid('pss'))} idle instances by PSS (${Math.floor(budget / mid('rss'))} if RSS is summed, which counts shared pages once per process); CPU is the limit under load (0.5 core each by default)`,
+        );
+      } else
+        console.log(
+          `\nMemory per instance: skipped (run as root, where each app has its own host user, to tell instances apart); a plain node process of the app: PSS ${mb(plainMemory.pss)}, private ${mb(plainMemory.private)}`,
+        );
     } finally {
       await server.cleanup();
     }
-  }
-
-  // 2. Throughput, and 3. memory per idle instance, on a server that keeps apps running.
-  const server = await startServer(null, { MICROAPP_IDLE_MINUTES: '0' });
-  try {
-    const [alice, carol, dave] = await Promise.all(
-      ['alice', 'carol', 'dave'].map((u) => tokenFor({ url: server.url }, `${u}@example.com`)),
-    );
-    await importAdvisories(server.url, carol!, work);
-    await formApp(server.url, alice!, 'load-form');
-    const socketDir = join(server.dataDir, 'runtime', 'sockets', 'load-form');
-    const socketPath = join(socketDir, readdirSync(socketDir)[0]!, 'app.sock');
-    const port = new URL(server.url).port;
-    // The form answers 401 without the identity the gateway adds: that is still a full round trip to the app.
-    const load = async (opts: Partial<autocannon.Options>) => {
-      const r = await autocannon({ connections, duration: seconds, ...opts } as autocannon.Options);
-      return { rps: r.requests.average, p99: r.latency.p99, errors: r.errors };
-    };
-    const direct = await load({ url: 'http://app/', socketPath });
-    const gateway = await load({
-      url: `http://127.0.0.1:${port}/`,
-      headers: { host: `load-form.apps.localhost:${port}`, authorization: `Bearer ${dave}` },
-    });
-    let nginx: { rps: number; p99: number; errors: number } | null = null;
-    if (existsSync('/usr/sbin/nginx')) {
-      const conf = join(work, 'nginx.conf');
-      writeFileSync(
-        conf,
-        `worker_processes 1; daemon off; pid ${work}/nginx.pid; error_log ${work}/nginx.err;
-events { worker_connections 1024; }
-http { access_log off; client_body_temp_path ${work}; proxy_temp_path ${work};
-  upstream app { server unix:${socketPath}; keepalive 32; }
-  server { listen 127.0.0.1:18089; location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection ""; } } }
-`,
-      );
-      const proc = spawn('/usr/sbin/nginx', ['-c', conf], { stdio: 'ignore' });
-      await new Promise((r) => setTimeout(r, 500));
-      nginx = await load({ url: 'http://127.0.0.1:18089/' });
-      proc.kill('SIGTERM');
-    }
-    const row = (label: string, r: { rps: number; p99: number; errors: number }) =>
-      `  ${label.padEnd(34)} ${r.rps.toFixed(0).padStart(7)} req/s   p99 ${String(r.p99).padStart(4)} ms   errors ${r.errors}`;
-    console.log(`Throughput, ${connections} connections for ${seconds} s each:`);
-    console.log(row('direct to the app socket', direct));
-    if (nginx) console.log(row('nginx reverse proxy (no auth)', nginx));
-    console.log(row('microapp gateway (token, policy, JWT)', gateway));
-    console.log(
-      "  (not like for like: direct and nginx get the app's 401, because only the gateway adds the identity; through the gateway the app also verifies an ES256 token per request inside its 0.5-core quota)",
-    );
-    console.log(
-      `  gateway / direct: ${(gateway.rps / direct.rps).toFixed(2)}x throughput, ${(gateway.p99 / Math.max(1, direct.p99)).toFixed(1)}x p99` +
-        (nginx
-          ? `; gateway / nginx: ${(gateway.rps / nginx.rps).toFixed(2)}x throughput, ${(gateway.p99 / Math.max(1, nginx.p99)).toFixed(1)}x p99`
-          : '; nginx not installed (apt-get install nginx-light)'),
-    );
-
-    for (let i = 0; i < instanceCount; i++) await formApp(server.url, alice!, `idle-${i}`);
-    await new Promise((r) => setTimeout(r, 3000)); // let them settle after their first request
-    const ivan = await tokenFor({ url: server.url }, 'ivan@example.com');
-    const metrics = await (
-      await fetch(`${server.url}/metrics`, { headers: { authorization: `Bearer ${ivan}` } })
-    ).text();
-    const rss = [...metrics.matchAll(/^microapp_app_memory_bytes\{app="idle-\d+"\} (\d+)/gm)].map((m) =>
-      Number(m[1]),
-    );
-    const mean = rss.reduce((a, b) => a + b, 0) / Math.max(1, rss.length);
-    const budget = totalmem() * 0.8;
-    console.log(
-      `Memory per idle form instance (${rss.length} instances, resident set of the sandbox's process tree): ${(mean / 1024 / 1024).toFixed(1)} MB; at 80% of this machine's ${(totalmem() / 1024 ** 3).toFixed(0)} GB that is about ${Math.floor(budget / mean)} idle instances (CPU is the limit under load: each gets a 0.5-core quota by default)`,
-    );
   } finally {
-    await server.cleanup();
+    rmSync(work, { recursive: true, force: true });
   }
-} finally {
-  rmSync(work, { recursive: true, force: true });
+});
+
+/** The deployed app's code run as a plain node process (no sandbox), answered once with an identity. */
+async function plainProcess(
+  server: Server,
+  work: string,
+  publicPem: string,
+  identity: () => Promise<Record<string, string>>,
+): Promise<{ pid: number; stop: () => void }> {
+  const codeRoot = join(server.dataDir, 'runtime', 'code', 'load-form');
+  const code = readdirSync(codeRoot)
+    .map((d) => join(codeRoot, d))
+    .find((d) => existsSync(join(d, 'server.js')));
+  if (!code) throw new BenchFailure(`no unpacked code of load-form under ${codeRoot}`);
+  const data = join(work, 'plain-data');
+  mkdirSync(data, { recursive: true });
+  const sock = join(work, 'plain.sock');
+  const child = spawn(process.execPath, ['server.js'], {
+    cwd: code,
+    env: {
+      PATH: process.env.PATH ?? '/usr/bin:/bin',
+      HOME: work,
+      NODE_ENV: 'production',
+      PORT: sock,
+      MICROAPP_DATA_DIR: data,
+      MICROAPP_IDENTITY_PUBLIC_KEY: publicPem,
+      MICROAPP_OWNER: 'alice@example.com',
+      MICROAPP_APP: 'load-form',
+    },
+    stdio: 'ignore',
+  });
+  for (let i = 0; i < 100 && !existsSync(sock); i++) await new Promise((r) => setTimeout(r, 50));
+  const headers = await identity();
+  const status = await new Promise<number>((resolve, reject) => {
+    const req = request({ socketPath: sock, path: '/', headers }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+  if (status !== 200) throw new BenchFailure(`the plain process answered ${status}, not 200`);
+  return { pid: child.pid!, stop: () => child.kill('SIGTERM') };
 }

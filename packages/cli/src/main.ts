@@ -14,6 +14,7 @@ import { registerInitCommands } from './commands/init.ts';
 import { registerLifecycleCommands } from './commands/lifecycle.ts';
 import { registerLogsCommands } from './commands/logs.ts';
 import { registerPolicyCommands } from './commands/policy.ts';
+import { registerSbomCommands } from './commands/sbom.ts';
 import { registerSecretCommands } from './commands/secrets.ts';
 import { registerServerCommands } from './commands/server.ts';
 import { registerTokenCommands } from './commands/tokens.ts';
@@ -55,6 +56,7 @@ registerDeployCommands(program);
 registerLogsCommands(program);
 registerAdvisoryCommands(program);
 registerArtifactCommands(program);
+registerSbomCommands(program);
 registerLifecycleCommands(program);
 
 await program.parseAsync(process.argv);

@@ -67,6 +67,7 @@ import { registerDeploymentRoutes } from './modules/runtime/deployment-routes.ts
 import { createDeploymentService } from './modules/runtime/deployment-service.ts';
 import { createGateway } from './modules/runtime/gateway.ts';
 import { canDropToHostUser } from './modules/runtime/host-user.ts';
+import { identitySigningKey } from './modules/runtime/identity-key.ts';
 import { sandboxAvailable } from './modules/runtime/sandbox.ts';
 import { kekOf } from './modules/secrets/envelope.ts';
 import { registerSecretRoutes } from './modules/secrets/secret-routes.ts';
@@ -321,6 +322,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   });
   const appLogs = createAppLogs({ db: db.kysely, clock, retention: config.logRetention });
   const deployments = createDeploymentService({
+    identityKey: identitySigningKey(kek),
     sandboxUidBase: config.sandboxUidBase,
     dataVolumeMb: config.appDataMb,
     appLogs,

@@ -1,8 +1,8 @@
-import { randomBytes } from 'node:crypto';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
-import { exportSPKI, generateKeyPair, SignJWT } from 'jose';
+import { SignJWT } from 'jose';
 import type { Kysely, Transaction } from 'kysely';
 import { x } from 'tar';
 import type { Database } from '../../db/schema.ts';
@@ -22,6 +22,7 @@ import type { VersionsService } from '../signing/versions-service.ts';
 import type { AppLogs } from './app-logs.ts';
 import { type CgroupDriver, defaultLimits } from './cgroups.ts';
 import { codeImageOf, prepareVolume, volumeOf } from './data-volume.ts';
+import type { IdentityKey } from './identity-key.ts';
 import { canDropToHostUser, defaultSandboxUidBase, hostUidFor, socketRoot } from './host-user.ts';
 import { type KubernetesSettings, renderKubernetes } from './kubernetes-manifests.ts';
 import { type SandboxedProcess, type SandboxSpec, startSandboxed } from './sandbox.ts';
@@ -101,6 +102,8 @@ export function createDeploymentService(deps: {
   kubernetes?: KubernetesSettings;
   /** Per-instance database roles for the app's PostgreSQL connectors, dropped when the instance stops. */
   credentials?: Pick<DatabaseCredentials, 'issue' | 'revoke'>;
+  /** The key identities are signed with; the same on every replica and after a restart (identity-key.ts). */
+  identityKey?: IdentityKey;
 }) {
   const { db, audit } = deps;
   const instances = new Map<string, Instance>();
@@ -111,15 +114,13 @@ export function createDeploymentService(deps: {
     await deps.credentials?.revoke(deploymentId, reason).catch(() => {});
   }
   const waking = new Map<string, Promise<Instance | undefined>>();
-  let identityKey: {
-    privateKey: Awaited<ReturnType<typeof generateKeyPair>>['privateKey'];
-    publicPem: string;
-  } | null = null;
+  let identityKey: IdentityKey | null = deps.identityKey ?? null;
 
-  async function identity() {
+  /** The gateway's identity signing key: the one given (derived from the KEK), or a key of this process. */
+  async function identity(): Promise<IdentityKey> {
     if (!identityKey) {
-      const { privateKey, publicKey } = await generateKeyPair('ES256');
-      identityKey = { privateKey, publicPem: await exportSPKI(publicKey) };
+      const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+      identityKey = { privateKey, publicPem: publicKey.export({ format: 'pem', type: 'spki' }).toString() };
     }
     return identityKey;
   }
