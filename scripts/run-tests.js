@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Runs the test suite with node:test through tsx.
 //   node scripts/run-tests.js [--group unit|e2e|all] [files...]
-// The e2e group (*.e2e.test.ts: CLI subprocesses, whole user journeys) is slower and can run alone.
+// The e2e group (*.e2e.test.ts: CLI subprocesses, whole user journeys, the benches' short runs) is slower
+// and can run alone.
 // Database tests run on SQLite always, and on PostgreSQL too when MICROAPP_TEST_POSTGRES_URL is set.
 import { spawnSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
@@ -26,7 +27,7 @@ function walk(dir, out) {
 }
 
 if (files.length === 0) {
-  const all = walk('packages', []).sort();
+  const all = [...walk('packages', []), ...walk('bench', [])].sort();
   for (const f of all) {
     const e2e = f.endsWith('.e2e.test.ts');
     if (group === 'all' || (group === 'e2e') === e2e) files.push(f);

@@ -1,29 +1,28 @@
 // API latency under load, SQLite and PostgreSQL side by side, with /healthz as the no-database baseline.
-//   npx tsx bench/api/run.ts [--seconds 10] [--connections 10] [--postgres postgres://postgres@127.0.0.1:5432/test]
-// The server runs as its own process (`microapp server --dev`); autocannon loads it over loopback.
-import autocannon from 'autocannon';
+// Both servers run at once, each as its own process (`microapp server --dev`); the six rows take turns in
+// short slices of autocannon load, and every response must have the expected status (200, or 201 for a
+// registration) or the run fails. CPU time of each server process per 1,000 requests is read from /proc.
+// The per-person registration quota (20 a day by default) is lifted: one person registers thousands here.
+//   npx tsx bench/api/run.ts [--quick] [--seconds 2] [--rounds 3] [--connections 10] [--postgres URL]
 import { tokenFor } from '../../packages/server/test/harness.ts';
+import { BenchFailure, benchArgs, runBench } from '../lib/bench.ts';
+import { type LoadResult, loadInterleaved, type Target } from '../lib/http-load.ts';
 import { startServer } from '../lib/server-process.ts';
 
-const arg = (name: string, fallback: string) => {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? process.argv[i + 1]! : fallback;
-};
-const seconds = Number(arg('--seconds', '10'));
-const connections = Number(arg('--connections', '10'));
-const postgres = arg(
-  '--postgres',
-  process.env.MICROAPP_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test',
+const { values, number, command } = benchArgs(
+  import.meta.filename,
+  'API latency under load on SQLite and PostgreSQL, beside /healthz.',
+  {
+    seconds: { default: '2', quick: '1', help: 'length of one slice of load, in seconds' },
+    rounds: { default: '3', quick: '1', help: 'slices per row; the rows take turns' },
+    connections: { default: '10', quick: '4', help: 'concurrent connections' },
+    apps: { default: '200', quick: '20', help: 'apps in each catalog before the load starts' },
+    postgres: {
+      default: process.env.MICROAPP_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test',
+      help: 'the PostgreSQL to run the second server on ("none" to skip it)',
+    },
+  },
 );
-
-const token = (url: string, email: string) => tokenFor({ url }, email);
-
-type Row = { p50: number; p99: number; rps: number; errors: number };
-
-async function load(url: string, opts: Partial<autocannon.Options>): Promise<Row> {
-  const r = await autocannon({ url, connections, duration: seconds, ...opts } as autocannon.Options);
-  return { p50: r.latency.p50, p99: r.latency.p99, rps: r.requests.average, errors: r.errors + r.non2xx };
-}
 
 const manifest = (name: string) =>
   JSON.stringify({
@@ -34,56 +33,80 @@ const manifest = (name: string) =>
     integrations: { egress: ['api.bank.example.com'] },
   });
 
-async function measure(label: string, databaseUrl: string | null) {
-  const server = await startServer(databaseUrl);
-  try {
-    const alice = await token(server.url, 'alice@example.com');
-    const auth = { authorization: `Bearer ${alice}`, 'content-type': 'application/json' };
-    for (let i = 0; i < 200; i++)
-      await fetch(`${server.url}/api/v1/apps`, {
-        method: 'POST',
-        headers: auth,
-        body: manifest(`seed-${i}`),
-      });
-    const health = await load(`${server.url}/healthz`, {});
-    const list = await load(`${server.url}/api/v1/apps?limit=50`, { headers: auth });
-    let n = 0;
-    const register = await load(`${server.url}/api/v1/apps`, {
+const noQuota = { MICROAPP_QUOTA_REGISTRATIONS_PER_DAY: '1000000000' };
+
+type Server = Awaited<ReturnType<typeof startServer>>;
+
+async function prepare(label: string, server: Server): Promise<Target[]> {
+  const alice = await tokenFor({ url: server.url }, 'alice@example.com');
+  const auth = { authorization: `Bearer ${alice}`, 'content-type': 'application/json' };
+  for (let i = 0; i < number('apps'); i++) {
+    const r = await fetch(`${server.url}/api/v1/apps`, {
       method: 'POST',
       headers: auth,
-      requests: [{ setupRequest: (req: autocannon.Request) => ({ ...req, body: manifest(`bench-${n++}`) }) }],
-    } as Partial<autocannon.Options>);
-    return { label, health, list, register };
-  } finally {
-    await server.cleanup();
+      body: manifest(`seed-${i}`),
+    });
+    if (r.status !== 201) throw new BenchFailure(`${label}: seeding answered ${r.status}: ${await r.text()}`);
   }
+  const cpu = { server: () => [server.child.pid!] };
+  let n = 0;
+  return [
+    { label: `${label}: GET /healthz (baseline)`, url: `${server.url}/healthz`, expect: 200, cpu },
+    {
+      label: `${label}: GET /api/v1/apps?limit=50`,
+      url: `${server.url}/api/v1/apps?limit=50`,
+      headers: () => auth,
+      expect: 200,
+      cpu,
+    },
+    {
+      label: `${label}: POST /api/v1/apps (register)`,
+      url: `${server.url}/api/v1/apps`,
+      method: 'POST',
+      headers: () => auth,
+      requests: [
+        { setupRequest: (req) => ({ ...req, body: manifest(`bench-${label.toLowerCase()}-${n++}`) }) },
+      ],
+      expect: 201,
+      cpu,
+    },
+  ];
 }
 
-const fmt = (r: Row) =>
-  `p50 ${String(r.p50).padStart(4)} ms  p99 ${String(r.p99).padStart(4)} ms  ${Math.round(r.rps).toLocaleString('en-US').padStart(7)} req/s${r.errors ? `  (${r.errors} errors)` : ''}`;
+const fmt = (r: LoadResult) =>
+  `  ${r.label.padEnd(44)} p50 ${String(r.p50).padStart(4)} ms  p99 ${String(r.p99).padStart(4)} ms  ${Math.round(r.rps).toLocaleString('en-US').padStart(7)} req/s  ${r.cpuPer1000.server!.toFixed(0).padStart(6)} ms CPU/1k req`;
 
-const results = [await measure('SQLite', null)];
-try {
-  results.push(await measure('PostgreSQL', postgres));
-} catch (error) {
-  console.error(`PostgreSQL skipped: ${(error as Error).message}`);
-}
-console.log(
-  `\nnode ${process.version}, ${connections} connections, ${seconds} s per row, server in its own process, 200 apps in the catalog\n`,
-);
-for (const r of results) {
-  console.log(`${r.label}`);
-  console.log(`  GET /healthz (baseline)        ${fmt(r.health)}`);
-  console.log(
-    `  GET /api/v1/apps?limit=50      ${fmt(r.list)}   ${(r.health.rps / r.list.rps).toFixed(0)}x fewer req/s than baseline`,
-  );
-  console.log(
-    `  POST /api/v1/apps (register)   ${fmt(r.register)}   ${(r.health.rps / r.register.rps).toFixed(0)}x fewer req/s than baseline`,
-  );
-}
-if (results.length === 2) {
-  const [s, p] = results as [(typeof results)[0], (typeof results)[0]];
-  console.log(
-    `\nPostgreSQL / SQLite p50: list ${(p.list.p50 / Math.max(1, s.list.p50)).toFixed(2)}x, register ${(p.register.p50 / Math.max(1, s.register.p50)).toFixed(2)}x`,
-  );
-}
+await runBench(async () => {
+  const servers: Server[] = [];
+  try {
+    const sqlite = await startServer(null, noQuota);
+    servers.push(sqlite);
+    const targets = await prepare('SQLite', sqlite);
+    if (values.postgres !== 'none') {
+      const pg = await startServer(values.postgres, noQuota);
+      servers.push(pg);
+      targets.push(...(await prepare('PostgreSQL', pg)));
+    }
+    const results = await loadInterleaved(targets, {
+      connections: number('connections'),
+      seconds: number('seconds'),
+      rounds: number('rounds'),
+    });
+    console.log(
+      `node ${process.version}; ${number('connections')} connections; ${number('rounds')} slice(s) of ${number('seconds')} s per row, taking turns; each server in its own process with ${number('apps')} apps in its catalog; CPU is the server process's\nreproduce with: ${command}\n`,
+    );
+    for (const r of results) console.log(fmt(r));
+    const by = (l: string) => results.find((r) => r.label === l);
+    for (const db of ['SQLite', 'PostgreSQL']) {
+      const base = by(`${db}: GET /healthz (baseline)`);
+      if (!base) continue;
+      const list = by(`${db}: GET /api/v1/apps?limit=50`)!;
+      const reg = by(`${db}: POST /api/v1/apps (register)`)!;
+      console.log(
+        `  ${db}: list ${(base.rps / list.rps).toFixed(1)}x and register ${(base.rps / reg.rps).toFixed(1)}x fewer req/s than the baseline`,
+      );
+    }
+  } finally {
+    for (const s of servers) await s.cleanup();
+  }
+});

@@ -1,5 +1,5 @@
 // What DLP costs the egress broker per request, by body size, with the built-in policy packs.
-//   npx tsx bench/dlp/run.ts [--runs 30]
+//   npx tsx bench/dlp/run.ts [--quick] [--runs 30]
 // Baseline: the broker's decision for the same request with an empty body (host, policy, address rules; no
 // DLP). Measured: the decision with a JSON body of 1 KB, 100 KB, 1 MB and 5 MB (the broker's limit) holding
 // nothing to find, then the same bodies with one e-mail address at the end, which the organization's policy
@@ -20,12 +20,16 @@ import {
   deepMerge,
   readPolicyDir,
 } from '../../packages/server/src/modules/policy/policy-sources.ts';
+import { BenchFailure, benchArgs, median, runBench } from '../lib/bench.ts';
 
-const arg = (name: string, fallback: string) => {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? process.argv[i + 1]! : fallback;
-};
-const runs = Number(arg('--runs', '30'));
+const { number, command } = benchArgs(
+  import.meta.filename,
+  "What DLP costs the egress broker's decision, by body size.",
+  {
+    runs: { default: '30', quick: '3', help: 'decisions timed per case (after 3 to warm up)' },
+  },
+);
+const runs = number('runs');
 
 const builtin = readPolicyDir(builtinPolicyDir);
 const policy = compile(builtin.modules);
@@ -82,54 +86,77 @@ async function measure(
   payload: Buffer,
   headers: Record<string, string> = {},
   scanned = payload.length,
-): Promise<{ label: string; median: number; p95: number; bytes: number; masked: boolean }> {
+  mustMask = false,
+): Promise<{ label: string; median: number; p95: number; cpu: number; bytes: number; masked: boolean }> {
   const req = {
     headers: { host: 'api.bank.example.com', 'content-type': 'application/json', ...headers },
     method: 'POST',
     url: '/notes',
   } as unknown as IncomingMessage;
   const times: number[] = [];
+  const cpu: number[] = [];
   let masked = false;
   for (let i = 0; i < runs + 3; i++) {
+    const c0 = process.cpuUsage();
     const t0 = performance.now();
     const d = await broker.decide(app, req, payload);
     const ms = performance.now() - t0;
-    if (!d.allowed) throw new Error(`${label}: refused: ${d.reason}`);
+    const c = process.cpuUsage(c0);
+    if (!d.allowed) throw new BenchFailure(`${label}: the broker refused: ${d.reason}`);
     masked = Boolean(d.body);
-    if (i >= 3) times.push(ms); // the first runs warm the JIT
+    if (masked !== mustMask)
+      throw new BenchFailure(`${label}: the body should ${mustMask ? '' : 'not '}have been rewritten`);
+    if (i >= 3) {
+      times.push(ms); // the first runs warm the JIT
+      cpu.push((c.user + c.system) / 1000);
+    }
   }
   times.sort((a, b) => a - b);
   return {
     label,
-    median: times[Math.floor(times.length / 2)]!,
+    median: median(times),
     p95: times[Math.min(times.length - 1, Math.floor(times.length * 0.95))]!,
+    cpu: median(cpu),
     bytes: scanned,
     masked,
   };
 }
 
-const results = [await measure('baseline: empty body (no DLP)', Buffer.alloc(0))];
-for (const size of [1024, 100 * 1024, 1024 * 1024, 5 * 1024 * 1024 - 4096])
-  results.push(await measure(`${Math.round(size / 1024)} KB, nothing found`, body(size)));
-for (const size of [1024, 100 * 1024, 1024 * 1024])
+await runBench(async () => {
+  const results = [await measure('baseline: empty body (no DLP)', Buffer.alloc(0))];
+  for (const size of [1024, 100 * 1024, 1024 * 1024, 5 * 1024 * 1024 - 4096])
+    results.push(await measure(`${Math.round(size / 1024)} KB, nothing found`, body(size)));
+  for (const size of [1024, 100 * 1024, 1024 * 1024])
+    results.push(
+      await measure(
+        `${Math.round(size / 1024)} KB, one e-mail (masked)`,
+        body(size, 'ann.lee@example.org'),
+        {},
+        undefined,
+        true,
+      ),
+    );
   results.push(
-    await measure(`${Math.round(size / 1024)} KB, one e-mail (masked)`, body(size, 'ann.lee@example.org')),
+    await measure(
+      '1024 KB gzip, one e-mail (masked)',
+      gzipSync(body(1024 * 1024, 'ann.lee@example.org')),
+      { 'content-encoding': 'gzip' },
+      body(1024 * 1024, 'ann.lee@example.org').length,
+      true,
+    ),
   );
-results.push(
-  await measure(
-    '1024 KB gzip, one e-mail (masked)',
-    gzipSync(body(1024 * 1024, 'ann.lee@example.org')),
-    { 'content-encoding': 'gzip' },
-    body(1024 * 1024, 'ann.lee@example.org').length,
-  ),
-);
 
-const base = results[0]!.median;
-console.log(`DLP in the egress broker's decision, ${runs} runs each (Node ${process.version})`);
-console.log('case                                   median ms   p95 ms   x baseline   MB/s scanned');
-for (const r of results)
+  const base = results[0]!.median;
   console.log(
-    `${r.label.padEnd(38)} ${r.median.toFixed(2).padStart(9)} ${r.p95.toFixed(2).padStart(8)} ${(r.median / base).toFixed(1).padStart(11)}x ${
-      r.bytes ? (r.bytes / 1024 / 1024 / (r.median / 1000)).toFixed(0).padStart(13) : '            -'
-    }${r.masked ? '  (body rewritten)' : ''}`,
+    `DLP in the egress broker's decision, ${runs} runs each (node ${process.version})\nreproduce with: ${command}\n`,
   );
+  console.log(
+    'case                                   median ms   p95 ms  CPU ms   x baseline   MB/s scanned',
+  );
+  for (const r of results)
+    console.log(
+      `${r.label.padEnd(38)} ${r.median.toFixed(2).padStart(9)} ${r.p95.toFixed(2).padStart(8)} ${r.cpu.toFixed(2).padStart(7)} ${(r.median / base).toFixed(1).padStart(11)}x ${
+        r.bytes ? (r.bytes / 1024 / 1024 / (r.median / 1000)).toFixed(0).padStart(13) : '            -'
+      }${r.masked ? '  (body rewritten)' : ''}`,
+    );
+});

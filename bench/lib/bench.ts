@@ -60,7 +60,7 @@ export function benchArgs<S extends Spec>(
     }
     return n;
   };
-  for (const [k, s] of Object.entries(spec)) if (/^[\d.]+$/.test(s.default)) number(k);
+  for (const [k, s] of Object.entries(spec)) if (/^\d[\d.]*$/.test(s.default)) number(k);
   const command = `npx tsx ${name} ${Object.entries(values)
     .map(([k, v]) => `--${k} ${v}`)
     .join(' ')}`.trim();

@@ -13,6 +13,8 @@ export type Target = {
   /** Headers for a slice (called before each: identities expire). */
   headers?: () => Record<string, string> | Promise<Record<string, string>>;
   body?: string;
+  /** autocannon's per-request setup (e.g. a new name for each registration). */
+  requests?: autocannon.Request[];
   /** The status every response must have. */
   expect: number;
   /** The processes whose CPU time is counted, by part ("proxy", "app"); read before and after each slice. */
@@ -52,6 +54,7 @@ async function slice(t: Target, connections: number, seconds: number) {
     method: (t.method ?? 'GET') as autocannon.Request['method'],
     headers: (await t.headers?.()) ?? {},
     ...(t.body !== undefined ? { body: t.body } : {}),
+    ...(t.requests ? { requests: t.requests } : {}),
     skipAggregateResult: true,
   } as autocannon.Options)) as Raw;
   const elapsed = (performance.now() - started) / 1000;

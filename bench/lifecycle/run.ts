@@ -1,5 +1,5 @@
 // The inactivity job over 10,000 apps with 90 days of usage data, SQLite and PostgreSQL side by side.
-//   npx tsx bench/lifecycle/run.ts [--apps 10000] [--days 90] [--postgres postgres://postgres@127.0.0.1:5432/test]
+//   npx tsx bench/lifecycle/run.ts [--quick] [--apps 10000] [--days 90] [--postgres URL|none]
 // Baseline: finding each app's last use by scanning the raw usage rows (what the job would do without the
 // `app_activity` table the usage writer keeps). Measured: the job's first run (which warns every app idle
 // for 60+ days, writing audit events and notifications) and a steady-state run with nothing to do.
@@ -17,17 +17,23 @@ import { createLifecycleService } from '../../packages/server/src/modules/lifecy
 import { createLifecycleSteps } from '../../packages/server/src/modules/lifecycle/lifecycle-steps.ts';
 import { createNotificationService } from '../../packages/server/src/modules/notifications/notification-service.ts';
 import { kekOf } from '../../packages/server/src/modules/secrets/envelope.ts';
+import { BenchFailure, benchArgs, runBench } from '../lib/bench.ts';
 
-const arg = (name: string, fallback: string) => {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? process.argv[i + 1]! : fallback;
-};
-const appCount = Number(arg('--apps', '10000'));
-const days = Number(arg('--days', '90'));
-const postgres = arg(
-  '--postgres',
-  process.env.MICROAPP_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test',
+const { values, number, command } = benchArgs(
+  import.meta.filename,
+  'The inactivity job over many apps with months of usage, on SQLite and PostgreSQL.',
+  {
+    apps: { default: '10000', quick: '500', help: 'apps in the catalog (30% of them never used)' },
+    days: { default: '90', quick: '90', help: 'days of usage data (each used app every third day)' },
+    postgres: {
+      default: process.env.MICROAPP_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test',
+      help: 'the PostgreSQL to run it on too ("none" to skip it)',
+    },
+  },
 );
+const appCount = number('apps');
+const days = number('days');
+const postgres = values.postgres;
 
 async function seed(db: Db, now: number) {
   const created = new Date(now - days * dayMs).toISOString();
@@ -165,6 +171,13 @@ async function measure(label: string, open: () => Promise<{ db: Db; cleanup: () 
     const steady = await lifecycle.runJob({ now: clock.now() });
     const steadyMs = performance.now() - t;
     rmSync(dir, { recursive: true, force: true });
+    // 30% of the apps were never used: the first run must warn exactly those, the second nobody.
+    const expected = Array.from({ length: appCount }, (_, j) => j % 10 < 3).filter(Boolean).length;
+    const warned = (first as { warn?: number }).warn ?? 0;
+    if (warned !== expected || (steady as { warn?: number }).warn)
+      throw new BenchFailure(
+        `${label}: the first run warned ${warned} apps (expected ${expected}), the second ${(steady as { warn?: number }).warn ?? 0} (expected 0)`,
+      );
     console.log(
       `${label.padEnd(10)} ${appCount} apps, ${rows} usage rows | last use: raw scan ${scan.toFixed(0)} ms, rollup ${rollup.toFixed(0)} ms (${(scan / rollup).toFixed(1)}x) | job: first run ${(firstMs / 1000).toFixed(2)} s (${JSON.stringify(first)}), steady ${(steadyMs / 1000).toFixed(2)} s (${JSON.stringify(steady)})`,
     );
@@ -173,29 +186,33 @@ async function measure(label: string, open: () => Promise<{ db: Db; cleanup: () 
   }
 }
 
-await measure('sqlite', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'microapp-bench-db-'));
-  const db = openDatabase({ kind: 'sqlite', file: join(dir, 'bench.sqlite') });
-  return {
-    db,
-    cleanup: async () => {
-      await db.destroy();
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
-});
-const schema = `bench_life_${Date.now()}`;
-const admin = new pg.Client({ connectionString: postgres });
-await admin.connect();
-await admin.query(`create schema ${schema}`);
-await measure('postgres', async () => {
-  const db = openDatabase({ kind: 'postgres', url: postgres, schema, poolSize: 5 });
-  return {
-    db,
-    cleanup: async () => {
-      await db.destroy();
-      await admin.query(`drop schema ${schema} cascade`);
-      await admin.end();
-    },
-  };
+await runBench(async () => {
+  console.log(`node ${process.version}\nreproduce with: ${command}\n`);
+  await measure('sqlite', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'microapp-bench-db-'));
+    const db = openDatabase({ kind: 'sqlite', file: join(dir, 'bench.sqlite') });
+    return {
+      db,
+      cleanup: async () => {
+        await db.destroy();
+        rmSync(dir, { recursive: true, force: true });
+      },
+    };
+  });
+  if (postgres === 'none') return;
+  const schema = `bench_life_${Date.now()}`;
+  const admin = new pg.Client({ connectionString: postgres });
+  await admin.connect();
+  await admin.query(`create schema ${schema}`);
+  await measure('postgres', async () => {
+    const db = openDatabase({ kind: 'postgres', url: postgres, schema, poolSize: 5 });
+    return {
+      db,
+      cleanup: async () => {
+        await db.destroy();
+        await admin.query(`drop schema ${schema} cascade`);
+        await admin.end();
+      },
+    };
+  });
 });

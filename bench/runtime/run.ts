@@ -216,7 +216,7 @@ const fmtRow = (r: LoadResult) =>
 await runBench(async () => {
   const work = mkdtempSync(join(tmpdir(), 'microapp-bench-runtime-'));
   try {
-    console.log(`node ${process.version}, ${cpus().length} cores; reproduce with:\n  ${command}\n`);
+    console.log(`node ${process.version}, ${cpus().length} cores\nreproduce with: ${command}\n`);
 
     // 1. Cold start: idle apps stop after 1.2 s (MICROAPP_IDLE_MINUTES=0.02); each timed request wakes one.
     if (colds > 0) {

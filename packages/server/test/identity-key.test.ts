@@ -21,7 +21,12 @@ describe('the gateway identity key', () => {
       .sign(key.privateKey);
     const [h, p, s] = token.split('.') as [string, string, string];
     const check = (pem: string) =>
-      verify('sha256', Buffer.from(`${h}.${p}`), { key: pem, dsaEncoding: 'ieee-p1363' }, Buffer.from(s, 'base64url'));
+      verify(
+        'sha256',
+        Buffer.from(`${h}.${p}`),
+        { key: pem, dsaEncoding: 'ieee-p1363' },
+        Buffer.from(s, 'base64url'),
+      );
     assert.equal(check(key.publicPem), true);
     assert.equal(check(other.publicPem), false);
   });

@@ -22,8 +22,8 @@ import type { VersionsService } from '../signing/versions-service.ts';
 import type { AppLogs } from './app-logs.ts';
 import { type CgroupDriver, defaultLimits } from './cgroups.ts';
 import { codeImageOf, prepareVolume, volumeOf } from './data-volume.ts';
-import type { IdentityKey } from './identity-key.ts';
 import { canDropToHostUser, defaultSandboxUidBase, hostUidFor, socketRoot } from './host-user.ts';
+import type { IdentityKey } from './identity-key.ts';
 import { type KubernetesSettings, renderKubernetes } from './kubernetes-manifests.ts';
 import { type SandboxedProcess, type SandboxSpec, startSandboxed } from './sandbox.ts';
 

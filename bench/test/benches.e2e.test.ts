@@ -1,0 +1,125 @@
+// Every bench, run in its short mode: it must print its figures with the command that reproduces them, and
+// it must fail (exit 1, no figure) when what it compares against answers errors instead of doing the work.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { after, describe, test } from 'node:test';
+
+const root = resolve(import.meta.dirname, '../..');
+const postgres = process.env.MICROAPP_TEST_POSTGRES_URL ?? 'none';
+const canSandbox = existsSync('/usr/bin/bwrap');
+const hasNginx = existsSync('/usr/sbin/nginx');
+const hasChromium = existsSync(process.env.MICROAPP_CHROMIUM ?? '/usr/bin/chromium');
+
+function bench(name: string, ...args: string[]): Promise<{ code: number; out: string; err: string }> {
+  return new Promise((done) => {
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', join('bench', name, 'run.ts'), '--quick', ...args],
+      {
+        cwd: root,
+        env: { ...process.env, MICROAPP_LOG_LEVEL: 'warn' },
+      },
+    );
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => {
+      out += d;
+    });
+    child.stderr.on('data', (d) => {
+      err += d;
+    });
+    child.on('exit', (code) => done({ code: code ?? 1, out, err }));
+  });
+}
+
+const work = mkdtempSync(join(tmpdir(), 'microapp-bench-test-'));
+after(() => rmSync(work, { recursive: true, force: true }));
+
+/** A figure was printed with the line that reproduces it, and nothing failed. */
+function printed(r: { code: number; out: string; err: string }, ...expected: RegExp[]) {
+  assert.equal(r.code, 0, `the bench failed:\n${r.out}\n${r.err}`);
+  assert.match(r.out, /reproduce with: npx tsx bench\/\S+\/run\.ts --/);
+  for (const e of expected) assert.match(r.out, e);
+}
+
+/** It stopped with exit 1, said why, and printed no figure. */
+function refused(r: { code: number; out: string; err: string }, why: RegExp) {
+  assert.equal(r.code, 1, `the bench should have failed:\n${r.out}\n${r.err}`);
+  assert.match(r.err, /bench failed/);
+  assert.match(r.err, why);
+}
+
+describe('benches measure what they say', () => {
+  test('rego: CPU time per decision beside cedar-wasm, the engines agreeing first', async () => {
+    printed(await bench('rego'), /µs CPU\/decision/, /cedar-wasm \/ Rego, CPU per decision: [\d.]+x/);
+  });
+
+  test('a bench refuses an argument that is not a number, and says so', async () => {
+    const r = await bench('rego', '--rounds', 'many');
+    assert.equal(r.code, 2);
+    assert.match(r.err, /--rounds must be a number/);
+  });
+
+  test('runtime: direct, nginx and the gateway get the same status for the same work', {
+    skip: !canSandbox || !hasNginx ? 'needs bubblewrap and nginx (.ci/run installs both)' : false,
+  }, async () => {
+    printed(
+      await bench('runtime'),
+      /GET \/favicon\.ico/,
+      /GET \/ \(the app verifies/,
+      /nginx reverse proxy\s+\d+/,
+      /gateway \/ nginx: [\d.]+x throughput/,
+      /Cold start through the gateway/,
+    );
+  });
+
+  test('runtime: nginx answering 502 (its workers cannot open the app socket) fails the run', {
+    skip: !canSandbox || !hasNginx ? 'needs bubblewrap and nginx (.ci/run installs both)' : false,
+  }, async () => {
+    refused(
+      await bench('runtime', '--colds', '0', '--instances', '0', '--nginx-user', 'nobody'),
+      /nginx reverse proxy .*every response should be 204, but \d+ were 502[\s\S]*Permission denied/,
+    );
+  });
+
+  test('pipeline: both SBOM tools as fresh processes on the same packages', async () => {
+    printed(
+      await bench('pipeline'),
+      /the same purls from both/,
+      /cyclonedx-npm \/ microapp: [\d.]+x wall, [\d.]+x CPU/,
+    );
+  });
+
+  test('pipeline: cyclonedx-npm failing on the project fails the run', async () => {
+    // A lockfile without its package.json: cyclonedx-npm refuses it.
+    const dir = join(work, 'lock-only');
+    mkdirSync(dir);
+    copyFileSync(join(root, 'templates/form/package-lock.json'), join(dir, 'package-lock.json'));
+    refused(await bench('pipeline', '--templates', '', '--lockfile-dir', dir), /cyclonedx-npm .*failed/);
+  });
+
+  test('api: every row answers its expected status, on SQLite and PostgreSQL', async () => {
+    printed(await bench('api', '--postgres', postgres), /SQLite: POST \/api\/v1\/apps \(register\)\s+p50/);
+  });
+
+  test('api: a database that is not there fails the run instead of dropping its rows', async () => {
+    refused(await bench('api', '--apps', '0', '--postgres', 'postgres://postgres@127.0.0.1:1/none'), /./);
+  });
+
+  test('dlp: the broker allows and masks as expected', async () => {
+    printed(await bench('dlp'), /1 KB, one e-mail \(masked\).*\(body rewritten\)/);
+  });
+
+  test('lifecycle: the job warns exactly the unused apps', async () => {
+    printed(await bench('lifecycle', '--postgres', postgres), /sqlite\s+500 apps/);
+  });
+
+  test('console: time to interactive of a big catalog beside a small one', {
+    skip: hasChromium ? false : 'needs chromium (.ci/run installs it)',
+  }, async () => {
+    printed(await bench('console'), /ratio [\d.]+x/);
+  });
+});
