@@ -507,6 +507,24 @@ describe('uploads that expand without bound', () => {
     assert.equal(new TextDecoder().decode(fine['x.json']), '{"id":"GHSA-1"}');
     assert.throws(() => unzipBounded(new TextEncoder().encode('not a zip')), /not a readable zip/);
   });
+
+  test('the bounds do not refuse a real snapshot: 20,000 records and 100,000 tiny entries unpack whole', () => {
+    // One push of the whole archive overflowed the stack past a few thousand entries (found by bench/pipeline).
+    const records = Object.fromEntries(
+      Array.from({ length: 20_000 }, (_, i) => [
+        `GHSA-${i}.json`,
+        new TextEncoder().encode(JSON.stringify({ id: `GHSA-${i}`, summary: 'x'.repeat(200) })),
+      ]),
+    );
+    const out = unzipBounded(zipSync(records));
+    assert.equal(Object.keys(out).length, 20_000);
+    assert.equal(JSON.parse(new TextDecoder().decode(out['GHSA-19999.json'])).id, 'GHSA-19999');
+    const tiny = zipSync(
+      Object.fromEntries(Array.from({ length: 100_000 }, (_, i) => [String(i), new Uint8Array(0)])),
+      { level: 0 },
+    );
+    assert.equal(Object.keys(unzipBounded(tiny)).length, 100_000);
+  });
 });
 
 describe('one creator cannot take the platform’s resources', () => {

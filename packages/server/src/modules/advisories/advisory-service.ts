@@ -91,7 +91,12 @@ export function unzipBounded(zip: Uint8Array, limits = advisoryZipLimits): Recor
   });
   unzipper.register(UnzipInflate);
   try {
-    unzipper.push(zip, true);
+    // In slices: fflate parses every entry a push holds before it returns, one call deeper per entry, so a
+    // single push of an archive of 20,000 records overflows the stack.
+    const slice = 16 * 1024;
+    for (let at = 0; at < zip.length && !problem; at += slice)
+      unzipper.push(zip.subarray(at, at + slice), at + slice >= zip.length);
+    if (zip.length === 0) unzipper.push(zip, true);
   } catch (error) {
     problem ??= (error as Error).message;
   }
