@@ -56,17 +56,22 @@ function locate(text: string): Match[] {
     const iban = m[0].replace(/ /g, '').toUpperCase();
     if (iban.length >= 15 && iban.length <= 34 && ibanValid(iban)) at('iban', m, iban);
   }
-  // With dashes or spaces anywhere; nine digits in a row only where the text says it is one.
+  // With dashes or spaces anywhere; nine digits in a row only where the text says it is one. Two passes:
+  // a lookbehind for the words, tried at every position of a large body, cost more than the rest together.
+  const ssn = (start: number, digits: [string, string, string], value: string) => {
+    const [area, group, serial] = digits.map(Number) as [number, number, number];
+    if (area !== 0 && area !== 666 && area < 900 && group !== 0 && serial !== 0)
+      found.push({ kind: 'national_id', start, end: start + value.length, value });
+  };
+  for (const m of text.matchAll(/\b(\d{3})[- ](\d{2})[- ](\d{4})\b/g))
+    ssn(m.index!, [m[1]!, m[2]!, m[3]!], m[0]);
   for (const m of text.matchAll(
-    /\b(\d{3})[- ](\d{2})[- ](\d{4})\b|(?<=(?:ssn|social security(?: number)?|social_security|taxpayer id|tin)\W{0,20})\b(\d{3})(\d{2})(\d{4})\b/gi,
-  )) {
-    const [area, group, serial] = (m[1] === undefined ? [m[4], m[5], m[6]] : [m[1], m[2], m[3]]).map(
-      Number,
-    ) as [number, number, number];
-    if (area !== 0 && area !== 666 && area < 900 && group !== 0 && serial !== 0) at('national_id', m, m[0]);
-  }
-  for (const m of text.matchAll(/\b[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9.-]{1,190}\.[A-Za-z]{2,24}\b/g))
-    at('email', m, m[0]);
+    /(?:ssn|social security(?: number)?|social_security|taxpayer id|tin)\W{0,20}\b((\d{3})(\d{2})(\d{4}))\b/dgi,
+  ))
+    ssn(m.indices![1]![0], [m[2]!, m[3]!, m[4]!], m[1]!);
+  if (text.includes('@'))
+    for (const m of text.matchAll(/\b[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9.-]{1,190}\.[A-Za-z]{2,24}\b/g))
+      at('email', m, m[0]);
   found.sort((a, b) => a.start - b.start || b.end - a.end);
   const kept: Match[] = [];
   for (const m of found) if (!kept.length || m.start >= kept[kept.length - 1]!.end) kept.push(m);
@@ -90,17 +95,24 @@ function digitValue(c: string): string {
  * of digit groups (`[4111, 1111, 1111, 1111]`) read as one spaced number.
  */
 export function undisguise(text: string): string {
-  return text
-    .replace(/\\+u\{([0-9a-fA-F]{1,6})\}/g, (m, h: string) => {
-      const cp = Number.parseInt(h, 16);
-      return cp <= 0x10ffff ? String.fromCodePoint(cp) : m;
-    })
-    .replace(/\\+u([0-9a-fA-F]{4})/g, (_, h: string) => String.fromCharCode(Number.parseInt(h, 16)))
-    .replace(/\\+x([0-9a-fA-F]{2})/g, (_, h: string) => String.fromCharCode(Number.parseInt(h, 16)))
-    .normalize('NFKC')
-    .replace(zeroWidth, '')
-    .replace(/\p{Nd}/gu, (c) => (c >= '0' && c <= '9' ? c : digitValue(c)))
-    .replace(/(?<=\d)[./_\u00b7\u2022](?=\d)/g, ' ')
+  let t = text;
+  // Each step only where it can change something: a large plain-ASCII body skips most of them.
+  if (t.includes('\\'))
+    t = t
+      .replace(/\\+u\{([0-9a-fA-F]{1,6})\}/g, (m, h: string) => {
+        const cp = Number.parseInt(h, 16);
+        return cp <= 0x10ffff ? String.fromCodePoint(cp) : m;
+      })
+      .replace(/\\+u([0-9a-fA-F]{4})/g, (_, h: string) => String.fromCharCode(Number.parseInt(h, 16)))
+      .replace(/\\+x([0-9a-fA-F]{2})/g, (_, h: string) => String.fromCharCode(Number.parseInt(h, 16)));
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: the test is for anything outside ASCII
+  if (/[^\x00-\x7f]/.test(t))
+    t = t
+      .normalize('NFKC')
+      .replace(zeroWidth, '')
+      .replace(/(?![0-9])\p{Nd}/gu, digitValue);
+  return t
+    .replace(/(\d)[./_\u00b7\u2022](?=\d)/g, '$1 ')
     .replace(/\[\s*"?\d{2,6}"?(?:\s*,\s*"?\d{2,6}"?){1,8}\s*\]/g, (m) => m.replace(/[^\d]+/g, ' ').trim());
 }
 
