@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { randomBytes, verify } from 'node:crypto';
 import { describe, test } from 'node:test';
 import { SignJWT } from 'jose';
-import { identitySigningKey } from '../src/modules/runtime/identity-key.ts';
+import { createIdentitySigner, identitySigningKey } from '../src/modules/runtime/identity-key.ts';
 
 describe('the gateway identity key', () => {
   test('is the same for the same KEK (every replica, every restart) and different for another', () => {
@@ -29,5 +29,23 @@ describe('the gateway identity key', () => {
       );
     assert.equal(check(key.publicPem), true);
     assert.equal(check(other.publicPem), false);
+  });
+
+  test('the same caller of the same app gets the same token for 30 s of its 60, and new claims a new one at once', async () => {
+    let clock = Date.parse('2026-12-04T10:00:00.000Z');
+    const signer = createIdentitySigner(identitySigningKey(randomBytes(32)), () => clock);
+    const dave = { email: 'dave@example.com', name: 'Dave', department: 'finance', roles: ['user'] };
+    const first = await signer.token(dave, 'poll');
+    const claims = (t: string) => JSON.parse(Buffer.from(t.split('.')[1]!, 'base64url').toString('utf8'));
+    assert.equal(claims(first).exp - claims(first).iat, 60);
+    clock += 29_000;
+    assert.equal(await signer.token(dave, 'poll'), first, 'reused with 31 s left');
+    assert.notEqual(await signer.token(dave, 'other-app'), first, 'another app: its own audience');
+    assert.notEqual(await signer.token({ ...dave, roles: ['user', 'admin'] }, 'poll'), first, 'new roles');
+    assert.notEqual(await signer.token({ ...dave, department: 'sales' }, 'poll'), first, 'new department');
+    clock += 1_000;
+    const renewed = await signer.token(dave, 'poll');
+    assert.notEqual(renewed, first, 'never handed out with less than 30 s left');
+    assert.ok(claims(renewed).exp * 1000 - clock >= 30_000);
   });
 });

@@ -1,0 +1,139 @@
+import { request } from 'node:http';
+import { AppError } from '../../errors.ts';
+import { nowIso } from '../../ids.ts';
+import type { DeploymentDeps, Instance } from './deployment-types.ts';
+import { restartPolicy } from './deployment-types.ts';
+import { type SandboxedProcess, startSandboxed } from './sandbox.ts';
+
+/** Whether something answers HTTP on the socket (any status). */
+function answers(socketPath: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = request({ socketPath, path: '/', method: 'GET', timeout: 2000 }, (res) => {
+      res.resume();
+      resolve(true);
+    });
+    req.on('error', () => resolve(false));
+    req.on('timeout', () => {
+      req.destroy();
+      resolve(false);
+    });
+    req.end();
+  });
+}
+
+/** Waits until a new instance answers (10 s at most); else stops it and says what it printed last. */
+export async function healthy(p: SandboxedProcess): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    if (p.child.exitCode !== null || p.child.signalCode !== null) break;
+    if (await answers(p.socketPath)) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  await p.stop('SIGKILL');
+  // The last lines it printed, secrets redacted: enough to name a missing module or a thrown error.
+  const printed = p.output().trimEnd().split('\n').slice(-20).join('\n').slice(-2000);
+  throw new AppError(
+    'unavailable',
+    `the app did not start; ${printed ? `the last lines it printed (its secrets redacted):\n${printed}` : 'it printed nothing'}`,
+  );
+}
+
+/**
+ * Keeps instances running: a crashed one is restarted with backoff (and an out-of-memory kill recorded);
+ * one that crashes more than `restartPolicy.maxCrashes` times in its window is given up on, its deployment
+ * marked failed and its owner told.
+ */
+export function createSupervisor(
+  deps: Pick<DeploymentDeps, 'db' | 'audit' | 'notifications' | 'onCrash' | 'onOutOfMemory' | 'cgroups'>,
+  instances: Map<string, Instance>,
+  release: (deploymentId: string, reason: string) => Promise<void>,
+) {
+  const { db, audit } = deps;
+
+  function supervise(inst: Instance) {
+    const proc = inst.process;
+    proc.child.once('exit', (code, signal) => {
+      if (inst.stopping || instances.get(inst.site) !== inst) return;
+      const outOfMemory = proc.outOfMemory();
+      if (outOfMemory) {
+        deps.onOutOfMemory?.(inst.app);
+        void db.transaction().execute((trx) =>
+          audit.record(
+            trx,
+            { actor: 'system:supervisor' },
+            {
+              action: 'deployment.out_of_memory',
+              targetType: 'app',
+              target: inst.app,
+              reason: `went over its memory limit of ${inst.spec.limits?.memoryMb} MB and was killed by the kernel`,
+              summary: {
+                version: inst.version,
+                deploymentId: inst.deploymentId,
+                memoryMb: inst.spec.limits?.memoryMb,
+              },
+            },
+          ),
+        );
+      }
+      const now = Date.now();
+      inst.crashes = [...inst.crashes.filter((t) => now - t < restartPolicy.windowMs), now];
+      const attempt = inst.crashes.length;
+      const ctx = { actor: 'system:supervisor' };
+      if (attempt > restartPolicy.maxCrashes) {
+        deps.onCrash?.(inst.app, 'gave_up');
+        instances.delete(inst.site);
+        void release(inst.deploymentId, 'the instance kept crashing and was stopped');
+        void db.transaction().execute(async (trx) => {
+          await trx
+            .updateTable('deployments')
+            .set({ state: 'failed', stopped_at: nowIso() })
+            .where('id', '=', inst.deploymentId)
+            .execute();
+          await audit.record(trx, ctx, {
+            action: 'deployment.failed',
+            targetType: 'app',
+            target: inst.app,
+            summary: { version: inst.version, crashes: attempt, exitCode: code, signal, outOfMemory },
+          });
+          // The app's output is not quoted: it may hold what the app should not have printed.
+          const owner = inst.spec.env?.MICROAPP_OWNER;
+          if (owner)
+            await deps.notifications?.notify(trx, {
+              recipient: owner,
+              app: inst.app,
+              kind: 'crash_loop',
+              subject: `${inst.app} keeps crashing and was stopped`,
+              body: `${inst.app}@${inst.version} crashed ${attempt} times within ${restartPolicy.windowMs / 60_000} minutes (last exit ${signal ?? `code ${code}`}); the platform stopped restarting it. Roll back to the version that ran before, or fix it and deploy again.`,
+              action: `microapp rollback ${inst.app}`,
+              dedupeKey: `crash:${inst.deploymentId}`,
+            });
+        });
+        return;
+      }
+      deps.onCrash?.(inst.app, 'restarted');
+      const delay = Math.min(restartPolicy.maxDelayMs, restartPolicy.firstDelayMs * 2 ** (attempt - 1));
+      setTimeout(async () => {
+        if (inst.stopping || instances.get(inst.site) !== inst) return;
+        const p = startSandboxed(inst.spec, deps.cgroups ?? null);
+        try {
+          await healthy(p);
+        } catch {
+          inst.process = p;
+          supervise(inst);
+          return;
+        }
+        inst.process = p;
+        supervise(inst);
+        await db.transaction().execute((trx) =>
+          audit.record(trx, ctx, {
+            action: 'deployment.restarted',
+            targetType: 'app',
+            target: inst.app,
+            summary: { version: inst.version, attempt, exitCode: code, signal, outOfMemory },
+          }),
+        );
+      }, delay).unref();
+    });
+  }
+
+  return supervise;
+}
