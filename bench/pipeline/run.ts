@@ -192,7 +192,7 @@ await runBench(async () => {
       steps.push(['register+approve', ms(s)]);
       s = process.hrtime.bigint();
       await must(`ci of ${template}`, exec(process.execPath, [bin, 'ci', '--dir', dir], env));
-      steps.push(['ci (9 steps)', ms(s)]);
+      steps.push(['ci (10 steps)', ms(s)]);
       rows.push(
         `  ${template.padEnd(24)} ${(ms(t) / 1000).toFixed(2).padStart(6)} s   (${steps.map(([n, v]) => `${n} ${(v / 1000).toFixed(2)} s`).join(', ')})`,
       );

@@ -67,6 +67,7 @@ describe('microapp ci: from init to a deterministic artifact, as a new user woul
         'manifest:passed',
         'install:passed',
         'test:passed',
+        'package:passed',
         'sbom:passed',
         'scan:passed',
         'licenses:passed',

@@ -71,6 +71,7 @@ describe('platform builds', () => {
         'manifest:passed',
         'install:passed',
         'test:passed',
+        'package:passed',
         'sbom:passed',
         'scan:passed',
         'licenses:passed',

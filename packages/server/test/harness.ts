@@ -174,6 +174,7 @@ export function viaGateway(
   appName: string,
   path: string,
   headers: Record<string, string> = {},
+  options: { method?: string; body?: string } = {},
 ) {
   const url = new URL(server.url);
   return new Promise<{ status: number; body: string; headers: Record<string, unknown> }>(
@@ -183,7 +184,7 @@ export function viaGateway(
           host: '127.0.0.1',
           port: url.port,
           path,
-          method: 'GET',
+          method: options.method ?? 'GET',
           headers: { host: `${appName}.apps.localhost:${url.port}`, ...headers },
         },
         (res) => {
@@ -193,7 +194,7 @@ export function viaGateway(
         },
       );
       req.on('error', reject);
-      req.end();
+      req.end(options.body);
     },
   );
 }

@@ -6,14 +6,15 @@ import { create } from 'tar';
 const excluded = new Set(['node_modules', '.git', '.microapp', 'data', 'coverage']);
 
 /**
- * The app's files that go into the artifact, sorted: no dependencies (installed from the lockfile), no data.
+ * The app's files, sorted: no data, no version control, no outputs of earlier runs, and no `node_modules`
+ * unless `dependencies` says so (the package step's folder, where npm installed the production ones).
  * Nothing is followed: a link is archived as a link, and a linked folder is not walked into.
  */
-export function artifactFiles(dir: string): string[] {
+export function artifactFiles(dir: string, options: { dependencies?: boolean } = {}): string[] {
   const out: string[] = [];
   const walk = (d: string) => {
     for (const name of readdirSync(d).sort()) {
-      if (d === dir && excluded.has(name)) continue;
+      if (d === dir && excluded.has(name) && !(name === 'node_modules' && options.dependencies)) continue;
       const p = join(d, name);
       const st = lstatSync(p);
       if (st.isDirectory()) walk(p);
@@ -31,8 +32,9 @@ export function artifactFiles(dir: string): string[] {
 export async function buildArtifact(
   dir: string,
   out: string,
+  options: { dependencies?: boolean } = {},
 ): Promise<{ digest: string; files: number; bytes: number }> {
-  const files = artifactFiles(dir);
+  const files = artifactFiles(dir, options);
   // Modes come from the files (git normalizes them to 644/755); owners, times and order are fixed here.
   await create(
     {

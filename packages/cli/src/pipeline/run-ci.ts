@@ -1,14 +1,25 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve as resolvePath } from 'node:path';
+import { dirname, join, resolve as resolvePath } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { Client } from '../client.ts';
-import { buildArtifact } from './artifact.ts';
+import { artifactFiles, buildArtifact } from './artifact.ts';
 import { checkedCopy, HostileTreeError } from './checked-copy.ts';
 import { checkLicenses } from './licenses.ts';
-import { buildSbom, type LockPackage } from './sbom.ts';
+import { buildSbom, type LockPackage, readLockfile } from './sbom.ts';
 import { cyclonedxToSpdx } from './spdx.ts';
 
 export type StepStatus = 'passed' | 'failed' | 'skipped';
@@ -60,6 +71,7 @@ export type StepSandbox = (
     env: Record<string, string>;
     egressDir?: string;
     registry?: string;
+    cache?: string;
   },
 ) => { file: string; args: string[] };
 
@@ -67,7 +79,7 @@ function run(
   cmd: string,
   args: string[],
   cwd: string,
-  opts: { scripts?: boolean; sandbox?: StepSandbox; network?: boolean } = {},
+  opts: { scripts?: boolean; sandbox?: StepSandbox; network?: boolean; cache?: string } = {},
 ): Promise<{ code: number; output: string }> {
   return new Promise((resolve) => {
     // Install scripts stay off unless asked for, and the app gets no credentials of ours.
@@ -84,6 +96,7 @@ function run(
           env: scripts,
           ...(egressDir ? { egressDir } : {}),
           ...(registry ? { registry } : {}),
+          ...(opts.cache ? { cache: opts.cache } : {}),
         })
       : { file: cmd, args };
     const child = spawn(wrapped.file, wrapped.args, {
@@ -97,6 +110,28 @@ function run(
     child.on('close', (code) => resolve({ code: code ?? 1, output }));
     child.on('error', (e) => resolve({ code: 1, output: e.message }));
   });
+}
+
+/** The packages of the lockfile that have install scripts. */
+function installScripts(dir: string): string[] {
+  const lock = JSON.parse(readFileSync(join(dir, 'package-lock.json'), 'utf8')) as {
+    packages?: Record<string, { name?: string; hasInstallScript?: boolean }>;
+  };
+  return Object.entries(lock.packages ?? {})
+    .filter(([path, e]) => path !== '' && e.hasInstallScript)
+    .map(([path, e]) => e.name ?? path.slice(path.lastIndexOf('node_modules/') + 'node_modules/'.length));
+}
+
+/** Copies the app's own files (what `artifactFiles` lists: no dependencies, no data) into a new folder. */
+function copyAppFiles(from: string, to: string) {
+  mkdirSync(to, { recursive: true, mode: 0o755 });
+  for (const rel of artifactFiles(from)) {
+    const target = join(to, rel);
+    mkdirSync(dirname(target), { recursive: true });
+    const st = lstatSync(join(from, rel));
+    if (st.isSymbolicLink()) symlinkSync(readlinkSync(join(from, rel)), target);
+    else copyFileSync(join(from, rel), target);
+  }
 }
 
 const tail = (s: string, n = 15) => s.trim().split('\n').slice(-n).join('\n');
@@ -139,7 +174,7 @@ export async function runCi(options: {
   const sandbox = options.sandbox;
   const { dir } = options;
   const steps: StepResult[] = [];
-  const total = 9;
+  const total = 10;
   let stopped = false;
   let manifest: Record<string, unknown> = {};
   let tier = 'high';
@@ -152,6 +187,13 @@ export async function runCi(options: {
   // so they read a checked copy instead and write into a folder the sandbox never had (see checkedCopy).
   let src = dir;
   let out = join(dir, '.microapp');
+  // With a sandbox: a folder its steps never get whole (the checked copy, the outputs, and npm's cache,
+  // which only the two install steps see).
+  const work = sandbox ? (options.workDir ?? mkdtempSync(join(tmpdir(), 'microapp-ci-'))) : null;
+  const cache = work ? join(work, 'npm-cache') : undefined;
+  if (work && cache) mkdirSync(cache, { recursive: true, mode: 0o700 });
+  // What ships: the app's files and its production dependencies (the package step).
+  let ship: string | null = null;
 
   const step = async (name: string, fn: () => Promise<Omit<StepResult, 'step' | 'durationMs'>>) => {
     if (stopped) return;
@@ -217,6 +259,7 @@ export async function runCi(options: {
     const r = await run('npm', ['ci', '--ignore-scripts', '--no-audit', '--no-fund'], dir, {
       sandbox,
       network: true,
+      ...(cache ? { cache } : {}),
     });
     if (r.code !== 0)
       return {
@@ -225,12 +268,7 @@ export async function runCi(options: {
         next: 'make `npm ci` pass locally; install scripts are off',
       };
     // Install scripts run only for packages the policy names (data.microapp.config.allowed_install_scripts).
-    const lock = JSON.parse(readFileSync(join(dir, 'package-lock.json'), 'utf8')) as {
-      packages?: Record<string, { name?: string; hasInstallScript?: boolean }>;
-    };
-    const withScripts = Object.entries(lock.packages ?? {})
-      .filter(([path, e]) => path !== '' && e.hasInstallScript)
-      .map(([path, e]) => e.name ?? path.slice(path.lastIndexOf('node_modules/') + 'node_modules/'.length));
+    const withScripts = installScripts(dir);
     const allowed = new Set(options.allowedInstallScripts ? await options.allowedInstallScripts() : []);
     const runScripts = withScripts.filter((n) => allowed.has(n));
     const skipped = withScripts.filter((n) => !allowed.has(n));
@@ -265,9 +303,7 @@ export async function runCi(options: {
       };
     const summary = /# pass (\d+)/.exec(r.output);
     const passed = summary ? `${summary[1]} tests passed` : 'npm test passed';
-    if (!sandbox) return { status: 'passed', detail: passed };
-    const work = options.workDir ?? mkdtempSync(join(tmpdir(), 'microapp-ci-'));
-    mkdirSync(work, { recursive: true, mode: 0o700 });
+    if (!work) return { status: 'passed', detail: passed };
     try {
       checkedCopy(dir, join(work, 'app'));
     } catch (error) {
@@ -281,6 +317,63 @@ export async function runCi(options: {
     src = join(work, 'app');
     out = join(work, 'outputs');
     return { status: 'passed', detail: passed };
+  });
+
+  await step('package', async () => {
+    // What runs is what ships: the app's own files and its production dependencies, installed from the
+    // lockfile into a folder of their own that no test ever ran in (development packages stay out).
+    const lock = readLockfile(src);
+    const shipped = lock.packages.filter((p) => !p.dev);
+    const staging = join(out, 'ship');
+    rmSync(staging, { recursive: true, force: true });
+    copyAppFiles(src, staging);
+    if (shipped.length > 0) {
+      const r = await run(
+        'npm',
+        ['ci', '--omit=dev', '--ignore-scripts', '--no-audit', '--no-fund', '--prefer-offline'],
+        staging,
+        { sandbox, network: true, ...(cache ? { cache } : {}) },
+      );
+      if (r.code !== 0)
+        return {
+          status: 'failed',
+          detail: `installing the production dependencies failed:\n${tail(r.output)}`,
+          next: 'make `npm ci --omit=dev` pass locally',
+        };
+      const allowed = new Set(options.allowedInstallScripts ? await options.allowedInstallScripts() : []);
+      const scripted = installScripts(src).filter((n) => allowed.has(n) && shipped.some((p) => p.name === n));
+      if (scripted.length > 0) {
+        const rb = await run('npm', ['rebuild', ...scripted, '--foreground-scripts'], staging, {
+          scripts: true,
+          sandbox,
+        });
+        if (rb.code !== 0)
+          return {
+            status: 'failed',
+            detail: `install scripts of ${scripted.join(', ')} failed:\n${tail(rb.output)}`,
+          };
+      }
+    }
+    ship = staging;
+    if (sandbox) {
+      // npm and the allowed install scripts ran there: the artifact is made from a checked copy.
+      const checked = join(out, 'ship-checked');
+      rmSync(checked, { recursive: true, force: true });
+      try {
+        checkedCopy(staging, checked);
+      } catch (error) {
+        if (!(error instanceof HostileTreeError)) throw error;
+        return { status: 'failed', detail: `the installed dependencies cannot be trusted: ${error.message}` };
+      }
+      ship = checked;
+    }
+    const dev = lock.packages.length - shipped.length;
+    return {
+      status: 'passed',
+      detail: shipped.length
+        ? `${shipped.length} production package(s) installed from package-lock.json into what ships${dev ? `; ${dev} development package(s) left out` : ''}`
+        : `no production dependencies${dev ? `; ${dev} development package(s) left out` : ''}`,
+    };
   });
 
   await step('sbom', async () => {
@@ -375,7 +468,7 @@ export async function runCi(options: {
   await step('artifact', async () => {
     mkdirSync(out, { recursive: true });
     const file = join(out, 'artifact.tar.gz');
-    const a = await buildArtifact(src, file);
+    const a = await buildArtifact(ship ?? src, file, { dependencies: ship !== null });
     artifact = { digest: a.digest, file };
     return { status: 'passed', detail: `${a.digest} (${a.files} files, ${a.bytes} bytes, deterministic)` };
   });

@@ -84,7 +84,11 @@ export function readLockfile(dir: string) {
     }
   }
   const unique = new Map<string, LockPackage>();
-  for (const p of byPath.values()) if (!unique.has(p.purl)) unique.set(p.purl, p);
+  // One component per purl; development-only only if every copy of it is (a copy that ships wins).
+  for (const p of byPath.values()) {
+    const seen = unique.get(p.purl);
+    unique.set(p.purl, seen ? { ...seen, dev: seen.dev && p.dev } : p);
+  }
   return {
     name: root.name ?? lock.name ?? 'app',
     version: root.version ?? lock.version ?? '0.0.0',
@@ -146,7 +150,8 @@ export async function buildSbom(dir: string): Promise<{ json: string; packages: 
         purl: p.purl as unknown as CDX.Models.Component['purl'],
         hashes,
         licenses: licensesOf(p.license),
-        scope: p.dev ? CDX.Enums.ComponentScope.Optional : CDX.Enums.ComponentScope.Required,
+        // Development-only packages are listed for the record but do not ship: CycloneDX's `excluded`.
+        scope: p.dev ? CDX.Enums.ComponentScope.Excluded : CDX.Enums.ComponentScope.Required,
       },
     );
     components.set(p.purl, c);

@@ -9,11 +9,12 @@ const stepWords: Record<string, string> = {
   manifest: 'Check the registration',
   install: 'Install dependencies',
   test: 'Run the tests',
+  package: 'Gather what runs (production dependencies)',
   sbom: 'List the components (SBOM)',
   scan: 'Scan for known vulnerabilities',
   licenses: 'Check licenses',
   policy: 'Check policies',
-  artifact: 'Package the app',
+  artifact: 'Make the signed artifact',
   publish: 'Sign and publish',
   deploy: 'Start it behind sign-in',
 };

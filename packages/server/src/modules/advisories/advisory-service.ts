@@ -33,16 +33,24 @@ export const scanThresholds: Record<string, Severity | null> = {
 
 type Component = { name: string; version: string };
 
-/** Components of a CycloneDX SBOM as npm name and version. */
+/**
+ * Components of a CycloneDX SBOM as npm name and version: those that ship. A component whose scope is
+ * `excluded` (a development-only package: a test runner, a linter) is not in the artifact, so its
+ * advisories do not block it.
+ */
 export function componentsOf(sbom: unknown): Component[] {
-  const list = (sbom as { components?: { name?: string; group?: string; version?: string; purl?: string }[] })
-    ?.components;
+  const list = (
+    sbom as {
+      components?: { name?: string; group?: string; version?: string; purl?: string; scope?: string }[];
+    }
+  )?.components;
   if (!Array.isArray(list))
     throw new AppError('validation_failed', 'the SBOM has no components array (CycloneDX JSON expected)');
   const out: Component[] = [];
   for (const c of list) {
     if (typeof c?.name !== 'string' || typeof c.version !== 'string') continue;
     if (c.purl && !c.purl.startsWith('pkg:npm/')) continue;
+    if (c.scope === 'excluded') continue;
     out.push({ name: c.group ? `${c.group}/${c.name}` : c.name, version: c.version });
   }
   return out;

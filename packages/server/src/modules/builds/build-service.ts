@@ -60,7 +60,7 @@ export type BuildRequest =
   | { kind: 'template'; fields?: FormField[]; deploy: boolean }
   | { kind: 'upload'; archive: Buffer; deploy: boolean };
 
-const pipelineSteps = 9;
+const pipelineSteps = 10;
 const active = ['queued', 'running'];
 
 /**

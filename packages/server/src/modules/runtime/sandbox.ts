@@ -295,6 +295,12 @@ export function sandboxedCommand(
     egressDir?: string;
     /** The registry npm uses, when not the public one (a company mirror). */
     registry?: string;
+    /**
+     * A host folder for npm's cache, shared by the install steps of one build (never by its tests): the
+     * production install after the tests reuses what the first install fetched. npm checks every cached
+     * tarball against the lockfile's integrity when it reads it.
+     */
+    cache?: string;
   },
 ): { file: string; args: string[] } {
   const brokered = Boolean(options.network && options.egressDir);
@@ -330,6 +336,7 @@ export function sandboxedCommand(
     '/dev',
     '--tmpfs',
     '/tmp',
+    ...(options.cache ? ['--bind', options.cache, '/tmp/.npm'] : []),
     '--bind',
     options.dir,
     '/build',

@@ -1,0 +1,215 @@
+// An app like the ones people bring: Fastify and better-sqlite3 (a native module) with their whole
+// dependency trees, installed from a registry (a small one on loopback serving the real packages), built
+// by the sandboxed pipeline, deployed, used through the gateway, and upgraded with its data kept.
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { gunzipSync } from 'node:zlib';
+import { startTestServer, type TestServer, tokenFor, viaGateway } from '../../server/test/harness.ts';
+import { cli, importAdvisories } from './cli-harness.ts';
+import { packClosure, startRegistry } from './npm-registry.ts';
+
+const root = resolve(import.meta.dirname, '../../..');
+const canSandbox = existsSync('/usr/bin/bwrap');
+const installed = (name: string) =>
+  JSON.parse(readFileSync(join(root, 'node_modules', name, 'package.json'), 'utf8')).version as string;
+
+const serverJs = (version: string) => `import Database from 'better-sqlite3';
+import Fastify from 'fastify';
+import { identityOf } from './lib/identity.js';
+
+// Notes kept in SQLite on the app's data volume.
+const db = new Database(\`\${process.env.MICROAPP_DATA_DIR ?? '.'}/notes.db\`);
+db.exec('create table if not exists notes (id integer primary key, body text not null, author text not null)');
+
+const app = Fastify();
+app.addHook('onRequest', async (request, reply) => {
+  request.user = identityOf(request.raw);
+  if (!request.user) return reply.code(401).send({ error: 'sign in through the platform' });
+});
+app.get('/', async () => ({
+  version: '${version}',
+  sqlite: db.prepare('select sqlite_version() as v').get().v,
+  notes: db.prepare('select body, author from notes order by id').all(),
+}));
+app.post('/notes', async (request, reply) => {
+  db.prepare('insert into notes (body, author) values (?, ?)').run(String(request.body?.body ?? ''), request.user.email);
+  return reply.code(201).send({ saved: true });
+});
+await app.listen({ path: process.env.PORT });
+`;
+
+function npm(args: string[], cwd: string): Promise<{ code: number; out: string }> {
+  const { NODE_TEST_CONTEXT: _, ...env } = process.env;
+  return new Promise((done) =>
+    execFile('npm', args, { cwd, env, timeout: 180_000 }, (e, stdout, stderr) =>
+      done({ code: e ? 1 : 0, out: stdout + stderr }),
+    ),
+  );
+}
+
+/** The paths of a tar.gz's entries. */
+function entries(file: string): string[] {
+  const tar = gunzipSync(readFileSync(file));
+  const out: string[] = [];
+  for (let at = 0; at + 512 <= tar.length; ) {
+    const name = tar
+      .subarray(at, at + 100)
+      .toString('utf8')
+      .replace(/\0.*$/s, '');
+    if (!name) break;
+    const prefix = tar
+      .subarray(at + 345, at + 500)
+      .toString('utf8')
+      .replace(/\0.*$/s, '');
+    const size = Number.parseInt(
+      tar
+        .subarray(at + 124, at + 136)
+        .toString('utf8')
+        .trim() || '0',
+      8,
+    );
+    out.push(prefix ? `${prefix}/${name}` : name);
+    at += 512 + Math.ceil(size / 512) * 512;
+  }
+  return out;
+}
+
+describe('a real app with npm dependencies and a native module', {
+  skip: !canSandbox && 'needs bubblewrap',
+}, () => {
+  let server: TestServer;
+  let registry: Awaited<ReturnType<typeof startRegistry>>;
+  let dir: string;
+  let app: string;
+  let env: Record<string, string>;
+  let packages = 0;
+
+  before(async () => {
+    const packed = await packClosure(['fastify', 'better-sqlite3']);
+    packages = packed.length;
+    registry = await startRegistry(packed);
+    server = await startTestServer('sqlite');
+    dir = mkdtempSync(join(tmpdir(), 'microapp-real-app-'));
+    env = { MICROAPP_CONFIG_DIR: join(dir, 'config'), MICROAPP_SERVER: server.url };
+    await importAdvisories(env, dir);
+    app = join(dir, 'ledger-notes');
+    mkdirSync(join(app, 'lib'), { recursive: true });
+    mkdirSync(join(app, 'test'), { recursive: true });
+    copyFileSync(join(root, 'templates/_shared/lib/identity.js'), join(app, 'lib/identity.js'));
+    writeFileSync(
+      join(app, 'microapp.yaml'),
+      'name: ledger-notes\nowner: alice@example.com\npurpose: Notes on ledger entries for the finance team\ndataClasses: [internal]\naudience: { department: finance, maxUsers: 50 }\nruntime: { kind: node, entry: server.js }\n',
+    );
+    writeFileSync(join(app, '.npmrc'), `registry=${registry.url}/\n`);
+    writeFileSync(join(app, 'server.js'), serverJs('1.0.0'));
+    writeFileSync(
+      join(app, 'test/app.test.js'),
+      "import { test } from 'node:test';\nimport assert from 'node:assert/strict';\nimport Database from 'better-sqlite3';\n\ntest('SQLite answers', () => {\n  assert.equal(new Database(':memory:').prepare('select 1 as one').get().one, 1);\n});\n",
+    );
+    writeFileSync(
+      join(app, 'package.json'),
+      JSON.stringify(
+        {
+          name: 'ledger-notes',
+          version: '1.0.0',
+          private: true,
+          type: 'module',
+          scripts: { test: 'node --test' },
+          dependencies: { fastify: installed('fastify'), 'better-sqlite3': installed('better-sqlite3') },
+        },
+        null,
+        2,
+      ),
+    );
+    const lock = await npm(
+      ['install', '--package-lock-only', '--ignore-scripts', '--no-audit', '--no-fund'],
+      app,
+    );
+    assert.equal(lock.code, 0, lock.out);
+    await cli(env, 'login', '--dev-user', 'alice@example.com');
+    const registered = await cli(env, 'register', '-f', join(app, 'microapp.yaml'));
+    assert.equal(registered.code, 0, registered.stderr);
+  });
+
+  after(async () => {
+    await server?.stop();
+    await registry?.close();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('the sandboxed pipeline ships the production dependencies, the native module among them', async () => {
+    assert.ok(packages >= 50, `a real dependency tree: ${packages} packages`);
+    const ci = await cli(env, '--json', 'ci', '--dir', app, '--sandbox', '--work', join(dir, 'work-1'));
+    assert.equal(ci.code, 0, ci.stdout + ci.stderr);
+    const result = JSON.parse(ci.stdout) as {
+      steps: { step: string; detail: string }[];
+      artifact: { file: string };
+    };
+    assert.match(
+      result.steps.find((s) => s.step === 'package')!.detail,
+      /\d+ production package\(s\) installed/,
+    );
+    const files = entries(result.artifact.file);
+    assert.ok(files.includes('node_modules/fastify/package.json'), 'fastify ships');
+    assert.ok(
+      files.some((f) => /^node_modules\/better-sqlite3\/build\/Release\/better_sqlite3\.node$/.test(f)),
+      'the native module ships',
+    );
+    assert.ok(!files.some((f) => f.startsWith('data/') || f.startsWith('.microapp/')));
+    assert.ok(
+      registry.requests.some((r) => r.endsWith('.tgz')),
+      'installed from the registry',
+    );
+  });
+
+  test('it runs behind the gateway, answers from SQLite, and keeps its data across an upgrade', async () => {
+    const deployed = await cli(env, 'deploy', 'ledger-notes');
+    assert.equal(deployed.code, 0, deployed.stdout + deployed.stderr);
+    const dave = await tokenFor(server, 'dave@example.com');
+    const auth = { authorization: `Bearer ${dave}` };
+    const first = await viaGateway(server, 'ledger-notes', '/', auth);
+    assert.equal(first.status, 200, first.body);
+    const seen = JSON.parse(first.body) as { version: string; sqlite: string; notes: unknown[] };
+    assert.equal(seen.version, '1.0.0');
+    assert.match(seen.sqlite, /^3\.\d+/);
+    const saved = await viaGateway(
+      server,
+      'ledger-notes',
+      '/notes',
+      { ...auth, 'content-type': 'application/json' },
+      { method: 'POST', body: JSON.stringify({ body: 'INV-20931 matched' }) },
+    );
+    assert.equal(saved.status, 201, saved.body);
+
+    // Version 1.0.1: the same data volume.
+    const pkg = JSON.parse(readFileSync(join(app, 'package.json'), 'utf8'));
+    writeFileSync(join(app, 'package.json'), JSON.stringify({ ...pkg, version: '1.0.1' }, null, 2));
+    writeFileSync(join(app, 'server.js'), serverJs('1.0.1'));
+    const relock = await npm(
+      ['install', '--package-lock-only', '--ignore-scripts', '--no-audit', '--no-fund'],
+      app,
+    );
+    assert.equal(relock.code, 0, relock.out);
+    const ci = await cli(env, 'ci', '--dir', app, '--sandbox', '--work', join(dir, 'work-2'));
+    assert.equal(ci.code, 0, ci.stdout + ci.stderr);
+    const upgraded = await cli(env, 'deploy', 'ledger-notes');
+    assert.equal(upgraded.code, 0, upgraded.stdout + upgraded.stderr);
+    const after = await viaGateway(server, 'ledger-notes', '/', auth);
+    assert.equal(after.status, 200, after.body);
+    const now = JSON.parse(after.body) as { version: string; notes: { body: string; author: string }[] };
+    assert.equal(now.version, '1.0.1');
+    assert.deepEqual(now.notes, [{ body: 'INV-20931 matched', author: 'dave@example.com' }]);
+  });
+});

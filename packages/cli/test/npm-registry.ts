@@ -1,0 +1,211 @@
+// A small npm registry on loopback for tests, serving real packages: each one is packed from this
+// repository's own node_modules (the same code npm installed from the public registry), with its real
+// dependency tree. Tests that install an app with dependencies then need no network.
+import { createHash } from 'node:crypto';
+import {
+  copyFileSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { dirname, join, relative, resolve } from 'node:path';
+import { create } from 'tar';
+
+type Packed = { name: string; version: string; manifest: Record<string, unknown>; tarball: Buffer };
+
+const root = resolve(import.meta.dirname, '../../..');
+
+/** Where Node would find `dep` from the package folder `from` (innermost node_modules first). */
+function locate(from: string, dep: string): string | null {
+  let dir = from;
+  for (;;) {
+    const candidate = join(dir, 'node_modules', dep);
+    if (existsSync(join(candidate, 'package.json'))) return candidate;
+    if (dir === root) return null;
+    const up = resolve(dir, '..');
+    dir = up.endsWith('/node_modules') ? resolve(up, '..') : up;
+    if (relative(root, dir).startsWith('..')) return null;
+  }
+}
+
+/** The files npm would publish of an installed package: no nested node_modules, no build leftovers. */
+function filesOf(dir: string): string[] {
+  const out: string[] = [];
+  const walk = (rel: string) => {
+    for (const name of readdirSync(join(dir, rel)).sort()) {
+      const r = rel ? `${rel}/${name}` : name;
+      const st = lstatSync(join(dir, r));
+      if (st.isDirectory()) {
+        if (name === 'node_modules' || name === 'obj.target' || name === '.deps' || name === 'deps') continue;
+        walk(r);
+      } else if (
+        st.isFile() &&
+        (st.size < 4 * 1024 * 1024 || name.endsWith('.node')) &&
+        name !== 'binding.gyp'
+      )
+        out.push(r);
+    }
+  };
+  walk('');
+  return out;
+}
+
+/**
+ * Packs `names` and everything they depend on (dependencies, optional and non-optional peers that are
+ * installed) from this repository's node_modules. Install scripts are removed: a native module ships the
+ * binary this machine already compiled (as packages with prebuilt binaries do), so nothing compiles.
+ */
+export async function packClosure(names: string[]): Promise<Packed[]> {
+  const seen = new Map<string, Packed>();
+  const visit = async (dir: string) => {
+    const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as Record<string, unknown> & {
+      name: string;
+      version: string;
+      dependencies?: Record<string, string>;
+      optionalDependencies?: Record<string, string>;
+      peerDependencies?: Record<string, string>;
+      peerDependenciesMeta?: Record<string, { optional?: boolean }>;
+      scripts?: Record<string, string>;
+    };
+    const key = `${pkg.name}@${pkg.version}`;
+    if (seen.has(key)) return;
+    seen.set(key, null as unknown as Packed); // a cycle comes back here before it is packed
+    const peers = Object.keys(pkg.peerDependencies ?? {}).filter(
+      (p) => !pkg.peerDependenciesMeta?.[p]?.optional,
+    );
+    // Each dependency pinned to the version installed here (this repository's overrides included), so
+    // the tree the registry serves is the one that works here.
+    const pin = (specs: Record<string, string> | undefined, required: boolean) => {
+      const out: Record<string, string> = {};
+      for (const dep of Object.keys(specs ?? {})) {
+        const found = locate(dir, dep);
+        if (!found) {
+          if (required) throw new Error(`${key} needs ${dep}, which is not installed here`);
+          continue;
+        }
+        out[dep] = JSON.parse(readFileSync(join(found, 'package.json'), 'utf8')).version;
+      }
+      return out;
+    };
+    const dependencies = pin(pkg.dependencies, true);
+    const optionalDependencies = pin(pkg.optionalDependencies, false);
+    const peerDependencies = pin(Object.fromEntries(peers.map((p) => [p, '*'])), true);
+    const { install: _i, preinstall: _p, postinstall: _o, ...scripts } = pkg.scripts ?? {};
+    const {
+      dependencies: _d,
+      optionalDependencies: _od,
+      peerDependencies: _pd,
+      peerDependenciesMeta: _pm,
+      devDependencies: _dd,
+      ...rest
+    } = pkg as Record<string, unknown>;
+    const manifest = {
+      ...rest,
+      dependencies,
+      optionalDependencies,
+      peerDependencies,
+      scripts,
+      gypfile: false,
+    };
+    const packageJson = Buffer.from(JSON.stringify(manifest, null, 2));
+    const files = filesOf(dir).filter((f) => f !== 'package.json');
+    const tarball = await packed(packageJson, dir, files);
+    seen.set(key, { name: pkg.name, version: pkg.version, manifest, tarball });
+    for (const dep of [
+      ...Object.keys(dependencies),
+      ...Object.keys(optionalDependencies),
+      ...Object.keys(peerDependencies),
+    ])
+      await visit(locate(dir, dep)!);
+  };
+  for (const name of names) {
+    const dir = locate(root, name);
+    if (!dir) throw new Error(`${name} is not installed in this repository`);
+    await visit(dir);
+  }
+  return [...seen.values()];
+}
+
+/** A package tarball (`package/…`) of the files, with `packageJson` as its package.json. */
+async function packed(packageJson: Buffer, dir: string, files: string[]) {
+  const stage = mkdtempSync(join(tmpdir(), 'microapp-pack-'));
+  try {
+    const pkgDir = join(stage, 'package');
+    mkdirSync(pkgDir);
+    writeFileSync(join(pkgDir, 'package.json'), packageJson);
+    for (const f of files) {
+      mkdirSync(dirname(join(pkgDir, f)), { recursive: true });
+      copyFileSync(join(dir, f), join(pkgDir, f));
+    }
+    const chunks: Buffer[] = [];
+    const stream = create({ gzip: true, cwd: stage, portable: true, mtime: new Date(0) }, [
+      'package/package.json',
+      ...files.map((f) => `package/${f}`),
+    ]);
+    for await (const c of stream as unknown as AsyncIterable<Buffer>) chunks.push(c);
+    return Buffer.concat(chunks);
+  } finally {
+    rmSync(stage, { recursive: true, force: true });
+  }
+}
+
+/** Serves packuments and tarballs of `packages` on 127.0.0.1; `requests` counts what npm asked for. */
+export async function startRegistry(
+  packages: Packed[],
+): Promise<{ url: string; requests: string[]; close: () => Promise<void> }> {
+  const requests: string[] = [];
+  let url = '';
+  const byName = new Map<string, Packed[]>();
+  for (const p of packages) byName.set(p.name, [...(byName.get(p.name) ?? []), p]);
+  const tarballName = (p: Packed) => `${p.name.split('/').pop()}-${p.version}.tgz`;
+  const server: Server = createServer((req, res) => {
+    const path = decodeURIComponent((req.url ?? '/').split('?')[0]!);
+    requests.push(path);
+    const tar = /^\/(.+)\/-\/([^/]+\.tgz)$/.exec(path);
+    if (tar) {
+      const hit = (byName.get(tar[1]!) ?? []).find((p) => tarballName(p) === tar[2]);
+      if (!hit) return void res.writeHead(404).end();
+      res.writeHead(200, { 'content-type': 'application/octet-stream' });
+      return void res.end(hit.tarball);
+    }
+    const versions = byName.get(path.slice(1));
+    if (!versions) {
+      res.writeHead(404, { 'content-type': 'application/json' });
+      return void res.end('{"error":"not found"}');
+    }
+    const doc = {
+      name: versions[0]!.name,
+      'dist-tags': {
+        latest: versions
+          .map((v) => v.version)
+          .sort()
+          .at(-1),
+      },
+      versions: Object.fromEntries(
+        versions.map((v) => [
+          v.version,
+          {
+            ...v.manifest,
+            dist: {
+              tarball: `${url}/${v.name}/-/${tarballName(v)}`,
+              integrity: `sha512-${createHash('sha512').update(v.tarball).digest('base64')}`,
+              shasum: createHash('sha1').update(v.tarball).digest('hex'),
+            },
+          },
+        ]),
+      ),
+    };
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify(doc));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+  return { url, requests, close: () => new Promise((r) => server.close(() => r())) };
+}
