@@ -209,5 +209,122 @@ for (const engine of engines()) {
       });
       assert.equal(res.status, 404);
     });
+
+    const scanOf = async (components: [string, string][]) =>
+      (
+        await call(server, 'POST', '/api/v1/scans', {
+          token: t.alice,
+          body: { tier: 'high', sbom: sbom(components) },
+        })
+      ).body as { findings: { ids: string[]; package: string; severity: string }[] };
+
+    test('importing one updated record keeps every other record and finding; an older copy changes nothing', async () => {
+      const before = await scanOf([
+        ['vuln-lib', '1.0.0'],
+        ['safe-lib', '2.0.0'],
+      ]);
+      assert.equal(before.findings.length, 2);
+      const one = zipSync({
+        'GHSA-low-0003.json': osv({
+          id: 'GHSA-low-0003',
+          modified: '2026-11-01T00:00:00Z',
+          affected: [{ package: { ecosystem: 'npm', name: 'safe-lib' }, versions: ['2.0.0'] }],
+          database_specific: { severity: 'HIGH' },
+        }),
+      });
+      const merged = await upload(t.carol, one);
+      assert.equal(merged.status, 201);
+      const report = (await merged.json()) as Record<string, unknown>;
+      assert.deepEqual(
+        [report.mode, report.records, report.added, report.updated, report.kept],
+        ['merge', 4, 0, 1, 3],
+      );
+      const after = await scanOf([
+        ['vuln-lib', '1.0.0'],
+        ['safe-lib', '2.0.0'],
+      ]);
+      assert.deepEqual(
+        after.findings.map((f) => [f.package, f.severity]).sort(),
+        [
+          ['safe-lib', 'high'],
+          ['vuln-lib', 'high'],
+        ],
+        'the vuln-lib finding is still there; safe-lib has its updated severity',
+      );
+      // The same record as it was in October: older than the one held, so it is kept as it is.
+      const stale = zipSync({
+        'GHSA-low-0003.json': osv({
+          id: 'GHSA-low-0003',
+          modified: '2026-10-01T00:00:00Z',
+          affected: [{ package: { ecosystem: 'npm', name: 'safe-lib' }, versions: ['2.0.0'] }],
+          database_specific: { severity: 'LOW' },
+        }),
+      });
+      const older = (await (await upload(t.carol, stale)).json()) as Record<string, unknown>;
+      assert.deepEqual([older.older, older.updated, older.records], [1, 0, 4]);
+      const still = await scanOf([['safe-lib', '2.0.0']]);
+      assert.equal(still.findings[0]?.severity, 'high');
+      const audit = await call(server, 'GET', '/api/v1/audit/events?limit=1000', { token: t.ivan });
+      const last = audit.body.items.find((e: { action: string }) => e.action === 'advisories.imported');
+      assert.equal(last.summary.mode, 'merge');
+    });
+
+    test('a range whose versions are not valid semver is read as OSV reads it; what cannot be read is a warning', async () => {
+      // As GHSA-r683's node-fetch range says it: "introduced": "3.0".
+      const zip = zipSync({
+        'GHSA-r683.json': osv({
+          id: 'GHSA-r683-j2x4-v87g',
+          affected: [
+            {
+              package: { ecosystem: 'npm', name: 'node-fetch' },
+              ranges: [{ type: 'SEMVER', events: [{ introduced: '3.0' }, { fixed: '3.1.1' }] }],
+            },
+          ],
+          database_specific: { severity: 'HIGH' },
+        }),
+        'GHSA-odd.json': osv({
+          id: 'GHSA-odd',
+          affected: [
+            {
+              package: { ecosystem: 'npm', name: 'odd-lib' },
+              ranges: [{ type: 'SEMVER', events: [{ introduced: 'someday' }] }],
+            },
+          ],
+        }),
+      });
+      const res = await upload(t.carol, zip);
+      assert.equal(res.status, 201);
+      const report = (await res.json()) as { warnings: string[]; added: number };
+      assert.equal(report.added, 2);
+      assert.deepEqual(report.warnings, [
+        'GHSA-odd: version "someday" is not a version; that bound is ignored',
+      ]);
+      const hit = await scanOf([['node-fetch', '3.1.0']]);
+      assert.deepEqual(
+        hit.findings.map((f) => f.ids[0]),
+        ['GHSA-r683-j2x4-v87g'],
+      );
+      assert.equal((await scanOf([['node-fetch', '3.1.1']])).findings.length, 0);
+      assert.equal((await scanOf([['node-fetch', '2.6.7']])).findings.length, 0);
+    });
+
+    test('--replace makes the upload the whole data; a bad flag is refused and changes nothing', async () => {
+      const bad = await fetch(`${server.url}/api/v1/advisories?replace=maybe`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${t.carol}`, 'content-type': 'application/zip' },
+        body: advisoryZip(),
+      });
+      assert.equal(bad.status, 400);
+      assert.equal((await scanOf([['node-fetch', '3.1.0']])).findings.length, 1, 'nothing changed');
+      const res = await fetch(`${server.url}/api/v1/advisories?replace=true`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${t.carol}`, 'content-type': 'application/zip' },
+        body: advisoryZip(),
+      });
+      assert.equal(res.status, 201);
+      const report = (await res.json()) as { mode: string; records: number; kept: number };
+      assert.deepEqual([report.mode, report.records, report.kept], ['replace', 4, 0]);
+      assert.equal((await scanOf([['node-fetch', '3.1.0']])).findings.length, 0, 'dropped');
+    });
   });
 }

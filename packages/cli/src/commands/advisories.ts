@@ -34,12 +34,15 @@ export function registerAdvisoryCommands(program: Command) {
   examples(
     advisories
       .command('import <path>')
-      .description("import OSV data: OSV's npm all.zip, or a folder of OSV JSON files (admins; audited)")
+      .description(
+        "import OSV data: OSV's npm all.zip, or a folder of OSV JSON files (admins; audited). Records are merged into the data already held, by id and modified date",
+      )
+      .option('--replace', 'the upload is the whole data: records it does not hold are dropped')
       .action(
-        action(async (path: string, _flags: unknown, command: Command) => {
+        action(async (path: string, flags: { replace?: boolean }, command: Command) => {
           const ctx = ctxOf(command);
           const body = Buffer.from(zipOf(path));
-          const res = await fetch(`${ctx.server}/api/v1/advisories`, {
+          const res = await fetch(`${ctx.server}/api/v1/advisories${flags.replace ? '?replace=true' : ''}`, {
             method: 'POST',
             headers: {
               'content-type': 'application/zip',
@@ -47,16 +50,39 @@ export function registerAdvisoryCommands(program: Command) {
             },
             body,
           });
-          const data = (await res.json()) as { id: string; digest: string; records: number; detail?: string };
+          const data = (await res.json()) as {
+            id: string;
+            digest: string;
+            records: number;
+            mode: 'merge' | 'replace';
+            added: number;
+            updated: number;
+            unchanged: number;
+            older: number;
+            withdrawn: number;
+            kept: number;
+            warnings: string[];
+            detail?: string;
+          };
           if (!res.ok) throw new CliError(data.detail ?? `import failed (${res.status})`);
-          emit(
-            ctx.json,
-            data,
-            () => `Imported ${data.records} OSV records as snapshot ${data.id} (${data.digest}).`,
+          emit(ctx.json, data, () =>
+            [
+              `Snapshot ${data.id} (${data.digest}): ${data.records} records now.`,
+              `  ${data.added} added, ${data.updated} updated, ${data.unchanged} unchanged, ${data.withdrawn} withdrawn` +
+                (data.older ? `, ${data.older} older than the ones held (kept those)` : '') +
+                (data.mode === 'merge'
+                  ? `; ${data.kept} earlier records kept`
+                  : '; everything else was dropped (--replace)'),
+              ...data.warnings.map((w) => `  warning: ${w}`),
+            ].join('\n'),
           );
         }),
       ),
-    ['microapp advisories import npm-all.zip', 'microapp advisories import ./osv-records/'],
+    [
+      'microapp advisories import npm-all.zip',
+      'microapp advisories import ./osv-records/',
+      'microapp advisories import npm-all.zip --replace',
+    ],
   );
 
   examples(

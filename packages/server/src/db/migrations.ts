@@ -654,6 +654,16 @@ const migrations: Record<string, (dialect: Dialect) => Migration> = {
         .execute();
     },
   }),
+  '0022_advisories_by_id': () => ({
+    async up(db: AnyDb) {
+      // An import merges into the latest snapshot by record id (advisory-import.ts).
+      await db.schema
+        .createIndex('advisories_by_id')
+        .on('advisories')
+        .columns(['snapshot_id', 'osv_id'])
+        .execute();
+    },
+  }),
 };
 
 /** Applies every pending migration; returns the names applied. Throws with the failing migration's name. */

@@ -26,15 +26,23 @@ export function registerAdvisoryRoutes(fastify: FastifyInstance, deps: { advisor
       config: { access: rolesOnly(['admin'], 'policies:write') },
       schema: {
         tags: ['supply chain'],
-        summary: "Import an OSV snapshot (application/zip: OSV's npm all.zip, or a zip of OSV JSON files)",
+        summary:
+          "Import OSV records (application/zip: OSV's npm all.zip, or a zip of OSV JSON files), merged by id and modified date; ?replace=true makes the upload the whole data",
+        querystring: Type.Object(
+          { replace: Type.Optional(Type.Boolean({ description: 'the upload replaces all earlier data' })) },
+          { additionalProperties: false },
+        ),
       },
     },
     async (request, reply) => {
       if (!Buffer.isBuffer(request.body))
         throw new AppError('unsupported_media_type', 'send the OSV data as application/zip');
-      return reply
-        .status(201)
-        .send(await advisories.importZip(principalOf(request), request.body, auditContext(request)));
+      const { replace } = request.query as { replace?: boolean };
+      return reply.status(201).send(
+        await advisories.importZip(principalOf(request), request.body, auditContext(request), {
+          replace: replace ?? false,
+        }),
+      );
     },
   );
 

@@ -7,8 +7,11 @@ import { newId, nowIso } from '../../ids.ts';
 import type { AuditContext, AuditService } from '../audit/audit-service.ts';
 import type { CatalogService } from '../catalog/catalog-service.ts';
 import { hasRole, type Principal } from '../identity/principal.ts';
+import { importOsv } from './advisory-import.ts';
 import type { Severity } from './cvss.ts';
 import { affects, fixedVersions, type OsvRecord, severityOf } from './osv-match.ts';
+
+export { advisoryZipLimits, unzipBounded } from './advisory-import.ts';
 
 /** One vulnerability found in one installed package (aliases of the same advisory merged). */
 export type Finding = {
@@ -56,64 +59,6 @@ export function componentsOf(sbom: unknown): Component[] {
   return out;
 }
 
-/** How far an advisory upload may expand: OSV's npm snapshot unpacks to a few hundred MB at most. */
-export const advisoryZipLimits = { bytes: 512 * 1024 * 1024, entries: 500_000, ratio: 50 };
-
-/**
- * Unzips an upload while counting what it inflates to, entry by entry as the bytes come, and stops at
- * the limits: a zip's own size fields are the uploader's word, so a bomb that lies in them is stopped by
- * what it actually produces.
- */
-export function unzipBounded(zip: Uint8Array, limits = advisoryZipLimits): Record<string, Uint8Array> {
-  const files: Record<string, Uint8Array> = {};
-  let total = 0;
-  let entries = 0;
-  let problem: string | null = null;
-  const unzipper = new Unzip((file) => {
-    if (problem) return;
-    if (++entries > limits.entries) {
-      problem = `it holds more than ${limits.entries} files`;
-      return;
-    }
-    const chunks: Uint8Array[] = [];
-    file.ondata = (error, data, final) => {
-      if (problem) return;
-      if (error) {
-        problem = error.message;
-        return;
-      }
-      total += data.length;
-      if (total > limits.bytes || (total > 64 * 1024 * 1024 && total > zip.length * limits.ratio)) {
-        problem = `it expands past ${Math.round(limits.bytes / 1024 / 1024)} MB or ${limits.ratio} times its size (a compression bomb)`;
-        file.terminate();
-        return;
-      }
-      chunks.push(data);
-      if (final) files[file.name] = Buffer.concat(chunks);
-    };
-    try {
-      file.start();
-    } catch (error) {
-      problem = (error as Error).message;
-    }
-  });
-  unzipper.register(UnzipInflate);
-  try {
-    // In slices: fflate parses every entry a push holds before it returns, one call deeper per entry, so a
-    // single push of an archive of 20,000 records overflows the stack.
-    const slice = 16 * 1024;
-    for (let at = 0; at < zip.length && !problem; at += slice)
-      unzipper.push(zip.subarray(at, at + slice), at + slice >= zip.length);
-    if (zip.length === 0) unzipper.push(zip, true);
-  } catch (error) {
-    problem ??= (error as Error).message;
-  }
-  if (problem) throw new AppError('bad_request', `the upload was refused: ${problem}`);
-  if (entries === 0 && zip.length > 0 && !(zip[0] === 0x50 && zip[1] === 0x4b))
-    throw new AppError('bad_request', 'the upload is not a readable zip file');
-  return files;
-}
-
 /** Offline vulnerability data (OSV snapshots), scanning SBOMs against it, and scan exceptions. */
 export function createAdvisoryService(deps: {
   db: Kysely<Database>;
@@ -124,60 +69,20 @@ export function createAdvisoryService(deps: {
 }) {
   const { db, audit } = deps;
 
-  /** Imports OSV records from a zip (OSV's per-ecosystem all.zip, or the CLI's zip of a folder). */
-  async function importZip(principal: Principal, zip: Uint8Array, ctx: AuditContext) {
+  /**
+   * Imports OSV records from a zip (OSV's per-ecosystem all.zip, or the CLI's zip of a folder), merged
+   * into the current data by id and `modified` date, or replacing it all (`replace`): see advisory-import.ts.
+   */
+  async function importZip(
+    principal: Principal,
+    zip: Uint8Array,
+    ctx: AuditContext,
+    options: { replace?: boolean } = {},
+  ) {
     if (!hasRole(principal, 'admin')) throw forbidden('only platform admins can import advisory data');
-    const files = unzipBounded(zip);
-    const rows: { osv_id: string; package: string; record: string }[] = [];
-    let records = 0;
-    for (const [name, bytes] of Object.entries(files)) {
-      if (!name.endsWith('.json')) continue;
-      let record: OsvRecord;
-      try {
-        record = JSON.parse(Buffer.from(bytes).toString('utf8')) as OsvRecord;
-      } catch {
-        throw new AppError('validation_failed', `${name} is not valid JSON`);
-      }
-      if (typeof record?.id !== 'string')
-        throw new AppError('validation_failed', `${name} is not an OSV record (no id)`);
-      records++;
-      const packages = new Set(
-        (record.affected ?? [])
-          .filter((a) => a.package?.ecosystem === 'npm' && a.package.name)
-          .map((a) => a.package!.name!),
-      );
-      const text = JSON.stringify(record);
-      for (const p of packages) rows.push({ osv_id: record.id, package: p, record: text });
-    }
-    if (records === 0) throw new AppError('validation_failed', 'the upload holds no OSV JSON records');
-    const digest = `sha256:${createHash('sha256').update(zip).digest('hex')}`;
-    const id = newId('snapshot');
-    await db.transaction().execute(async (trx) => {
-      await trx
-        .insertInto('advisory_snapshots')
-        .values({ id, digest, records, imported_by: principal.email, imported_at: nowIso() })
-        .execute();
-      const seen = new Set<string>();
-      const unique = rows.filter((r) => {
-        const k = `${r.package}\u0000${r.osv_id}`;
-        if (seen.has(k)) return false;
-        seen.add(k);
-        return true;
-      });
-      for (let i = 0; i < unique.length; i += 500)
-        await trx
-          .insertInto('advisories')
-          .values(unique.slice(i, i + 500).map((r) => ({ ...r, snapshot_id: id })))
-          .execute();
-      await audit.record(trx, ctx, {
-        action: 'advisories.imported',
-        targetType: 'advisory_snapshot',
-        target: id,
-        summary: { digest, records, npmPackages: new Set(unique.map((r) => r.package)).size },
-      });
-    });
+    const result = await importOsv(db, audit, principal, zip, ctx, { replace: options.replace ?? false });
     deps.afterImport?.();
-    return { id, digest, records };
+    return result;
   }
 
   async function current() {

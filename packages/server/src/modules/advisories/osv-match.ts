@@ -22,18 +22,46 @@ const cmp = (a: string, b: string) => semver.compare(a, b, { loose: true });
 const valid = (v: string) => semver.valid(v, { loose: true }) !== null;
 
 /**
+ * A range event's version as a semver version: itself when valid, else coerced the way OSV's own tooling
+ * reads npm versions ("1.0" is 1.0.0, "v2" is 2.0.0), else null (the bound cannot be read).
+ */
+export function versionOf(v: string): string | null {
+  if (valid(v)) return v;
+  return semver.coerce(v)?.version ?? null;
+}
+
+/** The versions in a record's npm ranges that cannot be read even coerced (import warns about them). */
+export function unreadableEvents(record: OsvRecord): string[] {
+  const out: string[] = [];
+  for (const a of record.affected ?? [])
+    if (a.package?.ecosystem === 'npm')
+      for (const r of a.ranges ?? [])
+        if (r.type === 'SEMVER' || r.type === 'ECOSYSTEM')
+          for (const e of r.events)
+            for (const [kind, at] of Object.entries(e))
+              if (
+                !(kind === 'introduced' && at === '0') &&
+                !(kind === 'limit' && at === '*') &&
+                versionOf(at) === null
+              )
+                out.push(at);
+  return out;
+}
+
+/**
  * Whether one SEMVER/ECOSYSTEM range covers a version, as the OSV spec evaluates it: walk the events in
  * version order; `introduced` (0 = from the start) switches on, `fixed` switches off at that version,
  * `last_affected` switches off after it; a `limit` caps the range.
  */
 export function rangeAffects(events: Record<string, string>[], version: string): boolean {
   const limits = events
-    .map((e) => e.limit)
-    .filter((l): l is string => l !== undefined && l !== '*' && valid(l));
+    .map((e) => (e.limit !== undefined && e.limit !== '*' ? versionOf(e.limit) : null))
+    .filter((l): l is string => l !== null);
   if (limits.length > 0 && !limits.some((l) => cmp(version, l) < 0)) return false;
   const points = events
     .flatMap((e) => Object.entries(e).filter(([kind]) => kind !== 'limit'))
-    .filter(([, at]) => at === '0' || valid(at))
+    .map(([kind, at]) => [kind, at === '0' ? '0' : versionOf(at)] as const)
+    .filter((p): p is readonly [string, string] => p[1] !== null)
     .sort(([, x], [, y]) => (x === '0' ? (y === '0' ? 0 : -1) : y === '0' ? 1 : cmp(x, y)));
   let affected = false;
   for (const [kind, at] of points) {
