@@ -79,13 +79,22 @@ async function timed(cmd: string, args: string[], cwd: string): Promise<{ wallMs
   return { wallMs, cpuMs: (secs[0]! + secs[1]!) * 1000 };
 }
 
-/** Every package an SBOM lists, as purls without qualifiers, nested components included. */
-function purls(file: string): Set<string> {
-  const out = new Set<string>();
-  const walk = (components: { purl?: string; components?: unknown[] }[] | undefined) => {
+type Listed = {
+  purl?: string;
+  components?: Listed[];
+  licenses?: { license?: { id?: string; name?: string }; expression?: string }[];
+};
+
+/** Every package an SBOM lists, by purl without qualifiers (nested components included), with its licenses. */
+function listed(file: string): Map<string, string> {
+  const out = new Map<string, string>();
+  const walk = (components: Listed[] | undefined) => {
     for (const c of components ?? []) {
-      if (c.purl) out.add(decodeURIComponent(c.purl.split('?')[0]!));
-      walk(c.components as typeof components);
+      const licenses = [
+        ...new Set((c.licenses ?? []).map((l) => l.license?.id ?? l.license?.name ?? l.expression ?? '')),
+      ];
+      if (c.purl) out.set(decodeURIComponent(c.purl.split('?')[0]!), licenses.sort().join(' | '));
+      walk(c.components);
     }
   };
   walk(JSON.parse(readFileSync(file, 'utf8')).components);
@@ -199,6 +208,9 @@ await runBench(async () => {
     }
 
     // 2. SBOM of one lockfile: both tools as fresh processes, taking turns; first, the same packages.
+    // Both read the installed tree when there is one (what is present, and each package's own license);
+    // else both read only the lockfile.
+    const installed = existsSync(join(lockDir, 'node_modules'));
     const ourFile = join(work, 'microapp.cdx.json');
     const theirFile = join(work, 'cyclonedx-npm.cdx.json');
     const tools = {
@@ -213,15 +225,18 @@ await runBench(async () => {
             theirFile,
             '--spec-version',
             '1.6',
-            '--package-lock-only',
+            ...(installed ? [] : ['--package-lock-only']),
           ],
           lockDir,
         ),
     };
     const names = Object.keys(tools) as (keyof typeof tools)[];
     for (const name of names) await tools[name](); // warm the file cache, and check both work
-    const ours = purls(ourFile);
-    const theirs = purls(theirFile);
+    const oursListed = listed(ourFile);
+    const theirsListed = listed(theirFile);
+    const ours = new Set(oursListed.keys());
+    const theirs = new Set(theirsListed.keys());
+    const licenseDiffers = [...ours].filter((p) => theirsListed.get(p) !== oursListed.get(p));
     const onlyOurs = [...ours].filter((p) => !theirs.has(p));
     const onlyTheirs = [...theirs].filter((p) => !ours.has(p));
     if (onlyOurs.length || onlyTheirs.length)
@@ -236,7 +251,7 @@ await runBench(async () => {
     console.log('init → signed, published artifact (real server and CLI, each command a fresh process):');
     for (const r of rows) console.log(r);
     console.log(
-      `\nSBOM of ${lockDir === root ? "this repository's" : `${lockDir}'s`} lockfile, ${ours.size} packages, the same purls from both; each run a fresh process, ${runs} runs each, taking turns:`,
+      `\nSBOM of ${lockDir === root ? 'this repository' : lockDir} (${installed ? 'the installed tree' : 'the lockfile only'}), ${ours.size} packages, the same purls from both, ${licenseDiffers.length ? `licenses differing for ${licenseDiffers.length} (${licenseDiffers.slice(0, 3).join(', ')})` : 'the same licenses'}; each run a fresh process, ${runs} runs each, taking turns:`,
     );
     for (const n of names)
       console.log(

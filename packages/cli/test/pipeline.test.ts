@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { buildArtifact } from '../src/pipeline/artifact.ts';
 import { checkLicenses } from '../src/pipeline/licenses.ts';
+import { remedies } from '../src/pipeline/remediation.ts';
 import { buildSbom, readLockfile } from '../src/pipeline/sbom.ts';
 import { cyclonedxToSpdx } from '../src/pipeline/spdx.ts';
 
@@ -142,5 +143,96 @@ describe("the pipeline's local steps", () => {
     writeFileSync(join(dir, 'server.js'), 'console.log(2)\n');
     const third = await buildArtifact(dir, join(out, 'c.tgz'));
     assert.notEqual(third.digest, first.digest);
+  });
+});
+
+describe('what the installed tree adds to the SBOM, and remedies that work', () => {
+  let dir: string;
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'microapp-installed-'));
+    // A lockfile without license fields (as some registries write it), a peer, a macOS-only optional
+    // binary that is not installed here, and a development package.
+    const l = {
+      name: 'app',
+      version: '1.0.0',
+      lockfileVersion: 3,
+      packages: {
+        '': {
+          name: 'app',
+          version: '1.0.0',
+          dependencies: { web: '^1.0.0' },
+          devDependencies: { jest: '^1.0.0' },
+        },
+        'node_modules/web': {
+          version: '1.0.0',
+          dependencies: { parser: '^2.0.0' },
+          peerDependencies: { react: '*' },
+          optionalDependencies: { 'web-darwin-arm64': '1.0.0' },
+        },
+        'node_modules/parser': { version: '2.0.0' },
+        'node_modules/react': { version: '18.0.0', peer: true },
+        'node_modules/web-darwin-arm64': { version: '1.0.0', optional: true, os: ['darwin'], cpu: ['arm64'] },
+        'node_modules/jest': { version: '1.0.0', dev: true },
+      },
+    };
+    writeFileSync(join(dir, 'package-lock.json'), JSON.stringify(l));
+    writeFileSync(
+      join(dir, 'package.json'),
+      JSON.stringify({
+        name: 'app',
+        version: '1.0.0',
+        dependencies: { web: '^1.0.0' },
+        devDependencies: { jest: '^1.0.0' },
+      }),
+    );
+    const installed: Record<string, object> = {
+      web: { name: 'web', version: '1.0.0', license: 'MIT' },
+      parser: { name: 'parser', version: '2.0.0', license: { type: 'ISC' } },
+      react: { name: 'react', version: '18.0.0', licenses: [{ type: 'MIT' }] },
+      jest: { name: 'jest', version: '1.0.0', license: 'MIT' },
+    };
+    for (const [name, pkg] of Object.entries(installed)) {
+      mkdirSync(join(dir, 'node_modules', name), { recursive: true });
+      writeFileSync(join(dir, 'node_modules', name, 'package.json'), JSON.stringify(pkg));
+    }
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  test('licenses come from the installed packages, the absent optional binary is left out, peers are edges, dev is excluded', async () => {
+    const bom = JSON.parse((await buildSbom(dir, { installed: [dir] })).json) as {
+      components: { name: string; scope: string; licenses?: { license?: { id: string } }[] }[];
+      dependencies: { ref: string; dependsOn?: string[] }[];
+    };
+    assert.deepEqual(
+      bom.components.map((c) => [c.name, c.licenses?.[0]?.license?.id ?? null, c.scope]).sort(),
+      [
+        ['jest', 'MIT', 'excluded'],
+        ['parser', 'ISC', 'required'],
+        ['react', 'MIT', 'required'],
+        ['web', 'MIT', 'required'],
+      ],
+    );
+    assert.deepEqual(bom.dependencies.find((d) => d.ref === 'pkg:npm/web@1.0.0')?.dependsOn, [
+      'pkg:npm/parser@2.0.0',
+      'pkg:npm/react@18.0.0',
+    ]);
+    // From the lockfile alone (nothing installed), every entry is listed and no license is known.
+    const bare = JSON.parse((await buildSbom(dir)).json) as { components: { name: string }[] };
+    assert.equal(bare.components.length, 5);
+  });
+
+  test('a transitive package is pinned with overrides or its direct dependency upgraded; a direct one with npm install', () => {
+    assert.deepEqual(
+      remedies(dir, [
+        { package: 'parser', version: '2.0.0', fixed: ['2.0.1'] },
+        { package: 'web', version: '1.0.0', fixed: ['1.2.0', '2.0.0'] },
+        { package: 'react', version: '18.0.0', fixed: [] },
+      ]),
+      [
+        'parser comes with web: upgrade web to a release that needs parser 2.0.1 or later, or pin it: add "overrides": { "parser": "2.0.1" } to package.json and run npm install',
+        'npm install web@1.2.0',
+        'react@18.0.0 has no fixed version yet: replace it, or ask a security reviewer for a time-limited exception',
+      ],
+    );
   });
 });

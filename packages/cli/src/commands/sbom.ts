@@ -21,7 +21,7 @@ export function registerSbomCommands(program: Command) {
           const { buildSbom } = await import('../pipeline/sbom.ts');
           let sbom: Awaited<ReturnType<typeof buildSbom>>;
           try {
-            sbom = await buildSbom(resolve(flags.dir));
+            sbom = await buildSbom(resolve(flags.dir), { installed: [resolve(flags.dir)] });
           } catch (error) {
             const e = error as NodeJS.ErrnoException;
             throw new CliError(

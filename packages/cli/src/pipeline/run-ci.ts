@@ -1,25 +1,19 @@
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import {
-  copyFileSync,
-  existsSync,
-  lstatSync,
-  mkdirSync,
-  mkdtempSync,
-  readFileSync,
-  readlinkSync,
-  rmSync,
-  symlinkSync,
-  writeFileSync,
-} from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve as resolvePath } from 'node:path';
+import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { Client } from '../client.ts';
-import { artifactFiles, buildArtifact } from './artifact.ts';
+import { buildArtifact } from './artifact.ts';
 import { checkedCopy, HostileTreeError } from './checked-copy.ts';
 import { checkLicenses } from './licenses.ts';
-import { buildSbom, type LockPackage, readLockfile } from './sbom.ts';
+import { packageStep } from './package-step.ts';
+import { remedies } from './remediation.ts';
+import { buildSbom, type LockPackage } from './sbom.ts';
+import { installScripts, run, type StepSandbox, tail } from './step-run.ts';
+
+export type { StepSandbox } from './step-run.ts';
+
 import { cyclonedxToSpdx } from './spdx.ts';
 
 export type StepStatus = 'passed' | 'failed' | 'skipped';
@@ -60,81 +54,6 @@ type AppView = {
   manifest: Record<string, unknown>;
   approval: { missing: { specialty: string | null }[] };
 };
-
-/** Wraps a step's command in a sandbox (see `microapp ci --sandbox`); `network` only for the install. */
-export type StepSandbox = (
-  command: string,
-  args: string[],
-  options: {
-    dir: string;
-    network: boolean;
-    env: Record<string, string>;
-    egressDir?: string;
-    registry?: string;
-    cache?: string;
-  },
-) => { file: string; args: string[] };
-
-function run(
-  cmd: string,
-  args: string[],
-  cwd: string,
-  opts: { scripts?: boolean; sandbox?: StepSandbox; network?: boolean; cache?: string } = {},
-): Promise<{ code: number; output: string }> {
-  return new Promise((resolve) => {
-    // Install scripts stay off unless asked for, and the app gets no credentials of ours.
-    const { MICROAPP_TOKEN: _t, NODE_TEST_CONTEXT: _c, ...env } = process.env;
-    const scripts = { npm_config_ignore_scripts: opts.scripts ? 'false' : 'true' };
-    // A platform build hands over its egress broker (MICROAPP_EGRESS_DIR): the install step reaches the
-    // registry through it and nothing else. Run by hand, the install step keeps the host's network.
-    const egressDir = opts.network ? process.env.MICROAPP_EGRESS_DIR : undefined;
-    const registry = process.env.MICROAPP_NPM_REGISTRY;
-    const wrapped = opts.sandbox
-      ? opts.sandbox(cmd, args, {
-          dir: resolvePath(cwd),
-          network: opts.network ?? false,
-          env: scripts,
-          ...(egressDir ? { egressDir } : {}),
-          ...(registry ? { registry } : {}),
-          ...(opts.cache ? { cache: opts.cache } : {}),
-        })
-      : { file: cmd, args };
-    const child = spawn(wrapped.file, wrapped.args, {
-      cwd,
-      env: opts.sandbox ? {} : { ...env, ...scripts },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let output = '';
-    child.stdout.on('data', (d) => (output += d));
-    child.stderr.on('data', (d) => (output += d));
-    child.on('close', (code) => resolve({ code: code ?? 1, output }));
-    child.on('error', (e) => resolve({ code: 1, output: e.message }));
-  });
-}
-
-/** The packages of the lockfile that have install scripts. */
-function installScripts(dir: string): string[] {
-  const lock = JSON.parse(readFileSync(join(dir, 'package-lock.json'), 'utf8')) as {
-    packages?: Record<string, { name?: string; hasInstallScript?: boolean }>;
-  };
-  return Object.entries(lock.packages ?? {})
-    .filter(([path, e]) => path !== '' && e.hasInstallScript)
-    .map(([path, e]) => e.name ?? path.slice(path.lastIndexOf('node_modules/') + 'node_modules/'.length));
-}
-
-/** Copies the app's own files (what `artifactFiles` lists: no dependencies, no data) into a new folder. */
-function copyAppFiles(from: string, to: string) {
-  mkdirSync(to, { recursive: true, mode: 0o755 });
-  for (const rel of artifactFiles(from)) {
-    const target = join(to, rel);
-    mkdirSync(dirname(target), { recursive: true });
-    const st = lstatSync(join(from, rel));
-    if (st.isSymbolicLink()) symlinkSync(readlinkSync(join(from, rel)), target);
-    else copyFileSync(join(from, rel), target);
-  }
-}
-
-const tail = (s: string, n = 15) => s.trim().split('\n').slice(-n).join('\n');
 
 const canonical = (v: unknown): string =>
   Array.isArray(v)
@@ -320,64 +239,21 @@ export async function runCi(options: {
   });
 
   await step('package', async () => {
-    // What runs is what ships: the app's own files and its production dependencies, installed from the
-    // lockfile into a folder of their own that no test ever ran in (development packages stay out).
-    const lock = readLockfile(src);
-    const shipped = lock.packages.filter((p) => !p.dev);
-    const staging = join(out, 'ship');
-    rmSync(staging, { recursive: true, force: true });
-    copyAppFiles(src, staging);
-    if (shipped.length > 0) {
-      const r = await run(
-        'npm',
-        ['ci', '--omit=dev', '--ignore-scripts', '--no-audit', '--no-fund', '--prefer-offline'],
-        staging,
-        { sandbox, network: true, ...(cache ? { cache } : {}) },
-      );
-      if (r.code !== 0)
-        return {
-          status: 'failed',
-          detail: `installing the production dependencies failed:\n${tail(r.output)}`,
-          next: 'make `npm ci --omit=dev` pass locally',
-        };
-      const allowed = new Set(options.allowedInstallScripts ? await options.allowedInstallScripts() : []);
-      const scripted = installScripts(src).filter((n) => allowed.has(n) && shipped.some((p) => p.name === n));
-      if (scripted.length > 0) {
-        const rb = await run('npm', ['rebuild', ...scripted, '--foreground-scripts'], staging, {
-          scripts: true,
-          sandbox,
-        });
-        if (rb.code !== 0)
-          return {
-            status: 'failed',
-            detail: `install scripts of ${scripted.join(', ')} failed:\n${tail(rb.output)}`,
-          };
-      }
-    }
-    ship = staging;
-    if (sandbox) {
-      // npm and the allowed install scripts ran there: the artifact is made from a checked copy.
-      const checked = join(out, 'ship-checked');
-      rmSync(checked, { recursive: true, force: true });
-      try {
-        checkedCopy(staging, checked);
-      } catch (error) {
-        if (!(error instanceof HostileTreeError)) throw error;
-        return { status: 'failed', detail: `the installed dependencies cannot be trusted: ${error.message}` };
-      }
-      ship = checked;
-    }
-    const dev = lock.packages.length - shipped.length;
-    return {
-      status: 'passed',
-      detail: shipped.length
-        ? `${shipped.length} production package(s) installed from package-lock.json into what ships${dev ? `; ${dev} development package(s) left out` : ''}`
-        : `no production dependencies${dev ? `; ${dev} development package(s) left out` : ''}`,
-    };
+    const r = await packageStep({
+      src,
+      out,
+      sandbox,
+      ...(cache ? { cache } : {}),
+      allowedInstallScripts: options.allowedInstallScripts,
+    });
+    ship = r.ship;
+    return r.result;
   });
 
   await step('sbom', async () => {
-    const sbom = await buildSbom(src);
+    // Licenses the lockfile does not record are read from the installed packages: the shipped ones from
+    // the package step's folder, the development ones from the test step's install.
+    const sbom = await buildSbom(src, { installed: [...(ship ? [ship] : []), src] });
     packages = sbom.packages;
     mkdirSync(out, { recursive: true });
     sbomFile = join(out, 'sbom.cdx.json');
@@ -409,7 +285,7 @@ export async function runCi(options: {
       return {
         status: 'failed',
         detail: `${scan.blocking.length} finding(s) at or above ${scan.threshold} for a ${scan.tier}-tier app:\n${scan.blocking.map(line).join('\n')}`,
-        next: 'upgrade to a fixed version (`npm install pkg@version`), or ask a security reviewer for a time-limited exception',
+        next: `${remedies(src, scan.blocking).join('\n')}\n(or ask a security reviewer for a time-limited exception)`,
       };
     const excepted = scan.findings.filter((f) => f.exception).length;
     return {

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as CDX from '@cyclonedx/cyclonedx-library';
 
@@ -14,8 +14,25 @@ type LockEntry = {
   link?: boolean;
   dependencies?: Record<string, string>;
   optionalDependencies?: Record<string, string>;
+  peerDependencies?: Record<string, string>;
   devDependencies?: Record<string, string>;
 };
+
+/** A package.json's license, in any of the shapes npm has accepted ("MIT", {type}, [{type}]). */
+function licenseIn(pkg: { license?: unknown; licenses?: unknown }): string | null {
+  const one = (l: unknown): string | null =>
+    typeof l === 'string'
+      ? l
+      : l && typeof (l as { type?: unknown }).type === 'string'
+        ? (l as { type: string }).type
+        : null;
+  if (pkg.license !== undefined) return one(pkg.license);
+  if (Array.isArray(pkg.licenses)) {
+    const all = pkg.licenses.map(one).filter((x): x is string => x !== null);
+    return all.length > 1 ? `(${all.join(' OR ')})` : (all[0] ?? null);
+  }
+  return null;
+}
 
 /** A package from the lockfile, as the scan and the license check see it. */
 export type LockPackage = {
@@ -30,8 +47,13 @@ export type LockPackage = {
 const purlOf = (name: string, version: string) =>
   `pkg:npm/${name.startsWith('@') ? `%40${name.slice(1)}` : name}@${encodeURIComponent(version)}`;
 
-/** Reads package-lock.json (v2 or v3): every installed package once, and who depends on whom. */
-export function readLockfile(dir: string) {
+/**
+ * Reads package-lock.json (v2 or v3): every installed package once, and who depends on whom (peers
+ * included). With `installed` (folders where the lockfile was installed, first match wins), what is
+ * installed completes it: a license the lockfile does not record is read from the package's own
+ * package.json, and an optional package that is not installed (another platform's binary) is left out.
+ */
+export function readLockfile(dir: string, options: { installed?: string[] } = {}) {
   const lock = JSON.parse(readFileSync(join(dir, 'package-lock.json'), 'utf8')) as {
     name?: string;
     version?: string;
@@ -43,16 +65,33 @@ export function readLockfile(dir: string) {
       'package-lock.json must be lockfileVersion 2 or 3 (npm 7 or newer); run `npm install` with a current npm',
     );
   const root = lock.packages[''] ?? {};
+  const roots = (options.installed ?? []).filter((r) => existsSync(join(r, 'node_modules')));
+  const installedAt = (path: string) => {
+    for (const r of roots) {
+      const file = join(r, path, 'package.json');
+      if (existsSync(file)) return file;
+    }
+    return null;
+  };
   const byPath = new Map<string, LockPackage>();
   for (const [path, entry] of Object.entries(lock.packages)) {
     if (path === '' || entry.link) continue;
     const name = entry.name ?? path.slice(path.lastIndexOf('node_modules/') + 'node_modules/'.length);
     if (!entry.version) continue;
+    const file = roots.length ? installedAt(path) : null;
+    if (roots.length && !file && entry.optional) continue; // not for this platform: not installed, not shipped
+    let license = entry.license ?? null;
+    if (!license && file)
+      try {
+        license = licenseIn(JSON.parse(readFileSync(file, 'utf8')));
+      } catch {
+        // an unreadable package.json: no license known, which the license check reports
+      }
     byPath.set(path, {
       name,
       version: entry.version,
       purl: purlOf(name, entry.version),
-      license: entry.license ?? null,
+      license,
       dev: entry.dev === true,
       integrity: entry.integrity ?? null,
     });
@@ -76,6 +115,7 @@ export function readLockfile(dir: string) {
     const deps = {
       ...entry.dependencies,
       ...entry.optionalDependencies,
+      ...entry.peerDependencies,
       ...(path === '' ? root.devDependencies : {}),
     };
     for (const dep of Object.keys(deps)) {
@@ -117,8 +157,11 @@ function licensesOf(license: string | null): CDX.Models.LicenseRepository {
  * A CycloneDX 1.6 JSON SBOM of the lockfile: every package once with purl, SHA-512 from the
  * lockfile integrity, license, and the dependency graph. The same lockfile gives the same bytes.
  */
-export async function buildSbom(dir: string): Promise<{ json: string; packages: LockPackage[] }> {
-  const lock = readLockfile(dir);
+export async function buildSbom(
+  dir: string,
+  options: { installed?: string[] } = {},
+): Promise<{ json: string; packages: LockPackage[] }> {
+  const lock = readLockfile(dir, options);
   const bom = new CDX.Models.Bom();
   const lockDigest = createHash('sha256')
     .update(readFileSync(join(dir, 'package-lock.json')))
