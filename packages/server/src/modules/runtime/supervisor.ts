@@ -21,6 +21,17 @@ function answers(socketPath: string): Promise<boolean> {
   });
 }
 
+/** What a failed start's output says in plain words, when it is a failure people often meet. */
+export function startFailure(output: string): string {
+  const missing = /Cannot find (?:module|package) '([^']+)'/.exec(output)?.[1];
+  if (missing && !missing.startsWith('.') && !missing.startsWith('/'))
+    return `it cannot load the package ${missing}, which is not in what was built: list it under "dependencies" in package.json (not "devDependencies"), run npm install, and build again. `;
+  if (missing) return `it cannot load its own file ${missing}: check the path and that the file is not in .gitignore or data/. `;
+  if (/EADDRINUSE|listen EACCES/.test(output))
+    return 'it tried to listen on a TCP port: listen on process.env.PORT (a socket path). ';
+  return '';
+}
+
 /** Waits until a new instance answers (10 s at most); else stops it and says what it printed last. */
 export async function healthy(p: SandboxedProcess): Promise<void> {
   for (let i = 0; i < 100; i++) {
@@ -30,10 +41,11 @@ export async function healthy(p: SandboxedProcess): Promise<void> {
   }
   await p.stop('SIGKILL');
   // The last lines it printed, secrets redacted: enough to name a missing module or a thrown error.
-  const printed = p.output().trimEnd().split('\n').slice(-20).join('\n').slice(-2000);
+  const output = p.output();
+  const printed = output.trimEnd().split('\n').slice(-20).join('\n').slice(-2000);
   throw new AppError(
     'unavailable',
-    `the app did not start; ${printed ? `the last lines it printed (its secrets redacted):\n${printed}` : 'it printed nothing'}`,
+    `the app did not start; ${startFailure(output)}${printed ? `the last lines it printed (its secrets redacted):\n${printed}` : 'it printed nothing'}`,
   );
 }
 
