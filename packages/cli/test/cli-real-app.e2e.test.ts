@@ -213,3 +213,84 @@ describe('a real app with npm dependencies and a native module', {
     assert.deepEqual(now.notes, [{ body: 'INV-20931 matched', author: 'dave@example.com' }]);
   });
 });
+
+describe('an app written for a TCP port, with its own arguments, settings and readiness check', {
+  skip: !canSandbox && 'needs bubblewrap',
+}, () => {
+  let server: TestServer;
+  let dir: string;
+  let env: Record<string, string>;
+  before(async () => {
+    server = await startTestServer('sqlite');
+    dir = mkdtempSync(join(tmpdir(), 'microapp-tcp-app-'));
+    env = { MICROAPP_CONFIG_DIR: join(dir, 'config'), MICROAPP_SERVER: server.url };
+    await importAdvisories(env, dir);
+  });
+  after(async () => {
+    await server?.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('PORT is a number it can listen on; it gets its args and env; it takes traffic once /ready says so', async () => {
+    const app = join(dir, 'port-app');
+    mkdirSync(join(app, 'test'), { recursive: true });
+    const files: Record<string, string> = {
+      'microapp.yaml': [
+        'name: port-app',
+        'owner: alice@example.com',
+        'purpose: An app written the way most Node tutorials write them',
+        'dataClasses: [internal]',
+        'audience: { department: finance, maxUsers: 50 }',
+        'runtime:',
+        '  kind: node',
+        '  entry: server.js',
+        '  port: 8080',
+        '  args: [--greeting, hello]',
+        '  env: { GREETING_STYLE: formal }',
+        '  readiness: { path: /ready, timeoutSeconds: 20 }',
+        '',
+      ].join('\n'),
+      'package.json': JSON.stringify({
+        name: 'port-app',
+        version: '1.0.0',
+        private: true,
+        scripts: { test: 'node --test' },
+      }),
+      'package-lock.json': JSON.stringify({
+        name: 'port-app',
+        version: '1.0.0',
+        lockfileVersion: 3,
+        packages: { '': { name: 'port-app', version: '1.0.0' } },
+      }),
+      // Warms up for two seconds, answers /ready with 503 until then, then 200; Number(PORT) as usual.
+      'server.js': `const http = require('node:http');
+let ready = false;
+setTimeout(() => { ready = true; }, 2000);
+http.createServer((req, res) => {
+  if (req.url === '/ready') { res.statusCode = ready ? 200 : 503; return res.end(); }
+  res.setHeader('content-type', 'application/json');
+  res.end(JSON.stringify({ argv: process.argv.slice(2), style: process.env.GREETING_STYLE, port: process.env.PORT, socket: process.env.MICROAPP_SOCKET, readyWhenServed: ready }));
+}).listen(Number(process.env.PORT) || 3000, '127.0.0.1');
+`,
+      'test/ok.test.js': "require('node:test')('ok', () => {});\n",
+    };
+    for (const [f, text] of Object.entries(files)) writeFileSync(join(app, f), text);
+    await cli(env, 'login', '--dev-user', 'alice@example.com');
+    const registered = await cli(env, 'register', '-f', join(app, 'microapp.yaml'));
+    assert.equal(registered.code, 0, registered.stderr);
+    const ci = await cli(env, 'ci', '--dir', app);
+    assert.equal(ci.code, 0, ci.stdout + ci.stderr);
+    const deployed = await cli(env, 'deploy', 'port-app');
+    assert.equal(deployed.code, 0, deployed.stdout + deployed.stderr);
+    const dave = await tokenFor(server, 'dave@example.com');
+    const res = await viaGateway(server, 'port-app', '/', { authorization: `Bearer ${dave}` });
+    assert.equal(res.status, 200, res.body);
+    assert.deepEqual(JSON.parse(res.body), {
+      argv: ['--greeting', 'hello'],
+      style: 'formal',
+      port: '8080',
+      socket: '/run/app/app.sock',
+      readyWhenServed: true,
+    });
+  });
+});

@@ -604,3 +604,58 @@ describe('one creator cannot take the platform’s resources', () => {
     assert.match(third.body.detail, /2 builds in the last hour/);
   });
 });
+
+describe('a manifest cannot set what the platform sets, nor carry a secret', () => {
+  let server: TestServer;
+  let t: Awaited<ReturnType<typeof signInEveryone>>;
+  before(async () => {
+    server = await startTestServer('sqlite');
+    t = await signIn(server);
+  });
+  after(() => server.stop());
+
+  test('PORT, NODE_OPTIONS, LD_PRELOAD and MICROAPP_* are refused; so is a name that says it holds a secret', async () => {
+    for (const [name, why] of [
+      ['NODE_OPTIONS', /NODE_OPTIONS is set by the platform/],
+      ['LD_PRELOAD', /LD_PRELOAD is set by the platform/],
+      ['PORT', /PORT is set by the platform/],
+      ['MICROAPP_IDENTITY_PUBLIC_KEY', /set by the platform/],
+      [
+        'LEDGER_API_TOKEN',
+        /looks like a secret: store it with `microapp secrets set LEDGER_API_TOKEN --app envy`/,
+      ],
+    ] as const) {
+      const res = await call(server, 'POST', '/api/v1/apps', {
+        token: t.dave,
+        body: lunchPoll({ name: 'envy', runtime: { kind: 'node', env: { [name]: 'x' } } }),
+      });
+      assert.equal(res.status, 400, `${name}: ${res.text}`);
+      assert.match(res.body.detail, why);
+      assert.equal((await call(server, 'GET', '/api/v1/apps/envy', { token: t.dave })).status, 404);
+    }
+    const lower = await call(server, 'POST', '/api/v1/apps', {
+      token: t.dave,
+      body: lunchPoll({ name: 'envy', runtime: { kind: 'node', env: { 'bad-name': 'x' } } }),
+    });
+    assert.equal(lower.status, 400, 'names are upper-case words');
+    const bad = await call(server, 'POST', '/api/v1/apps', {
+      token: t.dave,
+      body: lunchPoll({ name: 'envy', runtime: { kind: 'node', port: 80, readiness: { path: 'ready' } } }),
+    });
+    assert.equal(bad.status, 400, 'a port below 1024 and a path without a slash are refused');
+    const fine = await call(server, 'POST', '/api/v1/apps', {
+      token: t.dave,
+      body: lunchPoll({
+        name: 'envy',
+        runtime: {
+          kind: 'node',
+          port: 8080,
+          args: ['--quiet'],
+          env: { LEDGER_REGION: 'eu' },
+          readiness: { path: '/ready' },
+        },
+      }),
+    });
+    assert.equal(fine.status, 201, fine.text);
+  });
+});

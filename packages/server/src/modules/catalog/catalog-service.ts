@@ -21,7 +21,12 @@ import type { Tier } from '../risk/risk-rules.ts';
 import { type AppState, type AppView, type ReviewView, toReviewView } from './app-view.ts';
 import type { AppFilter, CatalogRepository } from './catalog-repository.ts';
 import type { Manifest } from './manifest-schema.ts';
-import { checkAppMaximums, checkRegistrationQuota, type RegistrationLimits } from './registration-limits.ts';
+import {
+  checkAppMaximums,
+  checkRegistrationQuota,
+  checkRuntimeEnv,
+  type RegistrationLimits,
+} from './registration-limits.ts';
 
 /** What a registration did, for the caller to report. A policy denial is an outcome, not an exception. */
 export type RegistrationOutcome =
@@ -114,6 +119,7 @@ export function createCatalogService(
         `you can register apps you own (owner: ${principal.email}); ask an admin to register one for ${owner}`,
       );
     checkAppMaximums(manifest, deps.appMaximums);
+    checkRuntimeEnv(manifest);
     if (deps.registrationsPerDay && !isAdmin && !(await repo.findApp(db, manifest.name, true)))
       await checkRegistrationQuota(
         db,

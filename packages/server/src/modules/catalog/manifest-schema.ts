@@ -74,6 +74,47 @@ export const Manifest = Type.Object(
           ),
           memoryMb: Type.Optional(Type.Integer({ minimum: 32, maximum: 8192 })),
           cpu: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 8 })),
+          args: Type.Optional(
+            Type.Array(Type.String({ maxLength: 200 }), {
+              maxItems: 20,
+              description: 'Arguments after the entry file (node ENTRY ARGS…)',
+            }),
+          ),
+          env: Type.Optional(
+            Type.Record(
+              Type.String({ pattern: '^[A-Z][A-Z0-9_]{0,63}$' }),
+              Type.String({ maxLength: 1000 }),
+              {
+                maxProperties: 50,
+                additionalProperties: false,
+                description:
+                  'Settings that are not secret (secrets go through `microapp secrets`): upper-case names, not PORT, PATH, HOME, NODE_OPTIONS, LD_*, or MICROAPP_*',
+              },
+            ),
+          ),
+          port: Type.Optional(
+            Type.Integer({
+              minimum: 1024,
+              maximum: 65535,
+              description:
+                'The TCP port the app listens on inside its sandbox (PORT is then this number); without it, PORT is a socket path',
+            }),
+          ),
+          readiness: Type.Optional(
+            Type.Object(
+              {
+                path: Type.Optional(
+                  Type.String({
+                    pattern: '^/[\x21-\x7e]{0,200}$',
+                    description:
+                      'Asked with GET: the app is ready once it answers with a status below 400 (default /, where any answer will do)',
+                  }),
+                ),
+                timeoutSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 120 })),
+              },
+              { additionalProperties: false },
+            ),
+          ),
         },
         { additionalProperties: false },
       ),

@@ -32,6 +32,31 @@ export function checkAppMaximums(manifest: Manifest, max: RegistrationLimits['ap
     );
 }
 
+/** Names the platform sets itself, or that would change how the runtime starts the app. */
+const reservedEnv =
+  /^(PORT|PATH|HOME|NODE_ENV|NODE_OPTIONS|NODE_PATH|NODE_EXTRA_CA_CERTS|LD_[A-Z0-9_]*|MICROAPP_[A-Z0-9_]*)$/;
+/** Names that say they hold a secret: those belong in the app's secrets, sealed and never in a manifest. */
+const secretLike = /(SECRET|PASSWORD|PASSWD|TOKEN|PRIVATE_KEY|API_KEY|CREDENTIAL)/;
+
+/** Refuses a manifest's `runtime.env` that sets what the platform sets, or that looks like a secret. */
+export function checkRuntimeEnv(manifest: Manifest): void {
+  const problems: { path: string; message: string }[] = [];
+  for (const name of Object.keys(manifest.runtime?.env ?? {})) {
+    if (reservedEnv.test(name))
+      problems.push({
+        path: `/runtime/env/${name}`,
+        message: `${name} is set by the platform, not by the manifest`,
+      });
+    else if (secretLike.test(name))
+      problems.push({
+        path: `/runtime/env/${name}`,
+        message: `${name} looks like a secret: store it with \`microapp secrets set ${name} --app ${manifest.name}\` instead (the app reads it from /run/secrets/${name})`,
+      });
+  }
+  if (problems.length)
+    throw new AppError('validation_failed', problems.map((p) => p.message).join('; '), problems);
+}
+
 /** Refuses a person's new app past their registrations of the last 24 hours (by the platform clock). */
 export async function checkRegistrationQuota(
   db: Kysely<Database>,

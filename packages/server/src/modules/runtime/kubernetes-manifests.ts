@@ -109,7 +109,14 @@ export function renderKubernetes(input: RenderInput, settings: KubernetesSetting
   };
   const broker = `http://${settings.brokerService}.${settings.platformNamespace}.svc:${settings.brokerPort}`;
   const platform = `http://${settings.platformService}.${settings.platformNamespace}.svc:${settings.platformPort}`;
-  const probe = { httpGet: { path: '/', port: 'http' }, periodSeconds: 10, timeoutSeconds: 2 };
+  const runtime = manifest.runtime;
+  // The port the app asked for, else the default; in a pod PORT is always a TCP port.
+  const port = runtime?.port ?? appPort;
+  const probe = {
+    httpGet: { path: runtime?.readiness?.path ?? '/', port: 'http' },
+    periodSeconds: 10,
+    timeoutSeconds: 2,
+  };
 
   const deployment: IDeployment = {
     apiVersion: 'apps/v1',
@@ -164,11 +171,12 @@ export function renderKubernetes(input: RenderInput, settings: KubernetesSetting
             {
               name: 'app',
               image: settings.runtimeImage,
-              command: ['node', `/app/${manifest.runtime?.entry ?? 'server.js'}`],
+              command: ['node', `/app/${runtime?.entry ?? 'server.js'}`, ...(runtime?.args ?? [])],
               workingDir: '/app',
-              ports: [{ name: 'http', containerPort: appPort, protocol: 'TCP' }],
+              ports: [{ name: 'http', containerPort: port, protocol: 'TCP' }],
               env: [
-                { name: 'PORT', value: String(appPort) },
+                ...Object.entries(runtime?.env ?? {}).map(([name, value]) => ({ name, value })),
+                { name: 'PORT', value: String(port) },
                 { name: 'NODE_ENV', value: 'production' },
                 { name: 'MICROAPP_APP', value: input.name },
                 { name: 'MICROAPP_DATA_DIR', value: '/data' },
@@ -181,7 +189,10 @@ export function renderKubernetes(input: RenderInput, settings: KubernetesSetting
               ],
               securityContext: containerSecurity,
               resources: { requests: { cpu, memory }, limits: { cpu, memory } },
-              readinessProbe: probe,
+              readinessProbe: {
+                ...probe,
+                failureThreshold: Math.max(3, Math.ceil((runtime?.readiness?.timeoutSeconds ?? 10) / 10)),
+              },
               livenessProbe: { ...probe, initialDelaySeconds: 10, failureThreshold: 3 },
               volumeMounts: [
                 { name: 'app', mountPath: '/app', readOnly: true },
@@ -239,7 +250,7 @@ export function renderKubernetes(input: RenderInput, settings: KubernetesSetting
       ingress: [
         {
           from: [inPlatform(settings.platformService)],
-          ports: [{ protocol: 'TCP', port: appPort }],
+          ports: [{ protocol: 'TCP', port }],
         },
       ],
       // Out: the broker (every outbound call), the platform (the artifact, at start) and DNS; nothing else.

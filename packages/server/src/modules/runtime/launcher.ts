@@ -146,7 +146,15 @@ export function createLauncher(
             }),
           }
         : {}),
+      ...(target.manifest.runtime?.args ? { args: target.manifest.runtime.args } : {}),
+      ...(target.manifest.runtime?.port ? { port: target.manifest.runtime.port } : {}),
+      readiness: {
+        path: target.manifest.runtime?.readiness?.path ?? '/',
+        timeoutMs: (target.manifest.runtime?.readiness?.timeoutSeconds ?? 10) * 1000,
+      },
       env: {
+        // The manifest's settings (names the platform sets are refused at registration).
+        ...(target.manifest.runtime?.env ?? {}),
         MICROAPP_IDENTITY_PUBLIC_KEY: state.identity.publicPem(),
         MICROAPP_OWNER: target.owner,
         MICROAPP_APP: target.name,
@@ -168,7 +176,7 @@ export function createLauncher(
     }
     const p = startSandboxed(spec, deps.cgroups ?? null);
     try {
-      await healthy(p);
+      await healthy(p, spec.readiness);
     } catch (e) {
       await release(id, 'the instance did not start');
       throw e;

@@ -23,6 +23,16 @@ export type SandboxSpec = {
   socketDir: string;
   /** The entry file, relative to /app. */
   entry: string;
+  /** Arguments after the entry file. */
+  args?: string[];
+  /**
+   * The TCP port the app listens on inside its sandbox (PORT is then this number): a relay preloaded into
+   * the app's own process answers on the socket and passes each connection to it. Without it, PORT is the
+   * socket's path.
+   */
+  port?: number;
+  /** How the platform knows the app is ready: any answer to GET `path`, within `timeoutMs`. */
+  readiness?: { path: string; timeoutMs: number };
   /** Secret values, written to /run/secrets/NAME on a tmpfs inside the sandbox, never to the host's disk. */
   secrets?: Record<string, string>;
   /** Extra environment; everything else is cleared. */
@@ -60,6 +70,29 @@ export type SandboxedProcess = {
   outOfMemory: () => boolean;
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 };
+
+/**
+ * The relay for an app that listens on a TCP port: preloaded into the app's own process, it answers on the
+ * instance's socket (the only way in) and passes each connection to 127.0.0.1:PORT inside the sandbox.
+ * A connection that comes before the app listens is closed, which the readiness check reads as not ready.
+ */
+export function portRelay(port: number): string {
+  return `'use strict';
+const net = require('node:net');
+const fs = require('node:fs');
+const socket = '/run/app/app.sock';
+try { fs.rmSync(socket, { force: true }); } catch {}
+const relay = net.createServer((client) => {
+  const app = net.connect(${port}, '127.0.0.1');
+  client.pipe(app).pipe(client);
+  const close = () => { client.destroy(); app.destroy(); };
+  client.on('error', close);
+  app.on('error', close);
+});
+relay.listen(socket);
+relay.unref();
+`;
+}
 
 /** True when bubblewrap is installed (Debian package `bubblewrap`). */
 export function sandboxAvailable(): boolean {
@@ -143,13 +176,16 @@ export function startSandboxed(spec: SandboxSpec, cgroups: CgroupDriver | null =
   };
   const secrets = Object.entries(spec.secrets ?? {});
   const filter = seccompFilter();
+  const relayFd = 3 + secrets.length + (filter ? 1 : 0);
   const env: Record<string, string> = {
-    PORT: '/run/app/app.sock',
+    // The manifest's own settings first: what the platform sets below always wins.
+    ...(spec.env ?? {}),
+    PORT: spec.port ? String(spec.port) : '/run/app/app.sock',
+    MICROAPP_SOCKET: '/run/app/app.sock',
     MICROAPP_DATA_DIR: '/data',
     HOME: '/tmp',
     NODE_ENV: 'production',
     PATH: `${dirname(process.execPath)}:/usr/bin:/bin`,
-    ...(spec.env ?? {}),
   };
   const args = [
     '--unshare-all',
@@ -178,18 +214,22 @@ export function startSandboxed(spec: SandboxSpec, cgroups: CgroupDriver | null =
     ...secrets.flatMap(([name], i) => ['--ro-bind-data', String(3 + i), `/run/secrets/${name}`]),
     // The seccomp filter arrives on the pipe after the secrets' and applies to the app, not to bubblewrap.
     ...(filter ? ['--seccomp', String(3 + secrets.length)] : []),
+    // With a TCP port: the relay's code, from the pipe after the filter's, read-only inside only.
+    ...(spec.port ? ['--ro-bind-data', String(relayFd), '/run/microapp/port-relay.cjs'] : []),
     '--chdir',
     '/app',
   ];
   const command = [
     process.execPath,
     ...(spec.egressDir ? ['--require', '/run/egress/shim.cjs'] : []),
+    ...(spec.port ? ['--require', '/run/microapp/port-relay.cjs'] : []),
     ...(spec.memoryMb ? [`--max-old-space-size=${Math.max(16, Math.floor(spec.memoryMb * 0.75))}`] : []),
     join('/app', spec.entry),
+    ...(spec.args ?? []),
   ];
   // bubblewrap reads its arguments from a pipe, so its own command line (which the app sees as
   // /proc/1/cmdline) says nothing of host paths, deployment ids or secret names.
-  const argsFd = 3 + secrets.length + (filter ? 1 : 0);
+  const argsFd = 3 + secrets.length + (filter ? 1 : 0) + (spec.port ? 1 : 0);
   const launched = ['bwrap', '--args', String(argsFd), '--', ...command];
   // As another host user: a private mount namespace with the app's folders bound at the stage, then
   // root is given up for good and the process becomes bubblewrap.
@@ -218,6 +258,7 @@ export function startSandboxed(spec: SandboxSpec, cgroups: CgroupDriver | null =
       'pipe',
       ...secrets.map(() => 'pipe' as const),
       ...(filter ? (['pipe'] as const) : []),
+      ...(spec.port ? (['pipe'] as const) : []),
       'pipe',
     ],
     env: { ...(cgroup || staged ? { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } : {}), ...(staged?.env ?? {}) },
@@ -237,6 +278,7 @@ export function startSandboxed(spec: SandboxSpec, cgroups: CgroupDriver | null =
     pipe?.end(value);
   });
   if (filter) (child.stdio[3 + secrets.length] as NodeJS.WritableStream | null)?.end(filter);
+  if (spec.port) (child.stdio[relayFd] as NodeJS.WritableStream | null)?.end(portRelay(spec.port));
   let output = '';
   const collect = (s: Readable | null, stream: 'stdout' | 'stderr') =>
     s?.on('data', (d: Buffer) => {

@@ -5,12 +5,15 @@ import type { DeploymentDeps, Instance } from './deployment-types.ts';
 import { restartPolicy } from './deployment-types.ts';
 import { type SandboxedProcess, startSandboxed } from './sandbox.ts';
 
-/** Whether something answers HTTP on the socket (any status). */
-function answers(socketPath: string): Promise<boolean> {
+/**
+ * Whether the app answers GET `path` on its socket: with a readiness path of its own, with a status below
+ * 400; at `/` (the default, where an app may answer 401 to a request without an identity), with any status.
+ */
+function answers(socketPath: string, path: string): Promise<boolean> {
   return new Promise((resolve) => {
-    const req = request({ socketPath, path: '/', method: 'GET', timeout: 2000 }, (res) => {
+    const req = request({ socketPath, path, method: 'GET', timeout: 2000 }, (res) => {
       res.resume();
-      resolve(true);
+      resolve(path === '/' || (res.statusCode ?? 500) < 400);
     });
     req.on('error', () => resolve(false));
     req.on('timeout', () => {
@@ -26,17 +29,22 @@ export function startFailure(output: string): string {
   const missing = /Cannot find (?:module|package) '([^']+)'/.exec(output)?.[1];
   if (missing && !missing.startsWith('.') && !missing.startsWith('/'))
     return `it cannot load the package ${missing}, which is not in what was built: list it under "dependencies" in package.json (not "devDependencies"), run npm install, and build again. `;
-  if (missing) return `it cannot load its own file ${missing}: check the path and that the file is not in .gitignore or data/. `;
+  if (missing)
+    return `it cannot load its own file ${missing}: check the path and that the file is not in .gitignore or data/. `;
   if (/EADDRINUSE|listen EACCES/.test(output))
     return 'it tried to listen on a TCP port: listen on process.env.PORT (a socket path). ';
   return '';
 }
 
-/** Waits until a new instance answers (10 s at most); else stops it and says what it printed last. */
-export async function healthy(p: SandboxedProcess): Promise<void> {
-  for (let i = 0; i < 100; i++) {
+/** Waits until a new instance answers (10 s by default); else stops it and says what it printed last. */
+export async function healthy(
+  p: SandboxedProcess,
+  readiness: { path: string; timeoutMs: number } = { path: '/', timeoutMs: 10_000 },
+): Promise<void> {
+  const until = Date.now() + readiness.timeoutMs;
+  while (Date.now() < until) {
     if (p.child.exitCode !== null || p.child.signalCode !== null) break;
-    if (await answers(p.socketPath)) return;
+    if (await answers(p.socketPath, readiness.path)) return;
     await new Promise((r) => setTimeout(r, 100));
   }
   await p.stop('SIGKILL');
@@ -127,7 +135,7 @@ export function createSupervisor(
         if (inst.stopping || instances.get(inst.site) !== inst) return;
         const p = startSandboxed(inst.spec, deps.cgroups ?? null);
         try {
-          await healthy(p);
+          await healthy(p, inst.spec.readiness);
         } catch {
           inst.process = p;
           supervise(inst);
