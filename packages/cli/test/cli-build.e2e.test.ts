@@ -32,8 +32,8 @@ describe('microapp build: the platform builds a folder, step by step', () => {
     const built = await cli(env, 'build', '--dir', app, '--deploy', '--wait');
     assert.equal(built.code, 0, built.stderr);
     assert.match(built.stderr, /uploading .*poll \(\d+ KB\)/);
-    assert.match(built.stderr, /\[4\/11\] ok +test/);
-    assert.match(built.stderr, /\[11\/11\] ok +deploy/);
+    assert.match(built.stderr, /\[4\/12\] ok +test/);
+    assert.match(built.stderr, /\[12\/12\] ok +deploy/);
     assert.match(
       built.stdout,
       /Built poll@0\.1\.0 \(sha256:[0-9a-f]{64}\)\.\nRunning at http:\/\/poll\.apps\.localhost:\d+\//,
