@@ -105,7 +105,7 @@ describe('microapp ci: from init to a deterministic artifact, as a new user woul
     await cli(env, 'login', '--dev-user', 'carol@example.com');
     const imported = await cli(env, 'advisories', 'import', osvDir);
     assert.equal(imported.code, 0, imported.stderr);
-    assert.match(imported.stdout, /Imported 1 OSV records/);
+    assert.match(imported.stdout, /1 added, 0 updated/);
 
     // vuln-lib@1.0.0 as a local tarball: installed by `npm ci` from the lockfile, no registry needed.
     const lib = join(dir, 'vuln-lib');
@@ -129,6 +129,7 @@ describe('microapp ci: from init to a deterministic artifact, as a new user woul
     assert.equal(failed.code, 1);
     assert.match(failed.stderr, /FAIL scan .*1 finding\(s\) at or above high for a high-tier app/);
     assert.match(failed.stderr, /GHSA-vuln-0001 \(high\) in vuln-lib@1\.0\.0, fixed in 1\.0\.5/);
+    assert.match(failed.stderr, /npm install vuln-lib@1\.0\.5/, 'a direct dependency: npm install');
 
     await cli(env, 'login', '--dev-user', 'bob@example.com');
     const expires = new Date(Date.now() + 14 * 86_400_000).toISOString().slice(0, 10);
@@ -147,6 +148,13 @@ describe('microapp ci: from init to a deterministic artifact, as a new user woul
       expires,
     );
     assert.equal(excepted.code, 0, excepted.stderr);
+    assert.match(excepted.stdout, /Exception exc_\w+: GHSA-vuln-0001 in vuln-lib of recon/);
+    const listed = await cli(env, '--json', 'advisories', 'exceptions', 'recon');
+    assert.equal(listed.code, 0, listed.stderr);
+    assert.deepEqual(
+      JSON.parse(listed.stdout).items.map((e: { advisory: string; state: string }) => [e.advisory, e.state]),
+      [['GHSA-vuln-0001', 'live']],
+    );
     await cli(env, 'login', '--dev-user', 'alice@example.com');
     const sameVersion = await cli(env, 'ci', '--dir', app);
     assert.equal(sameVersion.code, 1, 'new content under a published version is refused');

@@ -205,6 +205,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     db: db.kysely,
     audit,
     catalog,
+    clock,
     // Owners hear about an advisory that affects what they run within one job run of its import.
     afterImport: () => void jobs.trigger('advisory-alerts').catch(() => {}),
   });

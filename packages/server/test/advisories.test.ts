@@ -210,6 +210,95 @@ for (const engine of engines()) {
       assert.equal(res.status, 404);
     });
 
+    test('exceptions: ids are checked against the data (in any case); several at once; listed; revoked; expiry on the platform clock', async () => {
+      const later = (days: number) =>
+        new Date(server.internals.clock.now().getTime() + days * 86_400_000).toISOString().slice(0, 10);
+      const grant = (body: object) =>
+        call(server, 'POST', '/api/v1/apps/recon/scan-exceptions', { token: t.bob, body });
+      const base = { reason: 'the vulnerable function is never called here', expires: later(30) };
+      const unknown = await grant({ ...base, advisory: 'GHSA-nope-0000', package: 'vuln-lib' });
+      assert.equal(unknown.status, 400);
+      assert.match(unknown.body.detail, /GHSA-nope-0000 is not in the advisory data for vuln-lib/);
+      const wrongPackage = await grant({ ...base, advisory: 'GHSA-vuln-0001', package: 'safe-lib' });
+      assert.equal(wrongPackage.status, 400, 'the advisory does not affect that package');
+      const noneNamed = await grant({ ...base, package: 'vuln-lib' });
+      assert.equal(noneNamed.status, 400);
+      const before = (await call(server, 'GET', '/api/v1/apps/recon/scan-exceptions', { token: t.alice }))
+        .body.items.length;
+
+      // As people type it: lower case. Stored as OSV writes it; one request for two advisories, all packages.
+      const both = await grant({ ...base, advisories: ['ghsa-VULN-0001', 'ghsa-low-0003'], package: '*' });
+      assert.equal(both.status, 201, both.text);
+      assert.deepEqual(
+        both.body.items.map((e: { advisory: string; package: string }) => [e.advisory, e.package]),
+        [
+          ['GHSA-vuln-0001', '*'],
+          ['GHSA-low-0003', '*'],
+        ],
+      );
+      const excepted = await call(server, 'POST', '/api/v1/scans', {
+        token: t.alice,
+        body: {
+          app: 'recon',
+          sbom: sbom([
+            ['vuln-lib', '1.0.0'],
+            ['safe-lib', '2.0.0'],
+          ]),
+        },
+      });
+      assert.equal(excepted.body.passed, true);
+      assert.ok(excepted.body.findings.every((f: { exception: unknown }) => f.exception));
+
+      const listed = await call(server, 'GET', '/api/v1/apps/recon/scan-exceptions', { token: t.alice });
+      assert.equal(listed.status, 200);
+      assert.equal(listed.body.items.length, before + 2);
+      assert.equal(listed.body.items[0].state, 'live');
+      const vulnId = both.body.items[0].id;
+      assert.equal(
+        (await call(server, 'DELETE', `/api/v1/apps/recon/scan-exceptions/${vulnId}`, { token: t.alice }))
+          .status,
+        403,
+        'the owner cannot revoke (nor grant) one',
+      );
+      assert.equal(
+        (await call(server, 'DELETE', '/api/v1/apps/recon/scan-exceptions/exc_nothere', { token: t.bob }))
+          .status,
+        404,
+      );
+      const revoked = await call(server, 'DELETE', `/api/v1/apps/recon/scan-exceptions/${vulnId}`, {
+        token: t.bob,
+      });
+      assert.equal(revoked.status, 200, revoked.text);
+      assert.equal(revoked.body.state, 'revoked');
+      assert.equal(
+        (await call(server, 'DELETE', `/api/v1/apps/recon/scan-exceptions/${vulnId}`, { token: t.bob }))
+          .status,
+        409,
+      );
+      const blocked = await call(server, 'POST', '/api/v1/scans', {
+        token: t.alice,
+        body: { app: 'recon', sbom: sbom([['vuln-lib', '1.0.0']]) },
+      });
+      assert.equal(blocked.body.passed, false, 'revoked: it blocks again');
+
+      // The other one ends when the platform's clock passes its date.
+      server.internals.clock.advance(31 * 86_400_000);
+      const expired = await call(server, 'POST', '/api/v1/scans', {
+        token: t.alice,
+        body: { app: 'recon', sbom: sbom([['safe-lib', '2.0.0']]) },
+      });
+      assert.equal(expired.body.findings[0].exception, null);
+      const states = (
+        await call(server, 'GET', '/api/v1/apps/recon/scan-exceptions', { token: t.alice })
+      ).body.items
+        .slice(0, 2)
+        .map((e: { state: string }) => e.state)
+        .sort();
+      assert.deepEqual(states, ['expired', 'revoked']);
+      const audit = await call(server, 'GET', '/api/v1/audit/events?limit=1000', { token: t.ivan });
+      assert.ok(audit.body.items.some((e: { action: string }) => e.action === 'scan.exception_revoked'));
+    });
+
     const scanOf = async (components: [string, string][]) =>
       (
         await call(server, 'POST', '/api/v1/scans', {

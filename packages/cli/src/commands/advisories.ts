@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import { zipSync } from 'fflate';
 import { CliError } from '../client.ts';
 import { action, ctxOf, examples } from '../context.ts';
-import { emit } from '../output.ts';
+import { emit, table } from '../output.ts';
 
 /** A zip of the OSV file, or of every .json file below a folder. */
 function zipOf(path: string): Uint8Array {
@@ -105,37 +105,111 @@ export function registerAdvisoryCommands(program: Command) {
     ['microapp advisories show'],
   );
 
+  type Exception = {
+    id: string;
+    advisory: string;
+    package: string;
+    reason: string;
+    expiresAt: string;
+    approvedBy: string;
+    state: 'live' | 'expired' | 'revoked';
+    revokedBy: string | null;
+  };
+
   examples(
     advisories
       .command('except <app>')
-      .description('accept one finding for an app until a date, with a reason (security reviewers; audited)')
-      .requiredOption('--advisory <id>', 'e.g. GHSA-xxxx-xxxx-xxxx or CVE-2026-1234')
-      .requiredOption('--package <name>', 'the npm package')
+      .description(
+        'accept findings of an app until a date, with a reason (security reviewers; audited): one or more advisories, for one package or all of them',
+      )
+      .requiredOption(
+        '--advisory <id>',
+        'an advisory id from the scan, e.g. GHSA-xxxx-xxxx-xxxx or CVE-2026-1234; repeat it for several',
+        (value: string, previous: string[] = []) => [...previous, value],
+      )
+      .option('--package <name>', "the npm package; '*' for every package of the app", '*')
       .requiredOption('--reason <text>', 'why the risk is acceptable until then')
       .requiredOption('--expires <date>', 'YYYY-MM-DD, at most 180 days ahead')
       .action(
         action(
           async (
             app: string,
-            flags: { advisory: string; package: string; reason: string; expires: string },
+            flags: { advisory: string[]; package: string; reason: string; expires: string },
             command: Command,
           ) => {
             const ctx = ctxOf(command);
-            const res = await ctx.client.post<{ id: string; expiresAt: string }>(
+            const res = await ctx.client.post<{ items: Exception[] }>(
               `/api/v1/apps/${encodeURIComponent(app)}/scan-exceptions`,
-              flags,
+              {
+                advisories: flags.advisory,
+                package: flags.package,
+                reason: flags.reason,
+                expires: flags.expires,
+              },
             );
-            emit(
-              ctx.json,
-              res,
-              () =>
-                `Exception ${res.id} for ${flags.advisory} in ${flags.package} (${app}) until ${res.expiresAt.slice(0, 10)}.`,
+            emit(ctx.json, res, () =>
+              res.items
+                .map(
+                  (e) =>
+                    `Exception ${e.id}: ${e.advisory} in ${e.package === '*' ? 'every package' : e.package} of ${app}, until ${e.expiresAt.slice(0, 10)}.`,
+                )
+                .join('\n'),
             );
           },
         ),
       ),
     [
       'microapp advisories except recon --advisory GHSA-aaaa-bbbb-cccc --package lodash --reason "not reachable: only used in tests" --expires 2027-01-31',
+      'microapp advisories except recon --advisory GHSA-aaaa-bbbb-cccc --advisory CVE-2026-1234 --reason "…" --expires 2027-01-31',
     ],
+  );
+
+  examples(
+    advisories
+      .command('exceptions <app>')
+      .description("an app's scan exceptions, newest first: live, expired and revoked")
+      .action(
+        action(async (app: string, _flags: unknown, command: Command) => {
+          const ctx = ctxOf(command);
+          const res = await ctx.client.get<{ items: Exception[] }>(
+            `/api/v1/apps/${encodeURIComponent(app)}/scan-exceptions`,
+          );
+          emit(ctx.json, res, () =>
+            res.items.length
+              ? table(
+                  ['id', 'advisory', 'package', 'until', 'state', 'approved by', 'reason'],
+                  res.items.map((e) => [
+                    e.id,
+                    e.advisory,
+                    e.package,
+                    e.expiresAt.slice(0, 10),
+                    e.state === 'revoked' ? `revoked by ${e.revokedBy}` : e.state,
+                    e.approvedBy,
+                    e.reason,
+                  ]),
+                )
+              : `${app} has no scan exceptions.`,
+          );
+        }),
+      ),
+    ['microapp advisories exceptions recon', 'microapp advisories exceptions recon --json'],
+  );
+
+  examples(
+    advisories
+      .command('revoke <app> <id>')
+      .description(
+        'end a scan exception now (security reviewers and admins; audited): the finding blocks again',
+      )
+      .action(
+        action(async (app: string, id: string, _flags: unknown, command: Command) => {
+          const ctx = ctxOf(command);
+          const res = await ctx.client.delete<Exception>(
+            `/api/v1/apps/${encodeURIComponent(app)}/scan-exceptions/${encodeURIComponent(id)}`,
+          );
+          emit(ctx.json, res, () => `Revoked ${res.id} (${res.advisory} in ${res.package} of ${app}).`);
+        }),
+      ),
+    ['microapp advisories revoke recon exc_01jb…'],
   );
 }

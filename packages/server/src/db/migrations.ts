@@ -664,6 +664,13 @@ const migrations: Record<string, (dialect: Dialect) => Migration> = {
         .execute();
     },
   }),
+  '0023_scan_exception_revocation': () => ({
+    async up(db: AnyDb) {
+      // An exception can be ended before it expires (scan-exceptions.ts).
+      await db.schema.alterTable('scan_exceptions').addColumn('revoked_at', 'text').execute();
+      await db.schema.alterTable('scan_exceptions').addColumn('revoked_by', 'text').execute();
+    },
+  }),
 };
 
 /** Applies every pending migration; returns the names applied. Throws with the failing migration's name. */

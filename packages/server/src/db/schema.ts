@@ -329,6 +329,8 @@ export interface ScanExceptionsTable {
   expires_at: string;
   approved_by: string;
   created_at: string;
+  revoked_at: string | null;
+  revoked_by: string | null;
 }
 
 export interface PolicyBundlesTable {

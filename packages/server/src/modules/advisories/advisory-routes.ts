@@ -9,6 +9,9 @@ import type { AdvisoryService } from './advisory-service.ts';
 const AppName = Type.String({ pattern: '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$' });
 
 /** Import OSV data, scan SBOMs, and manage scan exceptions. */
+/** An advisory id as OSV writes them (GHSA-…, CVE-…, and other databases' ids). */
+const AdvisoryId = Type.String({ minLength: 3, maxLength: 100, pattern: '^[A-Za-z0-9._:-]+$' });
+
 export function registerAdvisoryRoutes(fastify: FastifyInstance, deps: { advisories: AdvisoryService }) {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
   const { advisories } = deps;
@@ -89,12 +92,18 @@ export function registerAdvisoryRoutes(fastify: FastifyInstance, deps: { advisor
       config: { access: rolesOnly(['reviewer'], 'approvals:write') },
       schema: {
         tags: ['supply chain'],
-        summary: 'Accept one vulnerability finding for an app until a date (security reviewers)',
+        summary:
+          "Accept findings of an app until a date (security reviewers): one or several advisories, for one package or '*' for all; each must be in the advisory data",
         params: Type.Object({ name: AppName }),
         body: Type.Object(
           {
-            advisory: Type.String({ minLength: 3, maxLength: 100, pattern: '^[A-Za-z0-9._:-]+$' }),
-            package: Type.String({ minLength: 1, maxLength: 214 }),
+            advisory: Type.Optional(AdvisoryId),
+            advisories: Type.Optional(Type.Array(AdvisoryId, { minItems: 1, maxItems: 50 })),
+            package: Type.String({
+              minLength: 1,
+              maxLength: 214,
+              pattern: '^(\\*|(@[a-z0-9._~-]+/)?[a-z0-9._~-]+)$',
+            }),
             reason: Type.String({ minLength: 10, maxLength: 2000 }),
             expires: Type.String({ format: 'date' }),
           },
@@ -102,16 +111,59 @@ export function registerAdvisoryRoutes(fastify: FastifyInstance, deps: { advisor
         ),
       },
     },
-    async (request, reply) =>
-      reply
-        .status(201)
-        .send(
-          await advisories.grantException(
-            principalOf(request),
-            request.params.name,
-            request.body,
-            auditContext(request),
-          ),
-        ),
+    async (request, reply) => {
+      const { advisory, advisories: many, ...rest } = request.body;
+      const ids = [...(advisory ? [advisory] : []), ...(many ?? [])];
+      if (ids.length === 0)
+        throw new AppError(
+          'validation_failed',
+          'name the advisory (advisory) or advisories (advisories) to accept',
+        );
+      const granted = await advisories.grantException(
+        principalOf(request),
+        request.params.name,
+        { ...rest, advisories: ids },
+        auditContext(request),
+      );
+      // One advisory: the exception itself, as before; several: all of them.
+      return reply.status(201).send(many ? { items: granted } : granted[0]);
+    },
+  );
+
+  app.get(
+    '/api/v1/apps/:name/scan-exceptions',
+    {
+      config: { access: anyUser('apps:read') },
+      schema: {
+        tags: ['supply chain'],
+        summary: "An app's scan exceptions, newest first: live, expired and revoked",
+        params: Type.Object({ name: AppName }),
+      },
+    },
+    async (request) => ({
+      items: await advisories.listExceptions(principalOf(request), request.params.name),
+    }),
+  );
+
+  app.delete(
+    '/api/v1/apps/:name/scan-exceptions/:id',
+    {
+      config: { access: rolesOnly(['reviewer', 'admin'], 'approvals:write') },
+      schema: {
+        tags: ['supply chain'],
+        summary: 'Revoke a scan exception now (security reviewers and admins); the finding blocks again',
+        params: Type.Object({
+          name: AppName,
+          id: Type.String({ pattern: '^exc_[A-Za-z0-9]+$', maxLength: 64 }),
+        }),
+      },
+    },
+    async (request) =>
+      advisories.revokeException(
+        principalOf(request),
+        request.params.name,
+        request.params.id,
+        auditContext(request),
+      ),
   );
 }

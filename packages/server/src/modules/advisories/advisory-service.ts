@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Unzip, UnzipInflate } from 'fflate';
 import type { Kysely } from 'kysely';
+import { adjustableClock, type Clock } from '../../clock.ts';
 import type { Database } from '../../db/schema.ts';
 import { AppError, forbidden } from '../../errors.ts';
 import { newId, nowIso } from '../../ids.ts';
@@ -10,6 +11,7 @@ import { hasRole, type Principal } from '../identity/principal.ts';
 import { importOsv } from './advisory-import.ts';
 import type { Severity } from './cvss.ts';
 import { affects, fixedVersions, type OsvRecord, severityOf } from './osv-match.ts';
+import { createScanExceptions, normaliseAdvisoryId } from './scan-exceptions.ts';
 
 export { advisoryZipLimits, unzipBounded } from './advisory-import.ts';
 
@@ -66,8 +68,17 @@ export function createAdvisoryService(deps: {
   catalog: Pick<CatalogService, 'get'>;
   /** Called after each import commits (the alert job re-matches deployed versions). */
   afterImport?: () => void;
+  /** The platform clock: exceptions expire by it. */
+  clock?: Clock;
 }) {
-  const { db, audit } = deps;
+  const { db } = deps;
+  const exceptionsService = createScanExceptions({
+    db,
+    audit: deps.audit,
+    catalog: deps.catalog,
+    clock: deps.clock ?? adjustableClock(),
+    currentSnapshot: () => current(),
+  });
 
   /**
    * Imports OSV records from a zip (OSV's per-ecosystem all.zip, or the CLI's zip of a folder), merged
@@ -80,7 +91,9 @@ export function createAdvisoryService(deps: {
     options: { replace?: boolean } = {},
   ) {
     if (!hasRole(principal, 'admin')) throw forbidden('only platform admins can import advisory data');
-    const result = await importOsv(db, audit, principal, zip, ctx, { replace: options.replace ?? false });
+    const result = await importOsv(db, deps.audit, principal, zip, ctx, {
+      replace: options.replace ?? false,
+    });
     deps.afterImport?.();
     return result;
   }
@@ -126,15 +139,7 @@ export function createAdvisoryService(deps: {
           JSON.parse(r.record) as OsvRecord,
         );
     }
-    const now = nowIso();
-    const exceptions = options.app
-      ? await db
-          .selectFrom('scan_exceptions')
-          .selectAll()
-          .where('app_name', '=', options.app)
-          .where('expires_at', '>', now)
-          .execute()
-      : [];
+    const exceptions = options.app ? await exceptionsService.liveFor(options.app) : [];
     const findings: Finding[] = [];
     for (const c of components) {
       const hits = (records.get(c.name) ?? []).filter((r) => affects(r, c.name, c.version));
@@ -153,7 +158,11 @@ export function createAdvisoryService(deps: {
         const ids = [...g.ids].sort((a, b) =>
           a.startsWith('GHSA') === b.startsWith('GHSA') ? (a < b ? -1 : 1) : a.startsWith('GHSA') ? -1 : 1,
         );
-        const ex = exceptions.find((e) => e.package === c.name && g.ids.has(e.advisory));
+        const ex = exceptions.find(
+          (e) =>
+            (e.package === c.name || e.package === '*') &&
+            [...g.ids].some((id) => normaliseAdvisoryId(id) === e.advisory),
+        );
         findings.push({
           ids,
           package: c.name,
@@ -197,60 +206,15 @@ export function createAdvisoryService(deps: {
     return scan(components, { tier: tier ?? 'high', app: null });
   }
 
-  /** A security reviewer accepts one finding for one app until a date, with a reason. */
-  async function grantException(
-    principal: Principal,
-    appName: string,
-    input: { advisory: string; package: string; reason: string; expires: string },
-    ctx: AuditContext,
-  ) {
-    if (!hasRole(principal, 'reviewer') || !principal.specialties.includes('security'))
-      throw forbidden('only security reviewers can grant vulnerability exceptions');
-    const app = await deps.catalog.get(principal, appName);
-    if (app.owner === principal.email) throw forbidden('you cannot grant an exception for an app you own');
-    const expiresAt = new Date(`${input.expires}T00:00:00Z`);
-    const maxDays = 180;
-    if (Number.isNaN(expiresAt.getTime()) || expiresAt.getTime() <= Date.now())
-      throw new AppError('validation_failed', 'expires must be a future date (YYYY-MM-DD)');
-    if (expiresAt.getTime() > Date.now() + maxDays * 86_400_000)
-      throw new AppError('validation_failed', `an exception lasts at most ${maxDays} days`);
-    const row = {
-      id: newId('exception'),
-      app_name: app.name,
-      advisory: input.advisory,
-      package: input.package,
-      reason: input.reason,
-      expires_at: expiresAt.toISOString(),
-      approved_by: principal.email,
-      created_at: nowIso(),
-    };
-    await db.transaction().execute(async (trx) => {
-      await trx.insertInto('scan_exceptions').values(row).execute();
-      await audit.record(trx, ctx, {
-        action: 'scan.exception_granted',
-        targetType: 'app',
-        target: app.name,
-        reason: input.reason,
-        summary: {
-          exceptionId: row.id,
-          advisory: input.advisory,
-          package: input.package,
-          expiresAt: row.expires_at,
-        },
-      });
-    });
-    return {
-      id: row.id,
-      app: row.app_name,
-      advisory: row.advisory,
-      package: row.package,
-      reason: row.reason,
-      expiresAt: row.expires_at,
-      approvedBy: row.approved_by,
-    };
-  }
-
-  return { importZip, current, scan, scanForApp, grantException };
+  return {
+    importZip,
+    current,
+    scan,
+    scanForApp,
+    grantException: exceptionsService.grant,
+    listExceptions: exceptionsService.list,
+    revokeException: exceptionsService.revoke,
+  };
 }
 
 export type AdvisoryService = ReturnType<typeof createAdvisoryService>;
