@@ -1,9 +1,11 @@
 import { useState } from 'react';
-import { type ApiError, api, upload } from '../api.ts';
-import { type ConnectorView, dataClasses, type JobView, type TemplateInfo } from '../contracts.ts';
+import { type ApiError, api } from '../api.ts';
+import type { ConnectorView, JobView, TemplateInfo } from '../contracts.ts';
 import { Link } from '../router.tsx';
 import { ErrorNote, Section, When } from '../ui.tsx';
 import { useApi } from '../use-api.ts';
+import { AdvisoryImport } from './advisory-import.tsx';
+import { ConnectorForm, split } from './connector-form.tsx';
 
 type Snapshot = {
   id: string;
@@ -12,12 +14,6 @@ type Snapshot = {
   importedBy: string;
   importedAt: string;
 } | null;
-const methods = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'] as const;
-const split = (s: string) =>
-  s
-    .split(/[\s,]+/)
-    .map((x) => x.trim())
-    .filter(Boolean);
 
 /** What platform admins run: connectors, advisory data, templates and the scheduled jobs. */
 export function AdminPage() {
@@ -145,122 +141,6 @@ export function AdminPage() {
   );
 }
 
-function ConnectorForm({ onSaved }: { onSaved: () => void }) {
-  const [form, setForm] = useState({ id: '', baseUrl: '', paths: '', credential: '' });
-  const [chosen, setChosen] = useState<string[]>(['GET']);
-  const [classes, setClasses] = useState<string[]>(['internal']);
-  const [error, setError] = useState<ApiError | null>(null);
-  const [saved, setSaved] = useState<string | null>(null);
-  const toggle = (list: string[], v: string, on: boolean) =>
-    on ? [...list, v] : list.filter((x) => x !== v);
-  return (
-    <form
-      className="connector-form"
-      aria-label="Define a connector"
-      onSubmit={async (e) => {
-        e.preventDefault();
-        setError(null);
-        setSaved(null);
-        try {
-          await api('PUT', `/api/v1/connectors/${encodeURIComponent(form.id.trim())}`, {
-            baseUrl: form.baseUrl.trim(),
-            methods: chosen,
-            paths: split(form.paths),
-            dataClasses: classes,
-            ...(form.credential ? { credential: form.credential } : {}),
-          });
-          setSaved(
-            `Saved ${form.id}.${form.credential ? ' The credential is stored encrypted and will not be shown again.' : ''}`,
-          );
-          setForm({ ...form, credential: '' });
-          onSaved();
-        } catch (err) {
-          setError(err as ApiError);
-        }
-      }}
-    >
-      <h3>Define or change a connector</h3>
-      <div className="grid">
-        <div className="field">
-          <label htmlFor="c-id">Connector id</label>
-          <input
-            id="c-id"
-            value={form.id}
-            maxLength={63}
-            onChange={(e) => setForm({ ...form, id: e.target.value })}
-          />
-        </div>
-        <div className="field">
-          <label htmlFor="c-url">Base URL</label>
-          <input
-            id="c-url"
-            type="url"
-            value={form.baseUrl}
-            onChange={(e) => setForm({ ...form, baseUrl: e.target.value })}
-          />
-        </div>
-        <div className="field">
-          <label htmlFor="c-paths">Allowed path prefixes (comma-separated)</label>
-          <input
-            id="c-paths"
-            value={form.paths}
-            onChange={(e) => setForm({ ...form, paths: e.target.value })}
-          />
-        </div>
-        <div className="field">
-          <label htmlFor="c-cred">Credential (write-only; leave empty to keep the current one)</label>
-          <input
-            id="c-cred"
-            type="password"
-            autoComplete="new-password"
-            value={form.credential}
-            onChange={(e) => setForm({ ...form, credential: e.target.value })}
-          />
-        </div>
-      </div>
-      <fieldset>
-        <legend>Methods</legend>
-        <div className="checks">
-          {methods.map((m) => (
-            <label key={m} className="check">
-              <input
-                type="checkbox"
-                checked={chosen.includes(m)}
-                onChange={(e) => setChosen(toggle(chosen, m, e.target.checked))}
-              />{' '}
-              {m}
-            </label>
-          ))}
-        </div>
-      </fieldset>
-      <fieldset>
-        <legend>Data it may receive</legend>
-        <div className="checks">
-          {dataClasses.map((d) => (
-            <label key={d} className="check">
-              <input
-                type="checkbox"
-                checked={classes.includes(d)}
-                onChange={(e) => setClasses(toggle(classes, d, e.target.checked))}
-              />{' '}
-              {d}
-            </label>
-          ))}
-        </div>
-      </fieldset>
-      <ErrorNote error={error} />
-      {saved ? (
-        <p role="status" className="notice">
-          {saved}
-        </p>
-      ) : null}
-      <button type="submit" className="primary">
-        Save the connector
-      </button>
-    </form>
-  );
-}
-
 type Blocked = {
   domains: string[];
   revision: number | null;
@@ -268,7 +148,6 @@ type Blocked = {
   updatedAt: string | null;
 };
 
-/** The organization's blocked domains: no app deploys with one, no request reaches one or a name under it. */
 function BlockedDomains() {
   const blocked = useApi<Blocked>('/api/v1/blocked-domains');
   const [draft, setDraft] = useState<string | null>(null);
@@ -435,55 +314,3 @@ function RoleMapping() {
 }
 
 /** Import a new OSV snapshot: every later scan uses it, and deployed versions are matched against it at once. */
-function AdvisoryImport({ onImported }: { onImported: () => void }) {
-  const [file, setFile] = useState<File | null>(null);
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<ApiError | null>(null);
-  const [done, setDone] = useState<string | null>(null);
-  return (
-    <form
-      aria-label="Import advisory data"
-      onSubmit={async (e) => {
-        e.preventDefault();
-        if (!file) return;
-        setBusy(true);
-        setError(null);
-        setDone(null);
-        try {
-          const r = await upload<{ records: number; digest: string }>(
-            '/api/v1/advisories',
-            file,
-            'application/zip',
-          );
-          setDone(
-            `Imported ${r.records.toLocaleString()} record${r.records === 1 ? '' : 's'} (${r.digest.slice(0, 19)}…).`,
-          );
-          onImported();
-        } catch (err) {
-          setError(err as ApiError);
-        } finally {
-          setBusy(false);
-        }
-      }}
-    >
-      <div className="field">
-        <label htmlFor="osv-zip">OSV data (.zip)</label>
-        <input
-          id="osv-zip"
-          type="file"
-          accept=".zip,application/zip"
-          onChange={(e) => setFile(e.target.files?.[0] ?? null)}
-        />
-      </div>
-      <ErrorNote error={error} />
-      {done ? (
-        <p role="status" className="notice">
-          {done}
-        </p>
-      ) : null}
-      <button type="submit" disabled={!file || busy}>
-        {busy ? 'Importing…' : 'Import'}
-      </button>
-    </form>
-  );
-}
