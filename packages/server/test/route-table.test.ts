@@ -92,6 +92,11 @@ const expectations: Record<string, { allowed: Who[]; denied?: Partial<Record<Who
   'GET /api/v1/advisories': { allowed: users },
   'POST /api/v1/scans': { allowed: users },
   'POST /api/v1/apps/:name/scan-exceptions': { allowed: ['reviewer'] },
+  'GET /api/v1/apps/:name/scan-exceptions': {
+    allowed: ['creator', 'reviewer', 'admin', 'auditor'],
+    denied: { otherCreator: 404 },
+  },
+  'DELETE /api/v1/apps/:name/scan-exceptions/:id': { allowed: ['reviewer', 'admin'] },
   'POST /api/v1/apps/:name/admission': {
     allowed: ['creator', 'reviewer', 'admin', 'auditor'],
     denied: { otherCreator: 404 },
