@@ -2,7 +2,7 @@
 // dependency trees, installed from a registry (a small one on loopback serving the real packages), built
 // by the sandboxed pipeline, deployed, used through the gateway, and upgraded with its data kept.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import {
   copyFileSync,
   existsSync,
@@ -292,5 +292,157 @@ http.createServer((req, res) => {
       socket: '/run/app/app.sock',
       readyWhenServed: true,
     });
+  });
+});
+
+/** A company CA and a certificate it signed for 127.0.0.1, made with openssl. */
+function companyCa(dir: string): { ca: string; key: string; cert: string } {
+  const run = (args: string[]) => {
+    const r = spawnSync('openssl', args, { cwd: dir, encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+  };
+  writeFileSync(
+    join(dir, 'ca.ext'),
+    'basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n',
+  );
+  writeFileSync(
+    join(dir, 'srv.ext'),
+    'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n',
+  );
+  run([
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-keyout',
+    'ca.key',
+    '-out',
+    'ca.pem',
+    '-days',
+    '2',
+    '-subj',
+    '/CN=Example Bank Root CA',
+    '-addext',
+    'basicConstraints=critical,CA:TRUE',
+    '-addext',
+    'keyUsage=critical,keyCertSign,cRLSign',
+  ]);
+  run([
+    'req',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-keyout',
+    'srv.key',
+    '-out',
+    'srv.csr',
+    '-subj',
+    '/CN=npm.bank.example',
+  ]);
+  run([
+    'x509',
+    '-req',
+    '-in',
+    'srv.csr',
+    '-CA',
+    'ca.pem',
+    '-CAkey',
+    'ca.key',
+    '-CAcreateserial',
+    '-out',
+    'srv.pem',
+    '-days',
+    '2',
+    '-extfile',
+    'srv.ext',
+  ]);
+  return {
+    ca: join(dir, 'ca.pem'),
+    key: readFileSync(join(dir, 'srv.key'), 'utf8'),
+    cert: readFileSync(join(dir, 'srv.pem'), 'utf8'),
+  };
+}
+
+describe('a registry mirror behind a company CA', { skip: !canSandbox && 'needs bubblewrap' }, () => {
+  let server: TestServer;
+  let registry: Awaited<ReturnType<typeof startRegistry>>;
+  let dir: string;
+  let app: string;
+  let env: Record<string, string>;
+  let ca: string;
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'microapp-ca-'));
+    const pki = companyCa(dir);
+    ca = pki.ca;
+    registry = await startRegistry(await packClosure(['semver']), { key: pki.key, cert: pki.cert });
+    server = await startTestServer('sqlite');
+    env = { MICROAPP_CONFIG_DIR: join(dir, 'config'), MICROAPP_SERVER: server.url };
+    await importAdvisories(env, dir);
+    app = join(dir, 'versions');
+    mkdirSync(join(app, 'test'), { recursive: true });
+    const files: Record<string, string> = {
+      'microapp.yaml':
+        'name: versions\nowner: alice@example.com\npurpose: Compare the versions the finance tools report\ndataClasses: [internal]\naudience: { department: finance, maxUsers: 50 }\n',
+      '.npmrc': `registry=${registry.url}/\n`,
+      'package.json': JSON.stringify({
+        name: 'versions',
+        version: '1.0.0',
+        private: true,
+        scripts: { test: 'node --test' },
+        dependencies: { semver: installed('semver') },
+      }),
+      'server.js':
+        "const semver = require('semver');\nrequire('node:http').createServer((q, s) => s.end(String(semver.gt('1.2.0', '1.1.9')))).listen(process.env.PORT);\n",
+      'test/ok.test.js': "require('node:test')('semver loads', () => require('semver'));\n",
+    };
+    for (const [f, text] of Object.entries(files)) writeFileSync(join(app, f), text);
+    const lock = await npm(
+      ['install', '--package-lock-only', '--ignore-scripts', '--no-audit', '--no-fund', '--cafile', ca],
+      app,
+    );
+    assert.equal(lock.code, 0, lock.out);
+    await cli(env, 'login', '--dev-user', 'alice@example.com');
+    assert.equal((await cli(env, 'register', '-f', join(app, 'microapp.yaml'))).code, 0);
+  });
+  after(async () => {
+    await server?.stop();
+    await registry?.close();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('without the CA the install step fails at once and says which setting is missing', async () => {
+    const r = await cli(env, 'ci', '--dir', app, '--sandbox', '--work', join(dir, 'work-no-ca'));
+    assert.equal(r.code, 1);
+    assert.match(
+      r.stderr,
+      /FAIL install .*presented a certificate this build does not trust \((SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_GET_ISSUER_CERT_LOCALLY|UNABLE_TO_VERIFY_LEAF_SIGNATURE)\)/,
+    );
+    assert.match(r.stderr, /set MICROAPP_NPM_CA_FILE to the company CA bundle/);
+    assert.ok(
+      registry.refusedHandshakes() >= 1 && registry.refusedHandshakes() <= 6,
+      `${registry.refusedHandshakes()} handshakes, not thousands`,
+    );
+  });
+
+  test('with MICROAPP_NPM_CA_FILE both install steps trust the registry and the dependency ships', async () => {
+    const r = await cli(
+      { ...env, MICROAPP_NPM_CA_FILE: ca },
+      '--json',
+      'ci',
+      '--dir',
+      app,
+      '--sandbox',
+      '--work',
+      join(dir, 'work-ca'),
+    );
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    const result = JSON.parse(r.stdout) as {
+      steps: { step: string; detail: string }[];
+      artifact: { file: string };
+    };
+    assert.match(result.steps.find((s) => s.step === 'package')!.detail, /^1 production package/);
+    assert.ok(entries(result.artifact.file).includes('node_modules/semver/package.json'));
+    assert.ok(registry.requests.some((p) => p.endsWith('.tgz')));
   });
 });

@@ -13,7 +13,8 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { create } from 'tar';
@@ -156,16 +157,21 @@ async function packed(packageJson: Buffer, dir: string, files: string[]) {
   }
 }
 
-/** Serves packuments and tarballs of `packages` on 127.0.0.1; `requests` counts what npm asked for. */
+/**
+ * Serves packuments and tarballs of `packages` on 127.0.0.1, over https with `tls` (a key and a certificate
+ * for 127.0.0.1); `requests` lists what npm asked for, `refusedHandshakes` the TLS handshakes that failed.
+ */
 export async function startRegistry(
   packages: Packed[],
-): Promise<{ url: string; requests: string[]; close: () => Promise<void> }> {
+  tls?: { key: string; cert: string },
+): Promise<{ url: string; requests: string[]; refusedHandshakes: () => number; close: () => Promise<void> }> {
   const requests: string[] = [];
+  let refused = 0;
   let url = '';
   const byName = new Map<string, Packed[]>();
   for (const p of packages) byName.set(p.name, [...(byName.get(p.name) ?? []), p]);
   const tarballName = (p: Packed) => `${p.name.split('/').pop()}-${p.version}.tgz`;
-  const server: Server = createServer((req, res) => {
+  const handler = (req: IncomingMessage, res: ServerResponse) => {
     const path = decodeURIComponent((req.url ?? '/').split('?')[0]!);
     requests.push(path);
     const tar = /^\/(.+)\/-\/([^/]+\.tgz)$/.exec(path);
@@ -204,8 +210,21 @@ export async function startRegistry(
     };
     res.writeHead(200, { 'content-type': 'application/json' });
     res.end(JSON.stringify(doc));
+  };
+  const server: Server = tls ? createHttpsServer(tls, handler) : createServer(handler);
+  server.on('tlsClientError', () => {
+    refused++;
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
-  return { url, requests, close: () => new Promise((r) => server.close(() => r())) };
+  url = `${tls ? 'https' : 'http'}://127.0.0.1:${(server.address() as { port: number }).port}`;
+  return {
+    url,
+    requests,
+    refusedHandshakes: () => refused,
+    close: () =>
+      new Promise((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  };
 }

@@ -49,6 +49,8 @@ export type ServerConfig = {
   siemSyslog: string | null;
   /** The npm registry platform builds install from (through the egress broker); null is the public one. */
   npmRegistry: string | null;
+  /** A PEM bundle of the CA(s) the registry's certificate chains to, which builds trust; null: the usual ones. */
+  npmCaFile: string | null;
   /** Days app log lines are kept, by tier. */
   logRetention: LogRetention;
   /** OpenTelemetry traces over OTLP/HTTP: the collector's base URL and its headers; null endpoint is off. */
@@ -283,6 +285,22 @@ export function loadConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv): ServerCo
     problems.push(
       `MICROAPP_NPM_REGISTRY must be a registry URL such as https://npm.corp.example.com/, got "${npmRegistry}"`,
     );
+  // The company CA the registry's certificate chains to (a PEM bundle): builds trust it for the registry.
+  const npmCaFile = env.MICROAPP_NPM_CA_FILE || null;
+  if (npmCaFile) {
+    let pem = '';
+    try {
+      pem = readFileSync(npmCaFile, 'utf8');
+    } catch (error) {
+      problems.push(
+        `MICROAPP_NPM_CA_FILE: ${npmCaFile} cannot be read (${(error as NodeJS.ErrnoException).code})`,
+      );
+    }
+    if (pem && !pem.includes('-----BEGIN CERTIFICATE-----'))
+      problems.push(
+        `MICROAPP_NPM_CA_FILE: ${npmCaFile} holds no PEM certificate (-----BEGIN CERTIFICATE-----)`,
+      );
+  }
   const logRetention = { ...defaultLogRetention };
   if (env.MICROAPP_LOG_RETENTION_DAYS) {
     const days = env.MICROAPP_LOG_RETENTION_DAYS.split(',').map((d) => Number(d.trim()));
@@ -438,6 +456,7 @@ export function loadConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv): ServerCo
     otlp: { endpoint: otlpEndpoint, headers: otlpHeaders },
     logRetention,
     npmRegistry,
+    npmCaFile,
     usageRetentionDays,
     consoleDir: env.MICROAPP_CONSOLE_DIR ? resolve(env.MICROAPP_CONSOLE_DIR) : null,
     devEgressHosts,

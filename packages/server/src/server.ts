@@ -353,6 +353,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     tracing,
     egress,
     ...(config.npmRegistry ? { npmRegistry: config.npmRegistry } : {}),
+    ...(config.npmCaFile ? { npmCaFile: config.npmCaFile } : {}),
     db: db.kysely,
     clock,
     audit,

@@ -1,4 +1,7 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { ConfigError, loadConfig } from '../src/config.ts';
 
@@ -40,6 +43,23 @@ describe('server configuration', () => {
         ),
       /MICROAPP_KUBERNETES_NAMESPACE must be a Kubernetes namespace name[\s\S]*MICROAPP_KUBERNETES_RUNTIME_IMAGE must be an image reference/,
     );
+  });
+
+  test("the registry's CA bundle must be a readable PEM file; a good one is kept", () => {
+    assert.throws(
+      () => loadConfig({ dev: true }, { MICROAPP_NPM_CA_FILE: '/nonexistent/ca.pem' }),
+      /MICROAPP_NPM_CA_FILE: \/nonexistent\/ca\.pem cannot be read \(ENOENT\)/,
+    );
+    const dir = mkdtempSync(join(tmpdir(), 'microapp-ca-'));
+    writeFileSync(join(dir, 'notes.txt'), 'the CA is on the wiki\n');
+    assert.throws(
+      () => loadConfig({ dev: true }, { MICROAPP_NPM_CA_FILE: join(dir, 'notes.txt') }),
+      /holds no PEM certificate/,
+    );
+    const pem = join(dir, 'ca.pem');
+    writeFileSync(pem, '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n');
+    assert.equal(loadConfig({ dev: true }, { MICROAPP_NPM_CA_FILE: pem }).npmCaFile, pem);
+    rmSync(dir, { recursive: true, force: true });
   });
 
   test('OTLP: an endpoint and headers; a bad one is refused without printing header values', () => {

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { checkedCopy, HostileTreeError } from './checked-copy.ts';
 import type { StepResult } from './run-ci.ts';
 import { readLockfile } from './sbom.ts';
-import { copyAppFiles, installScripts, run, type StepSandbox, tail } from './step-run.ts';
+import { copyAppFiles, installScripts, registryTrouble, run, type StepSandbox, tail } from './step-run.ts';
 
 type Outcome = { result: Omit<StepResult, 'step' | 'durationMs'>; ship: string | null };
 
@@ -42,11 +42,13 @@ export async function packageStep(o: {
       staging,
       { sandbox, network: true, ...(cache ? { cache } : {}) },
     );
-    if (r.code !== 0)
+    if (r.code !== 0) {
+      const trouble = registryTrouble(r.output);
       return failed(
-        `installing the production dependencies failed:\n${tail(r.output)}`,
-        'make `npm ci --omit=dev` pass locally',
+        `${trouble ? `${trouble.detail}\n` : ''}installing the production dependencies failed:\n${tail(r.output)}`,
+        trouble?.next ?? 'make `npm ci --omit=dev` pass locally',
       );
+    }
     const allowed = new Set(o.allowedInstallScripts ? await o.allowedInstallScripts() : []);
     const scripted = installScripts(src).filter((n) => allowed.has(n) && shipped.some((p) => p.name === n));
     if (scripted.length > 0) {

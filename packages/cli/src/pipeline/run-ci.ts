@@ -10,7 +10,7 @@ import { checkLicenses } from './licenses.ts';
 import { packageStep } from './package-step.ts';
 import { remedies } from './remediation.ts';
 import { buildSbom, type LockPackage } from './sbom.ts';
-import { installScripts, run, type StepSandbox, tail } from './step-run.ts';
+import { installScripts, registryTrouble, run, type StepSandbox, tail } from './step-run.ts';
 
 export type { StepSandbox } from './step-run.ts';
 
@@ -180,12 +180,14 @@ export async function runCi(options: {
       network: true,
       ...(cache ? { cache } : {}),
     });
-    if (r.code !== 0)
+    if (r.code !== 0) {
+      const trouble = registryTrouble(r.output);
       return {
         status: 'failed',
-        detail: `npm ci failed:\n${tail(r.output)}`,
-        next: 'make `npm ci` pass locally; install scripts are off',
+        detail: `${trouble ? `${trouble.detail}\n` : ''}npm ci failed:\n${tail(r.output)}`,
+        next: trouble?.next ?? 'make `npm ci` pass locally; install scripts are off',
       };
+    }
     // Install scripts run only for packages the policy names (data.microapp.config.allowed_install_scripts).
     const withScripts = installScripts(dir);
     const allowed = new Set(options.allowedInstallScripts ? await options.allowedInstallScripts() : []);

@@ -17,8 +17,20 @@ export type StepSandbox = (
     egressDir?: string;
     registry?: string;
     cache?: string;
+    ca?: string;
   },
 ) => { file: string; args: string[] };
+
+/**
+ * How long npm keeps at a registry that fails: one retry, 30 s per request, so a refused or silent registry
+ * fails the step within a minute instead of after many retries.
+ */
+const registryPatience: Record<string, string> = {
+  npm_config_fetch_retries: '1',
+  npm_config_fetch_retry_mintimeout: '1000',
+  npm_config_fetch_retry_maxtimeout: '5000',
+  npm_config_fetch_timeout: '30000',
+};
 
 export function run(
   cmd: string,
@@ -34,19 +46,29 @@ export function run(
     // registry through it and nothing else. Run by hand, the install step keeps the host's network.
     const egressDir = opts.network ? process.env.MICROAPP_EGRESS_DIR : undefined;
     const registry = process.env.MICROAPP_NPM_REGISTRY;
+    const ca = opts.network ? process.env.MICROAPP_NPM_CA_FILE : undefined;
     const wrapped = opts.sandbox
       ? opts.sandbox(cmd, args, {
           dir: resolvePath(cwd),
           network: opts.network ?? false,
-          env: scripts,
+          env: { ...scripts, ...(opts.network ? registryPatience : {}) },
           ...(egressDir ? { egressDir } : {}),
           ...(registry ? { registry } : {}),
           ...(opts.cache ? { cache: opts.cache } : {}),
+          ...(ca ? { ca } : {}),
         })
       : { file: cmd, args };
+    // Run by hand: the same CA and the same patience with the registry.
+    const hostNpm = opts.network
+      ? {
+          ...registryPatience,
+          ...(ca ? { npm_config_cafile: ca, NODE_EXTRA_CA_CERTS: ca } : {}),
+          ...(registry ? { npm_config_registry: registry } : {}),
+        }
+      : {};
     const child = spawn(wrapped.file, wrapped.args, {
       cwd,
-      env: opts.sandbox ? {} : { ...env, ...scripts },
+      env: opts.sandbox ? {} : { ...env, ...hostNpm, ...scripts },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let output = '';
@@ -80,3 +102,42 @@ export function copyAppFiles(from: string, to: string) {
 }
 
 export const tail = (s: string, n = 15) => s.trim().split('\n').slice(-n).join('\n');
+
+/**
+ * What npm's output says about the registry, in plain words with what to do, or null when the failure is
+ * not the registry's (a lockfile that does not match, a script that failed).
+ */
+export function registryTrouble(output: string): { detail: string; next: string } | null {
+  const registry = process.env.MICROAPP_NPM_REGISTRY ?? 'https://registry.npmjs.org/';
+  const tls =
+    /\b(SELF_SIGNED_CERT_IN_CHAIN|DEPTH_ZERO_SELF_SIGNED_CERT|UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT(?:_LOCALLY)?|CERT_HAS_EXPIRED|ERR_TLS_CERT_ALTNAME_INVALID|CERT_UNTRUSTED)\b/.exec(
+      output,
+    )?.[1];
+  if (tls)
+    return {
+      detail: `the registry at ${registry} presented a certificate this build does not trust (${tls})`,
+      next: process.env.MICROAPP_NPM_CA_FILE
+        ? `the CA bundle in MICROAPP_NPM_CA_FILE (${process.env.MICROAPP_NPM_CA_FILE}) is not the one that signed the registry's certificate`
+        : "set MICROAPP_NPM_CA_FILE to the company CA bundle the registry's certificate chains to",
+    };
+  if (/egress_denied|x-microapp-egress: denied/.test(output))
+    return {
+      detail: `the platform's egress broker refused the way to the registry at ${registry}`,
+      next: 'an admin checks MICROAPP_NPM_REGISTRY and the egress audit events of this build',
+    };
+  const unreachable = /\b(ECONNREFUSED|ENOTFOUND|EAI_AGAIN|ETIMEDOUT|ECONNRESET|ERR_SOCKET_TIMEOUT)\b/.exec(
+    output,
+  )?.[1];
+  if (unreachable)
+    return {
+      detail: `the registry at ${registry} could not be reached (${unreachable})`,
+      next: 'check MICROAPP_NPM_REGISTRY and that the registry answers from this machine',
+    };
+  const refused = /npm (?:ERR!|error) code (E40[13])\b/.exec(output)?.[1];
+  if (refused)
+    return {
+      detail: `the registry at ${registry} refused the request (${refused})`,
+      next: 'the registry needs credentials for this package, or does not hold it',
+    };
+  return null;
+}

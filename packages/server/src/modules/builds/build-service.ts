@@ -86,6 +86,8 @@ export function createBuildService(deps: {
   egress?: Pick<EgressBroker, 'open' | 'close'>;
   /** The registry builds install from (a company mirror, or the public registry). */
   npmRegistry?: string;
+  /** The CA bundle the registry's certificate chains to (a company CA), which the install steps trust. */
+  npmCaFile?: string;
   /** OpenTelemetry: a span per build, a child span per step. */
   tracing?: Pick<Tracing, 'start'>;
   /**
@@ -442,6 +444,7 @@ export function createBuildService(deps: {
           ...env,
           ...(egressDir ? { MICROAPP_EGRESS_DIR: egressDir } : {}),
           ...(deps.npmRegistry ? { MICROAPP_NPM_REGISTRY: deps.npmRegistry } : {}),
+          ...(deps.npmCaFile ? { MICROAPP_NPM_CA_FILE: deps.npmCaFile } : {}),
         },
         (s) => {
           void record(s);

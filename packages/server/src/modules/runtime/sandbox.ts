@@ -343,6 +343,8 @@ export function sandboxedCommand(
      * tarball against the lockfile's integrity when it reads it.
      */
     cache?: string;
+    /** A CA bundle the registry's certificate chains to, trusted by npm and node inside (read-only). */
+    ca?: string;
   },
 ): { file: string; args: string[] } {
   const brokered = Boolean(options.network && options.egressDir);
@@ -363,6 +365,12 @@ export function sandboxedCommand(
         }
       : {}),
     ...(options.registry ? { npm_config_registry: options.registry } : {}),
+    ...(options.ca
+      ? {
+          npm_config_cafile: '/run/microapp/registry-ca.pem',
+          NODE_EXTRA_CA_CERTS: '/run/microapp/registry-ca.pem',
+        }
+      : {}),
     ...(options.env ?? {}),
   };
   const bwrapArgs = [
@@ -379,6 +387,7 @@ export function sandboxedCommand(
     '--tmpfs',
     '/tmp',
     ...(options.cache ? ['--bind', options.cache, '/tmp/.npm'] : []),
+    ...(options.ca ? ['--ro-bind', options.ca, '/run/microapp/registry-ca.pem'] : []),
     '--bind',
     options.dir,
     '/build',
