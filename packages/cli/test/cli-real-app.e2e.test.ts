@@ -2,7 +2,7 @@
 // dependency trees, installed from a registry (a small one on loopback serving the real packages), built
 // by the sandboxed pipeline, deployed, used through the gateway, and upgraded with its data kept.
 import assert from 'node:assert/strict';
-import { execFile, spawnSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import {
   copyFileSync,
   existsSync,
@@ -16,7 +16,13 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { gunzipSync } from 'node:zlib';
-import { startTestServer, type TestServer, tokenFor, viaGateway } from '../../server/test/harness.ts';
+import {
+  companyCa,
+  startTestServer,
+  type TestServer,
+  tokenFor,
+  viaGateway,
+} from '../../server/test/harness.ts';
 import { cli, importAdvisories } from './cli-harness.ts';
 import { packClosure, startRegistry } from './npm-registry.ts';
 
@@ -294,75 +300,6 @@ http.createServer((req, res) => {
     });
   });
 });
-
-/** A company CA and a certificate it signed for 127.0.0.1, made with openssl. */
-function companyCa(dir: string): { ca: string; key: string; cert: string } {
-  const run = (args: string[]) => {
-    const r = spawnSync('openssl', args, { cwd: dir, encoding: 'utf8' });
-    assert.equal(r.status, 0, r.stderr);
-  };
-  writeFileSync(
-    join(dir, 'ca.ext'),
-    'basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n',
-  );
-  writeFileSync(
-    join(dir, 'srv.ext'),
-    'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n',
-  );
-  run([
-    'req',
-    '-x509',
-    '-newkey',
-    'rsa:2048',
-    '-nodes',
-    '-keyout',
-    'ca.key',
-    '-out',
-    'ca.pem',
-    '-days',
-    '2',
-    '-subj',
-    '/CN=Example Bank Root CA',
-    '-addext',
-    'basicConstraints=critical,CA:TRUE',
-    '-addext',
-    'keyUsage=critical,keyCertSign,cRLSign',
-  ]);
-  run([
-    'req',
-    '-newkey',
-    'rsa:2048',
-    '-nodes',
-    '-keyout',
-    'srv.key',
-    '-out',
-    'srv.csr',
-    '-subj',
-    '/CN=npm.bank.example',
-  ]);
-  run([
-    'x509',
-    '-req',
-    '-in',
-    'srv.csr',
-    '-CA',
-    'ca.pem',
-    '-CAkey',
-    'ca.key',
-    '-CAcreateserial',
-    '-out',
-    'srv.pem',
-    '-days',
-    '2',
-    '-extfile',
-    'srv.ext',
-  ]);
-  return {
-    ca: join(dir, 'ca.pem'),
-    key: readFileSync(join(dir, 'srv.key'), 'utf8'),
-    cert: readFileSync(join(dir, 'srv.pem'), 'utf8'),
-  };
-}
 
 describe('a registry mirror behind a company CA', { skip: !canSandbox && 'needs bubblewrap' }, () => {
   let server: TestServer;

@@ -86,6 +86,15 @@ import { createUsageService, type UsageService } from './modules/usage/usage-ser
 import { createTracing, type Tracing } from './tracing.ts';
 import { version } from './version.ts';
 
+/** The host and port of a registry URL, as the broker compares them. */
+function registryAddress(url: string): { host: string; port: number } {
+  const u = new URL(url);
+  return {
+    host: u.hostname.toLowerCase(),
+    port: u.port ? Number(u.port) : u.protocol === 'https:' ? 443 : 80,
+  };
+}
+
 /** A running platform server. */
 export type RunningServer = {
   url: string;
@@ -296,6 +305,8 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     dir: join(config.dataDir, 'runtime', 'egress'),
     pinned: config.devEgressHosts,
     tunnels: config.egressTunnels,
+    // The company registry builds install from may sit on a private address: builds (only) may reach it.
+    ...(config.npmRegistry ? { buildRegistry: registryAddress(config.npmRegistry) } : {}),
     onBytes: (name, _host, out, inBytes) => platformMetrics?.egressBytes(name, out, inBytes),
     policy: async (input, subject) => {
       if (!engine) return [];

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,6 +11,7 @@ import { create as createTar } from 'tar';
 import {
   buildFinished,
   call,
+  companyCa,
   lunchPoll,
   people,
   type signInEveryone,
@@ -153,5 +155,85 @@ describe('a build’s install step reaches the registry through the broker, and 
       denied[0]!.reason,
       /evil\.example\.com is not in sneaky-lock's approved egress \(npm\.corp\.example\.com\)/,
     );
+  });
+});
+
+describe('the company registry on a private address, behind its own CA', () => {
+  let server: TestServer;
+  let t: Awaited<ReturnType<typeof signInEveryone>>;
+  let stop: () => Promise<void>;
+  let registry: HttpsServer;
+  let other: HttpsServer;
+  let dir: string;
+  let port: number;
+  let otherPort: number;
+  const served: string[] = [];
+  let pkg: Awaited<ReturnType<typeof tarball>>;
+
+  before(async () => {
+    pkg = await tarball('tiny-dep', '1.0.0');
+    dir = mkdtempSync(join(tmpdir(), 'microapp-corp-ca-'));
+    const pki = companyCa(dir);
+    const serve = (label: string) =>
+      createHttpsServer({ key: pki.key, cert: pki.cert }, (req, res) => {
+        served.push(`${label} ${req.url}`);
+        if (req.url === '/tiny-dep/-/tiny-dep-1.0.0.tgz') return res.end(pkg.bytes);
+        res.statusCode = 404;
+        res.end('{}');
+      });
+    registry = serve('registry');
+    other = serve('other');
+    for (const s of [registry, other]) await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+    port = (registry.address() as AddressInfo).port;
+    otherPort = (other.address() as AddressInfo).port;
+    // No pinned stand-in: `localhost` resolves to 127.0.0.1, a private address, as a company mirror's does.
+    ({ server, t, stop } = await startBuildServer({
+      MICROAPP_NPM_REGISTRY: `https://localhost:${port}/`,
+      MICROAPP_NPM_CA_FILE: pki.ca,
+    }));
+  });
+  after(async () => {
+    await stop();
+    registry.closeAllConnections();
+    other.closeAllConnections();
+    registry.close();
+    other.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const build = async (name: string, resolved: string) => {
+    const reg = await call(server, 'POST', '/api/v1/apps', {
+      token: t.alice,
+      body: lunchPoll({
+        name,
+        owner: people.alice,
+        purpose: 'Use a small library from the company registry',
+        audience: { department: 'finance', maxUsers: 50 },
+      }),
+    });
+    assert.equal(reg.status, 201, reg.text);
+    const res = await call(server, 'POST', `/api/v1/apps/${name}/builds`, {
+      token: t.alice,
+      body: { source: await sourceArchive(appWithDependency(name, resolved, pkg.integrity)) },
+    });
+    assert.equal(res.status, 202, res.text);
+    return buildFinished(server, name, res.body.id, t.alice);
+  };
+
+  test('a platform build installs from it through the broker, trusting the company CA', async () => {
+    const b = await build('corp-mirror', `https://localhost:${port}/tiny-dep/-/tiny-dep-1.0.0.tgz`);
+    assert.equal(b.state, 'passed', `${b.error} ${JSON.stringify(b.steps)}`);
+    assert.ok(served.includes('registry /tiny-dep/-/tiny-dep-1.0.0.tgz'), served.join(', '));
+    assert.match(b.steps.find((s) => s.step === 'package')!.detail, /^1 production package/);
+  });
+
+  test('only the registry: another service on a private address is refused, and says where the way was shut', async () => {
+    const before = served.length;
+    const b = await build('corp-elsewhere', `https://localhost:${otherPort}/tiny-dep/-/tiny-dep-1.0.0.tgz`);
+    assert.equal(b.state, 'failed');
+    const install = b.steps.find((s) => s.step === 'install')!;
+    assert.equal(install.status, 'failed');
+    assert.match(install.detail, /egress broker refused the way to the registry/);
+    assert.equal(served.length, before, 'nothing reached the other service');
   });
 });

@@ -131,6 +131,39 @@ describe('egress rules', () => {
     );
   });
 
+  test("the company registry on a private address is a build's way out, never an app's", async () => {
+    const broker = createEgressBroker({
+      db: null as never,
+      clock: adjustableClock(),
+      audit: {
+        record: async () => {
+          throw new Error('decideTunnel() writes nothing');
+        },
+      },
+      dir: '/nonexistent',
+      policy: async () => [],
+      resolve: async () => ['10.20.0.7'],
+      tunnels: true,
+      buildRegistry: { host: 'npm.corp.example', port: 4873 },
+    });
+    const app = brokeredApp(['npm.corp.example']);
+    assert.deepEqual(await broker.decideTunnel(app, 'npm.corp.example:4873', true), {
+      allowed: true,
+      host: 'npm.corp.example',
+      address: '10.20.0.7',
+      port: 4873,
+    });
+    for (const [authority, build, reason] of [
+      ['npm.corp.example:4873', false, /port 443 only/],
+      ['npm.corp.example:443', false, /resolves to an address apps may not reach \(10\.20\.0\.7\)/],
+      ['npm.corp.example:443', true, /resolves to an address apps may not reach/],
+    ] as const) {
+      const d = await broker.decideTunnel(app, authority, build);
+      assert.equal(d.allowed, false, `${authority} ${build}`);
+      assert.match(!d.allowed ? d.reason : '', reason);
+    }
+  });
+
   test('tunnels are off unless the platform turns them on; then only approved names on 443, no connectors', async () => {
     const make = (tunnels: boolean) =>
       createEgressBroker({

@@ -9,7 +9,7 @@ import {
   readBody,
   requestText,
 } from './dlp.ts';
-import type { BrokeredApp, EgressDecision } from './egress-broker.ts';
+import type { BrokeredApp, EgressDecision } from './egress-types.ts';
 
 /** What the broker asks the `microapp.dlp` pack about one request whose body holds something. */
 export type DlpInput = {
