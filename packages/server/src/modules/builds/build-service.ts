@@ -1,8 +1,7 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import type { Kysely } from 'kysely';
-import semver from 'semver';
 import type { Clock } from '../../clock.ts';
 import type { BuildsTable, Database } from '../../db/schema.ts';
 import { AppError, conflict, forbidden, notFound } from '../../errors.ts';
@@ -20,47 +19,16 @@ import {
 } from '../runtime/cgroups.ts';
 import type { DeploymentService } from '../runtime/deployment-service.ts';
 import type { TokenService } from '../tokens/token-service.ts';
+import { failInterrupted, nextVersion, openBuildEgress, spawnPipeline } from './build-process.ts';
 import { personalize, unpackUpload } from './build-source.ts';
+import { type BuildRequest, type BuildStep, type BuildView, buildView } from './build-types.ts';
+
+export type { BuildRequest, BuildStep, BuildView } from './build-types.ts';
+
 import { type FormField, formFieldProblems } from './form-fields.ts';
 
-/** The pipeline's own command: the platform runs exactly what a creator runs on a laptop or in CI. */
-export const cliBin = resolve(import.meta.dirname, '../../../../cli/bin/microapp.js');
+export { cliBin } from './build-process.ts';
 
-export type BuildStep = {
-  step: string;
-  status: 'passed' | 'failed' | 'skipped';
-  durationMs: number;
-  detail: string;
-  next?: string;
-};
-
-export type BuildView = {
-  id: string;
-  app: string;
-  requestedBy: string;
-  source: 'template' | 'upload';
-  state: 'queued' | 'running' | 'passed' | 'failed';
-  deploy: boolean;
-  steps: BuildStep[];
-  /** How many steps the pipeline has, for progress. */
-  total: number;
-  version: string | null;
-  digest: string | null;
-  error: string | null;
-  createdAt: string;
-  startedAt: string | null;
-  finishedAt: string | null;
-  /** Where the app answers, once the build deployed it. */
-  url: string | null;
-  /** The form builder's questions this build used (template builds of a form). */
-  fields: FormField[] | null;
-};
-
-export type BuildRequest =
-  | { kind: 'template'; fields?: FormField[]; deploy: boolean }
-  | { kind: 'upload'; archive: Buffer; deploy: boolean };
-
-const pipelineSteps = 10;
 const active = ['queued', 'running'];
 
 /**
@@ -108,27 +76,7 @@ export function createBuildService(deps: {
 
   const appUrl = deps.appUrl;
 
-  function view(row: BuildsTable): BuildView {
-    return {
-      id: row.id,
-      app: row.app_name,
-      requestedBy: row.requested_by,
-      source: row.source as BuildView['source'],
-      state: row.state as BuildView['state'],
-      deploy: Boolean(Number(row.deploy)),
-      steps: JSON.parse(row.steps) as BuildStep[],
-      // The source step, the pipeline's own, and the deploy when asked.
-      total: 1 + pipelineSteps + (Number(row.deploy) ? 1 : 0),
-      version: row.version,
-      digest: row.digest,
-      error: row.error,
-      createdAt: row.created_at,
-      startedAt: row.started_at,
-      finishedAt: row.finished_at,
-      url: row.state === 'passed' && Number(row.deploy) ? appUrl(row.app_name) : null,
-      fields: (JSON.parse(row.settings) as { fields?: FormField[] }).fields ?? null,
-    };
-  }
+  const view = (row: BuildsTable) => buildView(row, appUrl);
 
   async function request(principal: Principal, name: string, input: BuildRequest, ctx: AuditContext) {
     const app = await deps.catalog.get(principal, name);
@@ -243,81 +191,13 @@ export function createBuildService(deps: {
     await db.updateTable('builds').set(patch).where('id', '=', id).execute();
   }
 
-  /** Runs one child process of the pipeline; stderr lines that are JSON are step results. */
-  function spawnCli(
+  /** Runs one child process of the pipeline (see build-process.ts), counted among the running ones. */
+  const spawnCli = (
     args: string[],
     env: Record<string, string>,
     onStep: (s: BuildStep) => void,
     group?: ControlGroup | null,
-  ): Promise<{ code: number; stdout: string; stderr: string }> {
-    return new Promise((done) => {
-      const command = [process.execPath, cliBin, '--server', deps.platformUrl(), ...args];
-      // In a control group, a shell joins it (every hierarchy) and then becomes the pipeline: nothing of the
-      // build runs outside the limits. A group that cannot be joined stops the build (exit 97).
-      const [file, argv] = group
-        ? [
-            '/bin/sh',
-            [
-              '-c',
-              'while [ "$1" != "--" ]; do echo $$ > "$1" || exit 97; shift; done; shift; exec "$@"',
-              'sh',
-              ...group.procs,
-              '--',
-              ...command,
-            ],
-          ]
-        : [command[0]!, command.slice(1)];
-      const child = spawn(file, argv, {
-        env: { PATH: process.env.PATH ?? '/usr/bin:/bin', NO_COLOR: '1', ...env },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      running.add(child);
-      let stdout = '';
-      let stderr = '';
-      let partial = '';
-      child.stdout.on('data', (d) => {
-        stdout = (stdout + d).slice(-1024 * 1024);
-      });
-      child.stderr.on('data', (d: Buffer) => {
-        partial += d.toString('utf8');
-        const lines = partial.split('\n');
-        partial = lines.pop() ?? '';
-        for (const line of lines) {
-          if (line.startsWith('{"step"')) {
-            try {
-              const {
-                index: _i,
-                total: _t,
-                ...step
-              } = JSON.parse(line) as BuildStep & {
-                index: number;
-                total: number;
-              };
-              onStep(step);
-              continue;
-            } catch {}
-          }
-          stderr = `${stderr}${line}\n`.slice(-16 * 1024);
-        }
-      });
-      const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-      child.on('close', (code, signal) => {
-        clearTimeout(timer);
-        running.delete(child);
-        done({ code: signal ? 124 : (code ?? 1), stdout, stderr });
-      });
-      child.on('error', (e) => done({ code: 1, stdout, stderr: e.message }));
-    });
-  }
-
-  async function nextVersion(appId: string): Promise<string> {
-    const rows = await db.selectFrom('app_versions').select('version').where('app_id', '=', appId).execute();
-    const newest = rows
-      .map((r) => r.version)
-      .filter((v) => semver.valid(v))
-      .sort(semver.rcompare)[0];
-    return newest ? semver.inc(newest, 'patch')! : '0.1.0';
-  }
+  ) => spawnPipeline({ args, env, onStep, group, timeoutMs, platformUrl: deps.platformUrl(), running });
 
   async function run(id: string) {
     const job = waiting.get(id);
@@ -388,7 +268,7 @@ export function createBuildService(deps: {
           () => {},
         );
         if (init.code !== 0) throw new Error(`the template could not be scaffolded: ${init.stderr.trim()}`);
-        version = await nextVersion(app.id);
+        version = await nextVersion(db, app.id);
         const settings = JSON.parse(row.settings) as { fields?: FormField[] };
         personalize(src, {
           manifest: app.manifest,
@@ -414,25 +294,8 @@ export function createBuildService(deps: {
           detail: `source archive unpacked (${job.archive!.length} bytes)${version ? `, version ${version}` : ''}`,
         });
       }
-      // The install step's only way out: a broker socket that lets npm reach its registry, attributed to the app.
-      const registry = new URL(deps.npmRegistry ?? 'https://registry.npmjs.org/');
       const egressDir = deps.egress
-        ? await deps.egress.open(
-            `build-${id}`,
-            {
-              name: row.app_name,
-              appId: app.id,
-              version: 'build',
-              manifest: {
-                ...app.manifest,
-                integrations: { ...app.manifest.integrations, egress: [registry.hostname], connectors: [] },
-              },
-              department: app.manifest.audience?.department ?? null,
-              tier: app.tier,
-              owner: app.owner,
-            },
-            { build: true },
-          )
+        ? await openBuildEgress(deps.egress, id, { ...app, name: row.app_name }, deps.npmRegistry)
         : null;
       brokered = egressDir !== null;
       const limits = deps.buildLimits ?? defaultBuildLimits;
@@ -519,20 +382,7 @@ export function createBuildService(deps: {
   }
 
   /** Builds a restart interrupted cannot resume (their requester's credentials were in memory): fail them. */
-  async function recover() {
-    const stale = await db
-      .selectFrom('builds')
-      .select(['id', 'app_name'])
-      .where('state', 'in', active)
-      .execute();
-    for (const b of stale)
-      await update(b.id, {
-        state: 'failed',
-        error: 'the platform restarted during this build; start it again',
-        finished_at: deps.clock.nowIso(),
-      });
-    return stale.length;
-  }
+  const recover = () => failInterrupted(db, deps.clock.nowIso(), active);
 
   async function close() {
     closed = true;

@@ -4,7 +4,7 @@ import type { Clock } from '../../clock.ts';
 import type { AppsTable, Database } from '../../db/schema.ts';
 import { AppError, conflict, forbidden, notFound } from '../../errors.ts';
 import { newId, nowIso } from '../../ids.ts';
-import type { ApprovalRouting, ReviewSlot } from '../approvals/approval-rules.ts';
+import type { ApprovalRouting } from '../approvals/approval-rules.ts';
 import type { AuditContext, AuditService } from '../audit/audit-service.ts';
 import { hasRole, type Principal } from '../identity/principal.ts';
 import { findUserByEmail } from '../identity/users.ts';
@@ -12,15 +12,17 @@ import type { Scorecard } from '../lifecycle/scorecard.ts';
 import {
   type DecisionRecord,
   type RiskEvaluator,
-  type RiskFactor,
   type RiskInput,
   riskInputOf,
-  tierRank,
 } from '../risk/risk-evaluator.ts';
 import type { Tier } from '../risk/risk-rules.ts';
-import { type AppState, type AppView, type ReviewView, toReviewView } from './app-view.ts';
+import { type AppState, type AppView, toReviewView } from './app-view.ts';
 import type { AppFilter, CatalogRepository } from './catalog-repository.ts';
+import { type Assessment, canView, nextState, type RevisionView, tierMeaning } from './catalog-rules.ts';
 import type { Manifest } from './manifest-schema.ts';
+
+export { type Assessment, canView, type RevisionView } from './catalog-rules.ts';
+
 import {
   checkAppMaximums,
   checkRegistrationQuota,
@@ -34,48 +36,6 @@ export type RegistrationOutcome =
   | { kind: 'created'; app: AppView }
   | { kind: 'updated'; app: AppView; reReview: boolean }
   | { kind: 'unchanged'; app: AppView };
-
-/** Whether a principal may see an app: reviewers, admins and auditors see all; creators their department's and their own. */
-export function canView(
-  principal: Principal,
-  app: Pick<AppsTable, 'department' | 'owner' | 'registered_by'>,
-): boolean {
-  if (hasRole(principal, 'reviewer', 'admin', 'auditor')) return true;
-  return (
-    (app.department !== null && app.department === principal.department) ||
-    app.owner === principal.email ||
-    app.registered_by === principal.userId
-  );
-}
-
-// What decides whether a new revision changes the risk: lifetimes and resources by their bands, so a
-// re-registration with an unchanged manifest (or one from before resources counted) is not re-reviewed.
-const canonicalRisk = (i: RiskInput) => {
-  const { resources, ...rest } = i;
-  const large = resources && (resources.memoryMb > 512 || resources.cpu > 1);
-  return canonicalJson({
-    ...rest,
-    lifetimeDays: i.lifetimeDays > 90 ? 'long' : 'short',
-    ...(large ? { resources: 'large' } : {}),
-  });
-};
-
-/** The state a (re-)registration leaves the app in. */
-function nextState(
-  automatic: boolean,
-  tier: Tier,
-  previous: { state: AppState; tier: Tier; risk: RiskInput } | null,
-  risk: RiskInput,
-): { state: AppState; carried: boolean } {
-  if (automatic) return { state: 'approved', carried: false };
-  if (
-    previous?.state === 'approved' &&
-    tierRank(tier) <= tierRank(previous.tier) &&
-    canonicalRisk(previous.risk) === canonicalRisk(risk)
-  )
-    return { state: 'approved', carried: true };
-  return { state: 'pending_review', carried: false };
-}
 
 /** The catalog: register and re-register apps from their manifests, score their risk, list and show them. */
 export function createCatalogService(
@@ -399,34 +359,6 @@ export function createCatalogService(
   }
 
   return { register, get, list, assess, revisions };
-}
-
-/** A manifest's risk, scored but not recorded. */
-export type Assessment = {
-  tier: Tier;
-  score: number;
-  factors: RiskFactor[];
-  rulesVersion: string;
-  requiredReviews: ReviewSlot[];
-  /** One sentence on what the tier means for the person registering the app. */
-  meaning: string;
-};
-
-/** One registration of an app: the risk inputs it was scored on and the reviews given to it. */
-export type RevisionView = {
-  revision: number;
-  tier: Tier;
-  score: number;
-  inputs: RiskInput;
-  at: string;
-  reviews: ReviewView[];
-};
-
-function tierMeaning(tier: Tier, slots: ReviewSlot[]): string {
-  if (slots.length === 0)
-    return `A ${tier}-risk app is approved automatically: you can build and deploy it as soon as it is registered.`;
-  const who = slots.map((s) => (s.specialty ? `a ${s.specialty} reviewer` : 'a reviewer')).join(' and ');
-  return `A ${tier}-risk app needs ${who} to approve it before it can run; you will be told when they decide. Nobody reviews their own app.`;
 }
 
 export type CatalogService = ReturnType<typeof createCatalogService>;

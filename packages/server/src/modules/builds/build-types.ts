@@ -1,0 +1,62 @@
+import type { BuildsTable } from '../../db/schema.ts';
+import type { FormField } from './form-fields.ts';
+
+export type BuildStep = {
+  step: string;
+  status: 'passed' | 'failed' | 'skipped';
+  durationMs: number;
+  detail: string;
+  next?: string;
+};
+
+export type BuildView = {
+  id: string;
+  app: string;
+  requestedBy: string;
+  source: 'template' | 'upload';
+  state: 'queued' | 'running' | 'passed' | 'failed';
+  deploy: boolean;
+  steps: BuildStep[];
+  /** How many steps the pipeline has, for progress. */
+  total: number;
+  version: string | null;
+  digest: string | null;
+  error: string | null;
+  createdAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+  /** Where the app answers, once the build deployed it. */
+  url: string | null;
+  /** The form builder's questions this build used (template builds of a form). */
+  fields: FormField[] | null;
+};
+
+export type BuildRequest =
+  | { kind: 'template'; fields?: FormField[]; deploy: boolean }
+  | { kind: 'upload'; archive: Buffer; deploy: boolean };
+
+/** The pipeline's steps (`microapp ci`); a build adds its source step, and a deploy when asked. */
+export const pipelineSteps = 10;
+
+/** A build as the API shows it. */
+export function buildView(row: BuildsTable, appUrl: (site: string) => string): BuildView {
+  return {
+    id: row.id,
+    app: row.app_name,
+    requestedBy: row.requested_by,
+    source: row.source as BuildView['source'],
+    state: row.state as BuildView['state'],
+    deploy: Boolean(Number(row.deploy)),
+    steps: JSON.parse(row.steps) as BuildStep[],
+    // The source step, the pipeline's own, and the deploy when asked.
+    total: 1 + pipelineSteps + (Number(row.deploy) ? 1 : 0),
+    version: row.version,
+    digest: row.digest,
+    error: row.error,
+    createdAt: row.created_at,
+    startedAt: row.started_at,
+    finishedAt: row.finished_at,
+    url: row.state === 'passed' && Number(row.deploy) ? appUrl(row.app_name) : null,
+    fields: (JSON.parse(row.settings) as { fields?: FormField[] }).fields ?? null,
+  };
+}
