@@ -165,6 +165,23 @@ describe('microapp ci: from init to a deterministic artifact, as a new user woul
     const passed = await cli(env, 'ci', '--dir', app);
     assert.equal(passed.code, 0, passed.stderr);
     assert.match(passed.stderr, /ok {3}publish .*recon@0\.2\.0/);
+
+    // A deploy scans the version again: under the live exception the scan lets it through; once the
+    // exception is revoked, the same signed version is refused, naming the finding.
+    const live = await cli(env, 'deploy', 'recon@0.2.0');
+    assert.doesNotMatch(live.stdout + live.stderr, /block a high-tier app today/);
+    await cli(env, 'login', '--dev-user', 'bob@example.com');
+    const exceptionId = JSON.parse((await cli(env, '--json', 'advisories', 'exceptions', 'recon')).stdout)
+      .items[0].id;
+    const revoked = await cli(env, 'advisories', 'revoke', 'recon', exceptionId);
+    assert.equal(revoked.code, 0, revoked.stderr);
+    await cli(env, 'login', '--dev-user', 'alice@example.com');
+    const refused = await cli(env, 'deploy', 'recon@0.2.0');
+    assert.notEqual(refused.code, 0);
+    assert.match(
+      refused.stderr,
+      /recon@0\.2\.0 has 1 finding\(s\) that block a high-tier app today: GHSA-vuln-0001 in vuln-lib@1\.0\.0/,
+    );
   });
 
   test('a manifest change that raises the tier stops at the manifest step and goes back to review', async () => {

@@ -335,6 +335,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   const appLogs = createAppLogs({ db: db.kysely, clock, retention: config.logRetention });
   const deployments = createDeploymentService({
     identityKey: identitySigningKey(kek),
+    advisories,
     sandboxUidBase: config.sandboxUidBase,
     dataVolumeMb: config.appDataMb,
     appLogs,

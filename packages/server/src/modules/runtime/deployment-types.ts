@@ -1,5 +1,6 @@
 import type { Kysely } from 'kysely';
 import type { Database } from '../../db/schema.ts';
+import type { AdvisoryService } from '../advisories/advisory-service.ts';
 import type { AuditService } from '../audit/audit-service.ts';
 import type { CatalogService } from '../catalog/catalog-service.ts';
 import type { Manifest } from '../catalog/manifest-schema.ts';
@@ -92,6 +93,11 @@ export type DeploymentDeps = {
   kubernetes?: KubernetesSettings;
   /** Per-instance database roles for the app's PostgreSQL connectors, dropped when the instance stops. */
   credentials?: Pick<DatabaseCredentials, 'issue' | 'revoke'>;
+  /**
+   * The advisory data, to scan a version again when a person deploys or promotes it: an exception that
+   * expired or was revoked since it was published, or a new advisory, blocks it as it would block a build.
+   */
+  advisories?: Pick<AdvisoryService, 'scan'>;
   /** The key identities are signed with; the same on every replica and after a restart (identity-key.ts). */
   identityKey?: IdentityKey;
 };

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { x } from 'tar';
 import { AppError } from '../../errors.ts';
 import { newId, nowIso } from '../../ids.ts';
+import { componentsOf } from '../advisories/advisory-service.ts';
 import type { AuditContext } from '../audit/audit-service.ts';
 import type { BrokeredApp } from '../egress/egress-broker.ts';
 import { readArtifact } from '../signing/artifact-contents.ts';
@@ -32,7 +33,12 @@ export function createLauncher(
   const { instances, release, supervise } = state;
 
   /** The stored artifact of a version, once its signature and provenance verify and admission allows it. */
-  async function admit(target: Target, version: string, ctx: AuditContext) {
+  async function admit(
+    target: Target,
+    version: string,
+    ctx: AuditContext,
+    options: { rescan?: boolean } = {},
+  ) {
     // The key that signed it, current or retired since: a rotation must not strand running versions. Only
     // this platform's key signs provenance, so its signature names the builder; the builder id (which
     // follows the public URL) is for third parties (`microapp verify --builder`).
@@ -50,6 +56,7 @@ export function createLauncher(
           .map((c) => `${c.check}: ${c.detail}`)
           .join('; ')}`,
       );
+    if (options.rescan && deps.advisories) await rescan(target, version, stored.sbom);
     if (deps.engine) {
       const hosts = target.manifest.integrations?.egress ?? [];
       for (const host of hosts.length ? hosts : [null]) {
@@ -79,7 +86,9 @@ export function createLauncher(
     env: Env = 'live',
   ) {
     const site = siteOf(target.name, env);
-    const stored = await admit(target, version, ctx);
+    // A person's deploy or promotion scans the version again; a restart, a wake-up or a rollback does not.
+    const rescan = action === 'deployment.started' || action === 'deployment.promoted';
+    const stored = await admit(target, version, ctx, { rescan });
     const codeDir = join(
       deps.runtimeDir,
       'code',
@@ -253,6 +262,20 @@ export function createLauncher(
       limits: p.limits,
       url: deps.appUrl?.(site) ?? null,
     };
+  }
+
+  /** Scans a version's SBOM against today's advisories and exceptions; refuses it when a finding blocks. */
+  async function rescan(target: Target, version: string, sbom: unknown) {
+    const scan = await deps.advisories!.scan(componentsOf(sbom), { tier: target.tier, app: target.name });
+    if (scan.passed) return;
+    throw new AppError(
+      'policy_denied',
+      `${target.name}@${version} has ${scan.blocking.length} finding(s) that block a ${target.tier}-tier app today: ${scan.blocking
+        .map((f) => `${f.ids[0]} in ${f.package}@${f.version}`)
+        .join(
+          ', ',
+        )}. An exception expired or was revoked since it was published, or the advisory is new: build a version with the fix, or ask a security reviewer for an exception (\`microapp advisories except\`)`,
+    );
   }
 
   return { admit, launch };

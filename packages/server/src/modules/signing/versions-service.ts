@@ -269,7 +269,12 @@ export function createVersionsService(deps: {
       .executeTakeFirst();
     if (!row) throw notFound(`version ${version}`);
     const bytes = readFileSync(join(deps.storeDir, 'sha256', `${row.digest.slice('sha256:'.length)}.tar.gz`));
-    return { digest: row.digest, bundles: JSON.parse(row.bundles) as Record<string, unknown>, bytes };
+    return {
+      digest: row.digest,
+      bundles: JSON.parse(row.bundles) as Record<string, unknown>,
+      bytes,
+      sbom: JSON.parse(row.sbom) as unknown,
+    };
   }
 
   /**
