@@ -66,6 +66,32 @@ function appWithDependency(name: string, resolved: string, integrity: string) {
   };
 }
 
+/** Registers `name` and has the platform build it, its one dependency locked to `resolved`. */
+async function buildWithDependency(
+  server: TestServer,
+  t: Awaited<ReturnType<typeof signInEveryone>>,
+  name: string,
+  resolved: string,
+  pkg: { integrity: string },
+) {
+  const reg = await call(server, 'POST', '/api/v1/apps', {
+    token: t.alice,
+    body: lunchPoll({
+      name,
+      owner: people.alice,
+      purpose: 'Use a small library from the company registry',
+      audience: { department: 'finance', maxUsers: 50 },
+    }),
+  });
+  assert.equal(reg.status, 201, reg.text);
+  const res = await call(server, 'POST', `/api/v1/apps/${name}/builds`, {
+    token: t.alice,
+    body: { source: await sourceArchive(appWithDependency(name, resolved, pkg.integrity)) },
+  });
+  assert.equal(res.status, 202, res.text);
+  return buildFinished(server, name, res.body.id, t.alice);
+}
+
 describe('a build’s install step reaches the registry through the broker, and nothing else', () => {
   let server: TestServer;
   let t: Awaited<ReturnType<typeof signInEveryone>>;
@@ -99,24 +125,7 @@ describe('a build’s install step reaches the registry through the broker, and 
     registry.close();
   });
 
-  const build = async (name: string, resolved: string) => {
-    const reg = await call(server, 'POST', '/api/v1/apps', {
-      token: t.alice,
-      body: lunchPoll({
-        name,
-        owner: people.alice,
-        purpose: 'Use a small library from the company registry',
-        audience: { department: 'finance', maxUsers: 50 },
-      }),
-    });
-    assert.equal(reg.status, 201, reg.text);
-    const res = await call(server, 'POST', `/api/v1/apps/${name}/builds`, {
-      token: t.alice,
-      body: { source: await sourceArchive(appWithDependency(name, resolved, pkg.integrity)) },
-    });
-    assert.equal(res.status, 202, res.text);
-    return buildFinished(server, name, res.body.id, t.alice);
-  };
+  const build = (name: string, resolved: string) => buildWithDependency(server, t, name, resolved, pkg);
 
   test('a dependency from the registry is installed, and the fetch is recorded as the app’s egress', async () => {
     const b = await build('uses-mirror', 'http://npm.corp.example.com/tiny-dep/-/tiny-dep-1.0.0.tgz');
@@ -201,24 +210,7 @@ describe('the company registry on a private address, behind its own CA', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  const build = async (name: string, resolved: string) => {
-    const reg = await call(server, 'POST', '/api/v1/apps', {
-      token: t.alice,
-      body: lunchPoll({
-        name,
-        owner: people.alice,
-        purpose: 'Use a small library from the company registry',
-        audience: { department: 'finance', maxUsers: 50 },
-      }),
-    });
-    assert.equal(reg.status, 201, reg.text);
-    const res = await call(server, 'POST', `/api/v1/apps/${name}/builds`, {
-      token: t.alice,
-      body: { source: await sourceArchive(appWithDependency(name, resolved, pkg.integrity)) },
-    });
-    assert.equal(res.status, 202, res.text);
-    return buildFinished(server, name, res.body.id, t.alice);
-  };
+  const build = (name: string, resolved: string) => buildWithDependency(server, t, name, resolved, pkg);
 
   test('a platform build installs from it through the broker, trusting the company CA', async () => {
     const b = await build('corp-mirror', `https://localhost:${port}/tiny-dep/-/tiny-dep-1.0.0.tgz`);

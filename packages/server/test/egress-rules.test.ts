@@ -132,17 +132,7 @@ describe('egress rules', () => {
   });
 
   test("the company registry on a private address is a build's way out, never an app's", async () => {
-    const broker = createEgressBroker({
-      db: null as never,
-      clock: adjustableClock(),
-      audit: {
-        record: async () => {
-          throw new Error('decideTunnel() writes nothing');
-        },
-      },
-      dir: '/nonexistent',
-      policy: async () => [],
-      resolve: async () => ['10.20.0.7'],
+    const broker = decidingBroker(async () => ['10.20.0.7'], {
       tunnels: true,
       buildRegistry: { host: 'npm.corp.example', port: 4873 },
     });
@@ -208,7 +198,10 @@ describe('egress rules', () => {
   });
 
   /** A broker that only decides (it writes nothing), resolving names as `resolve` says. */
-  const decidingBroker = (resolve: (host: string) => Promise<string[]>) =>
+  const decidingBroker = (
+    resolve: (host: string) => Promise<string[]>,
+    extra: Partial<Parameters<typeof createEgressBroker>[0]> = {},
+  ) =>
     createEgressBroker({
       db: null as never,
       clock: adjustableClock(),
@@ -220,6 +213,7 @@ describe('egress rules', () => {
       dir: '/nonexistent',
       policy: async () => [],
       resolve,
+      ...extra,
     });
 
   test('a listed name that resolves inside the network is refused before any connection', async () => {

@@ -72,21 +72,23 @@ export function createScanExceptions(deps: {
     };
   };
 
-  /** The advisory as the data names it (its id, or the id whose alias it is), if it affects the package. */
-  async function known(advisory: string, pkg: string): Promise<string | null> {
+  /** Whether the advisory (by id, or as an alias of a record's id) is in the data and affects the package. */
+  async function known(advisory: string, pkg: string): Promise<boolean> {
     const snapshot = await deps.currentSnapshot();
-    if (!snapshot) return null;
-    const q = db
+    if (!snapshot) return false;
+    // By id first: the (snapshot, id) index answers it at once.
+    const byId = db
       .selectFrom('advisories')
-      .select(['osv_id', 'package', 'record'])
-      .where('snapshot_id', '=', snapshot.id);
+      .select('osv_id')
+      .where('snapshot_id', '=', snapshot.id)
+      .where('osv_id', '=', advisory);
+    if (await (pkg === '*' ? byId : byId.where('package', '=', pkg)).limit(1).executeTakeFirst()) return true;
+    // Else as an alias, among the package's records (every record for `*`).
+    const q = db.selectFrom('advisories').select('record').where('snapshot_id', '=', snapshot.id);
     const rows = await (pkg === '*' ? q : q.where('package', '=', pkg)).limit(50_000).execute();
-    for (const r of rows) {
-      if (r.osv_id === advisory) return advisory;
-      const record = JSON.parse(r.record) as OsvRecord;
-      if ((record.aliases ?? []).some((a) => normaliseAdvisoryId(a) === advisory)) return advisory;
-    }
-    return null;
+    return rows.some((r) =>
+      ((JSON.parse(r.record) as OsvRecord).aliases ?? []).some((a) => normaliseAdvisoryId(a) === advisory),
+    );
   }
 
   async function grant(
