@@ -2,7 +2,6 @@
 // dependency trees, installed from a registry (a small one on loopback serving the real packages), built
 // by the sandboxed pipeline, deployed, used through the gateway, and upgraded with its data kept.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import {
   copyFileSync,
   existsSync,
@@ -15,7 +14,6 @@ import {
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { gunzipSync } from 'node:zlib';
 import {
   companyCa,
   startTestServer,
@@ -24,12 +22,10 @@ import {
   viaGateway,
 } from '../../server/test/harness.ts';
 import { cli, importAdvisories } from './cli-harness.ts';
-import { packClosure, startRegistry } from './npm-registry.ts';
+import { entries, installed, npm, packClosure, startRegistry } from './npm-registry.ts';
 
 const root = resolve(import.meta.dirname, '../../..');
 const canSandbox = existsSync('/usr/bin/bwrap');
-const installed = (name: string) =>
-  JSON.parse(readFileSync(join(root, 'node_modules', name, 'package.json'), 'utf8')).version as string;
 
 const serverJs = (version: string) => `import Database from 'better-sqlite3';
 import Fastify from 'fastify';
@@ -55,42 +51,6 @@ app.post('/notes', async (request, reply) => {
 });
 await app.listen({ path: process.env.PORT });
 `;
-
-function npm(args: string[], cwd: string): Promise<{ code: number; out: string }> {
-  const { NODE_TEST_CONTEXT: _, ...env } = process.env;
-  return new Promise((done) =>
-    execFile('npm', args, { cwd, env, timeout: 180_000 }, (e, stdout, stderr) =>
-      done({ code: e ? 1 : 0, out: stdout + stderr }),
-    ),
-  );
-}
-
-/** The paths of a tar.gz's entries. */
-function entries(file: string): string[] {
-  const tar = gunzipSync(readFileSync(file));
-  const out: string[] = [];
-  for (let at = 0; at + 512 <= tar.length; ) {
-    const name = tar
-      .subarray(at, at + 100)
-      .toString('utf8')
-      .replace(/\0.*$/s, '');
-    if (!name) break;
-    const prefix = tar
-      .subarray(at + 345, at + 500)
-      .toString('utf8')
-      .replace(/\0.*$/s, '');
-    const size = Number.parseInt(
-      tar
-        .subarray(at + 124, at + 136)
-        .toString('utf8')
-        .trim() || '0',
-      8,
-    );
-    out.push(prefix ? `${prefix}/${name}` : name);
-    at += 512 + Math.ceil(size / 512) * 512;
-  }
-  return out;
-}
 
 describe('a real app with npm dependencies and a native module', {
   skip: !canSandbox && 'needs bubblewrap',

@@ -1,6 +1,8 @@
 // A small npm registry on loopback for tests, serving real packages: each one is packed from this
 // repository's own node_modules (the same code npm installed from the public registry), with its real
 // dependency tree. Tests that install an app with dependencies then need no network.
+
+import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
   copyFileSync,
@@ -17,6 +19,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createServer as createHttpsServer } from 'node:https';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
+import { gunzipSync } from 'node:zlib';
 import { create } from 'tar';
 
 type Packed = { name: string; version: string; manifest: Record<string, unknown>; tarball: Buffer };
@@ -37,7 +40,7 @@ function locate(from: string, dep: string): string | null {
 }
 
 /** The files npm would publish of an installed package: no nested node_modules, no build leftovers. */
-function filesOf(dir: string): string[] {
+function filesOf(dir: string, whole = false): string[] {
   const out: string[] = [];
   const walk = (rel: string) => {
     for (const name of readdirSync(join(dir, rel)).sort()) {
@@ -49,7 +52,7 @@ function filesOf(dir: string): string[] {
       } else if (
         st.isFile() &&
         (st.size < 4 * 1024 * 1024 || name.endsWith('.node')) &&
-        name !== 'binding.gyp'
+        (whole || name !== 'binding.gyp')
       )
         out.push(r);
     }
@@ -134,6 +137,21 @@ export async function packClosure(names: string[]): Promise<Packed[]> {
   return [...seen.values()];
 }
 
+/** A package made from a folder as it is (its own package.json, install scripts and all), as `npm pack` would. */
+export async function packFolder(dir: string): Promise<Packed> {
+  const packageJson = readFileSync(join(dir, 'package.json'));
+  const manifest = JSON.parse(packageJson.toString()) as Packed['manifest'] & {
+    name: string;
+    version: string;
+  };
+  const tarball = await packed(
+    packageJson,
+    dir,
+    filesOf(dir, true).filter((f) => f !== 'package.json'),
+  );
+  return { name: manifest.name, version: manifest.version, manifest, tarball };
+}
+
 /** A package tarball (`package/…`) of the files, with `packageJson` as its package.json. */
 async function packed(packageJson: Buffer, dir: string, files: string[]) {
   const stage = mkdtempSync(join(tmpdir(), 'microapp-pack-'));
@@ -160,11 +178,21 @@ async function packed(packageJson: Buffer, dir: string, files: string[]) {
 /**
  * Serves packuments and tarballs of `packages` on 127.0.0.1, over https with `tls` (a key and a certificate
  * for 127.0.0.1); `requests` lists what npm asked for, `refusedHandshakes` the TLS handshakes that failed.
+ * With `token`, as a company registry does, every request without `Authorization: Bearer <token>` is
+ * answered 401 (`unauthorized` counts them).
  */
 export async function startRegistry(
   packages: Packed[],
   tls?: { key: string; cert: string },
-): Promise<{ url: string; requests: string[]; refusedHandshakes: () => number; close: () => Promise<void> }> {
+  token?: string,
+): Promise<{
+  url: string;
+  requests: string[];
+  refusedHandshakes: () => number;
+  unauthorized: () => number;
+  close: () => Promise<void>;
+}> {
+  let unauthorized = 0;
   const requests: string[] = [];
   let refused = 0;
   let url = '';
@@ -174,6 +202,11 @@ export async function startRegistry(
   const handler = (req: IncomingMessage, res: ServerResponse) => {
     const path = decodeURIComponent((req.url ?? '/').split('?')[0]!);
     requests.push(path);
+    if (token && req.headers.authorization !== `Bearer ${token}`) {
+      unauthorized++;
+      res.writeHead(401, { 'content-type': 'application/json', 'www-authenticate': 'Bearer realm="npm"' });
+      return void res.end('{"error":"authentication required"}');
+    }
     const tar = /^\/(.+)\/-\/([^/]+\.tgz)$/.exec(path);
     if (tar) {
       const hit = (byName.get(tar[1]!) ?? []).find((p) => tarballName(p) === tar[2]);
@@ -221,10 +254,52 @@ export async function startRegistry(
     url,
     requests,
     refusedHandshakes: () => refused,
+    unauthorized: () => unauthorized,
     close: () =>
       new Promise((r) => {
         server.closeAllConnections();
         server.close(() => r());
       }),
   };
+}
+
+/** The version of `name` installed in this repository (what the loopback registry serves). */
+export const installed = (name: string) =>
+  JSON.parse(readFileSync(join(root, 'node_modules', name, 'package.json'), 'utf8')).version as string;
+
+/** Runs npm as a person would, outside the test runner's environment. */
+export function npm(args: string[], cwd: string): Promise<{ code: number; out: string }> {
+  const { NODE_TEST_CONTEXT: _, ...env } = process.env;
+  return new Promise((done) =>
+    execFile('npm', args, { cwd, env, timeout: 180_000 }, (e, stdout, stderr) =>
+      done({ code: e ? 1 : 0, out: stdout + stderr }),
+    ),
+  );
+}
+
+/** The paths of a tar.gz's entries. */
+export function entries(file: string): string[] {
+  const tar = gunzipSync(readFileSync(file));
+  const out: string[] = [];
+  for (let at = 0; at + 512 <= tar.length; ) {
+    const name = tar
+      .subarray(at, at + 100)
+      .toString('utf8')
+      .replace(/\0.*$/s, '');
+    if (!name) break;
+    const prefix = tar
+      .subarray(at + 345, at + 500)
+      .toString('utf8')
+      .replace(/\0.*$/s, '');
+    const size = Number.parseInt(
+      tar
+        .subarray(at + 124, at + 136)
+        .toString('utf8')
+        .trim() || '0',
+      8,
+    );
+    out.push(prefix ? `${prefix}/${name}` : name);
+    at += 512 + Math.ceil(size / 512) * 512;
+  }
+  return out;
 }

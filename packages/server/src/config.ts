@@ -1,31 +1,28 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import {
+  buildSettingsFrom,
+  lifecycleFrom,
+  notificationsFrom,
+  parseDevEgressHosts,
+  parseGroupRoles,
+  parsePort,
+  positiveInt,
+  vaultSettings,
+} from './config-sections.ts';
 import { type DatabaseOptions, databaseOptionsFrom } from './db/database.ts';
-import type { Role, Specialty } from './modules/identity/principal.ts';
-import { roles, specialties } from './modules/identity/principal.ts';
-import { defaultLifecycleSettings, type LifecycleSettings } from './modules/lifecycle/lifecycle-rules.ts';
+import type { OidcSettings } from './modules/identity/oidc-settings.ts';
+import type { LifecycleSettings } from './modules/lifecycle/lifecycle-rules.ts';
 import type { NotificationChannels } from './modules/notifications/notification-service.ts';
 import { defaultLogRetention, type LogRetention } from './modules/runtime/app-logs.ts';
-import { defaultBuildLimits, type ResourceLimits } from './modules/runtime/cgroups.ts';
+import type { ResourceLimits } from './modules/runtime/cgroups.ts';
 import {
   defaultKubernetesSettings,
   type KubernetesSettings,
 } from './modules/runtime/kubernetes-manifests.ts';
 import type { VaultSettings } from './modules/secrets/vault.ts';
 
-/** What an IdP group grants. */
-export type GroupGrant = { roles: Role[]; specialties: Specialty[] };
-
-export type OidcSettings = {
-  issuer: string;
-  clientId: string;
-  clientSecret: string;
-  groupsClaim: string;
-  departmentClaim: string;
-  /** The claim holding the user's manager's e-mail: who hears about an app its owner does not answer for. */
-  managerClaim: string;
-  groupRoles: Record<string, GroupGrant>;
-};
+export { devGroupRoles, type GroupGrant, type OidcSettings } from './modules/identity/oidc-settings.ts';
 
 /** Everything the server needs to start; built once by `loadConfig` and passed down. */
 export type ServerConfig = {
@@ -51,6 +48,8 @@ export type ServerConfig = {
   npmRegistry: string | null;
   /** A PEM bundle of the CA(s) the registry's certificate chains to, which builds trust; null: the usual ones. */
   npmCaFile: string | null;
+  /** A file holding the registry's read token (MICROAPP_NPM_TOKEN_FILE): handed to install steps only. */
+  npmTokenFile: string | null;
   /** Days app log lines are kept, by tier. */
   logRetention: LogRetention;
   /** OpenTelemetry traces over OTLP/HTTP: the collector's base URL and its headers; null endpoint is off. */
@@ -123,140 +122,6 @@ function readConfigFile(path: string | undefined, problems: string[]): FileConfi
   }
 }
 
-function parsePort(value: string | number | undefined, name: string, problems: string[]): number | undefined {
-  if (value === undefined || value === '') return undefined;
-  const port = Number(value);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) {
-    problems.push(`${name} must be a port number from 0 to 65535, got "${value}"`);
-    return undefined;
-  }
-  return port;
-}
-
-function positiveInt(env: NodeJS.ProcessEnv, name: string, fallback: number, problems: string[]): number {
-  const raw = env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n <= 0) {
-    problems.push(`${name} must be a whole number above 0, got "${raw}"`);
-    return fallback;
-  }
-  return n;
-}
-
-/** The lifecycle schedule from MICROAPP_INACTIVITY_* and friends; see docs/operations.md. */
-function lifecycleFrom(env: NodeJS.ProcessEnv, problems: string[]): LifecycleSettings {
-  const d = defaultLifecycleSettings;
-  const s: LifecycleSettings = {
-    idleDays: positiveInt(env, 'MICROAPP_INACTIVITY_DAYS', d.idleDays, problems),
-    stopAfterDays: positiveInt(env, 'MICROAPP_INACTIVITY_STOP_DAYS', d.stopAfterDays, problems),
-    escalateAfterDays: positiveInt(env, 'MICROAPP_INACTIVITY_ESCALATE_DAYS', d.escalateAfterDays, problems),
-    graceDays: positiveInt(env, 'MICROAPP_DECOMMISSION_GRACE_DAYS', d.graceDays, problems),
-    archiveRetentionDays: positiveInt(
-      env,
-      'MICROAPP_ARCHIVE_RETENTION_DAYS',
-      d.archiveRetentionDays,
-      problems,
-    ),
-    maxLifetimeDays: { ...d.maxLifetimeDays },
-    expiryNoticeDays: d.expiryNoticeDays,
-  };
-  if (s.escalateAfterDays <= s.stopAfterDays)
-    problems.push(
-      'MICROAPP_INACTIVITY_ESCALATE_DAYS must be more than MICROAPP_INACTIVITY_STOP_DAYS (both count from the warning)',
-    );
-  const lifetimes = env.MICROAPP_MAX_LIFETIME_DAYS;
-  if (lifetimes) {
-    for (const part of lifetimes.split(',')) {
-      const m = /^\s*(low|medium|high)\s*=\s*(\d{1,5})\s*$/.exec(part);
-      if (!m || Number(m[2]) === 0) {
-        problems.push(
-          `MICROAPP_MAX_LIFETIME_DAYS must look like "low=90,medium=180,high=365", got "${lifetimes}"`,
-        );
-        break;
-      }
-      s.maxLifetimeDays[m[1] as 'low'] = Number(m[2]);
-    }
-  }
-  return s;
-}
-
-function notificationsFrom(env: NodeJS.ProcessEnv, dev: boolean, problems: string[]): NotificationChannels {
-  const out: NotificationChannels = {};
-  for (const [name, key] of [
-    ['MICROAPP_SMTP_URL', 'smtpUrl'],
-    ['MICROAPP_WEBHOOK_URL', 'webhookUrl'],
-  ] as const) {
-    const v = env[name];
-    if (!v) continue;
-    try {
-      const u = new URL(v);
-      const ok =
-        key === 'smtpUrl'
-          ? ['smtp:', 'smtps:'].includes(u.protocol)
-          : ['http:', 'https:'].includes(u.protocol);
-      if (!ok) throw new Error('scheme');
-      out[key] = v;
-    } catch {
-      problems.push(
-        key === 'smtpUrl'
-          ? `${name} must be an smtp:// or smtps:// URL, e.g. smtp://mail.internal:25`
-          : `${name} must be an http(s) URL`,
-      );
-    }
-  }
-  if (env.MICROAPP_MAIL_FROM) out.mailFrom = env.MICROAPP_MAIL_FROM;
-  if (env.MICROAPP_WEBHOOK_SECRET) out.webhookSecret = env.MICROAPP_WEBHOOK_SECRET;
-  if (out.webhookUrl && !out.webhookSecret && !dev)
-    problems.push(
-      'MICROAPP_WEBHOOK_URL needs MICROAPP_WEBHOOK_SECRET, so receivers can check each body is ours',
-    );
-  return out;
-}
-
-/** The group mapping used by the embedded development IdP's seeded users. */
-export const devGroupRoles: Record<string, GroupGrant> = {
-  'microapp-creators': { roles: ['creator'], specialties: [] },
-  'microapp-security-reviewers': { roles: ['reviewer'], specialties: ['security'] },
-  'microapp-compliance-reviewers': { roles: ['reviewer'], specialties: ['compliance'] },
-  'microapp-admins': { roles: ['admin'], specialties: [] },
-  'microapp-auditors': { roles: ['auditor'], specialties: [] },
-};
-
-function parseGroupRoles(raw: unknown, problems: string[]): Record<string, GroupGrant> | undefined {
-  if (raw === undefined) return undefined;
-  let value = raw;
-  if (typeof raw === 'string') {
-    try {
-      value = JSON.parse(raw);
-    } catch {
-      problems.push(
-        'MICROAPP_OIDC_GROUP_ROLES must be JSON, e.g. {"okta-finance-builders":{"roles":["creator"]}}',
-      );
-      return undefined;
-    }
-  }
-  if (!value || typeof value !== 'object') {
-    problems.push('the group-to-role mapping must be an object of group name to {roles, specialties}');
-    return undefined;
-  }
-  const out: Record<string, GroupGrant> = {};
-  for (const [group, grant] of Object.entries(value as Record<string, Partial<GroupGrant>>)) {
-    const r = grant?.roles ?? [];
-    const s = grant?.specialties ?? [];
-    const badRole = r.find((x) => !(roles as readonly string[]).includes(x));
-    const badSpecialty = s.find((x) => !(specialties as readonly string[]).includes(x));
-    if (badRole)
-      problems.push(`group "${group}" maps to unknown role "${badRole}" (known: ${roles.join(', ')})`);
-    if (badSpecialty)
-      problems.push(
-        `group "${group}" maps to unknown specialty "${badSpecialty}" (known: ${specialties.join(', ')})`,
-      );
-    out[group] = { roles: r, specialties: s };
-  }
-  return out;
-}
-
 /**
  * Builds the server configuration from flags, environment and an optional JSON config file.
  * @example loadConfig({ dev: true, port: 0 }, process.env)
@@ -280,27 +145,7 @@ export function loadConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv): ServerCo
   const siemSyslog = env.MICROAPP_SIEM_SYSLOG || null;
   if (siemSyslog && !/^tcp:\/\/[^/:]+:\d{1,5}\/?$/.test(siemSyslog))
     problems.push(`MICROAPP_SIEM_SYSLOG must look like tcp://siem.internal:6514, got "${siemSyslog}"`);
-  const npmRegistry = env.MICROAPP_NPM_REGISTRY || null;
-  if (npmRegistry && !/^https?:\/\/[a-z0-9.-]+(:\d{1,5})?(\/[^\s]*)?$/i.test(npmRegistry))
-    problems.push(
-      `MICROAPP_NPM_REGISTRY must be a registry URL such as https://npm.corp.example.com/, got "${npmRegistry}"`,
-    );
-  // The company CA the registry's certificate chains to (a PEM bundle): builds trust it for the registry.
-  const npmCaFile = env.MICROAPP_NPM_CA_FILE || null;
-  if (npmCaFile) {
-    let pem = '';
-    try {
-      pem = readFileSync(npmCaFile, 'utf8');
-    } catch (error) {
-      problems.push(
-        `MICROAPP_NPM_CA_FILE: ${npmCaFile} cannot be read (${(error as NodeJS.ErrnoException).code})`,
-      );
-    }
-    if (pem && !pem.includes('-----BEGIN CERTIFICATE-----'))
-      problems.push(
-        `MICROAPP_NPM_CA_FILE: ${npmCaFile} holds no PEM certificate (-----BEGIN CERTIFICATE-----)`,
-      );
-  }
+  const build = buildSettingsFrom(env, problems);
   const logRetention = { ...defaultLogRetention };
   if (env.MICROAPP_LOG_RETENTION_DAYS) {
     const days = env.MICROAPP_LOG_RETENTION_DAYS.split(',').map((d) => Number(d.trim()));
@@ -396,19 +241,6 @@ export function loadConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv): ServerCo
       `MICROAPP_KUBERNETES_RUNTIME_IMAGE must be an image reference such as registry.example.com/node@sha256:…, got "${kubernetes.runtimeImage}"`,
     );
   const vault = vaultSettings(env, problems);
-  const buildLimits = { ...defaultBuildLimits };
-  for (const [variable, key, min, max] of [
-    ['MICROAPP_BUILD_MEMORY_MB', 'memoryMb', 256, 65536],
-    ['MICROAPP_BUILD_CPU', 'cpu', 0.1, 64],
-    ['MICROAPP_BUILD_PIDS', 'pids', 64, 65536],
-  ] as const) {
-    const raw = env[variable];
-    if (raw === undefined) continue;
-    const n = Number(raw);
-    if (!Number.isFinite(n) || n < min || n > max || (key !== 'cpu' && !Number.isInteger(n)))
-      problems.push(`${variable} must be a number from ${min} to ${max}, got "${raw}"`);
-    else buildLimits[key] = n;
-  }
   const appMaximums = {
     memoryMb: positiveInt(env, 'MICROAPP_APP_MAX_MEMORY_MB', 2048, problems),
     cpu: Number(env.MICROAPP_APP_MAX_CPU ?? 2),
@@ -455,8 +287,9 @@ export function loadConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv): ServerCo
     siemSyslog,
     otlp: { endpoint: otlpEndpoint, headers: otlpHeaders },
     logRetention,
-    npmRegistry,
-    npmCaFile,
+    npmRegistry: build.npmRegistry,
+    npmCaFile: build.npmCaFile,
+    npmTokenFile: build.npmTokenFile,
     usageRetentionDays,
     consoleDir: env.MICROAPP_CONSOLE_DIR ? resolve(env.MICROAPP_CONSOLE_DIR) : null,
     devEgressHosts,
@@ -464,80 +297,10 @@ export function loadConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv): ServerCo
     appsDomain,
     kubernetes,
     vault,
-    buildLimits,
+    buildLimits: build.limits,
     appMaximums,
     quotas,
     sandboxUidBase,
     appDataMb,
   };
-}
-
-/** MICROAPP_VAULT_*: where Vault is, its token (or a file an agent keeps fresh), and where app secrets go. */
-function vaultSettings(
-  env: NodeJS.ProcessEnv,
-  problems: string[],
-): (VaultSettings & { secretsBackend: 'local' | 'vault' }) | null {
-  const backend = (env.MICROAPP_SECRETS_BACKEND ?? 'local').toLowerCase();
-  if (backend !== 'local' && backend !== 'vault')
-    problems.push(`MICROAPP_SECRETS_BACKEND must be local or vault, got "${env.MICROAPP_SECRETS_BACKEND}"`);
-  const addr = env.MICROAPP_VAULT_ADDR;
-  if (!addr) {
-    if (backend === 'vault')
-      problems.push(
-        'MICROAPP_SECRETS_BACKEND=vault needs MICROAPP_VAULT_ADDR (e.g. https://vault.example.com:8200)',
-      );
-    return null;
-  }
-  if (!/^https?:\/\/[^/]+\/?$/.test(addr))
-    problems.push(
-      `MICROAPP_VAULT_ADDR must be Vault's base URL such as https://vault.example.com:8200, got "${addr}"`,
-    );
-  const file = env.MICROAPP_VAULT_TOKEN_FILE;
-  const fixed = env.MICROAPP_VAULT_TOKEN;
-  if (!file && !fixed)
-    problems.push(
-      'MICROAPP_VAULT_ADDR is set but there is no token: set MICROAPP_VAULT_TOKEN_FILE (a file a Vault agent keeps fresh) or MICROAPP_VAULT_TOKEN',
-    );
-  const segment = /^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)*$/;
-  const kvMount = env.MICROAPP_VAULT_KV_MOUNT ?? 'secret';
-  const kvPrefix = env.MICROAPP_VAULT_KV_PREFIX ?? 'microapp';
-  for (const [variable, value] of [
-    ['MICROAPP_VAULT_KV_MOUNT', kvMount],
-    ['MICROAPP_VAULT_KV_PREFIX', kvPrefix],
-  ] as const)
-    if (!segment.test(value) || value.split('/').some((p) => p === '.' || p === '..'))
-      problems.push(`${variable} must be a Vault path such as secret, got "${value}"`);
-  return {
-    addr,
-    token: () => (file ? readFileSync(file, 'utf8').trim() : (fixed ?? '')),
-    namespace: env.MICROAPP_VAULT_NAMESPACE ?? null,
-    kvMount,
-    kvPrefix,
-    secretsBackend: backend === 'vault' ? 'vault' : 'local',
-  };
-}
-
-/** `api.bank.example.com=127.0.0.1:4000,other.example.com=127.0.0.1:4001`, accepted with `--dev` only. */
-function parseDevEgressHosts(
-  value: string | undefined,
-  dev: boolean,
-  problems: string[],
-): Map<string, { address: string; port: number }> {
-  const out = new Map<string, { address: string; port: number }>();
-  if (!value) return out;
-  if (!dev) {
-    problems.push(
-      'MICROAPP_DEV_EGRESS_HOSTS pins names past the egress rules and is accepted only with --dev',
-    );
-    return out;
-  }
-  for (const entry of value.split(',')) {
-    const m = /^\s*([a-z0-9.-]+)=(\d{1,3}(?:\.\d{1,3}){3}):(\d{1,5})\s*$/.exec(entry);
-    if (!m) {
-      problems.push(`MICROAPP_DEV_EGRESS_HOSTS: "${entry}" must look like api.example.com=127.0.0.1:4000`);
-      continue;
-    }
-    out.set(m[1]!, { address: m[2]!, port: Number(m[3]) });
-  }
-  return out;
 }

@@ -366,6 +366,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     egress,
     ...(config.npmRegistry ? { npmRegistry: config.npmRegistry } : {}),
     ...(config.npmCaFile ? { npmCaFile: config.npmCaFile } : {}),
+    ...(config.npmTokenFile ? { npmTokenFile: config.npmTokenFile } : {}),
     db: db.kysely,
     clock,
     audit,

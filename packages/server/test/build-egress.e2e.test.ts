@@ -167,7 +167,8 @@ describe('a build’s install step reaches the registry through the broker, and 
   });
 });
 
-describe('the company registry on a private address, behind its own CA', () => {
+describe('the company registry on a private address, behind its own CA, with a read token', () => {
+  const token = 'npm_CorpRead-8d0c2b7e41f94a6a9e5d3c1b0a2f4e6d';
   let server: TestServer;
   let t: Awaited<ReturnType<typeof signInEveryone>>;
   let stop: () => Promise<void>;
@@ -183,8 +184,15 @@ describe('the company registry on a private address, behind its own CA', () => {
     pkg = await tarball('tiny-dep', '1.0.0');
     dir = mkdtempSync(join(tmpdir(), 'microapp-corp-ca-'));
     const pki = companyCa(dir);
+    const tokenFile = join(dir, 'npm-token');
+    writeFileSync(tokenFile, `${token}\n`, { mode: 0o600 });
     const serve = (label: string) =>
       createHttpsServer({ key: pki.key, cert: pki.cert }, (req, res) => {
+        if (label === 'registry' && req.headers.authorization !== `Bearer ${token}`) {
+          served.push(`${label} unauthorized ${req.url}`);
+          res.statusCode = 401;
+          return res.end('{"error":"authentication required"}');
+        }
         served.push(`${label} ${req.url}`);
         if (req.url === '/tiny-dep/-/tiny-dep-1.0.0.tgz') return res.end(pkg.bytes);
         res.statusCode = 404;
@@ -199,6 +207,7 @@ describe('the company registry on a private address, behind its own CA', () => {
     ({ server, t, stop } = await startBuildServer({
       MICROAPP_NPM_REGISTRY: `https://localhost:${port}/`,
       MICROAPP_NPM_CA_FILE: pki.ca,
+      MICROAPP_NPM_TOKEN_FILE: tokenFile,
     }));
   });
   after(async () => {
@@ -212,11 +221,17 @@ describe('the company registry on a private address, behind its own CA', () => {
 
   const build = (name: string, resolved: string) => buildWithDependency(server, t, name, resolved, pkg);
 
-  test('a platform build installs from it through the broker, trusting the company CA', async () => {
+  test('a platform build installs from it through the broker, trusting the company CA and signed in', async () => {
     const b = await build('corp-mirror', `https://localhost:${port}/tiny-dep/-/tiny-dep-1.0.0.tgz`);
     assert.equal(b.state, 'passed', `${b.error} ${JSON.stringify(b.steps)}`);
     assert.ok(served.includes('registry /tiny-dep/-/tiny-dep-1.0.0.tgz'), served.join(', '));
+    assert.ok(!served.some((s) => s.includes('unauthorized')), served.join(', '));
     assert.match(b.steps.find((s) => s.step === 'package')!.detail, /^1 production package/);
+    // The token is handed to npm and to nothing that keeps or shows anything.
+    const audit = await call(server, 'GET', '/api/v1/audit/events?limit=1000', { token: t.ivan });
+    assert.equal(audit.status, 200);
+    assert.ok(!JSON.stringify(b).includes(token), 'not in the build record');
+    assert.ok(!audit.text.includes(token), 'not in the audit trail');
   });
 
   test('only the registry: another service on a private address is refused, and says where the way was shut', async () => {
@@ -227,5 +242,6 @@ describe('the company registry on a private address, behind its own CA', () => {
     assert.equal(install.status, 'failed');
     assert.match(install.detail, /egress broker refused the way to the registry/);
     assert.equal(served.length, before, 'nothing reached the other service');
+    assert.ok(!JSON.stringify(b).includes(token));
   });
 });

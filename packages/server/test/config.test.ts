@@ -62,6 +62,32 @@ describe('server configuration', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
+  test("the registry's token: a file for a named registry, one token on one line, never printed", () => {
+    const dir = mkdtempSync(join(tmpdir(), 'microapp-npm-token-'));
+    const file = join(dir, 'token');
+    writeFileSync(file, 'npm_Secret-Value-123\n');
+    assert.throws(
+      () => loadConfig({ dev: true }, { MICROAPP_NPM_TOKEN_FILE: file }),
+      (e: Error) =>
+        /MICROAPP_NPM_TOKEN_FILE needs MICROAPP_NPM_REGISTRY/.test(e.message) &&
+        !e.message.includes('npm_Secret-Value-123'),
+    );
+    const registry = { MICROAPP_NPM_REGISTRY: 'https://npm.corp.example.com/' };
+    assert.throws(
+      () => loadConfig({ dev: true }, { ...registry, MICROAPP_NPM_TOKEN_FILE: join(dir, 'missing') }),
+      /MICROAPP_NPM_TOKEN_FILE: .*missing cannot be read \(ENOENT\)/,
+    );
+    writeFileSync(join(dir, 'two'), 'npm_Secret-Value-123 and a note\n');
+    assert.throws(
+      () => loadConfig({ dev: true }, { ...registry, MICROAPP_NPM_TOKEN_FILE: join(dir, 'two') }),
+      (e: Error) => /must hold one token on one line/.test(e.message) && !e.message.includes('npm_Secret'),
+    );
+    const c = loadConfig({ dev: true }, { ...registry, MICROAPP_NPM_TOKEN_FILE: file });
+    assert.equal(c.npmTokenFile, file);
+    assert.ok(!JSON.stringify(c).includes('npm_Secret-Value-123'), 'the configuration keeps the path only');
+    rmSync(dir, { recursive: true, force: true });
+  });
+
   test('OTLP: an endpoint and headers; a bad one is refused without printing header values', () => {
     const c = loadConfig(
       { dev: true },

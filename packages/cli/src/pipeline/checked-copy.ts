@@ -26,7 +26,8 @@ export class HostileTreeError extends Error {}
  * Copies a build folder that untrusted code (install scripts, the app's tests) has run in into a fresh
  * folder that code never had, treating every entry as hostile: nothing is followed. Regular files are
  * read through a descriptor opened with O_NOFOLLOW and checked to be the file that was listed; a file with
- * more than one hard link, a device, a socket or a FIFO stops the copy; a symbolic link is copied as a
+ * several hard links is copied once per name only when all its names are inside the folder (node-gyp
+ * links what it builds), and one with a name elsewhere stops the copy, as does a device, a socket or a FIFO; a symbolic link is copied as a
  * link only when it is relative and points inside the folder, and is never followed here. Modes lose
  * setuid, setgid and sticky bits. The host-side steps (SBOM, licenses, policy, artifact, publish) then
  * read the copy, so a link planted by a test cannot make them read or write a host file.
@@ -34,6 +35,8 @@ export class HostileTreeError extends Error {}
 export function checkedCopy(from: string, to: string): { files: number; bytes: number } {
   let entries = 0;
   let bytes = 0;
+  // Files with several names: how many names the folder holds, to compare with the file's link count.
+  const linked = new Map<string, { path: string; nlink: number; names: number }>();
   mkdirSync(to, { recursive: true, mode: 0o700 });
   const walk = (rel: string) => {
     const names = readdirSync(join(from, rel)).sort();
@@ -55,8 +58,12 @@ export function checkedCopy(from: string, to: string): { files: number; bytes: n
           throw new HostileTreeError(`${path} is a link to ${link}, outside the app folder`);
         symlinkSync(link, target);
       } else if (st.isFile()) {
-        if (st.nlink > 1)
-          throw new HostileTreeError(`${path} is a hard link (${st.nlink} names for one file)`);
+        if (st.nlink > 1) {
+          const key = `${st.dev}:${st.ino}`;
+          const seen = linked.get(key) ?? { path, nlink: st.nlink, names: 0 };
+          seen.names++;
+          linked.set(key, seen);
+        }
         const fd = openSync(source, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
         try {
           const opened = fstatSync(fd);
@@ -75,5 +82,10 @@ export function checkedCopy(from: string, to: string): { files: number; bytes: n
     }
   };
   walk('');
+  for (const { path, nlink, names } of linked.values())
+    if (names !== nlink)
+      throw new HostileTreeError(
+        `${path} is a hard link to a file outside the app folder (${nlink} names, ${names} inside)`,
+      );
   return { files: entries, bytes };
 }

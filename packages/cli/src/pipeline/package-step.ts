@@ -3,7 +3,15 @@ import { join } from 'node:path';
 import { checkedCopy, HostileTreeError } from './checked-copy.ts';
 import type { StepResult } from './run-ci.ts';
 import { readLockfile } from './sbom.ts';
-import { copyAppFiles, installScripts, registryTrouble, run, type StepSandbox, tail } from './step-run.ts';
+import {
+  copyAppFiles,
+  installScripts,
+  registryTrouble,
+  run,
+  type StepSandbox,
+  scriptTrouble,
+  tail,
+} from './step-run.ts';
 
 type Outcome = { result: Omit<StepResult, 'step' | 'durationMs'>; ship: string | null };
 
@@ -57,7 +65,10 @@ export async function packageStep(o: {
         sandbox,
       });
       if (rb.code !== 0)
-        return failed(`install scripts of ${scripted.join(', ')} failed:\n${tail(rb.output)}`);
+        return failed(
+          `install scripts of ${scripted.join(', ')} failed:\n${tail(rb.output, 30)}`,
+          scriptTrouble(rb.output),
+        );
     }
   }
   let ship = staging;

@@ -10,7 +10,7 @@ import { checkLicenses } from './licenses.ts';
 import { packageStep } from './package-step.ts';
 import { remedies } from './remediation.ts';
 import { buildSbom, type LockPackage } from './sbom.ts';
-import { installScripts, registryTrouble, run, type StepSandbox, tail } from './step-run.ts';
+import { installScripts, registryTrouble, run, type StepSandbox, scriptTrouble, tail } from './step-run.ts';
 
 export type { StepSandbox } from './step-run.ts';
 
@@ -201,7 +201,8 @@ export async function runCi(options: {
       if (rb.code !== 0)
         return {
           status: 'failed',
-          detail: `install scripts of ${runScripts.join(', ')} failed:\n${tail(rb.output)}`,
+          detail: `install scripts of ${runScripts.join(', ')} failed:\n${tail(rb.output, 30)}`,
+          ...(scriptTrouble(rb.output) ? { next: scriptTrouble(rb.output) } : {}),
         };
     }
     const notes = [

@@ -1,5 +1,16 @@
 import { spawn } from 'node:child_process';
-import { copyFileSync, lstatSync, mkdirSync, readFileSync, readlinkSync, symlinkSync } from 'node:fs';
+import {
+  copyFileSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { homedir, tmpdir } from 'node:os';
 import { dirname, join, resolve as resolvePath } from 'node:path';
 import { artifactFiles } from './artifact.ts';
 
@@ -18,6 +29,8 @@ export type StepSandbox = (
     registry?: string;
     cache?: string;
     ca?: string;
+    /** An npm user config holding the registry's credentials, for the install step only (read-only). */
+    userconfig?: string;
   },
 ) => { file: string; args: string[] };
 
@@ -32,12 +45,48 @@ const registryPatience: Record<string, string> = {
   npm_config_fetch_timeout: '30000',
 };
 
+/**
+ * The registry's credentials for one install step: an npm user config in a private folder, naming the
+ * token of MICROAPP_NPM_TOKEN_FILE for the configured registry only (npm sends it nowhere else), removed
+ * when the step ends. Run by hand, the person's own ~/.npmrc settings are kept above it.
+ */
+function registryCredentials():
+  | { userconfig: string; token: string; remove: () => void }
+  | { error: string }
+  | null {
+  const file = process.env.MICROAPP_NPM_TOKEN_FILE;
+  if (!file) return null;
+  let token: string;
+  try {
+    token = readFileSync(file, 'utf8').trim();
+  } catch (error) {
+    return {
+      error: `MICROAPP_NPM_TOKEN_FILE: ${file} cannot be read (${(error as NodeJS.ErrnoException).code})`,
+    };
+  }
+  if (!token || /\s/.test(token))
+    return { error: `MICROAPP_NPM_TOKEN_FILE: ${file} must hold one token on one line` };
+  const registry = new URL(process.env.MICROAPP_NPM_REGISTRY ?? 'https://registry.npmjs.org/');
+  const path = registry.pathname.endsWith('/') ? registry.pathname : `${registry.pathname}/`;
+  const folder = mkdtempSync(join(tmpdir(), 'microapp-npmrc-'));
+  const userconfig = join(folder, 'npmrc');
+  let own = '';
+  try {
+    own = readFileSync(join(homedir(), '.npmrc'), 'utf8');
+  } catch {}
+  writeFileSync(userconfig, `${own}\n//${registry.host}${path}:_authToken=${token}\n`, { mode: 0o600 });
+  return { userconfig, token, remove: () => rmSync(folder, { recursive: true, force: true }) };
+}
+
 export function run(
   cmd: string,
   args: string[],
   cwd: string,
   opts: { scripts?: boolean; sandbox?: StepSandbox; network?: boolean; cache?: string } = {},
 ): Promise<{ code: number; output: string }> {
+  // Only the install step (network, no scripts) gets the registry's credentials.
+  const credentials = opts.network && !opts.scripts ? registryCredentials() : null;
+  if (credentials && 'error' in credentials) return Promise.resolve({ code: 1, output: credentials.error });
   return new Promise((resolve) => {
     // Install scripts stay off unless asked for, and the app gets no credentials of ours.
     const { MICROAPP_TOKEN: _t, NODE_TEST_CONTEXT: _c, ...env } = process.env;
@@ -56,6 +105,7 @@ export function run(
           ...(registry ? { registry } : {}),
           ...(opts.cache ? { cache: opts.cache } : {}),
           ...(ca ? { ca } : {}),
+          ...(credentials ? { userconfig: credentials.userconfig } : {}),
         })
       : { file: cmd, args };
     // Run by hand: the same CA and the same patience with the registry.
@@ -64,6 +114,7 @@ export function run(
           ...registryPatience,
           ...(ca ? { npm_config_cafile: ca, NODE_EXTRA_CA_CERTS: ca } : {}),
           ...(registry ? { npm_config_registry: registry } : {}),
+          ...(credentials ? { npm_config_userconfig: credentials.userconfig } : {}),
         }
       : {};
     const child = spawn(wrapped.file, wrapped.args, {
@@ -74,8 +125,13 @@ export function run(
     let output = '';
     child.stdout.on('data', (d) => (output += d));
     child.stderr.on('data', (d) => (output += d));
-    child.on('close', (code) => resolve({ code: code ?? 1, output }));
-    child.on('error', (e) => resolve({ code: 1, output: e.message }));
+    // The token never reaches a step's detail, even if a tool prints its configuration.
+    const done = (code: number, text: string) => {
+      credentials?.remove();
+      resolve({ code, output: credentials ? text.replaceAll(credentials.token, '[redacted]') : text });
+    };
+    child.on('close', (code) => done(code ?? 1, output));
+    child.on('error', (e) => done(1, e.message));
   });
 }
 
@@ -136,8 +192,25 @@ export function registryTrouble(output: string): { detail: string; next: string 
   const refused = /npm (?:ERR!|error) code (E40[13])\b/.exec(output)?.[1];
   if (refused)
     return {
-      detail: `the registry at ${registry} refused the request (${refused})`,
-      next: 'the registry needs credentials for this package, or does not hold it',
+      detail: `the registry at ${registry} refused the request (${refused === 'E401' ? 'E401: not signed in' : 'E403: not allowed'})`,
+      next: process.env.MICROAPP_NPM_TOKEN_FILE
+        ? `the registry did not accept the token in MICROAPP_NPM_TOKEN_FILE (${process.env.MICROAPP_NPM_TOKEN_FILE}): an admin renews it, or asks the registry's owners to give it read access to this package`
+        : "the registry wants credentials: an admin puts the registry's read token in a file and sets MICROAPP_NPM_TOKEN_FILE to it",
     };
   return null;
+}
+
+/**
+ * What to do when an allowed install script failed, when its output says why in a way people can act on
+ * (a native module that cannot compile on the build machine); undefined otherwise.
+ */
+export function scriptTrouble(output: string): string | undefined {
+  if (!/gyp ERR!/.test(output)) return undefined;
+  if (/gyp ERR! find Python/.test(output))
+    return 'native modules compile with python3, make and a C/C++ compiler: an admin installs them on the build machine';
+  if (/\b(?:cc|c\+\+|g\+\+|gcc|make)\b: (?:No such file|not found|command not found)/.test(output))
+    return 'native modules compile with make and a C/C++ compiler (Debian: make, g++): an admin installs them on the build machine';
+  if (/headers\.tar\.gz|(?:ENOTFOUND|EAI_AGAIN|ECONNREFUSED) nodejs\.org/.test(output))
+    return "native modules compile against the headers of the platform's Node.js, which the build machine does not have: an admin installs them (include/node beside the node binary, e.g. Debian's libnode-dev or Node's own tarball)";
+  return 'a native module did not compile: read the compiler output above, or ask the package for a prebuilt binary';
 }

@@ -1,10 +1,7 @@
-import { createHash } from 'node:crypto';
-import { Unzip, UnzipInflate } from 'fflate';
 import type { Kysely } from 'kysely';
 import { adjustableClock, type Clock } from '../../clock.ts';
 import type { Database } from '../../db/schema.ts';
 import { AppError, forbidden } from '../../errors.ts';
-import { newId, nowIso } from '../../ids.ts';
 import type { AuditContext, AuditService } from '../audit/audit-service.ts';
 import type { CatalogService } from '../catalog/catalog-service.ts';
 import { hasRole, type Principal } from '../identity/principal.ts';

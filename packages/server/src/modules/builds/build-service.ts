@@ -56,6 +56,8 @@ export function createBuildService(deps: {
   npmRegistry?: string;
   /** The CA bundle the registry's certificate chains to (a company CA), which the install steps trust. */
   npmCaFile?: string;
+  /** A file with the registry's read token; the pipeline hands it to its install steps only. */
+  npmTokenFile?: string;
   /** OpenTelemetry: a span per build, a child span per step. */
   tracing?: Pick<Tracing, 'start'>;
   /**
@@ -308,6 +310,7 @@ export function createBuildService(deps: {
           ...(egressDir ? { MICROAPP_EGRESS_DIR: egressDir } : {}),
           ...(deps.npmRegistry ? { MICROAPP_NPM_REGISTRY: deps.npmRegistry } : {}),
           ...(deps.npmCaFile ? { MICROAPP_NPM_CA_FILE: deps.npmCaFile } : {}),
+          ...(deps.npmTokenFile ? { MICROAPP_NPM_TOKEN_FILE: deps.npmTokenFile } : {}),
         },
         (s) => {
           void record(s);

@@ -2,11 +2,11 @@ import { createHash } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import * as oidc from 'openid-client';
 import type { Clock } from '../../clock.ts';
-import type { OidcSettings } from '../../config.ts';
 import type { Database } from '../../db/schema.ts';
 import { AppError } from '../../errors.ts';
 import { newId, nowIso, randomSecret } from '../../ids.ts';
 import type { AuditContext, AuditService } from '../audit/audit-service.ts';
+import type { OidcSettings } from './oidc-settings.ts';
 import { scopes as allScopes, type Principal } from './principal.ts';
 import { grantsFor, principalFor, toUser, type User } from './users.ts';
 

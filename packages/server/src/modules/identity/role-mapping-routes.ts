@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
-import type { OidcSettings } from '../../config.ts';
 import { rolesOnly } from './access.ts';
+import type { OidcSettings } from './oidc-settings.ts';
 
 /**
  * How the identity provider's groups become platform roles, read-only: it is configuration

@@ -1,7 +1,7 @@
 import type { Kysely } from 'kysely';
-import type { GroupGrant } from '../../config.ts';
 import type { Database, UsersTable } from '../../db/schema.ts';
 import { AppError } from '../../errors.ts';
+import type { GroupGrant } from './oidc-settings.ts';
 import type { Principal, Role, Scope, Specialty } from './principal.ts';
 
 /** A platform user as stored: identity from the IdP, roles from the group mapping at the last login. */

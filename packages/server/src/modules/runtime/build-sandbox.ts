@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { isolation, runtimeMounts } from './sandbox-common.ts';
+import { isolation, nodeHeadersDir, runtimeMounts } from './sandbox-common.ts';
 import { seccompFilter } from './seccomp.ts';
 
 /** Host files a sandboxed build needs to resolve names and check TLS certificates, when it has network. */
@@ -43,12 +43,18 @@ export function sandboxedCommand(
     cache?: string;
     /** A CA bundle the registry's certificate chains to, trusted by npm and node inside (read-only). */
     ca?: string;
+    /** npm's user config with the registry's credentials (the install step only; read-only). */
+    userconfig?: string;
   },
 ): { file: string; args: string[] } {
   const brokered = Boolean(options.network && options.egressDir);
   const hostNetwork = options.network && !brokered;
+  const headers = nodeHeadersDir();
   const env: Record<string, string> = {
     HOME: '/tmp',
+    // Native modules compile against the headers of the Node.js that runs them (read-only under /usr or
+    // beside the node binary); node-gyp would otherwise try to download them.
+    ...(headers ? { npm_config_nodedir: headers } : {}),
     PATH: `${dirname(process.execPath)}:/usr/bin:/bin`,
     CI: 'true',
     npm_config_cache: '/tmp/.npm',
@@ -69,6 +75,7 @@ export function sandboxedCommand(
           NODE_EXTRA_CA_CERTS: '/run/microapp/registry-ca.pem',
         }
       : {}),
+    ...(options.userconfig ? { npm_config_userconfig: '/run/microapp/npmrc' } : {}),
     ...(options.env ?? {}),
   };
   const bwrapArgs = [
@@ -76,6 +83,11 @@ export function sandboxedCommand(
     ...(hostNetwork ? ['--share-net'] : []),
     ...isolation('build', env),
     ...runtimeMounts(),
+    // Debian's compiler names (cc, c++) are links through /etc/alternatives: native modules compile here.
+    ...(existsSync('/etc/alternatives') ? ['--ro-bind', '/etc/alternatives', '/etc/alternatives'] : []),
+    ...(headers && !runtimeMounts().includes(headers) && headers !== '/usr'
+      ? ['--ro-bind', join(headers, 'include'), join(headers, 'include')]
+      : []),
     ...(hostNetwork ? networkFiles.filter((f) => existsSync(f)).flatMap((f) => ['--ro-bind', f, f]) : []),
     ...(brokered ? ['--ro-bind', options.egressDir!, '/run/egress'] : []),
     '--proc',
@@ -86,6 +98,7 @@ export function sandboxedCommand(
     '/tmp',
     ...(options.cache ? ['--bind', options.cache, '/tmp/.npm'] : []),
     ...(options.ca ? ['--ro-bind', options.ca, '/run/microapp/registry-ca.pem'] : []),
+    ...(options.userconfig ? ['--ro-bind', options.userconfig, '/run/microapp/npmrc'] : []),
     '--bind',
     options.dir,
     '/build',

@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 
 /** True when bubblewrap is installed (Debian package `bubblewrap`). */
 export function sandboxAvailable(): boolean {
@@ -36,4 +36,14 @@ export function runtimeMounts(): string[] {
     (d, i, all) => existsSync(d) && all.indexOf(d) === i,
   );
   return dirs.flatMap((d) => ['--ro-bind', d, d]);
+}
+
+/**
+ * The installation folder whose `include/node` holds the headers of the Node.js that runs the platform, or
+ * null when they are not installed. Native modules (node-gyp) compile against them inside the sandbox,
+ * which has no network to download them (npm's `nodedir`).
+ */
+export function nodeHeadersDir(): string | null {
+  const prefix = resolve(dirname(process.execPath), '..');
+  return existsSync(join(prefix, 'include', 'node', 'node.h')) ? prefix : null;
 }
