@@ -259,6 +259,63 @@ http.createServer((req, res) => {
       readyWhenServed: true,
     });
   });
+
+  test('runtime.command: Node options and a file in a folder of its own, as a package.json start script says it', async () => {
+    const app = join(dir, 'command-app');
+    mkdirSync(join(app, 'dist'), { recursive: true });
+    mkdirSync(join(app, 'test'), { recursive: true });
+    const files: Record<string, string> = {
+      'microapp.yaml': [
+        'name: command-app',
+        'owner: alice@example.com',
+        'purpose: An app started with node options, as its README says',
+        'dataClasses: [internal]',
+        'audience: { department: finance, maxUsers: 50 }',
+        'runtime:',
+        '  kind: node',
+        '  command: [node, --enable-source-maps, --require=./dist/boot.cjs, dist/main.js, serve]',
+        '  args: [--quiet]',
+        '',
+      ].join('\n'),
+      'package.json': JSON.stringify({
+        name: 'command-app',
+        version: '1.0.0',
+        private: true,
+        scripts: {
+          start: 'node --enable-source-maps --require=./dist/boot.cjs dist/main.js serve',
+          test: 'node --test',
+        },
+      }),
+      'package-lock.json': JSON.stringify({
+        name: 'command-app',
+        version: '1.0.0',
+        lockfileVersion: 3,
+        packages: { '': { name: 'command-app', version: '1.0.0' } },
+      }),
+      'dist/boot.cjs': 'globalThis.bootedBy = __filename;\n',
+      'dist/main.js': `require('node:http').createServer((req, res) => {
+  res.setHeader('content-type', 'application/json');
+  res.end(JSON.stringify({ argv: process.argv.slice(2), sourceMaps: process.execArgv.includes('--enable-source-maps'), bootedBy: globalThis.bootedBy }));
+}).listen(process.env.PORT);
+`,
+      'test/ok.test.js': "require('node:test')('ok', () => {});\n",
+    };
+    for (const [f, text] of Object.entries(files)) writeFileSync(join(app, f), text);
+    await cli(env, 'login', '--dev-user', 'alice@example.com');
+    const registered = await cli(env, 'register', '-f', join(app, 'microapp.yaml'));
+    assert.equal(registered.code, 0, registered.stderr);
+    assert.equal((await cli(env, 'ci', '--dir', app)).code, 0);
+    const deployed = await cli(env, 'deploy', 'command-app');
+    assert.equal(deployed.code, 0, deployed.stdout + deployed.stderr);
+    const dave = await tokenFor(server, 'dave@example.com');
+    const res = await viaGateway(server, 'command-app', '/', { authorization: `Bearer ${dave}` });
+    assert.equal(res.status, 200, res.body);
+    assert.deepEqual(JSON.parse(res.body), {
+      argv: ['serve', '--quiet'],
+      sourceMaps: true,
+      bootedBy: '/app/dist/boot.cjs',
+    });
+  });
 });
 
 describe('a registry mirror behind a company CA', { skip: !canSandbox && 'needs bubblewrap' }, () => {

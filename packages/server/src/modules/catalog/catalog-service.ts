@@ -26,6 +26,7 @@ export { type Assessment, canView, type RevisionView } from './catalog-rules.ts'
 import {
   checkAppMaximums,
   checkRegistrationQuota,
+  checkRuntimeCommand,
   checkRuntimeEnv,
   type RegistrationLimits,
 } from './registration-limits.ts';
@@ -80,6 +81,7 @@ export function createCatalogService(
       );
     checkAppMaximums(manifest, deps.appMaximums);
     checkRuntimeEnv(manifest);
+    checkRuntimeCommand(manifest);
     if (deps.registrationsPerDay && !isAdmin && !(await repo.findApp(db, manifest.name, true)))
       await checkRegistrationQuota(
         db,

@@ -74,10 +74,18 @@ export const Manifest = Type.Object(
           ),
           memoryMb: Type.Optional(Type.Integer({ minimum: 32, maximum: 8192 })),
           cpu: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 8 })),
+          command: Type.Optional(
+            Type.Array(Type.String({ minLength: 1, maxLength: 200 }), {
+              minItems: 2,
+              maxItems: 20,
+              description:
+                "The start command instead of entry: node, Node options (--name or --name=value), the app's file, its arguments; e.g. [node, --enable-source-maps, dist/server.js]",
+            }),
+          ),
           args: Type.Optional(
             Type.Array(Type.String({ maxLength: 200 }), {
               maxItems: 20,
-              description: 'Arguments after the entry file (node ENTRY ARGS…)',
+              description: 'Arguments after the entry file (node ENTRY ARGS…), or after the command',
             }),
           ),
           env: Type.Optional(

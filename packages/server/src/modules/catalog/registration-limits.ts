@@ -1,6 +1,7 @@
 import type { Kysely } from 'kysely';
 import type { Database } from '../../db/schema.ts';
 import { AppError } from '../../errors.ts';
+import { startCommandOf } from '../runtime/start-command.ts';
 import type { Manifest } from './manifest-schema.ts';
 
 /** What one app may ask for, and how many new apps one person may register in a day. */
@@ -55,6 +56,12 @@ export function checkRuntimeEnv(manifest: Manifest): void {
   }
   if (problems.length)
     throw new AppError('validation_failed', problems.map((p) => p.message).join('; '), problems);
+}
+
+/** Refuses a `runtime.command` the platform would not start (see runtime/start-command.ts). */
+export function checkRuntimeCommand(manifest: Manifest): void {
+  const r = startCommandOf(manifest.runtime);
+  if (!r.ok) throw new AppError('validation_failed', r.problems.map((p) => p.message).join('; '), r.problems);
 }
 
 /** Refuses a person's new app past their registrations of the last 24 hours (by the platform clock). */

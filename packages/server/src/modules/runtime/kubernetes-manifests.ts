@@ -5,6 +5,7 @@ import type { IService } from 'kubernetes-models/v1/Service';
 import { stringify } from 'yaml';
 import type { Manifest } from '../catalog/manifest-schema.ts';
 import { defaultLimits } from './cgroups.ts';
+import { startCommand } from './start-command.ts';
 
 /** Where the rendered apps run and where the platform is, inside the cluster. */
 export type KubernetesSettings = {
@@ -110,6 +111,7 @@ export function renderKubernetes(input: RenderInput, settings: KubernetesSetting
   const broker = `http://${settings.brokerService}.${settings.platformNamespace}.svc:${settings.brokerPort}`;
   const platform = `http://${settings.platformService}.${settings.platformNamespace}.svc:${settings.platformPort}`;
   const runtime = manifest.runtime;
+  const start = startCommand(runtime);
   // The port the app asked for, else the default; in a pod PORT is always a TCP port.
   const port = runtime?.port ?? appPort;
   const probe = {
@@ -171,7 +173,7 @@ export function renderKubernetes(input: RenderInput, settings: KubernetesSetting
             {
               name: 'app',
               image: settings.runtimeImage,
-              command: ['node', `/app/${runtime?.entry ?? 'server.js'}`, ...(runtime?.args ?? [])],
+              command: ['node', ...start.nodeOptions, `/app/${start.entry}`, ...start.args],
               workingDir: '/app',
               ports: [{ name: 'http', containerPort: port, protocol: 'TCP' }],
               env: [

@@ -14,6 +14,7 @@ import { type DeploymentDeps, type Env, type Instance, siteOf, type Target } fro
 import { canDropToHostUser, defaultSandboxUidBase, hostUidFor, socketRoot } from './host-user.ts';
 import type { IdentitySigner } from './identity-key.ts';
 import { type SandboxSpec, startSandboxed } from './sandbox.ts';
+import { type StartFields, startCommand } from './start-command.ts';
 import { healthy } from './supervisor.ts';
 
 /**
@@ -141,7 +142,7 @@ export function createLauncher(
         ? join(socketRoot, randomBytes(12).toString('hex'))
         : join(deps.runtimeDir, 'sockets', target.name, id),
       name: id,
-      entry: target.manifest.runtime?.entry ?? 'server.js',
+      ...startSpec(target.manifest.runtime),
       // The app's secrets, and a connection URL per database connector (`connector.ID`).
       secrets: secretValues,
       ...(deps.appLogs
@@ -155,7 +156,6 @@ export function createLauncher(
             }),
           }
         : {}),
-      ...(target.manifest.runtime?.args ? { args: target.manifest.runtime.args } : {}),
       ...(target.manifest.runtime?.port ? { port: target.manifest.runtime.port } : {}),
       readiness: {
         path: target.manifest.runtime?.readiness?.path ?? '/',
@@ -279,4 +279,14 @@ export function createLauncher(
   }
 
   return { admit, launch };
+}
+
+/** The sandbox's start fields for a manifest's runtime: the file, its arguments, Node options if any. */
+function startSpec(runtime: StartFields | undefined): Pick<SandboxSpec, 'entry' | 'args' | 'nodeOptions'> {
+  const start = startCommand(runtime);
+  return {
+    entry: start.entry,
+    ...(start.args.length ? { args: start.args } : {}),
+    ...(start.nodeOptions.length ? { nodeOptions: start.nodeOptions } : {}),
+  };
 }

@@ -29,6 +29,8 @@ export type SandboxSpec = {
   entry: string;
   /** Arguments after the entry file. */
   args?: string[];
+  /** Node options the manifest's command asks for (checked at registration), after the platform's own. */
+  nodeOptions?: string[];
   /**
    * The TCP port the app listens on inside its sandbox (PORT is then this number): a relay preloaded into
    * the app's own process answers on the socket and passes each connection to it. Without it, PORT is the
@@ -169,6 +171,7 @@ export function startSandboxed(spec: SandboxSpec, cgroups: CgroupDriver | null =
     ...(spec.egressDir ? ['--require', '/run/egress/shim.cjs'] : []),
     ...(spec.port ? ['--require', '/run/microapp/port-relay.cjs'] : []),
     ...(spec.memoryMb ? [`--max-old-space-size=${Math.max(16, Math.floor(spec.memoryMb * 0.75))}`] : []),
+    ...(spec.nodeOptions ?? []),
     join('/app', spec.entry),
     ...(spec.args ?? []),
   ];
