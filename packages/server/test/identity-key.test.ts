@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { randomBytes, verify } from 'node:crypto';
+import { resolve } from 'node:path';
 import { describe, test } from 'node:test';
 import { SignJWT } from 'jose';
 import { createIdentitySigner, identitySigningKey } from '../src/modules/runtime/identity-key.ts';
@@ -47,5 +49,29 @@ describe('the gateway identity key', () => {
     const renewed = await signer.token(dave, 'poll');
     assert.notEqual(renewed, first, 'never handed out with less than 30 s left');
     assert.ok(claims(renewed).exp * 1000 - clock >= 30_000);
+  });
+
+  test("the templates' identity check takes only tokens signed for their own app, by the platform, in date", async () => {
+    const key = identitySigningKey(randomBytes(32));
+    const signer = createIdentitySigner(key);
+    const dave = { email: 'dave@example.com', name: 'Dave', department: 'finance', roles: ['user'] };
+    const forged = await createIdentitySigner(identitySigningKey(randomBytes(32))).token(dave, 'poll');
+    const tokens = [await signer.token(dave, 'poll'), await signer.token(dave, 'payroll'), forged];
+    const library = resolve(import.meta.dirname, '../../../templates/_shared/lib/identity.js');
+    const seen = execFileSync(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        `import { identityOf } from ${JSON.stringify(library)};
+process.stdout.write(JSON.stringify(${JSON.stringify(tokens)}.map((t) => identityOf({ headers: { 'x-microapp-identity': t } })?.email ?? null)));`,
+      ],
+      { env: { PATH: process.env.PATH, MICROAPP_IDENTITY_PUBLIC_KEY: key.publicPem, MICROAPP_APP: 'poll' } },
+    ).toString();
+    assert.deepEqual(
+      JSON.parse(seen),
+      ['dave@example.com', null, null],
+      'its own app only; another key never',
+    );
   });
 });

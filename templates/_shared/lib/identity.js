@@ -5,6 +5,8 @@ import { createPublicKey, verify } from 'node:crypto';
 
 const publicKeyPem = process.env.MICROAPP_IDENTITY_PUBLIC_KEY;
 const key = publicKeyPem ? createPublicKey(publicKeyPem) : null;
+// Each token names the app it was signed for: one signed for another app is not for this one.
+const audience = process.env.MICROAPP_APP;
 
 function b64json(part) {
   return JSON.parse(Buffer.from(part, 'base64url').toString('utf8'));
@@ -35,6 +37,7 @@ export function identityOf(request) {
     if (!ok) return null;
     const claims = b64json(parts[1]);
     if (typeof claims.exp !== 'number' || claims.exp * 1000 < Date.now()) return null;
+    if (audience && claims.aud !== audience) return null;
     return {
       email: claims.email,
       name: claims.name ?? claims.email,
