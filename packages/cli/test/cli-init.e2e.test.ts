@@ -20,17 +20,17 @@ describe('microapp init: vetted templates, as a creator starts an app', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  test('templates list shows the four templates with versions', async () => {
+  test('templates list shows the five templates with versions', async () => {
     const r = await cli(env, 'templates', 'list', '--json');
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(
       JSON.parse(r.stdout).map((t: { name: string; version: string }) => `${t.name}@${t.version}`),
-      ['connector@1.0.0', 'dashboard@1.0.0', 'finance-reconciliation@1.0.0', 'form@1.1.0'],
+      ['connector@1.0.0', 'dashboard@1.0.0', 'finance-reconciliation@1.0.0', 'form@1.1.0', 'tracker@1.0.0'],
     );
   });
 
-  for (const template of ['form', 'connector', 'dashboard', 'finance-reconciliation']) {
-    test(`${template}: scaffolds, its own tests pass, and it registers with its template recorded`, async () => {
+  for (const template of ['form', 'connector', 'dashboard', 'finance-reconciliation', 'tracker']) {
+    test(`${template}: scaffolds, its own tests pass (with dependencies: its whole lockfile is there), and it registers with its template recorded`, async () => {
       const app = join(dir, `t-${template}`);
       const made = await cli(
         env,
@@ -57,8 +57,17 @@ describe('microapp init: vetted templates, as a creator starts an app', () => {
       const text = readdirSync(app, { recursive: true, withFileTypes: false }) as string[];
       for (const f of text.filter((p) => /\.(js|json|yaml|yml|md)$/.test(p)))
         assert.ok(!readFileSync(join(app, f), 'utf8').match(/\{\{\w+\}\}/), `no placeholder left in ${f}`);
-      const tests = await exec('npm', ['test'], {}, app);
-      assert.equal(tests.code, 0, `npm test: ${tests.stdout}${tests.stderr}`);
+      // A template with dependencies needs them installed first: the tracker's tests run in the sandboxed
+      // pipeline against a registry in cli-template-tracker.e2e.test.ts.
+      const deps = JSON.parse(readFileSync(join(app, 'package.json'), 'utf8')).dependencies ?? {};
+      if (Object.keys(deps).length === 0) {
+        const tests = await exec('npm', ['test'], {}, app);
+        assert.equal(tests.code, 0, `npm test: ${tests.stdout}${tests.stderr}`);
+      } else
+        assert.ok(
+          Object.keys(JSON.parse(readFileSync(join(app, 'package-lock.json'), 'utf8')).packages).length > 50,
+          'a template with dependencies comes with its whole lockfile',
+        );
 
       await cli(env, 'login', '--dev-user', 'alice@example.com');
       const reg = await cli(env, 'register', '--file', join(app, 'microapp.yaml'), '--json');
