@@ -15,6 +15,7 @@ export type Session = {
 };
 
 export type { Finding } from '../../server/src/modules/advisories/advisory-service.ts';
+export type { ExceptionView } from '../../server/src/modules/advisories/scan-exceptions.ts';
 export { dataClasses } from '../../server/src/modules/catalog/data-classes.ts';
 export type { UsageSummary } from '../../server/src/modules/usage/usage-service.ts';
 

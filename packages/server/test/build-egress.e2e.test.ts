@@ -165,6 +165,63 @@ describe('a build’s install step reaches the registry through the broker, and 
       /evil\.example\.com is not in sneaky-lock's approved egress \(npm\.corp\.example\.com\)/,
     );
   });
+  test('npm retrying a refused tunnel is stopped at the first refusal, and audited once with its count', async () => {
+    // Twenty packages locked to a host that is not the registry, over HTTPS: npm asks the broker for a tunnel
+    // per package and, refused, opens the next one at once, hundreds of times a second, until stopped.
+    const name = 'loop-lock';
+    const files = appWithDependency(
+      name,
+      'https://evil.example.com/tiny-dep/-/tiny-dep-1.0.0.tgz',
+      pkg.integrity,
+    );
+    const lock = JSON.parse(files['package-lock.json']) as { packages: Record<string, unknown> };
+    const manifest = JSON.parse(files['package.json']) as { dependencies: Record<string, string> };
+    for (let i = 0; i < 20; i++) {
+      manifest.dependencies[`dep-${i}`] = '1.0.0';
+      lock.packages[`node_modules/dep-${i}`] = {
+        version: '1.0.0',
+        resolved: `https://evil.example.com/dep-${i}/-/dep-${i}-1.0.0.tgz`,
+        integrity: pkg.integrity,
+      };
+    }
+    (lock.packages[''] as { dependencies: Record<string, string> }).dependencies = manifest.dependencies;
+    const reg = await call(server, 'POST', '/api/v1/apps', {
+      token: t.alice,
+      body: lunchPoll({
+        name,
+        owner: people.alice,
+        purpose: 'Use many small libraries from elsewhere',
+        audience: { department: 'finance', maxUsers: 50 },
+      }),
+    });
+    assert.equal(reg.status, 201, reg.text);
+    const started = Date.now();
+    const res = await call(server, 'POST', `/api/v1/apps/${name}/builds`, {
+      token: t.alice,
+      body: {
+        source: await sourceArchive({
+          ...files,
+          'package.json': JSON.stringify(manifest),
+          'package-lock.json': JSON.stringify(lock),
+        }),
+      },
+    });
+    assert.equal(res.status, 202, res.text);
+    const b = await buildFinished(server, name, res.body.id, t.alice);
+    const took = Date.now() - started;
+    assert.equal(b.state, 'failed');
+    const install = b.steps.find((s) => s.step === 'install')!;
+    assert.equal(install.status, 'failed', JSON.stringify(b.steps));
+    assert.match(install.detail, /egress broker refused the way to the registry/);
+    assert.match(install.detail, /evil\.example\.com is not in loop-lock's approved egress/);
+    assert.ok(took < 60_000, `the step failed within a minute, not at the pipeline's limit (${took} ms)`);
+    const denied = (
+      await call(server, 'GET', `/api/v1/audit/events?app=${name}&action=egress.denied`, { token: t.ivan })
+    ).body.items as { summary: { host: string; repeated?: number } }[];
+    assert.ok(denied.length >= 1 && denied.length <= 2, `${denied.length} audit events, not one per attempt`);
+    const repeated = denied.reduce((n, e) => n + (e.summary.repeated ?? 0), 0);
+    assert.ok(denied.length === 1 || repeated >= 1, JSON.stringify(denied));
+  });
 });
 
 describe('the company registry on a private address, behind its own CA, with a read token', () => {

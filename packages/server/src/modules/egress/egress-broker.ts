@@ -70,6 +70,7 @@ export function createEgressBroker(
   const { decide } = rules;
   const { decideTunnel, tunnelFor, relay } = createTunnels(deps, rules, records);
   const servers = new Map<string, Server>();
+  const appOf = new Map<string, string>();
   const tunnels = new Map<string, { server: TcpServer; open: Set<Socket> }[]>();
 
   async function handle(app: BrokeredApp, req: IncomingMessage, res: ServerResponse, build: boolean) {
@@ -245,6 +246,7 @@ export function createEgressBroker(
     await new Promise<void>((done, fail) => server.listen(join(dir, 'proxy.sock'), done).once('error', fail));
     chmodSync(join(dir, 'proxy.sock'), 0o666);
     servers.set(key, server);
+    appOf.set(key, app.name);
     return dir;
   }
 
@@ -291,6 +293,10 @@ export function createEgressBroker(
       await new Promise<void>((done) => server.close(() => done()));
     }
     rmSync(join(deps.dir, key), { recursive: true, force: true });
+    // Refusals that came again since they were last audited: their count, now that nothing more will come.
+    const name = appOf.get(key);
+    appOf.delete(key);
+    if (name) await records.flushRepeats(name);
   }
 
   async function closeAll() {
