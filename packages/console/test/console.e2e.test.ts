@@ -1,23 +1,12 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import axe from 'axe-core';
 import { zipSync } from 'fflate';
-import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
-import { build } from 'vite';
-import { importAdvisories } from '../../cli/test/cli-harness.ts';
-import {
-  bankReconciliation,
-  call,
-  signInEveryone,
-  startTestServer,
-  type TestServer,
-} from '../../server/test/harness.ts';
-
-const chromiumPath = process.env.MICROAPP_CHROMIUM ?? '/usr/bin/chromium';
-const shots = resolve(import.meta.dirname, '../../../test-output/console');
+import type { Browser, Page } from 'playwright-core';
+import { bankReconciliation, call, type TestServer } from '../../server/test/harness.ts';
+import { type ConsoleRig, startConsoleRig } from './console-harness.ts';
 
 /**
  * The console in a real browser (Debian's chromium driven by playwright-core) against a real server, the
@@ -25,89 +14,23 @@ const shots = resolve(import.meta.dirname, '../../../test-output/console');
  * (no serious or critical WCAG 2.1 A/AA violation) and photographed into test-output/console/.
  */
 describe('web console in a browser', () => {
+  let rig: ConsoleRig;
   let server: TestServer;
   let browser: Browser;
-  let consoleDir: string;
+  let tokens: ConsoleRig['tokens'];
   let work: string;
-  let tokens: Awaited<ReturnType<typeof signInEveryone>>;
-
   before(async () => {
-    assert.ok(
-      existsSync(chromiumPath),
-      `no browser at ${chromiumPath}: install Debian's chromium (apt-get install chromium) or set MICROAPP_CHROMIUM`,
-    );
-    consoleDir = mkdtempSync(join(tmpdir(), 'microapp-console-'));
-    await build({
-      root: resolve(import.meta.dirname, '..'),
-      configFile: resolve(import.meta.dirname, '../vite.config.ts'),
-      logLevel: 'silent',
-      build: { outDir: consoleDir, emptyOutDir: true },
-    });
-    mkdirSync(shots, { recursive: true });
-    server = await startTestServer('sqlite', { env: { MICROAPP_CONSOLE_DIR: consoleDir } });
-    tokens = await signInEveryone(server);
-    work = mkdtempSync(join(tmpdir(), 'microapp-console-work-'));
-    await importAdvisories({ MICROAPP_CONFIG_DIR: join(work, 'cli'), MICROAPP_SERVER: server.url }, work);
-    browser = await chromium.launch({
-      executablePath: chromiumPath,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        '--no-first-run',
-      ],
-    });
+    rig = await startConsoleRig();
+    ({ server, browser, tokens } = rig);
+    work = mkdtempSync(join(tmpdir(), 'microapp-console-files-'));
   });
   after(async () => {
-    await browser?.close();
-    await server?.stop();
-    rmSync(consoleDir, { recursive: true, force: true });
-    rmSync(work, { recursive: true, force: true });
+    await rig?.stop();
+    if (work) rmSync(work, { recursive: true, force: true });
   });
-
-  /** A browser of one's own, signed in through the platform's OIDC login as a seeded user. */
-  async function signedIn(email: string): Promise<{ context: BrowserContext; page: Page; errors: string[] }> {
-    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-    const page = await context.newPage();
-    const errors: string[] = [];
-    await page.goto(`${server.url}/`);
-    await page.getByRole('link', { name: 'Sign in with your company account' }).click();
-    await page
-      .getByRole('button', { name: new RegExp(email.split('@')[0]!, 'i') })
-      .first()
-      .click();
-    await page.getByRole('heading', { level: 1, name: 'Catalog' }).waitFor();
-    // From here on, anything the page logs as an error is a defect.
-    page.on('console', (m) => m.type() === 'error' && errors.push(`${m.text()} (${m.location().url})`));
-    page.on('pageerror', (e) => errors.push(e.message));
-    return { context, page, errors };
-  }
-
-  /** axe-core over the page as it is now: serious and critical WCAG 2.1 A/AA violations fail the test. */
-  async function accessible(page: Page, what: string) {
-    // Evaluated through the DevTools protocol: the console's content security policy rightly refuses inline scripts.
-    await page.evaluate(axe.source);
-    const result = await page.evaluate(() => {
-      const g = globalThis as unknown as { axe: typeof axe; document: unknown };
-      return g.axe.run(g.document as Parameters<typeof axe.run>[0], {
-        runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] },
-      });
-    });
-    const bad = result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
-    assert.deepEqual(
-      bad.map(
-        (v) => `${v.id} (${v.impact}): ${v.help} at ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`,
-      ),
-      [],
-      `accessibility violations on ${what}`,
-    );
-  }
-
-  const shot = (page: Page, name: string) =>
-    page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
+  const signedIn = (email: string) => rig.signedIn(email);
+  const accessible = (page: Page, what: string) => rig.accessible(page, what);
+  const shot = (page: Page, name: string) => rig.shot(page, name);
 
   test('the sign-in page, and the server still answers 404 for API paths it does not know', async () => {
     const context = await browser.newContext();
@@ -387,7 +310,7 @@ describe('web console in a browser', () => {
     );
     await page.getByRole('row', { name: /microapp-creators creator/ }).waitFor();
     // A new advisory snapshot, uploaded from the page.
-    const osvZip = join(consoleDir, 'osv.zip');
+    const osvZip = join(work, 'osv.zip');
     writeFileSync(
       osvZip,
       zipSync({
