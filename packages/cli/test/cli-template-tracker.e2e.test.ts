@@ -1,15 +1,21 @@
 // The tracker template as a creator uses it: Fastify and better-sqlite3 (a native module) with their whole
-// dependency trees (85 packages), installed from a registry (a small one on loopback serving the real
-// packages, as a company mirror does), built by the sandboxed pipeline, deployed, used through the gateway,
-// and upgraded with its SQLite data kept.
+// dependency trees (85 packages), built on the platform (sandboxed, through the egress broker) from a
+// company mirror on a private address behind its own CA (a small registry on loopback serving the real
+// packages over HTTPS), deployed, used through the gateway, and upgraded with its SQLite data kept.
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { startTestServer, type TestServer, tokenFor, viaGateway } from '../../server/test/harness.ts';
+import {
+  companyCa,
+  startTestServer,
+  type TestServer,
+  tokenFor,
+  viaGateway,
+} from '../../server/test/harness.ts';
 import { cli, importAdvisories } from './cli-harness.ts';
-import { entries, npm, packClosure, startRegistry } from './npm-registry.ts';
+import { npm, packClosure, startRegistry } from './npm-registry.ts';
 
 const root = resolve(import.meta.dirname, '../../..');
 const canSandbox = existsSync('/usr/bin/bwrap');
@@ -23,6 +29,17 @@ describe('the tracker template: npm dependencies and a native module, from init 
   let app: string;
   let env: Record<string, string>;
   let packages = 0;
+  let ca: string;
+  const relock = () =>
+    npm(
+      ['install', '--package-lock-only', '--ignore-scripts', '--no-audit', '--no-fund', '--cafile', ca],
+      app,
+    );
+  const _relock = () =>
+    npm(
+      ['install', '--package-lock-only', '--ignore-scripts', '--no-audit', '--no-fund', '--cafile', ca],
+      app,
+    );
 
   before(async () => {
     // The template pins fastify and better-sqlite3 to the versions this repository runs on, so the loopback
@@ -36,9 +53,14 @@ describe('the tracker template: npm dependencies and a native module, from init 
       );
     const packed = await packClosure(['fastify', 'better-sqlite3']);
     packages = packed.length;
-    registry = await startRegistry(packed);
-    server = await startTestServer('sqlite');
     dir = mkdtempSync(join(tmpdir(), 'microapp-tracker-'));
+    const pki = companyCa(dir);
+    ca = pki.ca;
+    // `localhost` resolves to 127.0.0.1, a private address, as a company mirror's name does.
+    registry = await startRegistry(packed, { key: pki.key, cert: pki.cert }, undefined, 'localhost');
+    server = await startTestServer('sqlite', {
+      env: { MICROAPP_NPM_REGISTRY: `${registry.url}/`, MICROAPP_NPM_CA_FILE: ca },
+    });
     env = { MICROAPP_CONFIG_DIR: join(dir, 'config'), MICROAPP_SERVER: server.url };
     await importAdvisories(env, dir);
     app = join(dir, 'ledger-points');
@@ -47,10 +69,7 @@ describe('the tracker template: npm dependencies and a native module, from init 
     assert.equal(made.code, 0, made.stderr);
     writeFileSync(join(app, '.npmrc'), `registry=${registry.url}/\n`);
     unlinkSync(join(app, 'package-lock.json'));
-    const lock = await npm(
-      ['install', '--package-lock-only', '--ignore-scripts', '--no-audit', '--no-fund'],
-      app,
-    );
+    const lock = await relock();
     assert.equal(lock.code, 0, lock.out);
     const registered = await cli(env, 'register', '-f', join(app, 'microapp.yaml'));
     assert.equal(registered.code, 0, registered.stderr);
@@ -62,36 +81,27 @@ describe('the tracker template: npm dependencies and a native module, from init 
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  test("the sandboxed pipeline runs the template's tests on SQLite and ships the production dependencies", async () => {
+  test('the platform builds it through the broker from the mirror, trusting its CA, and runs its tests on SQLite', async () => {
     assert.ok(packages >= 50, `a real dependency tree: ${packages} packages`);
-    const ci = await cli(env, '--json', 'ci', '--dir', app, '--sandbox', '--work', join(dir, 'work-1'));
-    assert.equal(ci.code, 0, ci.stdout + ci.stderr);
-    const result = JSON.parse(ci.stdout) as {
+    const built = await cli(env, '--json', 'build', '--dir', app, '--wait');
+    assert.equal(built.code, 0, built.stdout + built.stderr);
+    const result = JSON.parse(built.stdout) as {
+      state: string;
       steps: { step: string; status: string; detail: string }[];
-      artifact: { file: string };
     };
-    assert.match(result.steps.find((s) => s.step === 'test')!.detail, /5 tests passed/);
-    assert.match(
-      result.steps.find((s) => s.step === 'package')!.detail,
-      /\d+ production package\(s\) installed/,
-    );
-    const files = entries(result.artifact.file);
-    assert.ok(files.includes('node_modules/fastify/package.json'), 'fastify ships');
-    assert.ok(
-      files.includes('node_modules/better-sqlite3/build/Release/better_sqlite3.node'),
-      'the native module ships',
-    );
-    assert.ok(
-      !files.some((f) => f.startsWith('data/') || f.startsWith('.microapp/')),
-      'no local data and no outputs of earlier runs',
-    );
+    assert.equal(result.state, 'passed', built.stdout);
+    const step = (name: string) => result.steps.find((s) => s.step === name)!.detail;
+    assert.match(step('test'), /5 tests passed/);
+    assert.match(step('package'), /^\d+ production package\(s\) installed/);
     assert.ok(
       registry.requests.some((r) => r.endsWith('.tgz')),
-      'installed from the registry',
+      'installed from the mirror',
     );
+    assert.equal(registry.refusedHandshakes(), 0, 'every TLS handshake trusted the company CA');
   });
 
   test('it runs behind the gateway, keeps items in SQLite, and keeps them across an upgrade', async () => {
+    // The native module was compiled for (or shipped with) what runs: the app answers from SQLite.
     const deployed = await cli(env, 'deploy', 'ledger-points');
     assert.equal(deployed.code, 0, deployed.stdout + deployed.stderr);
     const dave = await tokenFor(server, 'dave@example.com');
@@ -114,16 +124,11 @@ describe('the tracker template: npm dependencies and a native module, from init 
     // Version 0.1.1: new code, the same data volume.
     const pkg = JSON.parse(readFileSync(join(app, 'package.json'), 'utf8'));
     writeFileSync(join(app, 'package.json'), JSON.stringify({ ...pkg, version: '0.1.1' }, null, 2));
-    const relock = await npm(
-      ['install', '--package-lock-only', '--ignore-scripts', '--no-audit', '--no-fund'],
-      app,
-    );
-    assert.equal(relock.code, 0, relock.out);
-    const ci = await cli(env, 'ci', '--dir', app, '--sandbox', '--work', join(dir, 'work-2'));
-    assert.equal(ci.code, 0, ci.stdout + ci.stderr);
-    const upgraded = await cli(env, 'deploy', 'ledger-points');
+    const locked = await relock();
+    assert.equal(locked.code, 0, locked.out);
+    const upgraded = await cli(env, 'build', '--dir', app, '--deploy', '--wait');
     assert.equal(upgraded.code, 0, upgraded.stdout + upgraded.stderr);
-    assert.match(upgraded.stdout + upgraded.stderr, /0\.1\.1/);
+    assert.match(upgraded.stdout + upgraded.stderr, /ledger-points@0\.1\.1/);
     const kept = await viaGateway(server, 'ledger-points', '/items.json', auth);
     assert.deepEqual(
       (JSON.parse(kept.body) as { title: string }[]).map((i) => i.title),

@@ -185,6 +185,8 @@ export async function startRegistry(
   packages: Packed[],
   tls?: { key: string; cert: string },
   token?: string,
+  /** The host name tarball URLs use (`localhost` for a mirror the platform reaches by that name). */
+  urlHost = '127.0.0.1',
 ): Promise<{
   url: string;
   requests: string[];
@@ -249,7 +251,7 @@ export async function startRegistry(
     refused++;
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  url = `${tls ? 'https' : 'http'}://127.0.0.1:${(server.address() as { port: number }).port}`;
+  url = `${tls ? 'https' : 'http'}://${urlHost}:${(server.address() as { port: number }).port}`;
   return {
     url,
     requests,
