@@ -1,17 +1,13 @@
 import { escapeHtml, listen, send } from './lib/http.js';
 import { identityOf } from './lib/identity.js';
-import { brokerFromEnv, connectorGet, summarize } from './src/app.js';
-
-const broker = brokerFromEnv();
+import { connectorGet, summarize } from './src/app.js';
 
 listen(async (request, response) => {
   if (!identityOf(request))
     return send(response, 401, 'Sign in through the platform to use this app.', 'text/plain; charset=utf-8');
   if (request.method !== 'GET' || new URL(request.url, 'http://app').pathname !== '/')
     return send(response, 404, 'Not found', 'text/plain; charset=utf-8');
-  if (!broker)
-    return send(response, 503, 'No egress broker is configured (HTTP_PROXY).', 'text/plain; charset=utf-8');
-  const result = await connectorGet(broker, 'ledger-api', '/entries?limit=20');
+  const result = await connectorGet('ledger-api', '/entries?limit=20');
   if (result.status !== 200)
     return send(
       response,

@@ -3,7 +3,7 @@ import { listen, send } from './lib/http.js';
 import { identityOf } from './lib/identity.js';
 import { barChart, parseCsv } from './src/app.js';
 
-const rows = parseCsv(readFileSync(new URL('./data/figures.csv', import.meta.url), 'utf8'));
+const rows = parseCsv(readFileSync(new URL('./sample/figures.csv', import.meta.url), 'utf8'));
 
 listen(async (request, response) => {
   if (!identityOf(request))

@@ -3,7 +3,7 @@ import { escapeHtml, listen, readBody, send } from './lib/http.js';
 import { identityOf } from './lib/identity.js';
 import { mask, parseCsv, reconcile } from './src/app.js';
 
-const ledger = parseCsv(readFileSync(new URL('./data/ledger.csv', import.meta.url), 'utf8'));
+const ledger = parseCsv(readFileSync(new URL('./sample/ledger.csv', import.meta.url), 'utf8'));
 
 const form = `<form method="post" action="/reconcile"><label>Bank statement (CSV with date, amount, description)<br>
 <textarea name="csv" rows="10" cols="80" required></textarea></label><br><button>Reconcile</button></form>`;
