@@ -23,6 +23,6 @@ listen(async (request, response) => {
   return send(
     response,
     200,
-    `<!doctype html><meta charset="utf-8"><title>{{name}}</title><h1>Latest ledger entries</h1><table><tr><th>Id</th><th>Date</th><th>Amount</th></tr>${rows}</table>`,
+    `<!doctype html><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>{{name}}</title><h1>Latest ledger entries</h1><table><tr><th>Id</th><th>Date</th><th>Amount</th></tr>${rows}</table>`,
   );
 });

@@ -13,6 +13,6 @@ listen(async (request, response) => {
   return send(
     response,
     200,
-    `<!doctype html><meta charset="utf-8"><title>{{name}}</title><h1>{{name}}</h1>${barChart(rows, { title: 'Monthly figures' })}`,
+    `<!doctype html><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>{{name}}</title><h1>{{name}}</h1>${barChart(rows, { title: 'Monthly figures' })}`,
   );
 });

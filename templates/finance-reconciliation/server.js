@@ -17,7 +17,7 @@ listen(async (request, response) => {
     return send(
       response,
       200,
-      `<!doctype html><meta charset="utf-8"><title>{{name}}</title><h1>Reconcile</h1>${form}`,
+      `<!doctype html><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>{{name}}</title><h1>Reconcile</h1>${form}`,
     );
   if (request.method === 'POST' && url.pathname === '/reconcile') {
     const csv = new URLSearchParams(await readBody(request, 2 * 1024 * 1024)).get('csv') ?? '';
@@ -37,7 +37,7 @@ listen(async (request, response) => {
     return send(
       response,
       200,
-      `<!doctype html><meta charset="utf-8"><title>{{name}}</title><h1>${result.matched.length} matched</h1>
+      `<!doctype html><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>{{name}}</title><h1>${result.matched.length} matched</h1>
 <h2>Bank lines without a ledger entry</h2><table>${rows(result.unmatchedBank)}</table>
 <h2>Ledger entries without a bank line</h2><table>${rows(result.unmatchedLedger)}</table>`,
     );

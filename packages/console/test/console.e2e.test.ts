@@ -97,8 +97,11 @@ describe('web console in a browser', () => {
     assert.match((await page.getByTestId('tier-meaning').textContent()) ?? '', /approved automatically/);
     await page.getByRole('button', { name: 'Next' }).click();
     await page.getByRole('button', { name: 'Next' }).click(); // connections: none
-    await page.getByRole('button', { name: 'Next' }).click(); // lifetime: the default
+    // Lifetime: the default is said as the lifecycle will apply it, for this tier.
+    await page.getByText('Leave empty and it runs up to 90 days, the longest a low-risk app runs').waitFor();
+    await page.getByRole('button', { name: 'Next' }).click();
     await page.getByRole('heading', { name: 'Check your answers' }).waitFor();
+    await page.getByText('90 days from approval, then you renew it').waitFor();
     await shot(page, '04-new-app-review');
     await page.getByRole('button', { name: 'Register the app' }).click();
 

@@ -168,6 +168,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     db: db.kysely,
     clock,
     scorecards: createScorecards({ db: db.kysely, clock, settings: config.lifecycle }),
+    maxLifetimeDays: config.lifecycle.maxLifetimeDays,
     repo,
     audit,
     risk: options.risk ?? (engine ? createRegoRiskEvaluator(engine) : createRuleEvaluator()),

@@ -71,6 +71,25 @@ for (const engine of engines()) {
       });
       assert.equal(low.body.tier, 'low');
       assert.match(low.body.meaning, /approved automatically/);
+      // How long it runs before a renewal, as the lifecycle will apply it: the tier's limit, or its own date.
+      assert.equal(low.body.lifetimeDays, 90, 'a low-risk app without a date: 90 days');
+      const { lifetime: _l, ...undated } = bankReconciliation();
+      const high = await call(server, 'POST', '/api/v1/assessments', { token: t.alice, body: undated });
+      assert.equal(high.body.tier, 'high');
+      assert.equal(
+        high.body.lifetimeDays,
+        365,
+        'a high-risk app without a date: 365 days, not "90 by default"',
+      );
+      const soon = new Date(Date.now() + 10 * 86_400_000).toISOString().slice(0, 10);
+      const dated = await call(server, 'POST', '/api/v1/assessments', {
+        token: t.alice,
+        body: bankReconciliation({ lifetime: { expires: soon } }),
+      });
+      assert.ok(
+        dated.body.lifetimeDays >= 10 && dated.body.lifetimeDays <= 11,
+        String(dated.body.lifetimeDays),
+      );
       assert.deepEqual(await counts(), before, 'no app and no audit event was written');
     });
 

@@ -103,6 +103,7 @@ describe('every template starts once deployed', () => {
     });
     assert.equal(page.status, 200, page.body);
     assert.match(page.body, /<svg[^>]*aria-label="Monthly figures"/);
+    assert.match(page.body, /<meta name="viewport" content="width=device-width, initial-scale=1">/, 'phones');
   });
 
   test('finance-reconciliation: its sample ledger ships with the code, and the form is served', async () => {

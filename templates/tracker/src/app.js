@@ -26,7 +26,7 @@ function page(name, items, message = '') {
 <td>${escapeHtml(i.updated_by)}<br><small>${escapeHtml(i.updated_at.slice(0, 16).replace('T', ' '))}</small></td></tr>`,
     )
     .join('\n');
-  return `<!doctype html><html lang="en"><meta charset="utf-8"><title>${escapeHtml(name)}</title>
+  return `<!doctype html><html lang="en"><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>${escapeHtml(name)}</title>
 <body style="font-family:system-ui;max-width:48rem;margin:2rem auto"><h1>${escapeHtml(name)}</h1>
 ${message ? `<p role="status">${escapeHtml(message)}</p>` : ''}
 <form method="post" action="/items"><label>New item<br><input name="title" maxlength="200" required></label><br>

@@ -187,13 +187,22 @@ export function NewAppPage() {
             else next();
           }}
         >
-          <Question step={step} answers={answers} set={set} templates={list} />
+          <Question
+            step={step}
+            answers={answers}
+            set={set}
+            templates={list}
+            lifetimeDays={assessment.data?.lifetimeDays ?? null}
+            tier={assessment.data?.tier ?? null}
+          />
           {tried && problem ? (
             <p className="error" role="alert" id="problem">
               {problem}
             </p>
           ) : null}
-          {step === 'review' ? <Review manifest={manifest} /> : null}
+          {step === 'review' ? (
+            <Review manifest={manifest} lifetimeDays={assessment.data?.lifetimeDays ?? null} />
+          ) : null}
           <ErrorNote error={submitError} />
           <div className="actions">
             {index > 0 ? (
@@ -261,6 +270,9 @@ function Question(props: {
   answers: Answers;
   set: (p: Partial<Answers>) => void;
   templates: Template[];
+  /** How long the app would run before a renewal, as the platform assessed it so far. */
+  lifetimeDays: number | null;
+  tier: string | null;
 }) {
   const { step, answers: a, set } = props;
   switch (step) {
@@ -423,7 +435,9 @@ function Question(props: {
             Until when is it needed?
           </label>
           <p className="hint" id="expires-hint">
-            Leave empty for the platform's default (90 days); you can renew it later.
+            {props.lifetimeDays && props.tier && !a.expires
+              ? `Leave empty and it runs up to ${props.lifetimeDays} days, the longest a ${props.tier}-risk app runs before you renew it; renewing takes one click.`
+              : 'Leave empty and it runs as long as its risk tier allows before you renew it; renewing takes one click.'}
           </p>
           <input
             id="expires"
@@ -473,7 +487,7 @@ function ConnectorChoice({ chosen, onChange }: { chosen: string[]; onChange: (id
   );
 }
 
-function Review({ manifest: m }: { manifest: Manifest }) {
+function Review({ manifest: m, lifetimeDays }: { manifest: Manifest; lifetimeDays: number | null }) {
   const rows: [string, string][] = [
     ['Name', m.name],
     ['Owner', m.owner],
@@ -484,7 +498,13 @@ function Review({ manifest: m }: { manifest: Manifest }) {
     ['Data', m.dataClasses.join(', ')],
     ['Calls', m.integrations?.egress?.join(', ') || 'nothing outside'],
     ['Connectors', m.integrations?.connectors?.join(', ') || 'none'],
-    ['Needed until', m.lifetime?.expires ?? 'default (90 days)'],
+    [
+      'Needed until',
+      m.lifetime?.expires ??
+        (lifetimeDays
+          ? `${lifetimeDays} days from approval, then you renew it`
+          : 'as long as its risk tier allows'),
+    ],
   ];
   return <Facts rows={rows} />;
 }

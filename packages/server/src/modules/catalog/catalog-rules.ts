@@ -60,6 +60,11 @@ export type Assessment = {
   requiredReviews: ReviewSlot[];
   /** One sentence on what the tier means for the person registering the app. */
   meaning: string;
+  /**
+   * The longest the app runs before its owner renews it, in days: its tier's limit (MICROAPP_MAX_LIFETIME_DAYS),
+   * or fewer when the manifest's `lifetime.expires` comes first. Null where the platform did not say.
+   */
+  lifetimeDays: number | null;
 };
 
 /** One registration of an app: the risk inputs it was scored on and the reviews given to it. */

@@ -44,6 +44,8 @@ export function createCatalogService(
     db: Kysely<Database>;
     /** The platform clock: registration times feed expiry and inactivity, which follow it. */
     clock?: Clock;
+    /** The longest each tier runs before a renewal (the lifecycle settings), for assessments to say. */
+    maxLifetimeDays?: Record<Tier, number>;
     /** Governance scorecards for a page of apps (shown in the catalog, filterable). */
     scorecards?: (apps: AppsTable[]) => Promise<Map<string, Scorecard>>;
     repo: CatalogRepository;
@@ -334,7 +336,18 @@ export function createCatalogService(
       rulesVersion: assessment.rulesVersion,
       requiredReviews: routed.slots,
       meaning: tierMeaning(assessment.tier, routed.slots),
+      lifetimeDays: lifetimeOf(manifest, assessment.tier),
     };
+  }
+
+  /** How long the app would run before a renewal: its tier's limit, or its own date when that comes first. */
+  function lifetimeOf(manifest: Manifest, tier: Tier): number | null {
+    const cap = deps.maxLifetimeDays?.[tier];
+    if (!cap) return null;
+    if (!manifest.lifetime?.expires) return cap;
+    const today = Date.parse(deps.clock?.nowIso() ?? nowIso());
+    const own = Math.ceil((Date.parse(`${manifest.lifetime.expires}T23:59:59.999Z`) - today) / 86_400_000);
+    return Math.max(0, Math.min(cap, own));
   }
 
   /** Every registration of an app, newest first: what the risk rules saw and how reviewers decided. */
