@@ -136,6 +136,30 @@ export function loadConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv): ServerCo
     flags.devIdpPort ?? parsePort(env.MICROAPP_DEV_IDP_PORT, 'MICROAPP_DEV_IDP_PORT', problems) ?? 8081;
   const host = flags.host ?? env.MICROAPP_HOST ?? file.host ?? '127.0.0.1';
   const databaseUrl = env.DATABASE_URL ?? file.databaseUrl;
+  // A URL the server does not know must not quietly become a local SQLite file. Only the scheme is
+  // printed: the rest may hold a password.
+  if (databaseUrl && !/^(postgres(ql)?:\/\/|sqlite:)/.test(databaseUrl))
+    problems.push(
+      `DATABASE_URL must be postgres://user@host:5432/database or sqlite:/path/to/file.sqlite, got a URL starting "${databaseUrl.split(/[:/]/)[0]!.slice(0, 20)}:"`,
+    );
+  // Development mode signs anyone in without a password: it never takes over a server set up for SSO.
+  const issuerSet = env.MICROAPP_OIDC_ISSUER ?? file.oidc?.issuer;
+  if (dev && issuerSet)
+    problems.push(
+      `${flags.dev ? '--dev' : 'MICROAPP_DEV=1'} would run a server configured for single sign-on (MICROAPP_OIDC_ISSUER is ${issuerSet}) in development mode, where anyone signs in as anyone without a password: drop ${flags.dev ? '--dev' : 'MICROAPP_DEV'}, or try the platform on a machine of your own without the SSO settings`,
+    );
+  const publicUrl = env.MICROAPP_PUBLIC_URL ?? file.publicUrl ?? null;
+  if (publicUrl !== null) {
+    let ok = false;
+    try {
+      const u = new URL(publicUrl);
+      ok = ['http:', 'https:'].includes(u.protocol) && !u.username && !u.password && !u.search && !u.hash;
+    } catch {}
+    if (!ok)
+      problems.push(
+        `MICROAPP_PUBLIC_URL must be the address people open, such as https://microapp.example.com (http or https, no query), got "${publicUrl}"`,
+      );
+  }
   const sessionTtlHours = Number(env.MICROAPP_SESSION_TTL_HOURS ?? file.sessionTtlHours ?? 12);
   if (!Number.isFinite(sessionTtlHours) || sessionTtlHours <= 0 || sessionTtlHours > 24 * 30)
     problems.push('MICROAPP_SESSION_TTL_HOURS must be between 0 and 720');
@@ -273,7 +297,7 @@ export function loadConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv): ServerCo
     dev,
     host,
     port,
-    publicUrl: env.MICROAPP_PUBLIC_URL ?? file.publicUrl ?? null,
+    publicUrl,
     dataDir,
     database: databaseOptionsFrom(databaseUrl, resolve(dataDir, 'microapp.sqlite')),
     devIdpPort,

@@ -134,6 +134,50 @@ describe('server configuration', () => {
     );
   });
 
+  test('settings that used to fail silently stop the start and say what is wrong', () => {
+    const sso = {
+      MICROAPP_OIDC_ISSUER: 'https://login.example.com',
+      MICROAPP_OIDC_CLIENT_ID: 'microapp',
+      MICROAPP_OIDC_CLIENT_SECRET: 's3cr3t-value',
+      MICROAPP_OIDC_GROUP_ROLES: '{"finance-builders":{"roles":["creator"]}}',
+      MICROAPP_KEK: Buffer.alloc(32, 7).toString('base64'),
+    };
+    // An unknown database scheme is not SQLite in disguise; the password is not printed.
+    assert.throws(
+      () => loadConfig({}, { ...sso, DATABASE_URL: 'mysql://app:hunter2pass@db/microapp' }),
+      (e: Error) =>
+        /DATABASE_URL must be postgres:\/\/.* got a URL starting "mysql:"/.test(e.message) &&
+        !e.message.includes('hunter2pass'),
+    );
+    assert.equal(loadConfig({ dev: true }, { DATABASE_URL: 'sqlite:/tmp/x.sqlite' }).database.kind, 'sqlite');
+    // Development mode (no password) never takes over a server set up for single sign-on.
+    assert.throws(
+      () => loadConfig({}, { ...sso, MICROAPP_DEV: '1' }),
+      /MICROAPP_DEV=1 would run a server configured for single sign-on/,
+    );
+    assert.throws(
+      () => loadConfig({ dev: true }, sso),
+      /--dev would run a server configured for single sign-on/,
+    );
+    assert.equal(loadConfig({}, sso).dev, false);
+    // The public address must be one people can open.
+    for (const bad of [
+      'microapp.example.com',
+      'ftp://microapp.example.com',
+      'https://u:p@microapp.example.com',
+      'https://x.example.com/?a=1',
+    ])
+      assert.throws(
+        () => loadConfig({ dev: true }, { MICROAPP_PUBLIC_URL: bad }),
+        /MICROAPP_PUBLIC_URL must be the address people open/,
+        bad,
+      );
+    assert.equal(
+      loadConfig({ dev: true }, { MICROAPP_PUBLIC_URL: 'https://microapp.example.com' }).publicUrl,
+      'https://microapp.example.com',
+    );
+  });
+
   test('bad ports and settings are named', () => {
     assert.throws(
       () => loadConfig({ dev: true }, { MICROAPP_PORT: 'eighty' }),
