@@ -531,8 +531,14 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     '/readyz',
     { config: { access: publicRoute('readiness probe') }, schema: { hide: true } },
     async (_req, reply) => {
-      const ready = await isReachable(db);
-      return reply.status(ready ? 200 : 503).send({ status: ready ? 'ready' : 'database unreachable' });
+      if (!(await isReachable(db))) return reply.status(503).send({ status: 'database unreachable' });
+      // A KEK that does not open the signing key would fail the first publish: not ready.
+      if (!(await keys.usable()))
+        return reply.status(503).send({
+          status:
+            'the key-encryption key (MICROAPP_KEK) does not open the signing key in the database: it is not the key this data was written with',
+        });
+      return reply.status(200).send({ status: 'ready' });
     },
   );
   app.get(

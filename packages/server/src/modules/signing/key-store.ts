@@ -150,7 +150,26 @@ export function createKeyStore(deps: { db: Kysely<Database>; kek: Buffer }) {
     }));
   }
 
-  return { current, publicKeys, publicKeyOf, rotate };
+  /**
+   * Whether this server's KEK opens the current signing key (true when there is none yet): a KEK that is
+   * not the one the data was written with would otherwise pass every check until the first publish.
+   */
+  async function usable(): Promise<boolean> {
+    const row = await db
+      .selectFrom('signing_keys')
+      .select(['keyid', 'encrypted_private'])
+      .where('status', '=', 'current')
+      .executeTakeFirst();
+    if (!row || opened.has(row.keyid)) return true;
+    try {
+      open(kek, row.encrypted_private);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  return { current, publicKeys, publicKeyOf, rotate, usable };
 }
 
 export type KeyStore = ReturnType<typeof createKeyStore>;
