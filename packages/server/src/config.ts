@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import {
   buildSettingsFrom,
@@ -48,6 +49,8 @@ export type ServerConfig = {
   npmRegistry: string | null;
   /** A PEM bundle of the CA(s) the registry's certificate chains to, which builds trust; null: the usual ones. */
   npmCaFile: string | null;
+  /** Proxies whose X-Forwarded-For is believed (MICROAPP_TRUSTED_PROXIES); none by default. */
+  trustedProxies: string[];
   /** A file holding the registry's read token (MICROAPP_NPM_TOKEN_FILE): handed to install steps only. */
   npmTokenFile: string | null;
   /** Days app log lines are kept, by tier. */
@@ -148,6 +151,15 @@ export function loadConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv): ServerCo
     problems.push(
       `${flags.dev ? '--dev' : 'MICROAPP_DEV=1'} would run a server configured for single sign-on (MICROAPP_OIDC_ISSUER is ${issuerSet}) in development mode, where anyone signs in as anyone without a password: drop ${flags.dev ? '--dev' : 'MICROAPP_DEV'}, or try the platform on a machine of your own without the SSO settings`,
     );
+  const trustedProxies = (env.MICROAPP_TRUSTED_PROXIES ?? '')
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean);
+  for (const proxy of trustedProxies)
+    if (!isProxyAddress(proxy))
+      problems.push(
+        `MICROAPP_TRUSTED_PROXIES takes addresses or CIDRs of the proxies in front of the platform, such as 10.0.0.0/8,127.0.0.1; "${proxy}" is neither`,
+      );
   const publicUrl = env.MICROAPP_PUBLIC_URL ?? file.publicUrl ?? null;
   if (publicUrl !== null) {
     let ok = false;
@@ -298,6 +310,7 @@ export function loadConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv): ServerCo
     host,
     port,
     publicUrl,
+    trustedProxies,
     dataDir,
     database: databaseOptionsFrom(databaseUrl, resolve(dataDir, 'microapp.sqlite')),
     devIdpPort,
@@ -327,4 +340,13 @@ export function loadConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv): ServerCo
     sandboxUidBase,
     appDataMb,
   };
+}
+
+/** An IPv4 or IPv6 address, or one with a prefix length (a CIDR). */
+function isProxyAddress(value: string): boolean {
+  const [address, bits, extra] = value.split('/');
+  const version = isIP(address ?? '');
+  if (!version || extra !== undefined) return false;
+  if (bits === undefined) return true;
+  return /^\d{1,3}$/.test(bits) && Number(bits) <= (version === 4 ? 32 : 128);
 }

@@ -196,6 +196,8 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     login,
     version,
     gateway: (request, reply) => (gateway ? gateway.handle(request, reply) : Promise.resolve(false)),
+    trustedProxies: config.trustedProxies,
+    https: Boolean(config.publicUrl?.startsWith('https:')),
   });
   const secureCookies = Boolean(config.publicUrl?.startsWith('https:'));
   const hosts = createAppHosts({ domain: config.appsDomain, platformUrl: () => publicUrl! });

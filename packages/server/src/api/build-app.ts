@@ -18,6 +18,9 @@ import { validatorCompiler } from './validators.ts';
 
 export const bodyLimit = 1024 * 1024;
 
+/** A request id taken from the caller: letters, digits and `._:-`, 8 to 128 of them. */
+export const requestIdShape = /^[A-Za-z0-9._:-]{8,128}$/;
+
 /** The bare HTTP application: parsing, validation, authentication, errors, headers and OpenAPI; no routes. */
 export async function buildHttpApp(deps: {
   logger: FastifyBaseLogger;
@@ -25,12 +28,25 @@ export async function buildHttpApp(deps: {
   login: Pick<LoginService, 'sessionPrincipal'>;
   version: string;
   gateway?: (request: FastifyRequest, reply: FastifyReply) => Promise<boolean>;
+  /**
+   * The proxies in front of the platform (addresses or CIDRs, MICROAPP_TRUSTED_PROXIES): their
+   * X-Forwarded-For names the client, which the audit trail then records. Nobody else's is believed.
+   */
+  trustedProxies?: string[];
+  /** Served over HTTPS (the public URL says so): browsers are told to use nothing else (HSTS). */
+  https?: boolean;
 }): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: deps.logger,
     bodyLimit,
-    genReqId: () => newId('request'),
+    // A request id the caller (a proxy, a client's tracing) sends is kept when it is a plain token, so one
+    // id follows a request through every log; anything else gets one of ours. It is returned either way.
+    genReqId: (request) => {
+      const given = request.headers['x-request-id'];
+      return typeof given === 'string' && requestIdShape.test(given) ? given : newId('request');
+    },
     requestIdHeader: false,
+    ...(deps.trustedProxies?.length ? { trustProxy: deps.trustedProxies } : {}),
     return503OnClosing: true,
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
     ajv: { customOptions: { removeAdditional: false } },
@@ -113,7 +129,9 @@ export async function buildHttpApp(deps: {
   }
   installAuth(app, deps);
 
-  app.addHook('onSend', async (_request, reply) => {
+  app.addHook('onSend', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+    if (deps.https) reply.header('strict-transport-security', 'max-age=31536000');
     reply.header('x-content-type-options', 'nosniff');
     reply.header('referrer-policy', 'no-referrer');
     reply.header('x-frame-options', 'DENY');
