@@ -21,8 +21,11 @@ export function SessionGate({ children }: { children: ReactNode }) {
     done: false,
   });
   useEffect(() => {
-    api<Session>('GET', '/api/v1/auth/session').then(
-      (session) => {
+    // Asked so that a signed-out visit is an answer, not a 401 in the browser's console.
+    api<({ signedIn: true } & Session) | { signedIn: false }>('GET', '/api/v1/auth/browser-session').then(
+      (answer) => {
+        if (!answer.signedIn) return setState({ session: null, error: null, done: true });
+        const { signedIn: _, ...session } = answer;
         setCsrfToken(session.csrfToken);
         setState({ session, error: null, done: true });
       },

@@ -35,6 +35,9 @@ describe('web console in a browser', () => {
   test('the sign-in page, and the server still answers 404 for API paths it does not know', async () => {
     const context = await browser.newContext();
     const page = await context.newPage();
+    // A signed-out visit is an answer, not an error in the browser's console (a 401 used to be logged).
+    const errors: string[] = [];
+    page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
     await page.goto(`${server.url}/apps/anything`);
     await page.getByRole('link', { name: 'Sign in with your company account' }).waitFor();
     const href = await page
@@ -50,6 +53,7 @@ describe('web console in a browser', () => {
     const api = await page.request.get(`${server.url}/api/v1/nothing-here`);
     assert.equal(api.status(), 404);
     assert.match(api.headers()['content-type'] ?? '', /problem\+json/);
+    assert.deepEqual(errors, [], 'the signed-out page logs no error');
     await context.close();
   });
 

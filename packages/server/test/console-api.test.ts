@@ -93,6 +93,19 @@ for (const engine of engines()) {
       assert.deepEqual(await counts(), before, 'no app and no audit event was written');
     });
 
+    test('the browser session probe answers signed out as 200, and signed in as the session does', async () => {
+      const out = await call(server, 'GET', '/api/v1/auth/browser-session');
+      assert.equal(out.status, 200);
+      assert.deepEqual(out.body, { signedIn: false });
+      const signedIn = await call(server, 'GET', '/api/v1/auth/browser-session', { token: t.alice });
+      const session = await call(server, 'GET', '/api/v1/auth/session', { token: t.alice });
+      assert.deepEqual(signedIn.body, { signedIn: true, ...session.body });
+      const forged = await call(server, 'GET', '/api/v1/auth/browser-session', {
+        headers: { cookie: 'microapp_session=forged' },
+      });
+      assert.deepEqual(forged.body, { signedIn: false }, 'a cookie that is no session signs nobody in');
+    });
+
     test('a bad manifest is refused with the field named; anonymous callers are refused', async () => {
       const bad = await call(server, 'POST', '/api/v1/assessments', {
         token: t.alice,

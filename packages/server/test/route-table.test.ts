@@ -31,6 +31,7 @@ const expectations: Record<string, { allowed: Who[]; denied?: Partial<Record<Who
   'POST /api/v1/auth/cli/token': { allowed: everyone },
   'POST /auth/logout': { allowed: users },
   'GET /api/v1/auth/session': { allowed: users },
+  'GET /api/v1/auth/browser-session': { allowed: everyone },
   'POST /api/v1/tokens': { allowed: users },
   'GET /api/v1/tokens': { allowed: users },
   'DELETE /api/v1/tokens/:id': { allowed: users },

@@ -8,6 +8,7 @@ import { AppError } from '../../errors.ts';
 import type { TokenService } from '../tokens/token-service.ts';
 import { anyUser, publicRoute } from './access.ts';
 import { type LoginService, safeReturnTo } from './login-service.ts';
+import type { Principal } from './principal.ts';
 import { findUserById } from './users.ts';
 
 const loginCookie = 'microapp_login';
@@ -154,22 +155,25 @@ export function registerAuthRoutes(
         summary: 'Who is signed in, with the CSRF token for cookie-authenticated writes',
       },
     },
-    async (request) => {
-      const p = principalOf(request);
-      return {
-        user: {
-          id: p.userId,
-          email: p.email,
-          name: p.name,
-          department: p.department,
-          roles: p.roles,
-          specialties: p.specialties,
-        },
-        via: p.via.kind,
-        scopes: p.scopes,
-        csrfToken: p.via.kind === 'session' ? p.via.csrfToken : null,
-      };
+    async (request) => sessionView(principalOf(request)),
+  );
+
+  app.get(
+    '/api/v1/auth/browser-session',
+    {
+      config: {
+        access: publicRoute(
+          'answers whether the browser is signed in, so a signed-out page load is not an error',
+        ),
+      },
+      schema: {
+        tags: ['auth'],
+        summary:
+          'For the console: { signedIn: false } without a session, else what GET /api/v1/auth/session answers, with signedIn: true',
+      },
     },
+    async (request) =>
+      request.principal ? { signedIn: true, ...sessionView(request.principal) } : { signedIn: false },
   );
 
   app.post(
@@ -210,4 +214,21 @@ export function registerAuthRoutes(
       });
     },
   );
+}
+
+/** Who is signed in, as the session endpoints answer it: never a secret but the session's CSRF token. */
+function sessionView(p: Principal) {
+  return {
+    user: {
+      id: p.userId,
+      email: p.email,
+      name: p.name,
+      department: p.department,
+      roles: p.roles,
+      specialties: p.specialties,
+    },
+    via: p.via.kind,
+    scopes: p.scopes,
+    csrfToken: p.via.kind === 'session' ? p.via.csrfToken : null,
+  };
 }
