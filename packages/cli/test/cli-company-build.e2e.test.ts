@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { gunzipSync } from 'node:zlib';
 import { startTestServer, type TestServer } from '../../server/test/harness.ts';
-import { cli, importAdvisories } from './cli-harness.ts';
+import { cli, importAdvisories, sandboxedCi } from './cli-harness.ts';
 import { entries, installed, npm, packClosure, packFolder, startRegistry } from './npm-registry.ts';
 
 const canSandbox = existsSync('/usr/bin/bwrap');
@@ -132,27 +132,12 @@ describe('a native module compiles inside the build sandbox', {
   });
 
   test("node-gyp finds the platform's Node.js headers without a network, and what it built ships", async () => {
-    const r = await cli(
-      env,
-      '--json',
-      'ci',
-      '--dir',
-      app,
-      '--sandbox',
-      '--no-publish',
-      '--work',
-      join(dir, 'work'),
-    );
-    assert.equal(r.code, 0, r.stdout + r.stderr);
-    const result = JSON.parse(r.stdout) as {
-      steps: { step: string; status: string; detail: string }[];
-      artifact: { file: string };
-    };
+    const { result, artifact } = await sandboxedCi(env, app, join(dir, 'work'), '--no-publish');
     const step = (name: string) => result.steps.find((s) => s.step === name)!;
     assert.match(step('install').detail, /install scripts run for tiny-native \(allowed by policy\)/);
     assert.equal(step('test').status, 'passed', 'the app’s test loaded the compiled addon');
     assert.ok(
-      entries(result.artifact.file).includes('node_modules/tiny-native/build/Release/tiny.node'),
+      entries(artifact).includes('node_modules/tiny-native/build/Release/tiny.node'),
       'the addon compiled for what ships is in the artifact',
     );
   });
@@ -169,7 +154,7 @@ describe('a registry that wants a token', { skip: !canSandbox && 'needs bubblewr
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'microapp-token-'));
-    registry = await startRegistry(await packClosure(['semver']), undefined, token);
+    registry = await startRegistry(await packClosure(['semver']), { token });
     tokenFile = join(dir, 'npm-token');
     writeFileSync(tokenFile, `${token}\n`, { mode: 0o600 });
     const npmrc = join(dir, 'person.npmrc');
@@ -219,29 +204,17 @@ describe('a registry that wants a token', { skip: !canSandbox && 'needs bubblewr
   });
 
   test('with MICROAPP_NPM_TOKEN_FILE both install steps sign in, and the token is written nowhere', async () => {
-    const r = await cli(
+    const r = await sandboxedCi(
       { ...env, MICROAPP_NPM_TOKEN_FILE: tokenFile },
-      '--json',
-      'ci',
-      '--dir',
       app,
-      '--sandbox',
-      '--no-publish',
-      '--work',
       join(dir, 'work-token'),
+      '--no-publish',
     );
-    assert.equal(r.code, 0, r.stdout + r.stderr);
-    const result = JSON.parse(r.stdout) as {
-      steps: { step: string; detail: string }[];
-      artifact: { file: string };
-    };
+    const { result, artifact } = r;
     assert.match(result.steps.find((s) => s.step === 'package')!.detail, /^1 production package/);
-    assert.ok(entries(result.artifact.file).includes('node_modules/semver/package.json'));
+    assert.ok(entries(artifact).includes('node_modules/semver/package.json'));
     assert.ok(!(r.stdout + r.stderr).includes(token), 'the token is not in the output');
-    assert.ok(!gunzipSync(readFileSync(result.artifact.file)).includes(token), 'nor in the artifact');
-    assert.ok(
-      !entries(result.artifact.file).some((f) => /npmrc/.test(f)),
-      'no npm config with credentials ships',
-    );
+    assert.ok(!gunzipSync(readFileSync(artifact)).includes(token), 'nor in the artifact');
+    assert.ok(!entries(artifact).some((f) => /npmrc/.test(f)), 'no npm config with credentials ships');
   });
 });

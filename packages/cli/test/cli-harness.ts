@@ -32,6 +32,29 @@ export function cli(env: Record<string, string>, ...args: string[]): Promise<Run
   return exec(process.execPath, [bin, ...args], env);
 }
 
+/** What `microapp --json ci` prints on stdout: each step, and the artifact when there is one. */
+export type CiResult = {
+  ok: boolean;
+  steps: { step: string; status: string; detail: string; next?: string }[];
+  artifact: { file: string } | null;
+};
+
+/**
+ * `microapp --json ci --sandbox` over an app folder, its checked copy and outputs in `work`, as a platform
+ * build runs it; asserts it passed and returns what it printed. `extra` goes after (e.g. `--no-publish`).
+ */
+export async function sandboxedCi(
+  env: Record<string, string>,
+  app: string,
+  work: string,
+  ...extra: string[]
+): Promise<Run & { result: CiResult; artifact: string }> {
+  const r = await cli(env, '--json', 'ci', '--dir', app, '--sandbox', '--work', work, ...extra);
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  const result = JSON.parse(r.stdout) as CiResult;
+  return { ...r, result, artifact: result.artifact!.file };
+}
+
 /** Runs a shell tool in a folder and returns its combined output. */
 export async function sh(
   cmd: string,

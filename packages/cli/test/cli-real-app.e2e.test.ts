@@ -13,7 +13,7 @@ import {
   tokenFor,
   viaGateway,
 } from '../../server/test/harness.ts';
-import { cli, importAdvisories } from './cli-harness.ts';
+import { cli, importAdvisories, sandboxedCi } from './cli-harness.ts';
 import { entries, installed, npm, packClosure, startRegistry } from './npm-registry.ts';
 
 const _root = resolve(import.meta.dirname, '../../..');
@@ -168,7 +168,7 @@ describe('a registry mirror behind a company CA', { skip: !canSandbox && 'needs 
     dir = mkdtempSync(join(tmpdir(), 'microapp-ca-'));
     const pki = companyCa(dir);
     ca = pki.ca;
-    registry = await startRegistry(await packClosure(['semver']), { key: pki.key, cert: pki.cert });
+    registry = await startRegistry(await packClosure(['semver']), { tls: { key: pki.key, cert: pki.cert } });
     server = await startTestServer('sqlite');
     env = { MICROAPP_CONFIG_DIR: join(dir, 'config'), MICROAPP_SERVER: server.url };
     await importAdvisories(env, dir);
@@ -219,23 +219,13 @@ describe('a registry mirror behind a company CA', { skip: !canSandbox && 'needs 
   });
 
   test('with MICROAPP_NPM_CA_FILE both install steps trust the registry and the dependency ships', async () => {
-    const r = await cli(
+    const { result, artifact } = await sandboxedCi(
       { ...env, MICROAPP_NPM_CA_FILE: ca },
-      '--json',
-      'ci',
-      '--dir',
       app,
-      '--sandbox',
-      '--work',
       join(dir, 'work-ca'),
     );
-    assert.equal(r.code, 0, r.stdout + r.stderr);
-    const result = JSON.parse(r.stdout) as {
-      steps: { step: string; detail: string }[];
-      artifact: { file: string };
-    };
     assert.match(result.steps.find((s) => s.step === 'package')!.detail, /^1 production package/);
-    assert.ok(entries(result.artifact.file).includes('node_modules/semver/package.json'));
+    assert.ok(entries(artifact).includes('node_modules/semver/package.json'));
     assert.ok(registry.requests.some((p) => p.endsWith('.tgz')));
   });
 });

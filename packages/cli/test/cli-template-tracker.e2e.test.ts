@@ -57,7 +57,7 @@ describe('the tracker template: npm dependencies and a native module, from init 
     const pki = companyCa(dir);
     ca = pki.ca;
     // `localhost` resolves to 127.0.0.1, a private address, as a company mirror's name does.
-    registry = await startRegistry(packed, { key: pki.key, cert: pki.cert }, undefined, 'localhost');
+    registry = await startRegistry(packed, { tls: { key: pki.key, cert: pki.cert }, urlHost: 'localhost' });
     server = await startTestServer('sqlite', {
       env: { MICROAPP_NPM_REGISTRY: `${registry.url}/`, MICROAPP_NPM_CA_FILE: ca },
     });

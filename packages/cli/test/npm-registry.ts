@@ -183,10 +183,12 @@ async function packed(packageJson: Buffer, dir: string, files: string[]) {
  */
 export async function startRegistry(
   packages: Packed[],
-  tls?: { key: string; cert: string },
-  token?: string,
-  /** The host name tarball URLs use (`localhost` for a mirror the platform reaches by that name). */
-  urlHost = '127.0.0.1',
+  options: {
+    tls?: { key: string; cert: string };
+    token?: string;
+    /** The host name tarball URLs use (`localhost` for a mirror the platform reaches by that name). */
+    urlHost?: string;
+  } = {},
 ): Promise<{
   url: string;
   requests: string[];
@@ -194,6 +196,7 @@ export async function startRegistry(
   unauthorized: () => number;
   close: () => Promise<void>;
 }> {
+  const { tls, token, urlHost = '127.0.0.1' } = options;
   let unauthorized = 0;
   const requests: string[] = [];
   let refused = 0;

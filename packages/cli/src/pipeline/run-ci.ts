@@ -198,12 +198,14 @@ export async function runCi(options: {
         scripts: true,
         sandbox,
       });
-      if (rb.code !== 0)
+      if (rb.code !== 0) {
+        const next = scriptTrouble(rb.output);
         return {
           status: 'failed',
           detail: `install scripts of ${runScripts.join(', ')} failed:\n${tail(rb.output, 30)}`,
-          ...(scriptTrouble(rb.output) ? { next: scriptTrouble(rb.output) } : {}),
+          ...(next ? { next } : {}),
         };
+      }
     }
     const notes = [
       runScripts.length ? `install scripts run for ${runScripts.join(', ')} (allowed by policy)` : '',

@@ -85,7 +85,8 @@ export function sandboxedCommand(
     ...runtimeMounts(),
     // Debian's compiler names (cc, c++) are links through /etc/alternatives: native modules compile here.
     ...(existsSync('/etc/alternatives') ? ['--ro-bind', '/etc/alternatives', '/etc/alternatives'] : []),
-    ...(headers && !runtimeMounts().includes(headers) && headers !== '/usr'
+    // Headers outside /usr (a Node.js under /opt, say) are bound beside it; /usr is bound whole above.
+    ...(headers && !`${headers}/`.startsWith('/usr/')
       ? ['--ro-bind', join(headers, 'include'), join(headers, 'include')]
       : []),
     ...(hostNetwork ? networkFiles.filter((f) => existsSync(f)).flatMap((f) => ['--ro-bind', f, f]) : []),
