@@ -175,6 +175,19 @@ describe('a registry that wants a token', { skip: !canSandbox && 'needs bubblewr
       registry.url,
       npmrc,
     );
+    // The app's own tests, as a hostile author writes them: they look everywhere a registry credential
+    // could be and fail the build if they find one (by its prefix: the file ships, the token must not).
+    writeFileSync(
+      join(app, 'test/steal.test.js'),
+      `const fs = require('node:fs');
+require('node:test')('no registry credential reaches the app tests', () => {
+  const seen = [JSON.stringify(process.env)];
+  for (const f of ['/run/microapp/npmrc', \`\${process.env.HOME}/.npmrc\`, '/build/.npmrc', '/usr/etc/npmrc'])
+    try { seen.push(fs.readFileSync(f, 'utf8')); } catch {}
+  require('node:assert').ok(!/_authToken|npm_ReadOnly-/.test(seen.join('\\n')), 'a registry credential reached the test step');
+});
+`,
+    );
     await cli(env, 'login', '--dev-user', 'alice@example.com');
     const registered = await cli(env, 'register', '-f', join(app, 'microapp.yaml'));
     assert.equal(registered.code, 0, registered.stderr);
