@@ -249,6 +249,9 @@ def('to_number', 1, (args) => {
   if (isNumber(v)) return v;
   if (typeof v === 'string') {
     const t = v.trim();
+    // Go's ParseFloat reads these, and OPA refuses them as not numbers.
+    if (/^[+-]?(inf|infinity|nan)$/i.test(t))
+      throw typeError(`to_number: invalid syntax: "${v}" is not a number`);
     if (!/^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(t))
       throw builtinError(`invalid syntax: could not convert "${v}" to number`);
     if (/^[+-]?\d+$/.test(t) && !Number.isSafeInteger(Number(t))) return new BigNum(BigInt(t));

@@ -61,7 +61,7 @@ function splitUnit(s: string, name: string) {
     if (/\s/.test(t.trim())) throw builtinError(`${name}: spaces not allowed in resource strings`);
     throw builtinError(`${name}: could not parse amount to a number`);
   }
-  return { n: Number(m[1]), unit: m[2]! };
+  return { n: Number(m[1]), unit: m[2]!, amount: m[1]! };
 }
 function toNumberExact(x: number): Value {
   return Number.isSafeInteger(x) || !Number.isInteger(x) ? x : new BigNum(BigInt(x));
@@ -79,19 +79,40 @@ def('units.parse_bytes', 1, (args) => {
   if (mult === undefined) throw builtinError(`units.parse_bytes: byte unit ${unit} not recognized`);
   return toNumberExact(Math.trunc(n * mult));
 });
+/** Powers of ten of the SI prefixes units.parse reads (giga and up also in lower case, as OPA reads them). */
+const siPowers: Record<string, number> = {
+  '': 0,
+  m: -3,
+  k: 3,
+  K: 3,
+  M: 6,
+  G: 9,
+  g: 9,
+  T: 12,
+  t: 12,
+  P: 15,
+  p: 15,
+  E: 18,
+  e: 18,
+  Z: 21,
+  Y: 24,
+};
 def('units.parse', 1, (args) => {
   const s = str(args, 0);
   if (s === '') throw builtinError('units.parse: no amount provided');
   if (/\s/.test(s)) throw builtinError('units.parse: spaces not allowed in resource strings');
-  const { n, unit } = splitUnit(s, 'units.parse');
-  let mult: number | undefined;
+  const { n, unit, amount } = splitUnit(s, 'units.parse');
   const lower = unit.toLowerCase();
-  if (lower in iec && unit.length === 2) mult = iec[lower];
-  else if (unit in si) mult = si[unit];
-  else if (unit === 'K') mult = 1e3;
-  if (mult === undefined) throw builtinError(`units.parse: unit ${unit} not recognized`);
-  const r = n * mult;
-  return Math.abs(r - Math.round(r)) < 1e-9 * Math.max(1, Math.abs(r)) ? toNumberExact(Math.round(r)) : r;
+  if (lower in iec && unit.length === 2) {
+    const r = n * iec[lower]!;
+    return Number.isInteger(r) ? toNumberExact(r) : r;
+  }
+  const power = siPowers[unit];
+  if (power === undefined) throw builtinError(`units.parse: unit ${unit} not recognized`);
+  // Scaled in decimal, not by multiplying doubles: -3.5E2m is exactly -0.35.
+  const [mantissa, exp = '0'] = amount.split(/[eE]/) as [string, string?];
+  const r = Number(`${mantissa}e${Number(exp) + power}`);
+  return Number.isInteger(r) ? toNumberExact(r) : r;
 });
 
 // Hashes and HMAC

@@ -207,8 +207,9 @@ def('json.marshal_with_options', 2, (args) => {
     : text;
 });
 def('json.unmarshal', 1, (args) => {
+  const text = str(args, 0);
   try {
-    return fromJSON(JSON.parse(str(args, 0)));
+    return fromJSON(JSON.parse(text));
   } catch (error) {
     if ((error as Error).name === 'BuiltinError') throw error;
     throw builtinError(`invalid character in JSON: ${(error as Error).message}`);

@@ -9,10 +9,23 @@ function normalizeBig(b: bigint): Value {
     : new BigNum(b);
 }
 
+const minNs = -(2n ** 63n);
+const maxNs = 2n ** 63n - 1n;
+
+/** A time in nanoseconds, which must fit in a signed 64-bit integer as OPA's times do. */
 function nsOf(v: Value, i: number): bigint {
-  if (v instanceof BigNum) return v.big;
-  if (typeof v === 'number') return BigInt(Math.trunc(v));
-  throw builtinError(`operand ${i + 1} must be number`);
+  let ns: bigint;
+  if (v instanceof BigNum) ns = v.big;
+  else if (typeof v === 'number' && Number.isFinite(v)) ns = BigInt(Math.trunc(v));
+  else throw builtinError(`operand ${i + 1} must be number`);
+  if (ns < minNs || ns > maxNs) throw builtinError('timestamp too big');
+  return ns;
+}
+
+/** A computed time, refused when it does not fit in a signed 64-bit integer of nanoseconds. */
+function inRange(ns: bigint): Value {
+  if (ns < minNs || ns > maxNs) throw builtinError('time outside of valid range');
+  return normalizeBig(ns);
 }
 
 /** RFC 3339 with optional fractional seconds, as nanoseconds since the epoch. */
@@ -39,7 +52,7 @@ function parseRfc3339(s: string): bigint {
   }
   return ns;
 }
-def('time.parse_rfc3339_ns', 1, (args) => normalizeBig(parseRfc3339(str(args, 0))));
+def('time.parse_rfc3339_ns', 1, (args) => inRange(parseRfc3339(str(args, 0))));
 
 const layouts: Record<string, string> = {
   ANSIC: 'Mon Jan _2 15:04:05 2006',
@@ -207,7 +220,7 @@ function parseLayout(layout: string, value: string): bigint {
   const ms = Date.UTC(y, mo - 1, d, h, mi, s) - offsetMin * 60_000;
   return BigInt(ms) * 1_000_000n + frac;
 }
-def('time.parse_ns', 2, (args) => normalizeBig(parseLayout(str(args, 0), str(args, 1))));
+def('time.parse_ns', 2, (args) => inRange(parseLayout(str(args, 0), str(args, 1))));
 
 const durationUnits: Record<string, bigint> = {
   ns: 1n,
@@ -277,12 +290,17 @@ def('time.add_date', 4, (args) => {
     d.getUTCSeconds(),
     d.getUTCMilliseconds(),
   );
-  return normalizeBig(BigInt(out) * 1_000_000n + rem);
+  if (!Number.isFinite(out)) throw builtinError('time outside of valid range');
+  return inRange(BigInt(out) * 1_000_000n + rem);
 });
 def('time.diff', 2, (args) => {
-  const a = dateParts([args[0]!]).date;
-  const b = dateParts([args[1]!]).date;
-  let [x, y] = a <= b ? [a, b] : [b, a];
+  // Both times are read in the first one's zone, as OPA does.
+  const first = args[0]!;
+  const zone = Array.isArray(first) && typeof first[1] === 'string' ? first[1] : 'UTC';
+  const second = args[1]!;
+  const a = dateParts([first]).date;
+  const b = dateParts([[Array.isArray(second) ? second[0]! : second, zone]]).date;
+  const [x, y] = a <= b ? [a, b] : [b, a];
   let years = y.getUTCFullYear() - x.getUTCFullYear();
   let months = y.getUTCMonth() - x.getUTCMonth();
   let days = y.getUTCDate() - x.getUTCDate();
@@ -302,17 +320,14 @@ def('time.diff', 2, (args) => {
     days--;
   }
   if (days < 0) {
-    days += new Date(Date.UTC(y.getUTCFullYear(), y.getUTCMonth(), 0)).getUTCDate();
+    // The days of the earlier time's month, as Go's date arithmetic counts them.
+    days += new Date(Date.UTC(x.getUTCFullYear(), x.getUTCMonth() + 1, 0)).getUTCDate();
     months--;
   }
   if (months < 0) {
     months += 12;
     years--;
   }
-  void x;
-  void y;
-  x = a;
-  y = b;
   return [years, months, days, hours, minutes, seconds];
 });
 function goFormatTime(date: Date, layout: string, nanos: bigint, offsetMs: number): string {
