@@ -17,8 +17,14 @@ describe('graphql', () => {
   const schema = 'type Query { employee(id: String!): Employee } type Employee { id: String! salary: Int! }';
 
   test('a query is checked against its schema as graphql-js checks it', () => {
-    assert.equal(one('graphql.is_valid(input.q, input.s)', { q: '{ employee(id: "a") { salary } }', s: schema }), true);
-    assert.equal(one('graphql.is_valid(input.q, input.s)', { q: '{ employee { salary } }', s: schema }), false);
+    assert.equal(
+      one('graphql.is_valid(input.q, input.s)', { q: '{ employee(id: "a") { salary } }', s: schema }),
+      true,
+    );
+    assert.equal(
+      one('graphql.is_valid(input.q, input.s)', { q: '{ employee { salary } }', s: schema }),
+      false,
+    );
     assert.throws(
       () => one('graphql.parse(input.q, input.s)', { q: '{ employee(id: "a") { bonus } }', s: schema }),
       /Cannot query field "bonus" on type "Employee" in GraphQL query string at location 1:23/,
@@ -29,7 +35,13 @@ describe('graphql', () => {
     // Were names copied into text as they are, this field (which alone fails validation: it has no
     // selection) would turn into a valid query with arguments and a selection the AST never held.
     const ast = {
-      Operations: [{ Operation: 'query', Name: '', SelectionSet: [{ Alias: 'e', Name: 'employee(id: "a") { salary }' }] }],
+      Operations: [
+        {
+          Operation: 'query',
+          Name: '',
+          SelectionSet: [{ Alias: 'e', Name: 'employee(id: "a") { salary }' }],
+        },
+      ],
     };
     assert.equal(one('graphql.is_valid(input.ast, input.s)', { ast, s: schema }), false);
     const [valid] = one('graphql.parse_and_verify(input.ast, input.s)', { ast, s: schema }) as unknown[];
@@ -44,18 +56,15 @@ describe('graphql', () => {
 
 describe('providers.aws.sign_req', () => {
   test("signs AWS's own get-vanilla test vector to AWS's published signature", () => {
-    const signed = one(
-      'providers.aws.sign_req(input.req, input.config, 1440938160000000000)',
-      {
-        req: { method: 'GET', url: 'https://example.amazonaws.com/' },
-        config: {
-          aws_access_key: 'AKIDEXAMPLE',
-          aws_secret_access_key: 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY',
-          aws_service: 'service',
-          aws_region: 'us-east-1',
-        },
+    const signed = one('providers.aws.sign_req(input.req, input.config, 1440938160000000000)', {
+      req: { method: 'GET', url: 'https://example.amazonaws.com/' },
+      config: {
+        aws_access_key: 'AKIDEXAMPLE',
+        aws_secret_access_key: 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY',
+        aws_service: 'service',
+        aws_region: 'us-east-1',
       },
-    ) as { headers: Record<string, string> };
+    }) as { headers: Record<string, string> };
     assert.equal(
       signed.headers.Authorization,
       'AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request,SignedHeaders=host;x-amz-date,Signature=5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31',
@@ -78,7 +87,6 @@ describe('json.match_schema', () => {
 });
 
 describe('crypto.x509', () => {
-  x509.cryptoProvider.set(webcrypto as unknown as Crypto);
   const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
   const day = 86_400_000;
   async function chain() {
@@ -130,7 +138,10 @@ describe('crypto.x509', () => {
 
   test('a chain does not verify with its certificates swapped, after it expires, or for another host', async () => {
     const { root, leaf } = await chain();
-    assert.deepEqual(one('crypto.x509.parse_and_verify_certificates(input)', `${leaf}\n${root}`), [false, []]);
+    assert.deepEqual(one('crypto.x509.parse_and_verify_certificates(input)', `${leaf}\n${root}`), [
+      false,
+      [],
+    ]);
     const later = (Date.now() + 7 * day) * 1_000_000;
     assert.deepEqual(
       one('crypto.x509.parse_and_verify_certificates_with_options(input.c, {"CurrentTime": input.t})', {
@@ -147,6 +158,9 @@ describe('crypto.x509', () => {
   });
 
   test('a certificate that is not one is a builtin error, not a crash', () => {
-    assert.throws(() => one('crypto.x509.parse_certificates(input)', Buffer.from('junk').toString('base64')), RegoError);
+    assert.throws(
+      () => one('crypto.x509.parse_certificates(input)', Buffer.from('junk').toString('base64')),
+      RegoError,
+    );
   });
 });
