@@ -1,5 +1,6 @@
 import type { Body, Module, Rule, Term } from './ast.ts';
 import { RegoError } from './errors.ts';
+import { reorderBody, reorderTerm } from './reorder.ts';
 import { Resolver, refPath, Scope } from './resolver.ts';
 import { checkSafety } from './safety.ts';
 import type { Value } from './value.ts';
@@ -32,6 +33,8 @@ export type CompiledModules = {
   root: RuleNode;
   modules: Module[];
   rulesById: CompiledRule[];
+  /** User functions by dotted name (data.pkg.f), with their arities. */
+  arities: Map<string, number>;
 };
 
 function newNode(path: string[], ids: { n: number }): RuleNode {
@@ -84,7 +87,18 @@ export function compileModules(modules: Module[]): CompiledModules {
     }
     const resolver = new Resolver({ globals, file: m.file, source: m.source, functions });
     for (const raw of m.rules) {
-      const rule = resolver.rule(raw);
+      const resolved = resolver.rule(raw);
+      const rule = {
+        ...resolved,
+        body: reorderBody(resolved.body, arities),
+        value: resolved.value && reorderTerm(resolved.value, arities),
+        key: resolved.key && reorderTerm(resolved.key, arities),
+        elses: resolved.elses.map((el) => ({
+          ...el,
+          body: reorderBody(el.body, arities),
+          value: el.value && reorderTerm(el.value, arities),
+        })),
+      };
       checkSafety(rule, arities);
       const path: Term[] = [
         ...m.pkg.map((p) => ({ type: 'string', value: p, loc: rule.loc }) as Term),
@@ -145,7 +159,7 @@ export function compileModules(modules: Module[]): CompiledModules {
   }
   checkTree(root, modules);
   checkRecursion(root, rulesById);
-  return { root, modules, rulesById };
+  return { root, modules, rulesById, arities };
 }
 
 function checkTree(node: RuleNode, _modules: Module[]) {

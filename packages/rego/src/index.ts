@@ -3,6 +3,7 @@ import { type CompiledModules, compileModules, Resolver, Scope } from './compile
 import { RegoError } from './errors.ts';
 import { type Budget, Evaluator } from './eval.ts';
 import { parseModule, parseQuery } from './parser.ts';
+import { reorderBody } from './reorder.ts';
 import { fromJSON, RObject, toJSON, type Value } from './value.ts';
 
 export { builtins } from './builtins/index.ts';
@@ -88,7 +89,7 @@ export class PreparedPolicy {
         keepNames: true,
         functions: this.functions,
       });
-      const body = resolver.body(parsed, scope, true);
+      const body = reorderBody(resolver.body(parsed, scope, true), this.compiled.arities);
       const vars = [...scope.vars.values()].filter((v) => !v.startsWith('_') && !v.includes('$'));
       q = { body, vars };
       this.queries.set(query, q);

@@ -16,108 +16,10 @@ export function checkSafety(rule: Rule, functionArity: Map<string, number> = new
     walk(t, (v) => isVar(v.name) && !used.has(v.name) && used.set(v.name, v));
   const bindTerm = (t: Term | null | undefined) => walk(t, (v) => bound.add(v.name));
 
-  function walk(t: Term | null | undefined, fn: (v: Extract<Term, { type: 'var' }>) => unknown): void {
-    if (!t) return;
-    switch (t.type) {
-      case 'var':
-        fn(t);
-        return;
-      case 'ref':
-        walk(t.head, fn);
-        for (const p of t.path) walk(p, fn);
-        return;
-      case 'array':
-      case 'set':
-        for (const i of t.items) walk(i, fn);
-        return;
-      case 'object':
-        for (const [k, v] of t.items) {
-          walk(k, fn);
-          walk(v, fn);
-        }
-        return;
-      case 'call':
-        for (const a of t.args) walk(a, fn);
-        return;
-      case 'template':
-        for (const p of t.parts) if (typeof p !== 'string') walk(p, fn);
-        return;
-      case 'arraycompr':
-      case 'setcompr':
-        walk(t.head, fn);
-        body(t.body, false, fn);
-        return;
-      case 'objectcompr':
-        walk(t.key, fn);
-        walk(t.value, fn);
-        body(t.body, false, fn);
-        return;
-      default:
-        return;
-    }
-  }
-
-  /** Variables a term can bind: unification patterns and reference indexes (not call arguments). */
-  function outputs(t: Term | null | undefined, negated: boolean): void {
-    if (!t || negated) return;
-    switch (t.type) {
-      case 'var':
-        bound.add(t.name);
-        return;
-      case 'ref':
-        refOutputs(t);
-        return;
-      case 'array':
-        for (const i of t.items) outputs(i, negated);
-        return;
-      case 'object':
-        for (const [, v] of t.items) outputs(v, negated);
-        return;
-      default:
-        refOutputs(t);
-    }
-  }
-
-  /** Reference indexes anywhere inside a term iterate, and so bind. */
-  function refOutputs(t: Term | null | undefined): void {
-    if (!t) return;
-    switch (t.type) {
-      case 'ref':
-        // An index that is a variable or a pattern (`r[[1, x]]`) iterates and binds.
-        for (const p of t.path) {
-          outputs(p, false);
-          refOutputs(p);
-        }
-        refOutputs(t.head);
-        return;
-      case 'call': {
-        const name = t.fn.join('.');
-        const arity = builtins.get(name)?.arity ?? functionArity.get(name) ?? -1;
-        t.args.forEach((a, i) => {
-          // The extra last argument of a builtin call receives its result.
-          if (arity >= 0 && t.args.length === arity + 1 && i === arity) outputs(a, false);
-          else refOutputs(a);
-        });
-        if (t.fn[0] === 'walk' && t.args.length === 2) outputs(t.args[1], false);
-        return;
-      }
-      case 'array':
-      case 'set':
-        for (const i of t.items) refOutputs(i);
-        return;
-      case 'object':
-        for (const [k, v] of t.items) {
-          refOutputs(k);
-          refOutputs(v);
-        }
-        return;
-      case 'template':
-        for (const p of t.parts) if (typeof p !== 'string') refOutputs(p);
-        return;
-      default:
-        return;
-    }
-  }
+  const walk = (t: Term | null | undefined, fn: (v: VarTerm) => unknown) => walkVars(t, fn, body);
+  const outputs = (t: Term | null | undefined, negated: boolean) =>
+    termOutputs(t, negated, bound, functionArity);
+  const refOutputs = (t: Term | null | undefined) => refTermOutputs(t, bound, functionArity);
 
   function expr(e: Expr, fn: (v: Extract<Term, { type: 'var' }>) => unknown, top: boolean) {
     for (const w of e.with) walk(w.value, fn);
@@ -240,5 +142,118 @@ export function checkSafety(rule: Rule, functionArity: Map<string, number> = new
         v.loc,
         rule.module.source,
       );
+  }
+}
+
+export type VarTerm = Extract<Term, { type: 'var' }>;
+export type BodyWalker = (b: Body, top: boolean, fn: (v: VarTerm) => unknown) => void;
+
+/** Calls `fn` for every variable in a term, comprehension bodies included (through `body`). */
+export function walkVars(t: Term | null | undefined, fn: (v: VarTerm) => unknown, body?: BodyWalker): void {
+  if (!t) return;
+  switch (t.type) {
+    case 'var':
+      fn(t);
+      return;
+    case 'ref':
+      walkVars(t.head, fn, body);
+      for (const p of t.path) walkVars(p, fn, body);
+      return;
+    case 'array':
+    case 'set':
+      for (const i of t.items) walkVars(i, fn, body);
+      return;
+    case 'object':
+      for (const [k, v] of t.items) {
+        walkVars(k, fn, body);
+        walkVars(v, fn, body);
+      }
+      return;
+    case 'call':
+      for (const a of t.args) walkVars(a, fn, body);
+      return;
+    case 'template':
+      for (const p of t.parts) if (typeof p !== 'string') walkVars(p, fn, body);
+      return;
+    case 'arraycompr':
+    case 'setcompr':
+      walkVars(t.head, fn, body);
+      body?.(t.body, false, fn);
+      return;
+    case 'objectcompr':
+      walkVars(t.key, fn, body);
+      walkVars(t.value, fn, body);
+      body?.(t.body, false, fn);
+      return;
+    default:
+      return;
+  }
+}
+
+/** Variables a term can bind: unification patterns and reference indexes (not call arguments). */
+export function termOutputs(
+  t: Term | null | undefined,
+  negated: boolean,
+  bound: Set<string>,
+  arities: Map<string, number>,
+): void {
+  if (!t || negated) return;
+  switch (t.type) {
+    case 'var':
+      bound.add(t.name);
+      return;
+    case 'array':
+      for (const i of t.items) termOutputs(i, negated, bound, arities);
+      return;
+    case 'object':
+      for (const [, v] of t.items) termOutputs(v, negated, bound, arities);
+      return;
+    default:
+      refTermOutputs(t, bound, arities);
+  }
+}
+
+/** Reference indexes anywhere inside a term iterate, and so bind; so does a call's extra output argument. */
+export function refTermOutputs(
+  t: Term | null | undefined,
+  bound: Set<string>,
+  arities: Map<string, number>,
+): void {
+  if (!t) return;
+  switch (t.type) {
+    case 'ref':
+      // An index that is a variable or a pattern (`r[[1, x]]`) iterates and binds.
+      for (const p of t.path) {
+        termOutputs(p, false, bound, arities);
+        refTermOutputs(p, bound, arities);
+      }
+      refTermOutputs(t.head, bound, arities);
+      return;
+    case 'call': {
+      const name = t.fn.join('.');
+      const arity = builtins.get(name)?.arity ?? arities.get(name) ?? -1;
+      t.args.forEach((a, i) => {
+        // The extra last argument of a builtin call receives its result.
+        if (arity >= 0 && t.args.length === arity + 1 && i === arity) termOutputs(a, false, bound, arities);
+        else refTermOutputs(a, bound, arities);
+      });
+      if (t.fn[0] === 'walk' && t.args.length === 2) termOutputs(t.args[1], false, bound, arities);
+      return;
+    }
+    case 'array':
+    case 'set':
+      for (const i of t.items) refTermOutputs(i, bound, arities);
+      return;
+    case 'object':
+      for (const [k, v] of t.items) {
+        refTermOutputs(k, bound, arities);
+        refTermOutputs(v, bound, arities);
+      }
+      return;
+    case 'template':
+      for (const p of t.parts) if (typeof p !== 'string') refTermOutputs(p, bound, arities);
+      return;
+    default:
+      return;
   }
 }

@@ -267,3 +267,27 @@ test_function if is_admin({"roles": ["admin"]})
     );
   });
 });
+
+describe('bodies run in the order their variables allow, as OPA reorders them', () => {
+  const run = (source: string, input?: unknown) =>
+    compile([{ file: 'r.rego', source: `package r\n${source}` }]).evaluate('data.r.p', { input });
+
+  test('a variable used before the expression that binds it', () => {
+    assert.equal(run('p if { y == x + 1; x = 2; y = 3 }'), true);
+    assert.equal(run('p := y if { y = x + 1; x = input.a }', { a: 41 }), 42);
+    assert.equal(run('p if { not q[x]; x = 1 }\nq contains 2'), true);
+  });
+
+  test('inside comprehensions in a head, and inside every', () => {
+    assert.deepEqual(run('p := [y | y = x * 2; x = input.xs[_]]', { xs: [1, 2] }), [2, 4]);
+    assert.equal(run('p if { every v in input.xs { v < lim; lim = 10 } }', { xs: [1, 2] }), true);
+  });
+
+  test('a reference that binds what another argument of the same call reads', () => {
+    assert.equal(run('p := foo if { some foo; foo == input.foos[foo] }', { foos: [3, 1, 7] }), 1);
+  });
+
+  test('what no order can bind is still reported as unsafe', () => {
+    assert.throws(() => run('p if { z == 1 }'), /var z is unsafe/);
+  });
+});
