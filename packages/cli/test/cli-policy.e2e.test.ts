@@ -42,13 +42,95 @@ describe('microapp policy, as a platform admin uses it', () => {
   });
 
   test('test: the built-in packs and a folder pass; a failing test exits 1', async () => {
-    const ok = await cli(env, 'policy', 'test', join(dir, 'org'));
+    const ok = await cli(env, 'policy', 'test', join(dir, 'org'), '--verbose');
     assert.equal(ok.code, 0, ok.stdout + ok.stderr);
-    assert.match(ok.stdout, /PASS {2}data\.microapp\.org\.egress\.test_denies_fileshare/);
-    assert.match(ok.stdout, /^\d+ passed, 0 failed$/m);
+    assert.match(ok.stdout, /^data\.microapp\.org\.egress\.test_denies_fileshare: PASS \(/m);
+    // Only the named folder's tests run, as with opa test DIR; the packs are there for it to use.
+    assert.match(ok.stdout, /^PASS: 1\/1$/m);
     const bad = await cli(env, 'policy', 'test', join(dir, 'broken'), '--no-builtin');
     assert.equal(bad.code, 1);
-    assert.match(bad.stdout, /FAIL {2}data\.microapp\.org\.egress\.test_denies_fileshare/);
+    assert.match(bad.stdout, /^FAILURES$/m);
+    assert.match(bad.stdout, /^data\.microapp\.org\.egress\.test_denies_fileshare: FAIL \(/m);
+    assert.match(bad.stdout, /^FAIL: 1\/1$/m);
+  });
+
+  test('test: the seed policy (Rego v0) and its tests beside it in one package, as opa test --v0-compatible runs them', async () => {
+    const seedDir = join(dir, 'seed');
+    mkdirSync(seedDir);
+    writeFileSync(
+      join(seedDir, 'network.rego'),
+      `package microapp.network
+
+blacklisted_domains = {"suspicious.example.com", "unsafe.example.org"}
+
+deny[msg] {
+  input.request.method == "deploy"
+  host := input.request.host
+  blacklisted_domains[host]
+  msg = sprintf("deployment denied: host %v is blacklisted", [host])
+}
+
+unused(x) = y {
+  y := x + 1
+}
+`,
+    );
+    writeFileSync(
+      join(seedDir, 'network_test.rego'),
+      `package microapp.network
+
+test_blocked {
+  deny["deployment denied: host suspicious.example.com is blacklisted"] with input as {"request": {"method": "deploy", "host": "suspicious.example.com"}}
+}
+
+test_bank_passes {
+  print("deny has", count(deny))
+  count(deny) == 0 with input as {"request": {"method": "deploy", "host": "api.bank.example.com"}}
+}
+
+todo_test_later {
+  false
+}
+`,
+    );
+    const run = await cli(env, 'policy', 'test', seedDir, '--no-builtin');
+    assert.equal(run.code, 0, run.stdout + run.stderr);
+    assert.match(run.stdout, /^PASS: 2\/3$/m);
+    assert.match(run.stdout, /^SKIPPED: 1\/3$/m);
+    assert.match(run.stderr, /seed\/network\.rego, seed\/network_test\.rego are Rego v0/);
+    assert.match(run.stderr, /opa test --v0-compatible/);
+
+    const only = await cli(env, 'policy', 'test', seedDir, '--no-builtin', '-r', 'bank', '-v');
+    assert.match(only.stdout, /test_bank_passes: PASS/);
+    assert.doesNotMatch(only.stdout, /test_blocked/);
+    assert.match(only.stdout, /^ {2}deny has 0$/m, 'verbose shows what a test printed');
+
+    const cov = await cli(env, 'policy', 'test', seedDir, '--no-builtin', '--coverage', '--json');
+    const report = JSON.parse(cov.stdout) as {
+      coverage: {
+        files: Record<string, { not_covered?: { start: { row: number }; end: { row: number } }[] }>;
+      };
+    };
+    // The function nobody calls (rows 12-13) is the only part of the policy no test reached.
+    assert.deepEqual(report.coverage.files['seed/network.rego']?.not_covered, [
+      { start: { row: 12 }, end: { row: 13 } },
+    ]);
+    const below = await cli(
+      env,
+      'policy',
+      'test',
+      seedDir,
+      '--no-builtin',
+      '--coverage',
+      '--threshold',
+      '95',
+    );
+    assert.equal(below.code, 2);
+    assert.match(below.stderr, /below the threshold of 95%/);
+
+    const badRegex = await cli(env, 'policy', 'test', seedDir, '-r', '(');
+    assert.equal(badRegex.code, 2);
+    assert.match(badRegex.stderr, /--run \( is not a regular expression/);
   });
 
   test('eval: the seed policy denies suspicious.example.com and allows the bank API', async () => {

@@ -227,6 +227,7 @@ export abstract class CallEvaluator extends DocumentEvaluator {
                 );
               clauseResult = v;
               found = true;
+              if (this.coverage) this.cover(rule.loc);
             }),
           );
           if (found) break;

@@ -169,7 +169,10 @@ export abstract class DocumentEvaluator extends EvaluatorBase {
 
   protected computeNode(node: RuleNode, base: Value | undefined): Value | undefined {
     // A rule like `blocked := {"a", "b"}` depends on nothing: compute it once per compiled policy.
-    if (node.constant !== undefined) return node.constant.value;
+    if (node.constant !== undefined) {
+      if (this.coverage) for (const r of node.rules) this.cover(r.loc);
+      return node.constant.value;
+    }
     if (node.constant === undefined && isConstantNode(node)) {
       const value = this.computeNodeOnce(node, base);
       node.constant = { value };
@@ -205,6 +208,7 @@ export abstract class DocumentEvaluator extends EvaluatorBase {
       for (const rule of node.rules) {
         const mark = this.trail.length;
         this.evalBody(rule.body, 0, () => {
+          if (this.coverage) this.cover(rule.loc);
           this.evalTerm(rule.key!, (v) => void out.add(v));
           if (out.size > this.budget.maxCollection)
             throw new RegoError(
@@ -232,6 +236,7 @@ export abstract class DocumentEvaluator extends EvaluatorBase {
       for (const b of bodies) {
         this.evalBody(b.body, 0, () =>
           this.evalList(rest, 0, [], (keys) => {
+            if (this.coverage) this.cover(rule.loc);
             if (rule.kind === 'multi') {
               return this.evalTerm(rule.key!, (member) => {
                 out = insertPath(out, keys, member, rule, true);
@@ -277,6 +282,7 @@ export abstract class DocumentEvaluator extends EvaluatorBase {
   }
 
   protected defaultValue(rule: CompiledRule): Value | undefined {
+    if (this.coverage) this.cover(rule.loc);
     let result: Value | undefined;
     this.evalTerm(rule.value!, (v) => {
       result = v;
@@ -303,7 +309,10 @@ export abstract class DocumentEvaluator extends EvaluatorBase {
         }),
       );
       this.undo(mark);
-      if (result !== undefined) return result;
+      if (result !== undefined) {
+        if (this.coverage) this.cover('loc' in b ? b.loc : rule.loc);
+        return result;
+      }
     }
     return undefined;
   }

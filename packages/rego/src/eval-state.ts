@@ -21,6 +21,8 @@ export type EvalOptions = {
   budget?: Partial<Budget>;
   print?: (message: string) => void;
   now?: bigint;
+  /** Collects `file\u0000row` of every expression evaluated and every rule head that produced a value. */
+  coverage?: Set<string>;
 };
 
 export type K = () => boolean | undefined | void;
@@ -53,8 +55,11 @@ export abstract class EvaluatorBase {
   protected readonly deadline: number;
   readonly builtinCtx: BuiltinContext;
 
+  protected readonly coverage: Set<string> | undefined;
+
   constructor(compiled: CompiledModules, options: EvalOptions) {
     this.compiled = compiled;
+    this.coverage = options.coverage;
     this.data = options.data;
     this.strict = options.strictBuiltinErrors ?? false;
     this.budget = options.budget ? { ...defaultBudget, ...options.budget } : defaultBudget;
@@ -121,6 +126,11 @@ export abstract class EvaluatorBase {
         'evaluation nested more than 400 rule or function calls deep',
         loc,
       );
+  }
+
+  /** Records a location as covered (only when coverage was asked for). */
+  protected cover(loc: Term['loc']) {
+    this.coverage?.add(`${loc.file}\u0000${loc.row}`);
   }
 
   // ---- supplied by the layers above

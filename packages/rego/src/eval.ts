@@ -18,6 +18,7 @@ export class Evaluator extends CallEvaluator {
 
   protected evalExpr(e: Expr, k: K): boolean {
     this.tick();
+    if (this.coverage) this.cover(e.loc);
     if (e.negated) {
       const mark = this.trail.length;
       let found = false;

@@ -7,6 +7,7 @@ import { reorderBody } from './reorder.ts';
 import { fromJSON, RObject, toJSON, type Value } from './value.ts';
 
 export { builtins } from './builtins/index.ts';
+export { type CoverageReport, coverageReport, type FileCoverage } from './coverage.ts';
 export { BuiltinError, RegoError, type RegoErrorCode } from './errors.ts';
 export { parseModule, parseQuery } from './parser.ts';
 export { fromJSON, toJSON, type Value } from './value.ts';
@@ -28,6 +29,8 @@ export type EvaluateOptions = {
   print?: (message: string) => void;
   /** Fixes time.now_ns (nanoseconds) for reproducible decisions. */
   nowNs?: bigint;
+  /** Collects what the evaluation covered, for `coverageReport`. */
+  coverage?: Set<string>;
 };
 
 /** One solution of a query: its variables' values as JSON. */
@@ -36,8 +39,13 @@ export type Bindings = Record<string, unknown>;
 export type TestResult = {
   name: string;
   package: string;
-  outcome: 'pass' | 'fail' | 'error';
+  /** The file that defines the test. */
+  file: string;
+  /** `skip` is a `todo_test_` rule, which `opa test` lists as skipped. */
+  outcome: 'pass' | 'fail' | 'error' | 'skip';
   error?: string;
+  /** What the test printed with print(). */
+  output: string[];
   durationMs: number;
 };
 
@@ -113,6 +121,7 @@ export class PreparedPolicy {
       budget: options.budget,
       print: options.print,
       now: options.nowNs,
+      coverage: options.coverage,
     });
   }
 
@@ -153,7 +162,10 @@ export class PreparedPolicy {
     return this.query(query, options)[0]?.result;
   }
 
-  /** Runs every `test_` rule, as `opa test` does. */
+  /**
+   * Runs every `test_` rule, as `opa test` does: `filter` is matched against the full name
+   * (`data.pkg.test_x`), `todo_test_` rules are listed as skipped, and what a test prints is kept.
+   */
   test(options: EvaluateOptions & { filter?: RegExp } = {}): TestResult[] {
     const results: TestResult[] = [];
     const seen = new Set<string>();
@@ -162,25 +174,32 @@ export class PreparedPolicy {
         .slice(rule.module.pkg.length)
         .map((p) => (p.type === 'string' ? p.value : ''))
         .join('.');
-      if (!/^test_/.test(name) || rule.args) continue;
+      const todo = /^todo_test_/.test(name);
+      if ((!/^test_/.test(name) && !todo) || rule.args) continue;
       const full = `data.${rule.module.pkg.join('.')}.${name}`;
       if (seen.has(full) || (options.filter && !options.filter.test(full))) continue;
       seen.add(full);
+      const base = { name, package: rule.module.pkg.join('.'), file: rule.module.file };
+      if (todo) {
+        results.push({ ...base, outcome: 'skip', output: [], durationMs: 0 });
+        continue;
+      }
+      const output: string[] = [];
+      const print = (message: string) => {
+        output.push(message);
+        options.print?.(message);
+      };
       const started = performance.now();
       try {
-        const value = this.evaluate(full, options);
-        results.push({
-          name,
-          package: rule.module.pkg.join('.'),
-          outcome: value === true ? 'pass' : 'fail',
-          durationMs: performance.now() - started,
-        });
+        const value = this.evaluate(full, { ...options, print });
+        const outcome = value === true ? 'pass' : 'fail';
+        results.push({ ...base, outcome, output, durationMs: performance.now() - started });
       } catch (error) {
         results.push({
-          name,
-          package: rule.module.pkg.join('.'),
+          ...base,
           outcome: 'error',
           error: (error as Error).message,
+          output,
           durationMs: performance.now() - started,
         });
       }

@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { CliError } from '../client.ts';
 import { action, ctxOf, examples } from '../context.ts';
 import { emit, table } from '../output.ts';
+import { registerPolicyTest } from './policy-test.ts';
 
 type PolicyModule = typeof import('@microapp/server/policy');
 type Rego = typeof import('@microapp/rego');
@@ -49,38 +50,7 @@ export function registerPolicyCommands(program: Command) {
     .command('policy')
     .description('policy as code: test, evaluate, push and bundle Rego policies');
 
-  examples(
-    policy
-      .command('test [dirs...]')
-      .description('run every test_ rule, locally, with the built-in packs (no server needed)')
-      .option('--no-builtin', 'test only the given folders')
-      .action(
-        action(async (dirs: string[], flags: { builtin: boolean }, command: Command) => {
-          const ctx = ctxOf(command);
-          const [mod, rego] = await load();
-          const set = readDirs(mod, dirs, flags.builtin);
-          let results: ReturnType<InstanceType<Rego['PreparedPolicy']>['test']>;
-          try {
-            results = rego.compile(set.modules).test({ data: set.data });
-          } catch (error) {
-            throw new CliError((error as Error).message);
-          }
-          const failed = results.filter((r) => r.outcome !== 'pass');
-          emit(ctx.json, { results, passed: results.length - failed.length, failed: failed.length }, () =>
-            [
-              ...results.map(
-                (r) =>
-                  `${r.outcome === 'pass' ? 'PASS' : r.outcome === 'fail' ? 'FAIL' : 'ERROR'}  data.${r.package}.${r.name}${r.error ? `\n      ${r.error.split('\n')[0]}` : ''}`,
-              ),
-              '',
-              `${results.length - failed.length} passed, ${failed.length} failed`,
-            ].join('\n'),
-          );
-          if (failed.length > 0) process.exitCode = 1;
-        }),
-      ),
-    ['microapp policy test', 'microapp policy test ./org-policies --no-builtin'],
-  );
+  registerPolicyTest(policy, load, readDirs);
 
   examples(
     policy
