@@ -1,10 +1,13 @@
 // Runs OPA's compliance cases (the JSON format under ../shared/conformance) against this engine.
-//   npm run conformance [-- DIR] [--ratchet] [--verbose] [--filter TEXT] [--write-baseline]
+//   npm run conformance [-- DIR] [--ratchet] [--verbose] [--filter TEXT] [--write-baseline] [--libraries DIR]
 // Prints pass counts per folder and a last line "N passed, M failed, K skipped".
+// --libraries DIR also runs a second corpus: policy libraries written by others, each folder of .rego
+// files tested as `opa test FOLDER` tests it (see libraries.ts), its count printed beside the first.
 // --ratchet fails when fewer cases pass than baseline.json records: the count may only go up.
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { compile, RegoError } from '../src/index.ts';
+import { printLibraries, runLibraries } from './libraries.ts';
 
 type Case = {
   note: string;
@@ -27,7 +30,9 @@ const option = (name: string) => {
   const i = args.indexOf(name);
   return i >= 0 ? args[i + 1] : undefined;
 };
-const positional = args.filter((a, i) => !a.startsWith('--') && !['--filter'].includes(args[i - 1] ?? ''));
+const positional = args.filter(
+  (a, i) => !a.startsWith('--') && !['--filter', '--libraries'].includes(args[i - 1] ?? ''),
+);
 const root = resolve(positional[0] ?? join(here, '../../../../shared/conformance/opa-v1'));
 if (!existsSync(root)) {
   console.error(`no conformance cases at ${root}; pass a directory`);
@@ -151,4 +156,10 @@ if (flag('--ratchet') && existsSync(baselineFile)) {
   }
 }
 console.log(`conformance: ${total.pass} passed, ${total.fail} failed, ${total.skip} skipped`);
+const libraries = option('--libraries');
+if (libraries) {
+  console.log(`\npolicy libraries (${libraries}), tested as opa test tests them:`);
+  const [passed, run] = printLibraries(runLibraries(resolve(libraries)), flag('--verbose'));
+  console.log(`libraries: ${passed} of ${run} tests pass`);
+}
 process.exit(code);

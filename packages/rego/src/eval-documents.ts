@@ -281,6 +281,23 @@ export abstract class DocumentEvaluator extends EvaluatorBase {
     return out;
   }
 
+  /**
+   * The value of one definition of a complete rule, on its own: how `opa test` runs a test that is
+   * defined more than once (test_x, test_x#01, …), each definition a test of its own.
+   */
+  definitionValue(rule: CompiledRule): Value | undefined {
+    try {
+      return this.completeRuleValue(rule);
+    } catch (error) {
+      if (error instanceof RangeError)
+        throw new RegoError(
+          'eval_budget_error',
+          'evaluation nested too deeply (the call stack was exhausted)',
+        );
+      throw error;
+    }
+  }
+
   protected defaultValue(rule: CompiledRule): Value | undefined {
     if (this.coverage) this.cover(rule.loc);
     let result: Value | undefined;

@@ -168,18 +168,22 @@ export class PreparedPolicy {
    */
   test(options: EvaluateOptions & { filter?: RegExp } = {}): TestResult[] {
     const results: TestResult[] = [];
-    const seen = new Set<string>();
+    // A test defined more than once is one test per definition, named test_x, test_x#01, … as opa test names them.
+    const definitions = new Map<string, number>();
     for (const rule of this.compiled.rulesById) {
       const name = rule.path
         .slice(rule.module.pkg.length)
         .map((p) => (p.type === 'string' ? p.value : ''))
         .join('.');
       const todo = /^todo_test_/.test(name);
-      if ((!/^test_/.test(name) && !todo) || rule.args) continue;
-      const full = `data.${rule.module.pkg.join('.')}.${name}`;
-      if (seen.has(full) || (options.filter && !options.filter.test(full))) continue;
-      seen.add(full);
-      const base = { name, package: rule.module.pkg.join('.'), file: rule.module.file };
+      if ((!/^test_/.test(name) && !todo) || rule.args || rule.kind !== 'complete' || rule.isDefault)
+        continue;
+      const ref = `data.${rule.module.pkg.join('.')}.${name}`;
+      const seen = definitions.get(ref) ?? 0;
+      definitions.set(ref, seen + 1);
+      const shownName = seen === 0 ? name : `${name}#${String(seen).padStart(2, '0')}`;
+      if (options.filter && !options.filter.test(`data.${rule.module.pkg.join('.')}.${shownName}`)) continue;
+      const base = { name: shownName, package: rule.module.pkg.join('.'), file: rule.module.file };
       if (todo) {
         results.push({ ...base, outcome: 'skip', output: [], durationMs: 0 });
         continue;
@@ -191,7 +195,7 @@ export class PreparedPolicy {
       };
       const started = performance.now();
       try {
-        const value = this.evaluate(full, { ...options, print });
+        const value = this.evaluator({ ...options, print }).definitionValue(rule);
         const outcome = value === true ? 'pass' : 'fail';
         results.push({ ...base, outcome, output, durationMs: performance.now() - started });
       } catch (error) {

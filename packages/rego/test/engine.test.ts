@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { compile, RegoError } from '../src/index.ts';
+import { compile, coverageReport, RegoError } from '../src/index.ts';
 
 const seed = `package microapp.network
 
@@ -289,5 +289,41 @@ describe('bodies run in the order their variables allow, as OPA reorders them', 
 
   test('what no order can bind is still reported as unsafe', () => {
     assert.throws(() => run('p if { z == 1 }'), /var z is unsafe/);
+  });
+});
+
+describe('the test runner, as opa test runs tests', () => {
+  test('a test defined twice is two tests, test_x and test_x#01, each judged on its own', () => {
+    const policy = compile([
+      {
+        file: 't_test.rego',
+        source: 'package t\nimport rego.v1\ntest_x if 1 == 1\ntest_x if 1 == 2\ntodo_test_y if false\n',
+      },
+    ]);
+    const results = policy.test().map((r) => [r.name, r.outcome]);
+    assert.deepEqual(results, [
+      ['test_x', 'pass'],
+      ['test_x#01', 'fail'],
+      ['todo_test_y', 'skip'],
+    ]);
+  });
+
+  test('coverage names the rows a test reached and the rows it did not', () => {
+    const policy = compile([
+      {
+        file: 'p.rego',
+        source: 'package p\nimport rego.v1\nallow if {\n  input.x == 1\n}\nf(a) := a + 1\n',
+      },
+      {
+        file: 'p_test.rego',
+        source: 'package p\nimport rego.v1\ntest_allow if allow with input as {"x": 1}\n',
+      },
+    ]);
+    const covered = new Set<string>();
+    assert.equal(policy.test({ coverage: covered })[0]?.outcome, 'pass');
+    const report = coverageReport(policy.modules, covered);
+    assert.deepEqual(report.files['p.rego']?.covered, [{ start: { row: 3 }, end: { row: 4 } }]);
+    assert.deepEqual(report.files['p.rego']?.not_covered, [{ start: { row: 6 }, end: { row: 6 } }]);
+    assert.equal(report.files['p.rego']?.coverage, 66.67);
   });
 });
