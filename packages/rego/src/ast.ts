@@ -8,7 +8,14 @@ export type Term =
   | { type: 'number'; value: number; raw: string; loc: Location }
   | { type: 'string'; value: string; loc: Location }
   | { type: 'var'; name: string; loc: Location }
-  | { type: 'ref'; head: Term; path: Term[]; loc: Location }
+  | {
+      type: 'ref';
+      head: Term;
+      path: Term[];
+      loc: Location;
+      /** Filled in on first evaluation: the leading elements of the path that are constant strings. */
+      names?: string[];
+    }
   | { type: 'array'; items: Term[]; loc: Location }
   | { type: 'set'; items: Term[]; loc: Location }
   | { type: 'object'; items: [Term, Term][]; loc: Location }

@@ -5,6 +5,9 @@ import { EvaluatorBase, type KV, STOP } from './eval-state.ts';
 import { insertPath, isConstantNode, lookupIn, mergeValues, setIn } from './eval-values.ts';
 import { equal, RObject, RSet, type Value } from './value.ts';
 
+/** What `dataAt` answers when a reference must take the general path. */
+export const walkInstead: unique symbol = Symbol('walk instead');
+
 /** Data documents: base data, `with data` patches, and the values of rules and user functions. */
 export abstract class DocumentEvaluator extends EvaluatorBase {
   protected patchAt(path: string[]): Value | undefined | null {
@@ -64,6 +67,38 @@ export abstract class DocumentEvaluator extends EvaluatorBase {
       return false;
     }
     return this.evalTerm(p, (key) => this.dataStep(path, i, node, base, at, k, key));
+  }
+
+  /**
+   * The document at a path of constant names, with no `with data` patches in force: the same answer as
+   * evalDataRef, walking the rule tree and base data side by side in a loop. When the path is only the
+   * start of a reference (`whole` false) and ends at a namespace, whose keys the rest of the reference
+   * may enumerate, it answers `walkInstead` and the caller takes the general path.
+   */
+  protected dataAt(names: string[], whole: boolean): Value | undefined | typeof walkInstead {
+    let node: RuleNode | undefined = this.compiled.root;
+    let base: Value | undefined = this.data;
+    for (let i = 0; i <= names.length; i++) {
+      if (!node || (node.rules.length === 0 && !node.defaultRule && node.children.size === 0)) {
+        // Plain base data from here on.
+        for (let j = i; base !== undefined && j < names.length; j++) base = lookupIn(base, names[j]!);
+        return base;
+      }
+      if (node.rules.length > 0 || node.defaultRule) {
+        if (node.kind === 'function') return undefined;
+        let v = this.nodeValue(node, base);
+        for (let j = i; v !== undefined && j < names.length; j++) v = lookupIn(v, names[j]!);
+        return v;
+      }
+      if (i === names.length) return whole ? this.materialize(node, base, names) : walkInstead;
+      const key = names[i]!;
+      const child: RuleNode | undefined = node.children.get(key);
+      const nextBase: Value | undefined = base === undefined ? undefined : lookupIn(base, key);
+      if (!child && nextBase === undefined) return undefined;
+      node = child;
+      base = nextBase;
+    }
+    return undefined;
   }
 
   protected dataStep(

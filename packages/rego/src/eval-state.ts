@@ -52,30 +52,40 @@ export abstract class EvaluatorBase {
   protected readonly budget: Budget;
   protected steps = 0;
   protected depth = 0;
-  protected readonly deadline: number;
-  readonly builtinCtx: BuiltinContext;
+  /** Set at the first budget check: a decision that ends before it never reads the clock. */
+  protected deadline = 0;
 
   protected readonly coverage: Set<string> | undefined;
 
+  private readonly options: EvalOptions;
+  private builtins: BuiltinContext | undefined;
+
   constructor(compiled: CompiledModules, options: EvalOptions) {
     this.compiled = compiled;
+    this.options = options;
     this.coverage = options.coverage;
     this.data = options.data;
     this.strict = options.strictBuiltinErrors ?? false;
     this.budget = options.budget ? { ...defaultBudget, ...options.budget } : defaultBudget;
-    this.deadline = Date.now() + this.budget.maxMillis;
+    // `with` copies the patches and mocks into a context of its own, so these two are never changed in
+    // place and every evaluation can start from the same empty ones.
     this.ctx = {
       input: options.input,
-      dataPatches: [],
-      mocks: new Map(),
+      dataPatches: noPatches,
+      mocks: noMocks,
       cache: new Map(),
       inProgress: new Set(),
     };
-    this.builtinCtx = new EvalBuiltinContext(
-      options.now,
-      options.print ?? noPrint,
+  }
+
+  /** What builtins may use (the clock, print, a cache), made on the first builtin call that needs it. */
+  get builtinCtx(): BuiltinContext {
+    this.builtins ??= new EvalBuiltinContext(
+      this.options.now,
+      this.options.print ?? noPrint,
       this.budget.maxCollection,
     );
+    return this.builtins;
   }
 
   // ---- bindings
@@ -97,7 +107,10 @@ export abstract class EvaluatorBase {
           'eval_budget_error',
           `evaluation exceeded its budget of ${this.budget.maxSteps} steps`,
         );
-      if (Date.now() > this.deadline)
+      // The clock starts at the first check (after 1,024 steps, microseconds in): a decision that ends
+      // sooner, as nearly all do, never reads it.
+      if (this.deadline === 0) this.deadline = Date.now() + this.budget.maxMillis;
+      else if (Date.now() > this.deadline)
         throw new RegoError(
           'eval_budget_error',
           `evaluation exceeded its time budget of ${this.budget.maxMillis} ms`,
@@ -107,8 +120,25 @@ export abstract class EvaluatorBase {
 
   /** Runs a body and calls `k` for each solution, bindings visible through `lookup`. */
   evalQuery(body: Body, k: K): void {
+    this.guarded(() => this.evalBody(body, 0, k));
+  }
+
+  /** The first value of a term (an entrypoint's document), or undefined. */
+  valueOf(t: Term): Value | undefined {
+    let out: Value | undefined;
+    this.guarded(() =>
+      this.evalTerm(t, (v) => {
+        out = v;
+        return STOP;
+      }),
+    );
+    return out;
+  }
+
+  /** Runs an evaluation, turning an exhausted call stack into the budget error it is. */
+  protected guarded(run: () => unknown): void {
     try {
-      this.evalBody(body, 0, k);
+      run();
     } catch (error) {
       if (error instanceof RangeError)
         throw new RegoError(
@@ -231,6 +261,8 @@ export abstract class EvaluatorBase {
 }
 
 const noPrint = () => {};
+const noPatches: Ctx['dataPatches'] = [];
+const noMocks: Ctx['mocks'] = new Map();
 
 /** Per-evaluation state for builtins: a fixed clock and a cache, both created only if used. */
 class EvalBuiltinContext implements BuiltinContext {

@@ -1,6 +1,7 @@
 import type { Body, Expr, Term } from './ast.ts';
 import { RegoError } from './errors.ts';
 import { CallEvaluator } from './eval-calls.ts';
+import { walkInstead } from './eval-documents.ts';
 import { displayName, type K, type KV, STOP } from './eval-state.ts';
 import { lookupIn } from './eval-values.ts';
 import { BigNum, compare, equal, formatValue, keyOf, RObject, RSet, type Value } from './value.ts';
@@ -214,6 +215,32 @@ export class Evaluator extends CallEvaluator {
   // ---- references
   protected evalRef(t: Extract<Term, { type: 'ref' }>, k: KV): boolean {
     const head = t.head;
+    if (t.names === undefined) {
+      const names: string[] = [];
+      for (const p of t.path) {
+        if (p.type !== 'string') break;
+        names.push(p.value);
+      }
+      t.names = names;
+    }
+    const names = t.names;
+    if (names.length > 0 && head.type === 'var' && !this.env.has(head.name)) {
+      // A path that starts with constant names (input.request.host, data.pkg.rule[x]): those are looked
+      // up in a loop, without a continuation each; what follows them is indexed as usual.
+      if (head.name === 'input') {
+        let v = this.ctx.input;
+        for (let i = 0; v !== undefined && i < names.length; i++) v = lookupIn(v, names[i]!);
+        if (v === undefined) return false;
+        return names.length === t.path.length ? Boolean(k(v)) : this.index(v, t.path, names.length, k);
+      }
+      if (head.name === 'data' && this.ctx.dataPatches.length === 0) {
+        const v = this.dataAt(names, names.length === t.path.length);
+        if (v !== walkInstead) {
+          if (v === undefined) return false;
+          return names.length === t.path.length ? Boolean(k(v)) : this.index(v, t.path, names.length, k);
+        }
+      }
+    }
     if (head.type === 'var' && !this.env.has(head.name)) {
       if (head.name === 'data') return this.evalDataRef(t.path, 0, this.compiled.root, this.data, [], k);
       if (head.name === 'input') {

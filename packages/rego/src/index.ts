@@ -159,6 +159,21 @@ export class PreparedPolicy {
       query = `result = ${ref}`;
       this.entrypoints.set(entrypoint, query);
     }
+    // A document named by a plain path (nearly every entrypoint) is read directly, without a query's
+    // unification and bindings.
+    const { body } = this.prepareQuery(query);
+    const only = body.length === 1 ? body[0]! : null;
+    const term = only?.kind === 'term' && only.with.length === 0 ? only.term : null;
+    const ref = term?.type === 'call' && term.infix === '=' ? term.args[1]! : null;
+    if (
+      ref?.type === 'ref' &&
+      ref.head.type === 'var' &&
+      ref.head.name === 'data' &&
+      ref.path.every((p) => p.type === 'string')
+    ) {
+      const value = this.evaluator(options).valueOf(ref);
+      return value === undefined ? undefined : toJSON(value);
+    }
     return this.query(query, options)[0]?.result;
   }
 
