@@ -15,6 +15,8 @@ export type Term =
       loc: Location;
       /** Filled in on first evaluation: the leading elements of the path that are constant strings. */
       names?: string[];
+      /** Filled in on first evaluation of a data reference: the rules its constant names lead to, if any. */
+      rules?: { node: unknown; depth: number } | null;
     }
   | { type: 'array'; items: Term[]; loc: Location }
   | { type: 'set'; items: Term[]; loc: Location }

@@ -75,7 +75,23 @@ export abstract class DocumentEvaluator extends EvaluatorBase {
    * start of a reference (`whole` false) and ends at a namespace, whose keys the rest of the reference
    * may enumerate, it answers `walkInstead` and the caller takes the general path.
    */
-  protected dataAt(names: string[], whole: boolean): Value | undefined | typeof walkInstead {
+  protected dataAt(
+    names: string[],
+    whole: boolean,
+    t?: Extract<Term, { type: 'ref' }>,
+  ): Value | undefined | typeof walkInstead {
+    // The rule tree is fixed once compiled: where a reference's names first reach rules is worked out
+    // once per term. (Base data beside rules is never read: a node with rules is the rules' value.)
+    if (t) {
+      if (t.rules === undefined) t.rules = this.rulesAlong(names);
+      if (t.rules) {
+        const node = t.rules.node as RuleNode;
+        if (node.kind === 'function') return undefined;
+        let v = this.nodeValue(node, undefined);
+        for (let j = t.rules.depth; v !== undefined && j < names.length; j++) v = lookupIn(v, names[j]!);
+        return v;
+      }
+    }
     let node: RuleNode | undefined = this.compiled.root;
     let base: Value | undefined = this.data;
     for (let i = 0; i <= names.length; i++) {
@@ -99,6 +115,17 @@ export abstract class DocumentEvaluator extends EvaluatorBase {
       base = nextBase;
     }
     return undefined;
+  }
+
+  /** The first node along a path of names that has rules, with its depth; null when there is none. */
+  private rulesAlong(names: string[]): { node: RuleNode; depth: number } | null {
+    let node: RuleNode | undefined = this.compiled.root;
+    for (let i = 0; node; i++) {
+      if (node.rules.length > 0 || node.defaultRule) return { node, depth: i };
+      if (i === names.length) return null;
+      node = node.children.get(names[i]!);
+    }
+    return null;
   }
 
   protected dataStep(

@@ -41,6 +41,9 @@ export type Ctx = {
 
 export const STOP = true;
 
+/** What `single` answers for a term that needs the general path. */
+export const multiple: unique symbol = Symbol('multiple');
+
 /** Bindings, budget and unification, shared by every layer of the evaluator. */
 export abstract class EvaluatorBase {
   protected readonly compiled: CompiledModules;
@@ -166,6 +169,7 @@ export abstract class EvaluatorBase {
   // ---- supplied by the layers above
   abstract evalBody(body: Body, i: number, k: K): boolean;
   abstract evalTerm(t: Term, k: KV): boolean;
+  protected abstract single(t: Term): Value | undefined | typeof multiple;
 
   // ---- unification
   /** True when the term has an unbound variable outside any reference or call: it can receive a value. */
@@ -186,8 +190,16 @@ export abstract class EvaluatorBase {
   unify(a: Term, b: Term, k: K): boolean {
     const pa = this.isUnboundPattern(a);
     const pb = this.isUnboundPattern(b);
-    if (pa && !pb) return this.evalTerm(b, (vb) => this.matchScoped(a, vb, k));
-    if (pb && !pa) return this.evalTerm(a, (va) => this.matchScoped(b, va, k));
+    if (pa && !pb) {
+      const vb = this.single(b);
+      if (vb !== multiple) return vb === undefined ? false : this.matchScoped(a, vb, k);
+      return this.evalTerm(b, (v) => this.matchScoped(a, v, k));
+    }
+    if (pb && !pa) {
+      const va = this.single(a);
+      if (va !== multiple) return va === undefined ? false : this.matchScoped(b, va, k);
+      return this.evalTerm(a, (v) => this.matchScoped(b, v, k));
+    }
     if (pa && pb) {
       if (a.type === 'array' && b.type === 'array') {
         if (a.items.length !== b.items.length) return false;

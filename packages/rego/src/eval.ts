@@ -2,7 +2,7 @@ import type { Body, Expr, Term } from './ast.ts';
 import { RegoError } from './errors.ts';
 import { CallEvaluator } from './eval-calls.ts';
 import { walkInstead } from './eval-documents.ts';
-import { displayName, type K, type KV, STOP } from './eval-state.ts';
+import { displayName, type K, type KV, multiple, STOP } from './eval-state.ts';
 import { lookupIn } from './eval-values.ts';
 import { BigNum, compare, equal, formatValue, keyOf, RObject, RSet, type Value } from './value.ts';
 
@@ -190,11 +190,86 @@ export class Evaluator extends CallEvaluator {
     return this.evalTemplate(t, i + 1, acc + text, k);
   }
 
-  /** The first n arguments' values; one and two arguments (most calls) without intermediate arrays. */
+  /** The first n arguments' values; when every one has at most one value, without continuations. */
   protected evalArgs(args: Term[], n: number, k: (values: Value[]) => boolean | undefined | void): boolean {
-    if (n === 1) return this.evalTerm(args[0]!, (a) => k([a]));
-    if (n === 2) return this.evalTerm(args[0]!, (a) => this.evalTerm(args[1]!, (b) => k([a, b])));
-    return this.evalList(n === args.length ? args : args.slice(0, n), 0, [], k);
+    const direct: Value[] = [];
+    for (let i = 0; i < n; i++) {
+      const v = this.single(args[i]!);
+      if (v === multiple) {
+        if (n === 1) return this.evalTerm(args[0]!, (a) => k([a]));
+        if (n === 2) return this.evalTerm(args[0]!, (a) => this.evalTerm(args[1]!, (b) => k([a, b])));
+        return this.evalList(n === args.length ? args : args.slice(0, n), 0, [], k);
+      }
+      if (v === undefined) return false;
+      direct.push(v);
+    }
+    return Boolean(k(direct));
+  }
+
+  /**
+   * The value of a term that has at most one (a constant, a bound variable, a reference whose every
+   * element is constant or bound), found without continuations; undefined when it has none; `multiple`
+   * when the term may have several values or needs the general path (an unbound variable, a call, a
+   * comprehension, `with data` in force).
+   */
+  protected single(t: Term): Value | undefined | typeof multiple {
+    switch (t.type) {
+      case 'string':
+      case 'boolean':
+        return t.value;
+      case 'null':
+        return null;
+      case 'number':
+        return Number.isSafeInteger(t.value) || !Number.isInteger(t.value) ? t.value : multiple;
+      case 'var': {
+        const v = this.env.get(t.name);
+        if (v !== undefined) return v;
+        if (t.name === 'input') return this.ctx.input;
+        return multiple;
+      }
+      case 'ref': {
+        const head = t.head;
+        if (head.type !== 'var') return multiple;
+        let v: Value | undefined = this.env.get(head.name);
+        if (v !== undefined) {
+          // a reference into a bound local: container.resources.limits.cpu
+        } else if (head.name === 'input') v = this.ctx.input;
+        else if (head.name === 'data' && this.ctx.dataPatches.length === 0) {
+          const names = this.namesOf(t);
+          if (names.length === 0) return multiple;
+          const d = this.dataAt(names, names.length === t.path.length, t);
+          if (d === walkInstead) return multiple;
+          v = d;
+          for (let i = names.length; v !== undefined && i < t.path.length; i++) {
+            const key = this.single(t.path[i]!);
+            if (key === multiple) return multiple;
+            v = key === undefined ? undefined : lookupIn(v, key);
+          }
+          return v;
+        } else return multiple;
+        for (let i = 0; v !== undefined && i < t.path.length; i++) {
+          const key = this.single(t.path[i]!);
+          if (key === multiple) return multiple;
+          v = key === undefined ? undefined : lookupIn(v, key);
+        }
+        return v;
+      }
+      default:
+        return multiple;
+    }
+  }
+
+  /** The leading constant names of a reference's path, worked out once per term. */
+  protected namesOf(t: Extract<Term, { type: 'ref' }>): string[] {
+    if (t.names === undefined) {
+      const names: string[] = [];
+      for (const p of t.path) {
+        if (p.type !== 'string') break;
+        names.push(p.value);
+      }
+      t.names = names;
+    }
+    return t.names;
   }
 
   protected evalList(
@@ -215,15 +290,7 @@ export class Evaluator extends CallEvaluator {
   // ---- references
   protected evalRef(t: Extract<Term, { type: 'ref' }>, k: KV): boolean {
     const head = t.head;
-    if (t.names === undefined) {
-      const names: string[] = [];
-      for (const p of t.path) {
-        if (p.type !== 'string') break;
-        names.push(p.value);
-      }
-      t.names = names;
-    }
-    const names = t.names;
+    const names = this.namesOf(t);
     if (names.length > 0 && head.type === 'var' && !this.env.has(head.name)) {
       // A path that starts with constant names (input.request.host, data.pkg.rule[x]): those are looked
       // up in a loop, without a continuation each; what follows them is indexed as usual.
@@ -234,7 +301,7 @@ export class Evaluator extends CallEvaluator {
         return names.length === t.path.length ? Boolean(k(v)) : this.index(v, t.path, names.length, k);
       }
       if (head.name === 'data' && this.ctx.dataPatches.length === 0) {
-        const v = this.dataAt(names, names.length === t.path.length);
+        const v = this.dataAt(names, names.length === t.path.length, t);
         if (v !== walkInstead) {
           if (v === undefined) return false;
           return names.length === t.path.length ? Boolean(k(v)) : this.index(v, t.path, names.length, k);

@@ -1,4 +1,4 @@
-import type { Body, Module } from './ast.ts';
+import type { Body, Module, Term } from './ast.ts';
 import { type CompiledModules, compileModules, Resolver, Scope } from './compiler.ts';
 import { RegoError } from './errors.ts';
 import { type Budget, Evaluator } from './eval.ts';
@@ -49,6 +49,9 @@ export type TestResult = {
   durationMs: number;
 };
 
+/** The base data of an evaluation given none (values are never changed once made, so one will do). */
+const noData = new RObject();
+
 /** Converts JSON once, for data reused across many evaluations. */
 export function toValue(json: unknown): Value {
   return fromJSON(json);
@@ -69,7 +72,8 @@ export function compile(sources: Source[], options: CompileOptions = {}): Prepar
 export class PreparedPolicy {
   readonly compiled: CompiledModules;
   private readonly queries = new Map<string, { body: Body; vars: string[] }>();
-  private readonly entrypoints = new Map<string, string>();
+  /** Entrypoints, prepared: a document's reference when it is a plain path, else the query that reads it. */
+  private readonly entrypoints = new Map<string, { query: string; ref: Term | null }>();
   private readonly functions: Set<string>;
   private dataCache: { json: unknown; value: Value } | null = null;
 
@@ -107,7 +111,7 @@ export class PreparedPolicy {
 
   private evaluator(options: EvaluateOptions): Evaluator {
     let data: Value;
-    if (options.data === undefined) data = new RObject();
+    if (options.data === undefined) data = noData;
     else if (options.data instanceof RObject) data = options.data;
     else if (this.dataCache && this.dataCache.json === options.data) data = this.dataCache.value;
     else {
@@ -147,34 +151,35 @@ export class PreparedPolicy {
    * Undefined when the document is undefined.
    */
   evaluate(entrypoint: string, options: EvaluateOptions = {}): unknown {
-    let query = this.entrypoints.get(entrypoint);
-    if (!query) {
-      const ref = entrypoint.startsWith('data')
+    let prepared = this.entrypoints.get(entrypoint);
+    if (!prepared) {
+      const path = entrypoint.startsWith('data')
         ? entrypoint
         : `data.${entrypoint
             .replace(/^\/+/, '')
             .split('/')
             .map((s) => (/^[A-Za-z_][A-Za-z0-9_]*$/.test(s) ? s : JSON.stringify(s)))
             .join('.')}`;
-      query = `result = ${ref}`;
-      this.entrypoints.set(entrypoint, query);
+      const query = `result = ${path}`;
+      // A document named by a plain path (nearly every entrypoint) is read directly, without a query's
+      // unification and bindings.
+      const { body } = this.prepareQuery(query);
+      const only = body.length === 1 ? body[0]! : null;
+      const term = only?.kind === 'term' && only.with.length === 0 ? only.term : null;
+      const ref = term?.type === 'call' && term.infix === '=' ? term.args[1]! : null;
+      const plain =
+        ref?.type === 'ref' &&
+        ref.head.type === 'var' &&
+        ref.head.name === 'data' &&
+        ref.path.every((p) => p.type === 'string');
+      prepared = { query, ref: plain ? ref : null };
+      this.entrypoints.set(entrypoint, prepared);
     }
-    // A document named by a plain path (nearly every entrypoint) is read directly, without a query's
-    // unification and bindings.
-    const { body } = this.prepareQuery(query);
-    const only = body.length === 1 ? body[0]! : null;
-    const term = only?.kind === 'term' && only.with.length === 0 ? only.term : null;
-    const ref = term?.type === 'call' && term.infix === '=' ? term.args[1]! : null;
-    if (
-      ref?.type === 'ref' &&
-      ref.head.type === 'var' &&
-      ref.head.name === 'data' &&
-      ref.path.every((p) => p.type === 'string')
-    ) {
-      const value = this.evaluator(options).valueOf(ref);
+    if (prepared.ref) {
+      const value = this.evaluator(options).valueOf(prepared.ref);
       return value === undefined ? undefined : toJSON(value);
     }
-    return this.query(query, options)[0]?.result;
+    return this.query(prepared.query, options)[0]?.result;
   }
 
   /**

@@ -173,6 +173,13 @@ function goFormat(format: string, values: Value[]): string {
     }
     out += format.slice(i, pct);
     i = pct;
+    // %v alone, the verb nearly every policy message uses, without the verb parser.
+    if (format.charCodeAt(i + 1) === 118 && argi < values.length) {
+      const v = values[argi++]!;
+      out += typeof v === 'string' ? v : formatValue(v);
+      i += 1;
+      continue;
+    }
     verbRe.lastIndex = i + 1;
     const m = verbRe.exec(format);
     if (!m) {
