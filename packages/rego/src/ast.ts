@@ -34,6 +34,8 @@ export type Term =
       /** Filled in on first evaluation: the dotted name and the builtin it names (null: not a builtin). */
       name?: string;
       builtin?: Builtin | null;
+      /** Filled in on first call: whether the last argument receives the result (arity checked then). */
+      hasOut?: boolean;
     }
   | { type: 'template'; parts: (string | Term)[]; loc: Location };
 

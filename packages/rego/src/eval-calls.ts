@@ -4,7 +4,7 @@ import type { RuleNode } from './compiler.ts';
 import { BuiltinError, RegoError } from './errors.ts';
 import type { Evaluator } from './eval.ts';
 import { DocumentEvaluator } from './eval-documents.ts';
-import type { Ctx, K, KV } from './eval-state.ts';
+import { type Ctx, type K, type KV, multiple } from './eval-state.ts';
 import { setIn } from './eval-values.ts';
 import { equal, type Value } from './value.ts';
 
@@ -17,7 +17,6 @@ export abstract class CallEvaluator extends DocumentEvaluator {
       dataPatches: [...outer.dataPatches],
       mocks: new Map(outer.mocks),
       cache: new Map(),
-      inProgress: new Set(),
     };
     const values: { w: With; value: Value }[] = [];
     // With values are evaluated in the outer context.
@@ -124,13 +123,23 @@ export abstract class CallEvaluator extends DocumentEvaluator {
       // The common case: a builtin, not mocked. Its lookup is cached on the term.
       if (t.builtin === undefined) t.builtin = builtins.get(name) ?? null;
       const builtin = t.builtin;
-      if (builtin && !builtin.special)
+      if (builtin && !builtin.special) {
+        // Arguments with one value each (nearly all): the builtin is called straight away.
+        if (t.hasOut === false) {
+          const args = this.singleArgs(t.args);
+          if (args !== multiple) {
+            if (args === undefined) return false;
+            const result = this.callBuiltin(name, builtin.fn, args, t);
+            return result === undefined ? false : Boolean(k(result));
+          }
+        }
         return this.callWithOutput(
           t,
           builtin.arity,
           (args) => this.callBuiltin(name, builtin.fn, args, t),
           k,
         );
+      }
     }
     const mock = this.ctx.mocks.get(name);
     let fnPath = t.fn;
@@ -157,13 +166,20 @@ export abstract class CallEvaluator extends DocumentEvaluator {
     fn: (args: Value[]) => Value | undefined,
     k: KV,
   ): boolean {
-    const hasOut = arity >= 0 && t.args.length === arity + 1;
-    if (arity >= 0 && !hasOut && t.args.length !== arity)
-      throw new RegoError(
-        'rego_type_error',
-        `${t.fn.join('.')}: arity mismatch: expected ${arity} arguments, got ${t.args.length}`,
-        t.loc,
-      );
+    // Worked out on the first unmocked call of a builtin (whose arity never changes); a function's, or a
+    // call's while `with` replaces functions, is checked each time.
+    const cacheable = Boolean(t.builtin) && this.ctx.mocks.size === 0;
+    let hasOut = cacheable ? t.hasOut : undefined;
+    if (hasOut === undefined) {
+      hasOut = arity >= 0 && t.args.length === arity + 1;
+      if (arity >= 0 && !hasOut && t.args.length !== arity)
+        throw new RegoError(
+          'rego_type_error',
+          `${t.fn.join('.')}: arity mismatch: expected ${arity} arguments, got ${t.args.length}`,
+          t.loc,
+        );
+      if (cacheable) t.hasOut = hasOut;
+    }
     const n = hasOut ? t.args.length - 1 : t.args.length;
     return this.evalArgs(t.args, n, (args) => {
       const result = fn(args);
@@ -256,6 +272,7 @@ export abstract class CallEvaluator extends DocumentEvaluator {
 
   // ---- supplied by the layer above
   protected abstract evalExprInner(e: Expr, k: K): boolean;
+  protected abstract singleArgs(args: Term[]): Value[] | undefined | typeof multiple;
   protected abstract evalArgs(
     args: Term[],
     n: number,

@@ -5,6 +5,9 @@ import { EvaluatorBase, type KV, STOP } from './eval-state.ts';
 import { insertPath, isConstantNode, lookupIn, mergeValues, setIn } from './eval-values.ts';
 import { equal, RObject, RSet, type Value } from './value.ts';
 
+/** Marks, in a context's cache, a rule whose value is being computed. */
+const computing: unique symbol = Symbol('computing');
+
 /** What `dataAt` answers when a reference must take the general path. */
 export const walkInstead: unique symbol = Symbol('walk instead');
 
@@ -210,20 +213,25 @@ export abstract class DocumentEvaluator extends EvaluatorBase {
   // ---- rules
   /** The value of the rules at a node (cached per context), merged with base data and child nodes. */
   protected nodeValue(node: RuleNode, base: Value | undefined): Value | undefined {
+    if (node.constant !== undefined && !this.coverage) return node.constant.value;
+    // One map per context holds both the values computed and the rules being computed (to find recursion).
     const cache = this.ctx.cache;
-    if (cache.has(node.id)) return cache.get(node.id);
-    if (this.ctx.inProgress.has(node.id)) {
+    const cached = cache.get(node.id);
+    if (cached === computing) {
       const r = node.rules[0] ?? node.defaultRule!;
       throw new RegoError('rego_recursion_error', `rule data.${node.path.join('.')} is recursive`, r.loc);
     }
-    this.ctx.inProgress.add(node.id);
+    if (cached !== undefined || cache.has(node.id)) return cached as Value | undefined;
+    cache.set(node.id, computing);
     let value: Value | undefined;
     this.enter((node.rules[0] ?? node.defaultRule!).loc);
     try {
       value = this.computeNode(node, base);
+    } catch (error) {
+      cache.delete(node.id);
+      throw error;
     } finally {
       this.depth--;
-      this.ctx.inProgress.delete(node.id);
     }
     cache.set(node.id, value);
     return value;

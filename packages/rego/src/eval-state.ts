@@ -35,8 +35,8 @@ export type Ctx = {
   input: Value | undefined;
   dataPatches: { path: string[]; value: Value }[];
   mocks: Map<string, Mock>;
-  cache: Map<number, Value | undefined>;
-  inProgress: Set<number>;
+  /** Rule values by node id (a symbol while one is being computed). */
+  cache: Map<number, Value | undefined | symbol>;
 };
 
 export const STOP = true;
@@ -77,7 +77,6 @@ export abstract class EvaluatorBase {
       dataPatches: noPatches,
       mocks: noMocks,
       cache: new Map(),
-      inProgress: new Set(),
     };
   }
 

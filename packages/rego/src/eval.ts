@@ -206,6 +206,17 @@ export class Evaluator extends CallEvaluator {
     return Boolean(k(direct));
   }
 
+  /** Every argument's value when each has at most one; undefined when one has none. */
+  protected singleArgs(args: Term[]): Value[] | undefined | typeof multiple {
+    const out: Value[] = [];
+    for (const a of args) {
+      const v = this.single(a);
+      if (v === multiple || v === undefined) return v;
+      out.push(v);
+    }
+    return out;
+  }
+
   /**
    * The value of a term that has at most one (a constant, a bound variable, a reference whose every
    * element is constant or bound), found without continuations; undefined when it has none; `multiple`
@@ -253,6 +264,15 @@ export class Evaluator extends CallEvaluator {
           v = key === undefined ? undefined : lookupIn(v, key);
         }
         return v;
+      }
+      case 'array': {
+        const out: Value[] = [];
+        for (const item of t.items) {
+          const v = this.single(item);
+          if (v === multiple || v === undefined) return v;
+          out.push(v);
+        }
+        return out;
       }
       default:
         return multiple;

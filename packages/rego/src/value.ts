@@ -49,14 +49,13 @@ export function resetKeyCache() {
 }
 
 export class RObject {
-  /** Values by canonical key. For plain string keys the canonical key is the string itself. */
-  private readonly converted: Map<string, Value>;
+  /** Values by canonical key, made on first use. For plain string keys the canonical key is the string itself. */
+  private converted: Map<string, Value> | null = null;
   /** The original keys that are not plain strings, by canonical key. */
   private others: Map<string, Value> | null = null;
   /** A JSON object not yet converted: input documents are converted only as far as a policy reads them. */
   private plain: Record<string, unknown> | null = null;
   constructor(entries?: Iterable<[Value, Value]>) {
-    this.converted = new Map();
     if (entries) for (const [k, v] of entries) this.set(k, v);
   }
   /** Wraps parsed JSON; members are converted on first access. */
@@ -67,6 +66,7 @@ export class RObject {
   }
   /** Every entry, converted. */
   get vals(): Map<string, Value> {
+    this.converted ??= new Map();
     if (this.plain) {
       const plain = this.plain;
       this.plain = null;
@@ -81,10 +81,12 @@ export class RObject {
   }
   get(k: Value): Value | undefined {
     const key = keyOf(k);
-    const v = this.converted.get(key);
-    if (v !== undefined || !this.plain || typeof k !== 'string' || !Object.hasOwn(this.plain, k)) return v;
+    const v = this.converted?.get(key);
+    if (v !== undefined || !this.plain || typeof k !== 'string') return v;
     const raw = this.plain[k];
-    if (raw === undefined) return undefined;
+    if (raw === undefined || !Object.hasOwn(this.plain, k)) return undefined;
+    // A JSON scalar is its own value: read it where it is. Objects and arrays are converted once and kept.
+    if (raw === null || typeof raw === 'string' || typeof raw === 'number' || typeof raw === 'boolean') return raw;
     const value = fromJSON(raw);
     this.setKey(key, k, value);
     return value;
@@ -94,6 +96,7 @@ export class RObject {
       this.others ??= new Map();
       this.others.set(key, k);
     }
+    this.converted ??= new Map();
     this.converted.set(key, v);
   }
   /** Only while building a new object: values are immutable once shared. */
