@@ -1,7 +1,7 @@
 import type { Body, Term } from './ast.ts';
 import type { CompiledRule, RuleNode } from './compiler.ts';
 import { RegoError } from './errors.ts';
-import { EvaluatorBase, type KV, STOP } from './eval-state.ts';
+import { EvaluatorBase, type KV, multiple, STOP } from './eval-state.ts';
 import { insertPath, isConstantNode, lookupIn, mergeValues, setIn } from './eval-values.ts';
 import { equal, RObject, RSet, type Value } from './value.ts';
 
@@ -279,7 +279,9 @@ export abstract class DocumentEvaluator extends EvaluatorBase {
         const mark = this.trail.length;
         this.evalBody(rule.body, 0, () => {
           if (this.coverage) this.cover(rule.loc);
-          this.evalTerm(rule.key!, (v) => void out.add(v));
+          const key = this.single(rule.key!);
+          if (key === multiple) this.evalTerm(rule.key!, (v) => void out.add(v));
+          else if (key !== undefined) out.add(key);
           if (out.size > this.budget.maxCollection)
             throw new RegoError(
               'eval_budget_error',

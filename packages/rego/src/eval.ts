@@ -12,9 +12,59 @@ export { lookupIn } from './eval-values.ts';
 /** Evaluates queries against compiled modules with a trail-based binding store and continuations. */
 export class Evaluator extends CallEvaluator {
   // ---- bodies and expressions
+  /**
+   * Runs a body from expression i. Expressions with at most one way to succeed (a comparison, an
+   * assignment from a single value, a rule, a lookup) are decided in a loop, their bindings left on the
+   * trail for the caller to undo; the first that may succeed several ways (iteration, a comprehension's
+   * generator, `with`) continues the rest of the body as a continuation.
+   */
   evalBody(body: Body, i: number, k: K): boolean {
-    if (i === body.length) return Boolean(k());
-    return this.evalExpr(body[i]!, () => this.evalBody(body, i + 1, k));
+    for (; i < body.length; i++) {
+      const e = body[i]!;
+      const decided = this.exprOnce(e);
+      if (decided === multiple) return this.evalExpr(e, () => this.evalBody(body, i + 1, k));
+      if (!decided) return false;
+    }
+    return Boolean(k());
+  }
+
+  /** Decides an expression that can succeed at most one way: true (its bindings made), false, or `multiple`. */
+  protected exprOnce(e: Expr): boolean | typeof multiple {
+    if (e.with.length > 0 || e.kind === 'somein' || e.kind === 'every') return multiple;
+    this.tick();
+    if (this.coverage) this.cover(e.loc);
+    if (e.kind === 'some') return true;
+    const t = e.term;
+    if (t.type === 'call' && t.infix && t.fn.length === 1 && (t.fn[0] === 'eq' || t.fn[0] === 'assign')) {
+      if (e.negated) return multiple;
+      return this.unifyOnce(t.args[0]!, t.args[1]!);
+    }
+    const v = this.single(t);
+    if (v === multiple) return multiple;
+    const holds = v !== undefined && v !== false;
+    return e.negated ? !holds : holds;
+  }
+
+  /** `a = b` when one side is a lone variable or both have one value: bound or compared directly. */
+  protected unifyOnce(a: Term, b: Term): boolean | typeof multiple {
+    const freeA = a.type === 'var' && this.isUnboundPattern(a);
+    const freeB = b.type === 'var' && this.isUnboundPattern(b);
+    if (freeA && freeB) return multiple;
+    if (freeA || freeB) {
+      const other = this.single(freeA ? b : a);
+      if (other === multiple) return multiple;
+      if (other === undefined) return false;
+      const name = freeA ? (a as { name: string }).name : (b as { name: string }).name;
+      this.bind(name, other);
+      return true;
+    }
+    if (this.isUnboundPattern(a) || this.isUnboundPattern(b)) return multiple;
+    const va = this.single(a);
+    if (va === multiple) return multiple;
+    if (va === undefined) return false;
+    const vb = this.single(b);
+    if (vb === multiple) return multiple;
+    return vb !== undefined && equal(va, vb);
   }
 
   protected evalExpr(e: Expr, k: K): boolean {
@@ -84,9 +134,12 @@ export class Evaluator extends CallEvaluator {
     if (t.type === 'call') {
       const name = t.fn.length === 1 ? t.fn[0] : null;
       if ((name === 'eq' || name === 'assign') && t.infix) return this.unify(t.args[0]!, t.args[1]!, k);
-      return this.evalCall(t, (v) => (v === false ? false : k()), true);
     }
-    return this.evalTerm(t, (v) => (v === false ? false : k()));
+    // An expression with one value (a comparison, a rule, a lookup) is decided without a continuation.
+    const v = this.single(t);
+    if (v !== multiple) return v === undefined || v === false ? false : Boolean(k());
+    if (t.type === 'call') return this.evalCall(t, (x) => (x === false ? false : k()), true);
+    return this.evalTerm(t, (x) => (x === false ? false : k()));
   }
 
   // ---- terms
@@ -238,33 +291,10 @@ export class Evaluator extends CallEvaluator {
         if (t.name === 'input') return this.ctx.input;
         return multiple;
       }
-      case 'ref': {
-        const head = t.head;
-        if (head.type !== 'var') return multiple;
-        let v: Value | undefined = this.env.get(head.name);
-        if (v !== undefined) {
-          // a reference into a bound local: container.resources.limits.cpu
-        } else if (head.name === 'input') v = this.ctx.input;
-        else if (head.name === 'data' && this.ctx.dataPatches.length === 0) {
-          const names = this.namesOf(t);
-          if (names.length === 0) return multiple;
-          const d = this.dataAt(names, names.length === t.path.length, t);
-          if (d === walkInstead) return multiple;
-          v = d;
-          for (let i = names.length; v !== undefined && i < t.path.length; i++) {
-            const key = this.single(t.path[i]!);
-            if (key === multiple) return multiple;
-            v = key === undefined ? undefined : lookupIn(v, key);
-          }
-          return v;
-        } else return multiple;
-        for (let i = 0; v !== undefined && i < t.path.length; i++) {
-          const key = this.single(t.path[i]!);
-          if (key === multiple) return multiple;
-          v = key === undefined ? undefined : lookupIn(v, key);
-        }
-        return v;
-      }
+      case 'ref':
+        return this.singleRef(t);
+      case 'call':
+        return this.singleCall(t);
       case 'array': {
         const out: Value[] = [];
         for (const item of t.items) {
@@ -277,6 +307,45 @@ export class Evaluator extends CallEvaluator {
       default:
         return multiple;
     }
+  }
+
+  /** `single` for a reference: input, data or a bound local, indexed by constants and bound variables. */
+  protected singleRef(t: Extract<Term, { type: 'ref' }>): Value | undefined | typeof multiple {
+    const head = t.head;
+    if (head.type !== 'var') return multiple;
+    let v: Value | undefined = this.env.get(head.name);
+    if (v !== undefined) {
+      // a reference into a bound local: container.resources.limits.cpu
+    } else if (head.name === 'input') v = this.ctx.input;
+    else if (head.name === 'data' && this.ctx.dataPatches.length === 0) {
+      const names = this.namesOf(t);
+      if (names.length === 0) return multiple;
+      const d = this.dataAt(names, names.length === t.path.length, t);
+      if (d === walkInstead) return multiple;
+      v = d;
+      for (let i = names.length; v !== undefined && i < t.path.length; i++) {
+        const key = this.single(t.path[i]!);
+        if (key === multiple) return multiple;
+        v = key === undefined ? undefined : lookupIn(v, key);
+      }
+      return v;
+    } else return multiple;
+    for (let i = 0; v !== undefined && i < t.path.length; i++) {
+      const key = this.single(t.path[i]!);
+      if (key === multiple) return multiple;
+      v = key === undefined ? undefined : lookupIn(v, key);
+    }
+    return v;
+  }
+
+  /** `single` for a call of a builtin already called once without an output argument, not replaced by `with`. */
+  protected singleCall(t: Extract<Term, { type: 'call' }>): Value | undefined | typeof multiple {
+    // A builtin already called once without an output argument, not replaced by `with`.
+    const builtin = t.builtin;
+    if (!builtin || builtin.special || t.hasOut !== false || this.ctx.mocks.size > 0) return multiple;
+    const args = this.singleArgs(t.args);
+    if (args === multiple || args === undefined) return args;
+    return this.callBuiltin(t.name!, builtin.fn, args, t);
   }
 
   /** The leading constant names of a reference's path, worked out once per term. */

@@ -86,7 +86,8 @@ export class RObject {
     const raw = this.plain[k];
     if (raw === undefined || !Object.hasOwn(this.plain, k)) return undefined;
     // A JSON scalar is its own value: read it where it is. Objects and arrays are converted once and kept.
-    if (raw === null || typeof raw === 'string' || typeof raw === 'number' || typeof raw === 'boolean') return raw;
+    if (raw === null || typeof raw === 'string' || typeof raw === 'number' || typeof raw === 'boolean')
+      return raw;
     const value = fromJSON(raw);
     this.setKey(key, k, value);
     return value;
