@@ -211,8 +211,11 @@ await runBench(async () => {
     );
   const ratio =
     us('(b) ABAC allow, cedar-wasm statefulIsAuthorized') / us('(b) ABAC allow, this engine (Rego)');
-  console.log(`\n(b) cedar-wasm / Rego, CPU per decision: ${ratio.toFixed(1)}x  (goal: at least 10x)`);
+  console.log(`\n(b) cedar-wasm / Rego, CPU per decision: ${ratio.toFixed(1)}x  (goal: at least 20x)`);
+  const seedUs = us('(a) seed policy, data.microapp.network.deny');
+  console.log(`(a) ${seedUs.toFixed(2)} µs per decision  (goal: at most 1.5 µs)`);
+  // This machine's speed drifts (a shared VM); cedar-wasm, run in the same slices, is the yardstick.
   console.log(
-    `(a) ${us('(a) seed policy, data.microapp.network.deny').toFixed(2)} µs per decision  (goal: under 5 µs)`,
+    `(a) seed decision as a share of a cedar-wasm ABAC decision: ${((100 * seedUs) / us('(b) ABAC allow, cedar-wasm statefulIsAuthorized')).toFixed(2)}%`,
   );
 });
