@@ -204,6 +204,9 @@ function splitDer(der: Buffer): Buffer[] {
   return out;
 }
 
+/** The bytes of a Buffer as an ArrayBuffer of their own (a Buffer may share a larger pool). */
+const arrayBufferOf = (b: Buffer): ArrayBuffer => Uint8Array.prototype.slice.call(b).buffer as ArrayBuffer;
+
 const pemBlock = /-----BEGIN ([A-Z0-9 ]+)-----([\s\S]*?)-----END \1-----/g;
 
 function pemBlocks(text: string): { type: string; der: Buffer }[] {
@@ -237,7 +240,7 @@ function parseCertificates(input: string): X509Certificate[] {
   }
   return ders.map((der) => {
     try {
-      return new X509Certificate(der);
+      return new X509Certificate(arrayBufferOf(der));
     } catch {
       throw builtinError('x509: malformed certificate');
     }
@@ -376,7 +379,7 @@ def('crypto.x509.parse_certificate_request', 1, (args) => {
   }
   let csr: Pkcs10CertificateRequest;
   try {
-    csr = new Pkcs10CertificateRequest(der);
+    csr = new Pkcs10CertificateRequest(arrayBufferOf(der));
   } catch {
     throw builtinError('asn1: structure error: the certificate request is malformed');
   }
