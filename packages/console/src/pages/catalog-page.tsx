@@ -8,6 +8,7 @@ import { ErrorNote, StateBadge, TierBadge } from '../ui.tsx';
 type Page = { items: AppView[]; nextCursor: string | null };
 const filterNames = ['q', 'owner', 'department', 'tier', 'state', 'dataClass', 'scorecard'] as const;
 const pageSize = 100;
+/** A first guess at a row's height; each row is measured as it renders (rows wrap on a phone). */
 const rowHeight = 72;
 
 /**
@@ -139,8 +140,10 @@ export function CatalogPage() {
             return (
               <li
                 key={app.id}
+                ref={virtual.measureElement}
+                data-index={row.index}
                 className="catalog-row"
-                style={{ transform: `translateY(${row.start}px)`, height: rowHeight }}
+                style={{ transform: `translateY(${row.start}px)` }}
                 aria-setsize={done ? items.length : -1}
                 aria-posinset={row.index + 1}
               >
