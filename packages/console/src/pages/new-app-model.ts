@@ -1,0 +1,113 @@
+import type { Manifest } from '../contracts.ts';
+
+// What the new-app wizard asks and how answers become a manifest, apart from how it looks.
+
+export type Template = { name: string; version: string; title: string; description: string };
+
+export const dataChoices: { id: Manifest['dataClasses'][number]; label: string }[] = [
+  { id: 'public', label: 'Public information anyone may see' },
+  { id: 'internal', label: 'Internal information: staff only' },
+  { id: 'confidential', label: 'Confidential business information' },
+  { id: 'pii', label: 'Personal data about people (names, e-mails, IDs)' },
+  { id: 'financial', label: 'Financial records (accounts, payments, ledgers)' },
+  { id: 'health', label: 'Health information' },
+  { id: 'regulated', label: 'Data under a regulation (e.g. PCI, SOX)' },
+];
+
+export type Answers = {
+  template: string;
+  name: string;
+  purpose: string;
+  department: string;
+  maxUsers: string;
+  dataClasses: string[];
+  egress: string;
+  connectors: string;
+  expires: string;
+};
+
+export const steps = [
+  'template',
+  'name',
+  'purpose',
+  'audience',
+  'data',
+  'connections',
+  'lifetime',
+  'review',
+] as const;
+export type Step = (typeof steps)[number];
+export const labels: Record<Step, string> = {
+  template: 'Start from',
+  name: 'Name',
+  purpose: 'Purpose',
+  audience: 'Who uses it',
+  data: 'Data',
+  connections: 'Connections',
+  lifetime: 'How long',
+  review: 'Check and register',
+};
+
+export const lines = (s: string) =>
+  s
+    .split(/[\s,]+/)
+    .map((x) => x.trim().toLowerCase())
+    .filter(Boolean);
+
+export function manifestOf(a: Answers, owner: string, templates: Template[]): Manifest {
+  const t = templates.find((x) => x.name === a.template);
+  const egress = lines(a.egress);
+  const connectors = lines(a.connectors);
+  return {
+    name: a.name || 'new-app',
+    owner,
+    purpose: a.purpose.trim().length >= 10 ? a.purpose.trim() : 'not answered yet',
+    dataClasses: (a.dataClasses.length ? a.dataClasses : ['internal']) as Manifest['dataClasses'],
+    audience: {
+      ...(a.department ? { department: a.department } : {}),
+      ...(a.maxUsers ? { maxUsers: Number(a.maxUsers) } : {}),
+    },
+    ...(egress.length || connectors.length
+      ? {
+          integrations: {
+            ...(egress.length ? { egress } : {}),
+            ...(connectors.length ? { connectors } : {}),
+          },
+        }
+      : {}),
+    ...(t
+      ? {
+          template: { name: t.name, version: t.version },
+          runtime: { kind: 'node' as const, entry: 'server.js' },
+        }
+      : {}),
+    ...(a.expires ? { lifetime: { expires: a.expires } } : {}),
+  };
+}
+
+/** What is wrong with the answer on this step, in the words a user would use; null when it is fine. */
+export function problemWith(step: Step, a: Answers): string | null {
+  if (step === 'name') {
+    if (!a.name) return 'Give the app a name.';
+    if (!/^(?!.*--)[a-z0-9]([a-z0-9-]{0,52}[a-z0-9])?$/.test(a.name))
+      return 'Use lower-case letters, digits and single hyphens (no spaces), starting and ending with a letter or digit; at most 54.';
+  }
+  if (step === 'purpose' && a.purpose.trim().length < 10)
+    return 'Say in a sentence what the app is for (at least 10 characters).';
+  if (step === 'audience') {
+    if (a.department && !/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/.test(a.department))
+      return 'A department is written in lower case, like "finance".';
+    if (a.maxUsers && !(Number.isInteger(Number(a.maxUsers)) && Number(a.maxUsers) >= 1))
+      return 'The number of people is a whole number, 1 or more.';
+  }
+  if (step === 'data' && a.dataClasses.length === 0) return 'Choose at least one kind of data.';
+  if (step === 'connections') {
+    const bad = lines(a.egress).find(
+      (h) => !/^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$/.test(h),
+    );
+    if (bad) return `"${bad}" is not a host name like api.example.com.`;
+  }
+  if (step === 'lifetime' && a.expires && Date.parse(`${a.expires}T00:00:00Z`) <= Date.now())
+    return 'The end date must be in the future.';
+  return null;
+}
