@@ -1,4 +1,4 @@
-import { useEffect, useMemo, useState } from 'react';
+import { useEffect, useMemo, useRef, useState } from 'react';
 import { ApiError, api } from '../api.ts';
 import type { Assessment, Manifest } from '../contracts.ts';
 import { navigate } from '../router.tsx';
@@ -40,6 +40,21 @@ export function NewAppPage() {
   const problem = problemWith(step, answers);
   const set = (patch: Partial<Answers>) => setAnswers((a) => ({ ...a, ...patch }));
 
+  // After Next or Back, focus moves to the new question (its field, when it has one), not to the page.
+  const shown = useRef(index);
+  useEffect(() => {
+    if (shown.current === index) return;
+    shown.current = index;
+    const question = document.getElementById('question');
+    if (!question) return;
+    const field =
+      question instanceof HTMLLabelElement && question.htmlFor
+        ? document.getElementById(question.htmlFor)
+        : null;
+    if (!field) question.setAttribute('tabindex', '-1');
+    (field ?? question).focus();
+  }, [index]);
+
   const next = () => {
     setTried(true);
     if (problem) return;
@@ -77,6 +92,15 @@ export function NewAppPage() {
             e.preventDefault();
             if (step === 'review') void register();
             else next();
+          }}
+          onKeyDown={(e) => {
+            // Enter on a choice chooses it (a checkbox toggles) instead of sending the step half answered.
+            const input = e.target as HTMLInputElement;
+            if (e.key !== 'Enter' || input.tagName !== 'INPUT') return;
+            if (input.type === 'checkbox' || (input.type === 'radio' && !input.checked)) {
+              e.preventDefault();
+              input.click();
+            }
           }}
         >
           <Question

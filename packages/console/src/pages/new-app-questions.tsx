@@ -21,12 +21,16 @@ export function Question(props: {
           <p className="hint">
             Each template is vetted by the platform team: tests, a README and safe defaults included.
           </p>
-          {props.templates.map((t) => (
+          {/* Each choice is a stop of its own for Tab (a name of its own; the answer keeps one chosen), and
+              Enter chooses it: people who use Tab and Enter, and not the arrow keys, can pick any. */}
+          {props.templates.map((t, i) => (
             <label key={t.name} className="choice">
               <input
                 type="radio"
-                name="template"
+                name={`template-${t.name}`}
                 value={t.name}
+                aria-posinset={i + 1}
+                aria-setsize={props.templates.length + 1}
                 checked={a.template === t.name}
                 onChange={() => set({ template: t.name })}
               />
@@ -40,8 +44,10 @@ export function Question(props: {
           <label className="choice">
             <input
               type="radio"
-              name="template"
+              name="template-own-code"
               value=""
+              aria-posinset={props.templates.length + 1}
+              aria-setsize={props.templates.length + 1}
               checked={a.template === ''}
               onChange={() => set({ template: '' })}
             />

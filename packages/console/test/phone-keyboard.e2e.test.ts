@@ -1,6 +1,7 @@
 // The console on a phone (390 px wide, as an iPhone 12 to 15): catalog rows whose names and purposes wrap
 // are measured, not clipped into a fixed 72 px and drawn over each other; the app page does not run off
 // the side of the screen; checkboxes are big enough for a thumb. Element boxes are checked, not guessed.
+// And with a keyboard only, Tab and Enter (no arrow keys), the new-app wizard can be answered.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { call, lunchPoll } from '../../server/test/harness.ts';
@@ -22,7 +23,7 @@ type Box = {
   clientHeight: number;
 };
 
-describe('the console at phone width', () => {
+describe('the console at phone width and with the keyboard only', () => {
   let rig: ConsoleRig;
   before(async () => {
     rig = await startConsoleRig();
@@ -114,6 +115,65 @@ describe('the console at phone width', () => {
         b.width >= 24 && b.height >= 24,
         `${b.name} is ${b.width}x${b.height}px, smaller than a thumb's 24 px`,
       );
+    assert.deepEqual(errors, []);
+    await context.close();
+  });
+
+  test('with Tab and Enter only: any template can be chosen, Enter ticks a checkbox, focus follows each question', async () => {
+    const { context, page, errors } = await rig.signedIn('alice@example.com');
+    await page.goto(`${rig.server.url}/new`);
+    await page.getByRole('heading', { level: 1, name: 'Register a new app' }).waitFor();
+    const focused = () =>
+      page.evaluate<{ id: string; tag: string; label: string; text: string }>(`(() => {
+        const el = document.activeElement;
+        return { id: el?.id ?? '', tag: el?.tagName.toLowerCase() ?? '', label: (el?.closest('label')?.textContent ?? '').trim(), text: (el?.textContent ?? '').trim() };
+      })()`);
+    const tabUntil = async (what: string, found: (f: Awaited<ReturnType<typeof focused>>) => boolean) => {
+      for (let i = 0; i < 40; i++) {
+        await page.keyboard.press('Tab');
+        if (found(await focused())) return;
+      }
+      assert.fail(`Tab never reached ${what}`);
+    };
+
+    // The Form template is not the first choice: Tab alone reaches it, Enter chooses it and stays.
+    await tabUntil('the Form template', (f) => f.label.startsWith('Form'));
+    await page.keyboard.press('Enter');
+    assert.equal(
+      await page.getByRole('radio', { name: /^Form/ }).isChecked(),
+      true,
+      'Enter chose the Form template',
+    );
+    await page.getByText('What would you like to build?').waitFor();
+    await tabUntil('Next', (f) => f.tag === 'button' && f.text === 'Next');
+    await page.keyboard.press('Enter');
+
+    // Each new step puts focus on its question's field, not on the page.
+    await page.locator('input#name').waitFor();
+    assert.equal((await focused()).id, 'name', 'focus is in the name field after Next');
+    await page.keyboard.type('keyboard-survey');
+    await page.keyboard.press('Enter');
+    assert.equal((await focused()).id, 'purpose');
+    await page.keyboard.type('Ask the team which training they want next quarter');
+    // (the purpose is a text area, where Enter starts a new line: Tab to Next)
+    await tabUntil('Next', (f) => f.tag === 'button' && f.text === 'Next');
+    await page.keyboard.press('Enter');
+    assert.equal(
+      (await focused()).id,
+      'question',
+      'a question without one field of its own is focused itself',
+    );
+    await tabUntil('the department field', (f) => f.tag === 'input');
+    await page.keyboard.press('Enter');
+    await page.getByText('What data does it touch?').waitFor();
+
+    // Enter on a checkbox ticks it; it does not send the step on.
+    await tabUntil('a kind of data', (f) => f.label.startsWith('Internal information'));
+    await page.keyboard.press('Enter');
+    assert.equal(await page.getByRole('checkbox', { name: /Internal information/ }).isChecked(), true);
+    await page.getByText('What data does it touch?').waitFor();
+    assert.equal(await page.getByRole('alert').count(), 0, 'no complaint about an unanswered step');
+    await rig.accessible(page, 'the wizard, driven by the keyboard');
     assert.deepEqual(errors, []);
     await context.close();
   });
