@@ -100,7 +100,14 @@ describe('app logs: stored, redacted, followed, kept per tier', () => {
       token: t.alice,
       body: { source: await sourceArchive(chatty), deploy: true },
     });
-    assert.equal((await buildFinished(server, 'chatty', res.body.id, t.alice)).state, 'passed');
+    const build = await buildFinished(server, 'chatty', res.body.id, t.alice);
+    // On failure, say which step failed and what it printed: a build that fails only on a loaded CI
+    // machine can then be diagnosed from the log alone.
+    assert.equal(
+      build.state,
+      'passed',
+      [build.error, ...build.steps.map((s) => `${s.step} ${s.status}: ${s.detail}`)].join('\n'),
+    );
   });
   after(async () => {
     await stop();
