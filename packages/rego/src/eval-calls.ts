@@ -125,14 +125,8 @@ export abstract class CallEvaluator extends DocumentEvaluator {
       const builtin = t.builtin;
       if (builtin && !builtin.special) {
         // Arguments with one value each (nearly all): the builtin is called straight away.
-        if (t.hasOut === false) {
-          const args = this.singleArgs(t.args);
-          if (args !== multiple) {
-            if (args === undefined) return false;
-            const result = this.callBuiltin(name, builtin.fn, args, t);
-            return result === undefined ? false : Boolean(k(result));
-          }
-        }
+        const result = this.single(t);
+        if (result !== multiple) return result === undefined ? false : Boolean(k(result));
         return this.callWithOutput(
           t,
           builtin.arity,
@@ -272,7 +266,6 @@ export abstract class CallEvaluator extends DocumentEvaluator {
 
   // ---- supplied by the layer above
   protected abstract evalExprInner(e: Expr, k: K): boolean;
-  protected abstract singleArgs(args: Term[]): Value[] | undefined | typeof multiple;
   protected abstract evalArgs(
     args: Term[],
     n: number,

@@ -311,31 +311,44 @@ export class Evaluator extends CallEvaluator {
 
   /** `single` for a reference: input, data or a bound local, indexed by constants and bound variables. */
   protected singleRef(t: Extract<Term, { type: 'ref' }>): Value | undefined | typeof multiple {
-    const head = t.head;
-    if (head.type !== 'var') return multiple;
-    let v: Value | undefined = this.env.get(head.name);
-    if (v !== undefined) {
+    let v: Value | undefined;
+    let from: number;
+    const local = t.head.type === 'var' ? this.env.get(t.head.name) : undefined;
+    if (local !== undefined) {
       // a reference into a bound local: container.resources.limits.cpu
-    } else if (head.name === 'input') v = this.ctx.input;
-    else if (head.name === 'data' && this.ctx.dataPatches.length === 0) {
-      const names = this.namesOf(t);
-      if (names.length === 0) return multiple;
-      const d = this.dataAt(names, names.length === t.path.length, t);
-      if (d === walkInstead) return multiple;
-      v = d;
-      for (let i = names.length; v !== undefined && i < t.path.length; i++) {
-        const key = this.single(t.path[i]!);
-        if (key === multiple) return multiple;
-        v = key === undefined ? undefined : lookupIn(v, key);
-      }
-      return v;
-    } else return multiple;
-    for (let i = 0; v !== undefined && i < t.path.length; i++) {
+      v = local;
+      from = 0;
+    } else {
+      const prefix = this.prefixValue(t);
+      if (prefix === walkInstead) return multiple;
+      v = prefix;
+      from = this.namesOf(t).length;
+    }
+    for (let i = from; v !== undefined && i < t.path.length; i++) {
       const key = this.single(t.path[i]!);
       if (key === multiple) return multiple;
       v = key === undefined ? undefined : lookupIn(v, key);
     }
     return v;
+  }
+
+  /**
+   * The value at the constant names that start a reference to input or data (input.request.host,
+   * data.pkg.rule[x]), looked up in a loop without a continuation each; `walkInstead` when the reference
+   * needs the general path (a local head, `with data` in force, a namespace its rest may enumerate).
+   */
+  protected prefixValue(t: Extract<Term, { type: 'ref' }>): Value | undefined | typeof walkInstead {
+    const head = t.head;
+    if (head.type !== 'var' || this.env.has(head.name)) return walkInstead;
+    const names = this.namesOf(t);
+    if (head.name === 'input') {
+      let v = this.ctx.input;
+      for (let i = 0; v !== undefined && i < names.length; i++) v = lookupIn(v, names[i]!);
+      return v;
+    }
+    if (head.name === 'data' && names.length > 0 && this.ctx.dataPatches.length === 0)
+      return this.dataAt(names, names.length === t.path.length, t);
+    return walkInstead;
   }
 
   /** `single` for a call of a builtin already called once without an output argument, not replaced by `with`. */
@@ -378,33 +391,16 @@ export class Evaluator extends CallEvaluator {
 
   // ---- references
   protected evalRef(t: Extract<Term, { type: 'ref' }>, k: KV): boolean {
+    const v = this.prefixValue(t);
+    if (v !== walkInstead) {
+      if (v === undefined) return false;
+      const n = this.namesOf(t).length;
+      return n === t.path.length ? Boolean(k(v)) : this.index(v, t.path, n, k);
+    }
     const head = t.head;
-    const names = this.namesOf(t);
-    if (names.length > 0 && head.type === 'var' && !this.env.has(head.name)) {
-      // A path that starts with constant names (input.request.host, data.pkg.rule[x]): those are looked
-      // up in a loop, without a continuation each; what follows them is indexed as usual.
-      if (head.name === 'input') {
-        let v = this.ctx.input;
-        for (let i = 0; v !== undefined && i < names.length; i++) v = lookupIn(v, names[i]!);
-        if (v === undefined) return false;
-        return names.length === t.path.length ? Boolean(k(v)) : this.index(v, t.path, names.length, k);
-      }
-      if (head.name === 'data' && this.ctx.dataPatches.length === 0) {
-        const v = this.dataAt(names, names.length === t.path.length, t);
-        if (v !== walkInstead) {
-          if (v === undefined) return false;
-          return names.length === t.path.length ? Boolean(k(v)) : this.index(v, t.path, names.length, k);
-        }
-      }
-    }
-    if (head.type === 'var' && !this.env.has(head.name)) {
-      if (head.name === 'data') return this.evalDataRef(t.path, 0, this.compiled.root, this.data, [], k);
-      if (head.name === 'input') {
-        if (this.ctx.input === undefined) return false;
-        return this.index(this.ctx.input, t.path, 0, k);
-      }
-    }
-    return this.evalTerm(head, (v) => this.index(v, t.path, 0, k));
+    if (head.type === 'var' && !this.env.has(head.name) && head.name === 'data')
+      return this.evalDataRef(t.path, 0, this.compiled.root, this.data, [], k);
+    return this.evalTerm(head, (h) => this.index(h, t.path, 0, k));
   }
 
   /** Indexes a value by the remaining path, iterating where a path element is an unbound variable. */

@@ -111,7 +111,8 @@ function hoistBindingArgs(e: Expr, arities: Map<string, number>): Expr[] {
       if (j !== i) walkVars(other, (v) => others.add(v.name));
     });
     if (![...binds].some((v) => others.has(v))) return arg;
-    const local: Term = { type: 'var', name: `__local${++hoisted}__`, loc: arg.loc };
+    // No Rego identifier starts with `$`, so this name cannot meet one of the policy's.
+    const local: Term = { type: 'var', name: `$hoisted${++hoisted}`, loc: arg.loc };
     before.push({
       kind: 'term',
       term: { type: 'call', fn: ['eq'], infix: '=', args: [local, arg], loc: arg.loc },

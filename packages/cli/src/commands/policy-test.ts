@@ -80,7 +80,7 @@ export function registerPolicyTest(
     mod: PolicyModule,
     dirs: string[],
     withBuiltin: boolean,
-  ) => { modules: { file: string; source: string }[]; data: Record<string, unknown> },
+  ) => { modules: { file: string; source: string }[]; data: Record<string, unknown>; named: string[] },
 ) {
   examples(
     policy
@@ -116,11 +116,8 @@ export function registerPolicyTest(
             });
           const [mod, rego] = await load();
           const set = readDirs(mod, dirs, flags.builtin);
-          const own = new Set(
-            dirs.length > 0
-              ? readDirs(mod, dirs, false).modules.map((m) => m.file)
-              : set.modules.map((m) => m.file),
-          );
+          // The folders' own files, or the packs' when no folder is named.
+          const own = new Set(dirs.length > 0 ? set.named : set.modules.map((m) => m.file));
           let compiled: InstanceType<Rego['PreparedPolicy']>;
           try {
             compiled = rego.compile(set.modules);

@@ -12,19 +12,20 @@ type Rego = typeof import('@microapp/rego');
 const load = async (): Promise<[PolicyModule, Rego]> =>
   Promise.all([import('@microapp/server/policy'), import('@microapp/rego')]);
 
+/** The built-in packs (if asked) and the folders' modules and data; `named` lists the folders' files. */
 function readDirs(mod: PolicyModule, dirs: string[], withBuiltin: boolean) {
   let set = withBuiltin ? mod.readPolicyDir(mod.builtinPolicyDir) : { modules: [], data: {} };
+  const named: string[] = [];
   for (const dir of dirs) {
     if (!existsSync(dir) || !statSync(dir).isDirectory())
       throw new CliError(`${dir} is not a folder of .rego files`, { exitCode: 2 });
     const extra = mod.readPolicyDir(dir);
     const label = basename(resolve(dir));
-    set = {
-      modules: [...set.modules, ...extra.modules.map((m) => ({ ...m, file: `${label}/${m.file}` }))],
-      data: mod.deepMerge(set.data, extra.data),
-    };
+    const files = extra.modules.map((m) => ({ ...m, file: `${label}/${m.file}` }));
+    named.push(...files.map((m) => m.file));
+    set = { modules: [...set.modules, ...files], data: mod.deepMerge(set.data, extra.data) };
   }
-  return set;
+  return { ...set, named };
 }
 
 function readJsonFile(path: string, what: string): unknown {
