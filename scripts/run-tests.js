@@ -34,6 +34,11 @@ if (files.length === 0) {
   }
 }
 
+// The tests run the microapp command as users get it: bundled (bin/microapp.js runs the sources instead
+// when the bundle is older than they are).
+const bundled = spawnSync(process.execPath, ['scripts/build-cli.js'], { stdio: 'inherit' });
+if (bundled.status !== 0) process.exit(bundled.status ?? 1);
+
 const result = spawnSync(
   process.execPath,
   ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-reporter=spec', ...files],

@@ -1,7 +1,7 @@
 // What every bench shares: arguments that all have defaults (and a --quick mode for the tests), the command
 // that reproduces a line, failures that stop the run loudly, CPU time and memory read from /proc, and
 // alternatives measured in interleaved slices so that the machine's load falls on all of them alike.
-import { spawnSync } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { relative } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -189,3 +189,35 @@ export const median = (xs: number[]) => {
 };
 
 export const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MB`;
+
+/**
+ * Runs a command as a fresh process (stdout dropped); returns its wall time and the CPU time it and its
+ * children used, read from bash's `times`. A failure is a BenchFailure with what the command printed.
+ */
+export async function timedCommand(
+  cmd: string,
+  args: string[],
+  options: { cwd?: string; env?: Record<string, string>; errFile: string },
+): Promise<{ wallMs: number; cpuMs: number }> {
+  const t = process.hrtime.bigint();
+  const out = await new Promise<{ code: number; text: string }>((done) =>
+    execFile(
+      'bash',
+      ['-c', '"$@" >/dev/null 2>"$ERRFILE" || { cat "$ERRFILE" >&2; exit 1; }; times', '_', cmd, ...args],
+      {
+        cwd: options.cwd,
+        env: { ...process.env, ...options.env, ERRFILE: options.errFile },
+        encoding: 'utf8',
+        maxBuffer: 1 << 26,
+      },
+      (error, stdout, stderr) =>
+        done({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, text: stdout + stderr }),
+    ),
+  );
+  const wallMs = Number(process.hrtime.bigint() - t) / 1e6;
+  if (out.code !== 0)
+    throw new BenchFailure(`${cmd.split('/').at(-1)} ${args.join(' ')} failed:\n${out.text.slice(0, 800)}`);
+  const children = out.text.trim().split('\n').at(-1)!;
+  const secs = [...children.matchAll(/(\d+)m([\d.]+)s/g)].map((m) => Number(m[1]) * 60 + Number(m[2]));
+  return { wallMs, cpuMs: (secs[0]! + secs[1]!) * 1000 };
+}

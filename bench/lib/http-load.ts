@@ -17,6 +17,8 @@ export type Target = {
   requests?: autocannon.Request[];
   /** The status every response must have. */
   expect: number;
+  /** Requests per second over all connections (autocannon's overallRate); as fast as it answers without. */
+  rate?: number;
   /** The processes whose CPU time is counted, by part ("proxy", "app"); read before and after each slice. */
   cpu?: Record<string, () => number[]>;
   /** What to add to a failure (e.g. the tail of the proxy's error log). */
@@ -55,6 +57,7 @@ async function slice(t: Target, connections: number, seconds: number) {
     headers: (await t.headers?.()) ?? {},
     ...(t.body !== undefined ? { body: t.body } : {}),
     ...(t.requests ? { requests: t.requests } : {}),
+    ...(t.rate ? { overallRate: t.rate } : {}),
     skipAggregateResult: true,
   } as autocannon.Options)) as Raw;
   const elapsed = (performance.now() - started) / 1000;

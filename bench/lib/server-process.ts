@@ -11,7 +11,14 @@ const bin = resolve(import.meta.dirname, '../../packages/cli/bin/microapp.js');
 export async function startServer(
   databaseUrl: string | null,
   env: Record<string, string> = {},
-): Promise<{ url: string; dataDir: string; child: ChildProcess; cleanup: () => Promise<void> }> {
+): Promise<{
+  url: string;
+  dataDir: string;
+  /** Where its data is: the SQLite file, or the PostgreSQL URL with its schema. */
+  database: { sqliteFile: string } | { postgresUrl: string };
+  child: ChildProcess;
+  cleanup: () => Promise<void>;
+}> {
   const dir = mkdtempSync(join(tmpdir(), 'microapp-bench-'));
   let schema: string | null = null;
   let url = databaseUrl;
@@ -45,6 +52,7 @@ export async function startServer(
   return {
     url: serverUrl,
     dataDir: dir,
+    database: url ? { postgresUrl: url } : { sqliteFile: join(dir, 'microapp.sqlite') },
     child,
     async cleanup() {
       child.kill('SIGTERM');

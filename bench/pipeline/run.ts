@@ -14,7 +14,7 @@ import pino from 'pino';
 import { loadConfig } from '../../packages/server/src/config.ts';
 import { startServer } from '../../packages/server/src/server.ts';
 import { tokenFor } from '../../packages/server/test/harness.ts';
-import { BenchFailure, benchArgs, interleaved, median, runBench } from '../lib/bench.ts';
+import { BenchFailure, benchArgs, interleaved, median, runBench, timedCommand } from '../lib/bench.ts';
 
 const root = resolve(import.meta.dirname, '../..');
 const { values, number, command } = benchArgs(
@@ -59,25 +59,8 @@ const ms = (t: bigint) => Number(process.hrtime.bigint() - t) / 1e6;
 
 const token = (url: string, email: string) => tokenFor({ url }, email);
 
-/** Runs a command as a fresh process; returns its wall time and the CPU time it (and its children) used. */
-async function timed(cmd: string, args: string[], cwd: string): Promise<{ wallMs: number; cpuMs: number }> {
-  const t = process.hrtime.bigint();
-  // bash's `times` prints the CPU time of the shell's children: the command and whatever it started.
-  const r = await exec(
-    'bash',
-    ['-c', '"$@" >/dev/null 2>"$ERRFILE" || { cat "$ERRFILE" >&2; exit 1; }; times', '_', cmd, ...args],
-    {
-      ERRFILE: join(work, 'stderr.txt'),
-    },
-    cwd,
-  );
-  const wallMs = ms(t);
-  if (r.code !== 0)
-    throw new BenchFailure(`${cmd.split('/').at(-1)} ${args.join(' ')} failed:\n${r.out.slice(0, 800)}`);
-  const children = r.out.trim().split('\n').at(-1)!;
-  const secs = [...children.matchAll(/(\d+)m([\d.]+)s/g)].map((m) => Number(m[1]) * 60 + Number(m[2]));
-  return { wallMs, cpuMs: (secs[0]! + secs[1]!) * 1000 };
-}
+const timed = (cmd: string, args: string[], cwd: string) =>
+  timedCommand(cmd, args, { cwd, errFile: join(work, 'stderr.txt') });
 
 type Listed = {
   purl?: string;

@@ -101,8 +101,21 @@ describe('benches measure what they say', () => {
     refused(await bench('pipeline', '--templates', '', '--lockfile-dir', dir), /cyclonedx-npm .*failed/);
   });
 
+  test('cli: each command beside node -e 0, bundled and from the sources', async () => {
+    printed(
+      await bench('cli'),
+      /node -e 0\s+\d+ ms wall/,
+      /microapp apps list\s+\d+ ms wall .* goal <= 150 ms/,
+      /sources \/ bundle, sbom: [\d.]+x wall/,
+    );
+  });
+
   test('api: every row answers its expected status, on SQLite and PostgreSQL', async () => {
-    printed(await bench('api', '--postgres', postgres), /SQLite: POST \/api\/v1\/apps \(register\)\s+p50/);
+    printed(
+      await bench('api', '--postgres', postgres),
+      /SQLite: POST \/api\/v1\/apps \(register\)\s+p50/,
+      /SQLite: list, a creator \(one department\)\s+p50 .* goal p99 <= 20 ms/,
+    );
   });
 
   test('api: a database that is not there fails the run instead of dropping its rows', async () => {

@@ -1,4 +1,5 @@
 import { loadCredential } from './credentials.ts';
+import { type Reply, send } from './http.ts';
 
 /** A failure the CLI reports: what went wrong and what to do next. Exit code 1 unless said otherwise. */
 export class CliError extends Error {
@@ -47,19 +48,20 @@ export function createClient(options: ClientOptions) {
       headers['content-type'] = init.contentType ?? 'application/json';
       payload = typeof body === 'string' ? body : JSON.stringify(body);
     }
-    let res: Response;
+    let res: Reply;
     try {
-      res = await fetch(options.server + path, { method, headers, body: payload });
+      res = await send(options.server + path, { method, headers, body: payload });
     } catch (error) {
       throw new CliError(
         `cannot reach the microapp server at ${options.server} (${(error as Error & { cause?: Error }).cause?.message ?? (error as Error).message}); is it running? Start one with \`microapp server --dev\` or pass --server`,
       );
     }
-    const bytes = Buffer.from(await res.arrayBuffer());
-    if (res.ok && init.binary) return bytes as T;
+    const bytes = res.body;
+    const ok = res.status >= 200 && res.status < 300;
+    if (ok && init.binary) return bytes as T;
     const text = bytes.toString('utf8');
     const data = text ? safeJson(text) : undefined;
-    if (!res.ok) {
+    if (!ok) {
       const problem = (data && typeof data === 'object' ? data : {}) as Record<string, unknown>;
       let message = typeof problem.detail === 'string' ? problem.detail : `${res.status} ${res.statusText}`;
       const errors = problem.errors as { path: string; message: string }[] | undefined;

@@ -7,7 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import { buildArtifact } from '../src/pipeline/artifact.ts';
 import { checkLicenses } from '../src/pipeline/licenses.ts';
 import { remedies } from '../src/pipeline/remediation.ts';
-import { buildSbom, readLockfile } from '../src/pipeline/sbom.ts';
+import { buildSbom, readLockfile, validateSbom } from '../src/pipeline/sbom.ts';
 import { cyclonedxToSpdx } from '../src/pipeline/spdx.ts';
 
 const sri = (s: string) => `sha512-${createHash('sha512').update(s).digest('base64')}`;
@@ -86,6 +86,7 @@ describe("the pipeline's local steps", () => {
 
   test('the SBOM is valid CycloneDX 1.6 with every package once, its SHA-512 and the graph', async () => {
     const { json } = await buildSbom(dir);
+    assert.equal(await validateSbom(json), null, 'CycloneDX 1.6 strict schema');
     const bom = JSON.parse(json);
     assert.equal(bom.bomFormat, 'CycloneDX');
     assert.equal(bom.specVersion, '1.6');
@@ -199,7 +200,9 @@ describe('what the installed tree adds to the SBOM, and remedies that work', () 
   after(() => rmSync(dir, { recursive: true, force: true }));
 
   test('licenses come from the installed packages, the absent optional binary is left out, peers are edges, dev is excluded', async () => {
-    const bom = JSON.parse((await buildSbom(dir, { installed: [dir] })).json) as {
+    const { json } = await buildSbom(dir, { installed: [dir] });
+    assert.equal(await validateSbom(json), null, 'CycloneDX 1.6 strict schema');
+    const bom = JSON.parse(json) as {
       components: { name: string; scope: string; licenses?: { license?: { id: string } }[] }[];
       dependencies: { ref: string; dependsOn?: string[] }[];
     };
@@ -234,5 +237,30 @@ describe('what the installed tree adds to the SBOM, and remedies that work', () 
         'react@18.0.0 has no fixed version yet: replace it, or ask a security reviewer for a time-limited exception',
       ],
     );
+  });
+});
+
+// The pipeline writes SBOMs without validating them (two thirds of its time); the generator is held to the
+// strict schema here instead, on every template's lockfile and on this repository's installed tree.
+describe('every SBOM the generator writes is valid CycloneDX 1.6', () => {
+  const root = join(import.meta.dirname, '../../..');
+  for (const template of ['connector', 'dashboard', 'finance-reconciliation', 'form', 'tracker'])
+    test(`the ${template} template`, async () => {
+      const { json, packages } = await buildSbom(join(root, 'templates', template));
+      assert.equal(await validateSbom(json), null);
+      assert.equal(JSON.parse(json).components.length, packages.length);
+    });
+
+  test("this repository's installed tree (hundreds of packages, licenses read from them)", async () => {
+    const { json, packages } = await buildSbom(root, { installed: [root] });
+    assert.ok(packages.length > 400, `${packages.length} packages`);
+    assert.equal(await validateSbom(json), null);
+  });
+
+  test('a document that breaks the schema is named', async () => {
+    const { json } = await buildSbom(join(root, 'templates', 'form'));
+    const bom = JSON.parse(json);
+    bom.components = [{ type: 'not-a-type', name: 'x' }];
+    assert.match((await validateSbom(JSON.stringify(bom))) ?? 'valid', /type|enum/);
   });
 });

@@ -1,13 +1,12 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import type { Command } from 'commander';
-import { zipSync } from 'fflate';
 import { CliError } from '../client.ts';
 import { action, ctxOf, examples } from '../context.ts';
 import { emit, table } from '../output.ts';
 
 /** A zip of the OSV file, or of every .json file below a folder. */
-function zipOf(path: string): Uint8Array {
+async function zipOf(path: string): Promise<Uint8Array> {
   let st: ReturnType<typeof statSync>;
   try {
     st = statSync(path);
@@ -25,6 +24,7 @@ function zipOf(path: string): Uint8Array {
   };
   walk(path);
   if (Object.keys(files).length === 0) throw new CliError(`${path} has no .json files`, { exitCode: 2 });
+  const { zipSync } = await import('fflate');
   return zipSync(files, { level: 6 });
 }
 
@@ -41,7 +41,7 @@ export function registerAdvisoryCommands(program: Command) {
       .action(
         action(async (path: string, flags: { replace?: boolean }, command: Command) => {
           const ctx = ctxOf(command);
-          const body = Buffer.from(zipOf(path));
+          const body = Buffer.from(await zipOf(path));
           const res = await fetch(`${ctx.server}/api/v1/advisories${flags.replace ? '?replace=true' : ''}`, {
             method: 'POST',
             headers: {

@@ -1,6 +1,5 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { CliError, query } from '../client.ts';
 import { action, ctxOf, examples } from '../context.ts';
 import { emit, table } from '../output.ts';
@@ -62,7 +61,7 @@ export function describeApp(app: AppView): string {
   return lines.join('\n');
 }
 
-function readManifest(file: string): { body: string; contentType: string } {
+async function readManifest(file: string): Promise<{ body: string; contentType: string }> {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -73,6 +72,7 @@ function readManifest(file: string): { body: string; contentType: string } {
     );
   }
   if (/\.json$/i.test(file)) return { body: text, contentType: 'application/json' };
+  const { parseYaml, YAMLParseError } = await import('../yaml.ts');
   try {
     // Parse locally first so a YAML mistake is reported with its line before anything is sent.
     parseYaml(text, { uniqueKeys: true, schema: 'core' });
@@ -100,7 +100,7 @@ export function registerAppCommands(program: Command) {
       .action(
         action(async (flags: { file: string }, command: Command) => {
           const ctx = ctxOf(command);
-          const { body, contentType } = readManifest(flags.file);
+          const { body, contentType } = await readManifest(flags.file);
           const res = await ctx.client.post<{ outcome: string; reReview: boolean; app: AppView }>(
             '/api/v1/apps',
             body,

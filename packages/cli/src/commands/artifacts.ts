@@ -1,6 +1,5 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { verifyArtifact } from '@microapp/server/signing';
 import type { Command } from 'commander';
 import { CliError } from '../client.ts';
 import { action, ctxOf, examples } from '../context.ts';
@@ -99,6 +98,7 @@ export function registerArtifactCommands(program: Command) {
             };
             const main = bundle('artifact');
             if (!main) throw new CliError(`no artifact.sigstore.json in ${flags.bundles}`, { exitCode: 2 });
+            const { verifyArtifact } = await import('../../../server/src/modules/signing/verify.ts');
             const report = verifyArtifact({
               artifact,
               publicKeyPem: key.toString('utf8'),

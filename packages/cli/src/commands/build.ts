@@ -1,8 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { create } from 'tar';
-import { parse as parseYaml } from 'yaml';
 import type { BuildView } from '../../../server/src/modules/builds/build-service.ts';
 import { CliError } from '../client.ts';
 import { action, ctxOf, examples } from '../context.ts';
@@ -12,6 +10,7 @@ import { emit, table } from '../output.ts';
 const skipped = new Set(['node_modules', '.git', '.microapp', 'data']);
 
 async function packFolder(dir: string): Promise<Buffer> {
+  const { create } = await import('tar');
   const chunks: Buffer[] = [];
   const stream = create(
     { gzip: true, cwd: dir, portable: true, filter: (path) => !path.split('/').some((p) => skipped.has(p)) },
@@ -21,10 +20,11 @@ async function packFolder(dir: string): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
-function appNameIn(dir: string): string {
+async function appNameIn(dir: string): Promise<string> {
   const file = join(dir, 'microapp.yaml');
   if (!existsSync(file))
     throw new CliError(`no microapp.yaml in ${dir}; pass --dir, or NAME with --template`, { exitCode: 2 });
+  const { parseYaml } = await import('../yaml.ts');
   const name = (parseYaml(readFileSync(file, 'utf8')) as { name?: unknown }).name;
   if (typeof name !== 'string' || !name) throw new CliError(`${file} has no name`, { exitCode: 2 });
   return name;
@@ -52,7 +52,7 @@ export function registerBuildCommands(program: Command) {
           ) => {
             const ctx = ctxOf(command);
             const dir = resolve(flags.dir);
-            const name = appName ?? appNameIn(dir);
+            const name = appName ?? (await appNameIn(dir));
             const body: Record<string, unknown> = { deploy: Boolean(flags.deploy) };
             if (!flags.template) {
               const archive = await packFolder(dir);

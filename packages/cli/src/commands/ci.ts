@@ -3,12 +3,12 @@ import { CliError, createClient } from '../client.ts';
 import { action, ctxOf, examples } from '../context.ts';
 import { loadCredential } from '../credentials.ts';
 import { emit } from '../output.ts';
-import { runCi } from '../pipeline/run-ci.ts';
+import { serverCode } from '../server-code.ts';
 
 async function evaluatePolicy(input: unknown, appPolicyDir: string | null) {
   const [{ readPolicyDir, deepMerge, builtinPolicyDir }, { compile }] = await Promise.all([
-    import('@microapp/server/policy'),
-    import('@microapp/rego'),
+    serverCode('policy'),
+    serverCode('rego'),
   ]);
   const builtin = readPolicyDir(builtinPolicyDir);
   const own = appPolicyDir ? readPolicyDir(appPolicyDir) : { modules: [], data: {} };
@@ -34,7 +34,7 @@ async function evaluatePolicy(input: unknown, appPolicyDir: string | null) {
 }
 
 async function stepSandbox() {
-  const { sandboxAvailable, sandboxedCommand } = await import('@microapp/server/sandbox');
+  const { sandboxAvailable, sandboxedCommand } = await serverCode('sandbox');
   if (!sandboxAvailable())
     throw new CliError('--sandbox needs bubblewrap: install the Debian package `bubblewrap`', {
       exitCode: 2,
@@ -87,6 +87,7 @@ export function registerCiCommands(program: Command) {
               : signedIn
                 ? createClient({ server: ctx.server })
                 : ctx.client;
+            const { runCi } = await import('../pipeline/run-ci.ts');
             const result = await runCi({
               dir: flags.dir,
               client,
@@ -101,7 +102,7 @@ export function registerCiCommands(program: Command) {
                   });
                   return Array.isArray(d.result) ? d.result : [];
                 }
-                const { readPolicyDir, builtinPolicyDir } = await import('@microapp/server/policy');
+                const { readPolicyDir, builtinPolicyDir } = await serverCode('policy');
                 const data = readPolicyDir(builtinPolicyDir).data as {
                   microapp?: { config?: { allowed_install_scripts?: string[] } };
                 };

@@ -4,13 +4,14 @@ import type { Command } from 'commander';
 import { CliError } from '../client.ts';
 import { action, ctxOf, examples } from '../context.ts';
 import { emit, table } from '../output.ts';
+import { serverCode } from '../server-code.ts';
 import { registerPolicyTest } from './policy-test.ts';
 
 type PolicyModule = typeof import('@microapp/server/policy');
 type Rego = typeof import('@microapp/rego');
 
 const load = async (): Promise<[PolicyModule, Rego]> =>
-  Promise.all([import('@microapp/server/policy'), import('@microapp/rego')]);
+  Promise.all([serverCode('policy'), serverCode('rego')]);
 
 /** The built-in packs (if asked) and the folders' modules and data; `named` lists the folders' files. */
 function readDirs(mod: PolicyModule, dirs: string[], withBuiltin: boolean) {

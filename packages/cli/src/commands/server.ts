@@ -2,6 +2,7 @@ import { mkdirSync } from 'node:fs';
 import type { Command } from 'commander';
 import { CliError } from '../client.ts';
 import { action, examples } from '../context.ts';
+import { serverCode } from '../server-code.ts';
 
 function port(value: string): number {
   const n = Number(value);
@@ -20,7 +21,7 @@ type ServerFlags = {
 };
 
 async function config(flags: ServerFlags) {
-  const { ConfigError, loadConfig } = await import('@microapp/server');
+  const { ConfigError, loadConfig } = await serverCode('server');
   try {
     return loadConfig(flags, process.env);
   } catch (error) {
@@ -44,7 +45,7 @@ export function registerServerCommands(program: Command) {
     .option('--dev-idp-port <port>', 'port of the built-in identity provider in --dev (default 8081)', port)
     .action(
       action(async (flags: ServerFlags) => {
-        const { startServer } = await import('@microapp/server');
+        const { startServer } = await serverCode('server');
         const running = await startServer(await config(flags));
         process.stderr.write(
           `microapp ${flags.dev ? '(dev) ' : ''}listening on ${running.url}` +
@@ -71,7 +72,7 @@ export function registerServerCommands(program: Command) {
     .option('--data-dir <dir>', 'where the SQLite file lives when DATABASE_URL is not set')
     .action(
       action(async (flags: { dataDir?: string }) => {
-        const { loadConfig, migrateToLatest, openDatabase } = await import('@microapp/server');
+        const { loadConfig, migrateToLatest, openDatabase } = await serverCode('server');
         const cfg = loadConfig({ dev: true, dataDir: flags.dataDir }, process.env);
         if (cfg.database.kind === 'sqlite') mkdirSync(cfg.dataDir, { recursive: true, mode: 0o700 });
         const db = openDatabase(cfg.database);
