@@ -33,10 +33,10 @@ const { values, number, command } = benchArgs(
   },
 );
 
-const manifest = (name: string) =>
+const manifest = (name: string, owner = 'alice@example.com') =>
   JSON.stringify({
     name,
-    owner: 'alice@example.com',
+    owner,
     purpose: 'A benchmark app that matches invoices to payments',
     dataClasses: ['internal', 'financial'],
     integrations: { egress: ['api.bank.example.com'] },
@@ -53,16 +53,16 @@ async function prepare(label: string, server: Server): Promise<Target[]> {
   const frank = await tokenFor({ url: server.url }, 'frank@example.com');
   const carol = await tokenFor({ url: server.url }, 'carol@example.com');
   const as = (token: string) => ({ authorization: `Bearer ${token}`, 'content-type': 'application/json' });
-  for (const [token, name] of [
-    [alice, 'invoice-matching'],
-    [alice, 'expense-claims'],
-    [frank, 'campaign-tracker'],
-    [frank, 'lunch-poll'],
+  for (const [token, name, owner] of [
+    [alice, 'invoice-matching', 'alice@example.com'],
+    [alice, 'expense-claims', 'alice@example.com'],
+    [frank, 'campaign-tracker', 'frank@example.com'],
+    [frank, 'lunch-poll', 'frank@example.com'],
   ] as const) {
     const r = await fetch(`${server.url}/api/v1/apps`, {
       method: 'POST',
       headers: as(token),
-      body: manifest(name),
+      body: manifest(name, owner),
     });
     if (r.status !== 201) throw new BenchFailure(`${label}: seeding answered ${r.status}: ${await r.text()}`);
   }

@@ -146,7 +146,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   let oidc: OidcSettings | null = config.oidc;
   let publicUrl = config.publicUrl;
   const clock = options.clock ?? adjustableClock();
-  const audit = createAuditService({ db: db.kysely, dialect: db.dialect, clock });
+  const audit = createAuditService({ db: db.kysely, dialect: db.dialect, clock, database: db.options });
   const tokens = createTokenService({ db: db.kysely, audit });
   const login = createLoginService({
     db: db.kysely,

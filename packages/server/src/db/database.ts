@@ -9,6 +9,8 @@ export type Dialect = 'sqlite' | 'postgres';
 export type Db = {
   kysely: Kysely<Database>;
   dialect: Dialect;
+  /** How it was opened: a worker thread opens its own connection with these (the audit verifier). */
+  options: DatabaseOptions;
   destroy(): Promise<void>;
 };
 
@@ -27,7 +29,7 @@ export function openDatabase(options: DatabaseOptions): Db {
     raw.pragma('foreign_keys = ON');
     raw.pragma('busy_timeout = 5000');
     const kysely = new Kysely<Database>({ dialect: new SqliteDialect({ database: raw }) });
-    return { kysely, dialect: 'sqlite', destroy: () => kysely.destroy() };
+    return { kysely, dialect: 'sqlite', options, destroy: () => kysely.destroy() };
   }
   const pool = new pg.Pool({
     connectionString: options.url,
@@ -35,7 +37,7 @@ export function openDatabase(options: DatabaseOptions): Db {
     ...(options.schema ? { options: `-c search_path=${quoteIdent(options.schema)}` } : {}),
   });
   const kysely = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
-  return { kysely, dialect: 'postgres', destroy: () => kysely.destroy() };
+  return { kysely, dialect: 'postgres', options, destroy: () => kysely.destroy() };
 }
 
 /** Parses `DATABASE_URL`-style settings: postgres:// URLs go to PostgreSQL, anything else is a SQLite path. */

@@ -1,10 +1,12 @@
 import { type Kysely, sql, type Transaction } from 'kysely';
+import { canonicalJson } from '../../canonical-json.ts';
 import type { Clock } from '../../clock.ts';
-import type { Dialect } from '../../db/database.ts';
+import type { DatabaseOptions, Dialect } from '../../db/database.ts';
 import type { AuditEventsTable, Database } from '../../db/schema.ts';
 import { newId, nowIso } from '../../ids.ts';
 import { type ChainedEvent, checkLink, genesisHash, hashEvent } from './audit-chain.ts';
 import type { Checkpoint } from './audit-checkpoints.ts';
+import { type VerifyResult, verifyChain } from './audit-verify.ts';
 
 /** Who did something and from where; every governed change carries one. */
 export type AuditContext = { actor: string; requestId?: string; sourceIp?: string };
@@ -21,9 +23,7 @@ export type AuditInput = {
 /** An audit event as the API returns it. */
 export type AuditEvent = ChainedEvent & { hash: string };
 
-export type VerifyResult =
-  | { ok: true; checked: number; head: string; checkpoint: { seq: number; at: string } | null }
-  | { ok: false; checked: number; broken: { seq: number; id: string | null; reason: string } };
+export type { VerifyResult } from './audit-verify.ts';
 
 // Key names that would carry a credential. A summary is built field by field, so this only trips on a bug.
 const secretKey = /(secret|password|token|credential|cookie|authorization)s?$/i;
@@ -55,7 +55,13 @@ function toEvent(row: AuditEventsTable): AuditEvent {
 }
 
 /** The tamper-evident audit trail: append inside the caller's transaction, read, and verify the chain. */
-export function createAuditService(deps: { db: Kysely<Database>; dialect: Dialect; clock?: Clock }) {
+export function createAuditService(deps: {
+  db: Kysely<Database>;
+  dialect: Dialect;
+  clock?: Clock;
+  /** How to open the database again: the verifier reads it from worker threads. Without it, in process. */
+  database?: DatabaseOptions;
+}) {
   const { db, dialect } = deps;
 
   /** Appends one event in the given transaction, so it commits or rolls back with the change it records. */
@@ -102,7 +108,8 @@ export function createAuditService(deps: { db: Kysely<Database>; dialect: Dialec
         reason: event.reason,
         request_id: event.requestId,
         source_ip: event.sourceIp,
-        summary: JSON.stringify(summary),
+        // Canonical, as the hash covers it: the verifier then hashes the stored text as it is.
+        summary: canonicalJson(summary),
         prev_hash: event.prevHash,
         hash,
       })
@@ -142,6 +149,15 @@ export function createAuditService(deps: { db: Kysely<Database>; dialect: Dialec
    * longer has a checkpoint's head at its sequence number, and a truncated one is shorter than it.
    */
   async function verify(checkpoints: Checkpoint[] = []): Promise<VerifyResult> {
+    if (deps.database) {
+      const head = await db
+        .selectFrom('audit_events')
+        .select('seq')
+        .orderBy('seq', 'desc')
+        .limit(1)
+        .executeTakeFirst();
+      return verifyChain(deps.database, head ? Number(head.seq) : 0, checkpoints);
+    }
     const at = new Map(checkpoints.map((c) => [c.seq, c]));
     let previous: { seq: number; hash: string } | null = null;
     let checked = 0;
