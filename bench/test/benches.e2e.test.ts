@@ -110,6 +110,14 @@ describe('benches measure what they say', () => {
     );
   });
 
+  test('audit: governed writes a second and a verified chain, on SQLite and PostgreSQL', async () => {
+    printed(
+      await bench('audit', '--postgres', postgres),
+      /SQLite\s+governed writes:\s+[\d,]+ events\/s .* goal >= 10,000/,
+      /SQLite\s+verify: [\d.]+ s \([\d,]+ events\/s\) in worker threads; [\d.]+ s walking it in process/,
+    );
+  });
+
   test('api: every row answers its expected status, on SQLite and PostgreSQL', async () => {
     printed(
       await bench('api', '--postgres', postgres),

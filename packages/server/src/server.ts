@@ -9,6 +9,7 @@ import type { OidcSettings, ServerConfig } from './config.ts';
 import { devGroupRoles } from './config.ts';
 import { type Db, isReachable, openDatabase } from './db/database.ts';
 import { migrateToLatest } from './db/migrations.ts';
+import { createReadCache } from './db/read-cache.ts';
 import { createAdvisoryAlerts } from './modules/advisories/advisory-alerts.ts';
 import { registerAdvisoryRoutes } from './modules/advisories/advisory-routes.ts';
 import { createAdvisoryService } from './modules/advisories/advisory-service.ts';
@@ -147,6 +148,13 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   let publicUrl = config.publicUrl;
   const clock = options.clock ?? adjustableClock();
   const audit = createAuditService({ db: db.kysely, dialect: db.dialect, clock, database: db.options });
+  const readCache = createReadCache(db, {
+    onError: (error) =>
+      logger.warn(
+        { err: error },
+        'the read cache stopped listening for changes; reading every time until it listens again',
+      ),
+  });
   const tokens = createTokenService({ db: db.kysely, audit });
   const login = createLoginService({
     db: db.kysely,
@@ -199,6 +207,14 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     trustedProxies: config.trustedProxies,
     https: Boolean(config.publicUrl?.startsWith('https:')),
   });
+  // A response waits until the audit events its request recorded are in the chain (audit-service.ts): the
+  // change committed with its event; whoever made it reads it in the trail at once.
+  app.addHook('onSend', async (request) => {
+    if (audit.mustChainBefore(request.id)) await audit.chainFor(request.id);
+    // Another replica's writes reach the gateway's read cache by notification; this one's at once.
+    if (request.method !== 'GET' && request.method !== 'HEAD' && !hosts.siteOf(request.headers.host))
+      readCache.forget();
+  });
   const secureCookies = Boolean(config.publicUrl?.startsWith('https:'));
   const hosts = createAppHosts({ domain: config.appsDomain, platformUrl: () => publicUrl! });
   registerAuthRoutes(app, {
@@ -230,6 +246,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     clock,
     key: checkpointKey(kek),
     file: join(config.dataDir, 'audit', 'checkpoints.jsonl'),
+    sequence: audit.sequence,
   });
   registerAuditRoutes(app, { db: db.kysely, audit, checkpoints });
   const previousKeks = (process.env.MICROAPP_KEK_PREVIOUS ?? '')
@@ -497,6 +514,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     hold,
     clock,
     tracing,
+    cache: readCache,
   });
   // WebSockets to apps arrive as HTTP upgrades, which Fastify's routes never see.
   app.server.on('upgrade', (req, socket, head) => {
@@ -630,6 +648,10 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
       await app.close();
       await usage.close();
       await devIdp?.close();
+      // What is queued now is chained before the database closes (or by another replica, or at the next start).
+      audit.stop();
+      await audit.sequence().catch(() => {});
+      await readCache.stop();
       if (!options.db) await db.destroy();
     },
   };

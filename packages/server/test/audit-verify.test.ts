@@ -47,7 +47,12 @@ for (const engine of engines()) {
         await c.connect();
         await c.query(`create schema ${schema}`);
         await c.end();
-        db = openDatabase({ kind: 'postgres', url: process.env.MICROAPP_TEST_POSTGRES_URL!, schema, poolSize: 2 });
+        db = openDatabase({
+          kind: 'postgres',
+          url: process.env.MICROAPP_TEST_POSTGRES_URL!,
+          schema,
+          poolSize: 2,
+        });
       } else db = openDatabase({ kind: 'sqlite', file: join(dir, 'audit.sqlite') });
       await migrateToLatest(db);
     });
@@ -81,13 +86,18 @@ for (const engine of engines()) {
             },
           ),
         );
+      // Recorded events are queued with their change; the sequencer chains them.
+      await audit.sequence();
+      audit.stop();
       await attack(
         `update audit_events set summary = '{"tier":"low","revision":' || (seq - 1) || ',"nested":{"b":1,"a":[2,"ü"]},"naïve ''quotes''":"x\\"y"}' where seq % 5 = 0`,
       );
     });
 
     const head = async () =>
-      Number((await sql<{ n: number }>`select max(seq) as n from audit_events`.execute(db.kysely)).rows[0]?.n ?? 0);
+      Number(
+        (await sql<{ n: number }>`select max(seq) as n from audit_events`.execute(db.kysely)).rows[0]?.n ?? 0,
+      );
     const inProcess = (checkpoints: Checkpoint[] = []) =>
       createAuditService({ db: db.kysely, dialect: db.dialect }).verify(checkpoints);
     const parallel = async (checkpoints: Checkpoint[] = [], workers = 3) =>
@@ -95,8 +105,8 @@ for (const engine of engines()) {
     const checkpointAt = async (seq: number): Promise<Checkpoint> => ({
       type: 'microapp.audit.checkpoint/v1',
       seq,
-      head: (await sql<{ hash: string }>`select hash from audit_events where seq = ${seq}`.execute(db.kysely)).rows[0]!
-        .hash,
+      head: (await sql<{ hash: string }>`select hash from audit_events where seq = ${seq}`.execute(db.kysely))
+        .rows[0]!.hash,
       at: '2026-12-04T00:00:00.000Z',
       keyid: '0'.repeat(64),
       signature: '',
@@ -108,16 +118,31 @@ for (const engine of engines()) {
       assert.equal(walk.checked, events);
       assert.deepEqual(await parallel([], 1), walk);
       assert.deepEqual(await parallel([], 3), walk);
-      assert.deepEqual(await parallel([await checkpointAt(events)], 3), await inProcess([await checkpointAt(events)]));
+      assert.deepEqual(
+        await parallel([await checkpointAt(events)], 3),
+        await inProcess([await checkpointAt(events)]),
+      );
     });
 
     // Three workers over 40 events: ranges 1-14, 15-28, 29-40.
     const attacks: [string, string, RegExp][] = [
       ['an edited row inside a range', `update audit_events set actor = 'mallory' where seq = 20`, /edited/],
       ['an edited row first in its range', `update audit_events set target = 'x' where seq = 15`, /edited/],
-      ['a row first in its range deleted', 'delete from audit_events where seq = 15', /sequence gap: expected 15, found 16/],
-      ['a row last in its range deleted', 'delete from audit_events where seq = 28', /sequence gap: expected 28, found 29/],
-      ['a whole range deleted', 'delete from audit_events where seq between 15 and 28', /sequence gap: expected 15, found 29/],
+      [
+        'a row first in its range deleted',
+        'delete from audit_events where seq = 15',
+        /sequence gap: expected 15, found 16/,
+      ],
+      [
+        'a row last in its range deleted',
+        'delete from audit_events where seq = 28',
+        /sequence gap: expected 28, found 29/,
+      ],
+      [
+        'a whole range deleted',
+        'delete from audit_events where seq between 15 and 28',
+        /sequence gap: expected 15, found 29/,
+      ],
       [
         'a row replaced with its hash recomputed (the next row no longer links)',
         `update audit_events set prev_hash = '${'1'.repeat(64)}' where seq = 15`,
@@ -133,7 +158,10 @@ for (const engine of engines()) {
         const split = await parallel();
         assert.equal(split.ok, false);
         assert.equal((split as typeof walk).broken.seq, (walk as typeof split & { ok: false }).broken.seq);
-        assert.equal((split as typeof walk).broken.reason, (walk as typeof split & { ok: false }).broken.reason);
+        assert.equal(
+          (split as typeof walk).broken.reason,
+          (walk as typeof split & { ok: false }).broken.reason,
+        );
         assert.equal(split.checked, walk.checked);
       });
 

@@ -21,6 +21,30 @@ export type DatabaseOptions =
 // pg returns int8 as string; our counters (audit seq) fit in a JS number for 2^53 events.
 pg.types.setTypeParser(20, (v) => Number(v));
 
+/**
+ * The SQLite connection as Kysely sees it, with each statement prepared once and kept (the last 1,000 SQL
+ * texts): the same queries run on every request, and preparing them again cost more than running them.
+ * No query streams here (`stream()` would iterate a kept statement while another query used it).
+ */
+function keepingStatements(raw: SqliteDatabase.Database) {
+  const kept = new Map<string, SqliteDatabase.Statement>();
+  return {
+    close: () => raw.close(),
+    prepare(text: string) {
+      let statement = kept.get(text);
+      if (statement) {
+        // Most recently used last: the oldest is the first to go.
+        kept.delete(text);
+      } else {
+        statement = raw.prepare(text);
+        if (kept.size >= 1000) kept.delete(kept.keys().next().value!);
+      }
+      kept.set(text, statement);
+      return statement;
+    },
+  };
+}
+
 /** Opens SQLite (WAL, foreign keys on) or a PostgreSQL pool. Nothing is migrated here. */
 export function openDatabase(options: DatabaseOptions): Db {
   if (options.kind === 'sqlite') {
@@ -28,7 +52,7 @@ export function openDatabase(options: DatabaseOptions): Db {
     raw.pragma('journal_mode = WAL');
     raw.pragma('foreign_keys = ON');
     raw.pragma('busy_timeout = 5000');
-    const kysely = new Kysely<Database>({ dialect: new SqliteDialect({ database: raw }) });
+    const kysely = new Kysely<Database>({ dialect: new SqliteDialect({ database: keepingStatements(raw) }) });
     return { kysely, dialect: 'sqlite', options, destroy: () => kysely.destroy() };
   }
   const pool = new pg.Pool({

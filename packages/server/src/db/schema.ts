@@ -13,6 +13,7 @@ export interface Database {
   risk_assessments: RiskAssessmentsTable;
   review_decisions: ReviewDecisionsTable;
   audit_events: AuditEventsTable;
+  audit_queue: AuditQueueTable;
   audit_checkpoints: AuditCheckpointsTable;
   policy_bundles: PolicyBundlesTable;
   decision_log: DecisionLogTable;
@@ -467,6 +468,21 @@ export interface AuditCheckpointsTable {
   at: string;
   keyid: string;
   signature: string;
+}
+
+/** Events committed with their change and not yet in the chain (audit-service.ts sequences them). */
+export interface AuditQueueTable {
+  position: Generated<number>;
+  id: string;
+  occurred_at: string;
+  actor: string;
+  action: string;
+  target_type: string;
+  target: string;
+  reason: string | null;
+  request_id: string | null;
+  source_ip: string | null;
+  summary: string;
 }
 
 export interface AuditEventsTable {

@@ -99,4 +99,65 @@ export const scale: Record<string, (dialect: Dialect) => Migration> = {
         );
     },
   }),
+  '0025_audit_queue': (dialect) => ({
+    async up(db: AnyDb) {
+      // A change commits with its audit event in this queue, without waiting on the chain's one lock; the
+      // sequencer then chains what has committed, many events in one transaction (audit-service.ts).
+      await db.schema
+        .createTable('audit_queue')
+        .addColumn('position', dialect === 'postgres' ? 'bigserial' : 'integer', (c) => c.primaryKey())
+        .addColumn('id', 'text', (c) => c.notNull().unique())
+        .addColumn('occurred_at', 'text', (c) => c.notNull())
+        .addColumn('actor', 'text', (c) => c.notNull())
+        .addColumn('action', 'text', (c) => c.notNull())
+        .addColumn('target_type', 'text', (c) => c.notNull())
+        .addColumn('target', 'text', (c) => c.notNull())
+        .addColumn('reason', 'text')
+        .addColumn('request_id', 'text')
+        .addColumn('source_ip', 'text')
+        .addColumn('summary', 'text', (c) => c.notNull())
+        .execute();
+    },
+  }),
+  '0026_change_generation': (dialect) => ({
+    async up(db: AnyDb) {
+      // The gateway keeps what it reads on every request (tokens, sessions, apps, lifecycle holds) until
+      // something it depends on changes; these triggers say when (db/read-cache.ts). Columns written on
+      // every use (a token's last use) are left out.
+      const watched: [table: string, events: string[]][] = [
+        ['users', ['update', 'delete']],
+        ['api_tokens', ['update of revoked_at, expires_at, scopes, user_id', 'delete']],
+        ['sessions', ['update of revoked_at, expires_at, user_id', 'delete']],
+        ['apps', ['insert', 'update', 'delete']],
+        ['risk_assessments', ['insert', 'update', 'delete']],
+        ['review_decisions', ['insert', 'update', 'delete']],
+        ['app_lifecycle', ['insert', 'update', 'delete']],
+      ];
+      if (dialect === 'sqlite') {
+        // One process writes SQLite: a counter, read at the start of each request, in the same transaction
+        // as the change.
+        await sql`create table change_generation (id integer primary key, value integer not null)`.execute(
+          db,
+        );
+        await sql`insert into change_generation (id, value) values (1, 0)`.execute(db);
+        for (const [table, events] of watched)
+          for (const [i, event] of events.entries())
+            await sql
+              .raw(`create trigger ${table}_changed_${i} after ${event} on ${table} begin
+                update change_generation set value = value + 1 where id = 1;
+              end`)
+              .execute(db);
+        return;
+      }
+      // PostgreSQL: every replica listens; a notification is delivered when the change commits (a counter
+      // row would serialize the writes on these tables instead).
+      await sql`create function microapp_changed() returns trigger language plpgsql as $$
+        begin perform pg_notify('microapp_changes', current_schema()); return null; end $$`.execute(db);
+      for (const [table, events] of watched)
+        await sql
+          .raw(`create trigger ${table}_changed after ${events.join(' or ')} on ${table}
+            for each statement execute function microapp_changed()`)
+          .execute(db);
+    },
+  }),
 };

@@ -77,6 +77,8 @@ export function createAuditCheckpoints(deps: {
   clock: Pick<Clock, 'nowIso'>;
   key: ReturnType<typeof checkpointKey>;
   file?: string | null;
+  /** Chains the events still queued, so that a checkpoint covers every change committed before it. */
+  sequence?: () => Promise<void>;
 }) {
   const { db, key } = deps;
 
@@ -106,6 +108,7 @@ export function createAuditCheckpoints(deps: {
 
   /** A checkpoint of the chain's head now; the stored one when the chain has not moved since. */
   async function make(): Promise<Checkpoint | null> {
+    await deps.sequence?.();
     const head = await db
       .selectFrom('audit_events')
       .select(['seq', 'hash'])

@@ -2,7 +2,7 @@ import { type Kysely, sql, type Transaction } from 'kysely';
 import { canonicalJson } from '../../canonical-json.ts';
 import type { Clock } from '../../clock.ts';
 import type { DatabaseOptions, Dialect } from '../../db/database.ts';
-import type { AuditEventsTable, Database } from '../../db/schema.ts';
+import type { AuditEventsTable, AuditQueueTable, Database } from '../../db/schema.ts';
 import { newId, nowIso } from '../../ids.ts';
 import { type ChainedEvent, checkLink, genesisHash, hashEvent } from './audit-chain.ts';
 import type { Checkpoint } from './audit-checkpoints.ts';
@@ -19,6 +19,9 @@ export type AuditInput = {
   reason?: string | null;
   summary?: Record<string, unknown>;
 };
+
+/** An event as recorded: in the chain once sequenced, with its number and hash. */
+export type QueuedEvent = Omit<ChainedEvent, 'seq' | 'prevHash'>;
 
 /** An audit event as the API returns it. */
 export type AuditEvent = ChainedEvent & { hash: string };
@@ -64,24 +67,31 @@ export function createAuditService(deps: {
 }) {
   const { db, dialect } = deps;
 
-  /** Appends one event in the given transaction, so it commits or rolls back with the change it records. */
+  // Events this process queued and has not seen chained yet: by the request that recorded them, and when the
+  // last one without a request was recorded (a job, a build). The response to such a request waits for the
+  // chain (afterResponse's caller), so that whoever acted reads their own event in the trail at once.
+  const queuedBy = new Map<string, number>();
+  let backgroundUntil = 0;
+  let scheduled: NodeJS.Timeout | null = null;
+  // Whatever no request waited for (a response that never went through the HTTP hooks, a replica that
+  // stopped between its commit and its chaining) is chained within a second by every replica.
+  let sweeper: NodeJS.Timeout | null = null;
+
+  /**
+   * Records one event in the given transaction, so it commits or rolls back with the change it records.
+   * SQLite serializes its writers anyway: the event is chained there and then. On PostgreSQL the chain's
+   * one lock would serialize every audited change across every replica, commit included: the event is
+   * queued instead, and `sequence()` chains what has committed, many at once, soon after (and before
+   * anything reads the trail).
+   */
   async function record(
     trx: Transaction<Database>,
     ctx: AuditContext,
     input: AuditInput,
-  ): Promise<AuditEvent> {
+  ): Promise<QueuedEvent> {
     const summary = input.summary ?? {};
     assertNoSecrets(summary);
-    // Serialize appends so the chain has one head, across server replicas on PostgreSQL.
-    if (dialect === 'postgres') await sql`select pg_advisory_xact_lock(7305561831)`.execute(trx);
-    const last = await trx
-      .selectFrom('audit_events')
-      .select(['seq', 'hash'])
-      .orderBy('seq', 'desc')
-      .limit(1)
-      .executeTakeFirst();
-    const event: ChainedEvent = {
-      seq: last ? Number(last.seq) + 1 : 1,
+    const event: QueuedEvent = {
       id: newId('event'),
       occurredAt: deps.clock ? deps.clock.nowIso() : nowIso(),
       actor: ctx.actor,
@@ -92,29 +102,135 @@ export function createAuditService(deps: {
       requestId: ctx.requestId ?? null,
       sourceIp: ctx.sourceIp ?? null,
       summary,
-      prevHash: last ? last.hash : genesisHash,
     };
-    const hash = hashEvent(event);
-    await trx
-      .insertInto('audit_events')
-      .values({
-        seq: event.seq,
-        id: event.id,
-        occurred_at: event.occurredAt,
-        actor: event.actor,
-        action: event.action,
-        target_type: event.targetType,
-        target: event.target,
-        reason: event.reason,
-        request_id: event.requestId,
-        source_ip: event.sourceIp,
-        // Canonical, as the hash covers it: the verifier then hashes the stored text as it is.
-        summary: canonicalJson(summary),
-        prev_hash: event.prevHash,
-        hash,
-      })
-      .execute();
-    return { ...event, hash };
+    const row = {
+      id: event.id,
+      occurred_at: event.occurredAt,
+      actor: event.actor,
+      action: event.action,
+      target_type: event.targetType,
+      target: event.target,
+      reason: event.reason,
+      request_id: event.requestId,
+      source_ip: event.sourceIp,
+      // Canonical, as the hash covers it: the verifier then hashes the stored text as it is.
+      summary: canonicalJson(summary),
+    };
+    if (dialect === 'sqlite') {
+      await appendChained(trx, [row]);
+      return event;
+    }
+    await trx.insertInto('audit_queue').values(row).execute();
+    if (ctx.requestId) {
+      queuedBy.set(ctx.requestId, Date.now());
+      if (queuedBy.size > 1000)
+        for (const [id, at] of queuedBy) if (at < Date.now() - 10_000) queuedBy.delete(id);
+    } else backgroundUntil = Date.now() + 2000;
+    sweeper ??= setInterval(() => sequence().catch(() => {}), 1000);
+    sweeper.unref();
+    // Soon after the caller commits, whoever else is writing: a timer, not the caller, so a rollback costs
+    // nothing but an empty look at the queue.
+    scheduled ??= setTimeout(() => {
+      scheduled = null;
+      sequence().catch(() => {});
+    }, 5);
+    scheduled.unref();
+    return event;
+  }
+
+  /** Appends events after the chain's head, in order, in the given transaction (which holds the chain). */
+  async function appendChained(trx: Transaction<Database>, queued: Omit<AuditQueueTable, 'position'>[]) {
+    const last = await trx
+      .selectFrom('audit_events')
+      .select(['seq', 'hash'])
+      .orderBy('seq', 'desc')
+      .limit(1)
+      .executeTakeFirst();
+    let seq = last ? Number(last.seq) : 0;
+    let prevHash = last ? last.hash : genesisHash;
+    const rows = queued.map((q) => {
+      const event: ChainedEvent = {
+        seq: ++seq,
+        id: q.id,
+        occurredAt: q.occurred_at,
+        actor: q.actor,
+        action: q.action,
+        targetType: q.target_type,
+        target: q.target,
+        reason: q.reason,
+        requestId: q.request_id,
+        sourceIp: q.source_ip,
+        summary: JSON.parse(q.summary) as Record<string, unknown>,
+        prevHash,
+      };
+      prevHash = hashEvent(event);
+      return { ...q, seq: event.seq, prev_hash: event.prevHash, hash: prevHash };
+    });
+    // A few hundred rows a statement: within both engines' limits on parameters.
+    for (let i = 0; i < rows.length; i += 500)
+      await trx
+        .insertInto('audit_events')
+        .values(rows.slice(i, i + 500))
+        .execute();
+  }
+
+  /** Chains up to `batch` queued events in one transaction; how many it chained. */
+  async function chainBatch(batch: number): Promise<number> {
+    return db.transaction().execute(async (trx) => {
+      // One sequencer at a time, across server replicas.
+      await sql`select pg_advisory_xact_lock(7305561831)`.execute(trx);
+      const queued = await trx
+        .selectFrom('audit_queue')
+        .selectAll()
+        .orderBy('position', 'asc')
+        .limit(batch)
+        .execute();
+      if (queued.length === 0) return 0;
+      await appendChained(
+        trx,
+        queued.map(({ position: _, ...q }) => q),
+      );
+      const positions = queued.map((q) => q.position);
+      for (let i = 0; i < positions.length; i += 500)
+        await trx
+          .deleteFrom('audit_queue')
+          .where('position', 'in', positions.slice(i, i + 500))
+          .execute();
+      return queued.length;
+    });
+  }
+
+  // One sequencing at a time in this process; callers that arrive while one runs share the next, which
+  // starts when it ends and chains whatever committed meanwhile (a group commit of the chain).
+  let running: Promise<void> = Promise.resolve();
+  let next: Promise<void> | null = null;
+
+  /** Chains every event committed so far (by any replica); resolves once they are in the chain. */
+  function sequence(): Promise<void> {
+    // SQLite chains as it records: nothing is ever queued there.
+    if (dialect === 'sqlite') return Promise.resolve();
+    if (next) return next;
+    const mine = running.then(async () => {
+      next = null;
+      while ((await chainBatch(2000)) === 2000);
+    });
+    next = mine;
+    running = mine.catch(() => {});
+    return mine;
+  }
+
+  /** Whether the response to this request must wait for the chain: it, or a job just now, queued an event. */
+  function mustChainBefore(requestId: string): boolean {
+    return queuedBy.has(requestId) || Date.now() < backgroundUntil;
+  }
+
+  /** Chains what this request (or a recent job) queued, then forgets the request. */
+  async function chainFor(requestId: string): Promise<void> {
+    try {
+      await sequence();
+    } finally {
+      queuedBy.delete(requestId);
+    }
   }
 
   /** Events in chain order after `afterSeq`, optionally since a time and limited to targets. */
@@ -127,6 +243,7 @@ export function createAuditService(deps: {
     action?: string;
     actor?: string;
   }): Promise<AuditEvent[]> {
+    await sequence();
     let q = db.selectFrom('audit_events').selectAll().orderBy('seq', 'asc').limit(query.limit);
     if (query.action)
       q = query.action.endsWith('.')
@@ -149,6 +266,7 @@ export function createAuditService(deps: {
    * longer has a checkpoint's head at its sequence number, and a truncated one is shorter than it.
    */
   async function verify(checkpoints: Checkpoint[] = []): Promise<VerifyResult> {
+    await sequence();
     if (deps.database) {
       const head = await db
         .selectFrom('audit_events')
@@ -201,7 +319,14 @@ export function createAuditService(deps: {
     };
   }
 
-  return { record, list, verify };
+  /** Stops the timers; what is queued stays queued for the next start (or another replica) to chain. */
+  function stop(): void {
+    if (scheduled) clearTimeout(scheduled);
+    if (sweeper) clearInterval(sweeper);
+    scheduled = sweeper = null;
+  }
+
+  return { record, sequence, mustChainBefore, chainFor, list, verify, stop };
 }
 
 export type AuditService = ReturnType<typeof createAuditService>;

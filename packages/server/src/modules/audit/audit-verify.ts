@@ -57,7 +57,8 @@ export async function verifyChain(
   options: { workers?: number } = {},
 ): Promise<VerifyResult> {
   const workers =
-    options.workers ?? Math.max(1, Math.min(availableParallelism(), Math.floor(newestSeq / perWorkerAtLeast)));
+    options.workers ??
+    Math.max(1, Math.min(availableParallelism(), Math.floor(newestSeq / perWorkerAtLeast)));
   const size = Math.ceil(newestSeq / workers);
   const ranges = Array.from({ length: newestSeq > 0 ? workers : 0 }, (_, i) => ({
     from: i * size + 1,

@@ -1,6 +1,7 @@
 import type { Kysely, Transaction } from 'kysely';
 import { canonicalJson } from '../../canonical-json.ts';
 import type { Clock } from '../../clock.ts';
+import type { ReadCache } from '../../db/read-cache.ts';
 import type { AppsTable, Database } from '../../db/schema.ts';
 import { AppError, conflict, forbidden, notFound } from '../../errors.ts';
 import { newId, nowIso } from '../../ids.ts';
@@ -264,16 +265,22 @@ export function createCatalogService(
     });
   }
 
-  /** One app; `scorecard: false` skips the governance checks (the gateway asks on every request). */
+  /**
+   * One app; `scorecard: false` skips the governance checks, and `cache` keeps the app's row and view
+   * until they change (the gateway asks on every request).
+   */
   async function get(
     principal: Principal,
     name: string,
-    options: { scorecard?: boolean } = {},
+    options: { scorecard?: boolean; cache?: ReadCache } = {},
   ): Promise<AppView> {
-    const app = await repo.findApp(db, name);
+    const { cache } = options;
+    const app = await (cache
+      ? cache.memo('app', name, () => repo.findApp(db, name))
+      : repo.findApp(db, name));
     // An app the caller may not see is reported as missing, so names in other departments do not leak.
     if (!app || !canView(principal, app)) throw notFound(`app ${name}`);
-    const view = await repo.view(db, app);
+    const view = await (cache ? cache.memo('app-view', name, () => repo.view(db, app)) : repo.view(db, app));
     const card =
       deps.scorecards && options.scorecard !== false ? (await deps.scorecards([app])).get(app.id) : undefined;
     return card ? { ...view, scorecard: card } : view;

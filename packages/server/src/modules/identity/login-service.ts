@@ -2,13 +2,14 @@ import { createHash } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import * as oidc from 'openid-client';
 import type { Clock } from '../../clock.ts';
+import type { ReadCache } from '../../db/read-cache.ts';
 import type { Database } from '../../db/schema.ts';
 import { AppError } from '../../errors.ts';
 import { newId, nowIso, randomSecret } from '../../ids.ts';
 import type { AuditContext, AuditService } from '../audit/audit-service.ts';
 import type { OidcSettings } from './oidc-settings.ts';
-import { scopes as allScopes, type Principal } from './principal.ts';
-import { grantsFor, principalFor, toUser, type User } from './users.ts';
+import { sessionPrincipal as sessionPrincipalOf } from './sessions.ts';
+import { grantsFor, toUser, type User } from './users.ts';
 
 const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 const minutesFromNow = (m: number) => new Date(Date.now() + m * 60_000).toISOString();
@@ -274,22 +275,9 @@ export function createLoginService(deps: {
     return { cookie, expiresAt };
   }
 
-  /**
-   * The principal behind a session cookie, or null when it is unknown, expired or revoked, or bound to
-   * another app (`app` null: the platform, which app sessions never reach).
-   */
-  async function sessionPrincipal(cookie: string, app: string | null = null): Promise<Principal | null> {
-    const row = await db
-      .selectFrom('sessions')
-      .innerJoin('users', 'users.id', 'sessions.user_id')
-      .selectAll('users')
-      .select(['sessions.csrf_token', 'sessions.expires_at', 'sessions.revoked_at'])
-      .where('sessions.id_hash', '=', sha256(cookie))
-      .where('sessions.app', app === null ? 'is' : '=', app)
-      .executeTakeFirst();
-    if (!row || row.revoked_at || row.disabled_at || row.expires_at < nowIso()) return null;
-    return principalFor(toUser(row), [...allScopes], { kind: 'session', csrfToken: row.csrf_token });
-  }
+  /** The principal behind a session cookie (sessions.ts). */
+  const sessionPrincipal = (cookie: string, app: string | null = null, cache?: ReadCache) =>
+    sessionPrincipalOf(db, cookie, app, cache);
 
   /** Signs out of the platform, and of every app the user signed in to through it. */
   async function endSession(cookie: string, ctx: AuditContext): Promise<void> {

@@ -1,10 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import {
-  request as httpRequest,
-  type IncomingHttpHeaders,
-  type IncomingMessage,
-  STATUS_CODES,
-} from 'node:http';
+import { request as httpRequest, type IncomingMessage, STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { fastifyCookie } from '@fastify/cookie';
 import { SpanKind } from '@opentelemetry/api';
@@ -12,6 +7,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Kysely } from 'kysely';
 import { sendProblem } from '../../api/error-handler.ts';
 import type { Clock } from '../../clock.ts';
+import type { ReadCache } from '../../db/read-cache.ts';
 import type { Database } from '../../db/schema.ts';
 import { AppError, errorCatalog } from '../../errors.ts';
 import { newId } from '../../ids.ts';
@@ -19,19 +15,14 @@ import type { Tracing } from '../../tracing.ts';
 import type { AuditService } from '../audit/audit-service.ts';
 import type { CatalogService } from '../catalog/catalog-service.ts';
 import { type LoginService, safeReturnTo } from '../identity/login-service.ts';
-import { hasRole, type Principal } from '../identity/principal.ts';
+import type { Principal } from '../identity/principal.ts';
 import type { PolicyEngine } from '../policy/policy-engine.ts';
 import type { TokenService } from '../tokens/token-service.ts';
 import type { UsageService } from '../usage/usage-service.ts';
 import type { AppHosts } from './app-hosts.ts';
-import {
-  appCookieNames,
-  crossOriginWrite,
-  expireForeignCookies,
-  frameHeaders,
-  hostOfOrigin,
-} from './browser-isolation.ts';
+import { appCookieNames, expireForeignCookies, frameHeaders, hostOfOrigin } from './browser-isolation.ts';
 import { type DeploymentService, parseSite } from './deployment-service.ts';
+import { type Caller, createAdmission } from './gateway-admission.ts';
 
 const hopByHop = [
   'connection',
@@ -42,16 +33,6 @@ const hopByHop = [
   'transfer-encoding',
   'upgrade',
 ];
-/** What the gateway needs of a request: a Fastify request, or the raw request of a WebSocket upgrade. */
-type Caller = {
-  headers: IncomingHttpHeaders;
-  url: string;
-  method: string;
-  id: string;
-  ip: string;
-  cookies?: Record<string, string | undefined>;
-};
-
 const escapeHtml = (text: string) => text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
 /** A plain page for a refusal, with the request id a help desk asks for. */
@@ -88,27 +69,13 @@ export function createGateway(deps: {
   secureCookies: boolean;
   /** OpenTelemetry: a span per forwarded request, whose `traceparent` the app receives. */
   tracing?: Pick<Tracing, 'start'>;
+  /** What every request reads, kept until it changes. */
+  cache: ReadCache;
 }) {
   const cookieBase = { httpOnly: true, sameSite: 'lax' as const, secure: deps.secureCookies, path: '/' };
   // The app host's own cookies: set by the gateway only, never forwarded to the app.
   const { session: appSessionCookie, state: appStateCookie } = appCookieNames(deps.secureCookies);
-
-  async function principalOf(request: Caller, app: string): Promise<Principal | null> {
-    const auth = request.headers.authorization;
-    if (auth) {
-      const m = /^Bearer\s+(\S+)$/i.exec(auth);
-      const principal = m ? await deps.tokens.authenticate(m[1]!) : null;
-      if (principal && !principal.scopes.includes('apps:use'))
-        throw new AppError(
-          'forbidden',
-          `this token was not created to use apps (it has ${principal.scopes.join(', ')}); create one with \`microapp tokens create --scope apps:use\``,
-        );
-      return principal;
-    }
-    // Only a session made for this app's host: a platform session or another app's is not accepted.
-    const cookie = request.cookies?.[appSessionCookie];
-    return cookie ? deps.login.sessionPrincipal(cookie, app) : null;
-  }
+  const { principalOf, admit } = createAdmission({ ...deps, appSessionCookie });
 
   /** The end of browser sign-in: exchange the one-time code for a session on this app's host. */
   async function callback(request: FastifyRequest, reply: FastifyReply, name: string) {
@@ -210,77 +177,6 @@ export function createGateway(deps: {
     return metered;
   }
 
-  /** The app and its running instance, when this caller may use it; refusals are audited. */
-  async function admit(request: Caller, site: string, principal: Principal) {
-    const { name, env } = parseSite(site);
-    let app: Awaited<ReturnType<CatalogService['get']>>;
-    try {
-      app = await deps.catalog.get(principal, name, { scorecard: false });
-    } catch {
-      throw new AppError('not_found', `there is no app ${name}`);
-    }
-    // Another app's page (or any other site) sending this one a change with the user's session.
-    const crossOrigin = crossOriginWrite(request.method, request.headers, app.manifest.web?.acceptFrom);
-    if (crossOrigin)
-      throw new AppError(
-        'forbidden',
-        `${crossOrigin}; if ${name} should accept it, its owner lists that site under web.acceptFrom in microapp.yaml`,
-      );
-    if (deps.engine) {
-      const input = {
-        user: { email: principal.email, department: principal.department, roles: principal.roles },
-        app: {
-          name,
-          owner: app.owner,
-          department: app.department,
-          tier: app.tier,
-          dataClasses: app.manifest.dataClasses,
-          audience: app.manifest.audience ?? {},
-        },
-      };
-      const d = await deps.engine.decide<boolean>('data.microapp.access.allow', input);
-      if (d.result !== true) {
-        await deps.db.transaction().execute(async (trx) => {
-          await deps.engine!.log(trx, [d], name, request.id);
-          await deps.audit.record(
-            trx,
-            { actor: principal.email, requestId: request.id, sourceIp: request.ip },
-            {
-              action: 'gateway.denied',
-              targetType: 'app',
-              target: name,
-              reason: "the app's access policy",
-              summary: { method: request.method, path: request.url.split('?')[0], revision: d.revision },
-            },
-          );
-        });
-        throw new AppError('forbidden', `${principal.email} may not use ${name} (access policy)`);
-      }
-    }
-    // A preview is for the people who decide on the app, not for its audience yet.
-    if (env === 'preview' && app.owner !== principal.email && !hasRole(principal, 'reviewer', 'admin'))
-      throw new AppError(
-        'forbidden',
-        `the preview of ${name} is for its owner and reviewers; ${name} itself is at ${name}.apps…`,
-      );
-    const held = await deps.hold(app.id);
-    if (held) throw new AppError(held.status === 410 ? 'gone' : 'unavailable', held.message);
-    let instance: Awaited<ReturnType<DeploymentService['instanceFor']>>;
-    try {
-      instance = await deps.deployments.instanceFor(site);
-    } catch {
-      instance = undefined;
-    }
-    if (!instance)
-      throw new AppError(
-        'unavailable',
-        env === 'preview'
-          ? `the preview of ${name} is not running; its owner starts it with \`microapp deploy ${name} --env preview\``
-          : `${name} is not running; its owner starts it with \`microapp deploy ${name}\``,
-      );
-    return { app, instance };
-  }
-
   /** Handles the request when its Host names an app; returns false for platform requests. */
   async function handle(request: FastifyRequest, reply: FastifyReply): Promise<boolean> {
     // The host label names the site (app and environment); sessions and sign-in belong to the site.
@@ -304,6 +200,7 @@ export function createGateway(deps: {
     }
     let principal: Principal | null;
     try {
+      await deps.cache.begin();
       principal = await principalOf(request, site);
     } catch (error) {
       return fail(error instanceof AppError ? error : new AppError('internal', String(error)));
@@ -411,6 +308,7 @@ export function createGateway(deps: {
     let admitted: Awaited<ReturnType<typeof admit>>;
     let principal: Principal | null;
     try {
+      await deps.cache.begin();
       principal = await principalOf(caller, site);
       if (!principal) {
         refuse(401, `sign in to use ${name}`);

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Kysely } from 'kysely';
+import type { ReadCache } from '../../db/read-cache.ts';
 import type { ApiTokensTable, Database } from '../../db/schema.ts';
 import { AppError, forbidden, notFound } from '../../errors.ts';
 import { newId, nowIso, randomSecret } from '../../ids.ts';
@@ -76,21 +77,36 @@ export function createTokenService(deps: { db: Kysely<Database>; audit: Pick<Aud
     return { token, info: toInfo(row, ctx.actor) };
   }
 
-  /** The principal a bearer token stands for, or null when it is unknown, expired or revoked. */
-  async function authenticate(token: string): Promise<Principal | null> {
+  // The minute each token's last use was written, by this process: the row a cache keeps does not move.
+  const usedAt = new Map<string, string>();
+
+  /**
+   * The principal a bearer token stands for, or null when it is unknown, expired or revoked. The gateway
+   * passes its read cache: the token's row and user are then read once until either changes.
+   */
+  async function authenticate(token: string, cache?: ReadCache): Promise<Principal | null> {
     if (!token.startsWith(tokenPrefix) || token.length > 200) return null;
-    const row = await db
-      .selectFrom('api_tokens')
-      .selectAll()
-      .where('token_hash', '=', sha256(token))
-      .executeTakeFirst();
+    const hash = sha256(token);
+    const lookup = async () => {
+      const row = await db
+        .selectFrom('api_tokens')
+        .selectAll()
+        .where('token_hash', '=', hash)
+        .executeTakeFirst();
+      return row ? { row, user: await findUserById(db, row.user_id) } : null;
+    };
+    const found = await (cache ? cache.memo('token', hash, lookup) : lookup());
     const now = nowIso();
-    if (!row || row.revoked_at || row.expires_at <= now) return null;
-    const user = await findUserById(db, row.user_id);
+    if (!found || found.row.revoked_at || found.row.expires_at <= now) return null;
+    const { row, user } = found;
     if (!user || user.disabled) return null;
     // Last use is informational; a minute's resolution spares a write per request.
-    if (!row.last_used_at || row.last_used_at.slice(0, 16) !== now.slice(0, 16))
+    const minute = now.slice(0, 16);
+    if ((usedAt.get(row.id) ?? row.last_used_at?.slice(0, 16)) !== minute) {
+      usedAt.set(row.id, minute);
+      if (usedAt.size > 10_000) usedAt.clear();
       await db.updateTable('api_tokens').set({ last_used_at: now }).where('id', '=', row.id).execute();
+    }
     return principalFor(user, JSON.parse(row.scopes) as Scope[], { kind: 'token', tokenId: row.id });
   }
 

@@ -1,0 +1,139 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import pino from 'pino';
+import { loadConfig } from '../src/config.ts';
+import { openDatabase } from '../src/db/database.ts';
+import { type RunningServer, startServer } from '../src/server.ts';
+import {
+  call,
+  engines,
+  lunchPoll,
+  signInEveryone,
+  startTestServer,
+  type TestServer,
+  viaGateway,
+} from './harness.ts';
+
+// The gateway keeps what it reads on every request (db/read-cache.ts). An attacker's hope is a refusal
+// that arrives late: a revoked token, a disabled person or a retired app still let through because the
+// gateway remembered them. Every change must close the door on the next request (on PostgreSQL, on
+// another replica, as soon as the change's notification arrives).
+
+const json = { accept: 'application/json' };
+
+for (const engine of engines()) {
+  describe(`the gateway's read cache never outlives a change (${engine})`, () => {
+    let server: TestServer;
+    let t: Awaited<ReturnType<typeof signInEveryone>>;
+    before(async () => {
+      server = await startTestServer(engine);
+      t = await signInEveryone(server);
+      const r = await call(server, 'POST', '/api/v1/apps', { token: t.dave, body: lunchPoll() });
+      assert.equal(r.status, 201, r.text);
+    });
+    after(() => server.stop());
+
+    const use = async (token: string) =>
+      (await viaGateway(server, 'team-lunch-poll', '/', { authorization: `Bearer ${token}`, ...json }))
+        .status;
+    const token = async (by: string) => {
+      const r = await call(server, 'POST', '/api/v1/tokens', {
+        token: by,
+        body: { name: 'use', scopes: ['apps:use'] },
+      });
+      assert.equal(r.status, 201, r.text);
+      return r.body as { token: string; id: string };
+    };
+
+    test('a token revoked between two requests is refused on the second', async () => {
+      const { token: secret, id } = await token(t.dave);
+      // Past the gateway's sign-in and policy: the app is not running, so 503 from behind them.
+      assert.equal(await use(secret), 503);
+      assert.equal(await use(secret), 503, 'read again, now from what the gateway kept');
+      const revoked = await call(server, 'DELETE', `/api/v1/tokens/${id}`, { token: t.dave });
+      assert.equal(revoked.status, 200, revoked.text);
+      assert.equal(await use(secret), 401);
+    });
+
+    test('a person disabled by an admin is refused on the next request', async () => {
+      const { token: secret } = await token(t.alice);
+      assert.equal(await use(secret), 503);
+      const disabled = await call(server, 'POST', '/api/v1/users/alice@example.com/disable', {
+        token: t.carol,
+        body: { reason: 'left the company' },
+      });
+      assert.ok(disabled.status < 300, disabled.text);
+      assert.equal(await use(secret), 401);
+    });
+
+    test('an app given to another department stops being visible to the first at once', async () => {
+      const { token: secret } = await token(t.dave);
+      assert.equal(await use(secret), 503);
+      const moved = await call(server, 'POST', '/api/v1/apps', {
+        token: t.carol,
+        body: lunchPoll({ owner: 'frank@example.com', audience: { department: 'marketing' } }),
+      });
+      assert.ok(moved.status < 300, moved.text);
+      assert.equal(moved.body.app.department, 'marketing', 'registered again for marketing, owned by frank');
+      const after = await use(secret);
+      assert.ok(after === 404 || after === 403, `dave now gets ${after}`);
+    });
+  });
+}
+
+if (engines().includes('postgres'))
+  describe('two replicas on one PostgreSQL: a change on one reaches the other one’s gateway', () => {
+    let a: TestServer;
+    let b: RunningServer;
+    before(async () => {
+      a = await startTestServer('postgres');
+      // A second replica of the same platform: the same database and the same data folder (its KEK).
+      b = await startServer(
+        loadConfig(
+          { dev: true, port: 0, devIdpPort: 0, dataDir: a.dataDir },
+          { MICROAPP_LOG_LEVEL: 'silent', MICROAPP_JOBS: 'off' },
+        ),
+        {
+          db: openDatabase({
+            kind: 'postgres',
+            url: process.env.MICROAPP_TEST_POSTGRES_URL!,
+            schema: a.pgSchema!,
+            poolSize: 3,
+          }),
+          logger: pino({ level: 'silent' }),
+        },
+      );
+    });
+    after(async () => {
+      await b?.close();
+      await b?.db.destroy();
+      await a?.stop();
+    });
+
+    test('a token revoked on one replica is refused by the other', async () => {
+      const t = await signInEveryone(a);
+      const r = await call(a, 'POST', '/api/v1/apps', { token: t.dave, body: lunchPoll() });
+      assert.equal(r.status, 201, r.text);
+      const made = await call(a, 'POST', '/api/v1/tokens', {
+        token: t.dave,
+        body: { name: 'use', scopes: ['apps:use'] },
+      });
+      const use = async () =>
+        (await viaGateway(b, 'team-lunch-poll', '/', { authorization: `Bearer ${made.body.token}`, ...json }))
+          .status;
+      // Replica B has read the token, and keeps it.
+      assert.equal(await use(), 503);
+      assert.equal(await use(), 503);
+      assert.equal(
+        (await call(a, 'DELETE', `/api/v1/tokens/${made.body.id}`, { token: t.dave })).status,
+        200,
+      );
+      // B hears of it when the revocation commits: the notification takes a moment to arrive, not a timer.
+      let status = await use();
+      for (let i = 0; i < 100 && status !== 401; i++) {
+        await new Promise((r) => setTimeout(r, 20));
+        status = await use();
+      }
+      assert.equal(status, 401);
+    });
+  });
