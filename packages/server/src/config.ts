@@ -40,6 +40,8 @@ export type ServerConfig = {
   /** Minutes without a request after which an app is stopped, to start again on its next request (0: never). */
   idleMinutes: number;
   logLevel: string;
+  /** A log line per HTTP request (method, path without its query, status, time); off unless asked. */
+  requestLog: boolean;
   lifecycle: LifecycleSettings;
   jobs: { enabled: boolean; leaseSeconds: number; lifecycleHours: number };
   notifications: NotificationChannels;
@@ -208,6 +210,9 @@ export function loadConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv): ServerCo
   const usageRetentionDays = positiveInt(env, 'MICROAPP_USAGE_RETENTION_DAYS', 400, problems);
   if (usageRetentionDays < 367)
     problems.push('MICROAPP_USAGE_RETENTION_DAYS must be at least 367: usage summaries reach back 366 days');
+  const requestLog = env.MICROAPP_REQUEST_LOG ?? 'off';
+  if (requestLog !== 'on' && requestLog !== 'off')
+    problems.push(`MICROAPP_REQUEST_LOG is on or off, got "${requestLog.slice(0, 20)}"`);
   const jobs = {
     enabled: env.MICROAPP_JOBS !== 'off',
     leaseSeconds: positiveInt(env, 'MICROAPP_JOB_LEASE_SECONDS', 60, problems),
@@ -318,6 +323,7 @@ export function loadConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv): ServerCo
     sessionTtlHours,
     idleMinutes: Number(env.MICROAPP_IDLE_MINUTES ?? 30),
     logLevel: env.MICROAPP_LOG_LEVEL ?? 'info',
+    requestLog: requestLog === 'on',
     lifecycle,
     jobs,
     notifications,

@@ -135,6 +135,23 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     options.logger ??
     pino({
       level: config.logLevel,
+      // A request as the request log (MICROAPP_REQUEST_LOG=on) and errors show it: its path without the
+      // query string, which may hold personal data or a sign-in code.
+      serializers: {
+        req: (req: {
+          id?: string;
+          method?: string;
+          url?: string;
+          headers?: Record<string, unknown>;
+          ip?: string;
+        }) => ({
+          id: req.id,
+          method: req.method,
+          path: req.url?.split('?')[0],
+          host: req.headers?.host,
+          remoteAddress: req.ip,
+        }),
+      },
       redact: {
         paths: ['req.headers.authorization', 'req.headers.cookie', 'res.headers["set-cookie"]'],
         censor: '[redacted]',
@@ -206,6 +223,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     gateway: (request, reply) => (gateway ? gateway.handle(request, reply) : Promise.resolve(false)),
     trustedProxies: config.trustedProxies,
     https: Boolean(config.publicUrl?.startsWith('https:')),
+    requestLog: config.requestLog,
   });
   // A response waits until the audit events its request recorded are in the chain (audit-service.ts): the
   // change committed with its event; whoever made it reads it in the trail at once.
