@@ -5,6 +5,7 @@ import Fastify, {
   type FastifyInstance,
   type FastifyReply,
   type FastifyRequest,
+  LogController,
 } from 'fastify';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { AppError } from '../errors.ts';
@@ -42,7 +43,7 @@ export async function buildHttpApp(deps: {
     loggerInstance: deps.logger,
     // Two lines per request at info level cost the gateway a tenth of its time; asked for, they carry the
     // path without its query string (which may hold personal data, or a sign-in code).
-    disableRequestLogging: !deps.requestLog,
+    logController: new LogController({ disableRequestLogging: !deps.requestLog }),
     bodyLimit,
     // A request id the caller (a proxy, a client's tracing) sends is kept when it is a plain token, so one
     // id follows a request through every log; anything else gets one of ours. It is returned either way.

@@ -1,7 +1,8 @@
 import SqliteDatabase from 'better-sqlite3';
-import { Kysely, PostgresDialect, SqliteDialect, sql } from 'kysely';
+import { Kysely, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
 import type { Database } from './schema.ts';
+import { GroupCommitSqliteDialect } from './sqlite-group-commit.ts';
 
 export type Dialect = 'sqlite' | 'postgres';
 
@@ -52,7 +53,7 @@ export function openDatabase(options: DatabaseOptions): Db {
     raw.pragma('journal_mode = WAL');
     raw.pragma('foreign_keys = ON');
     raw.pragma('busy_timeout = 5000');
-    const kysely = new Kysely<Database>({ dialect: new SqliteDialect({ database: keepingStatements(raw) }) });
+    const kysely = new Kysely<Database>({ dialect: new GroupCommitSqliteDialect(keepingStatements(raw)) });
     return { kysely, dialect: 'sqlite', options, destroy: () => kysely.destroy() };
   }
   const pool = new pg.Pool({
