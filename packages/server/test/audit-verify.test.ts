@@ -5,8 +5,10 @@ import { join } from 'node:path';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import { sql } from 'kysely';
 import pg from 'pg';
+import { canonicalJson } from '../src/canonical-json.ts';
 import { type Db, openDatabase } from '../src/db/database.ts';
 import { migrateToLatest } from '../src/db/migrations.ts';
+import { hashEvent, hashWithCanonicalSummary } from '../src/modules/audit/audit-chain.ts';
 import type { Checkpoint } from '../src/modules/audit/audit-checkpoints.ts';
 import { createAuditService } from '../src/modules/audit/audit-service.ts';
 import { verifyChain } from '../src/modules/audit/audit-verify.ts';
@@ -16,6 +18,39 @@ import { engines } from './harness.ts';
 // on the same chains, intact and attacked at a range's edge and inside one, both must give the same verdict.
 
 const events = 40;
+
+test("an event's hash written out in canonical order is the canonicalized event's, on awkward values", () => {
+  const awkward = [
+    '',
+    'ü€😀',
+    'a"b\\c',
+    'line\nbreak\ttab\u0001\u001f\u007f',
+    '\u2028\u2029',
+    '</script>',
+    'ǅ',
+  ];
+  for (const [i, text] of awkward.entries()) {
+    const summary = { [text]: text, nested: { z: [1, 2.5, -0, 1e21, null, true], a: text }, n: i };
+    const event = {
+      seq: 9007199254740991 - i,
+      id: `evt_${text}`,
+      occurredAt: '2026-12-04T00:00:00.000Z',
+      actor: text,
+      action: 'app.registered',
+      targetType: 'app',
+      target: text,
+      reason: i % 2 ? null : text,
+      requestId: i % 3 ? null : text,
+      sourceIp: null,
+      prevHash: '0'.repeat(64),
+    };
+    assert.equal(
+      hashWithCanonicalSummary(event, canonicalJson(summary)),
+      hashEvent({ ...event, summary }),
+      JSON.stringify(text),
+    );
+  }
+});
 
 for (const engine of engines()) {
   describe(`the audit chain checked in parallel (${engine})`, () => {

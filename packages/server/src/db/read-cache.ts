@@ -1,4 +1,4 @@
-import { sql } from 'kysely';
+import { CompiledQuery } from 'kysely';
 import pg from 'pg';
 import type { Db } from './database.ts';
 
@@ -22,6 +22,13 @@ export type ReadCache = {
   forget(): void;
   stop(): Promise<void>;
 };
+
+// Read on every gateway request: written as SQL once.
+const generationQuery = CompiledQuery.raw(
+  'select value from change_generation where id = 1',
+) as CompiledQuery<{
+  value: number;
+}>;
 
 // Past this many entries, everything is forgotten at once: simpler than an LRU, and rare.
 const maxEntries = 20_000;
@@ -75,9 +82,7 @@ export function createReadCache(db: Db, options: { onError?: (error: Error) => v
 
   async function begin(): Promise<void> {
     if (db.dialect !== 'sqlite') return;
-    const row = await sql<{ value: number }>`select value from change_generation where id = 1`.execute(
-      db.kysely,
-    );
+    const row = await db.kysely.executeQuery(generationQuery);
     const now = Number(row.rows[0]?.value ?? 0);
     // Never backwards: a request that read an older value than another still loads fresh rows.
     if (now > generation) {

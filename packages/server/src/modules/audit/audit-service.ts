@@ -1,10 +1,10 @@
-import { type Kysely, sql, type Transaction } from 'kysely';
+import { CompiledQuery, type Kysely, sql, type Transaction } from 'kysely';
 import { canonicalJson } from '../../canonical-json.ts';
 import type { Clock } from '../../clock.ts';
 import type { DatabaseOptions, Dialect } from '../../db/database.ts';
 import type { AuditEventsTable, AuditQueueTable, Database } from '../../db/schema.ts';
 import { newId, nowIso } from '../../ids.ts';
-import { type ChainedEvent, checkLink, genesisHash, hashEvent } from './audit-chain.ts';
+import { type ChainedEvent, checkLink, genesisHash, hashWithCanonicalSummary } from './audit-chain.ts';
 import type { Checkpoint } from './audit-checkpoints.ts';
 import { type VerifyResult, verifyChain } from './audit-verify.ts';
 
@@ -57,6 +57,17 @@ function toEvent(row: AuditEventsTable): AuditEvent {
   };
 }
 
+const headQuery = CompiledQuery.raw(
+  'select seq, hash from audit_events order by seq desc limit 1',
+) as CompiledQuery<{
+  seq: number | string;
+  hash: string;
+}>;
+
+/** One event appended: positional parameters, which both SQLite and PostgreSQL (as $n) take. */
+const insertOne = (dialect: Dialect) =>
+  `insert into audit_events (seq, id, occurred_at, actor, action, target_type, target, reason, request_id, source_ip, summary, prev_hash, hash) values (${Array.from({ length: 13 }, (_, i) => (dialect === 'postgres' ? `$${i + 1}` : '?')).join(', ')})`;
+
 /** The tamper-evident audit trail: append inside the caller's transaction, read, and verify the chain. */
 export function createAuditService(deps: {
   db: Kysely<Database>;
@@ -66,6 +77,7 @@ export function createAuditService(deps: {
   database?: DatabaseOptions;
 }) {
   const { db, dialect } = deps;
+  const insertOneSql = insertOne(dialect);
 
   // Events this process queued and has not seen chained yet: by the request that recorded them, and when the
   // last one without a request was recorded (a job, a build). The response to such a request waits for the
@@ -140,16 +152,13 @@ export function createAuditService(deps: {
 
   /** Appends events after the chain's head, in order, in the given transaction (which holds the chain). */
   async function appendChained(trx: Transaction<Database>, queued: Omit<AuditQueueTable, 'position'>[]) {
-    const last = await trx
-      .selectFrom('audit_events')
-      .select(['seq', 'hash'])
-      .orderBy('seq', 'desc')
-      .limit(1)
-      .executeTakeFirst();
+    // Written as SQL once: every audited change runs these two, and building them each time cost more
+    // than running them.
+    const last = (await trx.executeQuery(headQuery)).rows[0];
     let seq = last ? Number(last.seq) : 0;
     let prevHash = last ? last.hash : genesisHash;
     const rows = queued.map((q) => {
-      const event: ChainedEvent = {
+      const event = {
         seq: ++seq,
         id: q.id,
         occurredAt: q.occurred_at,
@@ -160,12 +169,32 @@ export function createAuditService(deps: {
         reason: q.reason,
         requestId: q.request_id,
         sourceIp: q.source_ip,
-        summary: JSON.parse(q.summary) as Record<string, unknown>,
         prevHash,
       };
-      prevHash = hashEvent(event);
+      prevHash = hashWithCanonicalSummary(event, q.summary);
       return { ...q, seq: event.seq, prev_hash: event.prevHash, hash: prevHash };
     });
+    if (rows.length === 1) {
+      const r = rows[0]!;
+      await trx.executeQuery(
+        CompiledQuery.raw(insertOneSql, [
+          r.seq,
+          r.id,
+          r.occurred_at,
+          r.actor,
+          r.action,
+          r.target_type,
+          r.target,
+          r.reason,
+          r.request_id,
+          r.source_ip,
+          r.summary,
+          r.prev_hash,
+          r.hash,
+        ]),
+      );
+      return;
+    }
     // A few hundred rows a statement: within both engines' limits on parameters.
     for (let i = 0; i < rows.length; i += 500)
       await trx

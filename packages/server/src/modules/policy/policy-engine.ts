@@ -109,10 +109,16 @@ export function createPolicyEngine(deps: {
       const result = a.policy.evaluate(entrypoint, { input, data: a.data, budget: serverBudget }) as
         | T
         | undefined;
+      // The input's digest is for the decision log: worked out when something reads it (a denial the
+      // gateway logs), not on each of the gateway's many allowed requests.
+      let inputDigest: string | undefined;
       return {
         entrypoint,
         revision: a.revision,
-        inputDigest: digest(input),
+        get inputDigest() {
+          inputDigest ??= digest(input);
+          return inputDigest;
+        },
         result,
         durationMs: performance.now() - started,
       };
