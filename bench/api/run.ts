@@ -90,6 +90,7 @@ async function prepare(label: string, server: Server): Promise<Target[]> {
     { label: `${label}: GET /healthz (baseline)`, url: `${server.url}/healthz`, expect: 200, rate, cpu },
     read('list, an admin', carol, '/api/v1/apps?limit=50'),
     read('list, a creator (one department)', alice, '/api/v1/apps?limit=50'),
+    read('list, a creator, catalog rows (view=summary)', alice, '/api/v1/apps?limit=50&view=summary'),
     read('search, no match', carol, '/api/v1/apps?limit=50&q=payroll-zq'),
     read('search, no match, a creator', alice, '/api/v1/apps?limit=50&q=payroll-zq'),
     read('search, a name', alice, '/api/v1/apps?limit=50&q=expense'),
@@ -108,7 +109,7 @@ async function prepare(label: string, server: Server): Promise<Target[]> {
 }
 
 const fmt = (r: LoadResult) =>
-  `  ${r.label.padEnd(46)} p50 ${String(r.p50).padStart(4)} ms  p99 ${String(r.p99).padStart(4)} ms  ${Math.round(r.rps).toLocaleString('en-US').padStart(7)} req/s  ${r.cpuPer1000.server!.toFixed(0).padStart(6)} ms CPU/1k req` +
+  `  ${r.label.padEnd(56)} p50 ${String(r.p50).padStart(4)} ms  p99 ${String(r.p99).padStart(4)} ms  ${Math.round(r.rps).toLocaleString('en-US').padStart(7)} req/s  ${r.cpuPer1000.server!.toFixed(0).padStart(6)} ms CPU/1k req` +
   (/: (list|search)/.test(r.label)
     ? `   goal p99 <= ${goalP99} ms: ${r.p99 <= goalP99 ? 'met' : 'missed'}`
     : '');

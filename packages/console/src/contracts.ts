@@ -1,7 +1,7 @@
 // The API's own types: the console reads the shapes the server declares, never a copy of them.
 
 export type { AuditEvent, VerifyResult } from '../../server/src/modules/audit/audit-service.ts';
-export type { AppView, ReviewView } from '../../server/src/modules/catalog/app-view.ts';
+export type { AppSummary, AppView, ReviewView } from '../../server/src/modules/catalog/app-view.ts';
 export type { Assessment, RevisionView } from '../../server/src/modules/catalog/catalog-service.ts';
 export type { Manifest } from '../../server/src/modules/catalog/manifest-schema.ts';
 export type { LifecycleView } from '../../server/src/modules/lifecycle/lifecycle-service.ts';

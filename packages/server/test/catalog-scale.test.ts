@@ -152,6 +152,41 @@ for (const engine of engines()) {
       assert.ok(marketing.includes('team-lunch-poll'));
     });
 
+    test("view=summary: a catalog row's fields only, and the same apps, order and pages as the full view", async () => {
+      for (const [token, query] of [
+        [t.ivan, '&q=lunch'],
+        [t.alice, ''],
+        [t.alice, '&q=desk&tier=low'],
+      ] as const) {
+        const full = await all(token, query);
+        const summary = await all(token, `${query}&view=summary`);
+        assert.deepEqual(names(summary), names(full), `${query} as the same apps`);
+        const first = summary[0] as unknown as Record<string, unknown>;
+        assert.deepEqual(
+          Object.keys(first)
+            .filter((k) => k !== 'scorecard')
+            .sort(),
+          [
+            'dataClasses',
+            'department',
+            'id',
+            'name',
+            'owner',
+            'purpose',
+            'revision',
+            'state',
+            'tier',
+            'updatedAt',
+          ],
+        );
+        const same = full[0] as unknown as { manifest: { purpose: string }; scorecard?: unknown };
+        assert.equal(first.purpose, same.manifest.purpose);
+        assert.deepEqual(first.scorecard, same.scorecard);
+      }
+      const bad = await call(server, 'GET', '/api/v1/apps?view=everything', { token: t.ivan });
+      assert.equal(bad.status, 400);
+    });
+
     test('the search follows a new owner', async () => {
       const moved = await call(server, 'POST', '/api/v1/apps/desk-booking/owner', {
         token: t.carol,

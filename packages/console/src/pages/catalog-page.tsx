@@ -1,11 +1,11 @@
 import { useVirtualizer } from '@tanstack/react-virtual';
 import { useEffect, useRef, useState } from 'react';
 import { ApiError, api, query } from '../api.ts';
-import { type AppView, dataClasses } from '../contracts.ts';
+import { type AppSummary, dataClasses } from '../contracts.ts';
 import { Link, navigate, useLocation } from '../router.tsx';
 import { ErrorNote, StateBadge, TierBadge } from '../ui.tsx';
 
-type Page = { items: AppView[]; nextCursor: string | null };
+type Page = { items: AppSummary[]; nextCursor: string | null };
 const filterNames = ['q', 'owner', 'department', 'tier', 'state', 'dataClass', 'scorecard'] as const;
 const pageSize = 100;
 /** A first guess at a row's height; each row is measured as it renders (rows wrap on a phone). */
@@ -22,7 +22,7 @@ export function CatalogPage() {
     string
   >;
   const key = query(filters);
-  const [items, setItems] = useState<AppView[]>([]);
+  const [items, setItems] = useState<AppSummary[]>([]);
   const [cursor, setCursor] = useState<string | null>(null);
   const [done, setDone] = useState(false);
   const [loading, setLoading] = useState(true);
@@ -35,7 +35,7 @@ export function CatalogPage() {
     try {
       const page = await api<Page>(
         'GET',
-        `/api/v1/apps${query({ ...filters, limit: pageSize, cursor: from ?? undefined })}`,
+        `/api/v1/apps${query({ ...filters, view: 'summary', limit: pageSize, cursor: from ?? undefined })}`,
       );
       if (mine !== generation.current) return;
       setItems((old) => (replace ? page.items : [...old, ...page.items]));
@@ -151,7 +151,7 @@ export function CatalogPage() {
                   <Link href={`/apps/${app.name}`} className="app-name">
                     {app.name}
                   </Link>
-                  <span className="muted purpose">{app.manifest.purpose}</span>
+                  <span className="muted purpose">{app.purpose}</span>
                 </div>
                 <div className="row-meta">
                   <TierBadge tier={app.tier} />

@@ -44,6 +44,41 @@ export type AppView = {
   scorecard?: Scorecard;
 };
 
+/**
+ * An app as a catalog row shows it (`GET /api/v1/apps?view=summary`): no manifest, assessment or reviews,
+ * so that a page of a large catalog is quick to read, send and draw.
+ */
+export type AppSummary = {
+  id: string;
+  name: string;
+  owner: string;
+  department: string | null;
+  state: AppState;
+  tier: Tier;
+  revision: number;
+  purpose: string;
+  dataClasses: string[];
+  updatedAt: string;
+  scorecard?: Scorecard;
+};
+
+export function toAppSummary(app: AppsTable, scorecard?: Scorecard): AppSummary {
+  const manifest = JSON.parse(app.manifest) as Manifest;
+  return {
+    id: app.id,
+    name: app.name,
+    owner: app.owner,
+    department: app.department,
+    state: app.state as AppState,
+    tier: app.tier as Tier,
+    revision: app.revision,
+    purpose: manifest.purpose,
+    dataClasses: manifest.dataClasses,
+    updatedAt: app.updated_at,
+    ...(scorecard ? { scorecard } : {}),
+  };
+}
+
 export function toReviewView(r: ReviewDecisionsTable): ReviewView {
   return {
     id: r.id,

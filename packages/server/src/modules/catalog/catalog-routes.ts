@@ -66,6 +66,12 @@ export function registerCatalogRoutes(fastify: FastifyInstance, deps: { catalog:
                 description: 'only apps whose governance scorecard passes every check, or fails one',
               }),
             ),
+            view: Type.Optional(
+              StringEnum(['full', 'summary'] as const, {
+                description:
+                  'full (the default): each app as GET /api/v1/apps/{name} returns it; summary: what a catalog row shows (name, owner, department, state, tier, revision, purpose, data classes, scorecard)',
+              }),
+            ),
           },
           { additionalProperties: false },
         ),

@@ -17,7 +17,7 @@ import {
   riskInputOf,
 } from '../risk/risk-evaluator.ts';
 import type { Tier } from '../risk/risk-rules.ts';
-import { type AppState, type AppView, toReviewView } from './app-view.ts';
+import { type AppState, type AppSummary, type AppView, toAppSummary, toReviewView } from './app-view.ts';
 import type { AppFilter, CatalogRepository } from './catalog-repository.ts';
 import { type Assessment, canView, nextState, type RevisionView, tierMeaning } from './catalog-rules.ts';
 import type { Manifest } from './manifest-schema.ts';
@@ -288,8 +288,13 @@ export function createCatalogService(
 
   async function list(
     principal: Principal,
-    filter: Omit<AppFilter, 'visibleTo' | 'after'> & { cursor?: string; scorecard?: 'passing' | 'failing' },
-  ): Promise<{ items: AppView[]; nextCursor: string | null }> {
+    filter: Omit<AppFilter, 'visibleTo' | 'after'> & {
+      cursor?: string;
+      scorecard?: 'passing' | 'failing';
+      /** `summary`: catalog rows (AppSummary), without each app's manifest, assessment and reviews. */
+      view?: 'full' | 'summary';
+    },
+  ): Promise<{ items: (AppView | AppSummary)[]; nextCursor: string | null }> {
     let after: string | undefined;
     if (filter.cursor) {
       after = Buffer.from(filter.cursor, 'base64url').toString('utf8');
@@ -297,7 +302,7 @@ export function createCatalogService(
         throw new AppError('bad_request', 'the cursor is not valid; start from the first page');
     }
     const restricted = !hasRole(principal, 'reviewer', 'admin', 'auditor');
-    const { scorecard: wanted, cursor: _, ...rest } = filter;
+    const { scorecard: wanted, cursor: _, view, ...rest } = filter;
     const visibleTo = restricted
       ? { visibleTo: { department: principal.department, email: principal.email, userId: principal.userId } }
       : {};
@@ -319,13 +324,14 @@ export function createCatalogService(
       if (!wanted) break;
     }
     const page = kept.slice(0, filter.limit);
+    const nextCursor =
+      kept.length > filter.limit ? Buffer.from(page.at(-1)!.row.name).toString('base64url') : null;
+    if (view === 'summary') return { items: page.map((k) => toAppSummary(k.row, k.card)), nextCursor };
     const views = await repo.viewMany(
       db,
       page.map((k) => k.row),
     );
     const items = views.map((v, i) => (page[i]!.card ? { ...v, scorecard: page[i]!.card } : v));
-    const nextCursor =
-      kept.length > filter.limit ? Buffer.from(page.at(-1)!.row.name).toString('base64url') : null;
     return { items, nextCursor };
   }
 
