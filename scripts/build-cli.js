@@ -59,15 +59,8 @@ const result = await build({
   platform: 'node',
   target: 'node20',
   // The repository's server-side packages run from source (they read files beside themselves and start
-  // workers by path); tsx is the loader for them.
-  external: [
-    '@microapp/rego',
-    '@microapp/server',
-    '@microapp/server/policy',
-    '@microapp/server/sandbox',
-    'tsx',
-    'tsx/*',
-  ],
+  // workers by path); tsx is the loader for them. A package named here is external with its subpaths.
+  external: ['@microapp/rego', '@microapp/server', 'tsx'],
   // Packages that are CommonJS inside need require() in an ES module bundle.
   banner: {
     js: "import { createRequire as __microappRequire } from 'node:module'; const require = __microappRequire(import.meta.url);",

@@ -6,7 +6,7 @@ import type { AuditEventsTable, AuditQueueTable, Database } from '../../db/schem
 import { newId, nowIso } from '../../ids.ts';
 import { type ChainedEvent, checkLink, genesisHash, hashWithCanonicalSummary } from './audit-chain.ts';
 import type { Checkpoint } from './audit-checkpoints.ts';
-import { type VerifyResult, verifyChain } from './audit-verify.ts';
+import { chainEnd, type VerifyResult, verifyChain } from './audit-verify.ts';
 
 /** Who did something and from where; every governed change carries one. */
 export type AuditContext = { actor: string; requestId?: string; sourceIp?: string };
@@ -329,23 +329,7 @@ export function createAuditService(deps: {
         checked++;
       }
     }
-    const newest = checkpoints.reduce<Checkpoint | null>((a, c) => (!a || c.seq > a.seq ? c : a), null);
-    if (newest && newest.seq > checked)
-      return {
-        ok: false,
-        checked,
-        broken: {
-          seq: checked + 1,
-          id: null,
-          reason: `the chain ends after ${checked} events, but the checkpoint signed at ${newest.at} counted ${newest.seq}: the newest events were deleted`,
-        },
-      };
-    return {
-      ok: true,
-      checked,
-      head: previous?.hash ?? genesisHash,
-      checkpoint: newest ? { seq: newest.seq, at: newest.at } : null,
-    };
+    return chainEnd(checked, previous, checkpoints);
   }
 
   /** Stops the timers; what is queued stays queued for the next start (or another replica) to chain. */

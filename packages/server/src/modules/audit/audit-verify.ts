@@ -99,6 +99,18 @@ export async function verifyChain(
     checked += r.checked;
     previous = r.last;
   }
+  return chainEnd(checked, previous, checkpoints);
+}
+
+/**
+ * The verdict on a chain found whole up to `last` (`checked` events): held against the newest signed
+ * checkpoint, which a truncated chain is shorter than.
+ */
+export function chainEnd(
+  checked: number,
+  last: { hash: string } | null,
+  checkpoints: Checkpoint[],
+): VerifyResult {
   const newest = checkpoints.reduce<Checkpoint | null>((a, c) => (!a || c.seq > a.seq ? c : a), null);
   if (newest && newest.seq > checked)
     return {
@@ -113,7 +125,7 @@ export async function verifyChain(
   return {
     ok: true,
     checked,
-    head: previous?.hash ?? genesisHash,
+    head: last?.hash ?? genesisHash,
     checkpoint: newest ? { seq: newest.seq, at: newest.at } : null,
   };
 }
