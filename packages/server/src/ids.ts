@@ -24,6 +24,10 @@ export const idPrefixes = {
   build: 'bld',
   egress: 'egr',
   databaseCredential: 'dbc',
+  agentClient: 'agc',
+  delegation: 'dlg',
+  checkpoint: 'chk',
+  agentCall: 'agx',
 } as const;
 
 export type IdKind = keyof typeof idPrefixes;

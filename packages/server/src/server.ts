@@ -13,6 +13,7 @@ import { createReadCache } from './db/read-cache.ts';
 import { createAdvisoryAlerts } from './modules/advisories/advisory-alerts.ts';
 import { registerAdvisoryRoutes } from './modules/advisories/advisory-routes.ts';
 import { createAdvisoryService } from './modules/advisories/advisory-service.ts';
+import { installAgents } from './modules/agents/install-agents.ts';
 import { registerApprovalRoutes } from './modules/approvals/approval-routes.ts';
 import { interimRouting } from './modules/approvals/approval-rules.ts';
 import { createApprovalService } from './modules/approvals/approval-service.ts';
@@ -557,6 +558,25 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     registerPolicyRoutes(app, { policies });
     // Compile the packs now: a broken policy must stop the start, not the first registration.
     await engine.current();
+    await installAgents(app, {
+      db: db.kysely,
+      clock,
+      audit,
+      engine,
+      notifications,
+      login,
+      jobs,
+      publicUrl: () => publicUrl!,
+      version,
+      services: {
+        catalog,
+        builds,
+        deployments,
+        lifecycle,
+        templatesDir: defaultTemplatesDir,
+        appUrl: hosts.urlOf,
+      },
+    });
   }
 
   await registerConsoleRoutes(app, { dir: config.consoleDir ?? defaultConsoleDir });

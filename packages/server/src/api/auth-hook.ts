@@ -6,6 +6,9 @@ import type { LoginService } from '../modules/identity/login-service.ts';
 import type { Principal } from '../modules/identity/principal.ts';
 import type { TokenService } from '../modules/tokens/token-service.ts';
 
+/** Agents' access tokens start with this (see modules/agents). */
+export const agentTokenPrefix = 'maa_';
+
 export const sessionCookie = 'microapp_session';
 const safeMethods = new Set(['GET', 'HEAD', 'OPTIONS']);
 
@@ -29,10 +32,12 @@ export function principalOf(request: FastifyRequest): Principal {
 
 /** Who did it and from where, for the audit trail. */
 export function auditContext(request: FastifyRequest, actor?: string): AuditContext {
+  const agent = request.principal?.agent;
   return {
     actor: actor ?? request.principal?.email ?? 'anonymous',
     requestId: request.id,
     sourceIp: request.ip,
+    ...(agent ? { act: agent } : {}),
   };
 }
 
@@ -67,6 +72,13 @@ export function installAuth(
     const header = request.headers.authorization;
     if (header !== undefined) {
       const match = /^Bearer\s+(\S+)$/i.exec(header);
+      // An agent's token is for the MCP endpoint, whose tools are bounded and checkpointed by policy: the
+      // REST API (approvals, secrets, live deploys, tokens) is for people and their own tokens.
+      if (match?.[1]?.startsWith(agentTokenPrefix) && rule?.kind !== 'public')
+        throw new AppError(
+          'forbidden',
+          "an agent's token works only at /mcp: agents act through the platform's MCP tools, never approve, read secrets or deploy to live through the API; ask the person the agent acts for to do it",
+        );
       const principal = match ? await deps.tokens.authenticate(match[1]!) : null;
       if (!principal && rule?.kind !== 'public')
         throw new AppError(

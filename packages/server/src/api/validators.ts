@@ -14,3 +14,6 @@ export const validatorCompiler: FastifySchemaCompiler<unknown> = ({ schema, http
   const ajv = httpPart === 'body' ? bodyAjv : textAjv;
   return ajv.compile(schema as object) as ReturnType<FastifySchemaCompiler<unknown>>;
 };
+
+/** A validator for a body schema outside a route (the MCP tools take manifests too), as strict as a route's. */
+export const compileBodySchema = (schema: object) => bodyAjv.compile(schema);

@@ -3,6 +3,7 @@ import type { Db, Dialect } from './database.ts';
 import { foundation } from './migrations/0001-0009.ts';
 import { governance } from './migrations/0010-0023.ts';
 import { scale } from './migrations/0024-scale.ts';
+import { agents } from './migrations/0027-agents.ts';
 
 type AnyDb = Kysely<unknown>;
 
@@ -14,6 +15,7 @@ const migrations: Record<string, (dialect: Dialect) => Migration> = {
   ...foundation,
   ...governance,
   ...scale,
+  ...agents,
 };
 
 /** Applies every pending migration; returns the names applied. Throws with the failing migration's name. */

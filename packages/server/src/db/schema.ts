@@ -1,7 +1,8 @@
 import type { Generated } from 'kysely';
+import type { AgentTables } from './schema-agents.ts';
 
 /** Tables and columns, shared by both dialects. JSON is stored as text, timestamps as ISO-8601 UTC text. */
-export interface Database {
+export interface Database extends AgentTables {
   users: UsersTable;
   sessions: SessionsTable;
   login_requests: LoginRequestsTable;

@@ -4,12 +4,19 @@ import type { Clock } from '../../clock.ts';
 import type { DatabaseOptions, Dialect } from '../../db/database.ts';
 import type { AuditEventsTable, AuditQueueTable, Database } from '../../db/schema.ts';
 import { newId, nowIso } from '../../ids.ts';
+import type { AgentActor } from '../identity/principal.ts';
 import { type ChainedEvent, checkLink, genesisHash, hashWithCanonicalSummary } from './audit-chain.ts';
 import type { Checkpoint } from './audit-checkpoints.ts';
 import { chainEnd, type VerifyResult, verifyChain } from './audit-verify.ts';
 
 /** Who did something and from where; every governed change carries one. */
-export type AuditContext = { actor: string; requestId?: string; sourceIp?: string };
+export type AuditContext = {
+  actor: string;
+  requestId?: string;
+  sourceIp?: string;
+  /** The agent that acted for `actor`, recorded in the event's summary as `act` (covered by its hash). */
+  act?: AgentActor;
+};
 
 /** What happened, to what, and a summary that never holds a secret. */
 export type AuditInput = {
@@ -30,6 +37,14 @@ export type { VerifyResult } from './audit-verify.ts';
 
 // Key names that would carry a credential. A summary is built field by field, so this only trips on a bug.
 const secretKey = /(secret|password|token|credential|cookie|authorization)s?$/i;
+
+/** An agent as an event names it: RFC 8693's `act`, with the delegation it acted under. */
+const actOf = (a: AgentActor) => ({
+  agent: a.client,
+  version: a.version,
+  model: a.model,
+  delegation: a.delegationId,
+});
 
 function assertNoSecrets(value: unknown, path = 'summary'): void {
   if (value === null || typeof value !== 'object') return;
@@ -101,7 +116,7 @@ export function createAuditService(deps: {
     ctx: AuditContext,
     input: AuditInput,
   ): Promise<QueuedEvent> {
-    const summary = input.summary ?? {};
+    const summary = ctx.act ? { ...input.summary, act: actOf(ctx.act) } : (input.summary ?? {});
     assertNoSecrets(summary);
     const event: QueuedEvent = {
       id: newId('event'),

@@ -21,7 +21,7 @@ const notBuilt = `<!doctype html>
 <pre>npm run build:console</pre></main></body></html>`;
 
 /** Paths that belong to the API or to sign-in: an unknown one is a 404, never the console's page. */
-const serverPath = /^\/(api|auth|metrics|healthz|readyz)(\/|$)/;
+const serverPath = /^\/(api|auth|metrics|healthz|readyz|oauth|mcp|\.well-known)(\/|$)/;
 
 /**
  * The web console: static files built by Vite, served from the same origin as the API so that the

@@ -20,6 +20,18 @@ export const scopes = [
 ] as const;
 export type Scope = (typeof scopes)[number];
 
+/**
+ * An AI agent acting for the person a principal names, under a delegation that person consented to
+ * (RFC 8693's `act` claim is the model): every audit event it causes names both.
+ */
+export type AgentActor = {
+  delegationId: string;
+  client: string;
+  version: string | null;
+  /** The model the agent declared when it registered; null when it declared none. */
+  model: string | null;
+};
+
 /** The authenticated caller of a request. */
 export type Principal = {
   userId: string;
@@ -29,7 +41,12 @@ export type Principal = {
   roles: Role[];
   specialties: Specialty[];
   scopes: Scope[];
-  via: { kind: 'session'; csrfToken: string } | { kind: 'token'; tokenId: string };
+  via:
+    | { kind: 'session'; csrfToken: string }
+    | { kind: 'token'; tokenId: string }
+    | { kind: 'agent'; delegationId: string };
+  /** Set when an agent acts for this person (only through the MCP endpoint). */
+  agent?: AgentActor;
 };
 
 export const hasRole = (p: Principal, ...wanted: Role[]) => wanted.some((r) => p.roles.includes(r));
