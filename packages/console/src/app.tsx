@@ -1,6 +1,7 @@
 import { useEffect, useRef } from 'react';
 import { api } from './api.ts';
 import { AdminPage } from './pages/admin-page.tsx';
+import { AgentRequestPage, AgentsPage } from './pages/agents-page.tsx';
 import { AppPage } from './pages/app-page.tsx';
 import { AuditPage } from './pages/audit-page.tsx';
 import { CatalogPage } from './pages/catalog-page.tsx';
@@ -33,6 +34,7 @@ function Shell() {
     { href: '/', label: 'Catalog', show: true },
     { href: '/new', label: 'New app', show: hasRole(session, 'creator', 'admin') },
     { href: '/reviews', label: 'Reviews', show: hasRole(session, 'reviewer', 'admin', 'auditor') },
+    { href: '/agents', label: 'Agents', show: true },
     { href: '/audit', label: 'Audit', show: true },
     { href: '/policies', label: 'Policies', show: true },
     { href: '/admin', label: 'Admin', show: hasRole(session, 'admin') },
@@ -92,6 +94,10 @@ function Shell() {
 function route(path: string): { title: string; element: React.ReactNode } {
   const app = /^\/apps\/([a-z0-9-]{1,63})\/?$/.exec(path);
   if (app) return { title: app[1]!, element: <AppPage name={app[1]!} key={app[1]} /> };
+  const request = /^\/agents\/requests\/(chk_[0-9a-z]{20})\/?$/.exec(path);
+  if (request)
+    return { title: 'Agent request', element: <AgentRequestPage id={request[1]!} key={request[1]} /> };
+  if (path === '/agents') return { title: 'Agents', element: <AgentsPage /> };
   if (path === '/new') return { title: 'New app', element: <NewAppPage /> };
   if (path === '/reviews') return { title: 'Reviews', element: <ReviewsPage /> };
   if (path === '/audit') return { title: 'Audit', element: <AuditPage /> };

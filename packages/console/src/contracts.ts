@@ -33,6 +33,8 @@ export type VersionItem = {
   };
   sbomComponents: number;
 };
+export type { CheckpointView } from '../../server/src/modules/agents/checkpoint-service.ts';
+export type { DelegationView } from '../../server/src/modules/agents/delegation-types.ts';
 export type { BuildStep, BuildView } from '../../server/src/modules/builds/build-service.ts';
 export type { FormField } from '../../server/src/modules/builds/form-fields.ts';
 export type { TemplateInfo } from '../../server/src/modules/catalog/templates.ts';

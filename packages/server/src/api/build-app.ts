@@ -142,7 +142,11 @@ export async function buildHttpApp(deps: {
     reply.header('referrer-policy', 'no-referrer');
     reply.header('x-frame-options', 'DENY');
     reply.header('cache-control', reply.getHeader('cache-control') ?? 'no-store');
-    reply.header('content-security-policy', "default-src 'self'; frame-ancestors 'none'");
+    // A page the server renders itself (the agent consent page) may set a stricter policy of its own.
+    reply.header(
+      'content-security-policy',
+      reply.getHeader('content-security-policy') ?? "default-src 'self'; frame-ancestors 'none'",
+    );
   });
 
   return app;

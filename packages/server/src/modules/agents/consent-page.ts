@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { AuthorizationRequest } from './agent-oauth.ts';
 import { defaultLimits, delegationDays } from './delegation-types.ts';
 
@@ -11,16 +12,22 @@ const scopeWords: Record<string, string> = {
   'apps:deploy': 'deploy your apps to preview',
 };
 
-const page = (title: string, body: string) => `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>${esc(title)} · microapp</title>
-<style>
-body{font:16px/1.5 system-ui,sans-serif;max-width:40rem;margin:2rem auto;padding:0 1rem;color:#1a1a1a}
+const style = `body{font:16px/1.5 system-ui,sans-serif;max-width:40rem;margin:2rem auto;padding:0 1rem;color:#1a1a1a}
 h1{font-size:1.5rem}ul{padding-left:1.25rem}fieldset{border:1px solid #bbb;border-radius:6px;margin:1rem 0}
 button{font:inherit;padding:.6rem 1.2rem;margin-right:.75rem;border-radius:6px;border:1px solid #333;min-height:44px}
 button.primary{background:#1d4ed8;color:#fff;border-color:#1d4ed8}.muted{color:#555}
-label{display:block;margin:.4rem 0}input[type=checkbox],input[type=radio]{width:1.2rem;height:1.2rem}
-</style></head><body><main>${body}</main></body></html>`;
+label{display:block;margin:.4rem 0}input[type=checkbox],input[type=radio]{width:1.2rem;height:1.2rem}`;
+
+/**
+ * The content security policy of these pages: nothing loads, no script runs, only this page's own style
+ * (by its hash) applies, and no other site may frame it (the consent must not be clickjacked).
+ */
+export const consentPagePolicy = `default-src 'none'; style-src 'sha256-${createHash('sha256').update(style).digest('base64')}'; frame-ancestors 'none'`;
+
+const page = (title: string, body: string) => `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>${esc(title)} · microapp</title>
+<style>${style}</style></head><body><main>${body}</main></body></html>`;
 
 /** The consent page: who the agent is, what it may do for the person, and what always waits for them. */
 export function consentPage(req: AuthorizationRequest, email: string, csrf: string, query: string): string {

@@ -5,7 +5,7 @@ import { AppError } from '../../errors.ts';
 import { publicRoute } from '../identity/access.ts';
 import type { LoginService } from '../identity/login-service.ts';
 import { type AgentOAuth, OAuthError } from './agent-oauth.ts';
-import { consentPage, errorPage } from './consent-page.ts';
+import { consentPage, consentPagePolicy, errorPage } from './consent-page.ts';
 import { agentScopes } from './delegation-types.ts';
 
 /** Where an MCP client learns how to get a token for /mcp (RFC 9728), and what the platform's AS offers (RFC 8414). */
@@ -132,7 +132,11 @@ export function registerOAuthRoutes(
         req = await oauth.checkAuthorization(query);
       } catch (error) {
         if (error instanceof AppError)
-          return reply.status(400).type('text/html; charset=utf-8').send(errorPage(error.message));
+          return reply
+            .status(400)
+            .header('content-security-policy', consentPagePolicy)
+            .type('text/html; charset=utf-8')
+            .send(errorPage(error.message));
         if (error instanceof OAuthError && error.status === 302) {
           const back = new URL(query.redirect_uri!);
           back.searchParams.set('error', error.error);
@@ -149,15 +153,15 @@ export function registerOAuthRoutes(
       if (!answer) {
         if (principal.via.kind !== 'session')
           throw new AppError('forbidden', 'consent needs a signed-in person');
-        return reply
-          .header('x-frame-options', 'DENY')
-          .header(
-            'content-security-policy',
-            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
-          )
-          .header('cache-control', 'no-store')
-          .type('text/html; charset=utf-8')
-          .send(consentPage(req, principal.email, principal.via.csrfToken, search));
+        return (
+          reply
+            .header('x-frame-options', 'DENY')
+            // No form-action: browsers apply it to the redirect after the form too, which goes to the agent.
+            .header('content-security-policy', consentPagePolicy)
+            .header('cache-control', 'no-store')
+            .type('text/html; charset=utf-8')
+            .send(consentPage(req, principal.email, principal.via.csrfToken, search))
+        );
       }
       if (principal.via.kind !== 'session' || answer.csrf !== principal.via.csrfToken)
         throw new AppError(
