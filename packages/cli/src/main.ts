@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { version } from '../../server/src/version.ts';
 import { registerAdvisoryCommands } from './commands/advisories.ts';
+import { registerAgentCommands } from './commands/agents.ts';
 import { registerApprovalCommands } from './commands/approvals.ts';
 import { registerAppCommands } from './commands/apps.ts';
 import { registerArtifactCommands } from './commands/artifacts.ts';
@@ -46,6 +47,7 @@ registerAppCommands(program);
 registerApprovalCommands(program);
 registerAuditCommands(program);
 registerTokenCommands(program);
+registerAgentCommands(program);
 registerSecretCommands(program);
 registerPolicyCommands(program);
 registerInitCommands(program);

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { parse as parseYaml } from 'yaml';
+import { cli } from '../../cli/test/cli-harness.ts';
 import { answerConsent, callTool, connectAgent, MemoryOAuthProvider, openConsent } from './agent-client.ts';
 import { call, engines, people, signInEveryone, startTestServer, type TestServer } from './harness.ts';
 
@@ -254,11 +255,24 @@ for (const engine of engines()) {
         [checkpoint],
       );
       assert.deepEqual(inbox.body.items[0].input.manifest.dataClasses, ['internal', 'pii']);
-      const approved = await call(server, 'POST', `/api/v1/agents/requests/${checkpoint}/approve`, {
-        token: t.dave,
-        body: { note: 'ok for the pilot' },
-      });
-      assert.equal(approved.status, 200, approved.text);
+      // dave answers from his terminal.
+      const env = {
+        MICROAPP_SERVER: server.url,
+        MICROAPP_TOKEN: t.dave,
+        MICROAPP_CONFIG_DIR: `${server.dataDir}/cli`,
+      };
+      const listed = await cli(env, '--json', 'agents', 'requests');
+      assert.equal(listed.code, 0, listed.stderr);
+      assert.deepEqual(
+        JSON.parse(listed.stdout).map((r: any) => r.id),
+        [checkpoint],
+      );
+      const approved = await cli(env, 'agents', 'approve', checkpoint, '--note', 'ok for the pilot');
+      assert.equal(approved.code, 0, approved.stderr);
+      assert.match(approved.stdout, /goes on at its next call/);
+      const twice = await cli(env, 'agents', 'approve', checkpoint);
+      assert.notEqual(twice.code, 0);
+      assert.match(twice.stderr, /already approved by dave@example.com/);
       const status = await callTool(client, 'checkpoint_status', { checkpoint });
       assert.equal(status.data.state, 'approved');
       const through = await callTool(client, 'register_app', { manifest: wider });
@@ -319,8 +333,8 @@ for (const engine of engines()) {
       );
 
       // Revoked: the very next call is refused.
-      const revoked = await call(server, 'DELETE', `/api/v1/agents/${mine.id}`, { token: t.dave });
-      assert.equal(revoked.status, 200, revoked.text);
+      const revoked = await cli(env, 'agents', 'revoke', mine.id);
+      assert.equal(revoked.code, 0, revoked.stderr);
       const after = await call(server, 'POST', '/mcp', {
         token: agentToken,
         headers: { accept: 'application/json, text/event-stream' },
@@ -328,6 +342,114 @@ for (const engine of engines()) {
       });
       assert.equal(after.status, 401);
       assert.match(after.headers.get('www-authenticate') ?? '', /revoked/);
+    });
+
+    test('a refresh rotates: the old refresh token is spent, and a stolen one used twice fails', async () => {
+      const { provider } = await connectAgent(server, people.alice, {
+        name: 'refresh-probe',
+        model: 'claude-sonnet-4-5',
+      });
+      const first = provider.saved!;
+      const form = (refresh: string) =>
+        call(server, 'POST', '/oauth/token', {
+          raw: new URLSearchParams({
+            grant_type: 'refresh_token',
+            refresh_token: refresh,
+            client_id: provider.info!.client_id,
+          }).toString(),
+          contentType: 'application/x-www-form-urlencoded',
+        });
+      const next = await form(first.refresh_token!);
+      assert.equal(next.status, 200, next.text);
+      assert.notEqual(next.body.access_token, first.access_token);
+      assert.equal(next.body.scope, 'apps:read apps:register apps:build apps:deploy');
+      const replay = await form(first.refresh_token!);
+      assert.equal(replay.status, 400);
+      assert.equal(replay.body.error, 'invalid_grant');
+    });
+
+    test("an agent cannot see or change another department's app, and a person's refusal reaches it", async () => {
+      const { client } = await connectAgent(server, people.frank, {
+        name: 'marketing-agent',
+        model: 'claude-sonnet-4-5',
+      });
+      const other = await callTool(client, 'app_status', { name: 'agent-expenses' });
+      assert.equal(other.isError, true);
+      assert.doesNotMatch(other.text, /internal|pii|dave/);
+      const scaffold = await callTool(client, 'scaffold_app', { template: 'form', name: 'promo-signups' });
+      const manifest = parseYaml(scaffold.data.files['microapp.yaml']);
+      assert.equal((await callTool(client, 'register_app', { manifest })).data.state, 'approved');
+      const wider = { ...manifest, secrets: ['CRM_TOKEN'] };
+      const held = await callTool(client, 'register_app', { manifest: wider });
+      assert.deepEqual(held.data.reasons, ['adds the secret CRM_TOKEN']);
+      const refused = await call(server, 'POST', `/api/v1/agents/requests/${held.data.checkpoint}/refuse`, {
+        token: t.frank,
+        body: { note: 'use the CRM connector instead' },
+      });
+      assert.equal(refused.status, 200, refused.text);
+      const after = await callTool(client, 'register_app', { manifest: wider });
+      assert.equal(after.isError, true);
+      assert.match(after.text, /frank@example.com refused this: use the CRM connector instead/);
+      const app = await call(server, 'GET', '/api/v1/apps/promo-signups', { token: t.frank });
+      assert.equal(app.body.manifest.secrets, undefined);
+    });
+
+    test("the organization's model policy refuses an agent at connect, and per data class", async () => {
+      const pushed = await call(server, 'POST', '/api/v1/policies', {
+        token: t.carol,
+        body: {
+          modules: {},
+          data: { microapp: { config: { agents: { models: { '*': ['claude-opus-*'], internal: ['*'] } } } } },
+          message: 'agents: any model for internal data, Claude Opus for the rest',
+        },
+      });
+      assert.equal(pushed.status, 201, pushed.text);
+      const registered = await registerClient(server, {
+        client_name: 'shadow-agent',
+        redirect_uris: ['http://127.0.0.1:9/cb'],
+        model: 'unvetted-7b',
+      });
+      // Approved for internal data only: it may connect, and is refused beyond internal.
+      assert.equal(registered.status, 201, registered.text);
+      const { client } = await connectAgent(server, people.alice, {
+        name: 'sonnet-agent',
+        model: 'claude-sonnet-4-5',
+      });
+      const scaffold = await callTool(client, 'scaffold_app', { template: 'form', name: 'alice-intake' });
+      const manifest = parseYaml(scaffold.data.files['microapp.yaml']);
+      const pii = await callTool(client, 'register_app', {
+        manifest: { ...manifest, dataClasses: ['internal', 'pii'] },
+      });
+      assert.equal(pii.isError, true);
+      assert.match(pii.text, /claude-sonnet-4-5 is not approved for pii data/);
+      assert.equal((await call(server, 'GET', '/api/v1/apps/alice-intake', { token: t.alice })).status, 404);
+
+      const narrower = await call(server, 'POST', '/api/v1/policies', {
+        token: t.carol,
+        body: {
+          modules: {},
+          data: {
+            microapp: { config: { agents: { models: { '*': ['claude-opus-*'], internal: ['claude-*'] } } } },
+          },
+          message: 'agents: Claude models only',
+        },
+      });
+      assert.equal(narrower.status, 201, narrower.text);
+      const refused = await registerClient(server, {
+        client_name: 'shadow-agent',
+        redirect_uris: ['http://127.0.0.1:9/cb'],
+        model: 'unvetted-7b',
+      });
+      assert.equal(refused.status, 400);
+      assert.match(
+        refused.body.error_description,
+        /unvetted-7b is not a model this organization approved for agents/,
+      );
+      const undeclared = await registerClient(server, {
+        client_name: 'quiet-agent',
+        redirect_uris: ['http://127.0.0.1:9/cb'],
+      });
+      assert.equal(undeclared.status, 400);
     });
   });
 }

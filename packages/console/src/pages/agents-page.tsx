@@ -22,7 +22,7 @@ type Manifest = {
   secrets?: string[];
 };
 
-const list = (xs: string[] | undefined) => (xs && xs.length ? xs.join(', ') : 'none');
+const list = (xs: string[] | undefined) => (xs?.length ? xs.join(', ') : 'none');
 
 /** Exactly what will happen if the person approves: the call's arguments in words, not JSON. */
 function WhatHappens({ request: r }: { request: CheckpointView }) {

@@ -54,8 +54,19 @@ export function registerOAuthRoutes(
   deps: { oauth: AgentOAuth; login: Pick<LoginService, 'sessionPrincipal'>; publicUrl: () => string },
 ) {
   const { oauth } = deps;
-  const registrations = perCallerLimit({ burst: 10, perSecond: 0.2 });
+  // Registration needs no account: a flood from one address is slowed, not a burst of honest agents.
+  const registrations = perCallerLimit({ burst: 30, perSecond: 0.5 });
   const tokens = perCallerLimit({ burst: 30, perSecond: 2 });
+
+  // Refusals reach OAuth clients in OAuth's own error format (RFC 6749 §5.2), which their libraries parse.
+  const limited = (check: () => void) => {
+    try {
+      check();
+    } catch (error) {
+      if (error instanceof AppError) throw new OAuthError('temporarily_unavailable', error.message, 429);
+      throw error;
+    }
+  };
 
   const oauthFail = (reply: FastifyReply, error: unknown) => {
     if (error instanceof OAuthError)
@@ -98,8 +109,8 @@ export function registerOAuthRoutes(
         schema: { hide: true },
       },
       async (request, reply) => {
-        registrations(request.ip, 'agent registrations');
         try {
+          limited(() => registrations(request.ip, 'agent registrations'));
           const c = await oauth.registerClient((request.body ?? {}) as Record<string, unknown>);
           return noStore(reply)
             .status(201)
@@ -207,8 +218,8 @@ export function registerOAuthRoutes(
         schema: { hide: true },
       },
       async (request, reply) => {
-        tokens(request.ip, 'token requests');
         try {
+          limited(() => tokens(request.ip, 'token requests'));
           return noStore(reply).send(await oauth.token(flat(request.body)));
         } catch (error) {
           return oauthFail(reply, error);
