@@ -13,6 +13,7 @@ import { createReadCache } from './db/read-cache.ts';
 import { createAdvisoryAlerts } from './modules/advisories/advisory-alerts.ts';
 import { registerAdvisoryRoutes } from './modules/advisories/advisory-routes.ts';
 import { createAdvisoryService } from './modules/advisories/advisory-service.ts';
+import { createAgentSessionRecord } from './modules/agents/agent-session.ts';
 import { installAgents } from './modules/agents/install-agents.ts';
 import { registerApprovalRoutes } from './modules/approvals/approval-routes.ts';
 import { interimRouting } from './modules/approvals/approval-rules.ts';
@@ -290,6 +291,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     keys,
     storeDir: join(config.dataDir, 'artifacts'),
     builderId: (by) => `${publicUrl}/builders/${by}/v1`,
+    agentSession: createAgentSessionRecord(db.kysely),
   });
   registerSigningRoutes(app, {
     keys,

@@ -1,7 +1,11 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { parse as parseYaml } from 'yaml';
+import { cli } from '../../cli/test/cli-harness.ts';
 import { callTool, connectAgent } from './agent-client.ts';
 import {
   call,
@@ -74,8 +78,70 @@ describe('an agent takes an app from a template to a running preview through MCP
     const live = await callTool(client, 'deploy_app', { name: 'agent-survey', version, environment: 'live' });
     assert.equal(live.isError, true);
 
-    // The version built in the agent's session carries its signed record of that session.
-    const versions = await call(server, 'GET', '/api/v1/apps/agent-survey/versions', { token: t.dave });
-    assert.equal(versions.status, 200, versions.text);
+    // The version built in the agent's session carries a signed record of that session, named by its
+    // provenance and its SBOM, and anyone can verify it offline with the public key.
+    const dir = mkdtempSync(join(tmpdir(), 'microapp-agent-verify-'));
+    try {
+      const env = {
+        MICROAPP_SERVER: server.url,
+        MICROAPP_TOKEN: t.dave,
+        MICROAPP_CONFIG_DIR: join(dir, 'config'),
+      };
+      const pulled = join(dir, 'pulled');
+      const pull = await cli(env, '--json', 'artifacts', 'pull', `agent-survey@${version}`, '--out', pulled);
+      assert.equal(pull.code, 0, pull.stderr);
+      const artifact = JSON.parse(pull.stdout).file as string;
+      writeFileSync(
+        join(dir, 'signing.pub'),
+        await (await fetch(`${server.url}/api/v1/keys/signing.pub`)).text(),
+      );
+      const provenance = JSON.parse(readFileSync(join(pulled, 'provenance.json'), 'utf8'));
+      const named = provenance.predicate.buildDefinition.internalParameters.agentSession;
+      assert.equal(named.agent, 'test-agent');
+      assert.equal(named.person, people.dave);
+      const sbom = JSON.parse(readFileSync(join(pulled, 'sbom.cdx.json'), 'utf8'));
+      assert.deepEqual(
+        sbom.metadata.properties.find((p: any) => p.name === 'microapp:agent-session')?.value,
+        named.predicateDigest,
+      );
+      const verify = await cli(
+        env,
+        'verify',
+        artifact,
+        '--key',
+        join(dir, 'signing.pub'),
+        '--bundles',
+        pulled,
+      );
+      assert.equal(verify.code, 0, verify.stdout + verify.stderr);
+      assert.match(
+        verify.stdout,
+        /ok {3}agentSession attestation: built by agent test-agent \(claude-sonnet-4-5\) for dave@example.com: \d+ tool calls \([a-z_, ]*build_app[a-z_, ]*\), 0 checkpoints approved/,
+      );
+      const statement = JSON.parse(
+        Buffer.from(
+          JSON.parse(readFileSync(join(pulled, 'agentSession.sigstore.json'), 'utf8')).dsseEnvelope.payload,
+          'base64',
+        ).toString(),
+      );
+      const tools = statement.predicate.calls.map((c: any) => c.tool);
+      for (const tool of ['scaffold_app', 'register_app', 'build_app']) assert.ok(tools.includes(tool), tool);
+      // A session record swapped for another is caught: the provenance names the one that was signed.
+      const other = JSON.parse(readFileSync(join(pulled, 'provenance.sigstore.json'), 'utf8'));
+      writeFileSync(join(pulled, 'agentSession.sigstore.json'), JSON.stringify(other));
+      const swapped = await cli(
+        env,
+        'verify',
+        artifact,
+        '--key',
+        join(dir, 'signing.pub'),
+        '--bundles',
+        pulled,
+      );
+      assert.notEqual(swapped.code, 0);
+      assert.match(swapped.stdout, /FAIL agentSession attestation/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -107,6 +107,7 @@ export function registerArtifactCommands(program: Command) {
                 provenance: bundle('provenance'),
                 sbom: bundle('sbom'),
                 scan: bundle('scan'),
+                agentSession: bundle('agentSession'),
               },
               builderId: flags.builder,
             });

@@ -81,7 +81,8 @@ export interface AgentCallsTable {
   at: string;
   tool: string;
   app: string | null;
-  outcome: 'done' | 'refused' | 'waiting' | 'failed';
+  /** `running` while the call runs (a build), then what came of it. */
+  outcome: 'running' | 'done' | 'refused' | 'waiting' | 'failed';
   reason: string | null;
   checkpoint_id: string | null;
   /** What the agent said it was asked, redacted and cut to size; null when it attached nothing. */

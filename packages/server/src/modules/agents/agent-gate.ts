@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { Kysely } from 'kysely';
+import type { Kysely, Transaction } from 'kysely';
 import { canonicalJson } from '../../canonical-json.ts';
 import type { Clock } from '../../clock.ts';
 import type { Database } from '../../db/schema.ts';
@@ -106,6 +106,10 @@ export function createAgentGate(deps: {
     return { refuse: await setOf('refuse'), ask: await setOf('ask') };
   }
 
+  /**
+   * Records a call: its row (inserted, or the running row `start` left, finished) and its audit event,
+   * in one transaction (the caller's when given).
+   */
   async function record(
     session: AgentSession,
     call: {
@@ -118,28 +122,36 @@ export function createAgentGate(deps: {
       checkpoint: string | null;
       output: unknown;
     },
-    trx?: Kysely<Database>,
+    trx?: Transaction<Database>,
+    started?: string,
   ) {
-    const write = async (q: Kysely<Database>) => {
-      const id = newId('agentCall');
+    const write = async (q: Transaction<Database>) => {
+      const id = started ?? newId('agentCall');
       const outputDigest = digestOf(call.output);
-      await q
-        .insertInto('agent_calls')
-        .values({
-          id,
-          delegation_id: session.principal.agent!.delegationId,
-          at: clock.nowIso(),
-          tool: call.tool,
-          app: call.app,
-          outcome: call.outcome,
-          reason: call.reason,
-          checkpoint_id: call.checkpoint,
-          prompt: call.instruction,
-          input_digest: call.inputDigest,
-          output_digest: outputDigest,
-        })
-        .execute();
-      await audit.record(q as never, session.ctx, {
+      if (started)
+        await q
+          .updateTable('agent_calls')
+          .set({ outcome: call.outcome, reason: call.reason, output_digest: outputDigest })
+          .where('id', '=', started)
+          .execute();
+      else
+        await q
+          .insertInto('agent_calls')
+          .values({
+            id,
+            delegation_id: session.principal.agent!.delegationId,
+            at: clock.nowIso(),
+            tool: call.tool,
+            app: call.app,
+            outcome: call.outcome,
+            reason: call.reason,
+            checkpoint_id: call.checkpoint,
+            prompt: call.instruction,
+            input_digest: call.inputDigest,
+            output_digest: outputDigest,
+          })
+          .execute();
+      await audit.record(q, session.ctx, {
         action: 'agent.called',
         targetType: call.app ? 'app' : 'delegation',
         target: call.app ?? session.principal.agent!.delegationId,
@@ -157,6 +169,40 @@ export function createAgentGate(deps: {
     };
     if (trx) await write(trx);
     else await db.transaction().execute((t) => write(t));
+  }
+
+  /**
+   * A call about to run, written before it runs: a version published while it runs (a build) names it in
+   * its agent session record. `record` finishes it.
+   */
+  async function start(
+    session: AgentSession,
+    call: {
+      tool: string;
+      app: string | null;
+      inputDigest: string;
+      instruction: string | null;
+      checkpoint: string | null;
+    },
+  ): Promise<string> {
+    const id = newId('agentCall');
+    await db
+      .insertInto('agent_calls')
+      .values({
+        id,
+        delegation_id: session.principal.agent!.delegationId,
+        at: clock.nowIso(),
+        tool: call.tool,
+        app: call.app,
+        outcome: 'running',
+        reason: null,
+        checkpoint_id: call.checkpoint,
+        prompt: call.instruction,
+        input_digest: call.inputDigest,
+        output_digest: digestOf(null),
+      })
+      .execute();
+    return id;
   }
 
   /**
@@ -232,20 +278,27 @@ export function createAgentGate(deps: {
       if (held.kind !== 'approved') return held;
       approvedBy = held.checkpoint.id;
     }
+    const started = await start(session, { ...base, checkpoint: approvedBy });
     try {
       const output = await act();
-      await record(session, { ...base, outcome: 'done', reason: null, checkpoint: approvedBy, output });
+      await record(
+        session,
+        { ...base, outcome: 'done', reason: null, checkpoint: approvedBy, output },
+        undefined,
+        started,
+      );
       return { kind: 'done', output };
     } catch (error) {
+      const message =
+        error instanceof AppError ? error.message : 'the platform failed this call; it is logged';
+      await record(
+        session,
+        { ...base, outcome: 'failed', reason: message, checkpoint: approvedBy, output: message },
+        undefined,
+        started,
+      );
       if (!(error instanceof AppError)) throw error;
-      await record(session, {
-        ...base,
-        outcome: 'failed',
-        reason: error.message,
-        checkpoint: approvedBy,
-        output: error.message,
-      });
-      return { kind: 'failed', message: error.message };
+      return { kind: 'failed', message };
     }
   }
 

@@ -139,7 +139,11 @@ export function createBuildService(deps: {
           app_name: name,
           requested_by: principal.email,
           source: input.kind,
-          settings: JSON.stringify(input.kind === 'template' && input.fields ? { fields: input.fields } : {}),
+          settings: JSON.stringify({
+            ...(input.kind === 'template' && input.fields ? { fields: input.fields } : {}),
+            // A build an agent asked for: the version it publishes carries the agent session's record.
+            ...(principal.agent ? { agentDelegation: principal.agent.delegationId } : {}),
+          }),
           deploy: input.deploy ? 1 : 0,
           state: 'queued',
           steps: '[]',

@@ -7,6 +7,8 @@ export const inTotoStatement = 'https://in-toto.io/Statement/v1';
 export const slsaProvenance = 'https://slsa.dev/provenance/v1';
 export const cyclonedxPredicate = 'https://cyclonedx.org/bom';
 export const vulnPredicate = 'https://cosign.sigstore.dev/attestation/vuln/v1';
+/** An AI agent's session that built a version: its delegation, tool calls and checkpoints (modules/agents). */
+export const agentSessionPredicate = 'https://microapp.dev/attestations/agent-session/v1';
 export const buildType = 'https://github.com/microapp-platform/microapp/build-types/ci/v1';
 
 /** A Sigstore signer backed by the platform key: ECDSA P-256 over SHA-256, DER signatures, key hint = key id. */

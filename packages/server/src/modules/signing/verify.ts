@@ -1,6 +1,7 @@
 import { createHash, createPublicKey, verify as cryptoVerify } from 'node:crypto';
 import { bundleFromJSON } from '@sigstore/bundle';
 import { toSignedEntity, toTrustMaterial, Verifier } from '@sigstore/verify';
+import { canonicalJson } from '../../canonical-json.ts';
 
 type SerializedBundle = {
   mediaType: string;
@@ -10,6 +11,30 @@ type SerializedBundle = {
 
 export type VerifyReport = { ok: boolean; checks: { check: string; ok: boolean; detail: string }[] };
 
+const payloadOf = (bundle: unknown) =>
+  JSON.parse(Buffer.from((bundle as SerializedBundle).dsseEnvelope!.payload, 'base64').toString('utf8')) as {
+    predicate: Record<string, any>;
+  };
+
+/**
+ * An agent session's record, checked against the provenance that names it (the digest of the record), and
+ * said in a line: who acted for whom, how many tool calls, which checkpoints and who approved them.
+ */
+function agentSessionDetail(predicate: Record<string, any>, provenance: unknown): string {
+  const named = provenance
+    ? payloadOf(provenance).predicate.buildDefinition?.internalParameters?.agentSession
+    : undefined;
+  const digest = `sha256:${createHash('sha256').update(canonicalJson(predicate)).digest('hex')}`;
+  if (!named) throw new Error('the provenance does not name an agent session');
+  if (named.predicateDigest !== digest)
+    throw new Error(`the provenance names session record ${named.predicateDigest}, this one is ${digest}`);
+  const calls = (predicate.calls ?? []) as { tool: string }[];
+  const checkpoints = (predicate.checkpoints ?? []) as { state: string; decidedBy: string | null }[];
+  const approved = checkpoints.filter((c) => c.state === 'approved' || c.state === 'used');
+  const by = [...new Set(approved.map((c) => c.decidedBy).filter(Boolean))].join(', ');
+  return `built by agent ${predicate.agent?.client} (${predicate.agent?.model ?? 'model not declared'}) for ${predicate.person}: ${calls.length} tool calls (${[...new Set(calls.map((c) => c.tool))].join(', ')}), ${approved.length} checkpoints approved${by ? ` by ${by}` : ''}`;
+}
+
 /**
  * Verifies offline, with only the public key: the artifact's message signature, and each DSSE
  * attestation's signature and subject digest (and, for provenance, the builder id).
@@ -17,7 +42,13 @@ export type VerifyReport = { ok: boolean; checks: { check: string; ok: boolean; 
 export function verifyArtifact(input: {
   artifact: Buffer;
   publicKeyPem: string;
-  bundles: { artifact: unknown; provenance?: unknown; sbom?: unknown; scan?: unknown };
+  bundles: {
+    artifact: unknown;
+    provenance?: unknown;
+    sbom?: unknown;
+    scan?: unknown;
+    agentSession?: unknown;
+  };
   builderId?: string;
 }): VerifyReport {
   const key = createPublicKey(input.publicKeyPem);
@@ -59,6 +90,7 @@ export function verifyArtifact(input: {
       };
       if (!statement.subject.some((s) => s.digest.sha256 === digest))
         throw new Error(`its subject is not this artifact (sha256:${digest})`);
+      if (name === 'agentSession') return agentSessionDetail(statement.predicate, input.bundles.provenance);
       if (name === 'provenance') {
         const builder = statement.predicate.runDetails?.builder?.id;
         if (input.builderId && builder !== input.builderId)

@@ -7,11 +7,13 @@ import { AppError, conflict, forbidden, notFound } from '../../errors.ts';
 import { newId, nowIso } from '../../ids.ts';
 import type { AdvisoryService } from '../advisories/advisory-service.ts';
 import { componentsOf } from '../advisories/advisory-service.ts';
+import type { AgentSessionRecord } from '../agents/agent-session.ts';
 import type { AuditContext, AuditService } from '../audit/audit-service.ts';
 import type { CatalogService } from '../catalog/catalog-service.ts';
 import { hasRole, type Principal } from '../identity/principal.ts';
 import { readArtifact, type UnpackLimits } from './artifact-contents.ts';
 import {
+  agentSessionPredicate,
   attest,
   buildType,
   cyclonedxPredicate,
@@ -30,6 +32,13 @@ export type PublishInput = {
   sourceDigest?: string;
   lockfileDigest?: string;
 };
+
+/** An SBOM with one more property in its metadata (CycloneDX `metadata.properties`). */
+function withProperty(sbom: unknown, name: string, value: string): unknown {
+  const doc = sbom as { metadata?: { properties?: { name: string; value: string }[] } };
+  const metadata = doc.metadata ?? {};
+  return { ...doc, metadata: { ...metadata, properties: [...(metadata.properties ?? []), { name, value }] } };
+}
 
 /**
  * Signs and publishes app versions: the platform re-scans the SBOM, signs the artifact and its
@@ -50,6 +59,8 @@ export function createVersionsService(deps: {
   builderId: (by: 'platform' | 'client') => string;
   /** How far a published artifact may expand. */
   unpackLimits?: UnpackLimits;
+  /** The record of an agent session, for versions an agent's build publishes (modules/agents). */
+  agentSession?: AgentSessionRecord;
 }) {
   const { db, audit, keys } = deps;
 
@@ -111,7 +122,7 @@ export function createVersionsService(deps: {
       principal.via.kind === 'token'
         ? await db
             .selectFrom('builds')
-            .select('id')
+            .select(['id', 'settings'])
             .where('token_id', '=', principal.via.tokenId)
             .where('state', '=', 'running')
             .where('app_name', '=', name)
@@ -126,6 +137,14 @@ export function createVersionsService(deps: {
     const key = await keys.current();
     const subject = { name: `${name}-${input.version}.tar.gz`, sha256: hex };
     const started = nowIso();
+    // A build an agent asked for: its session's record is signed with the version and named by its provenance.
+    const delegation = build
+      ? (JSON.parse(build.settings) as { agentDelegation?: string }).agentDelegation
+      : undefined;
+    const session = delegation && deps.agentSession ? await deps.agentSession(delegation) : null;
+    const sbom = session
+      ? withProperty(input.sbom, 'microapp:agent-session', session.reference.predicateDigest)
+      : input.sbom;
     const provenance = statement(subject, slsaProvenance, {
       buildDefinition: {
         buildType,
@@ -144,6 +163,7 @@ export function createVersionsService(deps: {
           slsaBuildLevel: builtBy === 'platform' ? 2 : 1,
           publishedBy: principal.email,
           ...(build ? { build: build.id } : {}),
+          ...(session ? { agentSession: session.reference } : {}),
         },
         resolvedDependencies: input.lockfileDigest
           ? [{ uri: 'package-lock.json', digest: { sha256: input.lockfileDigest.replace(/^sha256:/, '') } }]
@@ -157,7 +177,7 @@ export function createVersionsService(deps: {
     const bundles = {
       artifact: await signArtifact(key, bytes),
       provenance: await attest(key, provenance),
-      sbom: await attest(key, statement(subject, cyclonedxPredicate, input.sbom)),
+      sbom: await attest(key, statement(subject, cyclonedxPredicate, sbom)),
       scan: await attest(
         key,
         statement(subject, vulnPredicate, {
@@ -170,6 +190,9 @@ export function createVersionsService(deps: {
           metadata: { scanStartedOn: started, scanFinishedOn: nowIso() },
         }),
       ),
+      ...(session
+        ? { agentSession: await attest(key, statement(subject, agentSessionPredicate, session.predicate)) }
+        : {}),
     };
     store(hex, bytes);
     const row = {
@@ -177,7 +200,7 @@ export function createVersionsService(deps: {
       app_id: app.id,
       version: input.version,
       digest,
-      sbom: JSON.stringify(input.sbom),
+      sbom: JSON.stringify(sbom),
       scan: JSON.stringify(scan),
       bundles: JSON.stringify(bundles),
       provenance: JSON.stringify(provenance),
