@@ -32,6 +32,7 @@ export type VersionItem = {
     advisories: string;
   };
   sbomComponents: number;
+  agentSession: import('../../server/src/modules/agents/agent-session.ts').AgentSessionReference | null;
 };
 export type { CheckpointView } from '../../server/src/modules/agents/checkpoint-service.ts';
 export type { DelegationView } from '../../server/src/modules/agents/delegation-types.ts';

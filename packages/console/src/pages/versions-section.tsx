@@ -63,6 +63,17 @@ export function VersionsSection({
           <p>
             Digest <code className="digest">{x.digest}</code>
           </p>
+          {x.agentSession ? (
+            <p>
+              Built by the agent {x.agentSession.agent}
+              {x.agentSession.model ? ` (${x.agentSession.model})` : ''} for {x.agentSession.person}:{' '}
+              {x.agentSession.calls} tool call{x.agentSession.calls === 1 ? '' : 's'},{' '}
+              {x.agentSession.checkpointsApproved} checkpoint
+              {x.agentSession.checkpointsApproved === 1 ? '' : 's'} approved
+              {x.agentSession.approvedBy.length ? ` by ${x.agentSession.approvedBy.join(', ')}` : ''}. Its
+              signed record is verified with the version.
+            </p>
+          ) : null}
           <Findings findings={x.scan.findings} />
           <Verification name={name} version={x.version} />
           <Components name={name} version={x.version} count={x.sbomComponents} />

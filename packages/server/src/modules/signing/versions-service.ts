@@ -7,7 +7,7 @@ import { AppError, conflict, forbidden, notFound } from '../../errors.ts';
 import { newId, nowIso } from '../../ids.ts';
 import type { AdvisoryService } from '../advisories/advisory-service.ts';
 import { componentsOf } from '../advisories/advisory-service.ts';
-import type { AgentSessionRecord } from '../agents/agent-session.ts';
+import type { AgentSessionRecord, AgentSessionReference } from '../agents/agent-session.ts';
 import type { AuditContext, AuditService } from '../audit/audit-service.ts';
 import type { CatalogService } from '../catalog/catalog-service.ts';
 import { hasRole, type Principal } from '../identity/principal.ts';
@@ -253,9 +253,14 @@ export function createVersionsService(deps: {
       .orderBy('created_at', 'desc')
       .execute();
     return rows.map((r) => {
-      const { bundles: _b, provenance: _p, ...rest } = view(r, name);
+      const { bundles: _b, provenance, ...rest } = view(r, name);
+      const params = (
+        provenance as { predicate?: { buildDefinition?: { internalParameters?: Record<string, unknown> } } }
+      ).predicate?.buildDefinition?.internalParameters;
       return {
         ...rest,
+        // The agent session that built it, when an agent did (the record itself is the agentSession bundle).
+        agentSession: (params?.agentSession as AgentSessionReference | undefined) ?? null,
         sbomComponents: ((JSON.parse(r.sbom) as { components?: unknown[] }).components ?? []).length,
       };
     });
