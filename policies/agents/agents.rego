@@ -11,18 +11,13 @@
 #   {tier, dataClasses} (the app as the call would leave it), change: {dataClasses, egress, connectors,
 #   secrets} (what the call adds), environment}.
 #
-#   Approved models, per data class: data.microapp.config.agents.models, for instance
-#   {"*": ["*"]} (any model for any data; the default), or {"internal": ["*"], "pii": ["claude-sonnet-4-5"]}.
-#   A class not listed takes the entry for "*"; an entry ending in * matches a prefix.
+#   The model an agent declares is checked against the approved models per data class
+#   (data.microapp.config.models, see the models pack).
 package microapp.agents
 
 import rego.v1
 
-models := object.get(data.microapp.config, ["agents", "models"], {"*": ["*"]})
-
-approved_for(dc) := models[dc]
-
-approved_for(dc) := object.get(models, "*", []) if not models[dc]
+import data.microapp.models
 
 model := object.get(input.agent, "model", null)
 
@@ -30,34 +25,20 @@ model_name := model if model != null
 
 model_name := "an undeclared model" if model == null
 
-model_ok(list) if "*" in list
-
-model_ok(list) if model in list
-
-model_ok(list) if {
-	some p in list
-	endswith(p, "*")
-	p != "*"
-	model != null
-	startswith(model, trim_suffix(p, "*"))
-}
-
 # The data classes the call touches: the app's as it is, and as the call would leave it.
 classes contains dc if some dc in object.get(input, ["app", "dataClasses"], [])
 
 classes contains dc if some dc in object.get(input, ["proposed", "dataClasses"], [])
 
 refuse_connect contains sprintf("%s is not a model this organization approved for agents", [model_name]) if {
-	every dc, list in models {
-		not model_ok(list)
-	}
+	not models.approved_somewhere(model)
 }
 
 refuse contains msg if some msg in refuse_connect
 
-refuse contains sprintf("%s is not approved for %s data (data.microapp.config.agents.models)", [model_name, dc]) if {
+refuse contains sprintf("%s is not approved for %s data (data.microapp.config.models)", [model_name, dc]) if {
 	some dc in classes
-	not model_ok(approved_for(dc))
+	not models.approved(model, dc)
 }
 
 # The scope each tool needs; a tool not named here needs none beyond the delegation itself.

@@ -399,7 +399,7 @@ for (const engine of engines()) {
         token: t.carol,
         body: {
           modules: {},
-          data: { microapp: { config: { agents: { models: { '*': ['claude-opus-*'], internal: ['*'] } } } } },
+          data: { microapp: { config: { models: { '*': ['claude-opus-*'], internal: ['*'] } } } },
           message: 'agents: any model for internal data, Claude Opus for the rest',
         },
       });
@@ -421,16 +421,14 @@ for (const engine of engines()) {
         manifest: { ...manifest, dataClasses: ['internal', 'pii'] },
       });
       assert.equal(pii.isError, true);
-      assert.match(pii.text, /claude-sonnet-4-5 is not approved for pii data/);
+      assert.match(pii.text, /claude-sonnet-4-5 is not approved for pii data \(data.microapp.config.models\)/);
       assert.equal((await call(server, 'GET', '/api/v1/apps/alice-intake', { token: t.alice })).status, 404);
 
       const narrower = await call(server, 'POST', '/api/v1/policies', {
         token: t.carol,
         body: {
           modules: {},
-          data: {
-            microapp: { config: { agents: { models: { '*': ['claude-opus-*'], internal: ['claude-*'] } } } },
-          },
+          data: { microapp: { config: { models: { '*': ['claude-opus-*'], internal: ['claude-*'] } } } },
           message: 'agents: Claude models only',
         },
       });
