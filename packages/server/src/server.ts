@@ -362,6 +362,11 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
             await engine.log(db.kysely, [d], subject);
             return dlpVerdictOf(d.result, input);
           },
+          refuseModel: async (input) => {
+            const d = await engine.decide<unknown>('data.microapp.models.refuse', input);
+            await engine.log(db.kysely, [d], input.app);
+            return Array.isArray(d.result) ? d.result.map(String).sort() : [];
+          },
         }
       : {}),
   });

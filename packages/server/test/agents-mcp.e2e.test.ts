@@ -104,6 +104,9 @@ describe('an agent takes an app from a template to a running preview through MCP
         sbom.metadata.properties.find((p: any) => p.name === 'microapp:agent-session')?.value,
         named.predicateDigest,
       );
+      const listed = await call(server, 'GET', '/api/v1/apps/agent-survey/versions', { token: t.dave });
+      assert.equal(listed.body.items[0].agentSession.agent, 'test-agent');
+      assert.equal(listed.body.items[0].agentSession.predicateDigest, named.predicateDigest);
       const verify = await cli(
         env,
         'verify',

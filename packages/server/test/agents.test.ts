@@ -421,7 +421,10 @@ for (const engine of engines()) {
         manifest: { ...manifest, dataClasses: ['internal', 'pii'] },
       });
       assert.equal(pii.isError, true);
-      assert.match(pii.text, /claude-sonnet-4-5 is not approved for pii data \(data.microapp.config.models\)/);
+      assert.match(
+        pii.text,
+        /claude-sonnet-4-5 is not approved for pii data \(data.microapp.config.models\)/,
+      );
       assert.equal((await call(server, 'GET', '/api/v1/apps/alice-intake', { token: t.alice })).status, 404);
 
       const narrower = await call(server, 'POST', '/api/v1/policies', {

@@ -74,6 +74,8 @@ export interface ConnectorsTable {
   kind: string;
   /** A database connector's grants: JSON `{ privileges, tables, leaseMinutes }`; null for HTTP. */
   grants: string | null;
+  /** `openai` or `anthropic` when the connector is a model API (migration 0028); null otherwise. */
+  model_api?: string | null;
 }
 
 /** A PostgreSQL role the platform created for one app instance (a lease), until it is dropped. */
@@ -103,6 +105,10 @@ export interface AppEgressTable {
   bytes_out: number;
   bytes_in: number;
   at: string;
+  /** A call to a model API: the model it named, and the tokens the answer says it used. */
+  model?: string | null;
+  tokens_in?: number | null;
+  tokens_out?: number | null;
 }
 
 export interface BuildsTable {

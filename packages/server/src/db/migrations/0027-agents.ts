@@ -112,4 +112,14 @@ export const agents: Record<string, (dialect: Dialect) => Migration> = {
       await db.schema.createIndex('agent_calls_app').on('agent_calls').columns(['app', 'at']).execute();
     },
   }),
+  '0028_model_calls': () => ({
+    async up(db: AnyDb) {
+      // A connector may be a model API (OpenAI- or Anthropic-compatible): the broker then checks the model
+      // each call names, and counts the tokens each answer used.
+      await db.schema.alterTable('connectors').addColumn('model_api', 'text').execute();
+      await db.schema.alterTable('app_egress').addColumn('model', 'text').execute();
+      await db.schema.alterTable('app_egress').addColumn('tokens_in', 'integer').execute();
+      await db.schema.alterTable('app_egress').addColumn('tokens_out', 'integer').execute();
+    },
+  }),
 };

@@ -5,7 +5,7 @@ import { auditContext, principalOf } from '../../api/auth-hook.ts';
 import { StringEnum } from '../../api/schema-helpers.ts';
 import { dataClasses } from '../catalog/manifest-schema.ts';
 import { anyUser, rolesOnly } from '../identity/access.ts';
-import { type ConnectorService, databasePrivileges } from './connector-service.ts';
+import { type ConnectorService, databasePrivileges, modelApis } from './connector-service.ts';
 
 const ConnectorId = Type.String({ pattern: '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$', maxLength: 63 });
 
@@ -33,6 +33,12 @@ export function registerConnectorRoutes(fastify: FastifyInstance, deps: { connec
                 'https://… for a service; postgres://USER@HOST:PORT/DATABASE for a database, where USER may create roles',
             }),
             authHeader: Type.Optional(Type.String({ pattern: '^[A-Za-z][A-Za-z0-9-]{0,63}$' })),
+            modelApi: Type.Optional(
+              StringEnum(modelApis, {
+                description:
+                  'HTTP connectors to a model API (OpenAI- or Anthropic-compatible): each call must name a model approved for the app’s data, carry none of its secrets, and its tokens are counted',
+              }),
+            ),
             credential: Type.Optional(Type.String({ minLength: 1, maxLength: 8192 })),
             methods: Type.Optional(
               Type.Array(StringEnum(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'] as const), {

@@ -30,12 +30,23 @@ export type ConnectorView = {
   dataClasses: string[];
   /** A database connector's grants; null for HTTP. */
   grants: DatabaseGrants | null;
+  /**
+   * An HTTP connector to a model API speaking OpenAI's or Anthropic's wire format: the broker refuses a call
+   * naming a model the organization did not approve for the app's data, or carrying one of the app's
+   * secrets, and counts the tokens each answer used. Null for other connectors.
+   */
+  modelApi: ModelApi | null;
   hasCredential: boolean;
   updatedBy: string;
   updatedAt: string;
 };
 
+export const modelApis = ['openai', 'anthropic'] as const;
+export type ModelApi = (typeof modelApis)[number];
+
 export type ConnectorInput = {
+  /** HTTP only: the connector is a model API of this wire format. */
+  modelApi?: ModelApi;
   /** `https://…` for a service; `postgres://USER@HOST:PORT/DATABASE` for a database (USER creates the roles). */
   baseUrl: string;
   /** The header the credential goes in; `authorization` sends `Bearer <credential>`. */
@@ -75,6 +86,9 @@ function view(row: ConnectorsTable): ConnectorView {
     paths: JSON.parse(row.paths) as string[],
     dataClasses: JSON.parse(row.data_classes) as string[],
     grants: row.grants ? (JSON.parse(row.grants) as DatabaseGrants) : null,
+    modelApi: (modelApis as readonly string[]).includes(row.model_api ?? '')
+      ? (row.model_api as ModelApi)
+      : null,
     hasCredential: row.ciphertext !== null,
     updatedBy: row.updated_by,
     updatedAt: row.updated_at,
@@ -102,10 +116,10 @@ function httpRules(input: ConnectorInput) {
 
 /** A database connector's grants, required: which privileges on which tables each instance's role gets. */
 function databaseRules(url: URL, input: ConnectorInput, vaultConfigured: boolean) {
-  if (input.methods || input.paths || input.authHeader)
+  if (input.methods || input.paths || input.authHeader || input.modelApi)
     throw new AppError(
       'validation_failed',
-      '`methods`, `paths` and `authHeader` are for HTTP connectors; a database connector takes `privileges` and `tables`',
+      '`methods`, `paths`, `authHeader` and `modelApi` are for HTTP connectors; a database connector takes `privileges` and `tables`',
     );
   const vaultPath = /^[A-Za-z0-9_.-]{1,128}$/;
   if (input.vaultRole !== undefined || input.vaultMount !== undefined) {
@@ -208,6 +222,7 @@ export function createConnectorService(deps: {
         methods: JSON.stringify(methods),
         paths: JSON.stringify(paths),
         grants: grants ? JSON.stringify(grants) : null,
+        model_api: kind === 'http' ? (input.modelApi ?? null) : null,
         data_classes: JSON.stringify([...new Set(input.dataClasses)].sort()),
         kek_id: sealed?.kekId ?? existing?.kek_id ?? null,
         wrapped_key: sealed?.wrappedKey ?? existing?.wrapped_key ?? null,
@@ -226,6 +241,7 @@ export function createConnectorService(deps: {
           kind,
           baseUrl: row.base_url,
           ...(grants ? { grants } : { methods, paths }),
+          ...(input.modelApi ? { modelApi: input.modelApi } : {}),
           dataClasses: JSON.parse(row.data_classes),
           credentialChanged: sealed !== null,
         },

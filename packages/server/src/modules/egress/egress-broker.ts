@@ -24,6 +24,7 @@ import { createEgressRecords } from './egress-records.ts';
 import { createEgressRules, type EgressRuleDeps } from './egress-rules.ts';
 import { createTunnels } from './egress-tunnels.ts';
 import { type BrokeredApp, kindName, maxBody } from './egress-types.ts';
+import { maxCountedAnswer, tokenUsage } from './model-calls.ts';
 
 export { type DlpInput, type DlpVerdict, dlpVerdictOf } from './egress-dlp.ts';
 export type { BrokeredApp, EgressDecision } from './egress-types.ts';
@@ -66,7 +67,9 @@ export function createEgressBroker(
 ) {
   const records = createEgressRecords(deps);
   const { record, recordDlp } = records;
-  const rules = createEgressRules(deps);
+  // Each running app's own secrets, for the model-call check only; never logged, gone when the app is.
+  const secretsByApp = new WeakMap<BrokeredApp, Record<string, string>>();
+  const rules = createEgressRules({ ...deps, secretsOf: (app) => secretsByApp.get(app) });
   const { decide } = rules;
   const { decideTunnel, tunnelFor, relay } = createTunnels(deps, rules, records);
   const servers = new Map<string, Server>();
@@ -183,12 +186,17 @@ export function createEgressBroker(
           res.destroy(e as Error);
           return;
         }
+        // A model's answer is kept (to a limit) to count the tokens it says it used.
+        const answer: Buffer[] = [];
         up.on('data', (c: Buffer) => {
           bytesIn += c.length;
+          if (d.model && bytesIn <= maxCountedAnswer) answer.push(c);
         });
         up.pipe(res);
         up.on('end', () => {
           deps.onBytes?.(app.name, d.target, sent.length, bytesIn);
+          const contentType = up.headers['content-type'];
+          const encoded = up.headers['content-encoding'] && up.headers['content-encoding'] !== 'identity';
           void record(app, {
             host: d.target,
             method,
@@ -196,6 +204,17 @@ export function createEgressBroker(
             status: up.statusCode ?? 0,
             bytesOut: sent.length,
             bytesIn,
+            ...(d.model
+              ? {
+                  model: {
+                    name: d.model.model,
+                    tokens:
+                      bytesIn <= maxCountedAnswer && !encoded
+                        ? tokenUsage(d.model.api, contentType, Buffer.concat(answer))
+                        : null,
+                  },
+                }
+              : {}),
           });
         });
       },
@@ -222,7 +241,12 @@ export function createEgressBroker(
    * socket (`build`) also gets the relay its install step runs under, and takes tunnels whatever the
    * platform's setting: npm reaches its registry over HTTPS through one, and the registry is all it may reach.
    */
-  async function open(key: string, app: BrokeredApp, options: { build?: boolean } = {}): Promise<string> {
+  async function open(
+    key: string,
+    app: BrokeredApp,
+    options: { build?: boolean; secrets?: Record<string, string> } = {},
+  ): Promise<string> {
+    if (options.secrets) secretsByApp.set(app, options.secrets);
     const dir = join(deps.dir, key);
     rmSync(dir, { recursive: true, force: true });
     mkdirSync(dir, { recursive: true, mode: 0o755 });

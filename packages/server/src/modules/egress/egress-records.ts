@@ -75,6 +75,8 @@ export function createEgressRecords(deps: {
       bytesIn: number;
       reason?: string;
       findings?: DlpFinding[];
+      /** A call to a model API: the model and the tokens its answer reported. */
+      model?: { name: string | null; tokens: { input: number; output: number } | null };
     },
   ) {
     const at = deps.clock.nowIso();
@@ -120,6 +122,13 @@ export function createEgressRecords(deps: {
           bytes_out: row.bytesOut,
           bytes_in: row.bytesIn,
           at,
+          ...(row.model
+            ? {
+                model: row.model.name,
+                tokens_in: row.model.tokens?.input ?? null,
+                tokens_out: row.model.tokens?.output ?? null,
+              }
+            : {}),
         })
         .execute();
       if (audited)

@@ -5,6 +5,7 @@ import type { ResolvedConnector } from '../connectors/connector-service.ts';
 import { isPublicAddress, normalizeHost } from './addresses.ts';
 import { createDlpCheck, type DlpInput, type DlpVerdict } from './egress-dlp.ts';
 import { type BrokeredApp, type EgressDecision, maxBody, type Refusal } from './egress-types.ts';
+import { checkModelCall, type ModelCall } from './model-calls.ts';
 
 /** What the broker's rules need from the platform. */
 export type EgressRuleDeps = {
@@ -19,6 +20,10 @@ export type EgressRuleDeps = {
    * it on a private address and on its own port. Apps never may.
    */
   buildRegistry?: { host: string; port: number };
+  /** The `microapp.models` pack: why a call to a model API is refused (its model, the app's data). */
+  refuseModel?: (input: { model: string | null; dataClasses: string[]; app: string }) => Promise<string[]>;
+  /** The app's own secrets, which a call to a model API must not carry (kept by the broker while it runs). */
+  secretsOf?: (app: BrokeredApp) => Record<string, string> | undefined;
 };
 
 /**
@@ -52,6 +57,7 @@ export function createEgressRules(deps: EgressRuleDeps) {
     // Data may leave only to where both the app and (for a connector) the system are approved for it.
     let mayReceive = new Set<string>(app.manifest.dataClasses);
     let connector: { id: string; dataClasses: string[] } | null = null;
+    let modelCall: ModelCall | undefined;
     const byAddress = addressRefusal(asked);
     if (byAddress) return byAddress;
     const connectorId = /^connector\.([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)$/.exec(asked)?.[1];
@@ -105,6 +111,11 @@ export function createEgressRules(deps: EgressRuleDeps) {
       path = `${base.pathname.replace(/\/$/, '')}${pathname}${search}`;
       mayReceive = new Set([...mayReceive].filter((d) => c.dataClasses.includes(d)));
       connector = { id: connectorId, dataClasses: c.dataClasses };
+      if (c.modelApi) {
+        const checked = await checkModelCall(deps, app, c.modelApi, asked, method, body);
+        if ('allowed' in checked) return checked;
+        modelCall = checked.call;
+      }
       if (c.credential)
         inject = [c.authHeader, c.authHeader === 'authorization' ? `Bearer ${c.credential}` : c.credential];
     } else {
@@ -125,6 +136,7 @@ export function createEgressRules(deps: EgressRuleDeps) {
       target: asked,
       path,
       ...(inject ? { inject } : {}),
+      ...(modelCall ? { model: modelCall } : {}),
       ...dlp,
     };
     const reached = await addressOf(host, asked, Boolean(options.build && isRegistry(asked, finalPort)));

@@ -27,6 +27,8 @@ export type EgressDecision =
       inject?: [string, string];
       /** The body to send instead of the app's: its personal data masked, uncompressed. */
       body?: Buffer;
+      /** A call to a model connector: its wire format and model, so that the answer's tokens are counted. */
+      model?: import('./model-calls.ts').ModelCall;
       /** What DLP masked or let through flagged (audited, and told to the app in a response header). */
       dlp?: { masked: DlpFinding[]; flagged: DlpFinding[] };
     }

@@ -119,7 +119,9 @@ export function createLauncher(
       tier: target.tier,
       owner: target.owner,
     };
-    const egressDir = deps.egress ? await deps.egress.open(id, brokered) : undefined;
+    const appSecrets = await deps.secrets.valuesFor(target.appId);
+    // The broker knows the app's secrets only to refuse a call to a model API that carries one.
+    const egressDir = deps.egress ? await deps.egress.open(id, brokered, { secrets: appSecrets }) : undefined;
     let credentials: Record<string, string> = {};
     try {
       if (deps.egress && deps.credentials) credentials = await deps.credentials.issue(id, brokered);
@@ -127,7 +129,7 @@ export function createLauncher(
       await release(id, 'the instance did not start');
       throw e;
     }
-    const secretValues = { ...(await deps.secrets.valuesFor(target.appId)), ...credentials };
+    const secretValues = { ...appSecrets, ...credentials };
     const spec: SandboxSpec = {
       appDir: codeDir,
       // Each environment has its own data: a preview never reads or writes what live users entered.

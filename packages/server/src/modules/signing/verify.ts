@@ -13,14 +13,21 @@ export type VerifyReport = { ok: boolean; checks: { check: string; ok: boolean; 
 
 const payloadOf = (bundle: unknown) =>
   JSON.parse(Buffer.from((bundle as SerializedBundle).dsseEnvelope!.payload, 'base64').toString('utf8')) as {
-    predicate: Record<string, any>;
+    predicate: { buildDefinition?: { internalParameters?: { agentSession?: { predicateDigest?: string } } } };
   };
 
 /**
  * An agent session's record, checked against the provenance that names it (the digest of the record), and
  * said in a line: who acted for whom, how many tool calls, which checkpoints and who approved them.
  */
-function agentSessionDetail(predicate: Record<string, any>, provenance: unknown): string {
+type SessionPredicate = {
+  person?: string;
+  agent?: { client?: string; model?: string | null };
+  calls?: { tool: string }[];
+  checkpoints?: { state: string; decidedBy: string | null }[];
+};
+
+function agentSessionDetail(predicate: SessionPredicate, provenance: unknown): string {
   const named = provenance
     ? payloadOf(provenance).predicate.buildDefinition?.internalParameters?.agentSession
     : undefined;
@@ -28,8 +35,8 @@ function agentSessionDetail(predicate: Record<string, any>, provenance: unknown)
   if (!named) throw new Error('the provenance does not name an agent session');
   if (named.predicateDigest !== digest)
     throw new Error(`the provenance names session record ${named.predicateDigest}, this one is ${digest}`);
-  const calls = (predicate.calls ?? []) as { tool: string }[];
-  const checkpoints = (predicate.checkpoints ?? []) as { state: string; decidedBy: string | null }[];
+  const calls = predicate.calls ?? [];
+  const checkpoints = predicate.checkpoints ?? [];
   const approved = checkpoints.filter((c) => c.state === 'approved' || c.state === 'used');
   const by = [...new Set(approved.map((c) => c.decidedBy).filter(Boolean))].join(', ');
   return `built by agent ${predicate.agent?.client} (${predicate.agent?.model ?? 'model not declared'}) for ${predicate.person}: ${calls.length} tool calls (${[...new Set(calls.map((c) => c.tool))].join(', ')}), ${approved.length} checkpoints approved${by ? ` by ${by}` : ''}`;
@@ -90,7 +97,8 @@ export function verifyArtifact(input: {
       };
       if (!statement.subject.some((s) => s.digest.sha256 === digest))
         throw new Error(`its subject is not this artifact (sha256:${digest})`);
-      if (name === 'agentSession') return agentSessionDetail(statement.predicate, input.bundles.provenance);
+      if (name === 'agentSession')
+        return agentSessionDetail(statement.predicate as SessionPredicate, input.bundles.provenance);
       if (name === 'provenance') {
         const builder = statement.predicate.runDetails?.builder?.id;
         if (input.builderId && builder !== input.builderId)

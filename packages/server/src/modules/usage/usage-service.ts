@@ -44,6 +44,8 @@ export type UsageSummary = {
     egressBytes: number;
   }[];
   byVersion: { version: string; requests: number }[];
+  /** Calls to model APIs through model connectors, by model, with the tokens their answers reported. */
+  modelTokens: { model: string; calls: number; input: number; output: number }[];
 };
 
 const flushEvery = 200;
@@ -186,6 +188,21 @@ export function createUsageService(deps: {
       .groupBy(day)
       .execute();
     const egressByDay = new Map(egress.map((r) => [r.day, Number(r.bytes ?? 0)]));
+    // Calls to model APIs through a model connector, with the tokens their answers reported.
+    const models = await deps.db
+      .selectFrom('app_egress')
+      .where('app_id', '=', app.id)
+      .where('at', '>=', since)
+      .where('model', 'is not', null)
+      .select((eb) => [
+        'model',
+        eb.fn.countAll().as('calls'),
+        eb.fn.sum('tokens_in').as('input'),
+        eb.fn.sum('tokens_out').as('output'),
+      ])
+      .groupBy('model')
+      .orderBy('model')
+      .execute();
     const activeDays = [...new Set([...byDay.map((r) => r.day), ...egressByDay.keys()])].sort();
     const usageByDay = new Map(byDay.map((r) => [r.day, r]));
     const byVersion = await inWindow
@@ -224,6 +241,12 @@ export function createUsageService(deps: {
         };
       }),
       byVersion: byVersion.map((r) => ({ version: r.version, requests: n(r.requests) })),
+      modelTokens: models.map((r) => ({
+        model: r.model as string,
+        calls: n(r.calls),
+        input: n(r.input),
+        output: n(r.output),
+      })),
     };
   }
 
