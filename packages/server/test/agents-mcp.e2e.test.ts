@@ -70,6 +70,15 @@ describe('an agent takes an app from a template to a running preview through MCP
     }
     assert.equal(page.status, 200, page.body.slice(0, 300));
 
+    // Every event of the agent's work names dave and the agent, the publish by its build included.
+    const events = await call(server, 'GET', '/api/v1/audit/events?app=agent-survey&limit=1000', {
+      token: t.ivan,
+    });
+    for (const action of ['app.registered', 'build.requested', 'artifact.published', 'deployment.started']) {
+      const e = events.body.items.find((x: any) => x.action === action);
+      assert.ok(e, action);
+      assert.equal(e.summary.act?.agent, 'test-agent', `${action}: ${JSON.stringify(e.summary)}`);
+    }
     const status = await callTool(client, 'app_status', { name: 'agent-survey' });
     assert.deepEqual(
       status.data.running.map((r: any) => r.environment),

@@ -394,6 +394,63 @@ for (const engine of engines()) {
       assert.equal(app.body.manifest.secrets, undefined);
     });
 
+    test('a delegation that allows live still asks each time; requests nobody answers expire and are recorded', async () => {
+      const { client } = await connectAgent(
+        server,
+        people.alice,
+        { name: 'live-agent', model: 'claude-sonnet-4-5' },
+        { decision: 'allow', days: '7', live_low: 'on' },
+      );
+      const prompts = await client.listPrompts();
+      assert.deepEqual(prompts.prompts.map((p) => p.name).sort(), ['change-app', 'new-app']);
+      const prompt = await client.getPrompt({
+        name: 'new-app',
+        arguments: { idea: 'a visitor sign-in sheet' },
+      });
+      assert.match(JSON.stringify(prompt.messages), /a visitor sign-in sheet/);
+      const schema = await client.readResource({ uri: 'microapp://schema/manifest' });
+      assert.match(JSON.stringify(schema.contents), /dataClasses/);
+      const scaffold = await callTool(client, 'scaffold_app', { template: 'form', name: 'alice-live' });
+      const manifest = parseYaml(scaffold.data.files['microapp.yaml']);
+      assert.equal((await callTool(client, 'register_app', { manifest })).data.state, 'approved');
+      const policies = await client.readResource({ uri: 'microapp://apps/alice-live/policies' });
+      const files = JSON.parse((policies.contents[0] as { text: string }).text).modules.map(
+        (m: any) => m.file,
+      );
+      assert.ok(files.includes('agents/agents.rego') && files.includes('risk/risk.rego'), files.join(', '));
+      const live = await callTool(client, 'deploy_app', {
+        name: 'alice-live',
+        version: '0.1.0',
+        environment: 'live',
+      });
+      assert.equal(live.data.status, 'waiting_for_approval', live.text);
+      assert.deepEqual(live.data.reasons, ["deploys to live, where the app's audience uses it"]);
+      const advanced = await call(server, 'POST', '/api/v1/dev/clock', {
+        token: t.carol,
+        body: { advance: '25h' },
+      });
+      assert.equal(advanced.status, 200, advanced.text);
+      await server.internals.jobs.runDue();
+      const expired = await call(server, 'GET', `/api/v1/agents/requests/${live.data.checkpoint}`, {
+        token: t.alice,
+      });
+      assert.equal(expired.body.state, 'expired');
+      const events = await call(server, 'GET', '/api/v1/audit/events?limit=1000', { token: t.ivan });
+      assert.ok(
+        events.body.items.some(
+          (e: any) => e.action === 'agent.checkpoint.expired' && e.target === live.data.checkpoint,
+        ),
+      );
+      // The access token expired with the hour; the SDK refreshes it and the agent asks again.
+      const again = await callTool(client, 'deploy_app', {
+        name: 'alice-live',
+        version: '0.1.0',
+        environment: 'live',
+      });
+      assert.equal(again.data.status, 'waiting_for_approval', again.text);
+      assert.notEqual(again.data.checkpoint, live.data.checkpoint);
+    });
+
     test("the organization's model policy refuses an agent at connect, and per data class", async () => {
       const pushed = await call(server, 'POST', '/api/v1/policies', {
         token: t.carol,

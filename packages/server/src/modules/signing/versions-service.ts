@@ -209,7 +209,16 @@ export function createVersionsService(deps: {
     };
     await db.transaction().execute(async (trx) => {
       await trx.insertInto('app_versions').values(row).execute();
-      await audit.record(trx, ctx, {
+      // Published by the build an agent asked for: the event names the agent beside the person.
+      const agent = session
+        ? {
+            delegationId: session.reference.delegation,
+            client: session.reference.agent,
+            version: (session.predicate.agent as { version?: string | null } | undefined)?.version ?? null,
+            model: session.reference.model,
+          }
+        : undefined;
+      await audit.record(trx, agent ? { ...ctx, act: agent } : ctx, {
         action: 'artifact.published',
         targetType: 'app',
         target: name,
