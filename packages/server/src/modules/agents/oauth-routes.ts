@@ -16,7 +16,6 @@ export function protectedResourceMetadata(publicUrl: string) {
     scopes_supported: [...agentScopes],
     bearer_methods_supported: ['header'],
     resource_name: 'microapp MCP endpoint',
-    resource_documentation: `${publicUrl}/docs/agents`,
   };
 }
 

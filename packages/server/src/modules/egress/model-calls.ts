@@ -63,20 +63,29 @@ const numberAt = (o: unknown, ...path: string[]): number | null => {
   return typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : null;
 };
 
-/** The tokens one JSON object of an answer reports (a whole answer, or one event of a stream). */
-function usageIn(api: ModelApi, o: unknown): Partial<TokenUsage> {
-  if (api === 'openai')
-    return {
-      ...(numberAt(o, 'usage', 'prompt_tokens') !== null
-        ? { input: numberAt(o, 'usage', 'prompt_tokens')! }
-        : {}),
-      ...(numberAt(o, 'usage', 'completion_tokens') !== null
-        ? { output: numberAt(o, 'usage', 'completion_tokens')! }
-        : {}),
-    };
-  // Anthropic: the answer's usage, or a stream's message_start (input) and message_delta (output).
-  const input = numberAt(o, 'usage', 'input_tokens') ?? numberAt(o, 'message', 'usage', 'input_tokens');
-  const output = numberAt(o, 'usage', 'output_tokens') ?? numberAt(o, 'message', 'usage', 'output_tokens');
+/**
+ * The tokens one JSON object of an answer reports (a whole answer, or one event of a stream): OpenAI's chat
+ * and embeddings (`prompt_tokens`, `completion_tokens`), its responses API and Anthropic's messages
+ * (`input_tokens`, `output_tokens`), and Anthropic's stream, whose `message_start` carries them under `message`.
+ */
+function usageIn(o: unknown): Partial<TokenUsage> {
+  const first = (...paths: string[][]) => {
+    for (const p of paths) {
+      const n = numberAt(o, ...p);
+      if (n !== null) return n;
+    }
+    return null;
+  };
+  const input = first(
+    ['usage', 'prompt_tokens'],
+    ['usage', 'input_tokens'],
+    ['message', 'usage', 'input_tokens'],
+  );
+  const output = first(
+    ['usage', 'completion_tokens'],
+    ['usage', 'output_tokens'],
+    ['message', 'usage', 'output_tokens'],
+  );
   return { ...(input !== null ? { input } : {}), ...(output !== null ? { output } : {}) };
 }
 
@@ -89,7 +98,7 @@ export function tokenUsage(
   const text = answer.toString('utf8');
   const found: Partial<TokenUsage> = {};
   const take = (o: unknown) => {
-    const u = usageIn(api, o);
+    const u = usageIn(o);
     if (u.input !== undefined) found.input = Math.max(found.input ?? 0, u.input);
     if (u.output !== undefined) found.output = Math.max(found.output ?? 0, u.output);
   };
