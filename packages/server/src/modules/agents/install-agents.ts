@@ -10,6 +10,7 @@ import type { PolicyEngine } from '../policy/policy-engine.ts';
 import { createAgentGate } from './agent-gate.ts';
 import { createAgentOAuth } from './agent-oauth.ts';
 import { registerAgentRoutes } from './agent-routes.ts';
+import { createAgentTokens } from './agent-tokens.ts';
 import { createCheckpointService } from './checkpoint-service.ts';
 import { createDelegationService } from './delegation-service.ts';
 import type { McpDeps } from './mcp-common.ts';
@@ -40,13 +41,9 @@ export async function installAgents(
     const d = await engine.decide<unknown>('data.microapp.agents.refuse_connect', { agent });
     return Array.isArray(d.result) ? d.result.map(String).sort() : [];
   };
-  const oauth = createAgentOAuth({
-    db,
-    clock,
-    audit,
-    refuseConnect,
-    resource: () => `${deps.publicUrl()}/mcp`,
-  });
+  const resource = () => `${deps.publicUrl()}/mcp`;
+  const oauth = createAgentOAuth({ db, clock, audit, refuseConnect, resource });
+  const tokens = createAgentTokens({ db, clock, resource });
   const checkpoints = createCheckpointService({
     db,
     clock,
@@ -56,9 +53,9 @@ export async function installAgents(
   });
   const delegations = createDelegationService({ db, clock, audit });
   const gate = createAgentGate({ db, clock, audit, engine, checkpoints });
-  registerOAuthRoutes(app, { oauth, login: deps.login, publicUrl: deps.publicUrl });
+  registerOAuthRoutes(app, { oauth, tokens, login: deps.login, publicUrl: deps.publicUrl });
   registerMcpRoutes(app, {
-    oauth,
+    tokens,
     mcp: { ...deps.services, gate, checkpoints, engine, publicUrl: deps.publicUrl },
     publicUrl: deps.publicUrl,
     version: deps.version,
@@ -69,5 +66,5 @@ export async function installAgents(
     everySeconds: 600,
     run: async () => ({ expired: await checkpoints.expire() }),
   });
-  return { oauth, checkpoints, delegations };
+  return { oauth, tokens, checkpoints, delegations };
 }

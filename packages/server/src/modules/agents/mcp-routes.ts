@@ -2,7 +2,7 @@ import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { perCallerLimit } from '../../api/rate-limit.ts';
 import { publicRoute } from '../identity/access.ts';
-import type { AgentOAuth } from './agent-oauth.ts';
+import type { AgentTokens } from './agent-tokens.ts';
 import type { McpDeps } from './mcp-common.ts';
 import { createAgentMcpServer } from './mcp-server.ts';
 
@@ -13,7 +13,7 @@ import { createAgentMcpServer } from './mcp-server.ts';
  */
 export function registerMcpRoutes(
   app: FastifyInstance,
-  deps: { oauth: Pick<AgentOAuth, 'authenticate'>; mcp: McpDeps; publicUrl: () => string; version: string },
+  deps: { tokens: Pick<AgentTokens, 'authenticate'>; mcp: McpDeps; publicUrl: () => string; version: string },
 ) {
   const limit = perCallerLimit({ burst: 60, perSecond: 10 });
 
@@ -39,7 +39,7 @@ export function registerMcpRoutes(
       const header = request.headers.authorization;
       const bearer = header ? /^Bearer\s+(\S+)$/i.exec(header)?.[1] : undefined;
       if (!bearer) return challenge(reply, null, 'sign in: this endpoint needs an agent access token');
-      const found = await deps.oauth.authenticate(bearer);
+      const found = await deps.tokens.authenticate(bearer);
       if ('refused' in found) return challenge(reply, 'invalid_token', found.refused);
       limit(found.principal.agent!.delegationId, 'MCP calls');
       const session = {

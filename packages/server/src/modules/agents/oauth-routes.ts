@@ -5,6 +5,7 @@ import { AppError } from '../../errors.ts';
 import { publicRoute } from '../identity/access.ts';
 import type { LoginService } from '../identity/login-service.ts';
 import { type AgentOAuth, OAuthError } from './agent-oauth.ts';
+import type { AgentTokens } from './agent-tokens.ts';
 import { consentPage, consentPagePolicy, errorPage } from './consent-page.ts';
 import { agentScopes } from './delegation-types.ts';
 
@@ -50,7 +51,12 @@ const noStore = (reply: FastifyReply) =>
  */
 export function registerOAuthRoutes(
   fastify: FastifyInstance,
-  deps: { oauth: AgentOAuth; login: Pick<LoginService, 'sessionPrincipal'>; publicUrl: () => string },
+  deps: {
+    oauth: AgentOAuth;
+    tokens: Pick<AgentTokens, 'token'>;
+    login: Pick<LoginService, 'sessionPrincipal'>;
+    publicUrl: () => string;
+  },
 ) {
   const { oauth } = deps;
   // Registration needs no account: a flood from one address is slowed, not a burst of honest agents.
@@ -219,7 +225,7 @@ export function registerOAuthRoutes(
       async (request, reply) => {
         try {
           limited(() => tokens(request.ip, 'token requests'));
-          return noStore(reply).send(await oauth.token(flat(request.body)));
+          return noStore(reply).send(await deps.tokens.token(flat(request.body)));
         } catch (error) {
           return oauthFail(reply, error);
         }

@@ -20,6 +20,7 @@ import {
 import type { DeploymentService } from '../runtime/deployment-service.ts';
 import type { TokenService } from '../tokens/token-service.ts';
 import { failInterrupted, nextVersion, openBuildEgress, spawnPipeline } from './build-process.ts';
+import { checkBuildQuota } from './build-quota.ts';
 import { personalize, unpackUpload } from './build-source.ts';
 import { type BuildRequest, type BuildStep, type BuildView, buildView } from './build-types.ts';
 
@@ -84,20 +85,8 @@ export function createBuildService(deps: {
     const app = await deps.catalog.get(principal, name);
     if (app.owner !== principal.email && !hasRole(principal, 'admin'))
       throw forbidden(`only the owner of ${name} or an admin can build it`);
-    if (deps.buildsPerHour && !hasRole(principal, 'admin')) {
-      const since = new Date(Date.parse(deps.clock.nowIso()) - 3_600_000).toISOString();
-      const row = await db
-        .selectFrom('builds')
-        .select((eb) => eb.fn.countAll<number>().as('n'))
-        .where('requested_by', '=', principal.email)
-        .where('created_at', '>=', since)
-        .executeTakeFirst();
-      if (Number(row?.n ?? 0) >= deps.buildsPerHour)
-        throw new AppError(
-          'rate_limited',
-          `you asked for ${row?.n} builds in the last hour, the most this platform allows one person (${deps.buildsPerHour}); wait a while, or build locally with \`microapp ci\``,
-        );
-    }
+    if (deps.buildsPerHour && !hasRole(principal, 'admin'))
+      await checkBuildQuota(db, deps.clock, principal.email, deps.buildsPerHour);
     if (app.state !== 'approved')
       throw conflict(
         `${name} is ${app.state.replace('_', ' ')}; a build starts once it is approved (\`microapp apps show ${name}\` says who is missing)`,

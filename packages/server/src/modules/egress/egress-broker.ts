@@ -210,7 +210,7 @@ export function createEgressBroker(
                     name: d.model.model,
                     tokens:
                       bytesIn <= maxCountedAnswer && !encoded
-                        ? tokenUsage(d.model.api, contentType, Buffer.concat(answer))
+                        ? tokenUsage(contentType, Buffer.concat(answer))
                         : null,
                   },
                 }

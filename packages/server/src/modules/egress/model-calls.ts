@@ -90,11 +90,7 @@ function usageIn(o: unknown): Partial<TokenUsage> {
 }
 
 /** The tokens an answer used, from its JSON body or its server-sent events; null when it does not say. */
-export function tokenUsage(
-  api: ModelApi,
-  contentType: string | undefined,
-  answer: Buffer,
-): TokenUsage | null {
+export function tokenUsage(contentType: string | undefined, answer: Buffer): TokenUsage | null {
   const text = answer.toString('utf8');
   const found: Partial<TokenUsage> = {};
   const take = (o: unknown) => {
