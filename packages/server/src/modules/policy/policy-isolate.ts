@@ -57,6 +57,9 @@ export function createPolicyIsolate(settings: IsolateSettings = defaultIsolateSe
   const queue: Pending[] = [];
   let nextId = 1;
   let closed = false;
+  // Whether the current worker has loaded the engine and takes jobs.
+  let ready = false;
+  const startupMs = 60_000;
 
   function spawn(): Worker {
     const w = new Worker(new URL('./policy-worker.js', import.meta.url), {
@@ -64,7 +67,13 @@ export function createPolicyIsolate(settings: IsolateSettings = defaultIsolateSe
       resourceLimits: { maxOldGenerationSizeMb: settings.memoryMb, maxYoungGenerationSizeMb: 32 },
     });
     w.unref();
-    w.on('message', (message: { id: number; result: PolicyJobResult }) => {
+    w.on('message', (message: { id: number; result: PolicyJobResult } | { ready: true }) => {
+      if ('ready' in message) {
+        if (worker !== w) return;
+        ready = true;
+        if (busy && !timer) start(busy);
+        return;
+      }
       if (busy?.id !== message.id) return;
       const done = busy;
       finish();
@@ -111,18 +120,33 @@ export function createPolicyIsolate(settings: IsolateSettings = defaultIsolateSe
     const next = queue.shift();
     if (!next) return;
     busy = next;
-    worker ??= spawn();
+    if (!worker) {
+      ready = false;
+      worker = spawn();
+      // Starting a worker (loading the engine) is the platform's time, not the policy's: the job's clock
+      // starts when the worker says it is ready. A worker that never does is given up after a while.
+      timer = setTimeout(
+        () => fail(new AppError('unavailable', 'the policy worker did not start; try again')),
+        startupMs,
+      );
+      return;
+    }
+    if (ready) start(next);
+  }
+
+  function start(job: Pending) {
+    if (timer) clearTimeout(timer);
     timer = setTimeout(
       () =>
         fail(
           new AppError(
             'policy_budget_exceeded',
-            `the policy ran longer than ${Math.round(next.timeoutMs / 1000)} s and was stopped`,
+            `the policy ran longer than ${Math.round(job.timeoutMs / 1000)} s and was stopped`,
           ),
         ),
-      next.timeoutMs,
+      job.timeoutMs,
     );
-    worker.postMessage({ id: next.id, job: next.job });
+    worker!.postMessage({ id: job.id, job: job.job });
   }
 
   function run(job: PolicyJob): Promise<PolicyJobResult> {

@@ -52,3 +52,6 @@ function run(job: PolicyJob): PolicyJobResult {
 parentPort!.on('message', (message: { id: number; job: PolicyJob }) => {
   parentPort!.postMessage({ id: message.id, result: run(message.job) });
 });
+
+// Loaded: the isolate starts a job's clock from here.
+parentPort!.postMessage({ ready: true });
