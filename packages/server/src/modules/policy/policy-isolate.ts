@@ -71,7 +71,8 @@ export function createPolicyIsolate(settings: IsolateSettings = defaultIsolateSe
       if ('ready' in message) {
         if (worker !== w) return;
         ready = true;
-        if (busy && !timer) start(busy);
+        // The job waiting for this worker starts now (its startup timer is replaced by the job's own).
+        if (busy) start(busy);
         return;
       }
       if (busy?.id !== message.id) return;
