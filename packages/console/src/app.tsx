@@ -10,6 +10,7 @@ import { PoliciesPage } from './pages/policies-page.tsx';
 import { ReviewsPage } from './pages/reviews-page.tsx';
 import { Link, useLocation } from './router.tsx';
 import { hasRole, SessionGate, useSession } from './session.tsx';
+import { useApi } from './use-api.ts';
 
 /** The console: sign-in first, then the page the path names. */
 export function App() {
@@ -25,6 +26,12 @@ function Shell() {
   const { path } = useLocation();
   const main = useRef<HTMLElement>(null);
   const page = route(path);
+  // What the signed-in person's agents wait on, said beside "Agents" on every page.
+  const waiting = useApi<{ items: unknown[] }>('/api/v1/agents/requests?state=pending');
+  const reloadWaiting = waiting.reload;
+  // biome-ignore lint/correctness/useExhaustiveDependencies: a new page is when the count is read again
+  useEffect(() => reloadWaiting(), [path, reloadWaiting]);
+  const pending = waiting.data?.items.length ?? 0;
   // Each page change moves focus to the page's heading, so keyboard and screen-reader users start there.
   useEffect(() => {
     document.title = `${page.title} · microapp`;
@@ -34,7 +41,11 @@ function Shell() {
     { href: '/', label: 'Catalog', show: true },
     { href: '/new', label: 'New app', show: hasRole(session, 'creator', 'admin') },
     { href: '/reviews', label: 'Reviews', show: hasRole(session, 'reviewer', 'admin', 'auditor') },
-    { href: '/agents', label: 'Agents', show: true },
+    {
+      href: '/agents',
+      label: pending ? `Agents (${pending} waiting)` : 'Agents',
+      show: true,
+    },
     { href: '/audit', label: 'Audit', show: true },
     { href: '/policies', label: 'Policies', show: true },
     { href: '/admin', label: 'Admin', show: hasRole(session, 'admin') },

@@ -1,6 +1,8 @@
-// A person and their AI agent in the browser: dave consents on the platform's own page when his agent
-// connects through MCP, then the agent's change that adds personal data and an outside host waits until
-// dave approves it on the Agents page. Both pages are scanned with axe-core.
+// A person and their AI agent, the whole way: dave consents on the platform's own page when his agent
+// connects through MCP with the official SDK; the agent takes a template to a running preview; its change
+// that adds personal data and an outside host waits until dave approves it on the Agents page; then it
+// tries to approve its own app, read a secret and deploy to live, and is refused each time with a reason.
+// Both pages are scanned with axe-core.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
@@ -8,17 +10,17 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { parse as parseYaml } from 'yaml';
 import { callTool, MemoryOAuthProvider } from '../../server/test/agent-client.ts';
-import { call } from '../../server/test/harness.ts';
+import { call, viaGateway } from '../../server/test/harness.ts';
 import { type ConsoleRig, startConsoleRig } from './console-harness.ts';
 
-describe('an agent held at a checkpoint until its person approves in the console', () => {
+describe('an agent builds for dave through MCP, held at a checkpoint until he approves in the console', () => {
   let rig: ConsoleRig;
   before(async () => {
     rig = await startConsoleRig();
   });
   after(() => rig?.stop());
 
-  test('dave consents in the browser, then approves what his agent asked', async () => {
+  test('dave consents; the agent runs a preview, waits for his approval, and is refused what it may never do', async () => {
     const { context, page, errors } = await rig.signedIn('dave@example.com');
     const provider = new MemoryOAuthProvider({
       name: 'Claude Code',
@@ -55,6 +57,34 @@ describe('an agent held at a checkpoint until its person approves in the console
     const scaffold = await callTool(agent, 'scaffold_app', { template: 'form', name: 'visitor-log' });
     const manifest = parseYaml(scaffold.data.files['microapp.yaml']);
     assert.equal((await callTool(agent, 'register_app', { manifest })).data.state, 'approved');
+    // From the template to a running preview, through the same pipeline as a person's build.
+    const progress: string[] = [];
+    const built = await callTool(
+      agent,
+      'build_app',
+      { name: 'visitor-log', files: scaffold.data.files },
+      {
+        onprogress: (p) => progress.push(p.message ?? ''),
+        timeout: 15 * 60_000,
+        resetTimeoutOnProgress: true,
+      },
+    );
+    assert.equal(built.data.state, 'passed', built.text);
+    assert.ok(progress.length >= 3, progress.join(' | '));
+    const deployed = await callTool(agent, 'deploy_app', {
+      name: 'visitor-log',
+      version: built.data.version,
+      environment: 'preview',
+    });
+    assert.equal(deployed.isError, false, deployed.text);
+    let preview = { status: 0, body: '' };
+    for (let i = 0; i < 50 && preview.status !== 200; i++) {
+      preview = await viaGateway(rig.server, 'visitor-log--preview', '/', {
+        authorization: `Bearer ${rig.tokens.dave}`,
+      });
+      if (preview.status !== 200) await new Promise((r) => setTimeout(r, 200));
+    }
+    assert.equal(preview.status, 200, preview.body.slice(0, 200));
     const wider = {
       ...manifest,
       dataClasses: ['internal', 'pii'],
@@ -73,6 +103,7 @@ describe('an agent held at a checkpoint until its person approves in the console
       .waitFor();
     await page.getByText('pii', { exact: false }).first().waitFor();
     await page.getByText('crm.example.org', { exact: true }).waitFor();
+    await page.getByRole('link', { name: 'Agents (1 waiting)' }).waitFor();
     await page.goto(`${rig.server.url}/agents`);
     await page.getByRole('heading', { level: 1, name: 'Agents' }).waitFor();
     await page.getByRole('cell', { name: 'claude-sonnet-4-5' }).waitFor();
@@ -86,6 +117,25 @@ describe('an agent held at a checkpoint until its person approves in the console
     assert.equal(through.isError, false, through.text);
     const app = await call(rig.server, 'GET', '/api/v1/apps/visitor-log', { token: rig.tokens.dave });
     assert.deepEqual(app.body.manifest.dataClasses, ['internal', 'pii']);
+
+    // What an agent never does, each refused with a reason it can act on.
+    const agentToken = provider.saved!.access_token;
+    const approve = await call(rig.server, 'POST', '/api/v1/apps/visitor-log/reviews', {
+      token: agentToken,
+      body: { decision: 'approve' },
+    });
+    assert.equal(approve.status, 403);
+    assert.match(approve.body.detail, /never approve, read secrets or deploy to live/);
+    const secret = await call(rig.server, 'GET', '/api/v1/apps/visitor-log/secrets', { token: agentToken });
+    assert.equal(secret.status, 403);
+    assert.match(secret.body.detail, /ask the person the agent acts for/);
+    const live = await callTool(agent, 'deploy_app', {
+      name: 'visitor-log',
+      version: built.data.version,
+      environment: 'live',
+    });
+    assert.equal(live.isError, true);
+    assert.match(live.text, /Refused: deploying a .*-tier app to live is not part of this delegation/);
     assert.deepEqual(errors, []);
     await agent.close();
     await context.close();
