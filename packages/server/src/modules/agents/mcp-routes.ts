@@ -1,10 +1,21 @@
-import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { perCallerLimit } from '../../api/rate-limit.ts';
 import { publicRoute } from '../identity/access.ts';
 import type { AgentTokens } from './agent-tokens.ts';
 import type { McpDeps } from './mcp-common.ts';
-import { createAgentMcpServer } from './mcp-server.ts';
+
+/**
+ * The MCP SDK and the tools, loaded at the first agent request: a server no agent talks to does not pay
+ * for them at start (a third of a second).
+ */
+let loaded: Promise<
+  typeof import('./mcp-server.ts') & typeof import('@modelcontextprotocol/sdk/server/streamableHttp.js')
+> | null = null;
+const mcpModules = () =>
+  (loaded ??= Promise.all([
+    import('./mcp-server.ts'),
+    import('@modelcontextprotocol/sdk/server/streamableHttp.js'),
+  ]).then(([a, b]) => ({ ...a, ...b })));
 
 /**
  * The MCP endpoint (Streamable HTTP, stateless): each POST is authenticated as an agent acting for a
@@ -51,6 +62,7 @@ export function registerMcpRoutes(
           act: found.principal.agent!,
         },
       };
+      const { createAgentMcpServer, StreamableHTTPServerTransport } = await mcpModules();
       const server = await createAgentMcpServer(deps.mcp, session, deps.version);
       const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined });
       reply.hijack();
