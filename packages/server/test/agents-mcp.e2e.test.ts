@@ -113,6 +113,15 @@ describe('an agent takes an app from a template to a running preview through MCP
         sbom.metadata.properties.find((p: any) => p.name === 'microapp:agent-session')?.value,
         named.predicateDigest,
       );
+      const published = await call(
+        server,
+        'GET',
+        '/api/v1/audit/events?app=agent-survey&action=artifact.published',
+        {
+          token: t.ivan,
+        },
+      );
+      assert.equal(published.body.items[0].summary.agentSession, named.predicateDigest);
       const listed = await call(server, 'GET', '/api/v1/apps/agent-survey/versions', { token: t.dave });
       assert.equal(listed.body.items[0].agentSession.agent, 'test-agent');
       assert.equal(listed.body.items[0].agentSession.predicateDigest, named.predicateDigest);

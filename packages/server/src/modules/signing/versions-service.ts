@@ -229,6 +229,8 @@ export function createVersionsService(deps: {
           findings: scan.findings.length,
           builtBy,
           packages: contents.packages.length,
+          // The agent session's signed record, by digest: an audit export names it beside the version.
+          ...(session ? { agentSession: session.reference.predicateDigest } : {}),
         },
       });
     });
