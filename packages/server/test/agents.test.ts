@@ -249,6 +249,15 @@ for (const engine of engines()) {
         ).status,
         404,
       );
+      assert.equal(
+        (
+          await call(server, 'POST', `/api/v1/agents/requests/${checkpoint}/approve`, {
+            token: t.carol,
+            body: {},
+          })
+        ).status,
+        404,
+      );
       const inbox = await call(server, 'GET', '/api/v1/agents/requests?state=pending', { token: t.dave });
       assert.deepEqual(
         inbox.body.items.map((c: any) => c.id),
