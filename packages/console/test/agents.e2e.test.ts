@@ -111,7 +111,11 @@ describe('an agent builds for dave through MCP, held at a checkpoint until he ap
     await rig.shot(page, 'agent-requests');
     await page.getByLabel('A note for the record (optional)').fill('fine for the visitor pilot');
     await page.getByRole('button', { name: 'Approve' }).click();
-    await page.getByRole('status').filter({ hasText: 'Approved' }).waitFor();
+    await page
+      .getByRole('status')
+      .filter({ hasText: 'Approved: Claude Code goes on at its next call.' })
+      .first()
+      .waitFor();
 
     const through = await callTool(agent, 'register_app', { manifest: wider });
     assert.equal(through.isError, false, through.text);

@@ -82,7 +82,13 @@ const stateWords: Record<string, string> = {
 };
 
 /** One request an agent waits on, with the person's answer. */
-function RequestCard({ request: r, onDecided }: { request: CheckpointView; onDecided: () => void }) {
+function RequestCard({
+  request: r,
+  onDecided,
+}: {
+  request: CheckpointView;
+  onDecided: (decided: CheckpointView) => void;
+}) {
   const [note, setNote] = useState('');
   const action = useAction<CheckpointView>();
   const decide = (verb: 'approve' | 'refuse') =>
@@ -92,7 +98,7 @@ function RequestCard({ request: r, onDecided }: { request: CheckpointView; onDec
         `/api/v1/agents/requests/${r.id}/${verb}`,
         note ? { note } : {},
       );
-      onDecided();
+      onDecided(out);
       return out;
     });
   const headingId = `request-${r.id}`;
@@ -157,6 +163,8 @@ function RequestCard({ request: r, onDecided }: { request: CheckpointView; onDec
 /** The agents acting for the signed-in person: what waits for them, and each agent's delegation. */
 export function AgentsPage() {
   const pending = useApi<{ items: CheckpointView[] }>('/api/v1/agents/requests?state=pending');
+  // The answered request leaves the list: what was decided is said here, where it stays.
+  const [said, setSaid] = useState<string | null>(null);
   const agents = useApi<{ items: DelegationView[] }>('/api/v1/agents');
   const revoke = useAction<DelegationView>();
   return (
@@ -169,9 +177,21 @@ export function AgentsPage() {
       <Section title="Waiting for you" id="agent-requests">
         <ErrorNote error={pending.error} />
         {pending.loading && !pending.data ? <Loading what="requests" /> : null}
-        {pending.data?.items.length === 0 ? <p role="status">No agent is waiting for you.</p> : null}
+        {said ? <p role="status">{said}</p> : null}
+        {pending.data?.items.length === 0 && !said ? <p>No agent is waiting for you.</p> : null}
         {pending.data?.items.map((r) => (
-          <RequestCard key={r.id} request={r} onDecided={pending.reload} />
+          <RequestCard
+            key={r.id}
+            request={r}
+            onDecided={(d) => {
+              setSaid(
+                d.state === 'approved'
+                  ? `Approved: ${d.agent} goes on at its next call.`
+                  : `Refused: ${d.agent} is told so${d.note ? `, with your note` : ''}.`,
+              );
+              pending.reload();
+            }}
+          />
         ))}
       </Section>
       <Section title="Agents acting for you" id="agent-delegations">
@@ -241,7 +261,7 @@ export function AgentRequestPage({ id }: { id: string }) {
       <h1 tabIndex={-1}>A request from your agent</h1>
       <ErrorNote error={request.error} />
       {request.loading && !request.data ? <Loading what="the request" /> : null}
-      {request.data ? <RequestCard request={request.data} onDecided={request.reload} /> : null}
+      {request.data ? <RequestCard request={request.data} onDecided={() => request.reload()} /> : null}
       <p>
         <Link href="/agents">Every agent and request</Link>
       </p>
