@@ -230,34 +230,14 @@ for (const engine of engines()) {
       const app = await call(server, 'GET', '/api/v1/apps/agent-expenses', { token: t.dave });
       assert.deepEqual(app.body.manifest.dataClasses, ['internal'], 'nothing changed while it waits');
 
-      // The request is dave's to answer: not alice's, not an admin's, not the agent's.
-      assert.equal(
-        (
-          await call(server, 'POST', `/api/v1/agents/requests/${checkpoint}/approve`, {
-            token: t.alice,
-            body: {},
-          })
-        ).status,
-        404,
-      );
-      assert.equal(
-        (
-          await call(server, 'POST', `/api/v1/agents/requests/${checkpoint}/approve`, {
-            token: t.erin,
-            body: {},
-          })
-        ).status,
-        404,
-      );
-      assert.equal(
-        (
-          await call(server, 'POST', `/api/v1/agents/requests/${checkpoint}/approve`, {
-            token: t.carol,
-            body: {},
-          })
-        ).status,
-        404,
-      );
+      // The request is dave's to answer: not alice's, not a reviewer's, not an admin's, not the agent's.
+      for (const who of [t.alice, t.erin, t.carol]) {
+        const r = await call(server, 'POST', `/api/v1/agents/requests/${checkpoint}/approve`, {
+          token: who,
+          body: {},
+        });
+        assert.equal(r.status, 404, r.text);
+      }
       const inbox = await call(server, 'GET', '/api/v1/agents/requests?state=pending', { token: t.dave });
       assert.deepEqual(
         inbox.body.items.map((c: any) => c.id),

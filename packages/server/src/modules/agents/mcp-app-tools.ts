@@ -2,12 +2,11 @@ import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { z } from 'zod';
 import { compileBodySchema } from '../../api/validators.ts';
 import { AppError } from '../../errors.ts';
-import type { AppView } from '../catalog/app-view.ts';
 import { Manifest } from '../catalog/manifest-schema.ts';
 import { renderTemplate } from '../catalog/template-files.ts';
 import { listTemplates } from '../catalog/templates.ts';
 import type { AgentSession, CallFacts } from './agent-gate.ts';
-import { answer, appName, instruction, type McpDeps, outcomeAnswer } from './mcp-common.ts';
+import { answer, appName, instruction, type McpDeps, outcomeAnswer, visibleApp } from './mcp-common.ts';
 
 type ManifestValue = import('@sinclair/typebox').Static<typeof Manifest>;
 
@@ -29,23 +28,13 @@ function manifestOf(value: unknown): ManifestValue {
 const added = (now: string[] | undefined, before: string[] | undefined) =>
   (now ?? []).filter((x) => !(before ?? []).includes(x)).sort();
 
-/** The app as it is, for the policy: null when the agent's person cannot see one by that name. */
-async function existing(deps: McpDeps, session: AgentSession, name: string): Promise<AppView | null> {
-  try {
-    return await deps.catalog.get(session.principal, name);
-  } catch (error) {
-    if (error instanceof AppError && (error.code === 'not_found' || error.code === 'forbidden')) return null;
-    throw error;
-  }
-}
-
 /** What registering this manifest would change, as the `microapp.agents` policy reads it. */
 async function registrationFacts(
   deps: McpDeps,
   session: AgentSession,
   manifest: ManifestValue,
 ): Promise<CallFacts> {
-  const before = await existing(deps, session, manifest.name);
+  const before = await visibleApp(deps, session, manifest.name);
   const assessed = await deps.catalog.assess(manifest);
   const m = before?.manifest;
   return {

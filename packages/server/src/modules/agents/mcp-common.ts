@@ -84,13 +84,12 @@ export function outcomeAnswer<T>(
   }
 }
 
-/** Reads done outside the gate (status, logs) turn an AppError into an answer the agent can act on. */
-export async function readOnly(run: () => Promise<CallToolResult>): Promise<CallToolResult> {
+/** The app as the agent's person sees it, or null when they cannot see one by that name. */
+export async function visibleApp(deps: Pick<McpDeps, 'catalog'>, session: AgentSession, name: string) {
   try {
-    return await run();
+    return await deps.catalog.get(session.principal, name);
   } catch (error) {
-    if (error instanceof AppError)
-      return answer({ status: 'failed', error: error.message }, error.message, true);
+    if (error instanceof AppError && (error.code === 'not_found' || error.code === 'forbidden')) return null;
     throw error;
   }
 }

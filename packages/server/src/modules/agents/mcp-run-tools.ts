@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { AppError } from '../../errors.ts';
 import type { BuildView } from '../builds/build-types.ts';
 import type { AgentSession, CallFacts } from './agent-gate.ts';
-import { answer, appName, instruction, type McpDeps, outcomeAnswer } from './mcp-common.ts';
+import { answer, appName, instruction, type McpDeps, outcomeAnswer, visibleApp } from './mcp-common.ts';
 
 /** What an agent may upload as an app's source: text files, within these bounds. */
 export const sourceLimits = { files: 500, bytes: 5 * 1024 * 1024 };
@@ -47,13 +47,8 @@ async function archiveOf(files: Record<string, string>): Promise<Buffer> {
 
 /** The app's facts for the policy, or none when the person cannot see it (the call then fails plainly). */
 async function appFacts(deps: McpDeps, session: AgentSession, name: string): Promise<CallFacts> {
-  try {
-    const app = await deps.catalog.get(session.principal, name);
-    return { app: { exists: true, tier: app.tier, dataClasses: app.manifest.dataClasses } };
-  } catch (error) {
-    if (error instanceof AppError) return {};
-    throw error;
-  }
+  const app = await visibleApp(deps, session, name);
+  return app ? { app: { exists: true, tier: app.tier, dataClasses: app.manifest.dataClasses } } : {};
 }
 
 const buildSummary = (b: BuildView) => ({

@@ -37,15 +37,11 @@ const instructions = (email: string) =>
  * The MCP server one agent request talks to: tools, resources and prompts bound to the agent's session.
  * Made per request (the endpoint is stateless), so nothing of one agent's session reaches another's.
  */
-export function createAgentMcpServer(
+export async function createAgentMcpServer(
   deps: McpDeps,
   session: AgentSession,
   version: string,
 ): Promise<McpServer> {
-  return build(deps, session, version);
-}
-
-async function build(deps: McpDeps, session: AgentSession, version: string): Promise<McpServer> {
   const server = new McpServer(
     { name: 'microapp', version },
     { capabilities: { logging: {} }, instructions: instructions(session.principal.email) },
