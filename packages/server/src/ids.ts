@@ -28,6 +28,8 @@ export const idPrefixes = {
   delegation: 'dlg',
   checkpoint: 'chk',
   agentCall: 'agx',
+  change: 'chg',
+  changeReview: 'crv',
 } as const;
 
 export type IdKind = keyof typeof idPrefixes;

@@ -4,6 +4,7 @@ import { foundation } from './migrations/0001-0009.ts';
 import { governance } from './migrations/0010-0023.ts';
 import { scale } from './migrations/0024-scale.ts';
 import { agents } from './migrations/0027-agents.ts';
+import { repos } from './migrations/0029-repos.ts';
 
 type AnyDb = Kysely<unknown>;
 
@@ -16,6 +17,7 @@ const migrations: Record<string, (dialect: Dialect) => Migration> = {
   ...governance,
   ...scale,
   ...agents,
+  ...repos,
 };
 
 /** Applies every pending migration; returns the names applied. Throws with the failing migration's name. */

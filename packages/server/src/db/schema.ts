@@ -1,8 +1,9 @@
 import type { Generated } from 'kysely';
 import type { AgentTables } from './schema-agents.ts';
+import type { RepoTables } from './schema-repos.ts';
 
 /** Tables and columns, shared by both dialects. JSON is stored as text, timestamps as ISO-8601 UTC text. */
-export interface Database extends AgentTables {
+export interface Database extends AgentTables, RepoTables {
   users: UsersTable;
   sessions: SessionsTable;
   login_requests: LoginRequestsTable;

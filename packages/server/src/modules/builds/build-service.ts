@@ -22,7 +22,13 @@ import type { TokenService } from '../tokens/token-service.ts';
 import { failInterrupted, nextVersion, openBuildEgress, spawnPipeline } from './build-process.ts';
 import { checkBuildQuota } from './build-quota.ts';
 import { personalize, unpackUpload } from './build-source.ts';
-import { type BuildRequest, type BuildStep, type BuildView, buildView } from './build-types.ts';
+import {
+  type BuildRequest,
+  type BuildStep,
+  type BuildView,
+  buildView,
+  type CommitSource,
+} from './build-types.ts';
 
 export type { BuildRequest, BuildStep, BuildView } from './build-types.ts';
 
@@ -76,6 +82,8 @@ export function createBuildService(deps: {
   const waiting = new Map<string, { principal: Principal; ctx: AuditContext; archive?: Buffer }>();
   const running = new Set<ChildProcess>();
   let closed = false;
+  /** Told of every finished build (a change request waits for its check). */
+  const finished: ((id: string, state: 'passed' | 'failed') => Promise<void>)[] = [];
 
   const appUrl = deps.appUrl;
 
@@ -132,8 +140,19 @@ export function createBuildService(deps: {
             ...(input.kind === 'template' && input.fields ? { fields: input.fields } : {}),
             // A build an agent asked for: the version it publishes carries the agent session's record.
             ...(principal.agent ? { agentDelegation: principal.agent.delegationId } : {}),
+            ...(input.kind === 'commit'
+              ? {
+                  source: {
+                    commit: input.commit,
+                    ref: input.ref,
+                    repository: input.repository,
+                    change: input.change,
+                    publish: input.publish,
+                  } satisfies CommitSource,
+                }
+              : {}),
           }),
-          deploy: input.deploy ? 1 : 0,
+          deploy: input.deploy && (input.kind !== 'commit' || input.publish) ? 1 : 0,
           state: 'queued',
           steps: '[]',
           version: null,
@@ -151,14 +170,20 @@ export function createBuildService(deps: {
         target: name,
         summary: {
           build: id,
-          source: input.kind === 'template' ? `template ${template?.name} ${template?.version}` : 'upload',
+          source:
+            input.kind === 'template'
+              ? `template ${template?.name} ${template?.version}`
+              : input.kind === 'commit'
+                ? `commit ${input.commit} (${input.ref}, change #${input.change})`
+                : 'upload',
+          ...(input.kind === 'commit' ? { commit: input.commit, publish: input.publish } : {}),
           deploy: input.deploy,
           ...(input.kind === 'template' && input.fields ? { formFields: input.fields.map((f) => f.id) } : {}),
-          ...(input.kind === 'upload' ? { archiveBytes: input.archive.length } : {}),
+          ...(input.kind !== 'template' ? { archiveBytes: input.archive.length } : {}),
         },
       });
     });
-    waiting.set(id, { principal, ctx, ...(input.kind === 'upload' ? { archive: input.archive } : {}) });
+    waiting.set(id, { principal, ctx, ...(input.kind !== 'template' ? { archive: input.archive } : {}) });
     queue = queue.then(() => run(id)).catch(() => {});
     return get(principal, name, id);
   }
@@ -200,6 +225,7 @@ export function createBuildService(deps: {
     const row = await db.selectFrom('builds').selectAll().where('id', '=', id).executeTakeFirst();
     if (!row || !job || closed) return;
     const { principal, ctx } = job;
+    const source = (JSON.parse(row.settings) as { source?: CommitSource }).source;
     const steps: BuildStep[] = [];
     const dir = join(deps.workDir, id);
     const src = join(dir, 'src');
@@ -286,7 +312,7 @@ export function createBuildService(deps: {
           step: 'source',
           status: 'passed',
           durationMs: Math.round(performance.now() - started),
-          detail: `source archive unpacked (${job.archive!.length} bytes)${version ? `, version ${version}` : ''}`,
+          detail: `${source ? `commit ${source.commit.slice(0, 12)} of ${source.ref.replace('refs/heads/', '')}` : 'source archive'} unpacked (${job.archive!.length} bytes)${version ? `, version ${version}` : ''}`,
         });
       }
       const egressDir = deps.egress
@@ -297,7 +323,18 @@ export function createBuildService(deps: {
       group = deps.cgroups ? deps.cgroups.create(`build-${id}`, limits) : null;
       const ci = await spawnCli(
         // The steps after the tests read a checked copy in `work`, which the sandbox never had.
-        ['ci', '--dir', src, '--sandbox', '--work', join(dir, 'work'), '--progress', 'jsonl', '--json'],
+        [
+          'ci',
+          '--dir',
+          src,
+          '--sandbox',
+          '--work',
+          join(dir, 'work'),
+          '--progress',
+          'jsonl',
+          '--json',
+          ...(source && !source.publish ? ['--no-publish'] : []),
+        ],
         {
           ...env,
           ...(egressDir ? { MICROAPP_EGRESS_DIR: egressDir } : {}),
@@ -374,6 +411,7 @@ export function createBuildService(deps: {
           summary: { build: id, version, digest, deployed: Boolean(row.deploy) && !error },
         }),
       );
+      for (const listener of finished) await listener(id, state).catch(() => {});
     }
   }
 
@@ -385,7 +423,11 @@ export function createBuildService(deps: {
     for (const child of running) child.kill('SIGKILL');
   }
 
-  return { request, get, list, recover, close };
+  const onFinished = (listener: (id: string, state: 'passed' | 'failed') => Promise<void>) => {
+    finished.push(listener);
+  };
+
+  return { request, get, list, recover, close, onFinished };
 }
 
 export type BuildService = ReturnType<typeof createBuildService>;

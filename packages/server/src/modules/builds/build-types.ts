@@ -13,7 +13,9 @@ export type BuildView = {
   id: string;
   app: string;
   requestedBy: string;
-  source: 'template' | 'upload';
+  source: 'template' | 'upload' | 'commit';
+  /** A build of a repository commit: which one, and whether it published (a change request's check does not). */
+  commit: { sha: string; ref: string; change: number | null; publish: boolean } | null;
   state: 'queued' | 'running' | 'passed' | 'failed';
   deploy: boolean;
   steps: BuildStep[];
@@ -33,13 +35,36 @@ export type BuildView = {
 
 export type BuildRequest =
   | { kind: 'template'; fields?: FormField[]; deploy: boolean }
-  | { kind: 'upload'; archive: Buffer; deploy: boolean };
+  | { kind: 'upload'; archive: Buffer; deploy: boolean }
+  | {
+      kind: 'commit';
+      /** The commit's files (`git archive`), unpacked like an upload. */
+      archive: Buffer;
+      commit: string;
+      ref: string;
+      repository: string;
+      /** The change request it belongs to. */
+      change: number;
+      /** False for a change request's check: the pipeline stops before signing. */
+      publish: boolean;
+      deploy: boolean;
+    };
+
+/** What a commit build keeps in its settings (and the provenance of what it publishes names). */
+export type CommitSource = {
+  commit: string;
+  ref: string;
+  repository: string;
+  change: number;
+  publish: boolean;
+};
 
 /** The pipeline's steps (`microapp ci`); a build adds its source step, and a deploy when asked. */
 export const pipelineSteps = 10;
 
 /** A build as the API shows it. */
 export function buildView(row: BuildsTable, appUrl: (site: string) => string): BuildView {
+  const settings = JSON.parse(row.settings) as { fields?: FormField[]; source?: CommitSource };
   return {
     id: row.id,
     app: row.app_name,
@@ -57,6 +82,14 @@ export function buildView(row: BuildsTable, appUrl: (site: string) => string): B
     startedAt: row.started_at,
     finishedAt: row.finished_at,
     url: row.state === 'passed' && Number(row.deploy) ? appUrl(row.app_name) : null,
-    fields: (JSON.parse(row.settings) as { fields?: FormField[] }).fields ?? null,
+    fields: settings.fields ?? null,
+    commit: settings.source
+      ? {
+          sha: settings.source.commit,
+          ref: settings.source.ref,
+          change: settings.source.change ?? null,
+          publish: settings.source.publish,
+        }
+      : null,
   };
 }

@@ -69,7 +69,17 @@ export function createCatalogService(
 ) {
   const { db, repo, audit, risk, routing } = deps;
 
-  async function register(
+  /** Told of every new app once its registration committed (its repository is made from it). */
+  const registered: ((app: AppView, ctx: AuditContext) => void)[] = [];
+  const onRegistered = (listener: (app: AppView, ctx: AuditContext) => void) => registered.push(listener);
+
+  async function register(principal: Principal, manifest: Manifest, ctx: AuditContext) {
+    const outcome = await registerOrUpdate(principal, manifest, ctx);
+    if (outcome.kind === 'created') for (const listener of registered) listener(outcome.app, ctx);
+    return outcome;
+  }
+
+  async function registerOrUpdate(
     principal: Principal,
     manifest: Manifest,
     ctx: AuditContext,
@@ -386,7 +396,7 @@ export function createCatalogService(
     }));
   }
 
-  return { register, get, list, assess, revisions };
+  return { register, get, list, assess, revisions, onRegistered };
 }
 
 export type CatalogService = ReturnType<typeof createCatalogService>;

@@ -9,6 +9,7 @@ import type { AdvisoryService } from '../advisories/advisory-service.ts';
 import { componentsOf } from '../advisories/advisory-service.ts';
 import type { AgentSessionRecord, AgentSessionReference } from '../agents/agent-session.ts';
 import type { AuditContext, AuditService } from '../audit/audit-service.ts';
+import type { CommitSource } from '../builds/build-types.ts';
 import type { CatalogService } from '../catalog/catalog-service.ts';
 import { hasRole, type Principal } from '../identity/principal.ts';
 import { readArtifact, type UnpackLimits } from './artifact-contents.ts';
@@ -138,9 +139,12 @@ export function createVersionsService(deps: {
     const subject = { name: `${name}-${input.version}.tar.gz`, sha256: hex };
     const started = nowIso();
     // A build an agent asked for: its session's record is signed with the version and named by its provenance.
-    const delegation = build
-      ? (JSON.parse(build.settings) as { agentDelegation?: string }).agentDelegation
-      : undefined;
+    const settings = build
+      ? (JSON.parse(build.settings) as { agentDelegation?: string; source?: CommitSource })
+      : {};
+    const delegation = settings.agentDelegation;
+    // A build of a repository commit: the provenance names the repository, the ref and the commit.
+    const source = settings.source;
     const session = delegation && deps.agentSession ? await deps.agentSession(delegation) : null;
     const sbom = session
       ? withProperty(input.sbom, 'microapp:agent-session', session.reference.predicateDigest)
@@ -153,6 +157,9 @@ export function createVersionsService(deps: {
           version: input.version,
           sourceDigest: input.sourceDigest ?? null,
           template: app.manifest.template ?? null,
+          ...(source
+            ? { source: { repository: source.repository, ref: source.ref, commit: source.commit } }
+            : {}),
         },
         internalParameters: {
           tier: app.tier,
@@ -165,9 +172,14 @@ export function createVersionsService(deps: {
           ...(build ? { build: build.id } : {}),
           ...(session ? { agentSession: session.reference } : {}),
         },
-        resolvedDependencies: input.lockfileDigest
-          ? [{ uri: 'package-lock.json', digest: { sha256: input.lockfileDigest.replace(/^sha256:/, '') } }]
-          : [],
+        resolvedDependencies: [
+          ...(source
+            ? [{ uri: `git+${source.repository}@${source.ref}`, digest: { gitCommit: source.commit } }]
+            : []),
+          ...(input.lockfileDigest
+            ? [{ uri: 'package-lock.json', digest: { sha256: input.lockfileDigest.replace(/^sha256:/, '') } }]
+            : []),
+        ],
       },
       runDetails: {
         builder: { id: deps.builderId(builtBy) },
@@ -229,6 +241,7 @@ export function createVersionsService(deps: {
           findings: scan.findings.length,
           builtBy,
           packages: contents.packages.length,
+          ...(source ? { commit: source.commit } : {}),
           // The agent session's signed record, by digest: an audit export names it beside the version.
           ...(session ? { agentSession: session.reference.predicateDigest } : {}),
         },

@@ -1,0 +1,60 @@
+/** The tables of app repositories and change requests (migration 0029), part of `Database` (schema.ts). */
+export interface RepoTables {
+  app_repos: AppReposTable;
+  change_requests: ChangeRequestsTable;
+  change_reviews: ChangeReviewsTable;
+}
+
+/** An app's repository on the platform's git server (its objects are on disk, `repos/APP_ID.git`). */
+export interface AppReposTable {
+  app_id: string;
+  app_name: string;
+  /** `template NAME VERSION`, or `empty` for an app registered without a template. */
+  source: string;
+  initial_commit: string;
+  created_at: string;
+  /** Set when the app was decommissioned: the history stays, pushes are refused. */
+  archived_at: string | null;
+}
+
+/** A branch on its way to main: checks, reviews, merge, and the build that ships the merged commit. */
+export interface ChangeRequestsTable {
+  id: string;
+  app_id: string;
+  app_name: string;
+  /** 1, 2, … within the app. */
+  number: number;
+  branch: string;
+  title: string;
+  /** open | merged | closed */
+  state: string;
+  base_commit: string;
+  head_commit: string;
+  opened_by: string;
+  opened_by_id: string;
+  /** The pipeline build (no publish) of the head commit. */
+  check_build_id: string | null;
+  /** Why no check build could start (the app is not approved, the version is taken…). */
+  check_error: string | null;
+  merged_commit: string | null;
+  merged_by: string | null;
+  /** The build that signs, publishes and deploys the merged commit. */
+  release_build_id: string | null;
+  created_at: string;
+  updated_at: string;
+  closed_at: string | null;
+}
+
+export interface ChangeReviewsTable {
+  id: string;
+  change_id: string;
+  /** The head commit the decision was given on. */
+  head_commit: string;
+  reviewer: string;
+  reviewer_id: string;
+  specialty: string | null;
+  /** approved | changes_requested */
+  decision: string;
+  comment: string | null;
+  created_at: string;
+}

@@ -1,0 +1,503 @@
+import type { Kysely } from 'kysely';
+import type { Clock } from '../../clock.ts';
+import type { Database } from '../../db/schema.ts';
+import type { ChangeRequestsTable } from '../../db/schema-repos.ts';
+import { AppError, conflict, forbidden, notFound } from '../../errors.ts';
+import { newId } from '../../ids.ts';
+import { openSlots, slotFor } from '../approvals/approval-rules.ts';
+import type { AuditContext, AuditService } from '../audit/audit-service.ts';
+import type { BuildService } from '../builds/build-service.ts';
+import type { AppView } from '../catalog/app-view.ts';
+import type { CatalogService } from '../catalog/catalog-service.ts';
+import { hasRole, type Principal } from '../identity/principal.ts';
+import { emailsWithRole, findUserById, principalFor } from '../identity/users.ts';
+import type { NotificationService } from '../notifications/notification-service.ts';
+import { type ChangeView, type CheckView, changeView, checksOf, ruleOf } from './change-view.ts';
+import type { RefUpdate } from './git-http.ts';
+import type { RepoService } from './repo-service.ts';
+import { MergeConflict, mainBranch, type RepoStore } from './repo-store.ts';
+
+export type { ChangeView } from './change-view.ts';
+
+type BuildRow = Pick<Database['builds'], 'id' | 'state' | 'error' | 'version' | 'digest' | 'steps'>;
+
+/**
+ * Change requests: a branch pushed to an app's repository is a change request. The platform runs the
+ * pipeline on its head commit (the same build as any other, without publishing), the app's tier says who
+ * must approve (low: nobody, merged once the checks pass; medium and high: the reviewers its registration
+ * needed), and once both hold the platform merges it and builds, signs and deploys the merged commit.
+ */
+export function createChangeService(deps: {
+  db: Kysely<Database>;
+  clock: Clock;
+  audit: Pick<AuditService, 'record'>;
+  catalog: Pick<CatalogService, 'get'>;
+  store: RepoStore;
+  repos: Pick<RepoService, 'cloneUrl'>;
+  builds: Pick<BuildService, 'request'>;
+  notifications?: Pick<NotificationService, 'notify'>;
+  publicUrl: () => string;
+}) {
+  const { db, store, audit } = deps;
+  const system: AuditContext = { actor: 'microapp' };
+
+  const find = (appId: string, number: number) =>
+    db
+      .selectFrom('change_requests')
+      .selectAll()
+      .where('app_id', '=', appId)
+      .where('number', '=', number)
+      .executeTakeFirst();
+
+  const buildOf = async (id: string | null): Promise<BuildRow | null> =>
+    id
+      ? ((await db
+          .selectFrom('builds')
+          .select(['id', 'state', 'error', 'version', 'digest', 'steps'])
+          .where('id', '=', id)
+          .executeTakeFirst()) ?? null)
+      : null;
+
+  const reviewsOf = (cr: ChangeRequestsTable) =>
+    db
+      .selectFrom('change_reviews')
+      .selectAll()
+      .where('change_id', '=', cr.id)
+      .orderBy('created_at', 'asc')
+      .execute();
+
+  async function versionProblem(app: AppView, commit: string): Promise<string | null> {
+    const text = await store.readFile(app.id, commit, 'package.json');
+    if (text === null) return 'the commit has no package.json: an app needs one, with its name and version';
+    let version: unknown;
+    try {
+      version = (JSON.parse(text) as { version?: unknown }).version;
+    } catch {
+      return 'package.json is not valid JSON';
+    }
+    if (typeof version !== 'string' || !version) return 'package.json names no version';
+    const taken = await db
+      .selectFrom('app_versions')
+      .select('version')
+      .where('app_id', '=', app.id)
+      .where('version', '=', version)
+      .executeTakeFirst();
+    return taken
+      ? `version ${version} of ${app.name} is already published: raise "version" in package.json (and package-lock.json) and push again`
+      : null;
+  }
+
+  /** The person who opened a change, as the platform acts for them (its check and release builds). */
+  async function authorOf(cr: ChangeRequestsTable): Promise<Principal> {
+    const user = await findUserById(db, cr.opened_by_id);
+    if (!user || user.disabled)
+      throw forbidden(
+        `${cr.opened_by}, who opened the change, can no longer sign in; push it again as the owner`,
+      );
+    return principalFor(user, ['apps:read', 'apps:write'], { kind: 'token', tokenId: `change:${cr.id}` });
+  }
+
+  /** Starts the pipeline on the change's head commit; a change that cannot be checked says why. */
+  async function check(cr: ChangeRequestsTable, principal: Principal, app: AppView, ctx: AuditContext) {
+    let checkBuild: string | null = null;
+    let error = await versionProblem(app, cr.head_commit);
+    if (!error) {
+      try {
+        const archive = await store.archive(app.id, cr.head_commit);
+        const build = await deps.builds.request(
+          principal,
+          app.name,
+          {
+            kind: 'commit',
+            archive,
+            commit: cr.head_commit,
+            ref: `refs/heads/${cr.branch}`,
+            repository: deps.repos.cloneUrl(app.name),
+            change: cr.number,
+            publish: false,
+            deploy: false,
+          },
+          ctx,
+        );
+        checkBuild = build.id;
+      } catch (e) {
+        error = (e as Error).message;
+      }
+    }
+    await db
+      .updateTable('change_requests')
+      .set({ check_build_id: checkBuild, check_error: error, updated_at: deps.clock.nowIso() })
+      .where('id', '=', cr.id)
+      .execute();
+  }
+
+  /** A push: each branch it changed opens, updates or (deleted) closes its change request. */
+  async function pushed(principal: Principal, app: AppView, updates: RefUpdate[], ctx: AuditContext) {
+    await db.transaction().execute((trx) =>
+      audit.record(trx, ctx, {
+        action: 'repository.pushed',
+        targetType: 'app',
+        target: app.name,
+        summary: { updates: updates.map((u) => ({ ref: u.ref, before: u.before, after: u.after })) },
+      }),
+    );
+    for (const u of updates) {
+      const branch = u.ref.replace(/^refs\/heads\//, '');
+      if (branch === mainBranch || branch === u.ref) continue;
+      const open = await db
+        .selectFrom('change_requests')
+        .selectAll()
+        .where('app_id', '=', app.id)
+        .where('branch', '=', branch)
+        .where('state', '=', 'open')
+        .executeTakeFirst();
+      const now = deps.clock.nowIso();
+      if (!u.after) {
+        if (open) await close(open, ctx, 'its branch was deleted');
+        continue;
+      }
+      const main = await store.head(app.id);
+      const base = main ? await store.mergeBase(app.id, main, u.after).catch(() => main) : u.after;
+      let cr: ChangeRequestsTable;
+      if (open) {
+        await db
+          .updateTable('change_requests')
+          .set({
+            head_commit: u.after,
+            base_commit: base,
+            check_build_id: null,
+            check_error: null,
+            updated_at: now,
+          })
+          .where('id', '=', open.id)
+          .execute();
+        cr = { ...open, head_commit: u.after, base_commit: base };
+      } else {
+        const [subject] = (await store.log(app.id, u.after, 1)).map((c) => c.subject);
+        cr = await db.transaction().execute(async (trx) => {
+          const last = await trx
+            .selectFrom('change_requests')
+            .select((eb) => eb.fn.max('number').as('n'))
+            .where('app_id', '=', app.id)
+            .executeTakeFirst();
+          const row: ChangeRequestsTable = {
+            id: newId('change'),
+            app_id: app.id,
+            app_name: app.name,
+            number: Number(last?.n ?? 0) + 1,
+            branch,
+            title: (subject || branch).slice(0, 200),
+            state: 'open',
+            base_commit: base,
+            head_commit: u.after!,
+            opened_by: principal.email,
+            opened_by_id: principal.userId,
+            check_build_id: null,
+            check_error: null,
+            merged_commit: null,
+            merged_by: null,
+            release_build_id: null,
+            created_at: now,
+            updated_at: now,
+            closed_at: null,
+          };
+          await trx.insertInto('change_requests').values(row).execute();
+          return row;
+        });
+      }
+      await db.transaction().execute((trx) =>
+        audit.record(trx, ctx, {
+          action: open ? 'change.updated' : 'change.opened',
+          targetType: 'app',
+          target: app.name,
+          summary: { change: cr.number, branch, head: cr.head_commit, base: cr.base_commit },
+        }),
+      );
+      await check(cr, principal, app, ctx);
+    }
+  }
+
+  async function close(cr: ChangeRequestsTable, ctx: AuditContext, why: string) {
+    const now = deps.clock.nowIso();
+    const done = await db
+      .updateTable('change_requests')
+      .set({ state: 'closed', closed_at: now, updated_at: now })
+      .where('id', '=', cr.id)
+      .where('state', '=', 'open')
+      .executeTakeFirst();
+    if (Number(done.numUpdatedRows) === 0) return;
+    await db.transaction().execute((trx) =>
+      audit.record(trx, ctx, {
+        action: 'change.closed',
+        targetType: 'app',
+        target: cr.app_name,
+        summary: { change: cr.number, branch: cr.branch, why },
+      }),
+    );
+  }
+
+  async function appFor(principal: Principal, name: string) {
+    return deps.catalog.get(principal, name, { scorecard: false });
+  }
+
+  async function state(cr: ChangeRequestsTable, app: AppView) {
+    const [checkBuild, releaseBuild, reviews] = await Promise.all([
+      buildOf(cr.check_build_id),
+      buildOf(cr.release_build_id),
+      reviewsOf(cr),
+    ]);
+    const current = reviews.filter((r) => r.head_commit === cr.head_commit);
+    const given = current
+      .filter((r) => r.decision === 'approved')
+      .map((r) => ({
+        reviewerId: r.reviewer_id,
+        specialty: (r.specialty ?? null) as 'security' | 'compliance' | null,
+      }));
+    const missing = openSlots(app.approval.required, given);
+    const checks: CheckView[] = checksOf(cr, checkBuild);
+    return { checkBuild, releaseBuild, reviews, current, missing, checks };
+  }
+
+  async function list(principal: Principal, name: string, filter: { state?: string } = {}) {
+    const app = await appFor(principal, name);
+    let q = db.selectFrom('change_requests').selectAll().where('app_id', '=', app.id);
+    if (filter.state) q = q.where('state', '=', filter.state);
+    const rows = await q.orderBy('number', 'desc').limit(100).execute();
+    return Promise.all(
+      rows.map(async (cr) => changeView(cr, app, await state(cr, app), deps.repos.cloneUrl(name))),
+    );
+  }
+
+  /** One change request with its commits, its code diff and its manifest diff, for a reviewer. */
+  async function get(principal: Principal, name: string, number: number): Promise<ChangeView> {
+    const app = await appFor(principal, name);
+    const cr = await find(app.id, number);
+    if (!cr) throw notFound(`change request #${number} of ${name}`);
+    const view = changeView(cr, app, await state(cr, app), deps.repos.cloneUrl(name));
+    const base = cr.base_commit;
+    const [commits, diff, before, after] = await Promise.all([
+      store.log(app.id, `${base}..${cr.head_commit}`, 50),
+      store.diff(app.id, base, cr.head_commit),
+      store.readFile(app.id, base, 'microapp.yaml'),
+      store.readFile(app.id, cr.head_commit, 'microapp.yaml'),
+    ]);
+    const manifest = { changed: before !== after, before, after };
+    return { ...view, commits, diff, manifest };
+  }
+
+  /** A reviewer's decision on the head commit; an approval that completes the rule merges the change. */
+  async function review(
+    principal: Principal,
+    name: string,
+    number: number,
+    input: { decision: 'approved' | 'changes_requested'; comment?: string; head?: string },
+    ctx: AuditContext,
+  ) {
+    if (!hasRole(principal, 'reviewer'))
+      throw forbidden(
+        `reviewing a change needs the reviewer role; you have ${principal.roles.join(', ') || 'none'}`,
+      );
+    const app = await appFor(principal, name);
+    const cr = await find(app.id, number);
+    if (!cr) throw notFound(`change request #${number} of ${name}`);
+    if (cr.state !== 'open')
+      throw conflict(`change request #${number} is ${cr.state}; only open changes are reviewed`);
+    if (cr.opened_by === principal.email || app.owner === principal.email)
+      throw forbidden('you cannot review a change to your own app: another reviewer must');
+    if (input.head && input.head !== cr.head_commit)
+      throw conflict(
+        `the change moved to ${cr.head_commit.slice(0, 12)} after you read it; read it again before deciding`,
+      );
+    const s = await state(cr, app);
+    if (s.current.some((r) => r.reviewer_id === principal.userId))
+      throw conflict('you already reviewed this commit of the change');
+    let specialty: string | null = null;
+    if (input.decision === 'approved') {
+      if (app.approval.required.length === 0)
+        throw conflict(`${name} is low tier: its changes merge without a review once their checks pass`);
+      const slot = slotFor(s.missing, principal.specialties);
+      if (!slot)
+        throw s.missing.length === 0
+          ? conflict('no review is missing on this change')
+          : forbidden(
+              `this change still needs a review by ${s.missing.map((m) => m.specialty ?? 'any reviewer').join(' and ')}; you are not one`,
+            );
+      specialty = slot.specialty;
+    }
+    await db.transaction().execute(async (trx) => {
+      await trx
+        .insertInto('change_reviews')
+        .values({
+          id: newId('changeReview'),
+          change_id: cr.id,
+          head_commit: cr.head_commit,
+          reviewer: principal.email,
+          reviewer_id: principal.userId,
+          specialty,
+          decision: input.decision,
+          comment: input.comment ?? null,
+          created_at: deps.clock.nowIso(),
+        })
+        .execute();
+      await audit.record(trx, ctx, {
+        action: 'change.reviewed',
+        targetType: 'app',
+        target: name,
+        summary: { change: number, head: cr.head_commit, decision: input.decision, specialty },
+      });
+      if (input.decision === 'changes_requested')
+        await deps.notifications?.notify(trx, {
+          recipient: cr.opened_by,
+          app: name,
+          kind: 'change_reviewed',
+          subject: `Changes requested on ${name} #${number}`,
+          body: `${principal.email} asks for changes to "${cr.title}"${input.comment ? `: ${input.comment}` : ''}. Push to ${cr.branch} again.`,
+          action: null,
+          dedupeKey: `change-review:${cr.id}:${principal.userId}:${cr.head_commit}`,
+        });
+    });
+    await settle(cr.id, ctx, principal.email);
+    return get(principal, name, number);
+  }
+
+  /**
+   * Merges a change whose checks passed and whose reviews are complete, then starts the build that signs,
+   * publishes and deploys the merged commit. Safe to call at any time: it does nothing otherwise.
+   */
+  async function settle(id: string, ctx: AuditContext = system, by?: string) {
+    const cr = await db.selectFrom('change_requests').selectAll().where('id', '=', id).executeTakeFirst();
+    if (!cr || cr.state !== 'open') return;
+    const author = await authorOf(cr).catch(() => null);
+    if (!author) return;
+    const app = await appFor(author, cr.app_name).catch(() => null);
+    if (!app) return;
+    const s = await state(cr, app);
+    const checksPassed = s.checks.every((c) => c.state === 'passed');
+    const changesRequested = s.current.some((r) => r.decision === 'changes_requested');
+    if (!checksPassed || changesRequested) return;
+    if (s.missing.length > 0) {
+      // Checks are green and people must decide now: tell the reviewers who can.
+      for (const reviewer of await emailsWithRole(db, 'reviewer'))
+        if (reviewer !== cr.opened_by && reviewer !== app.owner)
+          await deps.notifications?.notify(db, {
+            recipient: reviewer,
+            app: app.name,
+            kind: 'change_review',
+            subject: `${app.name}: change #${cr.number} waits for your review`,
+            body: `"${cr.title}" by ${cr.opened_by} passed its checks and needs ${s.missing.map((m) => m.specialty ?? 'a reviewer').join(' and ')} (${app.tier} tier).`,
+            action: `${deps.publicUrl()}/apps/${app.name}/changes/${cr.number}`,
+            dedupeKey: `change-review-wanted:${cr.id}:${cr.head_commit}:${reviewer}`,
+          });
+      return;
+    }
+    // Claim the merge first, so two replicas (or a review and a finished check at once) merge it once.
+    const claimed = await db
+      .updateTable('change_requests')
+      .set({ state: 'merged', updated_at: deps.clock.nowIso() })
+      .where('id', '=', cr.id)
+      .where('state', '=', 'open')
+      .where('head_commit', '=', cr.head_commit)
+      .executeTakeFirst();
+    if (Number(claimed.numUpdatedRows) === 0) return;
+    const mergedBy =
+      by ?? `microapp (${app.approval.required.length ? 'reviews complete' : 'low tier, checks passed'})`;
+    let merged: { commit: string; fastForward: boolean };
+    try {
+      merged = await store.merge(app.id, cr.head_commit, `Merge change #${cr.number}: ${cr.title}`, {
+        name: author.name,
+        email: author.email,
+      });
+    } catch (e) {
+      const why =
+        e instanceof MergeConflict
+          ? `${e.message}: merge main into ${cr.branch} and push again`
+          : (e as Error).message;
+      await db
+        .updateTable('change_requests')
+        .set({ state: 'open', check_error: why, updated_at: deps.clock.nowIso() })
+        .where('id', '=', cr.id)
+        .execute();
+      return;
+    }
+    const now = deps.clock.nowIso();
+    await db.transaction().execute(async (trx) => {
+      await trx
+        .updateTable('change_requests')
+        .set({ merged_commit: merged.commit, merged_by: mergedBy, closed_at: now, updated_at: now })
+        .where('id', '=', cr.id)
+        .execute();
+      await audit.record(trx, ctx, {
+        action: 'change.merged',
+        targetType: 'app',
+        target: app.name,
+        summary: {
+          change: cr.number,
+          branch: cr.branch,
+          head: cr.head_commit,
+          commit: merged.commit,
+          fastForward: merged.fastForward,
+          rule: ruleOf(app),
+          approvals: s.current.filter((r) => r.decision === 'approved').map((r) => r.reviewer),
+          checkBuild: cr.check_build_id,
+        },
+      });
+    });
+    // The merged commit is what ships: built again (a merge commit was never checked), signed and deployed.
+    let release: string | null = null;
+    let problem = await versionProblem(app, merged.commit);
+    if (!problem) {
+      try {
+        const build = await deps.builds.request(
+          author,
+          app.name,
+          {
+            kind: 'commit',
+            archive: await store.archive(app.id, merged.commit),
+            commit: merged.commit,
+            ref: `refs/heads/${mainBranch}`,
+            repository: deps.repos.cloneUrl(app.name),
+            change: cr.number,
+            publish: true,
+            deploy: true,
+          },
+          { ...ctx, actor: ctx.actor },
+        );
+        release = build.id;
+      } catch (e) {
+        problem = (e as Error).message;
+      }
+    }
+    await db
+      .updateTable('change_requests')
+      .set({ release_build_id: release, check_error: problem, updated_at: deps.clock.nowIso() })
+      .where('id', '=', cr.id)
+      .execute();
+  }
+
+  /** A finished build: the change it checked may now merge. */
+  async function buildFinished(buildId: string) {
+    const cr = await db
+      .selectFrom('change_requests')
+      .select('id')
+      .where('check_build_id', '=', buildId)
+      .where('state', '=', 'open')
+      .executeTakeFirst();
+    if (cr) await settle(cr.id);
+  }
+
+  async function closeByOwner(principal: Principal, name: string, number: number, ctx: AuditContext) {
+    const app = await appFor(principal, name);
+    const cr = await find(app.id, number);
+    if (!cr) throw notFound(`change request #${number} of ${name}`);
+    if (cr.opened_by !== principal.email && app.owner !== principal.email && !hasRole(principal, 'admin'))
+      throw forbidden('only the person who opened a change, the app’s owner or an admin can close it');
+    if (cr.state !== 'open')
+      throw new AppError('conflict', `change request #${number} is already ${cr.state}`);
+    await close(cr, ctx, `closed by ${principal.email}`);
+    return get(principal, name, number);
+  }
+
+  return { pushed, list, get, review, settle, buildFinished, close: closeByOwner };
+}
+
+export type ChangeService = ReturnType<typeof createChangeService>;

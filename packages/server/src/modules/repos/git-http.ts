@@ -1,0 +1,254 @@
+import { spawn } from 'node:child_process';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { auditContext } from '../../api/auth-hook.ts';
+import { AppError } from '../../errors.ts';
+import type { AuditContext } from '../audit/audit-service.ts';
+import type { AppView } from '../catalog/app-view.ts';
+import type { CatalogService } from '../catalog/catalog-service.ts';
+import { publicRoute } from '../identity/access.ts';
+import type { Principal } from '../identity/principal.ts';
+import type { TokenService } from '../tokens/token-service.ts';
+import { gitEnv } from './git.ts';
+import type { RepoService } from './repo-service.ts';
+import type { RepoStore } from './repo-store.ts';
+
+const services = new Set(['git-upload-pack', 'git-receive-pack']);
+const repoName = /^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)\.git$/;
+const realm = 'Basic realm="microapp", charset="UTF-8"';
+
+/** What a push changed, branch by branch (a null commit: created or deleted). */
+export type RefUpdate = { ref: string; before: string | null; after: string | null };
+
+export type PushListener = (
+  principal: Principal,
+  app: AppView,
+  updates: RefUpdate[],
+  ctx: AuditContext,
+) => Promise<void>;
+
+/**
+ * The platform's git server: smart HTTP through Debian's `git http-backend`, behind the platform's identity.
+ * A person's API token is the password (`git clone https://x:TOKEN@host/git/APP.git`, or a credential
+ * helper); reading follows the app's visibility, pushing is the owner's, and main is protected by the
+ * repositories' pre-receive hook. Only the smart protocol's three paths are served.
+ */
+export function registerGitRoutes(
+  fastify: FastifyInstance,
+  deps: {
+    catalog: Pick<CatalogService, 'get'>;
+    repos: RepoService;
+    store: RepoStore;
+    tokens: Pick<TokenService, 'authenticate'>;
+    onPush: PushListener;
+    maxPushBytes: number;
+  },
+) {
+  const access = publicRoute(
+    'git smart HTTP: authenticates with HTTP Basic (an API token as the password) itself',
+  );
+  const pushing = new Map<string, Promise<unknown>>();
+
+  async function principalOf(request: FastifyRequest, reply: FastifyReply): Promise<Principal | null> {
+    const header = request.headers.authorization ?? '';
+    let token: string | null = null;
+    const basic = /^Basic\s+([A-Za-z0-9+/=]{1,2048})$/i.exec(header);
+    if (basic) {
+      const decoded = Buffer.from(basic[1]!, 'base64').toString('utf8');
+      token = decoded.slice(decoded.indexOf(':') + 1);
+    }
+    const bearer = /^Bearer\s+(\S{1,512})$/i.exec(header);
+    if (bearer) token = bearer[1]!;
+    const principal = token ? await deps.tokens.authenticate(token) : null;
+    if (!principal) {
+      await reply
+        .code(401)
+        .header('www-authenticate', realm)
+        .type('text/plain; charset=utf-8')
+        .send(
+          token
+            ? 'The API token is invalid, expired or revoked: create one with `microapp tokens create` and use it as the password.\n'
+            : 'Sign in with an API token as the password (`microapp tokens create --scope apps:read --scope apps:write`).\n',
+        );
+      return null;
+    }
+    return principal;
+  }
+
+  async function appFor(request: FastifyRequest<{ Params: { repo: string } }>, principal: Principal) {
+    const match = repoName.exec(request.params.repo);
+    if (!match)
+      throw new AppError('not_found', `no repository ${request.params.repo}: its URL is /git/APP.git`);
+    if (!principal.scopes.includes('apps:read'))
+      throw new AppError('forbidden', 'this API token lacks the scope apps:read, which cloning needs');
+    const app = await deps.catalog.get(principal, match[1]!, { scorecard: false });
+    await deps.repos.ensure(app, auditContext(request, principal.email));
+    return app;
+  }
+
+  fastify.register(async (scope) => {
+    // The pack data streams to git as it arrives; nothing parses it.
+    scope.addContentTypeParser(
+      ['application/x-git-upload-pack-request', 'application/x-git-receive-pack-request'],
+      (_request, payload, done) => done(null, payload),
+    );
+
+    scope.get<{ Params: { repo: string }; Querystring: { service?: string } }>(
+      '/git/:repo/info/refs',
+      { config: { access } },
+      async (request, reply) => {
+        const principal = await principalOf(request, reply);
+        if (!principal) return reply;
+        const service = request.query.service;
+        if (!service || !services.has(service))
+          throw new AppError('not_found', 'only the smart HTTP protocol is served: use git 2.x');
+        const app = await appFor(request, principal);
+        if (service === 'git-receive-pack') {
+          const refusal = await deps.repos.pushRefusal(principal, app);
+          if (refusal) throw refusal;
+        }
+        return backend(request, reply, principal, app, 'info/refs', `service=${service}`);
+      },
+    );
+
+    for (const service of services) {
+      scope.post<{ Params: { repo: string } }>(
+        `/git/:repo/${service}`,
+        { config: { access } },
+        async (request, reply) => {
+          const principal = await principalOf(request, reply);
+          if (!principal) return reply;
+          const app = await appFor(request, principal);
+          if (service === 'git-receive-pack') {
+            const refusal = await deps.repos.pushRefusal(principal, app);
+            if (refusal) throw refusal;
+            // One push at a time per repository, so what changed is what this push changed.
+            const previous = pushing.get(app.id) ?? Promise.resolve();
+            const mine = previous.then(async () => {
+              const before = await deps.store.refs(app.id);
+              await backend(request, reply, principal, app, service, '', async () => {
+                const after = await deps.store.refs(app.id);
+                const updates: RefUpdate[] = [];
+                for (const ref of new Set([...before.keys(), ...after.keys()]))
+                  if (before.get(ref) !== after.get(ref))
+                    updates.push({ ref, before: before.get(ref) ?? null, after: after.get(ref) ?? null });
+                if (updates.length)
+                  await deps
+                    .onPush(principal, app, updates, auditContext(request, principal.email))
+                    .catch((error: Error) =>
+                      request.log.error({ err: error, app: app.name }, 'a push was not handled'),
+                    );
+              });
+            });
+            pushing.set(
+              app.id,
+              mine.catch(() => {}),
+            );
+            await mine;
+            return reply;
+          }
+          return backend(request, reply, principal, app, service, '');
+        },
+      );
+    }
+  });
+
+  /** Runs `git http-backend` as CGI for one request, streaming both ways. */
+  function backend(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    principal: Principal,
+    app: AppView,
+    path: string,
+    query: string,
+    after?: () => Promise<void>,
+  ): Promise<FastifyReply> {
+    const headers = request.headers;
+    const child = spawn('git', ['http-backend'], {
+      env: gitEnv({
+        GIT_PROJECT_ROOT: deps.store.dir,
+        GIT_HTTP_EXPORT_ALL: '1',
+        PATH_INFO: `/${app.id}.git/${path}`,
+        REQUEST_METHOD: request.method,
+        QUERY_STRING: query,
+        CONTENT_TYPE: String(headers['content-type'] ?? ''),
+        REMOTE_USER: principal.email,
+        REMOTE_ADDR: request.ip,
+        ...(headers['content-length'] ? { CONTENT_LENGTH: String(headers['content-length']) } : {}),
+        ...(headers['content-encoding']
+          ? { HTTP_CONTENT_ENCODING: String(headers['content-encoding']) }
+          : {}),
+        ...(headers['git-protocol'] ? { GIT_PROTOCOL: String(headers['git-protocol']).slice(0, 200) } : {}),
+      }),
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    reply.hijack();
+    const res = reply.raw;
+    let head = Buffer.alloc(0);
+    let started = false;
+    let received = 0;
+    let stderr = '';
+    const fail = (status: number, message: string) => {
+      if (!started) {
+        started = true;
+        res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8' });
+        res.end(`${message}\n`);
+      } else res.destroy();
+      child.kill('SIGKILL');
+    };
+    child.stderr.on('data', (chunk: Buffer) => {
+      if (stderr.length < 4096) stderr += chunk.toString('utf8');
+    });
+    child.stdout.on('data', (chunk: Buffer) => {
+      if (started) {
+        res.write(chunk);
+        return;
+      }
+      head = Buffer.concat([head, chunk]);
+      const end = head.indexOf('\r\n\r\n');
+      const endLf = end < 0 ? head.indexOf('\n\n') : -1;
+      if (end < 0 && endLf < 0) {
+        if (head.length > 16_384) fail(502, 'the git server sent no headers');
+        return;
+      }
+      const split = end >= 0 ? end : endLf;
+      const lines = head.subarray(0, split).toString('latin1').split(/\r?\n/);
+      let status = 200;
+      const out: Record<string, string> = {};
+      for (const line of lines) {
+        const colon = line.indexOf(':');
+        if (colon < 0) continue;
+        const name = line.slice(0, colon).trim().toLowerCase();
+        const value = line.slice(colon + 1).trim();
+        if (name === 'status') status = Number.parseInt(value, 10) || 502;
+        else out[name] = value;
+      }
+      started = true;
+      res.writeHead(status, { ...out, 'x-request-id': String(request.id) });
+      res.write(head.subarray(split + (end >= 0 ? 4 : 2)));
+    });
+    const body = request.body as NodeJS.ReadableStream | undefined;
+    if (body && typeof body.pipe === 'function') {
+      body.on('data', (chunk: Buffer) => {
+        received += chunk.length;
+        if (received > deps.maxPushBytes)
+          fail(
+            413,
+            `the request is over ${Math.round(deps.maxPushBytes / 1024 / 1024)} MB; push in smaller steps`,
+          );
+      });
+      body.pipe(child.stdin);
+    } else child.stdin.end();
+    child.stdin.on('error', () => {});
+    return new Promise((resolve) => {
+      child.on('close', async (code) => {
+        if (!started) fail(502, `the git server failed: ${stderr.trim().split('\n').pop() ?? code}`);
+        else {
+          if (code === 0 && after) await after().catch(() => {});
+          res.end();
+        }
+        resolve(reply);
+      });
+      child.on('error', () => fail(502, 'git is not installed on the platform (Debian package git)'));
+    });
+  }
+}

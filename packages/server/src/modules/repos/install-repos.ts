@@ -1,0 +1,69 @@
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import type { Kysely } from 'kysely';
+import type { Clock } from '../../clock.ts';
+import type { Database } from '../../db/schema.ts';
+import type { AuditService } from '../audit/audit-service.ts';
+import type { BuildService } from '../builds/build-service.ts';
+import type { CatalogService } from '../catalog/catalog-service.ts';
+import type { NotificationService } from '../notifications/notification-service.ts';
+import type { TokenService } from '../tokens/token-service.ts';
+import { createChangeService } from './change-service.ts';
+import { registerGitRoutes } from './git-http.ts';
+import { registerRepoRoutes } from './repo-routes.ts';
+import { createRepoService } from './repo-service.ts';
+import { createRepoStore } from './repo-store.ts';
+
+/** The most a push may send (and `receive.maxInputSize` of every repository). */
+export const maxPushBytes = 50 * 1024 * 1024;
+
+/**
+ * App repositories: the git server at /git/APP.git, one repository per app made at registration, change
+ * requests with their checks and reviews, merges by the tier's rule, and the build that ships the merge.
+ * Built once, by the composition root.
+ */
+export function installRepos(
+  app: FastifyInstance,
+  deps: {
+    db: Kysely<Database>;
+    clock: Clock;
+    audit: Pick<AuditService, 'record'>;
+    catalog: Pick<CatalogService, 'get' | 'onRegistered'>;
+    builds: Pick<BuildService, 'request' | 'onFinished'>;
+    tokens: Pick<TokenService, 'authenticate'>;
+    notifications: Pick<NotificationService, 'notify'>;
+    dataDir: string;
+    templatesDir: string;
+    publicUrl: () => string;
+    logger: { error: (details: object, message: string) => void };
+  },
+) {
+  const store = createRepoStore({
+    dir: join(deps.dataDir, 'repos'),
+    hooksDir: join(deps.dataDir, 'git-hooks'),
+    maxPushBytes,
+  });
+  const repos = createRepoService({ ...deps, store });
+  const changes = createChangeService({ ...deps, store, repos });
+  deps.catalog.onRegistered((created, ctx) => {
+    repos
+      .ensure(created, ctx)
+      .catch((error: Error) =>
+        deps.logger.error(
+          { err: error, app: created.name },
+          'the app’s repository was not created; it will be at first use',
+        ),
+      );
+  });
+  deps.builds.onFinished((id) => changes.buildFinished(id));
+  registerGitRoutes(app, {
+    catalog: deps.catalog,
+    repos,
+    store,
+    tokens: deps.tokens,
+    onPush: changes.pushed,
+    maxPushBytes,
+  });
+  registerRepoRoutes(app, { repos, changes });
+  return { store, repos, changes };
+}

@@ -1,0 +1,175 @@
+import type { Kysely } from 'kysely';
+import { stringify } from 'yaml';
+import type { Clock } from '../../clock.ts';
+import type { Database } from '../../db/schema.ts';
+import { AppError, forbidden } from '../../errors.ts';
+import type { AuditContext, AuditService } from '../audit/audit-service.ts';
+import type { AppView } from '../catalog/app-view.ts';
+import type { CatalogService } from '../catalog/catalog-service.ts';
+import { renderTemplate } from '../catalog/template-files.ts';
+import { hasRole, type Principal } from '../identity/principal.ts';
+import type { CommitInfo, RepoStore } from './repo-store.ts';
+
+export type RepositoryView = {
+  app: string;
+  /** `git clone` this, with an API token as the password. */
+  cloneUrl: string;
+  defaultBranch: 'main';
+  source: string;
+  createdAt: string;
+  /** Read-only once the app is decommissioned: the history stays. */
+  archived: boolean;
+  head: string | null;
+  commits: CommitInfo[];
+  /** Whether the caller may push branches (the owner). */
+  canPush: boolean;
+};
+
+/**
+ * Every app has a repository on the platform's git server: created from its template when it is registered
+ * (the template's files, its CI file and the registered manifest), or lazily for an app registered before
+ * repositories existed. Read access follows the app's visibility; pushes are its owner's.
+ */
+export function createRepoService(deps: {
+  db: Kysely<Database>;
+  clock: Clock;
+  audit: Pick<AuditService, 'record'>;
+  catalog: Pick<CatalogService, 'get'>;
+  store: RepoStore;
+  templatesDir: string;
+  publicUrl: () => string;
+}) {
+  const { db, store } = deps;
+  const creating = new Map<string, Promise<void>>();
+
+  const cloneUrl = (name: string) => `${deps.publicUrl()}/git/${name}.git`;
+
+  /** The files a new repository starts with. */
+  function initialFiles(app: AppView): { files: Record<string, string>; source: string } {
+    const t = app.manifest.template;
+    const rendered = t
+      ? renderTemplate(deps.templatesDir, t.name, {
+          name: app.name,
+          owner: app.owner,
+          department: app.department,
+        })
+      : undefined;
+    const files: Record<string, string> = rendered
+      ? { ...rendered.files }
+      : {
+          'README.md': `# ${app.name}\n\n${app.manifest.purpose}\n\nPush a branch to this repository and the platform opens a change request: it runs the pipeline (\`microapp ci\`) on it, asks the reviews the app's tier needs, merges, then builds, signs and deploys the merged commit.\n`,
+        };
+    // The registered answers, so the pipeline's manifest check matches the approval from the first commit.
+    files['microapp.yaml'] = stringify(app.manifest);
+    return {
+      files,
+      source: rendered ? `template ${rendered.template.name} ${rendered.template.version}` : 'empty',
+    };
+  }
+
+  /** Creates the app's repository if it has none yet (once, however many callers ask at the same time). */
+  async function ensure(app: AppView, ctx: AuditContext): Promise<void> {
+    const row = await db
+      .selectFrom('app_repos')
+      .select('app_id')
+      .where('app_id', '=', app.id)
+      .executeTakeFirst();
+    if (row && store.exists(app.id)) return;
+    const pending = creating.get(app.id);
+    if (pending) return pending;
+    const work = (async () => {
+      const { files, source } = initialFiles(app);
+      const owner = await db
+        .selectFrom('users')
+        .select(['name'])
+        .where('email', '=', app.owner)
+        .executeTakeFirst();
+      const commit = await store.create(
+        app.id,
+        files,
+        `Create ${app.name} from ${source === 'empty' ? 'its registration' : `the ${source}`}`,
+        { name: owner?.name ?? app.owner, email: app.owner },
+      );
+      await store.setBranch(app.id, 'main', commit, null);
+      await db.transaction().execute(async (trx) => {
+        await trx.deleteFrom('app_repos').where('app_id', '=', app.id).execute();
+        await trx
+          .insertInto('app_repos')
+          .values({
+            app_id: app.id,
+            app_name: app.name,
+            source,
+            initial_commit: commit,
+            created_at: deps.clock.nowIso(),
+            archived_at: null,
+          })
+          .execute();
+        await deps.audit.record(trx, ctx, {
+          action: 'repository.created',
+          targetType: 'app',
+          target: app.name,
+          summary: { source, commit, files: Object.keys(files).length },
+        });
+      });
+    })().finally(() => creating.delete(app.id));
+    creating.set(app.id, work);
+    return work;
+  }
+
+  /** The app's repository for a reader: clone URL, recent commits of main. */
+  async function view(principal: Principal, name: string, ctx: AuditContext): Promise<RepositoryView> {
+    const app = await deps.catalog.get(principal, name, { scorecard: false });
+    await ensure(app, ctx);
+    const row = await db
+      .selectFrom('app_repos')
+      .selectAll()
+      .where('app_id', '=', app.id)
+      .executeTakeFirstOrThrow();
+    const archived = await isArchived(app.id);
+    return {
+      app: name,
+      cloneUrl: cloneUrl(name),
+      defaultBranch: 'main',
+      source: row.source,
+      createdAt: row.created_at,
+      archived,
+      head: await store.head(app.id),
+      commits: await store.log(app.id, 'refs/heads/main', 20),
+      canPush: !archived && mayPush(principal, app),
+    };
+  }
+
+  /** Only the owner pushes: reviewers review, admins administer, neither writes someone's code. */
+  const mayPush = (principal: Principal, app: AppView) => app.owner === principal.email;
+
+  async function isArchived(appId: string) {
+    const l = await db
+      .selectFrom('app_lifecycle')
+      .select('stage')
+      .where('app_id', '=', appId)
+      .executeTakeFirst();
+    return l?.stage === 'decommissioned';
+  }
+
+  /** Why `principal` may not push to the app's repository, or null when they may. */
+  async function pushRefusal(principal: Principal, app: AppView): Promise<AppError | null> {
+    if (!principal.scopes.includes('apps:write'))
+      return forbidden(
+        'this API token lacks the scope apps:write, which pushing needs; create one with --scope apps:write',
+      );
+    if (!mayPush(principal, app))
+      return forbidden(
+        `only the owner of ${app.name} (${app.owner}) pushes to its repository; ask them, or clone it and send them your change`,
+      );
+    if (await isArchived(app.id))
+      return new AppError(
+        'conflict',
+        `${app.name} was decommissioned: its repository keeps its history but takes no pushes; restore the app first`,
+      );
+    return hasRole(principal, 'creator', 'admin') ? null : forbidden('pushing needs the creator role');
+  }
+
+  return { ensure, view, cloneUrl, pushRefusal, isArchived };
+}
+
+export type RepoService = ReturnType<typeof createRepoService>;

@@ -1,0 +1,294 @@
+import { randomUUID } from 'node:crypto';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { git, gitText } from './git.ts';
+
+/** Who a commit the platform writes is by: the person, committed by the platform. */
+export type CommitIdentity = { name: string; email: string };
+
+export type CommitInfo = { commit: string; author: string; email: string; date: string; subject: string };
+
+export type DiffView = {
+  files: { path: string; added: number; removed: number }[];
+  /** The unified diff, cut at `maxPatchBytes`. */
+  patch: string;
+  truncated: boolean;
+};
+
+export const mainBranch = 'main';
+const sha = /^[0-9a-f]{40}$/;
+
+/**
+ * The pre-receive hook of every repository: main changes only when the platform merges a change request
+ * (it moves the ref itself, which runs no hook), and only branches may be pushed.
+ */
+const preReceive = `#!/bin/sh
+# microapp: main changes only through a change request; only branches may be pushed.
+status=0
+while read old new ref; do
+  case "$ref" in
+    refs/heads/${mainBranch})
+      echo "microapp: ${mainBranch} is protected: push your change to a branch (git push origin HEAD:my-change) and the platform opens a change request for it"
+      status=1 ;;
+    refs/heads/*) ;;
+    *)
+      echo "microapp: only branches may be pushed; $ref was refused"
+      status=1 ;;
+  esac
+done
+exit $status
+`;
+
+/**
+ * The platform's git repositories on disk: one bare repository per app (`DIR/APP_ID.git`), named by the
+ * app's id so a name reused after a decommission never inherits another app's history. Every command runs
+ * without the machine's git configuration (see git.ts).
+ */
+export function createRepoStore(deps: { dir: string; hooksDir: string; maxPushBytes: number }) {
+  mkdirSync(deps.dir, { recursive: true, mode: 0o700 });
+  mkdirSync(deps.hooksDir, { recursive: true, mode: 0o700 });
+  writeFileSync(join(deps.hooksDir, 'pre-receive'), preReceive, { mode: 0o700 });
+
+  const pathOf = (id: string) => {
+    if (!/^[a-z]{3}_[0-9a-z]{20}$/.test(id)) throw new Error(`not a repository id: ${id}`);
+    return join(deps.dir, `${id}.git`);
+  };
+
+  const exists = (id: string) => existsSync(join(pathOf(id), 'HEAD'));
+
+  /** A new bare repository whose main holds `files`, in one commit. */
+  async function create(id: string, files: Record<string, string>, message: string, author: CommitIdentity) {
+    const dir = pathOf(id);
+    rmSync(dir, { recursive: true, force: true });
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    await git(dir, ['init', '--bare', '--quiet', `--initial-branch=${mainBranch}`]);
+    for (const [key, value] of [
+      ['core.hooksPath', deps.hooksDir],
+      // Pushes go through the platform's own authentication (git-http.ts) before git sees them.
+      ['http.receivepack', 'true'],
+      ['receive.fsckObjects', 'true'],
+      ['receive.maxInputSize', String(deps.maxPushBytes)],
+      ['receive.denyDeletes', 'false'],
+      ['uploadpack.allowFilter', 'true'],
+    ] as const)
+      await git(dir, ['config', key, value]);
+    return commitFiles(id, null, files, message, author, { replace: true });
+  }
+
+  /**
+   * A commit on top of `parent` (or a first commit) that writes `files` (path → content), written without
+   * a work tree. With `replace`, the tree holds only `files`; otherwise they change the parent's tree.
+   * Returns the new commit; no ref moves.
+   */
+  async function commitFiles(
+    id: string,
+    parent: string | null,
+    files: Record<string, string>,
+    message: string,
+    author: CommitIdentity,
+    options: { replace?: boolean } = {},
+  ) {
+    const dir = pathOf(id);
+    const index = join(tmpdir(), `microapp-index-${randomUUID()}`);
+    const env = {
+      GIT_INDEX_FILE: index,
+      GIT_AUTHOR_NAME: author.name,
+      GIT_AUTHOR_EMAIL: author.email,
+      GIT_COMMITTER_NAME: 'microapp',
+      GIT_COMMITTER_EMAIL: 'platform@microapp.invalid',
+    };
+    try {
+      if (parent && !options.replace) await git(dir, ['read-tree', parent], { env });
+      else await git(dir, ['read-tree', '--empty'], { env });
+      return await writeCommit(dir, env, files, parent, message);
+    } finally {
+      rmSync(index, { force: true });
+    }
+  }
+
+  async function writeCommit(
+    dir: string,
+    env: Record<string, string>,
+    files: Record<string, string>,
+    parent: string | null,
+    message: string,
+  ) {
+    // The contents go through files (one hash-object for all), and the index gets them in one call.
+    const paths = Object.keys(files);
+    if (paths.length > 0) {
+      const staging = join(tmpdir(), `microapp-blobs-${randomUUID()}`);
+      mkdirSync(staging, { mode: 0o700 });
+      try {
+        const names = paths.map((_, i) => join(staging, String(i)));
+        paths.forEach((path, i) => writeFileSync(names[i]!, files[path]!));
+        const hashed = (
+          await git(dir, ['hash-object', '-w', '--stdin-paths'], { env, input: `${names.join('\n')}\n` })
+        ).stdout
+          .toString()
+          .trim()
+          .split('\n');
+        const info = paths.map((path, i) => `100644 ${hashed[i]}\t${path}`).join('\n');
+        await git(dir, ['update-index', '--add', '--index-info'], { env, input: `${info}\n` });
+      } finally {
+        rmSync(staging, { recursive: true, force: true });
+      }
+    }
+    const tree = await gitText(dir, ['write-tree'], env);
+    return gitText(dir, ['commit-tree', tree, ...(parent ? ['-p', parent] : []), '-m', message], env);
+  }
+
+  /** Every branch and its commit. */
+  async function refs(id: string): Promise<Map<string, string>> {
+    const out = await gitText(pathOf(id), [
+      'for-each-ref',
+      '--format=%(refname) %(objectname)',
+      'refs/heads',
+    ]);
+    return new Map(
+      out
+        .split('\n')
+        .filter(Boolean)
+        .map((line) => line.split(' ') as [string, string]),
+    );
+  }
+
+  async function head(id: string, branch = mainBranch): Promise<string | null> {
+    return (await refs(id)).get(`refs/heads/${branch}`) ?? null;
+  }
+
+  /** Moves a branch from `expected` to `commit`, or fails if it moved meanwhile (compare and swap). */
+  async function setBranch(id: string, branch: string, commit: string, expected: string | null) {
+    await git(pathOf(id), [
+      'update-ref',
+      '-m',
+      'microapp',
+      `refs/heads/${branch}`,
+      commit,
+      ...(expected ? [expected] : ['0000000000000000000000000000000000000000']),
+    ]);
+  }
+
+  async function log(id: string, rev: string, limit = 20): Promise<CommitInfo[]> {
+    const out = await git(
+      pathOf(id),
+      ['log', `--max-count=${limit}`, '--format=%H%x1f%an%x1f%ae%x1f%aI%x1f%s%x1e', rev, '--'],
+      {
+        allowFail: true,
+      },
+    );
+    if (out.code !== 0) return [];
+    return out.stdout
+      .toString('utf8')
+      .split('\x1e')
+      .map((r) => r.trim())
+      .filter(Boolean)
+      .map((r) => {
+        const [commit = '', author = '', email = '', date = '', subject = ''] = r.split('\x1f');
+        return { commit, author, email, date, subject };
+      });
+  }
+
+  /** A commit's files as a tar.gz, what a build unpacks. */
+  async function archive(id: string, commit: string): Promise<Buffer> {
+    if (!sha.test(commit)) throw new Error(`not a commit: ${commit}`);
+    return (await git(pathOf(id), ['archive', '--format=tar.gz', commit])).stdout;
+  }
+
+  async function isAncestor(id: string, ancestor: string, commit: string) {
+    const r = await git(pathOf(id), ['merge-base', '--is-ancestor', ancestor, commit], { allowFail: true });
+    return r.code === 0;
+  }
+
+  async function mergeBase(id: string, a: string, b: string) {
+    return gitText(pathOf(id), ['merge-base', a, b]);
+  }
+
+  /** What `head` changes against `base`: a file list and the patch, without any external diff driver. */
+  async function diff(id: string, base: string, head: string, maxPatchBytes = 256 * 1024): Promise<DiffView> {
+    const dir = pathOf(id);
+    const common = ['--no-ext-diff', '--no-textconv', '--no-color', base, head];
+    const numstat = await gitText(dir, ['diff', '--numstat', ...common]);
+    const files = numstat
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => {
+        const [added = '-', removed = '-', ...path] = line.split('\t');
+        return { path: path.join('\t'), added: Number(added) || 0, removed: Number(removed) || 0 };
+      });
+    const patch = await git(dir, ['diff', ...common], { maxBytes: maxPatchBytes });
+    return { files, patch: patch.stdout.toString('utf8'), truncated: patch.truncated };
+  }
+
+  /** A file at a commit, or null when the commit has none. */
+  async function readFile(id: string, commit: string, path: string): Promise<string | null> {
+    const r = await git(pathOf(id), ['show', `${commit}:${path}`], {
+      allowFail: true,
+      maxBytes: 1024 * 1024,
+    });
+    return r.code === 0 ? r.stdout.toString('utf8') : null;
+  }
+
+  /**
+   * Merges `head` into main: a fast-forward when main has not moved since the branch left it, otherwise a
+   * merge commit (refused, naming the files, when they conflict). Returns the new main.
+   */
+  async function merge(id: string, headCommit: string, message: string, by: CommitIdentity) {
+    const dir = pathOf(id);
+    const main = await head(id);
+    if (!main) throw new Error('the repository has no main branch');
+    if (await isAncestor(id, main, headCommit)) {
+      await setBranch(id, mainBranch, headCommit, main);
+      return { commit: headCommit, fastForward: true };
+    }
+    const merged = await git(dir, ['merge-tree', '--write-tree', '--name-only', main, headCommit], {
+      allowFail: true,
+    });
+    const [tree = '', ...rest] = merged.stdout.toString('utf8').trim().split('\n');
+    if (merged.code !== 0) {
+      const conflicts = rest.filter((l) => l && !l.startsWith('Auto-merging') && !l.startsWith('CONFLICT'));
+      throw new MergeConflict(conflicts.filter(Boolean));
+    }
+    const env = {
+      GIT_AUTHOR_NAME: by.name,
+      GIT_AUTHOR_EMAIL: by.email,
+      GIT_COMMITTER_NAME: 'microapp',
+      GIT_COMMITTER_EMAIL: 'platform@microapp.invalid',
+    };
+    const commit = await gitText(
+      dir,
+      ['commit-tree', tree, '-p', main, '-p', headCommit, '-m', message],
+      env,
+    );
+    await setBranch(id, mainBranch, commit, main);
+    return { commit, fastForward: false };
+  }
+
+  return {
+    dir: deps.dir,
+    pathOf,
+    exists,
+    create,
+    commitFiles,
+    refs,
+    head,
+    setBranch,
+    log,
+    archive,
+    isAncestor,
+    mergeBase,
+    diff,
+    readFile,
+    merge,
+  };
+}
+
+export class MergeConflict extends Error {
+  readonly files: string[];
+  constructor(files: string[]) {
+    super(`the change conflicts with main in ${files.join(', ') || 'some files'}`);
+    this.files = files;
+  }
+}
+
+export type RepoStore = ReturnType<typeof createRepoStore>;
