@@ -188,6 +188,22 @@ const expectations: Record<string, { allowed: Who[]; denied?: Partial<Record<Who
   'GET /api/v1/agents/requests/:id': { allowed: users },
   'POST /api/v1/agents/requests/:id/approve': { allowed: users },
   'POST /api/v1/agents/requests/:id/refuse': { allowed: users },
+  // The git server authenticates itself (HTTP Basic with a token), and answers 401 with a challenge.
+  'GET /git/:repo/info/refs': { allowed: users },
+  'GET /git/*': { allowed: everyone },
+  'POST /git/:repo/git-upload-pack': { allowed: users },
+  'POST /git/:repo/git-receive-pack': { allowed: users },
+  'GET /api/v1/apps/:name/repository': {
+    allowed: ['creator', 'reviewer', 'admin', 'auditor'],
+    denied: { otherCreator: 404 },
+  },
+  'GET /api/v1/apps/:name/changes': {
+    allowed: ['creator', 'reviewer', 'admin', 'auditor'],
+    denied: { otherCreator: 404 },
+  },
+  'GET /api/v1/apps/:name/changes/:number': { allowed: users },
+  'POST /api/v1/apps/:name/changes/:number/reviews': { allowed: ['reviewer'] },
+  'POST /api/v1/apps/:name/changes/:number/close': { allowed: users },
   'GET /': { allowed: everyone },
   'GET /*': { allowed: everyone },
   'GET /assets/:file': { allowed: everyone },

@@ -48,7 +48,7 @@ export function registerGitRoutes(
   );
   const pushing = new Map<string, Promise<unknown>>();
 
-  async function principalOf(request: FastifyRequest, reply: FastifyReply): Promise<Principal | null> {
+  async function principalOf(request: FastifyRequest, reply: FastifyReply): Promise<Principal> {
     const header = request.headers.authorization ?? '';
     let token: string | null = null;
     const basic = /^Basic\s+([A-Za-z0-9+/=]{1,2048})$/i.exec(header);
@@ -60,16 +60,14 @@ export function registerGitRoutes(
     if (bearer) token = bearer[1]!;
     const principal = token ? await deps.tokens.authenticate(token) : null;
     if (!principal) {
-      await reply
-        .code(401)
-        .header('www-authenticate', realm)
-        .type('text/plain; charset=utf-8')
-        .send(
-          token
-            ? 'The API token is invalid, expired or revoked: create one with `microapp tokens create` and use it as the password.\n'
-            : 'Sign in with an API token as the password (`microapp tokens create --scope apps:read --scope apps:write`).\n',
-        );
-      return null;
+      // git asks for credentials when it sees the challenge, then sends them as HTTP Basic.
+      reply.header('www-authenticate', realm);
+      throw new AppError(
+        'unauthenticated',
+        token
+          ? 'the API token is invalid, expired or revoked: create one with `microapp tokens create` and use it as the password'
+          : 'sign in with an API token as the password (`microapp tokens create --scope apps:read --scope apps:write`)',
+      );
     }
     return principal;
   }
@@ -97,7 +95,6 @@ export function registerGitRoutes(
       { config: { access } },
       async (request, reply) => {
         const principal = await principalOf(request, reply);
-        if (!principal) return reply;
         const service = request.query.service;
         if (!service || !services.has(service))
           throw new AppError('not_found', 'only the smart HTTP protocol is served: use git 2.x');
@@ -110,13 +107,20 @@ export function registerGitRoutes(
       },
     );
 
+    // Nothing else under /git: no dumb-HTTP files (HEAD, objects, config), and not the console's pages.
+    scope.get('/git/*', { config: { access } }, async () => {
+      throw new AppError(
+        'not_found',
+        'only the smart HTTP protocol is served: clone with git 2.x from /git/APP.git',
+      );
+    });
+
     for (const service of services) {
       scope.post<{ Params: { repo: string } }>(
         `/git/:repo/${service}`,
         { config: { access } },
         async (request, reply) => {
           const principal = await principalOf(request, reply);
-          if (!principal) return reply;
           const app = await appFor(request, principal);
           if (service === 'git-receive-pack') {
             const refusal = await deps.repos.pushRefusal(principal, app);
