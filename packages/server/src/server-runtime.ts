@@ -16,6 +16,7 @@ import { createDatabaseCredentials } from './modules/connectors/database-credent
 import { createEgressBroker, dlpVerdictOf } from './modules/egress/egress-broker.ts';
 import type { NotificationService } from './modules/notifications/notification-service.ts';
 import type { PolicyEngine } from './modules/policy/policy-engine.ts';
+import { installRepos, prepareRepos } from './modules/repos/install-repos.ts';
 import type { AppHosts } from './modules/runtime/app-hosts.ts';
 import { createAppLogs } from './modules/runtime/app-logs.ts';
 import { detectCgroups } from './modules/runtime/cgroups.ts';
@@ -158,7 +159,16 @@ export function composeRuntime(
     credentials,
     kubernetes: config.kubernetes,
   });
-  registerDeploymentRoutes(app, { deployments });
+  // App repositories and the GitOps repository: the Kubernetes driver commits what it renders there.
+  const repos = prepareRepos({
+    db,
+    clock,
+    audit,
+    catalog,
+    dataDir: config.dataDir,
+    publicUrl: deps.publicUrl,
+  });
+  registerDeploymentRoutes(app, { deployments, gitops: repos.gitops });
   const tracing = createTracing({ ...config.otlp, serviceVersion: version });
   if (tracing.enabled) logger.info({ endpoint: config.otlp.endpoint }, 'traces go to the OTLP collector');
   const builds = createBuildService({
@@ -181,5 +191,6 @@ export function composeRuntime(
     appUrl: hosts.urlOf,
   });
   registerBuildRoutes(app, { builds });
+  installRepos(app, repos, { builds, tokens, notifications, logger });
   return { connectors, egress, credentials, appLogs, deployments, tracing, builds };
 }

@@ -35,7 +35,6 @@ import { createPolicyIsolate } from './modules/policy/policy-isolate.ts';
 import { registerPolicyRoutes } from './modules/policy/policy-routes.ts';
 import { createPolicyService } from './modules/policy/policy-service.ts';
 import { builtinPolicyDir, readPolicyDir } from './modules/policy/policy-sources.ts';
-import { installRepos } from './modules/repos/install-repos.ts';
 import { createRuleEvaluator } from './modules/risk/risk-evaluator.ts';
 import { createAppHosts } from './modules/runtime/app-hosts.ts';
 import { createGateway } from './modules/runtime/gateway.ts';
@@ -278,19 +277,6 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
       },
       () => socket.destroy(),
     );
-  });
-  installRepos(app, {
-    db: db.kysely,
-    clock,
-    audit,
-    catalog,
-    builds,
-    tokens,
-    notifications,
-    dataDir: config.dataDir,
-    templatesDir: defaultTemplatesDir,
-    publicUrl: () => publicUrl!,
-    logger,
   });
   if (engine && builtin) {
     const policies = createPolicyService({

@@ -154,6 +154,34 @@ describe('change requests ship through the pipeline', () => {
     assert.equal(merged.body.items[0].actor, people.bob);
     const main = await call(server, 'GET', '/api/v1/apps/town-hall/repository', { token: t.alice });
     assert.equal(main.body.head, green.head);
+
+    // The Kubernetes driver commits the version's objects to the GitOps repository, as a merged change.
+    const rendered = await call(server, 'POST', '/api/v1/apps/town-hall/kubernetes-manifests', {
+      token: t.alice,
+      body: { version: shipped.release!.version },
+    });
+    assert.equal(rendered.status, 200, rendered.text);
+    assert.equal(rendered.body.gitops.path, 'apps/town-hall');
+    assert.equal(rendered.body.gitops.change, 1);
+    const gitops = await call(server, 'GET', '/api/v1/gitops', { token: t.carol });
+    assert.equal(gitops.body.head, rendered.body.gitops.commit);
+    assert.equal(gitops.body.cloneUrl, `${server.url}/git/_gitops.git`);
+    assert.equal((await call(server, 'GET', '/api/v1/gitops', { token: t.alice })).status, 403);
+    const ops = await gitCli(dir, ['clone', '--quiet', withToken(gitops.body.cloneUrl, t.carol), 'gitops']);
+    assert.equal(ops.code, 0, ops.stderr);
+    const deployment = readFileSync(join(dir, 'gitops', 'apps', 'town-hall', 'deployment.yaml'), 'utf8');
+    assert.match(deployment, new RegExp(version.body.digest.replace('sha256:', '')));
+    const log = await gitCli(join(dir, 'gitops'), ['log', '-1', '--format=%s']);
+    assert.equal(
+      log.stdout.trim(),
+      `Deploy town-hall@${shipped.release!.version} (live) ${version.body.digest}`,
+    );
+    // Nobody pushes there but the platform, and a creator cannot even read it.
+    await gitCli(join(dir, 'gitops'), ['commit', '--allow-empty', '-m', 'sneak']);
+    const pushed = await gitCli(join(dir, 'gitops'), ['push', 'origin', 'HEAD:refs/heads/sneak']);
+    assert.match(pushed.stderr, /403/);
+    const creator = await gitCli(dir, ['clone', '--quiet', withToken(gitops.body.cloneUrl, t.alice), 'nope']);
+    assert.match(creator.stderr, /403/);
   });
 
   test('a low-tier change merges itself once green; a failing test or a symlink never merges', async () => {

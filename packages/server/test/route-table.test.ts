@@ -202,6 +202,7 @@ const expectations: Record<string, { allowed: Who[]; denied?: Partial<Record<Who
     denied: { otherCreator: 404 },
   },
   'GET /api/v1/apps/:name/changes/:number': { allowed: users },
+  'GET /api/v1/gitops': { allowed: ['reviewer', 'admin', 'auditor'] },
   'POST /api/v1/apps/:name/changes/:number/reviews': { allowed: ['reviewer'] },
   'POST /api/v1/apps/:name/changes/:number/close': { allowed: users },
   'GET /': { allowed: everyone },

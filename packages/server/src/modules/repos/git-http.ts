@@ -9,6 +9,7 @@ import { publicRoute } from '../identity/access.ts';
 import type { Principal } from '../identity/principal.ts';
 import type { TokenService } from '../tokens/token-service.ts';
 import { gitEnv } from './git.ts';
+import type { GitOps } from './gitops.ts';
 import type { RepoService } from './repo-service.ts';
 import type { RepoStore } from './repo-store.ts';
 
@@ -37,6 +38,7 @@ export function registerGitRoutes(
   deps: {
     catalog: Pick<CatalogService, 'get'>;
     repos: RepoService;
+    gitops: Pick<GitOps, 'id' | 'ensure' | 'mayRead'>;
     store: RepoStore;
     tokens: Pick<TokenService, 'authenticate'>;
     onPush: PushListener;
@@ -72,15 +74,35 @@ export function registerGitRoutes(
     return principal;
   }
 
-  async function appFor(request: FastifyRequest<{ Params: { repo: string } }>, principal: Principal) {
+  /** The repository a request names: an app's, or the platform's GitOps repository (read-only). */
+  async function targetFor(
+    request: FastifyRequest<{ Params: { repo: string } }>,
+    principal: Principal,
+  ): Promise<{ id: string; app: AppView | null }> {
+    if (!principal.scopes.includes('apps:read'))
+      throw new AppError('forbidden', 'this API token lacks the scope apps:read, which cloning needs');
+    if (request.params.repo === '_gitops.git') {
+      if (!deps.gitops.mayRead(principal))
+        throw new AppError('forbidden', 'the GitOps repository is for admins, auditors and reviewers');
+      await deps.gitops.ensure();
+      return { id: deps.gitops.id, app: null };
+    }
     const match = repoName.exec(request.params.repo);
     if (!match)
       throw new AppError('not_found', `no repository ${request.params.repo}: its URL is /git/APP.git`);
-    if (!principal.scopes.includes('apps:read'))
-      throw new AppError('forbidden', 'this API token lacks the scope apps:read, which cloning needs');
     const app = await deps.catalog.get(principal, match[1]!, { scorecard: false });
     await deps.repos.ensure(app, auditContext(request, principal.email));
-    return app;
+    return { id: app.id, app };
+  }
+
+  /** Why a push to the target is refused, or null. */
+  async function pushRefusal(principal: Principal, target: { app: AppView | null }) {
+    if (!target.app)
+      return new AppError(
+        'forbidden',
+        'only the platform commits to the GitOps repository, after its deploy checks',
+      );
+    return deps.repos.pushRefusal(principal, target.app);
   }
 
   fastify.register(async (scope) => {
@@ -98,12 +120,12 @@ export function registerGitRoutes(
         const service = request.query.service;
         if (!service || !services.has(service))
           throw new AppError('not_found', 'only the smart HTTP protocol is served: use git 2.x');
-        const app = await appFor(request, principal);
+        const target = await targetFor(request, principal);
         if (service === 'git-receive-pack') {
-          const refusal = await deps.repos.pushRefusal(principal, app);
+          const refusal = await pushRefusal(principal, target);
           if (refusal) throw refusal;
         }
-        return backend(request, reply, principal, app, 'info/refs', `service=${service}`);
+        return backend(request, reply, principal, target.id, 'info/refs', `service=${service}`);
       },
     );
 
@@ -121,15 +143,16 @@ export function registerGitRoutes(
         { config: { access } },
         async (request, reply) => {
           const principal = await principalOf(request, reply);
-          const app = await appFor(request, principal);
+          const target = await targetFor(request, principal);
+          const app = target.app;
           if (service === 'git-receive-pack') {
-            const refusal = await deps.repos.pushRefusal(principal, app);
-            if (refusal) throw refusal;
+            const refusal = await pushRefusal(principal, target);
+            if (refusal || !app) throw refusal;
             // One push at a time per repository, so what changed is what this push changed.
             const previous = pushing.get(app.id) ?? Promise.resolve();
             const mine = previous.then(async () => {
               const before = await deps.store.refs(app.id);
-              await backend(request, reply, principal, app, service, '', async () => {
+              await backend(request, reply, principal, app.id, service, '', async () => {
                 const after = await deps.store.refs(app.id);
                 const updates: RefUpdate[] = [];
                 for (const ref of new Set([...before.keys(), ...after.keys()]))
@@ -150,7 +173,7 @@ export function registerGitRoutes(
             await mine;
             return reply;
           }
-          return backend(request, reply, principal, app, service, '');
+          return backend(request, reply, principal, target.id, service, '');
         },
       );
     }
@@ -161,7 +184,7 @@ export function registerGitRoutes(
     request: FastifyRequest,
     reply: FastifyReply,
     principal: Principal,
-    app: AppView,
+    repositoryId: string,
     path: string,
     query: string,
     after?: () => Promise<void>,
@@ -171,7 +194,7 @@ export function registerGitRoutes(
       env: gitEnv({
         GIT_PROJECT_ROOT: deps.store.dir,
         GIT_HTTP_EXPORT_ALL: '1',
-        PATH_INFO: `/${app.id}.git/${path}`,
+        PATH_INFO: `/${repositoryId}.git/${path}`,
         REQUEST_METHOD: request.method,
         QUERY_STRING: query,
         CONTENT_TYPE: String(headers['content-type'] ?? ''),

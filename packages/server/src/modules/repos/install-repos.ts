@@ -6,10 +6,12 @@ import type { Database } from '../../db/schema.ts';
 import type { AuditService } from '../audit/audit-service.ts';
 import type { BuildService } from '../builds/build-service.ts';
 import type { CatalogService } from '../catalog/catalog-service.ts';
+import { defaultTemplatesDir } from '../catalog/templates.ts';
 import type { NotificationService } from '../notifications/notification-service.ts';
 import type { TokenService } from '../tokens/token-service.ts';
 import { createChangeService } from './change-service.ts';
 import { registerGitRoutes } from './git-http.ts';
+import { createGitOps } from './gitops.ts';
 import { registerRepoRoutes } from './repo-routes.ts';
 import { createRepoService } from './repo-service.ts';
 import { createRepoStore } from './repo-store.ts';
@@ -17,53 +19,65 @@ import { createRepoStore } from './repo-store.ts';
 /** The most a push may send (and `receive.maxInputSize` of every repository). */
 export const maxPushBytes = 50 * 1024 * 1024;
 
-/**
- * App repositories: the git server at /git/APP.git, one repository per app made at registration, change
- * requests with their checks and reviews, merges by the tier's rule, and the build that ships the merge.
- * Built once, by the composition root.
- */
-export function installRepos(
-  app: FastifyInstance,
-  deps: {
-    db: Kysely<Database>;
-    clock: Clock;
-    audit: Pick<AuditService, 'record'>;
-    catalog: Pick<CatalogService, 'get' | 'onRegistered'>;
-    builds: Pick<BuildService, 'request' | 'onFinished'>;
-    tokens: Pick<TokenService, 'authenticate'>;
-    notifications: Pick<NotificationService, 'notify'>;
-    dataDir: string;
-    templatesDir: string;
-    publicUrl: () => string;
-    logger: { error: (details: object, message: string) => void };
-  },
-) {
+type RepoDeps = {
+  db: Kysely<Database>;
+  clock: Clock;
+  audit: Pick<AuditService, 'record'>;
+  catalog: Pick<CatalogService, 'get' | 'onRegistered'>;
+  dataDir: string;
+  publicUrl: () => string;
+  templatesDir?: string;
+};
+
+/** The repositories on disk, the app repositories' service and the GitOps repository (before the builds exist). */
+export function prepareRepos(deps: RepoDeps) {
   const store = createRepoStore({
     dir: join(deps.dataDir, 'repos'),
     hooksDir: join(deps.dataDir, 'git-hooks'),
     maxPushBytes,
   });
-  const repos = createRepoService({ ...deps, store });
-  const changes = createChangeService({ ...deps, store, repos });
+  const repos = createRepoService({ ...deps, templatesDir: deps.templatesDir ?? defaultTemplatesDir, store });
+  const gitops = createGitOps({ ...deps, store });
+  return { deps, store, repos, gitops };
+}
+
+/**
+ * App repositories: the git server at /git/APP.git (and the GitOps repository at /git/_gitops.git), one
+ * repository per app made at registration, change requests with their checks and reviews, merges by the
+ * tier's rule, and the build that ships the merge. Built once, by the composition root.
+ */
+export function installRepos(
+  app: FastifyInstance,
+  prepared: ReturnType<typeof prepareRepos>,
+  more: {
+    builds: Pick<BuildService, 'request' | 'onFinished'>;
+    tokens: Pick<TokenService, 'authenticate'>;
+    notifications: Pick<NotificationService, 'notify'>;
+    logger: { error: (details: object, message: string) => void };
+  },
+) {
+  const { deps, store, repos, gitops } = prepared;
+  const changes = createChangeService({ ...deps, ...more, store, repos });
   deps.catalog.onRegistered((created, ctx) => {
     repos
       .ensure(created, ctx)
       .catch((error: Error) =>
-        deps.logger.error(
+        more.logger.error(
           { err: error, app: created.name },
           'the app’s repository was not created; it will be at first use',
         ),
       );
   });
-  deps.builds.onFinished((id) => changes.buildFinished(id));
+  more.builds.onFinished((id) => changes.buildFinished(id));
   registerGitRoutes(app, {
     catalog: deps.catalog,
     repos,
+    gitops,
     store,
-    tokens: deps.tokens,
+    tokens: more.tokens,
     onPush: changes.pushed,
     maxPushBytes,
   });
-  registerRepoRoutes(app, { repos, changes });
-  return { store, repos, changes };
+  registerRepoRoutes(app, { repos, changes, gitops });
+  return { store, repos, changes, gitops };
 }

@@ -4,6 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import { auditContext, principalOf } from '../../api/auth-hook.ts';
 import { anyUser, rolesOnly } from '../identity/access.ts';
 import type { ChangeService } from './change-service.ts';
+import type { GitOps } from './gitops.ts';
 import type { RepoService } from './repo-service.ts';
 
 const AppName = Type.String({ pattern: '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$', maxLength: 63 });
@@ -12,10 +13,23 @@ const ChangeNumber = Type.Integer({ minimum: 1, maximum: 1_000_000 });
 /** An app's repository and its change requests. */
 export function registerRepoRoutes(
   fastify: FastifyInstance,
-  deps: { repos: RepoService; changes: ChangeService },
+  deps: { repos: RepoService; changes: ChangeService; gitops: GitOps },
 ) {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
-  const { repos, changes } = deps;
+  const { repos, changes, gitops } = deps;
+
+  app.get(
+    '/api/v1/gitops',
+    {
+      config: { access: rolesOnly(['admin', 'auditor', 'reviewer'], 'apps:read') },
+      schema: {
+        tags: ['repositories'],
+        summary:
+          'The GitOps repository Argo CD or Flux follows: its clone URL, main’s recent commits, and the deploys committed to it',
+      },
+    },
+    async (request) => gitops.view(principalOf(request)),
+  );
 
   app.get(
     '/api/v1/apps/:name/repository',

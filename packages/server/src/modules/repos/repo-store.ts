@@ -17,6 +17,8 @@ export type DiffView = {
 };
 
 export const mainBranch = 'main';
+/** The platform's own GitOps repository (not an app's: no app id looks like this). */
+export const gitopsRepository = 'platform-gitops';
 const sha = /^[0-9a-f]{40}$/;
 
 /**
@@ -51,7 +53,8 @@ export function createRepoStore(deps: { dir: string; hooksDir: string; maxPushBy
   writeFileSync(join(deps.hooksDir, 'pre-receive'), preReceive, { mode: 0o700 });
 
   const pathOf = (id: string) => {
-    if (!/^[a-z]{3}_[0-9a-z]{20}$/.test(id)) throw new Error(`not a repository id: ${id}`);
+    if (!/^[a-z]{3}_[0-9a-z]{20}$/.test(id) && id !== gitopsRepository)
+      throw new Error(`not a repository id: ${id}`);
     return join(deps.dir, `${id}.git`);
   };
 
@@ -87,7 +90,7 @@ export function createRepoStore(deps: { dir: string; hooksDir: string; maxPushBy
     files: Record<string, string>,
     message: string,
     author: CommitIdentity,
-    options: { replace?: boolean } = {},
+    options: { replace?: boolean; removeUnder?: string } = {},
   ) {
     const dir = pathOf(id);
     const index = join(tmpdir(), `microapp-index-${randomUUID()}`);
@@ -101,6 +104,20 @@ export function createRepoStore(deps: { dir: string; hooksDir: string; maxPushBy
     try {
       if (parent && !options.replace) await git(dir, ['read-tree', parent], { env });
       else await git(dir, ['read-tree', '--empty'], { env });
+      if (parent && options.removeUnder) {
+        // What the folder held before goes, so a file the new content no longer has does not linger.
+        const listed = await gitText(
+          dir,
+          ['ls-tree', '-r', '--name-only', parent, '--', options.removeUnder],
+          env,
+        );
+        const gone = listed.split('\n').filter(Boolean);
+        if (gone.length)
+          await git(dir, ['update-index', '--index-info'], {
+            env,
+            input: `${gone.map((p) => `0 ${'0'.repeat(40)}\t${p}`).join('\n')}\n`,
+          });
+      }
       return await writeCommit(dir, env, files, parent, message);
     } finally {
       rmSync(index, { force: true });

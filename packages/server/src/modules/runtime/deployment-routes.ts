@@ -5,6 +5,7 @@ import type { FastifyInstance } from 'fastify';
 import { auditContext, principalOf } from '../../api/auth-hook.ts';
 import { StringEnum } from '../../api/schema-helpers.ts';
 import { anyUser, publicRoute } from '../identity/access.ts';
+import type { GitOps } from '../repos/gitops.ts';
 import type { DeploymentService } from './deployment-service.ts';
 
 const AppName = Type.String({ pattern: '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$' });
@@ -14,7 +15,10 @@ const Env = StringEnum(['live', 'preview'] as const, {
 });
 
 /** Start and stop app instances; the identity key apps verify callers with. */
-export function registerDeploymentRoutes(fastify: FastifyInstance, deps: { deployments: DeploymentService }) {
+export function registerDeploymentRoutes(
+  fastify: FastifyInstance,
+  deps: { deployments: DeploymentService; gitops?: Pick<GitOps, 'publish'> },
+) {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
   const { deployments } = deps;
 
@@ -56,14 +60,22 @@ export function registerDeploymentRoutes(fastify: FastifyInstance, deps: { deplo
         body: Type.Object({ version: Version, env: Type.Optional(Env) }, { additionalProperties: false }),
       },
     },
-    async (request) =>
-      deployments.renderForKubernetes(
-        principalOf(request),
+    async (request) => {
+      const principal = principalOf(request);
+      const ctx = auditContext(request);
+      const rendered = await deployments.renderForKubernetes(
+        principal,
         request.params.name,
         request.body.version,
-        auditContext(request),
+        ctx,
         request.body.env ?? 'live',
-      ),
+      );
+      // The objects also land in the GitOps repository, as a change the deploy checks already cleared.
+      const gitops = deps.gitops
+        ? await deps.gitops.publish({ ...rendered, app: rendered.app }, principal, ctx)
+        : null;
+      return { ...rendered, gitops };
+    },
   );
 
   app.get(
