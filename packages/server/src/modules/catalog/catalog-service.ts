@@ -17,9 +17,10 @@ import {
   riskInputOf,
 } from '../risk/risk-evaluator.ts';
 import type { Tier } from '../risk/risk-rules.ts';
-import { type AppState, type AppSummary, type AppView, toAppSummary, toReviewView } from './app-view.ts';
+import { type AppState, type AppSummary, type AppView, toAppSummary } from './app-view.ts';
 import type { AppFilter, CatalogRepository } from './catalog-repository.ts';
-import { type Assessment, canView, nextState, type RevisionView, tierMeaning } from './catalog-rules.ts';
+import { revisionsOf } from './catalog-revisions.ts';
+import { type Assessment, canView, nextState, tierMeaning } from './catalog-rules.ts';
 import type { Manifest } from './manifest-schema.ts';
 
 export { type Assessment, canView, type RevisionView } from './catalog-rules.ts';
@@ -374,27 +375,7 @@ export function createCatalogService(
   }
 
   /** Every registration of an app, newest first: what the risk rules saw and how reviewers decided. */
-  async function revisions(principal: Principal, name: string): Promise<RevisionView[]> {
-    const app = await repo.findApp(db, name);
-    if (!app || !canView(principal, app)) throw notFound(`app ${name}`);
-    const [assessments, reviews] = await Promise.all([
-      db
-        .selectFrom('risk_assessments')
-        .selectAll()
-        .where('app_id', '=', app.id)
-        .orderBy('revision', 'desc')
-        .execute(),
-      db.selectFrom('review_decisions').selectAll().where('app_id', '=', app.id).execute(),
-    ]);
-    return assessments.map((a) => ({
-      revision: Number(a.revision),
-      tier: a.tier as Tier,
-      score: Number(a.score),
-      inputs: JSON.parse(a.inputs) as RiskInput,
-      at: a.created_at,
-      reviews: reviews.filter((r) => Number(r.revision) === Number(a.revision)).map(toReviewView),
-    }));
-  }
+  const revisions = (principal: Principal, name: string) => revisionsOf(db, repo, principal, name);
 
   return { register, get, list, assess, revisions, onRegistered };
 }

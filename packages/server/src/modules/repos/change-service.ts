@@ -4,22 +4,21 @@ import type { Database } from '../../db/schema.ts';
 import type { ChangeRequestsTable } from '../../db/schema-repos.ts';
 import { AppError, conflict, forbidden, notFound } from '../../errors.ts';
 import { newId } from '../../ids.ts';
-import { openSlots, slotFor } from '../approvals/approval-rules.ts';
+import { slotFor } from '../approvals/approval-rules.ts';
 import type { AuditContext, AuditService } from '../audit/audit-service.ts';
 import type { BuildService } from '../builds/build-service.ts';
 import type { AppView } from '../catalog/app-view.ts';
 import type { CatalogService } from '../catalog/catalog-service.ts';
 import { hasRole, type Principal } from '../identity/principal.ts';
-import { emailsWithRole, findUserById, principalFor } from '../identity/users.ts';
 import type { NotificationService } from '../notifications/notification-service.ts';
-import { type ChangeView, type CheckView, changeView, checksOf, ruleOf } from './change-view.ts';
+import { createChangeMerger } from './change-merge.ts';
+import { createChangeState } from './change-state.ts';
+import { type ChangeView, changeView } from './change-view.ts';
 import type { RefUpdate } from './git-http.ts';
 import type { RepoService } from './repo-service.ts';
-import { MergeConflict, mainBranch, type RepoStore } from './repo-store.ts';
+import { mainBranch, type RepoStore } from './repo-store.ts';
 
 export type { ChangeView } from './change-view.ts';
-
-type BuildRow = Pick<Database['builds'], 'id' | 'state' | 'error' | 'version' | 'digest' | 'steps'>;
 
 /**
  * Change requests: a branch pushed to an app's repository is a change request. The platform runs the
@@ -39,63 +38,9 @@ export function createChangeService(deps: {
   publicUrl: () => string;
 }) {
   const { db, store, audit } = deps;
-  const system: AuditContext = { actor: 'microapp' };
-
-  const find = (appId: string, number: number) =>
-    db
-      .selectFrom('change_requests')
-      .selectAll()
-      .where('app_id', '=', appId)
-      .where('number', '=', number)
-      .executeTakeFirst();
-
-  const buildOf = async (id: string | null): Promise<BuildRow | null> =>
-    id
-      ? ((await db
-          .selectFrom('builds')
-          .select(['id', 'state', 'error', 'version', 'digest', 'steps'])
-          .where('id', '=', id)
-          .executeTakeFirst()) ?? null)
-      : null;
-
-  const reviewsOf = (cr: ChangeRequestsTable) =>
-    db
-      .selectFrom('change_reviews')
-      .selectAll()
-      .where('change_id', '=', cr.id)
-      .orderBy('created_at', 'asc')
-      .execute();
-
-  async function versionProblem(app: AppView, commit: string): Promise<string | null> {
-    const text = await store.readFile(app.id, commit, 'package.json');
-    if (text === null) return 'the commit has no package.json: an app needs one, with its name and version';
-    let version: unknown;
-    try {
-      version = (JSON.parse(text) as { version?: unknown }).version;
-    } catch {
-      return 'package.json is not valid JSON';
-    }
-    if (typeof version !== 'string' || !version) return 'package.json names no version';
-    const taken = await db
-      .selectFrom('app_versions')
-      .select('version')
-      .where('app_id', '=', app.id)
-      .where('version', '=', version)
-      .executeTakeFirst();
-    return taken
-      ? `version ${version} of ${app.name} is already published: raise "version" in package.json (and package-lock.json) and push again`
-      : null;
-  }
-
-  /** The person who opened a change, as the platform acts for them (its check and release builds). */
-  async function authorOf(cr: ChangeRequestsTable): Promise<Principal> {
-    const user = await findUserById(db, cr.opened_by_id);
-    if (!user || user.disabled)
-      throw forbidden(
-        `${cr.opened_by}, who opened the change, can no longer sign in; push it again as the owner`,
-      );
-    return principalFor(user, ['apps:read', 'apps:write'], { kind: 'token', tokenId: `change:${cr.id}` });
-  }
+  const changeState = createChangeState(deps);
+  const { find, versionProblem, appFor, state } = changeState;
+  const { settle } = createChangeMerger({ ...deps, state: changeState });
 
   /** Starts the pipeline on the change's head commit; a change that cannot be checked says why. */
   async function check(cr: ChangeRequestsTable, principal: Principal, app: AppView, ctx: AuditContext) {
@@ -236,28 +181,6 @@ export function createChangeService(deps: {
     );
   }
 
-  async function appFor(principal: Principal, name: string) {
-    return deps.catalog.get(principal, name, { scorecard: false });
-  }
-
-  async function state(cr: ChangeRequestsTable, app: AppView) {
-    const [checkBuild, releaseBuild, reviews] = await Promise.all([
-      buildOf(cr.check_build_id),
-      buildOf(cr.release_build_id),
-      reviewsOf(cr),
-    ]);
-    const current = reviews.filter((r) => r.head_commit === cr.head_commit);
-    const given = current
-      .filter((r) => r.decision === 'approved')
-      .map((r) => ({
-        reviewerId: r.reviewer_id,
-        specialty: (r.specialty ?? null) as 'security' | 'compliance' | null,
-      }));
-    const missing = openSlots(app.approval.required, given);
-    const checks: CheckView[] = checksOf(cr, checkBuild);
-    return { checkBuild, releaseBuild, reviews, current, missing, checks };
-  }
-
   async function list(principal: Principal, name: string, filter: { state?: string } = {}) {
     const app = await appFor(principal, name);
     let q = db.selectFrom('change_requests').selectAll().where('app_id', '=', app.id);
@@ -358,120 +281,6 @@ export function createChangeService(deps: {
     });
     await settle(cr.id, ctx, principal.email);
     return get(principal, name, number);
-  }
-
-  /**
-   * Merges a change whose checks passed and whose reviews are complete, then starts the build that signs,
-   * publishes and deploys the merged commit. Safe to call at any time: it does nothing otherwise.
-   */
-  async function settle(id: string, ctx: AuditContext = system, by?: string) {
-    const cr = await db.selectFrom('change_requests').selectAll().where('id', '=', id).executeTakeFirst();
-    if (!cr || cr.state !== 'open') return;
-    const author = await authorOf(cr).catch(() => null);
-    if (!author) return;
-    const app = await appFor(author, cr.app_name).catch(() => null);
-    if (!app) return;
-    const s = await state(cr, app);
-    const checksPassed = s.checks.every((c) => c.state === 'passed');
-    const changesRequested = s.current.some((r) => r.decision === 'changes_requested');
-    if (!checksPassed || changesRequested) return;
-    if (s.missing.length > 0) {
-      // Checks are green and people must decide now: tell the reviewers who can.
-      for (const reviewer of await emailsWithRole(db, 'reviewer'))
-        if (reviewer !== cr.opened_by && reviewer !== app.owner)
-          await deps.notifications?.notify(db, {
-            recipient: reviewer,
-            app: app.name,
-            kind: 'change_review',
-            subject: `${app.name}: change #${cr.number} waits for your review`,
-            body: `"${cr.title}" by ${cr.opened_by} passed its checks and needs ${s.missing.map((m) => m.specialty ?? 'a reviewer').join(' and ')} (${app.tier} tier).`,
-            action: `${deps.publicUrl()}/apps/${app.name}/changes/${cr.number}`,
-            dedupeKey: `change-review-wanted:${cr.id}:${cr.head_commit}:${reviewer}`,
-          });
-      return;
-    }
-    // Claim the merge first, so two replicas (or a review and a finished check at once) merge it once.
-    const claimed = await db
-      .updateTable('change_requests')
-      .set({ state: 'merged', updated_at: deps.clock.nowIso() })
-      .where('id', '=', cr.id)
-      .where('state', '=', 'open')
-      .where('head_commit', '=', cr.head_commit)
-      .executeTakeFirst();
-    if (Number(claimed.numUpdatedRows) === 0) return;
-    const mergedBy =
-      by ?? `microapp (${app.approval.required.length ? 'reviews complete' : 'low tier, checks passed'})`;
-    let merged: { commit: string; fastForward: boolean };
-    try {
-      merged = await store.merge(app.id, cr.head_commit, `Merge change #${cr.number}: ${cr.title}`, {
-        name: author.name,
-        email: author.email,
-      });
-    } catch (e) {
-      const why =
-        e instanceof MergeConflict
-          ? `${e.message}: merge main into ${cr.branch} and push again`
-          : (e as Error).message;
-      await db
-        .updateTable('change_requests')
-        .set({ state: 'open', check_error: why, updated_at: deps.clock.nowIso() })
-        .where('id', '=', cr.id)
-        .execute();
-      return;
-    }
-    const now = deps.clock.nowIso();
-    await db.transaction().execute(async (trx) => {
-      await trx
-        .updateTable('change_requests')
-        .set({ merged_commit: merged.commit, merged_by: mergedBy, closed_at: now, updated_at: now })
-        .where('id', '=', cr.id)
-        .execute();
-      await audit.record(trx, ctx, {
-        action: 'change.merged',
-        targetType: 'app',
-        target: app.name,
-        summary: {
-          change: cr.number,
-          branch: cr.branch,
-          head: cr.head_commit,
-          commit: merged.commit,
-          fastForward: merged.fastForward,
-          rule: ruleOf(app),
-          approvals: s.current.filter((r) => r.decision === 'approved').map((r) => r.reviewer),
-          checkBuild: cr.check_build_id,
-        },
-      });
-    });
-    // The merged commit is what ships: built again (a merge commit was never checked), signed and deployed.
-    let release: string | null = null;
-    let problem = await versionProblem(app, merged.commit);
-    if (!problem) {
-      try {
-        const build = await deps.builds.request(
-          author,
-          app.name,
-          {
-            kind: 'commit',
-            archive: await store.archive(app.id, merged.commit),
-            commit: merged.commit,
-            ref: `refs/heads/${mainBranch}`,
-            repository: deps.repos.cloneUrl(app.name),
-            change: cr.number,
-            publish: true,
-            deploy: true,
-          },
-          { ...ctx, actor: ctx.actor },
-        );
-        release = build.id;
-      } catch (e) {
-        problem = (e as Error).message;
-      }
-    }
-    await db
-      .updateTable('change_requests')
-      .set({ release_build_id: release, check_error: problem, updated_at: deps.clock.nowIso() })
-      .where('id', '=', cr.id)
-      .execute();
   }
 
   /** A finished build: the change it checked may now merge. */

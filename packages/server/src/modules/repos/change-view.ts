@@ -4,7 +4,8 @@ import type { ReviewSlot } from '../approvals/approval-rules.ts';
 import type { AppView } from '../catalog/app-view.ts';
 import type { CommitInfo, DiffView } from './repo-store.ts';
 
-type BuildRow = Pick<Database['builds'], 'id' | 'state' | 'error' | 'version' | 'digest' | 'steps'>;
+/** The columns of a build a change request shows. */
+export type BuildRow = Pick<Database['builds'], 'id' | 'state' | 'error' | 'version' | 'digest' | 'steps'>;
 
 export type CheckView = {
   name: 'pipeline';

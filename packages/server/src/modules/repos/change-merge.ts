@@ -1,0 +1,147 @@
+import type { Kysely } from 'kysely';
+import type { Clock } from '../../clock.ts';
+import type { Database } from '../../db/schema.ts';
+import type { AuditContext, AuditService } from '../audit/audit-service.ts';
+import type { BuildService } from '../builds/build-service.ts';
+import { emailsWithRole } from '../identity/users.ts';
+import type { NotificationService } from '../notifications/notification-service.ts';
+import type { ChangeState } from './change-state.ts';
+import { ruleOf } from './change-view.ts';
+import type { RepoService } from './repo-service.ts';
+import { MergeConflict, mainBranch, type RepoStore } from './repo-store.ts';
+
+/**
+ * The tier's rule in action: merges a change whose checks passed and whose reviews are complete, then
+ * starts the build that signs, publishes and deploys the merged commit.
+ */
+export function createChangeMerger(deps: {
+  db: Kysely<Database>;
+  clock: Clock;
+  audit: Pick<AuditService, 'record'>;
+  store: RepoStore;
+  repos: Pick<RepoService, 'cloneUrl'>;
+  builds: Pick<BuildService, 'request'>;
+  notifications?: Pick<NotificationService, 'notify'>;
+  publicUrl: () => string;
+  state: ChangeState;
+}) {
+  const { db, store, audit } = deps;
+  const { authorOf, appFor, state, versionProblem } = deps.state;
+  const system: AuditContext = { actor: 'microapp' };
+
+  /**
+   * Merges a change whose checks passed and whose reviews are complete, then starts the build that signs,
+   * publishes and deploys the merged commit. Safe to call at any time: it does nothing otherwise.
+   */
+  async function settle(id: string, ctx: AuditContext = system, by?: string) {
+    const cr = await db.selectFrom('change_requests').selectAll().where('id', '=', id).executeTakeFirst();
+    if (cr?.state !== 'open') return;
+    const author = await authorOf(cr).catch(() => null);
+    if (!author) return;
+    const app = await appFor(author, cr.app_name).catch(() => null);
+    if (!app) return;
+    const s = await state(cr, app);
+    const checksPassed = s.checks.every((c) => c.state === 'passed');
+    const changesRequested = s.current.some((r) => r.decision === 'changes_requested');
+    if (!checksPassed || changesRequested) return;
+    if (s.missing.length > 0) {
+      // Checks are green and people must decide now: tell the reviewers who can.
+      for (const reviewer of await emailsWithRole(db, 'reviewer'))
+        if (reviewer !== cr.opened_by && reviewer !== app.owner)
+          await deps.notifications?.notify(db, {
+            recipient: reviewer,
+            app: app.name,
+            kind: 'change_review',
+            subject: `${app.name}: change #${cr.number} waits for your review`,
+            body: `"${cr.title}" by ${cr.opened_by} passed its checks and needs ${s.missing.map((m) => m.specialty ?? 'a reviewer').join(' and ')} (${app.tier} tier).`,
+            action: `${deps.publicUrl()}/apps/${app.name}/changes/${cr.number}`,
+            dedupeKey: `change-review-wanted:${cr.id}:${cr.head_commit}:${reviewer}`,
+          });
+      return;
+    }
+    // Claim the merge first, so two replicas (or a review and a finished check at once) merge it once.
+    const claimed = await db
+      .updateTable('change_requests')
+      .set({ state: 'merged', updated_at: deps.clock.nowIso() })
+      .where('id', '=', cr.id)
+      .where('state', '=', 'open')
+      .where('head_commit', '=', cr.head_commit)
+      .executeTakeFirst();
+    if (Number(claimed.numUpdatedRows) === 0) return;
+    const mergedBy =
+      by ?? `microapp (${app.approval.required.length ? 'reviews complete' : 'low tier, checks passed'})`;
+    let merged: { commit: string; fastForward: boolean };
+    try {
+      merged = await store.merge(app.id, cr.head_commit, `Merge change #${cr.number}: ${cr.title}`, {
+        name: author.name,
+        email: author.email,
+      });
+    } catch (e) {
+      const why =
+        e instanceof MergeConflict
+          ? `${e.message}: merge main into ${cr.branch} and push again`
+          : (e as Error).message;
+      await db
+        .updateTable('change_requests')
+        .set({ state: 'open', check_error: why, updated_at: deps.clock.nowIso() })
+        .where('id', '=', cr.id)
+        .execute();
+      return;
+    }
+    const now = deps.clock.nowIso();
+    await db.transaction().execute(async (trx) => {
+      await trx
+        .updateTable('change_requests')
+        .set({ merged_commit: merged.commit, merged_by: mergedBy, closed_at: now, updated_at: now })
+        .where('id', '=', cr.id)
+        .execute();
+      await audit.record(trx, ctx, {
+        action: 'change.merged',
+        targetType: 'app',
+        target: app.name,
+        summary: {
+          change: cr.number,
+          branch: cr.branch,
+          head: cr.head_commit,
+          commit: merged.commit,
+          fastForward: merged.fastForward,
+          rule: ruleOf(app),
+          approvals: s.current.filter((r) => r.decision === 'approved').map((r) => r.reviewer),
+          checkBuild: cr.check_build_id,
+        },
+      });
+    });
+    // The merged commit is what ships: built again (a merge commit was never checked), signed and deployed.
+    let release: string | null = null;
+    let problem = await versionProblem(app, merged.commit);
+    if (!problem) {
+      try {
+        const build = await deps.builds.request(
+          author,
+          app.name,
+          {
+            kind: 'commit',
+            archive: await store.archive(app.id, merged.commit),
+            commit: merged.commit,
+            ref: `refs/heads/${mainBranch}`,
+            repository: deps.repos.cloneUrl(app.name),
+            change: cr.number,
+            publish: true,
+            deploy: true,
+          },
+          { ...ctx, actor: ctx.actor },
+        );
+        release = build.id;
+      } catch (e) {
+        problem = (e as Error).message;
+      }
+    }
+    await db
+      .updateTable('change_requests')
+      .set({ release_build_id: release, check_error: problem, updated_at: deps.clock.nowIso() })
+      .where('id', '=', cr.id)
+      .execute();
+  }
+
+  return { settle };
+}

@@ -1,0 +1,106 @@
+import type { Kysely } from 'kysely';
+import type { Database } from '../../db/schema.ts';
+import type { ChangeRequestsTable } from '../../db/schema-repos.ts';
+import { forbidden } from '../../errors.ts';
+import { openSlots } from '../approvals/approval-rules.ts';
+import type { AppView } from '../catalog/app-view.ts';
+import type { CatalogService } from '../catalog/catalog-service.ts';
+import type { Principal } from '../identity/principal.ts';
+import { findUserById, principalFor } from '../identity/users.ts';
+import { type BuildRow, type CheckView, checksOf } from './change-view.ts';
+import type { RepoStore } from './repo-store.ts';
+
+/**
+ * Where a change request stands, read from the database and its repository: its builds, its reviews on the
+ * head commit, the slots still open, and whether its version can still be published. Shared by the change
+ * service (people's actions) and the merger (the rule's).
+ */
+export function createChangeState(deps: {
+  db: Kysely<Database>;
+  store: RepoStore;
+  catalog: Pick<CatalogService, 'get'>;
+}) {
+  const { db, store } = deps;
+
+  const find = (appId: string, number: number) =>
+    db
+      .selectFrom('change_requests')
+      .selectAll()
+      .where('app_id', '=', appId)
+      .where('number', '=', number)
+      .executeTakeFirst();
+
+  const buildOf = async (id: string | null): Promise<BuildRow | null> =>
+    id
+      ? ((await db
+          .selectFrom('builds')
+          .select(['id', 'state', 'error', 'version', 'digest', 'steps'])
+          .where('id', '=', id)
+          .executeTakeFirst()) ?? null)
+      : null;
+
+  const reviewsOf = (cr: ChangeRequestsTable) =>
+    db
+      .selectFrom('change_reviews')
+      .selectAll()
+      .where('change_id', '=', cr.id)
+      .orderBy('created_at', 'asc')
+      .execute();
+
+  async function versionProblem(app: AppView, commit: string): Promise<string | null> {
+    const text = await store.readFile(app.id, commit, 'package.json');
+    if (text === null) return 'the commit has no package.json: an app needs one, with its name and version';
+    let version: unknown;
+    try {
+      version = (JSON.parse(text) as { version?: unknown }).version;
+    } catch {
+      return 'package.json is not valid JSON';
+    }
+    if (typeof version !== 'string' || !version) return 'package.json names no version';
+    const taken = await db
+      .selectFrom('app_versions')
+      .select('version')
+      .where('app_id', '=', app.id)
+      .where('version', '=', version)
+      .executeTakeFirst();
+    return taken
+      ? `version ${version} of ${app.name} is already published: raise "version" in package.json (and package-lock.json) and push again`
+      : null;
+  }
+
+  /** The person who opened a change, as the platform acts for them (its check and release builds). */
+  async function authorOf(cr: ChangeRequestsTable): Promise<Principal> {
+    const user = await findUserById(db, cr.opened_by_id);
+    if (!user || user.disabled)
+      throw forbidden(
+        `${cr.opened_by}, who opened the change, can no longer sign in; push it again as the owner`,
+      );
+    return principalFor(user, ['apps:read', 'apps:write'], { kind: 'token', tokenId: `change:${cr.id}` });
+  }
+
+  async function appFor(principal: Principal, name: string) {
+    return deps.catalog.get(principal, name, { scorecard: false });
+  }
+
+  async function state(cr: ChangeRequestsTable, app: AppView) {
+    const [checkBuild, releaseBuild, reviews] = await Promise.all([
+      buildOf(cr.check_build_id),
+      buildOf(cr.release_build_id),
+      reviewsOf(cr),
+    ]);
+    const current = reviews.filter((r) => r.head_commit === cr.head_commit);
+    const given = current
+      .filter((r) => r.decision === 'approved')
+      .map((r) => ({
+        reviewerId: r.reviewer_id,
+        specialty: (r.specialty ?? null) as 'security' | 'compliance' | null,
+      }));
+    const missing = openSlots(app.approval.required, given);
+    const checks: CheckView[] = checksOf(cr, checkBuild);
+    return { checkBuild, releaseBuild, reviews, current, missing, checks };
+  }
+
+  return { find, buildOf, reviewsOf, versionProblem, authorOf, appFor, state };
+}
+
+export type ChangeState = ReturnType<typeof createChangeState>;
