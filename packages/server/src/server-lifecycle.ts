@@ -35,6 +35,8 @@ export function composeLifecycle(
     versions: VersionsService;
     /** The current KEK first, then the previous ones (archives written under them still open). */
     keks: Kek[];
+    /** An app's repository as a git bundle, for the graduation bundle. */
+    repositoryBundle?: (appId: string) => Promise<Buffer | null>;
   },
 ) {
   const { config, db, clock, audit, notifications, catalog, deployments, advisories, secrets, versions } =
@@ -78,7 +80,15 @@ export function composeLifecycle(
   });
   registerLifecycleRoutes(app, {
     lifecycle,
-    graduation: createGraduation({ db: db, clock, audit, catalog, versions, notifications }),
+    graduation: createGraduation({
+      db: db,
+      clock,
+      audit,
+      catalog,
+      versions,
+      notifications,
+      ...(deps.repositoryBundle ? { repositoryBundle: deps.repositoryBundle } : {}),
+    }),
   });
   return lifecycle;
 }

@@ -191,6 +191,15 @@ export function composeRuntime(
     appUrl: hosts.urlOf,
   });
   registerBuildRoutes(app, { builds });
-  installRepos(app, repos, { builds, tokens, notifications, logger });
-  return { connectors, egress, credentials, appLogs, deployments, tracing, builds };
+  const repositories = installRepos(app, repos, { builds, tokens, notifications, logger });
+  return {
+    repositories,
+    connectors,
+    egress,
+    credentials,
+    appLogs,
+    deployments,
+    tracing,
+    builds,
+  };
 }

@@ -189,7 +189,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   // Lifecycle holds are read by the runtime and the gateway; the service itself needs the runtime.
   let lifecycleHold: ((appId: string) => Promise<{ status: number; message: string } | null>) | null = null;
   const hold = (appId: string) => (lifecycleHold ? lifecycleHold(appId) : Promise.resolve(null));
-  const { credentials, appLogs, deployments, tracing, builds } = composeRuntime(app, {
+  const { credentials, appLogs, deployments, tracing, builds, repositories } = composeRuntime(app, {
     config,
     logger,
     db: db.kysely,
@@ -229,6 +229,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     secrets,
     versions,
     keks: [kekOf(kek), ...previousKeks],
+    repositoryBundle: repositories.store.bundle,
   });
   lifecycleHold = lifecycle.hold;
   registerRoleMappingRoute(app, { oidc: () => oidc, dev: config.dev });

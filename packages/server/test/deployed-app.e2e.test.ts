@@ -193,6 +193,8 @@ describe('a published, deployed app: advisory alerts, scorecard, graduation', ()
       'padded/attestations/artifact.sigstore.json',
       'padded/attestations/provenance.sigstore.json',
       'padded/audit.jsonl',
+      // The app's repository with its history, which the team clones into its own host.
+      'padded/repository.bundle',
       'padded/HARDENING.md',
       'padded/README.md',
     ])

@@ -45,7 +45,9 @@ function checklist(
     item('Move logs and metrics to the team’s observability stack; keep the audit excerpt in this bundle.'),
     '',
     '## Code and supply chain',
-    item('Import `source/` into a repository with branch protection and required review.'),
+    item(
+      'Clone `repository.bundle` (its whole history) into the team’s repository host, with branch protection and required review.',
+    ),
     item('Rebuild from source in the team’s CI; compare the SBOM with `sbom.cdx.json`.'),
     ...findings.map((f) =>
       item(
@@ -90,6 +92,8 @@ export function createGraduation(deps: {
   catalog: Pick<CatalogService, 'get'>;
   versions: Pick<VersionsService, 'stored'>;
   notifications: Pick<NotificationService, 'notify'>;
+  /** The app's repository with its whole history, as a git bundle (modules/repos), when it has one. */
+  repositoryBundle?: (appId: string) => Promise<Buffer | null>;
 }) {
   const { db } = deps;
 
@@ -142,11 +146,13 @@ export function createGraduation(deps: {
       const events = (await deps.audit.list({ limit: 1000, targets: { type: 'app', names: [name] } })).map(
         (e) => JSON.stringify(e),
       );
+      const history = deps.repositoryBundle ? await deps.repositoryBundle(app.id) : null;
+      if (history) writeFileSync(join(root, 'repository.bundle'), history);
       writeFileSync(join(root, 'audit.jsonl'), events.length ? `${events.join('\n')}\n` : '');
       writeFileSync(join(root, 'HARDENING.md'), checklist(app, findings, secrets));
       writeFileSync(
         join(root, 'README.md'),
-        `# ${name}: export bundle\n\nExported ${deps.clock.nowIso()} by ${principal.email}${version ? `; version ${version.version} (${version.digest})` : '; no version published'}.\n\n- manifest.json, data-classification.json, access-policy.json\n- source/ (the signed artifact), sbom.cdx.json, attestations/ (Sigstore bundles: artifact signature, SLSA provenance, SBOM, scan)\n- audit.jsonl (every audit event about the app, with its chain hashes)\n- HARDENING.md (what to do before the team runs it)\n`,
+        `# ${name}: export bundle\n\nExported ${deps.clock.nowIso()} by ${principal.email}${version ? `; version ${version.version} (${version.digest})` : '; no version published'}.\n\n- manifest.json, data-classification.json, access-policy.json\n- source/ (the signed artifact), sbom.cdx.json, attestations/ (Sigstore bundles: artifact signature, SLSA provenance, SBOM, scan)\n${history ? `- repository.bundle (the app's repository with every branch and its history: \`git clone repository.bundle ${name}\`)\n` : ''}- audit.jsonl (every audit event about the app, with its chain hashes)\n- HARDENING.md (what to do before the team runs it)\n`,
       );
       const chunks: Buffer[] = [];
       for await (const chunk of c({ gzip: true, cwd: dir, portable: true }, [name]) as AsyncIterable<Buffer>)

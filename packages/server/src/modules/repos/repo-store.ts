@@ -281,8 +281,15 @@ export function createRepoStore(deps: { dir: string; hooksDir: string; maxPushBy
     return { commit, fastForward: false };
   }
 
+  /** Every branch with its history as a git bundle (what an engineering team clones at graduation). */
+  async function bundle(id: string): Promise<Buffer | null> {
+    if (!exists(id)) return null;
+    return (await git(pathOf(id), ['bundle', 'create', '--quiet', '-', '--all'])).stdout;
+  }
+
   return {
     dir: deps.dir,
+    bundle,
     pathOf,
     exists,
     create,
