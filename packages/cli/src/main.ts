@@ -15,6 +15,7 @@ import { registerInitCommands } from './commands/init.ts';
 import { registerLifecycleCommands } from './commands/lifecycle.ts';
 import { registerLogsCommands } from './commands/logs.ts';
 import { registerPolicyCommands } from './commands/policy.ts';
+import { registerRepoCommands } from './commands/repos.ts';
 import { registerSbomCommands } from './commands/sbom.ts';
 import { registerSecretCommands } from './commands/secrets.ts';
 import { registerServerCommands } from './commands/server.ts';
@@ -60,5 +61,6 @@ registerAdvisoryCommands(program);
 registerArtifactCommands(program);
 registerSbomCommands(program);
 registerLifecycleCommands(program);
+registerRepoCommands(program);
 
 await program.parseAsync(process.argv);
