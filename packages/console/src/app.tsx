@@ -5,6 +5,7 @@ import { AgentRequestPage, AgentsPage } from './pages/agents-page.tsx';
 import { AppPage } from './pages/app-page.tsx';
 import { AuditPage } from './pages/audit-page.tsx';
 import { CatalogPage } from './pages/catalog-page.tsx';
+import { ChangePage } from './pages/change-page.tsx';
 import { NewAppPage } from './pages/new-app-page.tsx';
 import { PoliciesPage } from './pages/policies-page.tsx';
 import { ReviewsPage } from './pages/reviews-page.tsx';
@@ -105,6 +106,12 @@ function Shell() {
 function route(path: string): { title: string; element: React.ReactNode } {
   const app = /^\/apps\/([a-z0-9-]{1,63})\/?$/.exec(path);
   if (app) return { title: app[1]!, element: <AppPage name={app[1]!} key={app[1]} /> };
+  const change = /^\/apps\/([a-z0-9-]{1,63})\/changes\/([1-9][0-9]{0,6})\/?$/.exec(path);
+  if (change)
+    return {
+      title: `${change[1]} #${change[2]}`,
+      element: <ChangePage name={change[1]!} number={Number(change[2])} key={path} />,
+    };
   const request = /^\/agents\/requests\/(chk_[0-9a-z]{20})\/?$/.exec(path);
   if (request)
     return { title: 'Agent request', element: <AgentRequestPage id={request[1]!} key={request[1]} /> };

@@ -125,8 +125,17 @@ describe('web console in a browser', () => {
     await builder.getByRole('button', { name: 'Move question 3 up' }).click();
     await accessible(page, 'the form builder');
     await page.getByRole('button', { name: 'Deploy team-survey' }).click();
+    // Deploy is a change request: checked by the pipeline, merged by the low tier's rule, then shipped.
+    await page
+      .getByTestId('change-status')
+      .getByText(/Change #1 /)
+      .waitFor();
     const progress = page.getByTestId('build-progress');
-    await progress.getByText(/Done: version 0\.1\.0 is running/).waitFor({ timeout: 60_000 });
+    await progress.getByText(/Done: version 0\.1\.0 is running/).waitFor({ timeout: 90_000 });
+    assert.match(
+      (await page.getByTestId('change-status').textContent()) ?? '',
+      /Change #1 was merged \(low tier, checks passed\)/,
+    );
     for (const step of [
       'Run the tests',
       'Scan for known vulnerabilities',
@@ -163,6 +172,23 @@ describe('web console in a browser', () => {
     assert.equal(app.body.state, 'approved');
     assert.deepEqual(app.body.manifest.template, { name: 'form', version: '1.1.0' });
     assert.deepEqual(app.body.manifest.dataClasses, ['internal']);
+    const changes = await call(server, 'GET', '/api/v1/apps/team-survey/changes', { token: tokens.alice });
+    assert.equal(changes.body.items.length, 1);
+    assert.equal(changes.body.items[0].state, 'merged');
+    assert.equal(changes.body.items[0].release.state, 'passed');
+
+    // The change as a reviewer reads it: the questions in the code's diff, the registered answers unchanged.
+    await page.goto(`${server.url}/apps/team-survey/changes/1`);
+    await page
+      .getByRole('heading', { level: 1, name: /Change #1: Deploy 0\.1\.0 from the console/ })
+      .waitFor();
+    await page.getByText('Unchanged: the change keeps the answers that were approved.').waitFor();
+    assert.match(
+      (await page.locator('pre.diff-patch').textContent()) ?? '',
+      /\+.*Which course would help you most\?/,
+    );
+    await accessible(page, 'a change request');
+    await shot(page, '07b-change-request');
 
     // Phone width: nothing runs off the side of the screen.
     await page.setViewportSize({ width: 390, height: 844 });

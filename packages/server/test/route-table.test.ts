@@ -202,6 +202,11 @@ const expectations: Record<string, { allowed: Who[]; denied?: Partial<Record<Who
     denied: { otherCreator: 404 },
   },
   'GET /api/v1/apps/:name/changes/:number': { allowed: users },
+  // The owner's: an admin is refused too (admins administer, they do not write someone's code).
+  'POST /api/v1/apps/:name/changes': {
+    allowed: ['creator'],
+    denied: { otherCreator: 404, reviewer: 403, admin: 403, auditor: 403 },
+  },
   'GET /api/v1/gitops': { allowed: ['reviewer', 'admin', 'auditor'] },
   'POST /api/v1/apps/:name/changes/:number/reviews': { allowed: ['reviewer'] },
   'POST /api/v1/apps/:name/changes/:number/close': { allowed: users },

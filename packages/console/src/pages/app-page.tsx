@@ -13,6 +13,7 @@ import { AuditTable } from './audit-page.tsx';
 import { DeploySection } from './deploy-section.tsx';
 import { ExceptionsSection } from './exceptions-section.tsx';
 import { ManageSection } from './manage-section.tsx';
+import { RepositorySection } from './repository-section.tsx';
 import { VersionsSection } from './versions-section.tsx';
 
 /** One app: who owns it, its risk and approval, versions and findings, use, lifecycle and audit trail. */
@@ -124,6 +125,7 @@ export function AppPage({ name }: { name: string }) {
           }}
         />
       ) : null}
+      <RepositorySection name={a.name} key={`repo-${deployed}`} />
       <RevisionsSection name={a.name} current={a.revision} />
       <VersionsSection
         name={a.name}

@@ -1,6 +1,14 @@
 import { useEffect, useRef, useState } from 'react';
 import { ApiError, api } from '../api.ts';
-import type { AppView, BuildView, FormField, TemplateInfo } from '../contracts.ts';
+import type {
+  AppView,
+  BuildView,
+  ChangeView,
+  FormField,
+  RepositoryView,
+  TemplateInfo,
+} from '../contracts.ts';
+import { Link } from '../router.tsx';
 import { ErrorNote, Section, When } from '../ui.tsx';
 import { useApi } from '../use-api.ts';
 
@@ -20,28 +28,32 @@ const stepWords: Record<string, string> = {
 };
 
 /**
- * Build and deploy from the console: the form builder for form apps, then Deploy runs the platform's
- * pipeline (the same as `microapp ci`) and shows each step as it finishes, ending with the app's link.
+ * Build and deploy from the console: the form builder for form apps, then Deploy commits the answers to
+ * the app's repository as a change request. The platform checks it with its pipeline (the same as
+ * `microapp ci`), the tier's rule merges it (at once for a low-risk app, after a reviewer otherwise), and
+ * the merged version is built, signed and started; each step shows as it finishes, ending with the link.
  */
 export function DeploySection({ app, onDeployed }: { app: AppView; onDeployed: () => void }) {
   const template = app.manifest.template;
   const builds = useApi<{ items: BuildView[] }>(`/api/v1/apps/${app.name}/builds`);
+  const repo = useApi<RepositoryView>(`/api/v1/apps/${app.name}/repository`);
   const templates = useApi<{ items: TemplateInfo[] }>(template?.name === 'form' ? '/api/v1/templates' : null);
   const [build, setBuild] = useState<BuildView | null>(null);
+  const [change, setChange] = useState<ChangeView | null>(null);
   const [error, setError] = useState<ApiError | null>(null);
   const [fields, setFields] = useState<Row[] | null>(null);
   const timer = useRef<ReturnType<typeof setTimeout> | null>(null);
 
-  // The builder starts from the last build's questions, or the template's own.
+  // The builder starts from the questions on the repository's main branch, the last build's, or the template's.
   useEffect(() => {
-    if (fields || !builds.data) return;
-    const last = builds.data.items.find((b) => b.fields)?.fields;
+    if (fields || !builds.data || repo.loading) return;
+    const last = (repo.data?.form as FormField[] | null) ?? builds.data.items.find((b) => b.fields)?.fields;
     const shipped = templates.data?.items.find((t) => t.name === 'form')?.formFields as
       | FormField[]
       | undefined;
     if (last) setFields(rowsOf(last));
     else if (shipped) setFields(rowsOf(shipped));
-  }, [builds.data, templates.data, fields]);
+  }, [builds.data, templates.data, fields, repo.data, repo.loading]);
   useEffect(() => () => void (timer.current && clearTimeout(timer.current)), []);
 
   if (!template)
@@ -55,27 +67,37 @@ export function DeploySection({ app, onDeployed }: { app: AppView; onDeployed: (
       </Section>
     );
 
-  const follow = (b: BuildView) => {
-    setBuild(b);
-    if (b.state === 'queued' || b.state === 'running') {
-      timer.current = setTimeout(async () => {
-        try {
-          follow(await api<BuildView>('GET', `/api/v1/apps/${app.name}/builds/${b.id}`));
-        } catch (e) {
-          setError(e as ApiError);
-        }
-      }, 600);
-    } else {
+  const later = (fn: () => Promise<void>, ms: number) => {
+    timer.current = setTimeout(() => {
+      fn().catch((e) => setError(e instanceof ApiError ? e : new ApiError(0, 'network', String(e), [])));
+    }, ms);
+  };
+  /** Follows the change request: its check build, the reviews it waits for, then the build that ships it. */
+  const follow = async (c: ChangeView) => {
+    setChange(c);
+    const id = c.state === 'merged' ? c.release?.build : c.checks[0]?.build;
+    const b = id ? await api<BuildView>('GET', `/api/v1/apps/${app.name}/builds/${id}`) : null;
+    if (b) setBuild(b);
+    const again = () =>
+      later(
+        async () => follow(await api<ChangeView>('GET', `/api/v1/apps/${app.name}/changes/${c.number}`)),
+        c.state === 'open' && c.checks[0]?.state === 'passed' ? 4000 : 700,
+      );
+    if (c.state === 'open' && c.checks[0]?.state !== 'failed') again();
+    else if (c.state === 'merged' && !c.problem && (!b || b.state === 'queued' || b.state === 'running'))
+      again();
+    else {
       builds.reload();
-      if (b.state === 'passed') onDeployed();
+      repo.reload();
+      if (b?.state === 'passed' && c.state === 'merged') onDeployed();
     }
   };
   const deploy = async () => {
     setError(null);
+    setBuild(null);
     try {
-      follow(
-        await api<BuildView>('POST', `/api/v1/apps/${app.name}/builds`, {
-          deploy: true,
+      await follow(
+        await api<ChangeView>('POST', `/api/v1/apps/${app.name}/changes`, {
           ...(template.name === 'form' && fields ? { fields: fields.map((r) => r.field) } : {}),
         }),
       );
@@ -83,7 +105,15 @@ export function DeploySection({ app, onDeployed }: { app: AppView; onDeployed: (
       setError(e instanceof ApiError ? e : new ApiError(0, 'network', String(e), []));
     }
   };
-  const busy = build?.state === 'queued' || build?.state === 'running';
+  const waiting =
+    change !== null &&
+    (change.state === 'open'
+      ? change.checks[0]?.state !== 'failed'
+      : change.state === 'merged' &&
+        !change.problem &&
+        build?.state !== 'passed' &&
+        build?.state !== 'failed');
+  const busy = waiting;
   const last = builds.data?.items[0];
 
   return (
@@ -96,8 +126,9 @@ export function DeploySection({ app, onDeployed }: { app: AppView; onDeployed: (
             <FormBuilder fields={fields} onChange={setFields} disabled={busy} />
           ) : null}
           <p className="hint">
-            Deploy builds the {template.name} template {template.version} with the registered answers, runs
-            its tests in a sandbox, scans, signs and publishes the version, and starts it behind sign-in.
+            Deploy saves your answers as a change to the app's code, runs its tests in a sandbox, scans it and
+            checks its policies; {app.approval.required.length ? 'a reviewer then approves it, and ' : ''}the
+            platform signs the new version and starts it behind sign-in.
           </p>
           <button type="button" className="primary" onClick={deploy} disabled={busy}>
             {busy ? 'Deploying…' : `Deploy ${app.name}`}
@@ -105,6 +136,7 @@ export function DeploySection({ app, onDeployed }: { app: AppView; onDeployed: (
         </>
       )}
       <ErrorNote error={error} />
+      {change ? <ChangeStatus change={change} /> : null}
       {build ? <BuildProgress build={build} /> : null}
       {!build && last ? (
         <p className="muted">
@@ -123,20 +155,47 @@ export function DeploySection({ app, onDeployed }: { app: AppView; onDeployed: (
   );
 }
 
+/** Where the change request stands, in the words of someone who asked to deploy. */
+function ChangeStatus({ change: c }: { change: ChangeView }) {
+  const check = c.checks[0];
+  const text =
+    c.state === 'closed'
+      ? `Change #${c.number} was closed without going live.`
+      : c.state === 'merged'
+        ? c.problem
+          ? `Change #${c.number} was approved and merged, but the new version could not be built: ${c.problem}`
+          : `Change #${c.number} was merged (${c.merged?.by.replace(/^microapp \((.*)\)$/, '$1')}); building the version that goes live…`
+        : check?.state === 'failed'
+          ? `Change #${c.number} did not pass its checks: ${check.detail}`
+          : check?.state === 'passed'
+            ? `Change #${c.number} passed its checks and waits for ${c.reviews.missing.map((m) => (m.specialty ? `a ${m.specialty} reviewer` : 'a reviewer')).join(' and ')} to approve it. It goes live once approved; you can leave this page.`
+            : `Change #${c.number} is being checked…`;
+  return (
+    <p className="notice" data-testid="change-status">
+      {text} <Link href={`/apps/${c.app}/changes/${c.number}`}>See change #{c.number}</Link>
+    </p>
+  );
+}
+
 function BuildProgress({ build }: { build: BuildView }) {
-  const names = Object.keys(stepWords).filter((s) => s !== 'deploy' || build.deploy);
+  const check = build.commit !== null && !build.commit.publish;
+  const names = Object.keys(stepWords).filter(
+    (s) => (s !== 'deploy' || build.deploy) && (!check || (s !== 'publish' && s !== 'artifact')),
+  );
   const done = new Map(build.steps.map((s) => [s.step, s]));
   const current =
     build.state === 'running' || build.state === 'queued' ? names.find((n) => !done.has(n)) : undefined;
   return (
-    <div className="build" data-testid="build-progress">
+    <div className="build" data-testid={check ? 'check-progress' : 'build-progress'}>
       <p role="status" aria-live="polite">
         {build.state === 'queued'
           ? 'Waiting for the builder…'
           : build.state === 'running'
             ? `Step ${Math.min(build.steps.length + 1, build.total)} of ${build.total}: ${stepWords[current ?? ''] ?? 'working'}…`
             : build.state === 'passed'
-              ? `Done: version ${build.version} is ${build.deploy ? 'running' : 'published'}.`
+              ? build.commit && !build.commit.publish
+                ? `Checks passed for version ${build.version}.`
+                : `Done: version ${build.version} is ${build.deploy ? 'running' : 'published'}.`
               : `The build stopped: ${build.error}`}
       </p>
       <ol className="pipeline">

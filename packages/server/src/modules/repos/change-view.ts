@@ -86,10 +86,10 @@ export function checksOf(cr: ChangeRequestsTable, build: BuildRow | null): Check
       state,
       detail:
         state === 'passed'
-          ? `passed: ${steps
+          ? `${steps
               .filter((s) => s.status === 'passed')
               .map((s) => s.step)
-              .join(', ')} (not published: the merge is what ships)`
+              .join(', ')} passed; nothing is published until the change merges`
           : state === 'failed'
             ? (build.error ?? 'the pipeline failed')
             : `${build.state}: ${steps.length} step(s) done`,

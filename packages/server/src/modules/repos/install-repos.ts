@@ -9,6 +9,7 @@ import type { CatalogService } from '../catalog/catalog-service.ts';
 import { defaultTemplatesDir } from '../catalog/templates.ts';
 import type { NotificationService } from '../notifications/notification-service.ts';
 import type { TokenService } from '../tokens/token-service.ts';
+import { createBuilderChanges } from './builder-change.ts';
 import { createChangeService } from './change-service.ts';
 import { registerGitRoutes } from './git-http.ts';
 import { createGitOps } from './gitops.ts';
@@ -78,6 +79,7 @@ export function installRepos(
     onPush: changes.pushed,
     maxPushBytes,
   });
-  registerRepoRoutes(app, { repos, changes, gitops });
+  const builder = createBuilderChanges({ db: deps.db, catalog: deps.catalog, store, repos, changes });
+  registerRepoRoutes(app, { repos, changes, gitops, builder });
   return { store, repos, changes, gitops };
 }

@@ -2,7 +2,9 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { auditContext, principalOf } from '../../api/auth-hook.ts';
+import { FormFields } from '../builds/form-fields.ts';
 import { anyUser, rolesOnly } from '../identity/access.ts';
+import type { BuilderChanges } from './builder-change.ts';
 import type { ChangeService } from './change-service.ts';
 import type { GitOps } from './gitops.ts';
 import type { RepoService } from './repo-service.ts';
@@ -13,10 +15,36 @@ const ChangeNumber = Type.Integer({ minimum: 1, maximum: 1_000_000 });
 /** An app's repository and its change requests. */
 export function registerRepoRoutes(
   fastify: FastifyInstance,
-  deps: { repos: RepoService; changes: ChangeService; gitops: GitOps },
+  deps: { repos: RepoService; changes: ChangeService; gitops: GitOps; builder: BuilderChanges },
 ) {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
-  const { repos, changes, gitops } = deps;
+  const { repos, changes, gitops, builder } = deps;
+
+  app.post(
+    '/api/v1/apps/:name/changes',
+    {
+      config: { access: anyUser('apps:write') },
+      schema: {
+        tags: ['repositories'],
+        summary:
+          "The console's Deploy (owner): commit the builder's answers, the registered manifest and the next version to a new branch, which opens a change request the tier's rule ships",
+        params: Type.Object({ name: AppName }),
+        body: Type.Object({ fields: Type.Optional(FormFields) }, { additionalProperties: false }),
+      },
+    },
+    async (request, reply) => {
+      const change = await builder.open(
+        principalOf(request),
+        request.params.name,
+        request.body.fields ? { fields: request.body.fields } : {},
+        auditContext(request),
+      );
+      return reply
+        .status(201)
+        .header('location', `/api/v1/apps/${change.app}/changes/${change.number}`)
+        .send(change);
+    },
+  );
 
   app.get(
     '/api/v1/gitops',

@@ -10,6 +10,17 @@ import { renderTemplate } from '../catalog/template-files.ts';
 import { hasRole, type Principal } from '../identity/principal.ts';
 import type { CommitInfo, RepoStore } from './repo-store.ts';
 
+/** The questions of a form.json, or null when it has none a builder can edit. */
+function formOf(text: string | null): unknown[] | null {
+  if (!text) return null;
+  try {
+    const fields = (JSON.parse(text) as { fields?: unknown }).fields;
+    return Array.isArray(fields) ? fields : null;
+  } catch {
+    return null;
+  }
+}
+
 export type RepositoryView = {
   app: string;
   /** `git clone` this, with an API token as the password. */
@@ -23,6 +34,8 @@ export type RepositoryView = {
   commits: CommitInfo[];
   /** Whether the caller may push branches (the owner). */
   canPush: boolean;
+  /** A form app's questions on main, where the console's builder starts. */
+  form: unknown[] | null;
 };
 
 /**
@@ -126,6 +139,9 @@ export function createRepoService(deps: {
       .where('app_id', '=', app.id)
       .executeTakeFirstOrThrow();
     const archived = await isArchived(app.id);
+    const head = await store.head(app.id);
+    const formJson =
+      head && app.manifest.template?.name === 'form' ? await store.readFile(app.id, head, 'form.json') : null;
     return {
       app: name,
       cloneUrl: cloneUrl(name),
@@ -133,9 +149,10 @@ export function createRepoService(deps: {
       source: row.source,
       createdAt: row.created_at,
       archived,
-      head: await store.head(app.id),
+      head,
       commits: await store.log(app.id, 'refs/heads/main', 20),
       canPush: !archived && mayPush(principal, app),
+      form: formOf(formJson),
     };
   }
 
