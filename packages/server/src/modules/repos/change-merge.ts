@@ -1,6 +1,7 @@
 import type { Kysely } from 'kysely';
 import type { Clock } from '../../clock.ts';
 import type { Database } from '../../db/schema.ts';
+import type { ChangeRequestsTable } from '../../db/schema-repos.ts';
 import type { AuditContext, AuditService } from '../audit/audit-service.ts';
 import type { BuildService } from '../builds/build-service.ts';
 import { emailsWithRole } from '../identity/users.ts';
@@ -8,7 +9,7 @@ import type { NotificationService } from '../notifications/notification-service.
 import type { ChangeState } from './change-state.ts';
 import { ruleOf } from './change-view.ts';
 import type { RepoService } from './repo-service.ts';
-import { MergeConflict, mainBranch, type RepoStore } from './repo-store.ts';
+import { MergeConflict, type RepoStore } from './repo-store.ts';
 
 /**
  * The tier's rule in action: merges a change whose checks passed and whose reviews are complete, then
@@ -26,7 +27,7 @@ export function createChangeMerger(deps: {
   state: ChangeState;
 }) {
   const { db, store, audit } = deps;
-  const { authorOf, appFor, state, versionProblem } = deps.state;
+  const { authorOf, appFor, state, buildCommit } = deps.state;
   const system: AuditContext = { actor: 'microapp' };
 
   /**
@@ -112,36 +113,23 @@ export function createChangeMerger(deps: {
       });
     });
     // The merged commit is what ships: built again (a merge commit was never checked), signed and deployed.
-    let release: string | null = null;
-    let problem = await versionProblem(app, merged.commit);
-    if (!problem) {
-      try {
-        const build = await deps.builds.request(
-          author,
-          app.name,
-          {
-            kind: 'commit',
-            archive: await store.archive(app.id, merged.commit),
-            commit: merged.commit,
-            ref: `refs/heads/${mainBranch}`,
-            repository: deps.repos.cloneUrl(app.name),
-            change: cr.number,
-            publish: true,
-            deploy: true,
-          },
-          { ...ctx, actor: ctx.actor },
-        );
-        release = build.id;
-      } catch (e) {
-        problem = (e as Error).message;
-      }
-    }
+    await ship({ ...cr, state: 'merged', merged_commit: merged.commit }, ctx);
+  }
+
+  /** Starts the build that signs, publishes and deploys a merged change (or leaves it waiting for the builder). */
+  async function ship(cr: ChangeRequestsTable, ctx: AuditContext = system) {
+    const author = await authorOf(cr).catch((e: Error) => e);
+    const app = author instanceof Error ? null : await appFor(author, cr.app_name).catch(() => null);
+    const { build, problem } =
+      author instanceof Error || !app
+        ? { build: null, problem: author instanceof Error ? author.message : `${cr.app_name} cannot be read` }
+        : await buildCommit(author, app, cr, cr.merged_commit!, true, ctx);
     await db
       .updateTable('change_requests')
-      .set({ release_build_id: release, check_error: problem, updated_at: deps.clock.nowIso() })
+      .set({ release_build_id: build, check_error: problem, updated_at: deps.clock.nowIso() })
       .where('id', '=', cr.id)
       .execute();
   }
 
-  return { settle };
+  return { settle, ship };
 }

@@ -39,41 +39,49 @@ export function createChangeService(deps: {
 }) {
   const { db, store, audit } = deps;
   const changeState = createChangeState(deps);
-  const { find, versionProblem, appFor, state } = changeState;
-  const { settle } = createChangeMerger({ ...deps, state: changeState });
+  const { find, appFor, state, authorOf, buildCommit } = changeState;
+  const { settle, ship } = createChangeMerger({ ...deps, state: changeState });
 
   /** Starts the pipeline on the change's head commit; a change that cannot be checked says why. */
   async function check(cr: ChangeRequestsTable, principal: Principal, app: AppView, ctx: AuditContext) {
-    let checkBuild: string | null = null;
-    let error = await versionProblem(app, cr.head_commit);
-    if (!error) {
-      try {
-        const archive = await store.archive(app.id, cr.head_commit);
-        const build = await deps.builds.request(
-          principal,
-          app.name,
-          {
-            kind: 'commit',
-            archive,
-            commit: cr.head_commit,
-            ref: `refs/heads/${cr.branch}`,
-            repository: deps.repos.cloneUrl(app.name),
-            change: cr.number,
-            publish: false,
-            deploy: false,
-          },
-          ctx,
-        );
-        checkBuild = build.id;
-      } catch (e) {
-        error = (e as Error).message;
-      }
-    }
+    const { build, problem } = await buildCommit(principal, app, cr, cr.head_commit, false, ctx);
     await db
       .updateTable('change_requests')
-      .set({ check_build_id: checkBuild, check_error: error, updated_at: deps.clock.nowIso() })
+      .set({ check_build_id: build, check_error: problem, updated_at: deps.clock.nowIso() })
       .where('id', '=', cr.id)
+      .where('head_commit', '=', cr.head_commit)
       .execute();
+  }
+
+  /**
+   * The app's builder is free: start what waited for it, a merged change's release first (someone
+   * approved it), then the oldest change whose check has not started.
+   */
+  async function resume(appId: string) {
+    const release = await db
+      .selectFrom('change_requests')
+      .selectAll()
+      .where('app_id', '=', appId)
+      .where('state', '=', 'merged')
+      .where('merged_commit', 'is not', null)
+      .where('release_build_id', 'is', null)
+      .where('check_error', 'is', null)
+      .orderBy('number', 'asc')
+      .executeTakeFirst();
+    if (release) return ship(release);
+    const waiting = await db
+      .selectFrom('change_requests')
+      .selectAll()
+      .where('app_id', '=', appId)
+      .where('state', '=', 'open')
+      .where('check_build_id', 'is', null)
+      .where('check_error', 'is', null)
+      .orderBy('updated_at', 'asc')
+      .executeTakeFirst();
+    if (!waiting) return;
+    const author = await authorOf(waiting).catch(() => null);
+    const app = author ? await appFor(author, waiting.app_name).catch(() => null) : null;
+    if (author && app) await check(waiting, author, app, { actor: author.email });
   }
 
   /** A push: each branch it changed opens, updates or (deleted) closes its change request. */
@@ -283,7 +291,7 @@ export function createChangeService(deps: {
     return get(principal, name, number);
   }
 
-  /** A finished build: the change it checked may now merge. */
+  /** A finished build: the change it checked may now merge, and what waited for the builder starts. */
   async function buildFinished(buildId: string) {
     const cr = await db
       .selectFrom('change_requests')
@@ -292,6 +300,8 @@ export function createChangeService(deps: {
       .where('state', '=', 'open')
       .executeTakeFirst();
     if (cr) await settle(cr.id);
+    const build = await db.selectFrom('builds').select('app_id').where('id', '=', buildId).executeTakeFirst();
+    if (build) await resume(build.app_id);
   }
 
   async function closeByOwner(principal: Principal, name: string, number: number, ctx: AuditContext) {

@@ -1,14 +1,17 @@
 import type { Kysely } from 'kysely';
 import type { Database } from '../../db/schema.ts';
 import type { ChangeRequestsTable } from '../../db/schema-repos.ts';
-import { forbidden } from '../../errors.ts';
+import { AppError, forbidden } from '../../errors.ts';
 import { openSlots } from '../approvals/approval-rules.ts';
+import type { AuditContext } from '../audit/audit-service.ts';
+import type { BuildService } from '../builds/build-service.ts';
 import type { AppView } from '../catalog/app-view.ts';
 import type { CatalogService } from '../catalog/catalog-service.ts';
 import type { Principal } from '../identity/principal.ts';
 import { findUserById, principalFor } from '../identity/users.ts';
 import { type BuildRow, type CheckView, checksOf } from './change-view.ts';
-import type { RepoStore } from './repo-store.ts';
+import type { RepoService } from './repo-service.ts';
+import { mainBranch, type RepoStore } from './repo-store.ts';
 
 /**
  * Where a change request stands, read from the database and its repository: its builds, its reviews on the
@@ -19,6 +22,8 @@ export function createChangeState(deps: {
   db: Kysely<Database>;
   store: RepoStore;
   catalog: Pick<CatalogService, 'get'>;
+  builds: Pick<BuildService, 'request'>;
+  repos: Pick<RepoService, 'cloneUrl'>;
 }) {
   const { db, store } = deps;
 
@@ -100,7 +105,56 @@ export function createChangeState(deps: {
     return { checkBuild, releaseBuild, reviews, current, missing, checks };
   }
 
-  return { find, buildOf, reviewsOf, versionProblem, authorOf, appFor, state };
+  /** Whether a build of the app is queued or running (an app builds one thing at a time). */
+  const busy = async (appId: string) =>
+    (await db
+      .selectFrom('builds')
+      .select('id')
+      .where('app_id', '=', appId)
+      .where('state', 'in', ['queued', 'running'])
+      .executeTakeFirst()) !== undefined;
+
+  /**
+   * Starts the build of a change's commit: its check (no publishing), or the release of its merge (signed,
+   * published, deployed). While the app's builder is busy nothing starts and nothing fails: the change
+   * waits, and starts when that build ends (`resume` in change-service.ts).
+   */
+  async function buildCommit(
+    principal: Principal,
+    app: AppView,
+    cr: ChangeRequestsTable,
+    commit: string,
+    release: boolean,
+    ctx: AuditContext,
+  ): Promise<{ build: string | null; problem: string | null }> {
+    const problem = await versionProblem(app, commit);
+    if (problem) return { build: null, problem };
+    if (await busy(app.id)) return { build: null, problem: null };
+    try {
+      const build = await deps.builds.request(
+        principal,
+        app.name,
+        {
+          kind: 'commit',
+          archive: await store.archive(app.id, commit),
+          commit,
+          ref: `refs/heads/${release ? mainBranch : cr.branch}`,
+          repository: deps.repos.cloneUrl(app.name),
+          change: cr.number,
+          publish: release,
+          deploy: release,
+        },
+        ctx,
+      );
+      return { build: build.id, problem: null };
+    } catch (e) {
+      if (e instanceof AppError && e.code === 'conflict' && (await busy(app.id)))
+        return { build: null, problem: null };
+      return { build: null, problem: (e as Error).message };
+    }
+  }
+
+  return { find, buildOf, reviewsOf, versionProblem, authorOf, appFor, state, buildCommit };
 }
 
 export type ChangeState = ReturnType<typeof createChangeState>;
