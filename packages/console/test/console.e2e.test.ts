@@ -260,6 +260,72 @@ describe('web console in a browser', () => {
     await context.close();
   });
 
+  test('a medium-risk form waits for a reviewer: bob approves the change in the console, and it goes live', async () => {
+    const reg = await call(server, 'POST', '/api/v1/apps', {
+      token: tokens.alice,
+      body: {
+        name: 'claims-form',
+        owner: 'alice@example.com',
+        purpose: 'Collect travel expense claims for the monthly close',
+        dataClasses: ['internal', 'confidential'],
+        runtime: { kind: 'node', entry: 'server.js' },
+        template: { name: 'form', version: '1.1.0' },
+      },
+    });
+    assert.equal(reg.body.app.tier, 'medium', reg.text);
+    const approved = await call(server, 'POST', '/api/v1/apps/claims-form/reviews', {
+      token: tokens.bob,
+      body: { decision: 'approve' },
+    });
+    assert.equal(approved.status, 200, approved.text);
+
+    const owner = await signedIn('alice@example.com');
+    await owner.page.goto(`${server.url}/apps/claims-form`);
+    await owner.page.getByRole('button', { name: 'Deploy claims-form' }).click();
+    const status = owner.page.getByTestId('change-status');
+    await status
+      .getByText(/passed its checks and waits for a reviewer to approve it/)
+      .waitFor({ timeout: 90_000 });
+    assert.equal(
+      await owner.page.getByTestId('build-progress').count(),
+      0,
+      'nothing ships before the review',
+    );
+
+    const reviewer = await signedIn('bob@example.com');
+    await reviewer.page.goto(`${server.url}/apps/claims-form/changes/1`);
+    await reviewer.page
+      .getByRole('heading', { level: 1, name: /Change #1: Deploy 0\.1\.0 from the console/ })
+      .waitFor();
+    await reviewer.page
+      .getByText('medium tier: merged once the checks pass and a reviewer approves')
+      .waitFor();
+    await accessible(reviewer.page, 'a change request waiting for review');
+    await shot(reviewer.page, '09b-change-review');
+    await reviewer.page.getByLabel('Comment (required to ask for changes)').fill('The questions read well');
+    await reviewer.page.getByRole('button', { name: 'Approve this change' }).click();
+    await reviewer.page
+      .getByRole('status')
+      .filter({ hasText: /Recorded\. This change is now merged/ })
+      .waitFor();
+
+    // Alice's page was following the change: it shows the merged version going live.
+    await owner.page
+      .getByTestId('build-progress')
+      .getByText(/Done: version 0\.1\.0 is running/)
+      .waitFor({ timeout: 90_000 });
+    const change = await call(server, 'GET', '/api/v1/apps/claims-form/changes/1', { token: tokens.alice });
+    assert.equal(change.body.state, 'merged');
+    assert.deepEqual(
+      change.body.reviews.given.map((g: { reviewer: string; comment: string }) => [g.reviewer, g.comment]),
+      [['bob@example.com', 'The questions read well']],
+    );
+    assert.deepEqual(owner.errors, [], 'console errors');
+    assert.deepEqual(reviewer.errors, [], 'console errors');
+    await owner.context.close();
+    await reviewer.context.close();
+  });
+
   test('ivan verifies the audit chain and filters the log', async () => {
     const { context, page, errors } = await signedIn('ivan@example.com');
     await page.getByRole('link', { name: 'Audit' }).click();

@@ -107,7 +107,11 @@ describe('the audit trail streams to a SIEM over syslog, at least once', () => {
     for (let i = 0; i < 100 && !messages.slice(before).some((m) => m.includes('siem-three')); i++)
       await new Promise((r) => setTimeout(r, 20));
     const fresh = messages.slice(before).filter((m) => !m.includes(' audit-checkpoint '));
-    assert.equal(fresh.length, 3, 'only the new events: registered, assessed, auto-approved');
+    assert.equal(
+      fresh.length,
+      4,
+      'only the new events: registered, assessed, auto-approved, and its repository created',
+    );
     assert.ok(fresh.some((m) => m.includes('siem-three')));
   });
 });

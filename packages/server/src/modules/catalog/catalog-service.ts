@@ -71,12 +71,13 @@ export function createCatalogService(
   const { db, repo, audit, risk, routing } = deps;
 
   /** Told of every new app once its registration committed (its repository is made from it). */
-  const registered: ((app: AppView, ctx: AuditContext) => void)[] = [];
-  const onRegistered = (listener: (app: AppView, ctx: AuditContext) => void) => registered.push(listener);
+  const registered: ((app: AppView, ctx: AuditContext) => Promise<void>)[] = [];
+  const onRegistered = (listener: (app: AppView, ctx: AuditContext) => Promise<void>) =>
+    registered.push(listener);
 
   async function register(principal: Principal, manifest: Manifest, ctx: AuditContext) {
     const outcome = await registerOrUpdate(principal, manifest, ctx);
-    if (outcome.kind === 'created') for (const listener of registered) listener(outcome.app, ctx);
+    if (outcome.kind === 'created') for (const listener of registered) await listener(outcome.app, ctx);
     return outcome;
   }
 

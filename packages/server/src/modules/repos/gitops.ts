@@ -47,7 +47,7 @@ export function createGitOps(deps: {
   function ensure() {
     ready ??= (async () => {
       if (store.exists(id)) return;
-      const commit = await store.create(
+      await store.create(
         id,
         {
           'README.md':
@@ -56,7 +56,6 @@ export function createGitOps(deps: {
         'Start the GitOps repository',
         { name: 'microapp', email: 'platform@microapp.invalid' },
       );
-      await store.setBranch(id, mainBranch, commit, null);
     })().catch((error: unknown) => {
       ready = null;
       throw error;

@@ -59,7 +59,9 @@ export function installRepos(
 ) {
   const { deps, store, repos, gitops } = prepared;
   const changes = createChangeService({ ...deps, ...more, store, repos });
-  deps.catalog.onRegistered((created, ctx) => {
+  // Made before the registration answers, so the app and its repository arrive together; a failure here
+  // leaves the app registered, and its repository is made at its first use.
+  deps.catalog.onRegistered((created, ctx) =>
     repos
       .ensure(created, ctx)
       .catch((error: Error) =>
@@ -67,8 +69,8 @@ export function installRepos(
           { err: error, app: created.name },
           'the app’s repository was not created; it will be at first use',
         ),
-      );
-  });
+      ),
+  );
   more.builds.onFinished((id) => changes.buildFinished(id));
   registerGitRoutes(app, {
     catalog: deps.catalog,

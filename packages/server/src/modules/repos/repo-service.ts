@@ -103,7 +103,6 @@ export function createRepoService(deps: {
         `Create ${app.name} from ${source === 'empty' ? 'its registration' : `the ${source}`}`,
         { name: owner?.name ?? app.owner, email: app.owner },
       );
-      await store.setBranch(app.id, 'main', commit, null);
       await db.transaction().execute(async (trx) => {
         await trx.deleteFrom('app_repos').where('app_id', '=', app.id).execute();
         await trx
