@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { auditContext } from '../../api/auth-hook.ts';
+import { agentTokenPrefix, auditContext } from '../../api/auth-hook.ts';
 import { AppError } from '../../errors.ts';
 import type { AuditContext } from '../audit/audit-service.ts';
 import type { AppView } from '../catalog/app-view.ts';
@@ -60,6 +60,11 @@ export function registerGitRoutes(
     }
     const bearer = /^Bearer\s+(\S{1,512})$/i.exec(header);
     if (bearer) token = bearer[1]!;
+    if (token?.startsWith(agentTokenPrefix))
+      throw new AppError(
+        'forbidden',
+        "an agent's token works only at /mcp: agents change apps through the platform's MCP tools, not by pushing to their repositories",
+      );
     const principal = token ? await deps.tokens.authenticate(token) : null;
     if (!principal) {
       // git asks for credentials when it sees the challenge, then sends them as HTTP Basic.
