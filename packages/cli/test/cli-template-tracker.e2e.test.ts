@@ -7,7 +7,9 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { gitCli, withToken } from '../../server/test/git-client.ts';
 import {
+  call,
   companyCa,
   startTestServer,
   type TestServer,
@@ -133,6 +135,61 @@ describe('the tracker template: npm dependencies and a native module, from init 
     assert.deepEqual(
       (JSON.parse(kept.body) as { title: string }[]).map((i) => i.title),
       ['INV-20931 to match'],
+    );
+  });
+
+  test('a change through its repository installs the native module from the mirror, merges and keeps the data', async () => {
+    const alice = await tokenFor(server, 'alice@example.com');
+    const repo = await call(server, 'GET', '/api/v1/apps/ledger-points/repository', { token: alice });
+    assert.equal(repo.status, 200, repo.text);
+    const clone = join(dir, 'repo');
+    const cloned = await gitCli(dir, ['clone', '--quiet', withToken(repo.body.cloneUrl, alice), 'repo']);
+    assert.equal(cloned.code, 0, cloned.stderr);
+    // What a developer commits against the company mirror: its lockfile, and the next version.
+    for (const file of ['package-lock.json', '.npmrc'])
+      writeFileSync(join(clone, file), readFileSync(join(app, file)));
+    for (const file of ['package.json', 'package-lock.json']) {
+      const json = JSON.parse(readFileSync(join(clone, file), 'utf8'));
+      json.version = '0.1.2';
+      if (json.packages?.['']) json.packages[''].version = '0.1.2';
+      writeFileSync(join(clone, file), `${JSON.stringify(json, null, 2)}\n`);
+    }
+    await gitCli(clone, ['add', '-A']);
+    await gitCli(clone, ['commit', '-m', 'Lock against the company mirror']);
+    const pushed = await gitCli(clone, ['push', 'origin', 'HEAD:refs/heads/mirror-lock']);
+    assert.equal(pushed.code, 0, pushed.stderr);
+
+    let change = (await call(server, 'GET', '/api/v1/apps/ledger-points/changes/1', { token: alice })).body;
+    for (
+      let i = 0;
+      i < 1500 && change.release?.state !== 'passed' && change.release?.state !== 'failed';
+      i++
+    ) {
+      if (change.checks[0].state === 'failed' || change.problem) break;
+      await new Promise((r) => setTimeout(r, 200));
+      change = (await call(server, 'GET', '/api/v1/apps/ledger-points/changes/1', { token: alice })).body;
+    }
+    assert.equal(change.checks[0].state, 'passed', JSON.stringify(change, null, 2));
+    assert.match(change.merged?.by ?? '', /low tier, checks passed/);
+    assert.equal(change.release?.state, 'passed', JSON.stringify(change, null, 2));
+    assert.equal(change.release.version, '0.1.2');
+    const release = await call(server, 'GET', `/api/v1/apps/ledger-points/builds/${change.release.build}`, {
+      token: alice,
+    });
+    const step = (name: string) =>
+      (release.body.steps as { step: string; detail: string }[]).find((x) => x.step === name)?.detail ?? '';
+    assert.match(step('test'), /5 tests passed/);
+    assert.match(step('package'), /^\d+ production package\(s\) installed/);
+
+    const dave = await tokenFor(server, 'dave@example.com');
+    const kept = await viaGateway(server, 'ledger-points', '/items.json', {
+      authorization: `Bearer ${dave}`,
+    });
+    assert.equal(kept.status, 200, kept.body);
+    assert.deepEqual(
+      (JSON.parse(kept.body) as { title: string }[]).map((i) => i.title),
+      ['INV-20931 to match'],
+      'the merged version runs on the same data',
     );
   });
 });
