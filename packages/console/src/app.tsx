@@ -7,6 +7,7 @@ import { AuditPage } from './pages/audit-page.tsx';
 import { CatalogPage } from './pages/catalog-page.tsx';
 import { ChangePage } from './pages/change-page.tsx';
 import { NewAppPage } from './pages/new-app-page.tsx';
+import { NotificationsPage } from './pages/notifications-page.tsx';
 import { PoliciesPage } from './pages/policies-page.tsx';
 import { ReviewsPage } from './pages/reviews-page.tsx';
 import { Link, useLocation } from './router.tsx';
@@ -26,13 +27,19 @@ function Shell() {
   const session = useSession();
   const { path } = useLocation();
   const main = useRef<HTMLElement>(null);
-  const page = route(path);
   // What the signed-in person's agents wait on, said beside "Agents" on every page.
   const waiting = useApi<{ items: unknown[] }>('/api/v1/agents/requests?state=pending');
   const reloadWaiting = waiting.reload;
   // biome-ignore lint/correctness/useExhaustiveDependencies: a new page is when the count is read again
   useEffect(() => reloadWaiting(), [path, reloadWaiting]);
   const pending = waiting.data?.items.length ?? 0;
+  // Unread notifications, said beside the person's name on every page.
+  const inbox = useApi<{ items: unknown[] }>('/api/v1/notifications?unread=true&limit=200');
+  const reloadInbox = inbox.reload;
+  // biome-ignore lint/correctness/useExhaustiveDependencies: a new page is when the count is read again
+  useEffect(() => reloadInbox(), [path, reloadInbox]);
+  const unread = inbox.data?.items.length ?? 0;
+  const page = path === '/notifications' ? notificationsRoute(reloadInbox) : route(path);
   // Each page change moves focus to the page's heading, so keyboard and screen-reader users start there.
   useEffect(() => {
     document.title = `${page.title} · microapp`;
@@ -81,6 +88,27 @@ function Shell() {
           </ul>
         </nav>
         <div className="who">
+          <Link
+            href="/notifications"
+            className="bell"
+            aria-label={unread ? `Notifications, ${unread} unread` : 'Notifications'}
+            aria-current={path === '/notifications' ? 'page' : undefined}
+          >
+            <svg
+              className="bell-icon"
+              viewBox="0 0 24 24"
+              width="18"
+              height="18"
+              aria-hidden="true"
+              focusable="false"
+            >
+              <path
+                fill="currentColor"
+                d="M12 22a2.5 2.5 0 0 0 2.45-2h-4.9A2.5 2.5 0 0 0 12 22Zm7-6V11a7 7 0 0 0-5.5-6.84V3.5a1.5 1.5 0 0 0-3 0v.66A7 7 0 0 0 5 11v5l-2 2v1h18v-1l-2-2Z"
+              />
+            </svg>
+            {unread ? <span className="count">{unread}</span> : null}
+          </Link>
           <span>
             {session.user.name} <span className="muted">({session.user.roles.join(', ') || 'no role'})</span>
           </span>
@@ -101,6 +129,10 @@ function Shell() {
       </main>
     </>
   );
+}
+
+function notificationsRoute(onRead: () => void): { title: string; element: React.ReactNode } {
+  return { title: 'Notifications', element: <NotificationsPage onRead={onRead} /> };
 }
 
 function route(path: string): { title: string; element: React.ReactNode } {

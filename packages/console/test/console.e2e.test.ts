@@ -292,8 +292,19 @@ describe('web console in a browser', () => {
       'nothing ships before the review',
     );
 
+    // Bob hears of it in the console: the bell counts it, the notification opens the change.
     const reviewer = await signedIn('bob@example.com');
-    await reviewer.page.goto(`${server.url}/apps/claims-form/changes/1`);
+    await reviewer.page.getByRole('link', { name: /^Notifications, \d+ unread$/ }).click();
+    await reviewer.page.getByRole('heading', { level: 1, name: 'Notifications' }).waitFor();
+    const notice = reviewer.page.getByRole('article', {
+      name: 'claims-form: change #1 waits for your review',
+    });
+    await notice.getByText(/passed its checks and needs a reviewer \(medium tier\)/).waitFor();
+    await accessible(reviewer.page, 'the notifications page');
+    await shot(reviewer.page, '09a-notifications');
+    await notice.getByRole('button', { name: 'Open' }).click();
+    // Opened is read: the bell no longer counts it.
+    await reviewer.page.getByRole('link', { name: 'Notifications', exact: true }).waitFor();
     await reviewer.page
       .getByRole('heading', { level: 1, name: /Change #1: Deploy 0\.1\.0 from the console/ })
       .waitFor();
