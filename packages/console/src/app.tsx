@@ -8,6 +8,7 @@ import { CatalogPage } from './pages/catalog-page.tsx';
 import { ChangePage } from './pages/change-page.tsx';
 import { NewAppPage } from './pages/new-app-page.tsx';
 import { NotificationsPage } from './pages/notifications-page.tsx';
+import { OverviewPage } from './pages/overview-page.tsx';
 import { PoliciesPage } from './pages/policies-page.tsx';
 import { ReviewsPage } from './pages/reviews-page.tsx';
 import { Link, useLocation } from './router.tsx';
@@ -48,6 +49,7 @@ function Shell() {
   const nav = [
     { href: '/', label: 'Catalog', show: true },
     { href: '/new', label: 'New app', show: hasRole(session, 'creator', 'admin') },
+    { href: '/overview', label: 'Overview', show: hasRole(session, 'admin', 'auditor') },
     { href: '/reviews', label: 'Reviews', show: hasRole(session, 'reviewer', 'admin', 'auditor') },
     {
       href: '/agents',
@@ -147,6 +149,7 @@ function route(path: string): { title: string; element: React.ReactNode } {
   const request = /^\/agents\/requests\/(chk_[0-9a-z]{20})\/?$/.exec(path);
   if (request)
     return { title: 'Agent request', element: <AgentRequestPage id={request[1]!} key={request[1]} /> };
+  if (path === '/overview') return { title: 'Overview', element: <OverviewPage /> };
   if (path === '/agents') return { title: 'Agents', element: <AgentsPage /> };
   if (path === '/new') return { title: 'New app', element: <NewAppPage /> };
   if (path === '/reviews') return { title: 'Reviews', element: <ReviewsPage /> };

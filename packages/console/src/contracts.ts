@@ -41,6 +41,7 @@ export type { FormField } from '../../server/src/modules/builds/form-fields.ts';
 export type { TemplateInfo } from '../../server/src/modules/catalog/templates.ts';
 export type { ConnectorView } from '../../server/src/modules/connectors/connector-service.ts';
 export type { JobView } from '../../server/src/modules/jobs/job-runner.ts';
+export type { Overview } from '../../server/src/modules/lifecycle/overview.ts';
 export type { NotificationView } from '../../server/src/modules/notifications/notification-service.ts';
 export type { ChangeView } from '../../server/src/modules/repos/change-view.ts';
 export type { RepositoryView } from '../../server/src/modules/repos/repo-service.ts';

@@ -337,6 +337,38 @@ describe('web console in a browser', () => {
     await reviewer.context.close();
   });
 
+  test('carol reads the overview: the numbers the API gives, and a tier that leads to the catalog', async () => {
+    const api = await call(server, 'GET', '/api/v1/overview', { token: tokens.carol });
+    assert.equal(api.status, 200, api.text);
+    const { context, page, errors } = await signedIn('carol@example.com');
+    await page.getByRole('link', { name: 'Overview' }).click();
+    await page.getByRole('heading', { level: 1, name: 'Overview' }).waitFor();
+    await page.getByText(`${api.body.apps.total} apps, ${api.body.apps.running} running live`).waitFor();
+    const tiers = page.getByRole('table', { name: 'By risk tier' });
+    for (const [tier, n] of Object.entries(api.body.apps.byTier as Record<string, number>))
+      assert.match(
+        (await tiers.getByRole('row', { name: new RegExp(`^${tier} `) }).textContent()) ?? '',
+        new RegExp(`${n}$`),
+      );
+    assert.equal(
+      await page
+        .getByRole('table', { name: 'New apps registered each week (the last 12 weeks, weeks from Monday)' })
+        .getByRole('row')
+        .count(),
+      12,
+    );
+    await accessible(page, 'the overview');
+    await shot(page, '09c-overview');
+    await tiers.getByRole('link', { name: 'high' }).click();
+    await page.getByRole('heading', { level: 1, name: 'Catalog' }).waitFor();
+    assert.equal(new URL(page.url()).search, '?tier=high');
+    await page.getByRole('link', { name: 'bank-reconciliation' }).waitFor();
+    assert.deepEqual(errors, [], 'console errors');
+    await context.close();
+    // Creators have no overview: the link is not offered and the API refuses.
+    assert.equal((await call(server, 'GET', '/api/v1/overview', { token: tokens.alice })).status, 403);
+  });
+
   test('ivan verifies the audit chain and filters the log', async () => {
     const { context, page, errors } = await signedIn('ivan@example.com');
     await page.getByRole('link', { name: 'Audit' }).click();

@@ -13,6 +13,8 @@ import { createGraduation } from './modules/lifecycle/graduation.ts';
 import { registerLifecycleRoutes } from './modules/lifecycle/lifecycle-routes.ts';
 import { createLifecycleService } from './modules/lifecycle/lifecycle-service.ts';
 import { createLifecycleSteps } from './modules/lifecycle/lifecycle-steps.ts';
+import { createOverview } from './modules/lifecycle/overview.ts';
+import { registerOverviewRoute } from './modules/lifecycle/overview-routes.ts';
 import type { NotificationService } from './modules/notifications/notification-service.ts';
 import type { DeploymentService } from './modules/runtime/deployment-service.ts';
 import type { Kek } from './modules/secrets/envelope.ts';
@@ -67,6 +69,7 @@ export function composeLifecycle(
     keks,
     settings: config.lifecycle,
   });
+  registerOverviewRoute(app, { overview: createOverview({ db, clock, settings: config.lifecycle }) });
   registerOffboardingRoutes(app, {
     offboarding: createOffboardingService({
       db: db,

@@ -208,6 +208,7 @@ const expectations: Record<string, { allowed: Who[]; denied?: Partial<Record<Who
     denied: { otherCreator: 404, reviewer: 403, admin: 403, auditor: 403 },
   },
   'GET /api/v1/gitops': { allowed: ['reviewer', 'admin', 'auditor'] },
+  'GET /api/v1/overview': { allowed: ['admin', 'auditor'] },
   'POST /api/v1/apps/:name/changes/:number/reviews': { allowed: ['reviewer'] },
   'POST /api/v1/apps/:name/changes/:number/close': { allowed: users },
   'GET /': { allowed: everyone },

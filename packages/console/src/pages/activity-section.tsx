@@ -60,7 +60,7 @@ function bytes(n: number) {
 }
 
 /** A number with a bar scaled to the column's largest value; the bar is decoration, the number is the data. */
-function Bar({ value, peak, label }: { value: number; peak: number; label: string }) {
+export function Bar({ value, peak, label }: { value: number; peak: number; label: string }) {
   return (
     <td>
       <span className="bar" style={{ width: `${(value / Math.max(1, peak)) * 100}%` }} aria-hidden="true" />
