@@ -57,6 +57,10 @@ describe('benches measure what they say', () => {
     printed(await bench('rego'), /µs CPU\/decision/, /cedar-wasm \/ Rego, CPU per decision: [\d.]+x/);
   });
 
+  test("repos: an app's repository beside a bare git init", async () => {
+    printed(await bench('repos'), /\d+\.\d ms per repository/, /an app's repository \/ a bare init: [\d.]+x/);
+  });
+
   test('a bench refuses an argument that is not a number, and says so', async () => {
     const r = await bench('rego', '--rounds', 'many');
     assert.equal(r.code, 2);
