@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -386,6 +386,24 @@ describe('web console in a browser', () => {
       actions.every((a) => a.startsWith('approval.')),
       actions.join(', '),
     );
+    // The filtered events as a file to keep: every one, with its place in the chain.
+    const [file] = await Promise.all([
+      page.waitForEvent('download'),
+      page.getByRole('button', { name: 'Download these events (JSON lines)' }).click(),
+    ]);
+    assert.equal(file.suggestedFilename(), 'microapp-audit_app-bank-reconciliation_action-approval..jsonl');
+    const kept = readFileSync(await file.path(), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    assert.equal(kept.length, actions.length);
+    assert.ok(
+      kept.every((e: { action: string; hash: string }) => e.action.startsWith('approval.') && e.hash),
+    );
+    await page
+      .getByRole('status')
+      .filter({ hasText: `Downloaded ${actions.length} event` })
+      .waitFor();
     await accessible(page, 'the audit explorer');
     await shot(page, '10-audit');
     // An auditor reads; the console offers no decision, and the API would refuse one.

@@ -89,10 +89,58 @@ export function AuditPage() {
             {events.data.items.length} event{events.data.items.length === 1 ? '' : 's'}
             {events.data.next !== null ? ' (the first 1,000; narrow the filter to see the rest)' : ''}
           </p>
+          <ExportEvents path={path} filters={filters} />
           <AuditTable events={[...events.data.items].reverse()} />
         </>
       ) : null}
     </>
+  );
+}
+
+/**
+ * The filtered events as a file an auditor keeps: every page of them (not only the first 1,000 shown), one
+ * JSON event per line with its sequence number and chain hashes, as the API returns them.
+ */
+function ExportEvents({ path, filters }: { path: string; filters: Record<string, string> }) {
+  const { run, result, error, busy } = useAction<string>();
+  const download = () =>
+    run(async () => {
+      const lines: string[] = [];
+      let after: number | null = null;
+      do {
+        const page: { items: AuditEvent[]; next: number | null } = await api(
+          'GET',
+          after === null ? path : `${path}&after=${after}`,
+        );
+        for (const e of page.items) lines.push(JSON.stringify(e));
+        after = page.next;
+      } while (after !== null);
+      const url = URL.createObjectURL(
+        new Blob([lines.length ? `${lines.join('\n')}\n` : ''], { type: 'application/x-ndjson' }),
+      );
+      const a = document.createElement('a');
+      a.href = url;
+      const named = Object.entries(filters)
+        .filter(([, v]) => v)
+        .map(([k, v]) => `${k}-${v.replace(/[^a-z0-9.@-]+/gi, '_')}`)
+        .join('_');
+      a.download = `microapp-audit${named ? `_${named}` : ''}.jsonl`;
+      a.click();
+      URL.revokeObjectURL(url);
+      return `Downloaded ${lines.length} event${lines.length === 1 ? '' : 's'} as ${a.download}.`;
+    });
+  return (
+    <p>
+      <button type="button" onClick={() => void download()} disabled={busy}>
+        {busy ? 'Preparing the file…' : 'Download these events (JSON lines)'}
+      </button>{' '}
+      <ErrorNote error={error} />
+      {result ? (
+        <span role="status" className="muted">
+          {result}
+        </span>
+      ) : null}
+    </p>
   );
 }
 
