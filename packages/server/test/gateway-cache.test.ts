@@ -1,14 +1,12 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import pino from 'pino';
-import { loadConfig } from '../src/config.ts';
-import { openDatabase } from '../src/db/database.ts';
-import { type RunningServer, startServer } from '../src/server.ts';
+import type { RunningServer } from '../src/server.ts';
 import {
   call,
   engines,
   lunchPoll,
   signInEveryone,
+  startReplica,
   startTestServer,
   type TestServer,
   viaGateway,
@@ -88,21 +86,7 @@ if (engines().includes('postgres'))
     before(async () => {
       a = await startTestServer('postgres');
       // A second replica of the same platform: the same database and the same data folder (its KEK).
-      b = await startServer(
-        loadConfig(
-          { dev: true, port: 0, devIdpPort: 0, dataDir: a.dataDir },
-          { MICROAPP_LOG_LEVEL: 'silent', MICROAPP_JOBS: 'off' },
-        ),
-        {
-          db: openDatabase({
-            kind: 'postgres',
-            url: process.env.MICROAPP_TEST_POSTGRES_URL!,
-            schema: a.pgSchema!,
-            poolSize: 3,
-          }),
-          logger: pino({ level: 'silent' }),
-        },
-      );
+      b = await startReplica(a);
     });
     after(async () => {
       await b?.close();

@@ -136,6 +136,28 @@ export const people = {
   ivan: 'ivan@example.com',
 } as const;
 
+/**
+ * A second replica of the same platform as `a` (a PostgreSQL test server): the same database schema and
+ * the same data folder (its KEK, its repositories), jobs off. Close it with `close()` and `db.destroy()`.
+ */
+export function startReplica(a: TestServer): Promise<RunningServer> {
+  return startServer(
+    loadConfig(
+      { dev: true, port: 0, devIdpPort: 0, dataDir: a.dataDir },
+      { MICROAPP_LOG_LEVEL: 'silent', MICROAPP_JOBS: 'off' },
+    ),
+    {
+      db: openDatabase({
+        kind: 'postgres',
+        url: process.env.MICROAPP_TEST_POSTGRES_URL!,
+        schema: a.pgSchema!,
+        poolSize: 3,
+      }),
+      logger: pino({ level: 'silent' }),
+    },
+  );
+}
+
 /** Tokens for every seeded user, signed in once per server. */
 export async function signInEveryone(server: RunningServer): Promise<Record<keyof typeof people, string>> {
   const entries = await Promise.all(

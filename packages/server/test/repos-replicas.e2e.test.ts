@@ -3,11 +3,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import pino from 'pino';
 import { importAdvisories } from '../../cli/test/cli-harness.ts';
-import { loadConfig } from '../src/config.ts';
-import { openDatabase } from '../src/db/database.ts';
-import { type RunningServer, startServer } from '../src/server.ts';
+import type { RunningServer } from '../src/server.ts';
 import { gitCli, withToken } from './git-client.ts';
 import {
   call,
@@ -15,6 +12,7 @@ import {
   lunchPoll,
   people,
   signInEveryone,
+  startReplica,
   startTestServer,
   type TestServer,
 } from './harness.ts';
@@ -31,21 +29,7 @@ if (engines().includes('postgres'))
     let work: string;
     before(async () => {
       a = await startTestServer('postgres');
-      b = await startServer(
-        loadConfig(
-          { dev: true, port: 0, devIdpPort: 0, dataDir: a.dataDir },
-          { MICROAPP_LOG_LEVEL: 'silent', MICROAPP_JOBS: 'off' },
-        ),
-        {
-          db: openDatabase({
-            kind: 'postgres',
-            url: process.env.MICROAPP_TEST_POSTGRES_URL!,
-            schema: a.pgSchema!,
-            poolSize: 3,
-          }),
-          logger: pino({ level: 'silent' }),
-        },
-      );
+      b = await startReplica(a);
       work = mkdtempSync(join(tmpdir(), 'microapp-replicas-'));
       await importAdvisories({ MICROAPP_CONFIG_DIR: join(work, 'config'), MICROAPP_SERVER: a.url }, work);
     });

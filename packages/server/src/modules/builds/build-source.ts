@@ -67,6 +67,17 @@ export async function unpackUpload(archive: Buffer, dir: string): Promise<void> 
   walk(root);
 }
 
+/** A package.json or package-lock.json with its version set (the lockfile's root package too). */
+export function withVersion(text: string, version: string): string {
+  const json = JSON.parse(text) as { version?: string; packages?: Record<string, { version?: string }> };
+  json.version = version;
+  if (json.packages?.['']) json.packages[''].version = version;
+  return `${JSON.stringify(json, null, 2)}\n`;
+}
+
+/** A form app's questions as its form.json holds them. */
+export const formJson = (fields: FormField[]) => `${JSON.stringify({ fields }, null, 2)}\n`;
+
 /**
  * Puts the platform's own answers into a scaffolded template: the registered manifest (so the pipeline's
  * manifest check matches the approval), the version to publish, and, for a form, its questions.
@@ -78,14 +89,7 @@ export function personalize(
   writeFileSync(join(dir, 'microapp.yaml'), stringify(input.manifest));
   for (const file of ['package.json', 'package-lock.json']) {
     const path = join(dir, file);
-    const json = JSON.parse(readFileSync(path, 'utf8')) as {
-      version?: string;
-      packages?: Record<string, { version?: string }>;
-    };
-    json.version = input.version;
-    if (json.packages?.['']) json.packages[''].version = input.version;
-    writeFileSync(path, `${JSON.stringify(json, null, 2)}\n`);
+    writeFileSync(path, withVersion(readFileSync(path, 'utf8'), input.version));
   }
-  if (input.fields)
-    writeFileSync(join(dir, 'form.json'), `${JSON.stringify({ fields: input.fields }, null, 2)}\n`);
+  if (input.fields) writeFileSync(join(dir, 'form.json'), formJson(input.fields));
 }

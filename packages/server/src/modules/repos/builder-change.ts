@@ -4,20 +4,13 @@ import type { Database } from '../../db/schema.ts';
 import { AppError, conflict } from '../../errors.ts';
 import type { AuditContext } from '../audit/audit-service.ts';
 import { nextVersion } from '../builds/build-process.ts';
+import { formJson, withVersion } from '../builds/build-source.ts';
 import { type FormField, formFieldProblems } from '../builds/form-fields.ts';
 import type { CatalogService } from '../catalog/catalog-service.ts';
 import type { Principal } from '../identity/principal.ts';
 import type { ChangeService, ChangeView } from './change-service.ts';
 import type { RepoService } from './repo-service.ts';
 import type { RepoStore } from './repo-store.ts';
-
-/** A package.json or package-lock.json with its version set (the lockfile's root package too). */
-function withVersion(text: string, version: string): string {
-  const json = JSON.parse(text) as { version?: string; packages?: Record<string, { version?: string }> };
-  json.version = version;
-  if (json.packages?.['']) json.packages[''].version = version;
-  return `${JSON.stringify(json, null, 2)}\n`;
-}
 
 /**
  * The console's Deploy as a change: the platform writes the builder's answers (a form's questions), the
@@ -66,7 +59,7 @@ export function createBuilderChanges(deps: {
       const text = await store.readFile(app.id, main, file);
       if (text !== null) files[file] = withVersion(text, version);
     }
-    if (input.fields) files['form.json'] = `${JSON.stringify({ fields: input.fields }, null, 2)}\n`;
+    if (input.fields) files['form.json'] = formJson(input.fields);
     const what = input.fields ? `the form's ${input.fields.length} questions` : 'the registered answers';
     const commit = await store.commitFiles(
       app.id,

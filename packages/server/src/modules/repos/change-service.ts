@@ -12,7 +12,7 @@ import type { CatalogService } from '../catalog/catalog-service.ts';
 import { hasRole, type Principal } from '../identity/principal.ts';
 import type { NotificationService } from '../notifications/notification-service.ts';
 import { createChangeMerger } from './change-merge.ts';
-import { createChangeState } from './change-state.ts';
+import { createChangeState, nextChangeNumber } from './change-state.ts';
 import { type ChangeView, changeView } from './change-view.ts';
 import type { RefUpdate } from './git-http.ts';
 import type { RepoService } from './repo-service.ts';
@@ -128,16 +128,11 @@ export function createChangeService(deps: {
       } else {
         const [subject] = (await store.log(app.id, u.after, 1)).map((c) => c.subject);
         cr = await db.transaction().execute(async (trx) => {
-          const last = await trx
-            .selectFrom('change_requests')
-            .select((eb) => eb.fn.max('number').as('n'))
-            .where('app_id', '=', app.id)
-            .executeTakeFirst();
           const row: ChangeRequestsTable = {
             id: newId('change'),
             app_id: app.id,
             app_name: app.name,
-            number: Number(last?.n ?? 0) + 1,
+            number: await nextChangeNumber(trx, app.id),
             branch,
             title: (subject || branch).slice(0, 200),
             state: 'open',

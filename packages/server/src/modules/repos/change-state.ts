@@ -13,6 +13,16 @@ import { type BuildRow, type CheckView, checksOf } from './change-view.ts';
 import type { RepoService } from './repo-service.ts';
 import { mainBranch, type RepoStore } from './repo-store.ts';
 
+/** The next change request number of a repository (1, 2, …), read in the transaction that inserts it. */
+export async function nextChangeNumber(trx: Kysely<Database>, repositoryId: string): Promise<number> {
+  const last = await trx
+    .selectFrom('change_requests')
+    .select((eb) => eb.fn.max('number').as('n'))
+    .where('app_id', '=', repositoryId)
+    .executeTakeFirst();
+  return Number(last?.n ?? 0) + 1;
+}
+
 /**
  * Where a change request stands, read from the database and its repository: its builds, its reviews on the
  * head commit, the slots still open, and whether its version can still be published. Shared by the change

@@ -171,10 +171,10 @@ export function registerGitRoutes(
                     );
               });
             });
-            pushing.set(
-              app.id,
-              mine.catch(() => {}),
-            );
+            const settled = mine.catch(() => {});
+            pushing.set(app.id, settled);
+            // The last push of a repository leaves nothing behind: the map holds only pushes in flight.
+            await settled.then(() => pushing.get(app.id) === settled && pushing.delete(app.id));
             await mine;
             return reply;
           }

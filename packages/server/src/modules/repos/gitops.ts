@@ -5,6 +5,7 @@ import { forbidden } from '../../errors.ts';
 import { newId } from '../../ids.ts';
 import type { AuditContext, AuditService } from '../audit/audit-service.ts';
 import { hasRole, type Principal } from '../identity/principal.ts';
+import { nextChangeNumber } from './change-state.ts';
 import { gitopsRepository, mainBranch, type RepoStore } from './repo-store.ts';
 
 /** Where a rendered version landed in the GitOps repository. */
@@ -87,12 +88,7 @@ export function createGitOps(deps: {
       await store.setBranch(id, branch, commit, null);
       const now = deps.clock.nowIso();
       const number = await db.transaction().execute(async (trx) => {
-        const last = await trx
-          .selectFrom('change_requests')
-          .select((eb) => eb.fn.max('number').as('n'))
-          .where('app_id', '=', id)
-          .executeTakeFirst();
-        const n = Number(last?.n ?? 0) + 1;
+        const n = await nextChangeNumber(trx, id);
         await trx
           .insertInto('change_requests')
           .values({

@@ -101,9 +101,9 @@ export function createRepoStore(deps: { dir: string; hooksDir: string; maxPushBy
   }
 
   /**
-   * A commit on top of `parent` (or a first commit) that writes `files` (path → content), written without
-   * a work tree. With `replace`, the tree holds only `files`; otherwise they change the parent's tree.
-   * Returns the new commit; no ref moves.
+   * A commit on top of `parent` (or a first commit) that writes `files` (path → content) into the parent's
+   * tree, written without a work tree; `removeUnder` first empties a folder. Returns the new commit; no
+   * ref moves.
    */
   async function commitFiles(
     id: string,
@@ -111,7 +111,7 @@ export function createRepoStore(deps: { dir: string; hooksDir: string; maxPushBy
     files: Record<string, string>,
     message: string,
     author: CommitIdentity,
-    options: { replace?: boolean; removeUnder?: string } = {},
+    options: { removeUnder?: string } = {},
   ) {
     const dir = pathOf(id);
     const index = join(tmpdir(), `microapp-index-${randomUUID()}`);
@@ -123,8 +123,7 @@ export function createRepoStore(deps: { dir: string; hooksDir: string; maxPushBy
       GIT_COMMITTER_EMAIL: 'platform@microapp.invalid',
     };
     try {
-      if (parent && !options.replace) await git(dir, ['read-tree', parent], { env });
-      else await git(dir, ['read-tree', '--empty'], { env });
+      await git(dir, parent ? ['read-tree', parent] : ['read-tree', '--empty'], { env });
       if (parent && options.removeUnder) {
         // What the folder held before goes, so a file the new content no longer has does not linger.
         const listed = await gitText(
