@@ -1,6 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
+import { hostname } from 'node:os';
 import { resolve } from 'node:path';
+import { blobRegistryFrom, replicaIdFrom, replicaLeaseSecondsFrom } from './config-scale.ts';
 import {
   buildSettingsFrom,
   lifecycleFrom,
@@ -12,6 +14,7 @@ import {
   vaultSettings,
 } from './config-sections.ts';
 import { type DatabaseOptions, databaseOptionsFrom } from './db/database.ts';
+import type { OciRegistrySettings } from './modules/blobs/oci-blob-store.ts';
 import type { OidcSettings } from './modules/identity/oidc-settings.ts';
 import type { LifecycleSettings } from './modules/lifecycle/lifecycle-rules.ts';
 import type { NotificationChannels } from './modules/notifications/notification-service.ts';
@@ -86,6 +89,10 @@ export type ServerConfig = {
   sandboxUidBase: number;
   /** Each app's data quota in MB: its data lives on a filesystem of that size (needs root); 0: no quota. */
   appDataMb: number;
+  /** The OCI registry every replica keeps blobs in (MICROAPP_BLOB_REGISTRY); null: the data folder. */
+  blobRegistry: OciRegistrySettings | null;
+  /** This replica's name and lease: it owns the builds and app instances it runs (MICROAPP_REPLICA_ID). */
+  replica: { id: string; leaseSeconds: number };
 };
 
 /** Flags from the command line; each wins over the environment, which wins over the config file. */
@@ -305,6 +312,11 @@ export function loadConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv): ServerCo
     registrationsPerDay: positiveInt(env, 'MICROAPP_QUOTA_REGISTRATIONS_PER_DAY', 20, problems),
     buildsPerHour: positiveInt(env, 'MICROAPP_QUOTA_BUILDS_PER_HOUR', 30, problems),
   };
+  const blobRegistry = blobRegistryFrom(env, problems);
+  const replica = {
+    id: replicaIdFrom(env, `${hostname()}:${dataDir}`, problems),
+    leaseSeconds: replicaLeaseSecondsFrom(env, problems),
+  };
   if (problems.length > 0) {
     if (!dev)
       problems.push('or run `microapp server --dev` for a local trial with a built-in identity provider');
@@ -345,6 +357,8 @@ export function loadConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv): ServerCo
     quotas,
     sandboxUidBase,
     appDataMb,
+    blobRegistry,
+    replica,
   };
 }
 

@@ -16,6 +16,7 @@ import { createDatabaseCredentials } from './modules/connectors/database-credent
 import { createEgressBroker, dlpVerdictOf } from './modules/egress/egress-broker.ts';
 import type { NotificationService } from './modules/notifications/notification-service.ts';
 import type { PolicyEngine } from './modules/policy/policy-engine.ts';
+import type { ReplicaLease } from './modules/replicas/replica-lease.ts';
 import { installRepos, prepareRepos } from './modules/repos/install-repos.ts';
 import type { AppHosts } from './modules/runtime/app-hosts.ts';
 import { createAppLogs } from './modules/runtime/app-logs.ts';
@@ -55,6 +56,8 @@ export function composeRuntime(
     db: Kysely<Database>;
     clock: Clock;
     audit: AuditService;
+    /** This replica's lease on the builds and app instances it runs. */
+    lease: Pick<ReplicaLease, 'id' | 'mayTakeOver'>;
     kek: Buffer;
     previousKeks: Kek[];
     vault: VaultClient | null;
@@ -136,6 +139,7 @@ export function composeRuntime(
   });
   const appLogs = createAppLogs({ db: db, clock, retention: config.logRetention });
   const deployments = createDeploymentService({
+    lease: deps.lease,
     identityKey: identitySigningKey(kek),
     advisories,
     sandboxUidBase: config.sandboxUidBase,
@@ -172,6 +176,7 @@ export function composeRuntime(
   const tracing = createTracing({ ...config.otlp, serviceVersion: version });
   if (tracing.enabled) logger.info({ endpoint: config.otlp.endpoint }, 'traces go to the OTLP collector');
   const builds = createBuildService({
+    lease: deps.lease,
     buildsPerHour: config.quotas.buildsPerHour,
     tracing,
     egress,

@@ -10,6 +10,8 @@ import { createAgentSessionRecord } from './modules/agents/agent-session.ts';
 import { checkpointKey, createAuditCheckpoints } from './modules/audit/audit-checkpoints.ts';
 import { registerAuditRoutes } from './modules/audit/audit-routes.ts';
 import type { AuditService } from './modules/audit/audit-service.ts';
+import { createFolderBlobStore } from './modules/blobs/blob-store.ts';
+import { createOciBlobStore } from './modules/blobs/oci-blob-store.ts';
 import type { CatalogService } from './modules/catalog/catalog-service.ts';
 import { kekOf } from './modules/secrets/envelope.ts';
 import { registerSecretRoutes } from './modules/secrets/secret-routes.ts';
@@ -38,6 +40,10 @@ export function composeTrust(
   },
 ) {
   const { config, db, clock, audit, catalog } = deps;
+  // Artifacts and archives: in the data folder on one machine, in an OCI registry shared by replicas.
+  const blobs = config.blobRegistry
+    ? createOciBlobStore(config.blobRegistry)
+    : createFolderBlobStore(config.dataDir);
   const advisories = createAdvisoryService({
     db: db,
     audit,
@@ -77,7 +83,7 @@ export function composeTrust(
     catalog,
     advisories,
     keys,
-    storeDir: join(config.dataDir, 'artifacts'),
+    blobs,
     builderId: (by) => `${deps.publicUrl()}/builders/${by}/v1`,
     agentSession: createAgentSessionRecord(db),
   });
@@ -86,5 +92,5 @@ export function composeTrust(
     versions,
     rotation: createKeyRotation({ db: db, audit, keys }),
   });
-  return { advisories, kek, keys, checkpoints, previousKeks, vault, secrets, versions };
+  return { advisories, kek, keys, checkpoints, previousKeks, vault, secrets, versions, blobs };
 }

@@ -1,10 +1,8 @@
 import { mkdirSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
 import { buildHttpApp } from './api/build-app.ts';
 import { registerMetaRoutes } from './api/meta-routes.ts';
 import { adjustableClock } from './clock.ts';
 import type { OidcSettings, ServerConfig } from './config.ts';
-import { devGroupRoles } from './config.ts';
 import { openDatabase } from './db/database.ts';
 import { migrateToLatest } from './db/migrations.ts';
 import { createReadCache } from './db/read-cache.ts';
@@ -20,7 +18,6 @@ import { registerTemplateRoutes } from './modules/catalog/template-routes.ts';
 import { defaultTemplatesDir } from './modules/catalog/templates.ts';
 import { defaultConsoleDir, registerConsoleRoutes } from './modules/console/console-routes.ts';
 import { registerAuthRoutes } from './modules/identity/auth-routes.ts';
-import type { DevIdp } from './modules/identity/dev-idp.ts';
 import { createLoginService } from './modules/identity/login-service.ts';
 import { registerRoleMappingRoute } from './modules/identity/role-mapping-routes.ts';
 import { createDevClock } from './modules/jobs/dev-clock.ts';
@@ -46,7 +43,10 @@ import { registerUsageRoutes } from './modules/usage/usage-routes.ts';
 import { createUsageService } from './modules/usage/usage-service.ts';
 import { registerPlatformJobs } from './server-jobs.ts';
 import { composeLifecycle } from './server-lifecycle.ts';
+import { listen } from './server-listen.ts';
 import { platformLogger } from './server-logger.ts';
+import { blobStoreCheck, issuerCheck } from './server-readiness.ts';
+import { joinReplicas, recoverWork, usageWal } from './server-replica.ts';
 import { composeRuntime } from './server-runtime.ts';
 import { composeTrust } from './server-trust.ts';
 import type { RunningServer, StartOptions } from './server-types.ts';
@@ -73,6 +73,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   if (config.database.kind === 'sqlite') mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   const db = options.db ?? openDatabase(config.database);
   await migrateToLatest(db);
+  const lease = await joinReplicas(config, db.kysely, version, logger);
 
   let oidc: OidcSettings | null = config.oidc;
   let publicUrl = config.publicUrl;
@@ -160,16 +161,19 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   registerCatalogRoutes(app, { catalog });
   registerTemplateRoutes(app, { dir: defaultTemplatesDir });
   registerApprovalRoutes(app, { approvals });
-  const { advisories, kek, keys, checkpoints, previousKeks, vault, secrets, versions } = composeTrust(app, {
-    config,
-    db: db.kysely,
-    clock,
-    audit,
-    catalog,
-    // Owners hear about an advisory that affects what they run within one job run of its import.
-    afterImport: () => void jobs.trigger('advisory-alerts').catch(() => {}),
-    publicUrl: () => publicUrl!,
-  });
+  const { advisories, kek, keys, checkpoints, previousKeks, vault, secrets, versions, blobs } = composeTrust(
+    app,
+    {
+      config,
+      db: db.kysely,
+      clock,
+      audit,
+      catalog,
+      // Owners hear about an advisory that affects what they run within one job run of its import.
+      afterImport: () => void jobs.trigger('advisory-alerts').catch(() => {}),
+      publicUrl: () => publicUrl!,
+    },
+  );
   let platformMetrics: ReturnType<typeof registerPlatformMetrics> | null = null;
   const jobs = createJobRunner({
     db: db.kysely,
@@ -195,6 +199,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     db: db.kysely,
     clock,
     audit,
+    lease,
     kek,
     previousKeks,
     vault,
@@ -210,7 +215,10 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     publicUrl: () => publicUrl!,
     metrics: () => platformMetrics,
   });
-  const usage = createUsageService({ db: db.kysely, catalog, logger, clock });
+  const usage = createUsageService({ db: db.kysely, catalog, logger, clock, wal: usageWal(config) });
+  const replayed = await usage.replay();
+  if (replayed)
+    logger.info({ rows: replayed }, 'wrote usage rows the last run of this replica left in its log');
   platformMetrics = registerPlatformMetrics({
     registry: usage.registry,
     app,
@@ -320,49 +328,22 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     issuer: () => oidc?.issuer ?? null,
     appsDomain: () => hosts.domain(),
     version,
+    checks: [blobStoreCheck(blobs), issuerCheck(() => oidc?.issuer ?? null)],
   });
 
-  await app.listen({ port: config.port, host: config.host });
-  const { port } = app.server.address() as AddressInfo;
-  const host =
-    config.host === '0.0.0.0' || config.host === '::'
-      ? 'localhost'
-      : config.host.includes(':')
-        ? `[${config.host}]`
-        : config.host;
-  // On loopback the public name is localhost: what the README, the CLI default and browsers use.
-  const publicHost = host === '127.0.0.1' || host === '[::1]' ? 'localhost' : host;
-  publicUrl = publicUrl ?? `http://${publicHost}:${port}`;
-
-  let devIdp: DevIdp | null = null;
-  if (config.dev) {
-    // Loaded only in dev mode, so a production server never carries the password-less IdP.
-    const { startDevIdp } = await import('./modules/identity/dev-idp.ts');
-    devIdp = await startDevIdp({
-      port: config.devIdpPort,
-      host: '127.0.0.1',
-      redirectUri: `${publicUrl}/auth/callback`,
-    });
-    oidc = {
-      issuer: devIdp.issuer,
-      clientId: devIdp.clientId,
-      clientSecret: devIdp.clientSecret,
-      groupsClaim: 'groups',
-      departmentClaim: 'department',
-      managerClaim: 'manager',
-      groupRoles: devGroupRoles,
-    };
-  }
+  const listening = await listen(app, config, publicUrl, logger);
+  publicUrl = listening.publicUrl;
+  oidc = listening.devOidc ?? oidc;
+  const devIdp = listening.devIdp;
   const url = publicUrl;
-  // Roles left by instances of a server that stopped without dropping them go first; then apps that were
-  // running when the server stopped start again (each verified again, each with new roles).
-  const orphans = await credentials.revokeOrphans();
-  if (orphans) logger.info({ revoked: orphans }, 'dropped database roles of instances that no longer run');
-  const recovery = await deployments.recover();
-  const interrupted = await builds.recover();
-  if (interrupted)
-    logger.warn({ builds: interrupted }, 'builds interrupted by the last restart were marked failed');
-  if (recovery.recovered.length || recovery.failed.length) logger.info(recovery, 'recovered running apps');
+  const takeover = await recoverWork({
+    lease,
+    leaseSeconds: config.replica.leaseSeconds,
+    logger,
+    credentials,
+    deployments,
+    builds,
+  });
   if (config.jobs.enabled) jobs.start();
   logger.info(
     { url, dev: config.dev, database: db.dialect, issuer: oidc?.issuer },
@@ -376,6 +357,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     db,
     devIdp,
     async close() {
+      await takeover.stop();
       await jobs.stop();
       await builds.close();
       await policyIsolate.close();
@@ -391,6 +373,8 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
       audit.stop();
       await audit.sequence().catch(() => {});
       await readCache.stop();
+      // Last: a replica that stopped cleanly hands its apps to the others at once.
+      await lease.stop();
       if (!options.db) await db.destroy();
     },
   };

@@ -137,14 +137,24 @@ export const people = {
 } as const;
 
 /**
- * A second replica of the same platform as `a` (a PostgreSQL test server): the same database schema and
- * the same data folder (its KEK, its repositories), jobs off. Close it with `close()` and `db.destroy()`.
+ * Another replica of the same platform as `a` (a PostgreSQL test server): the same database schema, jobs
+ * off, a replica name of its own. By default it shares `a`'s data folder (its KEK, its repositories); with
+ * `dataDir` it has its own, and `env` must then carry what the replicas share (MICROAPP_KEK, the blob
+ * registry). Close it with `close()` and `db.destroy()`.
  */
-export function startReplica(a: TestServer): Promise<RunningServer> {
+export function startReplica(
+  a: TestServer,
+  options: { dataDir?: string; env?: Record<string, string>; name?: string } = {},
+): Promise<RunningServer> {
   return startServer(
     loadConfig(
-      { dev: true, port: 0, devIdpPort: 0, dataDir: a.dataDir },
-      { MICROAPP_LOG_LEVEL: 'silent', MICROAPP_JOBS: 'off' },
+      { dev: true, port: 0, devIdpPort: 0, dataDir: options.dataDir ?? a.dataDir },
+      {
+        MICROAPP_LOG_LEVEL: 'silent',
+        MICROAPP_JOBS: 'off',
+        MICROAPP_REPLICA_ID: options.name ?? `replica-${Math.random().toString(36).slice(2, 8)}`,
+        ...options.env,
+      },
     ),
     {
       db: openDatabase({
@@ -153,7 +163,7 @@ export function startReplica(a: TestServer): Promise<RunningServer> {
         schema: a.pgSchema!,
         poolSize: 3,
       }),
-      logger: pino({ level: 'silent' }),
+      logger: pino({ level: process.env.MICROAPP_TEST_LOG ?? 'silent' }),
     },
   );
 }

@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { type Db, isReachable } from '../db/database.ts';
 import { publicRoute } from '../modules/identity/access.ts';
 import type { KeyStore } from '../modules/signing/key-store.ts';
+import type { ReadinessCheck } from '../server-readiness.ts';
 
 /** Probes, the server's facts and the OpenAPI description: public, and holding no data. */
 export function registerMetaRoutes(
@@ -13,6 +14,8 @@ export function registerMetaRoutes(
     issuer: () => string | null;
     appsDomain: () => string;
     version: string;
+    /** Further checks in order (the blob store, the identity provider); the first problem is the answer. */
+    checks: ReadinessCheck[];
   },
 ) {
   const { db, keys, version } = deps;
@@ -32,6 +35,10 @@ export function registerMetaRoutes(
           status:
             'the key-encryption key (MICROAPP_KEK) does not open the signing key in the database: it is not the key this data was written with',
         });
+      for (const check of deps.checks) {
+        const problem = await check();
+        if (problem) return reply.status(503).send({ status: problem });
+      }
       return reply.status(200).send({ status: 'ready' });
     },
   );

@@ -5,6 +5,7 @@ import { governance } from './migrations/0010-0023.ts';
 import { scale } from './migrations/0024-scale.ts';
 import { agents } from './migrations/0027-agents.ts';
 import { repos } from './migrations/0029-repos.ts';
+import { replicas } from './migrations/0030-replicas.ts';
 
 type AnyDb = Kysely<unknown>;
 
@@ -18,6 +19,7 @@ const migrations: Record<string, (dialect: Dialect) => Migration> = {
   ...scale,
   ...agents,
   ...repos,
+  ...replicas,
 };
 
 /** Applies every pending migration; returns the names applied. Throws with the failing migration's name. */

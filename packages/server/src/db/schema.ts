@@ -5,6 +5,7 @@ import type { RepoTables } from './schema-repos.ts';
 /** Tables and columns, shared by both dialects. JSON is stored as text, timestamps as ISO-8601 UTC text. */
 export interface Database extends AgentTables, RepoTables {
   users: UsersTable;
+  replicas: ReplicasTable;
   sessions: SessionsTable;
   login_requests: LoginRequestsTable;
   cli_codes: CliCodesTable;
@@ -135,6 +136,8 @@ export interface BuildsTable {
   finished_at: string | null;
   /** The token the build acts with while it runs (a version published with it was built by the platform). */
   token_id: string | null;
+  /** The replica that runs it (replicas.id); null on builds from before replicas had names. */
+  replica_id: string | null;
 }
 
 export interface NotificationPreferencesTable {
@@ -279,6 +282,16 @@ export interface DeploymentsTable {
   started_by: string;
   started_at: string;
   stopped_at: string | null;
+  /** The replica whose runtime runs it (replicas.id); null on deployments from before replicas had names. */
+  replica_id: string | null;
+}
+
+/** A running server and its lease (migration 0030). */
+export interface ReplicasTable {
+  id: string;
+  started_at: string;
+  lease_until: string;
+  version: string;
 }
 
 export interface AppSecretsTable {

@@ -5,6 +5,7 @@ import semver from 'semver';
 import type { Database } from '../../db/schema.ts';
 import type { Manifest } from '../catalog/manifest-schema.ts';
 import type { EgressBroker } from '../egress/egress-broker.ts';
+import type { ReplicaLease } from '../replicas/replica-lease.ts';
 import type { ControlGroup } from '../runtime/cgroups.ts';
 import type { BuildStep } from './build-types.ts';
 
@@ -125,17 +126,35 @@ export async function nextVersion(db: Kysely<Database>, appId: string): Promise<
 }
 
 /** Marks builds left queued or running by a restart as failed; returns how many. */
-export async function failInterrupted(db: Kysely<Database>, now: string, active: string[]): Promise<number> {
-  const stale = await db.selectFrom('builds').select('id').where('state', 'in', active).execute();
-  for (const b of stale)
-    await db
+export async function failInterrupted(
+  db: Kysely<Database>,
+  now: string,
+  active: string[],
+  lease: Pick<ReplicaLease, 'id' | 'mayTakeOver'>,
+  mine: boolean,
+): Promise<number> {
+  const stale = await db
+    .selectFrom('builds')
+    .select(['id', 'replica_id'])
+    .where('state', 'in', active)
+    .execute();
+  let failed = 0;
+  for (const b of stale) {
+    if (b.replica_id === lease.id ? !mine : !(await lease.mayTakeOver(b.replica_id))) continue;
+    const r = await db
       .updateTable('builds')
       .set({
         state: 'failed',
-        error: 'the platform restarted during this build; start it again',
+        error:
+          b.replica_id === lease.id || b.replica_id === null
+            ? 'the platform restarted during this build; start it again'
+            : `the replica running this build (${b.replica_id}) stopped; start it again`,
         finished_at: now,
       })
       .where('id', '=', b.id)
-      .execute();
-  return stale.length;
+      .where('state', 'in', active)
+      .executeTakeFirst();
+    failed += Number(r.numUpdatedRows);
+  }
+  return failed;
 }

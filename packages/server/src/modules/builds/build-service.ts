@@ -11,6 +11,7 @@ import type { AuditContext, AuditService } from '../audit/audit-service.ts';
 import type { CatalogService } from '../catalog/catalog-service.ts';
 import type { EgressBroker } from '../egress/egress-broker.ts';
 import { hasRole, type Principal } from '../identity/principal.ts';
+import type { ReplicaLease } from '../replicas/replica-lease.ts';
 import {
   type CgroupDriver,
   type ControlGroup,
@@ -46,6 +47,8 @@ const active = ['queued', 'running'];
  */
 export function createBuildService(deps: {
   db: Kysely<Database>;
+  /** This replica's lease: it owns the builds it runs, and fails only its own or a dead replica's. */
+  lease: Pick<ReplicaLease, 'id' | 'mayTakeOver'>;
   clock: Clock;
   audit: Pick<AuditService, 'record'>;
   catalog: Pick<CatalogService, 'get'>;
@@ -162,6 +165,7 @@ export function createBuildService(deps: {
           started_at: null,
           finished_at: null,
           token_id: null,
+          replica_id: deps.lease.id,
         })
         .execute();
       await audit.record(trx, ctx, {
@@ -415,8 +419,12 @@ export function createBuildService(deps: {
     }
   }
 
-  /** Builds a restart interrupted cannot resume (their requester's credentials were in memory): fail them. */
-  const recover = () => failInterrupted(db, deps.clock.nowIso(), active);
+  /**
+   * Builds nobody will finish (their requester's credentials were in memory): this replica's own from before
+   * its restart (`mine`), and those of replicas whose lease ran out. A live replica's builds are its own.
+   */
+  const recover = (which: 'mine-and-dead' | 'dead' = 'mine-and-dead') =>
+    failInterrupted(db, deps.clock.nowIso(), active, deps.lease, which === 'mine-and-dead');
 
   async function close() {
     closed = true;

@@ -181,16 +181,21 @@ export function createDeploymentService(deps: DeploymentDeps) {
         'apps.tier',
         'apps.manifest',
         'apps.state',
+        'deployments.replica_id',
       ]);
   }
 
-  /** After a server restart: starts again every deployment recorded as running (each verified again). */
+  /**
+   * After a server restart: starts again every deployment recorded as running here (each verified again),
+   * and those of a replica whose lease ran out. Another live replica's apps are left to it.
+   */
   async function recover(): Promise<{ recovered: string[]; failed: string[] }> {
     const rows = await deployedApps().where('deployments.state', '=', 'running').execute();
     const recovered: string[] = [];
     const failed: string[] = [];
     for (const r of rows) {
       if (instances.has(siteOf(r.name, r.env as Env)) || r.state !== 'approved') continue;
+      if (deps.lease && !(await deps.lease.mayTakeOver(r.replica_id))) continue;
       try {
         await launch(
           {

@@ -8,6 +8,7 @@ import type { DatabaseCredentials } from '../connectors/database-credentials.ts'
 import type { EgressBroker } from '../egress/egress-broker.ts';
 import type { NotificationService } from '../notifications/notification-service.ts';
 import type { PolicyEngine } from '../policy/policy-engine.ts';
+import type { ReplicaLease } from '../replicas/replica-lease.ts';
 import type { SecretService } from '../secrets/secret-service.ts';
 import type { UnpackLimits } from '../signing/artifact-contents.ts';
 import type { VersionsService } from '../signing/versions-service.ts';
@@ -59,6 +60,8 @@ export const restartPolicy = { firstDelayMs: 500, maxDelayMs: 30_000, maxCrashes
 /** What the platform hands the runtime. */
 export type DeploymentDeps = {
   db: Kysely<Database>;
+  /** This replica's lease: it runs the deployments it started, and takes over only a dead replica's. */
+  lease?: Pick<ReplicaLease, 'id' | 'mayTakeOver'>;
   audit: Pick<AuditService, 'record'>;
   catalog: Pick<CatalogService, 'get'>;
   versions: Pick<VersionsService, 'get' | 'verifyStored'>;

@@ -230,6 +230,7 @@ export function createLauncher(
           started_by: ctx.actor,
           started_at: nowIso(),
           stopped_at: null,
+          replica_id: deps.lease?.id ?? null,
         })
         .execute();
       await audit.record(trx, ctx, {

@@ -1,6 +1,4 @@
-import { createHash, randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { createHash } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type { Database } from '../../db/schema.ts';
 import { AppError, conflict, forbidden, notFound } from '../../errors.ts';
@@ -9,6 +7,7 @@ import type { AdvisoryService } from '../advisories/advisory-service.ts';
 import { componentsOf } from '../advisories/advisory-service.ts';
 import type { AgentSessionRecord, AgentSessionReference } from '../agents/agent-session.ts';
 import type { AuditContext, AuditService } from '../audit/audit-service.ts';
+import { BlobMissingError, type BlobStore } from '../blobs/blob-store.ts';
 import type { CommitSource } from '../builds/build-types.ts';
 import type { CatalogService } from '../catalog/catalog-service.ts';
 import { hasRole, type Principal } from '../identity/principal.ts';
@@ -51,7 +50,8 @@ export function createVersionsService(deps: {
   catalog: Pick<CatalogService, 'get'>;
   advisories: Pick<AdvisoryService, 'scan'>;
   keys: KeyStore;
-  storeDir: string;
+  /** Where artifacts are kept, by digest (modules/blobs). */
+  blobs: Pick<BlobStore, 'put' | 'get'>;
   /**
    * Who built a version, as SLSA provenance names it: the platform (a build it ran, sandboxed, from source
    * it holds) or a client (`microapp ci` on a creator's machine or in their CI, which the platform did not
@@ -65,15 +65,15 @@ export function createVersionsService(deps: {
 }) {
   const { db, audit, keys } = deps;
 
-  function store(digestHex: string, bytes: Buffer) {
-    const dir = join(deps.storeDir, 'sha256');
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-    const file = join(dir, `${digestHex}.tar.gz`);
-    if (existsSync(file)) return file;
-    const tmp = `${file}.${randomUUID()}.tmp`;
-    writeFileSync(tmp, bytes, { mode: 0o400 });
-    renameSync(tmp, file);
-    return file;
+  /** A stored artifact's bytes, checked against its digest by the store. */
+  async function readBlob(digest: string, what: string): Promise<Buffer> {
+    try {
+      return await deps.blobs.get('artifact', digest);
+    } catch (error) {
+      if (error instanceof BlobMissingError)
+        throw new AppError('internal', `the stored artifact of ${what} cannot be read: ${error.message}`);
+      throw error;
+    }
   }
 
   async function publish(principal: Principal, name: string, input: PublishInput, ctx: AuditContext) {
@@ -206,7 +206,7 @@ export function createVersionsService(deps: {
         ? { agentSession: await attest(key, statement(subject, agentSessionPredicate, session.predicate)) }
         : {}),
     };
-    store(hex, bytes);
+    await deps.blobs.put('artifact', bytes);
     const row = {
       id: newId('version'),
       app_id: app.id,
@@ -304,11 +304,7 @@ export function createVersionsService(deps: {
 
   async function artifact(principal: Principal, name: string, version: string): Promise<Buffer> {
     const v = await get(principal, name, version);
-    const file = join(deps.storeDir, 'sha256', `${v.digest.slice('sha256:'.length)}.tar.gz`);
-    const bytes = readFileSync(file);
-    if (`sha256:${createHash('sha256').update(bytes).digest('hex')}` !== v.digest)
-      throw new AppError('internal', `the stored artifact for ${name}@${version} does not match its digest`);
-    return bytes;
+    return readBlob(v.digest, `${name}@${version}`);
   }
 
   /** For the runtime: a stored version by app id, without a caller (recovery after a restart). */
@@ -320,7 +316,7 @@ export function createVersionsService(deps: {
       .where('version', '=', version)
       .executeTakeFirst();
     if (!row) throw notFound(`version ${version}`);
-    const bytes = readFileSync(join(deps.storeDir, 'sha256', `${row.digest.slice('sha256:'.length)}.tar.gz`));
+    const bytes = await readBlob(row.digest, `version ${version}`);
     return {
       digest: row.digest,
       bundles: JSON.parse(row.bundles) as Record<string, unknown>,

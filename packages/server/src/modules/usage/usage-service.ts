@@ -6,6 +6,7 @@ import type { AppUsageTable, Database } from '../../db/schema.ts';
 import { newId } from '../../ids.ts';
 import type { CatalogService } from '../catalog/catalog-service.ts';
 import type { Principal } from '../identity/principal.ts';
+import type { UsageWal } from './usage-wal.ts';
 
 /** One request the gateway forwarded to an app. */
 export type UsageRecord = {
@@ -61,6 +62,8 @@ export function createUsageService(deps: {
   logger: Logger;
   clock: Clock;
   flushMs?: number;
+  /** Where rows wait until they are committed, so a killed server loses none (see usage-wal.ts). */
+  wal?: UsageWal;
 }) {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'microapp_' });
@@ -105,7 +108,7 @@ export function createUsageService(deps: {
     duration.observe({ app: r.app }, r.latencyMs / 1000);
     bytesIn.inc({ app: r.app }, r.bytesIn);
     bytesOut.inc({ app: r.app }, r.bytesOut);
-    pending.push({
+    const row: AppUsageTable = {
       id: newId('usage'),
       app_id: r.appId,
       version: r.version,
@@ -116,40 +119,68 @@ export function createUsageService(deps: {
       bytes_in: r.bytesIn,
       bytes_out: r.bytesOut,
       at: r.at.toISOString(),
-    });
+    };
+    deps.wal?.append(row);
+    pending.push(row);
     if (pending.length >= flushEvery) void flush();
+  }
+
+  /** Commits rows and each app's latest use (for the inactivity job); rows already there are skipped. */
+  async function write(rows: AppUsageTable[]) {
+    const latest = new Map<string, string>();
+    for (const r of rows) if ((latest.get(r.app_id) ?? '') < r.at) latest.set(r.app_id, r.at);
+    await deps.db.transaction().execute(async (trx) => {
+      for (let i = 0; i < rows.length; i += 500)
+        await trx
+          .insertInto('app_usage')
+          .values(rows.slice(i, i + 500))
+          .onConflict((oc) => oc.column('id').doNothing())
+          .execute();
+      for (const [appId, at] of latest)
+        await trx
+          .insertInto('app_activity')
+          .values({ app_id: appId, last_used_at: at })
+          .onConflict((oc) =>
+            oc.column('app_id').doUpdateSet({
+              last_used_at: sql<string>`case when excluded.last_used_at > app_activity.last_used_at then excluded.last_used_at else app_activity.last_used_at end`,
+            }),
+          )
+          .execute();
+    });
   }
 
   /** Writes the buffered rows; batches are written one after another, in order. */
   function flush(): Promise<void> {
     const rows = pending;
     pending = [];
+    const segment = deps.wal?.rotate() ?? null;
     writing = writing.then(async () => {
-      if (!rows.length) return;
+      if (!rows.length) {
+        if (segment) deps.wal?.done(segment);
+        return;
+      }
       try {
-        // Each app's latest use, for the inactivity job: one upsert per app per batch.
-        const latest = new Map<string, string>();
-        for (const r of rows) if ((latest.get(r.app_id) ?? '') < r.at) latest.set(r.app_id, r.at);
-        await deps.db.transaction().execute(async (trx) => {
-          await trx.insertInto('app_usage').values(rows).execute();
-          for (const [appId, at] of latest)
-            await trx
-              .insertInto('app_activity')
-              .values({ app_id: appId, last_used_at: at })
-              .onConflict((oc) =>
-                oc.column('app_id').doUpdateSet({
-                  last_used_at: sql<string>`case when excluded.last_used_at > app_activity.last_used_at then excluded.last_used_at else app_activity.last_used_at end`,
-                }),
-              )
-              .execute();
-        });
+        await write(rows);
+        if (segment) deps.wal?.done(segment);
       } catch (error) {
-        // Usage must never fail a request or stop the server; the loss is counted and logged.
-        dropped.inc(rows.length);
+        // Usage must never fail a request or stop the server. The rows stay in the log for the next start;
+        // without a log they are lost, and counted.
+        if (!deps.wal) dropped.inc(rows.length);
         deps.logger.error({ err: error, rows: rows.length }, 'could not write usage rows');
       }
     });
     return writing;
+  }
+
+  /** Rows a killed server left in the log: written before anything new. */
+  async function replay(): Promise<number> {
+    let replayed = 0;
+    for (const { segment, rows } of deps.wal?.leftovers() ?? []) {
+      if (rows.length) await write(rows);
+      deps.wal?.done(segment);
+      replayed += rows.length;
+    }
+    return replayed;
   }
 
   async function summary(principal: Principal, name: string, days: number): Promise<UsageSummary> {
@@ -266,6 +297,7 @@ export function createUsageService(deps: {
     prune,
     record,
     flush,
+    replay,
     summary,
     async metrics() {
       return { body: await registry.metrics(), contentType: registry.contentType };
@@ -273,6 +305,7 @@ export function createUsageService(deps: {
     async close() {
       clearInterval(timer);
       await flush();
+      deps.wal?.close();
     },
   };
 }

@@ -1,0 +1,78 @@
+// Settings for running more than one replica: the shared blob store and this replica's name.
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import type { OciRegistrySettings } from './modules/blobs/oci-blob-store.ts';
+
+const loopback = (host: string) =>
+  host === 'localhost' || host === '[::1]' || (isIP(host) === 4 && host.startsWith('127.'));
+
+/**
+ * The OCI registry blobs go to (MICROAPP_BLOB_REGISTRY), or null for the data folder. Plain http is taken
+ * only on loopback: artifacts are signed, but archives and credentials are not for the wire in clear.
+ */
+export function blobRegistryFrom(env: NodeJS.ProcessEnv, problems: string[]): OciRegistrySettings | null {
+  const raw = env.MICROAPP_BLOB_REGISTRY;
+  if (!raw) return null;
+  let url: URL | null = null;
+  try {
+    url = new URL(raw);
+  } catch {}
+  if (!url || !['http:', 'https:'].includes(url.protocol) || url.search || url.hash) {
+    problems.push(
+      `MICROAPP_BLOB_REGISTRY must be a registry address with a repository prefix, such as https://registry.internal/microapp; got "${raw.slice(0, 80)}"`,
+    );
+    return null;
+  }
+  if (url.username || url.password) {
+    problems.push(
+      'MICROAPP_BLOB_REGISTRY must not hold credentials: set MICROAPP_BLOB_REGISTRY_USERNAME and MICROAPP_BLOB_REGISTRY_PASSWORD_FILE (or _PASSWORD)',
+    );
+    return null;
+  }
+  if (url.protocol === 'http:' && !loopback(url.hostname)) {
+    problems.push(
+      `MICROAPP_BLOB_REGISTRY must use https for a registry on another machine (${url.host}); plain http is only for one on loopback`,
+    );
+    return null;
+  }
+  const username = env.MICROAPP_BLOB_REGISTRY_USERNAME || null;
+  let password = env.MICROAPP_BLOB_REGISTRY_PASSWORD || null;
+  const file = env.MICROAPP_BLOB_REGISTRY_PASSWORD_FILE;
+  if (file)
+    try {
+      password = readFileSync(file, 'utf8').trim();
+    } catch (error) {
+      problems.push(
+        `MICROAPP_BLOB_REGISTRY_PASSWORD_FILE could not be read: ${(error as NodeJS.ErrnoException).code ?? 'error'}`,
+      );
+    }
+  if (password && !username)
+    problems.push('MICROAPP_BLOB_REGISTRY_PASSWORD is set without MICROAPP_BLOB_REGISTRY_USERNAME');
+  return { url: url.href.replace(/\/$/, ''), username, password };
+}
+
+/**
+ * This replica's name in the database's replica table (MICROAPP_REPLICA_ID), which owns the builds and app
+ * instances it runs. By default the host name and the data folder, so a restart of the same replica is
+ * itself again and picks up its own work at once, and two replicas on one host are told apart.
+ */
+export function replicaIdFrom(env: NodeJS.ProcessEnv, fallback: string, problems: string[]): string {
+  const id = env.MICROAPP_REPLICA_ID || fallback;
+  if (!/^[A-Za-z0-9][A-Za-z0-9._:/-]{0,199}$/.test(id))
+    problems.push(
+      `MICROAPP_REPLICA_ID is a name of letters, digits and . _ : / - (up to 200), got "${id.slice(0, 40)}"`,
+    );
+  return id;
+}
+
+/** How long a replica's lease lasts unrenewed (MICROAPP_REPLICA_LEASE_SECONDS): how soon a dead one's work moves. */
+export function replicaLeaseSecondsFrom(env: NodeJS.ProcessEnv, problems: string[]): number {
+  const raw = env.MICROAPP_REPLICA_LEASE_SECONDS;
+  if (raw === undefined || raw === '') return 30;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1 || n > 3600)
+    problems.push(
+      `MICROAPP_REPLICA_LEASE_SECONDS is whole seconds from 1 to 3600, got "${raw.slice(0, 20)}"`,
+    );
+  return Number.isInteger(n) && n >= 1 && n <= 3600 ? n : 30;
+}

@@ -1,0 +1,220 @@
+import { type BlobKind, BlobMissingError, type BlobStore, digestOf, hexOf, verified } from './blob-store.ts';
+
+/** Where the registry is and how to sign in to it (MICROAPP_BLOB_REGISTRY and its credentials). */
+export type OciRegistrySettings = {
+  /** `https://registry.example.com/microapp`: the registry and the repository prefix blobs go under. */
+  url: string;
+  username: string | null;
+  password: string | null;
+};
+
+const ociManifest = 'application/vnd.oci.image.manifest.v1+json';
+// The OCI empty descriptor: artifacts carry no image configuration.
+const empty = { mediaType: 'application/vnd.oci.empty.v1+json', bytes: Buffer.from('{}') };
+const types: Record<BlobKind, { repository: string; artifactType: string; layer: string }> = {
+  artifact: {
+    repository: 'artifacts',
+    artifactType: 'application/vnd.microapp.artifact.v1',
+    layer: 'application/vnd.microapp.artifact.v1.tar+gzip',
+  },
+  archive: {
+    repository: 'archives',
+    artifactType: 'application/vnd.microapp.archive.v1',
+    layer: 'application/vnd.microapp.archive.v1.sealed',
+  },
+};
+
+/**
+ * The manifest that keeps a blob referenced in the registry (a registry's garbage collection deletes blobs
+ * no manifest names), tagged `sha256-HEX` after the blob. It has no timestamp, so the same blob always gives
+ * the same manifest, and a second replica's push of it changes nothing.
+ */
+export function manifestFor(kind: BlobKind, digest: string, size: number): Buffer {
+  return Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: ociManifest,
+      artifactType: types[kind].artifactType,
+      config: { mediaType: empty.mediaType, digest: digestOf(empty.bytes), size: empty.bytes.length },
+      layers: [
+        {
+          mediaType: types[kind].layer,
+          digest,
+          size,
+          annotations: { 'org.opencontainers.image.title': `${hexOf(digest)}` },
+        },
+      ],
+    }),
+  );
+}
+
+/** A digest that is safe in a URL path: `sha256:` and 64 hex digits. */
+function checked(digest: string): string {
+  hexOf(digest);
+  return digest;
+}
+
+type Challenge = { realm: string; service?: string; scope?: string };
+
+function bearerChallenge(header: string | null): Challenge | null {
+  if (!header?.toLowerCase().startsWith('bearer ')) return null;
+  const params = Object.fromEntries(
+    [...header.slice(7).matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1] as string, m[2] as string]),
+  );
+  return params.realm ? (params as Challenge) : null;
+}
+
+/**
+ * Blobs as OCI artifacts in a registry (CNCF Distribution, Harbor, a cloud registry): each blob is a layer of
+ * an artifact manifest, by digest, in `PREFIX/artifacts` or `PREFIX/archives`, so the registry that serves the
+ * platform's images holds them too and every replica reads the same bytes. Speaks the OCI distribution API:
+ * HTTP Basic, or the bearer-token exchange a registry asks for with its `WWW-Authenticate` challenge.
+ * @example createOciBlobStore({ url: 'https://registry.internal/microapp', username: 'microapp', password })
+ */
+export function createOciBlobStore(settings: OciRegistrySettings): BlobStore {
+  const url = new URL(settings.url);
+  const base = url.origin;
+  const prefix = url.pathname.replace(/^\/+|\/+$/g, '');
+  const repositoryOf = (kind: BlobKind) => [prefix, types[kind].repository].filter(Boolean).join('/');
+  const basic =
+    settings.username !== null
+      ? `Basic ${Buffer.from(`${settings.username}:${settings.password ?? ''}`).toString('base64')}`
+      : null;
+  const tokens = new Map<string, { value: string; until: number }>();
+
+  async function bearer(challenge: Challenge): Promise<string> {
+    const key = `${challenge.realm} ${challenge.scope ?? ''}`;
+    const cached = tokens.get(key);
+    if (cached && cached.until > Date.now()) return cached.value;
+    const at = new URL(challenge.realm);
+    if (challenge.service) at.searchParams.set('service', challenge.service);
+    if (challenge.scope) at.searchParams.set('scope', challenge.scope);
+    const res = await fetch(at, {
+      headers: basic ? { authorization: basic } : {},
+      signal: AbortSignal.timeout(30_000),
+    });
+    if (!res.ok)
+      throw new Error(
+        `the registry's token service ${at.origin} refused the blob store's credentials (HTTP ${res.status})`,
+      );
+    const body = (await res.json()) as { token?: string; access_token?: string; expires_in?: number };
+    const value = body.token ?? body.access_token;
+    if (!value) throw new Error(`the registry's token service ${at.origin} answered without a token`);
+    tokens.set(key, { value, until: Date.now() + Math.max(30, (body.expires_in ?? 60) - 10) * 1000 });
+    return value;
+  }
+
+  /** One call to the registry, signing in as its challenge asks; a body is a Buffer so it can be sent twice. */
+  async function send(
+    method: string,
+    path: string,
+    init: { body?: Buffer; headers?: Record<string, string>; timeoutMs?: number } = {},
+  ): Promise<Response> {
+    const target = path.startsWith('http') ? path : `${base}${path}`;
+    if (new URL(target).origin !== base)
+      throw new Error(`the registry sent the blob store to another host (${new URL(target).origin})`);
+    const attempt = (authorization: string | null) =>
+      fetch(target, {
+        method,
+        headers: { ...(init.headers ?? {}), ...(authorization ? { authorization } : {}) },
+        body: init.body,
+        signal: AbortSignal.timeout(init.timeoutMs ?? 30_000),
+      });
+    let res = await attempt(basic);
+    if (res.status === 401) {
+      const challenge = bearerChallenge(res.headers.get('www-authenticate'));
+      await res.body?.cancel();
+      if (!challenge)
+        throw new Error(
+          `the registry ${base} refused the blob store's credentials (HTTP 401): check MICROAPP_BLOB_REGISTRY_USERNAME and MICROAPP_BLOB_REGISTRY_PASSWORD`,
+        );
+      res = await attempt(`Bearer ${await bearer(challenge)}`);
+    }
+    return res;
+  }
+
+  async function expect(res: Response, ok: number[], what: string): Promise<Response> {
+    if (ok.includes(res.status)) return res;
+    const detail = (await res.text().catch(() => '')).slice(0, 300);
+    throw new Error(`the registry ${base} failed to ${what}: HTTP ${res.status} ${detail}`.trim());
+  }
+
+  async function has(kind: BlobKind, digest: string): Promise<boolean> {
+    const res = await send('HEAD', `/v2/${repositoryOf(kind)}/blobs/${digest}`);
+    await expect(res, [200, 404], `look up ${digest}`);
+    return res.status === 200;
+  }
+
+  async function upload(kind: BlobKind, digest: string, bytes: Buffer) {
+    if (await has(kind, digest)) return;
+    const start = await expect(
+      await send('POST', `/v2/${repositoryOf(kind)}/blobs/uploads/`, { headers: { 'content-length': '0' } }),
+      [202],
+      `start an upload of ${digest}`,
+    );
+    await start.body?.cancel();
+    const location = start.headers.get('location');
+    if (!location) throw new Error(`the registry ${base} started an upload without saying where it goes`);
+    const target = new URL(location, base);
+    target.searchParams.set('digest', digest);
+    const done = await send('PUT', target.href, {
+      body: bytes,
+      headers: { 'content-type': 'application/octet-stream' },
+      timeoutMs: 300_000,
+    });
+    await expect(done, [201], `store ${digest}`);
+    await done.body?.cancel();
+  }
+
+  return {
+    where: `${base}/${prefix}`,
+    async put(kind, bytes) {
+      const digest = digestOf(bytes);
+      await upload(kind, digestOf(empty.bytes), empty.bytes);
+      await upload(kind, digest, bytes);
+      const manifest = await send('PUT', `/v2/${repositoryOf(kind)}/manifests/sha256-${hexOf(digest)}`, {
+        body: manifestFor(kind, digest, bytes.length),
+        headers: { 'content-type': ociManifest },
+      });
+      await expect(manifest, [201], `record the manifest of ${digest}`);
+      await manifest.body?.cancel();
+      return digest;
+    },
+    async get(kind, digest) {
+      const res = await send('GET', `/v2/${repositoryOf(kind)}/blobs/${checked(digest)}`, {
+        timeoutMs: 300_000,
+      });
+      if (res.status === 404) {
+        await res.body?.cancel();
+        throw new BlobMissingError(kind, digest);
+      }
+      await expect(res, [200], `read ${digest}`);
+      return verified(kind, digest, Buffer.from(await res.arrayBuffer()));
+    },
+    has: (kind, digest) => has(kind, checked(digest)),
+    async remove(kind, digest) {
+      // The manifest is deleted by its own digest, which the registry reports.
+      const head = await send('HEAD', `/v2/${repositoryOf(kind)}/manifests/sha256-${hexOf(digest)}`, {
+        headers: { accept: ociManifest },
+      });
+      if (head.status === 200) {
+        const at = head.headers.get('docker-content-digest');
+        if (at) {
+          const res = await send('DELETE', `/v2/${repositoryOf(kind)}/manifests/${at}`);
+          await expect(
+            res,
+            [202, 404],
+            `delete the manifest of ${digest} (is deletion enabled in the registry?)`,
+          );
+        }
+      } else await expect(head, [404], `look up the manifest of ${digest}`);
+      const blob = await send('DELETE', `/v2/${repositoryOf(kind)}/blobs/${checked(digest)}`);
+      await expect(blob, [202, 404], `delete ${digest} (is deletion enabled in the registry?)`);
+    },
+    async check() {
+      const res = await send('GET', '/v2/');
+      await expect(res, [200], 'answer its API check (GET /v2/)');
+      await res.body?.cancel();
+    },
+  };
+}

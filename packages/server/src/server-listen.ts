@@ -1,0 +1,56 @@
+import type { AddressInfo } from 'node:net';
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { ConfigError, devGroupRoles, type OidcSettings, type ServerConfig } from './config.ts';
+import type { DevIdp } from './modules/identity/dev-idp.ts';
+import { issuerProblem } from './server-readiness.ts';
+
+/**
+ * Checks the identity provider, starts listening, and works out the public URL; in dev mode starts the
+ * embedded IdP. A provider that calls itself by another issuer than MICROAPP_OIDC_ISSUER stops the start
+ * (every sign-in would fail); one that does not answer yet is logged, and `/readyz` waits for it.
+ */
+export async function listen(
+  app: FastifyInstance,
+  config: ServerConfig,
+  publicUrl: string | null,
+  logger: Logger,
+): Promise<{ publicUrl: string; devIdp: DevIdp | null; devOidc: OidcSettings | null }> {
+  if (config.oidc) {
+    const found = await issuerProblem(config.oidc.issuer);
+    if (found?.misnamed) throw new ConfigError([found.problem]);
+    if (found) logger.error(found.problem);
+  }
+  await app.listen({ port: config.port, host: config.host });
+  const { port } = app.server.address() as AddressInfo;
+  const host =
+    config.host === '0.0.0.0' || config.host === '::'
+      ? 'localhost'
+      : config.host.includes(':')
+        ? `[${config.host}]`
+        : config.host;
+  // On loopback the public name is localhost: what the README, the CLI default and browsers use.
+  const publicHost = host === '127.0.0.1' || host === '[::1]' ? 'localhost' : host;
+  const url = publicUrl ?? `http://${publicHost}:${port}`;
+  if (!config.dev) return { publicUrl: url, devIdp: null, devOidc: null };
+  // Loaded only in dev mode, so a production server never carries the password-less IdP.
+  const { startDevIdp } = await import('./modules/identity/dev-idp.ts');
+  const devIdp = await startDevIdp({
+    port: config.devIdpPort,
+    host: '127.0.0.1',
+    redirectUri: `${url}/auth/callback`,
+  });
+  return {
+    publicUrl: url,
+    devIdp,
+    devOidc: {
+      issuer: devIdp.issuer,
+      clientId: devIdp.clientId,
+      clientSecret: devIdp.clientSecret,
+      groupsClaim: 'groups',
+      departmentClaim: 'department',
+      managerClaim: 'manager',
+      groupRoles: devGroupRoles,
+    },
+  };
+}

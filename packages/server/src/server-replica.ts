@@ -1,0 +1,74 @@
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+import type { Kysely } from 'kysely';
+import type { Logger } from 'pino';
+import type { ServerConfig } from './config.ts';
+import type { Database } from './db/schema.ts';
+import type { BuildService } from './modules/builds/build-service.ts';
+import type { DatabaseCredentials } from './modules/connectors/database-credentials.ts';
+import { type ReplicaLease, startReplicaLease } from './modules/replicas/replica-lease.ts';
+import type { DeploymentService } from './modules/runtime/deployment-service.ts';
+import { openUsageWal } from './modules/usage/usage-wal.ts';
+
+/** This replica's usage log, in a folder of its own: another replica sharing the data folder never replays it. */
+export function usageWal(config: Pick<ServerConfig, 'replica' | 'dataDir'>) {
+  const folder = createHash('sha256').update(config.replica.id).digest('hex').slice(0, 16);
+  return openUsageWal(join(config.dataDir, 'usage-wal', folder));
+}
+
+/** Registers this server as a replica (see docs/operations.md, "Several replicas"). */
+export function joinReplicas(
+  config: Pick<ServerConfig, 'replica'>,
+  db: Kysely<Database>,
+  version: string,
+  logger: Logger,
+) {
+  return startReplicaLease({
+    db,
+    id: config.replica.id,
+    version,
+    leaseMs: config.replica.leaseSeconds * 1000,
+    onError: (error) => logger.warn({ err: error }, 'could not renew this replica lease; retrying'),
+  });
+}
+
+/**
+ * Picks up work at start: database roles left by instances of a server that stopped without dropping them,
+ * this replica's apps that were running (each verified again, each with new roles) and builds its restart
+ * interrupted. Then, every lease period, what a replica whose lease ran out left: its apps start here, its
+ * builds are failed (their requesters start them again).
+ */
+export async function recoverWork(deps: {
+  lease: ReplicaLease;
+  leaseSeconds: number;
+  logger: Logger;
+  credentials: Pick<DatabaseCredentials, 'revokeOrphans'>;
+  deployments: Pick<DeploymentService, 'recover'>;
+  builds: Pick<BuildService, 'recover'>;
+}): Promise<{ stop(): Promise<void> }> {
+  const { logger, credentials, deployments, builds } = deps;
+  const orphans = await credentials.revokeOrphans();
+  if (orphans) logger.info({ revoked: orphans }, 'dropped database roles of instances that no longer run');
+  const recovery = await deployments.recover();
+  const interrupted = await builds.recover('mine-and-dead');
+  if (interrupted)
+    logger.warn({ builds: interrupted }, 'builds interrupted by the last restart were marked failed');
+  if (recovery.recovered.length || recovery.failed.length) logger.info(recovery, 'recovered running apps');
+  let sweeping: Promise<void> = Promise.resolve();
+  const timer = setInterval(() => {
+    sweeping = (async () => {
+      const failed = await builds.recover('dead');
+      if (failed) logger.warn({ builds: failed }, 'failed the builds of a replica whose lease ran out');
+      const taken = await deployments.recover();
+      if (taken.recovered.length || taken.failed.length)
+        logger.info(taken, 'took over the apps of a replica whose lease ran out');
+    })().catch((error) => logger.warn({ err: error }, 'could not take over the work of a stopped replica'));
+  }, deps.leaseSeconds * 1000);
+  timer.unref();
+  return {
+    async stop() {
+      clearInterval(timer);
+      await sweeping;
+    },
+  };
+}

@@ -1,0 +1,83 @@
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+/** Whether Debian's `docker-registry` (CNCF Distribution) is installed; `.ci/run` installs it. */
+export const hasRegistry = () => {
+  try {
+    execFileSync('docker-registry', ['--version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+const freePort = () =>
+  new Promise<number>((resolve, reject) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+    s.on('error', reject);
+  });
+
+export type TestRegistry = { url: string; root: string; stop(): Promise<void> };
+
+/**
+ * A real OCI registry (CNCF Distribution, Debian's `docker-registry`) on loopback with deletes enabled, its
+ * storage in a temporary folder; with `user`, it asks for HTTP Basic (an htpasswd file with a bcrypt hash).
+ */
+export async function startRegistry(
+  options: { user?: { name: string; password: string } } = {},
+): Promise<TestRegistry> {
+  const root = mkdtempSync(join(tmpdir(), 'microapp-registry-'));
+  const port = await freePort();
+  let auth = '';
+  if (options.user) {
+    // Debian's libxcrypt makes bcrypt hashes, which is what the registry's htpasswd reads.
+    const hash = execFileSync('python3', [
+      '-W',
+      'ignore',
+      '-c',
+      'import crypt,sys; print(crypt.crypt(sys.argv[1], crypt.mksalt(crypt.METHOD_BLOWFISH)))',
+      options.user.password,
+    ])
+      .toString()
+      .trim();
+    writeFileSync(join(root, 'htpasswd'), `${options.user.name}:${hash}\n`);
+    auth = `auth:\n  htpasswd:\n    realm: microapp-test\n    path: ${join(root, 'htpasswd')}\n`;
+  }
+  const config = join(root, 'config.yml');
+  writeFileSync(
+    config,
+    `version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: ${join(root, 'data')}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:${port}\n${auth}`,
+  );
+  const child: ChildProcess = spawn('docker-registry', ['serve', config], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let output = '';
+  child.stderr?.on('data', (d) => (output += d));
+  const url = `http://127.0.0.1:${port}`;
+  for (let i = 0; ; i++) {
+    if (child.exitCode !== null) throw new Error(`docker-registry exited: ${output}`);
+    const up = await fetch(`${url}/v2/`).then(
+      () => true,
+      () => false,
+    );
+    if (up) break;
+    if (i > 100) throw new Error(`docker-registry did not answer on ${url}: ${output}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    url,
+    root,
+    async stop() {
+      child.kill('SIGTERM');
+      if (child.exitCode === null) await new Promise((r) => child.once('exit', r));
+      rmSync(root, { recursive: true, force: true });
+    },
+  };
+}
