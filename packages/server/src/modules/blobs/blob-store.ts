@@ -28,9 +28,12 @@ export type BlobStore = {
 
 /** A blob the store does not hold, or holds with other bytes than its digest names. */
 export class BlobMissingError extends Error {
-  constructor(kind: BlobKind, digest: string, why = 'is not in the blob store') {
-    super(`the ${kind} ${digest} ${why}`);
+  /** True when bytes are there but no longer hash to their digest (changed behind the platform's back). */
+  readonly changed: boolean;
+  constructor(kind: BlobKind, digest: string, changed = false) {
+    super(`the ${kind} ${digest} ${changed ? 'was changed in the blob store' : 'is not in the blob store'}`);
     this.name = 'BlobMissingError';
+    this.changed = changed;
   }
 }
 
@@ -45,7 +48,7 @@ export function hexOf(digest: string): string {
 
 /** Checks bytes read back against the digest they were stored under. */
 export function verified(kind: BlobKind, digest: string, bytes: Buffer): Buffer {
-  if (digestOf(bytes) !== digest) throw new BlobMissingError(kind, digest, 'was changed in the blob store');
+  if (digestOf(bytes) !== digest) throw new BlobMissingError(kind, digest, true);
   return bytes;
 }
 

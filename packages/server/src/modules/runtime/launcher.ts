@@ -49,7 +49,7 @@ export function createLauncher(
         'policy_denied',
         `${target.name}@${version} was not signed by a key of this platform (key ${key ?? 'unnamed'})`,
       );
-    if (!report.ok)
+    if (!report.ok || !stored)
       throw new AppError(
         'policy_denied',
         `${target.name}@${version} does not verify: ${report.checks

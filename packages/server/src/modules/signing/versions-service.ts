@@ -316,7 +316,11 @@ export function createVersionsService(deps: {
       .where('version', '=', version)
       .executeTakeFirst();
     if (!row) throw notFound(`version ${version}`);
-    const bytes = await readBlob(row.digest, `version ${version}`);
+    // Changed bytes surface as they are, for verifyStored to report as a failed signature check.
+    const bytes = await deps.blobs.get('artifact', row.digest).catch((error: unknown) => {
+      if (error instanceof BlobMissingError && error.changed) throw error;
+      return readBlob(row.digest, `version ${version}`);
+    });
     return {
       digest: row.digest,
       bundles: JSON.parse(row.bundles) as Record<string, unknown>,
@@ -330,7 +334,15 @@ export function createVersionsService(deps: {
    * retired): the artifact signature and every attestation. Null when no key of this platform signed it.
    */
   async function verifyStored(appId: string, version: string, attestations: 'all' | 'provenance' = 'all') {
-    const s = await stored(appId, version);
+    let s: Awaited<ReturnType<typeof stored>>;
+    try {
+      s = await stored(appId, version);
+    } catch (error) {
+      if (!(error instanceof BlobMissingError && error.changed)) throw error;
+      // Bytes that no longer hash to their digest are what the signature check exists to catch: say so.
+      const checks = [{ check: 'artifact signature', ok: false, detail: error.message }];
+      return { stored: null, key: null, report: { ok: false, checks } };
+    }
     const hint = (
       s.bundles.artifact as { verificationMaterial?: { publicKey?: { hint?: string } } } | undefined
     )?.verificationMaterial?.publicKey?.hint;

@@ -1,0 +1,262 @@
+import assert from 'node:assert/strict';
+import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { strToU8, zipSync } from 'fflate';
+import type { RunningServer } from '../src/server.ts';
+import {
+  call,
+  lunchPoll,
+  people,
+  signInEveryone,
+  sourceArchive,
+  startReplica,
+  startTestServer,
+  type TestServer,
+  viaGateway,
+} from './harness.ts';
+import { startRegistry, type TestRegistry } from './oci-registry.ts';
+
+const pg = Boolean(process.env.MICROAPP_TEST_POSTGRES_URL);
+
+/** A version published straight from an archive: a dependency-free app that says which app it is. */
+async function publish(server: { url: string }, token: string, name: string) {
+  const reg = await call(server as RunningServer, 'POST', '/api/v1/apps', {
+    token,
+    body: lunchPoll({ name, owner: people.dave, audience: { department: 'finance' } }),
+  });
+  assert.equal(reg.status, 201, reg.text);
+  const artifact = await sourceArchive({
+    'package.json': JSON.stringify({ name, version: '1.0.0' }),
+    'server.js': `require('node:http').createServer((q, s) => s.end('${name} answers')).listen(process.env.PORT);\n`,
+  });
+  const sbom = { bomFormat: 'CycloneDX', specVersion: '1.6', version: 1, components: [] };
+  const pub = await call(server as RunningServer, 'POST', `/api/v1/apps/${name}/versions`, {
+    token,
+    body: { version: '1.0.0', artifact, sbom },
+  });
+  assert.equal(pub.status, 201, pub.text);
+  return pub.body.digest as string;
+}
+
+const until = async (what: string, ok: () => Promise<boolean>, ms = 20_000) => {
+  const end = Date.now() + ms;
+  while (!(await ok())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+};
+
+describe('three replicas on one PostgreSQL and an OCI registry', { skip: !pg && 'needs PostgreSQL' }, () => {
+  let registry: TestRegistry;
+  let a: TestServer;
+  let b: RunningServer;
+  let c: RunningServer;
+  const dirs: string[] = [];
+  let env: Record<string, string>;
+  let t: Awaited<ReturnType<typeof signInEveryone>>;
+  const replica = (name: string) => {
+    const dataDir = mkdtempSync(join(tmpdir(), `microapp-${name}-`));
+    dirs.push(dataDir);
+    // The replicas share the KEK (in production MICROAPP_KEK_FILE from a secret) and nothing else on disk.
+    copyFileSync(join(a.dataDir, 'kek'), join(dataDir, 'kek'));
+    return { dataDir, env, name };
+  };
+
+  before(async () => {
+    registry = await startRegistry({ user: { name: 'platform', password: 'registry-pw-9' } });
+    env = {
+      MICROAPP_BLOB_REGISTRY: `${registry.url}/microapp`,
+      MICROAPP_BLOB_REGISTRY_USERNAME: 'platform',
+      MICROAPP_BLOB_REGISTRY_PASSWORD: 'registry-pw-9',
+      MICROAPP_REPLICA_LEASE_SECONDS: '1',
+    };
+    a = await startTestServer('postgres', { env: { ...env, MICROAPP_REPLICA_ID: 'replica-a' } });
+    b = await startReplica(a, replica('replica-b'));
+    c = await startReplica(a, replica('replica-c'));
+    t = await signInEveryone(a);
+    const imported = await fetch(`${a.url}/api/v1/advisories`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${t.carol}`, 'content-type': 'application/zip' },
+      // An OSV export with one record nothing here uses: scans need a snapshot, not findings.
+      body: Buffer.from(
+        zipSync({
+          'r0.json': strToU8(
+            JSON.stringify({
+              id: 'GHSA-none',
+              affected: [{ package: { ecosystem: 'npm', name: 'left-pad' }, versions: ['0.0.1'] }],
+            }),
+          ),
+        }),
+      ),
+    });
+    assert.equal(imported.status, 201, await imported.text());
+  });
+  after(async () => {
+    for (const r of [c, b]) {
+      await r?.close().catch(() => {});
+      await r?.db.destroy().catch(() => {});
+    }
+    await a?.stop();
+    await registry?.stop();
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  });
+
+  test('each replica is ready, and its readiness covers the blob registry', async () => {
+    for (const r of [a, b, c]) assert.equal((await call(r, 'GET', '/readyz')).status, 200);
+    const live = await a.rawDb().kysely.selectFrom('replicas').select('id').execute();
+    assert.ok(['replica-a', 'replica-b', 'replica-c'].every((id) => live.some((r) => r.id === id)));
+  });
+
+  test('a version published through one replica is pulled and deployed through the others', async () => {
+    const servers = [a, b, c] as RunningServer[];
+    const names = ['poll-one', 'poll-two', 'poll-three'];
+    for (const [i, name] of names.entries()) {
+      // Published through one replica, pulled through the next, deployed through the third.
+      const digest = await publish(servers[i]!, t.dave, name);
+      const pulled = await fetch(`${servers[(i + 1) % 3]!.url}/api/v1/apps/${name}/versions/1.0.0/artifact`, {
+        headers: { authorization: `Bearer ${t.dave}` },
+      });
+      assert.equal(pulled.status, 200);
+      const bytes = Buffer.from(await pulled.arrayBuffer());
+      assert.equal(
+        `sha256:${(await import('node:crypto')).createHash('sha256').update(bytes).digest('hex')}`,
+        digest,
+      );
+      const deployer = servers[(i + 2) % 3]!;
+      const dep = await call(deployer, 'POST', `/api/v1/apps/${name}/deployments`, {
+        token: t.dave,
+        body: { version: '1.0.0' },
+      });
+      assert.ok(dep.status < 300, dep.text);
+      const answer = await viaGateway(deployer, name, '/', { authorization: `Bearer ${t.dave}` });
+      assert.equal(answer.status, 200, answer.body);
+      assert.equal(answer.body, `${name} answers`);
+    }
+    // Every artifact is in the registry, not on any replica's disk.
+    const auth = `Basic ${Buffer.from('platform:registry-pw-9').toString('base64')}`;
+    const tags = await fetch(`${registry.url}/v2/microapp/artifacts/tags/list`, {
+      headers: { authorization: auth },
+    });
+    assert.equal(((await tags.json()) as { tags: string[] }).tags.length, 3);
+    const owners = await a
+      .rawDb()
+      .kysely.selectFrom('deployments')
+      .innerJoin('apps', 'apps.id', 'deployments.app_id')
+      .select(['apps.name', 'deployments.replica_id'])
+      .where('deployments.state', '=', 'running')
+      .orderBy('apps.name')
+      .execute();
+    assert.deepEqual(
+      owners.map((o) => [o.name, o.replica_id]),
+      [
+        ['poll-one', 'replica-c'],
+        ['poll-three', 'replica-b'],
+        ['poll-two', 'replica-a'],
+      ],
+    );
+  });
+
+  test("a replica that starts again leaves the others' apps and builds alone, and takes up its own", async () => {
+    const db = a.rawDb().kysely;
+    // A build that replica B is running now.
+    const app = await db
+      .selectFrom('apps')
+      .select('id')
+      .where('name', '=', 'poll-three')
+      .executeTakeFirstOrThrow();
+    await db
+      .insertInto('builds')
+      .values({
+        id: 'bld_running_on_b',
+        app_id: app.id,
+        app_name: 'poll-three',
+        requested_by: people.dave,
+        source: 'upload',
+        settings: '{}',
+        deploy: 0,
+        state: 'running',
+        steps: '[]',
+        created_at: new Date().toISOString(),
+        replica_id: 'replica-b',
+      })
+      .execute();
+    await c.close();
+    await c.db.destroy();
+    c = await startReplica(a, { ...replica('unused'), dataDir: dirs[1]!, name: 'replica-c' });
+    const build = await db
+      .selectFrom('builds')
+      .select('state')
+      .where('id', '=', 'bld_running_on_b')
+      .executeTakeFirstOrThrow();
+    assert.equal(build.state, 'running', "another live replica's build is its own");
+    const running = await db
+      .selectFrom('deployments')
+      .innerJoin('apps', 'apps.id', 'deployments.app_id')
+      .select(['apps.name', 'deployments.replica_id'])
+      .where('deployments.state', '=', 'running')
+      .orderBy('apps.name')
+      .execute();
+    assert.deepEqual(
+      running.map((o) => [o.name, o.replica_id]),
+      [
+        ['poll-one', 'replica-c'],
+        ['poll-three', 'replica-b'],
+        ['poll-two', 'replica-a'],
+      ],
+      'nobody marked another replica’s deployment stopped',
+    );
+    // Replica C started its own app again: it answers there.
+    const answer = await viaGateway(c, 'poll-one', '/', { authorization: `Bearer ${t.dave}` });
+    assert.equal(answer.body, 'poll-one answers');
+  });
+
+  test('when a replica stops, its lease runs out and another takes over its apps and fails its builds', async () => {
+    const db = a.rawDb().kysely;
+    await b.close();
+    await b.db.destroy();
+    b = undefined as unknown as RunningServer;
+    await until('poll-three to run on another replica', async () => {
+      const row = await db
+        .selectFrom('deployments')
+        .innerJoin('apps', 'apps.id', 'deployments.app_id')
+        .select('deployments.replica_id')
+        .where('apps.name', '=', 'poll-three')
+        .where('deployments.state', '=', 'running')
+        .executeTakeFirst();
+      return row?.replica_id === 'replica-a' || row?.replica_id === 'replica-c';
+    });
+    const row = await db
+      .selectFrom('deployments')
+      .innerJoin('apps', 'apps.id', 'deployments.app_id')
+      .select('deployments.replica_id')
+      .where('apps.name', '=', 'poll-three')
+      .where('deployments.state', '=', 'running')
+      .executeTakeFirstOrThrow();
+    const taker = row.replica_id === 'replica-a' ? a : c;
+    const answer = await viaGateway(taker, 'poll-three', '/', { authorization: `Bearer ${t.dave}` });
+    assert.equal(answer.body, 'poll-three answers');
+    await until('the stopped replica’s build to fail', async () => {
+      const build = await db
+        .selectFrom('builds')
+        .select(['state', 'error'])
+        .where('id', '=', 'bld_running_on_b')
+        .executeTakeFirstOrThrow();
+      return build.state === 'failed';
+    });
+    const build = await db
+      .selectFrom('builds')
+      .select('error')
+      .where('id', '=', 'bld_running_on_b')
+      .executeTakeFirstOrThrow();
+    assert.match(build.error ?? '', /the replica running this build \(replica-b\) stopped/);
+    const recovered = await db
+      .selectFrom('audit_events')
+      .select('action')
+      .where('action', '=', 'deployment.recovered')
+      .where('target', '=', 'poll-three')
+      .execute();
+    assert.equal(recovered.length, 1, 'taken over once, by one replica');
+  });
+});
