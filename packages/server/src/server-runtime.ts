@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
+import { registerRequestSpans } from './api/request-spans.ts';
 import type { Clock } from './clock.ts';
 import type { ServerConfig } from './config.ts';
 import type { Database } from './db/schema.ts';
@@ -175,6 +176,7 @@ export function composeRuntime(
   registerDeploymentRoutes(app, { deployments, gitops: repos.gitops });
   const tracing = createTracing({ ...config.otlp, serviceVersion: version });
   if (tracing.enabled) logger.info({ endpoint: config.otlp.endpoint }, 'traces go to the OTLP collector');
+  registerRequestSpans(app, tracing);
   const builds = createBuildService({
     lease: deps.lease,
     buildsPerHour: config.quotas.buildsPerHour,

@@ -57,6 +57,18 @@ function wrap(tracer: Tracer, span: Span): TraceSpan {
   };
 }
 
+/** The context a caller's `traceparent` header names (version 00), or none: a malformed one is ignored. */
+function parentOf(traceparent: string | undefined) {
+  const m = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/.exec(traceparent ?? '');
+  if (!m || /^0+$/.test(m[1]!) || /^0+$/.test(m[2]!)) return ROOT_CONTEXT;
+  return trace.setSpanContext(ROOT_CONTEXT, {
+    traceId: m[1]!,
+    spanId: m[2]!,
+    traceFlags: Number.parseInt(m[3]!, 16) & 1,
+    isRemote: true,
+  });
+}
+
 /**
  * OpenTelemetry traces of gateway requests and builds, exported over OTLP/HTTP (JSON) in batches when a
  * collector is configured (`MICROAPP_OTLP_ENDPOINT`). The provider is this server's own, not the process's
@@ -84,9 +96,17 @@ export function createTracing(options: TracingOptions): Tracing {
   const tracer = provider.getTracer('microapp', options.serviceVersion);
   return {
     enabled: true,
-    /** A root span: a gateway request (`SERVER`) or a build (`INTERNAL`). */
-    start(name: string, attributes: Attributes, kind: SpanKind = SpanKind.INTERNAL): TraceSpan {
-      return wrap(tracer, tracer.startSpan(name, { kind, attributes }, ROOT_CONTEXT));
+    /**
+     * A root span: a gateway request (`SERVER`) or a build (`INTERNAL`); with a caller's W3C `traceparent`,
+     * a span in the caller's trace.
+     */
+    start(
+      name: string,
+      attributes: Attributes,
+      kind: SpanKind = SpanKind.INTERNAL,
+      traceparent?: string,
+    ): TraceSpan {
+      return wrap(tracer, tracer.startSpan(name, { kind, attributes }, parentOf(traceparent)));
     },
     /** Sends what is buffered now (tests, and before a shutdown). */
     flush: () => provider.forceFlush(),
@@ -96,7 +116,7 @@ export function createTracing(options: TracingOptions): Tracing {
 
 export type Tracing = {
   enabled: boolean;
-  start(name: string, attributes: Attributes, kind?: SpanKind): TraceSpan;
+  start(name: string, attributes: Attributes, kind?: SpanKind, traceparent?: string): TraceSpan;
   flush(): Promise<void>;
   shutdown(): Promise<void>;
 };

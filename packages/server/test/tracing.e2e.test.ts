@@ -89,9 +89,11 @@ describe('OpenTelemetry traces over OTLP', () => {
         token: t.bob,
         body: { decision: 'approve' },
       });
+    const caller = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
     const res = await call(server, 'POST', '/api/v1/apps/traced/builds', {
       token: t.alice,
       body: { source: await sourceArchive(traced), deploy: true },
+      headers: { traceparent: caller },
     });
     const build = await buildFinished(server, 'traced', res.body.id, t.alice);
     assert.equal(build.state, 'passed', `${build.error}`);
@@ -123,6 +125,14 @@ describe('OpenTelemetry traces over OTLP', () => {
       `00-${request.traceId}-${request.spanId}-01`,
       'the app receives the span as its parent (W3C traceparent)',
     );
+    // Each API request is a server span named by its route, in the caller's trace when it sent one.
+    const api = all.find((s) => s.name === 'POST /api/v1/apps/:name/builds')!;
+    assert.ok(api, JSON.stringify(all.map((s) => s.name)));
+    assert.equal(api.kind, 2, 'a SERVER span');
+    assert.equal(api.traceId, '0af7651916cd43dd8448eb211c80319c');
+    assert.equal(api.parentSpanId, 'b7ad6b7169203331');
+    assert.equal(attribute(api, 'http.response.status_code'), 202);
+    assert.ok(all.some((s) => s.name === 'GET /api/v1/apps/:name/builds/:id'));
     assert.doesNotMatch(
       JSON.stringify(all),
       /dave@example\.com|alice@example\.com/,

@@ -44,7 +44,12 @@ export function spawnPipeline(o: {
         ]
       : [command[0]!, command.slice(1)];
     const child = spawn(file, argv, {
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', NO_COLOR: '1', ...env },
+      env: {
+        PATH: process.env.PATH ?? '/usr/bin:/bin',
+        NO_COLOR: '1',
+        ...trustSettings(process.env),
+        ...env,
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     running.add(child);
@@ -126,6 +131,24 @@ export async function nextVersion(db: Kysely<Database>, appId: string): Promise<
 }
 
 /** Marks builds left queued or running by a restart as failed; returns how many. */
+/**
+ * The CA settings the server runs with (a corporate CA in front of the platform's own URL, say): the pipeline
+ * talks to the platform with them, or under a company CA every platform build fails at its first call.
+ */
+export function trustSettings(env: NodeJS.ProcessEnv): Record<string, string> {
+  const kept: Record<string, string> = {};
+  for (const name of [
+    'NODE_EXTRA_CA_CERTS',
+    'SSL_CERT_FILE',
+    'SSL_CERT_DIR',
+    'NODE_USE_SYSTEM_CA',
+  ] as const) {
+    const value = env[name];
+    if (value) kept[name] = value;
+  }
+  return kept;
+}
+
 export async function failInterrupted(
   db: Kysely<Database>,
   now: string,
