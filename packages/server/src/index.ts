@@ -5,4 +5,11 @@ export { AppError, type ErrorCode, errorCatalog, type Problem } from './errors.t
 export { dataClasses, Manifest } from './modules/catalog/manifest-schema.ts';
 export { devUsers } from './modules/identity/dev-users.ts';
 export { type RunningServer, startServer } from './server.ts';
+export {
+  type BackupReport,
+  backupServer,
+  RestoreError,
+  type RestoreReport,
+  restoreServer,
+} from './server-backup.ts';
 export { version } from './version.ts';

@@ -3,7 +3,6 @@ import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { strToU8, zipSync } from 'fflate';
 import type { RunningServer } from '../src/server.ts';
 import {
   call,
@@ -17,6 +16,7 @@ import {
   viaGateway,
 } from './harness.ts';
 import { startRegistry, type TestRegistry } from './oci-registry.ts';
+import { importEmptySnapshot } from './replica-helpers.ts';
 
 const pg = Boolean(process.env.MICROAPP_TEST_POSTGRES_URL);
 
@@ -76,22 +76,7 @@ describe('three replicas on one PostgreSQL and an OCI registry', { skip: !pg && 
     b = await startReplica(a, replica('replica-b'));
     c = await startReplica(a, replica('replica-c'));
     t = await signInEveryone(a);
-    const imported = await fetch(`${a.url}/api/v1/advisories`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${t.carol}`, 'content-type': 'application/zip' },
-      // An OSV export with one record nothing here uses: scans need a snapshot, not findings.
-      body: Buffer.from(
-        zipSync({
-          'r0.json': strToU8(
-            JSON.stringify({
-              id: 'GHSA-none',
-              affected: [{ package: { ecosystem: 'npm', name: 'left-pad' }, versions: ['0.0.1'] }],
-            }),
-          ),
-        }),
-      ),
-    });
-    assert.equal(imported.status, 201, await imported.text());
+    await importEmptySnapshot(a, t.carol);
   });
   after(async () => {
     for (const r of [c, b]) {

@@ -33,6 +33,9 @@ const migrations: Record<string, (dialect: Dialect) => Migration> = {
  */
 export const schemaCompatibility = 1;
 
+/** The names of the migrations this release knows, in order. */
+export const knownMigrations = () => Object.keys(migrations);
+
 /** Refuses a database that a newer server migrated in a way this one cannot read; null when it may run. */
 async function newerSchema(db: Db, known: string[]): Promise<{ unknown: string[] } | null> {
   let applied: string[];
