@@ -98,10 +98,10 @@ export function registerServerCommands(program: Command) {
     .option('--data-dir <dir>', 'the data folder (env MICROAPP_DATA_DIR, default ./.microapp)')
     .action(
       action(async (flags: { out: string; dataDir?: string }, command: Command) => {
-        const json = Boolean(command.optsWithGlobals().json);
+        const { json, dataDir } = command.optsWithGlobals<{ json?: boolean; dataDir?: string }>();
         const { backupServer } = await serverCode('server');
-        const report = await backupServer(await offlineConfig(flags.dataDir), flags.out, progress);
-        emit(json, report, () =>
+        const report = await backupServer(await offlineConfig(flags.dataDir ?? dataDir), flags.out, progress);
+        emit(Boolean(json), report, () =>
           [
             `backup written to ${report.file} (${(report.bytes / 1024 / 1024).toFixed(1)} MB)`,
             `  ${report.rows} rows in ${report.tables} tables, ${report.artifacts} artifacts, ${report.archives} archives, ${report.repositories} repositories`,
@@ -127,15 +127,20 @@ export function registerServerCommands(program: Command) {
     )
     .action(
       action(async (file: string, flags: { dataDir?: string }, command: Command) => {
-        const json = Boolean(command.optsWithGlobals().json);
+        const { json, dataDir } = command.optsWithGlobals<{ json?: boolean; dataDir?: string }>();
         const { RestoreError, restoreServer } = await serverCode('server');
-        const cfg = await offlineConfig(flags.dataDir);
+        const cfg = await offlineConfig(flags.dataDir ?? dataDir);
         if (cfg.database.kind === 'sqlite') mkdirSync(cfg.dataDir, { recursive: true, mode: 0o700 });
         try {
           const report = await restoreServer(cfg, file, progress);
-          emit(json, report, () =>
+          emit(Boolean(json), report, () =>
             [
               `restored the backup of ${report.createdAt}: ${report.rows} rows, ${report.artifacts} artifacts, ${report.archives} archives, ${report.repositories} repositories`,
+              ...(report.kekChecked
+                ? []
+                : [
+                    '  the KEK was not checked: the backup holds no signing key yet (nothing was ever signed)',
+                  ]),
               '  start the server; check the audit chain with: microapp audit verify',
             ].join('\n'),
           );

@@ -28,6 +28,8 @@ export type RestoreReport = {
   archives: number;
   repositories: number;
   createdAt: string;
+  /** False when the backup holds no signing key yet (nothing was ever signed): the KEK was not checked. */
+  kekChecked: boolean;
 };
 
 /** A restore that cannot go on, and why, in words for the operator. */
@@ -178,6 +180,7 @@ export async function restoreBackup(deps: {
       archives: archivePaths.size,
       repositories: manifest.repositories.length,
       createdAt: manifest.createdAt,
+      kekChecked: manifest.signingKeys.length > 0,
     };
   } finally {
     rmSync(staging, { recursive: true, force: true });

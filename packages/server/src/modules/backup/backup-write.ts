@@ -106,13 +106,9 @@ export async function writeBackup(deps: {
           say(`table ${shape.name}`);
           const lines: string[] = [];
           for (let offset = 0; ; offset += page) {
-            const rows = await k
-              .selectFrom(shape.name)
-              .select(shape.columns)
-              .orderBy(shape.key)
-              .limit(page)
-              .offset(offset)
-              .execute();
+            let q = k.selectFrom(shape.name).select(shape.columns);
+            for (const column of shape.key) q = q.orderBy(column);
+            const rows = await q.limit(page).offset(offset).execute();
             for (const row of rows) lines.push(encodeRow(row));
             if (rows.length < page) break;
           }

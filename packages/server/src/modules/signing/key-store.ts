@@ -16,7 +16,7 @@ import { nowIso } from '../../ids.ts';
 /** The key-encryption key: 32 bytes from MICROAPP_KEK (base64) or a file; in dev, a file made on first start. */
 export function loadKek(options: { env: NodeJS.ProcessEnv; devFile: string | null }): Buffer {
   const fromEnv = options.env.MICROAPP_KEK;
-  const file = options.env.MICROAPP_KEK_FILE ?? options.devFile;
+  const file = options.env.MICROAPP_KEK_FILE || options.devFile;
   let kek: Buffer;
   if (fromEnv) kek = Buffer.from(fromEnv, 'base64');
   else if (file && existsSync(file)) kek = Buffer.from(readFileSync(file, 'utf8').trim(), 'base64');
