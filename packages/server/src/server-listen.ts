@@ -6,21 +6,26 @@ import type { DevIdp } from './modules/identity/dev-idp.ts';
 import { issuerProblem } from './server-readiness.ts';
 
 /**
- * Checks the identity provider, starts listening, and works out the public URL; in dev mode starts the
- * embedded IdP. A provider that calls itself by another issuer than MICROAPP_OIDC_ISSUER stops the start
- * (every sign-in would fail); one that does not answer yet is logged, and `/readyz` waits for it.
+ * Checks the identity provider before anything starts: one that calls itself by another issuer than
+ * MICROAPP_OIDC_ISSUER stops the start (every sign-in would fail); one that does not answer yet is logged, and
+ * `/readyz` waits for it.
+ */
+export async function checkIssuer(config: Pick<ServerConfig, 'oidc'>, logger: Logger): Promise<void> {
+  if (!config.oidc) return;
+  const found = await issuerProblem(config.oidc.issuer);
+  if (found?.misnamed) throw new ConfigError([found.problem]);
+  if (found) logger.error(found.problem);
+}
+
+/**
+ * Starts listening, and works out the public URL; in dev mode starts the
+ * embedded IdP.
  */
 export async function listen(
   app: FastifyInstance,
   config: ServerConfig,
   publicUrl: string | null,
-  logger: Logger,
 ): Promise<{ publicUrl: string; devIdp: DevIdp | null; devOidc: OidcSettings | null }> {
-  if (config.oidc) {
-    const found = await issuerProblem(config.oidc.issuer);
-    if (found?.misnamed) throw new ConfigError([found.problem]);
-    if (found) logger.error(found.problem);
-  }
   await app.listen({ port: config.port, host: config.host });
   const { port } = app.server.address() as AddressInfo;
   const host =

@@ -43,7 +43,7 @@ import { registerUsageRoutes } from './modules/usage/usage-routes.ts';
 import { createUsageService } from './modules/usage/usage-service.ts';
 import { registerPlatformJobs } from './server-jobs.ts';
 import { composeLifecycle } from './server-lifecycle.ts';
-import { listen } from './server-listen.ts';
+import { checkIssuer, listen } from './server-listen.ts';
 import { platformLogger } from './server-logger.ts';
 import { blobStoreCheck, issuerCheck } from './server-readiness.ts';
 import { joinReplicas, recoverWork, usageWal } from './server-replica.ts';
@@ -70,6 +70,7 @@ export type { RunningServer, StartOptions } from './server-types.ts';
  */
 export async function startServer(config: ServerConfig, options: StartOptions = {}): Promise<RunningServer> {
   const logger = options.logger ?? platformLogger(config);
+  await checkIssuer(config, logger);
   if (config.database.kind === 'sqlite') mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   const db = options.db ?? openDatabase(config.database);
   await migrateToLatest(db);
@@ -331,7 +332,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     checks: [blobStoreCheck(blobs), issuerCheck(() => oidc?.issuer ?? null)],
   });
 
-  const listening = await listen(app, config, publicUrl, logger);
+  const listening = await listen(app, config, publicUrl);
   publicUrl = listening.publicUrl;
   oidc = listening.devOidc ?? oidc;
   const devIdp = listening.devIdp;

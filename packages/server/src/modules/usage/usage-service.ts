@@ -153,7 +153,13 @@ export function createUsageService(deps: {
   function flush(): Promise<void> {
     const rows = pending;
     pending = [];
-    const segment = deps.wal?.rotate() ?? null;
+    let segment: string | null = null;
+    try {
+      segment = deps.wal?.rotate() ?? null;
+    } catch (error) {
+      // The log's folder is gone or full: the rows still go to the database, only not through the log.
+      deps.logger.error({ err: error }, 'could not start a new usage log segment');
+    }
     writing = writing.then(async () => {
       if (!rows.length) {
         if (segment) deps.wal?.done(segment);
