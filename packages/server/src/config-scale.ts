@@ -76,3 +76,24 @@ export function replicaLeaseSecondsFrom(env: NodeJS.ProcessEnv, problems: string
     );
   return Number.isInteger(n) && n >= 1 && n <= 3600 ? n : 30;
 }
+
+/** Where the other replicas reach this one (MICROAPP_REPLICA_URL), or null to use the listen address. */
+export function replicaUrlFrom(env: NodeJS.ProcessEnv, problems: string[]): string | null {
+  const raw = env.MICROAPP_REPLICA_URL;
+  if (!raw) return null;
+  let ok = false;
+  try {
+    const u = new URL(raw);
+    ok =
+      (u.protocol === 'http:' || u.protocol === 'https:') &&
+      !u.username &&
+      !u.password &&
+      u.pathname === '/' &&
+      !u.search;
+  } catch {}
+  if (!ok)
+    problems.push(
+      `MICROAPP_REPLICA_URL is the address other replicas reach this one at, such as http://10.0.3.7:8080 (no path or credentials); got "${raw.slice(0, 80)}"`,
+    );
+  return ok ? raw.replace(/\/$/, '') : null;
+}

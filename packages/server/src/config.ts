@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
-import { blobRegistryFrom, replicaIdFrom, replicaLeaseSecondsFrom } from './config-scale.ts';
+import { blobRegistryFrom, replicaIdFrom, replicaLeaseSecondsFrom, replicaUrlFrom } from './config-scale.ts';
 import {
   buildSettingsFrom,
   lifecycleFrom,
@@ -92,7 +92,7 @@ export type ServerConfig = {
   /** The OCI registry every replica keeps blobs in (MICROAPP_BLOB_REGISTRY); null: the data folder. */
   blobRegistry: OciRegistrySettings | null;
   /** This replica's name and lease: it owns the builds and app instances it runs (MICROAPP_REPLICA_ID). */
-  replica: { id: string; leaseSeconds: number };
+  replica: { id: string; leaseSeconds: number; url: string | null };
 };
 
 /** Flags from the command line; each wins over the environment, which wins over the config file. */
@@ -316,6 +316,7 @@ export function loadConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv): ServerCo
   const replica = {
     id: replicaIdFrom(env, `${hostname()}:${dataDir}`, problems),
     leaseSeconds: replicaLeaseSecondsFrom(env, problems),
+    url: replicaUrlFrom(env, problems),
   };
   if (problems.length > 0) {
     if (!dev)

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
@@ -14,6 +15,19 @@ import { openUsageWal } from './modules/usage/usage-wal.ts';
 export function usageWal(config: Pick<ServerConfig, 'replica' | 'dataDir'>) {
   const folder = createHash('sha256').update(config.replica.id).digest('hex').slice(0, 16);
   return openUsageWal(join(config.dataDir, 'usage-wal', folder));
+}
+
+/**
+ * Says where the other replicas reach this one, to forward requests for the apps it runs: MICROAPP_REPLICA_URL,
+ * or the address it listens on (the host name when it listens on every interface).
+ */
+export function advertiseReplica(
+  lease: Pick<ReplicaLease, 'advertise'>,
+  config: Pick<ServerConfig, 'replica' | 'host'>,
+  port: number,
+) {
+  const host = config.host === '0.0.0.0' || config.host === '::' ? hostname() : config.host;
+  return lease.advertise(config.replica.url ?? `http://${host.includes(':') ? `[${host}]` : host}:${port}`);
 }
 
 /** Registers this server as a replica (see docs/operations.md, "Several replicas"). */

@@ -1,4 +1,5 @@
 import { mkdirSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
 import { buildHttpApp } from './api/build-app.ts';
 import { registerMetaRoutes } from './api/meta-routes.ts';
 import { adjustableClock } from './clock.ts';
@@ -35,6 +36,7 @@ import { builtinPolicyDir, readPolicyDir } from './modules/policy/policy-sources
 import { createRuleEvaluator } from './modules/risk/risk-evaluator.ts';
 import { createAppHosts } from './modules/runtime/app-hosts.ts';
 import { createGateway } from './modules/runtime/gateway.ts';
+import { createReplicaForwarding } from './modules/runtime/replica-forwarding.ts';
 import { kekOf } from './modules/secrets/envelope.ts';
 import { registerTokenRoutes } from './modules/tokens/token-routes.ts';
 import { createTokenService } from './modules/tokens/token-service.ts';
@@ -46,7 +48,7 @@ import { composeLifecycle } from './server-lifecycle.ts';
 import { checkIssuer, listen } from './server-listen.ts';
 import { platformLogger } from './server-logger.ts';
 import { blobStoreCheck, issuerCheck } from './server-readiness.ts';
-import { joinReplicas, recoverWork, usageWal } from './server-replica.ts';
+import { advertiseReplica, joinReplicas, recoverWork, usageWal } from './server-replica.ts';
 import { composeRuntime } from './server-runtime.ts';
 import { composeTrust } from './server-trust.ts';
 import type { RunningServer, StartOptions } from './server-types.ts';
@@ -276,6 +278,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     clock,
     tracing,
     cache: readCache,
+    forwarding: createReplicaForwarding({ db: db.kysely, lease }),
   });
   // WebSockets to apps arrive as HTTP upgrades, which Fastify's routes never see.
   app.server.on('upgrade', (req, socket, head) => {
@@ -336,6 +339,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   publicUrl = listening.publicUrl;
   oidc = listening.devOidc ?? oidc;
   const devIdp = listening.devIdp;
+  await advertiseReplica(lease, config, (app.server.address() as AddressInfo).port);
   const url = publicUrl;
   const takeover = await recoverWork({
     lease,

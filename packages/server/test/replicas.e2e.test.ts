@@ -119,6 +119,23 @@ describe('three replicas on one PostgreSQL and an OCI registry', { skip: !pg && 
       assert.equal(answer.status, 200, answer.body);
       assert.equal(answer.body, `${name} answers`);
     }
+    // Any replica serves any app: a request reaching a replica that does not run it is forwarded to the one
+    // that does, which signs the caller in and applies the access policy itself.
+    for (const name of names)
+      for (const server of servers) {
+        const answer = await viaGateway(server, name, '/', { authorization: `Bearer ${t.dave}` });
+        assert.equal(answer.status, 200, `${name} through ${server.url}: ${answer.body}`);
+        assert.equal(answer.body, `${name} answers`);
+      }
+    // Forwarding decides nothing: without a sign-in the owner's refusal comes back, and a caller's own hop
+    // header only stops the forwarding (the replica then says the app does not run here).
+    const anonymous = await viaGateway(a, 'poll-three', '/', { accept: 'application/json' });
+    assert.equal(anonymous.status, 401, anonymous.body);
+    const forged = await viaGateway(a, 'poll-three', '/', {
+      authorization: `Bearer ${t.dave}`,
+      'x-microapp-replica-hop': 'replica-b',
+    });
+    assert.equal(forged.status, 503, forged.body);
     // Every artifact is in the registry, not on any replica's disk.
     const auth = `Basic ${Buffer.from('platform:registry-pw-9').toString('base64')}`;
     const tags = await fetch(`${registry.url}/v2/microapp/artifacts/tags/list`, {

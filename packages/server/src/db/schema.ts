@@ -292,6 +292,8 @@ export interface ReplicasTable {
   started_at: string;
   lease_until: string;
   version: string;
+  /** Where the other replicas reach this one (MICROAPP_REPLICA_URL); null until it listens. */
+  url: string | null;
 }
 
 export interface AppSecretsTable {

@@ -17,6 +17,8 @@ export const replicas: Record<string, (dialect: Dialect) => Migration> = {
         .addColumn('started_at', 'text', (c) => c.notNull())
         .addColumn('lease_until', 'text', (c) => c.notNull())
         .addColumn('version', 'text', (c) => c.notNull())
+        // Where the other replicas reach this one's gateway, to forward requests for the apps it runs.
+        .addColumn('url', 'text')
         .execute();
       // Null on rows written before replicas had names: the first replica to start owns them.
       await db.schema.alterTable('builds').addColumn('replica_id', 'text').execute();

@@ -14,6 +14,10 @@ export type ReplicaLease = {
   live(): Promise<{ id: string; startedAt: string; version: string }[]>;
   /** Gives the lease up (a clean stop), so the others take over at once rather than when it runs out. */
   release(): Promise<void>;
+  /** Records where the other replicas reach this one, once it listens. */
+  advertise(url: string): Promise<void>;
+  /** Where a live replica is reached; null when its lease ran out or it said nowhere. */
+  addressOf(id: string): Promise<string | null>;
 };
 
 /**
@@ -76,6 +80,17 @@ export async function startReplicaLease(deps: {
 
   return {
     id,
+    async advertise(url) {
+      await db.updateTable('replicas').set({ url }).where('id', '=', id).execute();
+    },
+    async addressOf(other) {
+      const row = await db
+        .selectFrom('replicas')
+        .select(['url', 'lease_until'])
+        .where('id', '=', other)
+        .executeTakeFirst();
+      return row && row.lease_until > new Date().toISOString() ? row.url : null;
+    },
     async mayTakeOver(owner) {
       if (owner === null || owner === id) return true;
       const row = await db

@@ -23,6 +23,7 @@ import type { AppHosts } from './app-hosts.ts';
 import { appCookieNames, expireForeignCookies, frameHeaders, hostOfOrigin } from './browser-isolation.ts';
 import { type DeploymentService, parseSite } from './deployment-service.ts';
 import { type Caller, createAdmission } from './gateway-admission.ts';
+import type { ReplicaForwarding } from './replica-forwarding.ts';
 
 const hopByHop = [
   'connection',
@@ -55,7 +56,9 @@ export function createGateway(deps: {
   login: Pick<LoginService, 'sessionPrincipal' | 'redeemAppCode'>;
   catalog: Pick<CatalogService, 'get'>;
   engine: Pick<PolicyEngine, 'decide' | 'log'> | null;
-  deployments: Pick<DeploymentService, 'instanceFor' | 'identityToken'>;
+  deployments: Pick<DeploymentService, 'instanceFor' | 'instanceOf' | 'identityToken'>;
+  /** Requests for an app another replica runs go there (replica-forwarding.ts); absent: one replica. */
+  forwarding?: Pick<ReplicaForwarding, 'forward'>;
   audit: Pick<AuditService, 'record'>;
   usage: Pick<UsageService, 'record'>;
   db: Kysely<Database>;
@@ -190,6 +193,8 @@ export function createGateway(deps: {
       } else sendProblem(reply, request, error);
       return true;
     };
+    if (!deps.deployments.instanceOf(site) && (await deps.forwarding?.forward(request, reply, site)))
+      return true;
     if (request.url.split('?')[0] === '/_microapp/callback') {
       try {
         await callback(request, reply, site);

@@ -1,0 +1,89 @@
+import { request as httpRequest } from 'node:http';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { Kysely } from 'kysely';
+import type { Database } from '../../db/schema.ts';
+import type { ReplicaLease } from '../replicas/replica-lease.ts';
+import { parseSite } from './deployment-types.ts';
+
+/** Set on a request one replica forwards to another: it is never forwarded again (no loops). */
+export const hopHeader = 'x-microapp-replica-hop';
+const dropped = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'upgrade',
+  hopHeader,
+]);
+
+/**
+ * With the local sandbox driver an app runs on one replica. A request for it that reaches another replica is
+ * forwarded whole to the replica that runs it (its lease live, its address in `replicas.url`), which signs
+ * the caller in, applies the access policy and meters it as for any request: the forwarding replica decides
+ * nothing. Where the app runs is read at most once a second per app.
+ */
+export function createReplicaForwarding(deps: {
+  db: Kysely<Database>;
+  lease: Pick<ReplicaLease, 'id' | 'addressOf'>;
+}) {
+  const known = new Map<string, { at: number; url: string | null }>();
+
+  /** The address of the replica running `site`'s app when that is another live replica, else null. */
+  async function ownerOf(site: string): Promise<string | null> {
+    const cached = known.get(site);
+    if (cached && Date.now() - cached.at < 1000) return cached.url;
+    const { name, env } = parseSite(site);
+    const row = await deps.db
+      .selectFrom('deployments')
+      .innerJoin('apps', 'apps.id', 'deployments.app_id')
+      .select('deployments.replica_id')
+      .where('apps.name', '=', name)
+      .where('deployments.env', '=', env)
+      .where('deployments.state', '=', 'running')
+      .orderBy('deployments.started_at', 'desc')
+      .limit(1)
+      .executeTakeFirst();
+    const owner = row?.replica_id;
+    const url = owner && owner !== deps.lease.id ? await deps.lease.addressOf(owner) : null;
+    if (known.size > 10_000) known.clear();
+    known.set(site, { at: Date.now(), url });
+    return url;
+  }
+
+  /** Forwards the request when another replica runs the app; false when this replica should answer. */
+  async function forward(request: FastifyRequest, reply: FastifyReply, site: string): Promise<boolean> {
+    if (request.headers[hopHeader]) return false;
+    const target = await ownerOf(site).catch(() => null);
+    if (!target) return false;
+    const to = new URL(target);
+    const headers: Record<string, string | string[]> = {};
+    for (const [k, v] of Object.entries(request.headers))
+      if (v !== undefined && !dropped.has(k)) headers[k] = v;
+    headers[hopHeader] = deps.lease.id;
+    // The replica that runs the app believes this only if this replica is in its MICROAPP_TRUSTED_PROXIES.
+    const before = request.headers['x-forwarded-for'];
+    headers['x-forwarded-for'] = before ? `${before}, ${request.ip}` : request.ip;
+    reply.hijack();
+    const upstream = httpRequest(
+      { host: to.hostname, port: to.port || 80, method: request.method, path: request.url, headers },
+      (res) => {
+        const out: Record<string, string | string[]> = {};
+        for (const [k, v] of Object.entries(res.headers)) if (v !== undefined && !dropped.has(k)) out[k] = v;
+        reply.raw.writeHead(res.statusCode ?? 502, out);
+        res.pipe(reply.raw);
+      },
+    );
+    upstream.on('error', () => {
+      known.delete(site);
+      if (!reply.raw.headersSent) reply.raw.writeHead(502, { 'content-type': 'text/plain' });
+      reply.raw.end('the replica running this app did not answer; try again in a moment');
+    });
+    request.raw.pipe(upstream);
+    return true;
+  }
+
+  return { forward };
+}
+
+export type ReplicaForwarding = ReturnType<typeof createReplicaForwarding>;
