@@ -22,7 +22,8 @@ export async function startServer(
   const dir = mkdtempSync(join(tmpdir(), 'microapp-bench-'));
   let schema: string | null = null;
   let url = databaseUrl;
-  if (databaseUrl) {
+  // A URL that already names its schema (another replica's) is used as it is, and left for its owner to drop.
+  if (databaseUrl && !new URL(databaseUrl).searchParams.has('options')) {
     schema = `bench_${Date.now()}`;
     const c = new pg.Client({ connectionString: databaseUrl });
     await c.connect();

@@ -130,6 +130,16 @@ describe('benches measure what they say', () => {
     );
   });
 
+  test('replicas: one replica against three on one PostgreSQL, every response as expected', {
+    skip: postgres === 'none' && 'needs PostgreSQL',
+  }, async () => {
+    printed(
+      await bench('replicas', '--postgres', postgres),
+      /a creator's catalog list\s+1 replica\s+[\d,]+ req\/s\s+3 replicas\s+[\d,]+ req\/s\s+3 replicas \/ 1: [\d.]+x/,
+      /registrations\s+1 replica\s+[\d,]+ req\/s/,
+    );
+  });
+
   test('api: a database that is not there fails the run instead of dropping its rows', async () => {
     refused(await bench('api', '--apps', '0', '--postgres', 'postgres://postgres@127.0.0.1:1/none'), /./);
   });
