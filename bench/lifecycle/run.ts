@@ -12,6 +12,7 @@ import { adjustableClock, dayMs } from '../../packages/server/src/clock.ts';
 import { type Db, openDatabase } from '../../packages/server/src/db/database.ts';
 import { migrateToLatest } from '../../packages/server/src/db/migrations.ts';
 import { createAuditService } from '../../packages/server/src/modules/audit/audit-service.ts';
+import { createFolderBlobStore } from '../../packages/server/src/modules/blobs/blob-store.ts';
 import { defaultLifecycleSettings } from '../../packages/server/src/modules/lifecycle/lifecycle-rules.ts';
 import { createLifecycleService } from '../../packages/server/src/modules/lifecycle/lifecycle-service.ts';
 import { createLifecycleSteps } from '../../packages/server/src/modules/lifecycle/lifecycle-steps.ts';
@@ -138,6 +139,7 @@ async function measure(label: string, open: () => Promise<{ db: Db; cleanup: () 
       deployments: unused,
       secrets: unused,
       kek: kekOf(Buffer.alloc(32, 7)),
+      blobs: createFolderBlobStore(dir),
       runtimeDir: dir,
       archiveDir: dir,
       settings: defaultLifecycleSettings,

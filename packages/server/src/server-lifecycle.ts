@@ -6,6 +6,7 @@ import type { ServerConfig } from './config.ts';
 import type { Database } from './db/schema.ts';
 import type { AdvisoryService } from './modules/advisories/advisory-service.ts';
 import type { AuditService } from './modules/audit/audit-service.ts';
+import type { BlobStore } from './modules/blobs/blob-store.ts';
 import type { CatalogService } from './modules/catalog/catalog-service.ts';
 import { registerOffboardingRoutes } from './modules/identity/offboarding-routes.ts';
 import { createOffboardingService } from './modules/identity/offboarding-service.ts';
@@ -35,6 +36,8 @@ export function composeLifecycle(
     advisories: AdvisoryService;
     secrets: SecretService;
     versions: VersionsService;
+    /** Where sealed archives go (modules/blobs). */
+    blobs: BlobStore;
     /** The current KEK first, then the previous ones (archives written under them still open). */
     keks: Kek[];
     /** An app's repository as a git bundle, for the graduation bundle. */
@@ -55,6 +58,7 @@ export function composeLifecycle(
     kek,
     runtimeDir: join(config.dataDir, 'runtime'),
     archiveDir: join(config.dataDir, 'archives'),
+    blobs: deps.blobs,
     settings: config.lifecycle,
   });
   const lifecycle = createLifecycleService({

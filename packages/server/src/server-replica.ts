@@ -69,14 +69,22 @@ export async function recoverWork(deps: {
     logger.warn({ builds: interrupted }, 'builds interrupted by the last restart were marked failed');
   if (recovery.recovered.length || recovery.failed.length) logger.info(recovery, 'recovered running apps');
   let sweeping: Promise<void> = Promise.resolve();
+  let busy = false;
   const timer = setInterval(() => {
+    // One sweep at a time: starting apps can take longer than a lease period, and a stop must wait for it.
+    if (busy) return;
+    busy = true;
     sweeping = (async () => {
       const failed = await builds.recover('dead');
       if (failed) logger.warn({ builds: failed }, 'failed the builds of a replica whose lease ran out');
       const taken = await deployments.recover();
       if (taken.recovered.length || taken.failed.length)
         logger.info(taken, 'took over the apps of a replica whose lease ran out');
-    })().catch((error) => logger.warn({ err: error }, 'could not take over the work of a stopped replica'));
+    })()
+      .catch((error) => logger.warn({ err: error }, 'could not take over the work of a stopped replica'))
+      .finally(() => {
+        busy = false;
+      });
   }, deps.leaseSeconds * 1000);
   timer.unref();
   return {

@@ -229,6 +229,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     instances: () => deployments.running(),
   });
   const lifecycle = composeLifecycle(app, {
+    blobs,
     config,
     db: db.kysely,
     clock,

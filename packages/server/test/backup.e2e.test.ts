@@ -81,6 +81,18 @@ for (const engine of engines())
       });
       assert.equal(pub.status, 201, pub.text);
 
+      // A decommissioned app: its data sealed in an archive, in the blob store.
+      const retired = await call(a, 'POST', '/api/v1/apps', {
+        token: t.dave,
+        body: lunchPoll({ name: 'retired-poll', owner: people.dave, audience: { department: 'finance' } }),
+      });
+      assert.equal(retired.status, 201, retired.text);
+      const gone = await call(a, 'POST', '/api/v1/apps/retired-poll/decommission', {
+        token: t.dave,
+        body: { reason: 'the team lunch moved to Thursdays' },
+      });
+      assert.equal(gone.status, 200, gone.text);
+
       // While it serves: the backup, with the server writing beside it.
       const live = a.rawDb();
       const [report] = await Promise.all([
@@ -98,6 +110,7 @@ for (const engine of engines())
       ]);
       await live.destroy();
       assert.equal(report.artifacts, 1);
+      assert.equal(report.archives, 1);
       assert.ok(report.repositories >= 1, 'the app repository is in it');
       assert.ok(report.rows > 50);
 
@@ -169,6 +182,9 @@ for (const engine of engines())
           assert.ok(dep.status < 300, dep.text);
           const answer = await viaGateway(b, 'kept-poll', '/', { authorization: `Bearer ${t.dave}` });
           assert.equal(answer.body, 'still here');
+          // The archive came back with it: the retired app restores.
+          const back = await call(b, 'POST', '/api/v1/apps/retired-poll/restore', { token: t.dave });
+          assert.equal(back.status, 200, back.text);
           const repo = await call(b, 'GET', '/api/v1/apps/kept-poll/repository', { token: t.dave });
           assert.equal(repo.status, 200, repo.text);
           assert.ok(repo.body.commits.length >= 1, repo.text);

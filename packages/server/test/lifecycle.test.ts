@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { adjustableClock, dayMs } from '../src/clock.ts';
 import { createAuditService } from '../src/modules/audit/audit-service.ts';
+import { createFolderBlobStore } from '../src/modules/blobs/blob-store.ts';
 import { createDevClock } from '../src/modules/jobs/dev-clock.ts';
 import {
   call,
@@ -143,11 +144,13 @@ for (const engine of engines()) {
       const raw = server.rawDb();
       const file = await raw.kysely
         .selectFrom('app_archives')
-        .select('path')
+        .select(['path', 'digest'])
         .where('app_id', '=', appId)
         .executeTakeFirstOrThrow();
       await raw.destroy();
-      assert.equal(readFileSync(file.path).includes(Buffer.from('pizza')), false, 'the archive is encrypted');
+      assert.equal(file.path, file.digest, 'the archive is in the blob store, by digest');
+      const sealed = await createFolderBlobStore(server.dataDir).get('archive', file.digest);
+      assert.equal(sealed.includes(Buffer.from('pizza')), false, 'the archive is encrypted');
 
       // Running the job again changes nothing: each step happens once.
       await server.internals.jobs.trigger('lifecycle');

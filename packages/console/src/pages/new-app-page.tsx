@@ -159,12 +159,16 @@ export function NewAppPage() {
   );
 }
 
+const namePattern = /^(?!.*--)[a-z0-9]([a-z0-9-]{0,52}[a-z0-9])?$/;
+
 function useAssessment(manifest: Manifest) {
   const [state, setState] = useState<{ data: Assessment | null; error: ApiError | null }>({
     data: null,
     error: null,
   });
-  const body = JSON.stringify(manifest);
+  // The risk does not depend on the name: a name half typed ("finance-") is previewed as a placeholder rather
+  // than sent to be refused, and the name step says what is wrong with it.
+  const body = JSON.stringify(namePattern.test(manifest.name) ? manifest : { ...manifest, name: 'new-app' });
   useEffect(() => {
     let live = true;
     const timer = setTimeout(() => {

@@ -1,15 +1,6 @@
 import { createHash } from 'node:crypto';
-import {
-  cpSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
-import { dirname, join } from 'node:path';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { type Kysely, sql } from 'kysely';
 import { x } from 'tar';
 import type { Db } from '../../db/database.ts';
@@ -111,10 +102,8 @@ export async function restoreBackup(deps: {
         );
     }
     const shapes = restoreOrder(await tableShapes(db));
-    // Archives are written under this data folder; their rows say where.
-    const archivePaths = new Map<string, string>();
-    for (const [id, name] of Object.entries(manifest.archives))
-      archivePaths.set(id, join(deps.dataDir, 'archives', 'restored', name));
+    // Archives go to the blob store, and their rows name them by digest (as the platform writes them now).
+    const archiveIds = Object.keys(manifest.archives);
 
     let rows = 0;
     await db.kysely.transaction().execute(async (trx) => {
@@ -132,8 +121,8 @@ export async function restoreBackup(deps: {
           if (!line) continue;
           const row = decodeRow(line);
           for (const key of Object.keys(row)) if (!wanted.has(key)) delete row[key];
-          if (shape.name === 'app_archives' && typeof row.id === 'string' && archivePaths.has(row.id))
-            row.path = archivePaths.get(row.id);
+          if (shape.name === 'app_archives' && typeof row.id === 'string' && archiveIds.includes(row.id))
+            row.path = row.digest;
           batch.push(row);
           rows++;
           if (batch.length >= 200) await flush();
@@ -158,10 +147,8 @@ export async function restoreBackup(deps: {
         throw new RestoreError(`the artifact ${digest} in the backup was changed since the backup was made`);
       await deps.blobs.put('artifact', bytes);
     }
-    for (const [id, path] of archivePaths) {
-      mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-      writeFileSync(path, readFileSync(join(staging, 'archives', manifest.archives[id]!)), { mode: 0o600 });
-    }
+    for (const id of archiveIds)
+      await deps.blobs.put('archive', readFileSync(join(staging, 'archives', manifest.archives[id]!)));
     if (existsSync(join(staging, 'audit')))
       cpSync(join(staging, 'audit'), join(deps.dataDir, 'audit'), { recursive: true, force: false });
     say('repositories');
@@ -177,7 +164,7 @@ export async function restoreBackup(deps: {
       rows,
       tables: shapes.length,
       artifacts: manifest.artifacts.length,
-      archives: archivePaths.size,
+      archives: archiveIds.length,
       repositories: manifest.repositories.length,
       createdAt: manifest.createdAt,
       kekChecked: manifest.signingKeys.length > 0,

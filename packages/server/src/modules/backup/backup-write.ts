@@ -11,7 +11,7 @@ import {
   statSync,
   writeFileSync,
 } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { type Kysely, sql } from 'kysely';
 import { c } from 'tar';
 import type { Db } from '../../db/database.ts';
@@ -140,10 +140,12 @@ export async function writeBackup(deps: {
     mkdirSync(join(staging, 'archives'));
     const archiveFiles: Record<string, string> = {};
     for (const a of archives) {
-      if (!existsSync(a.path))
-        throw new Error(`the archive ${a.id} is missing from ${a.path}: the backup would be incomplete`);
-      archiveFiles[a.id] = `${a.id}-${basename(a.path)}`;
-      copyFileSync(a.path, join(staging, 'archives', archiveFiles[a.id]!));
+      archiveFiles[a.id] = `${a.id}.sealed`;
+      const to = join(staging, 'archives', archiveFiles[a.id]!);
+      // Archives are in the blob store by digest; an earlier release wrote them as files.
+      if (a.path.startsWith('sha256:')) writeFileSync(to, await deps.blobs.get('archive', a.path));
+      else if (existsSync(a.path)) copyFileSync(a.path, to);
+      else throw new Error(`the archive ${a.id} is missing from ${a.path}: the backup would be incomplete`);
     }
     const reposDir = join(deps.dataDir, 'repos');
     const repositories = existsSync(reposDir) ? readdirSync(reposDir).filter((r) => r.endsWith('.git')) : [];

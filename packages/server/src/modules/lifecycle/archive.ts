@@ -74,9 +74,11 @@ export async function openArchive(
   archive: SealedArchive,
   dataDir: string,
   appId: string,
+  /** The sealed bytes, when they come from the blob store; read from `archive.path` otherwise. */
+  stored?: Buffer,
 ): Promise<RestoreReport> {
-  if (!existsSync(archive.path)) throw new Error(`the archive file ${archive.path} is missing`);
-  const body = readFileSync(archive.path);
+  if (!stored && !existsSync(archive.path)) throw new Error(`the archive file ${archive.path} is missing`);
+  const body = stored ?? readFileSync(archive.path);
   const digest = `sha256:${createHash('sha256').update(body).digest('hex')}`;
   if (digest !== archive.digest)
     throw new Error(`the archive ${archive.path} was changed since it was written`);

@@ -1,10 +1,11 @@
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Kysely, Transaction } from 'kysely';
 import type { Clock } from '../../clock.ts';
 import type { AppLifecycleTable, Database } from '../../db/schema.ts';
 import { newId } from '../../ids.ts';
 import type { AuditContext, AuditService } from '../audit/audit-service.ts';
+import type { BlobStore } from '../blobs/blob-store.ts';
 import { emailsWithRole } from '../identity/users.ts';
 import type { NewNotification, NotificationService } from '../notifications/notification-service.ts';
 import { removeAppData, sealAppData } from '../runtime/data-volume.ts';
@@ -17,6 +18,9 @@ import type { LifecycleSettings, Stage, Step } from './lifecycle-rules.ts';
 export type LifecycleApp = { id: string; name: string; owner: string };
 
 const day = (iso: string) => iso.slice(0, 10);
+
+/** An archive kept in the blob store is recorded by its digest; one an earlier release wrote, by its file. */
+const isBlob = (path: string) => path.startsWith('sha256:');
 
 /**
  * The lifecycle's state changes. Each one is a compare-and-set on the app's lifecycle row, its audit
@@ -34,6 +38,8 @@ export function createLifecycleSteps(deps: {
   kek: Kek;
   runtimeDir: string;
   archiveDir: string;
+  /** Where sealed archives are kept (the data folder, or the registry replicas share). */
+  blobs: Pick<BlobStore, 'put' | 'get' | 'remove'>;
   settings: LifecycleSettings;
 }) {
   const { db, clock, audit } = deps;
@@ -261,7 +267,9 @@ export function createLifecycleSteps(deps: {
               .where('id', '=', row.archive_id)
               .executeTakeFirst()
           : undefined;
-        if (archive) rmSync(archive.path, { force: true });
+        if (archive)
+          if (isBlob(archive.path)) await deps.blobs.remove('archive', archive.digest);
+          else rmSync(archive.path, { force: true });
         return db.transaction().execute(async (trx) => {
           if (!(await compareAndSet(trx, row, { stage_at: now, next_step_at: null }))) return false;
           if (archive)
@@ -303,7 +311,11 @@ export function createLifecycleSteps(deps: {
       app.id,
       `${row.stage}-${row.stage_at.replace(/[^0-9]/g, '')}.tar.gz.enc`,
     );
-    const sealed = await sealAppData(deps.kek, dataDirOf(app.name), path, app.id);
+    const staged = await sealAppData(deps.kek, dataDirOf(app.name), path, app.id);
+    // The sealed bytes go to the blob store, so any replica can restore them; the row names them by digest.
+    await deps.blobs.put('archive', readFileSync(staged.path));
+    rmSync(staged.path, { force: true });
+    const sealed = { ...staged, path: staged.digest };
     const now = clock.nowIso();
     const changed = await db
       .transaction()
@@ -378,7 +390,13 @@ export function createLifecycleSteps(deps: {
     return changed;
   }
 
-  return { apply, decommission, compareAndSet, dataDirOf };
+  /** A sealed archive's bytes: from the blob store, or the file an earlier release wrote. */
+  const archiveBody = (archive: { path: string; digest: string }) =>
+    isBlob(archive.path)
+      ? deps.blobs.get('archive', archive.digest)
+      : Promise.resolve(readFileSync(archive.path));
+
+  return { apply, decommission, compareAndSet, dataDirOf, archiveBody };
 }
 
 const key = (app: LifecycleApp, row: AppLifecycleTable) => `${app.id}:${row.stage_at}`;

@@ -182,7 +182,20 @@ export function createDeploymentService(deps: DeploymentDeps) {
         'apps.manifest',
         'apps.state',
         'deployments.replica_id',
+        'deployments.id as deployment_id',
       ]);
+  }
+
+  /** Takes a deployment over from the replica recorded on it; false when another replica got there first. */
+  async function claim(deploymentId: string, from: string | null) {
+    const r = await db
+      .updateTable('deployments')
+      .set({ replica_id: deps.lease!.id })
+      .where('id', '=', deploymentId)
+      .where('state', '=', 'running')
+      .where((eb) => (from === null ? eb('replica_id', 'is', null) : eb('replica_id', '=', from)))
+      .executeTakeFirst();
+    return Number(r.numUpdatedRows) === 1;
   }
 
   /**
@@ -196,6 +209,9 @@ export function createDeploymentService(deps: DeploymentDeps) {
     for (const r of rows) {
       if (instances.has(siteOf(r.name, r.env as Env)) || r.state !== 'approved') continue;
       if (deps.lease && !(await deps.lease.mayTakeOver(r.replica_id))) continue;
+      // Another replica's app: claimed first, so when two replicas find the same dead one, one starts it.
+      if (deps.lease && r.replica_id !== deps.lease.id && !(await claim(r.deployment_id, r.replica_id)))
+        continue;
       try {
         await launch(
           {
