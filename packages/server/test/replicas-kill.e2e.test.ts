@@ -147,7 +147,15 @@ describe('a replica killed during load', { skip: !url && 'needs PostgreSQL' }, (
         if (i > 100) throw new Error(`the app stayed with ${row?.replica_id}`);
         await new Promise((r) => setTimeout(r, 200));
       }
-      assert.equal((await viaGateway(b, 'under-load', '/', { authorization: `Bearer ${dave}` })).body, 'ok');
+      // B claims the app, then starts it: it answers once it has started.
+      for (
+        let i = 0;
+        (await viaGateway(b, 'under-load', '/', { authorization: `Bearer ${dave}` })).body !== 'ok';
+        i++
+      ) {
+        if (i > 100) throw new Error('the app never answered on replica B');
+        await new Promise((r) => setTimeout(r, 200));
+      }
 
       // A starts again: it writes the usage rows its log kept, and leaves the app where it now runs.
       const again = await startProcess({ ...env, MICROAPP_REPLICA_ID: 'replica-a' }, dirs[0]!);

@@ -237,8 +237,11 @@ describe('three replicas on one PostgreSQL and an OCI registry', { skip: !pg && 
       .where('deployments.state', '=', 'running')
       .executeTakeFirstOrThrow();
     const taker = row.replica_id === 'replica-a' ? a : c;
-    const answer = await viaGateway(taker, 'poll-three', '/', { authorization: `Bearer ${t.dave}` });
-    assert.equal(answer.body, 'poll-three answers');
+    // The taker claims the app, then starts it: it answers once it has started.
+    await until('poll-three to answer on the replica that took it over', async () => {
+      const answer = await viaGateway(taker, 'poll-three', '/', { authorization: `Bearer ${t.dave}` });
+      return answer.body === 'poll-three answers';
+    });
     await until('the stopped replica’s build to fail', async () => {
       const build = await db
         .selectFrom('builds')
