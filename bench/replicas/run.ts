@@ -56,6 +56,7 @@ async function spread(
         duration: seconds,
         method: kind === 'list' ? 'GET' : 'POST',
         headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        skipAggregateResult: true,
         ...(kind === 'register'
           ? { requests: [{ setupRequest: (req: object) => ({ ...req, body: manifest() }) }] }
           : {}),
