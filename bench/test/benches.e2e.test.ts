@@ -140,6 +140,17 @@ describe('benches measure what they say', () => {
     );
   });
 
+  test('backup: backup and restore of a serving platform beside pg_dump', {
+    skip: postgres === 'none' && 'needs PostgreSQL',
+  }, async () => {
+    printed(
+      await bench('backup', '--postgres', postgres),
+      /microapp server backup\s+[\d.]+ s wall/,
+      /microapp server restore\s+[\d.]+ s wall/,
+      /backup \/ pg_dump: [\d.]+x/,
+    );
+  });
+
   test('api: a database that is not there fails the run instead of dropping its rows', async () => {
     refused(await bench('api', '--apps', '0', '--postgres', 'postgres://postgres@127.0.0.1:1/none'), /./);
   });
