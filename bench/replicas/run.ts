@@ -102,8 +102,10 @@ await runBench(async () => {
         for (const [label, urls] of [
           ['1 replica', one],
           ['3 replicas', three],
-        ] as const)
-          (rows[`${kind}|${label}`] ??= []).push(await spread([...urls], token, kind, seconds, connections));
+        ] as const) {
+          const key = `${kind}|${label}`;
+          rows[key] = [...(rows[key] ?? []), await spread([...urls], token, kind, seconds, connections)];
+        }
     console.log(
       `node ${process.version}; ${availableParallelism()} cores; ${connections} connections spread over the replicas; ${number('rounds')} slice(s) of ${seconds} s per row, taking turns; medians\nreproduce with: ${command}\n`,
     );
