@@ -59,6 +59,19 @@ describe('microapp server backup and restore', () => {
     assert.equal(JSON.parse(restore.stdout).kekChecked, true);
     assert.ok(readdirSync(join(restoredDir, 'repos')).some((r) => r.endsWith('.git')));
 
+    // A server set up for single sign-on migrates with its own settings (it used to be refused as --dev).
+    const sso = {
+      DATABASE_URL: `sqlite:${join(work, 'sso.sqlite')}`,
+      MICROAPP_OIDC_ISSUER: 'https://login.example.com',
+      MICROAPP_OIDC_CLIENT_ID: 'microapp',
+      MICROAPP_OIDC_CLIENT_SECRET: 'client-secret',
+      MICROAPP_OIDC_GROUP_ROLES: '{"finance-builders":{"roles":["creator"]}}',
+      MICROAPP_KEK: Buffer.alloc(32, 5).toString('base64'),
+    };
+    const migrated = await cli(sso, 'server', 'migrate');
+    assert.equal(migrated.code, 0, migrated.stderr);
+    assert.match(migrated.stdout, /^applied: 0001/);
+
     const help = await cli(env, 'server', 'backup', '--help');
     assert.match(
       help.stdout,

@@ -73,8 +73,9 @@ export function registerServerCommands(program: Command) {
     .option('--data-dir <dir>', 'where the SQLite file lives when DATABASE_URL is not set')
     .action(
       action(async (flags: { dataDir?: string }) => {
-        const { loadConfig, migrateToLatest, openDatabase } = await serverCode('server');
-        const cfg = loadConfig({ dev: true, dataDir: flags.dataDir }, process.env);
+        const { migrateToLatest, openDatabase } = await serverCode('server');
+        // A server set up for single sign-on migrates with its own settings, not as --dev (which it refuses).
+        const cfg = await offlineConfig(flags.dataDir);
         if (cfg.database.kind === 'sqlite') mkdirSync(cfg.dataDir, { recursive: true, mode: 0o700 });
         const db = openDatabase(cfg.database);
         try {
