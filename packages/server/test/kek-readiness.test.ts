@@ -2,6 +2,7 @@
 // first publish would be the first thing to fail.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { chmodSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { createKeyStore, loadKek } from '../src/modules/signing/key-store.ts';
@@ -33,5 +34,17 @@ describe('readiness and the KEK', () => {
     const after = await call(server, 'GET', '/readyz');
     assert.equal(after.status, 503);
     assert.match(after.body.status, /MICROAPP_KEK\) does not open the signing key in the database/);
+  });
+
+  test('a KEK file other users can read stops the start, naming the setting and the fix', () => {
+    const file = join(server.dataDir, 'kek-shared');
+    writeFileSync(file, `${randomBytes(32).toString('base64')}\n`, { mode: 0o644 });
+    chmodSync(file, 0o644);
+    assert.throws(
+      () => loadKek({ env: { MICROAPP_KEK_FILE: file }, devFile: null }),
+      /MICROAPP_KEK_FILE .*kek-shared can be read or written by other users \(mode 0644\): chmod 600 it/,
+    );
+    chmodSync(file, 0o600);
+    assert.equal(loadKek({ env: { MICROAPP_KEK_FILE: file }, devFile: null }).length, 32);
   });
 });

@@ -7,7 +7,7 @@ import {
   type KeyObject,
   randomBytes,
 } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Kysely, Transaction } from 'kysely';
 import type { Database } from '../../db/schema.ts';
@@ -19,8 +19,15 @@ export function loadKek(options: { env: NodeJS.ProcessEnv; devFile: string | nul
   const file = options.env.MICROAPP_KEK_FILE || options.devFile;
   let kek: Buffer;
   if (fromEnv) kek = Buffer.from(fromEnv, 'base64');
-  else if (file && existsSync(file)) kek = Buffer.from(readFileSync(file, 'utf8').trim(), 'base64');
-  else if (options.devFile && file === options.devFile) {
+  else if (file && existsSync(file)) {
+    // The key to every secret the platform holds is for the platform's user only.
+    const mode = statSync(file).mode & 0o777;
+    if (mode & 0o077)
+      throw new Error(
+        `${options.env.MICROAPP_KEK_FILE ? 'MICROAPP_KEK_FILE' : 'the KEK file'} ${file} can be read or written by other users (mode ${mode.toString(8).padStart(4, '0')}): chmod 600 it (on Kubernetes, defaultMode: 0400 on the Secret's volume)`,
+      );
+    kek = Buffer.from(readFileSync(file, 'utf8').trim(), 'base64');
+  } else if (options.devFile && file === options.devFile) {
     kek = randomBytes(32);
     mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
     writeFileSync(file, `${kek.toString('base64')}\n`, { mode: 0o600 });
