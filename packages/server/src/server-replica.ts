@@ -77,7 +77,7 @@ export async function recoverWork(deps: {
     sweeping = (async () => {
       const failed = await builds.recover('dead');
       if (failed) logger.warn({ builds: failed }, 'failed the builds of a replica whose lease ran out');
-      const taken = await deployments.recover();
+      const taken = await deployments.recover('dead');
       if (taken.recovered.length || taken.failed.length)
         logger.info(taken, 'took over the apps of a replica whose lease ran out');
     })()

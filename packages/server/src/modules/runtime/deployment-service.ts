@@ -202,13 +202,18 @@ export function createDeploymentService(deps: DeploymentDeps) {
    * After a server restart: starts again every deployment recorded as running here (each verified again),
    * and those of a replica whose lease ran out. Another live replica's apps are left to it.
    */
-  async function recover(): Promise<{ recovered: string[]; failed: string[] }> {
+  async function recover(
+    which: 'mine-and-dead' | 'dead' = 'mine-and-dead',
+  ): Promise<{ recovered: string[]; failed: string[] }> {
     const rows = await deployedApps().where('deployments.state', '=', 'running').execute();
     const recovered: string[] = [];
     const failed: string[] = [];
     for (const r of rows) {
       if (instances.has(siteOf(r.name, r.env as Env)) || r.state !== 'approved') continue;
       if (deps.lease && !(await deps.lease.mayTakeOver(r.replica_id))) continue;
+      // Its own apps a replica brings back only when it starts: later, one of them not running is being
+      // stopped or replaced (a decommission sealing its data, say), not lost.
+      if (which === 'dead' && deps.lease && r.replica_id === deps.lease.id) continue;
       // Another replica's app: claimed first, so when two replicas find the same dead one, one starts it.
       if (deps.lease && r.replica_id !== deps.lease.id && !(await claim(r.deployment_id, r.replica_id)))
         continue;
