@@ -4,16 +4,6 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-/** Whether Debian's `docker-registry` (CNCF Distribution) is installed; `.ci/run` installs it. */
-export const hasRegistry = () => {
-  try {
-    execFileSync('docker-registry', ['--version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-};
-
 const freePort = () =>
   new Promise<number>((resolve, reject) => {
     const s = createServer();

@@ -40,6 +40,17 @@ async function publish(server: { url: string }, token: string, name: string) {
   return pub.body.digest as string;
 }
 
+/** Each running deployment's app and the replica that runs it, by app name. */
+const runningOn = (server: TestServer) =>
+  server
+    .rawDb()
+    .kysely.selectFrom('deployments')
+    .innerJoin('apps', 'apps.id', 'deployments.app_id')
+    .select(['apps.name', 'deployments.replica_id'])
+    .where('deployments.state', '=', 'running')
+    .orderBy('apps.name')
+    .execute();
+
 const until = async (what: string, ok: () => Promise<boolean>, ms = 20_000) => {
   const end = Date.now() + ms;
   while (!(await ok())) {
@@ -142,14 +153,7 @@ describe('three replicas on one PostgreSQL and an OCI registry', { skip: !pg && 
       headers: { authorization: auth },
     });
     assert.equal(((await tags.json()) as { tags: string[] }).tags.length, 3);
-    const owners = await a
-      .rawDb()
-      .kysely.selectFrom('deployments')
-      .innerJoin('apps', 'apps.id', 'deployments.app_id')
-      .select(['apps.name', 'deployments.replica_id'])
-      .where('deployments.state', '=', 'running')
-      .orderBy('apps.name')
-      .execute();
+    const owners = await runningOn(a);
     assert.deepEqual(
       owners.map((o) => [o.name, o.replica_id]),
       [
@@ -193,13 +197,7 @@ describe('three replicas on one PostgreSQL and an OCI registry', { skip: !pg && 
       .where('id', '=', 'bld_running_on_b')
       .executeTakeFirstOrThrow();
     assert.equal(build.state, 'running', "another live replica's build is its own");
-    const running = await db
-      .selectFrom('deployments')
-      .innerJoin('apps', 'apps.id', 'deployments.app_id')
-      .select(['apps.name', 'deployments.replica_id'])
-      .where('deployments.state', '=', 'running')
-      .orderBy('apps.name')
-      .execute();
+    const running = await runningOn(a);
     assert.deepEqual(
       running.map((o) => [o.name, o.replica_id]),
       [

@@ -10,10 +10,6 @@ export type ReplicaLease = {
    * had names (null), or a replica whose lease ran out (it stopped, or died and stopped renewing).
    */
   mayTakeOver(owner: string | null): Promise<boolean>;
-  /** Replicas whose lease is live now, this one included. */
-  live(): Promise<{ id: string; startedAt: string; version: string }[]>;
-  /** Gives the lease up (a clean stop), so the others take over at once rather than when it runs out. */
-  release(): Promise<void>;
   /** Records where the other replicas reach this one, once it listens. */
   advertise(url: string): Promise<void>;
   /** Where a live replica is reached; null when its lease ran out or it said nowhere. */
@@ -58,16 +54,6 @@ export async function startReplicaLease(deps: {
   );
   timer.unref();
 
-  const live = async () =>
-    (
-      await db
-        .selectFrom('replicas')
-        .select(['id', 'started_at', 'version'])
-        .where('lease_until', '>', new Date().toISOString())
-        .orderBy('id')
-        .execute()
-    ).map((r) => ({ id: r.id, startedAt: r.started_at, version: r.version }));
-
   async function release() {
     clearInterval(timer);
     await renewing;
@@ -100,8 +86,7 @@ export async function startReplicaLease(deps: {
         .executeTakeFirst();
       return !row || row.lease_until <= new Date().toISOString();
     },
-    live,
-    release,
+    /** Gives the lease up (a clean stop), so the others take over at once rather than when it runs out. */
     async stop() {
       await release().catch((error) => deps.onError?.(error));
     },

@@ -65,14 +65,16 @@ export function createVersionsService(deps: {
 }) {
   const { db, audit, keys } = deps;
 
-  /** A stored artifact's bytes, checked against its digest by the store. */
-  async function readBlob(digest: string, what: string): Promise<Buffer> {
+  /**
+   * A stored artifact's bytes, checked against its digest by the store. With `changedAsIs`, bytes that no
+   * longer match come out as the store's error, for a verification to report as a failed signature check.
+   */
+  async function readBlob(digest: string, what: string, changedAsIs = false): Promise<Buffer> {
     try {
       return await deps.blobs.get('artifact', digest);
     } catch (error) {
-      if (error instanceof BlobMissingError)
-        throw new AppError('internal', `the stored artifact of ${what} cannot be read: ${error.message}`);
-      throw error;
+      if (!(error instanceof BlobMissingError) || (changedAsIs && error.changed)) throw error;
+      throw new AppError('internal', `the stored artifact of ${what} cannot be read: ${error.message}`);
     }
   }
 
@@ -316,11 +318,7 @@ export function createVersionsService(deps: {
       .where('version', '=', version)
       .executeTakeFirst();
     if (!row) throw notFound(`version ${version}`);
-    // Changed bytes surface as they are, for verifyStored to report as a failed signature check.
-    const bytes = await deps.blobs.get('artifact', row.digest).catch((error: unknown) => {
-      if (error instanceof BlobMissingError && error.changed) throw error;
-      return readBlob(row.digest, `version ${version}`);
-    });
+    const bytes = await readBlob(row.digest, `version ${version}`, true);
     return {
       digest: row.digest,
       bundles: JSON.parse(row.bundles) as Record<string, unknown>,
