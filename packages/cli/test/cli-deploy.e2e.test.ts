@@ -89,7 +89,9 @@ describe('deploy and use an app behind the gateway', () => {
   let env: Record<string, string>;
   let dave: string;
   before(async () => {
-    server = await startTestServer('sqlite');
+    server = await startTestServer('sqlite', {
+      env: { MICROAPP_KUBERNETES_RUNTIME_IMAGE: `registry.example.com/node@sha256:${'cd'.repeat(32)}` },
+    });
     dir = mkdtempSync(join(tmpdir(), 'microapp-deploy-'));
     env = { MICROAPP_CONFIG_DIR: join(dir, 'config'), MICROAPP_SERVER: server.url };
     await importAdvisories(env, dir);
@@ -394,7 +396,14 @@ describe('deploy and use an app behind the gateway', () => {
       'kustomization.yaml',
       'networkpolicy.yaml',
       'persistentvolumeclaim.yaml',
+      'poddisruptionbudget.yaml',
       'service.yaml',
+      'serviceaccount.yaml',
+    ]);
+    assert.deepEqual(readdirSync(join(out, 'namespace')).sort(), [
+      'default-deny.yaml',
+      'kustomization.yaml',
+      'namespace.yaml',
     ]);
     const load = (f: string) => parse(readFileSync(join(folder, f), 'utf8'));
     // Validated against the Kubernetes OpenAPI schemas (kubernetes-models); validate() throws on a mismatch.
@@ -429,8 +438,9 @@ describe('deploy and use an app behind the gateway', () => {
       'the init container accepts the signed artifact only',
     );
     assert.equal(
-      fetcher.env!.find((e) => e.name === 'ARTIFACT_TOKEN')?.valueFrom?.secretKeyRef?.name,
-      'microapp-artifact-reader',
+      fetcher.env!.find((e) => e.name === 'ARTIFACT_TOKEN_FILE')?.value,
+      '/var/run/secrets/microapp/token',
+      "the pod's own projected token, not a person's",
     );
     // In from the gateway only; out to the platform's broker, the platform and DNS only: no address blocks.
     assert.deepEqual(policy.spec!.policyTypes, ['Ingress', 'Egress']);

@@ -20,10 +20,7 @@ import type { LifecycleSettings } from './modules/lifecycle/lifecycle-rules.ts';
 import type { NotificationChannels } from './modules/notifications/notification-service.ts';
 import { defaultLogRetention, type LogRetention } from './modules/runtime/app-logs.ts';
 import type { ResourceLimits } from './modules/runtime/cgroups.ts';
-import {
-  defaultKubernetesSettings,
-  type KubernetesSettings,
-} from './modules/runtime/kubernetes-manifests.ts';
+import { type KubernetesSettings, kubernetesSettingsFrom } from './modules/runtime/kubernetes-settings.ts';
 import type { VaultSettings } from './modules/secrets/vault.ts';
 
 export { devGroupRoles, type GroupGrant, type OidcSettings } from './modules/identity/oidc-settings.ts';
@@ -270,24 +267,7 @@ export function loadConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv): ServerCo
   const tunnels = (env.MICROAPP_EGRESS_TUNNELS ?? 'off').toLowerCase();
   if (!['on', 'off'].includes(tunnels))
     problems.push(`MICROAPP_EGRESS_TUNNELS must be on or off, got "${env.MICROAPP_EGRESS_TUNNELS}"`);
-  const kubernetes: KubernetesSettings = {
-    ...defaultKubernetesSettings,
-    ...(env.MICROAPP_KUBERNETES_NAMESPACE ? { namespace: env.MICROAPP_KUBERNETES_NAMESPACE } : {}),
-    ...(env.MICROAPP_KUBERNETES_PLATFORM_NAMESPACE
-      ? { platformNamespace: env.MICROAPP_KUBERNETES_PLATFORM_NAMESPACE }
-      : {}),
-    ...(env.MICROAPP_KUBERNETES_RUNTIME_IMAGE ? { runtimeImage: env.MICROAPP_KUBERNETES_RUNTIME_IMAGE } : {}),
-  };
-  for (const [variable, value] of [
-    ['MICROAPP_KUBERNETES_NAMESPACE', kubernetes.namespace],
-    ['MICROAPP_KUBERNETES_PLATFORM_NAMESPACE', kubernetes.platformNamespace],
-  ] as const)
-    if (!/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/.test(value))
-      problems.push(`${variable} must be a Kubernetes namespace name such as microapps, got "${value}"`);
-  if (!/^[a-z0-9][a-z0-9._/:@-]{0,254}$/.test(kubernetes.runtimeImage))
-    problems.push(
-      `MICROAPP_KUBERNETES_RUNTIME_IMAGE must be an image reference such as registry.example.com/node@sha256:…, got "${kubernetes.runtimeImage}"`,
-    );
+  const kubernetes = kubernetesSettingsFrom(env, problems);
   const vault = vaultSettings(env, problems);
   const appMaximums = {
     memoryMb: positiveInt(env, 'MICROAPP_APP_MAX_MEMORY_MB', 2048, problems),

@@ -8,6 +8,7 @@ import type { ServerConfig } from './config.ts';
 import type { Database } from './db/schema.ts';
 import type { AdvisoryService } from './modules/advisories/advisory-service.ts';
 import type { AuditService } from './modules/audit/audit-service.ts';
+import type { BlobStore } from './modules/blobs/blob-store.ts';
 import { registerBuildRoutes } from './modules/builds/build-routes.ts';
 import { createBuildService } from './modules/builds/build-service.ts';
 import type { CatalogService } from './modules/catalog/catalog-service.ts';
@@ -26,6 +27,7 @@ import { registerDeploymentRoutes } from './modules/runtime/deployment-routes.ts
 import { createDeploymentService } from './modules/runtime/deployment-service.ts';
 import { canDropToHostUser } from './modules/runtime/host-user.ts';
 import { identitySigningKey } from './modules/runtime/identity-key.ts';
+import { registerKubernetesArtifactRoutes } from './modules/runtime/kubernetes-artifacts.ts';
 import { sandboxAvailable } from './modules/runtime/sandbox.ts';
 import { type Kek, kekOf } from './modules/secrets/envelope.ts';
 import type { SecretService } from './modules/secrets/secret-service.ts';
@@ -66,6 +68,8 @@ export function composeRuntime(
     advisories: AdvisoryService;
     catalog: CatalogService;
     versions: VersionsService;
+    /** Where artifacts are: the Kubernetes driver's pods fetch theirs from it through the platform. */
+    blobs: BlobStore;
     secrets: SecretService;
     tokens: TokenService;
     notifications: NotificationService;
@@ -174,6 +178,7 @@ export function composeRuntime(
     publicUrl: deps.publicUrl,
   });
   registerDeploymentRoutes(app, { deployments, gitops: repos.gitops });
+  registerKubernetesArtifactRoutes(app, { db, blobs: deps.blobs, settings: config.kubernetes, hold });
   const tracing = createTracing({ ...config.otlp, serviceVersion: version });
   if (tracing.enabled) logger.info({ endpoint: config.otlp.endpoint }, 'traces go to the OTLP collector');
   registerRequestSpans(app, tracing);

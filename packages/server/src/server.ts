@@ -210,6 +210,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     advisories,
     catalog,
     versions,
+    blobs,
     secrets,
     tokens,
     notifications,

@@ -82,7 +82,9 @@ describe('change requests ship through the pipeline', () => {
     c.release !== null && ['passed', 'failed'].includes(c.release.state) ? true : c.problem !== null;
 
   before(async () => {
-    ({ server, t, dir, stop } = await startBuildServer());
+    ({ server, t, dir, stop } = await startBuildServer({
+      MICROAPP_KUBERNETES_RUNTIME_IMAGE: `registry.example.com/node@sha256:${'cd'.repeat(32)}`,
+    }));
   });
   after(async () => {
     await stop();

@@ -5,7 +5,8 @@ import { after, before, describe, test } from 'node:test';
 import { Deployment } from 'kubernetes-models/apps/v1';
 import { parse } from 'yaml';
 import type { Manifest } from '../src/modules/catalog/manifest-schema.ts';
-import { defaultKubernetesSettings, renderKubernetes } from '../src/modules/runtime/kubernetes-manifests.ts';
+import { renderKubernetes } from '../src/modules/runtime/kubernetes-manifests.ts';
+import { defaultKubernetesSettings } from '../src/modules/runtime/kubernetes-settings.ts';
 import { startCommandOf } from '../src/modules/runtime/start-command.ts';
 import {
   call,
@@ -99,10 +100,11 @@ describe('the start command', () => {
         tier: 'low',
         owner: 'alice@example.com',
         manifest,
+        identityPublicKey: 'PEM',
       },
-      defaultKubernetesSettings,
+      { ...defaultKubernetesSettings, runtimeImage: `node@sha256:${'ab'.repeat(32)}` },
     );
-    const deployment = new Deployment(parse(files[0]!.content));
+    const deployment = new Deployment(parse(files.find((f) => f.path.endsWith('deployment.yaml'))!.content));
     deployment.validate();
     assert.deepEqual(deployment.spec!.template.spec!.containers[0]!.command, [
       'node',

@@ -20,12 +20,12 @@ export function registerDeployCommands(program: Command) {
       .addOption(
         new Option(
           '--driver <driver>',
-          'local: run it here in a sandbox; kubernetes: write its Deployment, Service, NetworkPolicy and claim into a GitOps directory (--out) for Argo CD or Flux',
+          "local: run it here in a sandbox; kubernetes: write its Deployment, Service, NetworkPolicy, claim, service account and disruption budget (and the apps' namespace) into a GitOps directory (--out) for Argo CD or Flux",
         )
           .choices(['local', 'kubernetes'])
           .default('local'),
       )
-      .option('--out <dir>', 'kubernetes: the GitOps directory; files go to DIR/apps/APP/')
+      .option('--out <dir>', 'kubernetes: the GitOps directory; files go to DIR/apps/APP/ and DIR/namespace/')
       .action(
         action(
           async (

@@ -44,7 +44,12 @@ export function createDeploymentService(deps: DeploymentDeps) {
     return { appId: app.id, name, owner: app.owner, tier: app.tier, manifest: app.manifest };
   }
 
-  const { renderForKubernetes, logs, history } = createDeploymentViews(deps, { instances, targetFor, admit });
+  const { renderForKubernetes, logs, history } = createDeploymentViews(deps, {
+    instances,
+    targetFor,
+    admit,
+    identityPublicKey: () => identity.publicPem(),
+  });
 
   async function deploy(
     principal: Principal,

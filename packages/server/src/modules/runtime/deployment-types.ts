@@ -15,7 +15,7 @@ import type { VersionsService } from '../signing/versions-service.ts';
 import type { AppLogs } from './app-logs.ts';
 import type { CgroupDriver } from './cgroups.ts';
 import type { IdentityKey } from './identity-key.ts';
-import type { KubernetesSettings } from './kubernetes-manifests.ts';
+import type { KubernetesSettings } from './kubernetes-settings.ts';
 import type { SandboxedProcess, SandboxSpec } from './sandbox.ts';
 
 // What the deployment service's parts share: environments and sites, a running instance, the app a

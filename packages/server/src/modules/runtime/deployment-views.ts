@@ -14,6 +14,8 @@ export function createDeploymentViews(
     instances: Map<string, Instance>;
     targetFor: (principal: Principal, name: string) => Promise<Target>;
     admit: (target: Target, version: string, ctx: AuditContext) => Promise<{ digest: string }>;
+    /** The gateway's identity key, whose public half the app checks requests with. */
+    identityPublicKey: () => string;
   },
 ) {
   const { db, audit } = deps;
@@ -33,6 +35,11 @@ export function createDeploymentViews(
   ) {
     if (!deps.kubernetes)
       throw new AppError('conflict', 'this platform has no Kubernetes settings (see docs/runtime.md)');
+    if (!deps.kubernetes.runtimeImage)
+      throw new AppError(
+        'conflict',
+        'the Kubernetes driver needs the image apps run on, pinned by digest: an admin sets MICROAPP_KUBERNETES_RUNTIME_IMAGE (see docs/runtime.md, "The Kubernetes driver")',
+      );
     const target = await targetFor(principal, name);
     await deps.versions.get(principal, name, version);
     const stored = await admit(target, version, ctx);
@@ -47,6 +54,7 @@ export function createDeploymentViews(
         tier: target.tier,
         owner: target.owner,
         manifest: target.manifest,
+        identityPublicKey: state.identityPublicKey(),
       },
       deps.kubernetes,
     );

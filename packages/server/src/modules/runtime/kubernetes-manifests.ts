@@ -1,37 +1,23 @@
 import type { IDeployment } from 'kubernetes-models/apps/v1/Deployment';
 import type { INetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1/NetworkPolicy';
+import type { IPodDisruptionBudget } from 'kubernetes-models/policy/v1/PodDisruptionBudget';
 import type { IPersistentVolumeClaim } from 'kubernetes-models/v1/PersistentVolumeClaim';
 import type { IService } from 'kubernetes-models/v1/Service';
+import type { IServiceAccount } from 'kubernetes-models/v1/ServiceAccount';
 import { stringify } from 'yaml';
 import type { Manifest } from '../catalog/manifest-schema.ts';
 import { defaultLimits } from './cgroups.ts';
+import { fetchArtifact } from './kubernetes-fetch.ts';
+import { type RenderedFile, renderAppsNamespace, yamlOf } from './kubernetes-namespace.ts';
+import {
+  artifactTokenAudience,
+  artifactTokenSeconds,
+  type KubernetesSettings,
+} from './kubernetes-settings.ts';
 import { startCommand } from './start-command.ts';
 
-/** Where the rendered apps run and where the platform is, inside the cluster. */
-export type KubernetesSettings = {
-  /** The namespace the apps run in. */
-  namespace: string;
-  /** The platform's namespace: its gateway forwards to the apps, its broker is their only way out. */
-  platformNamespace: string;
-  /** The image apps run on (Node.js ≥ 22.21, so `NODE_USE_ENV_PROXY` sends fetch and http through the broker). */
-  runtimeImage: string;
-  /** The egress broker's Service in the platform namespace, and its port. */
-  brokerService: string;
-  brokerPort: number;
-  /** The platform's Service (the API the init container fetches the artifact from), and its port. */
-  platformService: string;
-  platformPort: number;
-};
-
-export const defaultKubernetesSettings: KubernetesSettings = {
-  namespace: 'microapps',
-  platformNamespace: 'microapp-system',
-  runtimeImage: 'node:22-bookworm-slim',
-  brokerService: 'microapp-egress',
-  brokerPort: 3128,
-  platformService: 'microapp',
-  platformPort: 8080,
-};
+export type { RenderedFile } from './kubernetes-namespace.ts';
+export { defaultKubernetesSettings, type KubernetesSettings } from './kubernetes-settings.ts';
 
 export type RenderInput = {
   /** The object name: the app, or `NAME--preview`. */
@@ -44,31 +30,12 @@ export type RenderInput = {
   tier: string;
   owner: string;
   manifest: Manifest;
+  /** The public key the app checks each request's X-Microapp-Identity with (PEM): the gateway's. */
+  identityPublicKey: string;
 };
-
-export type RenderedFile = { path: string; content: string; object: object };
 
 /** The port the app listens on inside its pod (`PORT`); the template apps read it from the environment. */
 const appPort = 8080;
-
-/**
- * Fetches the artifact from the platform, checks its digest and unpacks it into /app, in the init container.
- * The platform API token it presents comes from the `microapp-artifact-reader` Secret (an `apps:read`
- * token of a service account); a different artifact, even a signed one, is refused.
- */
-const fetchArtifact = `const { createHash } = require('node:crypto');
-const { writeFileSync } = require('node:fs');
-const { execFileSync } = require('node:child_process');
-(async () => {
-  const res = await fetch(process.env.ARTIFACT_URL, { headers: { authorization: 'Bearer ' + process.env.ARTIFACT_TOKEN } });
-  if (!res.ok) throw new Error('the platform answered ' + res.status + ' for the artifact');
-  const bytes = Buffer.from(await res.arrayBuffer());
-  const digest = 'sha256:' + createHash('sha256').update(bytes).digest('hex');
-  if (digest !== process.env.ARTIFACT_DIGEST) throw new Error('artifact digest ' + digest + ' is not the signed ' + process.env.ARTIFACT_DIGEST);
-  writeFileSync('/tmp/artifact.tar.gz', bytes);
-  execFileSync('tar', ['-xzf', '/tmp/artifact.tar.gz', '-C', '/app', '--no-same-owner', '--no-same-permissions']);
-})().catch((e) => { console.error(e.message); process.exit(1); });
-`;
 
 /** `0.5` cores → `500m`. */
 const cpuQuantity = (cores: number) => `${Math.round(cores * 1000)}m`;
@@ -84,6 +51,11 @@ const cpuQuantity = (cores: number) => `${Math.round(cores * 1000)}m`;
  */
 export function renderKubernetes(input: RenderInput, settings: KubernetesSettings): RenderedFile[] {
   const { site, manifest } = input;
+  const image = settings.runtimeImage;
+  if (!image)
+    throw new Error(
+      'MICROAPP_KUBERNETES_RUNTIME_IMAGE is not set: apps are rendered only on an image pinned by digest',
+    );
   const selector = { 'app.kubernetes.io/name': site, 'app.kubernetes.io/managed-by': 'microapp' };
   const labels = {
     ...selector,
@@ -109,13 +81,16 @@ export function renderKubernetes(input: RenderInput, settings: KubernetesSetting
     capabilities: { drop: ['ALL'] },
   };
   const broker = `http://${settings.brokerService}.${settings.platformNamespace}.svc:${settings.brokerPort}`;
-  const platform = `http://${settings.platformService}.${settings.platformNamespace}.svc:${settings.platformPort}`;
   const runtime = manifest.runtime;
   const start = startCommand(runtime);
   // The port the app asked for, else the default; in a pod PORT is always a TCP port.
   const port = runtime?.port ?? appPort;
+  // The kubelet calls the pod itself, not through the gateway, so a probe carries no signed identity: a
+  // path the manifest names as its readiness check (which must answer without one: the templates'
+  // `/_microapp/health`), or else whether the app's port takes connections.
+  const readinessPath = runtime?.readiness?.path;
   const probe = {
-    httpGet: { path: runtime?.readiness?.path ?? '/', port: 'http' },
+    ...(readinessPath ? { httpGet: { path: readinessPath, port: 'http' } } : { tcpSocket: { port: 'http' } }),
     periodSeconds: 10,
     timeoutSeconds: 2,
   };
@@ -133,6 +108,8 @@ export function renderKubernetes(input: RenderInput, settings: KubernetesSetting
       template: {
         metadata: { labels, annotations },
         spec: {
+          // The app's own account, whose token only the init container sees (projected, for the artifact).
+          serviceAccountName: site,
           automountServiceAccountToken: false,
           enableServiceLinks: false,
           securityContext: {
@@ -145,18 +122,17 @@ export function renderKubernetes(input: RenderInput, settings: KubernetesSetting
           initContainers: [
             {
               name: 'fetch-artifact',
-              image: settings.runtimeImage,
+              image,
               command: ['node', '-e', fetchArtifact],
               env: [
                 {
                   name: 'ARTIFACT_URL',
-                  value: `${platform}/api/v1/apps/${input.name}/versions/${input.version}/artifact`,
+                  value: `${settings.artifactUrl}/api/v1/kubernetes/artifacts/${input.digest}`,
                 },
                 { name: 'ARTIFACT_DIGEST', value: input.digest },
-                {
-                  name: 'ARTIFACT_TOKEN',
-                  valueFrom: { secretKeyRef: { name: 'microapp-artifact-reader', key: 'token' } },
-                },
+                { name: 'ARTIFACT_TOKEN_FILE', value: '/var/run/secrets/microapp/token' },
+                // The cluster's CA for the platform's certificate, when it is not a public one.
+                { name: 'NODE_EXTRA_CA_CERTS', value: '/etc/microapp-ca/ca.crt' },
               ],
               securityContext: containerSecurity,
               resources: {
@@ -166,13 +142,15 @@ export function renderKubernetes(input: RenderInput, settings: KubernetesSetting
               volumeMounts: [
                 { name: 'app', mountPath: '/app' },
                 { name: 'tmp', mountPath: '/tmp' },
+                { name: 'artifact-token', mountPath: '/var/run/secrets/microapp', readOnly: true },
+                { name: 'platform-ca', mountPath: '/etc/microapp-ca', readOnly: true },
               ],
             },
           ],
           containers: [
             {
               name: 'app',
-              image: settings.runtimeImage,
+              image,
               command: ['node', ...start.nodeOptions, `/app/${start.entry}`, ...start.args],
               workingDir: '/app',
               ports: [{ name: 'http', containerPort: port, protocol: 'TCP' }],
@@ -181,6 +159,9 @@ export function renderKubernetes(input: RenderInput, settings: KubernetesSetting
                 { name: 'PORT', value: String(port) },
                 { name: 'NODE_ENV', value: 'production' },
                 { name: 'MICROAPP_APP', value: input.name },
+                { name: 'MICROAPP_OWNER', value: input.owner },
+                // The app checks each request's X-Microapp-Identity against the gateway's key.
+                { name: 'MICROAPP_IDENTITY_PUBLIC_KEY', value: input.identityPublicKey },
                 { name: 'MICROAPP_DATA_DIR', value: '/data' },
                 { name: 'HOME', value: '/tmp' },
                 // Every outbound call goes to the broker, which applies the approved egress, policy and DLP.
@@ -208,6 +189,22 @@ export function renderKubernetes(input: RenderInput, settings: KubernetesSetting
             { name: 'app', emptyDir: { sizeLimit: '256Mi' } },
             { name: 'tmp', emptyDir: { medium: 'Memory', sizeLimit: '64Mi' } },
             { name: 'data', persistentVolumeClaim: { claimName: `${site}-data` } },
+            {
+              name: 'artifact-token',
+              projected: {
+                defaultMode: 0o440,
+                sources: [
+                  {
+                    serviceAccountToken: {
+                      audience: artifactTokenAudience,
+                      expirationSeconds: artifactTokenSeconds,
+                      path: 'token',
+                    },
+                  },
+                ],
+              },
+            },
+            { name: 'platform-ca', configMap: { name: 'microapp-ca', optional: true, defaultMode: 0o444 } },
             ...(secrets.length
               ? [
                   {
@@ -278,6 +275,22 @@ export function renderKubernetes(input: RenderInput, settings: KubernetesSetting
     },
   };
 
+  const account: IServiceAccount = {
+    apiVersion: 'v1',
+    kind: 'ServiceAccount',
+    metadata,
+    automountServiceAccountToken: false,
+  };
+
+  // A drain waits for the app's one pod instead of evicting it while it serves; an unhealthy one may go.
+  // `kubectl rollout restart` moves it (Recreate), which a budget does not hold up.
+  const budget: IPodDisruptionBudget = {
+    apiVersion: 'policy/v1',
+    kind: 'PodDisruptionBudget',
+    metadata,
+    spec: { minAvailable: 1, selector: { matchLabels: selector }, unhealthyPodEvictionPolicy: 'AlwaysAllow' },
+  };
+
   const claim: IPersistentVolumeClaim = {
     apiVersion: 'v1',
     kind: 'PersistentVolumeClaim',
@@ -290,12 +303,13 @@ export function renderKubernetes(input: RenderInput, settings: KubernetesSetting
     ['service.yaml', service],
     ['networkpolicy.yaml', networkPolicy],
     ['persistentvolumeclaim.yaml', claim],
+    ['serviceaccount.yaml', account],
+    ['poddisruptionbudget.yaml', budget],
   ];
   const header = `# ${input.name}@${input.version} (${input.env}), ${input.digest}: rendered by microapp; do not edit, render again.\n`;
   const files: RenderedFile[] = objects.map(([file, object]) => ({
     path: `apps/${site}/${file}`,
-    // Written out in full, without YAML anchors, so a reviewer reads each object as it is applied.
-    content: header + stringify(object, { lineWidth: 0, aliasDuplicateObjects: false }),
+    content: yamlOf(header, object),
     object,
   }));
   const kustomization = {
@@ -318,5 +332,5 @@ export function renderKubernetes(input: RenderInput, settings: KubernetesSetting
       object: { secretName: `${site}-secrets`, keys: secrets },
     });
   }
-  return files;
+  return [...renderAppsNamespace(settings), ...files];
 }

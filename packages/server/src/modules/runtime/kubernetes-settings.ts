@@ -1,0 +1,103 @@
+/** Where the rendered apps run and where the platform is, inside the cluster. */
+export type KubernetesSettings = {
+  /** The namespace the apps run in. */
+  namespace: string;
+  /** The platform's namespace: its gateway forwards to the apps, its broker is their only way out. */
+  platformNamespace: string;
+  /**
+   * The image apps run on, pinned by digest (`registry/node@sha256:…`; Node.js ≥ 22.21, so `NODE_USE_ENV_PROXY`
+   * sends fetch and http through the broker). Null until it is set: nothing is rendered on a moving tag.
+   */
+  runtimeImage: string | null;
+  /** The egress broker's Service in the platform namespace, and its port. */
+  brokerService: string;
+  brokerPort: number;
+  /** The platform's Service: its pods are the only ones the apps take requests from. */
+  platformService: string;
+  /** The port the platform's pods listen on (the apps' NetworkPolicy lets them reach it for the artifact). */
+  platformPort: number;
+  /**
+   * Where the init container fetches the artifact from, over TLS: the platform's in-cluster https address
+   * (MICROAPP_KUBERNETES_ARTIFACT_URL). It presents a service-account token of the app's own, never a
+   * person's.
+   */
+  artifactUrl: string;
+  /**
+   * How the platform checks those tokens: the cluster's service-account issuer
+   * (MICROAPP_KUBERNETES_TOKEN_ISSUER) and its public keys, a JWKS file or https URL
+   * (MICROAPP_KUBERNETES_TOKEN_JWKS; `kubectl get --raw /openid/v1/jwks`). Without both, no pod is let in.
+   */
+  tokenIssuer: string | null;
+  tokenJwks: string | null;
+};
+
+/** The audience of the service-account tokens the apps' init containers present for their artifact. */
+export const artifactTokenAudience = 'microapp-artifacts';
+
+/** How long such a token lives (Kubernetes' shortest): the kubelet writes a new one before it ends. */
+export const artifactTokenSeconds = 600;
+
+export const defaultKubernetesSettings: KubernetesSettings = {
+  namespace: 'microapps',
+  platformNamespace: 'microapp-system',
+  runtimeImage: null,
+  brokerService: 'microapp-egress',
+  brokerPort: 3128,
+  platformService: 'microapp',
+  platformPort: 8443,
+  artifactUrl: 'https://microapp.microapp-system.svc',
+  tokenIssuer: null,
+  tokenJwks: null,
+};
+
+const namespaceName = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+/** `registry[:port]/path/name[:tag]@sha256:<64 hex>`: a tag alone moves, a digest does not. */
+const pinnedImage = /^[a-z0-9][a-z0-9._/:-]{0,200}@sha256:[a-f0-9]{64}$/;
+
+/** The Kubernetes driver's settings (MICROAPP_KUBERNETES_*), each checked; problems name the setting. */
+export function kubernetesSettingsFrom(env: NodeJS.ProcessEnv, problems: string[]): KubernetesSettings {
+  const namespace = env.MICROAPP_KUBERNETES_NAMESPACE || defaultKubernetesSettings.namespace;
+  const platformNamespace =
+    env.MICROAPP_KUBERNETES_PLATFORM_NAMESPACE || defaultKubernetesSettings.platformNamespace;
+  for (const [variable, value] of [
+    ['MICROAPP_KUBERNETES_NAMESPACE', namespace],
+    ['MICROAPP_KUBERNETES_PLATFORM_NAMESPACE', platformNamespace],
+  ] as const)
+    if (!namespaceName.test(value))
+      problems.push(`${variable} must be a Kubernetes namespace name such as microapps, got "${value}"`);
+  const runtimeImage = env.MICROAPP_KUBERNETES_RUNTIME_IMAGE || null;
+  if (runtimeImage && !pinnedImage.test(runtimeImage))
+    problems.push(
+      `MICROAPP_KUBERNETES_RUNTIME_IMAGE must be an image pinned by digest, such as registry.example.com/node@sha256:<64 hex digits> (a tag can change under a signed app), got "${runtimeImage.slice(0, 120)}"`,
+    );
+  const artifactUrl = (
+    env.MICROAPP_KUBERNETES_ARTIFACT_URL || `https://microapp.${platformNamespace}.svc`
+  ).replace(/\/$/, '');
+  let url: URL | null = null;
+  try {
+    url = new URL(artifactUrl);
+  } catch {}
+  if (!url || url.protocol !== 'https:' || url.username || url.password || url.search || url.hash)
+    problems.push(
+      `MICROAPP_KUBERNETES_ARTIFACT_URL must be the platform's https address inside the cluster, such as https://microapp.microapp-system.svc (the artifact never travels in clear), got "${artifactUrl.slice(0, 120)}"`,
+    );
+  const tokenIssuer = env.MICROAPP_KUBERNETES_TOKEN_ISSUER || null;
+  const tokenJwks = env.MICROAPP_KUBERNETES_TOKEN_JWKS || null;
+  if (Boolean(tokenIssuer) !== Boolean(tokenJwks))
+    problems.push(
+      "MICROAPP_KUBERNETES_TOKEN_ISSUER and MICROAPP_KUBERNETES_TOKEN_JWKS go together: the cluster's service-account issuer and its keys (a JWKS file, or its https URL)",
+    );
+  if (tokenJwks && /^[a-z]+:/i.test(tokenJwks) && !tokenJwks.startsWith('https://'))
+    problems.push(
+      `MICROAPP_KUBERNETES_TOKEN_JWKS must be a file or an https URL, got "${tokenJwks.slice(0, 120)}"`,
+    );
+  return {
+    ...defaultKubernetesSettings,
+    tokenIssuer,
+    tokenJwks,
+    namespace,
+    platformNamespace,
+    runtimeImage: runtimeImage && pinnedImage.test(runtimeImage) ? runtimeImage : null,
+    artifactUrl,
+  };
+}

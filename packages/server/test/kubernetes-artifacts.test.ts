@@ -1,0 +1,184 @@
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { exportJWK, generateKeyPair, SignJWT } from 'jose';
+import {
+  call,
+  engines,
+  lunchPoll,
+  people,
+  signInEveryone,
+  sourceArchive,
+  startTestServer,
+  type TestServer,
+} from './harness.ts';
+import { importEmptySnapshot } from './replica-helpers.ts';
+
+// The cluster's service-account issuer, played here: its key signs the pods' projected tokens.
+const issuer = 'https://kubernetes.default.svc.cluster.local';
+
+type TokenClaims = { sub?: string; aud?: string; lifetime?: number; iss?: string };
+
+for (const engine of engines())
+  describe(`a pod fetches its artifact with its own service-account token (${engine})`, () => {
+    let server: TestServer;
+    let dir: string;
+    let digest: string;
+    let bytes: Buffer;
+    let sign: (claims?: TokenClaims) => Promise<string>;
+    let foreign: (claims?: TokenClaims) => Promise<string>;
+    const fetchArtifact = (token: string | null, d = digest) =>
+      fetch(`${server.url}/api/v1/kubernetes/artifacts/${d}`, {
+        headers: token ? { authorization: `Bearer ${token}` } : {},
+      });
+
+    before(async () => {
+      dir = mkdtempSync(join(tmpdir(), 'microapp-k8s-'));
+      const cluster = await generateKeyPair('RS256');
+      const stranger = await generateKeyPair('RS256');
+      const jwk = { ...(await exportJWK(cluster.publicKey)), kid: 'cluster-1', alg: 'RS256', use: 'sig' };
+      writeFileSync(join(dir, 'jwks.json'), JSON.stringify({ keys: [jwk] }));
+      const signer =
+        (key: CryptoKey | Parameters<SignJWT['sign']>[0]) =>
+        async ({
+          sub = 'system:serviceaccount:microapps:kept-poll',
+          aud = 'microapp-artifacts',
+          lifetime = 600,
+          iss = issuer,
+        }: TokenClaims = {}) => {
+          const now = Math.floor(Date.now() / 1000);
+          return new SignJWT({
+            'kubernetes.io': {
+              namespace: sub.split(':')[2],
+              pod: { name: `${sub.split(':')[3]}-7d9f8-abcde`, uid: 'c0ffee' },
+              serviceaccount: { name: sub.split(':')[3], uid: 'f00d' },
+            },
+          })
+            .setProtectedHeader({ alg: 'RS256', kid: 'cluster-1' })
+            .setIssuer(iss)
+            .setAudience(aud)
+            .setSubject(sub)
+            .setIssuedAt(now)
+            .setExpirationTime(now + lifetime)
+            .sign(key);
+        };
+      sign = signer(cluster.privateKey);
+      foreign = signer(stranger.privateKey);
+      server = await startTestServer(engine, {
+        env: {
+          MICROAPP_KUBERNETES_TOKEN_ISSUER: issuer,
+          MICROAPP_KUBERNETES_TOKEN_JWKS: join(dir, 'jwks.json'),
+        },
+      });
+      const t = await signInEveryone(server);
+      await importEmptySnapshot(server, t.carol);
+      for (const name of ['kept-poll', 'other-poll']) {
+        const reg = await call(server, 'POST', '/api/v1/apps', {
+          token: t.dave,
+          body: lunchPoll({ name, owner: people.dave, audience: { department: 'finance' } }),
+        });
+        assert.equal(reg.status, 201, reg.text);
+      }
+      const artifact = await sourceArchive({
+        'package.json': JSON.stringify({ name: 'kept-poll', version: '1.0.0' }),
+        'server.js': "require('node:http').createServer((q, s) => s.end('hi')).listen(process.env.PORT);\n",
+      });
+      bytes = Buffer.from(artifact, 'base64');
+      digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+      const pub = await call(server, 'POST', '/api/v1/apps/kept-poll/versions', {
+        token: t.dave,
+        body: {
+          version: '1.0.0',
+          artifact,
+          sbom: { bomFormat: 'CycloneDX', specVersion: '1.6', version: 1, components: [] },
+        },
+      });
+      assert.equal(pub.status, 201, pub.text);
+      assert.equal(pub.body.digest, digest);
+    });
+    after(async () => {
+      await server?.stop();
+      rmSync(dir, { recursive: true, force: true });
+    });
+
+    test("the app's own pod gets its signed artifact, in live and in preview", async () => {
+      const res = await fetchArtifact(await sign());
+      assert.equal(res.status, 200, await res.clone().text());
+      assert.deepEqual(Buffer.from(await res.arrayBuffer()), bytes);
+      const preview = await fetchArtifact(
+        await sign({ sub: 'system:serviceaccount:microapps:kept-poll--preview' }),
+      );
+      assert.equal(preview.status, 200);
+    });
+
+    test('no token, a forged one, another audience, issuer or a long-lived one: refused and explained', async () => {
+      const none = await fetchArtifact(null);
+      assert.equal(none.status, 401);
+      assert.match((await none.json()).detail, /service-account token as Bearer/);
+      for (const [token, why] of [
+        [await foreign(), /signature/],
+        [await sign({ aud: 'https://kubernetes.default.svc' }), /aud/],
+        [await sign({ iss: 'https://evil.example' }), /iss/],
+        [await sign({ lifetime: 365 * 86400 }), /only short-lived projected tokens/],
+        [`${(await sign()).slice(0, -4)}AAAA`, /signature/],
+      ] as const) {
+        const res = await fetchArtifact(token);
+        assert.equal(res.status, 401, String(why));
+        assert.match((await res.json()).detail, why);
+      }
+    });
+
+    test("a pod of another app, or outside the apps' namespace, gets nothing of this one", async () => {
+      const other = await fetchArtifact(await sign({ sub: 'system:serviceaccount:microapps:other-poll' }));
+      assert.equal(other.status, 404, 'another app’s pod cannot read this artifact');
+      const elsewhere = await fetchArtifact(await sign({ sub: 'system:serviceaccount:default:kept-poll' }));
+      assert.equal(elsewhere.status, 403);
+      assert.match((await elsewhere.json()).detail, /namespace microapps/);
+      const person = await fetchArtifact(await sign({ sub: 'dave@example.com' }));
+      assert.equal(person.status, 403);
+      const bad = await fetchArtifact(await sign(), 'sha256:ZZ');
+      assert.equal(bad.status, 400);
+    });
+
+    test('a person’s API token is not a pod’s', async () => {
+      const t = await signInEveryone(server);
+      const res = await fetchArtifact(t.dave);
+      assert.equal(res.status, 401);
+    });
+
+    test('a retired app’s pods get no artifact', async () => {
+      const t = await signInEveryone(server);
+      const gone = await call(server, 'POST', '/api/v1/apps/kept-poll/decommission', {
+        token: t.dave,
+        body: { reason: 'the team lunch moved to Thursdays' },
+      });
+      assert.equal(gone.status, 200, gone.text);
+      const res = await fetchArtifact(await sign());
+      assert.equal(res.status, 409);
+      assert.match((await res.json()).detail, /^its pods get no artifact: kept-poll was retired/);
+    });
+  });
+
+test('a platform without the cluster’s issuer takes no pod token, and renders nothing on a moving image', async () => {
+  const server = await startTestServer('sqlite');
+  try {
+    const res = await fetch(`${server.url}/api/v1/kubernetes/artifacts/sha256:${'a'.repeat(64)}`, {
+      headers: { authorization: `Bearer ${'x'.repeat(40)}` },
+    });
+    assert.equal(res.status, 409);
+    assert.match((await res.json()).detail, /MICROAPP_KUBERNETES_TOKEN_ISSUER/);
+    const t = await signInEveryone(server);
+    await call(server, 'POST', '/api/v1/apps', { token: t.dave, body: lunchPoll({ name: 'tagged-poll' }) });
+    const rendered = await call(server, 'POST', '/api/v1/apps/tagged-poll/kubernetes-manifests', {
+      token: t.dave,
+      body: { version: '1.0.0' },
+    });
+    assert.equal(rendered.status, 409);
+    assert.match(rendered.body.detail, /MICROAPP_KUBERNETES_RUNTIME_IMAGE/);
+  } finally {
+    await server.stop();
+  }
+});
