@@ -42,7 +42,7 @@ for (const engine of engines())
       const jwk = { ...(await exportJWK(cluster.publicKey)), kid: 'cluster-1', alg: 'RS256', use: 'sig' };
       writeFileSync(join(dir, 'jwks.json'), JSON.stringify({ keys: [jwk] }));
       const signer =
-        (key: CryptoKey | Parameters<SignJWT['sign']>[0]) =>
+        (key: Parameters<SignJWT['sign']>[0]) =>
         async ({
           sub = 'system:serviceaccount:microapps:kept-poll',
           aud = 'microapp-artifacts',
@@ -117,7 +117,7 @@ for (const engine of engines())
     test('no token, a forged one, another audience, issuer or a long-lived one: refused and explained', async () => {
       const none = await fetchArtifact(null);
       assert.equal(none.status, 401);
-      assert.match((await none.json()).detail, /service-account token as Bearer/);
+      assert.match(((await none.json()) as { detail: string }).detail, /service-account token as Bearer/);
       for (const [token, why] of [
         [await foreign(), /signature/],
         [await sign({ aud: 'https://kubernetes.default.svc' }), /aud/],
@@ -127,7 +127,7 @@ for (const engine of engines())
       ] as const) {
         const res = await fetchArtifact(token);
         assert.equal(res.status, 401, String(why));
-        assert.match((await res.json()).detail, why);
+        assert.match(((await res.json()) as { detail: string }).detail, why);
       }
     });
 
@@ -136,7 +136,7 @@ for (const engine of engines())
       assert.equal(other.status, 404, 'another app’s pod cannot read this artifact');
       const elsewhere = await fetchArtifact(await sign({ sub: 'system:serviceaccount:default:kept-poll' }));
       assert.equal(elsewhere.status, 403);
-      assert.match((await elsewhere.json()).detail, /namespace microapps/);
+      assert.match(((await elsewhere.json()) as { detail: string }).detail, /namespace microapps/);
       const person = await fetchArtifact(await sign({ sub: 'dave@example.com' }));
       assert.equal(person.status, 403);
       const bad = await fetchArtifact(await sign(), 'sha256:ZZ');
@@ -158,7 +158,10 @@ for (const engine of engines())
       assert.equal(gone.status, 200, gone.text);
       const res = await fetchArtifact(await sign());
       assert.equal(res.status, 409);
-      assert.match((await res.json()).detail, /^its pods get no artifact: kept-poll was retired/);
+      assert.match(
+        ((await res.json()) as { detail: string }).detail,
+        /^its pods get no artifact: kept-poll was retired/,
+      );
     });
   });
 
@@ -169,7 +172,7 @@ test('a platform without the cluster’s issuer takes no pod token, and renders 
       headers: { authorization: `Bearer ${'x'.repeat(40)}` },
     });
     assert.equal(res.status, 409);
-    assert.match((await res.json()).detail, /MICROAPP_KUBERNETES_TOKEN_ISSUER/);
+    assert.match(((await res.json()) as { detail: string }).detail, /MICROAPP_KUBERNETES_TOKEN_ISSUER/);
     const t = await signInEveryone(server);
     await call(server, 'POST', '/api/v1/apps', { token: t.dave, body: lunchPoll({ name: 'tagged-poll' }) });
     const rendered = await call(server, 'POST', '/api/v1/apps/tagged-poll/kubernetes-manifests', {

@@ -77,7 +77,7 @@ export function kubernetesSettingsFrom(env: NodeJS.ProcessEnv, problems: string[
   try {
     url = new URL(artifactUrl);
   } catch {}
-  if (!url || url.protocol !== 'https:' || url.username || url.password || url.search || url.hash)
+  if (url?.protocol !== 'https:' || url.username || url.password || url.search || url.hash)
     problems.push(
       `MICROAPP_KUBERNETES_ARTIFACT_URL must be the platform's https address inside the cluster, such as https://microapp.microapp-system.svc (the artifact never travels in clear), got "${artifactUrl.slice(0, 120)}"`,
     );
