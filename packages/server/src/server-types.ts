@@ -6,6 +6,7 @@ import type { DatabaseCredentials } from './modules/connectors/database-credenti
 import type { DevIdp } from './modules/identity/dev-idp.ts';
 import type { JobRunner } from './modules/jobs/job-runner.ts';
 import type { RiskEvaluator } from './modules/risk/risk-evaluator.ts';
+import type { DeploymentService } from './modules/runtime/deployment-service.ts';
 import type { SecretService } from './modules/secrets/secret-service.ts';
 import type { UsageService } from './modules/usage/usage-service.ts';
 import type { Tracing } from './tracing.ts';
@@ -21,6 +22,8 @@ export type RunningServer = {
     jobs: JobRunner;
     credentials: DatabaseCredentials;
     tracing: Tracing;
+    /** Signs who is calling an app, as the gateway does for each request (X-Microapp-Identity). */
+    identity: DeploymentService['identityToken'];
   };
   app: FastifyInstance;
   db: Db;

@@ -359,7 +359,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
 
   return {
     url,
-    internals: { secrets, usage, clock, jobs, credentials, tracing },
+    internals: { secrets, usage, clock, jobs, credentials, tracing, identity: deployments.identityToken },
     app,
     db,
     devIdp,

@@ -6,8 +6,9 @@
  * Plain CommonJS on Node's own modules: it runs on the runtime image with nothing installed.
  */
 export const fetchArtifact = `const { createHash } = require('node:crypto');
-const { readFileSync, writeFileSync } = require('node:fs');
+const { readFileSync } = require('node:fs');
 const { execFileSync } = require('node:child_process');
+const { gunzipSync } = require('node:zlib');
 (async () => {
   const url = process.env.ARTIFACT_URL;
   if (!url.startsWith('https://')) throw new Error('the artifact is fetched over https only, not ' + url);
@@ -17,8 +18,8 @@ const { execFileSync } = require('node:child_process');
   const bytes = Buffer.from(await res.arrayBuffer());
   const digest = 'sha256:' + createHash('sha256').update(bytes).digest('hex');
   if (digest !== process.env.ARTIFACT_DIGEST) throw new Error('artifact digest ' + digest + ' is not the signed ' + process.env.ARTIFACT_DIGEST);
-  writeFileSync('/tmp/artifact.tar.gz', bytes);
-  execFileSync('tar', ['-xzf', '/tmp/artifact.tar.gz', '-C', '/app', '--no-same-owner', '--no-same-permissions']);
+  // Unzipped here, so the image needs tar but no gzip.
+  execFileSync('tar', ['-xf', '-', '-C', '/app', '--no-same-owner', '--no-same-permissions'], { input: gunzipSync(bytes), maxBuffer: 512 * 1024 * 1024 });
   console.log('fetched and checked ' + digest);
 })().catch((e) => { console.error(e.message); process.exit(1); });
 `;

@@ -1,0 +1,242 @@
+// The Kubernetes driver's objects run: the form template, built and signed by the platform, rendered for
+// Kubernetes, played by podman (`podman kube play`) on a runtime image built here with buildah. The init
+// container fetches the artifact over TLS with a service-account token as a kubelet would project it,
+// checks its digest and unpacks it; the app, as user 65534 on a read-only root, answers only requests that
+// carry an identity the platform signed.
+//
+// What podman cannot be here, and is patched in the played copy (each named below, nothing else changes):
+// no cluster DNS or Services (the pod shares the host's network, so its init container reaches the
+// platform's TLS address on loopback), no kubelet to project a service-account token (the token the
+// cluster's issuer would sign is written to a folder the pod mounts, and its key is the one the platform
+// trusts), no ConfigMaps without a cluster (the CA comes from a folder the same way), and the app listens on
+// a socket in a folder instead of a port of the host, so nothing here listens beyond loopback (its probes,
+// on that port, go with it). Podman 4.3 removes a finished init container while it still counts it as
+// running, and then fails the pod (containers/podman#18477, fixed in 4.6): the played copy keeps it instead
+// (`io.podman.annotations.init.container.type: always`). NetworkPolicies, the namespace's Pod Security admission and the disruption
+// budget need a cluster: they are checked against the Kubernetes schemas in kubernetes.test.ts.
+import assert from 'node:assert/strict';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
+import { createServer as createHttpsServer, type Server } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { exportJWK, generateKeyPair, SignJWT } from 'jose';
+import { parse, stringify } from 'yaml';
+import {
+  buildFinished,
+  call,
+  companyCa,
+  people,
+  type signInEveryone,
+  startBuildServer,
+  type TestServer,
+} from './harness.ts';
+import { buildRuntimeImage, contained } from './podman.ts';
+
+const templates = resolve(import.meta.dirname, '../../../templates');
+const formVersion = (
+  JSON.parse(readFileSync(join(templates, 'form', 'template.json'), 'utf8')) as { version: string }
+).version;
+const issuer = 'https://kubernetes.default.svc.cluster.local';
+
+/** A request to the pod's socket, as the platform's gateway would make it. */
+function ask(
+  socketPath: string,
+  method: string,
+  path: string,
+  headers: Record<string, string> = {},
+  body?: string,
+): Promise<{ status: number; body: string }> {
+  return new Promise((done, fail) => {
+    const req = httpRequest({ socketPath, method, path, headers }, (res) => {
+      let text = '';
+      res.on('data', (d) => (text += d));
+      res.on('end', () => done({ status: res.statusCode ?? 0, body: text }));
+    });
+    req.on('error', fail);
+    req.end(body);
+  });
+}
+
+describe('the Kubernetes objects run a template app (podman kube play)', () => {
+  let server: TestServer;
+  let t: Awaited<ReturnType<typeof signInEveryone>>;
+  let stop: () => Promise<void>;
+  let front: Server;
+  let dir: string;
+  let played: string;
+  let socket: string;
+  let digest: string;
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'microapp-kube-play-'));
+    // What a run stopped half-way left behind.
+    await contained('podman', ['pod', 'rm', '--force', '--ignore', 'kube-form-pod-0']);
+    await contained('podman', ['volume', 'rm', '--force', 'kube-form-data']);
+    const image = await buildRuntimeImage();
+
+    // The platform's TLS address inside the cluster: a certificate from the company CA, on loopback.
+    const ca = companyCa(dir);
+    let platform = '';
+    front = createHttpsServer({ key: ca.key, cert: ca.cert }, (req, res) => {
+      const upstream = httpRequest(
+        `${platform}${req.url}`,
+        { method: req.method, headers: { ...req.headers, host: new URL(platform).host } },
+        (up) => {
+          res.writeHead(up.statusCode ?? 502, up.headers);
+          up.pipe(res);
+        },
+      );
+      upstream.on('error', () => res.destroy());
+      req.pipe(upstream);
+    });
+    await new Promise<void>((r) => front.listen(0, '127.0.0.1', r));
+
+    // The cluster's service-account issuer: its public keys are what the platform checks pods' tokens with.
+    const cluster = await generateKeyPair('RS256');
+    const jwk = { ...(await exportJWK(cluster.publicKey)), kid: 'cluster', alg: 'RS256', use: 'sig' };
+    writeFileSync(join(dir, 'jwks.json'), JSON.stringify({ keys: [jwk] }));
+
+    ({ server, t, stop } = await startBuildServer({
+      MICROAPP_KUBERNETES_RUNTIME_IMAGE: image,
+      MICROAPP_KUBERNETES_ARTIFACT_URL: `https://127.0.0.1:${(front.address() as AddressInfo).port}`,
+      MICROAPP_KUBERNETES_TOKEN_ISSUER: issuer,
+      MICROAPP_KUBERNETES_TOKEN_JWKS: join(dir, 'jwks.json'),
+    }));
+    platform = server.url;
+
+    // The form template, registered, built and signed by the platform's own pipeline.
+    const reg = await call(server, 'POST', '/api/v1/apps', {
+      token: t.alice,
+      body: {
+        name: 'kube-form',
+        owner: people.alice,
+        purpose: 'Collect answers to a short form about the team offsite',
+        dataClasses: ['internal'],
+        audience: { department: 'finance', maxUsers: 40 },
+        runtime: { kind: 'node', entry: 'server.js', memoryMb: 128, cpu: 0.25 },
+        template: { name: 'form', version: formVersion },
+      },
+    });
+    assert.equal(reg.status, 201, reg.text);
+    const started = await call(server, 'POST', '/api/v1/apps/kube-form/builds', { token: t.alice, body: {} });
+    assert.equal(started.status, 202, started.text);
+    const build = await buildFinished(server, 'kube-form', started.body.id, t.alice);
+    assert.equal(build.state, 'passed', JSON.stringify(build.steps, null, 2));
+    const versions = await call(server, 'GET', '/api/v1/apps/kube-form/versions', { token: t.alice });
+    const version = versions.body.items[0].version as string;
+    digest = versions.body.items[0].digest;
+
+    // The driver's objects, as Argo CD would apply them from the GitOps repository.
+    const rendered = await call(server, 'POST', '/api/v1/apps/kube-form/kubernetes-manifests', {
+      token: t.alice,
+      body: { version },
+    });
+    assert.equal(rendered.status, 200, rendered.text);
+    const files = rendered.body.files as { path: string; content: string }[];
+    const object = (name: string) => parse(files.find((f) => f.path === `apps/kube-form/${name}`)!.content);
+    const deployment = object('deployment.yaml');
+    const claim = object('persistentvolumeclaim.yaml');
+
+    // What a kubelet would write: a projected token of the app's own service account, for ten minutes.
+    const now = Math.floor(Date.now() / 1000);
+    const token = await new SignJWT({
+      'kubernetes.io': { namespace: 'microapps', serviceaccount: { name: 'kube-form' } },
+    })
+      .setProtectedHeader({ alg: 'RS256', kid: 'cluster' })
+      .setIssuer(issuer)
+      .setAudience('microapp-artifacts')
+      .setSubject('system:serviceaccount:microapps:kube-form')
+      .setIssuedAt(now)
+      .setExpirationTime(now + 600)
+      .sign(cluster.privateKey);
+    for (const [folder, file, content] of [
+      ['token', 'token', token],
+      ['ca', 'ca.crt', readFileSync(ca.ca, 'utf8')],
+    ] as const) {
+      mkdirSync(join(dir, folder), { mode: 0o755 });
+      writeFileSync(join(dir, folder, file), content, { mode: 0o644 });
+    }
+    // The app (65534) makes its socket there; the folder's mode is set after the umask.
+    mkdirSync(join(dir, 'run'));
+    chmodSync(join(dir, 'run'), 0o777);
+    socket = join(dir, 'run', 'app.sock');
+
+    // The patches podman needs (see the top of this file), and nothing else.
+    const pod = deployment.spec.template.spec;
+    pod.hostNetwork = true;
+    deployment.metadata.annotations['io.podman.annotations.init.container.type'] = 'always';
+    const byName = (name: string) => pod.volumes.find((v: { name: string }) => v.name === name);
+    Object.assign(byName('artifact-token'), { projected: undefined, hostPath: { path: join(dir, 'token') } });
+    Object.assign(byName('platform-ca'), { configMap: undefined, hostPath: { path: join(dir, 'ca') } });
+    pod.volumes.push({ name: 'run', hostPath: { path: join(dir, 'run') } });
+    const app = pod.containers[0];
+    app.env.find((e: { name: string }) => e.name === 'PORT').value = '/run/app/app.sock';
+    app.volumeMounts.push({ name: 'run', mountPath: '/run/app' });
+    app.ports = undefined;
+    app.readinessProbe = undefined;
+    app.livenessProbe = undefined;
+    played = join(dir, 'kube-form.yaml');
+    writeFileSync(played, `${stringify(claim)}---\n${stringify(deployment)}`);
+  });
+
+  after(async () => {
+    if (played) await contained('podman', ['kube', 'down', played]);
+    await contained('podman', ['volume', 'rm', '--force', 'kube-form-data']);
+    await stop?.();
+    front?.close();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('the pod fetches its signed artifact over TLS with its own token and serves signed-in people only', async () => {
+    const play = await contained('podman', ['kube', 'play', played]);
+    assert.equal(play.code, 0, `${play.stdout}\n${play.stderr}`);
+    // The app can only start once the init container has fetched, checked and unpacked its artifact.
+    let first = { status: 0, body: '' };
+    for (let i = 0; i < 120 && first.status === 0; i++) {
+      first = await ask(socket, 'GET', '/').catch(() => ({ status: 0, body: '' }));
+      if (first.status === 0) await new Promise((r) => setTimeout(r, 500));
+    }
+    const logs = await contained('podman', ['pod', 'logs', 'kube-form-pod-0']);
+    assert.equal(first.status, 401, `the app did not answer: ${logs.stdout}${logs.stderr}`);
+    assert.match(first.body, /Sign in through the platform/);
+    assert.match(logs.stdout + logs.stderr, new RegExp(`fetched and checked ${digest}`));
+
+    // With the identity the platform's gateway signs for this app: the form, and an answer kept in /data.
+    const user = { email: people.dave, name: 'Dave', department: 'finance', roles: ['user'] };
+    const identity = await server.internals.identity(user, 'kube-form');
+    const page = await ask(socket, 'GET', '/', { 'x-microapp-identity': identity });
+    assert.equal(page.status, 200, page.body);
+    assert.match(page.body, /<form method="post" action="\/submit">/);
+    const fields = [...page.body.matchAll(/<textarea name="([^"]+)"/g)].map((m) => m[1]!);
+    assert.ok(fields.length > 0, page.body);
+    const sent = await ask(
+      socket,
+      'POST',
+      '/submit',
+      { 'x-microapp-identity': identity, 'content-type': 'application/x-www-form-urlencoded' },
+      new URLSearchParams(fields.map((f): [string, string] => [f, 'Thursday works'])).toString(),
+    );
+    assert.equal(sent.status, 200, sent.body);
+    assert.match(sent.body, /Thank you/);
+
+    // An identity signed for another app, or by anyone but the platform, is not one.
+    const foreign = await server.internals.identity(user, 'other-app');
+    assert.equal((await ask(socket, 'GET', '/', { 'x-microapp-identity': foreign })).status, 401);
+    const forged = `${identity.slice(0, identity.lastIndexOf('.'))}.${Buffer.alloc(64).toString('base64url')}`;
+    assert.equal((await ask(socket, 'GET', '/', { 'x-microapp-identity': forged })).status, 401);
+
+    // The container is what the Deployment says: user 65534, a read-only root.
+    const who = await contained('podman', [
+      'exec',
+      'kube-form-pod-0-app',
+      'node',
+      '-e',
+      "const fs=require('fs');console.log(process.getuid());try{fs.writeFileSync('/usr/bin/x','')}catch(e){console.log(e.code)}",
+    ]);
+    assert.equal(who.code, 0, who.stderr);
+    assert.deepEqual(who.stdout.trim().split('\n'), ['65534', 'EROFS']);
+  });
+});
