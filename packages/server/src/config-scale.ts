@@ -1,5 +1,5 @@
 // Settings for running more than one replica: the shared blob store and this replica's name.
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
 import type { OciRegistrySettings } from './modules/blobs/oci-blob-store.ts';
 
@@ -96,4 +96,49 @@ export function replicaUrlFrom(env: NodeJS.ProcessEnv, problems: string[]): stri
       `MICROAPP_REPLICA_URL is the address other replicas reach this one at, such as http://10.0.3.7:8080 (no path or credentials); got "${raw.slice(0, 80)}"`,
     );
   return ok ? raw.replace(/\/$/, '') : null;
+}
+
+/** The certificate and key the platform serves HTTPS with, as files (a Kubernetes Secret of type tls). */
+export type TlsFiles = { certFile: string; keyFile: string };
+
+/**
+ * MICROAPP_TLS_CERT_FILE and MICROAPP_TLS_KEY_FILE: both or neither; both readable PEM, and the key for the
+ * platform's user only (as the KEK). Read again when they change (tls-reload.ts), so a renewed certificate
+ * needs no restart.
+ */
+export function tlsFrom(env: NodeJS.ProcessEnv, problems: string[]): TlsFiles | null {
+  const certFile = env.MICROAPP_TLS_CERT_FILE;
+  const keyFile = env.MICROAPP_TLS_KEY_FILE;
+  if (!certFile && !keyFile) return null;
+  if (!certFile || !keyFile) {
+    problems.push(
+      'MICROAPP_TLS_CERT_FILE and MICROAPP_TLS_KEY_FILE go together: the certificate (PEM, with its chain) and its private key',
+    );
+    return null;
+  }
+  const before = problems.length;
+  for (const [variable, file, marker] of [
+    ['MICROAPP_TLS_CERT_FILE', certFile, 'CERTIFICATE'],
+    ['MICROAPP_TLS_KEY_FILE', keyFile, 'PRIVATE KEY'],
+  ] as const) {
+    let text = '';
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (error) {
+      problems.push(
+        `${variable} ${file} cannot be read: ${(error as NodeJS.ErrnoException).code ?? 'error'}`,
+      );
+      continue;
+    }
+    if (!text.includes(`-----BEGIN `) || !text.includes(marker))
+      problems.push(`${variable} ${file} holds no PEM ${marker.toLowerCase()}`);
+  }
+  if (problems.length === before) {
+    const mode = statSync(keyFile).mode & 0o777;
+    if (mode & 0o077)
+      problems.push(
+        `MICROAPP_TLS_KEY_FILE ${keyFile} can be read or written by other users (mode ${mode.toString(8).padStart(4, '0')}): chmod 600 it (on Kubernetes, defaultMode: 0400 on the Secret's volume)`,
+      );
+  }
+  return problems.length === before ? { certFile, keyFile } : null;
 }

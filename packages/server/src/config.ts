@@ -2,7 +2,14 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
-import { blobRegistryFrom, replicaIdFrom, replicaLeaseSecondsFrom, replicaUrlFrom } from './config-scale.ts';
+import {
+  blobRegistryFrom,
+  replicaIdFrom,
+  replicaLeaseSecondsFrom,
+  replicaUrlFrom,
+  type TlsFiles,
+  tlsFrom,
+} from './config-scale.ts';
 import {
   buildSettingsFrom,
   lifecycleFrom,
@@ -30,6 +37,8 @@ export type ServerConfig = {
   dev: boolean;
   host: string;
   port: number;
+  /** Served over HTTPS with this certificate (MICROAPP_TLS_CERT_FILE, MICROAPP_TLS_KEY_FILE), or plain HTTP. */
+  tls: TlsFiles | null;
   publicUrl: string | null;
   dataDir: string;
   database: DatabaseOptions;
@@ -293,6 +302,7 @@ export function loadConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv): ServerCo
     buildsPerHour: positiveInt(env, 'MICROAPP_QUOTA_BUILDS_PER_HOUR', 30, problems),
   };
   const blobRegistry = blobRegistryFrom(env, problems);
+  const tls = tlsFrom(env, problems);
   const replica = {
     id: replicaIdFrom(env, `${hostname()}:${dataDir}`, problems),
     leaseSeconds: replicaLeaseSecondsFrom(env, problems),
@@ -307,6 +317,7 @@ export function loadConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv): ServerCo
     dev,
     host,
     port,
+    tls,
     publicUrl,
     trustedProxies,
     dataDir,

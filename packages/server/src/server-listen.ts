@@ -1,6 +1,8 @@
+import type { Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
+import { reloadTlsOnChange } from './api/tls.ts';
 import { ConfigError, devGroupRoles, type OidcSettings, type ServerConfig } from './config.ts';
 import type { DevIdp } from './modules/identity/dev-idp.ts';
 import { issuerProblem } from './server-readiness.ts';
@@ -26,7 +28,11 @@ export async function listen(
   config: ServerConfig,
   publicUrl: string | null,
 ): Promise<{ publicUrl: string; devIdp: DevIdp | null; devOidc: OidcSettings | null }> {
+  let stopReloading = () => {};
+  if (config.tls) app.addHook('onClose', async () => stopReloading());
   await app.listen({ port: config.port, host: config.host });
+  if (config.tls)
+    stopReloading = reloadTlsOnChange(app.server as unknown as HttpsServer, config.tls, app.log as Logger);
   const { port } = app.server.address() as AddressInfo;
   const host =
     config.host === '0.0.0.0' || config.host === '::'
@@ -36,7 +42,7 @@ export async function listen(
         : config.host;
   // On loopback the public name is localhost: what the README, the CLI default and browsers use.
   const publicHost = host === '127.0.0.1' || host === '[::1]' ? 'localhost' : host;
-  const url = publicUrl ?? `http://${publicHost}:${port}`;
+  const url = publicUrl ?? `${config.tls ? 'https' : 'http'}://${publicHost}:${port}`;
   if (!config.dev) return { publicUrl: url, devIdp: null, devOidc: null };
   // Loaded only in dev mode, so a production server never carries the password-less IdP.
   const { startDevIdp } = await import('./modules/identity/dev-idp.ts');

@@ -2,6 +2,7 @@ import { mkdirSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { buildHttpApp } from './api/build-app.ts';
 import { registerMetaRoutes } from './api/meta-routes.ts';
+import { readTls } from './api/tls.ts';
 import { adjustableClock } from './clock.ts';
 import type { OidcSettings, ServerConfig } from './config.ts';
 import { openDatabase } from './db/database.ts';
@@ -130,6 +131,8 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   });
   const approvals = createApprovalService({ db: db.kysely, repo, audit, clock });
 
+  // People reach it over https: the public URL says so, or, without one, it serves TLS itself.
+  const servedOverHttps = config.publicUrl ? config.publicUrl.startsWith('https:') : Boolean(config.tls);
   // The gateway needs services built after the HTTP app; it is bound once they exist.
   let gateway: ReturnType<typeof createGateway> | null = null;
   const app = await buildHttpApp({
@@ -139,8 +142,9 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     version,
     gateway: (request, reply) => (gateway ? gateway.handle(request, reply) : Promise.resolve(false)),
     trustedProxies: config.trustedProxies,
-    https: Boolean(config.publicUrl?.startsWith('https:')),
+    https: servedOverHttps,
     requestLog: config.requestLog,
+    tls: config.tls ? readTls(config.tls) : null,
   });
   // A response waits until the audit events its request recorded are in the chain (audit-service.ts): the
   // change committed with its event; whoever made it reads it in the trail at once.
@@ -150,7 +154,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     if (request.method !== 'GET' && request.method !== 'HEAD' && !hosts.siteOf(request.headers.host))
       readCache.forget();
   });
-  const secureCookies = Boolean(config.publicUrl?.startsWith('https:'));
+  const secureCookies = servedOverHttps;
   const hosts = createAppHosts({ domain: config.appsDomain, platformUrl: () => publicUrl! });
   registerAuthRoutes(app, {
     db: db.kysely,

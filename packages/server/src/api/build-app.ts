@@ -38,8 +38,13 @@ export async function buildHttpApp(deps: {
   https?: boolean;
   /** A log line per request (MICROAPP_REQUEST_LOG=on); errors and refusals are logged either way. */
   requestLog?: boolean;
+  /** Served over TLS with this certificate and key (PEM); plain HTTP without. */
+  tls?: { cert: string; key: string } | null;
 }): Promise<FastifyInstance> {
+  // Over TLS the server is an https.Server; everything the platform does with it (upgrades, addresses,
+  // closing) is the same on both, so it is typed as the plain one.
   const app = Fastify({
+    ...(deps.tls ? { https: { ...deps.tls, minVersion: 'TLSv1.2' as const } } : {}),
     loggerInstance: deps.logger,
     // Two lines per request at info level cost the gateway a tenth of its time; asked for, they carry the
     // path without its query string (which may hold personal data, or a sign-in code).
@@ -70,7 +75,7 @@ export async function buildHttpApp(deps: {
         );
       }
     },
-  });
+  }) as unknown as FastifyInstance;
   app.setValidatorCompiler(validatorCompiler);
 
   app.addContentTypeParser(
