@@ -2,7 +2,8 @@
 // Kubernetes, played by podman (`podman kube play`) on a runtime image built here with buildah. The init
 // container fetches the artifact over TLS with a service-account token as a kubelet would project it,
 // checks its digest and unpacks it; the app, as user 65534 on a read-only root, answers only requests that
-// carry an identity the platform signed.
+// carry an identity the platform signed, whether a request comes through the platform's gateway (which
+// forwards to the app's Service) or straight to the pod.
 //
 // What podman cannot be here, and is patched in the played copy (each named below, nothing else changes):
 // no cluster DNS or Services (the pod shares the host's network, so its init container reaches the
@@ -18,7 +19,12 @@ import assert from 'node:assert/strict';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { createServer as createHttpsServer, type Server } from 'node:https';
-import type { AddressInfo } from 'node:net';
+import {
+  type AddressInfo,
+  createServer as createNetServer,
+  type Server as NetServer,
+  connect as netConnect,
+} from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -32,6 +38,7 @@ import {
   type signInEveryone,
   startBuildServer,
   type TestServer,
+  viaGateway,
 } from './harness.ts';
 import { buildRuntimeImage, contained } from './podman.ts';
 
@@ -65,6 +72,7 @@ describe('the Kubernetes objects run a template app (podman kube play)', () => {
   let t: Awaited<ReturnType<typeof signInEveryone>>;
   let stop: () => Promise<void>;
   let front: Server;
+  let relay: NetServer;
   let dir: string;
   let played: string;
   let socket: string;
@@ -72,6 +80,7 @@ describe('the Kubernetes objects run a template app (podman kube play)', () => {
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'microapp-kube-play-'));
+    socket = join(dir, 'run', 'app.sock');
     // What a run stopped half-way left behind.
     await contained('podman', ['pod', 'rm', '--force', '--ignore', 'kube-form-pod-0']);
     await contained('podman', ['volume', 'rm', '--force', 'kube-form-data']);
@@ -94,6 +103,19 @@ describe('the Kubernetes objects run a template app (podman kube play)', () => {
     });
     await new Promise<void>((r) => front.listen(0, '127.0.0.1', r));
 
+    // The app's Service, as the gateway reaches it: a port on loopback relayed to the pod's socket.
+    relay = createNetServer((client) => {
+      const pod = netConnect(socket);
+      client.pipe(pod).pipe(client);
+      const close = () => {
+        client.destroy();
+        pod.destroy();
+      };
+      client.on('error', close);
+      pod.on('error', close);
+    });
+    await new Promise<void>((r) => relay.listen(0, '127.0.0.1', r));
+
     // The cluster's service-account issuer: its public keys are what the platform checks pods' tokens with.
     const cluster = await generateKeyPair('RS256');
     const jwk = { ...(await exportJWK(cluster.publicKey)), kid: 'cluster', alg: 'RS256', use: 'sig' };
@@ -104,6 +126,7 @@ describe('the Kubernetes objects run a template app (podman kube play)', () => {
       MICROAPP_KUBERNETES_ARTIFACT_URL: `https://127.0.0.1:${(front.address() as AddressInfo).port}`,
       MICROAPP_KUBERNETES_TOKEN_ISSUER: issuer,
       MICROAPP_KUBERNETES_TOKEN_JWKS: join(dir, 'jwks.json'),
+      MICROAPP_KUBERNETES_SERVICE_URL: `http://127.0.0.1:${(relay.address() as AddressInfo).port}`,
     }));
     platform = server.url;
 
@@ -162,7 +185,6 @@ describe('the Kubernetes objects run a template app (podman kube play)', () => {
     // The app (65534) makes its socket there; the folder's mode is set after the umask.
     mkdirSync(join(dir, 'run'));
     chmodSync(join(dir, 'run'), 0o777);
-    socket = join(dir, 'run', 'app.sock');
 
     // The patches podman needs (see the top of this file), and nothing else.
     const pod = deployment.spec.template.spec;
@@ -187,6 +209,7 @@ describe('the Kubernetes objects run a template app (podman kube play)', () => {
     await contained('podman', ['volume', 'rm', '--force', 'kube-form-data']);
     await stop?.();
     front?.close();
+    relay?.close();
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
@@ -227,6 +250,13 @@ describe('the Kubernetes objects run a template app (podman kube play)', () => {
     assert.equal((await ask(socket, 'GET', '/', { 'x-microapp-identity': foreign })).status, 401);
     const forged = `${identity.slice(0, identity.lastIndexOf('.'))}.${Buffer.alloc(64).toString('base64url')}`;
     assert.equal((await ask(socket, 'GET', '/', { 'x-microapp-identity': forged })).status, 401);
+
+    // Through the platform's gateway, as people use it: signed in, allowed by the access policy, and the
+    // identity the gateway signs is the one the app checks with the key its Deployment carries.
+    const viaPlatform = await viaGateway(server, 'kube-form', '/', { authorization: `Bearer ${t.dave}` });
+    assert.equal(viaPlatform.status, 200, viaPlatform.body);
+    assert.match(viaPlatform.body, /<form method="post" action="\/submit">/);
+    assert.equal((await viaGateway(server, 'kube-form', '/')).status, 401, 'nobody signed in');
 
     // The container is what the Deployment says: user 65534, a read-only root.
     const who = await contained('podman', [

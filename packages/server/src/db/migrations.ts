@@ -7,6 +7,7 @@ import { agents } from './migrations/0027-agents.ts';
 import { repos } from './migrations/0029-repos.ts';
 import { replicas } from './migrations/0030-replicas.ts';
 import { compatibility } from './migrations/0031-compatibility.ts';
+import { clusterRoutes } from './migrations/0032-cluster-routes.ts';
 
 type AnyDb = Kysely<unknown>;
 
@@ -22,6 +23,7 @@ const migrations: Record<string, (dialect: Dialect) => Migration> = {
   ...repos,
   ...replicas,
   ...compatibility,
+  ...clusterRoutes,
 };
 
 /**

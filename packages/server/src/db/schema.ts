@@ -30,6 +30,7 @@ export interface Database extends AgentTables, RepoTables {
   app_usage: AppUsageTable;
   app_activity: AppActivityTable;
   app_lifecycle: AppLifecycleTable;
+  cluster_routes: ClusterRoutesTable;
   app_archives: AppArchivesTable;
   jobs: JobsTable;
   notifications: NotificationsTable;
@@ -284,6 +285,17 @@ export interface DeploymentsTable {
   stopped_at: string | null;
   /** The replica whose runtime runs it (replicas.id); null on deployments from before replicas had names. */
   replica_id: string | null;
+}
+
+/** What the Kubernetes driver last rendered for an app's environment, where the gateway forwards (0032). */
+export interface ClusterRoutesTable {
+  app_id: string;
+  env: string;
+  version: string;
+  digest: string;
+  namespace: string;
+  rendered_by: string;
+  rendered_at: string;
 }
 
 /** A running server and its lease (migration 0030). */

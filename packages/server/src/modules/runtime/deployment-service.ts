@@ -5,6 +5,7 @@ import { nowIso } from '../../ids.ts';
 import type { AuditContext } from '../audit/audit-service.ts';
 import type { Manifest } from '../catalog/manifest-schema.ts';
 import { hasRole, type Principal } from '../identity/principal.ts';
+import { createClusterRoutes } from './cluster-routes.ts';
 import type { DeploymentDeps, Env, Instance, Target } from './deployment-types.ts';
 import { envs, parseSite, siteOf } from './deployment-types.ts';
 import { createDeploymentViews } from './deployment-views.ts';
@@ -30,6 +31,11 @@ export function createDeploymentService(deps: DeploymentDeps) {
   }
   const waking = new Map<string, Promise<Instance | undefined>>();
   const identity = createIdentitySigner(deps.identityKey);
+  const clusterRoutes = createClusterRoutes({
+    db,
+    namespace: deps.kubernetes?.namespace ?? 'microapps',
+    serviceUrl: deps.kubernetes?.serviceUrl ?? null,
+  });
   const supervise = createSupervisor(deps, instances, release);
   const { admit, launch } = createLauncher(deps, { instances, release, supervise, identity });
 
@@ -49,6 +55,7 @@ export function createDeploymentService(deps: DeploymentDeps) {
     targetFor,
     admit,
     identityPublicKey: () => identity.publicPem(),
+    clusterRoutes,
   });
 
   async function deploy(
@@ -354,6 +361,8 @@ export function createDeploymentService(deps: DeploymentDeps) {
     instanceFor,
     sweepIdle,
     identityToken: identity.token,
+    /** The app's environment on the cluster (Kubernetes driver), for the gateway; null when it is not. */
+    clusterInstance: clusterRoutes.find,
     identityPublicKey: async () => identity.publicPem(),
     shutdown,
   };

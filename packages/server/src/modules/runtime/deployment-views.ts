@@ -1,6 +1,8 @@
 import { AppError, forbidden } from '../../errors.ts';
+import { nowIso } from '../../ids.ts';
 import type { AuditContext } from '../audit/audit-service.ts';
 import { hasRole, type Principal } from '../identity/principal.ts';
+import type { ClusterRoutes } from './cluster-routes.ts';
 import { type DeploymentDeps, type Env, type Instance, siteOf, type Target } from './deployment-types.ts';
 import { renderKubernetes } from './kubernetes-manifests.ts';
 
@@ -16,6 +18,7 @@ export function createDeploymentViews(
     admit: (target: Target, version: string, ctx: AuditContext) => Promise<{ digest: string }>;
     /** The gateway's identity key, whose public half the app checks requests with. */
     identityPublicKey: () => string;
+    clusterRoutes: Pick<ClusterRoutes, 'record'>;
   },
 ) {
   const { db, audit } = deps;
@@ -58,8 +61,17 @@ export function createDeploymentViews(
       },
       deps.kubernetes,
     );
-    await db.transaction().execute((trx) =>
-      audit.record(trx, ctx, {
+    await db.transaction().execute(async (trx) => {
+      // Where the gateway forwards this app's requests, once the cluster runs what was rendered.
+      await state.clusterRoutes.record(trx, {
+        appId: target.appId,
+        env,
+        version,
+        digest: stored.digest,
+        by: ctx.actor,
+        at: nowIso(),
+      });
+      await audit.record(trx, ctx, {
         action: 'deployment.rendered',
         targetType: 'app',
         target: name,
@@ -71,8 +83,8 @@ export function createDeploymentViews(
           namespace: deps.kubernetes!.namespace,
           files: files.map((f) => f.path),
         },
-      }),
-    );
+      });
+    });
     return {
       app: name,
       version,

@@ -10,6 +10,7 @@ import { hasRole, type Principal } from '../identity/principal.ts';
 import type { PolicyEngine } from '../policy/policy-engine.ts';
 import type { TokenService } from '../tokens/token-service.ts';
 import { crossOriginWrite } from './browser-isolation.ts';
+import type { Upstream } from './cluster-routes.ts';
 import { type DeploymentService, parseSite } from './deployment-service.ts';
 
 /** What the gateway needs of a request: a Fastify request, or the raw request of a WebSocket upgrade. */
@@ -32,7 +33,7 @@ export function createAdmission(deps: {
   login: Pick<LoginService, 'sessionPrincipal'>;
   catalog: Pick<CatalogService, 'get'>;
   engine: Pick<PolicyEngine, 'decide' | 'log'> | null;
-  deployments: Pick<DeploymentService, 'instanceFor'>;
+  deployments: Pick<DeploymentService, 'instanceFor' | 'clusterInstance'>;
   audit: Pick<AuditService, 'record'>;
   db: Kysely<Database>;
   hold: (appId: string) => Promise<{ status: number; message: string } | null>;
@@ -114,12 +115,16 @@ export function createAdmission(deps: {
       );
     const held = await deps.cache.memo('hold', app.id, () => deps.hold(app.id));
     if (held) throw new AppError(held.status === 410 ? 'gone' : 'unavailable', held.message);
-    let instance: Awaited<ReturnType<DeploymentService['instanceFor']>>;
+    let instance: Upstream | null | undefined;
     try {
       instance = await deps.deployments.instanceFor(site);
     } catch {
       instance = undefined;
     }
+    // Not here: on the cluster, when the Kubernetes driver runs it and the gateway reaches its Service.
+    instance ??= await deps.cache.memo('cluster-route', `${app.id}:${env}`, () =>
+      deps.deployments.clusterInstance(app.id, site, env),
+    );
     if (!instance)
       throw new AppError(
         'unavailable',

@@ -21,6 +21,7 @@ import type { TokenService } from '../tokens/token-service.ts';
 import type { UsageService } from '../usage/usage-service.ts';
 import type { AppHosts } from './app-hosts.ts';
 import { appCookieNames, expireForeignCookies, frameHeaders, hostOfOrigin } from './browser-isolation.ts';
+import { upstreamTarget } from './cluster-routes.ts';
 import { type DeploymentService, parseSite } from './deployment-service.ts';
 import { type Caller, createAdmission } from './gateway-admission.ts';
 import type { ReplicaForwarding } from './replica-forwarding.ts';
@@ -56,7 +57,7 @@ export function createGateway(deps: {
   login: Pick<LoginService, 'sessionPrincipal' | 'redeemAppCode'>;
   catalog: Pick<CatalogService, 'get'>;
   engine: Pick<PolicyEngine, 'decide' | 'log'> | null;
-  deployments: Pick<DeploymentService, 'instanceFor' | 'instanceOf' | 'identityToken'>;
+  deployments: Pick<DeploymentService, 'instanceFor' | 'instanceOf' | 'identityToken' | 'clusterInstance'>;
   /** Requests for an app another replica runs go there (replica-forwarding.ts); absent: one replica. */
   forwarding?: Pick<ReplicaForwarding, 'forward'>;
   audit: Pick<AuditService, 'record'>;
@@ -250,7 +251,7 @@ export function createGateway(deps: {
     if (metered.traceparent) headers.traceparent = metered.traceparent;
     reply.hijack();
     const upstream = httpRequest(
-      { socketPath: instance.process.socketPath, method: request.method, path: request.url, headers },
+      { ...upstreamTarget(instance), method: request.method, path: request.url, headers },
       (res) => {
         const out: Record<string, string | string[]> = {};
         for (const [k, v] of Object.entries(res.headers))
@@ -337,7 +338,7 @@ export function createGateway(deps: {
     const metered = meter(caller, principal, app, instance.version);
     if (metered.traceparent) headers.traceparent = metered.traceparent;
     const upstream = httpRequest({
-      socketPath: instance.process.socketPath,
+      ...upstreamTarget(instance),
       method: caller.method,
       path: caller.url,
       headers,

@@ -29,6 +29,12 @@ export type KubernetesSettings = {
    */
   tokenIssuer: string | null;
   tokenJwks: string | null;
+  /**
+   * Where the gateway reaches an app's Service (MICROAPP_KUBERNETES_SERVICE_URL), with `{site}` and
+   * `{namespace}` filled in: `http://{site}.{namespace}.svc.cluster.local`. Null: the gateway serves local
+   * instances only (a platform outside the cluster).
+   */
+  serviceUrl: string | null;
 };
 
 /** The audience of the service-account tokens the apps' init containers present for their artifact. */
@@ -48,6 +54,7 @@ export const defaultKubernetesSettings: KubernetesSettings = {
   artifactUrl: 'https://microapp.microapp-system.svc',
   tokenIssuer: null,
   tokenJwks: null,
+  serviceUrl: null,
 };
 
 const namespaceName = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
@@ -91,8 +98,21 @@ export function kubernetesSettingsFrom(env: NodeJS.ProcessEnv, problems: string[
     problems.push(
       `MICROAPP_KUBERNETES_TOKEN_JWKS must be a file or an https URL, got "${tokenJwks.slice(0, 120)}"`,
     );
+  const serviceUrl = env.MICROAPP_KUBERNETES_SERVICE_URL || null;
+  if (serviceUrl) {
+    let ok = false;
+    try {
+      const u = new URL(serviceUrl.replaceAll('{site}', 'app').replaceAll('{namespace}', namespace));
+      ok = u.protocol === 'http:' && !u.username && !u.password && u.pathname === '/' && !u.search;
+    } catch {}
+    if (!ok)
+      problems.push(
+        `MICROAPP_KUBERNETES_SERVICE_URL is where the gateway reaches an app's Service, such as http://{site}.{namespace}.svc.cluster.local (http, no path), got "${serviceUrl.slice(0, 120)}"`,
+      );
+  }
   return {
     ...defaultKubernetesSettings,
+    serviceUrl,
     tokenIssuer,
     tokenJwks,
     namespace,

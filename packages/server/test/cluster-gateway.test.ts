@@ -1,0 +1,148 @@
+// The gateway in front of apps the Kubernetes driver runs: once a version is rendered, requests for the app
+// go to its Service with the same sign-in, access policy and holds as a local app, and with an identity the
+// app checks with the key its Deployment carries. A stand-in Service on loopback plays the app's pods.
+import assert from 'node:assert/strict';
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, before, describe, test } from 'node:test';
+import { importSPKI, jwtVerify } from 'jose';
+import { parse } from 'yaml';
+import { createClusterRoutes } from '../src/modules/runtime/cluster-routes.ts';
+import {
+  call,
+  engines,
+  lunchPoll,
+  people,
+  signInEveryone,
+  sourceArchive,
+  startTestServer,
+  type TestServer,
+  viaGateway,
+} from './harness.ts';
+import { importEmptySnapshot } from './replica-helpers.ts';
+
+for (const engine of engines())
+  describe(`the gateway forwards to an app's Service on the cluster (${engine})`, () => {
+    let server: TestServer;
+    let service: Server;
+    let t: Awaited<ReturnType<typeof signInEveryone>>;
+    let publicKeyPem: string;
+    const seen: { path: string; headers: IncomingHttpHeaders }[] = [];
+
+    before(async () => {
+      service = createServer((req, res) => {
+        seen.push({ path: req.url ?? '', headers: req.headers });
+        res.setHeader('content-type', 'text/plain');
+        res.end('from the pod');
+      });
+      await new Promise<void>((r) => service.listen(0, '127.0.0.1', r));
+      server = await startTestServer(engine, {
+        env: {
+          MICROAPP_KUBERNETES_RUNTIME_IMAGE: `registry.example.com/node@sha256:${'cd'.repeat(32)}`,
+          MICROAPP_KUBERNETES_SERVICE_URL: `http://127.0.0.1:${(service.address() as AddressInfo).port}`,
+        },
+      });
+      t = await signInEveryone(server);
+      await importEmptySnapshot(server, t.carol);
+      const reg = await call(server, 'POST', '/api/v1/apps', {
+        token: t.dave,
+        body: lunchPoll({ name: 'cluster-poll', owner: people.dave, audience: { department: 'finance' } }),
+      });
+      assert.equal(reg.status, 201, reg.text);
+      const pub = await call(server, 'POST', '/api/v1/apps/cluster-poll/versions', {
+        token: t.dave,
+        body: {
+          version: '1.0.0',
+          artifact: await sourceArchive({
+            'package.json': JSON.stringify({ name: 'cluster-poll', version: '1.0.0' }),
+            'server.js':
+              "require('node:http').createServer((q, s) => s.end('hi')).listen(process.env.PORT);\n",
+          }),
+          sbom: { bomFormat: 'CycloneDX', specVersion: '1.6', version: 1, components: [] },
+        },
+      });
+      assert.equal(pub.status, 201, pub.text);
+    });
+    after(async () => {
+      await server?.stop();
+      service?.close();
+    });
+
+    test('before a render the app is not running; after it, a signed-in colleague reaches the pod', async () => {
+      const before = await viaGateway(server, 'cluster-poll', '/', { authorization: `Bearer ${t.alice}` });
+      assert.equal(before.status, 503, before.body);
+      assert.equal(seen.length, 0);
+
+      const rendered = await call(server, 'POST', '/api/v1/apps/cluster-poll/kubernetes-manifests', {
+        token: t.dave,
+        body: { version: '1.0.0' },
+      });
+      assert.equal(rendered.status, 200, rendered.text);
+      const deployment = parse(
+        (rendered.body.files as { path: string; content: string }[]).find(
+          (f) => f.path === 'apps/cluster-poll/deployment.yaml',
+        )!.content,
+      );
+      publicKeyPem = deployment.spec.template.spec.containers[0].env.find(
+        (e: { name: string }) => e.name === 'MICROAPP_IDENTITY_PUBLIC_KEY',
+      ).value;
+
+      const res = await viaGateway(server, 'cluster-poll', '/lunch?day=friday', {
+        authorization: `Bearer ${t.alice}`,
+        // A caller cannot name itself: the gateway replaces whatever identity it sends.
+        'x-microapp-identity': 'forged.by.alice',
+      });
+      assert.equal(res.status, 200, res.body);
+      assert.equal(res.body, 'from the pod');
+      const got = seen.at(-1)!;
+      assert.equal(got.path, '/lunch?day=friday');
+      assert.equal(got.headers.authorization, undefined, 'the caller’s token stays at the gateway');
+      // The identity verifies with the key the Deployment gives the app, for this app only.
+      const { payload } = await jwtVerify(
+        String(got.headers['x-microapp-identity']),
+        await importSPKI(publicKeyPem, 'ES256'),
+        { audience: 'cluster-poll' },
+      );
+      assert.equal(payload.email, people.alice);
+      assert.equal(payload.department, 'finance');
+    });
+
+    test('nobody signed in, another department, or a preview nobody rendered: refused at the gateway', async () => {
+      const count = seen.length;
+      const anonymous = await viaGateway(server, 'cluster-poll', '/');
+      assert.equal(anonymous.status, 401);
+      const marketing = await viaGateway(server, 'cluster-poll', '/', { authorization: `Bearer ${t.frank}` });
+      // An app restricted to finance is not even shown to marketing.
+      assert.equal(marketing.status, 404, marketing.body);
+      const preview = await viaGateway(server, 'cluster-poll--preview', '/', {
+        authorization: `Bearer ${t.dave}`,
+      });
+      assert.equal(preview.status, 503, preview.body);
+      assert.equal(seen.length, count, 'none of them reached the pod');
+    });
+
+    test('the Service address names the app and its namespace', async () => {
+      const app = await call(server, 'GET', '/api/v1/apps/cluster-poll', { token: t.dave });
+      const routes = createClusterRoutes({
+        db: server.db.kysely,
+        namespace: 'microapps',
+        serviceUrl: 'http://{site}.{namespace}.svc.cluster.local',
+      });
+      const found = await routes.find(app.body.id, 'cluster-poll', 'live');
+      assert.deepEqual(found?.cluster, { host: 'cluster-poll.microapps.svc.cluster.local', port: 80 });
+      assert.equal(found?.version, '1.0.0');
+      assert.equal(await routes.find(app.body.id, 'cluster-poll--preview', 'preview'), null);
+    });
+
+    test('a retired app is held at the gateway: its pods get no request', async () => {
+      const count = seen.length;
+      const gone = await call(server, 'POST', '/api/v1/apps/cluster-poll/decommission', {
+        token: t.dave,
+        body: { reason: 'the team lunch moved to Thursdays' },
+      });
+      assert.equal(gone.status, 200, gone.text);
+      const res = await viaGateway(server, 'cluster-poll', '/', { authorization: `Bearer ${t.alice}` });
+      assert.ok(res.status === 410 || res.status === 503, `${res.status} ${res.body}`);
+      assert.equal(seen.length, count);
+    });
+  });
