@@ -77,3 +77,14 @@ describe('app hosts', () => {
     });
   });
 });
+
+test('in the moment between listening and knowing its own URL, a request is for the platform, not an error', () => {
+  // Found by running the platform's image: the first readiness probe came before the URL was set, and the
+  // gateway failed on `new URL(null)`.
+  let url: string | null = null;
+  const hosts = createAppHosts({ domain: null, platformUrl: () => url });
+  assert.equal(hosts.siteOf('poll.apps.localhost:8080'), null);
+  assert.equal(hosts.domain(), null);
+  url = 'http://localhost:8080';
+  assert.equal(hosts.siteOf('poll.apps.localhost:8080'), 'poll');
+});

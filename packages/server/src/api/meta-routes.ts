@@ -12,7 +12,7 @@ export function registerMetaRoutes(
     keys: Pick<KeyStore, 'usable'>;
     dev: boolean;
     issuer: () => string | null;
-    appsDomain: () => string;
+    appsDomain: () => string | null;
     version: string;
     /** Further checks in order (the blob store, the identity provider); the first problem is the answer. */
     checks: ReadinessCheck[];
