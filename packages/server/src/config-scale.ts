@@ -1,7 +1,8 @@
 // Settings for running more than one replica: the shared blob store and this replica's name.
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import type { OciRegistrySettings } from './modules/blobs/oci-blob-store.ts';
+import { openKeyFile } from './private-file.ts';
 
 const loopback = (host: string) =>
   host === 'localhost' || host === '[::1]' || (isIP(host) === 4 && host.startsWith('127.'));
@@ -134,10 +135,10 @@ export function tlsFrom(env: NodeJS.ProcessEnv, problems: string[]): TlsFiles | 
       problems.push(`${variable} ${file} holds no PEM ${marker.toLowerCase()}`);
   }
   if (problems.length === before) {
-    const mode = statSync(keyFile).mode & 0o777;
-    if (mode & 0o077)
+    const open = openKeyFile(keyFile);
+    if (open)
       problems.push(
-        `MICROAPP_TLS_KEY_FILE ${keyFile} can be read or written by other users (mode ${mode.toString(8).padStart(4, '0')}): chmod 600 it (on Kubernetes, defaultMode: 0400 on the Secret's volume)`,
+        `MICROAPP_TLS_KEY_FILE ${keyFile} ${open}: chmod 600 it (on Kubernetes, defaultMode: 0400 on the Secret's volume)`,
       );
   }
   return problems.length === before ? { certFile, keyFile } : null;

@@ -87,7 +87,7 @@ describe('the platform over TLS', () => {
     assert.notEqual(now, first, 'the renewed certificate is served');
   });
 
-  test('half a setting, a missing file, or a key others can read stops the start, naming the setting', () => {
+  test('half a setting, a missing file, or a key others can read stops the start, naming the setting; its own group may read it', () => {
     const key = join(dir, 'loose.key');
     copyFileSync(join(dir, 'tls.key'), key);
     chmodSync(key, 0o644);
@@ -110,5 +110,12 @@ describe('the platform over TLS', () => {
       ],
     ] as const)
       assert.throws(() => loadConfig({ dev: true }, env), message);
+    // On Kubernetes a Secret's files are readable by the pod's group (fsGroup, mode 0440): the platform's own.
+    chmodSync(key, 0o640);
+    const config = loadConfig(
+      { dev: true },
+      { MICROAPP_TLS_CERT_FILE: join(dir, 'tls.crt'), MICROAPP_TLS_KEY_FILE: key },
+    );
+    assert.equal(config.tls?.keyFile, key);
   });
 });

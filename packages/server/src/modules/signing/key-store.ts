@@ -7,11 +7,12 @@ import {
   type KeyObject,
   randomBytes,
 } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Kysely, Transaction } from 'kysely';
 import type { Database } from '../../db/schema.ts';
 import { nowIso } from '../../ids.ts';
+import { openKeyFile } from '../../private-file.ts';
 
 /** The key-encryption key: 32 bytes from MICROAPP_KEK (base64) or a file; in dev, a file made on first start. */
 export function loadKek(options: { env: NodeJS.ProcessEnv; devFile: string | null }): Buffer {
@@ -21,10 +22,10 @@ export function loadKek(options: { env: NodeJS.ProcessEnv; devFile: string | nul
   if (fromEnv) kek = Buffer.from(fromEnv, 'base64');
   else if (file && existsSync(file)) {
     // The key to every secret the platform holds is for the platform's user only.
-    const mode = statSync(file).mode & 0o777;
-    if (mode & 0o077)
+    const open = openKeyFile(file);
+    if (open)
       throw new Error(
-        `${options.env.MICROAPP_KEK_FILE ? 'MICROAPP_KEK_FILE' : 'the KEK file'} ${file} can be read or written by other users (mode ${mode.toString(8).padStart(4, '0')}): chmod 600 it (on Kubernetes, defaultMode: 0400 on the Secret's volume)`,
+        `${options.env.MICROAPP_KEK_FILE ? 'MICROAPP_KEK_FILE' : 'the KEK file'} ${file} ${open}: chmod 600 it (on Kubernetes, defaultMode: 0400 on the Secret's volume)`,
       );
     kek = Buffer.from(readFileSync(file, 'utf8').trim(), 'base64');
   } else if (options.devFile && file === options.devFile) {

@@ -1,0 +1,14 @@
+import { statSync } from 'node:fs';
+
+/**
+ * Why a file holding a key is open to others, or null when it is not: readable or writable by other users,
+ * or writable by its group, or readable by a group this process is not in. A group the process is in may
+ * read it: on Kubernetes, a Secret's files are root's and readable by the pod's fsGroup (mode 0440).
+ */
+export function openKeyFile(file: string): string | null {
+  const { mode: full, gid } = statSync(file);
+  const mode = full & 0o777;
+  const ownGroups = new Set([process.getgid?.(), ...(process.getgroups?.() ?? [])]);
+  const open = mode & 0o027 || (mode & 0o040 && !ownGroups.has(gid));
+  return open ? `can be read or written by other users (mode ${mode.toString(8).padStart(4, '0')})` : null;
+}
