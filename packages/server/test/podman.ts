@@ -65,6 +65,8 @@ buildah config --env PATH=/usr/bin:/bin --user 65534:65534 "$ctr"
 buildah commit --quiet "$ctr" ${name} > /dev/null
 buildah rm "$ctr" > /dev/null
 `;
+  // The previous build of it goes first, so that runs do not pile up untagged images.
+  await contained('podman', ['rmi', '--force', '--ignore', name]);
   const built = await contained('sh', ['-c', script]);
   if (built.code !== 0) throw new Error(`buildah could not build the runtime image: ${built.stderr}`);
   const inspected = await contained('podman', ['image', 'inspect', name, '--format', '{{.Digest}}']);
