@@ -1,5 +1,6 @@
-// One replica against three on one PostgreSQL: the same load (a creator's catalog list, and registrations
-// with their policy evaluation and audit event) sent to one server process, then spread over three, taking
+// One replica against three on one PostgreSQL: the same load (a creator's catalog list; registrations with
+// their policy evaluation, repository and audit event; and a cheap audited write, an API token issued, whose
+// cost is mostly its audit event) sent to one server process, then spread over three, taking
 // turns in short slices. Each replica is `microapp server --dev` in its own process with its own data folder,
 // the KEK shared. Every response must be 200 (lists) or 201 (registrations), or the run fails. On a machine
 // with N cores, N processes is the most that can help: the figure says what the replicas add here.
@@ -39,19 +40,21 @@ const manifest = () =>
     dataClasses: ['internal', 'financial'],
   });
 
+type Kind = 'list' | 'register' | 'audited';
+const paths: Record<Kind, string> = {
+  list: '/api/v1/apps?limit=20',
+  register: '/api/v1/apps',
+  audited: '/api/v1/tokens',
+};
+const tokenBody = JSON.stringify({ name: 'replica-bench', scopes: ['apps:read'], expiresInDays: 1 });
+
 /** Load on several servers at once, the connections spread over them; requests per second in all. */
-async function spread(
-  urls: string[],
-  token: string,
-  kind: 'list' | 'register',
-  seconds: number,
-  connections: number,
-) {
+async function spread(urls: string[], token: string, kind: Kind, seconds: number, connections: number) {
   const each = Math.max(1, Math.round(connections / urls.length));
   const runs = await Promise.all(
     urls.map((url) =>
       autocannon({
-        url: kind === 'list' ? `${url}/api/v1/apps?limit=20` : `${url}/api/v1/apps`,
+        url: `${url}${paths[kind]}`,
         connections: each,
         duration: seconds,
         method: kind === 'list' ? 'GET' : 'POST',
@@ -59,7 +62,9 @@ async function spread(
         skipAggregateResult: true,
         ...(kind === 'register'
           ? { requests: [{ setupRequest: (req: object) => ({ ...req, body: manifest() }) }] }
-          : {}),
+          : kind === 'audited'
+            ? { body: tokenBody }
+            : {}),
       } as autocannon.Options),
     ),
   );
@@ -98,7 +103,7 @@ await runBench(async () => {
     const connections = number('connections');
     const rows: Record<string, number[]> = {};
     for (let round = 0; round < number('rounds'); round++)
-      for (const kind of ['list', 'register'] as const)
+      for (const kind of ['list', 'register', 'audited'] as const)
         for (const [label, urls] of [
           ['1 replica', one],
           ['3 replicas', three],
@@ -109,10 +114,14 @@ await runBench(async () => {
     console.log(
       `node ${process.version}; ${availableParallelism()} cores; ${connections} connections spread over the replicas; ${number('rounds')} slice(s) of ${seconds} s per row, taking turns; medians\nreproduce with: ${command}\n`,
     );
-    for (const kind of ['list', 'register'] as const) {
+    for (const kind of ['list', 'register', 'audited'] as const) {
       const a = median(rows[`${kind}|1 replica`]!);
       const b = median(rows[`${kind}|3 replicas`]!);
-      const what = kind === 'list' ? "a creator's catalog list" : 'registrations';
+      const what = {
+        list: "a creator's catalog list",
+        register: 'registrations',
+        audited: 'tokens issued (audited)',
+      }[kind];
       console.log(
         `  ${what.padEnd(26)} 1 replica ${Math.round(a).toLocaleString('en-US').padStart(6)} req/s   3 replicas ${Math.round(b).toLocaleString('en-US').padStart(6)} req/s   3 replicas / 1: ${(b / a).toFixed(2)}x`,
       );

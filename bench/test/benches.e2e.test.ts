@@ -137,6 +137,7 @@ describe('benches measure what they say', () => {
       await bench('replicas', '--postgres', postgres),
       /a creator's catalog list\s+1 replica\s+[\d,]+ req\/s\s+3 replicas\s+[\d,]+ req\/s\s+3 replicas \/ 1: [\d.]+x/,
       /registrations\s+1 replica\s+[\d,]+ req\/s/,
+      /tokens issued \(audited\)\s+1 replica\s+[\d,]+ req\/s\s+3 replicas\s+[\d,]+ req\/s/,
     );
   });
 
