@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import type { OciRegistrySettings } from './modules/blobs/oci-blob-store.ts';
-import { openKeyFile } from './private-file.ts';
+import { keyFileProblem, openKeyFile } from './private-file.ts';
 
 const loopback = (host: string) =>
   host === 'localhost' || host === '[::1]' || (isIP(host) === 4 && host.startsWith('127.'));
@@ -39,6 +39,8 @@ export function blobRegistryFrom(env: NodeJS.ProcessEnv, problems: string[]): Oc
   const username = env.MICROAPP_BLOB_REGISTRY_USERNAME || null;
   let password = env.MICROAPP_BLOB_REGISTRY_PASSWORD || null;
   const file = env.MICROAPP_BLOB_REGISTRY_PASSWORD_FILE;
+  const open = file ? keyFileProblem('MICROAPP_BLOB_REGISTRY_PASSWORD_FILE', file) : null;
+  if (open) problems.push(open);
   if (file)
     try {
       password = readFileSync(file, 'utf8').trim();

@@ -7,6 +7,7 @@ import { defaultLifecycleSettings, type LifecycleSettings } from './modules/life
 import type { NotificationChannels } from './modules/notifications/notification-service.ts';
 import { defaultBuildLimits, type ResourceLimits } from './modules/runtime/cgroups.ts';
 import type { VaultSettings } from './modules/secrets/vault.ts';
+import { keyFileProblem } from './private-file.ts';
 
 export function parsePort(
   value: string | number | undefined,
@@ -168,6 +169,8 @@ export function vaultSettings(
     );
   const file = env.MICROAPP_VAULT_TOKEN_FILE;
   const fixed = env.MICROAPP_VAULT_TOKEN;
+  const open = file ? keyFileProblem('MICROAPP_VAULT_TOKEN_FILE', file) : null;
+  if (open) problems.push(open);
   if (!file && !fixed)
     problems.push(
       'MICROAPP_VAULT_ADDR is set but there is no token: set MICROAPP_VAULT_TOKEN_FILE (a file a Vault agent keeps fresh) or MICROAPP_VAULT_TOKEN',
@@ -252,6 +255,8 @@ export function buildSettingsFrom(env: NodeJS.ProcessEnv, problems: string[]) {
         'MICROAPP_NPM_TOKEN_FILE needs MICROAPP_NPM_REGISTRY: the token is sent to that registry and no other',
       );
     const token = read('MICROAPP_NPM_TOKEN_FILE', npmTokenFile);
+    const open = keyFileProblem('MICROAPP_NPM_TOKEN_FILE', npmTokenFile);
+    if (open) problems.push(open);
     if (token !== null && (!token.trim() || /\s/.test(token.trim())))
       problems.push(`MICROAPP_NPM_TOKEN_FILE: ${npmTokenFile} must hold one token on one line`);
   }

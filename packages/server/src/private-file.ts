@@ -12,3 +12,16 @@ export function openKeyFile(file: string): string | null {
   const open = mode & 0o027 || (mode & 0o040 && !ownGroups.has(gid));
   return open ? `can be read or written by other users (mode ${mode.toString(8).padStart(4, '0')})` : null;
 }
+
+/** The setting's problem when the file it names is open to others (see `openKeyFile`); null otherwise or when it is missing. */
+export function keyFileProblem(variable: string, file: string): string | null {
+  let open: string | null;
+  try {
+    open = openKeyFile(file);
+  } catch {
+    return null;
+  }
+  return open
+    ? `${variable} ${file} ${open}: chmod 600 it (on Kubernetes, defaultMode: 0400 on the Secret's volume)`
+    : null;
+}

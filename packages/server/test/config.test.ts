@@ -25,23 +25,28 @@ describe('server configuration', () => {
   });
 
   test('the Kubernetes driver’s namespaces and image: defaults, overrides, and a clear refusal', () => {
-    assert.equal(loadConfig({ dev: true }, {}).kubernetes.namespace, 'microapps');
+    const defaults = loadConfig({ dev: true }, {}).kubernetes;
+    assert.equal(defaults.namespace, 'microapps');
+    assert.equal(defaults.runtimeImage, null, 'no image until one pinned by digest is set');
+    const pinned = `registry.example.com/node@sha256:${'ab'.repeat(32)}`;
     const set = loadConfig(
       { dev: true },
-      {
-        MICROAPP_KUBERNETES_NAMESPACE: 'apps-prod',
-        MICROAPP_KUBERNETES_RUNTIME_IMAGE: 'registry.example.com/node@sha256:abc',
-      },
+      { MICROAPP_KUBERNETES_NAMESPACE: 'apps-prod', MICROAPP_KUBERNETES_RUNTIME_IMAGE: pinned },
     );
     assert.equal(set.kubernetes.namespace, 'apps-prod');
-    assert.equal(set.kubernetes.runtimeImage, 'registry.example.com/node@sha256:abc');
+    assert.equal(set.kubernetes.runtimeImage, pinned);
+    assert.equal(set.kubernetes.artifactUrl, 'https://microapp.microapp-system.svc');
     assert.throws(
       () =>
         loadConfig(
           { dev: true },
           { MICROAPP_KUBERNETES_NAMESPACE: 'Apps_Prod', MICROAPP_KUBERNETES_RUNTIME_IMAGE: 'node; rm -rf /' },
         ),
-      /MICROAPP_KUBERNETES_NAMESPACE must be a Kubernetes namespace name[\s\S]*MICROAPP_KUBERNETES_RUNTIME_IMAGE must be an image reference/,
+      /MICROAPP_KUBERNETES_NAMESPACE must be a Kubernetes namespace name[\s\S]*MICROAPP_KUBERNETES_RUNTIME_IMAGE must be an image pinned by digest/,
+    );
+    assert.throws(
+      () => loadConfig({ dev: true }, { MICROAPP_KUBERNETES_SERVICE_URL: 'https://{site}.example.com/path' }),
+      /MICROAPP_KUBERNETES_SERVICE_URL is where the gateway reaches an app's Service/,
     );
   });
 
@@ -62,10 +67,43 @@ describe('server configuration', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
+  test('a file holding a credential that other users can read stops the start, naming the setting', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'microapp-key-files-'));
+    const loose = join(dir, 'loose');
+    writeFileSync(loose, 'a-credential-value\n', { mode: 0o644 });
+    for (const [env, variable] of [
+      [
+        { MICROAPP_NPM_REGISTRY: 'https://npm.corp.example.com/', MICROAPP_NPM_TOKEN_FILE: loose },
+        'MICROAPP_NPM_TOKEN_FILE',
+      ],
+      [
+        {
+          MICROAPP_BLOB_REGISTRY: 'https://registry.internal/microapp',
+          MICROAPP_BLOB_REGISTRY_USERNAME: 'microapp',
+          MICROAPP_BLOB_REGISTRY_PASSWORD_FILE: loose,
+        },
+        'MICROAPP_BLOB_REGISTRY_PASSWORD_FILE',
+      ],
+      [
+        { MICROAPP_VAULT_ADDR: 'https://vault.example.com:8200', MICROAPP_VAULT_TOKEN_FILE: loose },
+        'MICROAPP_VAULT_TOKEN_FILE',
+      ],
+    ] as const)
+      assert.throws(
+        () => loadConfig({ dev: true }, env),
+        (e: Error) =>
+          new RegExp(
+            `${variable} .*loose can be read or written by other users \\(mode 0644\\): chmod 600`,
+          ).test(e.message) && !e.message.includes('a-credential-value'),
+        variable,
+      );
+    rmSync(dir, { recursive: true, force: true });
+  });
+
   test("the registry's token: a file for a named registry, one token on one line, never printed", () => {
     const dir = mkdtempSync(join(tmpdir(), 'microapp-npm-token-'));
     const file = join(dir, 'token');
-    writeFileSync(file, 'npm_Secret-Value-123\n');
+    writeFileSync(file, 'npm_Secret-Value-123\n', { mode: 0o600 });
     assert.throws(
       () => loadConfig({ dev: true }, { MICROAPP_NPM_TOKEN_FILE: file }),
       (e: Error) =>
@@ -77,7 +115,7 @@ describe('server configuration', () => {
       () => loadConfig({ dev: true }, { ...registry, MICROAPP_NPM_TOKEN_FILE: join(dir, 'missing') }),
       /MICROAPP_NPM_TOKEN_FILE: .*missing cannot be read \(ENOENT\)/,
     );
-    writeFileSync(join(dir, 'two'), 'npm_Secret-Value-123 and a note\n');
+    writeFileSync(join(dir, 'two'), 'npm_Secret-Value-123 and a note\n', { mode: 0o600 });
     assert.throws(
       () => loadConfig({ dev: true }, { ...registry, MICROAPP_NPM_TOKEN_FILE: join(dir, 'two') }),
       (e: Error) => /must hold one token on one line/.test(e.message) && !e.message.includes('npm_Secret'),
