@@ -43,11 +43,12 @@ const cpuQuantity = (cores: number) => `${Math.round(cores * 1000)}m`;
 /**
  * The Kubernetes driver: an app version as the objects Argo CD or Flux applies from a GitOps directory — a
  * Deployment (non-root, read-only root, no privilege escalation, all capabilities dropped, seccomp
- * RuntimeDefault, no service-account token, the manifest's memory and CPU as requests and limits, the
- * artifact fetched and checked against its signed digest by an init container), a Service, a
- * NetworkPolicy (in from the platform's gateway only; out to the broker, the platform and DNS only), the
- * data volume's claim, and references to the app's Secret (values never go into the repository), with a
- * kustomization listing them.
+ * RuntimeDefault, the manifest's memory and CPU as requests and limits, the image pinned by digest, the
+ * gateway's identity key; an init container fetches the artifact over TLS with the pod's own short-lived
+ * service-account token and checks it against its signed digest), a Service, a NetworkPolicy (in from the
+ * platform's gateway only; out to the broker, the platform and DNS only), the data volume's claim, the app's
+ * service account, a disruption budget, and references to the app's Secret (values never go into the
+ * repository), with a kustomization listing them; and the apps' namespace (kubernetes-namespace.ts).
  */
 export function renderKubernetes(input: RenderInput, settings: KubernetesSettings): RenderedFile[] {
   const { site, manifest } = input;
