@@ -172,6 +172,11 @@ describe('change requests ship through the pipeline', () => {
     const ops = await gitCli(dir, ['clone', '--quiet', withToken(gitops.body.cloneUrl, t.carol), 'gitops']);
     assert.equal(ops.code, 0, ops.stderr);
     const deployment = readFileSync(join(dir, 'gitops', 'apps', 'town-hall', 'deployment.yaml'), 'utf8');
+    // The namespace apps run in comes with it: Pod Security restricted, everything denied by default.
+    assert.match(
+      readFileSync(join(dir, 'gitops', 'namespace', 'namespace.yaml'), 'utf8'),
+      /pod-security\.kubernetes\.io\/enforce: restricted/,
+    );
     assert.match(deployment, new RegExp(version.body.digest.replace('sha256:', '')));
     const log = await gitCli(join(dir, 'gitops'), ['log', '-1', '--format=%s']);
     assert.equal(

@@ -52,7 +52,7 @@ export function createGitOps(deps: {
         id,
         {
           'README.md':
-            '# microapp GitOps\n\nThe Kubernetes objects of every app version the platform deployed, one folder per app and environment (`apps/APP/`, `apps/APP--preview/`). The platform commits here after its deploy checks; point Argo CD or Flux at `main`.\n',
+            '# microapp GitOps\n\nThe Kubernetes objects of every app version the platform deployed, the namespace apps run in (`namespace/`) and one folder per app and environment (`apps/APP/`, `apps/APP--preview/`). The platform commits here after its deploy checks; point Argo CD or Flux at `main`.\n',
         },
         'Start the GitOps repository',
         { name: 'microapp', email: 'platform@microapp.invalid' },
@@ -69,7 +69,8 @@ export function createGitOps(deps: {
     // One commit at a time: main moves by compare-and-swap, and each change is based on the last.
     const work = queue.then(async () => {
       await ensure();
-      const site = rendered.files[0]?.path.split('/')[1] ?? rendered.app;
+      // The app's own folder (`apps/SITE/`); the namespace apps run in (`namespace/`) comes along unchanged.
+      const site = rendered.files.find((f) => f.path.startsWith('apps/'))?.path.split('/')[1] ?? rendered.app;
       const folder = `apps/${site}`;
       const main = (await store.head(id))!;
       const files = Object.fromEntries(rendered.files.map((f) => [f.path, f.content]));
