@@ -145,3 +145,30 @@ export function tlsFrom(env: NodeJS.ProcessEnv, problems: string[]): TlsFiles | 
   }
   return problems.length === before ? { certFile, keyFile } : null;
 }
+
+/**
+ * MICROAPP_METRICS_TOKEN_FILE: a file holding the token a metrics scraper presents (Prometheus'
+ * `bearer_token_file`), for `GET /metrics` only. It belongs to no person, so it outlives whoever set it up;
+ * it is read at each scrape, so replacing the file rotates it. At least 32 characters, on one line, in a file
+ * for the platform's user only.
+ */
+export function metricsTokenFileFrom(env: NodeJS.ProcessEnv, problems: string[]): string | null {
+  const file = env.MICROAPP_METRICS_TOKEN_FILE || null;
+  if (!file) return null;
+  let token = '';
+  try {
+    token = readFileSync(file, 'utf8').trim();
+  } catch (error) {
+    problems.push(
+      `MICROAPP_METRICS_TOKEN_FILE ${file} cannot be read: ${(error as NodeJS.ErrnoException).code ?? 'error'}`,
+    );
+    return null;
+  }
+  if (token.length < 32 || /\s/.test(token))
+    problems.push(
+      `MICROAPP_METRICS_TOKEN_FILE ${file} must hold one token of at least 32 characters on one line, such as the output of \`openssl rand -hex 32\``,
+    );
+  const open = keyFileProblem('MICROAPP_METRICS_TOKEN_FILE', file);
+  if (open) problems.push(open);
+  return file;
+}

@@ -4,6 +4,7 @@ import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import {
   blobRegistryFrom,
+  metricsTokenFileFrom,
   replicaIdFrom,
   replicaLeaseSecondsFrom,
   replicaUrlFrom,
@@ -39,6 +40,8 @@ export type ServerConfig = {
   port: number;
   /** Served over HTTPS with this certificate (MICROAPP_TLS_CERT_FILE, MICROAPP_TLS_KEY_FILE), or plain HTTP. */
   tls: TlsFiles | null;
+  /** The file with the metrics scraper's token (MICROAPP_METRICS_TOKEN_FILE), read at each scrape. */
+  metricsTokenFile: string | null;
   publicUrl: string | null;
   dataDir: string;
   database: DatabaseOptions;
@@ -303,6 +306,7 @@ export function loadConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv): ServerCo
   };
   const blobRegistry = blobRegistryFrom(env, problems);
   const tls = tlsFrom(env, problems);
+  const metricsTokenFile = metricsTokenFileFrom(env, problems);
   const replica = {
     id: replicaIdFrom(env, `${hostname()}:${dataDir}`, problems),
     leaseSeconds: replicaLeaseSecondsFrom(env, problems),
@@ -318,6 +322,7 @@ export function loadConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv): ServerCo
     host,
     port,
     tls,
+    metricsTokenFile,
     publicUrl,
     trustedProxies,
     dataDir,

@@ -267,7 +267,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   const devClock = createDevClock({ db: db.kysely, audit, clock, jobs, dev: config.dev });
   await devClock.resume();
   registerJobRoutes(app, { jobs, devClock });
-  registerUsageRoutes(app, { usage });
+  registerUsageRoutes(app, { usage, metricsTokenFile: config.metricsTokenFile });
   gateway = createGateway({
     tokens,
     login,
