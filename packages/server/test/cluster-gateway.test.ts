@@ -11,15 +11,13 @@ import { createClusterRoutes } from '../src/modules/runtime/cluster-routes.ts';
 import {
   call,
   engines,
-  lunchPoll,
   people,
   signInEveryone,
-  sourceArchive,
   startTestServer,
   type TestServer,
   viaGateway,
 } from './harness.ts';
-import { importEmptySnapshot } from './replica-helpers.ts';
+import { importEmptySnapshot, pollApp } from './replica-helpers.ts';
 
 for (const engine of engines())
   describe(`the gateway forwards to an app's Service on the cluster (${engine})`, () => {
@@ -44,24 +42,7 @@ for (const engine of engines())
       });
       t = await signInEveryone(server);
       await importEmptySnapshot(server, t.carol);
-      const reg = await call(server, 'POST', '/api/v1/apps', {
-        token: t.dave,
-        body: lunchPoll({ name: 'cluster-poll', owner: people.dave, audience: { department: 'finance' } }),
-      });
-      assert.equal(reg.status, 201, reg.text);
-      const pub = await call(server, 'POST', '/api/v1/apps/cluster-poll/versions', {
-        token: t.dave,
-        body: {
-          version: '1.0.0',
-          artifact: await sourceArchive({
-            'package.json': JSON.stringify({ name: 'cluster-poll', version: '1.0.0' }),
-            'server.js':
-              "require('node:http').createServer((q, s) => s.end('hi')).listen(process.env.PORT);\n",
-          }),
-          sbom: { bomFormat: 'CycloneDX', specVersion: '1.6', version: 1, components: [] },
-        },
-      });
-      assert.equal(pub.status, 201, pub.text);
+      await pollApp(server, t.dave, 'cluster-poll');
     });
     after(async () => {
       await server?.stop();

@@ -5,17 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
-import {
-  call,
-  engines,
-  lunchPoll,
-  people,
-  signInEveryone,
-  sourceArchive,
-  startTestServer,
-  type TestServer,
-} from './harness.ts';
-import { importEmptySnapshot } from './replica-helpers.ts';
+import { call, engines, lunchPoll, signInEveryone, startTestServer, type TestServer } from './harness.ts';
+import { importEmptySnapshot, pollApp } from './replica-helpers.ts';
 
 // The cluster's service-account issuer, played here: its key signs the pods' projected tokens.
 const issuer = 'https://kubernetes.default.svc.cluster.local';
@@ -75,29 +66,11 @@ for (const engine of engines())
       });
       const t = await signInEveryone(server);
       await importEmptySnapshot(server, t.carol);
-      for (const name of ['kept-poll', 'other-poll']) {
-        const reg = await call(server, 'POST', '/api/v1/apps', {
-          token: t.dave,
-          body: lunchPoll({ name, owner: people.dave, audience: { department: 'finance' } }),
-        });
-        assert.equal(reg.status, 201, reg.text);
-      }
-      const artifact = await sourceArchive({
-        'package.json': JSON.stringify({ name: 'kept-poll', version: '1.0.0' }),
-        'server.js': "require('node:http').createServer((q, s) => s.end('hi')).listen(process.env.PORT);\n",
-      });
-      bytes = Buffer.from(artifact, 'base64');
+      await pollApp(server, t.dave, 'other-poll', { publish: false });
+      const published = (await pollApp(server, t.dave, 'kept-poll'))!;
+      bytes = Buffer.from(published.artifact, 'base64');
       digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
-      const pub = await call(server, 'POST', '/api/v1/apps/kept-poll/versions', {
-        token: t.dave,
-        body: {
-          version: '1.0.0',
-          artifact,
-          sbom: { bomFormat: 'CycloneDX', specVersion: '1.6', version: 1, components: [] },
-        },
-      });
-      assert.equal(pub.status, 201, pub.text);
-      assert.equal(pub.body.digest, digest);
+      assert.equal(published.digest, digest);
     });
     after(async () => {
       await server?.stop();
