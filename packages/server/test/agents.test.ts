@@ -295,6 +295,8 @@ for (const engine of engines()) {
         assert.equal(r.status, 403, `${method} ${path}: ${r.text}`);
         assert.match(r.body.detail, /agent's token works only at \/mcp/);
       }
+      // Nor the metrics, whose route takes a scraper's token: an agent's is no API token there.
+      assert.equal((await call(server, 'GET', '/metrics', { token: agentToken })).status, 401);
 
       // Every event the agent caused names dave and the agent; its instruction was kept redacted.
       const events = await call(server, 'GET', '/api/v1/audit/events?limit=1000', { token: t.ivan });
