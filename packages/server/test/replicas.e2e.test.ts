@@ -258,12 +258,15 @@ describe('three replicas on one PostgreSQL and an OCI registry', { skip: !pg && 
       .where('id', '=', 'bld_running_on_b')
       .executeTakeFirstOrThrow();
     assert.match(build.error ?? '', /the replica running this build \(replica-b\) stopped/);
-    const recovered = await db
-      .selectFrom('audit_events')
-      .select('action')
-      .where('action', '=', 'deployment.recovered')
-      .where('target', '=', 'poll-three')
-      .execute();
-    assert.equal(recovered.length, 1, 'taken over once, by one replica');
+    const recovered = () =>
+      db
+        .selectFrom('audit_events')
+        .select('action')
+        .where('action', '=', 'deployment.recovered')
+        .where('target', '=', 'poll-three')
+        .execute();
+    // The taker records the start in the transaction right after the instance answers: wait for it.
+    await until('the takeover to be audited', async () => (await recovered()).length > 0);
+    assert.equal((await recovered()).length, 1, 'taken over once, by one replica');
   });
 });
