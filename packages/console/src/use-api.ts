@@ -1,8 +1,15 @@
 import { useCallback, useEffect, useState } from 'react';
 import { ApiError, api } from './api.ts';
 
-/** Load a GET path; `reload` fetches it again after a change. A null path loads nothing. */
-export function useApi<T>(path: string | null): {
+/**
+ * Load a GET path; `reload` fetches it again after a change. A null path loads nothing. With `post`, the
+ * path is a question asked with that body that changes nothing (an assessment, say), asked again when the
+ * body changes.
+ */
+export function useApi<T>(
+  path: string | null,
+  post?: unknown,
+): {
   data: T | null;
   error: ApiError | null;
   loading: boolean;
@@ -14,12 +21,13 @@ export function useApi<T>(path: string | null): {
     loading: path !== null,
   });
   const [tick, setTick] = useState(0);
+  const body = post === undefined ? undefined : JSON.stringify(post);
   // biome-ignore lint/correctness/useExhaustiveDependencies: a new tick is how `reload` asks for the path again
   useEffect(() => {
     if (path === null) return;
     let live = true;
     setState((s) => ({ ...s, loading: true }));
-    api<T>('GET', path).then(
+    (body === undefined ? api<T>('GET', path) : api<T>('POST', path, JSON.parse(body))).then(
       (data) => live && setState({ data, error: null, loading: false }),
       (error: unknown) =>
         live &&
@@ -32,7 +40,7 @@ export function useApi<T>(path: string | null): {
     return () => {
       live = false;
     };
-  }, [path, tick]);
+  }, [path, body, tick]);
   const reload = useCallback(() => setTick((t) => t + 1), []);
   return { ...state, reload };
 }

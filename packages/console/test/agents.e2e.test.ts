@@ -88,7 +88,7 @@ describe('an agent builds for dave through MCP, held at a checkpoint until he ap
     const wider = {
       ...manifest,
       dataClasses: ['internal', 'pii'],
-      integrations: { egress: ['crm.example.org'] },
+      integrations: { egress: ['api.bank.example.com'] },
     };
     const held = await callTool(agent, 'register_app', { manifest: wider });
     assert.equal(held.data.status, 'waiting_for_approval', held.text);
@@ -102,7 +102,7 @@ describe('an agent builds for dave through MCP, held at a checkpoint until he ap
       })
       .waitFor();
     await page.getByText('pii', { exact: false }).first().waitFor();
-    await page.getByText('crm.example.org', { exact: true }).waitFor();
+    await page.getByText('api.bank.example.com', { exact: true }).waitFor();
     await page.getByRole('link', { name: 'Agents (1 waiting)' }).waitFor();
     await page.goto(`${rig.server.url}/agents`);
     await page.getByRole('heading', { level: 1, name: 'Agents' }).waitFor();

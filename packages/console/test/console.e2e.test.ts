@@ -227,14 +227,17 @@ describe('web console in a browser', () => {
     // A new host to send data to is a risk-relevant change: the app goes back to review.
     const changed = await call(server, 'POST', '/api/v1/apps', {
       token: alice,
+      // (Without personal data: the privacy pack sends personal data only to approved hosts, and a
+      // registration that a deploy would refuse is refused at once.)
       body: bankReconciliation({
+        dataClasses: ['internal', 'financial'],
         integrations: {
           egress: ['api.bank.example.com', 'sftp.partner.example.net'],
           connectors: ['ledger-api'],
         },
       }),
     });
-    assert.equal(changed.body.app.state, 'pending_review');
+    assert.equal(changed.body.app?.state, 'pending_review', changed.text);
 
     const { context, page, errors } = await signedIn('bob@example.com');
     await page.getByRole('link', { name: 'Reviews' }).click();
@@ -534,6 +537,101 @@ describe('web console in a browser', () => {
     await accessible(page, 'an admin on an app page');
     assert.deepEqual(errors, [], 'console errors');
     await context.close();
+  });
+
+  test('policy speaks before the reviewers: dave reads carol’s reason for a blocked host in the wizard, and bob sees a host blocked since registration in his inbox', async () => {
+    // carol blocked share.example.net and paste.example.org in the test before, with her reason.
+    const { context, page, errors } = await signedIn('dave@example.com');
+    await page.getByRole('link', { name: 'New app' }).click();
+    await page.getByRole('radio', { name: /Form/ }).check();
+    await page.getByRole('button', { name: 'Next' }).click();
+    await page.getByRole('textbox', { name: 'What should the app be called?' }).fill('handover-notes');
+    await page.getByRole('button', { name: 'Next' }).click();
+    await page
+      .getByRole('textbox', { name: 'What is it for?' })
+      .fill('Collect handover notes between shifts');
+    await page.getByRole('button', { name: 'Next' }).click();
+    await page.getByRole('button', { name: 'Next' }).click();
+    await page.getByRole('checkbox', { name: /Internal information/ }).check();
+    await page.getByRole('button', { name: 'Next' }).click();
+    const risk = page.getByRole('complementary', { name: 'Risk so far' });
+    await risk.getByText("The organization's policy allows this.").waitFor();
+    await page.getByLabel(/Web services it calls/).fill('notes.share.example.net');
+    // Said on the question that gave the answer, with who blocked it and why.
+    const verdict = page.locator('form').getByTestId('policy-verdict');
+    await verdict.getByText("The organization's policy refuses this.").waitFor();
+    const said = (await verdict.textContent()) ?? '';
+    assert.match(
+      said,
+      /notes\.share\.example\.net is blocked by your organization \(everything under share\.example\.net\)/,
+    );
+    assert.match(
+      said,
+      /carol@example\.com blocked it on \d{4}-\d{2}-\d{2}: “No file sharing or paste sites”/,
+    );
+    await risk
+      .getByText("The organization's policy refuses this: the reasons are beside the question.")
+      .waitFor();
+    await accessible(page, 'the wizard with a blocked host');
+    await shot(page, '10b-new-app-blocked-host');
+    // Registering anyway is refused with the same reason, and nothing is registered.
+    await page.getByRole('button', { name: 'Next' }).click();
+    await page.getByRole('button', { name: 'Next' }).click();
+    await page.getByRole('button', { name: 'Register the app' }).click();
+    await page
+      .getByRole('alert')
+      .filter({ hasText: /No file sharing or paste sites/ })
+      .waitFor();
+    assert.equal(
+      (await call(server, 'GET', '/api/v1/apps/handover-notes', { token: tokens.dave })).status,
+      404,
+    );
+    // Taking the host back clears it.
+    await page.getByRole('button', { name: 'Back' }).click();
+    await page.getByRole('button', { name: 'Back' }).click();
+    await page.getByLabel(/Web services it calls/).fill('');
+    await risk.getByText("The organization's policy allows this.").waitFor();
+    assert.equal(await page.locator('form').getByTestId('policy-verdict').count(), 0);
+    // The refused registration is the one failed request the browser logs.
+    assert.deepEqual(
+      errors.filter((e) => !/status of 403 \(Forbidden\) \(http:\/\/[^)]+\/api\/v1\/apps\)$/.test(e)),
+      [],
+      'console errors',
+    );
+    await context.close();
+
+    // A host blocked after an app registered: the reviewer's inbox asks the policy now, as the deploy would.
+    const m = {
+      name: 'drop-sync',
+      owner: 'dave@example.com',
+      purpose: 'Copy confidential minutes to the partner drop site',
+      dataClasses: ['confidential'],
+      audience: { maxUsers: 400 },
+      integrations: { egress: ['files.drop.example.com'] },
+    };
+    const registered = await call(server, 'POST', '/api/v1/apps', { token: tokens.dave, body: m });
+    assert.equal(registered.status, 201, registered.text);
+    assert.equal(registered.body.app.state, 'pending_review');
+    const blocked = (await call(server, 'GET', '/api/v1/blocked-domains', { token: tokens.dave })).body
+      .domains;
+    const block = (domains: string[], message: string) =>
+      call(server, 'PUT', '/api/v1/blocked-domains', { token: tokens.carol, body: { domains, message } });
+    assert.equal(
+      (await block([...blocked, 'drop.example.com'], 'The drop site is being retired')).status,
+      200,
+    );
+    const bob = await signedIn('bob@example.com');
+    await bob.page.getByRole('link', { name: 'Reviews' }).click();
+    const review = bob.page.getByRole('article', { name: /drop-sync/ });
+    await review.getByText("The organization's policy refuses this.").waitFor();
+    assert.match(
+      (await review.getByTestId('policy-verdict').textContent()) ?? '',
+      /files\.drop\.example\.com is blocked by your organization[\s\S]*“The drop site is being retired”/,
+    );
+    await accessible(bob.page, 'the reviews inbox with a blocked host');
+    assert.deepEqual(bob.errors, [], 'console errors');
+    await bob.context.close();
+    assert.equal((await block(blocked, 'drop site check done')).status, 200);
   });
 
   test('alice sets a secret she never sees again, decommissions her app and restores it', async () => {

@@ -28,6 +28,7 @@ import { createJobRunner } from './modules/jobs/job-runner.ts';
 import { createScorecards } from './modules/lifecycle/scorecard.ts';
 import { registerNotificationRoutes } from './modules/notifications/notification-routes.ts';
 import { createNotificationService } from './modules/notifications/notification-service.ts';
+import { blockNotesOf } from './modules/policy/blocked-domains.ts';
 import { createRegoRiskEvaluator, createRegoRouting } from './modules/policy/policy-decisions.ts';
 import { createPolicyEngine, type Decision } from './modules/policy/policy-engine.ts';
 import { createPolicyIsolate } from './modules/policy/policy-isolate.ts';
@@ -126,6 +127,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
           }),
           decisionLog: (trx, decisions, subject, requestId) =>
             engine.log(trx, decisions as Decision[], subject, requestId),
+          blockNotes: () => blockNotesOf(db.kysely),
         }
       : {}),
   });

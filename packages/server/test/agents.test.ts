@@ -214,13 +214,13 @@ for (const engine of engines()) {
       const wider = {
         ...manifest,
         dataClasses: ['internal', 'pii'],
-        integrations: { egress: ['api.example.org'] },
+        integrations: { egress: ['api.bank.example.com'] },
       };
       const held = await callTool(client, 'register_app', { manifest: wider });
       assert.equal(held.data.status, 'waiting_for_approval', held.text);
       assert.deepEqual(held.data.reasons, [
         'adds the data class pii',
-        'adds the outside host api.example.org',
+        'adds the outside host api.bank.example.com',
         'makes a high-tier app; this delegation works on low-tier apps without asking',
       ]);
       const checkpoint = held.data.checkpoint as string;
@@ -269,7 +269,7 @@ for (const engine of engines()) {
       assert.equal(through.data.outcome, 'updated');
       // The approval was good for one call: the same call again asks again.
       const once = await callTool(client, 'register_app', {
-        manifest: { ...wider, integrations: { egress: ['api.example.org', 'b.example.org'] } },
+        manifest: { ...wider, integrations: { egress: ['api.bank.example.com', 'b.example.org'] } },
       });
       assert.equal(once.data.status, 'waiting_for_approval');
 

@@ -251,7 +251,7 @@ for (const engine of engines()) {
           purpose: 'Check payroll exports against HR records',
           dataClasses: ['confidential', 'pii', 'financial'],
           audience: { department: 'finance' },
-          integrations: { egress: ['api.payroll.example.com'] },
+          integrations: { egress: ['api.bank.example.com'] },
         },
       });
       assert.equal(high.status, 201, high.text);

@@ -78,8 +78,15 @@ for (const engine of engines()) {
     test('the seed policy denies a deploy to suspicious.example.com and allows the bank API', async () => {
       const m = bankReconciliation({
         name: 'seed-check',
-        integrations: { egress: ['api.bank.example.com', 'suspicious.example.com'] },
+        integrations: { egress: ['api.bank.example.com'] },
       });
+      // A host the seed policy refuses is refused at registration already (what a deploy would meet).
+      const refused = await call(server, 'POST', '/api/v1/apps', {
+        token: t.alice,
+        body: { ...m, integrations: { egress: ['api.bank.example.com', 'suspicious.example.com'] } },
+      });
+      assert.equal(refused.status, 403, refused.text);
+      assert.match(refused.body.detail, /host suspicious\.example\.com is blacklisted/);
       assert.equal((await call(server, 'POST', '/api/v1/apps', { token: t.alice, body: m })).status, 201);
       const bad = await call(server, 'POST', '/api/v1/apps/seed-check/admission', {
         token: t.alice,
@@ -286,7 +293,7 @@ test_ok if count(deny) == 0 with input as {"manifest": {"name": "x"}}
     test('blocked domains: admins keep the list; a blocked name and every name under it is denied; pushes keep it', async () => {
       const m = bankReconciliation({
         name: 'share-check',
-        integrations: { egress: ['api.bank.example.com', 'files.share.example.net'] },
+        integrations: { egress: ['api.bank.example.com'] },
       });
       assert.equal((await call(server, 'POST', '/api/v1/apps', { token: t.alice, body: m })).status, 201);
       const check = async (host: string) =>
@@ -359,6 +366,65 @@ test_ok if count(deny) == 0 with input as {"manifest": {"name": "x"}}
       assert.ok((await check('files.share.example.net')).some((d) => /organization blocked/.test(d)));
       // Emptied again for the tests that follow.
       assert.equal((await put(t.carol, { domains: [], message: 'reset after the check' })).status, 200);
+    });
+
+    test('policy speaks before the reviewers: an assessment names a blocked host with the admin’s reason, and registering it is refused and writes nothing', async () => {
+      const put = (body: unknown) => call(server, 'PUT', '/api/v1/blocked-domains', { token: t.carol, body });
+      const reason = 'uploads leave the company: use the document store instead';
+      assert.equal((await put({ domains: ['upload.example.net'], message: reason })).status, 200);
+      const m = lunchPoll({
+        name: 'upload-helper',
+        integrations: { egress: ['api.example.com', 'eu.upload.example.net'] },
+      });
+      const assessed = await call(server, 'POST', '/api/v1/assessments', { token: t.dave, body: m });
+      assert.equal(assessed.status, 200, assessed.text);
+      assert.equal(assessed.body.policy.allowed, false);
+      const denial = assessed.body.policy.denials.find(
+        (d: { host: string | null }) => d.host === 'eu.upload.example.net',
+      );
+      assert.ok(denial, JSON.stringify(assessed.body.policy));
+      assert.equal(denial.stage, 'deploy');
+      assert.match(denial.message, /the organization blocked eu\.upload\.example\.net/);
+      assert.deepEqual(
+        { domain: denial.blocked.domain, reason: denial.blocked.reason, by: denial.blocked.by },
+        { domain: 'upload.example.net', reason, by: 'carol@example.com' },
+      );
+      // The host the policy allows is not blamed.
+      assert.ok(!assessed.body.policy.denials.some((d: { host: string }) => d.host === 'api.example.com'));
+      // The same answer at registration: refused with the reason, and nothing is written.
+      const before = await call(server, 'GET', '/api/v1/audit/events?app=upload-helper', { token: t.ivan });
+      const registered = await call(server, 'POST', '/api/v1/apps', { token: t.dave, body: m });
+      assert.equal(registered.status, 403, registered.text);
+      assert.match(registered.body.detail, /the organization blocked eu\.upload\.example\.net/);
+      assert.ok(registered.body.detail.includes(reason), registered.body.detail);
+      assert.match(registered.body.detail, /Change the manifest/);
+      assert.equal(
+        (await call(server, 'GET', '/api/v1/apps/upload-helper', { token: t.dave })).status,
+        404,
+        'nothing registered',
+      );
+      const after = await call(server, 'GET', '/api/v1/audit/events?app=upload-helper', { token: t.ivan });
+      assert.equal(after.body.items.length, before.body.items.length, 'nothing audited as registered');
+      // Without the blocked host the same answers pass, before and at registration.
+      const fine = { ...m, integrations: { egress: ['api.example.com'] } };
+      const ok = await call(server, 'POST', '/api/v1/assessments', { token: t.dave, body: fine });
+      assert.deepEqual(ok.body.policy.denials, []);
+      assert.equal(ok.body.policy.allowed, true);
+      assert.equal((await call(server, 'POST', '/api/v1/apps', { token: t.dave, body: fine })).status, 201);
+      // A host blocked after registration shows in the live check a reviewer's inbox asks.
+      assert.equal(
+        (await put({ domains: ['upload.example.net', 'api.example.com'], message: 'api gone' })).status,
+        200,
+      );
+      const later = await call(server, 'POST', '/api/v1/assessments', { token: t.bob, body: fine });
+      assert.deepEqual(
+        later.body.policy.denials.map((d: { host: string; blocked: { reason: string } }) => [
+          d.host,
+          d.blocked.reason,
+        ]),
+        [['api.example.com', 'api gone']],
+      );
+      assert.equal((await put({ domains: [], message: 'reset after the check' })).status, 200);
     });
 
     test('a bundle may set data only (DLP modes, say); an empty one is refused and changes nothing', async () => {

@@ -1,6 +1,7 @@
 import { useEffect, useMemo, useRef, useState } from 'react';
 import { ApiError, api } from '../api.ts';
 import type { Assessment, Manifest } from '../contracts.ts';
+import { PolicyVerdict } from '../policy-verdict.tsx';
 import { navigate } from '../router.tsx';
 import { useSession } from '../session.tsx';
 import { ErrorNote, RiskFactors, TierBadge } from '../ui.tsx';
@@ -119,6 +120,12 @@ export function NewAppPage() {
           {step === 'review' ? (
             <Review manifest={manifest} lifetimeDays={assessment.data?.lifetimeDays ?? null} />
           ) : null}
+          {/* Where the answer the policy refuses is given, and before registering: said here, not after reviews. */}
+          {(step === 'connections' || step === 'review') &&
+          assessment.data &&
+          !assessment.data.policy.allowed ? (
+            <PolicyVerdict policy={assessment.data.policy} advice={policyAdvice} />
+          ) : null}
           <ErrorNote error={submitError} />
           <div className="actions">
             {index > 0 ? (
@@ -141,6 +148,14 @@ export function NewAppPage() {
                 <span className="muted">score {assessment.data.score}</span>
               </p>
               <p data-testid="tier-meaning">{assessment.data.meaning}</p>
+              <h3>Policy</h3>
+              {(step === 'connections' || step === 'review') && !assessment.data.policy.allowed ? (
+                <p className="bad">
+                  The organization's policy refuses this: the reasons are beside the question.
+                </p>
+              ) : (
+                <PolicyVerdict policy={assessment.data.policy} advice={policyAdvice} />
+              )}
               {assessment.data.factors.length ? (
                 <>
                   <h3>Why</h3>
@@ -158,6 +173,9 @@ export function NewAppPage() {
     </>
   );
 }
+
+const policyAdvice =
+  'Registering would be refused: change the answer it names (on the Connections step), or ask a platform admin about the rule.';
 
 const namePattern = /^(?!.*--)[a-z0-9]([a-z0-9-]{0,52}[a-z0-9])?$/;
 

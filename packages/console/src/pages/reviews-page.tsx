@@ -1,8 +1,9 @@
 import { useState } from 'react';
 import { ApiError, api } from '../api.ts';
 import { ChangesTable } from '../changes.tsx';
-import type { AppView, Finding, RevisionView, VersionItem } from '../contracts.ts';
+import type { AppView, Assessment, Finding, RevisionView, VersionItem } from '../contracts.ts';
 import { type Decision, PolicyResults } from '../policy-results.tsx';
+import { PolicyVerdict } from '../policy-verdict.tsx';
 import { Link } from '../router.tsx';
 import { hasRole, useSession } from '../session.tsx';
 import { ErrorNote, Loading, RiskFactors, Section, StateBadge, TierBadge } from '../ui.tsx';
@@ -43,6 +44,7 @@ function Review({
   const revisions = useApi<{ items: RevisionView[] }>(`/api/v1/apps/${a.name}/revisions`);
   const versions = useApi<{ items: VersionItem[] }>(`/api/v1/apps/${a.name}/versions`);
   const decisions = useApi<{ items: Decision[] }>(`/api/v1/policies/decisions?subject=${a.name}&limit=20`);
+  const check = useApi<Assessment>('/api/v1/assessments', a.manifest);
   const latest = versions.data?.items[0];
   const headingId = `review-${a.name}`;
   return (
@@ -91,6 +93,15 @@ function Review({
           ) : null}
         </Section>
         <Section title="Policy results" id={`${a.name}-policy`}>
+          {/* Asked now, as its deploy would ask: a domain blocked since the app registered shows here. */}
+          {check.error ? <ErrorNote error={check.error} /> : null}
+          {check.data ? (
+            <PolicyVerdict
+              policy={check.data.policy}
+              stage="deploy"
+              advice="Its deploy would be refused as it stands: ask the owner to change it before you approve."
+            />
+          ) : null}
           {decisions.error ? <ErrorNote error={decisions.error} /> : null}
           {decisions.data?.items.length === 0 ? <p>No policy decision recorded for this app.</p> : null}
           {decisions.data?.items.length ? <PolicyResults decisions={decisions.data.items} /> : null}

@@ -35,7 +35,7 @@ async function registrationFacts(
   manifest: ManifestValue,
 ): Promise<CallFacts> {
   const before = await visibleApp(deps, session, manifest.name);
-  const assessed = await deps.catalog.assess(manifest);
+  const assessed = await deps.catalog.assess(session.principal, manifest);
   const m = before?.manifest;
   return {
     app: before ? { exists: true, tier: before.tier, dataClasses: before.manifest.dataClasses } : null,
@@ -164,19 +164,24 @@ export function registerAppTools(server: McpServer, deps: McpDeps, session: Agen
           },
           async () => {
             const m = manifestOf(args.manifest);
-            const a = await deps.catalog.assess(m);
+            const a = await deps.catalog.assess(person, m);
             const verdict = await deps.gate.decide(session, 'register_app', facts);
+            const policy = a.policy.denials.map((d) =>
+              d.blocked ? `${d.message} (blocked by ${d.blocked.by}: ${d.blocked.reason})` : d.message,
+            );
             return {
               tier: a.tier,
               score: a.score,
               reasons: a.factors.map((f) => `${f.points >= 0 ? '+' : ''}${f.points} ${f.explanation}`),
               requiredReviews: a.requiredReviews,
               meaning: a.meaning,
-              registering: verdict.refuse.length
-                ? { would: 'be refused', reasons: verdict.refuse }
-                : verdict.ask.length
-                  ? { would: `wait for ${person.email} to approve`, reasons: verdict.ask }
-                  : { would: 'go ahead', reasons: [] },
+              registering: policy.length
+                ? { would: 'be refused by the organization policy', reasons: policy }
+                : verdict.refuse.length
+                  ? { would: 'be refused', reasons: verdict.refuse }
+                  : verdict.ask.length
+                    ? { would: `wait for ${person.email} to approve`, reasons: verdict.ask }
+                    : { would: 'go ahead', reasons: [] },
             };
           },
         ),

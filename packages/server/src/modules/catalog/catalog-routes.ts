@@ -7,6 +7,7 @@ import { AppError } from '../../errors.ts';
 import { anyUser, publicRoute, rolesOnly } from '../identity/access.ts';
 import { tiers } from '../risk/risk-rules.ts';
 import { appStates } from './app-view.ts';
+import { denialSentence } from './catalog-policy.ts';
 import type { CatalogService } from './catalog-service.ts';
 import { dataClasses, Manifest } from './manifest-schema.ts';
 
@@ -32,7 +33,7 @@ export function registerCatalogRoutes(fastify: FastifyInstance, deps: { catalog:
       if (outcome.kind === 'denied')
         throw new AppError(
           'policy_denied',
-          `policy revision ${outcome.revision} denied the registration: ${outcome.denials.map((d) => d.message).join('; ')}`,
+          `policy revision ${outcome.revision} denied the registration: ${denialSentence(outcome.denials)}. Change the manifest (remove the host or connector named), or ask a platform admin about the rule.`,
           outcome.denials.map((d) => ({ path: d.entrypoint, message: d.message })),
         );
       const status = outcome.kind === 'created' ? 201 : 200;
@@ -105,7 +106,7 @@ export function registerCatalogRoutes(fastify: FastifyInstance, deps: { catalog:
         body: Manifest,
       },
     },
-    async (request) => catalog.assess(request.body),
+    async (request) => catalog.assess(principalOf(request), request.body),
   );
 
   app.get(

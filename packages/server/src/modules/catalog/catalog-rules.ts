@@ -5,6 +5,7 @@ import { hasRole, type Principal } from '../identity/principal.ts';
 import { type RiskFactor, type RiskInput, tierRank } from '../risk/risk-evaluator.ts';
 import type { Tier } from '../risk/risk-rules.ts';
 import type { AppState, ReviewView } from './app-view.ts';
+import type { PolicyDenial } from './catalog-policy.ts';
 
 // The catalog's rules that need no database: who sees an app, when a new revision keeps an approval, and
 // what a tier means to the person registering.
@@ -65,6 +66,11 @@ export type Assessment = {
    * or fewer when the manifest's `lifetime.expires` comes first. Null where the platform did not say.
    */
   lifetimeDays: number | null;
+  /**
+   * The policy's answer, as registering and then deploying would get it: allowed, or each deny rule's
+   * message with the host it is about and, for a domain the organization blocked, the admin's reason.
+   */
+  policy: { revision: string | null; allowed: boolean; denials: PolicyDenial[] };
 };
 
 /** One registration of an app: the risk inputs it was scored on and the reviews given to it. */

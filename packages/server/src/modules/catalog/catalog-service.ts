@@ -18,6 +18,7 @@ import {
 } from '../risk/risk-evaluator.ts';
 import type { Tier } from '../risk/risk-rules.ts';
 import { type AppState, type AppSummary, type AppView, toAppSummary } from './app-view.ts';
+import { type Admission, type BlockNote, checkPolicies, type PolicyDenial } from './catalog-policy.ts';
 import type { AppFilter, CatalogRepository } from './catalog-repository.ts';
 import { revisionsOf } from './catalog-revisions.ts';
 import { type Assessment, canView, nextState, tierMeaning } from './catalog-rules.ts';
@@ -35,7 +36,7 @@ import {
 
 /** What a registration did, for the caller to report. A policy denial is an outcome, not an exception. */
 export type RegistrationOutcome =
-  | { kind: 'denied'; denials: { entrypoint: string; message: string }[]; revision: string }
+  | { kind: 'denied'; denials: PolicyDenial[]; revision: string }
   | { kind: 'created'; app: AppView }
   | { kind: 'updated'; app: AppView; reReview: boolean }
   | { kind: 'unchanged'; app: AppView };
@@ -55,11 +56,9 @@ export function createCatalogService(
     risk: RiskEvaluator;
     routing: ApprovalRouting;
     /** Deny rules of the policy packs and org bundles, checked before anything is written. */
-    admission?: (input: unknown) => Promise<{
-      denials: { entrypoint: string; message: string }[];
-      decisions: DecisionRecord[];
-      revision: string;
-    }>;
+    admission?: Admission;
+    /** The domains the organization blocked and why, for a refusal to give the admin's reason. */
+    blockNotes?: () => Promise<BlockNote[]>;
     decisionLog?: (
       trx: Transaction<Database>,
       decisions: DecisionRecord[],
@@ -110,11 +109,15 @@ export function createCatalogService(
         : ((await findUserByEmail(db, owner))?.department ?? manifest.audience?.department ?? null);
     const stored: Manifest = { ...manifest, owner };
     const decisions: DecisionRecord[] = [];
+    const assessment = await risk.assess(riskInputOf(manifest));
     if (deps.admission) {
-      const checked = await deps.admission({
-        request: { method: 'register' },
+      // What a deploy would be refused for refuses the registration now, before two reviewers spend time on
+      // an app that could never run.
+      const checked = await checkPolicies(deps.admission, {
         manifest: stored,
         user: { email: principal.email, department },
+        tier: assessment.tier,
+        ...(deps.blockNotes ? { blockNotes: deps.blockNotes } : {}),
       });
       decisions.push(...checked.decisions);
       if (checked.denials.length > 0) {
@@ -125,7 +128,6 @@ export function createCatalogService(
         return { kind: 'denied', denials: checked.denials, revision: checked.revision };
       }
     }
-    const assessment = await risk.assess(riskInputOf(manifest));
     if (assessment.decision) decisions.push(assessment.decision);
     const routed = await routing.requiredReviews(assessment.tier);
     if (routed.decision) decisions.push(routed.decision);
@@ -351,10 +353,21 @@ export function createCatalogService(
    * Score a manifest without registering it: the tier, its reasons and the reviews it would need, so a
    * wizard can show them while the user answers. Nothing is written and nothing is audited.
    */
-  async function assess(manifest: Manifest): Promise<Assessment> {
+  async function assess(principal: Principal, manifest: Manifest): Promise<Assessment> {
     const assessment = await risk.assess(riskInputOf(manifest));
     const routed = await routing.requiredReviews(assessment.tier);
+    const policy = deps.admission
+      ? await checkPolicies(deps.admission, {
+          manifest,
+          user: { email: principal.email, department: principal.department },
+          tier: assessment.tier,
+          ...(deps.blockNotes ? { blockNotes: deps.blockNotes } : {}),
+        })
+      : null;
     return {
+      policy: policy
+        ? { revision: policy.revision, allowed: policy.denials.length === 0, denials: policy.denials }
+        : { revision: null, allowed: true, denials: [] },
       tier: assessment.tier,
       score: assessment.score,
       factors: assessment.factors,

@@ -7,6 +7,7 @@ import { newId, nowIso } from '../../ids.ts';
 import type { AuditContext, AuditService } from '../audit/audit-service.ts';
 import type { CatalogService } from '../catalog/catalog-service.ts';
 import { hasRole, type Principal } from '../identity/principal.ts';
+import { latestOrgBundle } from './blocked-domains.ts';
 import type { PolicyProblem } from './policy-check.ts';
 import type { PolicyEngine } from './policy-engine.ts';
 import type { PolicyIsolate } from './policy-isolate.ts';
@@ -226,14 +227,7 @@ export function createPolicyService(deps: {
     }));
   }
 
-  async function latestOrg() {
-    return db
-      .selectFrom('policy_bundles')
-      .selectAll()
-      .orderBy('revision', 'desc')
-      .limit(1)
-      .executeTakeFirst();
-  }
+  const latestOrg = () => latestOrgBundle(db);
 
   /** Every organization bundle ever pushed, newest first. */
   async function revisions() {
