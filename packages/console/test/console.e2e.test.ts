@@ -340,6 +340,102 @@ describe('web console in a browser', () => {
     await reviewer.context.close();
   });
 
+  test('alice answers a request for changes from her app page: prefilled answers, the comment as the call to action, and a complete diff for bob', async (t) => {
+    const reg = await call(server, 'POST', '/api/v1/apps', {
+      token: tokens.alice,
+      body: {
+        name: 'trip-requests',
+        owner: 'alice@example.com',
+        purpose: 'Ask for approval before booking a business trip',
+        dataClasses: ['internal', 'confidential'],
+        audience: { department: 'finance', maxUsers: 300 },
+        runtime: { kind: 'node', entry: 'server.js' },
+        template: { name: 'form', version: '1.1.0' },
+        secrets: ['TRAVEL_DESK_TOKEN'],
+      },
+    });
+    assert.equal(reg.body.app?.state, 'pending_review', reg.text);
+    const comment = 'Limit it to the travel team (40 people at most) and say who books the trip';
+    const asked = await call(server, 'POST', '/api/v1/apps/trip-requests/reviews', {
+      token: tokens.bob,
+      body: { decision: 'request_changes', comment },
+    });
+    assert.equal(asked.status, 200, asked.text);
+
+    const { context, page, errors } = await signedIn('alice@example.com');
+    let actions = 0;
+    const started = Date.now();
+    await page.goto(`${server.url}/apps/trip-requests`);
+    const standing = page.getByTestId('approval-standing');
+    await standing.getByText('bob@example.com asked for changes').waitFor();
+    assert.ok(((await standing.textContent()) ?? '').includes(comment), 'the comment is the call to action');
+    await accessible(page, 'an app with changes requested');
+    await standing.getByRole('link', { name: 'Change the answers' }).click();
+    actions++;
+    await page.getByRole('heading', { level: 1, name: 'Change trip-requests' }).waitFor();
+    assert.ok(((await page.getByTestId('change-requested').textContent()) ?? '').includes(comment));
+    const purpose = page.getByRole('textbox', { name: 'What is it for?' });
+    assert.equal(await purpose.inputValue(), 'Ask for approval before booking a business trip', 'prefilled');
+    await purpose.fill('Ask for approval before the travel desk books a business trip');
+    actions++;
+    await page.getByRole('button', { name: 'Next' }).click();
+    actions++;
+    assert.equal(await page.getByLabel('About how many people, at most?').inputValue(), '300');
+    await page.getByLabel('About how many people, at most?').fill('40');
+    actions++;
+    for (const _ of ['audience', 'data', 'connections']) {
+      await page.getByRole('button', { name: 'Next' }).click();
+      actions++;
+    }
+    await page.locator('#expires').fill('2027-06-30');
+    actions++;
+    await page.getByRole('button', { name: 'Next' }).click();
+    actions++;
+    const changes = page.getByRole('table', { name: 'What changes' });
+    await changes.waitFor();
+    assert.deepEqual(
+      await changes.locator('tbody th').allTextContents(),
+      ['Purpose', 'Most users', 'Needed until'],
+      'every answer changed, and nothing else',
+    );
+    await accessible(page, 'the change wizard');
+    await shot(page, '05b-change-answers');
+    await page.getByRole('button', { name: 'Send the changes' }).click();
+    actions++;
+    await page.getByRole('status').filter({ hasText: 'Changes sent (revision 2)' }).waitFor();
+    t.diagnostic(
+      `respond to review: ${actions} clicks and entries, ${Date.now() - started} ms in the browser`,
+    );
+    const app = await call(server, 'GET', '/api/v1/apps/trip-requests', { token: tokens.alice });
+    assert.equal(app.body.state, 'pending_review');
+    assert.equal(app.body.manifest.audience.maxUsers, 40);
+    assert.deepEqual(
+      app.body.manifest.secrets,
+      ['TRAVEL_DESK_TOKEN'],
+      'what the wizard does not ask is kept',
+    );
+    assert.deepEqual(app.body.manifest.template, { name: 'form', version: '1.1.0' });
+    assert.equal(app.body.manifest.lifetime.expires, '2027-06-30');
+    assert.deepEqual(errors, [], 'console errors');
+    await context.close();
+
+    // bob reads what changed since the revision he asked to change: never approved, and said so.
+    const bob = await signedIn('bob@example.com');
+    await bob.page.getByRole('link', { name: 'Reviews' }).click();
+    const review = bob.page.getByRole('article', { name: /trip-requests/ });
+    const diff = review.getByRole('table', {
+      name: /Changed since revision 1 \(tier medium\), which was not approved: bob@example\.com asked for changes/,
+    });
+    await diff.waitFor();
+    assert.deepEqual(await diff.locator('tbody th').allTextContents(), [
+      'Purpose',
+      'Most users',
+      'Needed until',
+    ]);
+    assert.deepEqual(bob.errors, [], 'console errors');
+    await bob.context.close();
+  });
+
   test('carol reads the overview: the numbers the API gives, and a tier that leads to the catalog', async () => {
     const api = await call(server, 'GET', '/api/v1/overview', { token: tokens.carol });
     assert.equal(api.status, 200, api.text);

@@ -147,6 +147,40 @@ for (const engine of engines()) {
         ]),
         [['bob@example.com', 'approve']],
       );
+      // One of the two reviews a high tier needs: revision 1 was never approved, and says so.
+      assert.deepEqual(
+        res.body.items.map((r: { approved: boolean }) => r.approved),
+        [false, false],
+      );
+      // Each revision keeps the answers it was registered with, not only what the risk rules read.
+      assert.equal(res.body.items[1].manifest.purpose, 'Match bank CSVs to ledger entries');
+      assert.deepEqual(res.body.items[0].manifest.dataClasses, ['internal', 'financial']);
+      for (const reviewer of [t.bob, t.erin])
+        await call(server, 'POST', '/api/v1/apps/bank-reconciliation/reviews', {
+          token: reviewer,
+          body: { decision: 'approve' },
+        });
+      // A new purpose only: the approval carries over, and the new revision is approved by it.
+      await call(server, 'POST', '/api/v1/apps', {
+        token: t.alice,
+        body: bankReconciliation({
+          dataClasses: ['internal', 'financial'],
+          purpose: 'Match bank CSV exports to ledger entries every morning',
+        }),
+      });
+      const later = await call(server, 'GET', '/api/v1/apps/bank-reconciliation/revisions', { token: t.bob });
+      assert.deepEqual(
+        later.body.items.map((r: { revision: number; approved: boolean }) => [r.revision, r.approved]),
+        [
+          [3, true],
+          [2, true],
+          [1, false],
+        ],
+      );
+      assert.equal(
+        later.body.items[0].manifest.purpose,
+        'Match bank CSV exports to ledger entries every morning',
+      );
       const frank = await call(server, 'GET', '/api/v1/apps/bank-reconciliation/revisions', {
         token: t.frank,
       });

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { sql } from 'kysely';
 import { migrateToLatest, schemaCompatibility } from '../src/db/migrations.ts';
-import { engines, startTestServer } from './harness.ts';
+import { bankReconciliation, call, engines, lunchPoll, signInEveryone, startTestServer } from './harness.ts';
 
 for (const engine of engines())
   describe(`a database a newer release migrated (${engine})`, () => {
@@ -41,6 +41,62 @@ for (const engine of engines())
           new RegExp(
             `migrated by a newer microapp \\(0099_drop_old_columns\\).*needs schema compatibility ${schemaCompatibility + 1}, this server has ${schemaCompatibility}\\. Upgrade this server`,
           ),
+        );
+      } finally {
+        await db.destroy();
+        await server.stop();
+      }
+    });
+
+    test('0033 gives revisions registered before it what is known of their answers and approval', async () => {
+      const server = await startTestServer(engine);
+      const db = server.rawDb();
+      try {
+        const t = await signInEveryone(server);
+        // A low app (approved by policy), a high app approved on revision 1 then changed (revision 2 waits),
+        // and one whose first revision had one of its two reviews and then a request for changes.
+        await call(server, 'POST', '/api/v1/apps', { token: t.dave, body: lunchPoll() });
+        await call(server, 'POST', '/api/v1/apps', { token: t.alice, body: bankReconciliation() });
+        for (const token of [t.bob, t.erin])
+          await call(server, 'POST', '/api/v1/apps/bank-reconciliation/reviews', {
+            token,
+            body: { decision: 'approve' },
+          });
+        await call(server, 'POST', '/api/v1/apps', {
+          token: t.alice,
+          body: bankReconciliation({ dataClasses: ['internal', 'financial'] }),
+        });
+        await call(server, 'POST', '/api/v1/apps', {
+          token: t.alice,
+          body: bankReconciliation({ name: 'ledger-match' }),
+        });
+        await call(server, 'POST', '/api/v1/apps/ledger-match/reviews', {
+          token: t.bob,
+          body: { decision: 'approve' },
+        });
+        await call(server, 'POST', '/api/v1/apps/ledger-match/reviews', {
+          token: t.erin,
+          body: { decision: 'request_changes', comment: 'name the ledger' },
+        });
+        // The database as the release before 0033 left it.
+        await db.kysely.schema.alterTable('risk_assessments').dropColumn('manifest').execute();
+        await db.kysely.schema.alterTable('risk_assessments').dropColumn('approved_at').execute();
+        await sql`delete from kysely_migration where name = '0033_revision_answers'`.execute(db.kysely);
+        assert.deepEqual(await migrateToLatest(db), ['0033_revision_answers']);
+        const rows = await sql<{ name: string; revision: number; approved: number; has_manifest: number }>`
+          select a.name, r.revision, case when r.approved_at is null then 0 else 1 end as approved,
+            case when r.manifest is null then 0 else 1 end as has_manifest
+          from risk_assessments r join apps a on a.id = r.app_id order by a.name, r.revision`.execute(
+          db.kysely,
+        );
+        assert.deepEqual(
+          rows.rows.map((r) => [r.name, Number(r.revision), Number(r.approved), Number(r.has_manifest)]),
+          [
+            ['bank-reconciliation', 1, 1, 0],
+            ['bank-reconciliation', 2, 0, 1],
+            ['ledger-match', 1, 0, 1],
+            ['team-lunch-poll', 1, 1, 1],
+          ],
         );
       } finally {
         await db.destroy();

@@ -9,6 +9,7 @@ import { ErrorNote, Facts, Loading, RiskFactors, Section, StateBadge, TierBadge,
 import { useAction } from '../use-action.ts';
 import { useApi } from '../use-api.ts';
 import { LogsSection, UsageSection } from './activity-section.tsx';
+import { ApprovalStanding } from './approval-standing.tsx';
 import { AuditTable } from './audit-page.tsx';
 import { DeploySection } from './deploy-section.tsx';
 import { ExceptionsSection } from './exceptions-section.tsx';
@@ -40,6 +41,14 @@ export function AppPage({ name }: { name: string }) {
           {a.state === 'approved'
             ? 'It is approved and can be built and deployed.'
             : 'Reviewers have been asked to look at it; you will be told when they decide.'}
+        </p>
+      ) : null}
+      {search.get('changed') ? (
+        <p className="notice" role="status">
+          Changes sent (revision {a.revision}).{' '}
+          {a.state === 'approved'
+            ? 'Nothing that needs a review changed: it stays approved.'
+            : 'Reviewers have been asked to look again; you will be told when they decide.'}
         </p>
       ) : null}
       <p className="badges">
@@ -74,11 +83,7 @@ export function AppPage({ name }: { name: string }) {
             Score {a.assessment.score} under <code>{a.assessment.rulesVersion}</code>
           </p>
           <RiskFactors factors={a.assessment.factors} />
-          <p>
-            {a.approval.missing.length === 0
-              ? 'No review is missing.'
-              : `Waiting for: ${a.approval.missing.map((s) => (s.specialty ? `a ${s.specialty} reviewer` : 'a reviewer')).join(', ')}.`}
-          </p>
+          <ApprovalStanding app={a} canChange={a.owner === session.user.email || hasRole(session, 'admin')} />
           {a.approval.reviews.length ? (
             <ul>
               {a.approval.reviews.map((r) => (

@@ -111,3 +111,44 @@ export function problemWith(step: Step, a: Answers): string | null {
     return 'The end date must be in the future.';
   return null;
 }
+
+/** A registered app's answers, to change them: what the wizard asks, prefilled from its manifest. */
+export function answersOf(m: Manifest): Answers {
+  return {
+    template: m.template?.name ?? '',
+    name: m.name,
+    purpose: m.purpose,
+    department: m.audience?.department ?? '',
+    maxUsers: m.audience?.maxUsers ? String(m.audience.maxUsers) : '',
+    dataClasses: [...m.dataClasses],
+    egress: (m.integrations?.egress ?? []).join('\n'),
+    connectors: (m.integrations?.connectors ?? []).join('\n'),
+    expires: m.lifetime?.expires ?? '',
+  };
+}
+
+/**
+ * The registered manifest with the wizard's answers in place of the old ones. Everything the wizard does
+ * not ask (secrets, runtime settings, the template it was made from, web settings) is kept as it was.
+ */
+export function editedManifest(original: Manifest, a: Answers, templates: Template[]): Manifest {
+  const fresh = manifestOf(a, original.owner, templates);
+  const { lifetime: _lifetime, integrations: oldIntegrations, audience: oldAudience, ...kept } = original;
+  const { department: _d, maxUsers: _m, ...otherAudience } = oldAudience ?? {};
+  const integrations = {
+    ...oldIntegrations,
+    egress: fresh.integrations?.egress ?? [],
+    connectors: fresh.integrations?.connectors ?? [],
+  };
+  if (!integrations.egress.length) delete (integrations as { egress?: string[] }).egress;
+  if (!integrations.connectors.length) delete (integrations as { connectors?: string[] }).connectors;
+  const audience = { ...otherAudience, ...fresh.audience };
+  return {
+    ...kept,
+    purpose: fresh.purpose,
+    dataClasses: fresh.dataClasses,
+    ...(Object.keys(audience).length ? { audience } : {}),
+    ...(Object.keys(integrations).length ? { integrations } : {}),
+    ...(fresh.lifetime ? { lifetime: fresh.lifetime } : {}),
+  };
+}

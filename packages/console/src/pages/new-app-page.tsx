@@ -1,12 +1,22 @@
 import { useEffect, useMemo, useRef, useState } from 'react';
 import { ApiError, api } from '../api.ts';
-import type { Assessment, Manifest } from '../contracts.ts';
+import { answerChanges } from '../changes.tsx';
+import type { AppView, Assessment, Manifest } from '../contracts.ts';
 import { PolicyVerdict } from '../policy-verdict.tsx';
-import { navigate } from '../router.tsx';
+import { navigate, useLocation } from '../router.tsx';
 import { useSession } from '../session.tsx';
-import { ErrorNote, RiskFactors, TierBadge } from '../ui.tsx';
+import { ErrorNote, Loading, RiskFactors, TierBadge } from '../ui.tsx';
 import { useApi } from '../use-api.ts';
-import { type Answers, labels, manifestOf, problemWith, steps, type Template } from './new-app-model.ts';
+import {
+  type Answers,
+  answersOf,
+  editedManifest,
+  labels,
+  manifestOf,
+  problemWith,
+  steps,
+  type Template,
+} from './new-app-model.ts';
 import { Question, Review } from './new-app-questions.tsx';
 
 /**
@@ -14,28 +24,46 @@ import { Question, Review } from './new-app-questions.tsx';
  * platform (POST /api/v1/assessments) after every change, so the user sees what their answers mean.
  */
 export function NewAppPage() {
+  const { search } = useLocation();
+  const edit = search.get('edit');
+  const app = useApi<AppView>(edit ? `/api/v1/apps/${encodeURIComponent(edit)}` : null);
+  if (!edit) return <Wizard original={null} />;
+  if (!app.data) return app.error ? <ErrorNote error={app.error} /> : <Loading what={edit} />;
+  return <Wizard original={app.data} key={`${app.data.name}:${app.data.revision}`} />;
+}
+
+/** The wizard; with `original`, it changes that app's answers (prefilled) instead of registering a new one. */
+function Wizard({ original }: { original: AppView | null }) {
   const session = useSession();
   const templates = useApi<{ items: Template[] }>('/api/v1/templates');
   const list = templates.data?.items ?? [];
-  const [answers, setAnswers] = useState<Answers>({
-    template: '',
-    name: '',
-    purpose: '',
-    department: session.user.department ?? '',
-    maxUsers: '',
-    dataClasses: [],
-    egress: '',
-    connectors: '',
-    expires: '',
-  });
-  const [index, setIndex] = useState(0);
+  const first = original ? steps.indexOf('purpose') : 0;
+  const [answers, setAnswers] = useState<Answers>(() =>
+    original
+      ? answersOf(original.manifest)
+      : {
+          template: '',
+          name: '',
+          purpose: '',
+          department: session.user.department ?? '',
+          maxUsers: '',
+          dataClasses: [],
+          egress: '',
+          connectors: '',
+          expires: '',
+        },
+  );
+  const [index, setIndex] = useState(first);
   const [tried, setTried] = useState(false);
   const [submitError, setSubmitError] = useState<ApiError | null>(null);
   const [busy, setBusy] = useState(false);
   const step = steps[index]!;
   const manifest = useMemo(
-    () => manifestOf(answers, session.user.email, list),
-    [answers, session.user.email, list],
+    () =>
+      original
+        ? editedManifest(original.manifest, answers, list)
+        : manifestOf(answers, session.user.email, list),
+    [answers, session.user.email, list, original],
   );
   const assessment = useAssessment(manifest);
   const problem = problemWith(step, answers);
@@ -67,7 +95,7 @@ export function NewAppPage() {
     setSubmitError(null);
     try {
       await api('POST', '/api/v1/apps', manifest);
-      navigate(`/apps/${manifest.name}?registered=1`);
+      navigate(`/apps/${manifest.name}?${original ? 'changed' : 'registered'}=1`);
     } catch (e) {
       setSubmitError(e instanceof ApiError ? e : new ApiError(0, 'network', String(e), []));
     } finally {
@@ -77,7 +105,8 @@ export function NewAppPage() {
 
   return (
     <>
-      <h1 tabIndex={-1}>Register a new app</h1>
+      <h1 tabIndex={-1}>{original ? `Change ${original.name}` : 'Register a new app'}</h1>
+      {original ? <ChangeRequested app={original} /> : null}
       <ol className="steps" aria-label="Steps">
         {steps.map((s, i) => (
           <li key={s} aria-current={i === index ? 'step' : undefined} className={i < index ? 'done' : ''}>
@@ -120,6 +149,7 @@ export function NewAppPage() {
           {step === 'review' ? (
             <Review manifest={manifest} lifetimeDays={assessment.data?.lifetimeDays ?? null} />
           ) : null}
+          {step === 'review' && original ? <WhatChanges before={original.manifest} after={manifest} /> : null}
           {/* Where the answer the policy refuses is given, and before registering: said here, not after reviews. */}
           {(step === 'connections' || step === 'review') &&
           assessment.data &&
@@ -128,13 +158,21 @@ export function NewAppPage() {
           ) : null}
           <ErrorNote error={submitError} />
           <div className="actions">
-            {index > 0 ? (
+            {index > first ? (
               <button type="button" onClick={() => setIndex((i) => i - 1)}>
                 Back
               </button>
             ) : null}
             <button type="submit" className="primary" disabled={busy}>
-              {step === 'review' ? (busy ? 'Registering…' : 'Register the app') : 'Next'}
+              {step === 'review'
+                ? original
+                  ? busy
+                    ? 'Sending…'
+                    : 'Send the changes'
+                  : busy
+                    ? 'Registering…'
+                    : 'Register the app'
+                : 'Next'}
             </button>
           </div>
         </form>
@@ -171,6 +209,61 @@ export function NewAppPage() {
         </aside>
       </div>
     </>
+  );
+}
+
+/** What a reviewer asked for, as the call to action of the change: their words, not a bullet among others. */
+function ChangeRequested({ app }: { app: AppView }) {
+  const asked = [...app.approval.reviews]
+    .reverse()
+    .find(
+      (r) => r.revision === app.revision && (r.decision === 'request_changes' || r.decision === 'reject'),
+    );
+  if (app.state === 'changes_requested' && asked)
+    return (
+      <div className="notice" role="note" data-testid="change-requested">
+        <p>
+          <strong>{asked.reviewer} asked for changes:</strong> “{asked.comment}”
+        </p>
+        <p>Change the answers below and send them: the reviewers are asked again.</p>
+      </div>
+    );
+  return (
+    <p className="muted">
+      Your answers as registered (revision {app.revision}). A change to its data, connections or audience is
+      reviewed again; other changes keep the approval.
+    </p>
+  );
+}
+
+/** The answers this change sends, beside the registered ones. */
+function WhatChanges({ before, after }: { before: Manifest; after: Manifest }) {
+  const changes = answerChanges(before, after);
+  if (changes.length === 0) return <p role="status">Nothing is changed yet: go back to change an answer.</p>;
+  return (
+    <table className="diff">
+      <caption>What changes</caption>
+      <thead>
+        <tr>
+          <th scope="col">What</th>
+          <th scope="col">Registered</th>
+          <th scope="col">Now</th>
+        </tr>
+      </thead>
+      <tbody>
+        {changes.map((c) => (
+          <tr key={c.what}>
+            <th scope="row">{c.what}</th>
+            <td>
+              <del>{c.before}</del>
+            </td>
+            <td>
+              <ins>{c.after}</ins>
+            </td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
   );
 }
 

@@ -8,6 +8,7 @@ import { repos } from './migrations/0029-repos.ts';
 import { replicas } from './migrations/0030-replicas.ts';
 import { compatibility } from './migrations/0031-compatibility.ts';
 import { clusterRoutes } from './migrations/0032-cluster-routes.ts';
+import { revisionAnswers } from './migrations/0033-revision-answers.ts';
 
 type AnyDb = Kysely<unknown>;
 
@@ -24,6 +25,7 @@ const migrations: Record<string, (dialect: Dialect) => Migration> = {
   ...replicas,
   ...compatibility,
   ...clusterRoutes,
+  ...revisionAnswers,
 };
 
 /**

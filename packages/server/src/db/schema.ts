@@ -482,6 +482,10 @@ export interface RiskAssessmentsTable {
   inputs: string;
   rules_version: string;
   created_at: string;
+  /** The registration's whole manifest (0033; null for revisions registered before it). */
+  manifest: string | null;
+  /** When this revision's approval was complete: by policy, carried over, or the last review needed (0033). */
+  approved_at: string | null;
 }
 
 export interface ReviewDecisionsTable {

@@ -120,6 +120,14 @@ export function createApprovalService(deps: {
         .execute();
       if (state !== app.state)
         await trx.updateTable('apps').set({ state, updated_at: nowIso() }).where('id', '=', app.id).execute();
+      // The revision's approval is complete: what later revisions are compared with.
+      if (state === 'approved')
+        await trx
+          .updateTable('risk_assessments')
+          .set({ approved_at: nowIso() })
+          .where('app_id', '=', app.id)
+          .where('revision', '=', revision)
+          .execute();
       await audit.record(trx, ctx, {
         action: `approval.${decision.kind === 'approve' ? 'approved' : decision.kind === 'reject' ? 'rejected' : 'changes_requested'}`,
         targetType: 'app',

@@ -7,6 +7,7 @@ import type { Tier } from '../risk/risk-rules.ts';
 import { toReviewView } from './app-view.ts';
 import type { CatalogRepository } from './catalog-repository.ts';
 import { canView, type RevisionView } from './catalog-rules.ts';
+import type { Manifest } from './manifest-schema.ts';
 
 /** Every registration of an app, newest first: what the risk rules saw and how reviewers decided. */
 export async function revisionsOf(
@@ -31,6 +32,8 @@ export async function revisionsOf(
     tier: a.tier as Tier,
     score: Number(a.score),
     inputs: JSON.parse(a.inputs) as RiskInput,
+    manifest: a.manifest ? (JSON.parse(a.manifest) as Manifest) : null,
+    approved: a.approved_at !== null,
     at: a.created_at,
     reviews: reviews.filter((r) => Number(r.revision) === Number(a.revision)).map(toReviewView),
   }));

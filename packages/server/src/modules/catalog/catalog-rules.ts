@@ -6,6 +6,7 @@ import { type RiskFactor, type RiskInput, tierRank } from '../risk/risk-evaluato
 import type { Tier } from '../risk/risk-rules.ts';
 import type { AppState, ReviewView } from './app-view.ts';
 import type { PolicyDenial } from './catalog-policy.ts';
+import type { Manifest } from './manifest-schema.ts';
 
 // The catalog's rules that need no database: who sees an app, when a new revision keeps an approval, and
 // what a tier means to the person registering.
@@ -79,6 +80,10 @@ export type RevisionView = {
   tier: Tier;
   score: number;
   inputs: RiskInput;
+  /** The answers registered (the whole manifest); null for revisions registered before they were kept. */
+  manifest: Manifest | null;
+  /** Its approval was complete (by policy, carried over, or the last review it needed). */
+  approved: boolean;
   at: string;
   reviews: ReviewView[];
 };
