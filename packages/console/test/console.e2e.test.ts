@@ -83,6 +83,13 @@ describe('web console in a browser', () => {
     await page.getByLabel('About how many people, at most?').fill('30');
     await page.getByRole('button', { name: 'Next' }).click();
 
+    // Each data class says what decides it: who answered a form is internal information, not personal data.
+    await page
+      .getByText(
+        "Knowing who uses the app is not personal data: colleagues' names and work e-mails are internal information.",
+      )
+      .waitFor();
+    await page.getByRole('checkbox', { name: /Personal data about people.*home addresses/ }).waitFor();
     // Personal and financial data make it high risk, with reasons; taking them back makes it low again.
     const risk = page.getByRole('complementary', { name: 'Risk so far' });
     await page.getByRole('checkbox', { name: /Personal data/ }).check();

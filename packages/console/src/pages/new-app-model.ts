@@ -4,14 +4,50 @@ import type { Manifest } from '../contracts.ts';
 
 export type Template = { name: string; version: string; title: string; description: string };
 
-export const dataChoices: { id: Manifest['dataClasses'][number]; label: string }[] = [
-  { id: 'public', label: 'Public information anyone may see' },
-  { id: 'internal', label: 'Internal information: staff only' },
-  { id: 'confidential', label: 'Confidential business information' },
-  { id: 'pii', label: 'Personal data about people (names, e-mails, IDs)' },
-  { id: 'financial', label: 'Financial records (accounts, payments, ledgers)' },
-  { id: 'health', label: 'Health information' },
-  { id: 'regulated', label: 'Data under a regulation (e.g. PCI, SOX)' },
+/**
+ * The data classes, each with the examples that decide it. Who uses the app is not personal data in this
+ * sense: the platform knows every user's work identity, and colleagues' names and work e-mails are internal
+ * information. Saying so keeps people from declaring every form "personal data" (and a high tier), and
+ * from leaving out what really is.
+ */
+export const dataChoices: { id: Manifest['dataClasses'][number]; label: string; examples: string }[] = [
+  {
+    id: 'public',
+    label: 'Public information anyone may see',
+    examples: 'published prices, the canteen menu',
+  },
+  {
+    id: 'internal',
+    label: 'Internal information: staff only',
+    examples:
+      "everyday work, including who did what: colleagues' names and work e-mails, teams, survey answers",
+  },
+  {
+    id: 'confidential',
+    label: 'Confidential business information',
+    examples: 'plans, contracts, figures not yet published, anything marked confidential',
+  },
+  {
+    id: 'pii',
+    label: 'Personal data about people',
+    examples:
+      "more than a colleague's work identity: home addresses, private phone numbers, ID numbers, dates of birth, customers' or candidates' details",
+  },
+  {
+    id: 'financial',
+    label: 'Financial records',
+    examples: "the company's accounts, payments, ledgers, bank details",
+  },
+  {
+    id: 'health',
+    label: 'Health information',
+    examples: 'sick leave, medical conditions, occupational health',
+  },
+  {
+    id: 'regulated',
+    label: 'Data under a regulation',
+    examples: 'card numbers (PCI), records kept for SOX, export-controlled data',
+  },
 ];
 
 export type Answers = {

@@ -127,7 +127,8 @@ export function Question(props: {
         <fieldset>
           <legend id="question">What data does it touch?</legend>
           <p className="hint">
-            Choose every kind it reads, stores or shows. When unsure, choose the more sensitive one.
+            Choose every kind it reads, stores or shows; the examples under each decide. Knowing who uses the
+            app is not personal data: colleagues' names and work e-mails are internal information.
           </p>
           {dataChoices.map((d) => (
             <label key={d.id} className="choice">
@@ -144,7 +145,11 @@ export function Question(props: {
                   })
                 }
               />
-              <span>{d.label}</span>
+              <span>
+                {d.label}
+                <br />
+                <span className="muted">{d.examples}</span>
+              </span>
             </label>
           ))}
         </fieldset>
