@@ -35,3 +35,9 @@ allow if {
 
 reason := "allowed" if allow
 else := sprintf("%s apps are limited to the %s department", [input.app.tier, audience_department])
+
+# People from elsewhere the owner let in (audience.people): a reviewed change to the app's audience.
+allow if {
+	some person in object.get(input.app, ["audience", "people"], [])
+	lower(person) == lower(input.user.email)
+}

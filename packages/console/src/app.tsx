@@ -57,7 +57,9 @@ function Shell() {
       show: true,
     },
     { href: '/audit', label: 'Audit', show: true },
-    { href: '/policies', label: 'Policies', show: true },
+    // The rules themselves are for those who keep or apply them; a creator meets a rule where it applies
+    // (the wizard, the app page), in words.
+    { href: '/policies', label: 'Policies', show: hasRole(session, 'reviewer', 'admin', 'auditor') },
     { href: '/admin', label: 'Admin', show: hasRole(session, 'admin') },
   ];
   return (

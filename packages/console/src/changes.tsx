@@ -25,6 +25,7 @@ export function riskChanges(before: RiskInput, after: RiskInput): Change[] {
     ['Secrets', (i) => i.secrets],
     ['Department', (i) => i.audience.department],
     ['Most users', (i) => i.audience.maxUsers],
+    ['People from elsewhere', (i) => i.audience.people ?? []],
   ]);
 }
 
@@ -38,6 +39,7 @@ export function answerChanges(before: Manifest, after: Manifest): Change[] {
     ['Secrets', (m) => m.secrets ?? []],
     ['Department', (m) => m.audience?.department],
     ['Most users', (m) => m.audience?.maxUsers],
+    ['People from elsewhere', (m) => m.audience?.people ?? []],
     ['Needed until', (m) => m.lifetime?.expires ?? 'as long as its risk tier allows'],
     ['Template', (m) => (m.template ? `${m.template.name} ${m.template.version}` : 'own code')],
     ['Owner', (m) => m.owner],

@@ -46,7 +46,13 @@ export function PolicyResults({ decisions }: { decisions: Decision[] }) {
                     </ul>
                   )
                 ) : (
-                  <code>{summarise(d.result)}</code>
+                  <>
+                    {inWords(d.result)}
+                    <details>
+                      <summary>As the policy answered</summary>
+                      <code>{summarise(d.result)}</code>
+                    </details>
+                  </>
                 )}
               </td>
             </tr>
@@ -55,6 +61,34 @@ export function PolicyResults({ decisions }: { decisions: Decision[] }) {
       </tbody>
     </table>
   );
+}
+
+/** A decision's result in words, for the shapes the platform's rules answer with. */
+function inWords(result: unknown): string {
+  if (result === true) return 'Yes';
+  if (result === false) return 'No';
+  if (result === null || result === undefined) return 'No answer (the rule did not apply)';
+  if (Array.isArray(result)) {
+    if (result.length === 0) return 'Nothing';
+    if (result.every((x) => x && typeof x === 'object' && 'specialty' in x))
+      return `Needs ${result
+        .map((x) =>
+          (x as { specialty: string | null }).specialty
+            ? `a ${(x as { specialty: string }).specialty} reviewer`
+            : 'a reviewer',
+        )
+        .join(' and ')}`;
+    if (result.every((x) => typeof x === 'string')) return result.join('; ');
+    return `${result.length} items`;
+  }
+  if (typeof result === 'object') {
+    const r = result as { tier?: string; score?: number; allow?: boolean; reason?: string };
+    if (r.tier && typeof r.score === 'number') return `${r.tier} risk, score ${r.score} of 100`;
+    if (typeof r.allow === 'boolean')
+      return `${r.allow ? 'Allowed' : 'Refused'}${r.reason ? `: ${r.reason}` : ''}`;
+    return 'See the answer below';
+  }
+  return String(result);
 }
 
 function summarise(result: unknown): string {

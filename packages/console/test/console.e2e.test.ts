@@ -737,6 +737,43 @@ describe('web console in a browser', () => {
     assert.equal((await block(blocked, 'drop site check done')).status, 200);
   });
 
+  test('frank, outside finance, is not left at a dead end: he asks for access to a finance app, and alice hears of it', async () => {
+    const { context, page, errors } = await signedIn('frank@example.com');
+    // The rules are for those who keep or apply them: a creator has no Policies page in the menu.
+    await page.getByRole('link', { name: 'Catalog' }).waitFor();
+    assert.equal(await page.getByRole('link', { name: 'Policies' }).count(), 0);
+    // Where an app's refusal page sends him.
+    await page.goto(`${server.url}/apps/team-survey?ask=1`);
+    await page.getByRole('heading', { level: 1, name: 'No app called team-survey' }).waitFor();
+    const reason = page.getByRole('textbox', { name: 'Why do you need team-survey?' });
+    assert.equal(
+      await reason.evaluate((el) => el === document.activeElement),
+      true,
+      'the form has the focus',
+    );
+    await reason.fill('I run the marketing training budget and need the answers');
+    await accessible(page, 'asking for access');
+    await page.getByRole('button', { name: 'Ask the owner' }).click();
+    await page
+      .getByRole('status')
+      .filter({ hasText: 'its owner has been asked, with your reason' })
+      .waitFor();
+    const told = (
+      await call(server, 'GET', '/api/v1/notifications', { token: tokens.alice })
+    ).body.items.filter((n: { kind: string }) => n.kind === 'access_requested');
+    assert.equal(told.length, 1);
+    assert.match(told[0].body, /I run the marketing training budget/);
+    // The app's own 404 (the page's question) is the one failed request the browser logs.
+    assert.deepEqual(
+      errors.filter(
+        (e) => !/status of 404 \(Not Found\) \(http:\/\/[^)]+\/api\/v1\/apps\/team-survey\)$/.test(e),
+      ),
+      [],
+      'console errors',
+    );
+    await context.close();
+  });
+
   test('alice sets a secret she never sees again, decommissions her app and restores it', async () => {
     const { context, page, errors } = await signedIn('alice@example.com');
     await page.goto(`${server.url}/apps/bank-reconciliation`);

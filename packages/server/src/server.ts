@@ -10,12 +10,10 @@ import { migrateToLatest } from './db/migrations.ts';
 import { createReadCache } from './db/read-cache.ts';
 import { installAgents } from './modules/agents/install-agents.ts';
 import { registerApprovalRoutes } from './modules/approvals/approval-routes.ts';
-import { interimRouting } from './modules/approvals/approval-rules.ts';
-import { createApprovalService } from './modules/approvals/approval-service.ts';
 import { createAuditService } from './modules/audit/audit-service.ts';
-import { createCatalogRepository } from './modules/catalog/catalog-repository.ts';
+import { registerAccessRequestRoutes } from './modules/catalog/access-request-routes.ts';
+import { createAccessRequests } from './modules/catalog/access-requests.ts';
 import { registerCatalogRoutes } from './modules/catalog/catalog-routes.ts';
-import { createCatalogService } from './modules/catalog/catalog-service.ts';
 import { registerTemplateRoutes } from './modules/catalog/template-routes.ts';
 import { defaultTemplatesDir } from './modules/catalog/templates.ts';
 import { defaultConsoleDir, registerConsoleRoutes } from './modules/console/console-routes.ts';
@@ -25,17 +23,10 @@ import { registerRoleMappingRoute } from './modules/identity/role-mapping-routes
 import { createDevClock } from './modules/jobs/dev-clock.ts';
 import { registerJobRoutes } from './modules/jobs/job-routes.ts';
 import { createJobRunner } from './modules/jobs/job-runner.ts';
-import { createScorecards } from './modules/lifecycle/scorecard.ts';
 import { registerNotificationRoutes } from './modules/notifications/notification-routes.ts';
 import { createNotificationService } from './modules/notifications/notification-service.ts';
-import { blockNotesOf } from './modules/policy/blocked-domains.ts';
-import { createRegoRiskEvaluator, createRegoRouting } from './modules/policy/policy-decisions.ts';
-import { createPolicyEngine, type Decision } from './modules/policy/policy-engine.ts';
-import { createPolicyIsolate } from './modules/policy/policy-isolate.ts';
 import { registerPolicyRoutes } from './modules/policy/policy-routes.ts';
 import { createPolicyService } from './modules/policy/policy-service.ts';
-import { builtinPolicyDir, readPolicyDir } from './modules/policy/policy-sources.ts';
-import { createRuleEvaluator } from './modules/risk/risk-evaluator.ts';
 import { createAppHosts } from './modules/runtime/app-hosts.ts';
 import { createGateway } from './modules/runtime/gateway.ts';
 import { createReplicaForwarding } from './modules/runtime/replica-forwarding.ts';
@@ -45,6 +36,7 @@ import { createTokenService } from './modules/tokens/token-service.ts';
 import { registerPlatformMetrics } from './modules/usage/platform-metrics.ts';
 import { registerUsageRoutes } from './modules/usage/usage-routes.ts';
 import { createUsageService } from './modules/usage/usage-service.ts';
+import { composeCatalog, mayUse } from './server-catalog.ts';
 import { registerPlatformJobs } from './server-jobs.ts';
 import { composeLifecycle } from './server-lifecycle.ts';
 import { checkIssuer, listen } from './server-listen.ts';
@@ -103,35 +95,15 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     sessionTtlHours: config.sessionTtlHours,
     clock,
   });
-  const repo = createCatalogRepository(db.kysely, db.dialect);
-  const builtin = options.policyDir === null ? null : readPolicyDir(options.policyDir ?? builtinPolicyDir);
-  // Policy work a caller controls (pushes, tests, evaluations with their input) runs in a worker thread.
-  const policyIsolate = createPolicyIsolate();
-  const engine = builtin ? createPolicyEngine({ db: db.kysely, builtin, isolate: policyIsolate }) : null;
-  const catalog = createCatalogService({
+  const { repo, builtin, policyIsolate, engine, catalog, approvals } = composeCatalog({
+    config,
     db: db.kysely,
+    dialect: db.dialect,
     clock,
-    scorecards: createScorecards({ db: db.kysely, clock, settings: config.lifecycle }),
-    maxLifetimeDays: config.lifecycle.maxLifetimeDays,
-    repo,
     audit,
-    risk: options.risk ?? (engine ? createRegoRiskEvaluator(engine) : createRuleEvaluator()),
-    appMaximums: config.appMaximums,
-    registrationsPerDay: config.quotas.registrationsPerDay,
-    routing: engine ? createRegoRouting(engine) : interimRouting,
-    ...(engine
-      ? {
-          admission: async (input: unknown) => ({
-            ...(await engine.admission(input)),
-            revision: await engine.revision(),
-          }),
-          decisionLog: (trx, decisions, subject, requestId) =>
-            engine.log(trx, decisions as Decision[], subject, requestId),
-          blockNotes: () => blockNotesOf(db.kysely),
-        }
-      : {}),
+    ...(options.policyDir !== undefined ? { policyDir: options.policyDir } : {}),
+    ...(options.risk ? { risk: options.risk } : {}),
   });
-  const approvals = createApprovalService({ db: db.kysely, repo, audit, clock });
 
   // People reach it over https: the public URL says so, or, without one, it serves TLS itself.
   const servedOverHttps = config.publicUrl ? config.publicUrl.startsWith('https:') : Boolean(config.tls);
@@ -199,6 +171,17 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     platformUrl: () => publicUrl!,
   });
   registerNotificationRoutes(app, { notifications });
+  registerAccessRequestRoutes(app, {
+    requests: createAccessRequests({
+      db: db.kysely,
+      clock,
+      repo,
+      audit,
+      notifications,
+      mayUse: (principal, row) => mayUse(engine, principal, row),
+      publicUrl: () => publicUrl!,
+    }),
+  });
   // Lifecycle holds are read by the runtime and the gateway; the service itself needs the runtime.
   let lifecycleHold: ((appId: string) => Promise<{ status: number; message: string } | null>) | null = null;
   const hold = (appId: string) => (lifecycleHold ? lifecycleHold(appId) : Promise.resolve(null));

@@ -130,6 +130,7 @@ const expectations: Record<string, { allowed: Who[]; denied?: Partial<Record<Who
   },
   'POST /api/v1/apps/:name/owner': { allowed: users },
   'POST /api/v1/assessments': { allowed: users },
+  'POST /api/v1/access-requests': { allowed: users },
   'GET /api/v1/templates': { allowed: users },
   'GET /api/v1/apps/:name/versions/:version/verification': {
     allowed: ['creator', 'reviewer', 'admin', 'auditor'],

@@ -10,6 +10,7 @@ import { useAction } from '../use-action.ts';
 import { useApi } from '../use-api.ts';
 import { LogsSection, UsageSection } from './activity-section.tsx';
 import { ApprovalStanding } from './approval-standing.tsx';
+import { AskForAccess } from './ask-access.tsx';
 import { AuditTable } from './audit-page.tsx';
 import { DeploySection } from './deploy-section.tsx';
 import { ExceptionsSection } from './exceptions-section.tsx';
@@ -28,6 +29,7 @@ export function AppPage({ name }: { name: string }) {
       <>
         <h1 tabIndex={-1}>No app called {name}</h1>
         <p>It does not exist, or it belongs to a department whose apps you cannot see.</p>
+        <AskForAccess name={name} focus={search.get('ask') === '1'} />
       </>
     );
   if (!app.data) return app.error ? <ErrorNote error={app.error} /> : <Loading what={name} />;
@@ -80,7 +82,8 @@ export function AppPage({ name }: { name: string }) {
         </Section>
         <Section title="Risk and approval">
           <p>
-            Score {a.assessment.score} under <code>{a.assessment.rulesVersion}</code>
+            Risk score {a.assessment.score} of 100{' '}
+            <span className="muted">(rules {a.assessment.rulesVersion})</span>
           </p>
           <RiskFactors factors={a.assessment.factors} />
           <ApprovalStanding app={a} canChange={a.owner === session.user.email || hasRole(session, 'admin')} />
@@ -136,6 +139,7 @@ export function AppPage({ name }: { name: string }) {
         name={a.name}
         key={`versions-${deployed}`}
         canDeploy={a.owner === session.user.email || hasRole(session, 'admin')}
+        template={Boolean(a.manifest.template)}
         onChanged={() => app.reload()}
       />
       <ExceptionsSection app={a} key={`exceptions-${deployed}`} />

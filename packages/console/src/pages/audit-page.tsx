@@ -168,6 +168,31 @@ function VerifyChain() {
   );
 }
 
+const spaced = (key: string) => key.replace(/([a-z])([A-Z])/g, '$1 $2').toLowerCase();
+const valueText = (v: unknown): string =>
+  Array.isArray(v)
+    ? v.map(valueText).join(', ') || 'none'
+    : v && typeof v === 'object'
+      ? Object.entries(v)
+          .map(([k, x]) => `${spaced(k)} ${valueText(x)}`)
+          .join(', ')
+      : String(v);
+
+/** An event's details as words ("previous version 1.0.0"), not JSON; the export keeps them exact. */
+function SummaryText({ summary }: { summary: Record<string, unknown> }) {
+  const entries = Object.entries(summary ?? {});
+  if (entries.length === 0) return null;
+  return (
+    <ul className="facts-inline">
+      {entries.map(([k, v]) => (
+        <li key={k}>
+          <span className="muted">{spaced(k)}</span> {valueText(v)}
+        </li>
+      ))}
+    </ul>
+  );
+}
+
 /** Audit events, newest first. */
 export function AuditTable({ events }: { events: AuditEvent[] }) {
   if (events.length === 0) return <p>No event matches.</p>;
@@ -198,8 +223,8 @@ export function AuditTable({ events }: { events: AuditEvent[] }) {
               </td>
               <td>{e.target}</td>
               <td className="summary">
-                {e.reason ? <span>{e.reason} </span> : null}
-                <code>{JSON.stringify(e.summary)}</code>
+                {e.reason ? <p>{e.reason}</p> : null}
+                <SummaryText summary={e.summary} />
               </td>
             </tr>
           ))}

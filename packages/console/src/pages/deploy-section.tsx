@@ -60,10 +60,16 @@ export function DeploySection({ app, onDeployed }: { app: AppView; onDeployed: (
     return (
       <Section title="Build and deploy">
         <p>
-          This app was not made from a template. Build it from its folder with{' '}
-          <code>microapp build --deploy --wait</code>: the platform runs the same pipeline and shows each
-          step.
+          This app was not made from a template, so its code comes from its developer: each change they push
+          is built, tested, scanned and signed by the platform, then deployed once approved.
         </p>
+        <details>
+          <summary>For developers</summary>
+          <p>
+            From the app's folder, <code>microapp build --deploy --wait</code> runs the same pipeline and
+            shows each step.
+          </p>
+        </details>
       </Section>
     );
 

@@ -29,7 +29,16 @@ export function ManageSection({ name, onChanged }: { name: string; onChanged: ()
       onChanged();
       return said;
     });
+  const deployments = useApi<{ items: { version: string; env: string; state: string; startedAt: string }[] }>(
+    `/api/v1/apps/${name}/deployments`,
+  );
   const stage = lifecycle.data?.stage;
+  // What a roll back would go to, as the platform chooses it: the newest live version before the running one.
+  const live = [...(deployments.data?.items ?? [])]
+    .filter((x) => x.env === 'live')
+    .sort((x, y) => y.startedAt.localeCompare(x.startedAt));
+  const current = live.find((x) => x.state === 'running')?.version;
+  const previous = current ? live.find((x) => x.version !== current)?.version : undefined;
   return (
     <Section title="Manage">
       <h3>Secrets</h3>
@@ -67,19 +76,22 @@ export function ManageSection({ name, onChanged }: { name: string; onChanged: ()
           <button type="submit">Renew</button>
         </form>
         <div>
-          <p>
-            <button
-              type="button"
-              onClick={() =>
-                run(async () => {
-                  const r = await api<{ version: string }>('POST', `/api/v1/apps/${name}/rollback`, {});
-                  return `${name} is back on ${r.version}.`;
-                })
-              }
-            >
-              Roll back to the previous version
-            </button>
-          </p>
+          {previous ? (
+            <p>
+              <button
+                type="button"
+                onClick={() =>
+                  run(async () => {
+                    const r = await api<{ version: string }>('POST', `/api/v1/apps/${name}/rollback`, {});
+                    deployments.reload();
+                    return `${name} is back on ${r.version}.`;
+                  })
+                }
+              >
+                Roll back to {previous}
+              </button>
+            </p>
+          ) : null}
           {stage === 'decommissioned' ? (
             <button
               type="button"

@@ -56,6 +56,8 @@ export type Answers = {
   purpose: string;
   department: string;
   maxUsers: string;
+  /** People outside the department who may use it too, one work e-mail per line. */
+  people: string;
   dataClasses: string[];
   egress: string;
   connectors: string;
@@ -94,6 +96,7 @@ export function manifestOf(a: Answers, owner: string, templates: Template[]): Ma
   const t = templates.find((x) => x.name === a.template);
   const egress = lines(a.egress);
   const connectors = lines(a.connectors);
+  const people = lines(a.people);
   return {
     name: a.name || 'new-app',
     owner,
@@ -102,6 +105,7 @@ export function manifestOf(a: Answers, owner: string, templates: Template[]): Ma
     audience: {
       ...(a.department ? { department: a.department } : {}),
       ...(a.maxUsers ? { maxUsers: Number(a.maxUsers) } : {}),
+      ...(people.length ? { people: [...new Set(people)] } : {}),
     },
     ...(egress.length || connectors.length
       ? {
@@ -135,6 +139,8 @@ export function problemWith(step: Step, a: Answers): string | null {
       return 'A department is written in lower case, like "finance".';
     if (a.maxUsers && !(Number.isInteger(Number(a.maxUsers)) && Number(a.maxUsers) >= 1))
       return 'The number of people is a whole number, 1 or more.';
+    const bad = lines(a.people).find((p) => !/^[a-z0-9._%+-]+@[a-z0-9.-]+\.[a-z]{2,}$/.test(p));
+    if (bad) return `"${bad}" is not a work e-mail address like ana@example.com.`;
   }
   if (step === 'data' && a.dataClasses.length === 0) return 'Choose at least one kind of data.';
   if (step === 'connections') {
@@ -156,6 +162,7 @@ export function answersOf(m: Manifest): Answers {
     purpose: m.purpose,
     department: m.audience?.department ?? '',
     maxUsers: m.audience?.maxUsers ? String(m.audience.maxUsers) : '',
+    people: (m.audience?.people ?? []).join('\n'),
     dataClasses: [...m.dataClasses],
     egress: (m.integrations?.egress ?? []).join('\n'),
     connectors: (m.integrations?.connectors ?? []).join('\n'),
@@ -170,7 +177,7 @@ export function answersOf(m: Manifest): Answers {
 export function editedManifest(original: Manifest, a: Answers, templates: Template[]): Manifest {
   const fresh = manifestOf(a, original.owner, templates);
   const { lifetime: _lifetime, integrations: oldIntegrations, audience: oldAudience, ...kept } = original;
-  const { department: _d, maxUsers: _m, ...otherAudience } = oldAudience ?? {};
+  const { department: _d, maxUsers: _m, people: _p, ...otherAudience } = oldAudience ?? {};
   const integrations = {
     ...oldIntegrations,
     egress: fresh.integrations?.egress ?? [],

@@ -47,6 +47,7 @@ function Wizard({ original }: { original: AppView | null }) {
           purpose: '',
           department: session.user.department ?? '',
           maxUsers: '',
+          people: '',
           dataClasses: [],
           egress: '',
           connectors: '',
@@ -183,7 +184,7 @@ function Wizard({ original }: { original: AppView | null }) {
             <>
               <p>
                 <TierBadge tier={assessment.data.tier} />{' '}
-                <span className="muted">score {assessment.data.score}</span>
+                <span className="muted">score {assessment.data.score} of 100</span>
               </p>
               <p data-testid="tier-meaning">{assessment.data.meaning}</p>
               <h3>Policy</h3>

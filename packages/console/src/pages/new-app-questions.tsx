@@ -120,6 +120,21 @@ export function Question(props: {
               onChange={(e) => set({ maxUsers: e.target.value.trim() })}
             />
           </div>
+          <div className="field">
+            <label htmlFor="people">
+              People from elsewhere who may use it too (work e-mails, one per line)
+            </label>
+            <p className="hint" id="people-hint">
+              For colleagues outside the department who asked for access. Leave empty if there are none.
+            </p>
+            <textarea
+              id="people"
+              rows={2}
+              aria-describedby="people-hint"
+              value={a.people}
+              onChange={(e) => set({ people: e.target.value })}
+            />
+          </div>
         </fieldset>
       );
     case 'data':
@@ -244,6 +259,7 @@ export function Review({ manifest: m, lifetimeDays }: { manifest: Manifest; life
     ['Template', m.template ? `${m.template.name} ${m.template.version}` : 'my own code'],
     ['Department', m.audience?.department ?? 'any'],
     ['People', m.audience?.maxUsers ? `up to ${m.audience.maxUsers}` : 'not limited'],
+    ['Also for', m.audience?.people?.join(', ') || 'nobody outside the department'],
     ['Data', m.dataClasses.join(', ')],
     ['Calls', m.integrations?.egress?.join(', ') || 'nothing outside'],
     ['Connectors', m.integrations?.connectors?.join(', ') || 'none'],

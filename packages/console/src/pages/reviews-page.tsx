@@ -8,6 +8,7 @@ import { Link } from '../router.tsx';
 import { hasRole, useSession } from '../session.tsx';
 import { ErrorNote, Loading, RiskFactors, Section, StateBadge, TierBadge } from '../ui.tsx';
 import { useApi } from '../use-api.ts';
+import { Review as Answers } from './new-app-questions.tsx';
 
 /** The reviewer's inbox: each app waiting for them, with everything needed to decide side by side. */
 export function ReviewsPage() {
@@ -74,11 +75,15 @@ function Review({
             <Loading what="revisions" />
           )}
         </Section>
-        <Section title="Manifest" id={`${a.name}-manifest`}>
-          {/* biome-ignore lint/a11y/noNoninteractiveTabindex: a scrolling block must take focus so keyboard users can scroll it */}
-          <pre className="manifest" tabIndex={0}>
-            {JSON.stringify(a.manifest, null, 2)}
-          </pre>
+        <Section title="The answers" id={`${a.name}-manifest`}>
+          <Answers manifest={a.manifest} lifetimeDays={null} />
+          <details>
+            <summary>The manifest as registered</summary>
+            {/* biome-ignore lint/a11y/noNoninteractiveTabindex: a scrolling block must take focus so keyboard users can scroll it */}
+            <pre className="manifest" tabIndex={0}>
+              {JSON.stringify(a.manifest, null, 2)}
+            </pre>
+          </details>
         </Section>
         <Section title="Scan findings" id={`${a.name}-findings`}>
           {versions.error ? <ErrorNote error={versions.error} /> : null}

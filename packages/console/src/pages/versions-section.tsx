@@ -21,10 +21,13 @@ type Deployment = {
 export function VersionsSection({
   name,
   canDeploy,
+  template,
   onChanged,
 }: {
   name: string;
   canDeploy: boolean;
+  /** Made from a template: the console's Deploy builds it, so no developer's command is suggested. */
+  template: boolean;
   onChanged: () => void;
 }) {
   const v = useApi<{ items: VersionItem[] }>(`/api/v1/apps/${name}/versions`);
@@ -48,10 +51,20 @@ export function VersionsSection({
         reviewers): {preview?.url ? <a href={preview.url}>{preview.version}</a> : 'not running'}
       </p>
       {v.data && v.data.items.length === 0 ? (
-        <p>
-          No version yet. Build one with <code>microapp ci</code> in the app's folder; it is tested, scanned,
-          signed and published here.
-        </p>
+        <>
+          <p>
+            No version yet. {template ? 'Deploy it under “Build and deploy” above: ' : 'Its first build '}
+            is tested, scanned, signed and listed here.
+          </p>
+          {template ? null : (
+            <details>
+              <summary>For developers</summary>
+              <p>
+                <code>microapp ci</code> in the app's folder builds and publishes a version.
+              </p>
+            </details>
+          )}
+        </>
       ) : null}
       {v.data?.items.map((x) => (
         <details key={x.version}>

@@ -105,7 +105,7 @@ export function installAuth(
     if (rule.kind === 'roles' && !rule.roles.some((r) => principal.roles.includes(r)))
       throw new AppError(
         'forbidden',
-        `this needs one of the roles: ${rule.roles.join(', ')}; you have ${principal.roles.join(', ') || 'none'}`,
+        `this needs one of the roles: ${rule.roles.join(', ')}; you have ${principal.roles.join(', ') || 'none'}. Ask a platform admin: roles come from your groups in the company's sign-in, and an admin can also do this for you`,
       );
     if (rule.scope && !principal.scopes.includes(rule.scope))
       throw new AppError(

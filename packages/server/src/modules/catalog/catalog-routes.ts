@@ -11,7 +11,7 @@ import { denialSentence } from './catalog-policy.ts';
 import type { CatalogService } from './catalog-service.ts';
 import { dataClasses, Manifest } from './manifest-schema.ts';
 
-const AppName = Type.String({ pattern: '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$', maxLength: 63 });
+export const AppName = Type.String({ pattern: '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$', maxLength: 63 });
 
 /** Register, list and show apps, and publish the manifest's JSON Schema. */
 export function registerCatalogRoutes(fastify: FastifyInstance, deps: { catalog: CatalogService }) {

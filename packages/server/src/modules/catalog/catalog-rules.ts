@@ -14,14 +14,22 @@ import type { Manifest } from './manifest-schema.ts';
 /** Whether a principal may see an app: reviewers, admins and auditors see all; creators their department's and their own. */
 export function canView(
   principal: Principal,
-  app: Pick<AppsTable, 'department' | 'owner' | 'registered_by'>,
+  app: Pick<AppsTable, 'department' | 'owner' | 'registered_by'> & { manifest?: string },
 ): boolean {
   if (hasRole(principal, 'reviewer', 'admin', 'auditor')) return true;
   return (
     (app.department !== null && app.department === principal.department) ||
     app.owner === principal.email ||
-    app.registered_by === principal.userId
+    app.registered_by === principal.userId ||
+    // Someone the owner let in from elsewhere (audience.people), after a reviewed change.
+    (app.manifest !== undefined && peopleOf(app.manifest).includes(principal.email))
   );
+}
+
+/** The people outside the department an app's manifest lets in. */
+export function peopleOf(manifestJson: string): string[] {
+  if (!manifestJson.includes('"people"')) return [];
+  return (JSON.parse(manifestJson) as { audience?: { people?: string[] } }).audience?.people ?? [];
 }
 
 // What decides whether a new revision changes the risk: lifetimes and resources by their bands, so a

@@ -39,6 +39,16 @@ export const Manifest = Type.Object(
         {
           department: Type.Optional(Type.String({ pattern: dnsLabel, maxLength: 63 })),
           maxUsers: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000 })),
+          /**
+           * People outside the department who may use it too (work e-mails): how an owner answers a request
+           * for access. A change to the list is a change to the audience, so it is reviewed again.
+           */
+          people: Type.Optional(
+            Type.Array(Type.String({ pattern: '^[a-z0-9._%+-]+@[a-z0-9.-]+\\.[a-z]{2,}$', maxLength: 254 }), {
+              maxItems: 100,
+              uniqueItems: true,
+            }),
+          ),
         },
         { additionalProperties: false },
       ),

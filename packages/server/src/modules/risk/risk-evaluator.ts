@@ -20,7 +20,8 @@ export type RiskInput = {
   egress: string[];
   connectors: string[];
   secrets: string[];
-  audience: { department: string | null; maxUsers: number | null };
+  /** `people` only when the app names some (so earlier assessments compare equal). */
+  audience: { department: string | null; maxUsers: number | null; people?: string[] };
   lifetimeDays: number;
   /** What the app asks to run with (absent in assessments made before it counted). */
   resources?: { memoryMb: number; cpu: number };
@@ -55,6 +56,9 @@ export function riskInputOf(manifest: Manifest, today = new Date()): RiskInput {
     audience: {
       department: manifest.audience?.department ?? null,
       maxUsers: manifest.audience?.maxUsers ?? null,
+      ...(manifest.audience?.people?.length
+        ? { people: manifest.audience.people.map((p) => p.toLowerCase()).sort() }
+        : {}),
     },
     lifetimeDays,
     resources: {

@@ -9,7 +9,7 @@ import { sendProblem } from '../../api/error-handler.ts';
 import type { Clock } from '../../clock.ts';
 import type { ReadCache } from '../../db/read-cache.ts';
 import type { Database } from '../../db/schema.ts';
-import { AppError, errorCatalog } from '../../errors.ts';
+import { AppError } from '../../errors.ts';
 import { newId } from '../../ids.ts';
 import type { Tracing } from '../../tracing.ts';
 import type { AuditService } from '../audit/audit-service.ts';
@@ -24,6 +24,7 @@ import { appCookieNames, expireForeignCookies, frameHeaders, hostOfOrigin } from
 import { upstreamTarget } from './cluster-routes.ts';
 import { type DeploymentService, parseSite } from './deployment-service.ts';
 import { type Caller, createAdmission } from './gateway-admission.ts';
+import { errorPage } from './gateway-pages.ts';
 import type { ReplicaForwarding } from './replica-forwarding.ts';
 
 const hopByHop = [
@@ -35,17 +36,6 @@ const hopByHop = [
   'transfer-encoding',
   'upgrade',
 ];
-const escapeHtml = (text: string) => text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-
-/** A plain page for a refusal, with the request id a help desk asks for. */
-function errorPage(error: AppError, requestId: string): string {
-  return `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(errorCatalog[error.code].title)}</title></head>
-<body><h1>${escapeHtml(errorCatalog[error.code].title)}</h1><p>${escapeHtml(error.message)}</p>
-<p><small>If you think this is wrong, send this reference to your platform team: ${escapeHtml(requestId)}</small></p>
-</body></html>
-`;
-}
 
 /**
  * The identity-aware gateway for `{app}.apps.localhost`: requires a signed-in user (API token or
@@ -190,7 +180,12 @@ export function createGateway(deps: {
     const fail = (error: AppError) => {
       // People in a browser get a page that says what happened and what to do; scripts get problem+json.
       if (/text\/html/.test(request.headers.accept ?? '')) {
-        reply.status(error.status).type('text/html; charset=utf-8').send(errorPage(error, request.id));
+        const consoleUrl = deps.platformUrl();
+        const ask = consoleUrl ? `${consoleUrl}/apps/${name}?ask=1` : null;
+        reply
+          .status(error.status)
+          .type('text/html; charset=utf-8')
+          .send(errorPage(error, request.id, ask));
       } else sendProblem(reply, request, error);
       return true;
     };
