@@ -469,6 +469,26 @@ describe('web console in a browser', () => {
     await page.getByRole('heading', { level: 1, name: 'Catalog' }).waitFor();
     assert.equal(new URL(page.url()).search, '?tier=high');
     await page.getByRole('link', { name: 'bank-reconciliation' }).waitFor();
+    // What runs, from the overview to the catalog filtered to it; each row says where the app is in its life.
+    await page.getByRole('link', { name: 'Overview' }).click();
+    await page.getByRole('link', { name: `${api.body.apps.running} running live` }).click();
+    await page.getByRole('heading', { level: 1, name: 'Catalog' }).waitFor();
+    assert.equal(new URL(page.url()).search, '?running=yes');
+    assert.equal(await page.getByLabel('Running').inputValue(), 'yes');
+    const survey = page
+      .getByRole('listitem')
+      .filter({ has: page.getByRole('link', { name: 'team-survey' }) });
+    await survey.getByText('running', { exact: true }).waitFor();
+    assert.match((await survey.textContent()) ?? '', /last used \d{4}-\d{2}-\d{2}/);
+    assert.match((await survey.textContent()) ?? '', /expires \d{4}-\d{2}-\d{2}/);
+    assert.equal(
+      await page.getByRole('listitem').filter({ hasText: 'not running' }).count(),
+      0,
+      'only running apps under this filter',
+    );
+    await page.getByLabel('Lifecycle').selectOption('stopped');
+    await page.getByText('0 apps').waitFor();
+    await accessible(page, 'the catalog filtered by lifecycle');
     assert.deepEqual(errors, [], 'console errors');
     await context.close();
     // Creators have no overview: the link is not offered and the API refuses.
@@ -747,8 +767,8 @@ describe('web console in a browser', () => {
     await page.getByRole('heading', { level: 1, name: 'No app called team-survey' }).waitFor();
     const reason = page.getByRole('textbox', { name: 'Why do you need team-survey?' });
     assert.equal(
-      await reason.evaluate((el) => el === document.activeElement),
-      true,
+      await page.evaluate<string>('document.activeElement?.id ?? ""'),
+      'reason',
       'the form has the focus',
     );
     await reason.fill('I run the marketing training budget and need the answers');

@@ -121,6 +121,42 @@ for (const engine of engines()) {
         body: { version: '1.0.0' },
       });
       assert.equal(deploy.status, 409, 'a stopped app is renewed, not redeployed around the schedule');
+      // The catalog says so beside its approval (which still reads approved), and filters on it.
+      const listed = async (query: string) =>
+        (await call(server, 'GET', `/api/v1/apps?view=summary&limit=200${query}`, { token: t.ivan })).body
+          .items as {
+          name: string;
+          stage: string;
+          state: string;
+          running: boolean;
+          lastUsedAt: string | null;
+          expiresAt: string;
+        }[];
+      const row = (await listed('&stage=stopped')).find((a) => a.name === name);
+      assert.deepEqual(
+        row && [row.stage, row.state, row.running, row.lastUsedAt],
+        ['stopped', 'approved', false, null],
+        JSON.stringify(row),
+      );
+      assert.ok(!(await listed('&stage=active')).some((a) => a.name === name));
+      assert.ok(
+        (await listed('&idleDays=60')).some((a) => a.name === name),
+        'not used for 75 days',
+      );
+      assert.ok(!(await listed('&idleDays=90')).some((a) => a.name === name));
+      assert.ok(!(await listed('&running=yes')).some((a) => a.name === name));
+      assert.ok((await listed('&running=no')).some((a) => a.name === name));
+      const days = (Date.parse(row!.expiresAt) - Date.parse(server.internals.clock.nowIso())) / 86_400_000;
+      const within = (await listed(`&expiringDays=${Math.ceil(days)}`)).some((a) => a.name === name);
+      const before = (await listed(`&expiringDays=${Math.max(0, Math.floor(days) - 1)}`)).some(
+        (a) => a.name === name,
+      );
+      assert.deepEqual([within, before], [true, false], `expires in ${days} days`);
+      assert.equal(
+        (await call(server, 'GET', '/api/v1/apps?stage=paused', { token: t.ivan })).status,
+        400,
+        'an unknown stage is refused',
+      );
 
       await advance(server, 16);
       assert.equal((await lifecycleOf(server, t.alice, name)).stage, 'escalated');

@@ -6,7 +6,20 @@ import { Link, navigate, useLocation } from '../router.tsx';
 import { ErrorNote, StateBadge, TierBadge } from '../ui.tsx';
 
 type Page = { items: AppSummary[]; nextCursor: string | null };
-const filterNames = ['q', 'owner', 'department', 'tier', 'state', 'dataClass', 'scorecard'] as const;
+const filterNames = [
+  'q',
+  'owner',
+  'department',
+  'tier',
+  'state',
+  'dataClass',
+  'scorecard',
+  'stage',
+  'running',
+  'expiringDays',
+  'idleDays',
+] as const;
+const stages = ['active', 'warned', 'stopped', 'escalated', 'decommissioned'];
 const pageSize = 100;
 /** A first guess at a row's height; each row is measured as it renders (rows wrap on a phone). */
 const rowHeight = 72;
@@ -124,6 +137,39 @@ export function CatalogPage() {
           options={['passing', 'failing']}
           onChange={setFilter}
         />
+        <Select id="stage" label="Lifecycle" value={filters.stage} options={stages} onChange={setFilter} />
+        <Select
+          id="running"
+          label="Running"
+          value={filters.running}
+          options={[
+            ['yes', 'running'],
+            ['no', 'not running'],
+          ]}
+          onChange={setFilter}
+        />
+        <Select
+          id="expiringDays"
+          label="Expires"
+          value={filters.expiringDays}
+          options={[
+            ['7', 'within 7 days'],
+            ['30', 'within 30 days'],
+            ['90', 'within 90 days'],
+          ]}
+          onChange={setFilter}
+        />
+        <Select
+          id="idleDays"
+          label="Not used for"
+          value={filters.idleDays}
+          options={[
+            ['30', '30 days or more'],
+            ['60', '60 days or more'],
+            ['90', '90 days or more'],
+          ]}
+          onChange={setFilter}
+        />
         <TextFilter id="owner" label="Owner (e-mail)" value={filters.owner} onChange={setFilter} />
         <TextFilter id="department" label="Department" value={filters.department} onChange={setFilter} />
       </form>
@@ -156,6 +202,18 @@ export function CatalogPage() {
                 <div className="row-meta">
                   <TierBadge tier={app.tier} />
                   <StateBadge state={app.state} />
+                  {app.stage && app.stage !== 'active' ? (
+                    <span className={`badge stage-${app.stage}`}>{app.stage}</span>
+                  ) : null}
+                  {app.running !== undefined ? (
+                    <span className="muted">{app.running ? 'running' : 'not running'}</span>
+                  ) : null}
+                  {app.stage !== 'decommissioned' && app.expiresAt ? (
+                    <span className="muted">expires {app.expiresAt.slice(0, 10)}</span>
+                  ) : null}
+                  <span className="muted">
+                    {app.lastUsedAt ? `last used ${app.lastUsedAt.slice(0, 10)}` : 'never used'}
+                  </span>
                   {app.scorecard ? (
                     <span className="muted">
                       scorecard {app.scorecard.passed}/{app.scorecard.total}
@@ -179,7 +237,8 @@ function Select(props: {
   id: string;
   label: string;
   value: string;
-  options: string[];
+  /** Values, or [value, label] pairs. */
+  options: (string | [string, string])[];
   onChange: (name: string, value: string) => void;
 }) {
   return (
@@ -187,11 +246,14 @@ function Select(props: {
       <label htmlFor={props.id}>{props.label}</label>
       <select id={props.id} value={props.value} onChange={(e) => props.onChange(props.id, e.target.value)}>
         <option value="">Any</option>
-        {props.options.map((o) => (
-          <option key={o} value={o}>
-            {o.replace('_', ' ')}
-          </option>
-        ))}
+        {props.options.map((o) => {
+          const [value, label] = Array.isArray(o) ? o : [o, o.replace('_', ' ')];
+          return (
+            <option key={value} value={value}>
+              {label}
+            </option>
+          );
+        })}
       </select>
     </div>
   );

@@ -101,9 +101,9 @@ export function OverviewPage() {
     <>
       <h1 tabIndex={-1}>Overview</h1>
       <p>
-        {d.apps.total} apps, {d.apps.running} running live; {d.reviewsWaiting.count} waiting for review,{' '}
-        {d.expiringSoon.count} expiring within 30 days, {d.idle.count} idle, {d.buildsFailing.count} failed
-        builds this week.{' '}
+        {d.apps.total} apps, <Link href="/?running=yes">{d.apps.running} running live</Link>;{' '}
+        {d.reviewsWaiting.count} waiting for review, {d.expiringSoon.count} expiring within 30 days,{' '}
+        {d.idle.count} idle, {d.buildsFailing.count} failed builds this week.{' '}
         <span className="muted">
           As of <When at={d.at} />.
         </span>
@@ -112,7 +112,12 @@ export function OverviewPage() {
         <div className="side-by-side">
           <CountTable caption="By risk tier" counts={d.apps.byTier} filter="tier" />
           <CountTable caption="By approval" counts={d.apps.byState} words={stateWords} filter="state" />
-          <CountTable caption="By lifecycle stage" counts={d.apps.byStage} words={stageWords} />
+          <CountTable
+            caption="By lifecycle stage"
+            counts={d.apps.byStage}
+            words={stageWords}
+            filter="stage"
+          />
         </div>
       </Section>
       <Section title="Registrations, week by week">
@@ -154,6 +159,11 @@ export function OverviewPage() {
             ['In', (a) => `${a.days} days`],
           ]}
         />
+        {d.expiringSoon.count ? (
+          <p>
+            <Link href="/?expiringDays=30">In the catalog: every app expiring within 30 days</Link>
+          </p>
+        ) : null}
       </Section>
       <Section title="Idle">
         <AppList

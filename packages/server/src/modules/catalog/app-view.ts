@@ -4,6 +4,7 @@ import type { Specialty } from '../identity/principal.ts';
 import type { Scorecard } from '../lifecycle/scorecard.ts';
 import type { RiskFactor } from '../risk/risk-evaluator.ts';
 import type { Tier } from '../risk/risk-rules.ts';
+import type { LifecycleFacts } from './catalog-lifecycle.ts';
 import type { Manifest } from './manifest-schema.ts';
 
 export const appStates = ['pending_review', 'approved', 'rejected', 'changes_requested'] as const;
@@ -60,7 +61,7 @@ export type AppSummary = {
   dataClasses: string[];
   updatedAt: string;
   scorecard?: Scorecard;
-};
+} & Partial<LifecycleFacts>;
 
 export function toAppSummary(app: AppsTable, scorecard?: Scorecard): AppSummary {
   const manifest = JSON.parse(app.manifest) as Manifest;

@@ -3,6 +3,7 @@ import type { Dialect } from '../../db/database.ts';
 import type { AppsTable, Database } from '../../db/schema.ts';
 import { notFound } from '../../errors.ts';
 import { type AppView, toAppView } from './app-view.ts';
+import { type LifecycleFilter, lifecycleConditions } from './catalog-lifecycle.ts';
 
 type Q = Kysely<Database> | Transaction<Database>;
 
@@ -16,6 +17,8 @@ export type AppFilter = {
   dataClass?: string;
   /** Restricts to apps a creator may see: their department's, or their own. */
   visibleTo?: { department: string | null; email: string; userId: string };
+  /** Lifecycle stage, running state and idleness, judged at `now`. */
+  lifecycle?: LifecycleFilter & { now: string };
   after?: string;
   limit: number;
 };
@@ -110,6 +113,8 @@ export function createCatalogRepository(db: Kysely<Database>, dialect: Dialect) 
       );
     }
     if (search) q = q.where(search);
+    if (filter.lifecycle)
+      for (const c of lifecycleConditions(filter.lifecycle, filter.lifecycle.now)) q = q.where(c);
     return q;
   }
 

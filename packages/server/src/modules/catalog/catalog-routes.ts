@@ -7,6 +7,7 @@ import { AppError } from '../../errors.ts';
 import { anyUser, publicRoute, rolesOnly } from '../identity/access.ts';
 import { tiers } from '../risk/risk-rules.ts';
 import { appStates } from './app-view.ts';
+import { catalogStages } from './catalog-lifecycle.ts';
 import { denialSentence } from './catalog-policy.ts';
 import type { CatalogService } from './catalog-service.ts';
 import { dataClasses, Manifest } from './manifest-schema.ts';
@@ -67,10 +68,28 @@ export function registerCatalogRoutes(fastify: FastifyInstance, deps: { catalog:
                 description: 'only apps whose governance scorecard passes every check, or fails one',
               }),
             ),
+            stage: Type.Optional(
+              StringEnum(catalogStages, { description: 'lifecycle stage (an app never warned is active)' }),
+            ),
+            running: Type.Optional(
+              StringEnum(['yes', 'no'] as const, {
+                description: 'whether a live instance runs (or is idle, starting at its next request)',
+              }),
+            ),
+            idleDays: Type.Optional(
+              Type.Integer({ minimum: 1, maximum: 3650, description: 'nobody used it for this many days' }),
+            ),
+            expiringDays: Type.Optional(
+              Type.Integer({
+                minimum: 0,
+                maximum: 3650,
+                description: 'it stops within this many days unless renewed',
+              }),
+            ),
             view: Type.Optional(
               StringEnum(['full', 'summary'] as const, {
                 description:
-                  'full (the default): each app as GET /api/v1/apps/{name} returns it; summary: what a catalog row shows (name, owner, department, state, tier, revision, purpose, data classes, scorecard)',
+                  'full (the default): each app as GET /api/v1/apps/{name} returns it; summary: what a catalog row shows (name, owner, department, state, tier, revision, purpose, data classes, scorecard, lifecycle stage, running, last use, expiry)',
               }),
             ),
           },

@@ -3,10 +3,12 @@ import type { AppsTable } from '../../db/schema.ts';
 import { AppError, notFound } from '../../errors.ts';
 import { nowIso } from '../../ids.ts';
 import { hasRole, type Principal } from '../identity/principal.ts';
+import { defaultLifecycleSettings } from '../lifecycle/lifecycle-rules.ts';
 import type { Scorecard } from '../lifecycle/scorecard.ts';
 import { riskInputOf } from '../risk/risk-evaluator.ts';
 import type { Tier } from '../risk/risk-rules.ts';
 import { type AppSummary, type AppView, toAppSummary } from './app-view.ts';
+import { type LifecycleFacts, type LifecycleFilter, lifecycleFactsOf } from './catalog-lifecycle.ts';
 import { checkPolicies } from './catalog-policy.ts';
 import { type CatalogDeps, createRegistration } from './catalog-registration.ts';
 import type { AppFilter } from './catalog-repository.ts';
@@ -48,6 +50,11 @@ export function createCatalogService(deps: CatalogDeps) {
     filter: Omit<AppFilter, 'visibleTo' | 'after'> & {
       cursor?: string;
       scorecard?: 'passing' | 'failing';
+      stage?: LifecycleFilter['stage'];
+      running?: 'yes' | 'no';
+      idleDays?: number;
+      /** Only apps that stop within this many days unless renewed (computed, so read on like scorecards). */
+      expiringDays?: number;
       /** `summary`: catalog rows (AppSummary), without each app's manifest, assessment and reviews. */
       view?: 'full' | 'summary';
     },
@@ -59,31 +66,55 @@ export function createCatalogService(deps: CatalogDeps) {
         throw new AppError('bad_request', 'the cursor is not valid; start from the first page');
     }
     const restricted = !hasRole(principal, 'reviewer', 'admin', 'auditor');
-    const { scorecard: wanted, cursor: _, view, ...rest } = filter;
+    const { scorecard: wanted, cursor: _, view, stage, running, idleDays, expiringDays, ...rest } = filter;
+    const now = deps.clock?.nowIso() ?? nowIso();
+    const lifecycle =
+      stage || running || idleDays !== undefined
+        ? {
+            lifecycle: {
+              now,
+              ...(stage ? { stage } : {}),
+              ...(running ? { running: running === 'yes' } : {}),
+              ...(idleDays !== undefined ? { idleDays } : {}),
+            },
+          }
+        : {};
+    const lifetimes = deps.maxLifetimeDays ?? defaultLifecycleSettings.maxLifetimeDays;
+    const horizon =
+      expiringDays !== undefined ? new Date(Date.parse(now) + expiringDays * 86_400_000).toISOString() : null;
     const visibleTo = restricted
       ? { visibleTo: { department: principal.department, email: principal.email, userId: principal.userId } }
       : {};
     // Scorecards are computed, not stored: a scorecard filter reads on, a page at a time, until the page
     // is full; the cursor is the last app read, so pages stay stable.
-    const kept: { row: AppsTable; card?: Scorecard }[] = [];
+    const kept: { row: AppsTable; card?: Scorecard; facts?: LifecycleFacts }[] = [];
     let more = true;
     while (kept.length <= filter.limit && more) {
-      const rows = await repo.list({ ...rest, after, limit: filter.limit + 1, ...visibleTo });
+      const rows = await repo.list({ ...rest, after, limit: filter.limit + 1, ...visibleTo, ...lifecycle });
       more = rows.length > filter.limit;
       const cards = deps.scorecards ? await deps.scorecards(rows) : new Map<string, Scorecard>();
+      const facts =
+        view === 'summary' || horizon
+          ? await lifecycleFactsOf(db, rows, lifetimes)
+          : new Map<string, LifecycleFacts>();
       for (const row of rows) {
         const card = cards.get(row.id);
+        const f = facts.get(row.id);
         const passing = card ? card.passed === card.total : true;
-        if (!wanted || (wanted === 'passing') === passing) kept.push({ row, ...(card ? { card } : {}) });
+        const expiring =
+          !horizon || (f !== undefined && f.stage !== 'decommissioned' && f.expiresAt <= horizon);
+        if ((!wanted || (wanted === 'passing') === passing) && expiring)
+          kept.push({ row, ...(card ? { card } : {}), ...(f ? { facts: f } : {}) });
         if (kept.length > filter.limit) break;
       }
       after = rows.at(-1)?.name;
-      if (!wanted) break;
+      if (!wanted && !horizon) break;
     }
     const page = kept.slice(0, filter.limit);
     const nextCursor =
       kept.length > filter.limit ? Buffer.from(page.at(-1)!.row.name).toString('base64url') : null;
-    if (view === 'summary') return { items: page.map((k) => toAppSummary(k.row, k.card)), nextCursor };
+    if (view === 'summary')
+      return { items: page.map((k) => ({ ...toAppSummary(k.row, k.card), ...k.facts })), nextCursor };
     const views = await repo.viewMany(
       db,
       page.map((k) => k.row),

@@ -63,7 +63,7 @@ const plusDays = (at: number, days: number) => new Date(at + days * dayMs).toISO
 /** When an app stops being allowed to run: its manifest's date or the tier's longest lifetime, whichever is first. */
 export function expiryOf(
   app: { createdAt: string; tier: Tier; manifestExpires: string | null; renewedAt: string | null },
-  s: LifecycleSettings,
+  s: Pick<LifecycleSettings, 'maxLifetimeDays'>,
 ): string {
   const base = Date.parse(app.renewedAt ?? app.createdAt);
   const cap = plusDays(base, s.maxLifetimeDays[app.tier]);
