@@ -177,4 +177,33 @@ describe('the console at phone width and with the keyboard only', () => {
     assert.deepEqual(errors, []);
     await context.close();
   });
+  test('on a slow network the console draws its shell before its script arrives, not a blank page', async (t) => {
+    const context = await rig.browser.newContext({ viewport: phone });
+    const page = await context.newPage();
+    // The script is held back as a slow connection would (here, until the shell has been checked).
+    let release: () => void = () => {};
+    const held = new Promise<void>((r) => {
+      release = r;
+    });
+    await page.route('**/assets/*.js', async (route) => {
+      await held;
+      await route.continue();
+    });
+    const started = Date.now();
+    await page.goto(rig.server.url, { waitUntil: 'commit' });
+    await page.getByRole('status').filter({ hasText: 'Loading the console…' }).waitFor();
+    await page.getByRole('link', { name: 'microapp' }).waitFor();
+    const paint = await page.evaluate<number | null>(
+      "performance.getEntriesByName('first-contentful-paint')[0]?.startTime ?? null",
+    );
+    assert.ok(paint !== null, 'something was painted while the script was still on its way');
+    t.diagnostic(
+      `first contentful paint ${Math.round(paint)} ms with the script held back (${Date.now() - started} ms in)`,
+    );
+    release();
+    // Then the console itself replaces the shell (signed out: the sign-in page).
+    await page.getByRole('heading', { level: 1 }).filter({ hasNotText: 'Loading' }).first().waitFor();
+    assert.equal(await page.getByText('Loading the console…').count(), 0);
+    await context.close();
+  });
 });
