@@ -115,7 +115,7 @@ for (const engine of engines()) {
       });
       assert.equal(page.status, 503, page.body);
       assert.match(page.body, /alice@example\.com/);
-      assert.match(page.body, /microapp renew idle-tracker/);
+      assert.match(page.body, /can bring it back with Renew on its page in the console/);
       const deploy = await call(server, 'POST', `/api/v1/apps/${name}/deployments`, {
         token: t.alice,
         body: { version: '1.0.0' },

@@ -336,7 +336,7 @@ export function createLifecycleService(deps: {
       message:
         l.reason === 'owner_left'
           ? `${l.name} was stopped on ${day(l.stage_at)} because its owner, ${l.owner}, left. A platform admin can give it a new owner.`
-          : `${l.name} was stopped on ${day(l.stage_at)} because ${l.reason === 'expired' ? 'its approved lifetime ended' : 'nobody had used it for a long time'}. Its owner, ${l.owner}, can bring it back with \`microapp renew ${l.name}\`; ask them if you need it.`,
+          : `${l.name} was stopped on ${day(l.stage_at)} because ${l.reason === 'expired' ? 'its approved lifetime ended' : 'nobody had used it for a long time'}. Its owner, ${l.owner}, can bring it back with Renew on its page in the console; ask them if you need it.`,
     };
   }
 

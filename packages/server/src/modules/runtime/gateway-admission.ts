@@ -129,8 +129,8 @@ export function createAdmission(deps: {
       throw new AppError(
         'unavailable',
         env === 'preview'
-          ? `the preview of ${name} is not running; its owner starts it with \`microapp deploy ${name} --env preview\``
-          : `${name} is not running; its owner starts it with \`microapp deploy ${name}\``,
+          ? `the preview of ${name} is not running; its owner starts it from the app's page in the console`
+          : `${name} is not running; its owner starts it from the app's page in the console`,
       );
     return { app, instance };
   }
