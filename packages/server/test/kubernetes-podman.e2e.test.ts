@@ -1,5 +1,7 @@
-// The Kubernetes driver's objects run: the form template, built and signed by the platform, rendered for
-// Kubernetes, played by podman (`podman kube play`) on a runtime image built here with buildah. The init
+// The Kubernetes driver's objects run a real app: the tracker template (Fastify, and better-sqlite3, a native
+// module), its dependencies installed by the platform's build from a company npm mirror (on loopback, behind
+// the company CA), built and signed by the platform, rendered for Kubernetes, played by podman (`podman kube
+// play`) on a runtime image built here with buildah (node and the libraries it links, nothing else). The init
 // container fetches the artifact over TLS with a service-account token as a kubelet would project it,
 // checks its digest and unpacks it; the app, as user 65534 on a read-only root, answers only requests that
 // carry an identity the platform signed, whether a request comes through the platform's gateway (which
@@ -16,7 +18,7 @@
 // (`io.podman.annotations.init.container.type: always`). NetworkPolicies, the namespace's Pod Security admission and the disruption
 // budget need a cluster: they are checked against the Kubernetes schemas in kubernetes.test.ts.
 import assert from 'node:assert/strict';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { createServer as createHttpsServer, type Server } from 'node:https';
 import {
@@ -26,16 +28,19 @@ import {
   connect as netConnect,
 } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { parse, stringify } from 'yaml';
+import { npm, packClosure, startRegistry } from '../../cli/test/npm-registry.ts';
+import { renderTemplate } from '../src/modules/catalog/template-files.ts';
 import {
   buildFinished,
   call,
   companyCa,
   people,
   type signInEveryone,
+  sourceArchive,
   startBuildServer,
   type TestServer,
   viaGateway,
@@ -43,9 +48,7 @@ import {
 import { buildRuntimeImage, contained } from './podman.ts';
 
 const templates = resolve(import.meta.dirname, '../../../templates');
-const formVersion = (
-  JSON.parse(readFileSync(join(templates, 'form', 'template.json'), 'utf8')) as { version: string }
-).version;
+const name = 'kube-points';
 const issuer = 'https://kubernetes.default.svc.cluster.local';
 
 /** A request to the pod's socket, as the platform's gateway would make it. */
@@ -67,7 +70,7 @@ function ask(
   });
 }
 
-describe('the Kubernetes objects run a template app (podman kube play)', () => {
+describe('the Kubernetes objects run a real app, npm dependencies and a native module included (podman kube play)', () => {
   let server: TestServer;
   let t: Awaited<ReturnType<typeof signInEveryone>>;
   let stop: () => Promise<void>;
@@ -77,13 +80,14 @@ describe('the Kubernetes objects run a template app (podman kube play)', () => {
   let played: string;
   let socket: string;
   let digest: string;
+  let registry: Awaited<ReturnType<typeof startRegistry>>;
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'microapp-kube-play-'));
     socket = join(dir, 'run', 'app.sock');
     // What a run stopped half-way left behind.
-    await contained('podman', ['pod', 'rm', '--force', '--ignore', 'kube-form-pod-0']);
-    await contained('podman', ['volume', 'rm', '--force', 'kube-form-data']);
+    await contained('podman', ['pod', 'rm', '--force', '--ignore', `${name}-pod-0`]);
+    await contained('podman', ['volume', 'rm', '--force', `${name}-data`]);
     const image = await buildRuntimeImage();
 
     // The platform's TLS address inside the cluster: a certificate from the company CA, on loopback.
@@ -121,7 +125,15 @@ describe('the Kubernetes objects run a template app (podman kube play)', () => {
     const jwk = { ...(await exportJWK(cluster.publicKey)), kid: 'cluster', alg: 'RS256', use: 'sig' };
     writeFileSync(join(dir, 'jwks.json'), JSON.stringify({ keys: [jwk] }));
 
+    // The company's npm mirror, behind the company CA: fastify and better-sqlite3 with their whole trees.
+    registry = await startRegistry(await packClosure(['fastify', 'better-sqlite3']), {
+      tls: { key: ca.key, cert: ca.cert },
+      urlHost: 'localhost',
+    });
+
     ({ server, t, stop } = await startBuildServer({
+      MICROAPP_NPM_REGISTRY: `${registry.url}/`,
+      MICROAPP_NPM_CA_FILE: ca.ca,
       MICROAPP_KUBERNETES_RUNTIME_IMAGE: image,
       MICROAPP_KUBERNETES_ARTIFACT_URL: `https://127.0.0.1:${(front.address() as AddressInfo).port}`,
       MICROAPP_KUBERNETES_TOKEN_ISSUER: issuer,
@@ -130,48 +142,69 @@ describe('the Kubernetes objects run a template app (podman kube play)', () => {
     }));
     platform = server.url;
 
-    // The form template, registered, built and signed by the platform's own pipeline.
+    // The tracker as its developer has it: made from the template, locked against the company mirror.
+    const rendered0 = renderTemplate(templates, 'tracker', {
+      name,
+      owner: people.alice,
+      department: 'finance',
+    });
+    assert.ok(rendered0, 'the tracker template');
+    const src = join(dir, 'src-app');
+    for (const [file, text] of Object.entries(rendered0.files)) {
+      mkdirSync(dirname(join(src, file)), { recursive: true });
+      writeFileSync(join(src, file), text);
+    }
+    writeFileSync(join(src, '.npmrc'), `registry=${registry.url}/\n`);
+    unlinkSync(join(src, 'package-lock.json'));
+    const locked = await npm(
+      ['install', '--package-lock-only', '--ignore-scripts', '--no-audit', '--no-fund', '--cafile', ca.ca],
+      src,
+    );
+    assert.equal(locked.code, 0, locked.out);
+    const files = Object.fromEntries(
+      [...Object.keys(rendered0.files), '.npmrc'].map((f) => [f, readFileSync(join(src, f), 'utf8')]),
+    );
+    // Registered, then built and signed by the platform's own pipeline, which installs from the mirror.
     const reg = await call(server, 'POST', '/api/v1/apps', {
       token: t.alice,
-      body: {
-        name: 'kube-form',
-        owner: people.alice,
-        purpose: 'Collect answers to a short form about the team offsite',
-        dataClasses: ['internal'],
-        audience: { department: 'finance', maxUsers: 40 },
-        runtime: { kind: 'node', entry: 'server.js', memoryMb: 128, cpu: 0.25 },
-        template: { name: 'form', version: formVersion },
-      },
+      body: parse(files['microapp.yaml']!),
     });
     assert.equal(reg.status, 201, reg.text);
-    const started = await call(server, 'POST', '/api/v1/apps/kube-form/builds', { token: t.alice, body: {} });
+    const started = await call(server, 'POST', `/api/v1/apps/${name}/builds`, {
+      token: t.alice,
+      body: { source: await sourceArchive(files) },
+    });
     assert.equal(started.status, 202, started.text);
-    const build = await buildFinished(server, 'kube-form', started.body.id, t.alice);
+    const build = await buildFinished(server, name, started.body.id, t.alice);
     assert.equal(build.state, 'passed', JSON.stringify(build.steps, null, 2));
-    const versions = await call(server, 'GET', '/api/v1/apps/kube-form/versions', { token: t.alice });
+    assert.ok(
+      registry.requests.some((r) => r.includes('better-sqlite3') && r.endsWith('.tgz')),
+      'from the mirror',
+    );
+    const versions = await call(server, 'GET', `/api/v1/apps/${name}/versions`, { token: t.alice });
     const version = versions.body.items[0].version as string;
     digest = versions.body.items[0].digest;
 
     // The driver's objects, as Argo CD would apply them from the GitOps repository.
-    const rendered = await call(server, 'POST', '/api/v1/apps/kube-form/kubernetes-manifests', {
+    const rendered = await call(server, 'POST', `/api/v1/apps/${name}/kubernetes-manifests`, {
       token: t.alice,
       body: { version },
     });
     assert.equal(rendered.status, 200, rendered.text);
-    const files = rendered.body.files as { path: string; content: string }[];
-    const object = (name: string) => parse(files.find((f) => f.path === `apps/kube-form/${name}`)!.content);
+    const objects = rendered.body.files as { path: string; content: string }[];
+    const object = (file: string) => parse(objects.find((f) => f.path === `apps/${name}/${file}`)!.content);
     const deployment = object('deployment.yaml');
     const claim = object('persistentvolumeclaim.yaml');
 
     // What a kubelet would write: a projected token of the app's own service account, for ten minutes.
     const now = Math.floor(Date.now() / 1000);
     const token = await new SignJWT({
-      'kubernetes.io': { namespace: 'microapps', serviceaccount: { name: 'kube-form' } },
+      'kubernetes.io': { namespace: 'microapps', serviceaccount: { name } },
     })
       .setProtectedHeader({ alg: 'RS256', kid: 'cluster' })
       .setIssuer(issuer)
       .setAudience('microapp-artifacts')
-      .setSubject('system:serviceaccount:microapps:kube-form')
+      .setSubject(`system:serviceaccount:microapps:${name}`)
       .setIssuedAt(now)
       .setExpirationTime(now + 600)
       .sign(cluster.privateKey);
@@ -190,7 +223,7 @@ describe('the Kubernetes objects run a template app (podman kube play)', () => {
     const pod = deployment.spec.template.spec;
     pod.hostNetwork = true;
     deployment.metadata.annotations['io.podman.annotations.init.container.type'] = 'always';
-    const byName = (name: string) => pod.volumes.find((v: { name: string }) => v.name === name);
+    const byName = (volume: string) => pod.volumes.find((v: { name: string }) => v.name === volume);
     Object.assign(byName('artifact-token'), { projected: undefined, hostPath: { path: join(dir, 'token') } });
     Object.assign(byName('platform-ca'), { configMap: undefined, hostPath: { path: join(dir, 'ca') } });
     pod.volumes.push({ name: 'run', hostPath: { path: join(dir, 'run') } });
@@ -200,20 +233,21 @@ describe('the Kubernetes objects run a template app (podman kube play)', () => {
     app.ports = undefined;
     app.readinessProbe = undefined;
     app.livenessProbe = undefined;
-    played = join(dir, 'kube-form.yaml');
+    played = join(dir, `${name}.yaml`);
     writeFileSync(played, `${stringify(claim)}---\n${stringify(deployment)}`);
   });
 
   after(async () => {
     if (played) await contained('podman', ['kube', 'down', played]);
-    await contained('podman', ['volume', 'rm', '--force', 'kube-form-data']);
+    await contained('podman', ['volume', 'rm', '--force', `${name}-data`]);
     await stop?.();
+    await registry?.close();
     front?.close();
     relay?.close();
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  test('the pod fetches its signed artifact over TLS with its own token and serves signed-in people only', async () => {
+  test('the pod fetches its signed artifact over TLS with its own token, loads its native module and serves signed-in people only', async () => {
     const play = await contained('podman', ['kube', 'play', played]);
     assert.equal(play.code, 0, `${play.stdout}\n${play.stderr}`);
     // The app can only start once the init container has fetched, checked and unpacked its artifact.
@@ -222,28 +256,36 @@ describe('the Kubernetes objects run a template app (podman kube play)', () => {
       first = await ask(socket, 'GET', '/').catch(() => ({ status: 0, body: '' }));
       if (first.status === 0) await new Promise((r) => setTimeout(r, 500));
     }
-    const logs = await contained('podman', ['pod', 'logs', 'kube-form-pod-0']);
+    const logs = await contained('podman', ['pod', 'logs', `${name}-pod-0`]);
     assert.equal(first.status, 401, `the app did not answer: ${logs.stdout}${logs.stderr}`);
     assert.match(first.body, /Sign in through the platform/);
     assert.match(logs.stdout + logs.stderr, new RegExp(`fetched and checked ${digest}`));
 
-    // With the identity the platform's gateway signs for this app: the form, and an answer kept in /data.
+    // The native module loaded in the pod: SQLite answers (its health needs no identity).
+    const health = await ask(socket, 'GET', '/healthz');
+    assert.equal(health.status, 200, health.body);
+    assert.match(JSON.parse(health.body).sqlite, /^3\.\d+/);
+    // With the identity the platform's gateway signs for this app: an item kept in SQLite on the pod's volume.
     const user = { email: people.dave, name: 'Dave', department: 'finance', roles: ['user'] };
-    const identity = await server.internals.identity(user, 'kube-form');
-    const page = await ask(socket, 'GET', '/', { 'x-microapp-identity': identity });
-    assert.equal(page.status, 200, page.body);
-    assert.match(page.body, /<form method="post" action="\/submit">/);
-    const fields = [...page.body.matchAll(/<textarea name="([^"]+)"/g)].map((m) => m[1]!);
-    assert.ok(fields.length > 0, page.body);
-    const sent = await ask(
+    const identity = await server.internals.identity(user, name);
+    const saved = await ask(
       socket,
       'POST',
-      '/submit',
-      { 'x-microapp-identity': identity, 'content-type': 'application/x-www-form-urlencoded' },
-      new URLSearchParams(fields.map((f): [string, string] => [f, 'Thursday works'])).toString(),
+      '/items',
+      {
+        'x-microapp-identity': identity,
+        'content-type': 'application/x-www-form-urlencoded',
+        accept: 'application/json',
+      },
+      'title=INV-20931+to+match',
     );
-    assert.equal(sent.status, 200, sent.body);
-    assert.match(sent.body, /Thank you/);
+    assert.equal(saved.status, 201, saved.body);
+    assert.equal(JSON.parse(saved.body).created_by, people.dave, 'the identity the platform signed');
+    const listed = await ask(socket, 'GET', '/items.json', { 'x-microapp-identity': identity });
+    assert.deepEqual(
+      (JSON.parse(listed.body) as { title: string }[]).map((i) => i.title),
+      ['INV-20931 to match'],
+    );
 
     // An identity signed for another app, or by anyone but the platform, is not one.
     const foreign = await server.internals.identity(user, 'other-app');
@@ -253,15 +295,15 @@ describe('the Kubernetes objects run a template app (podman kube play)', () => {
 
     // Through the platform's gateway, as people use it: signed in, allowed by the access policy, and the
     // identity the gateway signs is the one the app checks with the key its Deployment carries.
-    const viaPlatform = await viaGateway(server, 'kube-form', '/', { authorization: `Bearer ${t.dave}` });
+    const viaPlatform = await viaGateway(server, name, '/', { authorization: `Bearer ${t.dave}` });
     assert.equal(viaPlatform.status, 200, viaPlatform.body);
-    assert.match(viaPlatform.body, /<form method="post" action="\/submit">/);
-    assert.equal((await viaGateway(server, 'kube-form', '/')).status, 401, 'nobody signed in');
+    assert.match(viaPlatform.body, /INV-20931 to match/);
+    assert.equal((await viaGateway(server, name, '/')).status, 401, 'nobody signed in');
 
     // The container is what the Deployment says: user 65534, a read-only root.
     const who = await contained('podman', [
       'exec',
-      'kube-form-pod-0-app',
+      `${name}-pod-0-app`,
       'node',
       '-e',
       "const fs=require('fs');console.log(process.getuid());try{fs.writeFileSync('/usr/bin/x','')}catch(e){console.log(e.code)}",
