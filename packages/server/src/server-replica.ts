@@ -1,9 +1,11 @@
 import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { ServerConfig } from './config.ts';
+import type { TlsFiles } from './config-scale.ts';
 import type { Database } from './db/schema.ts';
 import type { BuildService } from './modules/builds/build-service.ts';
 import type { DatabaseCredentials } from './modules/connectors/database-credentials.ts';
@@ -23,11 +25,15 @@ export function usageWal(config: Pick<ServerConfig, 'replica' | 'dataDir'>) {
  */
 export function advertiseReplica(
   lease: Pick<ReplicaLease, 'advertise'>,
-  config: Pick<ServerConfig, 'replica' | 'host'>,
+  config: Pick<ServerConfig, 'replica' | 'host' | 'tls'>,
   port: number,
 ) {
   const host = config.host === '0.0.0.0' || config.host === '::' ? hostname() : config.host;
-  return lease.advertise(config.replica.url ?? `http://${host.includes(':') ? `[${host}]` : host}:${port}`);
+  // A replica that serves TLS itself is reached over TLS by the others too.
+  const scheme = config.tls ? 'https' : 'http';
+  return lease.advertise(
+    config.replica.url ?? `${scheme}://${host.includes(':') ? `[${host}]` : host}:${port}`,
+  );
 }
 
 /** Registers this server as a replica (see docs/operations.md, "Several replicas"). */
@@ -92,5 +98,17 @@ export async function recoverWork(deps: {
       clearInterval(timer);
       await sweeping;
     },
+  };
+}
+
+/**
+ * What one replica needs to reach another over TLS: its own certificate (the one they share), read from its
+ * file each time it may have been renewed, and the company CA the process trusts (NODE_EXTRA_CA_CERTS).
+ */
+export function replicaTls(files: TlsFiles) {
+  const extra = process.env.NODE_EXTRA_CA_CERTS;
+  return {
+    certificate: () => readFileSync(files.certFile, 'utf8'),
+    companyCa: extra && existsSync(extra) ? readFileSync(extra, 'utf8') : null,
   };
 }

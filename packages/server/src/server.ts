@@ -42,7 +42,7 @@ import { composeLifecycle } from './server-lifecycle.ts';
 import { checkIssuer, listen } from './server-listen.ts';
 import { platformLogger } from './server-logger.ts';
 import { blobStoreCheck, issuerCheck } from './server-readiness.ts';
-import { advertiseReplica, joinReplicas, recoverWork, usageWal } from './server-replica.ts';
+import { advertiseReplica, joinReplicas, recoverWork, replicaTls, usageWal } from './server-replica.ts';
 import { composeRuntime } from './server-runtime.ts';
 import { composeTrust } from './server-trust.ts';
 import type { RunningServer, StartOptions } from './server-types.ts';
@@ -269,7 +269,11 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     clock,
     tracing,
     cache: readCache,
-    forwarding: createReplicaForwarding({ db: db.kysely, lease }),
+    forwarding: createReplicaForwarding({
+      db: db.kysely,
+      lease,
+      ...(config.tls ? { tls: replicaTls(config.tls) } : {}),
+    }),
   });
   // WebSockets to apps arrive as HTTP upgrades, which Fastify's routes never see.
   app.server.on('upgrade', (req, socket, head) => {

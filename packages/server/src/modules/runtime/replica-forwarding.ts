@@ -1,4 +1,7 @@
-import { request as httpRequest } from 'node:http';
+import { X509Certificate } from 'node:crypto';
+import { type ClientRequest, request as httpRequest, type IncomingMessage } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { checkServerIdentity, type PeerCertificate, rootCertificates } from 'node:tls';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Kysely } from 'kysely';
 import type { Database } from '../../db/schema.ts';
@@ -26,8 +29,16 @@ const dropped = new Set([
 export function createReplicaForwarding(deps: {
   db: Kysely<Database>;
   lease: Pick<ReplicaLease, 'id' | 'addressOf'>;
+  /**
+   * Where replicas serve TLS themselves (MICROAPP_TLS_CERT_FILE): this replica's certificate with its chain,
+   * as PEM (read again when it may have been renewed), and the company's CA certificates
+   * (NODE_EXTRA_CA_CERTS). Replicas share one certificate, issued for the platform's name rather than a
+   * pod's address: a peer is trusted when it presents that very certificate, or one valid for its address.
+   */
+  tls?: { certificate: () => string; companyCa: string | null };
 }) {
   const known = new Map<string, { at: number; url: string | null }>();
+  const tls = deps.tls ? trustFor(deps.tls) : null;
 
   /** The address of the replica running `site`'s app when that is another live replica, else null. */
   async function ownerOf(site: string): Promise<string | null> {
@@ -65,15 +76,34 @@ export function createReplicaForwarding(deps: {
     const before = request.headers['x-forwarded-for'];
     headers['x-forwarded-for'] = before ? `${before}, ${request.ip}` : request.ip;
     reply.hijack();
-    const upstream = httpRequest(
-      { host: to.hostname, port: to.port || 80, method: request.method, path: request.url, headers },
-      (res) => {
-        const out: Record<string, string | string[]> = {};
-        for (const [k, v] of Object.entries(res.headers)) if (v !== undefined && !dropped.has(k)) out[k] = v;
-        reply.raw.writeHead(res.statusCode ?? 502, out);
-        res.pipe(reply.raw);
-      },
-    );
+    const answer = (res: IncomingMessage) => {
+      const out: Record<string, string | string[]> = {};
+      for (const [k, v] of Object.entries(res.headers)) if (v !== undefined && !dropped.has(k)) out[k] = v;
+      reply.raw.writeHead(res.statusCode ?? 502, out);
+      res.pipe(reply.raw);
+    };
+    const host = to.hostname.replace(/^\[|\]$/g, '');
+    let upstream: ClientRequest;
+    if (to.protocol === 'https:') {
+      // The caller's credentials go only to a peer proven to be a replica: never without TLS verification
+      // (the platform's own certificate, or the usual checks with the company CA the process trusts).
+      upstream = httpsRequest(
+        {
+          host,
+          port: to.port || 443,
+          method: request.method,
+          path: request.url,
+          headers,
+          ...(tls ? { ca: tls.ca(), checkServerIdentity: tls.check } : {}),
+          ...(/^[\d.]+$|:/.test(host) ? {} : { servername: host }),
+        },
+        answer,
+      );
+    } else
+      upstream = httpRequest(
+        { host, port: to.port || 80, method: request.method, path: request.url, headers },
+        answer,
+      );
     upstream.on('error', () => {
       known.delete(site);
       if (!reply.raw.headersSent) reply.raw.writeHead(502, { 'content-type': 'text/plain' });
@@ -84,6 +114,34 @@ export function createReplicaForwarding(deps: {
   }
 
   return { forward };
+}
+
+const pemBlocks = (text: string) =>
+  text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+
+/**
+ * How one replica checks another's TLS: the usual roots, the company CA and the platform's own certificate
+ * (a self-signed one is its own root) as trust anchors; then the peer's certificate must be the platform's
+ * own, or valid for the address it was reached at.
+ */
+function trustFor(settings: { certificate: () => string; companyCa: string | null }) {
+  let own = { at: 0, pem: '', fingerprint: '' };
+  const current = (fresh = false) => {
+    if (fresh || Date.now() - own.at > 30_000) {
+      const pem = settings.certificate();
+      own = { at: Date.now(), pem, fingerprint: new X509Certificate(pem).fingerprint256 };
+    }
+    return own;
+  };
+  return {
+    ca: () => [...rootCertificates, ...pemBlocks(settings.companyCa ?? ''), ...pemBlocks(current().pem)],
+    check(hostname: string, peer: PeerCertificate) {
+      if (peer.fingerprint256 === current().fingerprint) return undefined;
+      // Renewed since it was read: look again before refusing.
+      if (peer.fingerprint256 === current(true).fingerprint) return undefined;
+      return checkServerIdentity(hostname, peer);
+    },
+  };
 }
 
 export type ReplicaForwarding = ReturnType<typeof createReplicaForwarding>;
