@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { request } from 'node:http';
+import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -29,7 +31,9 @@ async function publish(server: { url: string }, token: string, name: string) {
   assert.equal(reg.status, 201, reg.text);
   const artifact = await sourceArchive({
     'package.json': JSON.stringify({ name, version: '1.0.0' }),
-    'server.js': `require('node:http').createServer((q, s) => s.end('${name} answers')).listen(process.env.PORT);\n`,
+    // It answers requests with its name, and a WebSocket with its name and whether it got an identity, then
+    // echoes what it is sent.
+    'server.js': `require('node:http').createServer((q, s) => s.end('${name} answers')).on('upgrade', (q, sock) => { sock.write('HTTP/1.1 101 Switching Protocols\\r\\nUpgrade: websocket\\r\\nConnection: Upgrade\\r\\n\\r\\n${name} live ' + Boolean(q.headers['x-microapp-identity']) + '\\n'); sock.pipe(sock); }).listen(process.env.PORT);\n`,
   });
   const sbom = { bomFormat: 'CycloneDX', specVersion: '1.6', version: 1, components: [] };
   const pub = await call(server as RunningServer, 'POST', `/api/v1/apps/${name}/versions`, {
@@ -38,6 +42,50 @@ async function publish(server: { url: string }, token: string, name: string) {
   });
   assert.equal(pub.status, 201, pub.text);
   return pub.body.digest as string;
+}
+
+/** Opens an upgraded connection (a WebSocket handshake) to an app through a replica's gateway. */
+function upgradeVia(server: { url: string }, appName: string, headers: Record<string, string> = {}) {
+  const url = new URL(server.url);
+  return new Promise<{ status: number; socket?: Socket }>((resolve, reject) => {
+    const req = request({
+      host: '127.0.0.1',
+      port: url.port,
+      path: '/live',
+      headers: {
+        host: `${appName}.apps.localhost:${url.port}`,
+        connection: 'Upgrade',
+        upgrade: 'websocket',
+        ...headers,
+      },
+    });
+    req.on('upgrade', (res, socket, head) => {
+      if (head.length) socket.unshift(head);
+      resolve({ status: res.statusCode ?? 0, socket });
+    });
+    req.on('response', (res) => {
+      res.resume();
+      resolve({ status: res.statusCode ?? 0 });
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** The next line an upgraded connection sends. */
+function lineFrom(socket: Socket): Promise<string> {
+  return new Promise((resolve) => {
+    let buf = '';
+    const onData = (d: Buffer) => {
+      buf += d.toString('utf8');
+      const i = buf.indexOf('\n');
+      if (i >= 0) {
+        socket.off('data', onData);
+        resolve(buf.slice(0, i));
+      }
+    };
+    socket.on('data', onData);
+  });
 }
 
 /** Each running deployment's app and the replica that runs it, by app name. */
@@ -147,6 +195,17 @@ describe('three replicas on one PostgreSQL and an OCI registry', { skip: !pg && 
       'x-microapp-replica-hop': 'replica-b',
     });
     assert.equal(forged.status, 503, forged.body);
+    // A WebSocket too: the handshake goes to the replica that runs the app, which signs the caller in; then
+    // the bytes flow both ways through the replica the caller reached.
+    for (const server of [a, c]) {
+      const live = await upgradeVia(server, 'poll-three', { authorization: `Bearer ${t.dave}` });
+      assert.equal(live.status, 101, `through ${server.url}`);
+      assert.equal(await lineFrom(live.socket!), 'poll-three live true', 'the app got an identity');
+      live.socket!.write('ping through the replicas\n');
+      assert.equal(await lineFrom(live.socket!), 'ping through the replicas');
+      live.socket!.destroy();
+    }
+    assert.equal((await upgradeVia(a, 'poll-three')).status, 401, "the owner's refusal, passed on");
     // Every artifact is in the registry, not on any replica's disk.
     const auth = `Basic ${Buffer.from('platform:registry-pw-9').toString('base64')}`;
     const tags = await fetch(`${registry.url}/v2/microapp/artifacts/tags/list`, {

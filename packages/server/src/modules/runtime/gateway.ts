@@ -49,7 +49,7 @@ export function createGateway(deps: {
   engine: Pick<PolicyEngine, 'decide' | 'log'> | null;
   deployments: Pick<DeploymentService, 'instanceFor' | 'instanceOf' | 'identityToken' | 'clusterInstance'>;
   /** Requests for an app another replica runs go there (replica-forwarding.ts); absent: one replica. */
-  forwarding?: Pick<ReplicaForwarding, 'forward'>;
+  forwarding?: Pick<ReplicaForwarding, 'forward' | 'forwardUpgrade'>;
   audit: Pick<AuditService, 'record'>;
   usage: Pick<UsageService, 'record'>;
   db: Kysely<Database>;
@@ -291,6 +291,11 @@ export function createGateway(deps: {
   async function upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<boolean> {
     const site = deps.hosts.siteOf(req.headers.host);
     if (!site) return false;
+    if (
+      !deps.deployments.instanceOf(site) &&
+      (await deps.forwarding?.forwardUpgrade(req, socket, head, site))
+    )
+      return true;
     const { name } = parseSite(site);
     const caller: Caller = {
       headers: req.headers,

@@ -1,6 +1,7 @@
 import { X509Certificate } from 'node:crypto';
 import { type ClientRequest, request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
+import type { Duplex } from 'node:stream';
 import { checkServerIdentity, type PeerCertificate, rootCertificates } from 'node:tls';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Kysely } from 'kysely';
@@ -62,19 +63,93 @@ export function createReplicaForwarding(deps: {
     return url;
   }
 
+  /** A request to the replica at `target`, over TLS when it serves TLS (verified as `trustFor` says). */
+  function toReplica(
+    target: string,
+    options: { method: string; path: string; headers: Record<string, string | string[]> },
+  ): ClientRequest {
+    const to = new URL(target);
+    const host = to.hostname.replace(/^\[|\]$/g, '');
+    if (to.protocol !== 'https:') return httpRequest({ host, port: to.port || 80, ...options });
+    // The caller's credentials go only to a peer proven to be a replica: never without TLS verification
+    // (the platform's own certificate, or the usual checks with the company CA the process trusts).
+    return httpsRequest({
+      host,
+      port: to.port || 443,
+      ...options,
+      ...(tls ? { ca: tls.ca(), checkServerIdentity: tls.check } : {}),
+      ...(/^[\d.]+$|:/.test(host) ? {} : { servername: host }),
+    });
+  }
+
+  /** The caller's headers for the replica that runs the app: marked as forwarded, with the caller's address. */
+  function headersFor(
+    raw: IncomingMessage['headers'],
+    ip: string,
+    keep: ReadonlySet<string> = new Set(),
+  ): Record<string, string | string[]> {
+    const headers: Record<string, string | string[]> = {};
+    for (const [k, v] of Object.entries(raw))
+      if (v !== undefined && (!dropped.has(k) || keep.has(k))) headers[k] = v;
+    headers[hopHeader] = deps.lease.id;
+    // The replica that runs the app believes this only if this replica is in its MICROAPP_TRUSTED_PROXIES.
+    const before = raw['x-forwarded-for'];
+    headers['x-forwarded-for'] = before ? `${before}, ${ip}` : ip;
+    return headers;
+  }
+
+  /**
+   * A WebSocket (an HTTP upgrade) for an app another replica runs: the handshake goes to that replica, which
+   * signs the caller in and decides as for any request; its answer, a switch of protocols or a refusal,
+   * comes back as it is, and then the bytes flow both ways. False when this replica should answer.
+   */
+  async function forwardUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, site: string) {
+    if (req.headers[hopHeader]) return false;
+    const target = await ownerOf(site).catch(() => null);
+    if (!target) return false;
+    const upstream = toReplica(target, {
+      method: req.method ?? 'GET',
+      path: req.url ?? '/',
+      headers: headersFor(req.headers, req.socket.remoteAddress ?? '', new Set(['connection', 'upgrade'])),
+    });
+    const statusLine = (res: IncomingMessage) => {
+      const lines = [`HTTP/1.1 ${res.statusCode} ${res.statusMessage ?? ''}`];
+      for (let i = 0; i < res.rawHeaders.length; i += 2)
+        lines.push(`${res.rawHeaders[i]}: ${res.rawHeaders[i + 1]}`);
+      return `${lines.join('\r\n')}\r\n\r\n`;
+    };
+    socket.on('error', () => socket.destroy());
+    upstream.on('upgrade', (res, peer, peerHead) => {
+      socket.write(statusLine(res));
+      if (peerHead.length) socket.write(peerHead);
+      if (head.length) peer.write(head);
+      peer.on('error', () => socket.destroy());
+      socket.on('close', () => peer.destroy());
+      peer.on('close', () => socket.destroy());
+      peer.pipe(socket);
+      socket.pipe(peer);
+    });
+    // A refusal (not signed in, not allowed): passed on whole, then the connection closes.
+    upstream.on('response', (res) => {
+      socket.write(statusLine(res));
+      res.pipe(socket);
+    });
+    upstream.on('error', () => {
+      known.delete(site);
+      socket.end(
+        'HTTP/1.1 502 Bad Gateway\r\ncontent-type: text/plain; charset=utf-8\r\nconnection: close\r\n\r\nthe replica running this app did not answer; try again in a moment\n',
+      );
+    });
+    upstream.end();
+    return true;
+  }
+
   /** Forwards the request when another replica runs the app; false when this replica should answer. */
   async function forward(request: FastifyRequest, reply: FastifyReply, site: string): Promise<boolean> {
     if (request.headers[hopHeader]) return false;
     const target = await ownerOf(site).catch(() => null);
     if (!target) return false;
-    const to = new URL(target);
-    const headers: Record<string, string | string[]> = {};
-    for (const [k, v] of Object.entries(request.headers))
-      if (v !== undefined && !dropped.has(k)) headers[k] = v;
-    headers[hopHeader] = deps.lease.id;
-    // The replica that runs the app believes this only if this replica is in its MICROAPP_TRUSTED_PROXIES.
-    const before = request.headers['x-forwarded-for'];
-    headers['x-forwarded-for'] = before ? `${before}, ${request.ip}` : request.ip;
+    const headers = headersFor(request.headers, request.ip);
     reply.hijack();
     const answer = (res: IncomingMessage) => {
       const out: Record<string, string | string[]> = {};
@@ -82,28 +157,8 @@ export function createReplicaForwarding(deps: {
       reply.raw.writeHead(res.statusCode ?? 502, out);
       res.pipe(reply.raw);
     };
-    const host = to.hostname.replace(/^\[|\]$/g, '');
-    let upstream: ClientRequest;
-    if (to.protocol === 'https:') {
-      // The caller's credentials go only to a peer proven to be a replica: never without TLS verification
-      // (the platform's own certificate, or the usual checks with the company CA the process trusts).
-      upstream = httpsRequest(
-        {
-          host,
-          port: to.port || 443,
-          method: request.method,
-          path: request.url,
-          headers,
-          ...(tls ? { ca: tls.ca(), checkServerIdentity: tls.check } : {}),
-          ...(/^[\d.]+$|:/.test(host) ? {} : { servername: host }),
-        },
-        answer,
-      );
-    } else
-      upstream = httpRequest(
-        { host, port: to.port || 80, method: request.method, path: request.url, headers },
-        answer,
-      );
+    const upstream = toReplica(target, { method: request.method, path: request.url, headers });
+    upstream.on('response', answer);
     upstream.on('error', () => {
       known.delete(site);
       if (!reply.raw.headersSent) reply.raw.writeHead(502, { 'content-type': 'text/plain' });
@@ -113,7 +168,7 @@ export function createReplicaForwarding(deps: {
     return true;
   }
 
-  return { forward };
+  return { forward, forwardUpgrade };
 }
 
 const pemBlocks = (text: string) =>
