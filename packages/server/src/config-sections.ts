@@ -260,6 +260,12 @@ export function buildSettingsFrom(env: NodeJS.ProcessEnv, problems: string[]) {
     if (token !== null && (!token.trim() || /\s/.test(token.trim())))
       problems.push(`MICROAPP_NPM_TOKEN_FILE: ${npmTokenFile} must hold one token on one line`);
   }
+  // A bank's rule that every shipped version went through a reviewed change of its repository.
+  const shipOnly = (env.MICROAPP_SHIP_ONLY_MERGED_CHANGES ?? 'off').toLowerCase();
+  if (!['on', 'off'].includes(shipOnly))
+    problems.push(
+      `MICROAPP_SHIP_ONLY_MERGED_CHANGES must be on or off, got "${env.MICROAPP_SHIP_ONLY_MERGED_CHANGES}"`,
+    );
   const limits: ResourceLimits = { ...defaultBuildLimits };
   for (const [variable, key, min, max] of [
     ['MICROAPP_BUILD_MEMORY_MB', 'memoryMb', 256, 65536],
@@ -273,5 +279,5 @@ export function buildSettingsFrom(env: NodeJS.ProcessEnv, problems: string[]) {
       problems.push(`${variable} must be a number from ${min} to ${max}, got "${raw}"`);
     else limits[key] = n;
   }
-  return { npmRegistry, npmCaFile, npmTokenFile, limits };
+  return { npmRegistry, npmCaFile, npmTokenFile, limits, shipOnlyMergedChanges: shipOnly === 'on' };
 }

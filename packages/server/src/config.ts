@@ -90,6 +90,8 @@ export type ServerConfig = {
   vault: (VaultSettings & { secretsBackend: 'local' | 'vault' }) | null;
   /** What one platform build (its pipeline and every step) may use, through cgroups when the host has them. */
   buildLimits: ResourceLimits;
+  /** Only versions a merged change request built are signed (MICROAPP_SHIP_ONLY_MERGED_CHANGES); off by default. */
+  shipOnlyMergedChanges: boolean;
   /** The most an app may ask for in its manifest (`runtime.memoryMb`, `runtime.cpu`); more is refused. */
   appMaximums: { memoryMb: number; cpu: number };
   /** Per-person quotas: new apps registered per day, platform builds requested per hour (admins are exempt). */
@@ -350,6 +352,7 @@ export function loadConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv): ServerCo
     kubernetes,
     vault,
     buildLimits: build.limits,
+    shipOnlyMergedChanges: build.shipOnlyMergedChanges,
     appMaximums,
     quotas,
     sandboxUidBase,

@@ -86,6 +86,7 @@ export function composeTrust(
     blobs,
     builderId: (by) => `${deps.publicUrl()}/builders/${by}/v1`,
     agentSession: createAgentSessionRecord(db),
+    shipOnlyMergedChanges: config.shipOnlyMergedChanges,
   });
   registerSigningRoutes(app, {
     keys,

@@ -50,6 +50,18 @@ describe('server configuration', () => {
     );
   });
 
+  test('shipping only merged changes is on or off, off by default', () => {
+    assert.equal(loadConfig({ dev: true }, {}).shipOnlyMergedChanges, false);
+    assert.equal(
+      loadConfig({ dev: true }, { MICROAPP_SHIP_ONLY_MERGED_CHANGES: 'ON' }).shipOnlyMergedChanges,
+      true,
+    );
+    assert.throws(
+      () => loadConfig({ dev: true }, { MICROAPP_SHIP_ONLY_MERGED_CHANGES: 'yes' }),
+      /MICROAPP_SHIP_ONLY_MERGED_CHANGES must be on or off, got "yes"/,
+    );
+  });
+
   test("the registry's CA bundle must be a readable PEM file; a good one is kept", () => {
     assert.throws(
       () => loadConfig({ dev: true }, { MICROAPP_NPM_CA_FILE: '/nonexistent/ca.pem' }),

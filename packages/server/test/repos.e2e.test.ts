@@ -8,6 +8,7 @@ import {
   lunchPoll,
   people,
   type signInEveryone,
+  sourceArchive,
   startBuildServer,
   type TestServer,
   viaGateway,
@@ -84,6 +85,8 @@ describe('change requests ship through the pipeline', () => {
   before(async () => {
     ({ server, t, dir, stop } = await startBuildServer({
       MICROAPP_KUBERNETES_RUNTIME_IMAGE: `registry.example.com/node@sha256:${'cd'.repeat(32)}`,
+      // A bank's rule: every shipped version went through a reviewed change. The flows below ship anyway.
+      MICROAPP_SHIP_ONLY_MERGED_CHANGES: 'on',
     }));
   });
   after(async () => {
@@ -232,5 +235,27 @@ describe('change requests ship through the pipeline', () => {
     const page = await viaGateway(server, 'kudos-board', '/', { authorization: `Bearer ${t.dave}` });
     assert.match(page.body, /Who helped you this week\?/);
     rmSync(clone, { recursive: true, force: true });
+  });
+  test('where only merged changes ship, a version built anywhere else is refused, and says how to ship', async () => {
+    await register('side-door', ['internal']);
+    const artifact = await sourceArchive({
+      'package.json': JSON.stringify({ name: 'side-door', version: '1.0.0' }),
+      'server.js': "require('node:http').createServer((q, s) => s.end('hi')).listen(process.env.PORT);\n",
+    });
+    const direct = await call(server, 'POST', '/api/v1/apps/side-door/versions', {
+      token: t.alice,
+      body: {
+        version: '1.0.0',
+        artifact,
+        sbom: { bomFormat: 'CycloneDX', specVersion: '1.6', version: 1, components: [] },
+      },
+    });
+    assert.equal(direct.status, 409, direct.text);
+    assert.match(
+      direct.body.detail,
+      /ships only what a merged change request built: push your change to a branch/,
+    );
+    const versions = await call(server, 'GET', '/api/v1/apps/side-door/versions', { token: t.alice });
+    assert.deepEqual(versions.body.items, [], 'nothing signed');
   });
 });

@@ -62,6 +62,8 @@ export function createVersionsService(deps: {
   unpackLimits?: UnpackLimits;
   /** The record of an agent session, for versions an agent's build publishes (modules/agents). */
   agentSession?: AgentSessionRecord;
+  /** Sign only what a merged change request built (MICROAPP_SHIP_ONLY_MERGED_CHANGES). */
+  shipOnlyMergedChanges?: boolean;
 }) {
   const { db, audit, keys } = deps;
 
@@ -132,6 +134,12 @@ export function createVersionsService(deps: {
             .executeTakeFirst()
         : undefined;
     const builtBy = build ? 'platform' : 'client';
+    const from = build ? (JSON.parse(build.settings) as { source?: CommitSource }).source : undefined;
+    if (deps.shipOnlyMergedChanges && !(from?.publish && from.change))
+      throw new AppError(
+        'conflict',
+        `this platform ships only what a merged change request built: push your change to a branch of ${name}'s repository and open a change request (the console's Deploy does both); once its checks pass and its reviews are in, merging builds, signs and ships it`,
+      );
     if (!scan.passed)
       throw new AppError(
         'policy_denied',
