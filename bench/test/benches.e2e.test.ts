@@ -164,6 +164,12 @@ describe('benches measure what they say', () => {
     printed(await bench('lifecycle', '--postgres', postgres), /sqlite\s+500 apps/);
   });
 
+  test('flows: the expense form and a request for changes, counted and timed in the console beside the API', {
+    skip: !(hasChromium && canSandbox) && 'needs chromium and bubblewrap',
+  }, async () => {
+    printed(await bench('flows'), /\d+ clicks and entries .* ratio [\d.]+x/);
+  });
+
   test('console: time to interactive of a big catalog beside a small one', {
     skip: hasChromium ? false : 'needs chromium (.ci/run installs it)',
   }, async () => {
