@@ -129,6 +129,9 @@ describe('web console in a browser', () => {
     await builder.getByRole('button', { name: 'Remove question 3' }).click();
     await builder.getByRole('button', { name: 'Add a question' }).click();
     await builder.getByLabel('Question 3', { exact: true }).fill('Anything else?');
+    // A new question must be answered unless its owner says otherwise.
+    assert.equal(await builder.getByRole('checkbox', { name: 'Required' }).nth(2).isChecked(), true);
+    await builder.getByRole('checkbox', { name: 'Required' }).nth(2).uncheck();
     await builder.getByRole('button', { name: 'Move question 3 up' }).click();
     await accessible(page, 'the form builder');
     await page.getByRole('button', { name: 'Deploy team-survey' }).click();
@@ -171,6 +174,14 @@ describe('web console in a browser', () => {
     await page.getByRole('button', { name: 'Send' }).click();
     await page.getByText('Thank you, your answer is saved.').waitFor();
     await shot(page, '07-app-in-use');
+    // The owner reaches the answers from the console: the link opens the app's export, with her session.
+    await page.goto(`${server.url}/apps/team-survey`);
+    const csv = page.getByRole('link', { name: 'Download the answers (CSV)' });
+    const href = (await csv.getAttribute('href')) ?? '';
+    assert.match(href, /^http:\/\/team-survey\.apps\.localhost:\d+\/export\.csv$/);
+    const exported = await page.request.get(href);
+    assert.equal(exported.status(), 200);
+    assert.match(await exported.text(), /"Negotiation"/);
 
     // The API holds what the console showed.
     const app = await call(server, 'GET', '/api/v1/apps/team-survey', { token: tokens.alice });

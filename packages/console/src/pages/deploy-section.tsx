@@ -153,6 +153,12 @@ export function DeploySection({ app, onDeployed }: { app: AppView; onDeployed: (
             <>
               {' '}
               · <a href={last.url}>Open {app.name}</a>
+              {template.name === 'form' ? (
+                <>
+                  {' '}
+                  · <a href={`${last.url.replace(/\/$/, '')}/export.csv`}>Download the answers (CSV)</a>
+                </>
+              ) : null}
             </>
           ) : null}
         </p>
@@ -236,6 +242,13 @@ function BuildProgress({ build }: { build: BuildView }) {
           <a href={build.url} className="button primary">
             Open {build.app}
           </a>{' '}
+          {build.fields ? (
+            <>
+              <a href={`${build.url.replace(/\/$/, '')}/export.csv`} className="button">
+                Download the answers (CSV)
+              </a>{' '}
+            </>
+          ) : null}
           Colleagues sign in with their company account; only the audience you registered gets in.
         </p>
       ) : null}
@@ -351,7 +364,8 @@ function FormBuilder(props: { fields: Row[]; onChange: (f: Row[]) => void; disab
               {
                 id: slug('New question', new Set(rows.map((r) => r.field.id))),
                 label: 'New question',
-                required: false,
+                // A question asked is usually one that must be answered; untick it for an optional one.
+                required: true,
                 max: 500,
               },
             ]),
