@@ -90,7 +90,7 @@ describe('preview and live environments', () => {
     assert.match(dave.body, /the preview of survey is for its owner and reviewers/);
     const live = await viaGateway(server, 'survey', '/', { authorization: `Bearer ${t.dave}` });
     assert.equal(live.status, 503, 'nothing runs in live yet');
-    assert.match(live.body, /microapp deploy survey/);
+    assert.match(live.body, /survey is not running; its owner starts it from the app's page in the console/);
   });
 
   test('promotion takes only a version tried in preview; live keeps its own data', async () => {
