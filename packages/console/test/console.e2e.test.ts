@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { zipSync } from 'fflate';
 import type { Browser, Page } from 'playwright-core';
-import { bankReconciliation, call, type TestServer } from '../../server/test/harness.ts';
+import { bankReconciliation, call, type TestServer, viaGateway } from '../../server/test/harness.ts';
 import { type ConsoleRig, startConsoleRig } from './console-harness.ts';
 
 /**
@@ -179,9 +179,11 @@ describe('web console in a browser', () => {
     const csv = page.getByRole('link', { name: 'Download the answers (CSV)' });
     const href = (await csv.getAttribute('href')) ?? '';
     assert.match(href, /^http:\/\/team-survey\.apps\.localhost:\d+\/export\.csv$/);
-    const exported = await page.request.get(href);
-    assert.equal(exported.status(), 200);
-    assert.match(await exported.text(), /"Negotiation"/);
+    // (What the browser sends there: her session on the app's own host.)
+    const cookie = (await context.cookies(href)).map((c) => `${c.name}=${c.value}`).join('; ');
+    const exported = await viaGateway(server, 'team-survey', '/export.csv', { cookie });
+    assert.equal(exported.status, 200, exported.body);
+    assert.match(exported.body, /"Negotiation"/);
 
     // The API holds what the console showed.
     const app = await call(server, 'GET', '/api/v1/apps/team-survey', { token: tokens.alice });
