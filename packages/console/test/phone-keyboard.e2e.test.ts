@@ -193,6 +193,10 @@ describe('the console at phone width and with the keyboard only', () => {
     await page.goto(rig.server.url, { waitUntil: 'commit' });
     await page.getByRole('status').filter({ hasText: 'Loading the console…' }).waitFor();
     await page.getByRole('link', { name: 'microapp' }).waitFor();
+    // The paint is recorded a frame after the shell is on screen: wait for it, the script still held back.
+    await page.waitForFunction("performance.getEntriesByName('first-contentful-paint').length > 0", null, {
+      timeout: 10_000,
+    });
     const paint = await page.evaluate<number | null>(
       "performance.getEntriesByName('first-contentful-paint')[0]?.startTime ?? null",
     );
