@@ -1,7 +1,5 @@
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { request } from 'node:http';
-import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -9,54 +7,17 @@ import { Deployment } from 'kubernetes-models/apps/v1';
 import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
 import { PersistentVolumeClaim, Service } from 'kubernetes-models/v1';
 import { parse } from 'yaml';
-import { call, startTestServer, type TestServer, tokenFor, viaGateway } from '../../server/test/harness.ts';
+import {
+  call,
+  lineFrom,
+  startTestServer,
+  type TestServer,
+  tokenFor,
+  upgradeVia,
+  viaGateway,
+} from '../../server/test/harness.ts';
 import { devSignIn } from '../src/login-flow.ts';
 import { cli, importAdvisories } from './cli-harness.ts';
-
-/** Opens an upgraded connection (a WebSocket handshake) to an app through the gateway. */
-function upgradeVia(server: TestServer, appName: string, headers: Record<string, string> = {}) {
-  const url = new URL(server.url);
-  return new Promise<{ status: number; socket?: Socket }>((resolve, reject) => {
-    const req = request({
-      host: '127.0.0.1',
-      port: url.port,
-      path: '/live',
-      headers: {
-        host: `${appName}.apps.localhost:${url.port}`,
-        connection: 'Upgrade',
-        upgrade: 'websocket',
-        ...headers,
-      },
-    });
-    req.on('upgrade', (res, socket, head) => {
-      // Bytes that came with the handshake belong to the stream.
-      if (head.length) socket.unshift(head);
-      resolve({ status: res.statusCode ?? 0, socket });
-    });
-    req.on('response', (res) => {
-      res.resume();
-      resolve({ status: res.statusCode ?? 0 });
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
-
-/** The next line an upgraded connection sends. */
-function lineFrom(socket: Socket): Promise<string> {
-  return new Promise((resolve) => {
-    let buf = '';
-    const onData = (d: Buffer) => {
-      buf += d.toString('utf8');
-      const i = buf.indexOf('\n');
-      if (i >= 0) {
-        socket.off('data', onData);
-        resolve(buf.slice(0, i));
-      }
-    };
-    socket.on('data', onData);
-  });
-}
 
 // An app that shows what reaches it: the check that the gateway strips credentials.
 const echoApp = {

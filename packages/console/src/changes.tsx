@@ -80,17 +80,28 @@ export function ChangesTable({ revisions, current }: { revisions: RevisionView[]
     : `revision ${base.revision} (tier ${base.tier}), which was not approved: ${standing(base)}`;
   if (changes.length === 0) return <p>Nothing changed in the answers since {since}.</p>;
   return (
+    <DiffTable
+      caption={`Changed since ${since}`}
+      before={approved ? 'Approved' : 'Before'}
+      changes={changes}
+    />
+  );
+}
+
+/** Answers before and after, a row each: the old struck through, the new marked inserted. */
+export function DiffTable(props: { caption: string; before: string; changes: Change[] }) {
+  return (
     <table className="diff">
-      <caption>Changed since {since}</caption>
+      <caption>{props.caption}</caption>
       <thead>
         <tr>
           <th scope="col">What</th>
-          <th scope="col">{approved ? 'Approved' : 'Before'}</th>
+          <th scope="col">{props.before}</th>
           <th scope="col">Now</th>
         </tr>
       </thead>
       <tbody>
-        {changes.map((c) => (
+        {props.changes.map((c) => (
           <tr key={c.what}>
             <th scope="row">{c.what}</th>
             <td>

@@ -12,6 +12,7 @@ import { createCatalogService } from './modules/catalog/catalog-service.ts';
 import type { Manifest } from './modules/catalog/manifest-schema.ts';
 import type { Principal } from './modules/identity/principal.ts';
 import { createScorecards } from './modules/lifecycle/scorecard.ts';
+import { accessInput } from './modules/policy/access-input.ts';
 import { blockNotesOf } from './modules/policy/blocked-domains.ts';
 import { createRegoRiskEvaluator, createRegoRouting } from './modules/policy/policy-decisions.ts';
 import { createPolicyEngine, type Decision, type PolicyEngine } from './modules/policy/policy-engine.ts';
@@ -74,18 +75,10 @@ export async function mayUse(
   principal: Principal,
   app: AppsTable,
 ): Promise<boolean> {
-  const manifest = JSON.parse(app.manifest) as Manifest;
   if (!engine) return canView(principal, app);
-  const d = await engine.decide<boolean>('data.microapp.access.allow', {
-    user: { email: principal.email, department: principal.department, roles: principal.roles },
-    app: {
-      name: app.name,
-      owner: app.owner,
-      department: app.department,
-      tier: app.tier,
-      dataClasses: manifest.dataClasses,
-      audience: manifest.audience ?? {},
-    },
-  });
+  const d = await engine.decide<boolean>(
+    'data.microapp.access.allow',
+    accessInput(principal, { ...app, manifest: JSON.parse(app.manifest) as Manifest }),
+  );
   return d.result === true;
 }

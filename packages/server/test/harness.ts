@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
+import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import pg from 'pg';
@@ -231,6 +232,51 @@ export function viaGateway(
       req.end(options.body);
     },
   );
+}
+
+/** Opens an upgraded connection (a WebSocket handshake) to an app through the gateway. */
+export function upgradeVia(server: { url: string }, appName: string, headers: Record<string, string> = {}) {
+  const url = new URL(server.url);
+  return new Promise<{ status: number; socket?: Socket }>((resolve, reject) => {
+    const req = request({
+      host: '127.0.0.1',
+      port: url.port,
+      path: '/live',
+      headers: {
+        host: `${appName}.apps.localhost:${url.port}`,
+        connection: 'Upgrade',
+        upgrade: 'websocket',
+        ...headers,
+      },
+    });
+    req.on('upgrade', (res, socket, head) => {
+      // Bytes that came with the handshake belong to the stream.
+      if (head.length) socket.unshift(head);
+      resolve({ status: res.statusCode ?? 0, socket });
+    });
+    req.on('response', (res) => {
+      res.resume();
+      resolve({ status: res.statusCode ?? 0 });
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** The next line an upgraded connection sends. */
+export function lineFrom(socket: Socket): Promise<string> {
+  return new Promise((resolve) => {
+    let buf = '';
+    const onData = (d: Buffer) => {
+      buf += d.toString('utf8');
+      const i = buf.indexOf('\n');
+      if (i >= 0) {
+        socket.off('data', onData);
+        resolve(buf.slice(0, i));
+      }
+    };
+    socket.on('data', onData);
+  });
 }
 
 /** An app folder as the base64 tar.gz that `POST /api/v1/apps/{name}/builds` takes as `source`. */

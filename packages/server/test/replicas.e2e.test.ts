@@ -1,13 +1,12 @@
 import assert from 'node:assert/strict';
 import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
-import { request } from 'node:http';
-import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { RunningServer } from '../src/server.ts';
 import {
   call,
+  lineFrom,
   lunchPoll,
   people,
   signInEveryone,
@@ -15,6 +14,7 @@ import {
   startReplica,
   startTestServer,
   type TestServer,
+  upgradeVia,
   viaGateway,
 } from './harness.ts';
 import { startRegistry, type TestRegistry } from './oci-registry.ts';
@@ -42,50 +42,6 @@ async function publish(server: { url: string }, token: string, name: string) {
   });
   assert.equal(pub.status, 201, pub.text);
   return pub.body.digest as string;
-}
-
-/** Opens an upgraded connection (a WebSocket handshake) to an app through a replica's gateway. */
-function upgradeVia(server: { url: string }, appName: string, headers: Record<string, string> = {}) {
-  const url = new URL(server.url);
-  return new Promise<{ status: number; socket?: Socket }>((resolve, reject) => {
-    const req = request({
-      host: '127.0.0.1',
-      port: url.port,
-      path: '/live',
-      headers: {
-        host: `${appName}.apps.localhost:${url.port}`,
-        connection: 'Upgrade',
-        upgrade: 'websocket',
-        ...headers,
-      },
-    });
-    req.on('upgrade', (res, socket, head) => {
-      if (head.length) socket.unshift(head);
-      resolve({ status: res.statusCode ?? 0, socket });
-    });
-    req.on('response', (res) => {
-      res.resume();
-      resolve({ status: res.statusCode ?? 0 });
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
-
-/** The next line an upgraded connection sends. */
-function lineFrom(socket: Socket): Promise<string> {
-  return new Promise((resolve) => {
-    let buf = '';
-    const onData = (d: Buffer) => {
-      buf += d.toString('utf8');
-      const i = buf.indexOf('\n');
-      if (i >= 0) {
-        socket.off('data', onData);
-        resolve(buf.slice(0, i));
-      }
-    };
-    socket.on('data', onData);
-  });
 }
 
 /** Each running deployment's app and the replica that runs it, by app name. */

@@ -4,14 +4,19 @@ import { Link } from '../router.tsx';
 const who = (slots: AppView['approval']['missing']) =>
   slots.map((s) => (s.specialty ? `a ${s.specialty} reviewer` : 'a reviewer')).join(' and ');
 
+/** The newest request for changes or rejection of the app's current revision, with its comment. */
+export function reviewersWord(a: AppView) {
+  return [...a.approval.reviews]
+    .reverse()
+    .find((r) => r.revision === a.revision && (r.decision === 'request_changes' || r.decision === 'reject'));
+}
+
 /**
  * Where the app's approval stands, in words, with what its owner can do next: a request for changes is the
  * call to action (the reviewer's comment, and a button to change the answers), not one bullet among others.
  */
 export function ApprovalStanding({ app: a, canChange }: { app: AppView; canChange: boolean }) {
-  const decided = [...a.approval.reviews]
-    .reverse()
-    .find((r) => r.revision === a.revision && (r.decision === 'request_changes' || r.decision === 'reject'));
+  const decided = reviewersWord(a);
   const change = canChange ? (
     <Link href={`/new?edit=${a.name}`} className="button">
       Change the answers

@@ -1,12 +1,13 @@
 import { useEffect, useMemo, useRef, useState } from 'react';
 import { ApiError, api } from '../api.ts';
-import { answerChanges } from '../changes.tsx';
+import { answerChanges, DiffTable } from '../changes.tsx';
 import type { AppView, Assessment, Manifest } from '../contracts.ts';
 import { PolicyVerdict } from '../policy-verdict.tsx';
 import { navigate, useLocation } from '../router.tsx';
 import { useSession } from '../session.tsx';
 import { ErrorNote, Loading, RiskFactors, TierBadge } from '../ui.tsx';
 import { useApi } from '../use-api.ts';
+import { reviewersWord } from './approval-standing.tsx';
 import {
   type Answers,
   answersOf,
@@ -215,11 +216,7 @@ function Wizard({ original }: { original: AppView | null }) {
 
 /** What a reviewer asked for, as the call to action of the change: their words, not a bullet among others. */
 function ChangeRequested({ app }: { app: AppView }) {
-  const asked = [...app.approval.reviews]
-    .reverse()
-    .find(
-      (r) => r.revision === app.revision && (r.decision === 'request_changes' || r.decision === 'reject'),
-    );
+  const asked = reviewersWord(app);
   if (app.state === 'changes_requested' && asked)
     return (
       <div className="notice" role="note" data-testid="change-requested">
@@ -241,31 +238,7 @@ function ChangeRequested({ app }: { app: AppView }) {
 function WhatChanges({ before, after }: { before: Manifest; after: Manifest }) {
   const changes = answerChanges(before, after);
   if (changes.length === 0) return <p role="status">Nothing is changed yet: go back to change an answer.</p>;
-  return (
-    <table className="diff">
-      <caption>What changes</caption>
-      <thead>
-        <tr>
-          <th scope="col">What</th>
-          <th scope="col">Registered</th>
-          <th scope="col">Now</th>
-        </tr>
-      </thead>
-      <tbody>
-        {changes.map((c) => (
-          <tr key={c.what}>
-            <th scope="row">{c.what}</th>
-            <td>
-              <del>{c.before}</del>
-            </td>
-            <td>
-              <ins>{c.after}</ins>
-            </td>
-          </tr>
-        ))}
-      </tbody>
-    </table>
-  );
+  return <DiffTable caption="What changes" before="Registered" changes={changes} />;
 }
 
 const policyAdvice =

@@ -7,6 +7,7 @@ import { newId, nowIso } from '../../ids.ts';
 import type { AuditContext, AuditService } from '../audit/audit-service.ts';
 import type { CatalogService } from '../catalog/catalog-service.ts';
 import { hasRole, type Principal } from '../identity/principal.ts';
+import { accessInput } from './access-input.ts';
 import { latestOrgBundle } from './blocked-domains.ts';
 import type { PolicyProblem } from './policy-check.ts';
 import type { PolicyEngine } from './policy-engine.ts';
@@ -188,17 +189,7 @@ export function createPolicyService(deps: {
       if (!other) throw new AppError('not_found', `no user ${email} has signed in yet`);
       user = { email: other.email, department: other.department, roles: JSON.parse(other.roles) as string[] };
     }
-    const input = {
-      user,
-      app: {
-        name: app.name,
-        owner: app.owner,
-        department: app.department,
-        tier: app.tier,
-        dataClasses: app.manifest.dataClasses,
-        audience: app.manifest.audience ?? {},
-      },
-    };
+    const input = accessInput(user, app);
     const allow = await engine.decide<boolean>('data.microapp.access.allow', input);
     const reason = await engine.decide<string>('data.microapp.access.reason', input);
     await engine.log(db, [allow], name, ctx.requestId);

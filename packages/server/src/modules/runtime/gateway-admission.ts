@@ -7,6 +7,7 @@ import type { AuditService } from '../audit/audit-service.ts';
 import type { CatalogService } from '../catalog/catalog-service.ts';
 import type { LoginService } from '../identity/login-service.ts';
 import { hasRole, type Principal } from '../identity/principal.ts';
+import { accessInput } from '../policy/access-input.ts';
 import type { PolicyEngine } from '../policy/policy-engine.ts';
 import type { TokenService } from '../tokens/token-service.ts';
 import { crossOriginWrite } from './browser-isolation.ts';
@@ -77,17 +78,7 @@ export function createAdmission(deps: {
         `${crossOrigin}; if ${name} should accept it, its owner lists that site under web.acceptFrom in microapp.yaml`,
       );
     if (deps.engine) {
-      const input = {
-        user: { email: principal.email, department: principal.department, roles: principal.roles },
-        app: {
-          name,
-          owner: app.owner,
-          department: app.department,
-          tier: app.tier,
-          dataClasses: app.manifest.dataClasses,
-          audience: app.manifest.audience ?? {},
-        },
-      };
+      const input = accessInput(principal, app);
       const d = await deps.engine.decide<boolean>('data.microapp.access.allow', input);
       if (d.result !== true) {
         await deps.db.transaction().execute(async (trx) => {

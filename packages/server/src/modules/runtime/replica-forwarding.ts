@@ -180,16 +180,22 @@ const pemBlocks = (text: string) =>
  * own, or valid for the address it was reached at.
  */
 function trustFor(settings: { certificate: () => string; companyCa: string | null }) {
-  let own = { at: 0, pem: '', fingerprint: '' };
+  const anchors = [...rootCertificates, ...pemBlocks(settings.companyCa ?? '')];
+  let own = { at: 0, fingerprint: '', ca: anchors };
+  // Read again at most every 30 s (a renewal), and at once when a peer shows another certificate.
   const current = (fresh = false) => {
     if (fresh || Date.now() - own.at > 30_000) {
       const pem = settings.certificate();
-      own = { at: Date.now(), pem, fingerprint: new X509Certificate(pem).fingerprint256 };
+      own = {
+        at: Date.now(),
+        fingerprint: new X509Certificate(pem).fingerprint256,
+        ca: [...anchors, ...pemBlocks(pem)],
+      };
     }
     return own;
   };
   return {
-    ca: () => [...rootCertificates, ...pemBlocks(settings.companyCa ?? ''), ...pemBlocks(current().pem)],
+    ca: () => current().ca,
     check(hostname: string, peer: PeerCertificate) {
       if (peer.fingerprint256 === current().fingerprint) return undefined;
       // Renewed since it was read: look again before refusing.
