@@ -50,7 +50,7 @@ for (const engine of engines()) {
       );
       assert.match(
         await ok('notifications', '--unread'),
-        /friday-poll has not been used for 61 days[\s\S]*→ microapp renew friday-poll/,
+        /friday-poll has not been used for 61 days[\s\S]*→ http:\/\/[^/]+\/apps\/friday-poll#renew/,
       );
 
       for (const [days, stage] of [

@@ -51,7 +51,7 @@ export function Loading({ what }: { what: string }) {
 export function Section({ title, children, id }: { title: string; children: ReactNode; id?: string }) {
   const headingId = `${id ?? title.toLowerCase().replace(/[^a-z0-9]+/g, '-')}-heading`;
   return (
-    <section className="card" aria-labelledby={headingId}>
+    <section className="card" id={id} aria-labelledby={headingId}>
       <h2 id={headingId}>{title}</h2>
       {children}
     </section>

@@ -67,7 +67,7 @@ for (const engine of engines()) {
         ['exporter'],
       );
       assert.match(alerts[0]!.subject, /exporter sent 28\.6 MB out in the last hour, 302 times its usual/);
-      assert.equal(alerts[0]!.action, 'microapp stop exporter');
+      assert.equal(alerts[0]!.action, `${server.url}/apps/exporter#stop`);
     });
   });
 }

@@ -104,7 +104,7 @@ for (const engine of engines()) {
       const warning = inbox.body.items.find((n: { kind: string }) => n.kind === 'inactivity_warning');
       assert.ok(warning, JSON.stringify(inbox.body));
       assert.match(warning.body, /will be stopped on \d{4}-\d{2}-\d{2}/);
-      assert.match(warning.action, /^microapp renew idle-tracker/);
+      assert.match(warning.action, /^http:\/\/[^/]+\/apps\/idle-tracker#renew$/);
 
       // The gateway still serves a warned app; once stopped it says who owns it and how to get it back.
       await advance(server, 14);
@@ -176,7 +176,7 @@ for (const engine of engines()) {
       assert.deepEqual(await server.internals.secrets.valuesFor(appId), {}, 'secrets stop working');
       const archived = await viaGateway(server, name, '/', { authorization: `Bearer ${t.dave}` });
       assert.equal(archived.status, 410, archived.body);
-      assert.match(archived.body, /microapp restore idle-tracker/);
+      assert.match(archived.body, /bring it back with Restore on its page in the console/);
       const raw = server.rawDb();
       const file = await raw.kysely
         .selectFrom('app_archives')
@@ -310,7 +310,7 @@ for (const engine of engines()) {
         (n: { kind: string; body: string }) => n.kind === 'review_digest' && n.body.includes('payroll-check'),
       );
       assert.equal(digests.length, 1);
-      assert.equal(digests[0].action, 'microapp approvals list');
+      assert.equal(digests[0].action, `${server.url}/reviews`);
       const erins = (await call(server, 'GET', '/api/v1/notifications', { token: t.erin })).body.items;
       assert.ok(
         !erins.some((n: { kind: string }) => n.kind === 'review_digest'),

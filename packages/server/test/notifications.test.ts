@@ -79,7 +79,7 @@ describe('notifications leave by e-mail and webhook, signed and retried', () => 
     const mail = mails.find((m) => m.body.includes('mailed-poll has not been used for 61 days'));
     assert.ok(mail, `mail to the owner: ${mails.map((m) => m.to).join(', ')}`);
     assert.equal(mail.to, people.alice);
-    assert.match(mail.body, /microapp renew mailed-poll/);
+    assert.match(mail.body, /What to do: http:\/\/[^/]+\/apps\/mailed-poll#renew/);
     const warned = () => received.filter((h) => h.body.includes('has not been used'));
     assert.equal(warned().length, 0, 'the first webhook attempt failed');
 

@@ -93,7 +93,7 @@ for (const engine of engines()) {
       const inbox = await call(server, 'GET', '/api/v1/notifications', { token: t.dave });
       const offer = inbox.body.items.find((n: { kind: string }) => n.kind === 'ownership_offered');
       assert.ok(offer, inbox.text);
-      assert.equal(offer.action, `microapp apps transfer alice-poll --to ${people.dave}`);
+      assert.equal(offer.action, `${server.url}/apps/alice-poll#owner-offer`);
       const view = await call(server, 'GET', '/api/v1/apps/alice-poll/lifecycle', { token: t.dave });
       assert.equal(view.body.offeredTo, people.dave);
 

@@ -187,7 +187,7 @@ for (const engine of engines()) {
         ['failing-poll'],
       );
       assert.match(alerts[0]!.subject, /50% of requests in the last hour/);
-      assert.equal(alerts[0]!.action, 'microapp rollback failing-poll');
+      assert.equal(alerts[0]!.action, `${server.url}/apps/failing-poll#roll-back`);
       traffic('failing-poll', 30, 30);
       await server.internals.jobs.trigger('slo-alerts');
       const again = (await call(server, 'GET', '/api/v1/notifications', { token: t.dave })).body.items.filter(
@@ -234,7 +234,7 @@ for (const engine of engines()) {
           [
             'slo_burn',
             'steady-poll is failing: 10% of requests in the last 6 hours',
-            'microapp rollback steady-poll',
+            `${server.url}/apps/steady-poll#roll-back`,
           ],
         ],
       );
@@ -244,7 +244,7 @@ for (const engine of engines()) {
           [
             'slo_budget',
             'leaky-poll is using up its error budget: 1.5% of requests failed in the last 3 days',
-            'microapp logs leaky-poll',
+            `${server.url}/apps/leaky-poll#logs`,
           ],
         ],
       );

@@ -13,7 +13,7 @@ export function LogsSection({ name }: { name: string }) {
   const live = useApi<LogView>(`/api/v1/apps/${name}/logs?env=live&limit=300`);
   const preview = useApi<LogView>(`/api/v1/apps/${name}/logs?env=preview&limit=300`);
   return (
-    <Section title="Logs">
+    <Section title="Logs" id="logs">
       <p>What the app printed, newest last, with its secrets blanked out before they were stored.</p>
       <button
         type="button"

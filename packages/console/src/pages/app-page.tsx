@@ -14,6 +14,7 @@ import { AskForAccess } from './ask-access.tsx';
 import { AuditTable } from './audit-page.tsx';
 import { DeploySection } from './deploy-section.tsx';
 import { ExceptionsSection } from './exceptions-section.tsx';
+import { LifecycleAsks, useFragmentTarget } from './lifecycle-asks.tsx';
 import { ManageSection } from './manage-section.tsx';
 import { RepositorySection } from './repository-section.tsx';
 import { VersionsSection } from './versions-section.tsx';
@@ -24,6 +25,7 @@ export function AppPage({ name }: { name: string }) {
   const app = useApi<AppView>(`/api/v1/apps/${name}`);
   const session = useSession();
   const [deployed, setDeployed] = useState(0);
+  useFragmentTarget(Boolean(app.data));
   if (app.error?.status === 404)
     return (
       <>
@@ -113,7 +115,15 @@ export function AppPage({ name }: { name: string }) {
             </ul>
           </Section>
         ) : null}
-        <LifecycleSection name={a.name} key={`lifecycle-${deployed}`} />
+        <LifecycleSection
+          name={a.name}
+          owner={a.owner}
+          key={`lifecycle-${deployed}`}
+          onChanged={() => {
+            setDeployed((n) => n + 1);
+            app.reload();
+          }}
+        />
       </div>
       {a.owner === session.user.email || hasRole(session, 'admin') ? (
         <DeploySection
@@ -168,7 +178,7 @@ function PolicySection({ name }: { name: string }) {
   );
 }
 
-function LifecycleSection({ name }: { name: string }) {
+function LifecycleSection({ name, owner, onChanged }: { name: string; owner: string; onChanged: () => void }) {
   const l = useApi<LifecycleView>(`/api/v1/apps/${name}/lifecycle`);
   return (
     <Section title="Lifecycle">
@@ -195,6 +205,7 @@ function LifecycleSection({ name }: { name: string }) {
       ) : l.loading ? (
         <Loading what="the lifecycle" />
       ) : null}
+      {l.data ? <LifecycleAsks name={name} owner={owner} lifecycle={l.data} onChanged={onChanged} /> : null}
     </Section>
   );
 }

@@ -38,6 +38,7 @@ export function ManageSection({ name, onChanged }: { name: string; onChanged: ()
     .filter((x) => x.env === 'live')
     .sort((x, y) => y.startedAt.localeCompare(x.startedAt));
   const current = live.find((x) => x.state === 'running')?.version;
+  const running = (deployments.data?.items ?? []).some((x) => x.state === 'running');
   const previous = current ? live.find((x) => x.version !== current)?.version : undefined;
   return (
     <Section title="Manage">
@@ -60,6 +61,7 @@ export function ManageSection({ name, onChanged }: { name: string; onChanged: ()
       <h3>Lifecycle</h3>
       <div className="grid">
         <form
+          id="renew"
           onSubmit={(e) => {
             e.preventDefault();
             const purpose = String(new FormData(e.currentTarget).get('purpose') ?? '').trim();
@@ -76,9 +78,27 @@ export function ManageSection({ name, onChanged }: { name: string; onChanged: ()
           <button type="submit">Renew</button>
         </form>
         <div>
+          {running ? (
+            <p>
+              <button
+                id="stop"
+                type="button"
+                onClick={() =>
+                  run(async () => {
+                    await api('DELETE', `/api/v1/apps/${name}/deployments/current`);
+                    deployments.reload();
+                    return `${name} is stopped. Deploy it again to start it.`;
+                  })
+                }
+              >
+                Stop {name}
+              </button>
+            </p>
+          ) : null}
           {previous ? (
             <p>
               <button
+                id="roll-back"
                 type="button"
                 onClick={() =>
                   run(async () => {
@@ -94,6 +114,7 @@ export function ManageSection({ name, onChanged }: { name: string; onChanged: ()
           ) : null}
           {stage === 'decommissioned' ? (
             <button
+              id="restore"
               type="button"
               className="primary"
               onClick={() =>
@@ -137,6 +158,23 @@ export function ManageSection({ name, onChanged }: { name: string; onChanged: ()
                 <input id="exempt-reason" name="exempt-reason" minLength={10} maxLength={1000} required />
               </div>
               <button type="submit">Exempt</button>
+            </form>
+            <form
+              id="owner"
+              onSubmit={(e) => {
+                e.preventDefault();
+                const owner = String(new FormData(e.currentTarget).get('new-owner') ?? '').trim();
+                void run(async () => {
+                  await api('POST', `/api/v1/apps/${name}/owner`, { owner });
+                  return `${owner} owns ${name} now, and is told so.`;
+                });
+              }}
+            >
+              <div className="field">
+                <label htmlFor="new-owner">Give it a new owner (e-mail)</label>
+                <input id="new-owner" name="new-owner" type="email" required />
+              </div>
+              <button type="submit">Change the owner</button>
             </form>
             <form
               onSubmit={(e) => {

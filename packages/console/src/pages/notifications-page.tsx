@@ -12,7 +12,7 @@ function consolePath(action: string | null): string | null {
   if (action.startsWith('/')) return action;
   try {
     const url = new URL(action);
-    return url.origin === window.location.origin ? `${url.pathname}${url.search}` : null;
+    return url.origin === window.location.origin ? `${url.pathname}${url.search}${url.hash}` : null;
   } catch {
     return null;
   }

@@ -44,7 +44,7 @@ export function VersionsSection({
   const live = running('live');
   const preview = running('preview');
   return (
-    <Section title="Versions and deployments">
+    <Section title="Versions and deployments" id="versions">
       {v.error ? <ErrorNote error={v.error} /> : null}
       <p>
         Live: {live?.url ? <a href={live.url}>{live.version}</a> : 'not running'} · Preview (you and

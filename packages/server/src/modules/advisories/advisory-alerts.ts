@@ -83,7 +83,7 @@ export function createAdvisoryAlerts(deps: {
           kind: 'advisory',
           subject: `New vulnerability advisory affects ${d.name}@${d.version}`,
           body: `Advisories imported on ${snapshot.importedAt.slice(0, 10)} affect the version of ${d.name} that is deployed:\n${lines.join('\n')}\nUpgrade the package, publish and deploy a new version${scan.passed ? '' : '; until then this version would not pass the scan for a ' + d.tier + '-tier app'}.`,
-          action: `npm update <package> && microapp ci && microapp deploy ${d.name}`,
+          action: `/apps/${d.name}#versions`,
           dedupeKey: `advisory:${d.id}:${d.version}:${snapshot.id}`,
         });
       });

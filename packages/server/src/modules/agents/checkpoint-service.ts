@@ -143,7 +143,7 @@ export function createCheckpointService(deps: {
       kind: 'agent-checkpoint',
       subject: `${agent.client} asks before it ${call.tool.replace(/_/g, ' ')}${call.app ? ` ${call.app}` : ''}`,
       body: `${agent.client}, acting for you, wants to ${call.tool.replace(/_/g, ' ')}${call.app ? ` ${call.app}` : ''}. The policy asks you first because it ${call.reasons.join('; ')}.`,
-      action: `Approve or refuse it at ${deps.pageUrl(id)}, or run \`microapp agents approve ${id}\``,
+      action: deps.pageUrl(id),
       dedupeKey: `agent-checkpoint:${id}`,
     });
     return toView({ ...row, client_name: agent.client, model: agent.model, email: principal.email }, now);

@@ -36,7 +36,7 @@ export function createReviewDigest(deps: {
         kind: 'review_digest',
         subject: `${waiting.length} app${waiting.length === 1 ? '' : 's'} waiting for your review`,
         body: `These apps wait for a ${user.specialties.join(' or ') || 'reviewer'} decision:\n${lines.join('\n')}`,
-        action: 'microapp approvals list',
+        action: '/reviews',
         dedupeKey: `digest:${user.email}:${today}`,
       });
       if (created) sent++;

@@ -50,7 +50,7 @@ export function createEgressAlerts(deps: {
         kind: 'egress_volume',
         subject: `${app.name} sent ${mb(bytes)} out in the last hour, ${usual > 0 ? `${Math.round(bytes / usual)} times its usual` : 'with no history'}`,
         body: `${app.name} sent ${mb(bytes)} to outside services in the last hour; its usual is ${mb(usual)} an hour over the past week. If you did not expect an export of this size, stop the app and look at what it sent (the platform keeps every destination and byte count).`,
-        action: `microapp stop ${app.name}`,
+        action: `/apps/${app.name}#stop`,
         dedupeKey: `egress-volume:${app.id}:${hour}`,
       });
       if (created) alerts++;

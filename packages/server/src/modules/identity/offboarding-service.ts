@@ -137,7 +137,7 @@ export function createOffboardingService(deps: {
             kind: 'ownership_offered',
             subject: `${target} left: ${app.name} is offered to you`,
             body: `${target}, who owned ${app.name}, no longer has an account. As their manager you are asked to take it over. If nobody does, it is retired on the usual inactivity schedule.`,
-            action: `microapp apps transfer ${app.name} --to ${heir}`,
+            action: `/apps/${app.name}#owner-offer`,
             dedupeKey: `offer:${app.id}:${user.id}`,
           });
           offered.push(app.name);
@@ -149,7 +149,7 @@ export function createOffboardingService(deps: {
               kind: 'owner_left',
               subject: `${app.name} was frozen: its owner ${target} left`,
               body: `${target} owned ${app.name} and has no manager on record, so the app was stopped. Give it a new owner, or it will be retired on the usual schedule.`,
-              action: `microapp apps transfer ${app.name} --to <new owner>`,
+              action: `/apps/${app.name}#owner`,
               dedupeKey: `frozen:${app.id}:${user.id}:${admin}`,
             });
           frozen.push(app.name);
@@ -215,7 +215,7 @@ export function createOffboardingService(deps: {
         kind: 'ownership',
         subject: `You now own ${name}`,
         body: `${principal.email} made you the owner of ${name} (previously ${app.owner}). Review its secrets and who uses it; renew or retire it as needed.`,
-        action: `microapp lifecycle ${name}`,
+        action: `/apps/${name}`,
         dedupeKey: `owner:${app.id}:${newOwner}:${now}`,
       });
     });

@@ -223,7 +223,7 @@ export function createGraduation(deps: {
         kind: 'graduated',
         subject: `${name} graduated to ${team}; you own it now`,
         body: `${name} is now ${team}'s. Its export bundle holds the source, SBOM, attestations, access rules, audit trail and a hardening checklist; inactivity and expiry no longer apply.`,
-        action: `microapp apps export ${name} --out ${name}-export.tar.gz`,
+        action: `/apps/${name}`,
         dedupeKey: `graduated:${app.id}`,
       });
     });

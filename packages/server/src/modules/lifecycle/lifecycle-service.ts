@@ -162,7 +162,7 @@ export function createLifecycleService(deps: {
     if (l.stage === 'decommissioned')
       throw new AppError(
         'conflict',
-        `${name} was decommissioned; restore it with \`microapp restore ${name}\``,
+        `${name} was decommissioned; restore it first (Restore on its page in the console, or \`microapp restore ${name}\`)`,
       );
     if (app.state !== 'approved')
       throw new AppError(
@@ -193,7 +193,7 @@ export function createLifecycleService(deps: {
             kind: 'renewal_review',
             subject: `${name} (high tier) asks to be renewed`,
             body: `${principal.email} asks to renew ${name}: "${purpose}". A high-tier renewal needs a reviewer.`,
-            action: `microapp renew ${name} --approve`,
+            action: `/apps/${name}#renew-review`,
             dedupeKey: `renewal:${app.id}:${request.at}:${reviewer}`,
           });
       });
@@ -329,7 +329,7 @@ export function createLifecycleService(deps: {
     if (l.stage === 'decommissioned')
       return {
         status: 410,
-        message: `${l.name} was retired on ${day(l.stage_at)}. Its owner, ${l.owner}, or a platform admin can restore it with \`microapp restore ${l.name}\`.`,
+        message: `${l.name} was retired on ${day(l.stage_at)}. Its owner, ${l.owner}, or a platform admin can bring it back with Restore on its page in the console; ask them if you need it.`,
       };
     return {
       status: 503,

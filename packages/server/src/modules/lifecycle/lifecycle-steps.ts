@@ -135,7 +135,7 @@ export function createLifecycleSteps(deps: {
               kind: 'expiry_notice',
               subject: `${app.name} expires in ${step.days} day${step.days === 1 ? '' : 's'}`,
               body: `${app.name} reaches the end of its approved lifetime on ${day(expiresAt)}. If it is still needed, renew it; otherwise it will be stopped then, and retired later.`,
-              action: `microapp renew ${app.name} --purpose "<why it is still needed>"`,
+              action: `/apps/${app.name}#renew`,
               dedupeKey: `expiry:${app.id}:${row.renewed_at ?? 'first'}:${step.days}`,
             },
           ]);
@@ -165,7 +165,7 @@ export function createLifecycleSteps(deps: {
               kind: 'inactivity_warning',
               subject: `${app.name} has not been used for ${step.idleDays} days`,
               body: `Nobody has used ${app.name} for ${step.idleDays} days. It will be stopped on ${day(step.stopAt)} unless someone uses it or you renew it. If it is no longer needed, you need do nothing: it will be retired and its data archived.`,
-              action: `microapp renew ${app.name} --purpose "<why it is still needed>"`,
+              action: `/apps/${app.name}#renew`,
               dedupeKey: `warn:${key}`,
             },
           ]);
@@ -205,7 +205,7 @@ export function createLifecycleSteps(deps: {
                 body: expired
                   ? `${app.name} reached the end of its approved lifetime and was stopped. Renew it to bring it back; otherwise it will be retired after ${deps.settings.graceDays + deps.settings.escalateAfterDays - deps.settings.stopAfterDays} days.`
                   : `${app.name} was stopped because nobody used it and there was no answer to the warning. Renew it to bring it back; your manager will be told on ${day(step.escalateAt)}.`,
-                action: `microapp renew ${app.name} --purpose "<why it is still needed>"`,
+                action: `/apps/${app.name}#renew`,
                 dedupeKey: `stop:${key}`,
               },
             ]);
@@ -242,7 +242,7 @@ export function createLifecycleSteps(deps: {
               kind: 'escalation',
               subject: `${app.name} will be decommissioned on ${day(step.decommissionAt)}`,
               body,
-              action: `microapp renew ${app.name} --purpose "<why it is still needed>"`,
+              action: `/apps/${app.name}#renew`,
               dedupeKey: `escalate:${key}:${to}`,
             })),
             {
@@ -251,7 +251,7 @@ export function createLifecycleSteps(deps: {
               kind: 'escalation',
               subject: `${app.name} will be decommissioned on ${day(step.decommissionAt)}`,
               body,
-              action: `microapp renew ${app.name} --purpose "<why it is still needed>"`,
+              action: `/apps/${app.name}#renew`,
               dedupeKey: `escalate:${key}:owner`,
             },
           ]);
@@ -380,7 +380,7 @@ export function createLifecycleSteps(deps: {
           kind: 'decommissioned',
           subject: `${app.name} was decommissioned`,
           body: `${app.name} was decommissioned: it no longer runs, its secrets were deleted, and its data is archived (encrypted) until ${day(purgeAt)}. Until then it can be restored with its data.`,
-          action: `microapp restore ${app.name}`,
+          action: `/apps/${app.name}#restore`,
           dedupeKey: `decommission:${key(app, row)}`,
         });
         return true;

@@ -88,7 +88,8 @@ export function createNotificationService(deps: {
         kind: n.kind,
         subject: n.subject,
         body: n.body,
-        action: n.action,
+        // A console page ('/apps/NAME') is kept as its whole address: e-mail and chat readers follow it too.
+        action: n.action?.startsWith('/') ? `${deps.platformUrl()}${n.action}` : n.action,
         dedupe_key: n.dedupeKey,
         created_at: now,
         read_at: null,
@@ -120,7 +121,7 @@ export function createNotificationService(deps: {
   }
 
   function text(n: NotificationsTable): string {
-    return [n.body, n.action ? `\nWhat to do: ${n.action}` : '', `\n${deps.platformUrl()}`].join('\n');
+    return [n.body, n.action ? `\nWhat to do: ${n.action}` : `\n${deps.platformUrl()}`].join('\n');
   }
 
   async function send(channel: string, n: NotificationsTable): Promise<void> {

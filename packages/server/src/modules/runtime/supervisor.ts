@@ -123,7 +123,7 @@ export function createSupervisor(
               kind: 'crash_loop',
               subject: `${inst.app} keeps crashing and was stopped`,
               body: `${inst.app}@${inst.version} crashed ${attempt} times within ${restartPolicy.windowMs / 60_000} minutes (last exit ${signal ?? `code ${code}`}); the platform stopped restarting it. Roll back to the version that ran before, or fix it and deploy again.`,
-              action: `microapp rollback ${inst.app}`,
+              action: `/apps/${inst.app}#roll-back`,
               dedupeKey: `crash:${inst.deploymentId}`,
             });
         });

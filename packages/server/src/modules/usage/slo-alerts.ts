@@ -124,7 +124,7 @@ export function createSloAlerts(deps: {
           kind: 'slo_latency',
           subject: `${app.name} is slow: ${Math.round(slowShare * 100)}% of requests took over ${target} ms in the last hour`,
           body: `The ${app.tier}-tier objective is that 95% of requests finish within ${target} ms; in the last hour ${l.over[target]} of ${l.requests} requests to ${app.name} took longer. Look at what changed: roll back if a new version is at fault.`,
-          action: `microapp rollback ${app.name}`,
+          action: `/apps/${app.name}#roll-back`,
           dedupeKey: `latency:${app.id}:${deps.clock.nowIso().slice(0, 13)}`,
         });
         if (created) alerts++;
@@ -145,7 +145,7 @@ export function createSloAlerts(deps: {
             ? `${app.name} is using up its error budget: ${Math.round((lw.errors / lw.requests) * 1000) / 10}% of requests failed in the last ${span(rule.longMs)}`
             : `${app.name} is failing: ${Math.round((lw.errors / lw.requests) * 100)}% of requests in the last ${span(rule.longMs)}`,
           body: `${lw.errors} of ${lw.requests} requests to ${app.name} failed with a server error in the last ${span(rule.longMs)} (${sw.errors} of ${sw.requests} in the last ${span(rule.shortMs)}): ${rule.spent} or faster. At this rate its ${app.tier}-tier objective of ${(availabilityObjective[app.tier] ?? 0.99) * 100}% availability is used up in ${Math.max(1, Math.round((30 * 24) / burnLong))} hours. ${ticket ? 'Not urgent, but it will not fix itself: look at the errors in its logs.' : 'Look at what changed: roll back if a new version is at fault.'}`,
-          action: ticket ? `microapp logs ${app.name}` : `microapp rollback ${app.name}`,
+          action: ticket ? `/apps/${app.name}#logs` : `/apps/${app.name}#roll-back`,
           dedupeKey: `${rule.kind}:${rule.longMs}:${app.id}:${Math.floor(now / rule.every)}`,
         });
         if (created) alerts++;
