@@ -25,7 +25,7 @@ describe('microapp init: vetted templates, as a creator starts an app', () => {
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(
       JSON.parse(r.stdout).map((t: { name: string; version: string }) => `${t.name}@${t.version}`),
-      ['connector@1.1.0', 'dashboard@1.1.0', 'finance-reconciliation@1.1.0', 'form@1.1.0', 'tracker@1.0.0'],
+      ['connector@1.1.0', 'dashboard@1.1.0', 'finance-reconciliation@1.1.0', 'form@1.2.0', 'tracker@1.0.0'],
     );
   });
 
@@ -73,7 +73,10 @@ describe('microapp init: vetted templates, as a creator starts an app', () => {
       const reg = await cli(env, 'register', '--file', join(app, 'microapp.yaml'), '--json');
       assert.equal(reg.code, 0, `register: ${reg.stderr}`);
       const recorded = JSON.parse(reg.stdout).app.manifest.template;
-      assert.deepEqual(recorded, { name: template, version: template === 'tracker' ? '1.0.0' : '1.1.0' });
+      assert.deepEqual(recorded, {
+        name: template,
+        version: template === 'tracker' ? '1.0.0' : template === 'form' ? '1.2.0' : '1.1.0',
+      });
     });
   }
 

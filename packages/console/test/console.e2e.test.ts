@@ -133,6 +133,20 @@ describe('web console in a browser', () => {
     assert.equal(await builder.getByRole('checkbox', { name: 'Required' }).nth(2).isChecked(), true);
     await builder.getByRole('checkbox', { name: 'Required' }).nth(2).uncheck();
     await builder.getByRole('button', { name: 'Move question 3 up' }).click();
+    // Typed questions: a list to choose from, and an amount of money.
+    await builder.getByLabel('Answer', { exact: true }).first().selectOption({ label: 'One of a list' });
+    await builder.getByLabel('Choices, one per line').fill('Negotiation\nExcel\n\nPublic speaking\n');
+    await builder.getByRole('button', { name: 'Add a question' }).click();
+    await builder.getByLabel('Question 4', { exact: true }).fill('Budget per person');
+    await builder.getByLabel('Answer', { exact: true }).nth(3).selectOption({ label: 'An amount of money' });
+    // The preview draws the form as people will see it, as it is written.
+    const preview = page.getByRole('form', { name: 'Preview of the form' });
+    assert.deepEqual(
+      await preview.getByLabel('Which course would help you most?').locator('option').allTextContents(),
+      ['Choose…', 'Negotiation', 'Excel', 'Public speaking'],
+    );
+    assert.equal(await preview.getByLabel('Budget per person').getAttribute('inputmode'), 'decimal');
+    await preview.getByText('(optional)').waitFor();
     await accessible(page, 'the form builder');
     await page.getByRole('button', { name: 'Deploy team-survey' }).click();
     // Deploy is a change request: checked by the pipeline, merged by the low tier's rule, then shipped.
@@ -167,13 +181,50 @@ describe('web console in a browser', () => {
     const labels = await page.locator('form label').allTextContents();
     assert.deepEqual(
       labels.map((l) => l.trim()),
-      ['Which course would help you most?', 'Anything else?', 'Team'],
+      ['Which course would help you most?', 'Anything else?', 'Team', 'Budget per person'],
     );
-    await page.getByLabel('Which course would help you most?').fill('Negotiation');
+    await page.getByLabel('Which course would help you most?').selectOption('Negotiation');
     await page.getByLabel('Team').fill('Treasury');
+    await page.getByLabel('Budget per person').fill('1 250,5');
     await page.getByRole('button', { name: 'Send' }).click();
     await page.getByText('Thank you, your answer is saved.').waitFor();
     await shot(page, '07-app-in-use');
+    // The app checks each answer's kind itself, whatever the browser let through.
+    const appCookie = (await context.cookies(page.url())).map((c) => `${c.name}=${c.value}`).join('; ');
+    const refused = await viaGateway(
+      server,
+      'team-survey',
+      '/submit',
+      {
+        cookie: appCookie,
+        origin: new URL(page.url()).origin,
+        'content-type': 'application/x-www-form-urlencoded',
+      },
+      {
+        method: 'POST',
+        body: 'which_course_would_help_you_most=Knitting&team=Treasury&budget_per_person=12.345',
+      },
+    );
+    assert.equal(refused.status, 400, refused.body);
+    assert.match(refused.body, /must be one of: Negotiation, Excel, Public speaking/);
+    assert.match(refused.body, /Budget per person must be an amount/);
+    // Its owner sees the answers as a table on the app, with the spreadsheet beside it.
+    await page.getByRole('link', { name: 'See the answers (1)' }).click();
+    await page.getByRole('heading', { name: 'Answers to team-survey' }).waitFor();
+    assert.deepEqual(
+      await page
+        .getByRole('row')
+        .nth(1)
+        .getByRole('cell')
+        .allTextContents()
+        .then((c) => c.slice(0, 5)),
+      ['Negotiation', '', 'Treasury', '1250.50', 'alice@example.com'],
+    );
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.goto(page.url().replace(/\/answers$/, '/'));
+    const phoneOverflow = await page.evaluate('document.documentElement.scrollWidth - window.innerWidth');
+    assert.ok(Number(phoneOverflow) <= 0, `the form is ${phoneOverflow}px wider than a phone`);
+    await page.setViewportSize({ width: 1280, height: 900 });
     // The owner reaches the answers from the console: the link opens the app's export, with her session.
     await page.goto(`${server.url}/apps/team-survey`);
     const csv = page.getByRole('link', { name: 'Download the answers (CSV)' });
@@ -183,14 +234,14 @@ describe('web console in a browser', () => {
     const cookie = (await context.cookies(href)).map((c) => `${c.name}=${c.value}`).join('; ');
     const exported = await viaGateway(server, 'team-survey', '/export.csv', { cookie });
     assert.equal(exported.status, 200, exported.body);
-    assert.match(exported.body, /"Negotiation"/);
+    assert.match(exported.body, /"Negotiation","","Treasury","1250.50","alice@example.com"/);
 
     // The API holds what the console showed.
     const app = await call(server, 'GET', '/api/v1/apps/team-survey', { token: tokens.alice });
     assert.equal(app.status, 200);
     assert.equal(app.body.tier, 'low');
     assert.equal(app.body.state, 'approved');
-    assert.deepEqual(app.body.manifest.template, { name: 'form', version: '1.1.0' });
+    assert.deepEqual(app.body.manifest.template, { name: 'form', version: '1.2.0' });
     assert.deepEqual(app.body.manifest.dataClasses, ['internal']);
     const changes = await call(server, 'GET', '/api/v1/apps/team-survey/changes', { token: tokens.alice });
     assert.equal(changes.body.items.length, 1);

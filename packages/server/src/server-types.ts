@@ -5,6 +5,7 @@ import type { Db } from './db/database.ts';
 import type { DatabaseCredentials } from './modules/connectors/database-credentials.ts';
 import type { DevIdp } from './modules/identity/dev-idp.ts';
 import type { JobRunner } from './modules/jobs/job-runner.ts';
+import type { RepoStore } from './modules/repos/repo-store.ts';
 import type { RiskEvaluator } from './modules/risk/risk-evaluator.ts';
 import type { DeploymentService } from './modules/runtime/deployment-service.ts';
 import type { SecretService } from './modules/secrets/secret-service.ts';
@@ -24,6 +25,8 @@ export type RunningServer = {
     tracing: Tracing;
     /** Signs who is calling an app, as the gateway does for each request (X-Microapp-Identity). */
     identity: DeploymentService['identityToken'];
+    /** The apps' repositories, as the git server and the console's Deploy write them. */
+    repoStore: RepoStore;
   };
   app: FastifyInstance;
   db: Db;

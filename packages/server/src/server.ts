@@ -352,7 +352,16 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
 
   return {
     url,
-    internals: { secrets, usage, clock, jobs, credentials, tracing, identity: deployments.identityToken },
+    internals: {
+      secrets,
+      usage,
+      clock,
+      jobs,
+      credentials,
+      tracing,
+      identity: deployments.identityToken,
+      repoStore: repositories.store,
+    },
     app,
     db,
     devIdp,

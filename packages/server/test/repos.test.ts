@@ -62,7 +62,7 @@ for (const engine of engines()) {
 
     test('registration made the repository from the template, with the registered answers', async () => {
       const repo = await call(server, 'GET', '/api/v1/apps/expense-claims/repository', { token: t.alice });
-      assert.equal(repo.body.source, 'template form 1.1.0');
+      assert.equal(repo.body.source, 'template form 1.2.0');
       assert.equal(repo.body.commits.length, 1);
       assert.equal(repo.body.canPush, true);
       assert.match(url, /^http:\/\/localhost:\d+\/git\/expense-claims\.git$/);
@@ -220,6 +220,64 @@ for (const engine of engines()) {
       assert.notEqual(moved.body.head, cr.head);
       assert.equal(moved.body.reviews.missing.length, 1);
       assert.equal(moved.body.commits.length, 2);
+    });
+
+    test('typed questions need form code that checks them: older code is refused, with nothing written', async () => {
+      const reg = await call(server, 'POST', '/api/v1/apps', {
+        token: t.alice,
+        body: lunchPoll({
+          name: 'old-form',
+          owner: people.alice,
+          runtime: { kind: 'node', entry: 'server.js' },
+          template: { name: 'form', version: '1.1.0' },
+        }),
+      });
+      assert.equal(reg.status, 201, reg.text);
+      const made = await call(server, 'GET', '/api/v1/apps/old-form/repository', { token: t.alice });
+      assert.equal(made.body.formTypes, true, 'made today, from the form template that reads types');
+      // The code as the form template before 1.2.0 wrote it: every answer is text.
+      const store = server.internals.repoStore;
+      const appId = reg.body.app.id;
+      const main = (await store.head(appId))!;
+      const older = await store.commitFiles(
+        appId,
+        main,
+        { 'src/app.js': 'export function validate(form) { return { ok: true, record: form }; }\n' },
+        'The form as template 1.1.0 made it',
+        { name: 'Alice', email: people.alice },
+      );
+      await store.setBranch(appId, 'main', older, main);
+      const repo = await call(server, 'GET', '/api/v1/apps/old-form/repository', { token: t.alice });
+      assert.equal(repo.body.formTypes, false);
+
+      const typed = [
+        { id: 'spent_on', label: 'Spent on', required: true, max: 10, type: 'date' },
+        { id: 'kind', label: 'Kind', required: true, max: 50, type: 'choice', choices: ['Travel', 'Meals'] },
+      ];
+      const refused = await call(server, 'POST', '/api/v1/apps/old-form/changes', {
+        token: t.alice,
+        body: { fields: typed },
+      });
+      assert.equal(refused.status, 409, refused.text);
+      assert.match(refused.body.detail, /older than 1\.2\.0 and takes every answer as text/);
+      // Questions the schema or the builder's own rules refuse: a choice with nothing to choose, a type
+      // nobody knows, choices on a date.
+      for (const [fields, why] of [
+        [[{ ...typed[1], choices: undefined }], /list at least two choices/],
+        [[{ ...typed[0], type: 'colour' }], /type/],
+        [[{ ...typed[0], choices: ['a', 'b'] }], /has choices but is not a choice/],
+        [[{ ...typed[1], choices: ['Travel', 'Travel'] }], /lists a choice twice/],
+      ] as const) {
+        const bad = await call(server, 'POST', '/api/v1/apps/old-form/changes', {
+          token: t.alice,
+          body: { fields },
+        });
+        assert.equal(bad.status, 400, bad.text);
+        assert.match(bad.text, why);
+      }
+      assert.equal((await store.head(appId))!, older, 'main did not move');
+      const changes = await call(server, 'GET', '/api/v1/apps/old-form/changes', { token: t.alice });
+      assert.deepEqual(changes.body.items, [], 'no change was opened');
     });
 
     test('closing is for the author, the owner or an admin; deleting the branch closes it too', async () => {

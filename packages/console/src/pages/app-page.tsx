@@ -178,7 +178,15 @@ function PolicySection({ name }: { name: string }) {
   );
 }
 
-function LifecycleSection({ name, owner, onChanged }: { name: string; owner: string; onChanged: () => void }) {
+function LifecycleSection({
+  name,
+  owner,
+  onChanged,
+}: {
+  name: string;
+  owner: string;
+  onChanged: () => void;
+}) {
   const l = useApi<LifecycleView>(`/api/v1/apps/${name}/lifecycle`);
   return (
     <Section title="Lifecycle">

@@ -11,6 +11,7 @@ import type {
 import { Link } from '../router.tsx';
 import { ErrorNote, Section, When } from '../ui.tsx';
 import { useApi } from '../use-api.ts';
+import { FormBuilder, finished, type Row, rowsOf } from './form-builder.tsx';
 
 const stepWords: Record<string, string> = {
   source: 'Prepare the source',
@@ -104,7 +105,7 @@ export function DeploySection({ app, onDeployed }: { app: AppView; onDeployed: (
     try {
       await follow(
         await api<ChangeView>('POST', `/api/v1/apps/${app.name}/changes`, {
-          ...(template.name === 'form' && fields ? { fields: fields.map((r) => r.field) } : {}),
+          ...(template.name === 'form' && fields ? { fields: fields.map((r) => finished(r.field)) } : {}),
         }),
       );
     } catch (e) {
@@ -129,7 +130,12 @@ export function DeploySection({ app, onDeployed }: { app: AppView; onDeployed: (
       ) : (
         <>
           {template.name === 'form' && fields ? (
-            <FormBuilder fields={fields} onChange={setFields} disabled={busy} />
+            <FormBuilder
+              fields={fields}
+              onChange={setFields}
+              disabled={busy}
+              typed={repo.data?.formTypes ?? true}
+            />
           ) : null}
           <p className="hint">
             Deploy saves your answers as a change to the app's code, runs its tests in a sandbox, scans it and
@@ -253,127 +259,5 @@ function BuildProgress({ build }: { build: BuildView }) {
         </p>
       ) : null}
     </div>
-  );
-}
-
-/** A question with a key that stays with it while it is edited and moved. */
-type Row = { key: number; field: FormField };
-let nextKey = 1;
-const rowsOf = (fields: FormField[]): Row[] => fields.map((field) => ({ key: nextKey++, field }));
-
-const slug = (label: string, taken: Set<string>) => {
-  const base =
-    label
-      .toLowerCase()
-      .replace(/[^a-z0-9]+/g, '_')
-      .replace(/^_+|_+$/g, '')
-      .replace(/^([^a-z])/, 'q_$1')
-      .slice(0, 36) || 'question';
-  let id = ['by', 'at'].includes(base) ? `${base}_1` : base;
-  for (let i = 2; taken.has(id); i++) id = `${base}_${i}`;
-  return id;
-};
-
-/** The form's questions: label, required and length, in order. Ids follow the labels and stay unique. */
-function FormBuilder(props: { fields: Row[]; onChange: (f: Row[]) => void; disabled: boolean }) {
-  const { fields: rows, onChange, disabled } = props;
-  const set = (i: number, patch: Partial<FormField>) => {
-    const next = rows.map((r, j) => (j === i ? { ...r, field: { ...r.field, ...patch } } : r));
-    if (patch.label !== undefined) {
-      const taken = new Set(next.filter((_, j) => j !== i).map((r) => r.field.id));
-      next[i] = { ...next[i]!, field: { ...next[i]!.field, id: slug(patch.label, taken) } };
-    }
-    onChange(next);
-  };
-  const move = (i: number, by: number) => {
-    const next = [...rows];
-    const [r] = next.splice(i, 1);
-    next.splice(i + by, 0, r!);
-    onChange(next);
-  };
-  return (
-    <fieldset className="builder" disabled={disabled}>
-      <legend>The form's questions</legend>
-      <ol>
-        {rows.map(({ key, field: f }, i) => (
-          <li key={key} className="builder-row">
-            <div className="field grow">
-              <label htmlFor={`q-${key}`}>Question {i + 1}</label>
-              <input
-                id={`q-${key}`}
-                value={f.label}
-                maxLength={200}
-                onChange={(e) => set(i, { label: e.target.value })}
-              />
-            </div>
-            <div className="field">
-              <label htmlFor={`max-${key}`}>Longest answer</label>
-              <input
-                id={`max-${key}`}
-                type="number"
-                min={1}
-                max={10000}
-                value={f.max}
-                onChange={(e) => set(i, { max: Math.max(1, Math.min(10000, Number(e.target.value) || 1)) })}
-              />
-            </div>
-            <label className="check">
-              <input
-                type="checkbox"
-                checked={f.required}
-                onChange={(e) => set(i, { required: e.target.checked })}
-              />{' '}
-              Required
-            </label>
-            <div className="row-actions">
-              <button
-                type="button"
-                onClick={() => move(i, -1)}
-                disabled={i === 0}
-                aria-label={`Move question ${i + 1} up`}
-              >
-                ↑
-              </button>
-              <button
-                type="button"
-                onClick={() => move(i, 1)}
-                disabled={i === rows.length - 1}
-                aria-label={`Move question ${i + 1} down`}
-              >
-                ↓
-              </button>
-              <button
-                type="button"
-                onClick={() => onChange(rows.filter((_, j) => j !== i))}
-                disabled={rows.length === 1}
-                aria-label={`Remove question ${i + 1}`}
-              >
-                Remove
-              </button>
-            </div>
-          </li>
-        ))}
-      </ol>
-      <button
-        type="button"
-        disabled={rows.length >= 50}
-        onClick={() =>
-          onChange([
-            ...rows,
-            ...rowsOf([
-              {
-                id: slug('New question', new Set(rows.map((r) => r.field.id))),
-                label: 'New question',
-                // A question asked is usually one that must be answered; untick it for an optional one.
-                required: true,
-                max: 500,
-              },
-            ]),
-          ])
-        }
-      >
-        Add a question
-      </button>
-    </fieldset>
   );
 }

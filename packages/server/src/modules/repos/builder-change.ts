@@ -5,7 +5,7 @@ import { AppError, conflict } from '../../errors.ts';
 import type { AuditContext } from '../audit/audit-service.ts';
 import { nextVersion } from '../builds/build-process.ts';
 import { formJson, withVersion } from '../builds/build-source.ts';
-import { type FormField, formFieldProblems } from '../builds/form-fields.ts';
+import { type FormField, formFieldProblems, readsTypes, usesTypes } from '../builds/form-fields.ts';
 import type { CatalogService } from '../catalog/catalog-service.ts';
 import type { Principal } from '../identity/principal.ts';
 import type { ChangeService, ChangeView } from './change-service.ts';
@@ -52,6 +52,14 @@ export function createBuilderChanges(deps: {
     await deps.repos.ensure(app, ctx);
     const main = await store.head(app.id);
     if (!main) throw conflict(`${name}'s repository has no main branch`);
+    if (
+      input.fields &&
+      usesTypes(input.fields) &&
+      !readsTypes(await store.readFile(app.id, main, 'src/app.js'))
+    )
+      throw conflict(
+        `${name}'s code comes from a form template older than 1.2.0 and takes every answer as text, so dates, amounts, choices and e-mail addresses would not be checked. Keep its questions as text, or have a developer bring src/app.js and server.js up to the form template 1.2.0 (\`microapp init --template form\` writes them)`,
+      );
     const version = await nextVersion(deps.db, app.id);
     // The registered answers, so the pipeline's manifest check matches the approval.
     const files: Record<string, string> = { 'microapp.yaml': stringify(app.manifest) };

@@ -4,6 +4,7 @@ import type { Clock } from '../../clock.ts';
 import type { Database } from '../../db/schema.ts';
 import { AppError, forbidden } from '../../errors.ts';
 import type { AuditContext, AuditService } from '../audit/audit-service.ts';
+import { readsTypes } from '../builds/form-fields.ts';
 import type { AppView } from '../catalog/app-view.ts';
 import type { CatalogService } from '../catalog/catalog-service.ts';
 import { renderTemplate } from '../catalog/template-files.ts';
@@ -36,6 +37,8 @@ export type RepositoryView = {
   canPush: boolean;
   /** A form app's questions on main, where the console's builder starts. */
   form: unknown[] | null;
+  /** Whether a form app's code on main reads typed questions (date, amount, choice, e-mail). */
+  formTypes: boolean;
 };
 
 /**
@@ -139,8 +142,9 @@ export function createRepoService(deps: {
       .executeTakeFirstOrThrow();
     const archived = await isArchived(app.id);
     const head = await store.head(app.id);
-    const formJson =
-      head && app.manifest.template?.name === 'form' ? await store.readFile(app.id, head, 'form.json') : null;
+    const isForm = head !== null && app.manifest.template?.name === 'form';
+    const formJson = isForm ? await store.readFile(app.id, head, 'form.json') : null;
+    const formCode = isForm ? await store.readFile(app.id, head, 'src/app.js') : null;
     return {
       app: name,
       cloneUrl: cloneUrl(name),
@@ -152,6 +156,7 @@ export function createRepoService(deps: {
       commits: await store.log(app.id, 'refs/heads/main', 20),
       canPush: !archived && mayPush(principal, app),
       form: formOf(formJson),
+      formTypes: readsTypes(formCode),
     };
   }
 
