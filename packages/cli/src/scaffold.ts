@@ -8,8 +8,13 @@ import { CliError } from './client.ts';
 
 export type { TemplateInfo };
 
-/** The vetted templates shipped with the platform. */
-export const templatesDir = resolve(import.meta.dirname, '../../../templates');
+/**
+ * The vetted templates: the platform's own, or a company's folder of them (MICROAPP_TEMPLATES_DIR, which a
+ * platform build passes on when its server names one).
+ */
+export const templatesDir = process.env.MICROAPP_TEMPLATES_DIR
+  ? resolve(process.env.MICROAPP_TEMPLATES_DIR)
+  : resolve(import.meta.dirname, '../../../templates');
 const sharedDir = join(templatesDir, '_shared');
 
 const dnsLabel = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;

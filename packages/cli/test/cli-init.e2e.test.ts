@@ -25,7 +25,7 @@ describe('microapp init: vetted templates, as a creator starts an app', () => {
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(
       JSON.parse(r.stdout).map((t: { name: string; version: string }) => `${t.name}@${t.version}`),
-      ['connector@1.1.0', 'dashboard@1.1.0', 'finance-reconciliation@1.1.0', 'form@1.2.0', 'tracker@1.0.0'],
+      ['connector@1.1.0', 'dashboard@1.1.1', 'finance-reconciliation@1.1.0', 'form@1.2.0', 'tracker@1.0.0'],
     );
   });
 
@@ -75,7 +75,7 @@ describe('microapp init: vetted templates, as a creator starts an app', () => {
       const recorded = JSON.parse(reg.stdout).app.manifest.template;
       assert.deepEqual(recorded, {
         name: template,
-        version: template === 'tracker' ? '1.0.0' : template === 'form' ? '1.2.0' : '1.1.0',
+        version: { tracker: '1.0.0', form: '1.2.0', dashboard: '1.1.1' }[template] ?? '1.1.0',
       });
     });
   }

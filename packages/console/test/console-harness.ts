@@ -26,8 +26,11 @@ export type ConsoleRig = {
   stop(): Promise<void>;
 };
 
-/** Builds the console, starts a server with it (SQLite, advisories imported) and a headless chromium. */
-export async function startConsoleRig(): Promise<ConsoleRig> {
+/**
+ * Builds the console, starts a server with it (SQLite, advisories imported, and `env` as further settings)
+ * and a headless chromium.
+ */
+export async function startConsoleRig(options: { env?: Record<string, string> } = {}): Promise<ConsoleRig> {
   assert.ok(
     existsSync(chromiumPath),
     `no browser at ${chromiumPath}: install Debian's chromium (apt-get install chromium) or set MICROAPP_CHROMIUM`,
@@ -40,7 +43,9 @@ export async function startConsoleRig(): Promise<ConsoleRig> {
     build: { outDir: consoleDir, emptyOutDir: true },
   });
   mkdirSync(shots, { recursive: true });
-  const server = await startTestServer('sqlite', { env: { MICROAPP_CONSOLE_DIR: consoleDir } });
+  const server = await startTestServer('sqlite', {
+    env: { MICROAPP_CONSOLE_DIR: consoleDir, ...options.env },
+  });
   const tokens = await signInEveryone(server);
   const work = mkdtempSync(join(tmpdir(), 'microapp-console-work-'));
   await importAdvisories({ MICROAPP_CONFIG_DIR: join(work, 'cli'), MICROAPP_SERVER: server.url }, work);

@@ -1,7 +1,7 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { hostname } from 'node:os';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import {
   blobRegistryFrom,
   metricsTokenFileFrom,
@@ -73,6 +73,8 @@ export type ServerConfig = {
   otlp: { endpoint: string | null; headers: Record<string, string> };
   /** The built web console (packages/console/dist); null serves the platform's default build. */
   consoleDir: string | null;
+  /** The vetted templates apps start from (MICROAPP_TEMPLATES_DIR); null: the ones shipped in templates/. */
+  templatesDir: string | null;
   /** The DNS domain app hosts live under (`NAME.DOMAIN`); null: `apps.` + the public URL's host name. */
   appsDomain: string | null;
   /** The Kubernetes driver's namespaces and runtime image (it renders objects; it needs no cluster access). */
@@ -314,6 +316,7 @@ export function loadConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv): ServerCo
     leaseSeconds: replicaLeaseSecondsFrom(env, problems),
     url: replicaUrlFrom(env, problems),
   };
+  const templatesDir = templatesDirFrom(env.MICROAPP_TEMPLATES_DIR, problems);
   if (problems.length > 0) {
     if (!dev)
       problems.push('or run `microapp server --dev` for a local trial with a built-in identity provider');
@@ -346,6 +349,7 @@ export function loadConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv): ServerCo
     npmTokenFile: build.npmTokenFile,
     usageRetentionDays,
     consoleDir: env.MICROAPP_CONSOLE_DIR ? resolve(env.MICROAPP_CONSOLE_DIR) : null,
+    templatesDir,
     devEgressHosts,
     egressTunnels: tunnels === 'on',
     appsDomain,
@@ -369,4 +373,18 @@ function isProxyAddress(value: string): boolean {
   if (!version || extra !== undefined) return false;
   if (bits === undefined) return true;
   return /^\d{1,3}$/.test(bits) && Number(bits) <= (version === 4 ? 32 : 128);
+}
+
+/** MICROAPP_TEMPLATES_DIR: a folder of template folders (each with its template.json) and their `_shared`. */
+function templatesDirFrom(value: string | undefined, problems: string[]): string | null {
+  if (!value) return null;
+  const dir = resolve(value);
+  const templates = existsSync(dir)
+    ? readdirSync(dir).filter((d) => !d.startsWith('_') && existsSync(join(dir, d, 'template.json')))
+    : [];
+  if (templates.length && existsSync(join(dir, '_shared'))) return dir;
+  problems.push(
+    `MICROAPP_TEMPLATES_DIR (${dir}) must be a folder of templates, each a folder with its template.json, beside their _shared folder (copy the platform's templates/ folder to start)`,
+  );
+  return null;
 }

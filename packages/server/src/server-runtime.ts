@@ -176,6 +176,7 @@ export function composeRuntime(
     catalog,
     dataDir: config.dataDir,
     publicUrl: deps.publicUrl,
+    ...(config.templatesDir ? { templatesDir: config.templatesDir } : {}),
   });
   registerDeploymentRoutes(app, { deployments, gitops: repos.gitops });
   registerKubernetesArtifactRoutes(app, { db, blobs: deps.blobs, settings: config.kubernetes, hold });
@@ -184,6 +185,7 @@ export function composeRuntime(
   registerRequestSpans(app, tracing);
   const builds = createBuildService({
     lease: deps.lease,
+    ...(config.templatesDir ? { templatesDir: config.templatesDir } : {}),
     buildsPerHour: config.quotas.buildsPerHour,
     tracing,
     egress,

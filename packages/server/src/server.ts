@@ -140,7 +140,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   });
   registerTokenRoutes(app, { tokens });
   registerCatalogRoutes(app, { catalog });
-  registerTemplateRoutes(app, { dir: defaultTemplatesDir });
+  registerTemplateRoutes(app, { dir: config.templatesDir ?? defaultTemplatesDir });
   registerApprovalRoutes(app, { approvals });
   const { advisories, kek, keys, checkpoints, previousKeks, vault, secrets, versions, blobs } = composeTrust(
     app,
@@ -313,7 +313,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
         builds,
         deployments,
         lifecycle,
-        templatesDir: defaultTemplatesDir,
+        templatesDir: config.templatesDir ?? defaultTemplatesDir,
         appUrl: hosts.urlOf,
       },
     });

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
@@ -22,6 +22,29 @@ describe('server configuration', () => {
         return true;
       },
     );
+  });
+
+  test('a company’s templates folder is taken when it holds templates, and refused with what it needs when not', () => {
+    assert.equal(loadConfig({ dev: true }, {}).templatesDir, null, 'the shipped templates by default');
+    const dir = mkdtempSync(join(tmpdir(), 'microapp-templates-'));
+    try {
+      const bare = () => loadConfig({ dev: true }, { MICROAPP_TEMPLATES_DIR: dir });
+      assert.throws(
+        bare,
+        /MICROAPP_TEMPLATES_DIR \(.*\) must be a folder of templates, each a folder with its template.json, beside their _shared folder/,
+      );
+      mkdirSync(join(dir, 'expenses'));
+      writeFileSync(join(dir, 'expenses', 'template.json'), '{}');
+      assert.throws(bare, /beside their _shared folder/, 'the shared files are needed too');
+      mkdirSync(join(dir, '_shared'));
+      assert.equal(bare().templatesDir, dir);
+      assert.throws(
+        () => loadConfig({ dev: true }, { MICROAPP_TEMPLATES_DIR: join(dir, 'missing') }),
+        /MICROAPP_TEMPLATES_DIR/,
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test('the Kubernetes driver’s namespaces and image: defaults, overrides, and a clear refusal', () => {

@@ -247,7 +247,7 @@ for (const engine of engines()) {
       const res = await call(server, 'GET', '/api/v1/templates', { token: t.frank });
       assert.deepEqual(
         res.body.items.map((x: { name: string; version: string }) => `${x.name}@${x.version}`),
-        ['connector@1.1.0', 'dashboard@1.1.0', 'finance-reconciliation@1.1.0', 'form@1.2.0', 'tracker@1.0.0'],
+        ['connector@1.1.0', 'dashboard@1.1.1', 'finance-reconciliation@1.1.0', 'form@1.2.0', 'tracker@1.0.0'],
       );
     });
 

@@ -29,5 +29,5 @@ export function barChart(rows, { title = 'Figures', width = 640, height = 280 } 
       );
     })
     .join('');
-  return `<svg xmlns="http://www.w3.org/2000/svg" role="img" aria-label="${esc(title)}" width="${width}" height="${height}"><title>${esc(title)}</title>${bars}</svg>`;
+  return `<svg xmlns="http://www.w3.org/2000/svg" role="img" aria-label="${esc(title)}" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" style="max-width:100%;height:auto"><title>${esc(title)}</title>${bars}</svg>`;
 }

@@ -2,7 +2,31 @@ import type { Manifest } from '../contracts.ts';
 
 // What the new-app wizard asks and how answers become a manifest, apart from how it looks.
 
-export type Template = { name: string; version: string; title: string; description: string };
+export type Template = {
+  name: string;
+  version: string;
+  title: string;
+  description: string;
+  /** What the template's own manifest declares: the wizard's first answers when a template is chosen. */
+  suggested?: { purpose: string; dataClasses: string[]; connectors: string[] };
+};
+
+/**
+ * The answers that choosing template `next` fills in: the data its code handles and the company connectors
+ * it calls, where the person has not answered yet or still holds what the template chosen before declared.
+ * (What the app is for stays the person's own words: reviewers read them.)
+ */
+export function chooseTemplate(a: Answers, next: Template | undefined, before: Template | undefined) {
+  const patch: Partial<Answers> = { template: next?.name ?? '' };
+  const was = before?.suggested;
+  const is = next?.suggested;
+  const untouched = (value: string, suggested: string | undefined) => !value.trim() || value === suggested;
+  if (untouched(a.dataClasses.join('\n'), was?.dataClasses.join('\n')))
+    patch.dataClasses = is?.dataClasses ?? [];
+  if (untouched(a.connectors, was?.connectors.join('\n')))
+    patch.connectors = (is?.connectors ?? []).join('\n');
+  return patch;
+}
 
 /**
  * The data classes, each with the examples that decide it. Who uses the app is not personal data in this

@@ -1,7 +1,14 @@
 import type { ConnectorView, Manifest } from '../contracts.ts';
 import { ErrorNote, Facts } from '../ui.tsx';
 import { useApi } from '../use-api.ts';
-import { type Answers, dataChoices, lines, type Step, type Template } from './new-app-model.ts';
+import {
+  type Answers,
+  chooseTemplate,
+  dataChoices,
+  lines,
+  type Step,
+  type Template,
+} from './new-app-model.ts';
 
 export function Question(props: {
   step: Step;
@@ -13,6 +20,7 @@ export function Question(props: {
   tier: string | null;
 }) {
   const { step, answers: a, set } = props;
+  const byName = (name: string) => props.templates.find((t) => t.name === name);
   switch (step) {
     case 'template':
       return (
@@ -32,7 +40,7 @@ export function Question(props: {
                 aria-posinset={i + 1}
                 aria-setsize={props.templates.length + 1}
                 checked={a.template === t.name}
-                onChange={() => set({ template: t.name })}
+                onChange={() => set(chooseTemplate(a, t, byName(a.template)))}
               />
               <span>
                 <strong>{t.title}</strong> <span className="muted">v{t.version}</span>
@@ -49,7 +57,7 @@ export function Question(props: {
               aria-posinset={props.templates.length + 1}
               aria-setsize={props.templates.length + 1}
               checked={a.template === ''}
-              onChange={() => set({ template: '' })}
+              onChange={() => set(chooseTemplate(a, undefined, byName(a.template)))}
             />
             <span>
               <strong>My own code</strong>

@@ -1,5 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Kysely } from 'kysely';
 import type { Clock } from '../../clock.ts';
@@ -22,18 +22,20 @@ import type { DeploymentService } from '../runtime/deployment-service.ts';
 import type { TokenService } from '../tokens/token-service.ts';
 import { failInterrupted, nextVersion, openBuildEgress, spawnPipeline } from './build-process.ts';
 import { checkBuildQuota } from './build-quota.ts';
-import { personalize, unpackUpload } from './build-source.ts';
+import { prepareSource } from './build-source-step.ts';
 import {
   type BuildRequest,
   type BuildStep,
   type BuildView,
+  buildSettings,
   buildView,
   type CommitSource,
+  requestSummary,
 } from './build-types.ts';
 
 export type { BuildRequest, BuildStep, BuildView } from './build-types.ts';
 
-import { type FormField, formFieldProblems } from './form-fields.ts';
+import { formFieldProblems } from './form-fields.ts';
 
 export { cliBin } from './build-process.ts';
 
@@ -68,6 +70,8 @@ export function createBuildService(deps: {
   npmCaFile?: string;
   /** A file with the registry's read token; the pipeline hands it to its install steps only. */
   npmTokenFile?: string;
+  /** The templates a build scaffolds from (MICROAPP_TEMPLATES_DIR); unset, the ones the CLI ships. */
+  templatesDir?: string;
   /** OpenTelemetry: a span per build, a child span per step. */
   tracing?: Pick<Tracing, 'start'>;
   /**
@@ -139,22 +143,7 @@ export function createBuildService(deps: {
           app_name: name,
           requested_by: principal.email,
           source: input.kind,
-          settings: JSON.stringify({
-            ...(input.kind === 'template' && input.fields ? { fields: input.fields } : {}),
-            // A build an agent asked for: the version it publishes carries the agent session's record.
-            ...(principal.agent ? { agentDelegation: principal.agent.delegationId } : {}),
-            ...(input.kind === 'commit'
-              ? {
-                  source: {
-                    commit: input.commit,
-                    ref: input.ref,
-                    repository: input.repository,
-                    change: input.change,
-                    publish: input.publish,
-                  } satisfies CommitSource,
-                }
-              : {}),
-          }),
+          settings: JSON.stringify(buildSettings(input, principal.agent?.delegationId)),
           deploy: input.deploy && (input.kind !== 'commit' || input.publish) ? 1 : 0,
           state: 'queued',
           steps: '[]',
@@ -172,19 +161,7 @@ export function createBuildService(deps: {
         action: 'build.requested',
         targetType: 'app',
         target: name,
-        summary: {
-          build: id,
-          source:
-            input.kind === 'template'
-              ? `template ${template?.name} ${template?.version}`
-              : input.kind === 'commit'
-                ? `commit ${input.commit} (${input.ref}, change #${input.change})`
-                : 'upload',
-          ...(input.kind === 'commit' ? { commit: input.commit, publish: input.publish } : {}),
-          deploy: input.deploy,
-          ...(input.kind === 'template' && input.fields ? { formFields: input.fields.map((f) => f.id) } : {}),
-          ...(input.kind !== 'template' ? { archiveBytes: input.archive.length } : {}),
-        },
+        summary: requestSummary(id, input, template),
       });
     });
     waiting.set(id, { principal, ctx, ...(input.kind !== 'template' ? { archive: input.archive } : {}) });
@@ -274,51 +251,24 @@ export function createBuildService(deps: {
       await update(id, { token_id: token.id });
       const env = { MICROAPP_TOKEN: token.value, HOME: dir };
       const started = performance.now();
-      if (row.source === 'template') {
-        const t = app.manifest.template!;
-        const init = await spawnCli(
-          [
-            'init',
-            src,
-            '--template',
-            t.name,
-            '--name',
-            app.name,
-            '--owner',
-            app.owner,
-            ...(app.department ? ['--department', app.department] : []),
-            '--json',
-          ],
-          env,
-          () => {},
-        );
-        if (init.code !== 0) throw new Error(`the template could not be scaffolded: ${init.stderr.trim()}`);
-        version = await nextVersion(db, app.id);
-        const settings = JSON.parse(row.settings) as { fields?: FormField[] };
-        personalize(src, {
-          manifest: app.manifest,
-          version,
-          ...(settings.fields ? { fields: settings.fields } : {}),
-        });
-        await record({
-          step: 'source',
-          status: 'passed',
-          durationMs: Math.round(performance.now() - started),
-          detail: `${t.name} template ${t.version} with the registered manifest, as version ${version}`,
-        });
-      } else {
-        await unpackUpload(job.archive!, src);
-        const pkg = join(src, 'package.json');
-        version = existsSync(pkg)
-          ? ((JSON.parse(readFileSync(pkg, 'utf8')) as { version?: string }).version ?? null)
-          : null;
-        await record({
-          step: 'source',
-          status: 'passed',
-          durationMs: Math.round(performance.now() - started),
-          detail: `${source ? `commit ${source.commit.slice(0, 12)} of ${source.ref.replace('refs/heads/', '')}` : 'source archive'} unpacked (${job.archive!.length} bytes)${version ? `, version ${version}` : ''}`,
-        });
-      }
+      const prepared = await prepareSource({
+        app,
+        row,
+        src,
+        env,
+        archive: job.archive,
+        source,
+        templatesDir: deps.templatesDir,
+        spawnCli: (args, childEnv) => spawnCli(args, childEnv, () => {}),
+        nextVersion: () => nextVersion(db, app.id),
+      });
+      version = prepared.version;
+      await record({
+        step: 'source',
+        status: 'passed',
+        durationMs: Math.round(performance.now() - started),
+        detail: prepared.detail,
+      });
       const egressDir = deps.egress
         ? await openBuildEgress(deps.egress, id, { ...app, name: row.app_name }, deps.npmRegistry)
         : null;

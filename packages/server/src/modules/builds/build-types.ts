@@ -59,6 +59,47 @@ export type CommitSource = {
   publish: boolean;
 };
 
+/** What a build keeps of its request: a form's questions, the agent session that asked, the commit. */
+export function buildSettings(input: BuildRequest, agentDelegation: string | undefined) {
+  return {
+    ...(input.kind === 'template' && input.fields ? { fields: input.fields } : {}),
+    // A build an agent asked for: the version it publishes carries the agent session's record.
+    ...(agentDelegation ? { agentDelegation } : {}),
+    ...(input.kind === 'commit'
+      ? {
+          source: {
+            commit: input.commit,
+            ref: input.ref,
+            repository: input.repository,
+            change: input.change,
+            publish: input.publish,
+          } satisfies CommitSource,
+        }
+      : {}),
+  };
+}
+
+/** The audit trail's summary of a build request. */
+export function requestSummary(
+  id: string,
+  input: BuildRequest,
+  template: { name: string; version: string } | undefined,
+) {
+  return {
+    build: id,
+    source:
+      input.kind === 'template'
+        ? `template ${template?.name} ${template?.version}`
+        : input.kind === 'commit'
+          ? `commit ${input.commit} (${input.ref}, change #${input.change})`
+          : 'upload',
+    ...(input.kind === 'commit' ? { commit: input.commit, publish: input.publish } : {}),
+    deploy: input.deploy,
+    ...(input.kind === 'template' && input.fields ? { formFields: input.fields.map((f) => f.id) } : {}),
+    ...(input.kind !== 'template' ? { archiveBytes: input.archive.length } : {}),
+  };
+}
+
 /** The pipeline's steps (`microapp ci`); a build adds its source step, and a deploy when asked. */
 export const pipelineSteps = 10;
 
