@@ -920,4 +920,32 @@ describe('web console in a browser', () => {
     assert.deepEqual(errors, [], 'console errors');
     await context.close();
   });
+  test('a notification leads to the part of the console that answers it: alice opens an idle warning and renews from there', async () => {
+    // Nobody uses team-survey for 61 days: the lifecycle warns its owner.
+    server.internals.clock.advance(61 * 24 * 3600 * 1000);
+    await server.internals.jobs.runDue();
+    const { context, page, errors } = await signedIn('alice@example.com');
+    await page.getByRole('link', { name: /^Notifications, \d+ unread$/ }).click();
+    const warning = page.getByRole('article', { name: /^team-survey has not been used for 61 days/ });
+    await warning.waitFor();
+    // Its action is the console's own page, not a command to type.
+    assert.doesNotMatch((await warning.textContent()) ?? '', /microapp renew/);
+    await accessible(page, 'the notifications');
+    await warning.getByRole('button', { name: 'Open' }).click();
+    await page.waitForURL(`${server.url}/apps/team-survey#renew`);
+    const why = page.getByLabel('Still needed? Say why, to renew it');
+    await page.waitForFunction(() => {
+      const g = globalThis as unknown as { document: { activeElement: { id?: string } | null } };
+      return g.document.activeElement?.id === 'purpose';
+    });
+    await why.fill('The survey runs again for the next quarter');
+    await page.getByRole('button', { name: 'Renew', exact: true }).click();
+    await page.getByRole('status').filter({ hasText: 'Renewal of team-survey requested' }).waitFor();
+    const lifecycle = await call(server, 'GET', '/api/v1/apps/team-survey/lifecycle', {
+      token: tokens.alice,
+    });
+    assert.equal(lifecycle.body.stage, 'active', JSON.stringify(lifecycle.body));
+    assert.deepEqual(errors, [], 'console errors');
+    await context.close();
+  });
 });
