@@ -227,6 +227,10 @@ describe('web console in a browser', () => {
     await page.setViewportSize({ width: 1280, height: 900 });
     // The owner reaches the answers from the console: the link opens the app's export, with her session.
     await page.goto(`${server.url}/apps/team-survey`);
+    assert.match(
+      (await page.getByRole('link', { name: 'See the answers' }).getAttribute('href')) ?? '',
+      /^http:\/\/team-survey\.apps\.localhost:\d+\/answers$/,
+    );
     const csv = page.getByRole('link', { name: 'Download the answers (CSV)' });
     const href = (await csv.getAttribute('href')) ?? '';
     assert.match(href, /^http:\/\/team-survey\.apps\.localhost:\d+\/export\.csv$/);

@@ -162,7 +162,8 @@ export function DeploySection({ app, onDeployed }: { app: AppView; onDeployed: (
               {template.name === 'form' ? (
                 <>
                   {' '}
-                  · <a href={`${last.url.replace(/\/$/, '')}/export.csv`}>Download the answers (CSV)</a>
+                  · <a href={`${last.url.replace(/\/$/, '')}/answers`}>See the answers</a> ·{' '}
+                  <a href={`${last.url.replace(/\/$/, '')}/export.csv`}>Download the answers (CSV)</a>
                 </>
               ) : null}
             </>
@@ -250,6 +251,9 @@ function BuildProgress({ build }: { build: BuildView }) {
           </a>{' '}
           {build.fields ? (
             <>
+              <a href={`${build.url.replace(/\/$/, '')}/answers`} className="button">
+                See the answers
+              </a>{' '}
               <a href={`${build.url.replace(/\/$/, '')}/export.csv`} className="button">
                 Download the answers (CSV)
               </a>{' '}
