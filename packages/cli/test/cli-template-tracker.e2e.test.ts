@@ -3,7 +3,7 @@
 // company mirror on a private address behind its own CA (a small registry on loopback serving the real
 // packages over HTTPS), deployed, used through the gateway, and upgraded with its SQLite data kept.
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -17,7 +17,7 @@ import {
   viaGateway,
 } from '../../server/test/harness.ts';
 import { cli, importAdvisories } from './cli-harness.ts';
-import { npm, packClosure, startRegistry } from './npm-registry.ts';
+import { lockAgainst, packClosure, startRegistry } from './npm-registry.ts';
 
 const root = resolve(import.meta.dirname, '../../..');
 const canSandbox = existsSync('/usr/bin/bwrap');
@@ -32,16 +32,7 @@ describe('the tracker template: npm dependencies and a native module, from init 
   let env: Record<string, string>;
   let packages = 0;
   let ca: string;
-  const relock = () =>
-    npm(
-      ['install', '--package-lock-only', '--ignore-scripts', '--no-audit', '--no-fund', '--cafile', ca],
-      app,
-    );
-  const _relock = () =>
-    npm(
-      ['install', '--package-lock-only', '--ignore-scripts', '--no-audit', '--no-fund', '--cafile', ca],
-      app,
-    );
+  const relock = () => lockAgainst(app, registry.url, ca);
 
   before(async () => {
     // The template pins fastify and better-sqlite3 to the versions this repository runs on, so the loopback
@@ -69,8 +60,6 @@ describe('the tracker template: npm dependencies and a native module, from init 
     await cli(env, 'login', '--dev-user', 'alice@example.com');
     const made = await cli(env, 'init', app, '-t', 'tracker', '--department', 'finance');
     assert.equal(made.code, 0, made.stderr);
-    writeFileSync(join(app, '.npmrc'), `registry=${registry.url}/\n`);
-    unlinkSync(join(app, 'package-lock.json'));
     const lock = await relock();
     assert.equal(lock.code, 0, lock.out);
     const registered = await cli(env, 'register', '-f', join(app, 'microapp.yaml'));

@@ -282,6 +282,19 @@ export function npm(args: string[], cwd: string): Promise<{ code: number; out: s
   );
 }
 
+/**
+ * Locks an app folder against a company mirror, as its developer does: `.npmrc` names the mirror, the old
+ * lockfile goes, and npm writes a new one (no scripts run) trusting the company CA. The `.npmrc` stays.
+ */
+export async function lockAgainst(folder: string, registryUrl: string, caFile: string) {
+  writeFileSync(join(folder, '.npmrc'), `registry=${registryUrl}/\n`);
+  rmSync(join(folder, 'package-lock.json'), { force: true });
+  return npm(
+    ['install', '--package-lock-only', '--ignore-scripts', '--no-audit', '--no-fund', '--cafile', caFile],
+    folder,
+  );
+}
+
 /** The paths of a tar.gz's entries. */
 export function entries(file: string): string[] {
   const tar = gunzipSync(readFileSync(file));

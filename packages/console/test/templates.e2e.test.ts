@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Page } from 'playwright-core';
-import { npm, packClosure, startRegistry } from '../../cli/test/npm-registry.ts';
+import { lockAgainst, packClosure, startRegistry } from '../../cli/test/npm-registry.ts';
 import { call, companyCa, type TestServer } from '../../server/test/harness.ts';
 import { type ConsoleRig, startConsoleRig } from './console-harness.ts';
 
@@ -52,12 +52,7 @@ describe('every template, from the wizard to its live page', () => {
     const tracker = join(templates, 'tracker');
     const pkg = readFileSync(join(tracker, 'package.json'), 'utf8');
     writeFileSync(join(tracker, 'package.json'), pkg.replace('"{{name}}"', '"tracker"'));
-    writeFileSync(join(tracker, '.npmrc'), `registry=${registry.url}/\n`);
-    unlinkSync(join(tracker, 'package-lock.json'));
-    const locked = await npm(
-      ['install', '--package-lock-only', '--ignore-scripts', '--no-audit', '--no-fund', '--cafile', pki.ca],
-      tracker,
-    );
+    const locked = await lockAgainst(tracker, registry.url, pki.ca);
     assert.equal(locked.code, 0, locked.out);
     unlinkSync(join(tracker, '.npmrc'));
     writeFileSync(join(tracker, 'package.json'), pkg);
@@ -150,7 +145,7 @@ describe('every template, from the wizard to its live page', () => {
       .waitFor({ timeout: 300_000 })
       .catch(async (e: Error) => {
         // What the owner reads when it does not go live (a failed check, a step's error) is the diagnosis.
-        const said = await page.getByRole('region', { name: 'Build and deploy' }).innerText();
+        const said = await page.getByRole('region', { name: 'Build and deploy' }).textContent();
         throw new Error(`${name} did not go live: ${said}\n${e.message}`);
       });
     await rig.shot(page, `templates-${name}-deployed`);

@@ -18,7 +18,7 @@
 // (`io.podman.annotations.init.container.type: always`). NetworkPolicies, the namespace's Pod Security admission and the disruption
 // budget need a cluster: they are checked against the Kubernetes schemas in kubernetes.test.ts.
 import assert from 'node:assert/strict';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { createServer as createHttpsServer, type Server } from 'node:https';
 import {
@@ -32,7 +32,7 @@ import { dirname, join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { parse, stringify } from 'yaml';
-import { npm, packClosure, startRegistry } from '../../cli/test/npm-registry.ts';
+import { lockAgainst, packClosure, startRegistry } from '../../cli/test/npm-registry.ts';
 import { renderTemplate } from '../src/modules/catalog/template-files.ts';
 import {
   buildFinished,
@@ -154,12 +154,7 @@ describe('the Kubernetes objects run a real app, npm dependencies and a native m
       mkdirSync(dirname(join(src, file)), { recursive: true });
       writeFileSync(join(src, file), text);
     }
-    writeFileSync(join(src, '.npmrc'), `registry=${registry.url}/\n`);
-    unlinkSync(join(src, 'package-lock.json'));
-    const locked = await npm(
-      ['install', '--package-lock-only', '--ignore-scripts', '--no-audit', '--no-fund', '--cafile', ca.ca],
-      src,
-    );
+    const locked = await lockAgainst(src, registry.url, ca.ca);
     assert.equal(locked.code, 0, locked.out);
     const files = Object.fromEntries(
       [...Object.keys(rendered0.files), '.npmrc'].map((f) => [f, readFileSync(join(src, f), 'utf8')]),
