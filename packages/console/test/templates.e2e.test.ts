@@ -209,6 +209,7 @@ describe('every template, from the wizard to its live page', () => {
     ]);
     assert.doesNotMatch(await page.content(), /DE89/, 'fields the page does not show are dropped');
     assert.deepEqual(seen.at(-1), { path: '/api/entries?limit=20', auth: `Bearer ${canary}` });
+    await phoneFits(page);
     await context.close();
   });
 
@@ -224,6 +225,7 @@ describe('every template, from the wizard to its live page', () => {
     await page.getByRole('cell', { name: /Accruals for November/ }).waitFor();
     await page.reload();
     await page.getByRole('cell', { name: /Accruals for November/ }).waitFor();
+    await phoneFits(page);
     await context.close();
   });
 });
