@@ -125,7 +125,7 @@ await runBench(async () => {
         return b.body.state === 'passed' && b.body.url ? true : null;
       });
       const page0 = await viaGateway(server, apiName, '/', { authorization: `Bearer ${tokens.alice}` });
-      const fields = [...page0.body.matchAll(/<textarea name="([^"]+)"/g)].map((m) => m[1]!);
+      const fields = [...page0.body.matchAll(/<textarea[^>]*\sname="([^"]+)"/g)].map((m) => m[1]!);
       const sent = await viaGateway(
         server,
         apiName,
