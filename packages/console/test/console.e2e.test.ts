@@ -208,6 +208,12 @@ describe('web console in a browser', () => {
     assert.equal(refused.status, 400, refused.body);
     assert.match(refused.body, /must be one of: Negotiation, Excel, Public speaking/);
     assert.match(refused.body, /Budget per person must be an amount/);
+    // The answers are the owner's: a colleague the app lets in is refused both the table and the export.
+    for (const path of ['/answers', '/export.csv']) {
+      const other = await viaGateway(server, 'team-survey', path, { authorization: `Bearer ${tokens.dave}` });
+      assert.equal(other.status, 403, `${path}: ${other.body}`);
+      assert.doesNotMatch(other.body, /Treasury/);
+    }
     // Its owner sees the answers as a table on the app, with the spreadsheet beside it.
     await page.getByRole('link', { name: 'See the answers (1)' }).click();
     await page.getByRole('heading', { name: 'Answers to team-survey' }).waitFor();
