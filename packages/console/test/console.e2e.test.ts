@@ -958,4 +958,76 @@ describe('web console in a browser', () => {
     assert.deepEqual(errors, [], 'console errors');
     await context.close();
   });
+  test('what a notification asks of others is on the app page too: bob approves a high-tier renewal, carol gives the app a new owner', async () => {
+    const reg = await call(server, 'POST', '/api/v1/apps', {
+      token: tokens.alice,
+      body: {
+        name: 'payroll-check',
+        owner: 'alice@example.com',
+        purpose: 'Check the payroll run against the HR records before it is paid',
+        dataClasses: ['internal', 'financial', 'pii'],
+        audience: { department: 'finance', maxUsers: 10 },
+      },
+    });
+    assert.equal(reg.body.app?.tier, 'high', reg.text);
+    for (const who of [tokens.bob, tokens.erin])
+      await call(server, 'POST', '/api/v1/apps/payroll-check/reviews', {
+        token: who,
+        body: { decision: 'approve' },
+      });
+    const asked = await call(server, 'POST', '/api/v1/apps/payroll-check/renewal', {
+      token: tokens.alice,
+      body: { purpose: 'Payroll checks continue this year' },
+    });
+    assert.equal(asked.body.status, 'pending_review', asked.text);
+    const told = (await call(server, 'GET', '/api/v1/notifications', { token: tokens.bob })).body.items.find(
+      (n: { kind: string; app: string }) => n.kind === 'renewal_review' && n.app === 'payroll-check',
+    );
+    assert.equal(told.action, `${server.url}/apps/payroll-check#renew-review`);
+
+    // Bob follows it: the app page opens at the request, with its approval.
+    const bob = await signedIn('bob@example.com');
+    await bob.page.goto(told.action);
+    await bob.page
+      .getByText('alice@example.com asked to renew payroll-check: “Payroll checks continue this year”.')
+      .waitFor();
+    await bob.page.getByRole('button', { name: 'Approve the renewal' }).click();
+    await bob.page
+      .getByRole('status')
+      .filter({ hasText: 'The renewal of payroll-check is approved.' })
+      .waitFor();
+    const lifecycle = await call(server, 'GET', '/api/v1/apps/payroll-check/lifecycle', {
+      token: tokens.alice,
+    });
+    assert.equal(lifecycle.body.renewalRequested, null);
+    assert.deepEqual(bob.errors, [], 'console errors');
+    await bob.context.close();
+
+    // Alice, its owner, is not offered the approval of her own renewal.
+    const again = await call(server, 'POST', '/api/v1/apps/payroll-check/renewal', {
+      token: tokens.alice,
+      body: { purpose: 'Payroll checks continue next year too' },
+    });
+    assert.equal(again.body.status, 'pending_review', again.text);
+    const alice = await signedIn('alice@example.com');
+    await alice.page.goto(`${server.url}/apps/payroll-check#renew-review`);
+    await alice.page.getByText(/A reviewer other than its owner approves it\./).waitFor();
+    assert.equal(await alice.page.getByRole('button', { name: 'Approve the renewal' }).count(), 0);
+    await alice.context.close();
+
+    // Carol, an admin, gives it a new owner from the same page.
+    const carol = await signedIn('carol@example.com');
+    await carol.page.goto(`${server.url}/apps/payroll-check#owner`);
+    await carol.page.getByLabel('Give it a new owner (e-mail)').fill('dave@example.com');
+    await carol.page.getByRole('button', { name: 'Change the owner' }).click();
+    await carol.page
+      .getByRole('status')
+      .filter({ hasText: 'dave@example.com owns payroll-check now' })
+      .waitFor();
+    await accessible(carol.page, 'the app page with its administration');
+    const moved = await call(server, 'GET', '/api/v1/apps/payroll-check', { token: tokens.carol });
+    assert.equal(moved.body.owner, 'dave@example.com');
+    assert.deepEqual(carol.errors, [], 'console errors');
+    await carol.context.close();
+  });
 });

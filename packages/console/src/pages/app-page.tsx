@@ -119,10 +119,7 @@ export function AppPage({ name }: { name: string }) {
           name={a.name}
           owner={a.owner}
           key={`lifecycle-${deployed}`}
-          onChanged={() => {
-            setDeployed((n) => n + 1);
-            app.reload();
-          }}
+          onChanged={() => app.reload()}
         />
       </div>
       {a.owner === session.user.email || hasRole(session, 'admin') ? (
@@ -213,7 +210,17 @@ function LifecycleSection({
       ) : l.loading ? (
         <Loading what="the lifecycle" />
       ) : null}
-      {l.data ? <LifecycleAsks name={name} owner={owner} lifecycle={l.data} onChanged={onChanged} /> : null}
+      {l.data ? (
+        <LifecycleAsks
+          name={name}
+          owner={owner}
+          lifecycle={l.data}
+          onChanged={() => {
+            l.reload();
+            onChanged();
+          }}
+        />
+      ) : null}
     </Section>
   );
 }
