@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -104,6 +105,57 @@ describe('the blob store', () => {
     // Without credentials the registry gives nothing away.
     const anonymous = await fetch(`${registry.url}/v2/microapp/artifacts/blobs/${digest}`);
     assert.equal(anonymous.status, 401);
+  });
+
+  test('an artifact’s Sigstore bundles are its OCI referrers: a client finds them from the artifact alone, by the fallback tag', async () => {
+    const blobs = stores[1]!.store();
+    const bytes = Buffer.from('an artifact with its signatures');
+    const digest = await blobs.put('artifact', bytes);
+    const signature = { mediaType: 'application/vnd.dev.sigstore.bundle.v0.3+json', note: 'signature' };
+    const provenance = { mediaType: 'application/vnd.dev.sigstore.bundle.v0.3+json', note: 'provenance' };
+    await blobs.attach!({ digest, size: bytes.length }, [{ name: 'artifact', bundle: signature }]);
+    // A second call (the provenance, or a second replica publishing the same) adds to the list, once each.
+    await blobs.attach!({ digest, size: bytes.length }, [
+      { name: 'artifact', bundle: signature },
+      { name: 'provenance', bundle: provenance },
+    ]);
+
+    const auth = {
+      authorization: `Basic ${Buffer.from(`${user.name}:${user.password}`).toString('base64')}`,
+    };
+    const get = (path: string, accept: string) =>
+      fetch(`${registry.url}/v2/microapp/artifacts/${path}`, { headers: { ...auth, accept } });
+    // What a client knows: the artifact's manifest, by its tag; the referrers are tagged after its digest.
+    const subject = await get(
+      `manifests/sha256-${digest.slice(7)}`,
+      'application/vnd.oci.image.manifest.v1+json',
+    );
+    const subjectDigest = `sha256:${createHash('sha256')
+      .update(Buffer.from(await subject.arrayBuffer()))
+      .digest('hex')}`;
+    const index = await get(
+      `manifests/sha256-${subjectDigest.slice(7)}`,
+      'application/vnd.oci.image.index.v1+json',
+    );
+    assert.equal(index.status, 200);
+    const listed = (await index.json()) as {
+      manifests: { digest: string; artifactType: string; annotations: Record<string, string> }[];
+    };
+    assert.deepEqual(
+      listed.manifests.map((m) => [m.artifactType, m.annotations['dev.microapp.bundle']]),
+      [
+        ['application/vnd.dev.sigstore.bundle.v0.3+json', 'artifact'],
+        ['application/vnd.dev.sigstore.bundle.v0.3+json', 'provenance'],
+      ],
+    );
+    for (const [i, want] of [signature, provenance].entries()) {
+      const referrer = (await (
+        await get(`manifests/${listed.manifests[i]!.digest}`, 'application/vnd.oci.image.manifest.v1+json')
+      ).json()) as { subject: { digest: string }; layers: { digest: string }[] };
+      assert.equal(referrer.subject.digest, subjectDigest, 'each names the artifact as its subject');
+      const layer = await get(`blobs/${referrer.layers[0]!.digest}`, 'application/octet-stream');
+      assert.deepEqual(JSON.parse(await layer.text()), want);
+    }
   });
 
   test('a wrong registry password is refused, saying which settings to check', async () => {

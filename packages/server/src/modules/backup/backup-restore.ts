@@ -47,7 +47,7 @@ const decodeRow = (line: string) =>
  */
 export async function restoreBackup(deps: {
   db: Db;
-  blobs: Pick<BlobStore, 'put'>;
+  blobs: Pick<BlobStore, 'put' | 'attach'>;
   dataDir: string;
   file: string;
   kek: Buffer;
@@ -146,6 +146,19 @@ export async function restoreBackup(deps: {
       if (`sha256:${createHash('sha256').update(bytes).digest('hex')}` !== digest)
         throw new RestoreError(`the artifact ${digest} in the backup was changed since the backup was made`);
       await deps.blobs.put('artifact', bytes);
+      // Its Sigstore bundles beside it again, where the store keeps them (an OCI registry's referrers).
+      for (const v of await db.kysely
+        .selectFrom('app_versions')
+        .select('bundles')
+        .where('digest', '=', digest)
+        .execute())
+        await deps.blobs.attach?.(
+          { digest, size: bytes.length },
+          Object.entries(JSON.parse(v.bundles) as Record<string, unknown>).map(([name, bundle]) => ({
+            name,
+            bundle,
+          })),
+        );
     }
     for (const id of archiveIds)
       await deps.blobs.put('archive', readFileSync(join(staging, 'archives', manifest.archives[id]!)));

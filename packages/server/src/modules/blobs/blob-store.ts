@@ -24,6 +24,14 @@ export type BlobStore = {
   remove(kind: BlobKind, digest: string): Promise<void>;
   /** Throws, saying why, when the store cannot be written to or read from now. */
   check(): Promise<void>;
+  /**
+   * Keeps an artifact's Sigstore bundles beside it, where the store can (an OCI registry: as referrers of
+   * the artifact, which cosign and oras find). The platform's database keeps them in any case.
+   */
+  attach?(
+    artifact: { digest: string; size: number },
+    bundles: { name: string; bundle: unknown }[],
+  ): Promise<void>;
 };
 
 /** A blob the store does not hold, or holds with other bytes than its digest names. */

@@ -9,6 +9,9 @@ export type OciRegistrySettings = {
 };
 
 const ociManifest = 'application/vnd.oci.image.manifest.v1+json';
+const ociIndex = 'application/vnd.oci.image.index.v1+json';
+/** Sigstore's media type for a bundle, which cosign and the OCI referrers API know it by. */
+export const sigstoreBundleType = 'application/vnd.dev.sigstore.bundle.v0.3+json';
 // The OCI empty descriptor: artifacts carry no image configuration.
 const empty = { mediaType: 'application/vnd.oci.empty.v1+json', bytes: Buffer.from('{}') };
 const types: Record<BlobKind, { repository: string; artifactType: string; layer: string }> = {
@@ -44,6 +47,28 @@ export function manifestFor(kind: BlobKind, digest: string, size: number): Buffe
           annotations: { 'org.opencontainers.image.title': `${hexOf(digest)}` },
         },
       ],
+    }),
+  );
+}
+
+/**
+ * A Sigstore bundle as an OCI artifact whose `subject` is the artifact's manifest: a referrer, found from
+ * the artifact by the referrers API (or its tag fallback), without any other index.
+ */
+export function referrerFor(
+  subject: { digest: string; size: number },
+  bundle: { digest: string; size: number },
+  name: string,
+): Buffer {
+  return Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: ociManifest,
+      artifactType: sigstoreBundleType,
+      config: { mediaType: empty.mediaType, digest: digestOf(empty.bytes), size: empty.bytes.length },
+      layers: [{ mediaType: sigstoreBundleType, digest: bundle.digest, size: bundle.size }],
+      subject: { mediaType: ociManifest, ...subject },
+      annotations: { 'dev.microapp.bundle': name },
     }),
   );
 }
@@ -192,6 +217,54 @@ export function createOciBlobStore(settings: OciRegistrySettings): BlobStore {
       return verified(kind, digest, Buffer.from(await res.arrayBuffer()));
     },
     has: (kind, digest) => has(kind, checked(digest)),
+    async attach(artifact, bundles) {
+      const repository = repositoryOf('artifact');
+      const manifest = manifestFor('artifact', checked(artifact.digest), artifact.size);
+      const subject = { digest: digestOf(manifest), size: manifest.length };
+      const pushed: {
+        mediaType: string;
+        digest: string;
+        size: number;
+        artifactType: string;
+        annotations: Record<string, string>;
+      }[] = [];
+      let indexed = false;
+      for (const { name, bundle } of bundles) {
+        const bytes = Buffer.from(JSON.stringify(bundle));
+        const digest = digestOf(bytes);
+        await upload('artifact', digest, bytes);
+        const referrer = referrerFor(subject, { digest, size: bytes.length }, name);
+        const res = await send('PUT', `/v2/${repository}/manifests/${digestOf(referrer)}`, {
+          body: referrer,
+          headers: { 'content-type': ociManifest },
+        });
+        await expect(res, [201], `record the ${name} bundle of ${artifact.digest}`);
+        await res.body?.cancel();
+        // A registry with the referrers API says so, and lists the referrer itself.
+        indexed ||= res.headers.get('oci-subject') === subject.digest;
+        pushed.push({
+          mediaType: ociManifest,
+          digest: digestOf(referrer),
+          size: referrer.length,
+          artifactType: sigstoreBundleType,
+          annotations: { 'dev.microapp.bundle': name },
+        });
+      }
+      if (indexed || !pushed.length) return;
+      // Otherwise the OCI fallback: an index of the referrers, tagged after the subject's digest.
+      const tag = `/v2/${repository}/manifests/sha256-${hexOf(subject.digest)}`;
+      const current = await send('GET', tag, { headers: { accept: ociIndex } });
+      await expect(current, [200, 404], `read the referrers of ${artifact.digest}`);
+      const listed =
+        current.status === 200
+          ? (((await current.json()) as { manifests?: typeof pushed }).manifests ?? [])
+          : (await current.body?.cancel(), []);
+      const manifests = [...listed.filter((m) => !pushed.some((p) => p.digest === m.digest)), ...pushed];
+      const index = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: ociIndex, manifests }));
+      const res = await send('PUT', tag, { body: index, headers: { 'content-type': ociIndex } });
+      await expect(res, [201], `record the referrers of ${artifact.digest}`);
+      await res.body?.cancel();
+    },
     async remove(kind, digest) {
       // The manifest is deleted by its own digest, which the registry reports.
       const head = await send('HEAD', `/v2/${repositoryOf(kind)}/manifests/sha256-${hexOf(digest)}`, {

@@ -51,7 +51,7 @@ export function createVersionsService(deps: {
   advisories: Pick<AdvisoryService, 'scan'>;
   keys: KeyStore;
   /** Where artifacts are kept, by digest (modules/blobs). */
-  blobs: Pick<BlobStore, 'put' | 'get'>;
+  blobs: Pick<BlobStore, 'put' | 'get' | 'attach'>;
   /**
    * Who built a version, as SLSA provenance names it: the platform (a build it ran, sandboxed, from source
    * it holds) or a client (`microapp ci` on a creator's machine or in their CI, which the platform did not
@@ -217,6 +217,10 @@ export function createVersionsService(deps: {
         : {}),
     };
     await deps.blobs.put('artifact', bytes);
+    await deps.blobs.attach?.(
+      { digest, size: bytes.length },
+      Object.entries(bundles).map(([name, bundle]) => ({ name, bundle })),
+    );
     const row = {
       id: newId('version'),
       app_id: app.id,
