@@ -1,6 +1,7 @@
 // Backup and restore: a backup taken while the platform serves, the platform wiped, restored into a new
 // database and data folder, and then the audit chain verifies and a signed version deploys again.
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +13,7 @@ import { type Db, openDatabase } from '../src/db/database.ts';
 import { RestoreError, restoreBackup } from '../src/modules/backup/backup-restore.ts';
 import { writeBackup } from '../src/modules/backup/backup-write.ts';
 import { createFolderBlobStore } from '../src/modules/blobs/blob-store.ts';
+import { createOciBlobStore } from '../src/modules/blobs/oci-blob-store.ts';
 import { loadKek } from '../src/modules/signing/key-store.ts';
 import { startServer } from '../src/server.ts';
 import { version } from '../src/version.ts';
@@ -25,6 +27,7 @@ import {
   startTestServer,
   viaGateway,
 } from './harness.ts';
+import { startRegistry, type TestRegistry } from './oci-registry.ts';
 import { importEmptySnapshot } from './replica-helpers.ts';
 
 async function freshDatabase(
@@ -199,3 +202,96 @@ for (const engine of engines())
       }
     });
   });
+
+describe('backup and restore with the blob registry', () => {
+  test('a restore into a new registry puts each artifact back with its Sigstore bundles as its referrers', async () => {
+    const user = { name: 'platform', password: 'registry-pw-7' };
+    const before = await startRegistry({ user });
+    const after = await startRegistry({ user });
+    const storeOn = (registry: TestRegistry) =>
+      createOciBlobStore({ url: `${registry.url}/microapp`, username: user.name, password: user.password });
+    const a = await startTestServer('sqlite', {
+      env: {
+        MICROAPP_BLOB_REGISTRY: `${before.url}/microapp`,
+        MICROAPP_BLOB_REGISTRY_USERNAME: user.name,
+        MICROAPP_BLOB_REGISTRY_PASSWORD: user.password,
+      },
+    });
+    const work = mkdtempSync(join(tmpdir(), 'microapp-backup-oci-'));
+    const dataDir = mkdtempSync(join(tmpdir(), 'microapp-restored-oci-'));
+    const fresh = await freshDatabase('sqlite', dataDir);
+    let stopped = false;
+    try {
+      const t = await signInEveryone(a);
+      await importEmptySnapshot(a, t.carol);
+      const reg = await call(a, 'POST', '/api/v1/apps', {
+        token: t.dave,
+        body: lunchPoll({ name: 'signed-poll', owner: people.dave, audience: { department: 'finance' } }),
+      });
+      assert.equal(reg.status, 201, reg.text);
+      const pub = await call(a, 'POST', '/api/v1/apps/signed-poll/versions', {
+        token: t.dave,
+        body: {
+          version: '1.0.0',
+          artifact: await sourceArchive({
+            'package.json': JSON.stringify({ name: 'signed-poll', version: '1.0.0' }),
+            'server.js':
+              "require('node:http').createServer((q, s) => s.end('signed')).listen(process.env.PORT);\n",
+          }),
+          sbom: { bomFormat: 'CycloneDX', specVersion: '1.6', version: 1, components: [] },
+        },
+      });
+      assert.equal(pub.status, 201, pub.text);
+      const file = join(work, 'microapp.tar.gz');
+      const live = a.rawDb();
+      await writeBackup({ db: live, blobs: storeOn(before), dataDir: a.dataDir, out: file, version });
+      await live.destroy();
+      copyFileSync(join(a.dataDir, 'kek'), join(dataDir, 'kek'));
+      await a.stop();
+      stopped = true;
+
+      const restored = await restoreBackup({
+        db: fresh.db,
+        blobs: storeOn(after),
+        dataDir,
+        file,
+        kek: loadKek({ env: {}, devFile: join(dataDir, 'kek') }),
+      });
+      assert.equal(restored.artifacts, 1);
+      // In the new registry: the artifact, and the index of its referrers, each a stored bundle.
+      const auth = {
+        authorization: `Basic ${Buffer.from(`${user.name}:${user.password}`).toString('base64')}`,
+      };
+      const get = (path: string, accept: string) =>
+        fetch(`${after.url}/v2/microapp/artifacts/${path}`, { headers: { ...auth, accept } });
+      const digest = pub.body.digest as string;
+      const subject = await get(
+        `manifests/sha256-${digest.slice(7)}`,
+        'application/vnd.oci.image.manifest.v1+json',
+      );
+      assert.equal(subject.status, 200);
+      const subjectHex = createHash('sha256')
+        .update(Buffer.from(await subject.arrayBuffer()))
+        .digest('hex');
+      const index = await get(`manifests/sha256-${subjectHex}`, 'application/vnd.oci.image.index.v1+json');
+      assert.equal(index.status, 200, 'the referrers came back with the artifact');
+      const listed = (await index.json()) as { manifests: { annotations: Record<string, string> }[] };
+      const stored = await fresh.db.kysely
+        .selectFrom('app_versions')
+        .select('bundles')
+        .where('digest', '=', digest)
+        .executeTakeFirstOrThrow();
+      assert.deepEqual(
+        listed.manifests.map((m) => m.annotations['dev.microapp.bundle']).sort(),
+        Object.keys(JSON.parse(stored.bundles)).sort(),
+      );
+    } finally {
+      if (!stopped) await a.stop();
+      await fresh.db.destroy();
+      await before.stop();
+      await after.stop();
+      rmSync(dataDir, { recursive: true, force: true });
+      rmSync(work, { recursive: true, force: true });
+    }
+  });
+});
