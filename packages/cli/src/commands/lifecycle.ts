@@ -164,7 +164,7 @@ export function registerLifecycleCommands(program: Command) {
   examples(
     program
       .command('notifications')
-      .description('your notifications, newest first, each with the command that answers it')
+      .description('your notifications, newest first, each with the console page that answers it')
       .option('--unread', 'only those not yet marked read')
       .option('--read <id>', 'mark one read')
       .option('--email <on|off>', 'also send them to you by e-mail (the inbox always has them)')

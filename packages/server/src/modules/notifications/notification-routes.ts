@@ -5,7 +5,7 @@ import { principalOf } from '../../api/auth-hook.ts';
 import { anyUser } from '../identity/access.ts';
 import type { NotificationService } from './notification-service.ts';
 
-/** The caller's own inbox: what the platform told them, and the command that answers each. */
+/** The caller's own inbox: what the platform told them, and the console page that answers each. */
 export function registerNotificationRoutes(
   fastify: FastifyInstance,
   deps: { notifications: NotificationService },
