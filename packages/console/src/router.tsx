@@ -40,3 +40,28 @@ export function Link(props: AnchorHTMLAttributes<HTMLAnchorElement> & { href: st
     />
   );
 }
+
+/**
+ * Brings the part of the page a link's `#fragment` names into view and focus, once it is drawn (a
+ * notification's "Open" leads to `/apps/NAME#renew`).
+ */
+export function useFragmentTarget(ready: boolean) {
+  useEffect(() => {
+    if (!ready || !window.location.hash) return;
+    const id = decodeURIComponent(window.location.hash.slice(1));
+    // Its sections load on their own: look for the part named until it is drawn, for a few seconds.
+    let tries = 0;
+    const timer = window.setInterval(() => {
+      const target = document.getElementById(id);
+      if (!target && ++tries < 40) return;
+      window.clearInterval(timer);
+      if (!target) return;
+      target.scrollIntoView({ block: 'center' });
+      const focusable = target.matches('button, input, textarea, select, a')
+        ? target
+        : target.querySelector<HTMLElement>('button, input, textarea, select, a');
+      focusable?.focus({ preventScroll: true });
+    }, 100);
+    return () => window.clearInterval(timer);
+  }, [ready]);
+}

@@ -39,6 +39,20 @@ export function ErrorNote({ error }: { error: ApiError | Error | null }) {
   );
 }
 
+/** How an action the person took ended: the refusal, or the sentence that says what it did. */
+export function Outcome({ error, said }: { error: ApiError | Error | null; said: ReactNode }) {
+  return (
+    <>
+      <ErrorNote error={error} />
+      {said ? (
+        <p role="status" className="notice">
+          {said}
+        </p>
+      ) : null}
+    </>
+  );
+}
+
 export function Loading({ what }: { what: string }) {
   return (
     <p className="muted" aria-live="polite">

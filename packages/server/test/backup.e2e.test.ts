@@ -1,7 +1,6 @@
 // Backup and restore: a backup taken while the platform serves, the platform wiped, restored into a new
 // database and data folder, and then the audit chain verifies and a signed version deploys again.
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -27,8 +26,8 @@ import {
   startTestServer,
   viaGateway,
 } from './harness.ts';
-import { startRegistry, type TestRegistry } from './oci-registry.ts';
-import { importEmptySnapshot } from './replica-helpers.ts';
+import { referrersOf, startRegistry, type TestRegistry } from './oci-registry.ts';
+import { importEmptySnapshot, pollApp } from './replica-helpers.ts';
 
 async function freshDatabase(
   engine: 'sqlite' | 'postgres',
@@ -224,24 +223,7 @@ describe('backup and restore with the blob registry', () => {
     try {
       const t = await signInEveryone(a);
       await importEmptySnapshot(a, t.carol);
-      const reg = await call(a, 'POST', '/api/v1/apps', {
-        token: t.dave,
-        body: lunchPoll({ name: 'signed-poll', owner: people.dave, audience: { department: 'finance' } }),
-      });
-      assert.equal(reg.status, 201, reg.text);
-      const pub = await call(a, 'POST', '/api/v1/apps/signed-poll/versions', {
-        token: t.dave,
-        body: {
-          version: '1.0.0',
-          artifact: await sourceArchive({
-            'package.json': JSON.stringify({ name: 'signed-poll', version: '1.0.0' }),
-            'server.js':
-              "require('node:http').createServer((q, s) => s.end('signed')).listen(process.env.PORT);\n",
-          }),
-          sbom: { bomFormat: 'CycloneDX', specVersion: '1.6', version: 1, components: [] },
-        },
-      });
-      assert.equal(pub.status, 201, pub.text);
+      const { digest } = (await pollApp(a, t.dave, 'signed-poll'))!;
       const file = join(work, 'microapp.tar.gz');
       const live = a.rawDb();
       await writeBackup({ db: live, blobs: storeOn(before), dataDir: a.dataDir, out: file, version });
@@ -259,32 +241,14 @@ describe('backup and restore with the blob registry', () => {
       });
       assert.equal(restored.artifacts, 1);
       // In the new registry: the artifact, and the index of its referrers, each a stored bundle.
-      const auth = {
-        authorization: `Basic ${Buffer.from(`${user.name}:${user.password}`).toString('base64')}`,
-      };
-      const get = (path: string, accept: string) =>
-        fetch(`${after.url}/v2/microapp/artifacts/${path}`, { headers: { ...auth, accept } });
-      const digest = pub.body.digest as string;
-      const subject = await get(
-        `manifests/sha256-${digest.slice(7)}`,
-        'application/vnd.oci.image.manifest.v1+json',
-      );
-      assert.equal(subject.status, 200);
-      const subjectHex = createHash('sha256')
-        .update(Buffer.from(await subject.arrayBuffer()))
-        .digest('hex');
-      const index = await get(`manifests/sha256-${subjectHex}`, 'application/vnd.oci.image.index.v1+json');
-      assert.equal(index.status, 200, 'the referrers came back with the artifact');
-      const listed = (await index.json()) as { manifests: { annotations: Record<string, string> }[] };
+      const found = await referrersOf(after, user, 'microapp/artifacts', digest);
+      assert.ok(found.items.length > 0, 'the referrers came back with the artifact');
       const stored = await fresh.db.kysely
         .selectFrom('app_versions')
         .select('bundles')
         .where('digest', '=', digest)
         .executeTakeFirstOrThrow();
-      assert.deepEqual(
-        listed.manifests.map((m) => m.annotations['dev.microapp.bundle']).sort(),
-        Object.keys(JSON.parse(stored.bundles)).sort(),
-      );
+      assert.deepEqual(found.items.map((r) => r.name).sort(), Object.keys(JSON.parse(stored.bundles)).sort());
     } finally {
       if (!stopped) await a.stop();
       await fresh.db.destroy();

@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,7 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import { blobRegistryFrom } from '../src/config-scale.ts';
 import { type BlobStore, createFolderBlobStore, digestOf } from '../src/modules/blobs/blob-store.ts';
 import { createOciBlobStore } from '../src/modules/blobs/oci-blob-store.ts';
-import { startRegistry, type TestRegistry } from './oci-registry.ts';
+import { referrersOf, startRegistry, type TestRegistry } from './oci-registry.ts';
 
 const user = { name: 'microapp', password: 'registry-pass-1' };
 
@@ -120,41 +119,18 @@ describe('the blob store', () => {
       { name: 'provenance', bundle: provenance },
     ]);
 
-    const auth = {
-      authorization: `Basic ${Buffer.from(`${user.name}:${user.password}`).toString('base64')}`,
-    };
-    const get = (path: string, accept: string) =>
-      fetch(`${registry.url}/v2/microapp/artifacts/${path}`, { headers: { ...auth, accept } });
     // What a client knows: the artifact's manifest, by its tag; the referrers are tagged after its digest.
-    const subject = await get(
-      `manifests/sha256-${digest.slice(7)}`,
-      'application/vnd.oci.image.manifest.v1+json',
-    );
-    const subjectDigest = `sha256:${createHash('sha256')
-      .update(Buffer.from(await subject.arrayBuffer()))
-      .digest('hex')}`;
-    const index = await get(
-      `manifests/sha256-${subjectDigest.slice(7)}`,
-      'application/vnd.oci.image.index.v1+json',
-    );
-    assert.equal(index.status, 200);
-    const listed = (await index.json()) as {
-      manifests: { digest: string; artifactType: string; annotations: Record<string, string> }[];
-    };
+    const found = await referrersOf(registry, user, 'microapp/artifacts', digest);
     assert.deepEqual(
-      listed.manifests.map((m) => [m.artifactType, m.annotations['dev.microapp.bundle']]),
+      found.items.map((r) => [r.artifactType, r.name]),
       [
         ['application/vnd.dev.sigstore.bundle.v0.3+json', 'artifact'],
         ['application/vnd.dev.sigstore.bundle.v0.3+json', 'provenance'],
       ],
     );
     for (const [i, want] of [signature, provenance].entries()) {
-      const referrer = (await (
-        await get(`manifests/${listed.manifests[i]!.digest}`, 'application/vnd.oci.image.manifest.v1+json')
-      ).json()) as { subject: { digest: string }; layers: { digest: string }[] };
-      assert.equal(referrer.subject.digest, subjectDigest, 'each names the artifact as its subject');
-      const layer = await get(`blobs/${referrer.layers[0]!.digest}`, 'application/octet-stream');
-      assert.deepEqual(JSON.parse(await layer.text()), want);
+      assert.equal(found.items[i]!.subject, found.subject, 'each names the artifact as its subject');
+      assert.deepEqual(JSON.parse(found.items[i]!.bytes), want);
     }
   });
 

@@ -1,4 +1,5 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -70,4 +71,50 @@ export async function startRegistry(
       rmSync(root, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * What a registry client (cosign, oras) finds from an artifact's tag alone: the artifact's manifest, then
+ * the index of its referrers, tagged after that manifest's digest (the OCI fallback), and each referrer's
+ * manifest with the bytes of its one layer. Empty when there is no index.
+ */
+export async function referrersOf(
+  registry: { url: string },
+  user: { name: string; password: string },
+  repository: string,
+  artifactDigest: string,
+): Promise<{
+  subject: string;
+  items: { name: string; artifactType: string; subject: string; bytes: string }[];
+}> {
+  const headers = {
+    authorization: `Basic ${Buffer.from(`${user.name}:${user.password}`).toString('base64')}`,
+  };
+  const get = (path: string, accept: string) =>
+    fetch(`${registry.url}/v2/${repository}/${path}`, { headers: { ...headers, accept } });
+  const manifest = 'application/vnd.oci.image.manifest.v1+json';
+  const artifact = await get(`manifests/sha256-${artifactDigest.slice(7)}`, manifest);
+  if (artifact.status !== 200) throw new Error(`no artifact ${artifactDigest}: HTTP ${artifact.status}`);
+  const subject = `sha256:${createHash('sha256')
+    .update(Buffer.from(await artifact.arrayBuffer()))
+    .digest('hex')}`;
+  const index = await get(`manifests/sha256-${subject.slice(7)}`, 'application/vnd.oci.image.index.v1+json');
+  if (index.status === 404) return { subject, items: [] };
+  const listed = (await index.json()) as { manifests: { digest: string; artifactType: string }[] };
+  const items = [];
+  for (const m of listed.manifests) {
+    const referrer = (await (await get(`manifests/${m.digest}`, manifest)).json()) as {
+      subject: { digest: string };
+      layers: { digest: string }[];
+      annotations: Record<string, string>;
+    };
+    const layer = await get(`blobs/${referrer.layers[0]!.digest}`, 'application/octet-stream');
+    items.push({
+      name: referrer.annotations['dev.microapp.bundle'] ?? '',
+      artifactType: m.artifactType,
+      subject: referrer.subject.digest,
+      bytes: await layer.text(),
+    });
+  }
+  return { subject, items };
 }

@@ -17,7 +17,7 @@ import {
   upgradeVia,
   viaGateway,
 } from './harness.ts';
-import { startRegistry, type TestRegistry } from './oci-registry.ts';
+import { referrersOf, startRegistry, type TestRegistry } from './oci-registry.ts';
 import { importEmptySnapshot } from './replica-helpers.ts';
 
 const pg = Boolean(process.env.MICROAPP_TEST_POSTGRES_URL);
@@ -171,23 +171,13 @@ describe('three replicas on one PostgreSQL and an OCI registry', { skip: !pg && 
     // tag, as Debian's registry has no referrers API): a client finds a version's signatures from it alone.
     assert.equal(((await tags.json()) as { tags: string[] }).tags.length, 6);
     const version = await call(b, 'GET', '/api/v1/apps/poll-one/versions/1.0.0', { token: t.dave });
-    const artifactManifest = await fetch(
-      `${registry.url}/v2/microapp/artifacts/manifests/sha256-${(version.body.digest as string).slice(7)}`,
-      { headers: { authorization: auth, accept: 'application/vnd.oci.image.manifest.v1+json' } },
+    const referrers = await referrersOf(
+      registry,
+      { name: 'platform', password: 'registry-pw-9' },
+      'microapp/artifacts',
+      version.body.digest,
     );
-    const subject = (await import('node:crypto'))
-      .createHash('sha256')
-      .update(Buffer.from(await artifactManifest.arrayBuffer()))
-      .digest('hex');
-    const referrers = (await (
-      await fetch(`${registry.url}/v2/microapp/artifacts/manifests/sha256-${subject}`, {
-        headers: { authorization: auth, accept: 'application/vnd.oci.image.index.v1+json' },
-      })
-    ).json()) as { manifests: { annotations: Record<string, string> }[] };
-    assert.deepEqual(
-      referrers.manifests.map((m) => m.annotations['dev.microapp.bundle']).sort(),
-      Object.keys(version.body.bundles).sort(),
-    );
+    assert.deepEqual(referrers.items.map((r) => r.name).sort(), Object.keys(version.body.bundles).sort());
     const owners = await runningOn(a);
     assert.deepEqual(
       owners.map((o) => [o.name, o.replica_id]),

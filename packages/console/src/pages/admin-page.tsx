@@ -2,7 +2,7 @@ import { useState } from 'react';
 import { type ApiError, api } from '../api.ts';
 import type { ConnectorView, JobView, TemplateInfo } from '../contracts.ts';
 import { Link } from '../router.tsx';
-import { ErrorNote, Section, When } from '../ui.tsx';
+import { ErrorNote, Outcome, Section, When } from '../ui.tsx';
 import { useApi } from '../use-api.ts';
 import { AdvisoryImport } from './advisory-import.tsx';
 import { ConnectorForm, split } from './connector-form.tsx';
@@ -211,12 +211,7 @@ function BlockedDomains() {
             />
           </div>
         </div>
-        <ErrorNote error={error} />
-        {saved ? (
-          <p role="status" className="notice">
-            {saved}
-          </p>
-        ) : null}
+        <Outcome error={error} said={saved} />
         <button type="submit" className="primary">
           Save the blocked domains
         </button>

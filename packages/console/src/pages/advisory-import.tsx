@@ -1,6 +1,6 @@
 import { useState } from 'react';
 import { type ApiError, upload } from '../api.ts';
-import { ErrorNote } from '../ui.tsx';
+import { Outcome } from '../ui.tsx';
 
 /** What an import did (the server merges it into the data already held). */
 type ImportReport = {
@@ -67,12 +67,7 @@ export function AdvisoryImport({ onImported }: { onImported: () => void }) {
           onChange={(e) => setFile(e.target.files?.[0] ?? null)}
         />
       </div>
-      <ErrorNote error={error} />
-      {done ? (
-        <p role="status" className="notice">
-          {done}
-        </p>
-      ) : null}
+      <Outcome error={error} said={done} />
       <button type="submit" disabled={!file || busy}>
         {busy ? 'Importing…' : 'Import'}
       </button>

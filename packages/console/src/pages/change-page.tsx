@@ -3,7 +3,7 @@ import { api } from '../api.ts';
 import type { ChangeView } from '../contracts.ts';
 import { Link } from '../router.tsx';
 import { hasRole, useSession } from '../session.tsx';
-import { ErrorNote, Facts, Loading, Section, When } from '../ui.tsx';
+import { ErrorNote, Facts, Loading, Outcome, Section, When } from '../ui.tsx';
 import { useAction } from '../use-action.ts';
 import { useApi } from '../use-api.ts';
 import { changeStanding } from './repository-section.tsx';
@@ -111,12 +111,10 @@ export function ChangePage({ name, number }: { name: string; number: number }) {
             </button>
           </form>
         ) : null}
-        <ErrorNote error={decide.error} />
-        {decide.result ? (
-          <p role="status" className="notice">
-            Recorded. This change is now {changeStanding(decide.result)}.
-          </p>
-        ) : null}
+        <Outcome
+          error={decide.error}
+          said={decide.result ? `Recorded. This change is now ${changeStanding(decide.result)}.` : null}
+        />
       </Section>
       <Section title="The app's registered answers (microapp.yaml)">
         {change.manifest?.changed ? (

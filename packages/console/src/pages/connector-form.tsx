@@ -1,7 +1,7 @@
 import { useState } from 'react';
 import { type ApiError, api } from '../api.ts';
 import { dataClasses } from '../contracts.ts';
-import { ErrorNote } from '../ui.tsx';
+import { Outcome } from '../ui.tsx';
 
 const methods = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'] as const;
 /** Words of a list typed with spaces or commas. */
@@ -115,12 +115,7 @@ export function ConnectorForm({ onSaved }: { onSaved: () => void }) {
           ))}
         </div>
       </fieldset>
-      <ErrorNote error={error} />
-      {saved ? (
-        <p role="status" className="notice">
-          {saved}
-        </p>
-      ) : null}
+      <Outcome error={error} said={saved} />
       <button type="submit" className="primary">
         Save the connector
       </button>

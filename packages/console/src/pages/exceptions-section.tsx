@@ -4,7 +4,7 @@ import { useId } from 'react';
 import { api } from '../api.ts';
 import type { AppView, ExceptionView } from '../contracts.ts';
 import { hasRole, useSession } from '../session.tsx';
-import { ErrorNote, Loading, Section } from '../ui.tsx';
+import { ErrorNote, Loading, Outcome, Section } from '../ui.tsx';
 import { useAction } from '../use-action.ts';
 import { useApi } from '../use-api.ts';
 
@@ -87,12 +87,7 @@ export function ExceptionsSection({ app }: { app: AppView }) {
         </table>
       ) : null}
       {canGrant ? <GrantForm name={app.name} busy={action.busy} run={run} /> : null}
-      <ErrorNote error={action.error} />
-      {action.result ? (
-        <p role="status" className="notice">
-          {action.result}
-        </p>
-      ) : null}
+      <Outcome error={action.error} said={action.result} />
     </Section>
   );
 }

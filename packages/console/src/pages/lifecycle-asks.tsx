@@ -1,8 +1,7 @@
-import { useEffect } from 'react';
 import { api } from '../api.ts';
 import type { LifecycleView } from '../contracts.ts';
 import { hasRole, useSession } from '../session.tsx';
-import { ErrorNote } from '../ui.tsx';
+import { Outcome } from '../ui.tsx';
 import { useAction } from '../use-action.ts';
 
 /**
@@ -79,37 +78,7 @@ export function LifecycleAsks({
           </button>
         </div>
       ) : null}
-      <ErrorNote error={action.error} />
-      {action.result ? (
-        <p role="status" className="notice">
-          {action.result}
-        </p>
-      ) : null}
+      <Outcome error={action.error} said={action.result} />
     </>
   );
-}
-
-/**
- * Brings the part of the page a link's `#fragment` names into view and focus, once it is drawn (a
- * notification's "Open" leads to `/apps/NAME#renew`).
- */
-export function useFragmentTarget(ready: boolean) {
-  useEffect(() => {
-    if (!ready || !window.location.hash) return;
-    const id = decodeURIComponent(window.location.hash.slice(1));
-    // Its sections load on their own: look for the part named until it is drawn, for a few seconds.
-    let tries = 0;
-    const timer = window.setInterval(() => {
-      const target = document.getElementById(id);
-      if (!target && ++tries < 40) return;
-      window.clearInterval(timer);
-      if (!target) return;
-      target.scrollIntoView({ block: 'center' });
-      const focusable = target.matches('button, input, textarea, select, a')
-        ? target
-        : target.querySelector<HTMLElement>('button, input, textarea, select, a');
-      focusable?.focus({ preventScroll: true });
-    }, 100);
-    return () => window.clearInterval(timer);
-  }, [ready]);
 }

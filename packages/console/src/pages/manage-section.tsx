@@ -2,7 +2,7 @@ import { useState } from 'react';
 import { api } from '../api.ts';
 import type { LifecycleView } from '../contracts.ts';
 import { hasRole, useSession } from '../session.tsx';
-import { ErrorNote, Section, When } from '../ui.tsx';
+import { Outcome, Section, When } from '../ui.tsx';
 import { useAction } from '../use-action.ts';
 import { useApi } from '../use-api.ts';
 
@@ -201,12 +201,7 @@ export function ManageSection({ name, onChanged }: { name: string; onChanged: ()
           </div>
         </>
       ) : null}
-      <ErrorNote error={error} />
-      {message ? (
-        <p role="status" className="notice">
-          {message}
-        </p>
-      ) : null}
+      <Outcome error={error} said={message} />
     </Section>
   );
 }

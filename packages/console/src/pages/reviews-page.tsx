@@ -6,7 +6,7 @@ import { type Decision, PolicyResults } from '../policy-results.tsx';
 import { PolicyVerdict } from '../policy-verdict.tsx';
 import { Link } from '../router.tsx';
 import { hasRole, useSession } from '../session.tsx';
-import { ErrorNote, Loading, RiskFactors, Section, StateBadge, TierBadge } from '../ui.tsx';
+import { ErrorNote, Loading, Outcome, RiskFactors, Section, StateBadge, TierBadge } from '../ui.tsx';
 import { useApi } from '../use-api.ts';
 import { Review as Answers } from './new-app-questions.tsx';
 
@@ -188,12 +188,7 @@ function DecisionForm({ app: a, onDecided }: { app: AppView; onDecided: () => vo
           onChange={(e) => setComment(e.target.value)}
         />
       </div>
-      <ErrorNote error={error} />
-      {done ? (
-        <p role="status" className="notice">
-          {done}
-        </p>
-      ) : null}
+      <Outcome error={error} said={done} />
       <div className="actions">
         <button type="button" className="primary" disabled={busy} onClick={() => decide('approve')}>
           Approve {a.name}

@@ -1,7 +1,7 @@
 // An app's versions: what runs in live and preview, each version's scan, components and signature.
 import { api } from '../api.ts';
 import type { VersionItem } from '../contracts.ts';
-import { ErrorNote, Section, When } from '../ui.tsx';
+import { ErrorNote, Outcome, Section, When } from '../ui.tsx';
 import { useAction } from '../use-action.ts';
 import { useApi } from '../use-api.ts';
 import { Findings } from './reviews-page.tsx';
@@ -122,12 +122,7 @@ export function VersionsSection({
           ) : null}
         </details>
       ))}
-      <ErrorNote error={error} />
-      {message ? (
-        <p role="status" className="notice">
-          {message}
-        </p>
-      ) : null}
+      <Outcome error={error} said={message} />
       {d.data?.items.length ? (
         <table>
           <caption>Deployment history</caption>

@@ -234,7 +234,8 @@ export function createOciBlobStore(settings: OciRegistrySettings): BlobStore {
         const digest = digestOf(bytes);
         await upload('artifact', digest, bytes);
         const referrer = referrerFor(subject, { digest, size: bytes.length }, name);
-        const res = await send('PUT', `/v2/${repository}/manifests/${digestOf(referrer)}`, {
+        const at = digestOf(referrer);
+        const res = await send('PUT', `/v2/${repository}/manifests/${at}`, {
           body: referrer,
           headers: { 'content-type': ociManifest },
         });
@@ -244,7 +245,7 @@ export function createOciBlobStore(settings: OciRegistrySettings): BlobStore {
         indexed ||= res.headers.get('oci-subject') === subject.digest;
         pushed.push({
           mediaType: ociManifest,
-          digest: digestOf(referrer),
+          digest: at,
           size: referrer.length,
           artifactType: sigstoreBundleType,
           annotations: { 'dev.microapp.bundle': name },
