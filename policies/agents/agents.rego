@@ -11,6 +11,11 @@
 #   {tier, dataClasses} (the app as the call would leave it), change: {dataClasses, egress, connectors,
 #   secrets} (what the call adds), environment}.
 #
+#   Tools of the git server: `read_repository` (a clone or fetch), `push_change` (a push to a branch,
+#   which opens a change request and starts its check: it spends a build of the day's budget) and
+#   `merge_change` (asked whenever the agent's push would merge: the person confirms that exact commit;
+#   reasons in `ask` are added to the question).
+#
 #   The model an agent declares is checked against the approved models per data class
 #   (data.microapp.config.models, see the models pack).
 package microapp.agents
@@ -45,6 +50,8 @@ refuse contains sprintf("%s is not approved for %s data (data.microapp.config.mo
 needs := {
 	"register_app": "apps:register",
 	"build_app": "apps:build",
+	"push_change": "apps:build",
+	"read_repository": "apps:read",
 	"deploy_app": "apps:deploy",
 	"decommission_app": "apps:register",
 }
@@ -60,7 +67,7 @@ refuse contains sprintf("this delegation allows %d registrations a day and they 
 }
 
 refuse contains sprintf("this delegation allows %d builds a day and they are used; try again tomorrow or ask the person", [input.delegation.limits.buildsPerDay]) if {
-	input.tool == "build_app"
+	input.tool in {"build_app", "push_change"}
 	input.delegation.usage.builds >= input.delegation.limits.buildsPerDay
 }
 

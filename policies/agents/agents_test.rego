@@ -71,3 +71,21 @@ test_an_unapproved_model_is_refused_at_connect if {
 	undeclared := agents.refuse_connect with input as {"agent": {"client": "x"}} with data.microapp.config.models as models
 	undeclared == {"an undeclared model is not a model this organization approved for agents"}
 }
+
+test_a_push_needs_the_build_scope_and_spends_the_build_budget if {
+	app := {"app": {"exists": true, "tier": "medium", "dataClasses": ["internal"]}}
+	count(agents.refuse) == 0 with input as call("push_change", app) with data.microapp.config.models as any_model
+	no_build := object.union(delegation, {"scopes": ["apps:read"]})
+	input_ := object.union({"tool": "push_change", "agent": agent, "delegation": no_build}, app)
+	refused := agents.refuse with input as input_ with data.microapp.config.models as any_model
+	"this delegation does not include apps:build; the person can consent again with it" in refused
+	spent := object.union(delegation, {"usage": {"registrations": 0, "builds": 2}})
+	input2 := object.union({"tool": "push_change", "agent": agent, "delegation": spent}, app)
+	count(agents.refuse) == 1 with input as input2 with data.microapp.config.models as any_model
+}
+
+test_reading_code_of_data_the_model_is_not_approved_for_is_refused if {
+	input_ := call("read_repository", {"app": {"exists": true, "tier": "high", "dataClasses": ["pii"]}})
+	count(agents.refuse) == 1 with input as input_ with data.microapp.config.models as {"internal": ["*"]}
+	count(agents.refuse) == 0 with input as input_ with data.microapp.config.models as any_model
+}

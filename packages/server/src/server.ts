@@ -316,6 +316,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
         templatesDir: config.templatesDir ?? defaultTemplatesDir,
         appUrl: hosts.urlOf,
       },
+      repositories,
     });
   }
 

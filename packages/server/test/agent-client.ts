@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
 import type { OAuthClientProvider } from '@modelcontextprotocol/sdk/client/auth.js';
 import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
@@ -136,4 +137,58 @@ export async function callTool(
     text,
     isError: Boolean(result.isError),
   };
+}
+
+/**
+ * An agent's access token obtained the way any OAuth client gets one (RFC 7591 registration, PKCE, the
+ * person's consent, the code exchanged), without an MCP session: for an agent that then uses git.
+ */
+export async function agentToken(
+  server: { url: string },
+  email: string,
+  options: { name?: string; model?: string; scope?: string } = {},
+): Promise<string> {
+  const redirectUri = 'http://127.0.0.1:9/callback';
+  const reg = await fetch(new URL('/oauth/register', server.url), {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({
+      client_name: options.name ?? 'git-agent',
+      redirect_uris: [redirectUri],
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
+      token_endpoint_auth_method: 'none',
+      model: options.model ?? 'claude-sonnet-4-5',
+    }),
+  });
+  const client = (await reg.json()) as { client_id: string };
+  assert.equal(reg.status, 201, JSON.stringify(client));
+  const verifier = randomBytes(32).toString('base64url');
+  const authorize = new URL('/oauth/authorize', server.url);
+  authorize.search = new URLSearchParams({
+    response_type: 'code',
+    client_id: client.client_id,
+    redirect_uri: redirectUri,
+    code_challenge: createHash('sha256').update(verifier).digest('base64url'),
+    code_challenge_method: 'S256',
+    state: 'git',
+    ...(options.scope ? { scope: options.scope } : {}),
+  }).toString();
+  const answered = await answerConsent(await openConsent(authorize, email), { decision: 'allow', days: '7' });
+  const code = answered.location?.searchParams.get('code');
+  assert.ok(code, `the consent returned a code: ${answered.text.slice(0, 300)}`);
+  const res = await fetch(new URL('/oauth/token', server.url), {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({
+      grant_type: 'authorization_code',
+      code,
+      code_verifier: verifier,
+      client_id: client.client_id,
+      redirect_uri: redirectUri,
+    }).toString(),
+  });
+  const token = (await res.json()) as { access_token?: string };
+  assert.ok(token.access_token?.startsWith('maa_'), JSON.stringify(token));
+  return token.access_token;
 }

@@ -85,15 +85,12 @@ for (const engine of engines()) {
       const bare = await fetch(`${url}/info/refs?service=git-upload-pack`);
       assert.equal(bare.status, 401);
       assert.match(bare.headers.get('www-authenticate') ?? '', /^Basic realm="microapp"/);
-      // An agent's token is for /mcp: its tools are checkpointed by policy, a push would not be.
+      // A made-up agent token (repos-agents.test.ts has the real ones).
       const agent = await fetch(`${url}/info/refs?service=git-upload-pack`, {
         headers: { authorization: `Basic ${Buffer.from('x:maa_stolen-or-not').toString('base64')}` },
       });
-      assert.equal(agent.status, 403);
-      assert.match(
-        ((await agent.json()) as { detail: string }).detail,
-        /an agent's token works only at \/mcp/,
-      );
+      assert.equal(agent.status, 401);
+      assert.match(((await agent.json()) as { detail: string }).detail, /the agent's token is refused/);
       const wrong = await clone('mat_not-a-token', 'wrong');
       assert.notEqual(wrong.code, 0);
       assert.match(wrong.stderr, /Authentication failed|401/);

@@ -29,6 +29,13 @@ type Change = {
     missing: { specialty: string | null }[];
     given: { reviewer: string; decision: string; comment: string | null; head: string }[];
   };
+  confirmation: {
+    person: string;
+    agent: string;
+    checkpoint: string | null;
+    state: string;
+    note: string | null;
+  } | null;
   problem: string | null;
   merged: { commit: string; by: string } | null;
   release: { state: string; version: string | null; error: string | null } | null;
@@ -55,7 +62,20 @@ function standing(c: Change): string {
   if (check?.state === 'pending') return 'checks running';
   if (c.reviews.missing.length)
     return `waiting for ${c.reviews.missing.map((m) => (m.specialty ? `a ${m.specialty} reviewer` : 'a reviewer')).join(' and ')}`;
+  const waiting = confirmationLine(c);
+  if (waiting) return waiting;
   return c.problem ?? 'ready';
+}
+
+/** What an agent's change waits for from its person, or null when nothing (or a person pushed it). */
+function confirmationLine(c: Change): string | null {
+  const k = c.confirmation;
+  if (!k || k.state === 'confirmed') return null;
+  if (k.state === 'refused')
+    return `${k.person} refused to merge what ${k.agent} pushed${k.note ? `: ${k.note}` : ''}; push again or close it`;
+  if (k.state === 'expired')
+    return `${k.person} did not confirm what ${k.agent} pushed in time; push the branch again to ask again`;
+  return `waiting for ${k.person} to confirm what ${k.agent} pushed (microapp agents approve ${k.checkpoint ?? '…'})`;
 }
 
 /** The git credential helper: git asks it for the password of a platform URL, and it answers with the token. */
@@ -212,7 +232,7 @@ export function registerRepoCommands(program: Command) {
             [
               `${c.app} #${c.number}: ${c.title}`,
               `  branch ${c.branch} at ${short(c.head)}, by ${c.openedBy}: ${standing(c)}`,
-              `  rule: ${c.rule}`,
+              `  rule: ${c.rule}${c.confirmation ? `, and ${c.confirmation.person} confirms what ${c.confirmation.agent} pushed (${c.confirmation.state})` : ''}`,
               ...c.checks.map((k) => `  check ${k.name}: ${k.state} (${k.detail})`),
               ...c.reviews.given.map(
                 (g) =>

@@ -12,6 +12,7 @@ const toolWords: Record<string, string> = {
   deploy_app: 'deploy an app',
   decommission_app: 'decommission an app',
   request_escalation: 'do something beyond what you allowed',
+  merge_change: 'merge a change it pushed to an app',
 };
 
 type Manifest = {
@@ -58,6 +59,22 @@ function WhatHappens({ request: r }: { request: CheckpointView }) {
         rows={[
           ['App', r.app],
           ['Reason the agent gave', String(input.reason ?? '')],
+        ]}
+      />
+    );
+  if (r.tool === 'merge_change')
+    return (
+      <Facts
+        rows={[
+          ['App', r.app],
+          [
+            'Change',
+            <Link key="change" href={`/apps/${r.app}/changes/${String(input.change ?? '')}`}>
+              #{String(input.change ?? '')}: {String(input.title ?? '')} (read its code and checks)
+            </Link>,
+          ],
+          ['Commit it pushed', `${String(input.head ?? '').slice(0, 12)} on ${String(input.branch ?? '')}`],
+          ['Then', 'it merges into main once its checks and reviews pass, and the platform ships it'],
         ]}
       />
     );

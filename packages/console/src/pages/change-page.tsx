@@ -65,6 +65,22 @@ export function ChangePage({ name, number }: { name: string; number: number }) {
             ['Opened by', change.openedBy],
             ['Branch', `${change.branch} at ${change.head.slice(0, 12)}`],
             ['Rule', change.rule],
+            [
+              'Pushed by an agent',
+              change.confirmation ? (
+                <>
+                  {change.confirmation.agent}
+                  {change.confirmation.model ? ` (${change.confirmation.model})` : ''}, for{' '}
+                  {change.confirmation.person}, who confirms before it merges: {change.confirmation.state}
+                  {change.confirmation.checkpoint && change.confirmation.state === 'waiting' ? (
+                    <>
+                      {' '}
+                      (<Link href={`/agents/requests/${change.confirmation.checkpoint}`}>answer it</Link>)
+                    </>
+                  ) : null}
+                </>
+              ) : null,
+            ],
             ...change.checks.map((k): [string, React.ReactNode] => [
               `Check: ${k.name}`,
               `${k.state} (${k.detail})`,

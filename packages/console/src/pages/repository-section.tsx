@@ -15,7 +15,15 @@ export function changeStanding(c: ChangeView): string {
   const check = c.checks[0];
   if (check?.state === 'failed') return 'checks failed';
   if (check?.state === 'pending') return 'checks running';
-  return c.reviews.missing.length ? 'waiting for review' : 'ready';
+  if (c.reviews.missing.length) return 'waiting for review';
+  const k = c.confirmation;
+  if (k && k.state !== 'confirmed')
+    return k.state === 'waiting'
+      ? `waiting for ${k.person} to confirm what ${k.agent} pushed`
+      : k.state === 'refused'
+        ? `${k.person} refused what ${k.agent} pushed`
+        : `${k.person} did not confirm in time: push again`;
+  return 'ready';
 }
 
 /** The app's code: its repository (where developers clone it), recent commits, and its change requests. */

@@ -9,6 +9,7 @@ import { replicas } from './migrations/0030-replicas.ts';
 import { compatibility } from './migrations/0031-compatibility.ts';
 import { clusterRoutes } from './migrations/0032-cluster-routes.ts';
 import { revisionAnswers } from './migrations/0033-revision-answers.ts';
+import { agentChanges } from './migrations/0034-agent-changes.ts';
 
 type AnyDb = Kysely<unknown>;
 
@@ -26,6 +27,7 @@ const migrations: Record<string, (dialect: Dialect) => Migration> = {
   ...compatibility,
   ...clusterRoutes,
   ...revisionAnswers,
+  ...agentChanges,
 };
 
 /**

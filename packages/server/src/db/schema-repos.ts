@@ -32,6 +32,8 @@ export interface ChangeRequestsTable {
   head_commit: string;
   opened_by: string;
   opened_by_id: string;
+  /** The delegation whose agent pushed the head commit; null when a person pushed it. */
+  agent_delegation_id: string | null;
   /** The pipeline build (no publish) of the head commit. */
   check_build_id: string | null;
   /** Why no check build could start (the app is not approved, the version is taken…). */

@@ -84,11 +84,12 @@ export function createAgentGate(deps: {
       .where('delegation_id', '=', delegationId)
       .where('outcome', '=', 'done')
       .where('at', '>=', since)
-      .where('tool', 'in', ['register_app', 'build_app'])
+      .where('tool', 'in', ['register_app', 'build_app', 'push_change'])
       .groupBy('tool')
       .execute();
     const n = (tool: string) => Number(rows.find((r) => r.tool === tool)?.n ?? 0);
-    return { registrations: n('register_app'), builds: n('build_app') };
+    // A push to a repository starts a check build: it spends the same budget as a build.
+    return { registrations: n('register_app'), builds: n('build_app') + n('push_change') };
   }
 
   async function decide(session: AgentSession, tool: string, facts: CallFacts) {
@@ -302,7 +303,7 @@ export function createAgentGate(deps: {
     }
   }
 
-  return { run, decide };
+  return { run, decide, record };
 }
 
 export type AgentGate = ReturnType<typeof createAgentGate>;

@@ -64,6 +64,7 @@ export function createCheckpointService(deps: {
   pageUrl: (id: string) => string;
 }) {
   const { db, clock, audit } = deps;
+  const decided: ((view: CheckpointView) => Promise<void>)[] = [];
 
   const select = (q: Kysely<Database> | Transaction<Database>) =>
     q
@@ -219,8 +220,16 @@ export function createCheckpointService(deps: {
         },
       });
     });
-    return get(principal, id);
+    const view = await get(principal, id);
+    // What waited for this answer goes on (a merge of the agent's change); its failure is not the answer's.
+    for (const listener of decided) await listener(view).catch(() => {});
+    return view;
   }
+
+  /** Calls `listener` after each answer a person gives. */
+  const onDecided = (listener: (view: CheckpointView) => Promise<void>) => {
+    decided.push(listener);
+  };
 
   /** Pending requests past their time: marked expired and audited (a job runs this). */
   async function expire(): Promise<number> {
@@ -255,7 +264,7 @@ export function createCheckpointService(deps: {
     return due.length;
   }
 
-  return { settle, ask, list, get, decide, expire };
+  return { settle, ask, list, get, decide, expire, onDecided };
 }
 
 export type CheckpointService = ReturnType<typeof createCheckpointService>;

@@ -7,7 +7,9 @@ import type { LoginService } from '../identity/login-service.ts';
 import type { JobRunner } from '../jobs/job-runner.ts';
 import type { NotificationService } from '../notifications/notification-service.ts';
 import type { PolicyEngine } from '../policy/policy-engine.ts';
+import type { ChangeService } from '../repos/change-service.ts';
 import { createAgentGate } from './agent-gate.ts';
+import { type AgentGit, createAgentGit } from './agent-git.ts';
 import { createAgentOAuth } from './agent-oauth.ts';
 import { registerAgentRoutes } from './agent-routes.ts';
 import { createAgentTokens } from './agent-tokens.ts';
@@ -34,6 +36,8 @@ export async function installAgents(
     publicUrl: () => string;
     version: string;
     services: Omit<McpDeps, 'gate' | 'checkpoints' | 'engine' | 'publicUrl'>;
+    /** The app repositories: agents clone and push there, and their changes merge once confirmed. */
+    repositories?: { allowAgents: (git: AgentGit) => void; changes: Pick<ChangeService, 'confirmed'> };
   },
 ) {
   const { db, clock, audit, engine } = deps;
@@ -44,12 +48,13 @@ export async function installAgents(
   const resource = () => `${deps.publicUrl()}/mcp`;
   const oauth = createAgentOAuth({ db, clock, audit, refuseConnect, resource });
   const tokens = createAgentTokens({ db, clock, resource });
+  const pageUrl = (id: string) => `${deps.publicUrl()}/agents/requests/${id}`;
   const checkpoints = createCheckpointService({
     db,
     clock,
     audit,
     notifications: deps.notifications,
-    pageUrl: (id) => `${deps.publicUrl()}/agents/requests/${id}`,
+    pageUrl,
   });
   const delegations = createDelegationService({ db, clock, audit });
   const gate = createAgentGate({ db, clock, audit, engine, checkpoints });
@@ -61,6 +66,14 @@ export async function installAgents(
     version: deps.version,
   });
   registerAgentRoutes(app, { delegations, checkpoints });
+  const repositories = deps.repositories;
+  if (repositories) {
+    repositories.allowAgents(createAgentGit({ db, clock, tokens, gate, checkpoints, pageUrl }));
+    checkpoints.onDecided(async (c) => {
+      if (c.tool === 'merge_change' && c.state === 'approved' && c.app)
+        await repositories.changes.confirmed(c.app, Number(c.input.change));
+    });
+  }
   await deps.jobs.register({
     name: 'agent-checkpoint-expiry',
     everySeconds: 600,

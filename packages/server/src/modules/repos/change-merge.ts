@@ -2,6 +2,7 @@ import type { Kysely } from 'kysely';
 import type { Clock } from '../../clock.ts';
 import type { Database } from '../../db/schema.ts';
 import type { ChangeRequestsTable } from '../../db/schema-repos.ts';
+import type { AgentGit } from '../agents/agent-git.ts';
 import type { AuditContext, AuditService } from '../audit/audit-service.ts';
 import type { BuildService } from '../builds/build-service.ts';
 import { emailsWithRole } from '../identity/users.ts';
@@ -25,6 +26,7 @@ export function createChangeMerger(deps: {
   notifications?: Pick<NotificationService, 'notify'>;
   publicUrl: () => string;
   state: ChangeState;
+  agents: () => Pick<AgentGit, 'spend'> | null;
 }) {
   const { db, store, audit } = deps;
   const { authorOf, appFor, state, buildCommit } = deps.state;
@@ -60,6 +62,9 @@ export function createChangeMerger(deps: {
           });
       return;
     }
+    // What an agent pushed merges only once its person confirmed that commit (tier's reviews or not).
+    const confirmation = s.confirmation;
+    if (confirmation && confirmation.state !== 'confirmed') return;
     // Claim the merge first, so two replicas (or a review and a finished check at once) merge it once.
     const claimed = await db
       .updateTable('change_requests')
@@ -70,7 +75,10 @@ export function createChangeMerger(deps: {
       .executeTakeFirst();
     if (Number(claimed.numUpdatedRows) === 0) return;
     const mergedBy =
-      by ?? `microapp (${app.approval.required.length ? 'reviews complete' : 'low tier, checks passed'})`;
+      by ??
+      `microapp (${app.approval.required.length ? 'reviews complete' : 'low tier, checks passed'}${
+        confirmation ? `; ${confirmation.person} confirmed what ${confirmation.agent} pushed` : ''
+      })`;
     let merged: { commit: string; fastForward: boolean };
     try {
       merged = await store.merge(app.id, cr.head_commit, `Merge change #${cr.number}: ${cr.title}`, {
@@ -96,6 +104,7 @@ export function createChangeMerger(deps: {
         .set({ merged_commit: merged.commit, merged_by: mergedBy, closed_at: now, updated_at: now })
         .where('id', '=', cr.id)
         .execute();
+      if (confirmation?.checkpoint) await deps.agents()?.spend(confirmation.checkpoint, trx);
       await audit.record(trx, ctx, {
         action: 'change.merged',
         targetType: 'app',
@@ -109,6 +118,14 @@ export function createChangeMerger(deps: {
           rule: ruleOf(app),
           approvals: s.current.filter((r) => r.decision === 'approved').map((r) => r.reviewer),
           checkBuild: cr.check_build_id,
+          ...(confirmation
+            ? {
+                agent: confirmation.agent,
+                model: confirmation.model,
+                confirmedBy: confirmation.person,
+                checkpoint: confirmation.checkpoint,
+              }
+            : {}),
         },
       });
     });

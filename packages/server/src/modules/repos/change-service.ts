@@ -4,6 +4,7 @@ import type { Database } from '../../db/schema.ts';
 import type { ChangeRequestsTable } from '../../db/schema-repos.ts';
 import { AppError, conflict, forbidden, notFound } from '../../errors.ts';
 import { newId } from '../../ids.ts';
+import type { AgentGit } from '../agents/agent-git.ts';
 import { slotFor } from '../approvals/approval-rules.ts';
 import type { AuditContext, AuditService } from '../audit/audit-service.ts';
 import type { BuildService } from '../builds/build-service.ts';
@@ -36,6 +37,7 @@ export function createChangeService(deps: {
   builds: Pick<BuildService, 'request'>;
   notifications?: Pick<NotificationService, 'notify'>;
   publicUrl: () => string;
+  agents: () => Pick<AgentGit, 'confirmation' | 'spend'> | null;
 }) {
   const { db, store, audit } = deps;
   const changeState = createChangeState(deps);
@@ -84,8 +86,19 @@ export function createChangeService(deps: {
     if (author && app) await check(waiting, author, app, { actor: author.email });
   }
 
-  /** A push: each branch it changed opens, updates or (deleted) closes its change request. */
-  async function pushed(principal: Principal, app: AppView, updates: RefUpdate[], ctx: AuditContext) {
+  /**
+   * A push: each branch it changed opens, updates or (deleted) closes its change request. Returns the
+   * change requests it opened or moved. An agent's push marks them as its own: they then wait for its
+   * person to confirm (see agents/agent-git.ts).
+   */
+  async function pushed(
+    principal: Principal,
+    app: AppView,
+    updates: RefUpdate[],
+    ctx: AuditContext,
+  ): Promise<ChangeRequestsTable[]> {
+    const touched: ChangeRequestsTable[] = [];
+    const agent = principal.agent?.delegationId ?? null;
     await db.transaction().execute((trx) =>
       audit.record(trx, ctx, {
         action: 'repository.pushed',
@@ -118,13 +131,14 @@ export function createChangeService(deps: {
           .set({
             head_commit: u.after,
             base_commit: base,
+            agent_delegation_id: agent,
             check_build_id: null,
             check_error: null,
             updated_at: now,
           })
           .where('id', '=', open.id)
           .execute();
-        cr = { ...open, head_commit: u.after, base_commit: base };
+        cr = { ...open, head_commit: u.after, base_commit: base, agent_delegation_id: agent };
       } else {
         const [subject] = (await store.log(app.id, u.after, 1)).map((c) => c.subject);
         cr = await db.transaction().execute(async (trx) => {
@@ -140,6 +154,7 @@ export function createChangeService(deps: {
             head_commit: u.after!,
             opened_by: principal.email,
             opened_by_id: principal.userId,
+            agent_delegation_id: agent,
             check_build_id: null,
             check_error: null,
             merged_commit: null,
@@ -158,11 +173,19 @@ export function createChangeService(deps: {
           action: open ? 'change.updated' : 'change.opened',
           targetType: 'app',
           target: app.name,
-          summary: { change: cr.number, branch, head: cr.head_commit, base: cr.base_commit },
+          summary: {
+            change: cr.number,
+            branch,
+            head: cr.head_commit,
+            base: cr.base_commit,
+            ...(principal.agent ? { agent: principal.agent.client, delegation: agent } : {}),
+          },
         }),
       );
+      touched.push(cr);
       await check(cr, principal, app, ctx);
     }
+    return touched;
   }
 
   async function close(cr: ChangeRequestsTable, ctx: AuditContext, why: string) {
@@ -299,6 +322,18 @@ export function createChangeService(deps: {
     if (build) await resume(build.app_id);
   }
 
+  /** The person answered their agent's request to merge a change: it may merge now. */
+  async function confirmed(appName: string, number: number) {
+    const cr = await db
+      .selectFrom('change_requests')
+      .select('id')
+      .where('app_name', '=', appName)
+      .where('number', '=', number)
+      .where('state', '=', 'open')
+      .executeTakeFirst();
+    if (cr) await settle(cr.id);
+  }
+
   async function closeByOwner(principal: Principal, name: string, number: number, ctx: AuditContext) {
     const app = await appFor(principal, name);
     const cr = await find(app.id, number);
@@ -311,7 +346,7 @@ export function createChangeService(deps: {
     return get(principal, name, number);
   }
 
-  return { pushed, list, get, review, settle, buildFinished, close: closeByOwner };
+  return { pushed, list, get, review, settle, buildFinished, confirmed, close: closeByOwner };
 }
 
 export type ChangeService = ReturnType<typeof createChangeService>;

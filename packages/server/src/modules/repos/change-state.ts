@@ -2,6 +2,7 @@ import type { Kysely } from 'kysely';
 import type { Database } from '../../db/schema.ts';
 import type { ChangeRequestsTable } from '../../db/schema-repos.ts';
 import { AppError, forbidden } from '../../errors.ts';
+import type { AgentGit } from '../agents/agent-git.ts';
 import { openSlots } from '../approvals/approval-rules.ts';
 import type { AuditContext } from '../audit/audit-service.ts';
 import type { BuildService } from '../builds/build-service.ts';
@@ -9,7 +10,7 @@ import type { AppView } from '../catalog/app-view.ts';
 import type { CatalogService } from '../catalog/catalog-service.ts';
 import type { Principal } from '../identity/principal.ts';
 import { findUserById, principalFor } from '../identity/users.ts';
-import { type BuildRow, type CheckView, checksOf } from './change-view.ts';
+import { type BuildRow, type CheckView, checksOf, type MergeConfirmation } from './change-view.ts';
 import type { RepoService } from './repo-service.ts';
 import { mainBranch, type RepoStore } from './repo-store.ts';
 
@@ -34,8 +35,27 @@ export function createChangeState(deps: {
   catalog: Pick<CatalogService, 'get'>;
   builds: Pick<BuildService, 'request'>;
   repos: Pick<RepoService, 'cloneUrl'>;
+  /** Agents at the git server, once the platform runs them (null: agents' tokens are refused there). */
+  agents: () => Pick<AgentGit, 'confirmation'> | null;
 }) {
   const { db, store } = deps;
+
+  /** The person's confirmation a change pushed by an agent waits for; null when a person pushed it. */
+  async function confirmationOf(cr: ChangeRequestsTable): Promise<MergeConfirmation | null> {
+    if (!cr.agent_delegation_id) return null;
+    const agents = deps.agents();
+    if (agents) return agents.confirmation(cr);
+    // Pushed by an agent while agents ran; without them nobody can confirm, so it keeps waiting.
+    return {
+      person: cr.opened_by,
+      agent: 'an agent',
+      model: null,
+      checkpoint: null,
+      state: 'waiting',
+      note: 'agents are not enabled on this platform now',
+      url: null,
+    };
+  }
 
   const find = (appId: string, number: number) =>
     db
@@ -98,10 +118,11 @@ export function createChangeState(deps: {
   }
 
   async function state(cr: ChangeRequestsTable, app: AppView) {
-    const [checkBuild, releaseBuild, reviews] = await Promise.all([
+    const [checkBuild, releaseBuild, reviews, confirmation] = await Promise.all([
       buildOf(cr.check_build_id),
       buildOf(cr.release_build_id),
       reviewsOf(cr),
+      confirmationOf(cr),
     ]);
     const current = reviews.filter((r) => r.head_commit === cr.head_commit);
     const given = current
@@ -112,7 +133,7 @@ export function createChangeState(deps: {
       }));
     const missing = openSlots(app.approval.required, given);
     const checks: CheckView[] = checksOf(cr, checkBuild);
-    return { checkBuild, releaseBuild, reviews, current, missing, checks };
+    return { checkBuild, releaseBuild, reviews, current, missing, checks, confirmation };
   }
 
   /** Whether a build of the app is queued or running (an app builds one thing at a time). */

@@ -14,6 +14,18 @@ export type CheckView = {
   build: string | null;
 };
 
+/** Where the person stands on merging what their agent pushed: such a change waits until they confirm. */
+export type MergeConfirmation = {
+  person: string;
+  agent: string;
+  model: string | null;
+  /** The request the person answers (`microapp agents approve …`, or the console's Agents page). */
+  checkpoint: string | null;
+  state: 'waiting' | 'confirmed' | 'refused' | 'expired';
+  note: string | null;
+  url: string | null;
+};
+
 export type ChangeView = {
   app: string;
   number: number;
@@ -41,6 +53,8 @@ export type ChangeView = {
       at: string;
     }[];
   };
+  /** Set when an agent pushed the head commit: its person must confirm the merge, beside the tier's rule. */
+  confirmation: MergeConfirmation | null;
   /** Why the change is stuck, when something other than a check or a review holds it. */
   problem: string | null;
   merged: { commit: string; by: string } | null;
@@ -106,6 +120,7 @@ export function changeView(
     missing: ReviewSlot[];
     reviews: ChangeReviewsTable[];
     releaseBuild: BuildRow | null;
+    confirmation: MergeConfirmation | null;
   },
   cloneUrl: string,
 ): ChangeView {
@@ -135,6 +150,7 @@ export function changeView(
         at: v.created_at,
       })),
     },
+    confirmation: s.confirmation,
     problem: cr.check_build_id || cr.state === 'merged' ? cr.check_error : null,
     merged: cr.merged_commit ? { commit: cr.merged_commit, by: cr.merged_by ?? '' } : null,
     release: r ? { build: r.id, state: r.state, version: r.version, digest: r.digest, error: r.error } : null,

@@ -2,6 +2,8 @@ import { spawn } from 'node:child_process';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { agentTokenPrefix, auditContext } from '../../api/auth-hook.ts';
 import { AppError } from '../../errors.ts';
+import type { AgentSession } from '../agents/agent-gate.ts';
+import type { AgentGit } from '../agents/agent-git.ts';
 import type { AuditContext } from '../audit/audit-service.ts';
 import type { AppView } from '../catalog/app-view.ts';
 import type { CatalogService } from '../catalog/catalog-service.ts';
@@ -25,13 +27,18 @@ export type PushListener = (
   app: AppView,
   updates: RefUpdate[],
   ctx: AuditContext,
+  agent: AgentSession | null,
 ) => Promise<void>;
+
+/** Who a git request comes from: a person (API token), or an agent acting for one (its access token). */
+type Caller = { principal: Principal; agent: AgentSession | null };
 
 /**
  * The platform's git server: smart HTTP through Debian's `git http-backend`, behind the platform's identity.
  * A person's API token is the password (`git clone https://x:TOKEN@host/git/APP.git`, or a credential
  * helper); reading follows the app's visibility, pushing is the owner's, and main is protected by the
- * repositories' pre-receive hook. Only the smart protocol's three paths are served.
+ * repositories' pre-receive hook. An agent's access token works as its person's, narrowed by its
+ * delegation and the agents policy (agents/agent-git.ts). Only the smart protocol's three paths are served.
  */
 export function registerGitRoutes(
   fastify: FastifyInstance,
@@ -43,6 +50,8 @@ export function registerGitRoutes(
     tokens: Pick<TokenService, 'authenticate'>;
     onPush: PushListener;
     maxPushBytes: number;
+    /** Agents, once the platform runs them; until then an agent's token is refused here. */
+    agents: () => Pick<AgentGit, 'authenticate' | 'refusals'> | null;
   },
 ) {
   const access = publicRoute(
@@ -50,7 +59,7 @@ export function registerGitRoutes(
   );
   const pushing = new Map<string, Promise<unknown>>();
 
-  async function principalOf(request: FastifyRequest, reply: FastifyReply): Promise<Principal> {
+  async function callerOf(request: FastifyRequest, reply: FastifyReply): Promise<Caller> {
     const header = request.headers.authorization ?? '';
     let token: string | null = null;
     const basic = /^Basic\s+([A-Za-z0-9+/=]{1,2048})$/i.exec(header);
@@ -60,11 +69,23 @@ export function registerGitRoutes(
     }
     const bearer = /^Bearer\s+(\S{1,512})$/i.exec(header);
     if (bearer) token = bearer[1]!;
-    if (token?.startsWith(agentTokenPrefix))
-      throw new AppError(
-        'forbidden',
-        "an agent's token works only at /mcp: agents change apps through the platform's MCP tools, not by pushing to their repositories",
-      );
+    if (token?.startsWith(agentTokenPrefix)) {
+      const agents = deps.agents();
+      if (!agents)
+        throw new AppError(
+          'forbidden',
+          "agents are not enabled on this platform: an agent's token works nowhere until they are",
+        );
+      const session = await agents.authenticate(token, request);
+      if ('refused' in session) {
+        reply.header('www-authenticate', realm);
+        throw new AppError(
+          'unauthenticated',
+          `the agent's token is refused: ${session.refused}. The agent signs in again through /mcp`,
+        );
+      }
+      return { principal: session.principal, agent: session };
+    }
     const principal = token ? await deps.tokens.authenticate(token) : null;
     if (!principal) {
       // git asks for credentials when it sees the challenge, then sends them as HTTP Basic.
@@ -76,14 +97,28 @@ export function registerGitRoutes(
           : 'sign in with an API token as the password (`microapp tokens create --scope apps:read --scope apps:write`)',
       );
     }
-    return principal;
+    return { principal, agent: null };
+  }
+
+  /** The agents policy's refusal of an agent's read or push, as git shows it to the agent. */
+  async function agentRefusal(caller: Caller, app: AppView, action: 'read' | 'push') {
+    const agents = deps.agents();
+    if (!caller.agent || !agents) return null;
+    const reasons = await agents.refusals(caller.agent, app, action);
+    return reasons.length
+      ? new AppError(
+          'forbidden',
+          `the agents policy refuses ${action === 'read' ? 'reading' : 'pushing to'} ${app.name}'s repository: ${reasons.join('; ')}`,
+        )
+      : null;
   }
 
   /** The repository a request names: an app's, or the platform's GitOps repository (read-only). */
   async function targetFor(
     request: FastifyRequest<{ Params: { repo: string } }>,
-    principal: Principal,
+    caller: Caller,
   ): Promise<{ id: string; app: AppView | null }> {
+    const principal = caller.principal;
     if (!principal.scopes.includes('apps:read'))
       throw new AppError('forbidden', 'this API token lacks the scope apps:read, which cloning needs');
     if (request.params.repo === '_gitops.git') {
@@ -96,18 +131,28 @@ export function registerGitRoutes(
     if (!match)
       throw new AppError('not_found', `no repository ${request.params.repo}: its URL is /git/APP.git`);
     const app = await deps.catalog.get(principal, match[1]!, { scorecard: false });
-    await deps.repos.ensure(app, auditContext(request, principal.email));
+    const refused = await agentRefusal(caller, app, 'read');
+    if (refused) throw refused;
+    await deps.repos.ensure(app, contextOf(request, caller));
     return { id: app.id, app };
   }
 
+  const contextOf = (request: FastifyRequest, caller: Caller): AuditContext =>
+    caller.agent
+      ? { ...caller.agent.ctx, requestId: request.id }
+      : auditContext(request, caller.principal.email);
+
   /** Why a push to the target is refused, or null. */
-  async function pushRefusal(principal: Principal, target: { app: AppView | null }) {
+  async function pushRefusal(caller: Caller, target: { app: AppView | null }) {
     if (!target.app)
       return new AppError(
         'forbidden',
         'only the platform commits to the GitOps repository, after its deploy checks',
       );
-    return deps.repos.pushRefusal(principal, target.app);
+    return (
+      (await deps.repos.pushRefusal(caller.principal, target.app)) ??
+      (await agentRefusal(caller, target.app, 'push'))
+    );
   }
 
   fastify.register(async (scope) => {
@@ -121,16 +166,16 @@ export function registerGitRoutes(
       '/git/:repo/info/refs',
       { config: { access } },
       async (request, reply) => {
-        const principal = await principalOf(request, reply);
+        const caller = await callerOf(request, reply);
         const service = request.query.service;
         if (!service || !services.has(service))
           throw new AppError('not_found', 'only the smart HTTP protocol is served: use git 2.x');
-        const target = await targetFor(request, principal);
+        const target = await targetFor(request, caller);
         if (service === 'git-receive-pack') {
-          const refusal = await pushRefusal(principal, target);
+          const refusal = await pushRefusal(caller, target);
           if (refusal) throw refusal;
         }
-        return backend(request, reply, principal, target.id, 'info/refs', `service=${service}`);
+        return backend(request, reply, caller.principal, target.id, 'info/refs', `service=${service}`);
       },
     );
 
@@ -147,11 +192,12 @@ export function registerGitRoutes(
         `/git/:repo/${service}`,
         { config: { access } },
         async (request, reply) => {
-          const principal = await principalOf(request, reply);
-          const target = await targetFor(request, principal);
+          const caller = await callerOf(request, reply);
+          const principal = caller.principal;
+          const target = await targetFor(request, caller);
           const app = target.app;
           if (service === 'git-receive-pack') {
-            const refusal = await pushRefusal(principal, target);
+            const refusal = await pushRefusal(caller, target);
             if (refusal || !app) throw refusal;
             // One push at a time per repository, so what changed is what this push changed.
             const previous = pushing.get(app.id) ?? Promise.resolve();
@@ -165,7 +211,7 @@ export function registerGitRoutes(
                     updates.push({ ref, before: before.get(ref) ?? null, after: after.get(ref) ?? null });
                 if (updates.length)
                   await deps
-                    .onPush(principal, app, updates, auditContext(request, principal.email))
+                    .onPush(principal, app, updates, contextOf(request, caller), caller.agent)
                     .catch((error: Error) =>
                       request.log.error({ err: error, app: app.name }, 'a push was not handled'),
                     );

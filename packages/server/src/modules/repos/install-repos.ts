@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Kysely } from 'kysely';
 import type { Clock } from '../../clock.ts';
 import type { Database } from '../../db/schema.ts';
+import type { AgentGit } from '../agents/agent-git.ts';
 import type { AuditService } from '../audit/audit-service.ts';
 import type { BuildService } from '../builds/build-service.ts';
 import type { CatalogService } from '../catalog/catalog-service.ts';
@@ -58,7 +59,11 @@ export function installRepos(
   },
 ) {
   const { deps, store, repos, gitops } = prepared;
-  const changes = createChangeService({ ...deps, ...more, store, repos });
+  // Agents are composed after the repositories (they need the policy engine); until then, and on a
+  // platform without them, an agent's token is refused at /git.
+  let agentGit: AgentGit | null = null;
+  const agents = () => agentGit;
+  const changes = createChangeService({ ...deps, ...more, store, repos, agents });
   // Made before the registration answers, so the app and its repository arrive together; a failure here
   // leaves the app registered, and its repository is made at its first use.
   deps.catalog.onRegistered((created, ctx) =>
@@ -78,10 +83,20 @@ export function installRepos(
     gitops,
     store,
     tokens: more.tokens,
-    onPush: changes.pushed,
+    onPush: async (principal, app, updates, ctx, agent) => {
+      const touched = await changes.pushed(principal, app, updates, ctx);
+      if (!agent || !agentGit) return;
+      await agentGit.pushed(agent, app, updates);
+      for (const cr of touched) await agentGit.askMerge(agent, app, cr);
+    },
     maxPushBytes,
+    agents,
   });
   const builder = createBuilderChanges({ db: deps.db, catalog: deps.catalog, store, repos, changes });
   registerRepoRoutes(app, { repos, changes, gitops, builder });
-  return { store, repos, changes, gitops };
+  /** Lets agents clone and push (as their delegations allow), and merges their changes once confirmed. */
+  const allowAgents = (git: AgentGit) => {
+    agentGit = git;
+  };
+  return { store, repos, changes, gitops, allowAgents };
 }
