@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { agentToken } from './agent-client.ts';
 import { gitCli, withToken } from './git-client.ts';
 import {
   call,
@@ -23,6 +24,7 @@ type Change = {
   merged: { commit: string; by: string } | null;
   release: { build: string; state: string; version: string | null; error: string | null } | null;
   problem: string | null;
+  confirmation: { state: string; checkpoint: string | null } | null;
 };
 
 /**
@@ -236,6 +238,48 @@ describe('change requests ship through the pipeline', () => {
     assert.match(page.body, /Who helped you this week\?/);
     rmSync(clone, { recursive: true, force: true });
   });
+  test('an agent’s change of a low-tier app passes its checks and waits for its person; confirmed, it goes live', async () => {
+    await register('lunch-orders', ['internal']);
+    const agent = await agentToken(server, people.alice, { name: 'Claude Code' });
+    const repo = await call(server, 'GET', '/api/v1/apps/lunch-orders/repository', { token: t.alice });
+    const r = await gitCli(dir, ['clone', '--quiet', withToken(repo.body.cloneUrl, agent), 'lunch-orders']);
+    assert.equal(r.code, 0, r.stderr);
+    const clone = join(dir, 'lunch-orders');
+    await addQuestion(clone, 'Anything you cannot eat?', 'allergies');
+
+    // Green, and low tier, which merges a person's change at once: an agent's waits for its person.
+    const green = await until('lunch-orders', 1, checked);
+    assert.equal(green.checks[0]!.state, 'passed', JSON.stringify(green.checks));
+    await new Promise((done) => setTimeout(done, 500));
+    const waiting = await until('lunch-orders', 1, () => true);
+    assert.equal(waiting.state, 'open');
+    assert.equal(waiting.merged, null);
+    assert.equal(waiting.confirmation?.state, 'waiting');
+
+    const confirmed = await call(
+      server,
+      'POST',
+      `/api/v1/agents/requests/${waiting.confirmation!.checkpoint}/approve`,
+      { token: t.alice, body: { note: 'fine for Friday' } },
+    );
+    assert.equal(confirmed.status, 200, confirmed.text);
+    const shipped = await until('lunch-orders', 1, released);
+    assert.equal(shipped.state, 'merged');
+    assert.match(shipped.merged!.by, /alice@example\.com confirmed what Claude Code pushed/);
+    assert.equal(shipped.release?.state, 'passed', JSON.stringify(shipped, null, 2));
+    const page = await viaGateway(server, 'lunch-orders', '/', { authorization: `Bearer ${t.dave}` });
+    assert.match(page.body, /Anything you cannot eat\?/);
+    const merged = await call(server, 'GET', '/api/v1/audit/events?action=change.merged', { token: t.ivan });
+    const event = merged.body.items.find((e: { target: string }) => e.target === 'lunch-orders');
+    assert.equal(event.summary.confirmedBy, people.alice);
+    assert.equal(event.summary.checkpoint, waiting.confirmation!.checkpoint);
+    const spent = await call(server, 'GET', `/api/v1/agents/requests/${waiting.confirmation!.checkpoint}`, {
+      token: t.alice,
+    });
+    assert.equal(spent.body.state, 'used', 'the confirmation was spent by this merge');
+    rmSync(clone, { recursive: true, force: true });
+  });
+
   test('where only merged changes ship, a version built anywhere else is refused, and says how to ship', async () => {
     await register('side-door', ['internal']);
     const artifact = await sourceArchive({

@@ -6,9 +6,9 @@ const esc = (s: string) =>
   s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 
 const scopeWords: Record<string, string> = {
-  'apps:read': 'read the apps you can see, their status and logs',
+  'apps:read': 'read the apps you can see, their code, status and logs',
   'apps:register': 'register apps you own and change their manifests',
-  'apps:build': 'build your apps on the platform',
+  'apps:build': 'build your apps on the platform, and push changes to a branch of their repositories',
   'apps:deploy': 'deploy your apps to preview',
 };
 
@@ -44,7 +44,8 @@ export function consentPage(req: AuthorizationRequest, email: string, csrf: stri
 <h2>It waits for you before it</h2>
 <ul><li>adds personal, financial, health or other sensitive data to an app</li>
 <li>adds an outside host, a connector or a secret</li><li>works on an app above low risk</li>
-<li>deploys to live, or decommissions an app</li></ul>
+<li>deploys to live, or decommissions an app</li>
+<li>merges a change it pushed to an app's code</li></ul>
 <h2>It never</h2>
 <ul><li>approves apps, reads secrets or changes policy</li></ul>
 <form method="post" action="/oauth/authorize?${esc(query)}">
