@@ -190,5 +190,5 @@ export async function agentToken(
   });
   const token = (await res.json()) as { access_token?: string };
   assert.ok(token.access_token?.startsWith('maa_'), JSON.stringify(token));
-  return token.access_token;
+  return String(token.access_token);
 }
