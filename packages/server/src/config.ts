@@ -2,6 +2,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
+import { type GitHostConfig, gitHostFrom } from './config-git-host.ts';
 import {
   blobRegistryFrom,
   metricsTokenFileFrom,
@@ -104,6 +105,8 @@ export type ServerConfig = {
   appDataMb: number;
   /** The OCI registry every replica keeps blobs in (MICROAPP_BLOB_REGISTRY); null: the data folder. */
   blobRegistry: OciRegistrySettings | null;
+  /** The company's GitHub or GitLab, where apps' repositories live (MICROAPP_GIT_HOST); null: the platform's own. */
+  gitHost: GitHostConfig | null;
   /** This replica's name and lease: it owns the builds and app instances it runs (MICROAPP_REPLICA_ID). */
   replica: { id: string; leaseSeconds: number; url: string | null };
 };
@@ -309,6 +312,7 @@ export function loadConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv): ServerCo
     buildsPerHour: positiveInt(env, 'MICROAPP_QUOTA_BUILDS_PER_HOUR', 30, problems),
   };
   const blobRegistry = blobRegistryFrom(env, problems);
+  const gitHost = gitHostFrom(env, problems);
   const tls = tlsFrom(env, problems);
   const metricsTokenFile = metricsTokenFileFrom(env, problems);
   const replica = {
@@ -362,6 +366,7 @@ export function loadConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv): ServerCo
     sandboxUidBase,
     appDataMb,
     blobRegistry,
+    gitHost,
     replica,
   };
 }

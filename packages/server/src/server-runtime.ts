@@ -177,6 +177,7 @@ export function composeRuntime(
     dataDir: config.dataDir,
     publicUrl: deps.publicUrl,
     ...(config.templatesDir ? { templatesDir: config.templatesDir } : {}),
+    gitHost: config.gitHost,
   });
   registerDeploymentRoutes(app, { deployments, gitops: repos.gitops });
   registerKubernetesArtifactRoutes(app, { db, blobs: deps.blobs, settings: config.kubernetes, hold });

@@ -15,6 +15,12 @@ export interface AppReposTable {
   created_at: string;
   /** Set when the app was decommissioned: the history stays, pushes are refused. */
   archived_at: string | null;
+  /** `github` or `gitlab` when the repository lives at the company's host; null: the platform's own. */
+  host: string | null;
+  /** The host's id for the repository (`owner/name` on GitHub, the project id on GitLab). */
+  host_repo_id: string | null;
+  /** The host's repository as JSON (HostRepository: id, clone and web URLs, default branch). */
+  host_repo: string | null;
 }
 
 /** A branch on its way to main: checks, reviews, merge, and the build that ships the merged commit. */
@@ -32,6 +38,9 @@ export interface ChangeRequestsTable {
   head_commit: string;
   opened_by: string;
   opened_by_id: string;
+  /** The pull (merge) request's number at the company's git host, for a hosted repository. */
+  host_number: number | null;
+  host_url: string | null;
   /** The delegation whose agent pushed the head commit; null when a person pushed it. */
   agent_delegation_id: string | null;
   /** The pipeline build (no publish) of the head commit. */

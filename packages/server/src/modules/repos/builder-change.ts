@@ -9,6 +9,7 @@ import { type FormField, formFieldProblems, readsTypes, usesTypes } from '../bui
 import type { CatalogService } from '../catalog/catalog-service.ts';
 import type { Principal } from '../identity/principal.ts';
 import type { ChangeService, ChangeView } from './change-service.ts';
+import type { HostedRepos } from './hosted-repos.ts';
 import type { RepoService } from './repo-service.ts';
 import type { RepoStore } from './repo-store.ts';
 
@@ -24,6 +25,9 @@ export function createBuilderChanges(deps: {
   store: RepoStore;
   repos: Pick<RepoService, 'ensure' | 'pushRefusal'>;
   changes: Pick<ChangeService, 'pushed' | 'list'>;
+  /** The company's GitHub or GitLab: the branch goes there as a pull request. */
+  hosted: Pick<HostedRepos, 'opened'> | null;
+  publicUrl: () => string;
 }) {
   const { store } = deps;
 
@@ -78,12 +82,19 @@ export function createBuilderChanges(deps: {
     );
     const branch = `console/${version}-${commit.slice(0, 8)}`;
     await store.setBranch(app.id, branch, commit, null);
-    await deps.changes.pushed(
+    const [cr] = await deps.changes.pushed(
       principal,
       app,
       [{ ref: `refs/heads/${branch}`, before: null, after: commit }],
       ctx,
     );
+    // At the company's host the change is a pull request too, where its developers see it.
+    if (cr && deps.hosted)
+      await deps.hosted.opened(
+        app,
+        cr,
+        `Opened by ${principal.email} with the Deploy button of microapp: ${deps.publicUrl()}/apps/${name}/changes/${cr.number}`,
+      );
     const opened = (await deps.changes.list(principal, name, { state: 'open' })).find(
       (c) => c.branch === branch,
     );

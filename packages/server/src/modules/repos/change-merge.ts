@@ -9,6 +9,7 @@ import { emailsWithRole } from '../identity/users.ts';
 import type { NotificationService } from '../notifications/notification-service.ts';
 import type { ChangeState } from './change-state.ts';
 import { ruleOf } from './change-view.ts';
+import type { HostedRepos } from './hosted-repos.ts';
 import type { RepoService } from './repo-service.ts';
 import { MergeConflict, type RepoStore } from './repo-store.ts';
 
@@ -21,12 +22,13 @@ export function createChangeMerger(deps: {
   clock: Clock;
   audit: Pick<AuditService, 'record'>;
   store: RepoStore;
-  repos: Pick<RepoService, 'cloneUrl'>;
+  repos: Pick<RepoService, 'sourceUrl'>;
   builds: Pick<BuildService, 'request'>;
   notifications?: Pick<NotificationService, 'notify'>;
   publicUrl: () => string;
   state: ChangeState;
   agents: () => Pick<AgentGit, 'spend'> | null;
+  hosted: () => Pick<HostedRepos, 'merge'> | null;
 }) {
   const { db, store, audit } = deps;
   const { authorOf, appFor, state, buildCommit } = deps.state;
@@ -81,10 +83,14 @@ export function createChangeMerger(deps: {
       })`;
     let merged: { commit: string; fastForward: boolean };
     try {
-      merged = await store.merge(app.id, cr.head_commit, `Merge change #${cr.number}: ${cr.title}`, {
-        name: author.name,
-        email: author.email,
-      });
+      const message = `Merge change #${cr.number}: ${cr.title}`;
+      // A pull request at the company's host merges there, through its API; the local copy follows.
+      const hosted = cr.host_number !== null ? deps.hosted() : null;
+      if (cr.host_number !== null && !hosted)
+        throw new Error('this change is a pull request at a git host the platform is no longer set up for');
+      merged = hosted
+        ? await hosted.merge(app.id, cr, message)
+        : await store.merge(app.id, cr.head_commit, message, { name: author.name, email: author.email });
     } catch (e) {
       const why =
         e instanceof MergeConflict

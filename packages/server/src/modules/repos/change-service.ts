@@ -16,6 +16,7 @@ import { createChangeMerger } from './change-merge.ts';
 import { createChangeState, nextChangeNumber } from './change-state.ts';
 import { type ChangeView, changeView } from './change-view.ts';
 import type { RefUpdate } from './git-http.ts';
+import type { HostedRepos } from './hosted-repos.ts';
 import type { RepoService } from './repo-service.ts';
 import { mainBranch, type RepoStore } from './repo-store.ts';
 
@@ -33,11 +34,13 @@ export function createChangeService(deps: {
   audit: Pick<AuditService, 'record'>;
   catalog: Pick<CatalogService, 'get'>;
   store: RepoStore;
-  repos: Pick<RepoService, 'cloneUrl'>;
+  repos: Pick<RepoService, 'sourceUrl'>;
   builds: Pick<BuildService, 'request'>;
   notifications?: Pick<NotificationService, 'notify'>;
   publicUrl: () => string;
   agents: () => Pick<AgentGit, 'confirmation' | 'spend'> | null;
+  /** The company's GitHub or GitLab, when apps' repositories live there. */
+  hosted: () => Pick<HostedRepos, 'merge'> | null;
 }) {
   const { db, store, audit } = deps;
   const changeState = createChangeState(deps);
@@ -132,6 +135,8 @@ export function createChangeService(deps: {
             head_commit: u.after,
             base_commit: base,
             agent_delegation_id: agent,
+            host_number: null,
+            host_url: null,
             check_build_id: null,
             check_error: null,
             updated_at: now,
@@ -155,6 +160,8 @@ export function createChangeService(deps: {
             opened_by: principal.email,
             opened_by_id: principal.userId,
             agent_delegation_id: agent,
+            host_number: null,
+            host_url: null,
             check_build_id: null,
             check_error: null,
             merged_commit: null,
@@ -212,9 +219,8 @@ export function createChangeService(deps: {
     let q = db.selectFrom('change_requests').selectAll().where('app_id', '=', app.id);
     if (filter.state) q = q.where('state', '=', filter.state);
     const rows = await q.orderBy('number', 'desc').limit(100).execute();
-    return Promise.all(
-      rows.map(async (cr) => changeView(cr, app, await state(cr, app), deps.repos.cloneUrl(name))),
-    );
+    const source = await deps.repos.sourceUrl(app);
+    return Promise.all(rows.map(async (cr) => changeView(cr, app, await state(cr, app), source)));
   }
 
   /** One change request with its commits, its code diff and its manifest diff, for a reviewer. */
@@ -222,7 +228,7 @@ export function createChangeService(deps: {
     const app = await appFor(principal, name);
     const cr = await find(app.id, number);
     if (!cr) throw notFound(`change request #${number} of ${name}`);
-    const view = changeView(cr, app, await state(cr, app), deps.repos.cloneUrl(name));
+    const view = changeView(cr, app, await state(cr, app), await deps.repos.sourceUrl(app));
     const base = cr.base_commit;
     const [commits, diff, before, after] = await Promise.all([
       store.log(app.id, `${base}..${cr.head_commit}`, 50),

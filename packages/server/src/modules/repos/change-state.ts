@@ -34,7 +34,7 @@ export function createChangeState(deps: {
   store: RepoStore;
   catalog: Pick<CatalogService, 'get'>;
   builds: Pick<BuildService, 'request'>;
-  repos: Pick<RepoService, 'cloneUrl'>;
+  repos: Pick<RepoService, 'sourceUrl'>;
   /** Agents at the git server, once the platform runs them (null: agents' tokens are refused there). */
   agents: () => Pick<AgentGit, 'confirmation'> | null;
 }) {
@@ -170,7 +170,7 @@ export function createChangeState(deps: {
           archive: await store.archive(app.id, commit),
           commit,
           ref: `refs/heads/${release ? mainBranch : cr.branch}`,
-          repository: deps.repos.cloneUrl(app.name),
+          repository: await deps.repos.sourceUrl(app),
           change: cr.number,
           publish: release,
           deploy: release,

@@ -151,6 +151,7 @@ export function registerGitRoutes(
       );
     return (
       (await deps.repos.pushRefusal(caller.principal, target.app)) ??
+      (await deps.repos.hostedRefusal(target.app)) ??
       (await agentRefusal(caller, target.app, 'push'))
     );
   }

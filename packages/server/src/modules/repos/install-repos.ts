@@ -11,9 +11,16 @@ import { defaultTemplatesDir } from '../catalog/templates.ts';
 import type { NotificationService } from '../notifications/notification-service.ts';
 import type { TokenService } from '../tokens/token-service.ts';
 import { createBuilderChanges } from './builder-change.ts';
-import { createChangeService } from './change-service.ts';
+import { type ChangeService, createChangeService } from './change-service.ts';
 import { registerGitRoutes } from './git-http.ts';
 import { createGitOps } from './gitops.ts';
+import { registerHostWebhookRoutes } from './host-webhook-routes.ts';
+import { createHostedRepos, type HostedRepos } from './hosted-repos.ts';
+import type { GitHost } from './hosts/git-host.ts';
+import type { GitHubSettings } from './hosts/github.ts';
+import { gitHubHost } from './hosts/github.ts';
+import type { GitLabSettings } from './hosts/gitlab.ts';
+import { gitLabHost } from './hosts/gitlab.ts';
 import { registerRepoRoutes } from './repo-routes.ts';
 import { createRepoService } from './repo-service.ts';
 import { createRepoStore } from './repo-store.ts';
@@ -29,7 +36,14 @@ type RepoDeps = {
   dataDir: string;
   publicUrl: () => string;
   templatesDir?: string;
+  /** The company's GitHub or GitLab (MICROAPP_GIT_HOST); absent: every repository is the platform's own. */
+  gitHost?: HostSettings | null;
 };
+
+/** The git host's settings as configuration reads them (config-git-host.ts). */
+export type HostSettings =
+  | { kind: 'github'; settings: GitHubSettings; webhookSecret: string; allowPlainHttp: boolean }
+  | { kind: 'gitlab'; settings: GitLabSettings; webhookSecret: string; allowPlainHttp: boolean };
 
 /** The repositories on disk, the app repositories' service and the GitOps repository (before the builds exist). */
 export function prepareRepos(deps: RepoDeps) {
@@ -38,9 +52,38 @@ export function prepareRepos(deps: RepoDeps) {
     hooksDir: join(deps.dataDir, 'git-hooks'),
     maxPushBytes,
   });
-  const repos = createRepoService({ ...deps, templatesDir: deps.templatesDir ?? defaultTemplatesDir, store });
+  // Pull requests at the host become change requests, through the change service made later.
+  let changes: ChangeService | null = null;
+  const h = deps.gitHost;
+  const host: GitHost | null = !h
+    ? null
+    : h.kind === 'github'
+      ? gitHubHost(h.settings)
+      : gitLabHost(h.settings);
+  const hosted: HostedRepos | null =
+    h && host
+      ? createHostedRepos({
+          ...deps,
+          store,
+          host,
+          plainHttp: h.allowPlainHttp,
+          changes: () => {
+            if (!changes) throw new Error('the change service is not ready');
+            return changes;
+          },
+        })
+      : null;
+  const repos = createRepoService({
+    ...deps,
+    templatesDir: deps.templatesDir ?? defaultTemplatesDir,
+    store,
+    ...(hosted ? { hosted } : {}),
+  });
   const gitops = createGitOps({ ...deps, store });
-  return { deps, store, repos, gitops };
+  const setChanges = (c: ChangeService) => {
+    changes = c;
+  };
+  return { deps, store, repos, gitops, hosted, setChanges };
 }
 
 /**
@@ -58,12 +101,13 @@ export function installRepos(
     logger: { error: (details: object, message: string) => void };
   },
 ) {
-  const { deps, store, repos, gitops } = prepared;
+  const { deps, store, repos, gitops, hosted } = prepared;
   // Agents are composed after the repositories (they need the policy engine); until then, and on a
   // platform without them, an agent's token is refused at /git.
   let agentGit: AgentGit | null = null;
   const agents = () => agentGit;
-  const changes = createChangeService({ ...deps, ...more, store, repos, agents });
+  const changes = createChangeService({ ...deps, ...more, store, repos, agents, hosted: () => hosted });
+  prepared.setChanges(changes);
   // Made before the registration answers, so the app and its repository arrive together; a failure here
   // leaves the app registered, and its repository is made at its first use.
   deps.catalog.onRegistered((created, ctx) =>
@@ -76,7 +120,16 @@ export function installRepos(
         ),
       ),
   );
-  more.builds.onFinished((id) => changes.buildFinished(id));
+  more.builds.onFinished(async (id) => {
+    // The host hears the check's result first: the merge that may follow names the commit it passed.
+    await hosted
+      ?.checked(id)
+      .catch((error: Error) =>
+        more.logger.error({ err: error, build: id }, 'the check was not reported to the git host'),
+      );
+    await changes.buildFinished(id);
+  });
+  if (hosted && deps.gitHost) registerHostWebhookRoutes(app, { hosted, secret: deps.gitHost.webhookSecret });
   registerGitRoutes(app, {
     catalog: deps.catalog,
     repos,
@@ -92,7 +145,15 @@ export function installRepos(
     maxPushBytes,
     agents,
   });
-  const builder = createBuilderChanges({ db: deps.db, catalog: deps.catalog, store, repos, changes });
+  const builder = createBuilderChanges({
+    db: deps.db,
+    catalog: deps.catalog,
+    store,
+    repos,
+    changes,
+    hosted,
+    publicUrl: deps.publicUrl,
+  });
   registerRepoRoutes(app, { repos, changes, gitops, builder });
   /** Lets agents clone and push (as their delegations allow), and merges their changes once confirmed. */
   const allowAgents = (git: AgentGit) => {

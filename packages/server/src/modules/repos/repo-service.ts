@@ -9,7 +9,22 @@ import type { AppView } from '../catalog/app-view.ts';
 import type { CatalogService } from '../catalog/catalog-service.ts';
 import { renderTemplate } from '../catalog/template-files.ts';
 import { hasRole, type Principal } from '../identity/principal.ts';
-import type { CommitInfo, RepoStore } from './repo-store.ts';
+import type { HostRepository } from './hosts/git-host.ts';
+import type { CommitIdentity, CommitInfo, RepoStore } from './repo-store.ts';
+
+/** What the repositories ask of the company's GitHub or GitLab (hosted-repos.ts has it). */
+type Hosted = {
+  kind: 'github' | 'gitlab';
+  hostName: string;
+  create(
+    app: AppView,
+    files: Record<string, string>,
+    message: string,
+    author: CommitIdentity,
+  ): Promise<{ repo: HostRepository; commit: string }>;
+  repoOf(appId: string): Promise<HostRepository | null>;
+  sync(appId: string): Promise<void>;
+};
 
 /** The questions of a form.json, or null when it has none a builder can edit. */
 function formOf(text: string | null): unknown[] | null {
@@ -24,8 +39,10 @@ function formOf(text: string | null): unknown[] | null {
 
 export type RepositoryView = {
   app: string;
-  /** `git clone` this, with an API token as the password. */
+  /** `git clone` this, with an API token as the password (or, at GitHub or GitLab, as the host asks). */
   cloneUrl: string;
+  /** Where the repository lives when it is at the company's GitHub or GitLab; null: on the platform. */
+  host: { kind: 'github' | 'gitlab'; id: string; webUrl: string } | null;
   defaultBranch: 'main';
   source: string;
   createdAt: string;
@@ -54,11 +71,17 @@ export function createRepoService(deps: {
   store: RepoStore;
   templatesDir: string;
   publicUrl: () => string;
+  /** Set when apps' repositories live at the company's GitHub or GitLab (MICROAPP_GIT_HOST). */
+  hosted?: Hosted;
 }) {
-  const { db, store } = deps;
+  const { db, store, hosted } = deps;
   const creating = new Map<string, Promise<void>>();
 
   const cloneUrl = (name: string) => `${deps.publicUrl()}/git/${name}.git`;
+
+  /** Where the app's code is cloned from: the host's URL for a hosted repository (provenance names it). */
+  const sourceUrl = async (app: { id: string; name: string }) =>
+    (await hosted?.repoOf(app.id))?.cloneUrl ?? cloneUrl(app.name);
 
   /** The files a new repository starts with. */
   function initialFiles(app: AppView): { files: Record<string, string>; source: string } {
@@ -87,10 +110,12 @@ export function createRepoService(deps: {
   async function ensure(app: AppView, ctx: AuditContext): Promise<void> {
     const row = await db
       .selectFrom('app_repos')
-      .select('app_id')
+      .select(['app_id', 'host'])
       .where('app_id', '=', app.id)
       .executeTakeFirst();
     if (row && store.exists(app.id)) return;
+    // At the host: this replica has no copy yet, so it fetches one.
+    if (row?.host && hosted) return hosted.sync(app.id);
     const pending = creating.get(app.id);
     if (pending) return pending;
     const work = (async () => {
@@ -100,12 +125,10 @@ export function createRepoService(deps: {
         .select(['name'])
         .where('email', '=', app.owner)
         .executeTakeFirst();
-      const commit = await store.create(
-        app.id,
-        files,
-        `Create ${app.name} from ${source === 'empty' ? 'its registration' : `the ${source}`}`,
-        { name: owner?.name ?? app.owner, email: app.owner },
-      );
+      const message = `Create ${app.name} from ${source === 'empty' ? 'its registration' : `the ${source}`}`;
+      const author = { name: owner?.name ?? app.owner, email: app.owner };
+      const made = hosted ? await hosted.create(app, files, message, author) : null;
+      const commit = made?.commit ?? (await store.create(app.id, files, message, author));
       await db.transaction().execute(async (trx) => {
         await trx.deleteFrom('app_repos').where('app_id', '=', app.id).execute();
         await trx
@@ -117,13 +140,21 @@ export function createRepoService(deps: {
             initial_commit: commit,
             created_at: deps.clock.nowIso(),
             archived_at: null,
+            host: made ? hosted!.kind : null,
+            host_repo_id: made?.repo.id ?? null,
+            host_repo: made ? JSON.stringify(made.repo) : null,
           })
           .execute();
         await deps.audit.record(trx, ctx, {
           action: 'repository.created',
           targetType: 'app',
           target: app.name,
-          summary: { source, commit, files: Object.keys(files).length },
+          summary: {
+            source,
+            commit,
+            files: Object.keys(files).length,
+            ...(made ? { host: hosted!.kind, repository: made.repo.id, url: made.repo.webUrl } : {}),
+          },
         });
       });
     })().finally(() => creating.delete(app.id));
@@ -145,9 +176,13 @@ export function createRepoService(deps: {
     const isForm = head !== null && app.manifest.template?.name === 'form';
     const formJson = isForm ? await store.readFile(app.id, head, 'form.json') : null;
     const formCode = isForm ? await store.readFile(app.id, head, 'src/app.js') : null;
+    const at = row.host_repo
+      ? (JSON.parse(row.host_repo) as { id: string; cloneUrl: string; webUrl: string })
+      : null;
     return {
       app: name,
-      cloneUrl: cloneUrl(name),
+      cloneUrl: at?.cloneUrl ?? cloneUrl(name),
+      host: at ? { kind: row.host as 'github' | 'gitlab', id: at.id, webUrl: at.webUrl } : null,
       defaultBranch: 'main',
       source: row.source,
       createdAt: row.created_at,
@@ -173,6 +208,17 @@ export function createRepoService(deps: {
   }
 
   /** Why `principal` may not push to the app's repository, or null when they may. */
+  /** Why a push to the platform's copy of a repository that lives at the company's host is refused. */
+  async function hostedRefusal(app: AppView): Promise<AppError | null> {
+    const at = await hosted?.repoOf(app.id);
+    return at
+      ? new AppError(
+          'conflict',
+          `${app.name}'s code lives at ${hosted!.hostName} (${at.webUrl}): push your branch there and open a pull request into ${at.defaultBranch}; the platform checks it and merges it by the tier's rule`,
+        )
+      : null;
+  }
+
   async function pushRefusal(principal: Principal, app: AppView): Promise<AppError | null> {
     if (!principal.scopes.includes('apps:write'))
       return forbidden(
@@ -190,7 +236,7 @@ export function createRepoService(deps: {
     return hasRole(principal, 'creator', 'admin') ? null : forbidden('pushing needs the creator role');
   }
 
-  return { ensure, view, cloneUrl, pushRefusal, isArchived };
+  return { ensure, view, cloneUrl, sourceUrl, pushRefusal, hostedRefusal, isArchived };
 }
 
 export type RepoService = ReturnType<typeof createRepoService>;

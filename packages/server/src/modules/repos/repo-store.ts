@@ -62,6 +62,25 @@ export function createRepoStore(deps: { dir: string; hooksDir: string; maxPushBy
 
   /** A new bare repository whose main holds `files`, in one commit; returns that commit. */
   async function create(id: string, files: Record<string, string>, message: string, author: CommitIdentity) {
+    const dir = await init(id);
+    // The first commit and main in one process: a fast-import stream of the files and the commit.
+    const when = `${Math.floor(Date.now() / 1000)} +0000`;
+    const data = (text: string) => `data ${Buffer.byteLength(text)}\n${text}\n`;
+    const safe = (v: string) => v.replace(/[<>\n]/g, '');
+    const stream = [
+      `commit refs/heads/${mainBranch}\n`,
+      `author ${safe(author.name)} <${safe(author.email)}> ${when}\n`,
+      `committer microapp <platform@microapp.invalid> ${when}\n`,
+      data(message),
+      ...Object.entries(files).map(([path, content]) => `M 100644 inline ${path}\n${data(content)}`),
+      'done\n',
+    ].join('');
+    await git(dir, ['fast-import', '--quiet', '--done'], { input: stream });
+    return gitText(dir, ['rev-parse', `refs/heads/${mainBranch}`]);
+  }
+
+  /** An empty bare repository for `id`, configured as every platform repository is. */
+  async function init(id: string) {
     const dir = pathOf(id);
     rmSync(dir, { recursive: true, force: true });
     mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -84,20 +103,52 @@ export function createRepoStore(deps: { dir: string; hooksDir: string; maxPushBy
         '',
       ].join('\n'),
     );
-    // The first commit and main in one process: a fast-import stream of the files and the commit.
-    const when = `${Math.floor(Date.now() / 1000)} +0000`;
-    const data = (text: string) => `data ${Buffer.byteLength(text)}\n${text}\n`;
-    const safe = (v: string) => v.replace(/[<>\n]/g, '');
-    const stream = [
-      `commit refs/heads/${mainBranch}\n`,
-      `author ${safe(author.name)} <${safe(author.email)}> ${when}\n`,
-      `committer microapp <platform@microapp.invalid> ${when}\n`,
-      data(message),
-      ...Object.entries(files).map(([path, content]) => `M 100644 inline ${path}\n${data(content)}`),
-      'done\n',
-    ].join('');
-    await git(dir, ['fast-import', '--quiet', '--done'], { input: stream });
-    return gitText(dir, ['rev-parse', `refs/heads/${mainBranch}`]);
+    return dir;
+  }
+
+  /**
+   * Talks git to a repository elsewhere (the company's GitHub or GitLab) with the platform's credentials:
+   * only over https (or plain http when `plainHttp`, for a host on loopback), never file:// or ssh, and the
+   * token goes as a header, never in the URL or a process's arguments.
+   */
+  const remoteEnv = (authorization: string, plainHttp: boolean): Record<string, string> => ({
+    GIT_CONFIG_COUNT: '4',
+    GIT_CONFIG_KEY_0: 'http.extraHeader',
+    GIT_CONFIG_VALUE_0: `Authorization: ${authorization}`,
+    GIT_CONFIG_KEY_1: 'protocol.allow',
+    GIT_CONFIG_VALUE_1: 'never',
+    GIT_CONFIG_KEY_2: 'protocol.https.allow',
+    GIT_CONFIG_VALUE_2: 'always',
+    GIT_CONFIG_KEY_3: 'protocol.http.allow',
+    GIT_CONFIG_VALUE_3: plainHttp ? 'always' : 'never',
+  });
+
+  /**
+   * Copies every branch of the repository at `url` into the local copy (made first if there is none), so
+   * the platform reads, diffs and builds the company's repository as its own. Branches gone there go here.
+   */
+  async function fetchFrom(
+    id: string,
+    url: string,
+    remote: { authorization: string; plainHttp: boolean },
+  ): Promise<void> {
+    if (!exists(id)) await init(id);
+    await git(pathOf(id), ['fetch', '--quiet', '--no-tags', '--prune', url, '+refs/heads/*:refs/heads/*'], {
+      env: remoteEnv(remote.authorization, remote.plainHttp),
+    });
+  }
+
+  /** Pushes a local commit to a branch of the repository at `url`. */
+  async function pushTo(
+    id: string,
+    url: string,
+    remote: { authorization: string; plainHttp: boolean },
+    commit: string,
+    branch: string,
+  ): Promise<void> {
+    await git(pathOf(id), ['push', '--quiet', url, `${commit}:refs/heads/${branch}`], {
+      env: remoteEnv(remote.authorization, remote.plainHttp),
+    });
   }
 
   /**
@@ -313,6 +364,8 @@ export function createRepoStore(deps: { dir: string; hooksDir: string; maxPushBy
     pathOf,
     exists,
     create,
+    fetchFrom,
+    pushTo,
     commitFiles,
     refs,
     head,

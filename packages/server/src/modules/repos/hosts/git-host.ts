@@ -6,6 +6,8 @@
  */
 export interface GitHost {
   readonly kind: 'github' | 'gitlab';
+  /** The HTTP Authorization header git sends to clone, fetch and push over HTTPS with the platform's token. */
+  gitAuthorization(): string;
   /** A new private repository from the company's template repository for the app's template. */
   createRepository(input: { name: string; description: string; template: string }): Promise<HostRepository>;
   /** Opens a pull (merge) request from `branch` into the default branch. */

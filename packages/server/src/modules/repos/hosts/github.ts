@@ -47,6 +47,7 @@ export function gitHubHost(settings: GitHubSettings): GitHost {
 
   return {
     kind: 'github',
+    gitAuthorization: () => `Basic ${Buffer.from(`x-access-token:${settings.token}`).toString('base64')}`,
     async createRepository(input) {
       const template = settings.templates[input.template];
       if (!template)

@@ -36,6 +36,7 @@ export function gitLabHost(settings: GitLabSettings): GitHost {
 
   return {
     kind: 'gitlab',
+    gitAuthorization: () => `Basic ${Buffer.from(`oauth2:${settings.token}`).toString('base64')}`,
     async createRepository(input) {
       const template = settings.templates[input.template];
       if (template === undefined)
