@@ -37,6 +37,17 @@ export function createHostedRepos(deps: {
 }) {
   const { db, store, host } = deps;
   const remote = { authorization: host.gitAuthorization(), plainHttp: deps.plainHttp };
+  // One fetch at a time per app: two at once (a webhook and a merge) would race for the same refs.
+  const fetching = new Map<string, Promise<unknown>>();
+  const fetchCopy = (appId: string, cloneUrl: string) => {
+    const run = (fetching.get(appId) ?? Promise.resolve())
+      .catch(() => {})
+      .then(() => store.fetchFrom(appId, cloneUrl, remote));
+    fetching.set(appId, run);
+    return run.finally(() => {
+      if (fetching.get(appId) === run) fetching.delete(appId);
+    });
+  };
   const hostName = host.kind === 'github' ? 'GitHub' : 'GitLab';
 
   async function repoOf(appId: string): Promise<HostRepository | null> {
@@ -70,7 +81,7 @@ export function createHostedRepos(deps: {
       );
     // A repository made from a template fills in a moment after the host answers.
     for (let attempt = 0; ; attempt++) {
-      await store.fetchFrom(app.id, repo.cloneUrl, remote);
+      await fetchCopy(app.id, repo.cloneUrl);
       if (await store.head(app.id)) break;
       if (attempt >= 20) throw new Error(`${hostName} made ${repo.id}, but its main branch never appeared`);
       await new Promise((r) => setTimeout(r, 500));
@@ -128,7 +139,7 @@ export function createHostedRepos(deps: {
   /** Fetches the host's branches into the local copy (made when this replica has none). */
   async function sync(appId: string) {
     const repo = await repoOf(appId);
-    if (repo) await store.fetchFrom(appId, repo.cloneUrl, remote);
+    if (repo) await fetchCopy(appId, repo.cloneUrl);
   }
 
   /** One verified webhook delivery: a pull (merge) request into main opened, moved, closed or merged. */
@@ -151,7 +162,6 @@ export function createHostedRepos(deps: {
     const principal = await ownerOf(owner.owner, row.app_name);
     const app = await deps.catalog.get(principal, row.app_name, { scorecard: false });
     const ctx: AuditContext = { actor: `${event.sender}@${host.kind}` };
-    await store.fetchFrom(app.id, repo.cloneUrl, remote);
     const open = await openChangeFor(app.id, event.branch);
     if (event.action === 'merged') {
       if (!open) return { handled: true, detail: 'merged by the platform' };
@@ -191,6 +201,7 @@ export function createHostedRepos(deps: {
           );
       return { handled: true, detail: 'closed' };
     }
+    await fetchCopy(app.id, repo.cloneUrl);
     const head = await store.head(app.id, event.branch);
     if (!head) return { handled: false, detail: `${event.branch} is not at ${hostName} any more` };
     if (open && open.head_commit === head) {
@@ -242,7 +253,14 @@ export function createHostedRepos(deps: {
       throw new Error(`change #${cr.number} has no pull request at ${hostName} to merge`);
     try {
       const { commit } = await host.merge(repo, { number: cr.host_number, head: cr.head_commit }, message);
-      await store.fetchFrom(appId, repo.cloneUrl, remote);
+      // Merged at the host: the copy must hold the merge commit before it is built.
+      for (let attempt = 0; ; attempt++) {
+        await fetchCopy(appId, repo.cloneUrl).catch(() => {});
+        if (await store.isAncestor(appId, commit, 'refs/heads/main').catch(() => false)) break;
+        if (attempt >= 10)
+          throw new Error(`${hostName} merged it as ${commit}, but the platform could not fetch that commit`);
+        await new Promise((r) => setTimeout(r, 500));
+      }
       return { commit, fastForward: false };
     } catch (e) {
       if (e instanceof GitHostError && (e.kind === 'not_mergeable' || e.kind === 'head_moved'))

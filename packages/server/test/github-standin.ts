@@ -1,0 +1,298 @@
+import { spawn } from 'node:child_process';
+import { createHmac, randomUUID } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+type Pull = { number: number; branch: string; head: string; title: string; merged: boolean; open: boolean };
+
+const run = (cwd: string, args: string[], input?: Buffer, env: Record<string, string> = {}) =>
+  new Promise<{ code: number | null; stdout: Buffer; stderr: string }>((resolve, reject) => {
+    const child = spawn('git', args, {
+      cwd,
+      env: {
+        PATH: process.env.PATH ?? '/usr/bin:/bin',
+        HOME: cwd,
+        GIT_CONFIG_NOSYSTEM: '1',
+        GIT_CONFIG_GLOBAL: '/dev/null',
+        GIT_AUTHOR_NAME: 'GitHub',
+        GIT_AUTHOR_EMAIL: 'noreply@github.invalid',
+        GIT_COMMITTER_NAME: 'GitHub',
+        GIT_COMMITTER_EMAIL: 'noreply@github.invalid',
+        ...env,
+      },
+    });
+    const out: Buffer[] = [];
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => out.push(c));
+    child.stderr.on('data', (c: Buffer) => {
+      stderr += c.toString();
+    });
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout: Buffer.concat(out), stderr }));
+    // A command that does not read its input may exit before it is written.
+    child.stdin.on('error', () => {});
+    child.stdin.end(input ?? '');
+  });
+
+/**
+ * A stand-in for GitHub on loopback, for the platform's hosted-repository flow: the REST requests of the
+ * recorded contract (test/contracts/github.json: the same paths, and the same required headers, checked
+ * on every request) answered with real git behind them, a smart-HTTP git server for the repositories, and
+ * `pull_request` webhooks signed with the shared secret, as GitHub sends them. A person's pull request is
+ * `openPull`; the platform opens, reports on and merges the rest itself.
+ */
+export async function startGitHubStandIn(options: {
+  token: string;
+  webhook: { url: () => string; secret: string };
+  /** Template repositories (`owner/name`) and the files each holds. */
+  templates: Record<string, Record<string, string>>;
+}) {
+  const root = mkdtempSync(join(tmpdir(), 'github-standin-'));
+  const spec = JSON.parse(readFileSync(join(import.meta.dirname, 'contracts', 'github.json'), 'utf8')) as {
+    headers: Record<string, string>;
+  };
+  const violations: string[] = [];
+  const statuses: {
+    repo: string;
+    sha: string;
+    state: string;
+    context: string;
+    description: string;
+    url: string;
+  }[] = [];
+  const deliveries: { event: string; action: string; status: number; answer: unknown }[] = [];
+  const pulls = new Map<string, Pull[]>();
+  const dirOf = (full: string) => join(root, `${full}.git`);
+  let url = '';
+
+  for (const [full, files] of Object.entries(options.templates)) {
+    const work = join(root, 'work', full);
+    mkdirSync(work, { recursive: true });
+    await run(work, ['init', '--quiet', '--initial-branch=main']);
+    for (const [path, content] of Object.entries(files)) {
+      mkdirSync(join(work, path, '..'), { recursive: true });
+      writeFileSync(join(work, path), content);
+    }
+    await run(work, ['add', '-A']);
+    await run(work, ['commit', '--quiet', '-m', 'The template']);
+    await run(root, ['clone', '--quiet', '--bare', work, dirOf(full)]);
+  }
+
+  const pullJson = (full: string, p: Pull) => ({
+    number: p.number,
+    html_url: `${url}/${full}/pull/${p.number}`,
+    state: p.open ? 'open' : 'closed',
+    merged: p.merged,
+    merged_at: p.merged ? new Date().toISOString() : null,
+    title: p.title,
+    head: { ref: p.branch, sha: p.head },
+    base: { ref: 'main' },
+  });
+
+  async function deliver(full: string, action: string, p: Pull) {
+    const body = JSON.stringify({
+      action,
+      number: p.number,
+      pull_request: pullJson(full, p),
+      repository: { full_name: full },
+      sender: { login: 'octocat' },
+    });
+    const res = await fetch(options.webhook.url(), {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        'x-github-event': 'pull_request',
+        'x-github-delivery': randomUUID(),
+        'x-hub-signature-256': `sha256=${createHmac('sha256', options.webhook.secret).update(body).digest('hex')}`,
+      },
+      body,
+    });
+    const answer = await res.json().catch(() => null);
+    deliveries.push({ event: 'pull_request', action, status: res.status, answer });
+    return { status: res.status, answer };
+  }
+
+  const send = (res: ServerResponse, status: number, body: unknown) => {
+    res.writeHead(status, { 'content-type': 'application/json' });
+    res.end(JSON.stringify(body));
+  };
+
+  async function gitHttp(req: IncomingMessage, res: ServerResponse, body: Buffer, path: string) {
+    const auth = req.headers.authorization ?? '';
+    const decoded = Buffer.from(auth.replace(/^Basic /, ''), 'base64').toString('utf8');
+    if (decoded.slice(decoded.indexOf(':') + 1) !== options.token) {
+      res.writeHead(401, { 'www-authenticate': 'Basic realm="GitHub"' });
+      res.end();
+      return;
+    }
+    const [pathInfo, query = ''] = path.split('?');
+    const r = await run(root, ['http-backend'], body, {
+      GIT_PROJECT_ROOT: root,
+      GIT_HTTP_EXPORT_ALL: '1',
+      PATH_INFO: pathInfo!,
+      QUERY_STRING: query,
+      REQUEST_METHOD: req.method ?? 'GET',
+      CONTENT_TYPE: String(req.headers['content-type'] ?? ''),
+      CONTENT_LENGTH: String(body.length),
+      REMOTE_USER: 'x-access-token',
+      ...(req.headers['git-protocol'] ? { GIT_PROTOCOL: String(req.headers['git-protocol']) } : {}),
+    });
+    const split = r.stdout.indexOf('\r\n\r\n');
+    const head = r.stdout.subarray(0, split).toString('latin1').split('\r\n');
+    let status = 200;
+    const headers: Record<string, string> = {};
+    for (const line of head) {
+      const colon = line.indexOf(':');
+      const name = line.slice(0, colon).toLowerCase();
+      const value = line.slice(colon + 1).trim();
+      if (name === 'status') status = Number.parseInt(value, 10);
+      else if (name) headers[name] = value;
+    }
+    res.writeHead(status, headers);
+    res.end(r.stdout.subarray(split + 4));
+  }
+
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks);
+      const path = req.url ?? '/';
+      handle(req, res, body, path).catch((e: Error) => send(res, 500, { message: e.message }));
+    });
+  });
+
+  async function handle(req: IncomingMessage, res: ServerResponse, body: Buffer, path: string) {
+    if (path.startsWith('/git/')) return gitHttp(req, res, body, path.slice(4));
+    // The contract's headers, with this stand-in's token in place of the recorded one.
+    for (const [name, recorded] of Object.entries(spec.headers)) {
+      const value = name === 'authorization' ? `Bearer ${options.token}` : recorded;
+      if (req.headers[name] !== value) {
+        violations.push(`${req.method} ${path}: header ${name} is ${req.headers[name] ?? 'missing'}`);
+        return send(res, 501, { message: `header ${name}` });
+      }
+    }
+    const json = body.length ? (JSON.parse(body.toString('utf8')) as Record<string, any>) : {};
+    let m = /^\/repos\/([^/]+\/[^/]+)\/generate$/.exec(path);
+    if (m && req.method === 'POST') {
+      const full = `${json.owner}/${json.name}`;
+      await run(root, ['clone', '--quiet', '--bare', dirOf(m[1]!), dirOf(full)]);
+      await run(dirOf(full), ['config', 'http.receivepack', 'true']);
+      pulls.set(full, []);
+      return send(res, 201, {
+        full_name: full,
+        clone_url: `${url}/git/${full}.git`,
+        html_url: `${url}/${full}`,
+        default_branch: 'main',
+        private: json.private,
+      });
+    }
+    m = /^\/repos\/([^/]+\/[^/]+)\/statuses\/([0-9a-f]{40})$/.exec(path);
+    if (m && req.method === 'POST') {
+      statuses.push({
+        repo: m[1]!,
+        sha: m[2]!,
+        state: json.state,
+        context: json.context,
+        description: json.description,
+        url: json.target_url,
+      });
+      return send(res, 201, { state: json.state, context: json.context });
+    }
+    m = /^\/repos\/([^/]+\/[^/]+)\/pulls$/.exec(path);
+    if (m && req.method === 'POST') {
+      const full = m[1]!;
+      const sha = (await run(dirOf(full), ['rev-parse', `refs/heads/${json.head}`])).stdout.toString().trim();
+      const p: Pull = {
+        number: (pulls.get(full)?.length ?? 0) + 1,
+        branch: json.head,
+        head: sha,
+        title: json.title,
+        merged: false,
+        open: true,
+      };
+      pulls.get(full)?.push(p);
+      setImmediate(() => void deliver(full, 'opened', p));
+      return send(res, 201, pullJson(full, p));
+    }
+    m = /^\/repos\/([^/]+\/[^/]+)\/pulls\/(\d+)(\/merge)?$/.exec(path);
+    if (m) {
+      const full = m[1]!;
+      const p = pulls.get(full)?.find((x) => x.number === Number(m![2]));
+      if (!p) return send(res, 404, { message: 'Not Found' });
+      if (!m[3] && req.method === 'GET') return send(res, 200, pullJson(full, p));
+      if (m[3] && req.method === 'PUT') {
+        if (json.sha !== p.head) return send(res, 409, { message: 'Head branch was modified' });
+        const dir = dirOf(full);
+        const main = (await run(dir, ['rev-parse', 'refs/heads/main'])).stdout.toString().trim();
+        const tree = await run(dir, ['merge-tree', '--write-tree', main, p.head]);
+        if (tree.code !== 0) return send(res, 405, { message: 'Pull Request is not mergeable' });
+        const treeId = tree.stdout.toString().trim().split('\n')[0]!;
+        const commit = (
+          await run(dir, [
+            'commit-tree',
+            treeId,
+            '-p',
+            main,
+            '-p',
+            p.head,
+            '-m',
+            json.commit_title ?? 'Merge',
+          ])
+        ).stdout
+          .toString()
+          .trim();
+        await run(dir, ['update-ref', 'refs/heads/main', commit, main]);
+        p.merged = true;
+        p.open = false;
+        setImmediate(() => void deliver(full, 'closed', p));
+        return send(res, 200, { sha: commit, merged: true, message: 'Pull Request successfully merged' });
+      }
+    }
+    violations.push(`no contract for ${req.method} ${path}`);
+    return send(res, 501, { message: `no contract for ${req.method} ${path}` });
+  }
+
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return {
+    get url() {
+      return url;
+    },
+    violations,
+    statuses,
+    deliveries,
+    /** A developer's pull request into main from a branch they pushed; GitHub then tells the platform. */
+    async openPull(full: string, branch: string, title: string) {
+      const sha = (await run(dirOf(full), ['rev-parse', `refs/heads/${branch}`])).stdout.toString().trim();
+      const p: Pull = {
+        number: (pulls.get(full)?.length ?? 0) + 1,
+        branch,
+        head: sha,
+        title,
+        merged: false,
+        open: true,
+      };
+      pulls.get(full)?.push(p);
+      return { number: p.number, ...(await deliver(full, 'opened', p)) };
+    },
+    /** Sends a delivery as it is, signed or not, as an attacker would. */
+    async rawDelivery(body: string, headers: Record<string, string>) {
+      const res = await fetch(options.webhook.url(), {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...headers },
+        body,
+      });
+      return { status: res.status, text: await res.text() };
+    },
+    head: async (full: string, branch = 'main') =>
+      (await run(dirOf(full), ['rev-parse', `refs/heads/${branch}`])).stdout.toString().trim(),
+    close: async () => {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      rmSync(root, { recursive: true, force: true });
+    },
+  };
+}
