@@ -217,4 +217,40 @@ describe('apps whose code lives at GitHub', () => {
     );
     assert.deepEqual(github.violations, []);
   });
+
+  test('the console’s Deploy opens the pull request at GitHub itself, and follows it to live', async () => {
+    const repo = await call(server, 'GET', '/api/v1/apps/expense-claims/repository', { token: t.alice });
+    const fields = [
+      ...repo.body.form,
+      { id: 'receipt_total', label: 'Receipt total', required: true, max: 20, type: 'amount' },
+    ];
+    const deploy = await call(server, 'POST', '/api/v1/apps/expense-claims/changes', {
+      token: t.alice,
+      body: { fields },
+    });
+    assert.equal(deploy.status, 201, deploy.text);
+    const n = deploy.body.number;
+    const checked = await until(n, (c) => c.checks[0]?.state !== 'pending');
+    assert.equal(checked.checks[0]!.state, 'passed', JSON.stringify(checked.checks));
+    // GitHub has the branch and the pull request, and hears the check's result on its head.
+    assert.equal(await github.head(full, deploy.body.branch), checked.head);
+    assert.ok(
+      github.statuses.some((s) => s.sha === checked.head && s.state === 'success'),
+      JSON.stringify(github.statuses),
+    );
+    const approved = await call(server, 'POST', `/api/v1/apps/expense-claims/changes/${n}/reviews`, {
+      token: t.bob,
+      body: { decision: 'approved', head: checked.head },
+    });
+    assert.equal(approved.status, 200, approved.text);
+    const shipped = await until(
+      n,
+      (c) => ['passed', 'failed'].includes(c.release?.state ?? '') || c.problem !== null,
+    );
+    assert.equal(shipped.release?.state, 'passed', JSON.stringify(shipped, null, 2));
+    assert.equal(shipped.merged?.commit, await github.head(full));
+    const page = await viaGateway(server, 'expense-claims', '/', { authorization: `Bearer ${t.dave}` });
+    assert.match(page.body, /Receipt total/);
+    assert.deepEqual(github.violations, []);
+  });
 });
