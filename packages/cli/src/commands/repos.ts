@@ -9,6 +9,7 @@ type Commit = { commit: string; author: string; email: string; date: string; sub
 type Repository = {
   app: string;
   cloneUrl: string;
+  host: { kind: 'github' | 'gitlab'; id: string; webUrl: string } | null;
   source: string;
   archived: boolean;
   head: string | null;
@@ -45,6 +46,7 @@ type Change = {
 };
 
 const short = (sha: string) => sha.slice(0, 12);
+const hostWord = (kind: 'github' | 'gitlab') => (kind === 'github' ? 'GitHub' : 'GitLab');
 
 /** Where a change stands, in one line a person reads. */
 function standing(c: Change): string {
@@ -112,7 +114,9 @@ export function registerRepoCommands(program: Command) {
           emit(ctx.json, r, () =>
             [
               `${r.app}: ${r.cloneUrl}${r.archived ? ' (decommissioned: read-only)' : ''}`,
-              `Made from ${r.source}. ${r.canPush ? 'You can push branches; each one becomes a change request.' : 'You can read it; only its owner pushes.'}`,
+              r.host
+                ? `It lives at ${hostWord(r.host.kind)}: ${r.host.webUrl}. Open a pull request into main there; the platform checks it, and merges it by the tier's rule.`
+                : `Made from ${r.source}. ${r.canPush ? 'You can push branches; each one becomes a change request.' : 'You can read it; only its owner pushes.'}`,
               '',
               table(
                 ['COMMIT', 'WHEN', 'WHO', 'WHAT'],
@@ -124,7 +128,9 @@ export function registerRepoCommands(program: Command) {
                 ]),
               ),
               '',
-              `Clone it with \`microapp repo clone ${r.app}\` (git then signs in with your microapp login).`,
+              r.host
+                ? `Clone it from ${hostWord(r.host.kind)} with your own credentials there: git clone ${r.cloneUrl}`
+                : `Clone it with \`microapp repo clone ${r.app}\` (git then signs in with your microapp login).`,
             ].join('\n'),
           );
         }),
@@ -142,6 +148,11 @@ export function registerRepoCommands(program: Command) {
         action(async (name: string, dir: string | undefined, _flags: unknown, command: Command) => {
           const ctx = ctxOf(command);
           const r = await ctx.client.get<Repository>(`/api/v1/apps/${encodeURIComponent(name)}/repository`);
+          // Your microapp login is for the platform only: a repository at GitHub or GitLab takes your credentials there.
+          if (r.host)
+            throw new CliError(
+              `${name}'s code lives at ${hostWord(r.host.kind)} (${r.host.webUrl}): clone it from there with your own credentials (git clone ${r.cloneUrl}), and open a pull request into main`,
+            );
           // The helper reads the same login as this command, wherever git later runs it from.
           const helper = `!MICROAPP_CONFIG_DIR='${configDir().replaceAll("'", "'\\''")}' "${process.execPath}" "${process.argv[1]}" --server "${ctx.server}" git-credential`;
           const result = spawnSync(

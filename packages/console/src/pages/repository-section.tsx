@@ -36,12 +36,22 @@ export function RepositorySection({ name }: { name: string }) {
       {repo.loading ? <Loading what="the repository" /> : null}
       {repo.data ? (
         <>
-          <p>
-            Every change to {name} goes through a change request: the platform tests and checks it, the tier's
-            rule decides who approves it, then the approved version goes live. Developers clone the code with
-            git from <code>{repo.data.cloneUrl}</code> (an API token is the password) and push a branch
-            {repo.data.archived ? '; the app is retired, so its history is read-only' : ''}.
-          </p>
+          {repo.data.host ? (
+            <p>
+              {name}'s code lives at {repo.data.host.kind === 'github' ? 'GitHub' : 'GitLab'}:{' '}
+              <a href={repo.data.host.webUrl}>{repo.data.host.id}</a>. A pull request into main there is a
+              change request here: the platform tests and checks it, the tier's rule decides who approves it,
+              then the platform merges it there and the approved version goes live.
+            </p>
+          ) : (
+            <p>
+              Every change to {name} goes through a change request: the platform tests and checks it, the
+              tier's rule decides who approves it, then the approved version goes live. Developers clone the
+              code with git from <code>{repo.data.cloneUrl}</code> (an API token is the password) and push a
+              branch
+              {repo.data.archived ? '; the app is retired, so its history is read-only' : ''}.
+            </p>
+          )}
           <table>
             <caption>Recent changes to the main version</caption>
             <thead>

@@ -55,33 +55,34 @@ export function parseDelivery(
   headers: Headers,
   payload: unknown,
 ): HostEvent | null {
-  const p = payload as Record<string, any> | null;
-  if (!p || typeof p !== 'object') return null;
+  if (!payload || typeof payload !== 'object') return null;
+  const at = (...path: string[]) =>
+    path.reduce<unknown>(
+      (v, k) => (v && typeof v === 'object' ? (v as Record<string, unknown>)[k] : undefined),
+      payload,
+    );
+  const positive = (v: unknown) => (Number.isInteger(v) && (v as number) > 0 ? (v as number) : null);
   if (kind === 'github') {
     if (header(headers, 'x-github-event') !== 'pull_request') return null;
-    const pr = p.pull_request as Record<string, any> | undefined;
     const actions: Record<string, HostEvent['action']> = {
       opened: 'opened',
       reopened: 'opened',
       synchronize: 'updated',
-      closed: pr?.merged ? 'merged' : 'closed',
+      closed: at('pull_request', 'merged') === true ? 'merged' : 'closed',
     };
-    const action = actions[String(p.action)];
-    const event = {
-      repoId: text(p.repository?.full_name, 200),
-      number: Number.isInteger(p.number) && p.number > 0 ? (p.number as number) : null,
-      action,
-      branch: branchName(pr?.head?.ref),
-      base: branchName(pr?.base?.ref),
-      head: sha(pr?.head?.sha),
-      title: text(pr?.title) ?? '',
-      url: text(pr?.html_url, 2000) ?? '',
-      sender: text(p.sender?.login, 100) ?? 'someone',
-    };
-    return complete(event);
+    return complete({
+      repoId: text(at('repository', 'full_name'), 200),
+      number: positive(at('number')),
+      action: actions[String(at('action'))],
+      branch: branchName(at('pull_request', 'head', 'ref')),
+      base: branchName(at('pull_request', 'base', 'ref')),
+      head: sha(at('pull_request', 'head', 'sha')),
+      title: text(at('pull_request', 'title')) ?? '',
+      url: text(at('pull_request', 'html_url'), 2000) ?? '',
+      sender: text(at('sender', 'login'), 100) ?? 'someone',
+    });
   }
   if (header(headers, 'x-gitlab-event') !== 'Merge Request Hook') return null;
-  const mr = p.object_attributes as Record<string, any> | undefined;
   const actions: Record<string, HostEvent['action']> = {
     open: 'opened',
     reopen: 'opened',
@@ -89,18 +90,18 @@ export function parseDelivery(
     close: 'closed',
     merge: 'merged',
   };
-  const event = {
-    repoId: Number.isInteger(p.project?.id) ? String(p.project.id) : null,
-    number: Number.isInteger(mr?.iid) && mr?.iid > 0 ? (mr?.iid as number) : null,
-    action: actions[String(mr?.action)],
-    branch: branchName(mr?.source_branch),
-    base: branchName(mr?.target_branch),
-    head: sha(mr?.last_commit?.id),
-    title: text(mr?.title) ?? '',
-    url: text(mr?.url, 2000) ?? '',
-    sender: text(p.user?.username, 100) ?? 'someone',
-  };
-  return complete(event);
+  const project = positive(at('project', 'id'));
+  return complete({
+    repoId: project ? String(project) : null,
+    number: positive(at('object_attributes', 'iid')),
+    action: actions[String(at('object_attributes', 'action'))],
+    branch: branchName(at('object_attributes', 'source_branch')),
+    base: branchName(at('object_attributes', 'target_branch')),
+    head: sha(at('object_attributes', 'last_commit', 'id')),
+    title: text(at('object_attributes', 'title')) ?? '',
+    url: text(at('object_attributes', 'url'), 2000) ?? '',
+    sender: text(at('user', 'username'), 100) ?? 'someone',
+  });
 }
 
 function complete(
