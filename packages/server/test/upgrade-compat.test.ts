@@ -78,11 +78,23 @@ for (const engine of engines())
           token: t.erin,
           body: { decision: 'request_changes', comment: 'name the ledger' },
         });
-        // The database as the release before 0033 left it.
-        await db.kysely.schema.alterTable('risk_assessments').dropColumn('manifest').execute();
-        await db.kysely.schema.alterTable('risk_assessments').dropColumn('approved_at').execute();
-        await sql`delete from kysely_migration where name = '0033_revision_answers'`.execute(db.kysely);
-        assert.deepEqual(await migrateToLatest(db), ['0033_revision_answers']);
+        // The database as the release before 0033 left it: 0033 and what came after it undone.
+        const later = ['0033_revision_answers', '0034_agent_changes', '0035_hosted_repos'];
+        await db.kysely.schema.dropIndex('app_repos_host_repo').execute();
+        for (const [table, column] of [
+          ['change_requests', 'host_url'],
+          ['change_requests', 'host_number'],
+          ['app_repos', 'host_repo'],
+          ['app_repos', 'host_repo_id'],
+          ['app_repos', 'host'],
+          ['change_requests', 'agent_delegation_id'],
+          ['risk_assessments', 'approved_at'],
+          ['risk_assessments', 'manifest'],
+        ] as const)
+          await db.kysely.schema.alterTable(table).dropColumn(column).execute();
+        for (const name of later)
+          await sql`delete from kysely_migration where name = ${name}`.execute(db.kysely);
+        assert.deepEqual(await migrateToLatest(db), later);
         const rows = await sql<{ name: string; revision: number; approved: number; has_manifest: number }>`
           select a.name, r.revision, case when r.approved_at is null then 0 else 1 end as approved,
             case when r.manifest is null then 0 else 1 end as has_manifest
