@@ -24,6 +24,7 @@ type Change = {
   release: { state: string; version: string | null; error: string | null } | null;
   problem: string | null;
   cloneUrl: string;
+  hostChange: { number: number; url: string } | null;
 };
 
 /**
@@ -160,6 +161,10 @@ describe('apps whose code lives at GitHub', () => {
     const checked = await until(1, (c) => c.checks[0]?.state !== 'pending');
     assert.equal(checked.checks[0]!.state, 'passed', JSON.stringify(checked.checks));
     assert.equal(checked.head, head);
+    assert.deepEqual(checked.hostChange, {
+      number: opened.number,
+      url: `${github.url}/${full}/pull/${opened.number}`,
+    });
     assert.equal(checked.state, 'open', 'medium tier: a reviewer must approve first');
     assert.equal(
       await github.head(full),

@@ -30,6 +30,7 @@ type Change = {
     missing: { specialty: string | null }[];
     given: { reviewer: string; decision: string; comment: string | null; head: string }[];
   };
+  hostChange: { number: number; url: string } | null;
   confirmation: {
     person: string;
     agent: string;
@@ -243,6 +244,7 @@ export function registerRepoCommands(program: Command) {
             [
               `${c.app} #${c.number}: ${c.title}`,
               `  branch ${c.branch} at ${short(c.head)}, by ${c.openedBy}: ${standing(c)}`,
+              ...(c.hostChange ? [`  pull request #${c.hostChange.number}: ${c.hostChange.url}`] : []),
               `  rule: ${c.rule}${c.confirmation ? `, and ${c.confirmation.person} confirms what ${c.confirmation.agent} pushed (${c.confirmation.state})` : ''}`,
               ...c.checks.map((k) => `  check ${k.name}: ${k.state} (${k.detail})`),
               ...c.reviews.given.map(

@@ -66,6 +66,12 @@ export function ChangePage({ name, number }: { name: string; number: number }) {
             ['Branch', `${change.branch} at ${change.head.slice(0, 12)}`],
             ['Rule', change.rule],
             [
+              'Pull request',
+              change.hostChange ? (
+                <a href={change.hostChange.url}>#{change.hostChange.number} at the company's git host</a>
+              ) : null,
+            ],
+            [
               'Pushed by an agent',
               change.confirmation ? (
                 <>

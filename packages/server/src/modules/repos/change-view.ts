@@ -53,6 +53,8 @@ export type ChangeView = {
       at: string;
     }[];
   };
+  /** The pull (merge) request it stands for, when the repository lives at GitHub or GitLab. */
+  hostChange: { number: number; url: string } | null;
   /** Set when an agent pushed the head commit: its person must confirm the merge, beside the tier's rule. */
   confirmation: MergeConfirmation | null;
   /** Why the change is stuck, when something other than a check or a review holds it. */
@@ -150,6 +152,7 @@ export function changeView(
         at: v.created_at,
       })),
     },
+    hostChange: cr.host_number !== null ? { number: Number(cr.host_number), url: cr.host_url ?? '' } : null,
     confirmation: s.confirmation,
     problem: cr.check_build_id || cr.state === 'merged' ? cr.check_error : null,
     merged: cr.merged_commit ? { commit: cr.merged_commit, by: cr.merged_by ?? '' } : null,
