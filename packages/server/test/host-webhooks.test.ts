@@ -13,8 +13,8 @@ const head = 'a'.repeat(40);
 /**
  * What the platform takes from a git host's webhook, from GitHub's and GitLab's documented payloads
  * (pull_request; Merge Request Hook): only a delivery carrying the shared secret, only pull (merge)
- * request events, and only what such an event must hold. The GitHub flow runs end to end against a
- * stand-in in repos-github.e2e.test.ts; GitLab's deliveries are verified here and by its contract only.
+ * request events, and only what such an event must hold. Both hosts' flows run end to end against
+ * stand-ins in repos-hosted.e2e.test.ts.
  */
 describe('git host webhooks', () => {
   const github = {

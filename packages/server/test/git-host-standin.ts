@@ -38,20 +38,25 @@ const run = (cwd: string, args: string[], input?: Buffer, env: Record<string, st
   });
 
 /**
- * A stand-in for GitHub on loopback, for the platform's hosted-repository flow: the REST requests of the
- * recorded contract (test/contracts/github.json: the same paths, and the same required headers, checked
- * on every request) answered with real git behind them, a smart-HTTP git server for the repositories, and
- * `pull_request` webhooks signed with the shared secret, as GitHub sends them. A person's pull request is
- * `openPull`; the platform opens, reports on and merges the rest itself.
+ * A stand-in for GitHub or GitLab on loopback, for the platform's hosted-repository flow: the REST requests
+ * of the recorded contract (test/contracts/KIND.json: the same paths, and the same required headers,
+ * checked on every request) answered with real git behind them, a smart-HTTP git server for the
+ * repositories, and pull (merge) request webhooks as each host sends them: GitHub's signed with the shared
+ * secret, GitLab's carrying it. A person's pull request is `openPull`; the platform opens, reports on and
+ * merges the rest itself.
  */
-export async function startGitHubStandIn(options: {
+export async function startGitHostStandIn(options: {
+  kind: 'github' | 'gitlab';
   token: string;
   webhook: { url: () => string; secret: string };
-  /** Template repositories (`owner/name`) and the files each holds. */
+  /** Template repositories (GitHub: `owner/name`; GitLab: a project id) and the files each holds. */
   templates: Record<string, Record<string, string>>;
 }) {
+  const gitlab = options.kind === 'gitlab';
   const root = mkdtempSync(join(tmpdir(), 'github-standin-'));
-  const spec = JSON.parse(readFileSync(join(import.meta.dirname, 'contracts', 'github.json'), 'utf8')) as {
+  const spec = JSON.parse(
+    readFileSync(join(import.meta.dirname, 'contracts', `${options.kind}.json`), 'utf8'),
+  ) as {
     headers: Record<string, string>;
   };
   const violations: string[] = [];
@@ -66,9 +71,15 @@ export async function startGitHubStandIn(options: {
   const deliveries: { event: string; action: string; status: number; answer: unknown }[] = [];
   const pulls = new Map<string, Pull[]>();
   const dirOf = (full: string) => join(root, `${full}.git`);
+  // GitLab names a project by its id in the API: id → path, and back.
+  const projects = new Map<string, string>();
+  const fullOf = (id: string) => (gitlab ? (projects.get(id) ?? id) : id);
+  const idOf = (full: string) => (gitlab ? ([...projects].find(([, f]) => f === full)?.[0] ?? full) : full);
   let url = '';
 
-  for (const [full, files] of Object.entries(options.templates)) {
+  for (const [template, files] of Object.entries(options.templates)) {
+    const full = gitlab ? `templates/project-${template}` : template;
+    if (gitlab) projects.set(template, full);
     const work = join(root, 'work', full);
     mkdirSync(work, { recursive: true });
     await run(work, ['init', '--quiet', '--initial-branch=main']);
@@ -81,9 +92,22 @@ export async function startGitHubStandIn(options: {
     await run(root, ['clone', '--quiet', '--bare', work, dirOf(full)]);
   }
 
+  const pullUrl = (full: string, n: number) =>
+    gitlab ? `${url}/${full}/-/merge_requests/${n}` : `${url}/${full}/pull/${n}`;
+  const mergeRequestJson = (full: string, p: Pull, mergeCommit?: string) => ({
+    iid: p.number,
+    project_id: Number(idOf(full)),
+    state: p.merged ? 'merged' : p.open ? 'opened' : 'closed',
+    web_url: pullUrl(full, p.number),
+    sha: p.head,
+    source_branch: p.branch,
+    target_branch: 'main',
+    title: p.title,
+    ...(mergeCommit ? { merge_commit_sha: mergeCommit } : {}),
+  });
   const pullJson = (full: string, p: Pull) => ({
     number: p.number,
-    html_url: `${url}/${full}/pull/${p.number}`,
+    html_url: pullUrl(full, p.number),
     state: p.open ? 'open' : 'closed',
     merged: p.merged,
     merged_at: p.merged ? new Date().toISOString() : null,
@@ -92,22 +116,51 @@ export async function startGitHubStandIn(options: {
     base: { ref: 'main' },
   });
 
+  /** A pull request event as the host sends it: `opened`, `synchronize`, `closed` (GitHub's words). */
   async function deliver(full: string, action: string, p: Pull) {
-    const body = JSON.stringify({
-      action,
-      number: p.number,
-      pull_request: pullJson(full, p),
-      repository: { full_name: full },
-      sender: { login: 'octocat' },
-    });
+    const labAction: Record<string, string> = {
+      opened: 'open',
+      synchronize: 'update',
+      closed: p.merged ? 'merge' : 'close',
+    };
+    const body = JSON.stringify(
+      gitlab
+        ? {
+            object_kind: 'merge_request',
+            user: { username: 'jdoe' },
+            project: { id: Number(idOf(full)), path_with_namespace: full },
+            object_attributes: {
+              iid: p.number,
+              action: labAction[action],
+              source_branch: p.branch,
+              target_branch: 'main',
+              last_commit: { id: p.head },
+              title: p.title,
+              url: pullUrl(full, p.number),
+            },
+          }
+        : {
+            action,
+            number: p.number,
+            pull_request: pullJson(full, p),
+            repository: { full_name: full },
+            sender: { login: 'octocat' },
+          },
+    );
     const res = await fetch(options.webhook.url(), {
       method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        'x-github-event': 'pull_request',
-        'x-github-delivery': randomUUID(),
-        'x-hub-signature-256': `sha256=${createHmac('sha256', options.webhook.secret).update(body).digest('hex')}`,
-      },
+      headers: gitlab
+        ? {
+            'content-type': 'application/json',
+            'x-gitlab-event': 'Merge Request Hook',
+            'x-gitlab-token': options.webhook.secret,
+          }
+        : {
+            'content-type': 'application/json',
+            'x-github-event': 'pull_request',
+            'x-github-delivery': randomUUID(),
+            'x-hub-signature-256': `sha256=${createHmac('sha256', options.webhook.secret).update(body).digest('hex')}`,
+          },
       body,
     });
     const answer = await res.json().catch(() => null);
@@ -155,6 +208,95 @@ export async function startGitHubStandIn(options: {
     res.end(r.stdout.subarray(split + 4));
   }
 
+  /** Merges the pull request's head into main as the host does (a merge commit); null when it conflicts. */
+  async function mergeInto(full: string, p: Pull, title: string) {
+    const dir = dirOf(full);
+    const main = (await run(dir, ['rev-parse', 'refs/heads/main'])).stdout.toString().trim();
+    const tree = await run(dir, ['merge-tree', '--write-tree', main, p.head]);
+    if (tree.code !== 0) return null;
+    const treeId = tree.stdout.toString().trim().split('\n')[0]!;
+    const commit = (await run(dir, ['commit-tree', treeId, '-p', main, '-p', p.head, '-m', title])).stdout
+      .toString()
+      .trim();
+    await run(dir, ['update-ref', 'refs/heads/main', commit, main]);
+    p.merged = true;
+    p.open = false;
+    setImmediate(() => void deliver(full, 'closed', p));
+    return commit;
+  }
+
+  /** GitLab's REST API v4, as much of it as the contract records. */
+  async function gitLabApi(
+    req: IncomingMessage,
+    res: ServerResponse,
+    json: Record<string, any>,
+    path: string,
+  ) {
+    if (path === '/projects' && req.method === 'POST') {
+      const template = projects.get(String(json.template_project_id));
+      if (!template || !json.use_custom_template) return send(res, 400, { message: 'template_project_id' });
+      const full = `group-${json.namespace_id}/${json.path}`;
+      const id = String(100 + projects.size);
+      await run(root, ['clone', '--quiet', '--bare', dirOf(template), dirOf(full)]);
+      await run(dirOf(full), ['config', 'http.receivepack', 'true']);
+      projects.set(id, full);
+      pulls.set(full, []);
+      return send(res, 201, {
+        id: Number(id),
+        path_with_namespace: full,
+        http_url_to_repo: `${url}/git/${full}.git`,
+        web_url: `${url}/${full}`,
+        default_branch: 'main',
+      });
+    }
+    let m = /^\/projects\/(\d+)\/statuses\/([0-9a-f]{40})$/.exec(path);
+    if (m && req.method === 'POST') {
+      statuses.push({
+        repo: fullOf(m[1]!),
+        sha: m[2]!,
+        state: json.state,
+        context: json.name,
+        description: json.description,
+        url: json.target_url,
+      });
+      return send(res, 201, { sha: m[2], status: json.state, name: json.name });
+    }
+    m = /^\/projects\/(\d+)\/merge_requests$/.exec(path);
+    if (m && req.method === 'POST') {
+      const full = fullOf(m[1]!);
+      const sha = (await run(dirOf(full), ['rev-parse', `refs/heads/${json.source_branch}`])).stdout
+        .toString()
+        .trim();
+      const p: Pull = {
+        number: (pulls.get(full)?.length ?? 0) + 1,
+        branch: json.source_branch,
+        head: sha,
+        title: json.title,
+        merged: false,
+        open: true,
+      };
+      pulls.get(full)?.push(p);
+      setImmediate(() => void deliver(full, 'opened', p));
+      return send(res, 201, mergeRequestJson(full, p));
+    }
+    m = /^\/projects\/(\d+)\/merge_requests\/(\d+)(\/merge)?$/.exec(path);
+    if (m) {
+      const full = fullOf(m[1]!);
+      const p = pulls.get(full)?.find((x) => x.number === Number(m![2]));
+      if (!p) return send(res, 404, { message: '404 Not found' });
+      if (!m[3] && req.method === 'GET') return send(res, 200, mergeRequestJson(full, p));
+      if (m[3] && req.method === 'PUT') {
+        if (json.sha !== p.head)
+          return send(res, 409, { message: `SHA does not match HEAD of source branch: ${p.head}` });
+        const commit = await mergeInto(full, p, json.merge_commit_message ?? 'Merge');
+        if (!commit) return send(res, 405, { message: '405 Method Not Allowed' });
+        return send(res, 200, mergeRequestJson(full, p, commit));
+      }
+    }
+    violations.push(`no contract for ${req.method} ${path}`);
+    return send(res, 501, { message: `no contract for ${req.method} ${path}` });
+  }
+
   const server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
@@ -169,13 +311,19 @@ export async function startGitHubStandIn(options: {
     if (path.startsWith('/git/')) return gitHttp(req, res, body, path.slice(4));
     // The contract's headers, with this stand-in's token in place of the recorded one.
     for (const [name, recorded] of Object.entries(spec.headers)) {
-      const value = name === 'authorization' ? `Bearer ${options.token}` : recorded;
+      const value =
+        name === 'authorization'
+          ? `Bearer ${options.token}`
+          : name === 'private-token'
+            ? options.token
+            : recorded;
       if (req.headers[name] !== value) {
         violations.push(`${req.method} ${path}: header ${name} is ${req.headers[name] ?? 'missing'}`);
         return send(res, 501, { message: `header ${name}` });
       }
     }
     const json = body.length ? (JSON.parse(body.toString('utf8')) as Record<string, any>) : {};
+    if (gitlab) return gitLabApi(req, res, json, path);
     let m = /^\/repos\/([^/]+\/[^/]+)\/generate$/.exec(path);
     if (m && req.method === 'POST') {
       const full = `${json.owner}/${json.name}`;
@@ -226,29 +374,8 @@ export async function startGitHubStandIn(options: {
       if (!m[3] && req.method === 'GET') return send(res, 200, pullJson(full, p));
       if (m[3] && req.method === 'PUT') {
         if (json.sha !== p.head) return send(res, 409, { message: 'Head branch was modified' });
-        const dir = dirOf(full);
-        const main = (await run(dir, ['rev-parse', 'refs/heads/main'])).stdout.toString().trim();
-        const tree = await run(dir, ['merge-tree', '--write-tree', main, p.head]);
-        if (tree.code !== 0) return send(res, 405, { message: 'Pull Request is not mergeable' });
-        const treeId = tree.stdout.toString().trim().split('\n')[0]!;
-        const commit = (
-          await run(dir, [
-            'commit-tree',
-            treeId,
-            '-p',
-            main,
-            '-p',
-            p.head,
-            '-m',
-            json.commit_title ?? 'Merge',
-          ])
-        ).stdout
-          .toString()
-          .trim();
-        await run(dir, ['update-ref', 'refs/heads/main', commit, main]);
-        p.merged = true;
-        p.open = false;
-        setImmediate(() => void deliver(full, 'closed', p));
+        const commit = await mergeInto(full, p, json.commit_title ?? 'Merge');
+        if (!commit) return send(res, 405, { message: 'Pull Request is not mergeable' });
         return send(res, 200, { sha: commit, merged: true, message: 'Pull Request successfully merged' });
       }
     }
@@ -265,7 +392,12 @@ export async function startGitHubStandIn(options: {
     violations,
     statuses,
     deliveries,
-    /** A developer's pull request into main from a branch they pushed; GitHub then tells the platform. */
+    /** Where the host keeps the app's repository (GitLab: in the platform's group). */
+    fullName: (owner: string, name: string) => (gitlab ? `group-${owner}/${name}` : `${owner}/${name}`),
+    /** The host's id for it, as the platform stores it. */
+    idOf,
+    pullUrl: (full: string, n: number) => pullUrl(full, n),
+    /** A developer's pull request into main from a branch they pushed; the host then tells the platform. */
     async openPull(full: string, branch: string, title: string) {
       const sha = (await run(dirOf(full), ['rev-parse', `refs/heads/${branch}`])).stdout.toString().trim();
       const p: Pull = {
