@@ -208,6 +208,21 @@ export async function startGitHostStandIn(options: {
     res.end(r.stdout.subarray(split + 4));
   }
 
+  /** A new open pull (merge) request from `branch`, at its tip. */
+  async function newPull(full: string, branch: string, title: string): Promise<Pull> {
+    const head = (await run(dirOf(full), ['rev-parse', `refs/heads/${branch}`])).stdout.toString().trim();
+    const p: Pull = {
+      number: (pulls.get(full)?.length ?? 0) + 1,
+      branch,
+      head,
+      title,
+      merged: false,
+      open: true,
+    };
+    pulls.get(full)?.push(p);
+    return p;
+  }
+
   /** Merges the pull request's head into main as the host does (a merge commit); null when it conflicts. */
   async function mergeInto(full: string, p: Pull, title: string) {
     const dir = dirOf(full);
@@ -264,18 +279,7 @@ export async function startGitHostStandIn(options: {
     m = /^\/projects\/(\d+)\/merge_requests$/.exec(path);
     if (m && req.method === 'POST') {
       const full = fullOf(m[1]!);
-      const sha = (await run(dirOf(full), ['rev-parse', `refs/heads/${json.source_branch}`])).stdout
-        .toString()
-        .trim();
-      const p: Pull = {
-        number: (pulls.get(full)?.length ?? 0) + 1,
-        branch: json.source_branch,
-        head: sha,
-        title: json.title,
-        merged: false,
-        open: true,
-      };
-      pulls.get(full)?.push(p);
+      const p = await newPull(full, json.source_branch, json.title);
       setImmediate(() => void deliver(full, 'opened', p));
       return send(res, 201, mergeRequestJson(full, p));
     }
@@ -353,16 +357,7 @@ export async function startGitHostStandIn(options: {
     m = /^\/repos\/([^/]+\/[^/]+)\/pulls$/.exec(path);
     if (m && req.method === 'POST') {
       const full = m[1]!;
-      const sha = (await run(dirOf(full), ['rev-parse', `refs/heads/${json.head}`])).stdout.toString().trim();
-      const p: Pull = {
-        number: (pulls.get(full)?.length ?? 0) + 1,
-        branch: json.head,
-        head: sha,
-        title: json.title,
-        merged: false,
-        open: true,
-      };
-      pulls.get(full)?.push(p);
+      const p = await newPull(full, json.head, json.title);
       setImmediate(() => void deliver(full, 'opened', p));
       return send(res, 201, pullJson(full, p));
     }
@@ -399,17 +394,14 @@ export async function startGitHostStandIn(options: {
     pullUrl: (full: string, n: number) => pullUrl(full, n),
     /** A developer's pull request into main from a branch they pushed; the host then tells the platform. */
     async openPull(full: string, branch: string, title: string) {
-      const sha = (await run(dirOf(full), ['rev-parse', `refs/heads/${branch}`])).stdout.toString().trim();
-      const p: Pull = {
-        number: (pulls.get(full)?.length ?? 0) + 1,
-        branch,
-        head: sha,
-        title,
-        merged: false,
-        open: true,
-      };
-      pulls.get(full)?.push(p);
+      const p = await newPull(full, branch, title);
       return { number: p.number, ...(await deliver(full, 'opened', p)) };
+    },
+    /** A person with rights at the host merges a pull request there, around the platform. */
+    async mergeAtHost(full: string, n: number) {
+      const p = pulls.get(full)?.find((x) => x.number === n);
+      if (!p) throw new Error(`no pull request ${n} of ${full}`);
+      return mergeInto(full, p, `Merge #${n} (at the host)`);
     },
     /** Sends a delivery as it is, signed or not, as an attacker would. */
     async rawDelivery(body: string, headers: Record<string, string>) {

@@ -294,4 +294,31 @@ for (const kind of ['github', 'gitlab'] as const)
       assert.match(page.body, /Receipt total/);
       assert.deepEqual(github.violations, []);
     });
+
+    test('a pull request merged at the host around the rule closes, is audited, and ships nothing', async () => {
+      const clone = join(dir, 'dev');
+      await gitCli(clone, ['fetch', '--quiet', 'origin']);
+      await gitCli(clone, ['checkout', '--quiet', '-B', 'shortcut', 'origin/main']);
+      writeFileSync(join(clone, 'README.md'), 'merged without a review\n');
+      await gitCli(clone, ['commit', '-qam', 'Skip the review']);
+      assert.equal((await gitCli(clone, ['push', '--quiet', 'origin', 'HEAD:refs/heads/shortcut'])).code, 0);
+      const opened = await github.openPull(full, 'shortcut', 'Skip the review');
+      const n = (opened.answer as { change: number }).change;
+      const versions = async () =>
+        (await call(server, 'GET', '/api/v1/apps/expense-claims/versions', { token: t.alice })).body.items
+          .length;
+      const before = await versions();
+      assert.ok(await github.mergeAtHost(full, opened.number));
+      const closed = await until(n, (c) => c.state !== 'open');
+      assert.equal(closed.state, 'closed');
+      assert.equal(closed.merged, null);
+      const events = await call(server, 'GET', '/api/v1/audit/events?action=change.merged_at_host', {
+        token: t.ivan,
+      });
+      assert.equal(events.body.items.length, 1, events.text);
+      assert.match(events.body.items[0].reason, /outside the platform's rule; nothing of it ships/);
+      // Its check may still finish; nothing is published from it.
+      await until(n, (c) => c.checks[0]?.state !== 'pending');
+      assert.equal(await versions(), before);
+    });
   });

@@ -163,17 +163,20 @@ export function createHostedRepos(deps: {
     const app = await deps.catalog.get(principal, row.app_name, { scorecard: false });
     const ctx: AuditContext = { actor: `${event.sender}@${host.kind}` };
     const open = await openChangeFor(app.id, event.branch);
-    if (event.action === 'merged') {
-      if (!open) return { handled: true, detail: 'merged by the platform' };
-      // Merged at the host by a person, outside the tier's rule: the platform ships nothing of it.
-      await deps
+    // Closed at the host (merged there or not): the change request closes, as when its branch is deleted.
+    const close = (cr: ChangeRequestsTable) =>
+      deps
         .changes()
         .pushed(
           principal,
           app,
-          [{ ref: `refs/heads/${event.branch}`, before: open.head_commit, after: null }],
+          [{ ref: `refs/heads/${event.branch}`, before: cr.head_commit, after: null }],
           ctx,
         );
+    if (event.action === 'merged') {
+      if (!open) return { handled: true, detail: 'merged by the platform' };
+      // Merged at the host by a person, outside the tier's rule: the platform ships nothing of it.
+      await close(open);
       await deps.db.transaction().execute((trx) =>
         deps.audit.record(trx, ctx, {
           action: 'change.merged_at_host',
@@ -190,15 +193,7 @@ export function createHostedRepos(deps: {
       };
     }
     if (event.action === 'closed') {
-      if (open)
-        await deps
-          .changes()
-          .pushed(
-            principal,
-            app,
-            [{ ref: `refs/heads/${event.branch}`, before: open.head_commit, after: null }],
-            ctx,
-          );
+      if (open) await close(open);
       return { handled: true, detail: 'closed' };
     }
     await fetchCopy(app.id, repo.cloneUrl);
