@@ -1,41 +1,12 @@
-import { spawn } from 'node:child_process';
 import { createHmac, randomUUID } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { runGit as run, serveGit } from './git-standin-http.ts';
 
 type Pull = { number: number; branch: string; head: string; title: string; merged: boolean; open: boolean };
-
-const run = (cwd: string, args: string[], input?: Buffer, env: Record<string, string> = {}) =>
-  new Promise<{ code: number | null; stdout: Buffer; stderr: string }>((resolve, reject) => {
-    const child = spawn('git', args, {
-      cwd,
-      env: {
-        PATH: process.env.PATH ?? '/usr/bin:/bin',
-        HOME: cwd,
-        GIT_CONFIG_NOSYSTEM: '1',
-        GIT_CONFIG_GLOBAL: '/dev/null',
-        GIT_AUTHOR_NAME: 'GitHub',
-        GIT_AUTHOR_EMAIL: 'noreply@github.invalid',
-        GIT_COMMITTER_NAME: 'GitHub',
-        GIT_COMMITTER_EMAIL: 'noreply@github.invalid',
-        ...env,
-      },
-    });
-    const out: Buffer[] = [];
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => out.push(c));
-    child.stderr.on('data', (c: Buffer) => {
-      stderr += c.toString();
-    });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout: Buffer.concat(out), stderr }));
-    // A command that does not read its input may exit before it is written.
-    child.stdin.on('error', () => {});
-    child.stdin.end(input ?? '');
-  });
 
 /**
  * A stand-in for GitHub or GitLab on loopback, for the platform's hosted-repository flow: the REST requests
@@ -173,41 +144,6 @@ export async function startGitHostStandIn(options: {
     res.end(JSON.stringify(body));
   };
 
-  async function gitHttp(req: IncomingMessage, res: ServerResponse, body: Buffer, path: string) {
-    const auth = req.headers.authorization ?? '';
-    const decoded = Buffer.from(auth.replace(/^Basic /, ''), 'base64').toString('utf8');
-    if (decoded.slice(decoded.indexOf(':') + 1) !== options.token) {
-      res.writeHead(401, { 'www-authenticate': 'Basic realm="GitHub"' });
-      res.end();
-      return;
-    }
-    const [pathInfo, query = ''] = path.split('?');
-    const r = await run(root, ['http-backend'], body, {
-      GIT_PROJECT_ROOT: root,
-      GIT_HTTP_EXPORT_ALL: '1',
-      PATH_INFO: pathInfo!,
-      QUERY_STRING: query,
-      REQUEST_METHOD: req.method ?? 'GET',
-      CONTENT_TYPE: String(req.headers['content-type'] ?? ''),
-      CONTENT_LENGTH: String(body.length),
-      REMOTE_USER: 'x-access-token',
-      ...(req.headers['git-protocol'] ? { GIT_PROTOCOL: String(req.headers['git-protocol']) } : {}),
-    });
-    const split = r.stdout.indexOf('\r\n\r\n');
-    const head = r.stdout.subarray(0, split).toString('latin1').split('\r\n');
-    let status = 200;
-    const headers: Record<string, string> = {};
-    for (const line of head) {
-      const colon = line.indexOf(':');
-      const name = line.slice(0, colon).toLowerCase();
-      const value = line.slice(colon + 1).trim();
-      if (name === 'status') status = Number.parseInt(value, 10);
-      else if (name) headers[name] = value;
-    }
-    res.writeHead(status, headers);
-    res.end(r.stdout.subarray(split + 4));
-  }
-
   /** A new open pull (merge) request from `branch`, at its tip. */
   async function newPull(full: string, branch: string, title: string): Promise<Pull> {
     const head = (await run(dirOf(full), ['rev-parse', `refs/heads/${branch}`])).stdout.toString().trim();
@@ -312,7 +248,7 @@ export async function startGitHostStandIn(options: {
   });
 
   async function handle(req: IncomingMessage, res: ServerResponse, body: Buffer, path: string) {
-    if (path.startsWith('/git/')) return gitHttp(req, res, body, path.slice(4));
+    if (path.startsWith('/git/')) return serveGit(root, options.token, req, res, body, path.slice(4));
     // The contract's headers, with this stand-in's token in place of the recorded one.
     for (const [name, recorded] of Object.entries(spec.headers)) {
       const value =
