@@ -68,7 +68,9 @@ export function ChangePage({ name, number }: { name: string; number: number }) {
             [
               'Pull request',
               change.hostChange ? (
-                <a href={change.hostChange.url}>#{change.hostChange.number} at the company's git host</a>
+                <a key="pr" href={change.hostChange.url}>
+                  #{change.hostChange.number} at the company's git host
+                </a>
               ) : null,
             ],
             [

@@ -22,7 +22,7 @@ export function createChangeMerger(deps: {
   clock: Clock;
   audit: Pick<AuditService, 'record'>;
   store: RepoStore;
-  repos: Pick<RepoService, 'sourceUrl'>;
+  repos: Pick<RepoService, 'sourceUrl' | 'holdCommit'>;
   builds: Pick<BuildService, 'request'>;
   notifications?: Pick<NotificationService, 'notify'>;
   publicUrl: () => string;

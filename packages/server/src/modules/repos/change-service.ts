@@ -34,7 +34,7 @@ export function createChangeService(deps: {
   audit: Pick<AuditService, 'record'>;
   catalog: Pick<CatalogService, 'get'>;
   store: RepoStore;
-  repos: Pick<RepoService, 'sourceUrl'>;
+  repos: Pick<RepoService, 'sourceUrl' | 'holdCommit'>;
   builds: Pick<BuildService, 'request'>;
   notifications?: Pick<NotificationService, 'notify'>;
   publicUrl: () => string;
@@ -230,6 +230,7 @@ export function createChangeService(deps: {
     if (!cr) throw notFound(`change request #${number} of ${name}`);
     const view = changeView(cr, app, await state(cr, app), await deps.repos.sourceUrl(app));
     const base = cr.base_commit;
+    await deps.repos.holdCommit(app, cr.head_commit).catch(() => {});
     const [commits, diff, before, after] = await Promise.all([
       store.log(app.id, `${base}..${cr.head_commit}`, 50),
       store.diff(app.id, base, cr.head_commit),

@@ -34,7 +34,7 @@ export function createChangeState(deps: {
   store: RepoStore;
   catalog: Pick<CatalogService, 'get'>;
   builds: Pick<BuildService, 'request'>;
-  repos: Pick<RepoService, 'sourceUrl'>;
+  repos: Pick<RepoService, 'sourceUrl' | 'holdCommit'>;
   /** Agents at the git server, once the platform runs them (null: agents' tokens are refused there). */
   agents: () => Pick<AgentGit, 'confirmation'> | null;
 }) {
@@ -158,6 +158,7 @@ export function createChangeState(deps: {
     release: boolean,
     ctx: AuditContext,
   ): Promise<{ build: string | null; problem: string | null }> {
+    await deps.repos.holdCommit(app, commit).catch(() => {});
     const problem = await versionProblem(app, commit);
     if (problem) return { build: null, problem };
     if (await busy(app.id)) return { build: null, problem: null };

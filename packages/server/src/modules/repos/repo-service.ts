@@ -208,6 +208,14 @@ export function createRepoService(deps: {
   }
 
   /** Why `principal` may not push to the app's repository, or null when they may. */
+  /**
+   * Makes sure this replica's copy of a hosted repository holds `commit`, fetching it when it does not: a
+   * webhook, a merge or a review may have reached another replica.
+   */
+  async function holdCommit(app: { id: string }, commit: string) {
+    if (hosted && !(await store.hasCommit(app.id, commit))) await hosted.sync(app.id);
+  }
+
   /** Why a push to the platform's copy of a repository that lives at the company's host is refused. */
   async function hostedRefusal(app: AppView): Promise<AppError | null> {
     const at = await hosted?.repoOf(app.id);
@@ -236,7 +244,7 @@ export function createRepoService(deps: {
     return hasRole(principal, 'creator', 'admin') ? null : forbidden('pushing needs the creator role');
   }
 
-  return { ensure, view, cloneUrl, sourceUrl, pushRefusal, hostedRefusal, isArchived };
+  return { ensure, view, cloneUrl, sourceUrl, holdCommit, pushRefusal, hostedRefusal, isArchived };
 }
 
 export type RepoService = ReturnType<typeof createRepoService>;

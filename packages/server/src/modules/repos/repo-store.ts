@@ -308,6 +308,11 @@ export function createRepoStore(deps: { dir: string; hooksDir: string; maxPushBy
     return { files, patch: patch.stdout.toString('utf8'), truncated: patch.truncated };
   }
 
+  /** Whether the repository holds the commit (a copy of a hosted repository may not have fetched it yet). */
+  const hasCommit = async (id: string, commit: string) =>
+    exists(id) &&
+    (await git(pathOf(id), ['cat-file', '-e', `${commit}^{commit}`], { allowFail: true })).code === 0;
+
   /** A file at a commit, or null when the commit has none. */
   async function readFile(id: string, commit: string, path: string): Promise<string | null> {
     const r = await git(pathOf(id), ['show', `${commit}:${path}`], {
@@ -366,6 +371,7 @@ export function createRepoStore(deps: { dir: string; hooksDir: string; maxPushBy
     create,
     fetchFrom,
     pushTo,
+    hasCommit,
     commitFiles,
     refs,
     head,
