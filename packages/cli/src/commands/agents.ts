@@ -36,6 +36,11 @@ const describeRequest = (r: Request) =>
     `${r.id}  ${r.agent}${r.model ? ` (${r.model})` : ''} asks to ${r.tool.replace(/_/g, ' ')}${r.app ? ` ${r.app}` : ''}`,
     `  state: ${r.state}${r.decidedBy ? ` by ${r.decidedBy}` : ''}${r.note ? ` (${r.note})` : ''}; asked ${r.createdAt}`,
     ...r.reasons.map((x) => `  - it ${x}`),
+    ...(r.tool === 'merge_change' && r.app
+      ? [
+          `  change #${String(r.input.change)} "${String(r.input.title ?? '')}", commit ${String(r.input.head ?? '').slice(0, 12)} on ${String(r.input.branch ?? '')}; read it first: microapp changes show ${r.app} ${String(r.input.change)}`,
+        ]
+      : []),
   ].join('\n');
 
 /** The AI agents acting for you: list and revoke them, and answer what they ask before they go on. */
