@@ -4,13 +4,16 @@
 // tries to approve its own app, read a secret and deploy to live, and is refused each time with a reason.
 // Both pages are scanned with axe-core.
 import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { parse as parseYaml } from 'yaml';
-import { callTool, MemoryOAuthProvider } from '../../server/test/agent-client.ts';
-import { call, viaGateway } from '../../server/test/harness.ts';
+import { agentToken, callTool, MemoryOAuthProvider } from '../../server/test/agent-client.ts';
+import { gitCli, withToken } from '../../server/test/git-client.ts';
+import { call, lunchPoll, viaGateway } from '../../server/test/harness.ts';
 import { type ConsoleRig, startConsoleRig } from './console-harness.ts';
 
 describe('an agent builds for dave through MCP, held at a checkpoint until he approves in the console', () => {
@@ -142,6 +145,70 @@ describe('an agent builds for dave through MCP, held at a checkpoint until he ap
     assert.match(live.text, /Refused: deploying a .*-tier app to live is not part of this delegation/);
     assert.deepEqual(errors, []);
     await agent.close();
+    await context.close();
+  });
+
+  test('an agent pushes a change to dave’s app; he reads it on its page, confirms it, and it goes live', async () => {
+    const reg = await call(rig.server, 'POST', '/api/v1/apps', {
+      token: rig.tokens.dave,
+      body: lunchPoll({
+        runtime: { kind: 'node', entry: 'server.js' },
+        template: { name: 'form', version: '1.2.0' },
+      }),
+    });
+    assert.equal(reg.status, 201, reg.text);
+    const token = await agentToken(rig.server, 'dave@example.com', { name: 'Claude Code' });
+    const repo = await call(rig.server, 'GET', '/api/v1/apps/team-lunch-poll/repository', {
+      token: rig.tokens.dave,
+    });
+    const work = rig.dir;
+    assert.equal(
+      (await gitCli(work, ['clone', '--quiet', withToken(repo.body.cloneUrl, token), 'lunch'])).code,
+      0,
+    );
+    const clone = join(work, 'lunch');
+    const form = JSON.parse(readFileSync(join(clone, 'form.json'), 'utf8'));
+    form.fields.push({ id: 'diet', label: 'Anything you cannot eat?', required: false, max: 200 });
+    writeFileSync(join(clone, 'form.json'), JSON.stringify(form, null, 2));
+    await gitCli(clone, ['commit', '-qam', 'Ask about diets']);
+    assert.equal((await gitCli(clone, ['push', '--quiet', 'origin', 'HEAD:refs/heads/diets'])).code, 0);
+    const change = async () =>
+      (await call(rig.server, 'GET', '/api/v1/apps/team-lunch-poll/changes/1', { token: rig.tokens.dave }))
+        .body;
+    for (let i = 0; (await change()).checks[0].state === 'pending' && i < 3000; i++)
+      await new Promise((r) => setTimeout(r, 200));
+    assert.equal((await change()).checks[0].state, 'passed');
+
+    const { context, page, errors } = await rig.signedIn('dave@example.com');
+    await page.goto(`${rig.server.url}/apps/team-lunch-poll/changes/1`);
+    await page
+      .getByText(/Claude Code.*for dave@example\.com, who confirms before it merges: waiting/)
+      .waitFor();
+    await page.getByText('waiting for dave@example.com to confirm what Claude Code pushed').first().waitFor();
+    await rig.accessible(page, 'a change an agent pushed');
+    await page.getByRole('link', { name: 'answer it' }).click();
+    await page
+      .getByRole('heading', {
+        level: 3,
+        name: /Claude Code asks to merge a change it pushed to an app \(team-lunch-poll\)/,
+      })
+      .waitFor();
+    await page.getByRole('link', { name: /#1: Ask about diets/ }).waitFor();
+    await page.getByRole('button', { name: 'Approve' }).click();
+    await page
+      .getByRole('status')
+      .filter({ hasText: 'Approved: the change merges once its checks' })
+      .waitFor();
+    for (let i = 0; (await change()).release?.state !== 'passed' && i < 3000; i++)
+      await new Promise((r) => setTimeout(r, 200));
+    const live = await change();
+    assert.equal(live.release?.state, 'passed', JSON.stringify(live, null, 2));
+    assert.match(live.merged.by, /dave@example\.com confirmed what Claude Code pushed/);
+    const app = await viaGateway(rig.server, 'team-lunch-poll', '/', {
+      authorization: `Bearer ${rig.tokens.dave}`,
+    });
+    assert.match(app.body, /Anything you cannot eat\?/);
+    assert.deepEqual(errors, []);
     await context.close();
   });
 });

@@ -18,6 +18,8 @@ export type ConsoleRig = {
   server: TestServer;
   browser: Browser;
   tokens: Awaited<ReturnType<typeof signInEveryone>>;
+  /** A folder of the rig's own, for a test's files (removed at the end). */
+  dir: string;
   /** A browser of one's own, signed in through the platform's OIDC login as a seeded user. */
   signedIn(email: string): Promise<{ context: BrowserContext; page: Page; errors: string[] }>;
   /** axe-core over the page as it is now: serious and critical WCAG 2.1 A/AA violations fail the test. */
@@ -102,6 +104,7 @@ export async function startConsoleRig(options: { env?: Record<string, string> } 
     server,
     browser,
     tokens,
+    dir: work,
     signedIn,
     accessible,
     shot: (page, name) => page.screenshot({ path: join(shots, `${name}.png`), fullPage: true }),

@@ -169,7 +169,9 @@ function RequestCard({
       {action.result ? (
         <p role="status">
           {action.result.state === 'approved'
-            ? 'Approved: the agent goes on at its next call.'
+            ? r.tool === 'merge_change'
+              ? 'Approved: the change merges once its checks and reviews pass, then goes live.'
+              : 'Approved: the agent goes on at its next call.'
             : 'Refused: the agent is told so.'}
         </p>
       ) : null}
@@ -203,7 +205,9 @@ export function AgentsPage() {
             onDecided={(d) => {
               setSaid(
                 d.state === 'approved'
-                  ? `Approved: ${d.agent} goes on at its next call.`
+                  ? d.tool === 'merge_change'
+                    ? `Approved: ${d.agent}'s change merges once its checks and reviews pass, then goes live.`
+                    : `Approved: ${d.agent} goes on at its next call.`
                   : `Refused: ${d.agent} is told so${d.note ? `, with your note` : ''}.`,
               );
               pending.reload();
