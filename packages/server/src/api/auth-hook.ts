@@ -77,7 +77,7 @@ export function installAuth(
       if (match?.[1]?.startsWith(agentTokenPrefix) && rule?.kind !== 'public')
         throw new AppError(
           'forbidden',
-          "an agent's token works only at /mcp: agents act through the platform's MCP tools, never approve, read secrets or deploy to live through the API; ask the person the agent acts for to do it",
+          "an agent's token works only at /mcp and at the git server (/git): agents act through the platform's MCP tools and change requests, never approve, read secrets or deploy to live through the API; ask the person the agent acts for to do it",
         );
       const principal = match ? await deps.tokens.authenticate(match[1]!) : null;
       if (!principal && rule?.kind !== 'public')
