@@ -22,6 +22,8 @@ export async function startGitHostStandIn(options: {
   webhook: { url: () => string; secret: string };
   /** Template repositories (GitHub: `owner/name`; GitLab: a project id) and the files each holds. */
   templates: Record<string, Record<string, string>>;
+  /** A compromised host: the clone URLs it answers name this host instead of its own. */
+  cloneHost?: string;
 }) {
   const gitlab = options.kind === 'gitlab';
   const root = mkdtempSync(join(tmpdir(), 'github-standin-'));
@@ -40,6 +42,8 @@ export async function startGitHostStandIn(options: {
     url: string;
   }[] = [];
   const deliveries: { event: string; action: string; status: number; answer: unknown }[] = [];
+  /** Requests to the git server, with whether they carried credentials. */
+  const gitRequests: { path: string; authorized: boolean }[] = [];
   const pulls = new Map<string, Pull[]>();
   const dirOf = (full: string) => join(root, `${full}.git`);
   // GitLab names a project by its id in the API: id → path, and back.
@@ -47,6 +51,7 @@ export async function startGitHostStandIn(options: {
   const fullOf = (id: string) => (gitlab ? (projects.get(id) ?? id) : id);
   const idOf = (full: string) => (gitlab ? ([...projects].find(([, f]) => f === full)?.[0] ?? full) : full);
   let url = '';
+  const cloneBase = () => (options.cloneHost ? url.replace('127.0.0.1', options.cloneHost) : url);
 
   for (const [template, files] of Object.entries(options.templates)) {
     const full = gitlab ? `templates/project-${template}` : template;
@@ -195,7 +200,7 @@ export async function startGitHostStandIn(options: {
       return send(res, 201, {
         id: Number(id),
         path_with_namespace: full,
-        http_url_to_repo: `${url}/git/${full}.git`,
+        http_url_to_repo: `${cloneBase()}/git/${full}.git`,
         web_url: `${url}/${full}`,
         default_branch: 'main',
       });
@@ -248,6 +253,7 @@ export async function startGitHostStandIn(options: {
   });
 
   async function handle(req: IncomingMessage, res: ServerResponse, body: Buffer, path: string) {
+    if (path.startsWith('/git/')) gitRequests.push({ path, authorized: Boolean(req.headers.authorization) });
     if (path.startsWith('/git/')) return serveGit(root, options.token, req, res, body, path.slice(4));
     // The contract's headers, with this stand-in's token in place of the recorded one.
     for (const [name, recorded] of Object.entries(spec.headers)) {
@@ -272,7 +278,7 @@ export async function startGitHostStandIn(options: {
       pulls.set(full, []);
       return send(res, 201, {
         full_name: full,
-        clone_url: `${url}/git/${full}.git`,
+        clone_url: `${cloneBase()}/git/${full}.git`,
         html_url: `${url}/${full}`,
         default_branch: 'main',
         private: json.private,
@@ -322,6 +328,7 @@ export async function startGitHostStandIn(options: {
     },
     violations,
     statuses,
+    gitRequests,
     deliveries,
     /** Where the host keeps the app's repository (GitLab: in the platform's group). */
     fullName: (owner: string, name: string) => (gitlab ? `group-${owner}/${name}` : `${owner}/${name}`),

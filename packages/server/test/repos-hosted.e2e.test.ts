@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -322,3 +322,49 @@ for (const kind of ['github', 'gitlab'] as const)
       assert.equal(await versions(), before);
     });
   });
+
+describe('a git host that names another host as a repository’s address', () => {
+  test('gets no token: the repository is not made, and the refusal says why', async () => {
+    const token = 'ghp_standin_platform_token_0123456789';
+    const secret = 'whsec-standin-0123456789-abcdefghij';
+    const evil = await startGitHostStandIn({
+      kind: 'github',
+      token,
+      webhook: { url: () => 'http://127.0.0.1:9/', secret },
+      templates: { 'acme/microapp-template-form': { 'README.md': '# A form\n' } },
+      // Same machine, another name: were the platform to follow it, it would send the token there.
+      cloneHost: 'localhost',
+    });
+    const files = mkdtempSync(join(tmpdir(), 'microapp-github-'));
+    writeFileSync(join(files, 'token'), token, { mode: 0o600 });
+    writeFileSync(join(files, 'secret'), secret, { mode: 0o600 });
+    const { server, t, stop } = await startBuildServer({
+      MICROAPP_GIT_HOST: 'github',
+      MICROAPP_GIT_HOST_API_URL: evil.url,
+      MICROAPP_GIT_HOST_OWNER: 'acme-apps',
+      MICROAPP_GIT_HOST_TEMPLATES: 'form=acme/microapp-template-form',
+      MICROAPP_GIT_HOST_TOKEN_FILE: join(files, 'token'),
+      MICROAPP_GIT_HOST_WEBHOOK_SECRET_FILE: join(files, 'secret'),
+    });
+    try {
+      const reg = await call(server, 'POST', '/api/v1/apps', {
+        token: t.alice,
+        body: lunchPoll({
+          name: 'expense-claims',
+          owner: people.alice,
+          runtime: { kind: 'node', entry: 'server.js' },
+          template: { name: 'form', version: '1.2.0' },
+        }),
+      });
+      assert.equal(reg.status, 201, reg.text);
+      const repo = await call(server, 'GET', '/api/v1/apps/expense-claims/repository', { token: t.alice });
+      assert.equal(repo.status, 503, repo.text);
+      assert.match(repo.body.detail, /is not GitHub's own: the platform's token goes nowhere else/);
+      assert.deepEqual(evil.gitRequests, [], 'git never reached the address it was given');
+    } finally {
+      await stop();
+      await evil.close();
+      rmSync(files, { recursive: true, force: true });
+    }
+  });
+});

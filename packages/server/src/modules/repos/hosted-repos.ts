@@ -2,7 +2,7 @@ import type { Kysely } from 'kysely';
 import type { Clock } from '../../clock.ts';
 import type { Database } from '../../db/schema.ts';
 import type { ChangeRequestsTable } from '../../db/schema-repos.ts';
-import { conflict } from '../../errors.ts';
+import { AppError } from '../../errors.ts';
 import type { AuditContext, AuditService } from '../audit/audit-service.ts';
 import type { AppView } from '../catalog/app-view.ts';
 import type { CatalogService } from '../catalog/catalog-service.ts';
@@ -30,6 +30,8 @@ export function createHostedRepos(deps: {
   catalog: Pick<CatalogService, 'get'>;
   store: RepoStore;
   host: GitHost;
+  /** The host's API address: its repositories must be cloned from the same host, which gets the token. */
+  apiUrl: string;
   /** Plain http to the host (a stand-in on loopback); https otherwise. */
   plainHttp: boolean;
   publicUrl: () => string;
@@ -70,13 +72,36 @@ export function createHostedRepos(deps: {
     message: string,
     author: CommitIdentity,
   ): Promise<{ repo: HostRepository; commit: string }> {
+    try {
+      return await make(app, files, message, author);
+    } catch (e) {
+      if (e instanceof AppError) throw e;
+      throw new AppError(
+        'unavailable',
+        `${hostName} did not make ${app.name}'s repository (${(e as Error).message}); it is tried again at its next use`,
+      );
+    }
+  }
+
+  async function make(
+    app: AppView,
+    files: Record<string, string>,
+    message: string,
+    author: CommitIdentity,
+  ): Promise<{ repo: HostRepository; commit: string }> {
     const repo = await host.createRepository({
       name: app.name,
       description: app.manifest.purpose,
       template: app.manifest.template?.name ?? 'empty',
     });
+    if (!sameHost(repo.cloneUrl))
+      throw new AppError(
+        'unavailable',
+        `${hostName} named ${repo.cloneUrl.slice(0, 100)} as the repository's address, which is not ${hostName}'s own: the platform's token goes nowhere else`,
+      );
     if (repo.defaultBranch !== mainBranch)
-      throw conflict(
+      throw new AppError(
+        'conflict',
         `${hostName} made ${repo.id} with the default branch ${repo.defaultBranch}; the template repository's default branch must be ${mainBranch}`,
       );
     // A repository made from a template fills in a moment after the host answers.
@@ -134,6 +159,26 @@ export function createHostedRepos(deps: {
       description,
       url: `${deps.publicUrl()}/apps/${app.name}/changes/${cr.number}`,
     });
+  }
+
+  /**
+   * Whether a clone URL is on the host the API is (github.com for api.github.com): git sends the platform's
+   * token with every request, so it goes to that host only.
+   */
+  function sameHost(cloneUrl: string) {
+    try {
+      const clone = new URL(cloneUrl);
+      const api = new URL(deps.apiUrl);
+      const expected = api.hostname === 'api.github.com' ? 'github.com' : api.hostname;
+      return (
+        clone.hostname === expected &&
+        (clone.protocol === 'https:' || (deps.plainHttp && clone.protocol === 'http:')) &&
+        !clone.username &&
+        !clone.password
+      );
+    } catch {
+      return false;
+    }
   }
 
   /** Fetches the host's branches into the local copy (made when this replica has none). */

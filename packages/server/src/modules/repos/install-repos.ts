@@ -66,6 +66,7 @@ export function prepareRepos(deps: RepoDeps) {
           ...deps,
           store,
           host,
+          apiUrl: h.settings.apiUrl,
           plainHttp: h.allowPlainHttp,
           changes: () => {
             if (!changes) throw new Error('the change service is not ready');

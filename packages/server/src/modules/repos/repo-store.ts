@@ -112,7 +112,7 @@ export function createRepoStore(deps: { dir: string; hooksDir: string; maxPushBy
    * token goes as a header, never in the URL or a process's arguments.
    */
   const remoteEnv = (authorization: string, plainHttp: boolean): Record<string, string> => ({
-    GIT_CONFIG_COUNT: '4',
+    GIT_CONFIG_COUNT: '5',
     GIT_CONFIG_KEY_0: 'http.extraHeader',
     GIT_CONFIG_VALUE_0: `Authorization: ${authorization}`,
     GIT_CONFIG_KEY_1: 'protocol.allow',
@@ -121,6 +121,9 @@ export function createRepoStore(deps: { dir: string; hooksDir: string; maxPushBy
     GIT_CONFIG_VALUE_2: 'always',
     GIT_CONFIG_KEY_3: 'protocol.http.allow',
     GIT_CONFIG_VALUE_3: plainHttp ? 'always' : 'never',
+    // The token goes to the host asked, never to one a redirect names.
+    GIT_CONFIG_KEY_4: 'http.followRedirects',
+    GIT_CONFIG_VALUE_4: 'false',
   });
 
   /**
