@@ -20,6 +20,22 @@ export type AgentSession = {
   ctx: AuditContext;
 };
 
+/** The session of an agent whose token was accepted, for one request (its audit context names the agent). */
+export function sessionOf(
+  found: Omit<AgentSession, 'ctx'>,
+  request: { id: string; ip: string },
+): AgentSession {
+  return {
+    ...found,
+    ctx: {
+      actor: found.principal.email,
+      requestId: request.id,
+      sourceIp: request.ip,
+      act: found.principal.agent!,
+    },
+  };
+}
+
 /** What a tool tells the policy about its call, beyond who makes it. */
 export type CallFacts = {
   app?: { exists: boolean; tier: string; dataClasses: string[] } | null;

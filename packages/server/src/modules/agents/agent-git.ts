@@ -4,7 +4,7 @@ import type { Database } from '../../db/schema.ts';
 import type { ChangeRequestsTable } from '../../db/schema-repos.ts';
 import type { AppView } from '../catalog/app-view.ts';
 import type { MergeConfirmation } from '../repos/change-view.ts';
-import { type AgentGate, type AgentSession, digestOf } from './agent-gate.ts';
+import { type AgentGate, type AgentSession, digestOf, sessionOf } from './agent-gate.ts';
 import type { AgentTokens } from './agent-tokens.ts';
 import type { CheckpointService } from './checkpoint-service.ts';
 
@@ -52,16 +52,7 @@ export function createAgentGit(deps: {
     request: { id: string; ip: string },
   ): Promise<AgentSession | { refused: string }> {
     const found = await deps.tokens.authenticate(token);
-    if ('refused' in found) return found;
-    return {
-      ...found,
-      ctx: {
-        actor: found.principal.email,
-        requestId: request.id,
-        sourceIp: request.ip,
-        act: found.principal.agent!,
-      },
-    };
+    return 'refused' in found ? found : sessionOf(found, request);
   }
 
   /**

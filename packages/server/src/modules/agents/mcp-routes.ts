@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { perCallerLimit } from '../../api/rate-limit.ts';
 import { publicRoute } from '../identity/access.ts';
+import { sessionOf } from './agent-gate.ts';
 import type { AgentTokens } from './agent-tokens.ts';
 import type { McpDeps } from './mcp-common.ts';
 
@@ -53,15 +54,7 @@ export function registerMcpRoutes(
       const found = await deps.tokens.authenticate(bearer);
       if ('refused' in found) return challenge(reply, 'invalid_token', found.refused);
       limit(found.principal.agent!.delegationId, 'MCP calls');
-      const session = {
-        ...found,
-        ctx: {
-          actor: found.principal.email,
-          requestId: request.id,
-          sourceIp: request.ip,
-          act: found.principal.agent!,
-        },
-      };
+      const session = sessionOf(found, request);
       const { createAgentMcpServer, StreamableHTTPServerTransport } = await mcpModules();
       const server = await createAgentMcpServer(deps.mcp, session, deps.version);
       const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined });
