@@ -6,7 +6,7 @@ import { AppError } from '../../errors.ts';
 import type { AuditContext, AuditService } from '../audit/audit-service.ts';
 import type { AppView } from '../catalog/app-view.ts';
 import type { CatalogService } from '../catalog/catalog-service.ts';
-import { principalFor, toUser } from '../identity/users.ts';
+import { findUserByEmail, principalFor } from '../identity/users.ts';
 import type { ChangeService } from './change-service.ts';
 import type { HostEvent } from './host-webhooks.ts';
 import { type GitHost, GitHostError, type HostRepository } from './hosts/git-host.ts';
@@ -120,9 +120,9 @@ export function createHostedRepos(deps: {
 
   /** The app's owner, for whom the platform acts on a pull request: its checks and release run as theirs. */
   const ownerOf = async (email: string, app: string) => {
-    const row = await db.selectFrom('users').selectAll().where('email', '=', email).executeTakeFirst();
-    if (!row) throw new Error(`${email}, the owner of ${app}, is not a user of the platform`);
-    return principalFor(toUser(row), ['apps:read', 'apps:write'], {
+    const user = await findUserByEmail(db, email);
+    if (!user) throw new Error(`${email}, the owner of ${app}, is not a user of the platform`);
+    return principalFor(user, ['apps:read', 'apps:write'], {
       kind: 'token',
       tokenId: `${host.kind}:webhook`,
     });
