@@ -314,6 +314,10 @@ export function loadConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv): ServerCo
   const blobRegistry = blobRegistryFrom(env, problems);
   const gitHost = gitHostFrom(env, problems);
   const tls = tlsFrom(env, problems);
+  if (kubernetes.brokerListen && !tls && env.MICROAPP_TLS_CERT_FILE === undefined)
+    problems.push(
+      "MICROAPP_EGRESS_LISTEN serves the cluster's pods over TLS only (their tokens and data cross the network): set MICROAPP_TLS_CERT_FILE and MICROAPP_TLS_KEY_FILE to a certificate valid for the broker's Service name (microapp-egress.microapp-system.svc)",
+    );
   const metricsTokenFile = metricsTokenFileFrom(env, problems);
   const replica = {
     id: replicaIdFrom(env, `${hostname()}:${dataDir}`, problems),

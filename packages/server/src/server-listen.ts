@@ -2,9 +2,10 @@ import type { Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import { reloadTlsOnChange } from './api/tls.ts';
+import { readTls, reloadTlsOnChange } from './api/tls.ts';
 import { ConfigError, devGroupRoles, type OidcSettings, type ServerConfig } from './config.ts';
 import type { DevIdp } from './modules/identity/dev-idp.ts';
+import type { ClusterEgress } from './modules/runtime/kubernetes-egress.ts';
 import { issuerProblem } from './server-readiness.ts';
 
 /**
@@ -64,4 +65,22 @@ export async function listen(
       groupRoles: devGroupRoles,
     },
   };
+}
+
+/**
+ * Serves the egress broker to the cluster's pods (MICROAPP_EGRESS_LISTEN), over TLS with the platform's
+ * certificate, renewed as the main port's is. Null when this server does not serve it.
+ */
+export async function listenEgress(
+  egress: ClusterEgress | null,
+  config: Pick<ServerConfig, 'kubernetes' | 'tls'>,
+  logger: Logger,
+): Promise<{ port: number } | null> {
+  const at = config.kubernetes.brokerListen;
+  if (!egress || !at || !config.tls) return null;
+  const { server, port } = await egress.listen(at, readTls(config.tls));
+  const stop = reloadTlsOnChange(server, config.tls, logger);
+  server.once('close', stop);
+  logger.info({ host: at.host, port }, "the egress broker takes the cluster's pods' calls");
+  return { port };
 }

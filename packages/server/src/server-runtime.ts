@@ -28,6 +28,7 @@ import { createDeploymentService } from './modules/runtime/deployment-service.ts
 import { canDropToHostUser } from './modules/runtime/host-user.ts';
 import { identitySigningKey } from './modules/runtime/identity-key.ts';
 import { registerKubernetesArtifactRoutes } from './modules/runtime/kubernetes-artifacts.ts';
+import { createClusterEgress } from './modules/runtime/kubernetes-egress.ts';
 import { sandboxAvailable } from './modules/runtime/sandbox.ts';
 import { type Kek, kekOf } from './modules/secrets/envelope.ts';
 import type { SecretService } from './modules/secrets/secret-service.ts';
@@ -181,6 +182,10 @@ export function composeRuntime(
   });
   registerDeploymentRoutes(app, { deployments, gitops: repos.gitops });
   registerKubernetesArtifactRoutes(app, { db, blobs: deps.blobs, settings: config.kubernetes, hold });
+  // The broker for the cluster's pods, on its own TLS port, when this server is (also) the broker's Deployment.
+  const clusterEgress = config.kubernetes.brokerListen
+    ? createClusterEgress({ db, broker: egress, settings: config.kubernetes, hold, logger })
+    : null;
   const tracing = createTracing({ ...config.otlp, serviceVersion: version });
   if (tracing.enabled) logger.info({ endpoint: config.otlp.endpoint }, 'traces go to the OTLP collector');
   registerRequestSpans(app, tracing);
@@ -211,6 +216,7 @@ export function composeRuntime(
     repositories,
     connectors,
     egress,
+    clusterEgress,
     credentials,
     appLogs,
     deployments,

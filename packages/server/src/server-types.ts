@@ -27,6 +27,8 @@ export type RunningServer = {
     identity: DeploymentService['identityToken'];
     /** The apps' repositories, as the git server and the console's Deploy write them. */
     repoStore: RepoStore;
+    /** The port the cluster's pods reach the egress broker on (MICROAPP_EGRESS_LISTEN), when it is served. */
+    egressPort: number | null;
   };
   app: FastifyInstance;
   db: Db;

@@ -39,7 +39,7 @@ import { createUsageService } from './modules/usage/usage-service.ts';
 import { composeCatalog, mayUse } from './server-catalog.ts';
 import { registerPlatformJobs } from './server-jobs.ts';
 import { composeLifecycle } from './server-lifecycle.ts';
-import { checkIssuer, listen } from './server-listen.ts';
+import { checkIssuer, listen, listenEgress } from './server-listen.ts';
 import { platformLogger } from './server-logger.ts';
 import { blobStoreCheck, issuerCheck } from './server-readiness.ts';
 import { advertiseReplica, joinReplicas, recoverWork, replicaTls, usageWal } from './server-replica.ts';
@@ -185,7 +185,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   // Lifecycle holds are read by the runtime and the gateway; the service itself needs the runtime.
   let lifecycleHold: ((appId: string) => Promise<{ status: number; message: string } | null>) | null = null;
   const hold = (appId: string) => (lifecycleHold ? lifecycleHold(appId) : Promise.resolve(null));
-  const { credentials, appLogs, deployments, tracing, builds, repositories } = composeRuntime(app, {
+  const { credentials, appLogs, deployments, tracing, builds, repositories, clusterEgress } = composeRuntime(app, {
     config,
     logger,
     db: db.kysely,
@@ -336,6 +336,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   oidc = listening.devOidc ?? oidc;
   const devIdp = listening.devIdp;
   await advertiseReplica(lease, config, (app.server.address() as AddressInfo).port);
+  const egressListener = await listenEgress(clusterEgress, config, logger);
   const url = publicUrl;
   const takeover = await recoverWork({
     lease,
@@ -362,6 +363,8 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
       tracing,
       identity: deployments.identityToken,
       repoStore: repositories.store,
+      /** The port the cluster's pods reach the broker on (MICROAPP_EGRESS_LISTEN), when it is served. */
+      egressPort: egressListener?.port ?? null,
     },
     app,
     db,
@@ -373,6 +376,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
       await policyIsolate.close();
       notifications.close();
       await deployments.shutdown();
+      await clusterEgress?.close();
       await credentials.close();
       await appLogs.close();
       await tracing.shutdown().catch(() => {});

@@ -76,6 +76,36 @@ export function createEgressBroker(
   const appOf = new Map<string, string>();
   const tunnels = new Map<string, { server: TcpServer; open: Set<Socket> }[]>();
 
+  /** Records a refusal (audited, folded when it repeats) and tells the app why, as JSON. */
+  async function refuseWith(
+    app: BrokeredApp,
+    method: string,
+    res: ServerResponse,
+    r: { status: number; reason: string; host: string | null; decision?: string; findings?: DlpFinding[] },
+  ) {
+    const decision = r.decision ?? 'denied';
+    await record(app, {
+      host: r.host,
+      method,
+      decision,
+      status: r.status,
+      bytesOut: 0,
+      bytesIn: 0,
+      reason: r.reason,
+      ...(r.findings ? { findings: r.findings } : {}),
+    });
+    const body = JSON.stringify({
+      error: decision === 'blocked_dlp' ? 'egress_blocked' : 'egress_denied',
+      detail: r.reason,
+    });
+    res.writeHead(r.status, {
+      'content-type': 'application/json',
+      'x-microapp-egress': decision,
+      'content-length': Buffer.byteLength(body),
+    });
+    res.end(body);
+  }
+
   async function handle(app: BrokeredApp, req: IncomingMessage, res: ServerResponse, build: boolean) {
     const method = req.method ?? 'GET';
     // A client configured with this as its HTTP proxy (npm, in a build) sends the whole URL: the host in
@@ -91,34 +121,13 @@ export function createEgressBroker(
         return;
       }
     }
-    const refuse = async (
+    const refuse = (
       status: number,
       reason: string,
       host: string | null,
       decision = 'denied',
       findings?: DlpFinding[],
-    ) => {
-      await record(app, {
-        host,
-        method,
-        decision,
-        status,
-        bytesOut: 0,
-        bytesIn: 0,
-        reason,
-        ...(findings ? { findings } : {}),
-      });
-      const body = JSON.stringify({
-        error: decision === 'blocked_dlp' ? 'egress_blocked' : 'egress_denied',
-        detail: reason,
-      });
-      res.writeHead(status, {
-        'content-type': 'application/json',
-        'x-microapp-egress': decision,
-        'content-length': Buffer.byteLength(body),
-      });
-      res.end(body);
-    };
+    ) => refuseWith(app, method, res, { status, reason, host, decision, findings });
     const chunks: Buffer[] = [];
     let size = 0;
     for await (const chunk of req as AsyncIterable<Buffer>) {
@@ -327,7 +336,32 @@ export function createEgressBroker(
     await Promise.all([...new Set([...servers.keys(), ...tunnels.keys()])].map(close));
   }
 
-  return { open, tunnel, close, closeAll, decide, decideTunnel };
+  /**
+   * One request or tunnel of an app whose caller was identified another way than its own socket: a pod on
+   * the cluster, through its egress sidecar and the pod's service-account token (egress-cluster.ts). The
+   * same rules, policy, DLP and records as a local instance's socket.
+   */
+  const serve = (app: BrokeredApp, req: IncomingMessage, res: ServerResponse) => handle(app, req, res, false);
+  const connect = (app: BrokeredApp, req: IncomingMessage, socket: Duplex, head: Buffer) =>
+    tunnelFor(app, req.url ?? '', socket, head, false);
+
+  /** A refusal of an app's call before the rules are asked (its pod's app is held): recorded as theirs are. */
+  const refuse = (app: BrokeredApp, req: IncomingMessage, res: ServerResponse, status: number, reason: string) =>
+    refuseWith(app, req.method ?? 'GET', res, { status, reason, host: req.headers.host ?? null });
+
+  return {
+    open,
+    tunnel,
+    close,
+    closeAll,
+    decide,
+    decideTunnel,
+    serve,
+    connect,
+    refuse,
+    /** Audits the refusals that came again since they were last audited (every app's). */
+    flushRepeats: () => records.flushRepeats(),
+  };
 }
 
 export type EgressBroker = ReturnType<typeof createEgressBroker>;

@@ -30,13 +30,17 @@ export type PodCaller = { site: string; pod: string | null };
 
 /**
  * Checks a pod's projected service-account token: signed by the cluster's service-account issuer (its
- * JWKS, a file read afresh each time so a key rotation needs no restart, or its https URL), for the audience
- * `microapp-artifacts`, short-lived, and naming a service account in the apps' namespace. The account's name
- * is the app's site (`recon`, `recon--preview`), as the Kubernetes driver renders it.
+ * JWKS, a file read afresh each time so a key rotation needs no restart, or its https URL), for one
+ * audience (`microapp-artifacts` for the init container's artifact, `microapp-egress` for the egress
+ * sidecar's calls: a token taken from one cannot be used for the other), short-lived, and naming a service
+ * account in the apps' namespace. The account's name is the app's site (`recon`, `recon--preview`), as the
+ * Kubernetes driver renders it.
  */
 export function createPodTokenVerifier(
   settings: Pick<KubernetesSettings, 'namespace' | 'tokenIssuer' | 'tokenJwks'>,
+  use: { audience: string; what: string } = { audience: artifactTokenAudience, what: 'fetch artifacts' },
 ) {
+  const { audience } = use;
   const { tokenIssuer, tokenJwks } = settings;
   const remote = tokenJwks?.startsWith('https://') ? createRemoteJWKSet(new URL(tokenJwks)) : null;
   async function keys(): Promise<JWTVerifyGetKey> {
@@ -59,14 +63,14 @@ export function createPodTokenVerifier(
       claims = (
         await jwtVerify(token, await keys(), {
           issuer: tokenIssuer,
-          audience: artifactTokenAudience,
+          audience,
           algorithms: ['RS256', 'ES256', 'PS256'],
           requiredClaims: ['exp', 'iat', 'sub'],
         })
       ).payload;
     } catch (error) {
       throw refused(
-        `the service-account token is not one this platform takes (${(error as Error).message}): it must be a projected token for the audience ${artifactTokenAudience} from ${tokenIssuer}`,
+        `the service-account token is not one this platform takes (${(error as Error).message}): it must be a projected token for the audience ${audience} from ${tokenIssuer}`,
       );
     }
     if (claims.exp! - claims.iat! > longestTokenSeconds)
@@ -77,7 +81,7 @@ export function createPodTokenVerifier(
     if (!account || account[1] !== settings.namespace)
       throw new AppError(
         'forbidden',
-        `only the apps' service accounts in the namespace ${settings.namespace} fetch artifacts, not ${String(claims.sub).slice(0, 120)}`,
+        `only the apps' service accounts in the namespace ${settings.namespace} ${use.what}, not ${String(claims.sub).slice(0, 120)}`,
       );
     const k8s = claims['kubernetes.io'] as { pod?: { name?: string } } | undefined;
     return { site: account[2]!, pod: k8s?.pod?.name ?? null };

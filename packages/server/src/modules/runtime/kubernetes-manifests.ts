@@ -12,8 +12,10 @@ import { type RenderedFile, renderAppsNamespace, yamlOf } from './kubernetes-nam
 import {
   artifactTokenAudience,
   artifactTokenSeconds,
+  egressTokenAudience,
   type KubernetesSettings,
 } from './kubernetes-settings.ts';
+import { egressShim, egressSidecar, waitForSocket, writeShim } from './kubernetes-sidecar.ts';
 import { startCommand } from './start-command.ts';
 
 export type { RenderedFile } from './kubernetes-namespace.ts';
@@ -37,6 +39,9 @@ export type RenderInput = {
 /** The port the app listens on inside its pod (`PORT`); the template apps read it from the environment. */
 const appPort = 8080;
 
+/** The preload writer's and the egress sidecar's: a relay, small beside any app. */
+const sidecarResources = { requests: { cpu: '20m', memory: '32Mi' }, limits: { cpu: '200m', memory: '96Mi' } };
+
 /** `0.5` cores → `500m`. */
 const cpuQuantity = (cores: number) => `${Math.round(cores * 1000)}m`;
 
@@ -45,7 +50,8 @@ const cpuQuantity = (cores: number) => `${Math.round(cores * 1000)}m`;
  * Deployment (non-root, read-only root, no privilege escalation, all capabilities dropped, seccomp
  * RuntimeDefault, the manifest's memory and CPU as requests and limits, the image pinned by digest, the
  * gateway's identity key; an init container fetches the artifact over TLS with the pod's own short-lived
- * service-account token and checks it against its signed digest), a Service, a NetworkPolicy (in from the
+ * service-account token and checks it against its signed digest; an egress sidecar takes the app's calls
+ * on the local driver's socket and passes them to the broker with a token of its own), a Service, a NetworkPolicy (in from the
  * platform's gateway only; out to the broker, the platform and DNS only), the data volume's claim, the app's
  * service account, a disruption budget, and references to the app's Secret (values never go into the
  * repository), with a kustomization listing them; and the apps' namespace (kubernetes-namespace.ts).
@@ -81,7 +87,7 @@ export function renderKubernetes(input: RenderInput, settings: KubernetesSetting
     runAsNonRoot: true,
     capabilities: { drop: ['ALL'] },
   };
-  const broker = `http://${settings.brokerService}.${settings.platformNamespace}.svc:${settings.brokerPort}`;
+  const broker = `https://${settings.brokerService}.${settings.platformNamespace}.svc:${settings.brokerPort}`;
   const runtime = manifest.runtime;
   const start = startCommand(runtime);
   // The port the app asked for, else the default; in a pod PORT is always a TCP port.
@@ -122,6 +128,16 @@ export function renderKubernetes(input: RenderInput, settings: KubernetesSetting
           },
           initContainers: [
             {
+              // The preload that sends the app's fetch, http and https to the egress socket, as locally.
+              name: 'egress-preload',
+              image,
+              command: ['node', '-e', writeShim],
+              env: [{ name: 'EGRESS_SHIM', value: egressShim() }],
+              securityContext: containerSecurity,
+              resources: sidecarResources,
+              volumeMounts: [{ name: 'egress', mountPath: '/run/egress' }],
+            },
+            {
               name: 'fetch-artifact',
               image,
               command: ['node', '-e', fetchArtifact],
@@ -150,9 +166,38 @@ export function renderKubernetes(input: RenderInput, settings: KubernetesSetting
           ],
           containers: [
             {
+              // First, so the kubelet starts the app once its start hook saw the egress socket.
+              name: 'egress',
+              image,
+              command: ['node', '-e', egressSidecar],
+              env: [
+                { name: 'BROKER_URL', value: broker },
+                { name: 'EGRESS_SOCKET', value: '/run/egress/proxy.sock' },
+                { name: 'EGRESS_TOKEN_FILE', value: '/var/run/secrets/microapp-egress/token' },
+                { name: 'NODE_EXTRA_CA_CERTS', value: '/etc/microapp-ca/ca.crt' },
+              ],
+              lifecycle: { postStart: { exec: { command: ['node', '-e', waitForSocket] } } },
+              securityContext: containerSecurity,
+              resources: sidecarResources,
+              volumeMounts: [
+                { name: 'egress', mountPath: '/run/egress' },
+                { name: 'egress-token', mountPath: '/var/run/secrets/microapp-egress', readOnly: true },
+                { name: 'platform-ca', mountPath: '/etc/microapp-ca', readOnly: true },
+              ],
+            },
+            {
               name: 'app',
               image,
-              command: ['node', ...start.nodeOptions, `/app/${start.entry}`, ...start.args],
+              command: [
+                'node',
+                // Every outbound call goes to the egress socket, and through the sidecar to the broker, which
+                // applies the approved egress, the organization's policy and DLP.
+                '--require',
+                '/run/egress/shim.cjs',
+                ...start.nodeOptions,
+                `/app/${start.entry}`,
+                ...start.args,
+              ],
               workingDir: '/app',
               ports: [{ name: 'http', containerPort: port, protocol: 'TCP' }],
               env: [
@@ -165,11 +210,6 @@ export function renderKubernetes(input: RenderInput, settings: KubernetesSetting
                 { name: 'MICROAPP_IDENTITY_PUBLIC_KEY', value: input.identityPublicKey },
                 { name: 'MICROAPP_DATA_DIR', value: '/data' },
                 { name: 'HOME', value: '/tmp' },
-                // Every outbound call goes to the broker, which applies the approved egress, policy and DLP.
-                { name: 'HTTP_PROXY', value: broker },
-                { name: 'HTTPS_PROXY', value: broker },
-                { name: 'NO_PROXY', value: '' },
-                { name: 'NODE_USE_ENV_PROXY', value: '1' },
               ],
               securityContext: containerSecurity,
               resources: { requests: { cpu, memory }, limits: { cpu, memory } },
@@ -182,6 +222,7 @@ export function renderKubernetes(input: RenderInput, settings: KubernetesSetting
                 { name: 'app', mountPath: '/app', readOnly: true },
                 { name: 'data', mountPath: '/data' },
                 { name: 'tmp', mountPath: '/tmp' },
+                { name: 'egress', mountPath: '/run/egress', readOnly: true },
                 ...(secrets.length ? [{ name: 'secrets', mountPath: '/run/secrets', readOnly: true }] : []),
               ],
             },
@@ -205,6 +246,23 @@ export function renderKubernetes(input: RenderInput, settings: KubernetesSetting
                 ],
               },
             },
+            // The egress sidecar's own token, another audience than the artifact's (seen by the sidecar only).
+            {
+              name: 'egress-token',
+              projected: {
+                defaultMode: 0o440,
+                sources: [
+                  {
+                    serviceAccountToken: {
+                      audience: egressTokenAudience,
+                      expirationSeconds: artifactTokenSeconds,
+                      path: 'token',
+                    },
+                  },
+                ],
+              },
+            },
+            { name: 'egress', emptyDir: { medium: 'Memory', sizeLimit: '1Mi' } },
             { name: 'platform-ca', configMap: { name: 'microapp-ca', optional: true, defaultMode: 0o444 } },
             ...(secrets.length
               ? [

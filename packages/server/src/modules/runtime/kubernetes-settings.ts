@@ -5,13 +5,18 @@ export type KubernetesSettings = {
   /** The platform's namespace: its gateway forwards to the apps, its broker is their only way out. */
   platformNamespace: string;
   /**
-   * The image apps run on, pinned by digest (`registry/node@sha256:…`; Node.js ≥ 22.21, so `NODE_USE_ENV_PROXY`
-   * sends fetch and http through the broker). Null until it is set: nothing is rendered on a moving tag.
+   * The image apps run on, pinned by digest (`registry/node@sha256:…`: Node.js and tar; the egress preload
+   * works on any Node.js the local driver runs). Null until it is set: nothing is rendered on a moving tag.
    */
   runtimeImage: string | null;
   /** The egress broker's Service in the platform namespace, and its port. */
   brokerService: string;
   brokerPort: number;
+  /**
+   * Where this server itself serves the broker to the cluster's pods, over TLS (MICROAPP_EGRESS_LISTEN,
+   * `0.0.0.0:3128` in the broker's Deployment); null: it serves only the local driver's sockets.
+   */
+  brokerListen: { host: string; port: number } | null;
   /** The platform's Service: its pods are the only ones the apps take requests from. */
   platformService: string;
   /** The port the platform's pods listen on (the apps' NetworkPolicy lets them reach it for the artifact). */
@@ -43,12 +48,19 @@ export const artifactTokenAudience = 'microapp-artifacts';
 /** How long such a token lives (Kubernetes' shortest): the kubelet writes a new one before it ends. */
 export const artifactTokenSeconds = 600;
 
+/**
+ * The audience of the tokens the apps' egress sidecars present to the broker, another than the artifact's:
+ * a token the init container held cannot send calls, and the sidecar's cannot fetch code.
+ */
+export const egressTokenAudience = 'microapp-egress';
+
 export const defaultKubernetesSettings: KubernetesSettings = {
   namespace: 'microapps',
   platformNamespace: 'microapp-system',
   runtimeImage: null,
   brokerService: 'microapp-egress',
   brokerPort: 3128,
+  brokerListen: null,
   platformService: 'microapp',
   platformPort: 8443,
   artifactUrl: 'https://microapp.microapp-system.svc',
@@ -98,6 +110,11 @@ export function kubernetesSettingsFrom(env: NodeJS.ProcessEnv, problems: string[
     problems.push(
       `MICROAPP_KUBERNETES_TOKEN_JWKS must be a file or an https URL, got "${tokenJwks.slice(0, 120)}"`,
     );
+  const brokerListen = brokerListenFrom(env.MICROAPP_EGRESS_LISTEN, problems);
+  if (brokerListen && !(tokenIssuer && tokenJwks))
+    problems.push(
+      "MICROAPP_EGRESS_LISTEN serves the cluster's pods, which present their service-account tokens: set MICROAPP_KUBERNETES_TOKEN_ISSUER and MICROAPP_KUBERNETES_TOKEN_JWKS too",
+    );
   const serviceUrl = env.MICROAPP_KUBERNETES_SERVICE_URL || null;
   if (serviceUrl) {
     let ok = false;
@@ -113,6 +130,7 @@ export function kubernetesSettingsFrom(env: NodeJS.ProcessEnv, problems: string[
   return {
     ...defaultKubernetesSettings,
     serviceUrl,
+    brokerListen,
     tokenIssuer,
     tokenJwks,
     namespace,
@@ -120,4 +138,18 @@ export function kubernetesSettingsFrom(env: NodeJS.ProcessEnv, problems: string[
     runtimeImage: runtimeImage && pinnedImage.test(runtimeImage) ? runtimeImage : null,
     artifactUrl,
   };
+}
+
+/** MICROAPP_EGRESS_LISTEN: `HOST:PORT` (`0.0.0.0:3128`, `[::]:3128`) or a port alone (on every address). */
+function brokerListenFrom(raw: string | undefined, problems: string[]): { host: string; port: number } | null {
+  if (!raw) return null;
+  const m = /^(?:(\[[0-9a-f:.]+\]|[0-9.]+|[a-z0-9.-]+):)?(\d{1,5})$/i.exec(raw.trim());
+  const port = Number(m?.[2]);
+  if (!m || port > 65535) {
+    problems.push(
+      `MICROAPP_EGRESS_LISTEN is where the broker takes the cluster's pods' calls, such as 0.0.0.0:3128, got "${raw.slice(0, 120)}"`,
+    );
+    return null;
+  }
+  return { host: (m[1] ?? '0.0.0.0').replace(/^\[|\]$/g, ''), port };
 }
