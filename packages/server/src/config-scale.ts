@@ -109,20 +109,26 @@ export type TlsFiles = { certFile: string; keyFile: string };
  * platform's user only (as the KEK). Read again when they change (tls-reload.ts), so a renewed certificate
  * needs no restart.
  */
-export function tlsFrom(env: NodeJS.ProcessEnv, problems: string[]): TlsFiles | null {
-  const certFile = env.MICROAPP_TLS_CERT_FILE;
-  const keyFile = env.MICROAPP_TLS_KEY_FILE;
+export function tlsFrom(
+  env: NodeJS.ProcessEnv,
+  problems: string[],
+  prefix: 'MICROAPP_TLS' | 'MICROAPP_EGRESS_TLS' = 'MICROAPP_TLS',
+): TlsFiles | null {
+  const certVariable = `${prefix}_CERT_FILE`;
+  const keyVariable = `${prefix}_KEY_FILE`;
+  const certFile = env[certVariable];
+  const keyFile = env[keyVariable];
   if (!certFile && !keyFile) return null;
   if (!certFile || !keyFile) {
     problems.push(
-      'MICROAPP_TLS_CERT_FILE and MICROAPP_TLS_KEY_FILE go together: the certificate (PEM, with its chain) and its private key',
+      `${certVariable} and ${keyVariable} go together: the certificate (PEM, with its chain) and its private key`,
     );
     return null;
   }
   const before = problems.length;
   for (const [variable, file, marker] of [
-    ['MICROAPP_TLS_CERT_FILE', certFile, 'CERTIFICATE'],
-    ['MICROAPP_TLS_KEY_FILE', keyFile, 'PRIVATE KEY'],
+    [certVariable, certFile, 'CERTIFICATE'],
+    [keyVariable, keyFile, 'PRIVATE KEY'],
   ] as const) {
     let text = '';
     try {
@@ -140,7 +146,7 @@ export function tlsFrom(env: NodeJS.ProcessEnv, problems: string[]): TlsFiles | 
     const open = openKeyFile(keyFile);
     if (open)
       problems.push(
-        `MICROAPP_TLS_KEY_FILE ${keyFile} ${open}: chmod 600 it (on Kubernetes, defaultMode: 0400 on the Secret's volume)`,
+        `${keyVariable} ${keyFile} ${open}: chmod 600 it (on Kubernetes, defaultMode: 0400 on the Secret's volume)`,
       );
   }
   return problems.length === before ? { certFile, keyFile } : null;

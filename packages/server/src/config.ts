@@ -41,6 +41,8 @@ export type ServerConfig = {
   port: number;
   /** Served over HTTPS with this certificate (MICROAPP_TLS_CERT_FILE, MICROAPP_TLS_KEY_FILE), or plain HTTP. */
   tls: TlsFiles | null;
+  /** What the broker serves the cluster's pods with (MICROAPP_EGRESS_TLS_*, else the platform's `tls`). */
+  egressTls: TlsFiles | null;
   /** The file with the metrics scraper's token (MICROAPP_METRICS_TOKEN_FILE), read at each scrape. */
   metricsTokenFile: string | null;
   publicUrl: string | null;
@@ -314,9 +316,16 @@ export function loadConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv): ServerCo
   const blobRegistry = blobRegistryFrom(env, problems);
   const gitHost = gitHostFrom(env, problems);
   const tls = tlsFrom(env, problems);
-  if (kubernetes.brokerListen && !tls && env.MICROAPP_TLS_CERT_FILE === undefined)
+  // The broker's own certificate (for its Service's name), or else the platform's.
+  const egressTls = tlsFrom(env, problems, 'MICROAPP_EGRESS_TLS') ?? tls;
+  if (
+    kubernetes.brokerListen &&
+    !egressTls &&
+    !env.MICROAPP_TLS_CERT_FILE &&
+    !env.MICROAPP_EGRESS_TLS_CERT_FILE
+  )
     problems.push(
-      "MICROAPP_EGRESS_LISTEN serves the cluster's pods over TLS only (their tokens and data cross the network): set MICROAPP_TLS_CERT_FILE and MICROAPP_TLS_KEY_FILE to a certificate valid for the broker's Service name (microapp-egress.microapp-system.svc)",
+      "MICROAPP_EGRESS_LISTEN serves the cluster's pods over TLS only (their tokens and data cross the network): set MICROAPP_EGRESS_TLS_CERT_FILE and MICROAPP_EGRESS_TLS_KEY_FILE (or the platform's MICROAPP_TLS_*) to a certificate valid for the broker's Service name (microapp-egress.microapp-system.svc)",
     );
   const metricsTokenFile = metricsTokenFileFrom(env, problems);
   const replica = {
@@ -335,6 +344,7 @@ export function loadConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv): ServerCo
     host,
     port,
     tls,
+    egressTls,
     metricsTokenFile,
     publicUrl,
     trustedProxies,

@@ -68,18 +68,18 @@ export async function listen(
 }
 
 /**
- * Serves the egress broker to the cluster's pods (MICROAPP_EGRESS_LISTEN), over TLS with the platform's
- * certificate, renewed as the main port's is. Null when this server does not serve it.
+ * Serves the egress broker to the cluster's pods (MICROAPP_EGRESS_LISTEN), over TLS with the broker's
+ * certificate (or the platform's), renewed as the main port's is. Null when this server does not serve it.
  */
 export async function listenEgress(
   egress: ClusterEgress | null,
-  config: Pick<ServerConfig, 'kubernetes' | 'tls'>,
+  config: Pick<ServerConfig, 'kubernetes' | 'egressTls'>,
   logger: Logger,
 ): Promise<{ port: number } | null> {
   const at = config.kubernetes.brokerListen;
-  if (!egress || !at || !config.tls) return null;
-  const { server, port } = await egress.listen(at, readTls(config.tls));
-  const stop = reloadTlsOnChange(server, config.tls, logger);
+  if (!egress || !at || !config.egressTls) return null;
+  const { server, port } = await egress.listen(at, readTls(config.egressTls));
+  const stop = reloadTlsOnChange(server, config.egressTls, logger);
   server.once('close', stop);
   logger.info({ host: at.host, port }, "the egress broker takes the cluster's pods' calls");
   return { port };

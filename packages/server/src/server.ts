@@ -185,29 +185,32 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   // Lifecycle holds are read by the runtime and the gateway; the service itself needs the runtime.
   let lifecycleHold: ((appId: string) => Promise<{ status: number; message: string } | null>) | null = null;
   const hold = (appId: string) => (lifecycleHold ? lifecycleHold(appId) : Promise.resolve(null));
-  const { credentials, appLogs, deployments, tracing, builds, repositories, clusterEgress } = composeRuntime(app, {
-    config,
-    logger,
-    db: db.kysely,
-    clock,
-    audit,
-    lease,
-    kek,
-    previousKeks,
-    vault,
-    engine,
-    advisories,
-    catalog,
-    versions,
-    blobs,
-    secrets,
-    tokens,
-    notifications,
-    hold,
-    hosts,
-    publicUrl: () => publicUrl!,
-    metrics: () => platformMetrics,
-  });
+  const { credentials, appLogs, deployments, tracing, builds, repositories, clusterEgress } = composeRuntime(
+    app,
+    {
+      config,
+      logger,
+      db: db.kysely,
+      clock,
+      audit,
+      lease,
+      kek,
+      previousKeks,
+      vault,
+      engine,
+      advisories,
+      catalog,
+      versions,
+      blobs,
+      secrets,
+      tokens,
+      notifications,
+      hold,
+      hosts,
+      publicUrl: () => publicUrl!,
+      metrics: () => platformMetrics,
+    },
+  );
   const usage = createUsageService({ db: db.kysely, catalog, logger, clock, wal: usageWal(config) });
   const replayed = await usage.replay();
   if (replayed)

@@ -346,8 +346,13 @@ export function createEgressBroker(
     tunnelFor(app, req.url ?? '', socket, head, false);
 
   /** A refusal of an app's call before the rules are asked (its pod's app is held): recorded as theirs are. */
-  const refuse = (app: BrokeredApp, req: IncomingMessage, res: ServerResponse, status: number, reason: string) =>
-    refuseWith(app, req.method ?? 'GET', res, { status, reason, host: req.headers.host ?? null });
+  const refuse = (
+    app: BrokeredApp,
+    req: IncomingMessage,
+    res: ServerResponse,
+    status: number,
+    reason: string,
+  ) => refuseWith(app, req.method ?? 'GET', res, { status, reason, host: req.headers.host ?? null });
 
   return {
     open,

@@ -51,7 +51,8 @@ export function createClusterEgress(deps: {
     if (known && known.until > Date.now()) return known.caller;
     const caller = await verify(authorization);
     const token = authorization!.slice('Bearer '.length);
-    const exp = (JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()) as { exp: number }).exp;
+    const exp = (JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()) as { exp: number })
+      .exp;
     if (checked.size >= 10_000) checked.clear();
     checked.set(key, { caller, until: Math.min(Date.now() + checkedForMs, exp * 1000) });
     return caller;
@@ -140,7 +141,9 @@ export function createClusterEgress(deps: {
     if ('appId' in admitted) return deps.broker.connect(admitted, req, socket, head);
     refusedPlainly(req, admitted);
     const status = admitted.status === 407 ? '407 Proxy Authentication Required' : '403 Forbidden';
-    socket.end(`HTTP/1.1 ${status}\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\n${admitted.reason}\n`);
+    socket.end(
+      `HTTP/1.1 ${status}\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\n${admitted.reason}\n`,
+    );
   }
 
   let server: Server | null = null;

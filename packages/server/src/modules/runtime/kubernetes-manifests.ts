@@ -40,7 +40,10 @@ export type RenderInput = {
 const appPort = 8080;
 
 /** The preload writer's and the egress sidecar's: a relay, small beside any app. */
-const sidecarResources = { requests: { cpu: '20m', memory: '32Mi' }, limits: { cpu: '200m', memory: '96Mi' } };
+const sidecarResources = {
+  requests: { cpu: '20m', memory: '32Mi' },
+  limits: { cpu: '200m', memory: '96Mi' },
+};
 
 /** `0.5` cores → `500m`. */
 const cpuQuantity = (cores: number) => `${Math.round(cores * 1000)}m`;

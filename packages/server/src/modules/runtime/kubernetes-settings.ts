@@ -141,7 +141,10 @@ export function kubernetesSettingsFrom(env: NodeJS.ProcessEnv, problems: string[
 }
 
 /** MICROAPP_EGRESS_LISTEN: `HOST:PORT` (`0.0.0.0:3128`, `[::]:3128`) or a port alone (on every address). */
-function brokerListenFrom(raw: string | undefined, problems: string[]): { host: string; port: number } | null {
+function brokerListenFrom(
+  raw: string | undefined,
+  problems: string[],
+): { host: string; port: number } | null {
   if (!raw) return null;
   const m = /^(?:(\[[0-9a-f:.]+\]|[0-9.]+|[a-z0-9.-]+):)?(\d{1,5})$/i.exec(raw.trim());
   const port = Number(m?.[2]);
