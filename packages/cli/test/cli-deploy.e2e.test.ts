@@ -392,7 +392,7 @@ describe('deploy and use an app behind the gateway', () => {
       assert.ok(c.resources?.limits?.memory && c.resources.limits.cpu, c.name);
     }
     const { items } = (await call(server, 'GET', '/api/v1/apps/poll/versions', { token: dave })).body;
-    const fetcher = pod.initContainers![0]!;
+    const fetcher = pod.initContainers!.find((c) => c.name === 'fetch-artifact')!;
     assert.equal(
       fetcher.env!.find((e) => e.name === 'ARTIFACT_DIGEST')?.value,
       items[0].digest,

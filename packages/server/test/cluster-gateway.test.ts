@@ -64,9 +64,9 @@ for (const engine of engines())
           (f) => f.path === 'apps/cluster-poll/deployment.yaml',
         )!.content,
       );
-      publicKeyPem = deployment.spec.template.spec.containers[0].env.find(
-        (e: { name: string }) => e.name === 'MICROAPP_IDENTITY_PUBLIC_KEY',
-      ).value;
+      publicKeyPem = deployment.spec.template.spec.containers
+        .find((c: { name: string }) => c.name === 'app')
+        .env.find((e: { name: string }) => e.name === 'MICROAPP_IDENTITY_PUBLIC_KEY').value;
 
       const res = await viaGateway(server, 'cluster-poll', '/lunch?day=friday', {
         authorization: `Bearer ${t.alice}`,

@@ -222,7 +222,7 @@ describe('the Kubernetes objects run a real app, npm dependencies and a native m
     Object.assign(byName('artifact-token'), { projected: undefined, hostPath: { path: join(dir, 'token') } });
     Object.assign(byName('platform-ca'), { configMap: undefined, hostPath: { path: join(dir, 'ca') } });
     pod.volumes.push({ name: 'run', hostPath: { path: join(dir, 'run') } });
-    const app = pod.containers[0];
+    const app = pod.containers.find((c: { name: string }) => c.name === 'app');
     app.env.find((e: { name: string }) => e.name === 'PORT').value = '/run/app/app.sock';
     app.volumeMounts.push({ name: 'run', mountPath: '/run/app' });
     app.ports = undefined;

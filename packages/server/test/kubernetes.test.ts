@@ -58,8 +58,8 @@ test('Kubernetes objects: the manifest’s limits, entry and secrets; secret val
   assert.equal(deployment.metadata?.namespace, 'apps-prod');
   assert.equal(deployment.metadata?.labels?.['microapp.dev/environment'], 'preview');
   const pod = deployment.spec!.template.spec!;
-  const app = pod.containers[0]!;
-  assert.deepEqual(app.command, ['node', '/app/dist/main.js']);
+  const app = pod.containers.find((c) => c.name === 'app')!;
+  assert.deepEqual(app.command, ['node', '--require', '/run/egress/shim.cjs', '/app/dist/main.js']);
   assert.deepEqual(app.resources, {
     requests: { cpu: '250m', memory: '512Mi' },
     limits: { cpu: '250m', memory: '512Mi' },
@@ -91,9 +91,10 @@ test('Kubernetes objects run for real: images by digest, probes without an ident
   const files = renderKubernetes(input, settings);
   const file = (name: string) => parse(files.find((f) => f.path.endsWith(`/${name}`))!.content);
   const pod = new Deployment(file('deployment.yaml')).spec!.template.spec!;
-  const [fetcher] = pod.initContainers!;
-  const [app] = pod.containers;
-  for (const c of [fetcher!, app!]) assert.equal(c.image, pinnedImage, `${c.name} runs on the pinned image`);
+  const fetcher = pod.initContainers!.find((c) => c.name === 'fetch-artifact');
+  const app = pod.containers.find((c) => c.name === 'app');
+  for (const c of [...pod.initContainers!, ...pod.containers])
+    assert.equal(c.image, pinnedImage, `${c.name} runs on the pinned image`);
   // The kubelet calls the pod directly, without a signed identity: no path declared, so a TCP check.
   assert.deepEqual(app!.readinessProbe?.tcpSocket, { port: 'http' });
   assert.equal(app!.readinessProbe?.httpGet, undefined);
@@ -104,8 +105,9 @@ test('Kubernetes objects run for real: images by digest, probes without an ident
     } as typeof input,
     settings,
   );
-  const probed = new Deployment(parse(declared.find((f) => f.path.endsWith('deployment.yaml'))!.content))
-    .spec!.template.spec!.containers[0]!;
+  const probed = new Deployment(
+    parse(declared.find((f) => f.path.endsWith('deployment.yaml'))!.content),
+  ).spec!.template.spec!.containers.find((c) => c.name === 'app')!;
   assert.deepEqual(probed.livenessProbe?.httpGet, { path: '/_microapp/health', port: 'http' });
   const env = Object.fromEntries(app!.env!.map((e) => [e.name, e.value]));
   assert.equal(env.MICROAPP_IDENTITY_PUBLIC_KEY, input.identityPublicKey);

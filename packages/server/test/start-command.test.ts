@@ -106,8 +106,10 @@ describe('the start command', () => {
     );
     const deployment = new Deployment(parse(files.find((f) => f.path.endsWith('deployment.yaml'))!.content));
     deployment.validate();
-    assert.deepEqual(deployment.spec!.template.spec!.containers[0]!.command, [
+    assert.deepEqual(deployment.spec!.template.spec!.containers.find((c) => c.name === 'app')!.command, [
       'node',
+      '--require',
+      '/run/egress/shim.cjs',
       '--enable-source-maps',
       '/app/dist/main.js',
       'serve',

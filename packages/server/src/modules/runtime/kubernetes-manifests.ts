@@ -116,7 +116,11 @@ export function renderKubernetes(input: RenderInput, settings: KubernetesSetting
       strategy: { type: 'Recreate' },
       selector: { matchLabels: selector },
       template: {
-        metadata: { labels, annotations },
+        // `kubectl logs` and `exec` go to the app, not to the egress sidecar that starts before it.
+        metadata: {
+          labels,
+          annotations: { ...annotations, 'kubectl.kubernetes.io/default-container': 'app' },
+        },
         spec: {
           // The app's own account, whose token only the init container sees (projected, for the artifact).
           serviceAccountName: site,
