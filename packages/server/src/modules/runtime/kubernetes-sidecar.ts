@@ -90,8 +90,13 @@ const until = Date.now() + 30000;
 })();
 `;
 
-/** The first init container's program: puts the preload (the local driver's shim) where the app loads it. */
-export const writeShim = `require('node:fs').writeFileSync('/run/egress/shim.cjs', process.env.EGRESS_SHIM, { mode: 0o444 });
+/**
+ * The first init container's program: puts the preload (the local driver's shim) where the app loads it.
+ * Init containers run again when a pod restarts: the read-only copy of the last run is replaced.
+ */
+export const writeShim = `const fs = require('node:fs');
+fs.rmSync('/run/egress/shim.cjs', { force: true });
+fs.writeFileSync('/run/egress/shim.cjs', process.env.EGRESS_SHIM, { mode: 0o444 });
 console.log('the egress preload is in /run/egress/shim.cjs');
 `;
 
