@@ -13,6 +13,7 @@ import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
 import { ConfigMap, Namespace, Service, ServiceAccount } from 'kubernetes-models/v1';
 import { parseAllDocuments } from 'yaml';
 import { loadConfig } from '../src/config.ts';
+import { defaultKubernetesSettings } from '../src/modules/runtime/kubernetes-settings.ts';
 import { companyCa } from './harness.ts';
 
 const dir = resolve(import.meta.dirname, '../../../deploy/kubernetes');
@@ -48,6 +49,11 @@ test('every object of deploy/kubernetes is valid against the Kubernetes schemas,
       'Service',
       'PodDisruptionBudget',
       'NetworkPolicy',
+      // The egress broker (egress.yaml).
+      'Deployment',
+      'Service',
+      'PodDisruptionBudget',
+      'NetworkPolicy',
     ],
   );
   for (const o of all) new kinds[o.kind]!(o as never).validate();
@@ -72,12 +78,16 @@ test('every object of deploy/kubernetes is valid against the Kubernetes schemas,
   assert.deepEqual(container.securityContext.capabilities.drop, ['ALL']);
   // Secrets by reference only: none is written here, and each key file is for the platform's user alone.
   assert.ok(!all.some((o) => o.kind === 'Secret'));
-  for (const v of pod.volumes.filter((v: Any) => v.secret)) assert.equal(v.secret.defaultMode, 0o400, v.name);
+  for (const d of all.filter((o) => o.kind === 'Deployment'))
+    for (const v of d.spec.template.spec.volumes.filter((v: Any) => v.secret))
+      assert.equal(v.secret.defaultMode, 0o400, `${d.metadata.name}: ${v.name}`);
   const secretRefs = container.env.filter((e: Any) => e.valueFrom?.secretKeyRef).map((e: Any) => e.name);
   assert.deepEqual(secretRefs.sort(), ['DATABASE_URL', 'MICROAPP_OIDC_CLIENT_SECRET']);
   const docs = readFileSync(resolve(dir, '../../docs/operations.md'), 'utf8');
+  const broker = all.filter((o) => o.kind === 'Deployment')[1];
   for (const name of [
     ...pod.volumes.filter((v: Any) => v.secret).map((v: Any) => v.secret.secretName),
+    ...broker.spec.template.spec.volumes.filter((v: Any) => v.secret).map((v: Any) => v.secret.secretName),
     ...container.env
       .filter((e: Any) => e.valueFrom?.secretKeyRef)
       .map((e: Any) => e.valueFrom.secretKeyRef.name),
@@ -94,6 +104,41 @@ test('every object of deploy/kubernetes is valid against the Kubernetes schemas,
       mounts.some((m: string) => e.value.startsWith(`${m}/`)),
       `${e.name} (${e.value}) is on a mounted volume`,
     );
+});
+
+test("the egress broker is where the apps' objects send their pods: its name, port, labels and certificate", () => {
+  const all = objects();
+  const named = (kind: string, name: string) =>
+    all.find((o) => o.kind === kind && o.metadata.name === name) as Any;
+  const settings = defaultKubernetesSettings;
+  const deployment = named('Deployment', settings.brokerService);
+  const service = named('Service', settings.brokerService);
+  const budget = named('PodDisruptionBudget', settings.brokerService);
+  const policy = named('NetworkPolicy', settings.brokerService);
+  // The apps' NetworkPolicy selects the broker's pods by this label, and reaches them on this port.
+  const labels = { 'app.kubernetes.io/name': settings.brokerService };
+  assert.deepEqual(deployment.spec.selector.matchLabels, labels);
+  assert.deepEqual(service.spec.selector, labels);
+  assert.deepEqual(budget.spec.selector.matchLabels, labels);
+  assert.deepEqual(service.spec.ports[0].port, settings.brokerPort);
+  assert.equal(policy.spec.ingress[0].ports[0].port, settings.brokerPort);
+  assert.deepEqual(policy.spec.ingress[0].from, [
+    { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': settings.namespace } } },
+  ]);
+  const pod = deployment.spec.template.spec;
+  const [container] = pod.containers;
+  const env = Object.fromEntries(container.env.map((e: Any) => [e.name, e.value]));
+  assert.equal(env.MICROAPP_EGRESS_LISTEN, `0.0.0.0:${settings.brokerPort}`);
+  assert.equal(container.ports.find((p: Any) => p.name === 'egress').containerPort, settings.brokerPort);
+  const mounts = container.volumeMounts.map((m: Any) => m.mountPath as string);
+  for (const e of container.env.filter((e: Any) => /_FILE$/.test(e.name)))
+    assert.ok(
+      mounts.some((m: string) => e.value.startsWith(`${m}/`)),
+      `${e.name} (${e.value}) is on a mounted volume`,
+    );
+  assert.deepEqual(pod.securityContext.seccompProfile, { type: 'RuntimeDefault' });
+  assert.equal(container.securityContext.readOnlyRootFilesystem, true);
+  assert.ok(budget.spec.minAvailable >= 1 && deployment.spec.replicas > budget.spec.minAvailable);
 });
 
 test("the settings deploy/kubernetes holds pass the server's own checks", () => {
@@ -124,6 +169,33 @@ test("the settings deploy/kubernetes holds pass the server's own checks", () => 
     assert.match(config.kubernetes.runtimeImage ?? '', /@sha256:[0-9a-f]{64}$/);
     assert.equal(config.kubernetes.serviceUrl, 'http://{site}.{namespace}.svc.cluster.local');
     assert.ok(config.tls);
+    // The broker's pods: the same settings with their own listener and certificate.
+    const broker = objects().find((o) => o.kind === 'Deployment' && o.metadata.name === 'microapp-egress');
+    const brokerEnv = Object.fromEntries(
+      (broker.spec.template.spec.containers[0].env as Any[])
+        .filter((e) => e.value)
+        .map((e) => [e.name, e.value]),
+    );
+    const egress = loadConfig(
+      {},
+      {
+        ...settings,
+        DATABASE_URL: 'postgres://microapp@db.internal:5432/microapp',
+        MICROAPP_OIDC_CLIENT_SECRET: 'from-the-microapp-oidc-secret',
+        MICROAPP_KEK_FILE: file('kek', `${Buffer.alloc(32, 7).toString('base64')}\n`),
+        MICROAPP_TLS_CERT_FILE: file('tls.crt', ca.cert),
+        MICROAPP_TLS_KEY_FILE: file('tls.key', ca.key),
+        MICROAPP_BLOB_REGISTRY_PASSWORD_FILE: file('password', 'registry-password\n'),
+        MICROAPP_KUBERNETES_TOKEN_JWKS: file('jwks.json', '{"keys":[]}'),
+        MICROAPP_EGRESS_LISTEN: brokerEnv.MICROAPP_EGRESS_LISTEN,
+        MICROAPP_JOBS: brokerEnv.MICROAPP_JOBS,
+        MICROAPP_EGRESS_TLS_CERT_FILE: file('egress.crt', ca.cert),
+        MICROAPP_EGRESS_TLS_KEY_FILE: file('egress.key', ca.key),
+      },
+    );
+    assert.deepEqual(egress.kubernetes.brokerListen, { host: '0.0.0.0', port: 3128 });
+    assert.equal(egress.egressTls?.certFile, join(work, 'egress.crt'));
+    assert.equal(egress.jobs.enabled, false);
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
@@ -135,7 +207,7 @@ test('kustomize builds it, with the image by digest', {
   const built = spawnSync('kubectl', ['kustomize', dir], { encoding: 'utf8' });
   assert.equal(built.status, 0, built.stderr);
   const rendered = parseAllDocuments(built.stdout).map((d) => d.toJS());
-  assert.equal(rendered.length, 7);
+  assert.equal(rendered.length, 11);
   for (const o of rendered.filter((o) => o.kind !== 'Namespace'))
     assert.equal(o.metadata.namespace, 'microapp-system', o.kind);
   const deployment = rendered.find((o) => o.kind === 'Deployment');
