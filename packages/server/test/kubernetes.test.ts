@@ -166,4 +166,15 @@ test('Kubernetes objects run for real: images by digest, probes without an ident
     () => loadConfig({ dev: true }, { MICROAPP_KUBERNETES_TOKEN_ISSUER: 'https://kubernetes.default.svc' }),
     /MICROAPP_KUBERNETES_TOKEN_ISSUER and MICROAPP_KUBERNETES_TOKEN_JWKS go together/,
   );
+  // The broker for the cluster's pods: an address, the pods' token issuer, and TLS, or the start stops.
+  assert.throws(
+    () => loadConfig({ dev: true }, { MICROAPP_EGRESS_LISTEN: 'everywhere' }),
+    /MICROAPP_EGRESS_LISTEN is where the broker takes the cluster's pods' calls, such as 0.0.0.0:3128/,
+  );
+  assert.throws(
+    () => loadConfig({ dev: true }, { MICROAPP_EGRESS_LISTEN: '0.0.0.0:3128' }),
+    (e: Error) =>
+      /set MICROAPP_KUBERNETES_TOKEN_ISSUER and MICROAPP_KUBERNETES_TOKEN_JWKS too/.test(e.message) &&
+      /MICROAPP_EGRESS_LISTEN serves the cluster's pods over TLS only/.test(e.message),
+  );
 });
