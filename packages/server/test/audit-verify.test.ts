@@ -159,6 +159,48 @@ for (const engine of engines()) {
       );
     });
 
+    test('values that need escaping on the way out of the database verify, and an edit among them shows', async () => {
+      // What COPY escapes (tabs, newlines, backslashes, a literal \\N that is not NULL) and what JSON does.
+      const awkward = [
+        'tab\there',
+        'two\nlines\r\n',
+        'back\\slash',
+        '\\N',
+        '\\\\N',
+        'ü€😀\u2028',
+        '\u0001\u007f',
+      ];
+      const audit = createAuditService({ db: db.kysely, dialect: db.dialect });
+      for (const [i, text] of awkward.entries())
+        await db.kysely
+          .transaction()
+          .execute((trx) =>
+            audit.record(
+              trx,
+              { actor: text, requestId: i % 2 ? null : text, sourceIp: null },
+              {
+                action: 'app.registered',
+                targetType: 'app',
+                target: text,
+                reason: text,
+                summary: { [text]: text },
+              },
+            ),
+          );
+      await audit.sequence();
+      audit.stop();
+      const walk = await inProcess();
+      assert.equal(walk.ok, true, JSON.stringify(walk));
+      assert.equal(walk.checked, events + awkward.length);
+      assert.deepEqual(await parallel([], 1), walk);
+      assert.deepEqual(await parallel([], 3), walk);
+      // A NULL put where the literal text \\N was is an edit, not the same value.
+      await attack(`update audit_events set reason = null where seq = ${events + 4}`);
+      const edited = await parallel([], 1);
+      assert.equal(edited.ok, false);
+      assert.deepEqual(edited, await inProcess());
+    });
+
     // Three workers over 40 events: ranges 1-14, 15-28, 29-40.
     const attacks: [string, string, RegExp][] = [
       ['an edited row inside a range', `update audit_events set actor = 'mallory' where seq = 20`, /edited/],
