@@ -10,7 +10,7 @@ import { test } from 'node:test';
 import { Deployment } from 'kubernetes-models/apps/v1';
 import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
-import { ConfigMap, Namespace, Service, ServiceAccount } from 'kubernetes-models/v1';
+import { ConfigMap, Namespace, PersistentVolumeClaim, Service, ServiceAccount } from 'kubernetes-models/v1';
 import { parseAllDocuments } from 'yaml';
 import { loadConfig } from '../src/config.ts';
 import { defaultKubernetesSettings } from '../src/modules/runtime/kubernetes-settings.ts';
@@ -21,6 +21,7 @@ const kinds: Record<string, new (data: never) => { validate(): void }> = {
   Namespace,
   ServiceAccount,
   ConfigMap,
+  PersistentVolumeClaim,
   Deployment,
   Service,
   PodDisruptionBudget,
@@ -45,6 +46,7 @@ test('every object of deploy/kubernetes is valid against the Kubernetes schemas,
       'Namespace',
       'ServiceAccount',
       'ConfigMap',
+      'PersistentVolumeClaim',
       'Deployment',
       'Service',
       'PodDisruptionBudget',
@@ -76,6 +78,13 @@ test('every object of deploy/kubernetes is valid against the Kubernetes schemas,
   assert.equal(pod.automountServiceAccountToken, false);
   assert.equal(container.securityContext.readOnlyRootFilesystem, true);
   assert.deepEqual(container.securityContext.capabilities.drop, ['ALL']);
+  // The repositories (in the data folder's repos/) are one volume every replica mounts at once.
+  const claim = of('PersistentVolumeClaim');
+  assert.deepEqual(claim.spec.accessModes, ['ReadWriteMany']);
+  const repos = pod.volumes.find((v: Any) => v.persistentVolumeClaim?.claimName === claim.metadata.name);
+  const dataDir =
+    container.env.find((e: Any) => e.name === 'MICROAPP_DATA_DIR')?.value ?? '/var/lib/microapp';
+  assert.equal(container.volumeMounts.find((m: Any) => m.name === repos.name).mountPath, `${dataDir}/repos`);
   // Secrets by reference only: none is written here, and each key file is for the platform's user alone.
   assert.ok(!all.some((o) => o.kind === 'Secret'));
   for (const d of all.filter((o) => o.kind === 'Deployment'))
@@ -207,7 +216,7 @@ test('kustomize builds it, with the image by digest', {
   const built = spawnSync('kubectl', ['kustomize', dir], { encoding: 'utf8' });
   assert.equal(built.status, 0, built.stderr);
   const rendered = parseAllDocuments(built.stdout).map((d) => d.toJS());
-  assert.equal(rendered.length, 11);
+  assert.equal(rendered.length, 12);
   for (const o of rendered.filter((o) => o.kind !== 'Namespace'))
     assert.equal(o.metadata.namespace, 'microapp-system', o.kind);
   const deployment = rendered.find((o) => o.kind === 'Deployment');
