@@ -11,7 +11,13 @@ const { database, from, to, checkpoints } = workerData;
 const signed = new Map(checkpoints.map(([seq, head, at]) => [seq, { head, at }]));
 const columns =
   'seq, id, occurred_at, actor, action, target_type, target, reason, request_id, source_ip, summary, prev_hash, hash';
-const J = JSON.stringify;
+/**
+ * JSON.stringify of a column (a string or null), with the common case quoted directly: a string with no
+ * quote, backslash, control character or surrogate is written by JSON.stringify as itself in quotes, and
+ * JSON.stringify costs several times the test. Anything else goes through JSON.stringify.
+ */
+const needsEscaping = /["\\\u0000-\u001f\ud800-\udfff]/;
+const J = (v) => (typeof v === 'string' && !needsEscaping.test(v) ? `"${v}"` : JSON.stringify(v));
 
 /**
  * SQLite builds the event's canonical JSON as it reads the row, so that one string crosses into JavaScript
