@@ -172,21 +172,19 @@ for (const engine of engines()) {
       ];
       const audit = createAuditService({ db: db.kysely, dialect: db.dialect });
       for (const [i, text] of awkward.entries())
-        await db.kysely
-          .transaction()
-          .execute((trx) =>
-            audit.record(
-              trx,
-              { actor: text, requestId: i % 2 ? null : text, sourceIp: null },
-              {
-                action: 'app.registered',
-                targetType: 'app',
-                target: text,
-                reason: text,
-                summary: { [text]: text },
-              },
-            ),
-          );
+        await db.kysely.transaction().execute((trx) =>
+          audit.record(
+            trx,
+            { actor: text, ...(i % 2 ? {} : { requestId: text }) },
+            {
+              action: 'app.registered',
+              targetType: 'app',
+              target: text,
+              reason: text,
+              summary: { [text]: text },
+            },
+          ),
+        );
       await audit.sequence();
       audit.stop();
       const walk = await inProcess();

@@ -16,6 +16,7 @@ const columns =
  * quote, backslash, control character or surrogate is written by JSON.stringify as itself in quotes, and
  * JSON.stringify costs several times the test. Anything else goes through JSON.stringify.
  */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: the control characters are what JSON escapes.
 const needsEscaping = /["\\\u0000-\u001f\ud800-\udfff]/;
 const J = (v) => (typeof v === 'string' && !needsEscaping.test(v) ? `"${v}"` : JSON.stringify(v));
 
