@@ -159,20 +159,17 @@ test("the settings deploy/kubernetes holds pass the server's own checks", () => 
       writeFileSync(join(work, name), content, { mode: 0o600 });
       return join(work, name);
     };
-    const config = loadConfig(
-      {},
-      {
-        ...settings,
-        // What the Secrets and the ConfigMap of the cluster's keys hold, as files here.
-        DATABASE_URL: 'postgres://microapp@db.internal:5432/microapp',
-        MICROAPP_OIDC_CLIENT_SECRET: 'from-the-microapp-oidc-secret',
-        MICROAPP_KEK_FILE: file('kek', `${Buffer.alloc(32, 7).toString('base64')}\n`),
-        MICROAPP_TLS_CERT_FILE: file('tls.crt', ca.cert),
-        MICROAPP_TLS_KEY_FILE: file('tls.key', ca.key),
-        MICROAPP_BLOB_REGISTRY_PASSWORD_FILE: file('password', 'registry-password\n'),
-        MICROAPP_KUBERNETES_TOKEN_JWKS: file('jwks.json', '{"keys":[]}'),
-      },
-    );
+    // What the Secrets and the ConfigMap of the cluster's keys hold, as files here.
+    const secrets = {
+      DATABASE_URL: 'postgres://microapp@db.internal:5432/microapp',
+      MICROAPP_OIDC_CLIENT_SECRET: 'from-the-microapp-oidc-secret',
+      MICROAPP_KEK_FILE: file('kek', `${Buffer.alloc(32, 7).toString('base64')}\n`),
+      MICROAPP_TLS_CERT_FILE: file('tls.crt', ca.cert),
+      MICROAPP_TLS_KEY_FILE: file('tls.key', ca.key),
+      MICROAPP_BLOB_REGISTRY_PASSWORD_FILE: file('password', 'registry-password\n'),
+      MICROAPP_KUBERNETES_TOKEN_JWKS: file('jwks.json', '{"keys":[]}'),
+    };
+    const config = loadConfig({}, { ...settings, ...secrets });
     assert.equal(config.dev, false);
     assert.equal(config.kubernetes.namespace, 'microapps');
     assert.match(config.kubernetes.runtimeImage ?? '', /@sha256:[0-9a-f]{64}$/);
@@ -189,13 +186,7 @@ test("the settings deploy/kubernetes holds pass the server's own checks", () => 
       {},
       {
         ...settings,
-        DATABASE_URL: 'postgres://microapp@db.internal:5432/microapp',
-        MICROAPP_OIDC_CLIENT_SECRET: 'from-the-microapp-oidc-secret',
-        MICROAPP_KEK_FILE: file('kek', `${Buffer.alloc(32, 7).toString('base64')}\n`),
-        MICROAPP_TLS_CERT_FILE: file('tls.crt', ca.cert),
-        MICROAPP_TLS_KEY_FILE: file('tls.key', ca.key),
-        MICROAPP_BLOB_REGISTRY_PASSWORD_FILE: file('password', 'registry-password\n'),
-        MICROAPP_KUBERNETES_TOKEN_JWKS: file('jwks.json', '{"keys":[]}'),
+        ...secrets,
         MICROAPP_EGRESS_LISTEN: brokerEnv.MICROAPP_EGRESS_LISTEN,
         MICROAPP_JOBS: brokerEnv.MICROAPP_JOBS,
         MICROAPP_EGRESS_TLS_CERT_FILE: file('egress.crt', ca.cert),

@@ -1,17 +1,12 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { exportJWK, generateKeyPair, SignJWT } from 'jose';
+import { clusterIssuer, clusterIssuerUrl as issuer, type PodTokenClaims } from './cluster-issuer.ts';
 import { call, engines, lunchPoll, signInEveryone, startTestServer, type TestServer } from './harness.ts';
 import { importEmptySnapshot, pollApp } from './replica-helpers.ts';
-
-// The cluster's service-account issuer, played here: its key signs the pods' projected tokens.
-const issuer = 'https://kubernetes.default.svc.cluster.local';
-
-type TokenClaims = { sub?: string; aud?: string; lifetime?: number; iss?: string };
 
 for (const engine of engines())
   describe(`a pod fetches its artifact with its own service-account token (${engine})`, () => {
@@ -19,8 +14,8 @@ for (const engine of engines())
     let dir: string;
     let digest: string;
     let bytes: Buffer;
-    let sign: (claims?: TokenClaims) => Promise<string>;
-    let foreign: (claims?: TokenClaims) => Promise<string>;
+    let sign: (claims?: PodTokenClaims) => Promise<string>;
+    let foreign: (claims?: PodTokenClaims) => Promise<string>;
     const fetchArtifact = (token: string | null, d = digest) =>
       fetch(`${server.url}/api/v1/kubernetes/artifacts/${d}`, {
         headers: token ? { authorization: `Bearer ${token}` } : {},
@@ -28,36 +23,10 @@ for (const engine of engines())
 
     before(async () => {
       dir = mkdtempSync(join(tmpdir(), 'microapp-k8s-'));
-      const cluster = await generateKeyPair('RS256');
-      const stranger = await generateKeyPair('RS256');
-      const jwk = { ...(await exportJWK(cluster.publicKey)), kid: 'cluster-1', alg: 'RS256', use: 'sig' };
-      writeFileSync(join(dir, 'jwks.json'), JSON.stringify({ keys: [jwk] }));
-      const signer =
-        (key: Parameters<SignJWT['sign']>[0]) =>
-        async ({
-          sub = 'system:serviceaccount:microapps:kept-poll',
-          aud = 'microapp-artifacts',
-          lifetime = 600,
-          iss = issuer,
-        }: TokenClaims = {}) => {
-          const now = Math.floor(Date.now() / 1000);
-          return new SignJWT({
-            'kubernetes.io': {
-              namespace: sub.split(':')[2],
-              pod: { name: `${sub.split(':')[3]}-7d9f8-abcde`, uid: 'c0ffee' },
-              serviceaccount: { name: sub.split(':')[3], uid: 'f00d' },
-            },
-          })
-            .setProtectedHeader({ alg: 'RS256', kid: 'cluster-1' })
-            .setIssuer(iss)
-            .setAudience(aud)
-            .setSubject(sub)
-            .setIssuedAt(now)
-            .setExpirationTime(now + lifetime)
-            .sign(key);
-        };
-      sign = signer(cluster.privateKey);
-      foreign = signer(stranger.privateKey);
+      ({ sign, foreign } = await clusterIssuer(dir, {
+        sub: 'system:serviceaccount:microapps:kept-poll',
+        aud: 'microapp-artifacts',
+      }));
       server = await startTestServer(engine, {
         env: {
           MICROAPP_KUBERNETES_TOKEN_ISSUER: issuer,

@@ -15,8 +15,8 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { parse } from 'yaml';
+import { clusterIssuer, clusterIssuerUrl as issuer, type PodTokenClaims } from './cluster-issuer.ts';
 import {
   call,
   companyCa,
@@ -30,10 +30,8 @@ import {
 } from './harness.ts';
 import { importEmptySnapshot } from './replica-helpers.ts';
 
-const issuer = 'https://kubernetes.default.svc.cluster.local';
 const name = 'rates-poll';
 
-type TokenClaims = { sub?: string; aud?: string; lifetime?: number };
 type Answer = { status: number; headers: IncomingHttpHeaders; body: string };
 
 /** A request as the app's preload sends it to the egress socket: the host it means, and the scheme. */
@@ -72,8 +70,8 @@ for (const engine of engines())
     let socketPath: string;
     let deployment: { spec: { template: { spec: Record<string, any> } } };
     let t: Awaited<ReturnType<typeof signInEveryone>>;
-    let sign: (claims?: TokenClaims) => Promise<string>;
-    let foreign: (claims?: TokenClaims) => Promise<string>;
+    let sign: (claims?: PodTokenClaims) => Promise<string>;
+    let foreign: (claims?: PodTokenClaims) => Promise<string>;
     const seen: { path: string; headers: IncomingHttpHeaders; body: string }[] = [];
 
     /** Straight to the broker's port, as app code that skips the sidecar would. */
@@ -112,29 +110,10 @@ for (const engine of engines())
       ca = issued.ca;
       writeFileSync(join(dir, 'egress.crt'), issued.cert);
       writeFileSync(join(dir, 'egress.key'), issued.key, { mode: 0o600 });
-      const cluster = await generateKeyPair('RS256');
-      const stranger = await generateKeyPair('RS256');
-      const jwk = { ...(await exportJWK(cluster.publicKey)), kid: 'cluster-1', alg: 'RS256', use: 'sig' };
-      writeFileSync(join(dir, 'jwks.json'), JSON.stringify({ keys: [jwk] }));
-      const signer =
-        (key: Parameters<SignJWT['sign']>[0]) =>
-        async ({
-          sub = `system:serviceaccount:microapps:${name}`,
-          aud = 'microapp-egress',
-          lifetime = 600,
-        }: TokenClaims = {}) => {
-          const now = Math.floor(Date.now() / 1000);
-          return new SignJWT({ 'kubernetes.io': { pod: { name: `${sub.split(':')[3]}-5c7d9-xkq2p` } } })
-            .setProtectedHeader({ alg: 'RS256', kid: 'cluster-1' })
-            .setIssuer(issuer)
-            .setAudience(aud)
-            .setSubject(sub)
-            .setIssuedAt(now)
-            .setExpirationTime(now + lifetime)
-            .sign(key);
-        };
-      sign = signer(cluster.privateKey);
-      foreign = signer(stranger.privateKey);
+      ({ sign, foreign } = await clusterIssuer(dir, {
+        sub: `system:serviceaccount:microapps:${name}`,
+        aud: 'microapp-egress',
+      }));
 
       upstream = createServer((req, res) => {
         let body = '';
