@@ -41,7 +41,11 @@ export function createReplicaForwarding(deps: {
   const known = new Map<string, { at: number; url: string | null }>();
   const tls = deps.tls ? trustFor(deps.tls) : null;
 
-  /** The address of the replica running `site`'s app when that is another live replica, else null. */
+  /**
+   * The address of the replica that runs `site`'s app, or last ran it before it was scaled to zero, when
+   * that is another live replica; else null. An idle app wakes where it ran, where its data is: another
+   * replica does not take a live replica's app over.
+   */
   async function ownerOf(site: string): Promise<string | null> {
     const cached = known.get(site);
     if (cached && Date.now() - cached.at < 1000) return cached.url;
@@ -52,7 +56,7 @@ export function createReplicaForwarding(deps: {
       .select('deployments.replica_id')
       .where('apps.name', '=', name)
       .where('deployments.env', '=', env)
-      .where('deployments.state', '=', 'running')
+      .where('deployments.state', 'in', ['running', 'idle'])
       .orderBy('deployments.started_at', 'desc')
       .limit(1)
       .executeTakeFirst();
