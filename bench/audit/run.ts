@@ -1,7 +1,8 @@
 // The audit trail: how many governed writes a second it takes (concurrent transactions, each holding one
 // audit event, every one chained and committed before the figure counts it), and how fast the whole chain
 // is verified, on SQLite and PostgreSQL. The verifier is measured beside the walk in one process that
-// `audit verify` made before it ran in worker threads, over the same chain.
+// `audit verify` made before it ran in worker threads, over the same chain; the writes on PostgreSQL beside
+// bare node-postgres transactions with as many clients.
 //   npx tsx bench/audit/run.ts [--quick] [--seconds 3] [--writers 32] [--events 1000000] [--postgres URL]
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -93,6 +94,47 @@ async function writes(db: Db) {
   return { written, seconds };
 }
 
+/**
+ * The ceiling beside it: the same number of node-postgres clients each committing `BEGIN; INSERT; COMMIT`
+ * of a row as large as an event, with nothing else (no Kysely, no chain, no audit). What one Node process
+ * gets from this PostgreSQL on this machine.
+ */
+async function rawWrites(): Promise<number> {
+  const schema = `bench_raw_${Date.now()}`;
+  const admin = new pg.Client({ connectionString: values.postgres });
+  await admin.connect();
+  await admin.query(
+    `create schema ${schema}; create table ${schema}.q (id bigserial primary key, body text)`,
+  );
+  const clients = await Promise.all(
+    Array.from({ length: number('writers') }, async () => {
+      const c = new pg.Client({ connectionString: values.postgres });
+      await c.connect();
+      return c;
+    }),
+  );
+  try {
+    let n = 0;
+    const started = performance.now();
+    const until = started + number('seconds') * 1000;
+    await Promise.all(
+      clients.map(async (c) => {
+        while (performance.now() < until) {
+          await c.query('begin');
+          await c.query(`insert into ${schema}.q (body) values ($1)`, ['x'.repeat(300)]);
+          await c.query('commit');
+          n++;
+        }
+      }),
+    );
+    return n / ((performance.now() - started) / 1000);
+  } finally {
+    await Promise.all(clients.map((c) => c.end()));
+    await admin.query(`drop schema ${schema} cascade`);
+    await admin.end();
+  }
+}
+
 /** A valid chain of `events` events, written straight into the table. */
 async function chain(db: Db, events: number) {
   let prev = genesisHash;
@@ -171,6 +213,12 @@ await runBench(async () => {
         );
       } finally {
         await w.drop();
+      }
+      if (engine === 'postgres') {
+        const raw = await rawWrites();
+        console.log(
+          `  ${label.padEnd(11)} beside it: ${Math.round(raw).toLocaleString('en-US').padStart(7)} bare transactions/s (node-postgres, BEGIN; INSERT; COMMIT, the same writers: one process's ceiling here)`,
+        );
       }
       const v = await open(engine);
       try {
