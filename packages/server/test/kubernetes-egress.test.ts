@@ -341,6 +341,25 @@ for (const engine of engines())
       const res = await viaSocket(socketPath, 'api.rates.example.com', '/rates');
       assert.equal(res.status, 403, res.body);
       assert.match(JSON.parse(res.body).detail, /outbound calls are refused/);
+      // A tunnel through the sidecar is refused the same way, and audited as the app's too.
+      const tunnel = await new Promise<number>((resolve, reject) => {
+        const req = request({ socketPath, method: 'CONNECT', path: 'api.rates.example.com:443' });
+        req.on('connect', (answer, socket) => {
+          socket.destroy();
+          resolve(answer.statusCode ?? 0);
+        });
+        req.on('error', reject);
+        req.end();
+      });
+      assert.equal(tunnel, 403);
       assert.equal(seen.length, count);
+      const audit = await call(server, 'GET', `/api/v1/audit/events?app=${name}&action=egress.denied`, {
+        token: t.ivan,
+      });
+      const methods = (audit.body.items as { reason: string; summary: { method: string } }[])
+        .filter((e) => /outbound calls are refused/.test(e.reason))
+        .map((e) => e.summary.method)
+        .sort();
+      assert.deepEqual(methods, ['CONNECT', 'GET']);
     });
   });

@@ -71,7 +71,7 @@ export function createEgressBroker(
   const secretsByApp = new WeakMap<BrokeredApp, Record<string, string>>();
   const rules = createEgressRules({ ...deps, secretsOf: (app) => secretsByApp.get(app) });
   const { decide } = rules;
-  const { decideTunnel, tunnelFor, relay } = createTunnels(deps, rules, records);
+  const { decideTunnel, tunnelFor, refuseTunnel, relay } = createTunnels(deps, rules, records);
   const servers = new Map<string, Server>();
   const appOf = new Map<string, string>();
   const tunnels = new Map<string, { server: TcpServer; open: Set<Socket> }[]>();
@@ -338,7 +338,7 @@ export function createEgressBroker(
 
   /**
    * One request or tunnel of an app whose caller was identified another way than its own socket: a pod on
-   * the cluster, through its egress sidecar and the pod's service-account token (egress-cluster.ts). The
+   * the cluster, through its egress sidecar and the pod's service-account token (runtime/kubernetes-egress.ts). The
    * same rules, policy, DLP and records as a local instance's socket.
    */
   const serve = (app: BrokeredApp, req: IncomingMessage, res: ServerResponse) => handle(app, req, res, false);
@@ -353,6 +353,14 @@ export function createEgressBroker(
     status: number,
     reason: string,
   ) => refuseWith(app, req.method ?? 'GET', res, { status, reason, host: req.headers.host ?? null });
+  /** The same for a tunnel (`CONNECT`). */
+  const refuseConnect = (
+    app: BrokeredApp,
+    req: IncomingMessage,
+    socket: Duplex,
+    status: number,
+    reason: string,
+  ) => refuseTunnel(app, socket, { status, reason, host: req.url ?? null });
 
   return {
     open,
@@ -364,6 +372,7 @@ export function createEgressBroker(
     serve,
     connect,
     refuse,
+    refuseConnect,
     /** Audits the refusals that came again since they were last audited (every app's). */
     flushRepeats: () => records.flushRepeats(),
   };

@@ -76,6 +76,27 @@ export function createTunnels(
    * Serves one CONNECT: the decision, then `200`, then the client's TLS hello, whose server name (SNI) must
    * be the host the tunnel was granted for; then bytes both ways, counted and recorded when it closes.
    */
+  /** Records a refused tunnel as the app's (audited, folded when it repeats) and tells the app why. */
+  async function refuseTunnel(
+    app: BrokeredApp,
+    inside: Duplex,
+    d: { host: string | null; status: number; reason: string },
+  ) {
+    await record(app, {
+      host: d.host,
+      method: 'CONNECT',
+      decision: 'denied',
+      status: d.status,
+      bytesOut: 0,
+      bytesIn: 0,
+      reason: d.reason,
+    });
+    const body = JSON.stringify({ error: 'egress_denied', detail: d.reason });
+    inside.end(
+      `HTTP/1.1 ${d.status} ${STATUS_CODES[d.status] ?? 'Refused'}\r\ncontent-type: application/json\r\nx-microapp-egress: denied\r\nconnection: close\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    );
+  }
+
   async function tunnelFor(
     app: BrokeredApp,
     authority: string,
@@ -84,22 +105,7 @@ export function createTunnels(
     build: boolean,
   ) {
     const d = await decideTunnel(app, authority, build);
-    if (!d.allowed) {
-      await record(app, {
-        host: d.host,
-        method: 'CONNECT',
-        decision: 'denied',
-        status: d.status,
-        bytesOut: 0,
-        bytesIn: 0,
-        reason: d.reason,
-      });
-      const body = JSON.stringify({ error: 'egress_denied', detail: d.reason });
-      inside.end(
-        `HTTP/1.1 ${d.status} ${STATUS_CODES[d.status] ?? 'Refused'}\r\ncontent-type: application/json\r\nx-microapp-egress: denied\r\nconnection: close\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
-      );
-      return;
-    }
+    if (!d.allowed) return refuseTunnel(app, inside, d);
     inside.write('HTTP/1.1 200 Connection Established\r\n\r\n');
     const hello = await clientHello(inside, head);
     const named = hello ? serverName(hello) : null;
@@ -166,5 +172,5 @@ export function createTunnels(
     }
   }
 
-  return { decideTunnel, tunnelFor, relay };
+  return { decideTunnel, tunnelFor, refuseTunnel, relay };
 }

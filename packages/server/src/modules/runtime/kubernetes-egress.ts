@@ -30,7 +30,7 @@ type Refusal = { status: number; reason: string; app?: BrokeredApp };
  */
 export function createClusterEgress(deps: {
   db: Kysely<Database>;
-  broker: Pick<EgressBroker, 'serve' | 'connect' | 'refuse' | 'flushRepeats'>;
+  broker: Pick<EgressBroker, 'serve' | 'connect' | 'refuse' | 'refuseConnect' | 'flushRepeats'>;
   settings: Pick<KubernetesSettings, 'namespace' | 'tokenIssuer' | 'tokenJwks'>;
   /** Why an app may not run now (stopped for inactivity, decommissioned): its pods then get no way out. */
   hold: (appId: string) => Promise<{ message: string } | null>;
@@ -139,6 +139,8 @@ export function createClusterEgress(deps: {
   async function onConnect(req: IncomingMessage, socket: Duplex, head: Buffer) {
     const admitted = await admit(req);
     if ('appId' in admitted) return deps.broker.connect(admitted, req, socket, head);
+    if (admitted.app)
+      return deps.broker.refuseConnect(admitted.app, req, socket, admitted.status, admitted.reason);
     refusedPlainly(req, admitted);
     const status = admitted.status === 407 ? '407 Proxy Authentication Required' : '403 Forbidden';
     socket.end(
