@@ -318,12 +318,8 @@ export function loadConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv): ServerCo
   const tls = tlsFrom(env, problems);
   // The broker's own certificate (for its Service's name), or else the platform's.
   const egressTls = tlsFrom(env, problems, 'MICROAPP_EGRESS_TLS') ?? tls;
-  if (
-    kubernetes.brokerListen &&
-    !egressTls &&
-    !env.MICROAPP_TLS_CERT_FILE &&
-    !env.MICROAPP_EGRESS_TLS_CERT_FILE
-  )
+  // (A certificate that was given but does not load is already a problem of its own.)
+  if (kubernetes.brokerListen && !env.MICROAPP_TLS_CERT_FILE && !env.MICROAPP_EGRESS_TLS_CERT_FILE)
     problems.push(
       "MICROAPP_EGRESS_LISTEN serves the cluster's pods over TLS only (their tokens and data cross the network): set MICROAPP_EGRESS_TLS_CERT_FILE and MICROAPP_EGRESS_TLS_KEY_FILE (or the platform's MICROAPP_TLS_*) to a certificate valid for the broker's Service name (microapp-egress.microapp-system.svc)",
     );

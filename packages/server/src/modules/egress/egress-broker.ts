@@ -338,8 +338,8 @@ export function createEgressBroker(
 
   /**
    * One request or tunnel of an app whose caller was identified another way than its own socket: a pod on
-   * the cluster, through its egress sidecar and the pod's service-account token (runtime/kubernetes-egress.ts). The
-   * same rules, policy, DLP and records as a local instance's socket.
+   * the cluster, through its egress sidecar and the pod's service-account token
+   * (runtime/kubernetes-egress.ts). The same rules, policy, DLP and records as a local instance's socket.
    */
   const serve = (app: BrokeredApp, req: IncomingMessage, res: ServerResponse) => handle(app, req, res, false);
   const connect = (app: BrokeredApp, req: IncomingMessage, socket: Duplex, head: Buffer) =>

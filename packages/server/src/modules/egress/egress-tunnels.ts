@@ -72,10 +72,6 @@ export function createTunnels(
     return { allowed: true, host: asked, address: reached.address, port: reached.port ?? target.port };
   }
 
-  /**
-   * Serves one CONNECT: the decision, then `200`, then the client's TLS hello, whose server name (SNI) must
-   * be the host the tunnel was granted for; then bytes both ways, counted and recorded when it closes.
-   */
   /** Records a refused tunnel as the app's (audited, folded when it repeats) and tells the app why. */
   async function refuseTunnel(
     app: BrokeredApp,
@@ -97,6 +93,10 @@ export function createTunnels(
     );
   }
 
+  /**
+   * Serves one CONNECT: the decision, then `200`, then the client's TLS hello, whose server name (SNI) must
+   * be the host the tunnel was granted for; then bytes both ways, counted and recorded when it closes.
+   */
   async function tunnelFor(
     app: BrokeredApp,
     authority: string,

@@ -25,8 +25,11 @@ import {
 /** The longest-lived token taken: Kubernetes may round a projected token's life up, never to a year. */
 const longestTokenSeconds = 3600;
 
-/** Whose pod is calling: the app (site) of the service account its token names, in the apps' namespace. */
-export type PodCaller = { site: string; pod: string | null };
+/**
+ * Whose pod is calling: the app (site) of the service account its token names, in the apps' namespace,
+ * and when the token ends (ms since the epoch).
+ */
+export type PodCaller = { site: string; pod: string | null; expiresAt: number };
 
 /**
  * Checks a pod's projected service-account token: signed by the cluster's service-account issuer (its
@@ -84,7 +87,7 @@ export function createPodTokenVerifier(
         `only the apps' service accounts in the namespace ${settings.namespace} ${use.what}, not ${String(claims.sub).slice(0, 120)}`,
       );
     const k8s = claims['kubernetes.io'] as { pod?: { name?: string } } | undefined;
-    return { site: account[2]!, pod: k8s?.pod?.name ?? null };
+    return { site: account[2]!, pod: k8s?.pod?.name ?? null, expiresAt: claims.exp! * 1000 };
   };
 }
 

@@ -23,7 +23,7 @@ type Refusal = { status: number; reason: string; app?: BrokeredApp };
  * place of the local driver's socket per instance. A socket cannot say which app calls here, so each call
  * carries the pod's own projected service-account token, for the audience `microapp-egress`, in
  * `Proxy-Authorization`. The egress sidecar adds it: the token is mounted in the sidecar only, so the app's
- * code never holds it (egress-sidecar.ts). The token names the app's service account, and so its app and
+ * code never holds it (kubernetes-sidecar.ts). The token names the app's service account, and so its app and
  * environment; the app must be rendered for the cluster, approved and not held. Then the request or tunnel
  * goes through the same rules, organization policy, DLP, connector credentials and records as a local
  * instance's. Nothing without a valid token reaches the rules.
@@ -50,11 +50,8 @@ export function createClusterEgress(deps: {
     const known = checked.get(key);
     if (known && known.until > Date.now()) return known.caller;
     const caller = await verify(authorization);
-    const token = authorization!.slice('Bearer '.length);
-    const exp = (JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()) as { exp: number })
-      .exp;
     if (checked.size >= 10_000) checked.clear();
-    checked.set(key, { caller, until: Math.min(Date.now() + checkedForMs, exp * 1000) });
+    checked.set(key, { caller, until: Math.min(Date.now() + checkedForMs, caller.expiresAt) });
     return caller;
   }
 
@@ -151,7 +148,7 @@ export function createClusterEgress(deps: {
   let server: Server | null = null;
   const open = new Set<Socket>();
 
-  /** Listens on `host:port` over TLS with the platform's certificate; returns the server and its port. */
+  /** Listens on `host:port` over TLS with the given certificate; returns the server and its port. */
   async function listen(at: { host: string; port: number }, tls: { cert: string; key: string }) {
     server = createServer({ ...tls, minVersion: 'TLSv1.2' }, (req, res) => {
       onRequest(req, res).catch((error: Error) => {

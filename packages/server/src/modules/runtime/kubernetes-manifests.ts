@@ -45,6 +45,15 @@ const sidecarResources = {
   limits: { cpu: '200m', memory: '96Mi' },
 };
 
+/** A volume with the pod's own service-account token for `audience`, ten minutes long, renewed by the kubelet. */
+const projectedToken = (name: string, audience: string) => ({
+  name,
+  projected: {
+    defaultMode: 0o440,
+    sources: [{ serviceAccountToken: { audience, expirationSeconds: artifactTokenSeconds, path: 'token' } }],
+  },
+});
+
 /** `0.5` cores → `500m`. */
 const cpuQuantity = (cores: number) => `${Math.round(cores * 1000)}m`;
 
@@ -54,10 +63,11 @@ const cpuQuantity = (cores: number) => `${Math.round(cores * 1000)}m`;
  * RuntimeDefault, the manifest's memory and CPU as requests and limits, the image pinned by digest, the
  * gateway's identity key; an init container fetches the artifact over TLS with the pod's own short-lived
  * service-account token and checks it against its signed digest; an egress sidecar takes the app's calls
- * on the local driver's socket and passes them to the broker with a token of its own), a Service, a NetworkPolicy (in from the
- * platform's gateway only; out to the broker, the platform and DNS only), the data volume's claim, the app's
- * service account, a disruption budget, and references to the app's Secret (values never go into the
- * repository), with a kustomization listing them; and the apps' namespace (kubernetes-namespace.ts).
+ * on the local driver's socket and passes them to the broker with a token of its own), a Service, a
+ * NetworkPolicy (in from the platform's gateway only; out to the broker, the platform and DNS only), the
+ * data volume's claim, the app's service account, a disruption budget, and references to the app's Secret
+ * (values never go into the repository), with a kustomization listing them; and the apps' namespace
+ * (kubernetes-namespace.ts).
  */
 export function renderKubernetes(input: RenderInput, settings: KubernetesSettings): RenderedFile[] {
   const { site, manifest } = input;
@@ -238,37 +248,9 @@ export function renderKubernetes(input: RenderInput, settings: KubernetesSetting
             { name: 'app', emptyDir: { sizeLimit: '256Mi' } },
             { name: 'tmp', emptyDir: { medium: 'Memory', sizeLimit: '64Mi' } },
             { name: 'data', persistentVolumeClaim: { claimName: `${site}-data` } },
-            {
-              name: 'artifact-token',
-              projected: {
-                defaultMode: 0o440,
-                sources: [
-                  {
-                    serviceAccountToken: {
-                      audience: artifactTokenAudience,
-                      expirationSeconds: artifactTokenSeconds,
-                      path: 'token',
-                    },
-                  },
-                ],
-              },
-            },
+            projectedToken('artifact-token', artifactTokenAudience),
             // The egress sidecar's own token, another audience than the artifact's (seen by the sidecar only).
-            {
-              name: 'egress-token',
-              projected: {
-                defaultMode: 0o440,
-                sources: [
-                  {
-                    serviceAccountToken: {
-                      audience: egressTokenAudience,
-                      expirationSeconds: artifactTokenSeconds,
-                      path: 'token',
-                    },
-                  },
-                ],
-              },
-            },
+            projectedToken('egress-token', egressTokenAudience),
             { name: 'egress', emptyDir: { medium: 'Memory', sizeLimit: '1Mi' } },
             { name: 'platform-ca', configMap: { name: 'microapp-ca', optional: true, defaultMode: 0o444 } },
             ...(secrets.length
