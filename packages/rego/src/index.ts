@@ -89,6 +89,33 @@ export class PreparedPolicy {
     return this.compiled.modules;
   }
 
+  #calls: Set<string> | null = null;
+  /**
+   * The names of the functions the modules call, as written (`time.now_ns`, `lower`, `data.lib.f`): a
+   * caller that keeps decisions asks whether any of them reads the clock or a random source.
+   */
+  get calls(): ReadonlySet<string> {
+    if (!this.#calls) {
+      const calls = new Set<string>();
+      const seen = new Set<object>();
+      const walk = (node: unknown): void => {
+        if (typeof node !== 'object' || node === null || seen.has(node)) return;
+        seen.add(node);
+        if (Array.isArray(node)) for (const item of node) walk(item);
+        else {
+          const term = node as { type?: unknown; fn?: unknown };
+          if (term.type === 'call' && Array.isArray(term.fn)) calls.add(term.fn.join('.'));
+          // Not what evaluation fills in (a call's builtin, a reference's rules) nor a rule's module.
+          for (const [key, value] of Object.entries(node))
+            if (key !== 'loc' && key !== 'builtin' && key !== 'rules' && key !== 'module') walk(value);
+        }
+      };
+      walk(this.compiled.rulesById);
+      this.#calls = calls;
+    }
+    return this.#calls;
+  }
+
   private prepareQuery(query: string): { body: Body; vars: string[] } {
     let q = this.queries.get(query);
     if (!q) {

@@ -26,9 +26,16 @@ for (const engine of engines())
     let t: Awaited<ReturnType<typeof signInEveryone>>;
     let publicKeyPem: string;
     const seen: { path: string; headers: IncomingHttpHeaders }[] = [];
+    // The stand-in closes a kept connection as the next request arrives on it, as an app whose idle
+    // timeout ran out at that moment does: the request is lost without an answer.
+    let dropKept = false;
+    const served = new WeakMap<object, number>();
 
     before(async () => {
       service = createServer((req, res) => {
+        const before = served.get(req.socket) ?? 0;
+        served.set(req.socket, before + 1);
+        if (dropKept && before > 0) return req.socket.destroy();
         seen.push({ path: req.url ?? '', headers: req.headers });
         res.setHeader('content-type', 'text/plain');
         res.end('from the pod');
@@ -113,6 +120,38 @@ for (const engine of engines())
       assert.deepEqual(found?.cluster, { host: 'cluster-poll.microapps.svc.cluster.local', port: 80 });
       assert.equal(found?.version, '1.0.0');
       assert.equal(await routes.find(app.body.id, 'cluster-poll--preview', 'preview'), null);
+    });
+
+    test('a kept connection the app closed: a GET goes again on a new one, a POST is never sent twice', async () => {
+      const bearer = { authorization: `Bearer ${t.alice}` };
+      // A request that leaves its connection kept, for the next one to go out on.
+      const warm = async () => {
+        dropKept = false;
+        const res = await viaGateway(server, 'cluster-poll', '/warm', bearer);
+        assert.equal(res.status, 200, res.body);
+        dropKept = true;
+      };
+      try {
+        await warm();
+        const count = seen.length;
+        const again = await viaGateway(server, 'cluster-poll', '/again', bearer);
+        assert.equal(again.status, 200, again.body);
+        assert.equal(seen.length, count + 1);
+        assert.equal(seen.at(-1)!.path, '/again');
+        // The app may have acted on a request with a body before it closed: the caller hears so.
+        await warm();
+        const posted = await viaGateway(
+          server,
+          'cluster-poll',
+          '/orders',
+          { ...bearer, 'content-type': 'application/json' },
+          { method: 'POST', body: '{"lunch":"soup"}' },
+        );
+        assert.equal(posted.status, 502, posted.body);
+        assert.equal(seen.at(-1)!.path, '/warm', 'the POST was not sent a second time');
+      } finally {
+        dropKept = false;
+      }
     });
 
     test('a retired app is held at the gateway: its pods get no request', async () => {

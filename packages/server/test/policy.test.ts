@@ -278,6 +278,53 @@ test_ok if count(deny) == 0 with input as {"manifest": {"name": "x"}}
       );
     });
 
+    test('the gateway’s kept access decisions: one evaluation per question and revision; a policy reading chance is asked every time', async () => {
+      const accessPack = (rules: string) => ({
+        modules: [
+          {
+            file: 'access.rego',
+            source: `package microapp.access\nimport rego.v1\ndefault allow := false\n${rules}\n`,
+          },
+        ],
+        data: {},
+      });
+      const engine = createPolicyEngine({
+        db: server.db.kysely,
+        builtin: accessPack('allow if input.user.department == "finance"'),
+      });
+      const finance = { user: { department: 'finance' }, app: { name: 'lunch-poll' } };
+      const first = await engine.decideKept<boolean>('data.microapp.access.allow', finance);
+      assert.equal(first.result, true);
+      assert.equal(await engine.decideKept('data.microapp.access.allow', { ...finance }), first, 'kept');
+      const marketing = await engine.decideKept('data.microapp.access.allow', {
+        ...finance,
+        user: { department: 'marketing' },
+      });
+      assert.equal(marketing.result, false, 'another input is another question');
+
+      // A new revision (an admin pushes the org bundle again) asks every question anew.
+      const pushed = await call(server, 'POST', '/api/v1/policies', {
+        token: t.carol,
+        body: { modules: { 'network/block.rego': blockFilesHost }, message: 'the same rules, again' },
+      });
+      assert.equal(pushed.status, 201, pushed.text);
+      engine.invalidate();
+      const after = await engine.decideKept<boolean>('data.microapp.access.allow', finance);
+      assert.notEqual(after, first);
+      assert.notEqual(after.revision, first.revision);
+      assert.equal(after.result, true);
+
+      // A policy that calls rand.intn (or reads the clock) gives no decision twice.
+      const chance = createPolicyEngine({
+        db: server.db.kysely,
+        builtin: accessPack('n := rand.intn("draw", 1000000000)\nallow if n >= 0'),
+      });
+      const draws = new Set<unknown>();
+      for (let i = 0; i < 5; i++)
+        draws.add((await chance.decideKept('data.microapp.access.n', finance)).result);
+      assert.ok(draws.size > 1, `five draws, ${draws.size} value(s): the decision was kept`);
+    });
+
     test('evaluate an entrypoint on demand', async () => {
       const res = await call(server, 'POST', '/api/v1/policies/evaluate', {
         token: t.alice,

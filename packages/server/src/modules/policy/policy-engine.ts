@@ -30,6 +30,22 @@ type Active = {
 };
 
 /**
+ * Builtins whose answer depends on when or by chance, not on the input and data alone: a policy that calls
+ * any of them is asked again each time, never answered from kept decisions.
+ */
+const volatileBuiltins = [
+  'time.now_ns',
+  'rand.intn',
+  'uuid.rfc4122',
+  'io.jwt.decode_verify',
+  'crypto.x509.parse_and_verify_certificates',
+  'crypto.x509.parse_and_verify_certificates_with_options',
+];
+
+// Past this many kept decisions, all are forgotten at once (the same rule as the read cache's).
+const maxKept = 20_000;
+
+/**
  * The platform's policy decision point: built-in packs plus the active organization bundle,
  * compiled once per revision. Every decision can be written to the decision log.
  */
@@ -137,6 +153,34 @@ export function createPolicyEngine(deps: {
     }
   }
 
+  let kept = { revision: '', volatile: true, decisions: new Map<string, Decision>() };
+
+  /**
+   * `decide`, for a question asked many times over (the gateway's access decision on every request): the
+   * decision is kept by revision, entrypoint and input, and given again while the revision is active. A
+   * policy that reads the clock or a random source (`volatileBuiltins`) is evaluated every time.
+   */
+  async function decideKept<T>(entrypoint: string, input: unknown): Promise<Decision<T | undefined>> {
+    const a = await current();
+    if (kept.revision !== a.revision)
+      kept = {
+        revision: a.revision,
+        volatile: volatileBuiltins.some((name) => a.policy.calls.has(name)),
+        decisions: new Map(),
+      };
+    if (kept.volatile) return decide<T>(entrypoint, input);
+    const key = `${entrypoint}\u0000${JSON.stringify(input)}`;
+    const found = kept.decisions.get(key);
+    if (found) return found as Decision<T | undefined>;
+    const decisions = kept.decisions;
+    const d = await decide<T>(entrypoint, input);
+    if (d.revision === kept.revision) {
+      if (decisions.size >= maxKept) decisions.clear();
+      decisions.set(key, d);
+    }
+    return d;
+  }
+
   /**
    * One decision on input a caller chose (`/api/v1/policies/evaluate`): in the isolate, with its memory cap
    * and a time limit, so a large or hostile input costs a worker thread, not the event loop.
@@ -216,7 +260,7 @@ export function createPolicyEngine(deps: {
     checkedAt = 0;
   }
 
-  return { decide, decideIsolated, admission, log, revision, invalidate, current };
+  return { decide, decideKept, decideIsolated, admission, log, revision, invalidate, current };
 }
 
 export type PolicyEngine = ReturnType<typeof createPolicyEngine>;

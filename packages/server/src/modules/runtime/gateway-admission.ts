@@ -33,7 +33,7 @@ export function createAdmission(deps: {
   tokens: Pick<TokenService, 'authenticate'>;
   login: Pick<LoginService, 'sessionPrincipal'>;
   catalog: Pick<CatalogService, 'get'>;
-  engine: Pick<PolicyEngine, 'decide' | 'log'> | null;
+  engine: Pick<PolicyEngine, 'decideKept' | 'log'> | null;
   deployments: Pick<DeploymentService, 'instanceFor' | 'clusterInstance'>;
   audit: Pick<AuditService, 'record'>;
   db: Kysely<Database>;
@@ -79,7 +79,7 @@ export function createAdmission(deps: {
       );
     if (deps.engine) {
       const input = accessInput(principal, app);
-      const d = await deps.engine.decide<boolean>('data.microapp.access.allow', input);
+      const d = await deps.engine.decideKept<boolean>('data.microapp.access.allow', input);
       if (d.result !== true) {
         await deps.db.transaction().execute(async (trx) => {
           await deps.engine!.log(trx, [d], name, request.id);

@@ -1,8 +1,13 @@
 import { randomBytes } from 'node:crypto';
-import { request as httpRequest, type IncomingMessage, STATUS_CODES } from 'node:http';
+import {
+  Agent,
+  type ClientRequest,
+  request as httpRequest,
+  type IncomingMessage,
+  STATUS_CODES,
+} from 'node:http';
 import type { Duplex } from 'node:stream';
 import { fastifyCookie } from '@fastify/cookie';
-import { SpanKind } from '@opentelemetry/api';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Kysely } from 'kysely';
 import { sendProblem } from '../../api/error-handler.ts';
@@ -20,22 +25,13 @@ import type { PolicyEngine } from '../policy/policy-engine.ts';
 import type { TokenService } from '../tokens/token-service.ts';
 import type { UsageService } from '../usage/usage-service.ts';
 import type { AppHosts } from './app-hosts.ts';
-import { appCookieNames, expireForeignCookies, frameHeaders, hostOfOrigin } from './browser-isolation.ts';
+import { appCookieNames, hostOfOrigin } from './browser-isolation.ts';
 import { upstreamTarget } from './cluster-routes.ts';
 import { type DeploymentService, parseSite } from './deployment-service.ts';
 import { type Caller, createAdmission } from './gateway-admission.ts';
+import { answerHeaders, createMeter, forwardedHeaders } from './gateway-forward.ts';
 import { errorPage } from './gateway-pages.ts';
 import type { ReplicaForwarding } from './replica-forwarding.ts';
-
-const hopByHop = [
-  'connection',
-  'keep-alive',
-  'proxy-authorization',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-];
 
 /**
  * The identity-aware gateway for `{app}.apps.localhost`: requires a signed-in user (API token or
@@ -46,7 +42,7 @@ export function createGateway(deps: {
   tokens: Pick<TokenService, 'authenticate'>;
   login: Pick<LoginService, 'sessionPrincipal' | 'redeemAppCode'>;
   catalog: Pick<CatalogService, 'get'>;
-  engine: Pick<PolicyEngine, 'decide' | 'log'> | null;
+  engine: Pick<PolicyEngine, 'decideKept' | 'log'> | null;
   deployments: Pick<DeploymentService, 'instanceFor' | 'instanceOf' | 'identityToken' | 'clusterInstance'>;
   /** Requests for an app another replica runs go there (replica-forwarding.ts); absent: one replica. */
   forwarding?: Pick<ReplicaForwarding, 'forward' | 'forwardUpgrade'>;
@@ -70,6 +66,10 @@ export function createGateway(deps: {
   // The app host's own cookies: set by the gateway only, never forwarded to the app.
   const { session: appSessionCookie, state: appStateCookie } = appCookieNames(deps.secureCookies);
   const { principalOf, admit } = createAdmission({ ...deps, appSessionCookie });
+  // Connections to instances are kept between requests (per socket or Service address, as the agent names
+  // them), idle at most 2 s or less than the app announces in its Keep-Alive header.
+  const meter = createMeter(deps);
+  const upstreamAgent = new Agent({ keepAlive: true, timeout: 2000, maxFreeSockets: 64 });
 
   /** The end of browser sign-in: exchange the one-time code for a session on this app's host. */
   async function callback(request: FastifyRequest, reply: FastifyReply, name: string) {
@@ -100,75 +100,6 @@ export function createGateway(deps: {
     target.searchParams.set('state', state);
     target.searchParams.set('path', request.url);
     return reply.redirect(target.href, 302);
-  }
-
-  /**
-   * The headers an app receives: the caller's, without credentials, platform headers and (for plain
-   * requests) hop-by-hop ones; with the signed identity and the request id.
-   */
-  async function forwardedHeaders(caller: Caller, principal: Principal, name: string, upgrade: boolean) {
-    const headers: Record<string, string | string[]> = {};
-    for (const [k, v] of Object.entries(caller.headers)) {
-      if (
-        v === undefined ||
-        (!upgrade && hopByHop.includes(k)) ||
-        k === 'cookie' ||
-        k === 'authorization' ||
-        k.startsWith('x-microapp-')
-      )
-        continue;
-      headers[k] = v;
-    }
-    headers['x-microapp-identity'] = await deps.deployments.identityToken(principal, name);
-    headers['x-request-id'] = caller.id;
-    headers['x-forwarded-for'] = caller.ip;
-    return headers;
-  }
-
-  /**
-   * Measures one forwarded request or connection; `record()` writes it as usage. `status` stays 0 until
-   * the app answers: 502 when it cannot, 499 when the caller went away first.
-   */
-  function meter(caller: Caller, principal: Principal, app: { id: string; name: string }, version: string) {
-    const started = performance.now();
-    const span = deps.tracing?.start(
-      `gateway ${app.name}`,
-      {
-        'microapp.app': app.name,
-        'microapp.version': version,
-        'http.request.method': caller.method,
-        'url.path': caller.url.split('?')[0] ?? '/',
-      },
-      SpanKind.SERVER,
-    );
-    const metered = {
-      status: 0,
-      bytesIn: 0,
-      bytesOut: 0,
-      traceparent: span?.traceparent ?? null,
-      record: () => {
-        const status = metered.status || 499;
-        span?.set({
-          'http.response.status_code': status,
-          'http.request.body.size': metered.bytesIn,
-          'http.response.body.size': metered.bytesOut,
-        });
-        span?.end(status >= 500 ? `the app answered ${status}` : null);
-        return deps.usage.record({
-          appId: app.id,
-          app: app.name,
-          version,
-          user: principal.email,
-          method: caller.method,
-          status: metered.status || 499,
-          latencyMs: performance.now() - started,
-          bytesIn: metered.bytesIn,
-          bytesOut: metered.bytesOut,
-          at: deps.clock.now(),
-        });
-      },
-    };
-    return metered;
   }
 
   /** Handles the request when its Host names an app; returns false for platform requests. */
@@ -242,45 +173,48 @@ export function createGateway(deps: {
     };
     reply.raw.on('close', finish);
 
-    const headers = await forwardedHeaders(request, principal, name, false);
+    const headers = forwardedHeaders(request, await deps.deployments.identityToken(principal, name), false);
     if (metered.traceparent) headers.traceparent = metered.traceparent;
     reply.hijack();
-    const upstream = httpRequest(
-      { ...upstreamTarget(instance), method: request.method, path: request.url, headers },
-      (res) => {
-        const out: Record<string, string | string[]> = {};
-        for (const [k, v] of Object.entries(res.headers))
-          if (v !== undefined && !hopByHop.includes(k) && k !== 'set-cookie') out[k] = v;
-        out['x-content-type-options'] = 'nosniff';
-        out['referrer-policy'] = 'no-referrer';
-        const frame = frameHeaders(web.embedBy);
-        // The app's own CSP stays and ours is added (both apply); its own X-Frame-Options, if any, stays.
-        for (const [k, v] of Object.entries(frame)) {
-          const own = out[k];
-          if (own === undefined) out[k] = v;
-          else if (k === 'content-security-policy') out[k] = [...(Array.isArray(own) ? own : [own]), v];
-        }
-        const expire = expireForeignCookies(
-          request.headers.cookie,
-          [appSessionCookie, appStateCookie],
-          request.headers.host ?? '',
-        );
-        if (expire.length) out['set-cookie'] = expire;
-        metered.status = res.statusCode ?? 502;
-        reply.raw.writeHead(metered.status, out);
-        res.on('data', (chunk: Buffer) => (metered.bytesOut += chunk.length));
-        res.pipe(reply.raw);
-      },
-    );
-    upstream.on('close', finish);
-    upstream.on('error', () => {
-      metered.status ||= 502;
-      if (!reply.raw.headersSent) reply.raw.writeHead(502, { 'content-type': 'text/plain' });
-      reply.raw.end('the app did not answer');
-    });
+    const answer = (res: IncomingMessage) => {
+      const out = answerHeaders(res.headers, web.embedBy, request.headers, [
+        appSessionCookie,
+        appStateCookie,
+      ]);
+      metered.status = res.statusCode ?? 502;
+      reply.raw.writeHead(metered.status, out);
+      res.on('data', (chunk: Buffer) => (metered.bytesOut += chunk.length));
+      res.pipe(reply.raw);
+    };
+    // A GET or HEAD without a body can be sent again: nothing of it reached the app, and nothing is lost.
+    const bodyless =
+      (request.method === 'GET' || request.method === 'HEAD') &&
+      request.headers['content-length'] === undefined &&
+      request.headers['transfer-encoding'] === undefined;
+    let current: ClientRequest | null = null;
+    const send = (agent: Agent | false) => {
+      const upstream = httpRequest(
+        { ...upstreamTarget(instance), agent, method: request.method, path: request.url, headers },
+        answer,
+      );
+      current = upstream;
+      upstream.on('close', () => {
+        if (current === upstream) finish();
+      });
+      upstream.on('error', () => {
+        // The app closed a kept connection as this request went out on it: once more, on a new one.
+        if (upstream.reusedSocket && bodyless && agent && !reply.raw.headersSent && !reply.raw.destroyed)
+          return send(false);
+        metered.status ||= 502;
+        if (!reply.raw.headersSent) reply.raw.writeHead(502, { 'content-type': 'text/plain' });
+        reply.raw.end('the app did not answer');
+      });
+      if (bodyless) upstream.end();
+      else request.raw.pipe(upstream);
+    };
     // Request bodies stream through; nothing is buffered.
     request.raw.on('data', (chunk: Buffer) => (metered.bytesIn += chunk.length));
-    request.raw.pipe(upstream);
+    send(upstreamAgent);
     return true;
   }
 
@@ -333,7 +267,7 @@ export function createGateway(deps: {
       return true;
     }
     const { app, instance } = admitted;
-    const headers = await forwardedHeaders(caller, principal, name, true);
+    const headers = forwardedHeaders(caller, await deps.deployments.identityToken(principal, name), true);
     instance.lastRequestAt = Date.now();
     const metered = meter(caller, principal, app, instance.version);
     if (metered.traceparent) headers.traceparent = metered.traceparent;
