@@ -113,6 +113,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     logger,
     tokens,
     login,
+    cache: readCache,
     version,
     gateway: (request, reply) => (gateway ? gateway.handle(request, reply) : Promise.resolve(false)),
     trustedProxies: config.trustedProxies,
@@ -139,7 +140,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     appUrl: hosts.urlOf,
   });
   registerTokenRoutes(app, { tokens });
-  registerCatalogRoutes(app, { catalog });
+  registerCatalogRoutes(app, { catalog, cache: readCache });
   registerTemplateRoutes(app, { dir: config.templatesDir ?? defaultTemplatesDir });
   registerApprovalRoutes(app, { approvals });
   const { advisories, kek, keys, checkpoints, previousKeks, vault, secrets, versions, blobs } = composeTrust(

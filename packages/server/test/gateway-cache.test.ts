@@ -12,10 +12,11 @@ import {
   viaGateway,
 } from './harness.ts';
 
-// The gateway keeps what it reads on every request (db/read-cache.ts). An attacker's hope is a refusal
-// that arrives late: a revoked token, a disabled person or a retired app still let through because the
-// gateway remembered them. Every change must close the door on the next request (on PostgreSQL, on
-// another replica, as soon as the change's notification arrives).
+// The gateway and the API keep what they read on every request (db/read-cache.ts): tokens, sessions,
+// apps, the catalog's pages. An attacker's hope is a refusal that arrives late: a revoked token, a
+// disabled person or a retired app still let through, or an app still listed to a department it left,
+// because the server remembered them. Every change must close the door on the next request (on
+// PostgreSQL, on another replica, as soon as the change's notification arrives).
 
 const json = { accept: 'application/json' };
 
@@ -51,6 +52,55 @@ for (const engine of engines()) {
       const revoked = await call(server, 'DELETE', `/api/v1/tokens/${id}`, { token: t.dave });
       assert.equal(revoked.status, 200, revoked.text);
       assert.equal(await use(secret), 401);
+    });
+
+    test('the API refuses a revoked token on the next request, though it kept it', async () => {
+      const r = await call(server, 'POST', '/api/v1/tokens', {
+        token: t.dave,
+        body: { name: 'read', scopes: ['apps:read'] },
+      });
+      assert.equal(r.status, 201, r.text);
+      const read = async () =>
+        (await call(server, 'GET', '/api/v1/apps?limit=5', { token: r.body.token })).status;
+      assert.equal(await read(), 200);
+      assert.equal(await read(), 200, 'read again, now from what the server kept');
+      const revoked = await call(server, 'DELETE', `/api/v1/tokens/${r.body.id}`, { token: t.dave });
+      assert.equal(revoked.status, 200, revoked.text);
+      assert.equal(await read(), 401);
+    });
+
+    test('a kept catalog page shows a new app, and stops showing one moved to another department, at once', async () => {
+      const names = async (token: string) =>
+        (
+          (await call(server, 'GET', '/api/v1/apps?q=lunch&view=summary', { token })).body.items as {
+            name: string;
+          }[]
+        ).map((a) => a.name);
+      // Alice is in finance, as dave is: she sees his apps through her department.
+      const before = await names(t.alice);
+      assert.deepEqual(await names(t.alice), before, 'kept');
+      const made = await call(server, 'POST', '/api/v1/apps', {
+        token: t.dave,
+        body: lunchPoll({ name: 'lunch-orders', purpose: 'Order the Friday lunch for the whole team' }),
+      });
+      assert.equal(made.status, 201, made.text);
+      assert.ok((await names(t.alice)).includes('lunch-orders'), 'listed on the next request');
+      assert.ok(!(await names(t.frank)).includes('lunch-orders'), 'not to marketing');
+      const moved = await call(server, 'POST', '/api/v1/apps', {
+        token: t.carol,
+        body: lunchPoll({
+          name: 'lunch-orders',
+          purpose: 'Order the Friday lunch for the whole team',
+          owner: 'frank@example.com',
+          audience: { department: 'marketing' },
+        }),
+      });
+      assert.ok(moved.status < 300, moved.text);
+      assert.ok(!(await names(t.alice)).includes('lunch-orders'), 'finance no longer sees it');
+      assert.ok((await names(t.frank)).includes('lunch-orders'), 'marketing does');
+      // The full view of a kept page shows the change too.
+      const full = await call(server, 'GET', '/api/v1/apps?q=lunch-orders', { token: t.frank });
+      assert.equal(full.body.items[0]?.owner, 'frank@example.com');
     });
 
     test('a person disabled by an admin is refused on the next request', async () => {
@@ -118,6 +168,41 @@ if (engines().includes('postgres'))
         await new Promise((r) => setTimeout(r, 20));
         status = await use();
       }
+      assert.equal(status, 401);
+    });
+
+    test('the API and the catalog on one replica hear of the other’s changes', async () => {
+      const t = await signInEveryone(a);
+      const listed = async () =>
+        (
+          (await call(b, 'GET', '/api/v1/apps?q=expense', { token: t.dave })).body.items as { name: string }[]
+        ).map((x) => x.name);
+      assert.deepEqual(await listed(), []);
+      assert.deepEqual(await listed(), [], 'kept by B');
+      const made = await call(a, 'POST', '/api/v1/apps', {
+        token: t.dave,
+        body: lunchPoll({ name: 'expense-claims', purpose: 'Claim travel expenses with receipts attached' }),
+      });
+      assert.equal(made.status, 201, made.text);
+      const token = await call(a, 'POST', '/api/v1/tokens', {
+        token: t.dave,
+        body: { name: 'read', scopes: ['apps:read'] },
+      });
+      const read = async () =>
+        (await call(b, 'GET', '/api/v1/apps?limit=1', { token: token.body.token })).status;
+      assert.equal(await read(), 200);
+      assert.equal(
+        (await call(a, 'DELETE', `/api/v1/tokens/${token.body.id}`, { token: t.dave })).status,
+        200,
+      );
+      let names = await listed();
+      let status = await read();
+      for (let i = 0; i < 100 && (status !== 401 || !names.includes('expense-claims')); i++) {
+        await new Promise((r) => setTimeout(r, 20));
+        names = await listed();
+        status = await read();
+      }
+      assert.deepEqual(names, ['expense-claims']);
       assert.equal(status, 401);
     });
   });

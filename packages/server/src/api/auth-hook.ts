@@ -1,4 +1,5 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { ReadCache } from '../db/read-cache.ts';
 import { AppError } from '../errors.ts';
 import type { AuditContext } from '../modules/audit/audit-service.ts';
 import type { AccessRule } from '../modules/identity/access.ts';
@@ -51,8 +52,17 @@ const governedPrefixes = ['/api/', '/auth/'];
  */
 export function installAuth(
   app: FastifyInstance,
-  deps: { tokens: Pick<TokenService, 'authenticate'>; login: Pick<LoginService, 'sessionPrincipal'> },
+  deps: {
+    tokens: Pick<TokenService, 'authenticate'>;
+    login: Pick<LoginService, 'sessionPrincipal'>;
+    /**
+     * Tokens and sessions kept until a revocation, an expiry change or a user's change commits (the
+     * gateway's read cache): a revoked token is refused from the next request on.
+     */
+    cache?: ReadCache;
+  },
 ) {
+  const { cache } = deps;
   app.decorateRequest('principal', null);
 
   const table: DeclaredRoute[] = [];
@@ -79,7 +89,8 @@ export function installAuth(
           'forbidden',
           "an agent's token works only at /mcp and at the git server (/git): agents act through the platform's MCP tools and change requests, never approve, read secrets or deploy to live through the API; ask the person the agent acts for to do it",
         );
-      const principal = match ? await deps.tokens.authenticate(match[1]!) : null;
+      await cache?.begin();
+      const principal = match ? await deps.tokens.authenticate(match[1]!, cache) : null;
       if (!principal && rule?.kind !== 'public')
         throw new AppError(
           'unauthenticated',
@@ -88,7 +99,10 @@ export function installAuth(
       request.principal = principal;
     } else {
       const cookie = request.cookies[sessionCookie];
-      if (cookie) request.principal = await deps.login.sessionPrincipal(cookie);
+      if (cookie) {
+        await cache?.begin();
+        request.principal = await deps.login.sessionPrincipal(cookie, null, cache);
+      }
     }
     if (!rule || rule.kind === 'public') return;
     const principal = request.principal;

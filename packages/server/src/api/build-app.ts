@@ -8,6 +8,7 @@ import Fastify, {
   LogController,
 } from 'fastify';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
+import type { ReadCache } from '../db/read-cache.ts';
 import { AppError } from '../errors.ts';
 import { newId } from '../ids.ts';
 import type { LoginService } from '../modules/identity/login-service.ts';
@@ -27,6 +28,8 @@ export async function buildHttpApp(deps: {
   logger: FastifyBaseLogger;
   tokens: Pick<TokenService, 'authenticate'>;
   login: Pick<LoginService, 'sessionPrincipal'>;
+  /** Tokens and sessions kept until they change (db/read-cache.ts); absent: read on every request. */
+  cache?: ReadCache;
   version: string;
   gateway?: (request: FastifyRequest, reply: FastifyReply) => Promise<boolean>;
   /**

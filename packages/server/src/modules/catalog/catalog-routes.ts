@@ -3,6 +3,7 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { auditContext, principalOf } from '../../api/auth-hook.ts';
 import { StringEnum } from '../../api/schema-helpers.ts';
+import type { ReadCache } from '../../db/read-cache.ts';
 import { AppError } from '../../errors.ts';
 import { anyUser, publicRoute, rolesOnly } from '../identity/access.ts';
 import { tiers } from '../risk/risk-rules.ts';
@@ -15,7 +16,11 @@ import { dataClasses, Manifest } from './manifest-schema.ts';
 export const AppName = Type.String({ pattern: '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$', maxLength: 63 });
 
 /** Register, list and show apps, and publish the manifest's JSON Schema. */
-export function registerCatalogRoutes(fastify: FastifyInstance, deps: { catalog: CatalogService }) {
+export function registerCatalogRoutes(
+  fastify: FastifyInstance,
+  /** `cache`: the catalog's pages and views are kept until the apps change (db/read-cache.ts). */
+  deps: { catalog: CatalogService; cache?: ReadCache },
+) {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
   const { catalog } = deps;
 
@@ -97,8 +102,14 @@ export function registerCatalogRoutes(fastify: FastifyInstance, deps: { catalog:
         ),
       },
     },
-    async (request) =>
-      catalog.list(principalOf(request), { ...request.query, limit: request.query.limit ?? 50 }),
+    async (request) => {
+      await deps.cache?.begin();
+      return catalog.list(
+        principalOf(request),
+        { ...request.query, limit: request.query.limit ?? 50 },
+        deps.cache ? { cache: deps.cache } : {},
+      );
+    },
   );
 
   app.get(

@@ -58,6 +58,7 @@ export function createCatalogService(deps: CatalogDeps) {
       /** `summary`: catalog rows (AppSummary), without each app's manifest, assessment and reviews. */
       view?: 'full' | 'summary';
     },
+    options: { cache?: ReadCache } = {},
   ): Promise<{ items: (AppView | AppSummary)[]; nextCursor: string | null }> {
     let after: string | undefined;
     if (filter.cursor) {
@@ -90,7 +91,10 @@ export function createCatalogService(deps: CatalogDeps) {
     const kept: { row: AppsTable; card?: Scorecard; facts?: LifecycleFacts }[] = [];
     let more = true;
     while (kept.length <= filter.limit && more) {
-      const rows = await repo.list({ ...rest, after, limit: filter.limit + 1, ...visibleTo, ...lifecycle });
+      const query = { ...rest, after, limit: filter.limit + 1, ...visibleTo, ...lifecycle };
+      // A lifecycle filter reads the clock: only the others' pages are kept.
+      const rows =
+        options.cache && !lifecycle.lifecycle ? await keptPage(options.cache, query) : await repo.list(query);
       more = rows.length > filter.limit;
       const cards = deps.scorecards ? await deps.scorecards(rows) : new Map<string, Scorecard>();
       const facts =
@@ -115,12 +119,37 @@ export function createCatalogService(deps: CatalogDeps) {
       kept.length > filter.limit ? Buffer.from(page.at(-1)!.row.name).toString('base64url') : null;
     if (view === 'summary')
       return { items: page.map((k) => ({ ...toAppSummary(k.row, k.card), ...k.facts })), nextCursor };
-    const views = await repo.viewMany(
-      db,
-      page.map((k) => k.row),
-    );
+    const rows = page.map((k) => k.row);
+    const views = options.cache ? await keptViews(options.cache, rows) : await repo.viewMany(db, rows);
     const items = views.map((v, i) => (page[i]!.card ? { ...v, scorecard: page[i]!.card } : v));
     return { items, nextCursor };
+  }
+
+  /**
+   * A page of the catalog from the read cache: the names on it, and each app's row, kept until the apps
+   * change (the cache's triggers watch them). A page keeps names only, so many pages cost little memory.
+   */
+  async function keptPage(cache: ReadCache, query: AppFilter): Promise<AppsTable[]> {
+    const names = await cache.memo('catalog-page', JSON.stringify(query), async () => {
+      const rows = await repo.list(query);
+      for (const row of rows) void cache.memo('app', row.name, async () => row);
+      return rows.map((r) => r.name);
+    });
+    const rows = await Promise.all(names.map((n) => cache.memo('app', n, () => repo.findApp(db, n))));
+    return rows.filter((r): r is AppsTable => r !== undefined);
+  }
+
+  /** Each app's view as `get` keeps it; the ones not kept yet are read together, in two queries. */
+  function keptViews(cache: ReadCache, apps: AppsTable[]): Promise<AppView[]> {
+    let read: Promise<AppView[]> | null = null;
+    return Promise.all(
+      apps.map((app, i) =>
+        cache.memo('app-view', app.name, async () => {
+          read ??= repo.viewMany(db, apps);
+          return (await read)[i]!;
+        }),
+      ),
+    );
   }
 
   /**
