@@ -64,6 +64,38 @@ http { access_log off; keepalive_requests 1000000; client_body_temp_path ${dir}/
   };
 }
 
+// The least a reverse proxy written on Node.js's own http module does: pass each request and its headers
+// to the app's socket over kept connections, and the answer back. What the gateway costs beyond it is
+// sign-in, policy, the identity it signs and metering.
+const nodeProxySource = `
+const http = require('node:http');
+const agent = new http.Agent({ keepAlive: true, maxFreeSockets: 64 });
+const [socketPath, port] = process.argv.slice(1);
+http.createServer((req, res) => {
+  const up = http.request({ socketPath, agent, method: req.method, path: req.url, headers: req.headers }, (a) => {
+    res.writeHead(a.statusCode, a.headers);
+    a.pipe(res);
+  });
+  up.on('error', () => { res.writeHead(502); res.end(); });
+  req.pipe(up);
+}).listen(Number(port), '127.0.0.1', () => process.stdout.write('listening\\n'));
+`;
+
+/** A plain Node.js reverse proxy to the app's socket, in a process of its own. */
+export async function startNodeProxy(
+  socketPath: string,
+): Promise<{ url: string; pids: () => number[]; stop: () => void }> {
+  const port = await freePort();
+  const proc = spawn(process.execPath, ['-e', nodeProxySource, socketPath, String(port)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  await new Promise<void>((resolve, reject) => {
+    proc.stdout!.once('data', () => resolve());
+    proc.once('exit', (code) => reject(new BenchFailure(`the plain Node.js proxy exited (${code})`)));
+  });
+  return { url: `http://127.0.0.1:${port}`, pids: () => [proc.pid!], stop: () => proc.kill('SIGTERM') };
+}
+
 /** The deployed app's code run as a plain node process (no sandbox), answered once with an identity. */
 export async function plainProcess(
   server: { dataDir: string },

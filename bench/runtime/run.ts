@@ -23,7 +23,7 @@ import {
 } from '../lib/bench.ts';
 import { type LoadResult, loadInterleaved, type Target } from '../lib/http-load.ts';
 import { startServer } from '../lib/server-process.ts';
-import { nginxBin, plainProcess, startNginx } from './alternatives.ts';
+import { nginxBin, plainProcess, startNginx, startNodeProxy } from './alternatives.ts';
 
 const { values, number, command } = benchArgs(
   import.meta.filename,
@@ -201,6 +201,7 @@ await runBench(async () => {
       });
       const app = () => appPids(server, load);
       const nginx = existsSync(nginxBin) ? await startNginx(work, socketPath, nginxUser) : null;
+      const nodeProxy = await startNodeProxy(socketPath);
       const sections: [string, string, number][] = [
         ['/favicon.ico', 'the app answers 204 without any work', 204],
         ['/', 'the app verifies the ES256 identity and renders its page: 200', 200],
@@ -229,6 +230,13 @@ await runBench(async () => {
                 ]
               : []),
             {
+              label: 'plain Node.js proxy (http module)',
+              url: `${nodeProxy.url}${path}`,
+              headers: identity,
+              expect,
+              cpu: { proxy: nodeProxy.pids, app },
+            },
+            {
               label: 'microapp gateway (token, policy, JWT)',
               url: `http://127.0.0.1:${port}${path}`,
               headers: () => ({ host: `load-form.apps.localhost:${port}`, authorization: `Bearer ${dave}` }),
@@ -252,9 +260,17 @@ await runBench(async () => {
                 ? `, ${(gateway.cpuPer1000.proxy! / Math.max(0.001, base.cpuPer1000.proxy!)).toFixed(1)}x the proxy's CPU per request`
                 : '; nginx is not installed (apt-get install nginx-light)'),
           );
+          const plain = results.at(-2)!;
+          console.log(
+            `  gateway / plain Node.js proxy: ${(gateway.rps / plain.rps).toFixed(2)}x throughput, ${(gateway.cpuPer1000.proxy! / Math.max(0.001, plain.cpuPer1000.proxy!)).toFixed(1)}x its CPU per request` +
+              (nginx
+                ? `; the plain Node.js proxy itself takes ${(plain.cpuPer1000.proxy! / Math.max(0.001, base.cpuPer1000.proxy!)).toFixed(1)}x nginx's CPU (goal for the gateway: 5x)`
+                : ''),
+          );
         }
       } finally {
         nginx?.stop();
+        nodeProxy.stop();
       }
 
       // 3. Memory per idle instance, after one request each, beside a plain process of the same code.

@@ -45,9 +45,10 @@ export async function listen(
   const publicHost = host === '127.0.0.1' || host === '[::1]' ? 'localhost' : host;
   const url = publicUrl ?? `${config.tls ? 'https' : 'http'}://${publicHost}:${port}`;
   if (!config.dev) return { publicUrl: url, devIdp: null, devOidc: null };
-  // Loaded only in dev mode, so a production server never carries the password-less IdP.
-  const { startDevIdp } = await import('./modules/identity/dev-idp.ts');
-  const devIdp = await startDevIdp({
+  // Loaded only in dev mode, so a production server never carries the password-less IdP; in a thread of
+  // its own (dev-idp-thread.ts).
+  const { startDevIdpThread } = await import('./modules/identity/dev-idp-thread.ts');
+  const devIdp = await startDevIdpThread({
     port: config.devIdpPort,
     host: '127.0.0.1',
     redirectUri: `${url}/auth/callback`,
