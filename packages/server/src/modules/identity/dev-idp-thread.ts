@@ -33,6 +33,8 @@ export function startDevIdpThread(options: {
         close: () =>
           new Promise<void>((done) => {
             if (exited) return done();
+            // Waited for now: the thread keeps the process up until it has stopped.
+            worker.ref();
             worker.once('exit', () => done());
             worker.postMessage('close');
             // Whatever it was doing, it stops within seconds.
