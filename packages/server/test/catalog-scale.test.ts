@@ -201,5 +201,31 @@ for (const engine of engines()) {
       assert.ok(names(await all(t.ivan, '&q=carol@')).includes('desk-booking'));
       assert.ok(!names(await all(t.ivan, '&q=alice@')).includes('desk-booking'));
     });
+
+    test('the lifecycle job walks a catalog many pages long: every app once, each given its lifecycle', async () => {
+      await server.internals.jobs.trigger('lifecycle');
+      const db = server.rawDb();
+      try {
+        const apps = await db.kysely
+          .selectFrom('apps')
+          .select((eb) => eb.fn.countAll<number>().as('n'))
+          .executeTakeFirstOrThrow();
+        const rows = await db.kysely
+          .selectFrom('app_lifecycle')
+          .select((eb) => eb.fn.countAll<number>().as('n'))
+          .executeTakeFirstOrThrow();
+        const job = await db.kysely
+          .selectFrom('jobs')
+          .select(['last_result', 'last_error'])
+          .where('name', '=', 'lifecycle')
+          .executeTakeFirstOrThrow();
+        assert.equal(job.last_error, null);
+        assert.ok(Number(apps.n) > 6500);
+        assert.equal(JSON.parse(job.last_result ?? '{}').apps, Number(apps.n), 'each app counted once');
+        assert.equal(Number(rows.n), Number(apps.n), 'each app has its lifecycle row');
+      } finally {
+        await db.destroy();
+      }
+    });
   });
 }

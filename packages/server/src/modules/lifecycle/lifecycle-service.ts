@@ -37,6 +37,9 @@ export type { LifecycleView } from './lifecycle-reader.ts';
  * Expiry, renewal, inactivity and decommissioning. The job walks every app once per run and applies
  * at most the steps that are due; people renew, exempt, decommission and restore through the API.
  */
+/** Apps the scheduled job reads at a time. */
+const jobPageSize = 1000;
+
 export function createLifecycleService(deps: {
   db: Kysely<Database>;
   clock: Clock;
@@ -55,10 +58,28 @@ export function createLifecycleService(deps: {
 
   /** The scheduled job: every app, each due step in order (at most one change of stage per app per run). */
   async function runJob({ now }: { now: Date }) {
-    const all = (await rows().execute()) as Row[];
-    await ensureRows(all.filter((r) => r.l_app_id === null));
-    const counts: Record<string, number> = { apps: all.length };
-    for (const r of all) {
+    const counts: Record<string, number> = { apps: 0 };
+    // A page of apps at a time, in id order: a catalog of 100,000 is never in memory at once, and requests
+    // are served between pages (on SQLite each query holds the event loop until it has every row).
+    for (let after = ''; ; ) {
+      const page = (await rows()
+        .where('apps.id', '>', after)
+        .orderBy('apps.id')
+        .limit(jobPageSize)
+        .execute()) as Row[];
+      if (page.length === 0) break;
+      after = page.at(-1)!.id;
+      counts.apps! += page.length;
+      await ensureRows(page.filter((r) => r.l_app_id === null));
+      await advance(page, now, counts);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    return counts;
+  }
+
+  /** Each app's due steps, in order. */
+  async function advance(page: Row[], now: Date, counts: Record<string, number>) {
+    for (const r of page) {
       let row = lifecycleOf(r);
       const before = row.stage;
       for (let i = 0; i < 4; i++) {
@@ -71,7 +92,6 @@ export function createLifecycleService(deps: {
         if (row.stage !== before && row.stage !== 'active') break;
       }
     }
-    return counts;
   }
 
   async function load(principal: Principal, name: string) {
