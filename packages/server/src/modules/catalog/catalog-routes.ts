@@ -102,14 +102,13 @@ export function registerCatalogRoutes(
         ),
       },
     },
-    async (request) => {
-      await deps.cache?.begin();
-      return catalog.list(
+    // The caller's sign-in (auth-hook.ts) already began the request's read of the cache.
+    async (request) =>
+      catalog.list(
         principalOf(request),
         { ...request.query, limit: request.query.limit ?? 50 },
         deps.cache ? { cache: deps.cache } : {},
-      );
-    },
+      ),
   );
 
   app.get(

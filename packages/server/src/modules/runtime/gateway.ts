@@ -66,9 +66,9 @@ export function createGateway(deps: {
   // The app host's own cookies: set by the gateway only, never forwarded to the app.
   const { session: appSessionCookie, state: appStateCookie } = appCookieNames(deps.secureCookies);
   const { principalOf, admit } = createAdmission({ ...deps, appSessionCookie });
+  const meter = createMeter(deps);
   // Connections to instances are kept between requests (per socket or Service address, as the agent names
   // them), idle at most 2 s or less than the app announces in its Keep-Alive header.
-  const meter = createMeter(deps);
   const upstreamAgent = new Agent({ keepAlive: true, timeout: 2000, maxFreeSockets: 64 });
 
   /** The end of browser sign-in: exchange the one-time code for a session on this app's host. */
@@ -186,7 +186,7 @@ export function createGateway(deps: {
       res.on('data', (chunk: Buffer) => (metered.bytesOut += chunk.length));
       res.pipe(reply.raw);
     };
-    // A GET or HEAD without a body can be sent again: nothing of it reached the app, and nothing is lost.
+    // A GET or HEAD without a body may be sent again (docs/runtime.md): repeating it changes nothing.
     const bodyless =
       (request.method === 'GET' || request.method === 'HEAD') &&
       request.headers['content-length'] === undefined &&
