@@ -90,16 +90,7 @@ export async function migrateToLatest(db: Db): Promise<string[]> {
     allowUnorderedMigrations: false,
     ...(schema ? { migrationTableSchema: schema } : {}),
   });
-  let { error, results } = await migrator.migrateToLatest();
-  // Kysely looks for its bookkeeping table by listing every table of the database; on PostgreSQL a schema
-  // dropped at that moment by someone else (another tenant, another test run) fails the listing with
-  // 42P01. No migration ran then, so looking again is safe.
-  for (
-    let retry = 0;
-    retry < 3 && error && !results?.length && (error as { code?: string }).code === '42P01';
-    retry++
-  )
-    ({ error, results } = await migrator.migrateToLatest());
+  const { error, results } = await migrator.migrateToLatest();
   const failed = results?.find((r) => r.status === 'Error');
   if (error) {
     const where = failed ? ` in migration ${failed.migrationName}` : '';
