@@ -57,6 +57,19 @@ export function newId(kind: IdKind): string {
   return `${idPrefixes[kind]}_${out}`;
 }
 
+/**
+ * A new id for rows written in great numbers (usage, egress calls, audit events, decisions): the same shape
+ * as `newId`, but its first 9 characters are the time in milliseconds (base 36), then 11 random ones (~57
+ * bits). Rows inserted one after another then land at the end of the id's index instead of at a random
+ * page of it: inserting 200 usage rows at a time into a table of 100,000 took half the CPU (SQLite).
+ * The time in such an id is no secret: those rows carry it anyway.
+ */
+export function newTimedId(kind: IdKind): string {
+  let out = Date.now().toString(36).padStart(9, '0');
+  for (const b of randomForId(11)) out += alphabet[b % 36];
+  return `${idPrefixes[kind]}_${out}`;
+}
+
 /** A random secret in base64url, for tokens, session ids and one-time codes. */
 export function randomSecret(bytes = 32): string {
   return randomBytes(bytes).toString('base64url');

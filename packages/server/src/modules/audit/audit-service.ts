@@ -3,7 +3,7 @@ import { canonicalJson } from '../../canonical-json.ts';
 import type { Clock } from '../../clock.ts';
 import type { DatabaseOptions, Dialect } from '../../db/database.ts';
 import type { AuditEventsTable, AuditQueueTable, Database } from '../../db/schema.ts';
-import { newId, nowIso } from '../../ids.ts';
+import { newTimedId, nowIso } from '../../ids.ts';
 import type { AgentActor } from '../identity/principal.ts';
 import { type ChainedEvent, checkLink, genesisHash, hashWithCanonicalSummary } from './audit-chain.ts';
 import type { Checkpoint } from './audit-checkpoints.ts';
@@ -119,7 +119,7 @@ export function createAuditService(deps: {
     const summary = ctx.act ? { ...input.summary, act: actOf(ctx.act) } : (input.summary ?? {});
     assertNoSecrets(summary);
     const event: QueuedEvent = {
-      id: newId('event'),
+      id: newTimedId('event'),
       occurredAt: deps.clock ? deps.clock.nowIso() : nowIso(),
       actor: ctx.actor,
       action: input.action,

@@ -1,7 +1,7 @@
 import type { Kysely } from 'kysely';
 import type { Clock } from '../../clock.ts';
 import type { Database } from '../../db/schema.ts';
-import { newId } from '../../ids.ts';
+import { newTimedId } from '../../ids.ts';
 import type { AuditService } from '../audit/audit-service.ts';
 import type { DlpFinding } from './dlp.ts';
 import { type BrokeredApp, kindName } from './egress-types.ts';
@@ -113,7 +113,7 @@ export function createEgressRecords(deps: {
       await trx
         .insertInto('app_egress')
         .values({
-          id: newId('egress'),
+          id: newTimedId('egress'),
           app_id: app.appId,
           host: row.host ?? '(none)',
           method: row.method,

@@ -4,7 +4,7 @@ import type { Kysely, Transaction } from 'kysely';
 import { canonicalJson } from '../../canonical-json.ts';
 import type { Database } from '../../db/schema.ts';
 import { AppError } from '../../errors.ts';
-import { newId, nowIso } from '../../ids.ts';
+import { newTimedId, nowIso } from '../../ids.ts';
 import type { PolicyIsolate } from './policy-isolate.ts';
 import { deepMerge, type PolicySet } from './policy-sources.ts';
 
@@ -238,7 +238,7 @@ export function createPolicyEngine(deps: {
       .insertInto('decision_log')
       .values(
         decisions.map((d) => ({
-          id: newId('decision'),
+          id: newTimedId('decision'),
           at: nowIso(),
           entrypoint: d.entrypoint,
           revision: d.revision,

@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { Counter, collectDefaultMetrics, Histogram, Registry } from 'prom-client';
 import type { Clock } from '../../clock.ts';
 import type { AppUsageTable, Database } from '../../db/schema.ts';
-import { newId } from '../../ids.ts';
+import { newTimedId } from '../../ids.ts';
 import type { CatalogService } from '../catalog/catalog-service.ts';
 import type { Principal } from '../identity/principal.ts';
 import type { UsageWal } from './usage-wal.ts';
@@ -109,7 +109,7 @@ export function createUsageService(deps: {
     bytesIn.inc({ app: r.app }, r.bytesIn);
     bytesOut.inc({ app: r.app }, r.bytesOut);
     const row: AppUsageTable = {
-      id: newId('usage'),
+      id: newTimedId('usage'),
       app_id: r.appId,
       version: r.version,
       user_email: r.user,
