@@ -160,6 +160,15 @@ describe('benches measure what they say', () => {
     printed(await bench('dlp'), /1 KB, one e-mail \(masked\).*\(body rewritten\)/);
   });
 
+  test('usage: rows committed into a full table, timed ids beside random ones, on both databases', async () => {
+    printed(
+      await bench('usage', '--postgres', postgres),
+      /SQLite: 4,000 rows already in each table/,
+      /timed ids \(newTimedId, now\)\s+[\d.]+\s+[\d.]+/,
+      /timed \/ random: [\d.]+x the wall time/,
+    );
+  });
+
   test('lifecycle: the job warns exactly the unused apps', async () => {
     printed(await bench('lifecycle', '--postgres', postgres), /sqlite\s+500 apps/);
   });
