@@ -69,15 +69,24 @@ http { access_log off; keepalive_requests 1000000; client_body_temp_path ${dir}/
 // sign-in, policy, the identity it signs and metering.
 const nodeProxySource = `
 const http = require('node:http');
-const agent = new http.Agent({ keepAlive: true, maxFreeSockets: 64 });
+const agent = new http.Agent({ keepAlive: true, timeout: 2000, maxFreeSockets: 64 });
 const [socketPath, port] = process.argv.slice(1);
 http.createServer((req, res) => {
-  const up = http.request({ socketPath, agent, method: req.method, path: req.url, headers: req.headers }, (a) => {
-    res.writeHead(a.statusCode, a.headers);
-    a.pipe(res);
-  });
-  up.on('error', () => { res.writeHead(502); res.end(); });
-  req.pipe(up);
+  const send = (reuse) => {
+    const up = http.request({ socketPath, agent: reuse && agent, method: req.method, path: req.url, headers: req.headers }, (a) => {
+      res.writeHead(a.statusCode, a.headers);
+      a.pipe(res);
+    });
+    // As nginx and the gateway do: a GET lost on a kept connection the app just closed goes once more.
+    up.on('error', () => {
+      if (up.reusedSocket && reuse && req.method === 'GET' && !res.headersSent) return send(false);
+      if (!res.headersSent) res.writeHead(502);
+      res.end();
+    });
+    if (req.method === 'GET') up.end();
+    else req.pipe(up);
+  };
+  send(true);
 }).listen(Number(port), '127.0.0.1', () => process.stdout.write('listening\\n'));
 `;
 
