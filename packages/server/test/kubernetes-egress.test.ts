@@ -16,6 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { parse } from 'yaml';
+import type { RunningServer } from '../src/server-types.ts';
 import { clusterIssuer, clusterIssuerUrl as issuer, type PodTokenClaims } from './cluster-issuer.ts';
 import {
   call,
@@ -25,6 +26,7 @@ import {
   people,
   signInEveryone,
   sourceArchive,
+  startReplica,
   startTestServer,
   type TestServer,
 } from './harness.ts';
@@ -62,17 +64,29 @@ function viaSocket(socketPath: string, host: string, path: string, body?: string
 for (const engine of engines())
   describe(`a pod's calls go out through its egress sidecar and the broker's Service (${engine})`, () => {
     let server: TestServer;
+    // PostgreSQL: a second replica, as the broker's second pod, and a sidecar of another pod sent to it.
+    let replica: RunningServer | null = null;
+    let replicaSocket: string;
     let dir: string;
     let ca: string;
     let brokerPort: number;
     let upstream: Server;
-    let sidecar: ChildProcess;
+    const sidecars: ChildProcess[] = [];
+    let startSidecar: (brokerPort: number, socketPath: string) => Promise<void>;
     let socketPath: string;
     let deployment: { spec: { template: { spec: Record<string, any> } } };
     let t: Awaited<ReturnType<typeof signInEveryone>>;
     let sign: (claims?: PodTokenClaims) => Promise<string>;
     let foreign: (claims?: PodTokenClaims) => Promise<string>;
     const seen: { path: string; headers: IncomingHttpHeaders; body: string }[] = [];
+
+    const egressRows = () =>
+      server.db.kysely
+        .selectFrom('app_egress')
+        .innerJoin('apps', 'apps.id', 'app_egress.app_id')
+        .select(['app_egress.host', 'app_egress.decision'])
+        .where('apps.name', '=', name)
+        .execute();
 
     /** Straight to the broker's port, as app code that skips the sidecar would. */
     const direct = (authorization: string | null, method = 'GET', path = '/rates'): Promise<Answer> =>
@@ -194,29 +208,37 @@ for (const engine of engines())
       assert.equal(env.BROKER_URL, 'https://microapp-egress.microapp-system.svc:3128');
       socketPath = join(dir, 'proxy.sock');
       writeFileSync(join(dir, 'token'), await sign());
-      sidecar = spawn(
-        container.command[0] === 'node' ? process.execPath : container.command[0],
-        [...container.command.slice(1)],
-        {
-          env: {
-            PATH: process.env.PATH,
-            BROKER_URL: `https://localhost:${brokerPort}`,
-            EGRESS_SOCKET: socketPath,
-            EGRESS_TOKEN_FILE: join(dir, 'token'),
-            NODE_EXTRA_CA_CERTS: ca,
+      startSidecar = async (port: number, socket: string) => {
+        const child = spawn(
+          container.command[0] === 'node' ? process.execPath : container.command[0],
+          [...container.command.slice(1)],
+          {
+            env: {
+              PATH: process.env.PATH,
+              BROKER_URL: `https://localhost:${port}`,
+              EGRESS_SOCKET: socket,
+              EGRESS_TOKEN_FILE: join(dir, 'token'),
+              NODE_EXTRA_CA_CERTS: ca,
+            },
+            stdio: ['ignore', 'pipe', 'inherit'],
           },
-          stdio: ['ignore', 'pipe', 'inherit'],
-        },
-      );
-      await new Promise<void>((resolve, reject) => {
-        sidecar.stdout!.on('data', (d: Buffer) => {
-          if (String(d).includes('goes to')) resolve();
+        );
+        sidecars.push(child);
+        await new Promise<void>((resolve, reject) => {
+          child.stdout!.on('data', (d: Buffer) => {
+            if (String(d).includes('goes to')) resolve();
+          });
+          child.once('exit', (code) => reject(new Error(`the sidecar stopped (${code})`)));
         });
-        sidecar.once('exit', (code) => reject(new Error(`the sidecar stopped (${code})`)));
-      });
+      };
+      await startSidecar(brokerPort, socketPath);
     });
     after(async () => {
-      sidecar?.kill();
+      for (const child of sidecars) child.kill();
+      if (replica) {
+        await replica.close();
+        await replica.db.destroy();
+      }
       await server?.stop();
       upstream?.close();
       if (dir) rmSync(dir, { recursive: true, force: true });
@@ -331,6 +353,39 @@ for (const engine of engines())
       assert.equal(seen.length, count, 'none of them reached the upstream');
     });
 
+    test('a second broker pod (another replica) takes the same pods and records their calls', {
+      skip: engine !== 'postgres' && 'replicas share PostgreSQL',
+    }, async () => {
+      replica = await startReplica(server, {
+        env: {
+          MICROAPP_KUBERNETES_TOKEN_ISSUER: issuer,
+          MICROAPP_KUBERNETES_TOKEN_JWKS: join(dir, 'jwks.json'),
+          MICROAPP_KUBERNETES_RUNTIME_IMAGE: `registry.example.com/node@sha256:${'cd'.repeat(32)}`,
+          MICROAPP_EGRESS_LISTEN: '127.0.0.1:0',
+          MICROAPP_EGRESS_TLS_CERT_FILE: join(dir, 'egress.crt'),
+          MICROAPP_EGRESS_TLS_KEY_FILE: join(dir, 'egress.key'),
+          MICROAPP_DEV_EGRESS_HOSTS: `api.rates.example.com=127.0.0.1:${(upstream.address() as AddressInfo).port}`,
+        },
+      });
+      const port = replica.internals.egressPort!;
+      assert.notEqual(port, brokerPort);
+      replicaSocket = join(dir, 'proxy-b.sock');
+      await startSidecar(port, replicaSocket);
+      const before = await egressRows();
+      const res = await viaSocket(replicaSocket, 'api.rates.example.com', '/rates?via=b');
+      assert.equal(res.status, 200, res.body);
+      assert.equal(seen.at(-1)!.path, '/rates?via=b');
+      let rows = await egressRows();
+      for (let i = 0; i < 50 && rows.length === before.length; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        rows = await egressRows();
+      }
+      assert.equal(rows.length, before.length + 1, 'the second pod recorded the call as the app’s');
+      // A host the app is not approved for is refused there too.
+      const refused = await viaSocket(replicaSocket, 'evil.example.net', '/collect');
+      assert.equal(refused.status, 403, refused.body);
+    });
+
     test("a retired app's pod gets no way out", async () => {
       const gone = await call(server, 'POST', `/api/v1/apps/${name}/decommission`, {
         token: t.dave,
@@ -361,5 +416,11 @@ for (const engine of engines())
         .map((e) => e.summary.method)
         .sort();
       assert.deepEqual(methods, ['CONNECT', 'GET']);
+      // The other broker pod refuses it too: it reads the app's state from the database both share.
+      if (replica) {
+        const other = await viaSocket(replicaSocket, 'api.rates.example.com', '/rates?via=b');
+        assert.equal(other.status, 403, other.body);
+        assert.match(JSON.parse(other.body).detail, /outbound calls are refused/);
+      }
     });
   });
