@@ -2,7 +2,6 @@ import type { Command } from 'commander';
 import { action, ctxOf, examples } from '../context.ts';
 import { loadCredential } from '../credentials.ts';
 import { emit, table } from '../output.ts';
-import { listTemplates, scaffold } from '../scaffold.ts';
 
 export function registerInitCommands(program: Command) {
   const templates = program.command('templates').description('vetted app templates');
@@ -13,6 +12,8 @@ export function registerInitCommands(program: Command) {
       .action(
         action(async (_flags: unknown, command: Command) => {
           const ctx = ctxOf(command);
+          // The templates (and the YAML parser they need) load only for the commands that use them.
+          const { listTemplates } = await import('../scaffold.ts');
           const list = listTemplates();
           emit(ctx.json, list, () =>
             table(
@@ -42,6 +43,7 @@ export function registerInitCommands(program: Command) {
           ) => {
             const ctx = ctxOf(command);
             const owner = flags.owner ?? loadCredential(ctx.server)?.email;
+            const { scaffold } = await import('../scaffold.ts');
             const result = scaffold({
               template: flags.template,
               dir,
