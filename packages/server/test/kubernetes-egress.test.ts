@@ -80,6 +80,17 @@ for (const engine of engines())
     let foreign: (claims?: PodTokenClaims) => Promise<string>;
     const seen: { path: string; headers: IncomingHttpHeaders; body: string }[] = [];
 
+    /** A replica that serves as the broker's pod: the cluster's token issuer, TLS, the upstream's name. */
+    const brokerEnv = () => ({
+      MICROAPP_KUBERNETES_TOKEN_ISSUER: issuer,
+      MICROAPP_KUBERNETES_TOKEN_JWKS: join(dir, 'jwks.json'),
+      MICROAPP_KUBERNETES_RUNTIME_IMAGE: `registry.example.com/node@sha256:${'cd'.repeat(32)}`,
+      MICROAPP_EGRESS_LISTEN: '127.0.0.1:0',
+      MICROAPP_EGRESS_TLS_CERT_FILE: join(dir, 'egress.crt'),
+      MICROAPP_EGRESS_TLS_KEY_FILE: join(dir, 'egress.key'),
+      MICROAPP_DEV_EGRESS_HOSTS: `api.rates.example.com=127.0.0.1:${(upstream.address() as AddressInfo).port}`,
+    });
+
     const egressRows = () =>
       server.db.kysely
         .selectFrom('app_egress')
@@ -139,17 +150,7 @@ for (const engine of engines())
         });
       });
       await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
-      server = await startTestServer(engine, {
-        env: {
-          MICROAPP_KUBERNETES_TOKEN_ISSUER: issuer,
-          MICROAPP_KUBERNETES_TOKEN_JWKS: join(dir, 'jwks.json'),
-          MICROAPP_KUBERNETES_RUNTIME_IMAGE: `registry.example.com/node@sha256:${'cd'.repeat(32)}`,
-          MICROAPP_EGRESS_LISTEN: '127.0.0.1:0',
-          MICROAPP_EGRESS_TLS_CERT_FILE: join(dir, 'egress.crt'),
-          MICROAPP_EGRESS_TLS_KEY_FILE: join(dir, 'egress.key'),
-          MICROAPP_DEV_EGRESS_HOSTS: `api.rates.example.com=127.0.0.1:${(upstream.address() as AddressInfo).port}`,
-        },
-      });
+      server = await startTestServer(engine, { env: brokerEnv() });
       brokerPort = server.internals.egressPort!;
       t = await signInEveryone(server);
       await importEmptySnapshot(server, t.carol);
@@ -281,17 +282,10 @@ for (const engine of engines())
       assert.equal(got.headers['proxy-authorization'], undefined, 'the token stays with the broker');
       assert.equal(got.headers['x-microapp-egress-scheme'], undefined);
       // Recorded as the app's, once the answer has ended (the record is written after it).
-      const recorded = () =>
-        server.db.kysely
-          .selectFrom('app_egress')
-          .innerJoin('apps', 'apps.id', 'app_egress.app_id')
-          .select(['app_egress.host', 'app_egress.decision'])
-          .where('apps.name', '=', name)
-          .execute();
-      let rows = await recorded();
+      let rows = await egressRows();
       for (let i = 0; i < 50 && rows.length === 0; i++) {
         await new Promise((r) => setTimeout(r, 100));
-        rows = await recorded();
+        rows = await egressRows();
       }
       assert.deepEqual(rows, [{ host: 'api.rates.example.com', decision: 'allowed' }]);
     });
@@ -356,17 +350,7 @@ for (const engine of engines())
     test('a second broker pod (another replica) takes the same pods and records their calls', {
       skip: engine !== 'postgres' && 'replicas share PostgreSQL',
     }, async () => {
-      replica = await startReplica(server, {
-        env: {
-          MICROAPP_KUBERNETES_TOKEN_ISSUER: issuer,
-          MICROAPP_KUBERNETES_TOKEN_JWKS: join(dir, 'jwks.json'),
-          MICROAPP_KUBERNETES_RUNTIME_IMAGE: `registry.example.com/node@sha256:${'cd'.repeat(32)}`,
-          MICROAPP_EGRESS_LISTEN: '127.0.0.1:0',
-          MICROAPP_EGRESS_TLS_CERT_FILE: join(dir, 'egress.crt'),
-          MICROAPP_EGRESS_TLS_KEY_FILE: join(dir, 'egress.key'),
-          MICROAPP_DEV_EGRESS_HOSTS: `api.rates.example.com=127.0.0.1:${(upstream.address() as AddressInfo).port}`,
-        },
-      });
+      replica = await startReplica(server, { env: brokerEnv() });
       const port = replica.internals.egressPort!;
       assert.notEqual(port, brokerPort);
       replicaSocket = join(dir, 'proxy-b.sock');
