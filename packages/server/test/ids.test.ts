@@ -3,14 +3,19 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { newId, newTimedId } from '../src/ids.ts';
 
-test('timed ids have the shape of every id, sort in the order they were made across milliseconds, and do not repeat', async () => {
+test('timed ids have the shape of every id, carry the millisecond they were made in, sort by it, and do not repeat', async () => {
+  const millisecond = (id: string) => Number.parseInt(id.slice(4, 13), 36);
   const made: string[] = [];
   const until = Date.now() + 30;
-  while (Date.now() < until) made.push(newTimedId('usage'));
-  for (const id of made) assert.match(id, /^use_[0-9a-z]{20}$/);
+  while (Date.now() < until) {
+    const before = Date.now();
+    const id = newTimedId('usage');
+    const after = Date.now();
+    assert.match(id, /^use_[0-9a-z]{20}$/);
+    assert.ok(millisecond(id) >= before && millisecond(id) <= after, `${id} was made at ${before}–${after}`);
+    made.push(id);
+  }
   assert.equal(new Set(made).size, made.length);
-  const millisecond = (id: string) => Number.parseInt(id.slice(4, 13), 36);
-  assert.ok(millisecond(made.at(-1)!) - millisecond(made[0]!) >= 29, 'the first 9 characters are the time');
   // Made in a later millisecond, an id sorts after every earlier one.
   for (let i = 1; i < made.length; i++)
     if (millisecond(made[i]!) !== millisecond(made[i - 1]!))
