@@ -36,7 +36,6 @@ export type IdKind = keyof typeof idPrefixes;
 
 const alphabet = '0123456789abcdefghijklmnopqrstuvwxyz';
 
-/** A new id such as `app_3k9x…`: the kind's prefix and 20 random base-36 characters (~103 bits). */
 // Random bytes for ids drawn 4 KB at a time: one call to the system's generator per 200 ids instead of one
 // each (every request gets an id).
 let pool = Buffer.alloc(0);
@@ -50,24 +49,27 @@ function randomForId(n: number): Buffer {
   return pool.subarray(poolAt - n, poolAt);
 }
 
-export function newId(kind: IdKind): string {
-  const bytes = randomForId(20);
+function randomChars(n: number): string {
   let out = '';
-  for (const b of bytes) out += alphabet[b % 36];
-  return `${idPrefixes[kind]}_${out}`;
+  for (const b of randomForId(n)) out += alphabet[b % 36];
+  return out;
+}
+
+/** A new id such as `app_3k9x…`: the kind's prefix and 20 random base-36 characters (~103 bits). */
+export function newId(kind: IdKind): string {
+  return `${idPrefixes[kind]}_${randomChars(20)}`;
 }
 
 /**
  * A new id for rows written in great numbers (usage, egress calls, audit events, decisions): the same shape
  * as `newId`, but its first 9 characters are the time in milliseconds (base 36), then 11 random ones (~57
  * bits). Rows inserted one after another then land at the end of the id's index instead of at a random
- * page of it: inserting 200 usage rows at a time into a table of 100,000 took half the CPU (SQLite).
+ * page of it: committing 200 usage rows at a time into a table of 200,000 took a quarter of the CPU on
+ * SQLite (`bench/usage`).
  * The time in such an id is no secret: those rows carry it anyway.
  */
 export function newTimedId(kind: IdKind): string {
-  let out = Date.now().toString(36).padStart(9, '0');
-  for (const b of randomForId(11)) out += alphabet[b % 36];
-  return `${idPrefixes[kind]}_${out}`;
+  return `${idPrefixes[kind]}_${Date.now().toString(36).padStart(9, '0')}${randomChars(11)}`;
 }
 
 /** A random secret in base64url, for tokens, session ids and one-time codes. */

@@ -78,17 +78,12 @@ export async function migrateToLatest(db: Db): Promise<string[]> {
       return Object.fromEntries(Object.entries(migrations).map(([name, make]) => [name, make(db.dialect)]));
     },
   };
-  // On PostgreSQL, name the schema: Kysely otherwise finds its bookkeeping tables in any schema of
-  // the database (another tenant's, or another test run's) and skips creating its own.
-  const schema =
-    db.dialect === 'postgres'
-      ? (await sql<{ schema: string }>`select current_schema() as schema`.execute(db.kysely)).rows[0]?.schema
-      : undefined;
+  // Kysely finds its bookkeeping tables by listing tables: on PostgreSQL the dialect lists only this
+  // server's own schema (db/postgres-dialect.ts), never another tenant's or another test run's.
   const migrator = new Migrator({
     db: db.kysely as unknown as AnyDb,
     provider,
     allowUnorderedMigrations: false,
-    ...(schema ? { migrationTableSchema: schema } : {}),
   });
   const { error, results } = await migrator.migrateToLatest();
   const failed = results?.find((r) => r.status === 'Error');
