@@ -117,7 +117,13 @@ for (const engine of engines()) {
               action: 'app.registered',
               targetType: 'app',
               target: `app-${i}`,
-              summary: { tier: 'low', revision: i, "naïve 'quotes'": 'x"y', nested: { b: 1, a: [2, 'ü'] } },
+              // Every other summary has a quote that JSON escapes: on PostgreSQL its rows are read the slow way.
+              summary: {
+                tier: 'low',
+                revision: i,
+                ...(i % 2 ? { "naïve 'quotes'": 'x"y' } : {}),
+                nested: { b: 1, a: [2, 'ü'] },
+              },
             },
           ),
         );
@@ -125,7 +131,10 @@ for (const engine of engines()) {
       await audit.sequence();
       audit.stop();
       await attack(
-        `update audit_events set summary = '{"tier":"low","revision":' || (seq - 1) || ',"nested":{"b":1,"a":[2,"ü"]},"naïve ''quotes''":"x\\"y"}' where seq % 5 = 0`,
+        `update audit_events set summary = '{"tier":"low","revision":' || (seq - 1) || ',"nested":{"b":1,"a":[2,"ü"]},"naïve ''quotes''":"x\\"y"}' where seq % 5 = 0 and seq % 2 = 0`,
+      );
+      await attack(
+        `update audit_events set summary = '{"tier":"low","revision":' || (seq - 1) || ',"nested":{"b":1,"a":[2,"ü"]}}' where seq % 5 = 0 and seq % 2 = 1`,
       );
     });
 
@@ -203,6 +212,11 @@ for (const engine of engines()) {
     const attacks: [string, string, RegExp][] = [
       ['an edited row inside a range', `update audit_events set actor = 'mallory' where seq = 20`, /edited/],
       ['an edited row first in its range', `update audit_events set target = 'x' where seq = 15`, /edited/],
+      [
+        'an edited row whose values need no escaping',
+        `update audit_events set target = 'y' where seq = 21`,
+        /edited/,
+      ],
       [
         'a row first in its range deleted',
         'delete from audit_events where seq = 15',

@@ -5,6 +5,7 @@
 import { hash } from 'node:crypto';
 import { parentPort, workerData } from 'node:worker_threads';
 import canonicalize from 'canonicalize';
+import { canonicalOf, column, copyColumns } from './audit-copy-row.js';
 
 /** @type {{ database: { kind: 'sqlite', file: string } | { kind: 'postgres', url: string, schema?: string }, from: number, to: number, checkpoints: [number, string, string][] }} */
 const { database, from, to, checkpoints } = workerData;
@@ -56,32 +57,39 @@ const escapes = { b: '\b', f: '\f', n: '\n', r: '\r', t: '\t', v: '\v' };
 const field = (f) =>
   f === '\\N' ? null : f.includes('\\') ? f.replace(/\\(.)/g, (_, c) => escapes[c] ?? c) : f;
 
+/**
+ * A COPY line of `copyColumns` as the columns of `columns`, each read as COPY wrote it (`field`), for
+ * `canonical` and `contentMatches`.
+ */
+function columnsOf(line) {
+  const f = line.split('\t').map(field);
+  return [f[7], f[2], f[3], f[1], f[0], f[11], f[10], f[5], f[6], f[8], f[9], f[4], f[12]];
+}
+
 const result = { checked: 0, first: null, last: null, broken: null };
 
 /**
- * Checks one row as the fast query reads it ([seq, canonical, prev_hash, hash, id]); `whole` reads the row's
- * columns when the canonical text the database built does not match. False once the range is broken.
+ * Checks one event: its sequence number, its link to the event before it, its content (`contentMatches`,
+ * asked only once the rest holds) and any signed checkpoint at it. False once the range is broken.
  */
-function check(r, whole) {
-  const seq = Number(r[0]);
+function check(seq, prevHash, hash, contentMatches, idOf) {
   const expected = result.last ? result.last.seq + 1 : from;
   let reason = null;
   if (seq !== expected) reason = `sequence gap: expected ${expected}, found ${seq}`;
-  else if (result.last && r[2] !== result.last.hash)
+  else if (result.last && prevHash !== result.last.hash)
     reason = 'prev_hash does not match the hash of the event before it';
-  else if (sha256(r[1]) !== r[3] && !contentMatches(whole(seq)))
-    reason = 'content does not match its hash (the row was edited)';
+  else if (!contentMatches()) reason = 'content does not match its hash (the row was edited)';
   else {
     const c = signed.get(seq);
-    if (c && c.head !== r[3])
+    if (c && c.head !== hash)
       reason = `the chain does not match the checkpoint signed at ${c.at}: events up to here were rewritten and their hashes recomputed`;
   }
-  if (!result.first) result.first = { seq, prevHash: r[2] };
+  if (!result.first) result.first = { seq, prevHash };
   if (reason) {
-    result.broken = { seq, id: r[4], reason };
+    result.broken = { seq, id: idOf(), reason };
     return false;
   }
-  result.last = { seq, hash: r[3] };
+  result.last = { seq, hash };
   result.checked++;
   return true;
 }
@@ -97,7 +105,12 @@ if (database.kind === 'sqlite') {
       .prepare(`select ${fast} from audit_events where seq >= ? and seq <= ? order by seq`)
       .raw(true)
       .iterate(from, to);
-    for (const r of rows) if (!check(r, whole)) break;
+    // r: [seq, canonical, prev_hash, hash, id]
+    for (const r of rows) {
+      const seq = Number(r[0]);
+      const matches = () => sha256(r[1]) === r[3] || contentMatches(whole(seq));
+      if (!check(seq, r[2], r[3], matches, () => r[4])) break;
+    }
   } finally {
     db.close();
   }
@@ -111,14 +124,18 @@ if (database.kind === 'sqlite') {
   try {
     // The range's rows stream as COPY text (a row a line, columns by tabs): less for PostgreSQL to send
     // and for this thread to read than a protocol message a row. The database sends the columns; the
-    // canonical text is built and hashed here, never by the database.
+    // canonical text is built and hashed here, never by the database: from the line's bytes where every
+    // value goes in as it is (audit-copy-row.js), otherwise from its columns read as strings.
     const rows = client.query(
       copyTo(
-        `COPY (select ${columns} from audit_events where seq >= ${Number(from)} and seq <= ${Number(to)} order by seq) TO STDOUT`,
+        `COPY (select ${copyColumns} from audit_events where seq >= ${Number(from)} and seq <= ${Number(to)} order by seq) TO STDOUT`,
       ),
     );
+    let out = Buffer.allocUnsafe(1 << 16);
+    const at = new Int32Array(26);
     let rest = null;
     let going = true;
+    const lineOf = (bytes, s, e) => bytes.toString('utf8', s, e);
     for await (const chunk of rows) {
       const bytes = rest ? Buffer.concat([rest, chunk]) : chunk;
       // A line ends at a newline byte: one never occurs inside a UTF-8 character, and COPY escapes those
@@ -129,10 +146,31 @@ if (database.kind === 'sqlite') {
         continue;
       }
       rest = end + 1 < bytes.length ? bytes.subarray(end + 1) : null;
-      for (const line of bytes.toString('utf8', 0, end).split('\n')) {
-        const r = line.split('\t').map(field);
-        going = check([r[0], canonical(r, r[10]), r[11], r[12], r[1]], () => r);
-        if (!going) break;
+      for (let s = 0; s <= end && going; ) {
+        const e = bytes.indexOf(10, s);
+        if (out.length < 2 * (e - s) + 256) out = Buffer.allocUnsafe(2 * (e - s) + 256);
+        const n = canonicalOf(bytes, s, e, out, at);
+        if (n >= 0) {
+          const text = (c) => bytes.toString('latin1', at[2 * c], at[2 * c + 1]);
+          const hashed = text(column.hash);
+          going = check(
+            Number(text(column.seq)),
+            text(column.prevHash),
+            hashed,
+            () => sha256(out.subarray(0, n)) === hashed || contentMatches(columnsOf(lineOf(bytes, s, e))),
+            () => lineOf(bytes, at[2 * column.id], at[2 * column.id + 1]),
+          );
+        } else {
+          const r = columnsOf(lineOf(bytes, s, e));
+          going = check(
+            Number(r[0]),
+            r[11],
+            r[12],
+            () => contentMatches(r),
+            () => r[1],
+          );
+        }
+        s = e + 1;
       }
       if (!going) break;
     }
