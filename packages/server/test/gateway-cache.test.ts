@@ -103,6 +103,86 @@ for (const engine of engines()) {
       assert.equal(full.body.items[0]?.owner, 'frank@example.com');
     });
 
+    test('a kept scorecard shows a version published and an advisory raised by another writer', async () => {
+      // Written straight into the database on another connection, as the pipeline's and the advisory
+      // feed's transactions write them: the catalog must not go on showing the scorecard it kept.
+      const raw = server.rawDb();
+      try {
+        const app = await raw.kysely
+          .selectFrom('apps')
+          .select('id')
+          .where('name', '=', 'team-lunch-poll')
+          .executeTakeFirstOrThrow();
+        const checks = async () => {
+          const one = await call(server, 'GET', '/api/v1/apps/team-lunch-poll', { token: t.dave });
+          const listed = await call(server, 'GET', '/api/v1/apps?q=team-lunch-poll', { token: t.dave });
+          assert.equal(one.status, 200, one.text);
+          type Check = { id: string; ok: boolean; detail: string };
+          const byId = (card: { checks: Check[] }) =>
+            Object.fromEntries(card.checks.map((c) => [c.id, c])) as Record<
+              'sbom' | 'no_open_high_findings',
+              Check
+            >;
+          assert.deepEqual(listed.body.items[0].scorecard, one.body.scorecard, 'the list and the app agree');
+          return byId(one.body.scorecard);
+        };
+        // On PostgreSQL another connection's change arrives as a notification: a few milliseconds.
+        const eventually = async (
+          what: string,
+          holds: (c: Awaited<ReturnType<typeof checks>>) => boolean,
+        ) => {
+          for (let i = 0; i < 100; i++) {
+            if (holds(await checks())) return;
+            await new Promise((r) => setTimeout(r, 50));
+          }
+          assert.fail(`${what}: the scorecard never showed it`);
+        };
+        assert.equal((await checks()).sbom.ok, false);
+        assert.equal((await checks()).sbom.ok, false, 'read again, from what the catalog kept');
+        // A page is written from each kept view's JSON and its scorecard's (catalog-service.ts, pageJson):
+        // the same text JSON.stringify writes, on the first read and on a kept one.
+        const first = (await call(server, 'GET', '/api/v1/apps?limit=5', { token: t.dave })).text;
+        const kept = (await call(server, 'GET', '/api/v1/apps?limit=5', { token: t.dave })).text;
+        assert.equal(kept, first);
+        assert.equal(first, JSON.stringify(JSON.parse(first)));
+        assert.ok(JSON.parse(first).items.every((a: { scorecard?: unknown }) => a.scorecard));
+        await raw.kysely
+          .insertInto('app_versions')
+          .values({
+            id: 'ver_scorecardcache000001',
+            app_id: app.id,
+            version: '1.0.0',
+            digest: `sha256:${'a'.repeat(64)}`,
+            sbom: '{}',
+            scan: '{"findings":[]}',
+            bundles: '[]',
+            provenance: '{}',
+            created_by: 'dave@example.com',
+            created_at: new Date().toISOString(),
+          })
+          .execute();
+        await eventually('a published version', (c) => c.sbom.ok && c.no_open_high_findings.ok);
+        await raw.kysely
+          .insertInto('advisory_alerts')
+          .values({
+            app_id: app.id,
+            version: '1.0.0',
+            advisory: 'GHSA-cach-edsc-0rec',
+            package: 'left-pad',
+            severity: 'critical',
+            created_at: new Date().toISOString(),
+          })
+          .execute();
+        await eventually(
+          'a critical advisory',
+          (c) =>
+            !c.no_open_high_findings.ok && c.no_open_high_findings.detail.includes('GHSA-cach-edsc-0rec'),
+        );
+      } finally {
+        await raw.destroy();
+      }
+    });
+
     test('a person disabled by an admin is refused on the next request', async () => {
       const { token: secret } = await token(t.alice);
       assert.equal(await use(secret), 503);

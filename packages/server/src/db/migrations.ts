@@ -10,6 +10,7 @@ import { compatibility } from './migrations/0031-compatibility.ts';
 import { clusterRoutes } from './migrations/0032-cluster-routes.ts';
 import { revisionAnswers } from './migrations/0033-revision-answers.ts';
 import { agentChanges } from './migrations/0034-agent-changes.ts';
+import { scorecardChanges } from './migrations/0036-scorecard-changes.ts';
 
 type AnyDb = Kysely<unknown>;
 
@@ -28,6 +29,7 @@ const migrations: Record<string, (dialect: Dialect) => Migration> = {
   ...clusterRoutes,
   ...revisionAnswers,
   ...agentChanges,
+  ...scorecardChanges,
 };
 
 /**

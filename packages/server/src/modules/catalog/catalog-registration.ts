@@ -1,6 +1,7 @@
 import type { Kysely, Transaction } from 'kysely';
 import { canonicalJson } from '../../canonical-json.ts';
 import type { Clock } from '../../clock.ts';
+import type { ReadCache } from '../../db/read-cache.ts';
 import type { AppsTable, Database } from '../../db/schema.ts';
 import { conflict, forbidden } from '../../errors.ts';
 import { newId, nowIso } from '../../ids.ts';
@@ -45,7 +46,7 @@ export type CatalogDeps = {
   /** The longest each tier runs before a renewal (the lifecycle settings), for assessments to say. */
   maxLifetimeDays?: Record<Tier, number>;
   /** Governance scorecards for a page of apps (shown in the catalog, filterable). */
-  scorecards?: (apps: AppsTable[]) => Promise<Map<string, Scorecard>>;
+  scorecards?: (apps: AppsTable[], cache?: ReadCache) => Promise<Map<string, Scorecard>>;
   repo: CatalogRepository;
   audit: Pick<AuditService, 'record'>;
   risk: RiskEvaluator;

@@ -10,7 +10,7 @@ import { tiers } from '../risk/risk-rules.ts';
 import { appStates } from './app-view.ts';
 import { catalogStages } from './catalog-lifecycle.ts';
 import { denialSentence } from './catalog-policy.ts';
-import type { CatalogService } from './catalog-service.ts';
+import { type CatalogService, pageJson } from './catalog-service.ts';
 import { dataClasses, Manifest } from './manifest-schema.ts';
 
 export const AppName = Type.String({ pattern: '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$', maxLength: 63 });
@@ -103,12 +103,14 @@ export function registerCatalogRoutes(
       },
     },
     // The caller's sign-in (auth-hook.ts) already began the request's read of the cache.
-    async (request) =>
-      catalog.list(
+    async (request, reply) => {
+      const page = await catalog.list(
         principalOf(request),
         { ...request.query, limit: request.query.limit ?? 50 },
         deps.cache ? { cache: deps.cache } : {},
-      ),
+      );
+      return reply.type('application/json; charset=utf-8').send(pageJson(page));
+    },
   );
 
   app.get(
