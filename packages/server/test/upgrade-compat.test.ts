@@ -80,7 +80,16 @@ for (const engine of engines())
           body: { decision: 'request_changes', comment: 'name the ledger' },
         });
         // The database as the release before 0033 left it: 0033 and what came after it undone.
-        const later = ['0033_revision_answers', '0034_agent_changes', '0035_hosted_repos'];
+        const later = [
+          '0033_revision_answers',
+          '0034_agent_changes',
+          '0035_hosted_repos',
+          '0036_scorecard_changes',
+        ];
+        for (const table of ['app_versions', 'advisory_alerts'])
+          if (engine === 'sqlite')
+            for (const i of [0, 1, 2]) await sql.raw(`drop trigger ${table}_changed_${i}`).execute(db.kysely);
+          else await sql.raw(`drop trigger ${table}_changed on ${table}`).execute(db.kysely);
         await db.kysely.schema.dropIndex('app_repos_host_repo').execute();
         for (const [table, column] of [
           ['change_requests', 'host_url'],
