@@ -146,6 +146,21 @@ for (const engine of engines()) {
         assert.equal(kept, first);
         assert.equal(first, JSON.stringify(JSON.parse(first)));
         assert.ok(JSON.parse(first).items.every((a: { scorecard?: unknown }) => a.scorecard));
+        // Catalog rows too: the kept part from the app and its scorecard, the lifecycle facts after it.
+        const rows = (await call(server, 'GET', '/api/v1/apps?limit=5&view=summary', { token: t.dave })).text;
+        assert.equal(
+          (await call(server, 'GET', '/api/v1/apps?limit=5&view=summary', { token: t.dave })).text,
+          rows,
+        );
+        assert.equal(rows, JSON.stringify(JSON.parse(rows)));
+        for (const row of JSON.parse(rows).items)
+          assert.deepEqual(Object.keys(row).slice(-5), [
+            'scorecard',
+            'stage',
+            'running',
+            'lastUsedAt',
+            'expiresAt',
+          ]);
         await raw.kysely
           .insertInto('app_versions')
           .values({

@@ -82,16 +82,27 @@ export async function lifecycleFactsOf(
       stage: (lifecycle?.stage ?? 'active') as LifecycleFacts['stage'],
       running: running.has(app.id),
       lastUsedAt: usedAt.get(app.id) ?? null,
-      expiresAt: expiryOf(
-        {
-          createdAt: app.created_at,
-          tier: app.tier as Tier,
-          manifestExpires: (JSON.parse(app.manifest) as Manifest).lifetime?.expires ?? null,
-          renewedAt: lifecycle?.renewed_at ?? null,
-        },
-        { maxLifetimeDays },
-      ),
+      expiresAt: expiresAtOf(app, lifecycle?.renewed_at ?? null, maxLifetimeDays),
     });
   }
   return facts;
+}
+
+// The expiry worked out for a row (a kept one is the same object until the app changes), by its renewal.
+const expiries = new WeakMap<AppsTable, { renewedAt: string | null; lifetimes: object; expiresAt: string }>();
+
+function expiresAtOf(app: AppsTable, renewedAt: string | null, maxLifetimeDays: Record<Tier, number>) {
+  const kept = expiries.get(app);
+  if (kept && kept.renewedAt === renewedAt && kept.lifetimes === maxLifetimeDays) return kept.expiresAt;
+  const expiresAt = expiryOf(
+    {
+      createdAt: app.created_at,
+      tier: app.tier as Tier,
+      manifestExpires: (JSON.parse(app.manifest) as Manifest).lifetime?.expires ?? null,
+      renewedAt,
+    },
+    { maxLifetimeDays },
+  );
+  expiries.set(app, { renewedAt, lifetimes: maxLifetimeDays, expiresAt });
+  return expiresAt;
 }

@@ -7,7 +7,7 @@ import { defaultLifecycleSettings } from '../lifecycle/lifecycle-rules.ts';
 import type { Scorecard } from '../lifecycle/scorecard.ts';
 import { riskInputOf } from '../risk/risk-evaluator.ts';
 import type { Tier } from '../risk/risk-rules.ts';
-import { type AppSummary, type AppView, toAppSummary } from './app-view.ts';
+import { type AppView, toAppSummary } from './app-view.ts';
 import { type LifecycleFacts, type LifecycleFilter, lifecycleFactsOf } from './catalog-lifecycle.ts';
 import { checkPolicies } from './catalog-policy.ts';
 import { type CatalogDeps, createRegistration } from './catalog-registration.ts';
@@ -24,7 +24,10 @@ export { type Assessment, canView, type RevisionView } from './catalog-rules.ts'
  * unchanged) and its scorecard, or its catalog row (`view=summary`, which holds its scorecard).
  */
 export type CatalogPage = {
-  items: { view: AppView | AppSummary; scorecard?: Scorecard }[];
+  items: (
+    | { view: AppView; scorecard?: Scorecard }
+    | { row: AppsTable; scorecard?: Scorecard; facts?: LifecycleFacts }
+  )[];
   nextCursor: string | null;
 };
 
@@ -45,12 +48,30 @@ const textOf = (value: object) => {
  * after the view's last key, the same text as JSON.stringify of `{ ...view, scorecard }`.
  */
 export function pageJson(page: CatalogPage): string {
-  const items = page.items.map(({ view, scorecard }) => {
-    const text = textOf(view);
-    if (!scorecard) return text;
-    return `${text.slice(0, -1)}${text.length > 2 ? ',' : ''}"scorecard":${textOf(scorecard)}}`;
+  const items = page.items.map((item) => {
+    if ('row' in item) return summaryJson(item.row, item.scorecard, item.facts);
+    const text = textOf(item.view);
+    if (!item.scorecard) return text;
+    return `${text.slice(0, -1)}${text.length > 2 ? ',' : ''}"scorecard":${textOf(item.scorecard)}}`;
   });
   return `{"items":[${items.join(',')}],"nextCursor":${JSON.stringify(page.nextCursor)}}`;
+}
+
+// A kept row's catalog row (AppSummary) as JSON, with the scorecard it was written with.
+const summaries = new WeakMap<AppsTable, { card: Scorecard | undefined; text: string }>();
+
+/**
+ * An app's catalog row as JSON: `{ ...toAppSummary(row, scorecard), ...facts }`. The part from the row and
+ * its scorecard is written once while the cache keeps both; the lifecycle facts (last use, running), read
+ * on every request, are written after it.
+ */
+function summaryJson(row: AppsTable, card: Scorecard | undefined, facts: LifecycleFacts | undefined) {
+  let kept = summaries.get(row);
+  if (!kept || kept.card !== card) {
+    kept = { card, text: JSON.stringify(toAppSummary(row, card)) };
+    summaries.set(row, kept);
+  }
+  return facts ? `${kept.text.slice(0, -1)},${JSON.stringify(facts).slice(1)}` : kept.text;
 }
 
 /** The catalog: register and re-register apps from their manifests, score their risk, list and show them. */
@@ -157,7 +178,11 @@ export function createCatalogService(deps: CatalogDeps) {
       kept.length > filter.limit ? Buffer.from(page.at(-1)!.row.name).toString('base64url') : null;
     if (view === 'summary')
       return {
-        items: page.map((k) => ({ view: { ...toAppSummary(k.row, k.card), ...k.facts } })),
+        items: page.map((k) => ({
+          row: k.row,
+          ...(k.card ? { scorecard: k.card } : {}),
+          ...(k.facts ? { facts: k.facts } : {}),
+        })),
         nextCursor,
       };
     const rows = page.map((k) => k.row);
