@@ -135,6 +135,49 @@ async function rawWrites(): Promise<number> {
   }
 }
 
+/** An event's row as a request's transaction queues it on PostgreSQL (audit-service.ts, `record`). */
+const queuedRow = (w: number, n: number) => ({
+  id: `evt_${w}_${n}_${Date.now().toString(36)}`,
+  occurred_at: new Date().toISOString(),
+  actor: `writer-${w}@example.com`,
+  action: 'bench.write',
+  target_type: 'app',
+  target: `app-${n % 100}`,
+  reason: null,
+  request_id: `req_${w}_${n}`,
+  source_ip: null,
+  summary: canonicalJson({ n }),
+});
+
+/**
+ * PostgreSQL's governed write in its two parts: the writers' transactions queueing their event and nothing
+ * else (no chaining), and the sequencer alone chaining a full queue.
+ */
+async function parts(db: Db) {
+  let n = 0;
+  const started = performance.now();
+  const until = started + number('seconds') * 1000;
+  await Promise.all(
+    Array.from({ length: number('writers') }, async (_, w) => {
+      while (performance.now() < until)
+        await db.kysely
+          .transaction()
+          .execute((trx) => trx.insertInto('audit_queue').values(queuedRow(w, n++)).execute());
+    }),
+  );
+  const queueing = n / ((performance.now() - started) / 1000);
+  const audit = createAuditService({ db: db.kysely, dialect: db.dialect });
+  try {
+    const t = performance.now();
+    await audit.sequence();
+    const chaining = n / ((performance.now() - t) / 1000);
+    if ((await count(db)) !== n) throw new BenchFailure(`${n} events queued but not all of them chained`);
+    return { queueing, chaining, queued: n };
+  } finally {
+    audit.stop();
+  }
+}
+
 /** A valid chain of `events` events, written straight into the table. */
 async function chain(db: Db, events: number) {
   let prev = genesisHash;
@@ -219,6 +262,15 @@ await runBench(async () => {
         console.log(
           `  ${label.padEnd(11)} beside it: ${Math.round(raw).toLocaleString('en-US').padStart(7)} bare transactions/s (node-postgres, BEGIN; INSERT; COMMIT, the same writers: one process's ceiling here)`,
         );
+        const p = await open(engine);
+        try {
+          const { queueing, chaining, queued } = await parts(p.db);
+          console.log(
+            `  ${label.padEnd(11)} its parts: ${Math.round(queueing).toLocaleString('en-US').padStart(7)} transactions/s queueing an event and nothing else; the sequencer alone chained those ${queued.toLocaleString('en-US')} at ${Math.round(chaining).toLocaleString('en-US')} events/s`,
+          );
+        } finally {
+          await p.drop();
+        }
       }
       const v = await open(engine);
       try {

@@ -98,6 +98,7 @@ export function createAuditService(deps: {
   // last one without a request was recorded (a job, a build). The response to such a request waits for the
   // chain (afterResponse's caller), so that whoever acted reads their own event in the trail at once.
   const queuedBy = new Map<string, number>();
+  let prunedAt = 0;
   let backgroundUntil = 0;
   let scheduled: NodeJS.Timeout | null = null;
   // Whatever no request waited for (a response that never went through the HTTP hooks, a replica that
@@ -149,9 +150,14 @@ export function createAuditService(deps: {
     }
     await trx.insertInto('audit_queue').values(row).execute();
     if (ctx.requestId) {
-      queuedBy.set(ctx.requestId, Date.now());
-      if (queuedBy.size > 1000)
-        for (const [id, at] of queuedBy) if (at < Date.now() - 10_000) queuedBy.delete(id);
+      const now = Date.now();
+      queuedBy.set(ctx.requestId, now);
+      // Requests whose response never waited (chainFor) are forgotten after 10 s: looked for at most once a
+      // second, since a look goes through every request still queued.
+      if (queuedBy.size > 1000 && now - prunedAt > 1000) {
+        prunedAt = now;
+        for (const [id, at] of queuedBy) if (at < now - 10_000) queuedBy.delete(id);
+      }
     } else backgroundUntil = Date.now() + 2000;
     sweeper ??= setInterval(() => sequence().catch(() => {}), 1000);
     sweeper.unref();
