@@ -83,6 +83,26 @@ const headQuery = CompiledQuery.raw(
 const insertOne = (dialect: Dialect) =>
   `insert into audit_events (seq, id, occurred_at, actor, action, target_type, target, reason, request_id, source_ip, summary, prev_hash, hash) values (${Array.from({ length: 13 }, (_, i) => (dialect === 'postgres' ? `$${i + 1}` : '?')).join(', ')})`;
 
+/** audit_events' columns and their PostgreSQL types, in the order both inserts give them. */
+const eventColumns = [
+  ['seq', 'bigint'],
+  ['id', 'text'],
+  ['occurred_at', 'text'],
+  ['actor', 'text'],
+  ['action', 'text'],
+  ['target_type', 'text'],
+  ['target', 'text'],
+  ['reason', 'text'],
+  ['request_id', 'text'],
+  ['source_ip', 'text'],
+  ['summary', 'text'],
+  ['prev_hash', 'text'],
+  ['hash', 'text'],
+] as const;
+
+/** Many events appended on PostgreSQL: a parameter per column, each an array of the events' values. */
+const insertUnnest = `insert into audit_events (${eventColumns.map(([c]) => c).join(', ')}) select * from unnest(${eventColumns.map(([, type], i) => `$${i + 1}::${type}[]`).join(', ')})`;
+
 /** The tamper-evident audit trail: append inside the caller's transaction, read, and verify the chain. */
 export function createAuditService(deps: {
   db: Kysely<Database>;
@@ -216,7 +236,18 @@ export function createAuditService(deps: {
       );
       return;
     }
-    // A few hundred rows a statement: within both engines' limits on parameters.
+    if (dialect === 'postgres') {
+      // The sequencer's batches: one array per column, whatever the batch's size, rather than a parameter
+      // per value to build, send and bind.
+      await trx.executeQuery(
+        CompiledQuery.raw(
+          insertUnnest,
+          eventColumns.map(([column]) => rows.map((r) => r[column])),
+        ),
+      );
+      return;
+    }
+    // A few hundred rows a statement: within SQLite's limit on parameters.
     for (let i = 0; i < rows.length; i += 500)
       await trx
         .insertInto('audit_events')
@@ -240,12 +271,11 @@ export function createAuditService(deps: {
         trx,
         queued.map(({ position: _, ...q }) => q),
       );
-      const positions = queued.map((q) => q.position);
-      for (let i = 0; i < positions.length; i += 500)
-        await trx
-          .deleteFrom('audit_queue')
-          .where('position', 'in', positions.slice(i, i + 500))
-          .execute();
+      await trx.executeQuery(
+        CompiledQuery.raw('delete from audit_queue where position = any($1::bigint[])', [
+          queued.map((q) => q.position),
+        ]),
+      );
       return queued.length;
     });
   }
