@@ -79,11 +79,7 @@ const headQuery = CompiledQuery.raw(
   hash: string;
 }>;
 
-/** One event appended: positional parameters, which both SQLite and PostgreSQL (as $n) take. */
-const insertOne = (dialect: Dialect) =>
-  `insert into audit_events (seq, id, occurred_at, actor, action, target_type, target, reason, request_id, source_ip, summary, prev_hash, hash) values (${Array.from({ length: 13 }, (_, i) => (dialect === 'postgres' ? `$${i + 1}` : '?')).join(', ')})`;
-
-/** audit_events' columns and their PostgreSQL types, in the order both inserts give them. */
+/** audit_events' columns and their PostgreSQL types, in the order every insert gives them. */
 const eventColumns = [
   ['seq', 'bigint'],
   ['id', 'text'],
@@ -99,6 +95,10 @@ const eventColumns = [
   ['prev_hash', 'text'],
   ['hash', 'text'],
 ] as const;
+
+/** One event appended: positional parameters, which both SQLite and PostgreSQL (as $n) take. */
+const insertOne = (dialect: Dialect) =>
+  `insert into audit_events (${eventColumns.map(([c]) => c).join(', ')}) values (${eventColumns.map((_, i) => (dialect === 'postgres' ? `$${i + 1}` : '?')).join(', ')})`;
 
 /** Many events appended on PostgreSQL: a parameter per column, each an array of the events' values. */
 const insertUnnest = `insert into audit_events (${eventColumns.map(([c]) => c).join(', ')}) select * from unnest(${eventColumns.map(([, type], i) => `$${i + 1}::${type}[]`).join(', ')})`;
@@ -218,21 +218,10 @@ export function createAuditService(deps: {
     if (rows.length === 1) {
       const r = rows[0]!;
       await trx.executeQuery(
-        CompiledQuery.raw(insertOneSql, [
-          r.seq,
-          r.id,
-          r.occurred_at,
-          r.actor,
-          r.action,
-          r.target_type,
-          r.target,
-          r.reason,
-          r.request_id,
-          r.source_ip,
-          r.summary,
-          r.prev_hash,
-          r.hash,
-        ]),
+        CompiledQuery.raw(
+          insertOneSql,
+          eventColumns.map(([column]) => r[column]),
+        ),
       );
       return;
     }
