@@ -55,6 +55,21 @@ export function blobRegistryFrom(env: NodeJS.ProcessEnv, problems: string[]): Oc
 }
 
 /**
+ * Where the platform's own repositories live (MICROAPP_GIT_STORE): `shared` (the database and the blob store)
+ * by default when blobs go to a registry, which is how replicas share nothing but those two; `folder` (the
+ * data folder's `repos/`) by default otherwise.
+ */
+export function gitStoreFrom(env: NodeJS.ProcessEnv, registry: boolean, problems: string[]) {
+  const raw = env.MICROAPP_GIT_STORE;
+  if (raw === undefined || raw === '') return registry ? 'shared' : 'folder';
+  if (raw === 'shared' || raw === 'folder') return raw;
+  problems.push(
+    `MICROAPP_GIT_STORE is shared (repositories in the database and the blob store, for several replicas) or folder (the data folder alone), got "${raw.slice(0, 40)}"`,
+  );
+  return registry ? 'shared' : 'folder';
+}
+
+/**
  * This replica's name in the database's replica table (MICROAPP_REPLICA_ID), which owns the builds and app
  * instances it runs. By default the host name and the data folder, so a restart of the same replica is
  * itself again and picks up its own work at once, and two replicas on one host are told apart.

@@ -5,6 +5,7 @@ import { join, resolve } from 'node:path';
 import { type GitHostConfig, gitHostFrom } from './config-git-host.ts';
 import {
   blobRegistryFrom,
+  gitStoreFrom,
   metricsTokenFileFrom,
   replicaIdFrom,
   replicaLeaseSecondsFrom,
@@ -109,6 +110,11 @@ export type ServerConfig = {
   blobRegistry: OciRegistrySettings | null;
   /** The company's GitHub or GitLab, where apps' repositories live (MICROAPP_GIT_HOST); null: the platform's own. */
   gitHost: GitHostConfig | null;
+  /**
+   * Where the platform's own repositories live (MICROAPP_GIT_STORE): `shared`, in the database and the blob
+   * store, each replica keeping a copy as a cache; `folder`, in the data folder's `repos/` alone.
+   */
+  gitStore: 'shared' | 'folder';
   /** This replica's name and lease: it owns the builds and app instances it runs (MICROAPP_REPLICA_ID). */
   replica: { id: string; leaseSeconds: number; url: string | null };
 };
@@ -315,6 +321,7 @@ export function loadConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv): ServerCo
   };
   const blobRegistry = blobRegistryFrom(env, problems);
   const gitHost = gitHostFrom(env, problems);
+  const gitStore = gitStoreFrom(env, blobRegistry !== null, problems);
   const tls = tlsFrom(env, problems);
   // The broker's own certificate (for its Service's name), or else the platform's.
   const egressTls = tlsFrom(env, problems, 'MICROAPP_EGRESS_TLS') ?? tls;
@@ -377,6 +384,7 @@ export function loadConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv): ServerCo
     appDataMb,
     blobRegistry,
     gitHost,
+    gitStore,
     replica,
   };
 }

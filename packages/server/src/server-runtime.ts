@@ -179,6 +179,7 @@ export function composeRuntime(
     publicUrl: deps.publicUrl,
     ...(config.templatesDir ? { templatesDir: config.templatesDir } : {}),
     gitHost: config.gitHost,
+    shared: config.gitStore === 'shared' ? deps.blobs : null,
   });
   registerDeploymentRoutes(app, { deployments, gitops: repos.gitops });
   registerKubernetesArtifactRoutes(app, { db, blobs: deps.blobs, settings: config.kubernetes, hold });

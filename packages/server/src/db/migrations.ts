@@ -11,6 +11,7 @@ import { clusterRoutes } from './migrations/0032-cluster-routes.ts';
 import { revisionAnswers } from './migrations/0033-revision-answers.ts';
 import { agentChanges } from './migrations/0034-agent-changes.ts';
 import { scorecardChanges } from './migrations/0036-scorecard-changes.ts';
+import { sharedRepos } from './migrations/0037-shared-repos.ts';
 
 type AnyDb = Kysely<unknown>;
 
@@ -30,6 +31,7 @@ const migrations: Record<string, (dialect: Dialect) => Migration> = {
   ...revisionAnswers,
   ...agentChanges,
   ...scorecardChanges,
+  ...sharedRepos,
 };
 
 /**

@@ -3,6 +3,26 @@ export interface RepoTables {
   app_repos: AppReposTable;
   change_requests: ChangeRequestsTable;
   change_reviews: ChangeReviewsTable;
+  repo_refs: RepoRefsTable;
+  repo_packs: RepoPacksTable;
+}
+
+/** A branch of a shared repository (MICROAPP_GIT_STORE=shared, migration 0037): the commit it points at. */
+export interface RepoRefsTable {
+  repo_id: string;
+  /** `refs/heads/NAME`. */
+  ref: string;
+  commit_id: string;
+}
+
+/** A pack of a shared repository's objects in the blob store, numbered from 1 in the order written. */
+export interface RepoPacksTable {
+  repo_id: string;
+  seq: number;
+  /** The pack's `sha256:HEX` in the blob store (kind `pack`). */
+  digest: string;
+  objects: number;
+  created_at: string;
 }
 
 /** An app's repository on the platform's git server (its objects are on disk, `repos/APP_ID.git`). */

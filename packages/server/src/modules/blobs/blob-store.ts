@@ -3,10 +3,11 @@ import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statfsSync, wr
 import { join } from 'node:path';
 
 /**
- * What the platform keeps as blobs: signed artifacts (`artifact`) and sealed data archives of
- * decommissioned apps (`archive`). Bundles, SBOMs and scan results live in the database beside them.
+ * What the platform keeps as blobs: signed artifacts (`artifact`), sealed data archives of decommissioned
+ * apps (`archive`) and the git packs of shared repositories (`pack`, shared-repos.ts). Bundles, SBOMs and
+ * scan results live in the database beside them.
  */
-export type BlobKind = 'artifact' | 'archive';
+export type BlobKind = 'artifact' | 'archive' | 'pack';
 
 /**
  * Content-addressed storage that every replica shares: a blob is written once under its SHA-256 digest and
@@ -65,6 +66,7 @@ export function verified(kind: BlobKind, digest: string, bytes: Buffer): Buffer 
 const folders: Record<BlobKind, { dir: string; suffix: string }> = {
   artifact: { dir: 'artifacts', suffix: '.tar.gz' },
   archive: { dir: 'archives', suffix: '.sealed' },
+  pack: { dir: 'repo-packs', suffix: '.pack' },
 };
 
 /**

@@ -25,6 +25,11 @@ const types: Record<BlobKind, { repository: string; artifactType: string; layer:
     artifactType: 'application/vnd.microapp.archive.v1',
     layer: 'application/vnd.microapp.archive.v1.sealed',
   },
+  pack: {
+    repository: 'repo-packs',
+    artifactType: 'application/vnd.microapp.git-pack.v1',
+    layer: 'application/x-git-packfile',
+  },
 };
 
 /**

@@ -176,6 +176,7 @@ export function registerGitRoutes(
           const refusal = await pushRefusal(caller, target);
           if (refusal) throw refusal;
         }
+        await deps.store.sync(target.id);
         return backend(request, reply, caller.principal, target.id, 'info/refs', `service=${service}`);
       },
     );
@@ -202,22 +203,7 @@ export function registerGitRoutes(
             if (refusal || !app) throw refusal;
             // One push at a time per repository, so what changed is what this push changed.
             const previous = pushing.get(app.id) ?? Promise.resolve();
-            const mine = previous.then(async () => {
-              const before = await deps.store.refs(app.id);
-              await backend(request, reply, principal, app.id, service, '', async () => {
-                const after = await deps.store.refs(app.id);
-                const updates: RefUpdate[] = [];
-                for (const ref of new Set([...before.keys(), ...after.keys()]))
-                  if (before.get(ref) !== after.get(ref))
-                    updates.push({ ref, before: before.get(ref) ?? null, after: after.get(ref) ?? null });
-                if (updates.length)
-                  await deps
-                    .onPush(principal, app, updates, contextOf(request, caller), caller.agent)
-                    .catch((error: Error) =>
-                      request.log.error({ err: error, app: app.name }, 'a push was not handled'),
-                    );
-              });
-            });
+            const mine = previous.then(() => push(request, reply, caller, app));
             const settled = mine.catch(() => {});
             pushing.set(app.id, settled);
             // The last push of a repository leaves nothing behind: the map holds only pushes in flight.
@@ -225,13 +211,62 @@ export function registerGitRoutes(
             await mine;
             return reply;
           }
+          await deps.store.sync(target.id);
           return backend(request, reply, principal, target.id, service, '');
         },
       );
     }
   });
 
-  /** Runs `git http-backend` as CGI for one request, streaming both ways. */
+  /**
+   * A push: `git receive-pack` on the repository with no other write in between, then its moves published
+   * (shared repositories: to the database, which refuses a branch another replica moved meanwhile). git's
+   * answer is held until then, so the pusher reads "ok" only for a push that landed.
+   */
+  async function push(request: FastifyRequest, reply: FastifyReply, caller: Caller, app: AppView) {
+    let updates: RefUpdate[] = [];
+    let refused: AppError | null = null;
+    const held = await deps.store.exclusive(app.id, async (copy) => {
+      const before = await copy.refs();
+      const answer = await backend(request, reply, caller.principal, app.id, 'git-receive-pack', '', true);
+      if (!answer || answer.code !== 0) return answer;
+      const after = await copy.refs();
+      for (const ref of new Set([...before.keys(), ...after.keys()]))
+        if (before.get(ref) !== after.get(ref))
+          updates.push({ ref, before: before.get(ref) ?? null, after: after.get(ref) ?? null });
+      try {
+        await copy.publish(updates);
+      } catch (error) {
+        refused =
+          error instanceof AppError
+            ? error
+            : new AppError('unavailable', 'the push could not be saved; nothing changed: push again');
+        request.log.error({ err: error, app: app.name }, 'a push was not saved');
+        updates = [];
+      }
+      return answer;
+    });
+    if (!held) return;
+    if (refused) {
+      const e = refused as AppError;
+      reply.raw.writeHead(e.status, { 'content-type': 'text/plain; charset=utf-8' });
+      reply.raw.end(`${e.message}\n`);
+      return;
+    }
+    if (updates.length)
+      await deps
+        .onPush(caller.principal, app, updates, contextOf(request, caller), caller.agent)
+        .catch((error: Error) => request.log.error({ err: error, app: app.name }, 'a push was not handled'));
+    reply.raw.writeHead(held.status, held.headers);
+    reply.raw.end(Buffer.concat(held.body));
+  }
+
+  type Held = { code: number | null; status: number; headers: Record<string, string>; body: Buffer[] };
+
+  /**
+   * Runs `git http-backend` as CGI for one request, streaming both ways; with `hold`, git's answer is kept
+   * (and returned, null when an error was already sent) for the caller to send.
+   */
   function backend(
     request: FastifyRequest,
     reply: FastifyReply,
@@ -239,8 +274,25 @@ export function registerGitRoutes(
     repositoryId: string,
     path: string,
     query: string,
-    after?: () => Promise<void>,
-  ): Promise<FastifyReply> {
+  ): Promise<FastifyReply>;
+  function backend(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    principal: Principal,
+    repositoryId: string,
+    path: string,
+    query: string,
+    hold: true,
+  ): Promise<Held | null>;
+  function backend(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    principal: Principal,
+    repositoryId: string,
+    path: string,
+    query: string,
+    hold = false,
+  ): Promise<FastifyReply | Held | null> {
     const headers = request.headers;
     const child = spawn('git', ['http-backend'], {
       env: gitEnv({
@@ -264,10 +316,14 @@ export function registerGitRoutes(
     const res = reply.raw;
     let head = Buffer.alloc(0);
     let started = false;
+    let held: Held | null = null;
+    let failed = false;
     let received = 0;
     let stderr = '';
     const fail = (status: number, message: string) => {
-      if (!started) {
+      failed = true;
+      if (!started || held) {
+        held = null;
         started = true;
         res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8' });
         res.end(`${message}\n`);
@@ -279,7 +335,8 @@ export function registerGitRoutes(
     });
     child.stdout.on('data', (chunk: Buffer) => {
       if (started) {
-        res.write(chunk);
+        if (held) held.body.push(chunk);
+        else if (!failed) res.write(chunk);
         return;
       }
       head = Buffer.concat([head, chunk]);
@@ -302,8 +359,13 @@ export function registerGitRoutes(
         else out[name] = value;
       }
       started = true;
-      res.writeHead(status, { ...out, 'x-request-id': String(request.id) });
-      res.write(head.subarray(split + (end >= 0 ? 4 : 2)));
+      const rest = head.subarray(split + (end >= 0 ? 4 : 2));
+      if (hold)
+        held = { code: null, status, headers: { ...out, 'x-request-id': String(request.id) }, body: [rest] };
+      else {
+        res.writeHead(status, { ...out, 'x-request-id': String(request.id) });
+        res.write(rest);
+      }
     });
     const body = request.body as NodeJS.ReadableStream | undefined;
     if (body && typeof body.pipe === 'function') {
@@ -319,13 +381,13 @@ export function registerGitRoutes(
     } else child.stdin.end();
     child.stdin.on('error', () => {});
     return new Promise((resolve) => {
-      child.on('close', async (code) => {
+      child.on('close', (code) => {
         if (!started) fail(502, `the git server failed: ${stderr.trim().split('\n').pop() ?? code}`);
-        else {
-          if (code === 0 && after) await after().catch(() => {});
-          res.end();
-        }
-        resolve(reply);
+        else if (!hold) res.end();
+        if (!hold) return resolve(reply);
+        const answer = held as Held | null;
+        if (answer) answer.code = code;
+        resolve(failed ? null : answer);
       });
       child.on('error', () => fail(502, 'git is not installed on the platform (Debian package git)'));
     });

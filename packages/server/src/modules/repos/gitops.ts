@@ -47,7 +47,7 @@ export function createGitOps(deps: {
 
   function ensure() {
     ready ??= (async () => {
-      if (store.exists(id)) return;
+      if (await store.present(id)) return;
       await store.create(
         id,
         {

@@ -1,3 +1,4 @@
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Kysely } from 'kysely';
@@ -5,6 +6,7 @@ import type { Clock } from '../../clock.ts';
 import type { Database } from '../../db/schema.ts';
 import type { AgentGit } from '../agents/agent-git.ts';
 import type { AuditService } from '../audit/audit-service.ts';
+import type { BlobStore } from '../blobs/blob-store.ts';
 import type { BuildService } from '../builds/build-service.ts';
 import type { CatalogService } from '../catalog/catalog-service.ts';
 import { defaultTemplatesDir } from '../catalog/templates.ts';
@@ -23,7 +25,8 @@ import type { GitLabSettings } from './hosts/gitlab.ts';
 import { gitLabHost } from './hosts/gitlab.ts';
 import { registerRepoRoutes } from './repo-routes.ts';
 import { createRepoService } from './repo-service.ts';
-import { createRepoStore } from './repo-store.ts';
+import { createRepoStore, type RepoStore } from './repo-store.ts';
+import { createSharedRepoStore, type SharedRepoStore } from './shared-repos.ts';
 
 /** The most a push may send (and `receive.maxInputSize` of every repository). */
 export const maxPushBytes = 50 * 1024 * 1024;
@@ -38,6 +41,11 @@ type RepoDeps = {
   templatesDir?: string;
   /** The company's GitHub or GitLab (MICROAPP_GIT_HOST); absent: every repository is the platform's own. */
   gitHost?: HostSettings | null;
+  /**
+   * The platform's own repositories shared through the database and this blob store (MICROAPP_GIT_STORE=
+   * shared); absent: the data folder's `repos/` alone. Not with a git host, whose copies are fetched.
+   */
+  shared?: Pick<BlobStore, 'put' | 'get'> | null;
 };
 
 /** The git host's settings as configuration reads them (config-git-host.ts). */
@@ -47,11 +55,15 @@ export type HostSettings =
 
 /** The repositories on disk, the app repositories' service and the GitOps repository (before the builds exist). */
 export function prepareRepos(deps: RepoDeps) {
-  const store = createRepoStore({
+  const folder = createRepoStore({
     dir: join(deps.dataDir, 'repos'),
     hooksDir: join(deps.dataDir, 'git-hooks'),
     maxPushBytes,
   });
+  const store =
+    deps.shared && !deps.gitHost
+      ? createSharedRepoStore({ db: deps.db, clock: deps.clock, blobs: deps.shared, local: folder })
+      : folder;
   // Pull requests at the host become change requests, through the change service made later.
   let changes: ChangeService | null = null;
   const h = deps.gitHost;
@@ -161,4 +173,22 @@ export function installRepos(
     agentGit = git;
   };
   return { store, repos, changes, gitops, allowAgents };
+}
+
+/**
+ * On a server whose repositories are shared (MICROAPP_GIT_STORE=shared): shares the repositories the data
+ * folder holds and the database does not know yet, the folder's repositories before the upgrade. Returns
+ * how many; run before the server serves.
+ */
+export async function shareFolderRepositories(
+  store: RepoStore,
+  logger: { info: (o: object, m: string) => void },
+): Promise<number> {
+  if (!('importLocal' in store) || !existsSync(store.dir)) return 0;
+  const ids = readdirSync(store.dir)
+    .filter((f) => f.endsWith('.git'))
+    .map((f) => f.slice(0, -'.git'.length));
+  const shared = await (store as SharedRepoStore).importLocal(ids);
+  if (shared) logger.info({ repositories: shared }, 'repositories of the data folder are now shared');
+  return shared;
 }

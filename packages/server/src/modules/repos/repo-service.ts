@@ -113,7 +113,7 @@ export function createRepoService(deps: {
       .select(['app_id', 'host'])
       .where('app_id', '=', app.id)
       .executeTakeFirst();
-    if (row && store.exists(app.id)) return;
+    if (row && (await store.present(app.id))) return;
     // At the host: this replica has no copy yet, so it fetches one.
     if (row?.host && hosted) return hosted.sync(app.id);
     const pending = creating.get(app.id);

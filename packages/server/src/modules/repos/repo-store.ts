@@ -1,8 +1,7 @@
-import { randomUUID } from 'node:crypto';
 import { appendFileSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { git, gitText } from './git.ts';
+import { commitFilesIn } from './repo-commits.ts';
 
 /** Who a commit the platform writes is by: the person, committed by the platform. */
 export type CommitIdentity = { name: string; email: string };
@@ -155,79 +154,17 @@ export function createRepoStore(deps: { dir: string; hooksDir: string; maxPushBy
   }
 
   /**
-   * A commit on top of `parent` (or a first commit) that writes `files` (path → content) into the parent's
-   * tree, written without a work tree; `removeUnder` first empties a folder. Returns the new commit; no
-   * ref moves.
+   * A commit on top of `parent` (or a first commit) that writes `files` into the parent's tree; no ref moves
+   * (repo-commits.ts).
    */
-  async function commitFiles(
+  const commitFiles = (
     id: string,
     parent: string | null,
     files: Record<string, string>,
     message: string,
     author: CommitIdentity,
     options: { removeUnder?: string } = {},
-  ) {
-    const dir = pathOf(id);
-    const index = join(tmpdir(), `microapp-index-${randomUUID()}`);
-    const env = {
-      GIT_INDEX_FILE: index,
-      GIT_AUTHOR_NAME: author.name,
-      GIT_AUTHOR_EMAIL: author.email,
-      GIT_COMMITTER_NAME: 'microapp',
-      GIT_COMMITTER_EMAIL: 'platform@microapp.invalid',
-    };
-    try {
-      await git(dir, parent ? ['read-tree', parent] : ['read-tree', '--empty'], { env });
-      if (parent && options.removeUnder) {
-        // What the folder held before goes, so a file the new content no longer has does not linger.
-        const listed = await gitText(
-          dir,
-          ['ls-tree', '-r', '--name-only', parent, '--', options.removeUnder],
-          env,
-        );
-        const gone = listed.split('\n').filter(Boolean);
-        if (gone.length)
-          await git(dir, ['update-index', '--index-info'], {
-            env,
-            input: `${gone.map((p) => `0 ${'0'.repeat(40)}\t${p}`).join('\n')}\n`,
-          });
-      }
-      return await writeCommit(dir, env, files, parent, message);
-    } finally {
-      rmSync(index, { force: true });
-    }
-  }
-
-  async function writeCommit(
-    dir: string,
-    env: Record<string, string>,
-    files: Record<string, string>,
-    parent: string | null,
-    message: string,
-  ) {
-    // The contents go through files (one hash-object for all), and the index gets them in one call.
-    const paths = Object.keys(files);
-    if (paths.length > 0) {
-      const staging = join(tmpdir(), `microapp-blobs-${randomUUID()}`);
-      mkdirSync(staging, { mode: 0o700 });
-      try {
-        const names = paths.map((_, i) => join(staging, String(i)));
-        paths.forEach((path, i) => writeFileSync(names[i]!, files[path]!));
-        const hashed = (
-          await git(dir, ['hash-object', '-w', '--stdin-paths'], { env, input: `${names.join('\n')}\n` })
-        ).stdout
-          .toString()
-          .trim()
-          .split('\n');
-        const info = paths.map((path, i) => `100644 ${hashed[i]}\t${path}`).join('\n');
-        await git(dir, ['update-index', '--add', '--index-info'], { env, input: `${info}\n` });
-      } finally {
-        rmSync(staging, { recursive: true, force: true });
-      }
-    }
-    const tree = await gitText(dir, ['write-tree'], env);
-    return gitText(dir, ['commit-tree', tree, ...(parent ? ['-p', parent] : []), '-m', message], env);
-  }
+  ) => commitFilesIn(pathOf(id), parent, files, message, author, options);
 
   /** Every branch and its commit. */
   async function refs(id: string): Promise<Map<string, string>> {
@@ -368,6 +305,22 @@ export function createRepoStore(deps: { dir: string; hooksDir: string; maxPushBy
 
   return {
     dir: deps.dir,
+    init,
+    /** Whether the repository exists (shared-repos.ts asks the database too). */
+    present: async (id: string) => exists(id),
+    /** Brings the copy up to date with the shared state: nothing to do for a folder of repositories. */
+    sync: async (_id: string) => false,
+    /**
+     * Runs a push on the repository with no other write in between; shared repositories publish its moves
+     * (shared-repos.ts), a folder of repositories has nothing to publish.
+     */
+    exclusive: <R>(
+      id: string,
+      work: (copy: {
+        refs: () => Promise<Map<string, string>>;
+        publish: (moves: { ref: string; before: string | null; after: string | null }[]) => Promise<void>;
+      }) => Promise<R>,
+    ) => work({ refs: () => refs(id), publish: async () => {} }),
     bundle,
     pathOf,
     exists,

@@ -1,0 +1,354 @@
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Kysely } from 'kysely';
+import type { Clock } from '../../clock.ts';
+import type { Database } from '../../db/schema.ts';
+import { AppError } from '../../errors.ts';
+import type { BlobStore } from '../blobs/blob-store.ts';
+import { git } from './git.ts';
+import { gitopsRepository, mainBranch, type RepoStore } from './repo-store.ts';
+
+/** A branch's move: from `before` to `after` (null: created, or deleted). */
+export type RefMove = { ref: string; before: string | null; after: string | null };
+
+/** Why a shared repository's branch could not move: another replica (or request) moved it first. */
+export class RefMoved extends AppError {
+  constructor(ref: string) {
+    super(
+      'conflict',
+      `${ref.replace('refs/heads/', '')} moved while this change was written (another push or merge came first): fetch and try again`,
+    );
+  }
+}
+
+// The pack git writes for no objects: its header and checksum only.
+const objectsIn = (pack: Buffer) => (pack.length >= 12 ? pack.readUInt32BE(8) : 0);
+const sha = /^[0-9a-f]{40}$/;
+
+/**
+ * Repositories that replicas share through the database and the blob store, with nothing on a shared disk
+ * (MICROAPP_GIT_STORE=shared). The database holds every branch's commit; the blob store holds the objects, as
+ * git packs numbered in the order they were written. Each replica keeps a copy in its own data folder, as a
+ * cache: before a repository is read, the copy takes the packs it lacks and the branches as the database
+ * has them (`sync`). A branch moves in the database first, by compare-and-swap, in one transaction with the
+ * pack of the objects it brings, and only then in the copy: two replicas writing one repository never lose a
+ * commit, the later write fails and says so. Repositories the database knows nothing of (those of the
+ * company's GitHub or GitLab, which the platform fetches itself) are left as they are.
+ * @example const store = createSharedRepoStore({ db, clock, blobs, local: createRepoStore({ dir, hooksDir, maxPushBytes }) })
+ */
+export function createSharedRepoStore(deps: {
+  db: Kysely<Database>;
+  clock: Clock;
+  blobs: Pick<BlobStore, 'put' | 'get'>;
+  local: RepoStore;
+}) {
+  const { db, local } = deps;
+  // One sync or write at a time per repository in this process; other replicas are kept out by the
+  // database's compare-and-swap.
+  const queues = new Map<string, Promise<unknown>>();
+  const serial = <T>(id: string, work: () => Promise<T>): Promise<T> => {
+    const run = (queues.get(id) ?? Promise.resolve()).catch(() => {}).then(work);
+    const settled = run.catch(() => {});
+    queues.set(id, settled);
+    void settled.then(() => queues.get(id) === settled && queues.delete(id));
+    return run;
+  };
+  // The packs a copy holds: the number of the last one applied, in a file beside the repository's objects.
+  const markOf = (id: string) => join(local.pathOf(id), 'microapp-packs');
+  const appliedIn = (id: string) => {
+    try {
+      return Number.parseInt(readFileSync(markOf(id), 'utf8'), 10) || 0;
+    } catch {
+      return 0;
+    }
+  };
+
+  async function dbRefs(id: string, k: Kysely<Database> = db) {
+    const rows = await k
+      .selectFrom('repo_refs')
+      .select(['ref', 'commit_id'])
+      .where('repo_id', '=', id)
+      .execute();
+    return new Map(rows.map((r) => [r.ref, r.commit_id]));
+  }
+
+  const present = async (id: string, commit: string) =>
+    (await git(local.pathOf(id), ['cat-file', '-e', `${commit}^{commit}`], { allowFail: true })).code === 0;
+
+  /** Brings the copy to the database's state; false when the database holds no such repository. */
+  async function syncNow(id: string): Promise<boolean> {
+    // Branches first: each commit they name was written with its pack, so the packs read next hold it.
+    const refs = await dbRefs(id);
+    if (!refs.size) return false;
+    if (!local.exists(id)) await local.init(id);
+    const dir = local.pathOf(id);
+    let applied = appliedIn(id);
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const packs = await db
+        .selectFrom('repo_packs')
+        .select(['seq', 'digest'])
+        .where('repo_id', '=', id)
+        .where('seq', '>', applied)
+        .orderBy('seq')
+        .execute();
+      for (const p of packs) {
+        const bytes = await deps.blobs.get('pack', p.digest);
+        await git(dir, ['index-pack', '--stdin', '--strict'], { input: bytes });
+        applied = Number(p.seq);
+        writeFileSync(markOf(id), String(applied));
+      }
+      let missing = false;
+      for (const commit of new Set(refs.values())) if (!(await present(id, commit))) missing = true;
+      if (!missing) break;
+      // The copy's mark says more than it holds (a copy restored from a backup, a folder copied by hand):
+      // every pack again, from the first.
+      if (attempt === 1)
+        throw new Error(
+          `the repository ${id} lacks commits its packs should hold: the blob store is incomplete`,
+        );
+      applied = 0;
+    }
+    const mine = await local.refs(id);
+    const script: string[] = [];
+    for (const [ref, commit] of refs) if (mine.get(ref) !== commit) script.push(`update ${ref} ${commit}`);
+    for (const ref of mine.keys()) if (!refs.has(ref)) script.push(`delete ${ref}`);
+    if (script.length)
+      await git(dir, ['update-ref', '--stdin', '-m', 'microapp: shared state'], {
+        input: `${script.join('\n')}\n`,
+      });
+    return true;
+  }
+
+  /**
+   * Writes the moves to the database, with a pack of the objects they bring that it does not hold yet, in one
+   * transaction; throws RefMoved when a branch is no longer where the move expects it. The copy must hold
+   * the new commits. The copy's own branches are not moved here.
+   */
+  async function publishNow(id: string, moves: RefMove[]) {
+    for (const m of moves)
+      if (!m.ref.startsWith('refs/heads/') || [m.before, m.after].some((c) => c !== null && !sha.test(c)))
+        throw new Error(`not a branch move: ${m.ref}`);
+    const known = await dbRefs(id);
+    const news = moves.flatMap((m) => (m.after ? [m.after] : []));
+    let pack: { digest: string; objects: number } | null = null;
+    if (news.length) {
+      const stops = [...new Set(known.values())];
+      const bytes = (
+        await git(local.pathOf(id), ['pack-objects', '--revs', '--stdout', '--quiet'], {
+          input: `${news.join('\n')}\n${stops.map((c) => `^${c}`).join('\n')}\n`,
+        })
+      ).stdout;
+      if (objectsIn(bytes) > 0)
+        pack = { digest: await deps.blobs.put('pack', bytes), objects: objectsIn(bytes) };
+    }
+    for (let attempt = 0; ; attempt++)
+      try {
+        return await db.transaction().execute(async (trx) => {
+          for (const m of moves) {
+            let moved: bigint | undefined;
+            if (m.before === null && m.after !== null)
+              moved = (
+                await trx
+                  .insertInto('repo_refs')
+                  .values({ repo_id: id, ref: m.ref, commit_id: m.after })
+                  .onConflict((oc) => oc.columns(['repo_id', 'ref']).doNothing())
+                  .executeTakeFirst()
+              ).numInsertedOrUpdatedRows;
+            else if (m.before !== null && m.after === null)
+              moved = (
+                await trx
+                  .deleteFrom('repo_refs')
+                  .where('repo_id', '=', id)
+                  .where('ref', '=', m.ref)
+                  .where('commit_id', '=', m.before)
+                  .executeTakeFirst()
+              ).numDeletedRows;
+            else if (m.before !== null && m.after !== null)
+              moved = (
+                await trx
+                  .updateTable('repo_refs')
+                  .set({ commit_id: m.after })
+                  .where('repo_id', '=', id)
+                  .where('ref', '=', m.ref)
+                  .where('commit_id', '=', m.before)
+                  .executeTakeFirst()
+              ).numUpdatedRows;
+            if (moved !== undefined && Number(moved) !== 1) throw new RefMoved(m.ref);
+          }
+          if (!pack) return;
+          const last = await trx
+            .selectFrom('repo_packs')
+            .select((eb) => eb.fn.max('seq').as('seq'))
+            .where('repo_id', '=', id)
+            .executeTakeFirst();
+          // Two writers taking the same number: the primary key lets one in, and the other tries again.
+          await trx
+            .insertInto('repo_packs')
+            .values({
+              repo_id: id,
+              seq: Number(last?.seq ?? 0) + 1,
+              digest: pack.digest,
+              objects: pack.objects,
+              created_at: deps.clock.now().toISOString(),
+            })
+            .execute();
+        });
+      } catch (error) {
+        if (error instanceof RefMoved || attempt >= 4 || !/unique|duplicate/i.test(String(error)))
+          throw error;
+      }
+  }
+
+  /** Moves the copy's branches to match, after the database took the moves. */
+  async function moveCopy(id: string, moves: RefMove[]) {
+    const script = moves.map((m) => (m.after ? `update ${m.ref} ${m.after}` : `delete ${m.ref}`));
+    if (script.length)
+      await git(local.pathOf(id), ['update-ref', '--stdin', '-m', 'microapp'], {
+        input: `${script.join('\n')}\n`,
+      });
+  }
+
+  const sync = (id: string) => serial(id, () => syncNow(id));
+  const read =
+    <A extends unknown[], R>(f: (id: string, ...rest: A) => Promise<R>) =>
+    async (id: string, ...rest: A): Promise<R> => {
+      await sync(id);
+      return f(id, ...rest);
+    };
+
+  /** A write through the copy: brought up to date, changed, then the change written to the database. */
+  const write = <R>(id: string, work: () => Promise<{ result: R; moves: RefMove[] }>) =>
+    serial(id, async () => {
+      await syncNow(id);
+      const { result, moves } = await work();
+      try {
+        await publishNow(id, moves);
+      } catch (error) {
+        // The copy goes back to what the database holds.
+        await syncNow(id).catch(() => {});
+        throw error;
+      }
+      return result;
+    });
+
+  /**
+   * Shares every repository of the local folder the database does not know yet (the upgrade from a
+   * folder of repositories): its branches and one pack of all its objects. Returns how many it shared.
+   */
+  async function importLocal(ids: string[]): Promise<number> {
+    let shared = 0;
+    for (const id of ids)
+      await serial(id, async () => {
+        // Not a repository of the platform's naming: left alone.
+        if (!/^[a-z]{3}_[0-9a-z]{20}$/.test(id) && id !== gitopsRepository) return;
+        if (!local.exists(id) || (await dbRefs(id)).size) return;
+        const refs = await local.refs(id);
+        if (!refs.size) return;
+        await publishNow(
+          id,
+          [...refs].map(([ref, commit]) => ({ ref, before: null, after: commit })),
+        ).then(
+          () => shared++,
+          (error) => {
+            // Another replica shared it first.
+            if (!(error instanceof RefMoved)) throw error;
+          },
+        );
+        writeFileSync(markOf(id), String((await lastSeq(id)) ?? 0));
+      });
+    return shared;
+  }
+
+  const lastSeq = async (id: string) =>
+    Number(
+      (
+        await db
+          .selectFrom('repo_packs')
+          .select((eb) => eb.fn.max('seq').as('seq'))
+          .where('repo_id', '=', id)
+          .executeTakeFirst()
+      )?.seq ?? 0,
+    );
+
+  /**
+   * Runs `work` (a push through `git receive-pack`) on the copy, brought up to date, with no other write of
+   * this process in between. `copy.publish` writes the push's moves to the database; when they are refused
+   * the copy goes back to the database's state and it throws. The caller holds git's answer until then, so
+   * a pusher never reads "ok" for a push that did not land.
+   */
+  const exclusive = <R>(
+    id: string,
+    work: (copy: {
+      refs: () => Promise<Map<string, string>>;
+      publish: (moves: RefMove[]) => Promise<void>;
+    }) => Promise<R>,
+  ) =>
+    serial(id, async () => {
+      await syncNow(id);
+      return work({
+        refs: () => local.refs(id),
+        publish: async (moves) => {
+          try {
+            await publishNow(id, moves);
+          } catch (error) {
+            await syncNow(id).catch(() => {});
+            throw error;
+          }
+        },
+      });
+    });
+
+  const store: RepoStore & { importLocal: typeof importLocal } = {
+    ...local,
+    sync,
+    exclusive,
+    importLocal,
+    exists: (id: string) => existsSync(join(local.pathOf(id), 'HEAD')),
+    async present(id: string) {
+      return (await sync(id)) || local.exists(id);
+    },
+    create: (id, files, message, author) =>
+      serial(id, async () => {
+        if ((await dbRefs(id)).size) {
+          // Another replica made the GitOps repository a moment ago.
+          if (id === gitopsRepository) throw new AppError('conflict', 'the GitOps repository exists already');
+          // An app's repository is made once, at its registration: what the database holds of one whose
+          // registration never recorded it is what a crash left halfway, and goes.
+          await db.transaction().execute(async (trx) => {
+            await trx.deleteFrom('repo_refs').where('repo_id', '=', id).execute();
+            await trx.deleteFrom('repo_packs').where('repo_id', '=', id).execute();
+          });
+        }
+        const commit = await local.create(id, files, message, author);
+        await publishNow(id, [{ ref: `refs/heads/${mainBranch}`, before: null, after: commit }]);
+        return commit;
+      }),
+    setBranch: (id, branch, commit, expected) =>
+      write(id, async () => {
+        const moves = [{ ref: `refs/heads/${branch}`, before: expected, after: commit }];
+        await local.setBranch(id, branch, commit, expected);
+        return { result: undefined, moves };
+      }),
+    merge: (id, headCommit, message, by) =>
+      write(id, async () => {
+        const before = await local.head(id);
+        const result = await local.merge(id, headCommit, message, by);
+        return { result, moves: [{ ref: `refs/heads/${mainBranch}`, before, after: result.commit }] };
+      }),
+    commitFiles: read(local.commitFiles),
+    refs: read(local.refs),
+    head: read(local.head),
+    log: read(local.log),
+    archive: read(local.archive),
+    isAncestor: read(local.isAncestor),
+    mergeBase: read(local.mergeBase),
+    diff: read(local.diff),
+    readFile: read(local.readFile),
+    hasCommit: read(local.hasCommit),
+    bundle: read(local.bundle),
+  };
+
+  return store;
+}
+
+export type SharedRepoStore = ReturnType<typeof createSharedRepoStore>;
