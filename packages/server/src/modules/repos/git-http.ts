@@ -11,6 +11,7 @@ import { publicRoute } from '../identity/access.ts';
 import type { Principal } from '../identity/principal.ts';
 import type { TokenService } from '../tokens/token-service.ts';
 import { gitEnv } from './git.ts';
+import { refusedReport } from './git-report.ts';
 import type { GitOps } from './gitops.ts';
 import type { RepoService } from './repo-service.ts';
 import type { RepoStore } from './repo-store.ts';
@@ -225,7 +226,7 @@ export function registerGitRoutes(
    */
   async function push(request: FastifyRequest, reply: FastifyReply, caller: Caller, app: AppView) {
     let updates: RefUpdate[] = [];
-    let refused: AppError | null = null;
+    let refused: { reason: string; refs: string[] } | null = null;
     const held = await deps.store.exclusive(app.id, async (copy) => {
       const before = await copy.refs();
       const answer = await backend(request, reply, caller.principal, app.id, 'git-receive-pack', '', true);
@@ -237,21 +238,24 @@ export function registerGitRoutes(
       try {
         await copy.publish(updates);
       } catch (error) {
-        refused =
-          error instanceof AppError
-            ? error
-            : new AppError('unavailable', 'the push could not be saved; nothing changed: push again');
-        request.log.error({ err: error, app: app.name }, 'a push was not saved');
+        // git took the push, the platform did not: the pusher is told so, branch by branch.
+        if (!(error instanceof AppError))
+          request.log.error({ err: error, app: app.name }, 'a push was not saved');
+        refused = {
+          reason:
+            error instanceof AppError
+              ? error.message
+              : 'the push could not be saved, nothing changed: push again',
+          refs: updates.map((u) => u.ref),
+        };
         updates = [];
       }
       return answer;
     });
     if (!held) return;
     if (refused) {
-      const e = refused as AppError;
-      reply.raw.writeHead(e.status, { 'content-type': 'text/plain; charset=utf-8' });
-      reply.raw.end(`${e.message}\n`);
-      return;
+      const { reason, refs } = refused as { reason: string; refs: string[] };
+      held.body = [refusedReport(Buffer.concat(held.body), refs, reason)];
     }
     if (updates.length)
       await deps
