@@ -7,12 +7,15 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import pg from 'pg';
 import pino from 'pino';
+import { adjustableClock } from '../src/clock.ts';
 import { loadConfig } from '../src/config.ts';
 import { type Db, openDatabase } from '../src/db/database.ts';
 import { RestoreError, restoreBackup } from '../src/modules/backup/backup-restore.ts';
 import { writeBackup } from '../src/modules/backup/backup-write.ts';
 import { createFolderBlobStore } from '../src/modules/blobs/blob-store.ts';
 import { createOciBlobStore } from '../src/modules/blobs/oci-blob-store.ts';
+import { createRepoStore } from '../src/modules/repos/repo-store.ts';
+import { createSharedRepoStore } from '../src/modules/repos/shared-repos.ts';
 import { loadKek } from '../src/modules/signing/key-store.ts';
 import { startServer } from '../src/server.ts';
 import { version } from '../src/version.ts';
@@ -249,6 +252,31 @@ describe('backup and restore with the blob registry', () => {
         .where('digest', '=', digest)
         .executeTakeFirstOrThrow();
       assert.deepEqual(found.items.map((r) => r.name).sort(), Object.keys(JSON.parse(stored.bundles)).sort());
+      // The app's repository was shared (the default with a registry): its branches are rows, its objects
+      // packs in the registry. A replica with an empty folder reads it whole from the restored two.
+      const app = await fresh.db.kysely
+        .selectFrom('apps')
+        .select('id')
+        .where('name', '=', 'signed-poll')
+        .executeTakeFirstOrThrow();
+      const main = await fresh.db.kysely
+        .selectFrom('repo_refs')
+        .select('commit_id')
+        .where('repo_id', '=', app.id)
+        .where('ref', '=', 'refs/heads/main')
+        .executeTakeFirstOrThrow();
+      const repos = createSharedRepoStore({
+        db: fresh.db.kysely,
+        clock: adjustableClock(),
+        blobs: storeOn(after),
+        local: createRepoStore({
+          dir: join(dataDir, 'repos-new'),
+          hooksDir: join(dataDir, 'hooks-new'),
+          maxPushBytes: 1024 * 1024,
+        }),
+      });
+      assert.equal(await repos.head(app.id), main.commit_id);
+      assert.ok((await repos.log(app.id, 'main')).length >= 1);
     } finally {
       if (!stopped) await a.stop();
       await fresh.db.destroy();

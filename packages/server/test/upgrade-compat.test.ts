@@ -85,7 +85,10 @@ for (const engine of engines())
           '0034_agent_changes',
           '0035_hosted_repos',
           '0036_scorecard_changes',
+          '0037_shared_repositories',
         ];
+        await db.kysely.schema.dropTable('repo_packs').execute();
+        await db.kysely.schema.dropTable('repo_refs').execute();
         for (const table of ['app_versions', 'advisory_alerts'])
           if (engine === 'sqlite')
             for (const i of [0, 1, 2]) await sql.raw(`drop trigger ${table}_changed_${i}`).execute(db.kysely);

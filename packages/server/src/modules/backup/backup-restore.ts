@@ -162,6 +162,14 @@ export async function restoreBackup(deps: {
     }
     for (const id of archiveIds)
       await deps.blobs.put('archive', readFileSync(join(staging, 'archives', manifest.archives[id]!)));
+    for (const digest of manifest.packs ?? []) {
+      const bytes = readFileSync(join(staging, 'packs', digest.slice('sha256:'.length)));
+      if (`sha256:${createHash('sha256').update(bytes).digest('hex')}` !== digest)
+        throw new RestoreError(
+          `the repository pack ${digest} in the backup was changed since the backup was made`,
+        );
+      await deps.blobs.put('pack', bytes);
+    }
     if (existsSync(join(staging, 'audit')))
       cpSync(join(staging, 'audit'), join(deps.dataDir, 'audit'), { recursive: true, force: false });
     say('repositories');

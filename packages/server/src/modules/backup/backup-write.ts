@@ -42,6 +42,11 @@ export type BackupManifest = {
   /** Archive id → file name inside `archives/`. */
   archives: Record<string, string>;
   repositories: string[];
+  /**
+   * The packs of shared repositories (MICROAPP_GIT_STORE=shared), by digest, as files `packs/HEX`; absent in
+   * backups before 0037.
+   */
+  packs?: string[];
   /** Ids of the signing keys: a restore checks that the KEK it is given opens them. */
   signingKeys: string[];
 };
@@ -94,6 +99,7 @@ export async function writeBackup(deps: {
     let versions: { digest: string }[] = [];
     let archives: { id: string; path: string }[] = [];
     let keys: { id: string }[] = [];
+    let packs: string[] = [];
     let migrations: string[] = [];
     const snapshot = db.kysely.transaction();
     await (db.dialect === 'postgres' ? snapshot.setIsolationLevel('repeatable read') : snapshot).execute(
@@ -127,6 +133,9 @@ export async function writeBackup(deps: {
           .where('purged_at', 'is', null)
           .execute()) as { id: string; path: string }[];
         keys = (await k.selectFrom('signing_keys').select('keyid as id').execute()) as { id: string }[];
+        packs = (await k.selectFrom('repo_packs').select('digest').distinct().execute()).map((p) =>
+          String(p.digest),
+        );
       },
     );
     mkdirSync(join(staging, 'artifacts'));
@@ -147,6 +156,15 @@ export async function writeBackup(deps: {
       else if (existsSync(a.path)) copyFileSync(a.path, to);
       else throw new Error(`the archive ${a.id} is missing from ${a.path}: the backup would be incomplete`);
     }
+    // Shared repositories: their packs, from the blob store (their branches are rows of repo_refs).
+    mkdirSync(join(staging, 'packs'));
+    for (const [i, digest] of packs.entries()) {
+      say(`repository pack ${i + 1} of ${packs.length}`);
+      writeFileSync(
+        join(staging, 'packs', digest.slice('sha256:'.length)),
+        await deps.blobs.get('pack', digest),
+      );
+    }
     const reposDir = join(deps.dataDir, 'repos');
     const repositories = existsSync(reposDir) ? readdirSync(reposDir).filter((r) => r.endsWith('.git')) : [];
     for (const r of repositories) {
@@ -166,6 +184,7 @@ export async function writeBackup(deps: {
       artifacts: versions.map((v) => v.digest),
       archives: archiveFiles,
       repositories,
+      packs,
       signingKeys: keys.map((k) => k.id),
     };
     writeFileSync(join(staging, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
