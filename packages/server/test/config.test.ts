@@ -102,6 +102,18 @@ describe('server configuration', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
+  test('repositories are shared through the database and the blob store by default only with a registry', () => {
+    assert.equal(loadConfig({ dev: true }, {}).gitStore, 'folder');
+    const registry = { MICROAPP_BLOB_REGISTRY: 'https://registry.internal/microapp' };
+    assert.equal(loadConfig({ dev: true }, registry).gitStore, 'shared');
+    assert.equal(loadConfig({ dev: true }, { ...registry, MICROAPP_GIT_STORE: 'folder' }).gitStore, 'folder');
+    assert.equal(loadConfig({ dev: true }, { MICROAPP_GIT_STORE: 'shared' }).gitStore, 'shared');
+    assert.throws(
+      () => loadConfig({ dev: true }, { MICROAPP_GIT_STORE: 'nfs' }),
+      /MICROAPP_GIT_STORE is shared \(repositories in the database and the blob store.*got "nfs"/,
+    );
+  });
+
   test('a file holding a credential that other users can read stops the start, naming the setting', () => {
     const dir = mkdtempSync(join(tmpdir(), 'microapp-key-files-'));
     const loose = join(dir, 'loose');

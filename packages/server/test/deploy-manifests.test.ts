@@ -46,7 +46,6 @@ test('every object of deploy/kubernetes is valid against the Kubernetes schemas,
       'Namespace',
       'ServiceAccount',
       'ConfigMap',
-      'PersistentVolumeClaim',
       'Deployment',
       'Service',
       'PodDisruptionBudget',
@@ -78,13 +77,16 @@ test('every object of deploy/kubernetes is valid against the Kubernetes schemas,
   assert.equal(pod.automountServiceAccountToken, false);
   assert.equal(container.securityContext.readOnlyRootFilesystem, true);
   assert.deepEqual(container.securityContext.capabilities.drop, ['ALL']);
-  // The repositories (in the data folder's repos/) are one volume every replica mounts at once.
-  const claim = of('PersistentVolumeClaim');
-  assert.deepEqual(claim.spec.accessModes, ['ReadWriteMany']);
-  const repos = pod.volumes.find((v: Any) => v.persistentVolumeClaim?.claimName === claim.metadata.name);
-  const dataDir =
-    container.env.find((e: Any) => e.name === 'MICROAPP_DATA_DIR')?.value ?? '/var/lib/microapp';
-  assert.equal(container.volumeMounts.find((m: Any) => m.name === repos.name).mountPath, `${dataDir}/repos`);
+  // Replicas share nothing on disk: no claim, every volume the pod's own or a secret or a ConfigMap; the
+  // repositories are shared through PostgreSQL and the blob registry.
+  assert.ok(!all.some((o) => o.kind === 'PersistentVolumeClaim'));
+  assert.ok(
+    pod.volumes.every((v: Any) => v.emptyDir || v.secret || v.configMap),
+    JSON.stringify(pod.volumes),
+  );
+  const settings = of('ConfigMap').data;
+  assert.ok(settings.MICROAPP_BLOB_REGISTRY);
+  assert.equal(settings.MICROAPP_GIT_STORE, 'shared');
   // Secrets by reference only: none is written here, and each key file is for the platform's user alone.
   assert.ok(!all.some((o) => o.kind === 'Secret'));
   for (const d of all.filter((o) => o.kind === 'Deployment'))
@@ -207,7 +209,7 @@ test('kustomize builds it, with the image by digest', {
   const built = spawnSync('kubectl', ['kustomize', dir], { encoding: 'utf8' });
   assert.equal(built.status, 0, built.stderr);
   const rendered = parseAllDocuments(built.stdout).map((d) => d.toJS());
-  assert.equal(rendered.length, 12);
+  assert.equal(rendered.length, 11);
   for (const o of rendered.filter((o) => o.kind !== 'Namespace'))
     assert.equal(o.metadata.namespace, 'microapp-system', o.kind);
   const deployment = rendered.find((o) => o.kind === 'Deployment');
