@@ -9,7 +9,7 @@ import { type Db, openDatabase } from '../src/db/database.ts';
 import { migrateToLatest } from '../src/db/migrations.ts';
 import { BlobMissingError, createFolderBlobStore } from '../src/modules/blobs/blob-store.ts';
 import { git, gitText } from '../src/modules/repos/git.ts';
-import { createRepoStore } from '../src/modules/repos/repo-store.ts';
+import { createRepoStore, gitopsRepository } from '../src/modules/repos/repo-store.ts';
 import { createSharedRepoStore, RefMoved, type SharedRepoStore } from '../src/modules/repos/shared-repos.ts';
 import { engines } from './harness.ts';
 
@@ -188,6 +188,35 @@ for (const engine of engines()) {
       const e = storeIn('e');
       assert.equal(await e.head(old), commit);
       assert.equal(await e.readFile(old, commit, 'README.md'), 'Before the upgrade\n');
+    });
+
+    test("with a git host only the GitOps repository is shared; the apps' copies are the copy's alone", async () => {
+      const withHost = (name: string) =>
+        createSharedRepoStore({
+          db: db.kysely,
+          clock: adjustableClock(),
+          blobs: createFolderBlobStore(join(dir, 'blobs')),
+          local: createRepoStore({
+            dir: join(dir, name, 'repos'),
+            hooksDir: join(dir, name, 'hooks'),
+            maxPushBytes: 1024 * 1024,
+          }),
+          shares: (repo) => repo === gitopsRepository,
+        });
+      const f = withHost('f');
+      const g = withHost('g');
+      const hosted = 'app_000000000hostedcopy1';
+      const commit = await f.create(hosted, { 'README.md': 'At GitHub\n' }, 'Fetched', alice);
+      const rows = await db.kysely
+        .selectFrom('repo_refs')
+        .selectAll()
+        .where('repo_id', '=', hosted)
+        .execute();
+      assert.equal(rows.length, 0);
+      assert.equal(await g.present(hosted), false);
+      assert.equal(await f.head(hosted), commit);
+      const gitops = await f.create(gitopsRepository, { 'README.md': 'GitOps\n' }, 'Start', alice);
+      assert.equal(await g.head(gitopsRepository), gitops);
     });
   });
 }

@@ -25,7 +25,7 @@ import type { GitLabSettings } from './hosts/gitlab.ts';
 import { gitLabHost } from './hosts/gitlab.ts';
 import { registerRepoRoutes } from './repo-routes.ts';
 import { createRepoService } from './repo-service.ts';
-import { createRepoStore, type RepoStore } from './repo-store.ts';
+import { createRepoStore, gitopsRepository, type RepoStore } from './repo-store.ts';
 import { createSharedRepoStore, type SharedRepoStore } from './shared-repos.ts';
 
 /** The most a push may send (and `receive.maxInputSize` of every repository). */
@@ -43,7 +43,7 @@ type RepoDeps = {
   gitHost?: HostSettings | null;
   /**
    * The platform's own repositories shared through the database and this blob store (MICROAPP_GIT_STORE=
-   * shared); absent: the data folder's `repos/` alone. Not with a git host, whose copies are fetched.
+   * shared); absent: the data folder's `repos/` alone. With a git host, the GitOps repository alone.
    */
   shared?: Pick<BlobStore, 'put' | 'get'> | null;
 };
@@ -60,10 +60,16 @@ export function prepareRepos(deps: RepoDeps) {
     hooksDir: join(deps.dataDir, 'git-hooks'),
     maxPushBytes,
   });
-  const store =
-    deps.shared && !deps.gitHost
-      ? createSharedRepoStore({ db: deps.db, clock: deps.clock, blobs: deps.shared, local: folder })
-      : folder;
+  // With a git host the apps' repositories are copies of the host's: only the GitOps repository is shared.
+  const store = deps.shared
+    ? createSharedRepoStore({
+        db: deps.db,
+        clock: deps.clock,
+        blobs: deps.shared,
+        local: folder,
+        ...(deps.gitHost ? { shares: (id: string) => id === gitopsRepository } : {}),
+      })
+    : folder;
   // Pull requests at the host become change requests, through the change service made later.
   let changes: ChangeService | null = null;
   const h = deps.gitHost;

@@ -41,8 +41,14 @@ export function createSharedRepoStore(deps: {
   clock: Clock;
   blobs: Pick<BlobStore, 'put' | 'get'>;
   local: RepoStore;
+  /**
+   * Which repositories are shared; the others are the copy's alone (with MICROAPP_GIT_HOST, the apps'
+   * repositories are copies of the host's and only the GitOps repository is shared). Default: all.
+   */
+  shares?: (id: string) => boolean;
 }) {
   const { db, local } = deps;
+  const shares = deps.shares ?? (() => true);
   // One sync or write at a time per repository in this process; other replicas are kept out by the
   // database's compare-and-swap.
   const queues = new Map<string, Promise<unknown>>();
@@ -199,22 +205,18 @@ export function createSharedRepoStore(deps: {
       }
   }
 
-  /** Moves the copy's branches to match, after the database took the moves. */
-  async function moveCopy(id: string, moves: RefMove[]) {
-    const script = moves.map((m) => (m.after ? `update ${m.ref} ${m.after}` : `delete ${m.ref}`));
-    if (script.length)
-      await git(local.pathOf(id), ['update-ref', '--stdin', '-m', 'microapp'], {
-        input: `${script.join('\n')}\n`,
-      });
-  }
-
-  const sync = (id: string) => serial(id, () => syncNow(id));
+  const sync = async (id: string) => shares(id) && serial(id, () => syncNow(id));
   const read =
     <A extends unknown[], R>(f: (id: string, ...rest: A) => Promise<R>) =>
     async (id: string, ...rest: A): Promise<R> => {
       await sync(id);
       return f(id, ...rest);
     };
+  /** The copy's own way for a repository that is not shared, the shared way for one that is. */
+  const either =
+    <A extends unknown[], R>(own: (id: string, ...rest: A) => R, shared: (id: string, ...rest: A) => R) =>
+    (id: string, ...rest: A): R =>
+      shares(id) ? shared(id, ...rest) : own(id, ...rest);
 
   /** A write through the copy: brought up to date, changed, then the change written to the database. */
   const write = <R>(id: string, work: () => Promise<{ result: R; moves: RefMove[] }>) =>
@@ -240,7 +242,7 @@ export function createSharedRepoStore(deps: {
     for (const id of ids)
       await serial(id, async () => {
         // Not a repository of the platform's naming: left alone.
-        if (!/^[a-z]{3}_[0-9a-z]{20}$/.test(id) && id !== gitopsRepository) return;
+        if ((!/^[a-z]{3}_[0-9a-z]{20}$/.test(id) && id !== gitopsRepository) || !shares(id)) return;
         if (!local.exists(id) || (await dbRefs(id)).size) return;
         const refs = await local.refs(id);
         if (!refs.size) return;
@@ -276,7 +278,7 @@ export function createSharedRepoStore(deps: {
    * the copy goes back to the database's state and it throws. The caller holds git's answer until then, so
    * a pusher never reads "ok" for a push that did not land.
    */
-  const exclusive = <R>(
+  const exclusiveShared = <R>(
     id: string,
     work: (copy: {
       refs: () => Promise<Map<string, string>>;
@@ -301,13 +303,13 @@ export function createSharedRepoStore(deps: {
   const store: RepoStore & { importLocal: typeof importLocal } = {
     ...local,
     sync,
-    exclusive,
+    exclusive: (id, work) => (shares(id) ? exclusiveShared(id, work) : local.exclusive(id, work)),
     importLocal,
     exists: (id: string) => existsSync(join(local.pathOf(id), 'HEAD')),
     async present(id: string) {
       return (await sync(id)) || local.exists(id);
     },
-    create: (id, files, message, author) =>
+    create: either(local.create, (id, files, message, author) =>
       serial(id, async () => {
         if ((await dbRefs(id)).size) {
           // Another replica made the GitOps repository a moment ago.
@@ -323,18 +325,21 @@ export function createSharedRepoStore(deps: {
         await publishNow(id, [{ ref: `refs/heads/${mainBranch}`, before: null, after: commit }]);
         return commit;
       }),
-    setBranch: (id, branch, commit, expected) =>
+    ),
+    setBranch: either(local.setBranch, (id, branch, commit, expected) =>
       write(id, async () => {
         const moves = [{ ref: `refs/heads/${branch}`, before: expected, after: commit }];
         await local.setBranch(id, branch, commit, expected);
         return { result: undefined, moves };
       }),
-    merge: (id, headCommit, message, by) =>
+    ),
+    merge: either(local.merge, (id, headCommit, message, by) =>
       write(id, async () => {
         const before = await local.head(id);
         const result = await local.merge(id, headCommit, message, by);
         return { result, moves: [{ ref: `refs/heads/${mainBranch}`, before, after: result.commit }] };
       }),
+    ),
     commitFiles: read(local.commitFiles),
     refs: read(local.refs),
     head: read(local.head),
