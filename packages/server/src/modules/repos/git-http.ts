@@ -230,7 +230,7 @@ export function registerGitRoutes(
     const held = await deps.store.exclusive(app.id, async (copy) => {
       const before = await copy.refs();
       const answer = await backend(request, reply, caller.principal, app.id, 'git-receive-pack', '', true);
-      if (!answer || answer.code !== 0) return answer;
+      if (answer?.code !== 0) return answer;
       const after = await copy.refs();
       for (const ref of new Set([...before.keys(), ...after.keys()]))
         if (before.get(ref) !== after.get(ref))
