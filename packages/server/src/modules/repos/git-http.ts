@@ -1,4 +1,6 @@
-import { spawn } from 'node:child_process';
+import { createReadStream, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { agentTokenPrefix, auditContext } from '../../api/auth-hook.ts';
 import { AppError } from '../../errors.ts';
@@ -10,7 +12,7 @@ import type { CatalogService } from '../catalog/catalog-service.ts';
 import { publicRoute } from '../identity/access.ts';
 import type { Principal } from '../identity/principal.ts';
 import type { TokenService } from '../tokens/token-service.ts';
-import { gitEnv } from './git.ts';
+import { backend, receive } from './git-backend.ts';
 import { refusedReport } from './git-report.ts';
 import type { GitOps } from './gitops.ts';
 import type { RepoService } from './repo-service.ts';
@@ -59,6 +61,7 @@ export function registerGitRoutes(
     'git smart HTTP: authenticates with HTTP Basic (an API token as the password) itself',
   );
   const pushing = new Map<string, Promise<unknown>>();
+  const cgi = { dir: deps.store.dir, maxPushBytes: deps.maxPushBytes };
 
   async function callerOf(request: FastifyRequest, reply: FastifyReply): Promise<Caller> {
     const header = request.headers.authorization ?? '';
@@ -178,7 +181,7 @@ export function registerGitRoutes(
           if (refusal) throw refusal;
         }
         await deps.store.sync(target.id);
-        return backend(request, reply, caller.principal, target.id, 'info/refs', `service=${service}`);
+        return backend(cgi, request, reply, caller.principal, target.id, 'info/refs', `service=${service}`);
       },
     );
 
@@ -213,7 +216,7 @@ export function registerGitRoutes(
             return reply;
           }
           await deps.store.sync(target.id);
-          return backend(request, reply, principal, target.id, service, '');
+          return backend(cgi, request, reply, principal, target.id, service, '');
         },
       );
     }
@@ -227,31 +230,52 @@ export function registerGitRoutes(
   async function push(request: FastifyRequest, reply: FastifyReply, caller: Caller, app: AppView) {
     let updates: RefUpdate[] = [];
     let refused: { reason: string; refs: string[] } | null = null;
-    const held = await deps.store.exclusive(app.id, async (copy) => {
-      const before = await copy.refs();
-      const answer = await backend(request, reply, caller.principal, app.id, 'git-receive-pack', '', true);
-      if (answer?.code !== 0) return answer;
-      const after = await copy.refs();
-      for (const ref of new Set([...before.keys(), ...after.keys()]))
-        if (before.get(ref) !== after.get(ref))
-          updates.push({ ref, before: before.get(ref) ?? null, after: after.get(ref) ?? null });
-      try {
-        await copy.publish(updates);
-      } catch (error) {
-        // git took the push, the platform did not: the pusher is told so, branch by branch.
-        if (!(error instanceof AppError))
-          request.log.error({ err: error, app: app.name }, 'a push was not saved');
-        refused = {
-          reason:
-            error instanceof AppError
-              ? error.message
-              : 'the push could not be saved, nothing changed: push again',
-          refs: updates.map((u) => u.ref),
-        };
-        updates = [];
-      }
-      return answer;
-    });
+    // The pack is received whole before the repository is held: a slow pusher never keeps others waiting.
+    const spool = mkdtempSync(join(tmpdir(), 'microapp-push-'));
+    try {
+      const file = join(spool, 'request');
+      await receive(request.body as NodeJS.ReadableStream, file, deps.maxPushBytes);
+      (request as { body: unknown }).body = createReadStream(file);
+    } catch (error) {
+      rmSync(spool, { recursive: true, force: true });
+      throw error;
+    }
+    const held = await deps.store
+      .exclusive(app.id, async (copy) => {
+        const before = await copy.refs();
+        const answer = await backend(
+          cgi,
+          request,
+          reply,
+          caller.principal,
+          app.id,
+          'git-receive-pack',
+          '',
+          true,
+        );
+        if (answer?.code !== 0) return answer;
+        const after = await copy.refs();
+        for (const ref of new Set([...before.keys(), ...after.keys()]))
+          if (before.get(ref) !== after.get(ref))
+            updates.push({ ref, before: before.get(ref) ?? null, after: after.get(ref) ?? null });
+        try {
+          await copy.publish(updates);
+        } catch (error) {
+          // git took the push, the platform did not: the pusher is told so, branch by branch.
+          if (!(error instanceof AppError))
+            request.log.error({ err: error, app: app.name }, 'a push was not saved');
+          refused = {
+            reason:
+              error instanceof AppError
+                ? error.message
+                : 'the push could not be saved, nothing changed: push again',
+            refs: updates.map((u) => u.ref),
+          };
+          updates = [];
+        }
+        return answer;
+      })
+      .finally(() => rmSync(spool, { recursive: true, force: true }));
     if (!held) return;
     if (refused) {
       const { reason, refs } = refused as { reason: string; refs: string[] };
@@ -263,137 +287,5 @@ export function registerGitRoutes(
         .catch((error: Error) => request.log.error({ err: error, app: app.name }, 'a push was not handled'));
     reply.raw.writeHead(held.status, held.headers);
     reply.raw.end(Buffer.concat(held.body));
-  }
-
-  type Held = { code: number | null; status: number; headers: Record<string, string>; body: Buffer[] };
-
-  /**
-   * Runs `git http-backend` as CGI for one request, streaming both ways; with `hold`, git's answer is kept
-   * (and returned, null when an error was already sent) for the caller to send.
-   */
-  function backend(
-    request: FastifyRequest,
-    reply: FastifyReply,
-    principal: Principal,
-    repositoryId: string,
-    path: string,
-    query: string,
-  ): Promise<FastifyReply>;
-  function backend(
-    request: FastifyRequest,
-    reply: FastifyReply,
-    principal: Principal,
-    repositoryId: string,
-    path: string,
-    query: string,
-    hold: true,
-  ): Promise<Held | null>;
-  function backend(
-    request: FastifyRequest,
-    reply: FastifyReply,
-    principal: Principal,
-    repositoryId: string,
-    path: string,
-    query: string,
-    hold = false,
-  ): Promise<FastifyReply | Held | null> {
-    const headers = request.headers;
-    const child = spawn('git', ['http-backend'], {
-      env: gitEnv({
-        GIT_PROJECT_ROOT: deps.store.dir,
-        GIT_HTTP_EXPORT_ALL: '1',
-        PATH_INFO: `/${repositoryId}.git/${path}`,
-        REQUEST_METHOD: request.method,
-        QUERY_STRING: query,
-        CONTENT_TYPE: String(headers['content-type'] ?? ''),
-        REMOTE_USER: principal.email,
-        REMOTE_ADDR: request.ip,
-        ...(headers['content-length'] ? { CONTENT_LENGTH: String(headers['content-length']) } : {}),
-        ...(headers['content-encoding']
-          ? { HTTP_CONTENT_ENCODING: String(headers['content-encoding']) }
-          : {}),
-        ...(headers['git-protocol'] ? { GIT_PROTOCOL: String(headers['git-protocol']).slice(0, 200) } : {}),
-      }),
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    reply.hijack();
-    const res = reply.raw;
-    let head = Buffer.alloc(0);
-    let started = false;
-    let held: Held | null = null;
-    let failed = false;
-    let received = 0;
-    let stderr = '';
-    const fail = (status: number, message: string) => {
-      failed = true;
-      if (!started || held) {
-        held = null;
-        started = true;
-        res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8' });
-        res.end(`${message}\n`);
-      } else res.destroy();
-      child.kill('SIGKILL');
-    };
-    child.stderr.on('data', (chunk: Buffer) => {
-      if (stderr.length < 4096) stderr += chunk.toString('utf8');
-    });
-    child.stdout.on('data', (chunk: Buffer) => {
-      if (started) {
-        if (held) held.body.push(chunk);
-        else if (!failed) res.write(chunk);
-        return;
-      }
-      head = Buffer.concat([head, chunk]);
-      const end = head.indexOf('\r\n\r\n');
-      const endLf = end < 0 ? head.indexOf('\n\n') : -1;
-      if (end < 0 && endLf < 0) {
-        if (head.length > 16_384) fail(502, 'the git server sent no headers');
-        return;
-      }
-      const split = end >= 0 ? end : endLf;
-      const lines = head.subarray(0, split).toString('latin1').split(/\r?\n/);
-      let status = 200;
-      const out: Record<string, string> = {};
-      for (const line of lines) {
-        const colon = line.indexOf(':');
-        if (colon < 0) continue;
-        const name = line.slice(0, colon).trim().toLowerCase();
-        const value = line.slice(colon + 1).trim();
-        if (name === 'status') status = Number.parseInt(value, 10) || 502;
-        else out[name] = value;
-      }
-      started = true;
-      const rest = head.subarray(split + (end >= 0 ? 4 : 2));
-      if (hold)
-        held = { code: null, status, headers: { ...out, 'x-request-id': String(request.id) }, body: [rest] };
-      else {
-        res.writeHead(status, { ...out, 'x-request-id': String(request.id) });
-        res.write(rest);
-      }
-    });
-    const body = request.body as NodeJS.ReadableStream | undefined;
-    if (body && typeof body.pipe === 'function') {
-      body.on('data', (chunk: Buffer) => {
-        received += chunk.length;
-        if (received > deps.maxPushBytes)
-          fail(
-            413,
-            `the request is over ${Math.round(deps.maxPushBytes / 1024 / 1024)} MB; push in smaller steps`,
-          );
-      });
-      body.pipe(child.stdin);
-    } else child.stdin.end();
-    child.stdin.on('error', () => {});
-    return new Promise((resolve) => {
-      child.on('close', (code) => {
-        if (!started) fail(502, `the git server failed: ${stderr.trim().split('\n').pop() ?? code}`);
-        else if (!hold) res.end();
-        if (!hold) return resolve(reply);
-        const answer = held as Held | null;
-        if (answer) answer.code = code;
-        resolve(failed ? null : answer);
-      });
-      child.on('error', () => fail(502, 'git is not installed on the platform (Debian package git)'));
-    });
   }
 }
