@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { RunningServer } from '../src/server.ts';
+import { gitCli, withToken } from './git-client.ts';
 import {
   call,
   lineFrom,
@@ -187,6 +188,35 @@ describe('three replicas on one PostgreSQL and an OCI registry', { skip: !pg && 
         ['poll-two', 'replica-a'],
       ],
     );
+  });
+
+  test("an app's repository is pushed to through each replica and read through the others", async () => {
+    // Dave's app from the test before; the replicas share its repository through PostgreSQL and the
+    // registry alone (MICROAPP_GIT_STORE=shared, the default with a registry).
+    const servers = [a, b, c] as RunningServer[];
+    const work = mkdtempSync(join(tmpdir(), 'microapp-replica-git-'));
+    dirs.push(work);
+    const url = (i: number) => withToken(`${servers[i % 3]!.url}/git/poll-one.git`, t.dave);
+    const pushed: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const clone = join(work, `clone-${i}`);
+      const cloned = await gitCli(work, ['clone', '--quiet', url(i), clone]);
+      assert.equal(cloned.code, 0, cloned.stderr);
+      writeFileSync(join(clone, `from-${i}.md`), `written through replica ${i}\n`);
+      await gitCli(clone, ['add', '.']);
+      await gitCli(clone, ['commit', '-qm', `Through replica ${i}`]);
+      const push = await gitCli(clone, ['push', url(i), `HEAD:refs/heads/from-${i}`]);
+      assert.equal(push.code, 0, push.stderr);
+      pushed.push((await gitCli(clone, ['rev-parse', 'HEAD'])).stdout.trim());
+    }
+    // Every replica shows every branch at the commit pushed through another.
+    for (let j = 0; j < 3; j++) {
+      const listed = (await gitCli(work, ['ls-remote', url(j)])).stdout;
+      for (let i = 0; i < 3; i++) assert.ok(listed.includes(`${pushed[i]}\trefs/heads/from-${i}`), listed);
+    }
+    // Nothing of it went through a disk the replicas share: each keeps its own copy.
+    const copies = await a.rawDb().kysely.selectFrom('repo_packs').select('digest').execute();
+    assert.ok(copies.length >= 4, 'the registration and three pushes, each a pack in the registry');
   });
 
   test("a replica that starts again leaves the others' apps and builds alone, and its own app runs once", async () => {
