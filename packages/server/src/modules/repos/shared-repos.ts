@@ -78,8 +78,17 @@ export function createSharedRepoStore(deps: {
     return new Map(rows.map((r) => [r.ref, r.commit_id]));
   }
 
-  const present = async (id: string, commit: string) =>
-    (await git(local.pathOf(id), ['cat-file', '-e', `${commit}^{commit}`], { allowFail: true })).code === 0;
+  /** Whether the copy holds every one of the commits (one `git cat-file` for all). */
+  const holds = async (id: string, commits: string[]) => {
+    const out = await git(local.pathOf(id), ['cat-file', '--batch-check=%(objecttype)'], {
+      input: `${commits.join('\n')}\n`,
+    });
+    const types = out.stdout.toString('utf8').trim().split('\n');
+    return types.length === commits.length && types.every((t) => t === 'commit');
+  };
+  // The branches each copy was last found to hold every commit of, so an unchanged repository is not
+  // checked again at every read.
+  const held = new Map<string, string>();
 
   /** Brings the copy to the database's state; false when the database holds no such repository. */
   async function syncNow(id: string): Promise<boolean> {
@@ -103,9 +112,13 @@ export function createSharedRepoStore(deps: {
         applied = Number(p.seq);
         writeFileSync(markOf(id), String(applied));
       }
-      let missing = false;
-      for (const commit of new Set(refs.values())) if (!(await present(id, commit))) missing = true;
-      if (!missing) break;
+      const state = JSON.stringify([...refs]);
+      if (!packs.length && held.get(id) === state) break;
+      if (await holds(id, [...new Set(refs.values())])) {
+        held.set(id, state);
+        break;
+      }
+      held.delete(id);
       // The copy's mark says more than it holds (a copy restored from a backup, a folder copied by hand):
       // every pack again, from the first.
       if (attempt === 1)
