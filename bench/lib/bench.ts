@@ -61,7 +61,9 @@ export function benchArgs<S extends Spec>(
     return n;
   };
   for (const [k, s] of Object.entries(spec)) if (/^\d[\d.]*$/.test(s.default)) number(k);
+  // An empty value (an option left out) stays out of the line.
   const command = `npx tsx ${name} ${Object.entries(values)
+    .filter(([, v]) => v !== '')
     .map(([k, v]) => `--${k} ${v}`)
     .join(' ')}`.trim();
   return { values, number, command };
