@@ -3,12 +3,15 @@
 // cost is mostly its audit event) sent to one server process, then spread over three, taking
 // turns in short slices. Each replica is `microapp server --dev` in its own process with its own data folder,
 // the KEK shared. Every response must be 200 (lists) or 201 (registrations), or the run fails. On a machine
-// with N cores, N processes is the most that can help: the figure says what the replicas add here.
-//   npx tsx bench/replicas/run.ts [--quick] [--seconds 3] [--rounds 3] [--connections 12] [--postgres URL]
+// with N cores, N processes is the most that can help: the figure says what the replicas add here. With
+// `--registry on` (the default) the replicas share an OCI registry (Debian's docker-registry, started here),
+// as a three-replica install does: artifacts and the apps' repositories (MICROAPP_GIT_STORE=shared) go there.
+//   npx tsx bench/replicas/run.ts [--quick] [--seconds 3] [--rounds 3] [--connections 12] [--postgres URL] [--registry on]
 import { randomBytes } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import autocannon from 'autocannon';
 import { tokenFor } from '../../packages/server/test/harness.ts';
+import { startRegistry } from '../../packages/server/test/oci-registry.ts';
 import { BenchFailure, benchArgs, median, runBench } from '../lib/bench.ts';
 import { startServer } from '../lib/server-process.ts';
 
@@ -26,6 +29,10 @@ const { values, number, command } = benchArgs(
     postgres: {
       default: process.env.MICROAPP_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test',
       help: 'the PostgreSQL the replicas share',
+    },
+    registry: {
+      default: 'on',
+      help: 'on: the replicas share an OCI registry for blobs and repositories; off: each its own folder',
     },
   },
 );
@@ -85,10 +92,13 @@ async function spread(urls: string[], token: string, kind: Kind, seconds: number
 
 await runBench(async () => {
   const servers: Server[] = [];
+  if (!['on', 'off'].includes(values.registry)) throw new BenchFailure('--registry is on or off');
+  const registry = values.registry === 'on' ? await startRegistry() : null;
   const env = {
     MICROAPP_KEK: randomBytes(32).toString('base64'),
     MICROAPP_QUOTA_REGISTRATIONS_PER_DAY: '1000000000',
     MICROAPP_JOBS: 'off',
+    ...(registry ? { MICROAPP_BLOB_REGISTRY: `${registry.url}/microapp` } : {}),
   };
   try {
     const first = await startServer(values.postgres, { ...env, MICROAPP_REPLICA_ID: 'bench-1' });
@@ -112,7 +122,7 @@ await runBench(async () => {
           rows[key] = [...(rows[key] ?? []), await spread([...urls], token, kind, seconds, connections)];
         }
     console.log(
-      `node ${process.version}; ${availableParallelism()} cores; ${connections} connections spread over the replicas; ${number('rounds')} slice(s) of ${seconds} s per row, taking turns; medians\nreproduce with: ${command}\n`,
+      `node ${process.version}; ${availableParallelism()} cores; ${registry ? 'blobs and repositories in an OCI registry' : 'each replica its own folder'}; ${connections} connections spread over the replicas; ${number('rounds')} slice(s) of ${seconds} s per row, taking turns; medians\nreproduce with: ${command}\n`,
     );
     for (const kind of ['list', 'register', 'audited'] as const) {
       const a = median(rows[`${kind}|1 replica`]!);
@@ -128,5 +138,6 @@ await runBench(async () => {
     }
   } finally {
     for (const s of servers.reverse()) await s.cleanup();
+    await registry?.stop();
   }
 });
