@@ -10,7 +10,12 @@ import { migrateToLatest } from '../src/db/migrations.ts';
 import { BlobMissingError, createFolderBlobStore } from '../src/modules/blobs/blob-store.ts';
 import { git, gitText } from '../src/modules/repos/git.ts';
 import { createRepoStore, gitopsRepository } from '../src/modules/repos/repo-store.ts';
-import { createSharedRepoStore, RefMoved, type SharedRepoStore } from '../src/modules/repos/shared-repos.ts';
+import {
+  branchesIn,
+  createSharedRepoStore,
+  RefMoved,
+  type SharedRepoStore,
+} from '../src/modules/repos/shared-repos.ts';
 import { engines } from './harness.ts';
 
 // Two replicas' repository stores, each with its own folder, sharing one database and one blob store: what
@@ -20,6 +25,43 @@ import { engines } from './harness.ts';
 const alice = { name: 'Alice', email: 'alice@example.com' };
 const id = 'app_000000000sharedrepo1';
 const main = 'refs/heads/main';
+
+test("a copy's branches read from its files are git's own, packed or loose", async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'microapp-branches-'));
+  try {
+    const store = createRepoStore({
+      dir: join(dir, 'repos'),
+      hooksDir: join(dir, 'hooks'),
+      maxPushBytes: 1024,
+    });
+    const repo = 'app_000000000branchfile1';
+    const first = await store.create(repo, { 'a.txt': 'a\n' }, 'First', alice);
+    const second = await store.commitFiles(repo, first, { 'b.txt': 'b\n' }, 'Second', alice);
+    const path = store.pathOf(repo);
+    const gits = async () => {
+      const out = await gitText(path, ['for-each-ref', '--format=%(refname) %(objectname)', 'refs/heads']);
+      return new Map(
+        out
+          .split('\n')
+          .filter(Boolean)
+          .map((l) => l.split(' ') as [string, string]),
+      );
+    };
+    await git(path, ['update-ref', 'refs/heads/team/feature', second]);
+    await git(path, ['update-ref', 'refs/heads/gone', second]);
+    assert.deepEqual(branchesIn(path), await gits());
+    await git(path, ['pack-refs', '--all']);
+    assert.deepEqual(branchesIn(path), await gits());
+    // A packed branch moved (a loose file overrides it) and one deleted (git rewrites packed-refs).
+    await git(path, ['update-ref', 'refs/heads/main', second]);
+    await git(path, ['update-ref', '-d', 'refs/heads/gone']);
+    assert.deepEqual(branchesIn(path), await gits());
+    assert.equal(branchesIn(path).get('refs/heads/main'), second);
+    assert.equal(branchesIn(path).has('refs/heads/gone'), false);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
 
 for (const engine of engines()) {
   describe(`repositories shared through the database and the blob store (${engine})`, () => {

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Kysely } from 'kysely';
 import type { Clock } from '../../clock.ts';
@@ -21,9 +21,39 @@ export class RefMoved extends AppError {
   }
 }
 
+const sha = /^[0-9a-f]{40}$/;
+
+/**
+ * The branches of a copy as git's files backend keeps them (`packed-refs`, overridden by loose files under
+ * `refs/heads/`), read without starting git: every read of a shared repository compares them.
+ */
+export function branchesIn(gitDir: string): Map<string, string> {
+  const out = new Map<string, string>();
+  let packed = '';
+  try {
+    packed = readFileSync(join(gitDir, 'packed-refs'), 'utf8');
+  } catch {}
+  for (const line of packed.split('\n')) {
+    const [commit, ref] = line.split(' ');
+    if (commit && ref?.startsWith('refs/heads/') && sha.test(commit)) out.set(ref, commit);
+  }
+  const walk = (folder: string, prefix: string) => {
+    for (const entry of readdirSync(folder, { withFileTypes: true })) {
+      if (entry.name.endsWith('.lock')) continue;
+      const path = join(folder, entry.name);
+      if (entry.isDirectory()) walk(path, `${prefix}${entry.name}/`);
+      else {
+        const commit = readFileSync(path, 'utf8').trim();
+        if (sha.test(commit)) out.set(`${prefix}${entry.name}`, commit);
+      }
+    }
+  };
+  if (existsSync(join(gitDir, 'refs', 'heads'))) walk(join(gitDir, 'refs', 'heads'), 'refs/heads/');
+  return out;
+}
+
 // The pack git writes for no objects: its header and checksum only.
 const objectsIn = (pack: Buffer) => (pack.length >= 12 ? pack.readUInt32BE(8) : 0);
-const sha = /^[0-9a-f]{40}$/;
 
 /**
  * Repositories that replicas share through the database and the blob store, with nothing on a shared disk
@@ -127,7 +157,7 @@ export function createSharedRepoStore(deps: {
         );
       applied = 0;
     }
-    const mine = await local.refs(id);
+    const mine = branchesIn(dir);
     const script: string[] = [];
     for (const [ref, commit] of refs) if (mine.get(ref) !== commit) script.push(`update ${ref} ${commit}`);
     for (const ref of mine.keys()) if (!refs.has(ref)) script.push(`delete ${ref}`);
