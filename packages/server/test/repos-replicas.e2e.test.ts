@@ -211,3 +211,50 @@ if (engines().includes('postgres'))
           assert.notEqual(a.dataDir, bDir);
         });
     });
+
+if (engines().includes('postgres'))
+  describe('the upgrade from a shared folder of repositories to shared repositories', () => {
+    test("the first replica started with MICROAPP_GIT_STORE=shared shares the folder's repositories", async () => {
+      const a = await startTestServer('postgres');
+      const registry = await startRegistry();
+      const work = mkdtempSync(join(tmpdir(), 'microapp-upgrade-repos-'));
+      const started: RunningServer[] = [];
+      try {
+        const t = await signInEveryone(a);
+        const reg = await call(a, 'POST', '/api/v1/apps', {
+          token: t.dave,
+          body: lunchPoll({ name: 'before-upgrade', template: { name: 'form', version: '1.1.0' } }),
+        });
+        assert.equal(reg.status, 201, reg.text);
+        const before = await call(a, 'GET', '/api/v1/apps/before-upgrade/repository', { token: t.dave });
+        assert.ok(before.body.head);
+        const env = { MICROAPP_BLOB_REGISTRY: `${registry.url}/microapp`, MICROAPP_GIT_STORE: 'shared' };
+        // The new release on the folder the replicas shared until now: it shares what the folder holds.
+        started.push(await startReplica(a, { env }));
+        // A replica with a folder of its own reads it from the database and the registry alone.
+        const dataDir = join(work, 'own');
+        mkdirSync(dataDir);
+        copyFileSync(join(a.dataDir, 'kek'), join(dataDir, 'kek'));
+        const own = await startReplica(a, { dataDir, env });
+        started.push(own);
+        const clone = join(work, 'clone');
+        const cloned = await gitCli(work, [
+          'clone',
+          '--quiet',
+          withToken(`${own.url}/git/before-upgrade.git`, t.dave),
+          clone,
+        ]);
+        assert.equal(cloned.code, 0, cloned.stderr);
+        assert.equal((await gitCli(clone, ['rev-parse', 'HEAD'])).stdout.trim(), before.body.head);
+        assert.ok(existsSync(join(clone, 'form.json')));
+      } finally {
+        for (const s of started.reverse()) {
+          await s.close().catch(() => {});
+          await s.db.destroy().catch(() => {});
+        }
+        await a.stop();
+        await registry.stop();
+        rmSync(work, { recursive: true, force: true });
+      }
+    });
+  });
