@@ -229,14 +229,25 @@ if (engines().includes('postgres'))
         const before = await call(a, 'GET', '/api/v1/apps/before-upgrade/repository', { token: t.dave });
         assert.ok(before.body.head);
         const env = { MICROAPP_BLOB_REGISTRY: `${registry.url}/microapp`, MICROAPP_GIT_STORE: 'shared' };
-        // The new release on the folder the replicas shared until now: it shares what the folder holds.
-        started.push(await startReplica(a, { env }));
-        // A replica with a folder of its own reads it from the database and the registry alone.
+        // A replica with a folder of its own, started first: the repository is nowhere it can read, and
+        // it says so rather than make a new one that would hide the history.
         const dataDir = join(work, 'own');
         mkdirSync(dataDir);
         copyFileSync(join(a.dataDir, 'kek'), join(dataDir, 'kek'));
         const own = await startReplica(a, { dataDir, env });
         started.push(own);
+        const early = await gitCli(work, [
+          'clone',
+          '--quiet',
+          withToken(`${own.url}/git/before-upgrade.git`, t.dave),
+          join(work, 'too-early'),
+        ]);
+        assert.notEqual(early.code, 0);
+        const asked = await call(own, 'GET', '/api/v1/apps/before-upgrade/repository', { token: t.dave });
+        assert.equal(asked.status, 503, asked.text);
+        assert.match(asked.text, /start one replica with MICROAPP_GIT_STORE=shared on the data folder/);
+        // The new release on the folder the replicas shared until now: it shares what the folder holds.
+        started.push(await startReplica(a, { env }));
         const clone = join(work, 'clone');
         const cloned = await gitCli(work, [
           'clone',

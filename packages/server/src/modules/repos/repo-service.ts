@@ -114,6 +114,14 @@ export function createRepoService(deps: {
       .where('app_id', '=', app.id)
       .executeTakeFirst();
     if (row && (await store.present(app.id))) return;
+    // A shared repository the database and the blob store do not hold was never shared (a replica with
+    // MICROAPP_GIT_STORE=shared never started on the folder that held it): making a new one would hide
+    // its history.
+    if (row && !row.host && store.shares(app.id))
+      throw new AppError(
+        'unavailable',
+        `${app.name}'s repository is not in the database and the blob store yet: start one replica with MICROAPP_GIT_STORE=shared on the data folder that holds repos/${app.id}.git, which shares it`,
+      );
     // At the host: this replica has no copy yet, so it fetches one.
     if (row?.host && hosted) return hosted.sync(app.id);
     const pending = creating.get(app.id);

@@ -306,6 +306,8 @@ export function createRepoStore(deps: { dir: string; hooksDir: string; maxPushBy
   return {
     dir: deps.dir,
     init,
+    /** Whether the repository is shared through the database and the blob store (shared-repos.ts). */
+    shares: (_id: string) => false,
     /** Whether the repository exists (shared-repos.ts asks the database too). */
     present: async (id: string) => exists(id),
     /** Brings the copy up to date with the shared state: nothing to do for a folder of repositories. */

@@ -348,6 +348,7 @@ export function createSharedRepoStore(deps: {
     sync,
     exclusive: (id, work) => (shares(id) ? exclusiveShared(id, work) : local.exclusive(id, work)),
     importLocal,
+    shares,
     exists: (id: string) => existsSync(join(local.pathOf(id), 'HEAD')),
     async present(id: string) {
       return (await sync(id)) || local.exists(id);
