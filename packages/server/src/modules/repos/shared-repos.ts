@@ -282,7 +282,11 @@ export function createSharedRepoStore(deps: {
    */
   async function importLocal(ids: string[]): Promise<number> {
     let shared = 0;
-    for (const id of ids)
+    // One query for what is shared already: after the upgrade every folder holds a copy of each.
+    const known = new Set(
+      (await db.selectFrom('repo_refs').select('repo_id').distinct().execute()).map((r) => r.repo_id),
+    );
+    for (const id of ids.filter((i) => !known.has(i)))
       await serial(id, async () => {
         // Not a repository of the platform's naming: left alone.
         if ((!/^[a-z]{3}_[0-9a-z]{20}$/.test(id) && id !== gitopsRepository) || !shares(id)) return;
