@@ -70,7 +70,7 @@ for (const engine of engines()) {
     let schema: string | null = null;
     let a: SharedRepoStore;
     let b: SharedRepoStore;
-    const storeIn = (name: string) =>
+    const storeIn = (name: string, shares?: (repo: string) => boolean) =>
       createSharedRepoStore({
         db: db.kysely,
         clock: adjustableClock(),
@@ -80,6 +80,7 @@ for (const engine of engines()) {
           hooksDir: join(dir, name, 'hooks'),
           maxPushBytes: 1024 * 1024,
         }),
+        ...(shares ? { shares } : {}),
       });
 
     before(async () => {
@@ -242,18 +243,7 @@ for (const engine of engines()) {
     });
 
     test("with a git host only the GitOps repository is shared; the apps' copies are the copy's alone", async () => {
-      const withHost = (name: string) =>
-        createSharedRepoStore({
-          db: db.kysely,
-          clock: adjustableClock(),
-          blobs: createFolderBlobStore(join(dir, 'blobs')),
-          local: createRepoStore({
-            dir: join(dir, name, 'repos'),
-            hooksDir: join(dir, name, 'hooks'),
-            maxPushBytes: 1024 * 1024,
-          }),
-          shares: (repo) => repo === gitopsRepository,
-        });
+      const withHost = (name: string) => storeIn(name, (repo) => repo === gitopsRepository);
       const f = withHost('f');
       const g = withHost('g');
       const hosted = 'app_000000000hostedcopy1';
