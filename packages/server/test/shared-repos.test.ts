@@ -189,6 +189,26 @@ for (const engine of engines()) {
       assert.equal((await b.refs(id)).has('refs/heads/backdoor'), false);
     });
 
+    test('a branch row that is not a branch is never handed to git', async () => {
+      const shared = (await a.head(id))!;
+      // A row written past the platform, trying to smuggle a second line into `git update-ref --stdin`.
+      await db.kysely
+        .insertInto('repo_refs')
+        .values({
+          repo_id: id,
+          ref: `refs/heads/x\nupdate refs/heads/main ${'0'.repeat(40)}`,
+          commit_id: shared,
+        })
+        .execute();
+      await assert.rejects(a.head(id), /has a branch row that is not one/);
+      await db.kysely
+        .deleteFrom('repo_refs')
+        .where('repo_id', '=', id)
+        .where('ref', 'like', 'refs/heads/x%')
+        .execute();
+      assert.equal(await a.head(id), shared);
+    });
+
     test('a lost copy, or one whose mark claims packs it lacks, is filled again from the blob store', async () => {
       const shared = (await a.head(id))!;
       rmSync(b.pathOf(id), { recursive: true, force: true });

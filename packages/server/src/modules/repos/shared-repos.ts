@@ -22,6 +22,12 @@ export class RefMoved extends AppError {
 }
 
 const sha = /^[0-9a-f]{40}$/;
+// A branch name as git allows it, and nothing a line of `git update-ref --stdin` could be split on.
+const branch = {
+  test: (ref: string) =>
+    /^refs\/heads\/[^\s~^:?*[\\]+$/.test(ref) &&
+    ![...ref].some((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f),
+};
 
 /**
  * The branches of a copy as git's files backend keeps them (`packed-refs`, overridden by loose files under
@@ -105,6 +111,10 @@ export function createSharedRepoStore(deps: {
       .select(['ref', 'commit_id'])
       .where('repo_id', '=', id)
       .execute();
+    // Rows that are not a branch and a commit were not written by the platform: never handed to git.
+    const bad = rows.find((r) => !branch.test(r.ref) || !sha.test(r.commit_id));
+    if (bad)
+      throw new Error(`the repository ${id} has a branch row that is not one: ${JSON.stringify(bad.ref)}`);
     return new Map(rows.map((r) => [r.ref, r.commit_id]));
   }
 
@@ -173,20 +183,22 @@ export function createSharedRepoStore(deps: {
    * transaction; throws RefMoved when a branch is no longer where the move expects it. The copy must hold
    * the new commits. The copy's own branches are not moved here.
    */
-  async function publishNow(id: string, moves: RefMove[]) {
+  async function publishNow(id: string, moves: RefMove[], made?: Buffer) {
     for (const m of moves)
-      if (!m.ref.startsWith('refs/heads/') || [m.before, m.after].some((c) => c !== null && !sha.test(c)))
+      if (!branch.test(m.ref) || [m.before, m.after].some((c) => c !== null && !sha.test(c)))
         throw new Error(`not a branch move: ${m.ref}`);
     const known = await dbRefs(id);
     const news = moves.flatMap((m) => (m.after ? [m.after] : []));
     let pack: { digest: string; objects: number } | null = null;
     if (news.length) {
       const stops = [...new Set(known.values())];
-      const bytes = (
-        await git(local.pathOf(id), ['pack-objects', '--revs', '--stdout', '--quiet'], {
-          input: `${news.join('\n')}\n${stops.map((c) => `^${c}`).join('\n')}\n`,
-        })
-      ).stdout;
+      const bytes =
+        made ??
+        (
+          await git(local.pathOf(id), ['pack-objects', '--revs', '--stdout', '--quiet'], {
+            input: `${news.join('\n')}\n${stops.map((c) => `^${c}`).join('\n')}\n`,
+          })
+        ).stdout;
       if (objectsIn(bytes) > 0)
         pack = { digest: await deps.blobs.put('pack', bytes), objects: objectsIn(bytes) };
     }
@@ -370,7 +382,14 @@ export function createSharedRepoStore(deps: {
           });
         }
         const commit = await local.create(id, files, message, author);
-        await publishNow(id, [{ ref: `refs/heads/${mainBranch}`, before: null, after: commit }]);
+        // A new repository's objects are the one pack `git fast-import` wrote: shared as it is.
+        const packs = join(local.pathOf(id), 'objects', 'pack');
+        const made = readdirSync(packs).filter((f) => f.endsWith('.pack'));
+        await publishNow(
+          id,
+          [{ ref: `refs/heads/${mainBranch}`, before: null, after: commit }],
+          made.length === 1 ? readFileSync(join(packs, made[0]!)) : undefined,
+        );
         return commit;
       }),
     ),
