@@ -51,8 +51,14 @@ describe('the tracker template: npm dependencies and a native module, from init 
     ca = pki.ca;
     // `localhost` resolves to 127.0.0.1, a private address, as a company mirror's name does.
     registry = await startRegistry(packed, { tls: { key: pki.key, cert: pki.cert }, urlHost: 'localhost' });
+    // Its repository is a shared one (branches in the database, objects as packs in the blob store, as with
+    // several replicas), so the change below reaches its build through that path, dependencies and all.
     server = await startTestServer('sqlite', {
-      env: { MICROAPP_NPM_REGISTRY: `${registry.url}/`, MICROAPP_NPM_CA_FILE: ca },
+      env: {
+        MICROAPP_NPM_REGISTRY: `${registry.url}/`,
+        MICROAPP_NPM_CA_FILE: ca,
+        MICROAPP_GIT_STORE: 'shared',
+      },
     });
     env = { MICROAPP_CONFIG_DIR: join(dir, 'config'), MICROAPP_SERVER: server.url };
     await importAdvisories(env, dir);
@@ -147,6 +153,14 @@ describe('the tracker template: npm dependencies and a native module, from init 
     await gitCli(clone, ['commit', '-m', 'Lock against the company mirror']);
     const pushed = await gitCli(clone, ['push', 'origin', 'HEAD:refs/heads/mirror-lock']);
     assert.equal(pushed.code, 0, pushed.stderr);
+    // The push is in the database before git answered it.
+    const db = server.rawDb();
+    const branches = await db.kysely.selectFrom('repo_refs').select('ref').execute();
+    await db.destroy();
+    assert.ok(
+      branches.some((b) => b.ref === 'refs/heads/mirror-lock'),
+      JSON.stringify(branches),
+    );
 
     let change = (await call(server, 'GET', '/api/v1/apps/ledger-points/changes/1', { token: alice })).body;
     for (
