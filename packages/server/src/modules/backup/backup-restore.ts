@@ -6,7 +6,7 @@ import { x } from 'tar';
 import type { Db } from '../../db/database.ts';
 import { knownMigrations, migrateToLatest } from '../../db/migrations.ts';
 import type { Database } from '../../db/schema.ts';
-import type { BlobStore } from '../blobs/blob-store.ts';
+import { type BlobStore, digestOf } from '../blobs/blob-store.ts';
 import { createKeyStore } from '../signing/key-store.ts';
 import { restoreOrder, tableShapes } from './backup-tables.ts';
 import type { BackupManifest } from './backup-write.ts';
@@ -164,7 +164,7 @@ export async function restoreBackup(deps: {
       await deps.blobs.put('archive', readFileSync(join(staging, 'archives', manifest.archives[id]!)));
     for (const digest of manifest.packs ?? []) {
       const bytes = readFileSync(join(staging, 'packs', digest.slice('sha256:'.length)));
-      if (`sha256:${createHash('sha256').update(bytes).digest('hex')}` !== digest)
+      if (digestOf(bytes) !== digest)
         throw new RestoreError(
           `the repository pack ${digest} in the backup was changed since the backup was made`,
         );

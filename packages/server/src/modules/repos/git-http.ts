@@ -16,14 +16,14 @@ import { backend, receive } from './git-backend.ts';
 import { refusedReport } from './git-report.ts';
 import type { GitOps } from './gitops.ts';
 import type { RepoService } from './repo-service.ts';
-import type { RepoStore } from './repo-store.ts';
+import type { RefMove, RepoStore } from './repo-store.ts';
 
 const services = new Set(['git-upload-pack', 'git-receive-pack']);
 const repoName = /^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)\.git$/;
 const realm = 'Basic realm="microapp", charset="UTF-8"';
 
 /** What a push changed, branch by branch (a null commit: created or deleted). */
-export type RefUpdate = { ref: string; before: string | null; after: string | null };
+export type RefUpdate = RefMove;
 
 export type PushListener = (
   principal: Principal,

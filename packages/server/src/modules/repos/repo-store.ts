@@ -15,10 +15,22 @@ export type DiffView = {
   truncated: boolean;
 };
 
+/** A branch's move: from `before` to `after` (null: created, or deleted). */
+export type RefMove = { ref: string; before: string | null; after: string | null };
+
+/** What a push works on (`exclusive`): the copy's branches, and how its moves are published. */
+export type PushCopy = {
+  refs: () => Promise<Map<string, string>>;
+  publish: (moves: RefMove[]) => Promise<void>;
+};
+
 export const mainBranch = 'main';
 /** The platform's own GitOps repository (not an app's: no app id looks like this). */
 export const gitopsRepository = 'platform-gitops';
 const sha = /^[0-9a-f]{40}$/;
+
+/** An app's repository id (no app id looks like the GitOps repository's), or the GitOps repository's. */
+export const isRepositoryId = (id: string) => /^[a-z]{3}_[0-9a-z]{20}$/.test(id) || id === gitopsRepository;
 
 /**
  * The pre-receive hook of every repository: main changes only when the platform merges a change request
@@ -52,8 +64,7 @@ export function createRepoStore(deps: { dir: string; hooksDir: string; maxPushBy
   writeFileSync(join(deps.hooksDir, 'pre-receive'), preReceive, { mode: 0o700 });
 
   const pathOf = (id: string) => {
-    if (!/^[a-z]{3}_[0-9a-z]{20}$/.test(id) && id !== gitopsRepository)
-      throw new Error(`not a repository id: ${id}`);
+    if (!isRepositoryId(id)) throw new Error(`not a repository id: ${id}`);
     return join(deps.dir, `${id}.git`);
   };
 
@@ -316,13 +327,8 @@ export function createRepoStore(deps: { dir: string; hooksDir: string; maxPushBy
      * Runs a push on the repository with no other write in between; shared repositories publish its moves
      * (shared-repos.ts), a folder of repositories has nothing to publish.
      */
-    exclusive: <R>(
-      id: string,
-      work: (copy: {
-        refs: () => Promise<Map<string, string>>;
-        publish: (moves: { ref: string; before: string | null; after: string | null }[]) => Promise<void>;
-      }) => Promise<R>,
-    ) => work({ refs: () => refs(id), publish: async () => {} }),
+    exclusive: <R>(id: string, work: (copy: PushCopy) => Promise<R>) =>
+      work({ refs: () => refs(id), publish: async () => {} }),
     bundle,
     pathOf,
     exists,

@@ -6,10 +6,14 @@ import type { Database } from '../../db/schema.ts';
 import { AppError } from '../../errors.ts';
 import type { BlobStore } from '../blobs/blob-store.ts';
 import { git } from './git.ts';
-import { gitopsRepository, mainBranch, type RepoStore } from './repo-store.ts';
-
-/** A branch's move: from `before` to `after` (null: created, or deleted). */
-export type RefMove = { ref: string; before: string | null; after: string | null };
+import {
+  gitopsRepository,
+  isRepositoryId,
+  mainBranch,
+  type PushCopy,
+  type RefMove,
+  type RepoStore,
+} from './repo-store.ts';
 
 /** Why a shared repository's branch could not move: another replica (or request) moved it first. */
 export class RefMoved extends AppError {
@@ -105,8 +109,8 @@ export function createSharedRepoStore(deps: {
     }
   };
 
-  async function dbRefs(id: string, k: Kysely<Database> = db) {
-    const rows = await k
+  async function dbRefs(id: string) {
+    const rows = await db
       .selectFrom('repo_refs')
       .select(['ref', 'commit_id'])
       .where('repo_id', '=', id)
@@ -237,17 +241,12 @@ export function createSharedRepoStore(deps: {
             if (moved !== undefined && Number(moved) !== 1) throw new RefMoved(m.ref);
           }
           if (!pack) return;
-          const last = await trx
-            .selectFrom('repo_packs')
-            .select((eb) => eb.fn.max('seq').as('seq'))
-            .where('repo_id', '=', id)
-            .executeTakeFirst();
           // Two writers taking the same number: the primary key lets one in, and the other tries again.
           await trx
             .insertInto('repo_packs')
             .values({
               repo_id: id,
-              seq: Number(last?.seq ?? 0) + 1,
+              seq: (await lastSeq(id, trx)) + 1,
               digest: pack.digest,
               objects: pack.objects,
               created_at: deps.clock.now().toISOString(),
@@ -273,18 +272,22 @@ export function createSharedRepoStore(deps: {
     (id: string, ...rest: A): R =>
       shares(id) ? shared(id, ...rest) : own(id, ...rest);
 
+  /** Publishes the copy's moves; when they are refused, the copy goes back to what the database holds. */
+  async function publishOrUndo(id: string, moves: RefMove[]) {
+    try {
+      await publishNow(id, moves);
+    } catch (error) {
+      await syncNow(id).catch(() => {});
+      throw error;
+    }
+  }
+
   /** A write through the copy: brought up to date, changed, then the change written to the database. */
   const write = <R>(id: string, work: () => Promise<{ result: R; moves: RefMove[] }>) =>
     serial(id, async () => {
       await syncNow(id);
       const { result, moves } = await work();
-      try {
-        await publishNow(id, moves);
-      } catch (error) {
-        // The copy goes back to what the database holds.
-        await syncNow(id).catch(() => {});
-        throw error;
-      }
+      await publishOrUndo(id, moves);
       return result;
     });
 
@@ -301,7 +304,7 @@ export function createSharedRepoStore(deps: {
     for (const id of ids.filter((i) => !known.has(i)))
       await serial(id, async () => {
         // Not a repository of the platform's naming: left alone.
-        if ((!/^[a-z]{3}_[0-9a-z]{20}$/.test(id) && id !== gitopsRepository) || !shares(id)) return;
+        if (!isRepositoryId(id) || !shares(id)) return;
         if (!local.exists(id) || (await dbRefs(id)).size) return;
         const refs = await local.refs(id);
         if (!refs.size) return;
@@ -315,21 +318,22 @@ export function createSharedRepoStore(deps: {
             if (!(error instanceof RefMoved)) throw error;
           },
         );
-        writeFileSync(markOf(id), String((await lastSeq(id)) ?? 0));
+        writeFileSync(markOf(id), String(await lastSeq(id)));
       });
     return shared;
   }
 
-  const lastSeq = async (id: string) =>
-    Number(
+  async function lastSeq(id: string, k: Kysely<Database> = db) {
+    return Number(
       (
-        await db
+        await k
           .selectFrom('repo_packs')
           .select((eb) => eb.fn.max('seq').as('seq'))
           .where('repo_id', '=', id)
           .executeTakeFirst()
       )?.seq ?? 0,
     );
+  }
 
   /**
    * Runs `work` (a push through `git receive-pack`) on the copy, brought up to date, with no other write of
@@ -337,26 +341,10 @@ export function createSharedRepoStore(deps: {
    * the copy goes back to the database's state and it throws. The caller holds git's answer until then, so
    * a pusher never reads "ok" for a push that did not land.
    */
-  const exclusiveShared = <R>(
-    id: string,
-    work: (copy: {
-      refs: () => Promise<Map<string, string>>;
-      publish: (moves: RefMove[]) => Promise<void>;
-    }) => Promise<R>,
-  ) =>
+  const exclusiveShared = <R>(id: string, work: (copy: PushCopy) => Promise<R>) =>
     serial(id, async () => {
       await syncNow(id);
-      return work({
-        refs: () => local.refs(id),
-        publish: async (moves) => {
-          try {
-            await publishNow(id, moves);
-          } catch (error) {
-            await syncNow(id).catch(() => {});
-            throw error;
-          }
-        },
-      });
+      return work({ refs: () => local.refs(id), publish: (moves) => publishOrUndo(id, moves) });
     });
 
   const store: RepoStore & { importLocal: typeof importLocal } = {
@@ -365,7 +353,6 @@ export function createSharedRepoStore(deps: {
     exclusive: (id, work) => (shares(id) ? exclusiveShared(id, work) : local.exclusive(id, work)),
     importLocal,
     shares,
-    exists: (id: string) => existsSync(join(local.pathOf(id), 'HEAD')),
     async present(id: string) {
       return (await sync(id)) || local.exists(id);
     },
