@@ -27,7 +27,7 @@ import { registerNotificationRoutes } from './modules/notifications/notification
 import { createNotificationService } from './modules/notifications/notification-service.ts';
 import { registerPolicyRoutes } from './modules/policy/policy-routes.ts';
 import { createPolicyService } from './modules/policy/policy-service.ts';
-import { shareFolderRepositories } from './modules/repos/install-repos.ts';
+import { startSharedRepositories } from './modules/repos/install-repos.ts';
 import { createAppHosts } from './modules/runtime/app-hosts.ts';
 import { createGateway } from './modules/runtime/gateway.ts';
 import { createReplicaForwarding } from './modules/runtime/replica-forwarding.ts';
@@ -335,7 +335,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     version,
     checks: [blobStoreCheck(blobs), issuerCheck(() => oidc?.issuer ?? null)],
   });
-  await shareFolderRepositories(repositories.store, logger); // before serving: see install-repos.ts
+  await startSharedRepositories(repositories.store, jobs, logger); // before serving: see install-repos.ts
   const listening = await listen(app, config, publicUrl);
   publicUrl = listening.publicUrl;
   oidc = listening.devOidc ?? oidc;

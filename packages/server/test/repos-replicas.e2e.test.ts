@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { importAdvisories } from '../../cli/test/cli-harness.ts';
+import { createOciBlobStore } from '../src/modules/blobs/oci-blob-store.ts';
 import type { RunningServer } from '../src/server.ts';
 import { gitCli, withToken } from './git-client.ts';
 import {
@@ -170,11 +171,6 @@ if (engines().includes('postgres'))
             clones.map((c, i) => gitCli(c, ['push', i ? viaB : viaA, `HEAD:${branch}`])),
           );
           const landed = pushes.map((p) => p.code === 0);
-          console.error(
-            'RACE',
-            setup.own,
-            pushes.map((p) => p.code + ' ' + p.stderr.slice(0, 300)),
-          );
           assert.equal(landed.filter(Boolean).length, 1, pushes.map((p) => p.stderr).join('\n'));
           const winner = commits[landed.indexOf(true)];
           // The loser reads git's own refusal of its branch (the platform's reason when it refused), not a
@@ -189,6 +185,39 @@ if (engines().includes('postgres'))
           }
         }
       });
+
+      if (setup.own)
+        test("the races' refused packs leave the registry an hour later, and nothing the repository needs", async () => {
+          const db = a.db.kysely;
+          const named = new Set(
+            (await db.selectFrom('repo_packs').select('digest').execute()).map((p) => p.digest),
+          );
+          const unnamed = (await db.selectFrom('repo_pack_uploads').select('digest').execute())
+            .map((u) => u.digest)
+            .filter((d) => !named.has(d));
+          assert.ok(unnamed.length >= 1, 'a push that lost a race put its pack first');
+          const blobs = createOciBlobStore({
+            url: `${registry!.url}/microapp`,
+            username: null,
+            password: null,
+          });
+          for (const d of unnamed) assert.equal(await blobs.has('pack', d), true);
+          a.internals.clock.advance(3_601_000);
+          assert.equal(await a.internals.jobs.trigger('repository-packs'), true);
+          const job = (await a.internals.jobs.list()).find((j) => j.name === 'repository-packs');
+          assert.equal(job?.lastError, null);
+          assert.equal(job?.lastResult?.removed, unnamed.length, JSON.stringify(job?.lastResult));
+          for (const d of unnamed) assert.equal(await blobs.has('pack', d), false, d);
+          for (const d of named) assert.equal(await blobs.has('pack', d), true, d);
+          // A replica with no copy still reads every repository whole.
+          const t = await signInEveryone(a);
+          rmSync(join(bDir, 'repos'), { recursive: true, force: true });
+          const clone = join(work, 'after-sweep');
+          const via = withToken(`${b.url}/git/board-minutes.git`, t.alice);
+          const cloned = await gitCli(work, ['clone', '--quiet', via, clone]);
+          assert.equal(cloned.code, 0, cloned.stderr);
+          assert.equal((await gitCli(clone, ['fsck', '--strict'])).code, 0);
+        });
 
       if (setup.own)
         test("a replica's folder is a cache: lost, it is filled again from the database and the registry", async () => {

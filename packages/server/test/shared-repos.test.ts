@@ -3,20 +3,15 @@ import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import pg from 'pg';
 import { adjustableClock } from '../src/clock.ts';
-import { type Db, openDatabase } from '../src/db/database.ts';
-import { migrateToLatest } from '../src/db/migrations.ts';
+import type { Db } from '../src/db/database.ts';
 import { BlobMissingError, createFolderBlobStore } from '../src/modules/blobs/blob-store.ts';
 import { git, gitText } from '../src/modules/repos/git.ts';
+import { branchesIn, RefMoved } from '../src/modules/repos/git-branches.ts';
 import { createRepoStore, gitopsRepository } from '../src/modules/repos/repo-store.ts';
-import {
-  branchesIn,
-  createSharedRepoStore,
-  RefMoved,
-  type SharedRepoStore,
-} from '../src/modules/repos/shared-repos.ts';
+import { createSharedRepoStore, type SharedRepoStore } from '../src/modules/repos/shared-repos.ts';
 import { engines } from './harness.ts';
+import { testDatabase } from './test-db.ts';
 
 // Two replicas' repository stores, each with its own folder, sharing one database and one blob store: what
 // one writes the other reads, a branch two of them move at once moves once, and neither replica's folder
@@ -67,7 +62,6 @@ for (const engine of engines()) {
   describe(`repositories shared through the database and the blob store (${engine})`, () => {
     let db: Db;
     let dir: string;
-    let schema: string | null = null;
     let a: SharedRepoStore;
     let b: SharedRepoStore;
     const storeIn = (name: string, shares?: (repo: string) => boolean) =>
@@ -83,33 +77,15 @@ for (const engine of engines()) {
         ...(shares ? { shares } : {}),
       });
 
+    let drop: () => Promise<void>;
     before(async () => {
       dir = mkdtempSync(join(tmpdir(), 'microapp-shared-repos-'));
-      if (engine === 'postgres') {
-        schema = `t_${Math.random().toString(36).slice(2, 12)}`;
-        const c = new pg.Client({ connectionString: process.env.MICROAPP_TEST_POSTGRES_URL });
-        await c.connect();
-        await c.query(`create schema ${schema}`);
-        await c.end();
-        db = openDatabase({
-          kind: 'postgres',
-          url: process.env.MICROAPP_TEST_POSTGRES_URL!,
-          schema,
-          poolSize: 4,
-        });
-      } else db = openDatabase({ kind: 'sqlite', file: join(dir, 'shared.sqlite') });
-      await migrateToLatest(db);
+      ({ db, drop } = await testDatabase(engine, dir));
       a = storeIn('a');
       b = storeIn('b');
     });
     after(async () => {
-      await db.destroy();
-      if (schema) {
-        const c = new pg.Client({ connectionString: process.env.MICROAPP_TEST_POSTGRES_URL });
-        await c.connect();
-        await c.query(`drop schema ${schema} cascade`);
-        await c.end();
-      }
+      await drop();
       rmSync(dir, { recursive: true, force: true });
     });
 

@@ -86,7 +86,9 @@ for (const engine of engines())
           '0035_hosted_repos',
           '0036_scorecard_changes',
           '0037_shared_repositories',
+          '0038_repo_pack_uploads',
         ];
+        await db.kysely.schema.dropTable('repo_pack_uploads').execute();
         await db.kysely.schema.dropTable('repo_packs').execute();
         await db.kysely.schema.dropTable('repo_refs').execute();
         for (const table of ['app_versions', 'advisory_alerts'])

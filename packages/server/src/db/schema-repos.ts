@@ -5,6 +5,7 @@ export interface RepoTables {
   change_reviews: ChangeReviewsTable;
   repo_refs: RepoRefsTable;
   repo_packs: RepoPacksTable;
+  repo_pack_uploads: RepoPackUploadsTable;
 }
 
 /** A branch of a shared repository (MICROAPP_GIT_STORE=shared, migration 0037): the commit it points at. */
@@ -23,6 +24,13 @@ export interface RepoPacksTable {
   digest: string;
   objects: number;
   created_at: string;
+}
+
+/** A pack put in the blob store, until a sweep finds it named by `repo_packs` or removes it (migration 0038). */
+export interface RepoPackUploadsTable {
+  digest: string;
+  /** When it was put, or last stopped being named by a repository. */
+  uploaded_at: string;
 }
 
 /** An app's repository on the platform's git server (its objects are on disk, `repos/APP_ID.git`). */

@@ -29,4 +29,16 @@ export const sharedRepos: Record<string, (_dialect: Dialect) => Migration> = {
         .execute();
     },
   }),
+  '0038_repo_pack_uploads': () => ({
+    async up(db: AnyDb) {
+      // Packs put in the blob store and named by no repository yet (a write another replica refused) or any
+      // more (packs a compaction merged): removed once nothing has named them for an hour (repo-packs.ts).
+      // A new table only: older servers run on.
+      await db.schema
+        .createTable('repo_pack_uploads')
+        .addColumn('digest', 'text', (c) => c.primaryKey())
+        .addColumn('uploaded_at', 'text', (c) => c.notNull())
+        .execute();
+    },
+  }),
 };

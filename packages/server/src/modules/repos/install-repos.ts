@@ -10,6 +10,7 @@ import type { BlobStore } from '../blobs/blob-store.ts';
 import type { BuildService } from '../builds/build-service.ts';
 import type { CatalogService } from '../catalog/catalog-service.ts';
 import { defaultTemplatesDir } from '../catalog/templates.ts';
+import type { JobRunner } from '../jobs/job-runner.ts';
 import type { NotificationService } from '../notifications/notification-service.ts';
 import type { TokenService } from '../tokens/token-service.ts';
 import { createBuilderChanges } from './builder-change.ts';
@@ -45,7 +46,7 @@ type RepoDeps = {
    * The platform's own repositories shared through the database and this blob store (MICROAPP_GIT_STORE=
    * shared); absent: the data folder's `repos/` alone. With a git host, the GitOps repository alone.
    */
-  shared?: Pick<BlobStore, 'put' | 'get'> | null;
+  shared?: Pick<BlobStore, 'put' | 'get' | 'remove'> | null;
 };
 
 /** The git host's settings as configuration reads them (config-git-host.ts). */
@@ -183,18 +184,23 @@ export function installRepos(
 
 /**
  * On a server whose repositories are shared (MICROAPP_GIT_STORE=shared): shares the repositories the data
- * folder holds and the database does not know yet, the folder's repositories before the upgrade. Returns
- * how many; run before the server serves.
+ * folder holds and the database does not know yet, the folder's repositories before the upgrade, and
+ * schedules the packs' upkeep (compaction and sweep, repo-packs.ts). Returns how many it shared; run before
+ * the server serves.
  */
-export async function shareFolderRepositories(
+export async function startSharedRepositories(
   store: RepoStore,
+  jobs: Pick<JobRunner, 'register'>,
   logger: { info: (o: object, m: string) => void },
 ): Promise<number> {
-  if (!('importLocal' in store) || !existsSync(store.dir)) return 0;
+  if (!('importLocal' in store)) return 0;
+  const shared = store as SharedRepoStore;
+  await jobs.register({ name: 'repository-packs', everySeconds: 600, run: () => shared.maintain() });
+  if (!existsSync(store.dir)) return 0;
   const ids = readdirSync(store.dir)
     .filter((f) => f.endsWith('.git'))
     .map((f) => f.slice(0, -'.git'.length));
-  const shared = await (store as SharedRepoStore).importLocal(ids);
-  if (shared) logger.info({ repositories: shared }, 'repositories of the data folder are now shared');
-  return shared;
+  const count = await shared.importLocal(ids);
+  if (count) logger.info({ repositories: count }, 'repositories of the data folder are now shared');
+  return count;
 }

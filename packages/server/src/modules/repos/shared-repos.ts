@@ -1,11 +1,12 @@
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Kysely } from 'kysely';
 import type { Clock } from '../../clock.ts';
 import type { Database } from '../../db/schema.ts';
 import { AppError } from '../../errors.ts';
-import type { BlobStore } from '../blobs/blob-store.ts';
 import { git } from './git.ts';
+import { branch, branchesIn, RefMoved, sha } from './git-branches.ts';
+import { type Compaction, createRepoPacks, objectsIn, type PackBlobs } from './repo-packs.ts';
 import {
   gitopsRepository,
   isRepositoryId,
@@ -14,56 +15,6 @@ import {
   type RefMove,
   type RepoStore,
 } from './repo-store.ts';
-
-/** Why a shared repository's branch could not move: another replica (or request) moved it first. */
-export class RefMoved extends AppError {
-  constructor(ref: string) {
-    super(
-      'conflict',
-      `${ref.replace('refs/heads/', '')} moved while this change was written (another push or merge came first): fetch and try again`,
-    );
-  }
-}
-
-const sha = /^[0-9a-f]{40}$/;
-// A branch name as git allows it, and nothing a line of `git update-ref --stdin` could be split on.
-const branch = {
-  test: (ref: string) =>
-    /^refs\/heads\/[^\s~^:?*[\\]+$/.test(ref) &&
-    ![...ref].some((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f),
-};
-
-/**
- * The branches of a copy as git's files backend keeps them (`packed-refs`, overridden by loose files under
- * `refs/heads/`), read without starting git: every read of a shared repository compares them.
- */
-export function branchesIn(gitDir: string): Map<string, string> {
-  const out = new Map<string, string>();
-  let packed = '';
-  try {
-    packed = readFileSync(join(gitDir, 'packed-refs'), 'utf8');
-  } catch {}
-  for (const line of packed.split('\n')) {
-    const [commit, ref] = line.split(' ');
-    if (commit && ref?.startsWith('refs/heads/') && sha.test(commit)) out.set(ref, commit);
-  }
-  const walk = (folder: string, prefix: string) => {
-    for (const entry of readdirSync(folder, { withFileTypes: true })) {
-      if (entry.name.endsWith('.lock')) continue;
-      const path = join(folder, entry.name);
-      if (entry.isDirectory()) walk(path, `${prefix}${entry.name}/`);
-      else {
-        const commit = readFileSync(path, 'utf8').trim();
-        if (sha.test(commit)) out.set(`${prefix}${entry.name}`, commit);
-      }
-    }
-  };
-  if (existsSync(join(gitDir, 'refs', 'heads'))) walk(join(gitDir, 'refs', 'heads'), 'refs/heads/');
-  return out;
-}
-
-// The pack git writes for no objects: its header and checksum only.
-const objectsIn = (pack: Buffer) => (pack.length >= 12 ? pack.readUInt32BE(8) : 0);
 
 /**
  * Repositories that replicas share through the database and the blob store, with nothing on a shared disk
@@ -79,8 +30,10 @@ const objectsIn = (pack: Buffer) => (pack.length >= 12 ? pack.readUInt32BE(8) : 
 export function createSharedRepoStore(deps: {
   db: Kysely<Database>;
   clock: Clock;
-  blobs: Pick<BlobStore, 'put' | 'get'>;
+  blobs: PackBlobs;
   local: RepoStore;
+  /** A repository with more packs than this is compacted by `maintain`. Default 32. */
+  compactAbove?: number;
   /**
    * Which repositories are shared; the others are the copy's alone (with MICROAPP_GIT_HOST, the apps'
    * repositories are copies of the host's and only the GitOps repository is shared). Default: all.
@@ -89,6 +42,12 @@ export function createSharedRepoStore(deps: {
 }) {
   const { db, local } = deps;
   const shares = deps.shares ?? (() => true);
+  const packs = createRepoPacks({
+    db,
+    clock: deps.clock,
+    blobs: deps.blobs,
+    ...(deps.compactAbove ? { compactAbove: deps.compactAbove } : {}),
+  });
   // One sync or write at a time per repository in this process; other replicas are kept out by the
   // database's compare-and-swap.
   const queues = new Map<string, Promise<unknown>>();
@@ -143,21 +102,20 @@ export function createSharedRepoStore(deps: {
     const dir = local.pathOf(id);
     let applied = appliedIn(id);
     for (let attempt = 0; attempt < 2; attempt++) {
-      const packs = await db
+      const lacking = await db
         .selectFrom('repo_packs')
         .select(['seq', 'digest'])
         .where('repo_id', '=', id)
         .where('seq', '>', applied)
         .orderBy('seq')
         .execute();
-      for (const p of packs) {
-        const bytes = await deps.blobs.get('pack', p.digest);
-        await git(dir, ['index-pack', '--stdin', '--strict'], { input: bytes });
+      for (const p of lacking) {
+        await packs.apply(dir, p.digest);
         applied = Number(p.seq);
         writeFileSync(markOf(id), String(applied));
       }
       const state = JSON.stringify([...refs]);
-      if (!packs.length && held.get(id) === state) break;
+      if (!lacking.length && held.get(id) === state) break;
       if (await holds(id, [...new Set(refs.values())])) {
         held.set(id, state);
         break;
@@ -203,8 +161,8 @@ export function createSharedRepoStore(deps: {
             input: `${news.join('\n')}\n${stops.map((c) => `^${c}`).join('\n')}\n`,
           })
         ).stdout;
-      if (objectsIn(bytes) > 0)
-        pack = { digest: await deps.blobs.put('pack', bytes), objects: objectsIn(bytes) };
+      // The pack git writes when nothing is new holds no objects: not kept.
+      if (objectsIn(bytes) > 0) pack = await packs.put(bytes);
     }
     for (let attempt = 0; ; attempt++)
       try {
@@ -246,7 +204,7 @@ export function createSharedRepoStore(deps: {
             .insertInto('repo_packs')
             .values({
               repo_id: id,
-              seq: (await lastSeq(id, trx)) + 1,
+              seq: (await packs.lastSeq(id, trx)) + 1,
               digest: pack.digest,
               objects: pack.objects,
               created_at: deps.clock.now().toISOString(),
@@ -318,21 +276,9 @@ export function createSharedRepoStore(deps: {
             if (!(error instanceof RefMoved)) throw error;
           },
         );
-        writeFileSync(markOf(id), String(await lastSeq(id)));
+        writeFileSync(markOf(id), String(await packs.lastSeq(id)));
       });
     return shared;
-  }
-
-  async function lastSeq(id: string, k: Kysely<Database> = db) {
-    return Number(
-      (
-        await k
-          .selectFrom('repo_packs')
-          .select((eb) => eb.fn.max('seq').as('seq'))
-          .where('repo_id', '=', id)
-          .executeTakeFirst()
-      )?.seq ?? 0,
-    );
   }
 
   /**
@@ -347,11 +293,37 @@ export function createSharedRepoStore(deps: {
       return work({ refs: () => local.refs(id), publish: (moves) => publishOrUndo(id, moves) });
     });
 
-  const store: RepoStore & { importLocal: typeof importLocal } = {
+  /**
+   * Merges a repository's packs into one when it has more than `above` (repo-packs.ts). A copy that held
+   * every pack merged is marked as holding the merged one, rather than read it again.
+   */
+  const compact = (id: string, above?: number): Promise<Compaction | null> =>
+    serial(id, async () => {
+      const done = await packs.compact(id, above);
+      if (done && local.exists(id) && appliedIn(id) >= done.upTo) writeFileSync(markOf(id), String(done.seq));
+      return done;
+    });
+
+  /** The scheduled upkeep (job `repository-packs`): every crowded repository compacted, then the sweep. */
+  async function maintain() {
+    let compacted = 0;
+    for (const id of await packs.crowded()) if (await compact(id)) compacted++;
+    return { compacted, ...(await packs.sweep()) };
+  }
+
+  const store: RepoStore & {
+    importLocal: typeof importLocal;
+    compact: typeof compact;
+    maintain: typeof maintain;
+    sweep: () => Promise<{ removed: number; kept: number }>;
+  } = {
     ...local,
     sync,
     exclusive: (id, work) => (shares(id) ? exclusiveShared(id, work) : local.exclusive(id, work)),
     importLocal,
+    compact,
+    maintain,
+    sweep: packs.sweep,
     shares,
     async present(id: string) {
       return (await sync(id)) || local.exists(id);

@@ -1,0 +1,186 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { adjustableClock } from '../src/clock.ts';
+import type { Db } from '../src/db/database.ts';
+import { type BlobStore, createFolderBlobStore } from '../src/modules/blobs/blob-store.ts';
+import { RefMoved } from '../src/modules/repos/git-branches.ts';
+import { createRepoStore } from '../src/modules/repos/repo-store.ts';
+import { createSharedRepoStore, type SharedRepoStore } from '../src/modules/repos/shared-repos.ts';
+import { engines } from './harness.ts';
+import { testDatabase } from './test-db.ts';
+
+// The packs of shared repositories kept from growing without end: past a number of packs, a repository's
+// packs become one, which every replica reads whatever its copy held, with every object of the packs it
+// replaced (reachable or not); packs named by nothing (a refused write's, a compaction's leftovers) leave
+// the blob store after a grace period, and never from under a row that names them.
+
+const alice = { name: 'Alice', email: 'alice@example.com' };
+const id = 'app_000000000packsrepo01';
+const hour = 3_600_000;
+
+for (const engine of engines()) {
+  describe(`packs of shared repositories: compaction and sweep (${engine})`, () => {
+    let db: Db;
+    let drop: () => Promise<void>;
+    let dir: string;
+    let blobs: BlobStore;
+    const clock = adjustableClock();
+    let a: SharedRepoStore;
+    let b: SharedRepoStore;
+    const storeIn = (name: string) =>
+      createSharedRepoStore({
+        db: db.kysely,
+        clock,
+        blobs,
+        compactAbove: 3,
+        local: createRepoStore({
+          dir: join(dir, name, 'repos'),
+          hooksDir: join(dir, name, 'hooks'),
+          maxPushBytes: 1024 * 1024,
+        }),
+      });
+    const packsOf = async (repo: string) =>
+      (
+        await db.kysely
+          .selectFrom('repo_packs')
+          .select(['seq', 'digest', 'objects'])
+          .where('repo_id', '=', repo)
+          .orderBy('seq')
+          .execute()
+      ).map((p) => ({ seq: Number(p.seq), digest: p.digest, objects: Number(p.objects) }));
+    /** A commit on main through `store`, changing one file. */
+    const push = async (store: SharedRepoStore, n: number) => {
+      const head = (await store.head(id))!;
+      const next = await store.commitFiles(id, head, { 'count.txt': `${n}\n` }, `Count ${n}`, alice);
+      await store.setBranch(id, 'main', next, head);
+      return next;
+    };
+
+    before(async () => {
+      dir = mkdtempSync(join(tmpdir(), 'microapp-repo-packs-'));
+      ({ db, drop } = await testDatabase(engine, dir));
+      blobs = createFolderBlobStore(join(dir, 'blobs'));
+      a = storeIn('a');
+      b = storeIn('b');
+    });
+    after(async () => {
+      await drop();
+      rmSync(dir, { recursive: true, force: true });
+    });
+
+    test("a repository's packs become one, and a replica with no copy, or an old one, reads it whole", async () => {
+      await a.create(id, { 'README.md': 'Counter\n', 'count.txt': '0\n' }, 'Start', alice);
+      await b.sync(id);
+      for (let n = 1; n <= 4; n++) await push(n % 2 ? a : b, n);
+      // A branch pushed, then moved away: its commit is reachable from nothing, and still kept.
+      const head = (await a.head(id))!;
+      const dropped = await a.commitFiles(id, head, { 'draft.txt': 'draft\n' }, 'Draft', alice);
+      await a.setBranch(id, 'draft', dropped, null);
+      await a.setBranch(id, 'draft', head, dropped);
+      const before = await packsOf(id);
+      assert.equal(before.length, 6);
+      assert.equal(await a.compact(id, 10), null, 'not past the limit asked for');
+
+      // b's copy is one pack behind when the packs are merged.
+      const lastBeforeCompaction = await push(a, 5);
+      const done = await a.compact(id);
+      assert.ok(done);
+      assert.equal(done.packs, 7);
+      const after = await packsOf(id);
+      assert.deepEqual(
+        after.map((p) => p.seq),
+        [8],
+      );
+      // Every object of every pack, deduplicated: no fewer than the largest pack, no more than all of them.
+      assert.ok(after[0]!.objects >= Math.max(...before.map((p) => p.objects)));
+      assert.ok(after[0]!.objects <= before.reduce((n, p) => n + p.objects, 0) + 3);
+
+      const fresh = storeIn('fresh');
+      assert.equal(await fresh.head(id), lastBeforeCompaction);
+      assert.equal(await fresh.readFile(id, lastBeforeCompaction, 'count.txt'), '5\n');
+      assert.equal((await fresh.log(id, 'main')).length, 6);
+      assert.equal(await fresh.hasCommit(id, dropped), true, 'an unreachable commit of a merged pack');
+      assert.equal(await b.head(id), lastBeforeCompaction);
+      // Writing on after it, through a replica whose copy is older than the merged pack.
+      const six = await push(b, 6);
+      assert.equal(await fresh.head(id), six);
+      assert.deepEqual(
+        (await packsOf(id)).map((p) => p.seq),
+        [8, 9],
+      );
+    });
+
+    test('a compaction and writes at once: whichever comes first, nothing is lost', async () => {
+      for (let round = 0; round < 3; round++) {
+        for (let n = 0; n < 4; n++) await push(a, 100 + round * 10 + n);
+        const results = await Promise.allSettled([a.compact(id, 0), push(b, 100 + round * 10 + 9)]);
+        // Nobody else moves main: the push lands whether it numbers its pack before the merged one or after.
+        assert.deepEqual(
+          results.map((r) => r.status),
+          ['fulfilled', 'fulfilled'],
+          JSON.stringify(results),
+        );
+        const c = storeIn(`race-${round}`);
+        const head = await c.head(id);
+        assert.equal(head, await a.head(id));
+        assert.equal(await c.readFile(id, head!, 'count.txt'), await a.readFile(id, head!, 'count.txt'));
+        assert.equal((await c.log(id, 'main')).length, (await a.log(id, 'main')).length);
+      }
+    });
+
+    test('packs named by nothing leave the blob store after the grace period, and no other does', async () => {
+      // A refused write: its pack was put before the database refused its branch.
+      const head = (await a.head(id))!;
+      const mine = await a.commitFiles(id, head, { 'x.txt': 'a\n' }, 'From a', alice);
+      const theirs = await b.commitFiles(id, head, { 'x.txt': 'b\n' }, 'From b', alice);
+      const results = await Promise.allSettled([
+        a.setBranch(id, 'main', mine, head),
+        b.setBranch(id, 'main', theirs, head),
+      ]);
+      const lost = results.flatMap((r) => (r.status === 'rejected' ? [r.reason] : []));
+      assert.equal(lost.length, 1);
+      assert.ok(lost[0] instanceof RefMoved, String(lost[0]));
+      const winner = results[0]!.status === 'fulfilled' ? mine : theirs;
+      const named = new Set((await packsOf(id)).map((p) => p.digest));
+      const unnamed = (await db.kysely.selectFrom('repo_pack_uploads').select('digest').execute())
+        .map((u) => u.digest)
+        .filter((d) => !named.has(d));
+      assert.ok(unnamed.length >= 2, 'the refused pack and the packs compactions replaced');
+      for (const d of unnamed) assert.equal(await blobs.has('pack', d), true);
+
+      assert.deepEqual(await a.sweep(), { removed: 0, kept: 0 }, 'within the grace period');
+      clock.advance(hour + 1000);
+      const swept = await a.maintain();
+      assert.equal(swept.removed, unnamed.length);
+      for (const d of unnamed) assert.equal(await blobs.has('pack', d), false, d);
+      for (const d of named) assert.equal(await blobs.has('pack', d), true, d);
+      assert.equal(
+        (await db.kysely.selectFrom('repo_pack_uploads').select('digest').execute()).length,
+        0,
+        'named uploads are forgotten, unnamed ones removed',
+      );
+      const d = storeIn('after-sweep');
+      assert.equal(await d.head(id), winner);
+      assert.equal(await d.hasCommit(id, winner === mine ? theirs : mine), false, "the loser's commit");
+    });
+
+    test('a pack put again and named after it was left unnamed is kept by the sweep', async () => {
+      const packs = await packsOf(id);
+      const last = packs.at(-1)!;
+      // The upload as a compaction left it long ago, while a write has named the same bytes since.
+      await db.kysely
+        .insertInto('repo_pack_uploads')
+        .values({
+          digest: last.digest,
+          uploaded_at: new Date(clock.now().getTime() - 2 * hour).toISOString(),
+        })
+        .execute();
+      assert.deepEqual(await a.sweep(), { removed: 0, kept: 1 });
+      assert.equal(await blobs.has('pack', last.digest), true);
+      assert.equal(await storeIn('kept').head(id), await a.head(id));
+    });
+  });
+}
