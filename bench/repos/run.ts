@@ -4,8 +4,10 @@
 // blob store and the branch into the database too), with what reading one costs on a second replica: the
 // first read (its copy made from the blob store) and the next ones (the copy checked against the database).
 // They take turns, one repository each, so the machine's load falls on all alike; each made repository must
-// hold the template's files on main or the run fails.
-//   npx tsx bench/repos/run.ts [--quick] [--repositories 30] [--template form] [--postgres URL]
+// hold the template's files on main or the run fails. Then one shared repository with many pushes, each a
+// pack: a replica with no copy reads it first with one pack per push, then with the packs compacted into
+// one (repo-packs.ts), beside the time the compaction took.
+//   npx tsx bench/repos/run.ts [--quick] [--repositories 30] [--pushes 200] [--template form] [--postgres URL]
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -27,6 +29,7 @@ const { values, number, command } = benchArgs(
   "An app's repository as registration makes it, beside a bare `git init`.",
   {
     repositories: { default: '30', quick: '4', help: 'repositories made by each of the two' },
+    pushes: { default: '200', quick: '20', help: 'pushes to the one repository that is compacted' },
     template: { default: 'form', help: 'the template whose files the repository starts with' },
     postgres: {
       default: '',
@@ -96,6 +99,7 @@ await runBench(async () => {
       await store.head(id);
       times.folderRead += performance.now() - t;
     }
+    const packs = await compaction(shared, rendered.files, number('pushes'));
     await shared.close();
     console.log(
       `  an app's repository (${Object.keys(rendered.files).length} files)  ${(made / n).toFixed(1)} ms per repository`,
@@ -108,11 +112,49 @@ await runBench(async () => {
     console.log(
       `  an app's repository / a bare init: ${(made / Math.max(0.001, bare)).toFixed(1)}x (${n} each)`,
     );
+    console.log(
+      `  a replica's first read of a repository of ${packs.pushes} pushes: ${packs.before.toFixed(0)} ms with a pack per push (baseline), ${packs.after.toFixed(0)} ms compacted (${(packs.after / packs.before).toFixed(2)}x); the compaction took ${packs.took.toFixed(0)} ms`,
+    );
     console.log(`reproduce with: ${command}`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+/**
+ * A repository of `pushes` commits, each pushed on its own through one replica: the first read on a replica
+ * with no copy, before and after its packs are compacted into one.
+ */
+async function compaction(
+  shared: Awaited<ReturnType<typeof sharedStores>>,
+  files: Record<string, string>,
+  pushes: number,
+) {
+  const id = 'app_00000000000compacted';
+  const by = { name: 'A', email: 'a@example.com' };
+  let head = await shared.a.create(id, files, 'Create bench-app', by);
+  for (let i = 1; i <= pushes; i++) {
+    const next = await shared.a.commitFiles(id, head, { 'CHANGES.md': `change ${i}\n` }, `Change ${i}`, by);
+    await shared.a.setBranch(id, 'main', next, head);
+    head = next;
+  }
+  const firstRead = async (name: string) => {
+    const t = performance.now();
+    const store = shared.replica(name);
+    if ((await store.head(id)) !== head) throw new BenchFailure(`${name}: ${id} not read back whole`);
+    return performance.now() - t;
+  };
+  const before = await firstRead('replica-before');
+  const t = performance.now();
+  const done = await shared.a.compact(id, 0);
+  const took = performance.now() - t;
+  if (!done || done.packs !== pushes + 1)
+    throw new BenchFailure(`${id}: not compacted (${JSON.stringify(done)})`);
+  const after = await firstRead('replica-after');
+  if ((await shared.replica('replica-after').log(id, 'main', pushes + 10)).length !== pushes + 1)
+    throw new BenchFailure(`${id}: history lost in the compaction`);
+  return { pushes, before, after, took };
+}
 
 /** Two replicas' shared stores (their own folders) on one database and one folder blob store. */
 async function sharedStores(dir: string, postgres: string) {
@@ -138,6 +180,7 @@ async function sharedStores(dir: string, postgres: string) {
     engine: db.dialect,
     a: storeOf('replica-a'),
     b: storeOf('replica-b'),
+    replica: storeOf,
     async close() {
       await db.destroy();
       if (schema) {
