@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -30,12 +30,13 @@ for (const engine of engines()) {
     const clock = adjustableClock();
     let a: SharedRepoStore;
     let b: SharedRepoStore;
-    const storeIn = (name: string) =>
+    const storeIn = (name: string, repackCopyAbove?: number) =>
       createSharedRepoStore({
         db: db.kysely,
         clock,
         blobs,
         compactAbove: 3,
+        ...(repackCopyAbove ? { repackCopyAbove } : {}),
         local: createRepoStore({
           dir: join(dir, name, 'repos'),
           hooksDir: join(dir, name, 'hooks'),
@@ -131,6 +132,29 @@ for (const engine of engines()) {
       }
     });
 
+    test("a replica's copy past its number of pack files is repacked into one, keeping what no branch reaches", async () => {
+      const copy = storeIn('tidy', 3);
+      const packFiles = () =>
+        readdirSync(join(copy.pathOf(id), 'objects', 'pack')).filter((f) => f.endsWith('.pack')).length;
+      await copy.sync(id);
+      const head = (await a.head(id))!;
+      const aside = await a.commitFiles(id, head, { 'aside.txt': 'aside\n' }, 'Aside', alice);
+      await a.setBranch(id, 'aside', aside, null);
+      await copy.sync(id);
+      // The branch moved away: its commit is reachable from nothing now.
+      await a.setBranch(id, 'aside', head, aside);
+      let most = 0;
+      for (let n = 0; n < 6; n++) {
+        await push(a, 200 + n);
+        await copy.sync(id);
+        most = Math.max(most, packFiles());
+      }
+      assert.ok(most <= 4, `at most 4 pack files at once, not ${most}`);
+      assert.equal(await copy.head(id), await a.head(id));
+      assert.equal(await copy.hasCommit(id, aside), true);
+      assert.equal((await copy.log(id, 'main', 500)).length, (await a.log(id, 'main', 500)).length);
+    });
+
     test('packs named by nothing leave the blob store after the grace period, and no other does', async () => {
       // A refused write: its pack was put before the database refused its branch.
       const head = (await a.head(id))!;
@@ -153,7 +177,7 @@ for (const engine of engines()) {
 
       assert.deepEqual(await a.sweep(), { removed: 0, kept: 0 }, 'within the grace period');
       clock.advance(hour + 1000);
-      const swept = await a.maintain();
+      const swept = await a.sweep();
       assert.equal(swept.removed, unnamed.length);
       for (const d of unnamed) assert.equal(await blobs.has('pack', d), false, d);
       for (const d of named) assert.equal(await blobs.has('pack', d), true, d);
@@ -171,12 +195,11 @@ for (const engine of engines()) {
       const packs = await packsOf(id);
       const last = packs.at(-1)!;
       // The upload as a compaction left it long ago, while a write has named the same bytes since.
+      const long = new Date(clock.now().getTime() - 2 * hour).toISOString();
       await db.kysely
         .insertInto('repo_pack_uploads')
-        .values({
-          digest: last.digest,
-          uploaded_at: new Date(clock.now().getTime() - 2 * hour).toISOString(),
-        })
+        .values({ digest: last.digest, uploaded_at: long })
+        .onConflict((oc) => oc.column('digest').doUpdateSet({ uploaded_at: long }))
         .execute();
       assert.deepEqual(await a.sweep(), { removed: 0, kept: 1 });
       assert.equal(await blobs.has('pack', last.digest), true);

@@ -34,6 +34,8 @@ export function createSharedRepoStore(deps: {
   local: RepoStore;
   /** A repository with more packs than this is compacted by `maintain`. Default 32. */
   compactAbove?: number;
+  /** A copy with more pack files than this is repacked into one when it is brought up to date. Default 50. */
+  repackCopyAbove?: number;
   /**
    * Which repositories are shared; the others are the copy's alone (with MICROAPP_GIT_HOST, the apps'
    * repositories are copies of the host's and only the GitOps repository is shared). Default: all.
@@ -47,6 +49,7 @@ export function createSharedRepoStore(deps: {
     clock: deps.clock,
     blobs: deps.blobs,
     ...(deps.compactAbove ? { compactAbove: deps.compactAbove } : {}),
+    ...(deps.repackCopyAbove ? { repackCopyAbove: deps.repackCopyAbove } : {}),
   });
   // One sync or write at a time per repository in this process; other replicas are kept out by the
   // database's compare-and-swap.
@@ -137,6 +140,7 @@ export function createSharedRepoStore(deps: {
       await git(dir, ['update-ref', '--stdin', '-m', 'microapp: shared state'], {
         input: `${script.join('\n')}\n`,
       });
+    await packs.tidyCopy(dir);
     return true;
   }
 
