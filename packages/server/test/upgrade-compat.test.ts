@@ -89,6 +89,7 @@ for (const engine of engines())
           '0038_repo_pack_uploads',
         ];
         await db.kysely.schema.dropTable('repo_pack_uploads').execute();
+        await db.kysely.schema.dropIndex('repo_packs_digest').execute();
         await db.kysely.schema.dropTable('repo_packs').execute();
         await db.kysely.schema.dropTable('repo_refs').execute();
         for (const table of ['app_versions', 'advisory_alerts'])

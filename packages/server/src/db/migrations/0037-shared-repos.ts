@@ -33,12 +33,14 @@ export const sharedRepos: Record<string, (_dialect: Dialect) => Migration> = {
     async up(db: AnyDb) {
       // Packs put in the blob store and named by no repository yet (a write another replica refused) or any
       // more (packs a compaction merged): removed once nothing has named them for an hour (repo-packs.ts).
-      // A new table only: older servers run on.
+      // A new table and an index only: older servers run on.
       await db.schema
         .createTable('repo_pack_uploads')
         .addColumn('digest', 'text', (c) => c.primaryKey())
         .addColumn('uploaded_at', 'text', (c) => c.notNull())
         .execute();
+      // The sweep asks, for each upload, whether any repository names it.
+      await db.schema.createIndex('repo_packs_digest').on('repo_packs').column('digest').execute();
     },
   }),
 };

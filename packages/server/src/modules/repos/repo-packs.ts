@@ -12,6 +12,9 @@ export const objectsIn = (pack: Buffer) => (pack.length >= 12 ? pack.readUInt32B
 
 export type PackBlobs = Pick<BlobStore, 'put' | 'get' | 'remove'>;
 
+// The largest pack a write shares (git's output is read whole); a push itself is refused past 50 MB.
+const maxPackBytes = 1024 * 1024 * 1024;
+
 /** What a compaction did: `packs` packs up to number `upTo` became the one pack numbered `seq`. */
 export type Compaction = { packs: number; upTo: number; seq: number; objects: number; digest: string };
 
@@ -62,6 +65,19 @@ export function createRepoPacks(deps: {
     return { digest, objects: objectsIn(bytes) };
   }
 
+  /**
+   * One pack of the objects the commits `news` reach and the commits `stops` do not, from a copy. Never cut
+   * short: a pack past the limit stops the write rather than share a broken one.
+   */
+  async function packBetween(gitDir: string, news: string[], stops: string[]): Promise<Buffer> {
+    const out = await git(gitDir, ['pack-objects', '--revs', '--stdout', '--quiet'], {
+      input: `${news.join('\n')}\n${stops.map((c) => `^${c}`).join('\n')}\n`,
+      maxBytes: maxPackBytes,
+    });
+    if (out.truncated) throw new Error(`the pack of this write is over ${maxPackBytes >> 20} MB: not shared`);
+    return out.stdout;
+  }
+
   /** Adds a pack's objects to a copy, refusing a pack whose bytes or objects are not what they should be. */
   async function apply(gitDir: string, digest: string) {
     await git(gitDir, ['index-pack', '--stdin', '--strict'], { input: await deps.blobs.get('pack', digest) });
@@ -87,8 +103,9 @@ export function createRepoPacks(deps: {
       for (const r of rows) await apply(scratch, r.digest);
       // Every object of every pack, by name (no ref names them all), into one pack written to a file.
       const names = await git(scratch, ['cat-file', '--batch-all-objects', '--batch-check=%(objectname)'], {
-        maxBytes: 1024 * 1024 * 1024,
+        maxBytes: maxPackBytes,
       });
+      if (names.truncated) throw new Error(`${id} holds too many objects to compact`);
       await git(scratch, ['pack-objects', '-q', join(work, 'merged')], { input: names.stdout });
       const file = readdirSync(work).find((f) => f.startsWith('merged-') && f.endsWith('.pack'));
       if (!file) throw new Error(`git pack-objects wrote no pack for ${id}`);
@@ -197,7 +214,7 @@ export function createRepoPacks(deps: {
         .execute()
     ).map((r) => r.repo_id);
 
-  return { put, apply, compact, sweep, crowded, lastSeq, tidyCopy };
+  return { put, apply, packBetween, compact, sweep, crowded, lastSeq, tidyCopy };
 }
 
 export type RepoPacks = ReturnType<typeof createRepoPacks>;

@@ -158,13 +158,7 @@ export function createSharedRepoStore(deps: {
     let pack: { digest: string; objects: number } | null = null;
     if (news.length) {
       const stops = [...new Set(known.values())];
-      const bytes =
-        made ??
-        (
-          await git(local.pathOf(id), ['pack-objects', '--revs', '--stdout', '--quiet'], {
-            input: `${news.join('\n')}\n${stops.map((c) => `^${c}`).join('\n')}\n`,
-          })
-        ).stdout;
+      const bytes = made ?? (await packs.packBetween(local.pathOf(id), news, stops));
       // The pack git writes when nothing is new holds no objects: not kept.
       if (objectsIn(bytes) > 0) pack = await packs.put(bytes);
     }
