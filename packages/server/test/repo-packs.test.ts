@@ -30,11 +30,11 @@ for (const engine of engines()) {
     const clock = adjustableClock();
     let a: SharedRepoStore;
     let b: SharedRepoStore;
-    const storeIn = (name: string, repackCopyAbove?: number) =>
+    const storeIn = (name: string, repackCopyAbove?: number, through: BlobStore = blobs) =>
       createSharedRepoStore({
         db: db.kysely,
         clock,
-        blobs,
+        blobs: through,
         compactAbove: 3,
         ...(repackCopyAbove ? { repackCopyAbove } : {}),
         local: createRepoStore({
@@ -153,6 +153,29 @@ for (const engine of engines()) {
       assert.equal(await copy.head(id), await a.head(id));
       assert.equal(await copy.hasCommit(id, aside), true);
       assert.equal((await copy.log(id, 'main', 500)).length, (await a.log(id, 'main', 500)).length);
+    });
+
+    test('a replica never fetches back the packs it wrote itself', async () => {
+      let fetched = 0;
+      const counting: BlobStore = {
+        ...blobs,
+        get: (kind, digest) => {
+          fetched++;
+          return blobs.get(kind, digest);
+        },
+      };
+      const writer = storeIn('writer', undefined, counting);
+      await writer.sync(id);
+      fetched = 0;
+      for (let n = 0; n < 3; n++) {
+        await push(writer, 300 + n);
+        assert.equal(await writer.readFile(id, (await writer.head(id))!, 'count.txt'), `${300 + n}\n`);
+      }
+      assert.equal(fetched, 0);
+      // Another replica's push is fetched, once.
+      await push(a, 310);
+      assert.equal(await writer.head(id), await a.head(id));
+      assert.equal(fetched, 1);
     });
 
     test('packs named by nothing leave the blob store after the grace period, and no other does', async () => {

@@ -164,51 +164,60 @@ export function createSharedRepoStore(deps: {
     }
     for (let attempt = 0; ; attempt++)
       try {
-        return await db.transaction().execute(async (trx) => {
-          for (const m of moves) {
-            let moved: bigint | undefined;
-            if (m.before === null && m.after !== null)
-              moved = (
-                await trx
-                  .insertInto('repo_refs')
-                  .values({ repo_id: id, ref: m.ref, commit_id: m.after })
-                  .onConflict((oc) => oc.columns(['repo_id', 'ref']).doNothing())
-                  .executeTakeFirst()
-              ).numInsertedOrUpdatedRows;
-            else if (m.before !== null && m.after === null)
-              moved = (
-                await trx
-                  .deleteFrom('repo_refs')
-                  .where('repo_id', '=', id)
-                  .where('ref', '=', m.ref)
-                  .where('commit_id', '=', m.before)
-                  .executeTakeFirst()
-              ).numDeletedRows;
-            else if (m.before !== null && m.after !== null)
-              moved = (
-                await trx
-                  .updateTable('repo_refs')
-                  .set({ commit_id: m.after })
-                  .where('repo_id', '=', id)
-                  .where('ref', '=', m.ref)
-                  .where('commit_id', '=', m.before)
-                  .executeTakeFirst()
-              ).numUpdatedRows;
-            if (moved !== undefined && Number(moved) !== 1) throw new RefMoved(m.ref);
-          }
-          if (!pack) return;
-          // Two writers taking the same number: the primary key lets one in, and the other tries again.
-          await trx
-            .insertInto('repo_packs')
-            .values({
-              repo_id: id,
-              seq: (await packs.lastSeq(id, trx)) + 1,
-              digest: pack.digest,
-              objects: pack.objects,
-              created_at: deps.clock.now().toISOString(),
-            })
-            .execute();
-        });
+        return await db
+          .transaction()
+          .execute(async (trx) => {
+            for (const m of moves) {
+              let moved: bigint | undefined;
+              if (m.before === null && m.after !== null)
+                moved = (
+                  await trx
+                    .insertInto('repo_refs')
+                    .values({ repo_id: id, ref: m.ref, commit_id: m.after })
+                    .onConflict((oc) => oc.columns(['repo_id', 'ref']).doNothing())
+                    .executeTakeFirst()
+                ).numInsertedOrUpdatedRows;
+              else if (m.before !== null && m.after === null)
+                moved = (
+                  await trx
+                    .deleteFrom('repo_refs')
+                    .where('repo_id', '=', id)
+                    .where('ref', '=', m.ref)
+                    .where('commit_id', '=', m.before)
+                    .executeTakeFirst()
+                ).numDeletedRows;
+              else if (m.before !== null && m.after !== null)
+                moved = (
+                  await trx
+                    .updateTable('repo_refs')
+                    .set({ commit_id: m.after })
+                    .where('repo_id', '=', id)
+                    .where('ref', '=', m.ref)
+                    .where('commit_id', '=', m.before)
+                    .executeTakeFirst()
+                ).numUpdatedRows;
+              if (moved !== undefined && Number(moved) !== 1) throw new RefMoved(m.ref);
+            }
+            if (!pack) return;
+            // Two writers taking the same number: the primary key lets one in, and the other tries again.
+            const seq = (await packs.lastSeq(id, trx)) + 1;
+            await trx
+              .insertInto('repo_packs')
+              .values({
+                repo_id: id,
+                seq,
+                digest: pack.digest,
+                objects: pack.objects,
+                created_at: deps.clock.now().toISOString(),
+              })
+              .execute();
+            return seq;
+          })
+          .then((seq) => {
+            // The copy made the pack: when it held every one before it, it holds this one too, and its next
+            // read need not fetch it back from the blob store.
+            if (seq && appliedIn(id) === seq - 1) writeFileSync(markOf(id), String(seq));
+          });
       } catch (error) {
         if (error instanceof RefMoved || attempt >= 4 || !/unique|duplicate/i.test(String(error)))
           throw error;
@@ -292,15 +301,18 @@ export function createSharedRepoStore(deps: {
     });
 
   /**
-   * Merges a repository's packs into one when it has more than `above` (repo-packs.ts). A copy that held
-   * every pack merged is marked as holding the merged one, rather than read it again.
+   * Merges a repository's packs into one when it has more than `above` (repo-packs.ts), in a scratch
+   * repository: reads and writes of the copy go on meanwhile. A copy that held every pack merged is then
+   * marked as holding the merged one, rather than read it again.
    */
-  const compact = (id: string, above?: number): Promise<Compaction | null> =>
-    serial(id, async () => {
-      const done = await packs.compact(id, above);
-      if (done && local.exists(id) && appliedIn(id) >= done.upTo) writeFileSync(markOf(id), String(done.seq));
-      return done;
-    });
+  async function compact(id: string, above?: number): Promise<Compaction | null> {
+    const done = await packs.compact(id, above);
+    if (done)
+      await serial(id, async () => {
+        if (local.exists(id) && appliedIn(id) === done.upTo) writeFileSync(markOf(id), String(done.seq));
+      });
+    return done;
+  }
 
   /** The scheduled upkeep (job `repository-packs`): every crowded repository compacted, then the sweep. */
   async function maintain() {
