@@ -141,6 +141,15 @@ for (const engine of engines()) {
       assert.equal(await b.head(id), winner);
     });
 
+    test('a branch another replica moved before the write began is the same conflict, told the same way', async () => {
+      const base = (await a.head(id))!;
+      const mine = await a.commitFiles(id, base, { 'late.txt': 'a\n' }, 'Late from a', alice);
+      const theirs = await b.commitFiles(id, base, { 'early.txt': 'b\n' }, 'Early from b', alice);
+      await b.setBranch(id, 'main', theirs, base);
+      await assert.rejects(a.setBranch(id, 'main', mine, base), RefMoved);
+      assert.equal(await a.head(id), theirs);
+    });
+
     test('branches moved at once on two replicas, each its own, both land', async () => {
       const base = (await a.head(id))!;
       const one = await a.commitFiles(id, base, { 'one.txt': '1\n' }, 'One', alice);

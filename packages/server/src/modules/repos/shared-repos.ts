@@ -364,7 +364,11 @@ export function createSharedRepoStore(deps: {
     ),
     setBranch: either(local.setBranch, (id, branch, commit, expected) =>
       write(id, async () => {
-        const moves = [{ ref: `refs/heads/${branch}`, before: expected, after: commit }];
+        const ref = `refs/heads/${branch}`;
+        // The copy is the database's now: a branch another replica moved first is that conflict, whether it
+        // moved before this write began or while it was written.
+        if ((branchesIn(local.pathOf(id)).get(ref) ?? null) !== expected) throw new RefMoved(ref);
+        const moves = [{ ref, before: expected, after: commit }];
         await local.setBranch(id, branch, commit, expected);
         return { result: undefined, moves };
       }),
