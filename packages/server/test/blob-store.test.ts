@@ -134,6 +134,39 @@ describe('the blob store', () => {
     }
   });
 
+  test('the empty descriptor every manifest names is looked up once, and stored again when the registry lost it', async () => {
+    const store = createOciBlobStore({
+      url: `${registry.url}/microapp`,
+      username: user.name,
+      password: user.password,
+    });
+    const emptyDigest = digestOf(Buffer.from('{}'));
+    const real = globalThis.fetch;
+    const seen: string[] = [];
+    globalThis.fetch = (input, init) => {
+      seen.push(`${init?.method ?? 'GET'} ${new URL(String(input)).pathname}`);
+      return real(input, init);
+    };
+    try {
+      for (const n of [1, 2, 3]) await store.put('archive', Buffer.from(`archive ${n} ${Date.now()}`));
+      assert.equal(seen.filter((s) => s.endsWith(`/blobs/${emptyDigest}`)).length, 1, seen.join('\n'));
+      // The registry loses it (a garbage collection after every manifest naming it went, or by hand).
+      const lost = await real(`${registry.url}/v2/microapp/archives/blobs/${emptyDigest}`, {
+        method: 'DELETE',
+        headers: {
+          authorization: `Basic ${Buffer.from(`${user.name}:${user.password}`).toString('base64')}`,
+        },
+      });
+      assert.equal(lost.status, 202);
+      const bytes = Buffer.from(`archive after the loss ${Date.now()}`);
+      const digest = await store.put('archive', bytes);
+      assert.deepEqual(await store.get('archive', digest), bytes);
+      assert.ok(seen.filter((s) => s.endsWith(`/blobs/${emptyDigest}`)).length > 1, 'looked up again');
+    } finally {
+      globalThis.fetch = real;
+    }
+  });
+
   test('a wrong registry password is refused, saying which settings to check', async () => {
     const wrong = createOciBlobStore({
       url: `${registry.url}/microapp`,
