@@ -187,35 +187,35 @@ if (engines().includes('postgres'))
       });
 
       if (setup.own)
-        test('packs named by nothing leave the registry an hour later, and nothing the repositories need', async () => {
+        test('a pack named by nothing for an hour leaves the registry, and nothing else does', async () => {
           const db = a.db.kysely;
           const blobs = createOciBlobStore({
             url: `${registry!.url}/microapp`,
             username: null,
             password: null,
           });
-          // What a replica killed between putting a pack and naming it leaves: the pack and its upload row.
+          // What a replica killed an hour ago between putting a pack and naming it left: the pack and its
+          // upload row. (The servers' clock is not moved: it would expire the replicas' leases too.)
           const orphan = await blobs.put('pack', Buffer.from(`PACK of a replica that died ${Date.now()}`));
+          const anHourAgo = new Date(a.internals.clock.now().getTime() - 3_601_000).toISOString();
           await db
             .insertInto('repo_pack_uploads')
-            .values({ digest: orphan, uploaded_at: a.internals.clock.nowIso() })
+            .values({ digest: orphan, uploaded_at: anHourAgo })
             .execute();
           const named = new Set(
             (await db.selectFrom('repo_packs').select('digest').execute()).map((p) => p.digest),
           );
-          // With the packs of pushes that lost the races above, when they lost after putting theirs.
-          const unnamed = (await db.selectFrom('repo_pack_uploads').select('digest').execute())
+          // Packs of pushes that lost the races above, when they lost after putting theirs: within the hour.
+          const recent = (await db.selectFrom('repo_pack_uploads').select('digest').execute())
             .map((u) => u.digest)
-            .filter((d) => !named.has(d));
-          assert.ok(unnamed.includes(orphan));
-          for (const d of unnamed) assert.equal(await blobs.has('pack', d), true);
-          a.internals.clock.advance(3_601_000);
+            .filter((d) => !named.has(d) && d !== orphan);
+          assert.equal(await blobs.has('pack', orphan), true);
           assert.equal(await a.internals.jobs.trigger('repository-packs'), true);
           const job = (await a.internals.jobs.list()).find((j) => j.name === 'repository-packs');
           assert.equal(job?.lastError, null);
-          assert.equal(job?.lastResult?.removed, unnamed.length, JSON.stringify(job?.lastResult));
-          for (const d of unnamed) assert.equal(await blobs.has('pack', d), false, d);
-          for (const d of named) assert.equal(await blobs.has('pack', d), true, d);
+          assert.equal(job?.lastResult?.removed, 1, JSON.stringify(job?.lastResult));
+          assert.equal(await blobs.has('pack', orphan), false);
+          for (const d of [...named, ...recent]) assert.equal(await blobs.has('pack', d), true, d);
           // A replica with no copy still reads every repository whole.
           const t = await signInEveryone(a);
           rmSync(join(bDir, 'repos'), { recursive: true, force: true });
