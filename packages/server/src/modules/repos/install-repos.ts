@@ -6,7 +6,6 @@ import type { Clock } from '../../clock.ts';
 import type { Database } from '../../db/schema.ts';
 import type { AgentGit } from '../agents/agent-git.ts';
 import type { AuditService } from '../audit/audit-service.ts';
-import type { BlobStore } from '../blobs/blob-store.ts';
 import type { BuildService } from '../builds/build-service.ts';
 import type { CatalogService } from '../catalog/catalog-service.ts';
 import { defaultTemplatesDir } from '../catalog/templates.ts';
@@ -24,6 +23,7 @@ import type { GitHubSettings } from './hosts/github.ts';
 import { gitHubHost } from './hosts/github.ts';
 import type { GitLabSettings } from './hosts/gitlab.ts';
 import { gitLabHost } from './hosts/gitlab.ts';
+import type { PackBlobs } from './repo-packs.ts';
 import { registerRepoRoutes } from './repo-routes.ts';
 import { createRepoService } from './repo-service.ts';
 import { createRepoStore, gitopsRepository, type RepoStore } from './repo-store.ts';
@@ -46,7 +46,7 @@ type RepoDeps = {
    * The platform's own repositories shared through the database and this blob store (MICROAPP_GIT_STORE=
    * shared); absent: the data folder's `repos/` alone. With a git host, the GitOps repository alone.
    */
-  shared?: Pick<BlobStore, 'put' | 'get' | 'remove'> | null;
+  shared?: PackBlobs | null;
 };
 
 /** The git host's settings as configuration reads them (config-git-host.ts). */

@@ -104,6 +104,7 @@ export function createSharedRepoStore(deps: {
     if (!local.exists(id)) await local.init(id);
     const dir = local.pathOf(id);
     let applied = appliedIn(id);
+    let fetched = false; // whether packs were applied
     for (let attempt = 0; attempt < 2; attempt++) {
       const lacking = await db
         .selectFrom('repo_packs')
@@ -112,6 +113,7 @@ export function createSharedRepoStore(deps: {
         .where('seq', '>', applied)
         .orderBy('seq')
         .execute();
+      fetched ||= lacking.length > 0;
       for (const p of lacking) {
         await packs.apply(dir, p.digest);
         applied = Number(p.seq);
@@ -140,7 +142,8 @@ export function createSharedRepoStore(deps: {
       await git(dir, ['update-ref', '--stdin', '-m', 'microapp: shared state'], {
         input: `${script.join('\n')}\n`,
       });
-    await packs.tidyCopy(dir);
+    // Pack files come with the packs applied here (the copy's own writes leave loose objects).
+    if (fetched) await packs.tidyCopy(dir);
     return true;
   }
 
@@ -162,66 +165,64 @@ export function createSharedRepoStore(deps: {
       // The pack git writes when nothing is new holds no objects: not kept.
       if (objectsIn(bytes) > 0) pack = await packs.put(bytes);
     }
+    let seq: number | undefined;
     for (let attempt = 0; ; attempt++)
       try {
-        return await db
-          .transaction()
-          .execute(async (trx) => {
-            for (const m of moves) {
-              let moved: bigint | undefined;
-              if (m.before === null && m.after !== null)
-                moved = (
-                  await trx
-                    .insertInto('repo_refs')
-                    .values({ repo_id: id, ref: m.ref, commit_id: m.after })
-                    .onConflict((oc) => oc.columns(['repo_id', 'ref']).doNothing())
-                    .executeTakeFirst()
-                ).numInsertedOrUpdatedRows;
-              else if (m.before !== null && m.after === null)
-                moved = (
-                  await trx
-                    .deleteFrom('repo_refs')
-                    .where('repo_id', '=', id)
-                    .where('ref', '=', m.ref)
-                    .where('commit_id', '=', m.before)
-                    .executeTakeFirst()
-                ).numDeletedRows;
-              else if (m.before !== null && m.after !== null)
-                moved = (
-                  await trx
-                    .updateTable('repo_refs')
-                    .set({ commit_id: m.after })
-                    .where('repo_id', '=', id)
-                    .where('ref', '=', m.ref)
-                    .where('commit_id', '=', m.before)
-                    .executeTakeFirst()
-                ).numUpdatedRows;
-              if (moved !== undefined && Number(moved) !== 1) throw new RefMoved(m.ref);
-            }
-            if (!pack) return;
-            // Two writers taking the same number: the primary key lets one in, and the other tries again.
-            const seq = (await packs.lastSeq(id, trx)) + 1;
-            await trx
-              .insertInto('repo_packs')
-              .values({
-                repo_id: id,
-                seq,
-                digest: pack.digest,
-                objects: pack.objects,
-                created_at: deps.clock.now().toISOString(),
-              })
-              .execute();
-            return seq;
-          })
-          .then((seq) => {
-            // The copy made the pack: when it held every one before it, it holds this one too, and its next
-            // read need not fetch it back from the blob store.
-            if (seq && appliedIn(id) === seq - 1) writeFileSync(markOf(id), String(seq));
-          });
+        seq = await db.transaction().execute(async (trx) => {
+          for (const m of moves) {
+            let moved: bigint | undefined;
+            if (m.before === null && m.after !== null)
+              moved = (
+                await trx
+                  .insertInto('repo_refs')
+                  .values({ repo_id: id, ref: m.ref, commit_id: m.after })
+                  .onConflict((oc) => oc.columns(['repo_id', 'ref']).doNothing())
+                  .executeTakeFirst()
+              ).numInsertedOrUpdatedRows;
+            else if (m.before !== null && m.after === null)
+              moved = (
+                await trx
+                  .deleteFrom('repo_refs')
+                  .where('repo_id', '=', id)
+                  .where('ref', '=', m.ref)
+                  .where('commit_id', '=', m.before)
+                  .executeTakeFirst()
+              ).numDeletedRows;
+            else if (m.before !== null && m.after !== null)
+              moved = (
+                await trx
+                  .updateTable('repo_refs')
+                  .set({ commit_id: m.after })
+                  .where('repo_id', '=', id)
+                  .where('ref', '=', m.ref)
+                  .where('commit_id', '=', m.before)
+                  .executeTakeFirst()
+              ).numUpdatedRows;
+            if (moved !== undefined && Number(moved) !== 1) throw new RefMoved(m.ref);
+          }
+          if (!pack) return undefined;
+          // Two writers taking the same number: the primary key lets one in, and the other tries again.
+          const next = (await packs.lastSeq(id, trx)) + 1;
+          await trx
+            .insertInto('repo_packs')
+            .values({
+              repo_id: id,
+              seq: next,
+              digest: pack.digest,
+              objects: pack.objects,
+              created_at: deps.clock.now().toISOString(),
+            })
+            .execute();
+          return next;
+        });
+        break;
       } catch (error) {
         if (error instanceof RefMoved || attempt >= 4 || !/unique|duplicate/i.test(String(error)))
           throw error;
       }
+    if (!seq) return;
+    // The copy made the pack: held, when it held every one before it (its next read fetches nothing).
+    if (appliedIn(id) === seq - 1) writeFileSync(markOf(id), String(seq));
   }
 
   const sync = async (id: string) => shares(id) && serial(id, () => syncNow(id));
@@ -301,9 +302,8 @@ export function createSharedRepoStore(deps: {
     });
 
   /**
-   * Merges a repository's packs into one when it has more than `above` (repo-packs.ts), in a scratch
-   * repository: reads and writes of the copy go on meanwhile. A copy that held every pack merged is then
-   * marked as holding the merged one, rather than read it again.
+   * Merges a repository's packs into one past `above` (repo-packs.ts), while the copy is read and written;
+   * a copy that held every pack merged is then marked as holding the merged one, not read it again.
    */
   async function compact(id: string, above?: number): Promise<Compaction | null> {
     const done = await packs.compact(id, above);
