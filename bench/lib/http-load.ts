@@ -103,7 +103,9 @@ async function pacedSlice(t: Target, connections: number, seconds: number): Prom
   const wrong = new Map<string, number>();
   let failed = 0;
   let firstFailure = '';
-  const one = (due: number, sent = Math.max(due, performance.now())) =>
+  // Counted from when it was due, or from when it went out if that was earlier (a send is never more than
+  // half a millisecond early): a latency is never negative, and a late send counts its lateness.
+  const one = (due: number, sent = Math.min(due, performance.now())) =>
     new Promise<void>((done) => {
       const req = request(
         {

@@ -30,13 +30,19 @@ for (const engine of engines()) {
     const clock = adjustableClock();
     let a: SharedRepoStore;
     let b: SharedRepoStore;
-    const storeIn = (name: string, repackCopyAbove?: number, through: BlobStore = blobs) =>
+    const storeIn = (
+      name: string,
+      repackCopyAbove?: number,
+      through: BlobStore = blobs,
+      looseCopyAbove?: number,
+    ) =>
       createSharedRepoStore({
         db: db.kysely,
         clock,
         blobs: through,
         compactAbove: 3,
         ...(repackCopyAbove ? { repackCopyAbove } : {}),
+        ...(looseCopyAbove ? { looseCopyAbove } : {}),
         local: createRepoStore({
           dir: join(dir, name, 'repos'),
           hooksDir: join(dir, name, 'hooks'),
@@ -153,6 +159,30 @@ for (const engine of engines()) {
       assert.equal(await copy.head(id), await a.head(id));
       assert.equal(await copy.hasCommit(id, aside), true);
       assert.equal((await copy.log(id, 'main', 500)).length, (await a.log(id, 'main', 500)).length);
+    });
+
+    test("a replica's own writes leave loose objects, packed past their limit, keeping what no branch reaches", async () => {
+      const copy = storeIn('loose', undefined, blobs, 10);
+      const objects = join(copy.pathOf(id), 'objects');
+      const loose = () =>
+        readdirSync(objects)
+          .filter((d) => /^[0-9a-f]{2}$/.test(d))
+          .reduce((n, d) => n + readdirSync(join(objects, d)).length, 0);
+      await copy.sync(id);
+      // A commit no branch names: left loose by the copy, never published.
+      const head = (await copy.head(id))!;
+      const aside = await copy.commitFiles(id, head, { 'aside.txt': 'loose\n' }, 'Loose aside', alice);
+      let most = 0;
+      // Each push writes three loose objects (a file, a tree, a commit).
+      for (let n = 0; n < 8; n++) {
+        await push(copy, 400 + n);
+        most = Math.max(most, loose());
+      }
+      assert.ok(most <= 13, `at most 13 loose objects at once, not ${most}`);
+      assert.equal(await copy.hasCommit(id, aside), true, 'the unreachable commit');
+      assert.equal(await copy.readFile(id, (await copy.head(id))!, 'count.txt'), '407\n');
+      // Another replica reads every push.
+      assert.equal(await b.readFile(id, (await copy.head(id))!, 'count.txt'), '407\n');
     });
 
     test('a replica never fetches back the packs it wrote itself', async () => {

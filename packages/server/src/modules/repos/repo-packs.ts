@@ -38,6 +38,8 @@ export function createRepoPacks(deps: {
   compactAbove?: number;
   /** A replica's copy with more pack files than this is repacked into one as it is brought up to date. Default 50. */
   repackCopyAbove?: number;
+  /** A replica's copy with more loose objects than this is repacked after its own writes. Default 6,700 (git's `gc.auto`). */
+  looseCopyAbove?: number;
   /** How long a pack named by nothing stays in the blob store. Default one hour. */
   graceMs?: number;
 }) {
@@ -45,6 +47,7 @@ export function createRepoPacks(deps: {
   const compactAbove = deps.compactAbove ?? 32;
   const graceMs = deps.graceMs ?? 3_600_000;
   const repackCopyAbove = deps.repackCopyAbove ?? 50;
+  const looseCopyAbove = deps.looseCopyAbove ?? 6700;
 
   /** Records that these packs are (or may soon be) in the blob store, named by nothing yet, as of now. */
   const noteUploads = (k: Kysely<Database>, digests: string[]) =>
@@ -178,18 +181,29 @@ export function createRepoPacks(deps: {
   }
 
   /**
-   * Repacks a replica's copy into one pack when it holds more than `repackCopyAbove` pack files: it takes
-   * one per pack applied and per write of its own, and git reads a copy of 300 packs 1.4x slower than one of
-   * one. Objects no branch reaches are kept in it (`--keep-unreachable`): a pack another replica writes later
-   * may leave out objects its branches reached when it was made.
+   * Repacks a replica's copy into one pack when it holds more than `repackCopyAbove` pack files (one per
+   * pack applied: git reads a copy of 300 packs 1.4x slower than one of one) or more than `looseCopyAbove`
+   * loose objects (its own writes and small pushes leave them, one file each, as `git gc --auto` would
+   * find). Objects no branch reaches are kept in it (`--keep-unreachable`): a pack another replica writes
+   * later may leave out objects its branches reached when it was made.
    */
   async function tidyCopy(gitDir: string) {
-    const folder = join(gitDir, 'objects', 'pack');
-    let files: string[] = [];
-    try {
-      files = readdirSync(folder);
-    } catch {}
-    if (files.filter((f) => f.endsWith('.pack')).length <= repackCopyAbove) return;
+    const objects = join(gitDir, 'objects');
+    const entries = (folder: string) => {
+      try {
+        return readdirSync(folder);
+      } catch {
+        return [];
+      }
+    };
+    const packFiles = entries(join(objects, 'pack')).filter((f) => f.endsWith('.pack')).length;
+    let loose = 0;
+    if (packFiles <= repackCopyAbove)
+      for (const bucket of entries(objects)) {
+        if (/^[0-9a-f]{2}$/.test(bucket)) loose += entries(join(objects, bucket)).length;
+        if (loose > looseCopyAbove) break;
+      }
+    if (packFiles <= repackCopyAbove && loose <= looseCopyAbove) return;
     await git(gitDir, ['repack', '-a', '-d', '-q', '--keep-unreachable']);
   }
 

@@ -36,6 +36,8 @@ export function createSharedRepoStore(deps: {
   compactAbove?: number;
   /** A copy with more pack files than this is repacked into one when it is brought up to date. Default 50. */
   repackCopyAbove?: number;
+  /** A copy with more loose objects than this is repacked into one after its own writes. Default 6,700. */
+  looseCopyAbove?: number;
   /**
    * Which repositories are shared; the others are the copy's alone (with MICROAPP_GIT_HOST, the apps'
    * repositories are copies of the host's and only the GitOps repository is shared). Default: all.
@@ -44,13 +46,7 @@ export function createSharedRepoStore(deps: {
 }) {
   const { db, local } = deps;
   const shares = deps.shares ?? (() => true);
-  const packs = createRepoPacks({
-    db,
-    clock: deps.clock,
-    blobs: deps.blobs,
-    ...(deps.compactAbove ? { compactAbove: deps.compactAbove } : {}),
-    ...(deps.repackCopyAbove ? { repackCopyAbove: deps.repackCopyAbove } : {}),
-  });
+  const packs = createRepoPacks(deps);
   // One sync or write at a time per repository in this process; other replicas are kept out by the
   // database's compare-and-swap.
   const queues = new Map<string, Promise<unknown>>();
@@ -142,7 +138,7 @@ export function createSharedRepoStore(deps: {
       await git(dir, ['update-ref', '--stdin', '-m', 'microapp: shared state'], {
         input: `${script.join('\n')}\n`,
       });
-    // Pack files come with the packs applied here (the copy's own writes leave loose objects).
+    // Pack files come with the packs applied here; the copy's own writes leave loose objects (below).
     if (fetched) await packs.tidyCopy(dir);
     return true;
   }
@@ -246,6 +242,7 @@ export function createSharedRepoStore(deps: {
       await syncNow(id).catch(() => {});
       throw error;
     }
+    await packs.tidyCopy(local.pathOf(id));
   }
 
   /** A write through the copy: brought up to date, changed, then the change written to the database. */
