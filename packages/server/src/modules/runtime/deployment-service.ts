@@ -37,7 +37,7 @@ export function createDeploymentService(deps: DeploymentDeps) {
     serviceUrl: deps.kubernetes?.serviceUrl ?? null,
   });
   const supervise = createSupervisor(deps, instances, release);
-  const { admit, launch } = createLauncher(deps, { instances, release, supervise, identity });
+  const { admit, launch, close: closeLauncher } = createLauncher(deps, { instances, release, supervise, identity });
 
   async function targetFor(principal: Principal, name: string): Promise<Target> {
     const app = await deps.catalog.get(principal, name);
@@ -329,6 +329,7 @@ export function createDeploymentService(deps: DeploymentDeps) {
   /** Stops every instance without recording it: they come back with `recover` when the server starts again. */
   async function shutdown() {
     if (sweeper) clearInterval(sweeper);
+    await closeLauncher();
     for (const inst of instances.values()) inst.stopping = true;
     await Promise.all([...instances.values()].map((i) => i.process.stop()));
     for (const i of instances.values())

@@ -78,8 +78,32 @@ export function createLauncher(
     return stored;
   }
 
+  // Starts under way, so that a server stopping waits for them and stops what they started; none begins
+  // once it stops (a deploy, a wake-up or a takeover racing the shutdown would leave a sandbox running).
+  const starting = new Set<Promise<unknown>>();
+  let closed = false;
+
   /** Verifies, admits, unpacks and starts a version, then switches traffic to it and stops the old one. */
-  async function launch(
+  function launch(...args: Parameters<typeof launchNow>): ReturnType<typeof launchNow> {
+    if (closed)
+      return Promise.reject(new AppError('unavailable', 'this server is stopping: try again in a moment'));
+    const run = launchNow(...args);
+    const settled = run.then(
+      () => {},
+      () => {},
+    );
+    starting.add(settled);
+    void settled.then(() => starting.delete(settled));
+    return run;
+  }
+
+  /** Refuses new starts and waits for those under way; the instances they started are then in `instances`. */
+  async function close() {
+    closed = true;
+    while (starting.size) await Promise.all(starting);
+  }
+
+  async function launchNow(
     target: Target,
     version: string,
     ctx: AuditContext,
@@ -281,7 +305,7 @@ export function createLauncher(
     );
   }
 
-  return { admit, launch };
+  return { admit, launch, close };
 }
 
 /** The sandbox's start fields for a manifest's runtime: the file, its arguments, Node options if any. */
