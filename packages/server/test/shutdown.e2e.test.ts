@@ -1,19 +1,12 @@
-// A server that stops while an app is starting (a deploy, a wake-up from idle, a takeover) waits for the
-// start and then stops what it started: no app's sandbox outlives the server. Before, `close()` stopped the
-// instances it knew, and a start that finished after that added its own, left running with the server gone
-// (seen as a test process that never exited), or one whose broker socket went first failed.
+// A server that stops while an app is starting (a deploy, a wake-up from idle, a takeover, the supervisor
+// restarting a crashed app) waits for the start and then stops what it started: no app's sandbox outlives
+// the server. Before, `close()` stopped the instances it knew, and a start that finished after that added
+// its own, left running with the server gone (seen as a test process that never exited), or one whose
+// broker socket went first failed.
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, rmSync } from 'node:fs';
-import { after, before, describe, test } from 'node:test';
-import {
-  call,
-  lunchPoll,
-  people,
-  signInEveryone,
-  sourceArchive,
-  startTestServer,
-  type TestServer,
-} from './harness.ts';
+import { afterEach, describe, test } from 'node:test';
+import { call, lunchPoll, people, signInEveryone, sourceArchive, startTestServer } from './harness.ts';
 import { importEmptySnapshot } from './replica-helpers.ts';
 
 /** This test process's descendants: the app's sandbox (bwrap, and the app inside it) once it starts. */
@@ -42,62 +35,100 @@ const until = async (what: string, check: () => boolean, ms = 20_000) => {
     if (Date.now() - started > ms) throw new Error(`timed out waiting for ${what}`);
 };
 
-describe('a server stopping while an app starts', () => {
-  let server: TestServer;
-  let dave: string;
+/** A server with one app of dave's, version 1.0.0 published: its `server.js` as given. */
+async function serverWith(name: string, serverJs: string) {
+  const server = await startTestServer('sqlite');
+  const t = await signInEveryone(server);
+  await importEmptySnapshot(server, t.carol);
+  const reg = await call(server, 'POST', '/api/v1/apps', {
+    token: t.dave,
+    body: lunchPoll({ name, owner: people.dave, audience: { department: 'finance' } }),
+  });
+  assert.equal(reg.status, 201, reg.text);
+  const pub = await call(server, 'POST', `/api/v1/apps/${name}/versions`, {
+    token: t.dave,
+    body: {
+      version: '1.0.0',
+      artifact: await sourceArchive({
+        'package.json': JSON.stringify({ name, version: '1.0.0' }),
+        'server.js': serverJs,
+      }),
+      sbom: { bomFormat: 'CycloneDX', specVersion: '1.6', version: 1, components: [] },
+    },
+  });
+  assert.equal(pub.status, 201, pub.text);
   let closed = false;
-  const name = 'slow-starter';
+  const before = new Set(descendants());
+  return {
+    server,
+    deploy: () =>
+      call(server, 'POST', `/api/v1/apps/${name}/deployments`, { token: t.dave, body: { version: '1.0.0' } }),
+    /** The processes started since the app was published: its sandbox's. */
+    sandbox: () => descendants().filter((pid) => !before.has(pid)),
+    async close() {
+      closed = true;
+      await server.close();
+    },
+    async cleanup() {
+      for (const pid of descendants())
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {}
+      if (!closed) return server.stop();
+      await server.db.destroy();
+      rmSync(server.dataDir, { recursive: true, force: true });
+    },
+  };
+}
 
-  before(async () => {
-    server = await startTestServer('sqlite');
-    const t = await signInEveryone(server);
-    await importEmptySnapshot(server, t.carol);
-    const reg = await call(server, 'POST', '/api/v1/apps', {
-      token: t.dave,
-      body: lunchPoll({ name, owner: people.dave, audience: { department: 'finance' } }),
-    });
-    assert.equal(reg.status, 201, reg.text);
-    const pub = await call(server, 'POST', `/api/v1/apps/${name}/versions`, {
-      token: t.dave,
-      body: {
-        version: '1.0.0',
-        // It answers a second and a half after it starts: the server stops in between.
-        artifact: await sourceArchive({
-          'package.json': JSON.stringify({ name, version: '1.0.0' }),
-          'server.js':
-            "setTimeout(() => require('node:http').createServer((q, s) => s.end('up')).listen(process.env.PORT), 1500);\n",
-        }),
-        sbom: { bomFormat: 'CycloneDX', specVersion: '1.6', version: 1, components: [] },
-      },
-    });
-    assert.equal(pub.status, 201, pub.text);
-    dave = t.dave;
-  });
-  after(async () => {
-    for (const pid of descendants())
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {}
-    if (!closed) return server.stop();
-    await server.db.destroy();
-    rmSync(server.dataDir, { recursive: true, force: true });
+describe('a server stopping while an app starts', () => {
+  let cleanup: (() => Promise<void>) | null = null;
+  afterEach(async () => {
+    await cleanup?.();
+    cleanup = null;
   });
 
-  test('the start is waited for and its sandbox stopped: none outlives the server', async () => {
-    const before = new Set(descendants());
-    const sandbox = () => descendants().filter((pid) => !before.has(pid));
-    const deploy = call(server, 'POST', `/api/v1/apps/${name}/deployments`, {
-      token: dave,
-      body: { version: '1.0.0' },
-    });
+  test('a deploy under way is waited for and its sandbox stopped: none outlives the server', async () => {
+    // It answers a second and a half after it starts: the server stops in between.
+    const app = await serverWith(
+      'slow-starter',
+      "setTimeout(() => require('node:http').createServer((q, s) => s.end('up')).listen(process.env.PORT), 1500);\n",
+    );
+    cleanup = app.cleanup;
+    const deploy = app.deploy();
     // The sandbox is up, and the app not answering yet.
-    await until('the sandbox to start', () => sandbox().length > 0);
-    await server.close();
-    closed = true;
+    await until('the sandbox to start', () => app.sandbox().length > 0);
+    await app.close();
     const answered = await deploy;
     // The start under way finished (before, the stop pulled the broker's socket from under it: a 503
     // "the app did not start", and a minute more to close) and was then stopped.
     assert.equal(answered.status, 201, answered.text);
-    assert.deepEqual(sandbox(), [], 'no process of the app is left');
+    assert.deepEqual(app.sandbox(), [], 'no process of the app is left');
+  });
+
+  test("the supervisor's restart of a crashed app under way is stopped too", async () => {
+    // The first run answers at once and crashes 300 ms later; the next (it finds its mark in /data)
+    // answers after two seconds: the server stops while the supervisor waits for it.
+    const app = await serverWith(
+      'crash-then-slow',
+      `const fs = require('node:fs');
+const mark = require('node:path').join(process.env.MICROAPP_DATA_DIR, 'ran');
+const serve = () => require('node:http').createServer((q, s) => s.end('up')).listen(process.env.PORT);
+if (fs.existsSync(mark)) setTimeout(serve, 2000);
+else {
+  fs.writeFileSync(mark, 'once');
+  serve();
+  setTimeout(() => process.exit(1), 300);
+}
+`,
+    );
+    cleanup = app.cleanup;
+    const deployed = await app.deploy();
+    assert.equal(deployed.status, 201, deployed.text);
+    const first = new Set(app.sandbox());
+    // The crash, then the restart's new sandbox.
+    await until('the restart', () => app.sandbox().some((pid) => !first.has(pid)));
+    await app.close();
+    assert.deepEqual(app.sandbox(), [], 'no process of the app is left');
   });
 });

@@ -36,8 +36,12 @@ export function createDeploymentService(deps: DeploymentDeps) {
     namespace: deps.kubernetes?.namespace ?? 'microapps',
     serviceUrl: deps.kubernetes?.serviceUrl ?? null,
   });
-  const supervise = createSupervisor(deps, instances, release);
-  const { admit, launch, close: closeLauncher } = createLauncher(deps, { instances, release, supervise, identity });
+  const { supervise, settle: settleRestarts } = createSupervisor(deps, instances, release);
+  const {
+    admit,
+    launch,
+    close: closeLauncher,
+  } = createLauncher(deps, { instances, release, supervise, identity });
 
   async function targetFor(principal: Principal, name: string): Promise<Target> {
     const app = await deps.catalog.get(principal, name);
@@ -331,6 +335,7 @@ export function createDeploymentService(deps: DeploymentDeps) {
     if (sweeper) clearInterval(sweeper);
     await closeLauncher();
     for (const inst of instances.values()) inst.stopping = true;
+    await settleRestarts();
     await Promise.all([...instances.values()].map((i) => i.process.stop()));
     for (const i of instances.values())
       await deps.credentials?.revoke(i.deploymentId, 'the server stopped').catch(() => {});

@@ -68,10 +68,17 @@ export function createSupervisor(
   release: (deploymentId: string, reason: string) => Promise<void>,
 ) {
   const { db, audit } = deps;
+  // Restarts under way: a server that stops waits for them (`settle`), and each stops what it started.
+  const restarting = new Set<Promise<unknown>>();
 
   function supervise(inst: Instance) {
     const proc = inst.process;
-    proc.child.once('exit', (code, signal) => {
+    const { child } = proc;
+    // A process that exited before it was watched (a restart that never answered) counts as a crash now.
+    if (child.exitCode !== null || child.signalCode !== null)
+      queueMicrotask(() => onExit(child.exitCode, child.signalCode));
+    else child.once('exit', onExit);
+    function onExit(code: number | null, signal: NodeJS.Signals | null) {
       if (inst.stopping || instances.get(inst.site) !== inst) return;
       const outOfMemory = proc.outOfMemory();
       if (outOfMemory) {
@@ -131,29 +138,38 @@ export function createSupervisor(
       }
       deps.onCrash?.(inst.app, 'restarted');
       const delay = Math.min(restartPolicy.maxDelayMs, restartPolicy.firstDelayMs * 2 ** (attempt - 1));
-      setTimeout(async () => {
+      setTimeout(() => {
         if (inst.stopping || instances.get(inst.site) !== inst) return;
         const p = startSandboxed(inst.spec, deps.cgroups ?? null);
-        try {
-          await healthy(p, inst.spec.readiness);
-        } catch {
+        const restart = (async () => {
+          const ready = await healthy(p, inst.spec.readiness).then(
+            () => true,
+            () => false,
+          );
+          // Stopped or replaced while it started (the old process was the one stopped): this one goes too.
+          if (inst.stopping || instances.get(inst.site) !== inst) return p.stop();
           inst.process = p;
           supervise(inst);
-          return;
-        }
-        inst.process = p;
-        supervise(inst);
-        await db.transaction().execute((trx) =>
-          audit.record(trx, ctx, {
-            action: 'deployment.restarted',
-            targetType: 'app',
-            target: inst.app,
-            summary: { version: inst.version, attempt, exitCode: code, signal, outOfMemory },
-          }),
-        );
+          if (!ready) return;
+          await db.transaction().execute((trx) =>
+            audit.record(trx, ctx, {
+              action: 'deployment.restarted',
+              targetType: 'app',
+              target: inst.app,
+              summary: { version: inst.version, attempt, exitCode: code, signal, outOfMemory },
+            }),
+          );
+        })().catch(() => {});
+        restarting.add(restart);
+        void restart.then(() => restarting.delete(restart));
       }, delay).unref();
-    });
+    }
   }
 
-  return supervise;
+  /** Waits for the restarts under way; call once every instance is marked stopping. */
+  async function settle() {
+    while (restarting.size) await Promise.all(restarting);
+  }
+
+  return { supervise, settle };
 }
