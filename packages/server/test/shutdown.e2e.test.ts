@@ -6,11 +6,20 @@
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { afterEach, describe, test } from 'node:test';
-import { call, lunchPoll, people, signInEveryone, sourceArchive, startTestServer } from './harness.ts';
+import {
+  call,
+  lunchPoll,
+  nodeApp,
+  people,
+  signInEveryone,
+  sourceArchive,
+  startBuildServer,
+  startTestServer,
+} from './harness.ts';
 import { importEmptySnapshot } from './replica-helpers.ts';
 
-/** This test process's descendants: the app's sandbox (bwrap, and the app inside it) once it starts. */
-function descendants(): number[] {
+/** The processes under `root` (this test process by default): an app's sandbox (bwrap, and the app inside it). */
+function descendants(root = process.pid): number[] {
   const parentOf = new Map<number, number>();
   for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p)))
     try {
@@ -23,10 +32,33 @@ function descendants(): number[] {
   const found: number[] = [];
   for (const pid of parentOf.keys())
     for (let p = parentOf.get(pid); p !== undefined && p > 1; p = parentOf.get(p))
-      if (p === process.pid) {
+      if (p === root) {
         found.push(pid);
         break;
       }
+  return found;
+}
+
+/** Whether a process is there, dead but not yet waited for (a zombie) counting as not there. */
+function alive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+/** Every process whose command line holds `text`, whoever its parent (an orphan's is init). */
+function processesWith(text: string): string[] {
+  const found: string[] = [];
+  for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p)))
+    try {
+      const command = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ').trim();
+      if (command.includes(text)) found.push(`${pid}: ${command}`);
+    } catch {
+      // Gone meanwhile.
+    }
   return found;
 }
 
@@ -130,5 +162,54 @@ else {
     await until('the restart', () => app.sandbox().some((pid) => !first.has(pid)));
     await app.close();
     assert.deepEqual(app.sandbox(), [], 'no process of the app is left');
+  });
+
+  test('a build under way is stopped with every process it started, one its tests detached included', async () => {
+    const { server, t, stop } = await startBuildServer();
+    let closed = false;
+    cleanup = async () => {
+      for (const pid of descendants())
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {}
+      if (!closed) await stop();
+    };
+    const reg = await call(server, 'POST', '/api/v1/apps', {
+      token: t.alice,
+      body: lunchPoll({ name: 'long-tests', owner: people.alice, purpose: 'Tests that take a minute' }),
+    });
+    assert.equal(reg.status, 201, reg.text);
+    // Each run's own: a process of an earlier run is not this one's.
+    const marker = `microapp-build-marker-${process.pid}-${Date.now()}`;
+    const files: Record<string, string> = nodeApp(
+      'long-tests',
+      'name: long-tests\nowner: alice@example.com\npurpose: Tests that take a minute\ndataClasses: [internal]\naudience: { department: finance, maxUsers: 50 }\n',
+      "require('node:http').createServer((q, s) => s.end('ok')).listen(process.env.PORT);\n",
+    );
+    // The test step runs for a minute, and a process it starts on its own for longer.
+    files['test/slow.test.js'] =
+      `require('node:child_process').spawn(process.execPath, ['-e', 'setTimeout(() => {}, 120000) // ${marker}'], { detached: true, stdio: 'ignore' }).unref();
+require('node:test')('slow', () => new Promise((r) => setTimeout(r, 60000)));
+`;
+    const res = await call(server, 'POST', '/api/v1/apps/long-tests/builds', {
+      token: t.alice,
+      body: { source: await sourceArchive(files) },
+    });
+    assert.equal(res.status, 202, res.text);
+    await until('the test step', () => processesWith(marker).length > 0, 120_000);
+    // The pipeline (`microapp ci` for this build) and everything under it.
+    const pipeline = processesWith(res.body.id).map((line) => Number(line.split(':')[0]));
+    assert.ok(pipeline.length > 0, 'the pipeline runs');
+    const building = [...pipeline, ...pipeline.flatMap((pid) => descendants(pid))];
+    closed = true;
+    await server.close();
+    assert.deepEqual(processesWith(marker), [], 'the process the tests started is not left');
+    assert.deepEqual(
+      building.filter(alive).map((pid) => `${pid}: ${readFileSync(`/proc/${pid}/cmdline`, 'utf8')}`),
+      [],
+      'no process of the build is left',
+    );
+    await server.db.destroy();
+    await stop().catch(() => {});
   });
 });
