@@ -19,6 +19,7 @@ import {
   type ResourceLimits,
 } from '../runtime/cgroups.ts';
 import type { DeploymentService } from '../runtime/deployment-service.ts';
+import { killTree } from '../runtime/process-stats.ts';
 import type { TokenService } from '../tokens/token-service.ts';
 import { failInterrupted, nextVersion, openBuildEgress, spawnPipeline } from './build-process.ts';
 import { checkBuildQuota } from './build-quota.ts';
@@ -376,9 +377,10 @@ export function createBuildService(deps: {
   const recover = (which: 'mine-and-dead' | 'dead' = 'mine-and-dead') =>
     failInterrupted(db, deps.clock.nowIso(), active, deps.lease, which === 'mine-and-dead');
 
+  /** Stops every build under way, and returns once none of their processes runs. */
   async function close() {
     closed = true;
-    for (const child of running) child.kill('SIGKILL');
+    await Promise.all([...running].map((child) => (child.pid ? killTree(child.pid) : undefined)));
   }
 
   const onFinished = (listener: (id: string, state: 'passed' | 'failed') => Promise<void>) => {

@@ -21,41 +21,80 @@ function stat(pid: number): { ppid: number; cpuTicks: number; rssPages: number }
   }
 }
 
-/**
- * Sums memory and CPU over each root process's tree (a sandbox is bubblewrap, its helpers and the app),
- * reading /proc once for all roots.
- */
-export function processTreeStats(roots: number[]): Map<number, ProcessStats> {
-  const out = new Map<number, ProcessStats>();
-  let pids: number[];
+/** Every process's stat and children, from one read of /proc; empty where there is no /proc. */
+function scan() {
+  const stats = new Map<number, NonNullable<ReturnType<typeof stat>>>();
+  const children = new Map<number, number[]>();
+  let pids: number[] = [];
   try {
     pids = readdirSync('/proc')
       .filter((d) => /^\d+$/.test(d))
       .map(Number);
-  } catch {
-    return out;
-  }
-  const stats = new Map<number, NonNullable<ReturnType<typeof stat>>>();
-  const children = new Map<number, number[]>();
+  } catch {}
   for (const pid of pids) {
     const s = stat(pid);
     if (!s) continue;
     stats.set(pid, s);
     (children.get(s.ppid) ?? children.set(s.ppid, []).get(s.ppid)!).push(pid);
   }
+  return { stats, children };
+}
+
+/** A process and its descendants, from `children` of a scan. */
+function treeOf(root: number, children: Map<number, number[]>): number[] {
+  const tree: number[] = [];
+  const queue = [root];
+  while (queue.length) {
+    const pid = queue.pop()!;
+    tree.push(pid);
+    queue.push(...(children.get(pid) ?? []));
+  }
+  return tree;
+}
+
+/**
+ * Sums memory and CPU over each root process's tree (a sandbox is bubblewrap, its helpers and the app),
+ * reading /proc once for all roots.
+ */
+export function processTreeStats(roots: number[]): Map<number, ProcessStats> {
+  const { stats, children } = scan();
+  const out = new Map<number, ProcessStats>();
+  if (stats.size === 0) return out;
   for (const root of roots) {
     let rss = 0;
     let ticks = 0;
-    const queue = [root];
-    while (queue.length) {
-      const pid = queue.pop()!;
+    for (const pid of treeOf(root, children)) {
       const s = stats.get(pid);
       if (!s) continue;
       rss += s.rssPages * pageSize;
       ticks += s.cpuTicks;
-      queue.push(...(children.get(pid) ?? []));
     }
     out.set(root, { rssBytes: rss, cpuSeconds: ticks / ticksPerSecond });
   }
   return out;
+}
+
+/**
+ * Kills a process and every descendant it has now (a build's pipeline and the sandboxes under it, with
+ * what its tests started on their own), then waits, at most `ms`, until none runs: killing the root
+ * alone leaves bubblewrap's children to die a moment later, and a caller that stops on it must not
+ * return before they have.
+ */
+export async function killTree(root: number, ms = 5000): Promise<void> {
+  const tree = treeOf(root, scan().children);
+  for (const pid of tree)
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {}
+  const running = (pid: number) => {
+    try {
+      const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      // A zombie has exited, and waits for its parent to notice.
+      return text.slice(text.lastIndexOf(')') + 2)[0] !== 'Z';
+    } catch {
+      return false;
+    }
+  };
+  for (const until = Date.now() + ms; tree.some(running) && Date.now() < until; )
+    await new Promise((r) => setTimeout(r, 20));
 }
