@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { Kysely } from 'kysely';
 import type { Clock } from '../../clock.ts';
 import type { BuildsTable, Database } from '../../db/schema.ts';
-import { AppError, conflict, forbidden, notFound } from '../../errors.ts';
+import { conflict, forbidden, notFound } from '../../errors.ts';
 import { newId } from '../../ids.ts';
 import type { Tracing } from '../../tracing.ts';
 import type { AuditContext, AuditService } from '../audit/audit-service.ts';
@@ -21,6 +21,7 @@ import {
 import type { DeploymentService } from '../runtime/deployment-service.ts';
 import { killTree } from '../runtime/process-stats.ts';
 import type { TokenService } from '../tokens/token-service.ts';
+import { refuseUnbuildable } from './build-checks.ts';
 import { failInterrupted, nextVersion, openBuildEgress, spawnPipeline } from './build-process.ts';
 import { checkBuildQuota } from './build-quota.ts';
 import { prepareSource } from './build-source-step.ts';
@@ -34,11 +35,8 @@ import {
   requestSummary,
 } from './build-types.ts';
 
-export type { BuildRequest, BuildStep, BuildView } from './build-types.ts';
-
-import { formFieldProblems } from './form-fields.ts';
-
 export { cliBin } from './build-process.ts';
+export type { BuildRequest, BuildStep, BuildView } from './build-types.ts';
 
 const active = ['queued', 'running'];
 
@@ -103,29 +101,7 @@ export function createBuildService(deps: {
       throw forbidden(`only the owner of ${name} or an admin can build it`);
     if (deps.buildsPerHour && !hasRole(principal, 'admin'))
       await checkBuildQuota(db, deps.clock, principal.email, deps.buildsPerHour);
-    if (app.state !== 'approved')
-      throw conflict(
-        `${name} is ${app.state.replace('_', ' ')}; a build starts once it is approved (\`microapp apps show ${name}\` says who is missing)`,
-      );
-    const template = app.manifest.template;
-    if (input.kind === 'template') {
-      if (!template)
-        throw conflict(
-          `${name} was not created from a template: build it from its folder with \`microapp build\` or \`microapp ci\``,
-        );
-      if (input.fields && template.name !== 'form')
-        throw new AppError(
-          'bad_request',
-          `form fields are for apps made from the form template; ${name} uses ${template.name}`,
-        );
-      const problems = input.fields ? formFieldProblems(input.fields) : [];
-      if (problems.length)
-        throw new AppError(
-          'validation_failed',
-          problems.join('; '),
-          problems.map((message) => ({ path: '/fields', message })),
-        );
-    }
+    const template = refuseUnbuildable(app, name, input);
     const id = newId('build');
     const now = deps.clock.nowIso();
     await db.transaction().execute(async (trx) => {
@@ -193,13 +169,23 @@ export function createBuildService(deps: {
     await db.updateTable('builds').set(patch).where('id', '=', id).execute();
   }
 
-  /** Runs one child process of the pipeline (see build-process.ts), counted among the running ones. */
+  /**
+   * Runs one child process of the pipeline (see build-process.ts), counted among the running ones; none
+   * once the server stops (a build between two steps would otherwise start its next after `close`).
+   */
   const spawnCli = (
     args: string[],
     env: Record<string, string>,
     onStep: (s: BuildStep) => void,
     group?: ControlGroup | null,
-  ) => spawnPipeline({ args, env, onStep, group, timeoutMs, platformUrl: deps.platformUrl(), running });
+  ) =>
+    closed
+      ? Promise.resolve({
+          code: 1,
+          stdout: '',
+          stderr: 'the server stopped during the build; start it again',
+        })
+      : spawnPipeline({ args, env, onStep, group, timeoutMs, platformUrl: deps.platformUrl(), running });
 
   async function run(id: string) {
     const job = waiting.get(id);
