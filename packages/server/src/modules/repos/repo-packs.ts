@@ -204,7 +204,9 @@ export function createRepoPacks(deps: {
         if (loose > looseCopyAbove) break;
       }
     if (packFiles <= repackCopyAbove && loose <= looseCopyAbove) return;
-    await git(gitDir, ['repack', '-a', '-d', '-q', '--keep-unreachable']);
+    // Upkeep only: a repack that fails (a full disk) leaves the copy as it was, and the next write or sync
+    // tries again; the write or read that asked has succeeded and must not be reported as failed.
+    await git(gitDir, ['repack', '-a', '-d', '-q', '--keep-unreachable']).catch(() => {});
   }
 
   /** The number of a repository's last pack; 0 when it has none. */
