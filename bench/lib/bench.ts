@@ -111,23 +111,8 @@ const allPids = () =>
     .filter((n) => /^\d+$/.test(n))
     .map(Number);
 
-/** A process and all its descendants. */
-export function processTree(root: number): number[] {
-  const children = new Map<number, number[]>();
-  for (const pid of allPids()) {
-    const f = stat(pid);
-    if (!f) continue;
-    const ppid = Number(f[1]);
-    children.set(ppid, [...(children.get(ppid) ?? []), pid]);
-  }
-  const out: number[] = [];
-  const walk = (p: number) => {
-    out.push(p);
-    for (const c of children.get(p) ?? []) walk(c);
-  };
-  walk(root);
-  return out;
-}
+// A process and all its descendants: the platform's own walk of /proc.
+export { processTree } from '../../packages/server/src/modules/runtime/process-stats.ts';
 
 /** The processes running as host user `uid` (each sandboxed app has its own, when the platform is root). */
 export function pidsOfUid(uid: number): number[] {

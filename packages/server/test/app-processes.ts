@@ -1,40 +1,12 @@
 // Test helpers for an app's processes: a server with one app of dave's published, and the processes its
 // sandbox (or a build) runs, found in /proc.
-import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, rmSync } from 'node:fs';
-import { call, lunchPoll, people, signInEveryone, sourceArchive, startTestServer } from './harness.ts';
-import { importEmptySnapshot } from './replica-helpers.ts';
+import { processTree } from '../src/modules/runtime/process-stats.ts';
+import { call, signInEveryone, startTestServer } from './harness.ts';
+import { importEmptySnapshot, pollApp } from './replica-helpers.ts';
 
 /** The processes under `root` (this test process by default): an app's sandbox (bwrap, and the app inside it). */
-export function descendants(root = process.pid): number[] {
-  const parentOf = new Map<number, number>();
-  for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p)))
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      // pid (comm) state ppid …: the command name may hold spaces and parentheses.
-      parentOf.set(Number(pid), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
-    } catch {
-      // Gone meanwhile.
-    }
-  const found: number[] = [];
-  for (const pid of parentOf.keys())
-    for (let p = parentOf.get(pid); p !== undefined && p > 1; p = parentOf.get(p))
-      if (p === root) {
-        found.push(pid);
-        break;
-      }
-  return found;
-}
-
-/** Whether a process is there, dead but not yet waited for (a zombie) counting as not there. */
-export function alive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
-  } catch {
-    return false;
-  }
-}
+export const descendants = (root = process.pid) => processTree(root).slice(1);
 
 /** Every process whose command line holds `text`, whoever its parent (an orphan's is init). */
 export function processesWith(text: string): string[] {
@@ -59,23 +31,7 @@ export async function serverWith(name: string, serverJs: string) {
   const server = await startTestServer('sqlite');
   const t = await signInEveryone(server);
   await importEmptySnapshot(server, t.carol);
-  const reg = await call(server, 'POST', '/api/v1/apps', {
-    token: t.dave,
-    body: lunchPoll({ name, owner: people.dave, audience: { department: 'finance' } }),
-  });
-  assert.equal(reg.status, 201, reg.text);
-  const pub = await call(server, 'POST', `/api/v1/apps/${name}/versions`, {
-    token: t.dave,
-    body: {
-      version: '1.0.0',
-      artifact: await sourceArchive({
-        'package.json': JSON.stringify({ name, version: '1.0.0' }),
-        'server.js': serverJs,
-      }),
-      sbom: { bomFormat: 'CycloneDX', specVersion: '1.6', version: 1, components: [] },
-    },
-  });
-  assert.equal(pub.status, 201, pub.text);
+  await pollApp(server, t.dave, name, { publish: true, serverJs });
   let closed = false;
   const before = new Set(descendants());
   return {

@@ -24,13 +24,14 @@ export async function importEmptySnapshot(server: { url: string }, adminToken: s
 
 /**
  * A finance lunch poll owned by dave (`lunchPoll`), registered, and with `publish` set, version 1.0.0
- * published: a one-file Node.js server. Returns the published artifact (base64) and its digest.
+ * published: a one-file Node.js server (`serverJs`, or one that answers "hi"). Returns the published
+ * artifact (base64) and its digest.
  */
 export async function pollApp(
   server: RunningServer,
   daveToken: string,
   name: string,
-  options: { publish: boolean } = { publish: true },
+  options: { publish: boolean; serverJs?: string } = { publish: true },
 ): Promise<{ artifact: string; digest: string } | null> {
   const reg = await call(server, 'POST', '/api/v1/apps', {
     token: daveToken,
@@ -40,7 +41,9 @@ export async function pollApp(
   if (!options.publish) return null;
   const artifact = await sourceArchive({
     'package.json': JSON.stringify({ name, version: '1.0.0' }),
-    'server.js': "require('node:http').createServer((q, s) => s.end('hi')).listen(process.env.PORT);\n",
+    'server.js':
+      options.serverJs ??
+      "require('node:http').createServer((q, s) => s.end('hi')).listen(process.env.PORT);\n",
   });
   const pub = await call(server, 'POST', `/api/v1/apps/${name}/versions`, {
     token: daveToken,

@@ -6,7 +6,8 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { afterEach, describe, test } from 'node:test';
-import { alive, descendants, processesWith, serverWith, until } from './app-processes.ts';
+import { isRunning } from '../src/modules/runtime/process-stats.ts';
+import { descendants, processesWith, serverWith, until } from './app-processes.ts';
 import { call, lunchPoll, nodeApp, people, sourceArchive, startBuildServer } from './harness.ts';
 
 describe('a server stopping while an app starts', () => {
@@ -101,7 +102,7 @@ require('node:test')('slow', () => new Promise((r) => setTimeout(r, 60000)));
     await server.close();
     assert.deepEqual(processesWith(marker), [], 'the process the tests started is not left');
     assert.deepEqual(
-      building.filter(alive).map((pid) => `${pid}: ${readFileSync(`/proc/${pid}/cmdline`, 'utf8')}`),
+      building.filter(isRunning).map((pid) => `${pid}: ${readFileSync(`/proc/${pid}/cmdline`, 'utf8')}`),
       [],
       'no process of the build is left',
     );

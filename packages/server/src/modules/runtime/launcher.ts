@@ -16,6 +16,7 @@ import type { IdentitySigner } from './identity-key.ts';
 import { type SandboxSpec, startSandboxed } from './sandbox.ts';
 import { type StartFields, startCommand } from './start-command.ts';
 import { healthy } from './supervisor.ts';
+import { underWay } from './under-way.ts';
 
 /**
  * Starting a version: `admit` verifies its signature and provenance and asks the admission policy;
@@ -80,27 +81,20 @@ export function createLauncher(
 
   // Starts under way, so that a server stopping waits for them and stops what they started; none begins
   // once it stops (a deploy, a wake-up or a takeover racing the shutdown would leave a sandbox running).
-  const starting = new Set<Promise<unknown>>();
+  const starting = underWay();
   let closed = false;
 
   /** Verifies, admits, unpacks and starts a version, then switches traffic to it and stops the old one. */
   function launch(...args: Parameters<typeof launchNow>): ReturnType<typeof launchNow> {
     if (closed)
       return Promise.reject(new AppError('unavailable', 'this server is stopping: try again in a moment'));
-    const run = launchNow(...args);
-    const settled = run.then(
-      () => {},
-      () => {},
-    );
-    starting.add(settled);
-    void settled.then(() => starting.delete(settled));
-    return run;
+    return starting.track(launchNow(...args));
   }
 
   /** Refuses new starts and waits for those under way; the instances they started are then in `instances`. */
   async function close() {
     closed = true;
-    while (starting.size) await Promise.all(starting);
+    await starting.settled();
   }
 
   async function launchNow(

@@ -6,12 +6,13 @@ export type ProcessStats = { rssBytes: number; cpuSeconds: number };
 const pageSize = 4096;
 const ticksPerSecond = 100; // USER_HZ: 100 on every Linux architecture Node.js supports
 
-function stat(pid: number): { ppid: number; cpuTicks: number; rssPages: number } | null {
+function stat(pid: number): { state: string; ppid: number; cpuTicks: number; rssPages: number } | null {
   try {
     const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
     // The command name is in parentheses and may hold spaces: fields start after the last ')'.
     const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
     return {
+      state: fields[0]!,
       ppid: Number(fields[1]),
       cpuTicks: Number(fields[11]) + Number(fields[12]),
       rssPages: Number(fields[21]),
@@ -74,6 +75,18 @@ export function processTreeStats(roots: number[]): Map<number, ProcessStats> {
   return out;
 }
 
+/** A process and every descendant it has now, the process first; empty when it is gone. */
+export function processTree(root: number): number[] {
+  const { stats, children } = scan();
+  return stats.has(root) ? treeOf(root, children) : [];
+}
+
+/** Whether a process runs: one that has exited and waits for its parent to notice (a zombie) does not. */
+export function isRunning(pid: number): boolean {
+  const s = stat(pid);
+  return s !== null && s.state !== 'Z';
+}
+
 /**
  * Kills a process and every descendant it has now (a build's pipeline and the sandboxes under it, with
  * what its tests started on their own), then waits, at most `ms`, until none runs: killing the root
@@ -81,20 +94,11 @@ export function processTreeStats(roots: number[]): Map<number, ProcessStats> {
  * return before they have.
  */
 export async function killTree(root: number, ms = 5000): Promise<void> {
-  const tree = treeOf(root, scan().children);
+  const tree = processTree(root);
   for (const pid of tree)
     try {
       process.kill(pid, 'SIGKILL');
     } catch {}
-  const running = (pid: number) => {
-    try {
-      const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      // A zombie has exited, and waits for its parent to notice.
-      return text.slice(text.lastIndexOf(')') + 2)[0] !== 'Z';
-    } catch {
-      return false;
-    }
-  };
-  for (const until = Date.now() + ms; tree.some(running) && Date.now() < until; )
+  for (const until = Date.now() + ms; tree.some(isRunning) && Date.now() < until; )
     await new Promise((r) => setTimeout(r, 20));
 }

@@ -4,6 +4,7 @@ import { nowIso } from '../../ids.ts';
 import type { DeploymentDeps, Instance } from './deployment-types.ts';
 import { restartPolicy } from './deployment-types.ts';
 import { type SandboxedProcess, startSandboxed } from './sandbox.ts';
+import { underWay } from './under-way.ts';
 
 /**
  * Whether the app answers GET `path` on its socket: with a readiness path of its own, with a status below
@@ -69,7 +70,7 @@ export function createSupervisor(
 ) {
   const { db, audit } = deps;
   // Restarts under way: a server that stops waits for them (`settle`), and each stops what it started.
-  const restarting = new Set<Promise<unknown>>();
+  const restarting = underWay();
 
   function supervise(inst: Instance) {
     const proc = inst.process;
@@ -141,35 +142,31 @@ export function createSupervisor(
       setTimeout(() => {
         if (inst.stopping || instances.get(inst.site) !== inst) return;
         const p = startSandboxed(inst.spec, deps.cgroups ?? null);
-        const restart = (async () => {
-          const ready = await healthy(p, inst.spec.readiness).then(
-            () => true,
-            () => false,
-          );
-          // Stopped or replaced while it started (the old process was the one stopped): this one goes too.
-          if (inst.stopping || instances.get(inst.site) !== inst) return p.stop();
-          inst.process = p;
-          supervise(inst);
-          if (!ready) return;
-          await db.transaction().execute((trx) =>
-            audit.record(trx, ctx, {
-              action: 'deployment.restarted',
-              targetType: 'app',
-              target: inst.app,
-              summary: { version: inst.version, attempt, exitCode: code, signal, outOfMemory },
-            }),
-          );
-        })().catch(() => {});
-        restarting.add(restart);
-        void restart.then(() => restarting.delete(restart));
+        void restarting.track(
+          (async () => {
+            const ready = await healthy(p, inst.spec.readiness).then(
+              () => true,
+              () => false,
+            );
+            // Stopped or replaced while it started (the old process was the one stopped): this one goes too.
+            if (inst.stopping || instances.get(inst.site) !== inst) return p.stop();
+            inst.process = p;
+            supervise(inst);
+            if (!ready) return;
+            await db.transaction().execute((trx) =>
+              audit.record(trx, ctx, {
+                action: 'deployment.restarted',
+                targetType: 'app',
+                target: inst.app,
+                summary: { version: inst.version, attempt, exitCode: code, signal, outOfMemory },
+              }),
+            );
+          })().catch(() => {}),
+        );
       }, delay).unref();
     }
   }
 
-  /** Waits for the restarts under way; call once every instance is marked stopping. */
-  async function settle() {
-    while (restarting.size) await Promise.all(restarting);
-  }
-
-  return { supervise, settle };
+  // `settle` waits for the restarts under way; call it once every instance is marked stopping.
+  return { supervise, settle: restarting.settled };
 }
