@@ -1,4 +1,5 @@
 import type { BlobStore } from './modules/blobs/blob-store.ts';
+import { sandboxProblem } from './modules/runtime/sandbox-common.ts';
 
 /** One thing `/readyz` asks before it says ready: null when fine, else why not, naming the setting. */
 export type ReadinessCheck = () => Promise<string | null>;
@@ -12,6 +13,18 @@ export function blobStoreCheck(blobs: Pick<BlobStore, 'check' | 'where'>): Readi
     } catch (error) {
       return `the blob store (${blobs.where}) cannot be used: ${(error as Error).message}`;
     }
+  };
+}
+
+/**
+ * A sandbox can start on this replica: bubblewrap may make its namespaces and its /proc. Where it may not
+ * (a container with a masked /proc, user namespaces refused), every build and every app would fail at its
+ * first step; the replica says so, and what to change, instead of taking work it cannot do.
+ */
+export function sandboxCheck(): ReadinessCheck {
+  return async () => {
+    const problem = sandboxProblem();
+    return problem ? `no build or app can run on this replica: ${problem}` : null;
   };
 }
 

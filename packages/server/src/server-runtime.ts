@@ -30,6 +30,7 @@ import { identitySigningKey } from './modules/runtime/identity-key.ts';
 import { registerKubernetesArtifactRoutes } from './modules/runtime/kubernetes-artifacts.ts';
 import { createClusterEgress } from './modules/runtime/kubernetes-egress.ts';
 import { sandboxAvailable } from './modules/runtime/sandbox.ts';
+import { sandboxProblem } from './modules/runtime/sandbox-common.ts';
 import { type Kek, kekOf } from './modules/secrets/envelope.ts';
 import type { SecretService } from './modules/secrets/secret-service.ts';
 import type { VaultClient } from './modules/secrets/vault.ts';
@@ -90,6 +91,8 @@ export function composeRuntime(
     logger.warn(
       'app instances run WITHOUT memory, CPU and process limits: no writable cgroup hierarchy (run the server as root, or delegate a cgroup v2 subtree to it; see docs/runtime.md)',
     );
+  const sandboxIssue = sandboxProblem();
+  if (sandboxIssue) logger.error(`no build or app can run on this replica: ${sandboxIssue}`);
   if (sandboxAvailable() && !canDropToHostUser())
     logger.warn(
       "apps run as the server's own user, without a host user of their own or a data quota: both need the server to run as root (see docs/runtime.md)",

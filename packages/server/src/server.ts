@@ -42,7 +42,7 @@ import { registerPlatformJobs } from './server-jobs.ts';
 import { composeLifecycle } from './server-lifecycle.ts';
 import { checkIssuer, listen, listenEgress } from './server-listen.ts';
 import { platformLogger } from './server-logger.ts';
-import { blobStoreCheck, issuerCheck } from './server-readiness.ts';
+import { blobStoreCheck, issuerCheck, sandboxCheck } from './server-readiness.ts';
 import { advertiseReplica, joinReplicas, recoverWork, replicaTls, usageWal } from './server-replica.ts';
 import { composeRuntime } from './server-runtime.ts';
 import { composeTrust } from './server-trust.ts';
@@ -333,7 +333,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     issuer: () => oidc?.issuer ?? null,
     appsDomain: () => hosts.domain(),
     version,
-    checks: [blobStoreCheck(blobs), issuerCheck(() => oidc?.issuer ?? null)],
+    checks: [blobStoreCheck(blobs), issuerCheck(() => oidc?.issuer ?? null), sandboxCheck()],
   });
   await startSharedRepositories(repositories.store, jobs, logger); // before serving: see install-repos.ts
   const listening = await listen(app, config, publicUrl);

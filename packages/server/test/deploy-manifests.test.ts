@@ -77,6 +77,10 @@ test('every object of deploy/kubernetes is valid against the Kubernetes schemas,
   assert.equal(pod.automountServiceAccountToken, false);
   assert.equal(container.securityContext.readOnlyRootFilesystem, true);
   assert.deepEqual(container.securityContext.capabilities.drop, ['ALL']);
+  // Builds' sandboxes mount a /proc of their own (platform-image.e2e.test.ts runs one in the image); Kubernetes
+  // accepts an unmasked /proc only in a pod with a user namespace of its own.
+  assert.equal(container.securityContext.procMount, 'Unmasked');
+  assert.equal(pod.hostUsers, false);
   // Replicas share nothing on disk: no claim, every volume the pod's own or a secret or a ConfigMap; the
   // repositories are shared through PostgreSQL and the blob registry.
   assert.ok(!all.some((o) => o.kind === 'PersistentVolumeClaim'));

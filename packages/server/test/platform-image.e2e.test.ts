@@ -1,9 +1,11 @@
 // The platform's own image (deploy/Containerfile) builds with buildah and runs: ready, its console served,
-// as its unprivileged user on a read-only root. No registry is reachable here, so the Node.js image it
-// builds FROM is made the way node:20-bookworm-slim is: Debian bookworm (debootstrap, from Debian's mirror)
-// with this machine's Node.js and npm in /usr/local. The build context is the repository's files as a
-// clean clone has them, and this machine's CAs go in deploy/ca/ as a company would put its own (the npm
-// registry is reached through a TLS-inspecting proxy here).
+// as its unprivileged user on a read-only root; inside it, the platform builds and runs a real app (npm
+// dependencies and a native module) from the company's npm mirror under the company's CA; and a container
+// whose /proc is masked is not ready and says what to change. No registry is reachable here, so the
+// Node.js image it builds FROM is made the way node:20-bookworm-slim is: Debian bookworm (debootstrap, from
+// Debian's mirror) with this machine's Node.js and npm in /usr/local. The build context is the repository's
+// files as a clean clone has them; this machine's CAs (the npm registry is reached through a TLS-inspecting
+// proxy here) and the test's company CA go in deploy/ca/ as a company would put its own.
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -11,11 +13,25 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { parse } from 'yaml';
+import { lockAgainst, packClosure, startRegistry } from '../../cli/test/npm-registry.ts';
+import { renderTemplate } from '../src/modules/catalog/template-files.ts';
+import {
+  buildFinished,
+  call,
+  companyCa,
+  people,
+  sourceArchive,
+  type TestServer,
+  tokenFor,
+  viaGateway,
+} from './harness.ts';
 import { contained } from './podman.ts';
 
 const root = resolve(import.meta.dirname, '../../..');
 const nodeImage = 'localhost/microapp-node-bookworm-test:20';
 const image = 'localhost/microapp-platform-test:latest';
+const templates = resolve(root, 'templates');
 
 const freePort = () =>
   new Promise<number>((done) => {
@@ -25,11 +41,62 @@ const freePort = () =>
     });
   });
 
+/** Runs the platform's image as a container of its own: the flags a cluster would give it, and `extra`. */
+async function runPlatform(name: string, port: number, idp: number, extra: string[]) {
+  return contained('podman', [
+    'run',
+    '--detach',
+    '--name',
+    name,
+    '--network',
+    'host',
+    '--read-only',
+    '--tmpfs',
+    '/tmp',
+    '--ulimit',
+    'nofile=4096:4096',
+    '--ulimit',
+    'nproc=4096:4096',
+    '--volume',
+    `${name}-data:/var/lib/microapp`,
+    ...extra,
+    image,
+    '--dev',
+    '--host',
+    '127.0.0.1',
+    '--port',
+    String(port),
+    '--dev-idp-port',
+    String(idp),
+  ]);
+}
+
+/** `/readyz` once `until` holds for its answer (or after 90 s). */
+async function readiness(port: number, until: (answer: { status: number; body: string }) => boolean) {
+  let ready: { status: number; body: string } = { status: 0, body: '' };
+  for (let i = 0; i < 90 && !until(ready); i++) {
+    await new Promise((r) => setTimeout(r, 1000));
+    ready = await fetch(`http://127.0.0.1:${port}/readyz`)
+      .then(async (r) => ({ status: r.status, body: await r.text() }))
+      .catch(() => ({ status: 0, body: '' }));
+  }
+  return ready;
+}
+
 describe("the platform's image", () => {
   let work: string;
+  let mirror: Awaited<ReturnType<typeof startRegistry>>;
+  let ca: ReturnType<typeof companyCa>;
+  let platform: TestServer;
 
   before(async () => {
     work = mkdtempSync(join(tmpdir(), 'microapp-image-'));
+    // The company's npm mirror, behind the company's CA: fastify and better-sqlite3 with their whole trees.
+    ca = companyCa(work);
+    mirror = await startRegistry(await packClosure(['fastify', 'better-sqlite3']), {
+      tls: { key: ca.key, cert: ca.cert },
+      urlHost: 'localhost',
+    });
     // The base: Debian bookworm with this machine's Node.js, npm and Node's headers in /usr/local.
     const rootfs = join(work, 'rootfs');
     const strapped = spawnSync(
@@ -72,11 +139,15 @@ describe("the platform's image", () => {
       for (const [i, pem] of (pems ?? []).entries())
         writeFileSync(join(context, 'deploy/ca', `machine-${i}.crt`), `${pem}\n`);
     }
+    writeFileSync(join(context, 'deploy/ca', 'example-bank.crt'), readFileSync(ca.ca));
   });
 
   after(async () => {
-    await contained('podman', ['rm', '--force', '--ignore', 'microapp-image-test']);
-    await contained('podman', ['volume', 'rm', '--force', 'microapp-image-test-data']);
+    for (const name of ['microapp-image-test', 'microapp-image-masked']) {
+      await contained('podman', ['rm', '--force', '--ignore', name]);
+      await contained('podman', ['volume', 'rm', '--force', `${name}-data`]);
+    }
+    await mirror?.close();
     await contained('podman', ['rmi', '--force', '--ignore', image, nodeImage]);
     if (work) rmSync(work, { recursive: true, force: true });
   });
@@ -106,39 +177,16 @@ describe("the platform's image", () => {
 
     const port = await freePort();
     const idp = await freePort();
-    const ran = await contained('podman', [
-      'run',
-      '--detach',
-      '--name',
-      'microapp-image-test',
-      '--network',
-      'host',
-      '--read-only',
-      '--tmpfs',
-      '/tmp',
-      '--ulimit',
-      'nofile=4096:4096',
-      '--ulimit',
-      'nproc=4096:4096',
-      '--volume',
-      'microapp-image-test-data:/var/lib/microapp',
-      image,
-      '--dev',
-      '--host',
-      '127.0.0.1',
-      '--port',
-      String(port),
-      '--dev-idp-port',
-      String(idp),
+    // Builds and apps run in bubblewrap sandboxes inside the container, which mount a /proc of their own:
+    // the container's /proc is unmasked, as Kubernetes does with procMount: Unmasked.
+    const ran = await runPlatform('microapp-image-test', port, idp, [
+      '--security-opt',
+      'unmask=/proc/*',
+      '--env',
+      `MICROAPP_NPM_REGISTRY=${mirror.url}/`,
     ]);
     assert.equal(ran.code, 0, ran.stderr);
-    let ready: { status: number; body: string } = { status: 0, body: '' };
-    for (let i = 0; i < 90 && ready.status !== 200; i++) {
-      await new Promise((r) => setTimeout(r, 1000));
-      ready = await fetch(`http://127.0.0.1:${port}/readyz`)
-        .then(async (r) => ({ status: r.status, body: await r.text() }))
-        .catch(() => ({ status: 0, body: '' }));
-    }
+    const ready = await readiness(port, (r) => r.status === 200);
     const logs = await contained('podman', ['logs', 'microapp-image-test']);
     assert.equal(ready.status, 200, `not ready: ${ready.body}\n${logs.stdout}${logs.stderr}`);
     assert.doesNotMatch(logs.stdout + logs.stderr, /"level":50/, 'no error while it started');
@@ -153,5 +201,92 @@ describe("the platform's image", () => {
       "const fs=require('fs');console.log(process.getuid());try{fs.writeFileSync('/opt/microapp/x','')}catch(e){console.log(e.code)}",
     ]);
     assert.deepEqual(inside.stdout.trim().split('\n'), ['10001', 'EROFS']);
+    platform = { url: `http://127.0.0.1:${port}` } as TestServer;
+  });
+
+  test('inside it, the platform builds and runs an app with npm dependencies and a native module, from the company mirror under its CA', async () => {
+    assert.ok(platform, 'the container runs (the test above)');
+    const [alice, bob, carol, dave] = (await Promise.all(
+      [people.alice, people.bob, people.carol, people.dave].map((who) => tokenFor(platform, who)),
+    )) as [string, string, string, string];
+    // Scans need an advisory snapshot.
+    const { zipSync } = await import('fflate');
+    const advisory = {
+      id: 'GHSA-x',
+      affected: [{ package: { ecosystem: 'npm', name: 'left-pad' }, versions: ['0.0.1'] }],
+    };
+    const imported = await fetch(`${platform.url}/api/v1/advisories`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${carol}`, 'content-type': 'application/zip' },
+      body: zipSync({ 'GHSA-x.json': Buffer.from(JSON.stringify(advisory)) }),
+    });
+    assert.ok(imported.ok, await imported.text());
+    // The tracker as its developer has it: made from the template, locked against the company mirror.
+    const name = 'image-tracker';
+    const rendered = renderTemplate(templates, 'tracker', {
+      name,
+      owner: people.alice,
+      department: 'finance',
+    });
+    assert.ok(rendered, 'the tracker template');
+    const src = join(work, 'src-app');
+    for (const [file, text] of Object.entries(rendered.files)) {
+      mkdirSync(dirname(join(src, file)), { recursive: true });
+      writeFileSync(join(src, file), text);
+    }
+    const locked = await lockAgainst(src, mirror.url, ca.ca);
+    assert.equal(locked.code, 0, locked.out);
+    const files = Object.fromEntries(
+      [...Object.keys(rendered.files), '.npmrc'].map((f) => [f, readFileSync(join(src, f), 'utf8')]),
+    );
+    const reg = await call(platform, 'POST', '/api/v1/apps', {
+      token: alice,
+      body: parse(files['microapp.yaml']!),
+    });
+    assert.equal(reg.status, 201, reg.text);
+    if (reg.body.app.state !== 'approved') {
+      const review = await call(platform, 'POST', `/api/v1/apps/${name}/reviews`, {
+        token: bob,
+        body: { decision: 'approve' },
+      });
+      assert.equal(review.status, 200, review.text);
+    }
+    const started = await call(platform, 'POST', `/api/v1/apps/${name}/builds`, {
+      token: alice,
+      body: { source: await sourceArchive(files), deploy: true },
+    });
+    assert.equal(started.status, 202, started.text);
+    const build = await buildFinished(platform, name, started.body.id, alice);
+    assert.equal(build.state, 'passed', JSON.stringify(build.steps, null, 2));
+    assert.ok(
+      mirror.requests.some((r) => r.includes('better-sqlite3') && r.endsWith('.tgz')),
+      'installed from the mirror',
+    );
+    // The app answers through the gateway, in its sandbox in the container, and keeps what it is given.
+    const added = await viaGateway(
+      platform,
+      name,
+      '/items',
+      { authorization: `Bearer ${dave}`, accept: 'application/json', 'content-type': 'application/json' },
+      { method: 'POST', body: JSON.stringify({ title: 'Check the Q3 accruals' }) },
+    );
+    assert.equal(added.status, 201, added.body);
+    const page = await viaGateway(platform, name, '/', { authorization: `Bearer ${dave}` });
+    assert.equal(page.status, 200, page.body);
+    assert.match(page.body, /Check the Q3 accruals/);
+  });
+
+  test('a container whose /proc is masked is not ready, and says what to change', async () => {
+    const port = await freePort();
+    const idp = await freePort();
+    const ran = await runPlatform('microapp-image-masked', port, idp, []);
+    assert.equal(ran.code, 0, ran.stderr);
+    const ready = await readiness(port, (r) => r.status === 200 || /bubblewrap/.test(r.body));
+    assert.equal(ready.status, 503, ready.body);
+    assert.match(ready.body, /no build or app can run on this replica: bubblewrap cannot mount a \/proc/);
+    assert.match(ready.body, /procMount: Unmasked/);
+    assert.match(ready.body, /--security-opt unmask=\/proc\/\*/);
+    const logs = await contained('podman', ['logs', 'microapp-image-masked']);
+    assert.match(logs.stdout + logs.stderr, /no build or app can run on this replica/);
   });
 });

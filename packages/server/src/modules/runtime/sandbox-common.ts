@@ -7,6 +7,51 @@ export function sandboxAvailable(): boolean {
   return spawnSync('bwrap', ['--version']).status === 0;
 }
 
+let probed: { problem: string | null } | undefined;
+
+/**
+ * Why no sandbox can start here, or null when one can (or bubblewrap is not installed, which the server
+ * reports on its own). bubblewrap is asked for what every app instance and build step needs, new
+ * namespaces (a user namespace among them) and a fresh /proc, and runs `true`. Inside a container both can
+ * be refused, and every build would then fail at its first step. Asked once: what the kernel and the
+ * container allow does not change while the server runs.
+ */
+export function sandboxProblem(): string | null {
+  if (probed) return probed.problem;
+  if (!sandboxAvailable()) {
+    probed = { problem: null };
+    return null;
+  }
+  const ran = spawnSync(
+    'bwrap',
+    [
+      '--unshare-all',
+      ...isolation('probe', {}),
+      ...runtimeMounts(),
+      '--proc',
+      '/proc',
+      '--dev',
+      '/dev',
+      '--tmpfs',
+      '/tmp',
+      'true',
+    ],
+    { encoding: 'utf8', timeout: 10_000 },
+  );
+  probed = { problem: ran.status === 0 ? null : sandboxAdvice(ran.stderr || String(ran.error ?? '')) };
+  return probed.problem;
+}
+
+/** What bubblewrap's refusal means, and what the people running the platform change to lift it. */
+export function sandboxAdvice(stderr: string): string {
+  const said = stderr.trim().split('\n').at(-1)?.slice(0, 300) ?? '';
+  if (/Can't mount proc/i.test(said))
+    return `bubblewrap cannot mount a /proc of its own ("${said}"): this container's /proc is masked. Run the platform's container with /proc unmasked: on Kubernetes, procMount: Unmasked in its securityContext with hostUsers: false in the pod (deploy/kubernetes/deployment.yaml); with podman or docker, --security-opt unmask=/proc/* (docs/operations.md)`;
+  if (/namespace|uid map|Operation not permitted|Permission denied/i.test(said))
+    return `bubblewrap cannot make the namespaces a sandbox needs ("${said}"): user namespaces are refused here. In a container, its seccomp profile must allow them (Kubernetes: seccompProfile Unconfined, as deploy/kubernetes/deployment.yaml has); on a host, unprivileged user namespaces must be on (sysctl user.max_user_namespaces above 0; on Debian's older kernels, kernel.unprivileged_userns_clone=1) (docs/operations.md)`;
+  return `bubblewrap could not start a sandbox: ${said || 'no reason given'} (docs/operations.md)`;
+}
+
 /**
  * What app instances and build steps share inside their namespaces: the user nobody, their own host name,
  * dying with their parent, a new session (no terminal to inject into), no capabilities, and only the given
