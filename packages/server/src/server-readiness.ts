@@ -17,6 +17,21 @@ export function blobStoreCheck(blobs: Pick<BlobStore, 'check' | 'where'>): Readi
 }
 
 /**
+ * Not ready until the server has finished starting: it listens before it knows its public URL (in dev, the
+ * port it was given) and before the dev identity provider and the work it takes over are up, and a sign-in
+ * in between failed with a 500. `started()` is called once all of that is done.
+ */
+export function startupCheck(): { check: ReadinessCheck; started: () => void } {
+  let done = false;
+  return {
+    check: async () => (done ? null : 'starting: the server has not finished starting yet'),
+    started: () => {
+      done = true;
+    },
+  };
+}
+
+/**
  * A sandbox can start on this replica: bubblewrap may make its namespaces and its /proc. Where it may not
  * (a container with a masked /proc, user namespaces refused), every build and every app would fail at its
  * first step; the replica says so, and what to change, instead of taking work it cannot do.

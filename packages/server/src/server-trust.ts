@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Kysely } from 'kysely';
 import type { Clock } from './clock.ts';
 import type { ServerConfig } from './config.ts';
+import type { ReadCache } from './db/read-cache.ts';
 import type { Database } from './db/schema.ts';
 import { registerAdvisoryRoutes } from './modules/advisories/advisory-routes.ts';
 import { createAdvisoryService } from './modules/advisories/advisory-service.ts';
@@ -21,6 +22,26 @@ import { createKeyRotation } from './modules/signing/key-rotation.ts';
 import { createKeyStore, loadKek } from './modules/signing/key-store.ts';
 import { registerSigningRoutes } from './modules/signing/signing-routes.ts';
 import { createVersionsService } from './modules/signing/versions-service.ts';
+
+/**
+ * A response waits until the audit events its request recorded are in the chain (audit-service.ts): the
+ * change committed with its event; whoever made it reads it in the trail at once. A platform write also
+ * makes the gateway's read cache forget at once (another replica's reach it by notification).
+ */
+export function answerAfterChain(
+  app: FastifyInstance,
+  deps: {
+    audit: Pick<AuditService, 'mustChainBefore' | 'chainFor'>;
+    readCache: Pick<ReadCache, 'forget'>;
+    isAppHost: (host: string | undefined) => boolean;
+  },
+) {
+  app.addHook('onSend', async (request) => {
+    if (deps.audit.mustChainBefore(request.id)) await deps.audit.chainFor(request.id);
+    if (request.method !== 'GET' && request.method !== 'HEAD' && !deps.isAppHost(request.headers.host))
+      deps.readCache.forget();
+  });
+}
 
 /**
  * The part of the composition root that holds keys and proofs: the KEK and the signing keys, audit

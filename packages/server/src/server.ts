@@ -42,10 +42,10 @@ import { registerPlatformJobs } from './server-jobs.ts';
 import { composeLifecycle } from './server-lifecycle.ts';
 import { checkIssuer, listen, listenEgress } from './server-listen.ts';
 import { platformLogger } from './server-logger.ts';
-import { blobStoreCheck, issuerCheck, sandboxCheck } from './server-readiness.ts';
+import { blobStoreCheck, issuerCheck, sandboxCheck, startupCheck } from './server-readiness.ts';
 import { advertiseReplica, joinReplicas, recoverWork, replicaTls, usageWal } from './server-replica.ts';
 import { composeRuntime } from './server-runtime.ts';
-import { composeTrust } from './server-trust.ts';
+import { answerAfterChain, composeTrust } from './server-trust.ts';
 import type { RunningServer, StartOptions } from './server-types.ts';
 import { version } from './version.ts';
 
@@ -122,14 +122,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     requestLog: config.requestLog,
     tls: config.tls ? readTls(config.tls) : null,
   });
-  // A response waits until the audit events its request recorded are in the chain (audit-service.ts): the
-  // change committed with its event; whoever made it reads it in the trail at once.
-  app.addHook('onSend', async (request) => {
-    if (audit.mustChainBefore(request.id)) await audit.chainFor(request.id);
-    // Another replica's writes reach the gateway's read cache by notification; this one's at once.
-    if (request.method !== 'GET' && request.method !== 'HEAD' && !hosts.siteOf(request.headers.host))
-      readCache.forget();
-  });
+  answerAfterChain(app, { audit, readCache, isAppHost: (host) => Boolean(hosts.siteOf(host)) });
   const secureCookies = servedOverHttps;
   const hosts = createAppHosts({ domain: config.appsDomain, platformUrl: () => publicUrl! });
   registerAuthRoutes(app, {
@@ -326,6 +319,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   }
 
   await registerConsoleRoutes(app, { dir: config.consoleDir ?? defaultConsoleDir });
+  const startup = startupCheck();
   registerMetaRoutes(app, {
     db,
     keys,
@@ -333,7 +327,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     issuer: () => oidc?.issuer ?? null,
     appsDomain: () => hosts.domain(),
     version,
-    checks: [blobStoreCheck(blobs), issuerCheck(() => oidc?.issuer ?? null), sandboxCheck()],
+    checks: [startup.check, blobStoreCheck(blobs), issuerCheck(() => oidc?.issuer ?? null), sandboxCheck()],
   });
   await startSharedRepositories(repositories.store, jobs, logger); // before serving: see install-repos.ts
   const listening = await listen(app, config, publicUrl);
@@ -352,6 +346,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     builds,
   });
   if (config.jobs.enabled) jobs.start();
+  startup.started();
   logger.info(
     { url, dev: config.dev, database: db.dialect, issuer: oidc?.issuer },
     'microapp server listening',

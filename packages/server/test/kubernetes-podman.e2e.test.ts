@@ -33,12 +33,11 @@ import {
   connect as netConnect,
 } from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { parse, stringify } from 'yaml';
-import { lockAgainst, packClosure, startRegistry } from '../../cli/test/npm-registry.ts';
-import { renderTemplate } from '../src/modules/catalog/template-files.ts';
+import { packClosure, startRegistry } from '../../cli/test/npm-registry.ts';
 import {
   buildFinished,
   call,
@@ -51,8 +50,8 @@ import {
   viaGateway,
 } from './harness.ts';
 import { buildRuntimeImage, contained } from './podman.ts';
+import { trackerFromMirror } from './tracker-source.ts';
 
-const templates = resolve(import.meta.dirname, '../../../templates');
 const name = 'kube-points';
 const issuer = 'https://kubernetes.default.svc.cluster.local';
 
@@ -165,22 +164,7 @@ describe('the Kubernetes objects run a real app, npm dependencies and a native m
     platform = server.url;
 
     // The tracker as its developer has it: made from the template, locked against the company mirror.
-    const rendered0 = renderTemplate(templates, 'tracker', {
-      name,
-      owner: people.alice,
-      department: 'finance',
-    });
-    assert.ok(rendered0, 'the tracker template');
-    const src = join(dir, 'src-app');
-    for (const [file, text] of Object.entries(rendered0.files)) {
-      mkdirSync(dirname(join(src, file)), { recursive: true });
-      writeFileSync(join(src, file), text);
-    }
-    const locked = await lockAgainst(src, registry.url, ca.ca);
-    assert.equal(locked.code, 0, locked.out);
-    const files = Object.fromEntries(
-      [...Object.keys(rendered0.files), '.npmrc'].map((f) => [f, readFileSync(join(src, f), 'utf8')]),
-    );
+    const files = await trackerFromMirror(dir, name, { url: registry.url, caFile: ca.ca });
     // The app calls one outside API, which its registration names.
     files['microapp.yaml'] += 'integrations: { egress: [api.rates.example.com] }\n';
     // Registered, then built and signed by the platform's own pipeline, which installs from the mirror.

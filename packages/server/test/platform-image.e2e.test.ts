@@ -14,8 +14,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { parse } from 'yaml';
-import { lockAgainst, packClosure, startRegistry } from '../../cli/test/npm-registry.ts';
-import { renderTemplate } from '../src/modules/catalog/template-files.ts';
+import { packClosure, startRegistry } from '../../cli/test/npm-registry.ts';
 import {
   buildFinished,
   call,
@@ -27,11 +26,11 @@ import {
   viaGateway,
 } from './harness.ts';
 import { contained } from './podman.ts';
+import { trackerFromMirror } from './tracker-source.ts';
 
 const root = resolve(import.meta.dirname, '../../..');
 const nodeImage = 'localhost/microapp-node-bookworm-test:20';
 const image = 'localhost/microapp-platform-test:latest';
-const templates = resolve(root, 'templates');
 
 const freePort = () =>
   new Promise<number>((done) => {
@@ -81,6 +80,14 @@ async function readiness(port: number, until: (answer: { status: number; body: s
       .catch(() => ({ status: 0, body: '' }));
   }
   return ready;
+}
+
+/** A failure with the platform container's last log lines, where its reason is. */
+function explained(what: string) {
+  return async (error: Error): Promise<never> => {
+    const logs = await contained('podman', ['logs', '--tail', '40', 'microapp-image-test']);
+    throw new Error(`${what}: ${error.message}\n${logs.stdout}${logs.stderr}`);
+  };
 }
 
 describe("the platform's image", () => {
@@ -177,9 +184,12 @@ describe("the platform's image", () => {
 
     const port = await freePort();
     const idp = await freePort();
-    // Builds and apps run in bubblewrap sandboxes inside the container, which mount a /proc of their own:
-    // the container's /proc is unmasked, as Kubernetes does with procMount: Unmasked.
+    // Builds and apps run in bubblewrap sandboxes inside the container, which make namespaces, set their
+    // host name and mount a /proc of their own: as deploy/kubernetes/deployment.yaml has it, the seccomp
+    // profile is Unconfined and /proc is unmasked (procMount: Unmasked).
     const ran = await runPlatform('microapp-image-test', port, idp, [
+      '--security-opt',
+      'seccomp=unconfined',
       '--security-opt',
       'unmask=/proc/*',
       '--env',
@@ -206,9 +216,10 @@ describe("the platform's image", () => {
 
   test('inside it, the platform builds and runs an app with npm dependencies and a native module, from the company mirror under its CA', async () => {
     assert.ok(platform, 'the container runs (the test above)');
-    const [alice, bob, carol, dave] = (await Promise.all(
-      [people.alice, people.bob, people.carol, people.dave].map((who) => tokenFor(platform, who)),
-    )) as [string, string, string, string];
+    const signedIn: string[] = [];
+    for (const who of [people.alice, people.bob, people.carol, people.dave])
+      signedIn.push(await tokenFor(platform, who).catch(explained('sign-in')));
+    const [alice, bob, carol, dave] = signedIn as [string, string, string, string];
     // Scans need an advisory snapshot.
     const { zipSync } = await import('fflate');
     const advisory = {
@@ -223,22 +234,7 @@ describe("the platform's image", () => {
     assert.ok(imported.ok, await imported.text());
     // The tracker as its developer has it: made from the template, locked against the company mirror.
     const name = 'image-tracker';
-    const rendered = renderTemplate(templates, 'tracker', {
-      name,
-      owner: people.alice,
-      department: 'finance',
-    });
-    assert.ok(rendered, 'the tracker template');
-    const src = join(work, 'src-app');
-    for (const [file, text] of Object.entries(rendered.files)) {
-      mkdirSync(dirname(join(src, file)), { recursive: true });
-      writeFileSync(join(src, file), text);
-    }
-    const locked = await lockAgainst(src, mirror.url, ca.ca);
-    assert.equal(locked.code, 0, locked.out);
-    const files = Object.fromEntries(
-      [...Object.keys(rendered.files), '.npmrc'].map((f) => [f, readFileSync(join(src, f), 'utf8')]),
-    );
+    const files = await trackerFromMirror(work, name, { url: mirror.url, caFile: ca.ca });
     const reg = await call(platform, 'POST', '/api/v1/apps', {
       token: alice,
       body: parse(files['microapp.yaml']!),
@@ -256,7 +252,7 @@ describe("the platform's image", () => {
       body: { source: await sourceArchive(files), deploy: true },
     });
     assert.equal(started.status, 202, started.text);
-    const build = await buildFinished(platform, name, started.body.id, alice);
+    const build = await buildFinished(platform, name, started.body.id, alice).catch(explained('the build'));
     assert.equal(build.state, 'passed', JSON.stringify(build.steps, null, 2));
     assert.ok(
       mirror.requests.some((r) => r.includes('better-sqlite3') && r.endsWith('.tgz')),
@@ -279,7 +275,10 @@ describe("the platform's image", () => {
   test('a container whose /proc is masked is not ready, and says what to change', async () => {
     const port = await freePort();
     const idp = await freePort();
-    const ran = await runPlatform('microapp-image-masked', port, idp, []);
+    const ran = await runPlatform('microapp-image-masked', port, idp, [
+      '--security-opt',
+      'seccomp=unconfined',
+    ]);
     assert.equal(ran.code, 0, ran.stderr);
     const ready = await readiness(port, (r) => r.status === 200 || /bubblewrap/.test(r.body));
     assert.equal(ready.status, 503, ready.body);

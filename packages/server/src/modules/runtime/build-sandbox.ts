@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { isolation, nodeHeadersDir, runtimeMounts } from './sandbox-common.ts';
+import { freshMounts, isolation, nodeHeadersDir, runtimeMounts } from './sandbox-common.ts';
 import { seccompFilter } from './seccomp.ts';
 
 /** Host files a sandboxed build needs to resolve names and check TLS certificates, when it has network. */
@@ -91,12 +91,7 @@ export function sandboxedCommand(
       : []),
     ...(hostNetwork ? networkFiles.filter((f) => existsSync(f)).flatMap((f) => ['--ro-bind', f, f]) : []),
     ...(brokered ? ['--ro-bind', options.egressDir!, '/run/egress'] : []),
-    '--proc',
-    '/proc',
-    '--dev',
-    '/dev',
-    '--tmpfs',
-    '/tmp',
+    ...freshMounts,
     ...(options.cache ? ['--bind', options.cache, '/tmp/.npm'] : []),
     ...(options.ca ? ['--ro-bind', options.ca, '/run/microapp/registry-ca.pem'] : []),
     ...(options.userconfig ? ['--ro-bind', options.userconfig, '/run/microapp/npmrc'] : []),

@@ -24,18 +24,7 @@ export function sandboxProblem(): string | null {
   }
   const ran = spawnSync(
     'bwrap',
-    [
-      '--unshare-all',
-      ...isolation('probe', {}),
-      ...runtimeMounts(),
-      '--proc',
-      '/proc',
-      '--dev',
-      '/dev',
-      '--tmpfs',
-      '/tmp',
-      'true',
-    ],
+    ['--unshare-all', ...isolation('probe', {}), ...runtimeMounts(), ...freshMounts, 'true'],
     { encoding: 'utf8', timeout: 10_000 },
   );
   probed = { problem: ran.status === 0 ? null : sandboxAdvice(ran.stderr || String(ran.error ?? '')) };
@@ -47,8 +36,8 @@ export function sandboxAdvice(stderr: string): string {
   const said = stderr.trim().split('\n').at(-1)?.slice(0, 300) ?? '';
   if (/Can't mount proc/i.test(said))
     return `bubblewrap cannot mount a /proc of its own ("${said}"): this container's /proc is masked. Run the platform's container with /proc unmasked: on Kubernetes, procMount: Unmasked in its securityContext with hostUsers: false in the pod (deploy/kubernetes/deployment.yaml); with podman or docker, --security-opt unmask=/proc/* (docs/operations.md)`;
-  if (/namespace|uid map|Operation not permitted|Permission denied/i.test(said))
-    return `bubblewrap cannot make the namespaces a sandbox needs ("${said}"): user namespaces are refused here. In a container, its seccomp profile must allow them (Kubernetes: seccompProfile Unconfined, as deploy/kubernetes/deployment.yaml has); on a host, unprivileged user namespaces must be on (sysctl user.max_user_namespaces above 0; on Debian's older kernels, kernel.unprivileged_userns_clone=1) (docs/operations.md)`;
+  if (/hostname|namespace|uid map|Operation not permitted|Permission denied/i.test(said))
+    return `bubblewrap is refused what a sandbox needs, namespaces of its own and its own host name ("${said}"). In a container, its seccomp profile refuses them: run it with the profile Unconfined (on Kubernetes, seccompProfile: Unconfined, as deploy/kubernetes/deployment.yaml has; with podman or docker, --security-opt seccomp=unconfined). On a host, unprivileged user namespaces must be on (sysctl user.max_user_namespaces above 0; on Debian's older kernels, kernel.unprivileged_userns_clone=1) (docs/operations.md)`;
   return `bubblewrap could not start a sandbox: ${said || 'no reason given'} (docs/operations.md)`;
 }
 
@@ -73,6 +62,9 @@ export function isolation(hostname: string, env: Record<string, string>): string
     ...Object.entries(env).flatMap(([k, v]) => ['--setenv', k, v]),
   ];
 }
+
+/** What a build step (and the probe) gets of its own: a /proc of its new pid namespace, a minimal /dev, an empty /tmp. */
+export const freshMounts = ['--proc', '/proc', '--dev', '/dev', '--tmpfs', '/tmp'];
 
 /** The host paths the node runtime needs, mounted read-only: the node binary's folder and the system libraries. */
 export function runtimeMounts(): string[] {
