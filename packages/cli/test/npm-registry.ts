@@ -40,19 +40,21 @@ function locate(from: string, dep: string): string | null {
 }
 
 /** The files npm would publish of an installed package: no nested node_modules, no build leftovers. */
-function filesOf(dir: string, whole = false): string[] {
+function filesOf(dir: string, whole = false, source = false): string[] {
   const out: string[] = [];
   const walk = (rel: string) => {
     for (const name of readdirSync(join(dir, rel)).sort()) {
       const r = rel ? `${rel}/${name}` : name;
       const st = lstatSync(join(dir, r));
       if (st.isDirectory()) {
-        if (name === 'node_modules' || name === 'obj.target' || name === '.deps' || name === 'deps') continue;
+        if (name === 'node_modules') continue;
+        // Packed to be compiled: its sources whole (deps/ included), what this machine compiled left out.
+        if (source ? r === 'build' : name === 'obj.target' || name === '.deps' || name === 'deps') continue;
         walk(r);
       } else if (
         st.isFile() &&
-        (st.size < 4 * 1024 * 1024 || name.endsWith('.node')) &&
-        (whole || name !== 'binding.gyp')
+        (source || st.size < 4 * 1024 * 1024 || name.endsWith('.node')) &&
+        (whole || source || name !== 'binding.gyp')
       )
         out.push(r);
     }
@@ -64,9 +66,11 @@ function filesOf(dir: string, whole = false): string[] {
 /**
  * Packs `names` and everything they depend on (dependencies, optional and non-optional peers that are
  * installed) from this repository's node_modules. Install scripts are removed: a native module ships the
- * binary this machine already compiled (as packages with prebuilt binaries do), so nothing compiles.
+ * binary this machine already compiled (as packages with prebuilt binaries do), so nothing compiles. Those
+ * named in `compile` are packed as the registry has them instead: their install scripts kept and their
+ * compiled `build/` left out, so whoever installs them compiles them.
  */
-export async function packClosure(names: string[]): Promise<Packed[]> {
+export async function packClosure(names: string[], options: { compile?: string[] } = {}): Promise<Packed[]> {
   const seen = new Map<string, Packed>();
   const visit = async (dir: string) => {
     const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as Record<string, unknown> & {
@@ -101,6 +105,7 @@ export async function packClosure(names: string[]): Promise<Packed[]> {
     const dependencies = pin(pkg.dependencies, true);
     const optionalDependencies = pin(pkg.optionalDependencies, false);
     const peerDependencies = pin(Object.fromEntries(peers.map((p) => [p, '*'])), true);
+    const compiled = options.compile?.includes(pkg.name) ?? false;
     const { install: _i, preinstall: _p, postinstall: _o, ...scripts } = pkg.scripts ?? {};
     const {
       dependencies: _d,
@@ -115,11 +120,10 @@ export async function packClosure(names: string[]): Promise<Packed[]> {
       dependencies,
       optionalDependencies,
       peerDependencies,
-      scripts,
-      gypfile: false,
+      ...(compiled ? { scripts: pkg.scripts ?? {} } : { scripts, gypfile: false }),
     };
     const packageJson = Buffer.from(JSON.stringify(manifest, null, 2));
-    const files = filesOf(dir).filter((f) => f !== 'package.json');
+    const files = filesOf(dir, false, compiled).filter((f) => f !== 'package.json');
     const tarball = await packed(packageJson, dir, files);
     seen.set(key, { name: pkg.name, version: pkg.version, manifest, tarball });
     for (const dep of [
