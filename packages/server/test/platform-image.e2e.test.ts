@@ -98,12 +98,16 @@ describe("the platform's image", () => {
 
   before(async () => {
     work = mkdtempSync(join(tmpdir(), 'microapp-image-'));
-    // The company's npm mirror, behind the company's CA: fastify and better-sqlite3 with their whole trees.
+    // The company's npm mirror, behind the company's CA: fastify and better-sqlite3 with their whole trees,
+    // better-sqlite3 as npm has it (its sources and install script, no binary): the build compiles it.
     ca = companyCa(work);
-    mirror = await startRegistry(await packClosure(['fastify', 'better-sqlite3']), {
-      tls: { key: ca.key, cert: ca.cert },
-      urlHost: 'localhost',
-    });
+    mirror = await startRegistry(
+      await packClosure(['fastify', 'better-sqlite3'], { compile: ['better-sqlite3'] }),
+      {
+        tls: { key: ca.key, cert: ca.cert },
+        urlHost: 'localhost',
+      },
+    );
     // The base: Debian bookworm with this machine's Node.js, npm and Node's headers in /usr/local.
     const rootfs = join(work, 'rootfs');
     const strapped = spawnSync(
@@ -214,7 +218,7 @@ describe("the platform's image", () => {
     platform = { url: `http://127.0.0.1:${port}` } as TestServer;
   });
 
-  test('inside it, the platform builds and runs an app with npm dependencies and a native module, from the company mirror under its CA', async () => {
+  test('inside it, the platform builds and runs an app with npm dependencies and a native module it compiles, from the company mirror under its CA', async () => {
     assert.ok(platform, 'the container runs (the test above)');
     const signedIn: string[] = [];
     for (const who of [people.alice, people.bob, people.carol, people.dave])
@@ -254,6 +258,11 @@ describe("the platform's image", () => {
     assert.equal(started.status, 202, started.text);
     const build = await buildFinished(platform, name, started.body.id, alice).catch(explained('the build'));
     assert.equal(build.state, 'passed', JSON.stringify(build.steps, null, 2));
+    // better-sqlite3 compiled in the build sandbox, inside the container (the mirror has no binary of it).
+    assert.match(
+      build.steps.find((s) => s.step === 'install')?.detail ?? '',
+      /install scripts run for better-sqlite3/,
+    );
     assert.ok(
       mirror.requests.some((r) => r.includes('better-sqlite3') && r.endsWith('.tgz')),
       'installed from the mirror',
