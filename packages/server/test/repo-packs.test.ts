@@ -7,6 +7,7 @@ import { adjustableClock } from '../src/clock.ts';
 import type { Db } from '../src/db/database.ts';
 import { type BlobStore, createFolderBlobStore } from '../src/modules/blobs/blob-store.ts';
 import { RefMoved } from '../src/modules/repos/git-branches.ts';
+import { createRepoPacks } from '../src/modules/repos/repo-packs.ts';
 import { createRepoStore } from '../src/modules/repos/repo-store.ts';
 import { createSharedRepoStore, type SharedRepoStore } from '../src/modules/repos/shared-repos.ts';
 import { engines } from './harness.ts';
@@ -206,6 +207,23 @@ for (const engine of engines()) {
       await push(a, 310);
       assert.equal(await writer.head(id), await a.head(id));
       assert.equal(fetched, 1);
+    });
+
+    test("a pack bounded by a commit this copy does not hold (another replica's, not fetched yet) leaves it out", async () => {
+      // Two replicas moving one branch at once: the loser's pack was bounded by the winner's new commit,
+      // and git refused it ("bad object") instead of the write being refused as moved (seen once in CI).
+      await a.sync(id);
+      const copy = createRepoStore({
+        dir: join(dir, 'a', 'repos'),
+        hooksDir: join(dir, 'a', 'hooks'),
+        maxPushBytes: 1024 * 1024,
+      }).pathOf(id);
+      const packs = createRepoPacks({ db: db.kysely, clock, blobs });
+      const head = (await a.head(id))!;
+      const elsewhere = 'f'.repeat(40);
+      const objects = (pack: Buffer) => pack.readUInt32BE(8);
+      assert.ok(objects(await packs.packBetween(copy, [head], [elsewhere])) > 0);
+      assert.equal(objects(await packs.packBetween(copy, [head], [head, elsewhere])), 0);
     });
 
     test('packs named by nothing leave the blob store after the grace period, and no other does', async () => {

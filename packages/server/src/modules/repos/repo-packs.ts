@@ -73,12 +73,31 @@ export function createRepoPacks(deps: {
    * short: a pack past the limit stops the write rather than share a broken one.
    */
   async function packBetween(gitDir: string, news: string[], stops: string[]): Promise<Buffer> {
+    // A stop this copy does not hold (another replica's write it has not fetched) cannot bound the pack:
+    // git would refuse it as a bad object. Left out, the pack may repeat objects the blob store has.
+    const held = await holding(gitDir, stops);
     const out = await git(gitDir, ['pack-objects', '--revs', '--stdout', '--quiet'], {
-      input: `${news.join('\n')}\n${stops.map((c) => `^${c}`).join('\n')}\n`,
+      input: `${news.join('\n')}\n${held.map((c) => `^${c}`).join('\n')}\n`,
       maxBytes: maxPackBytes,
     });
     if (out.truncated) throw new Error(`the pack of this write is over ${maxPackBytes >> 20} MB: not shared`);
     return out.stdout;
+  }
+
+  /** The commits of `ids` a copy holds. */
+  async function holding(gitDir: string, ids: string[]): Promise<string[]> {
+    if (!ids.length) return [];
+    const out = await git(gitDir, ['cat-file', '--batch-check=%(objectname) %(objecttype)'], {
+      input: `${ids.join('\n')}\n`,
+    });
+    const commits = new Set(
+      out.stdout
+        .toString('utf8')
+        .split('\n')
+        .filter((line) => line.endsWith(' commit'))
+        .map((line) => line.split(' ')[0]),
+    );
+    return ids.filter((c) => commits.has(c));
   }
 
   /** Adds a pack's objects to a copy, refusing a pack whose bytes or objects are not what they should be. */

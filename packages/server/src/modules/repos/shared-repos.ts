@@ -153,6 +153,9 @@ export function createSharedRepoStore(deps: {
       if (!branch.test(m.ref) || [m.before, m.after].some((c) => c !== null && !sha.test(c)))
         throw new Error(`not a branch move: ${m.ref}`);
     const known = await dbRefs(id);
+    // Another replica moved a branch first: refused now, before a pack is made against its commit (which
+    // this copy may not hold). The transaction below checks again.
+    for (const m of moves) if ((known.get(m.ref) ?? null) !== m.before) throw new RefMoved(m.ref);
     const news = moves.flatMap((m) => (m.after ? [m.after] : []));
     let pack: { digest: string; objects: number } | null = null;
     if (news.length) {
