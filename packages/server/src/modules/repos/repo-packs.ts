@@ -249,7 +249,7 @@ export function createRepoPacks(deps: {
         .execute()
     ).map((r) => r.repo_id);
 
-  return { put, apply, packBetween, compact, sweep, crowded, lastSeq, tidyCopy };
+  return { put, apply, packBetween, holding, compact, sweep, crowded, lastSeq, tidyCopy };
 }
 
 export type RepoPacks = ReturnType<typeof createRepoPacks>;

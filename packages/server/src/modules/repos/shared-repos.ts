@@ -81,13 +81,8 @@ export function createSharedRepoStore(deps: {
   }
 
   /** Whether the copy holds every one of the commits (one `git cat-file` for all). */
-  const holds = async (id: string, commits: string[]) => {
-    const out = await git(local.pathOf(id), ['cat-file', '--batch-check=%(objecttype)'], {
-      input: `${commits.join('\n')}\n`,
-    });
-    const types = out.stdout.toString('utf8').trim().split('\n');
-    return types.length === commits.length && types.every((t) => t === 'commit');
-  };
+  const holds = async (id: string, commits: string[]) =>
+    commits.length > 0 && (await packs.holding(local.pathOf(id), commits)).length === commits.length;
   // The branches each copy was last found to hold every commit of, so an unchanged repository is not
   // checked again at every read.
   const held = new Map<string, string>();
